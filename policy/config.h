@@ -1,0 +1,140 @@
+/*
+ * config: the typed, immutable configuration model (format v1) and its only loader.
+ *
+ * config_load() reads one YAML file (config_yaml.c is the only file that includes <yaml.h>),
+ * checks it (config_check.c), fills in defaults and resolves relative paths against the folder
+ * of the file. It does not read list files: policy_new() does (see policy.h).
+ * Once loaded, a struct config is never modified; it is owned by whoever loaded it, or by the
+ * policy compiled from it.
+ */
+#ifndef VETO_CONFIG_H
+#define VETO_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "diag.h"
+
+/* How a blocked query is answered. CONFIG_ACTION_INHERIT = not set here, use the outer one. */
+enum config_action {
+	CONFIG_ACTION_INHERIT = 0,
+	CONFIG_ACTION_SINKHOLE,
+	CONFIG_ACTION_NXDOMAIN,
+	CONFIG_ACTION_NODATA,
+	CONFIG_ACTION_REFUSED,
+};
+
+enum config_log_queries {
+	CONFIG_LOG_ALL = 0,
+	CONFIG_LOG_BLOCKED,
+	CONFIG_LOG_NONE,
+};
+
+/* Where a value came from, for messages produced after loading (e.g. by policy_new). */
+struct config_loc {
+	int line, col;
+};
+
+/* An IPv4 or IPv6 prefix. IPv4 is stored as family AF_INET with addr[0..3]. Host bits are 0. */
+struct config_cidr {
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	uint8_t prefix;		/* 0..32 or 0..128 */
+	struct config_loc loc;
+};
+
+/* A socket address (listen address or upstream server). */
+struct config_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char *text;		/* owned, as written ("127.0.0.1:5353", "[::1]:5353") */
+	struct config_loc loc;
+};
+
+struct config_list {
+	char *name;		/* owned */
+	char **files;		/* owned, absolute or relative to the current dir (already resolved) */
+	struct config_loc *file_locs;
+	size_t nfiles;
+	char **domains;		/* owned, inline names as written */
+	struct config_loc *domain_locs;
+	size_t ndomains;
+	enum config_action action; /* INHERIT unless the list fixes its own action */
+	struct config_loc loc;
+};
+
+struct config_group {
+	char *name;		/* owned */
+	struct config_cidr *clients;
+	size_t nclients;	/* 0 = matches every client (a catch-all group) */
+	size_t *block;		/* indexes into config.lists */
+	size_t nblock;
+	size_t *allow;		/* indexes into config.lists */
+	size_t nallow;
+	bool default_deny;	/* default: deny */
+	enum config_action action; /* INHERIT = block.action */
+	struct config_loc loc;
+};
+
+struct config {
+	char *path;		/* owned, the file as given */
+	char *dir;		/* owned, its folder: the base of relative paths */
+
+	struct {
+		struct config_addr *listen;
+		size_t nlisten;
+		struct config_cidr *allow;
+		size_t nallow;
+	} server;
+
+	struct {
+		struct config_addr *servers;	/* resolved addresses; port 53 when not given */
+		size_t nservers;
+		bool resolv_conf;		/* "resolv.conf" was listed: read /etc/resolv.conf */
+		char *resolv_conf_path;		/* owned, default "/etc/resolv.conf" */
+		uint32_t timeout_ms;		/* one attempt; default 1500 */
+	} upstream;
+
+	struct {
+		uint32_t entries;		/* default 100000, 0 = off */
+		uint32_t min_ttl;		/* default 0 */
+		uint32_t max_ttl;		/* default 86400 */
+	} cache;
+
+	struct {
+		enum config_action action;	/* never INHERIT; default sinkhole */
+		uint8_t ipv4[4];		/* default 0.0.0.0 */
+		uint8_t ipv6[16];		/* default :: */
+		uint32_t ttl;			/* default 60 */
+	} block;
+
+	struct config_list *lists;		/* in file order */
+	size_t nlists;
+	struct config_group *groups;		/* in file order: the first match applies */
+	size_t ngroups;
+
+	struct {
+		enum config_log_queries queries; /* default all */
+		char *file;			 /* owned; "-" = standard output (default) */
+	} log;
+};
+
+/*
+ * Loads and checks path. Every problem is added to diag (all at once, with FILE:LINE:COL and the
+ * key path). Returns 0 and sets *out when there is no error (warnings allowed); -EINVAL when the
+ * file has errors; -errno when it cannot be read (also reported in diag). *out is written only on
+ * success; the caller owns it and frees it with config_free().
+ */
+int config_load(const char *path, struct diag *diag, struct config **out);
+void config_free(struct config **cfg);
+
+const char *config_action_name(enum config_action a); /* "sinkhole", ...; "inherit" */
+/* Parses "127.0.0.1:53", "[::1]:5353", "192.0.2.1" (default_port used). 0 or -EINVAL. */
+int config_parse_addr(const char *text, uint16_t default_port, struct sockaddr_storage *ss,
+		      socklen_t *len);
+/* Parses "10.0.0.0/8", "::1/128", "10.9.9.9" (host prefix). Host bits must be 0. 0 or -EINVAL. */
+int config_parse_cidr(const char *text, struct config_cidr *out, const char **why);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * policy: the compiled, immutable, refcounted policy and its evaluation.
+ *
+ * policy_new() takes a loaded config, reads every list file, and builds:
+ *   - the server.allow prefix set (who may query at all),
+ *   - client -> group (groups tried in config order, the first match applies; a group without
+ *     selectors matches every client),
+ *   - one name table for all lists: each distinct name is stored once with the set of lists that
+ *     contain it; a lookup probes the query name's suffixes from the longest down, so its cost
+ *     depends on the number of labels, never on the number or size of the lists.
+ * Evaluation functions are pure, allocate nothing and are safe to call from any thread.
+ * Reload builds a new policy on the side and swaps the pointer; a query keeps a reference to the
+ * policy it started with.
+ */
+#ifndef VETO_POLICY_H
+#define VETO_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "diag.h"
+#include "names.h"
+
+struct policy;
+
+/* Why a verdict was reached. */
+enum policy_reason {
+	POLICY_REASON_NO_GROUP = 0,	/* the client matched no group: forwarded unfiltered */
+	POLICY_REASON_NO_MATCH,		/* group matched, name in none of its lists: forward */
+	POLICY_REASON_ALLOW_LIST,	/* name (or a parent) in one of the group's allow lists */
+	POLICY_REASON_BLOCK_LIST,	/* name (or a parent) in one of the group's block lists */
+	POLICY_REASON_DEFAULT_DENY,	/* group has default: deny and no allow list matched */
+};
+
+struct policy_verdict {
+	bool blocked;
+	enum policy_reason reason;
+	enum config_action action;	/* when blocked: list action > group action > block.action;
+					   never INHERIT when blocked */
+	int group;			/* group index, -1 = none */
+	int list;			/* deciding list index (config.lists), -1 = none */
+	int rule_label;			/* the matching entry is the suffix of the name starting at
+					   this label (names_suffix_to_text), -1 = none */
+};
+
+/*
+ * Compiles cfg. Reads every list file; lines that are skipped are counted per list and the first
+ * few reported to diag as notes ("FILE:LINE: skipped: reason"); a missing or unreadable file is
+ * an error. Warnings (e.g. a list used by no group) go to diag too.
+ * On success (return 0) *out holds one reference and the policy takes ownership of cfg.
+ * On failure (-EINVAL for content errors, -ENOMEM, -errno for I/O) cfg stays the caller's.
+ */
+int policy_new(struct config *cfg, struct diag *diag, struct policy **out);
+struct policy *policy_ref(struct policy *p);
+void policy_unref(struct policy **p);	/* frees at zero, and sets *p = NULL */
+
+const struct config *policy_config(const struct policy *p);
+
+/* True when the client address may query at all (server.allow). sa is AF_INET or AF_INET6;
+ * IPv4-mapped IPv6 addresses are treated as IPv4. */
+bool policy_client_allowed(const struct policy *p, const struct sockaddr *sa);
+
+/* The group index that applies to the client, or -1 when none matches. */
+int policy_client_group(const struct policy *p, const struct sockaddr *sa);
+
+/* Evaluates a canonical query name for a group (-1 = no group). Never fails. */
+void policy_check(const struct policy *p, int group, const struct names_name *qname,
+		  struct policy_verdict *v);
+
+const char *policy_group_name(const struct policy *p, int group); /* NULL for -1 */
+const char *policy_list_name(const struct policy *p, int list);   /* NULL for -1 */
+
+/* Figures for `veto check`. */
+struct policy_list_stats {
+	size_t entries;		/* names accepted (after dedup inside this list) */
+	size_t skipped;		/* lines skipped */
+};
+void policy_list_stats(const struct policy *p, int list, struct policy_list_stats *st);
+size_t policy_names(const struct policy *p);	/* distinct names over all lists */
+size_t policy_memory(const struct policy *p);	/* bytes held by the compiled policy */
+
+#endif
