@@ -1,0 +1,143 @@
+/*
+ * bench_upstream: a minimal, fast authoritative stand-in for benchmarks only.
+ *
+ * Answers every query on 127.0.0.1:PORT (UDP) at once: A -> 192.0.2.1, AAAA -> 2001:db8::1,
+ * other types NODATA, all with TTL 86400, so that a forwarder's cache stays warm for the whole
+ * run. Uses recvmmsg/sendmmsg. Stops after the given number of seconds (bounded by design).
+ * Usage: bench_upstream PORT SECONDS
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH 64
+#define BUFSZ 1500
+
+static size_t
+answer(uint8_t *p, size_t len)
+{
+	if (len < 12 || (p[2] & 0x80))
+		return 0;
+	size_t pos = 12;
+	while (pos < len && p[pos] != 0) {
+		if (p[pos] & 0xc0)
+			return 0;
+		pos += (size_t)p[pos] + 1;
+	}
+	if (pos + 5 > len)
+		return 0;
+	pos++;
+	uint16_t qtype = (uint16_t)(p[pos] << 8 | p[pos + 1]);
+	pos += 4;
+	p[2] = (uint8_t)(0x84 | (p[2] & 0x01)); /* QR, AA, keep RD */
+	p[3] = 0x80;				  /* RA, NOERROR */
+	p[6] = 0;
+	p[7] = 0;
+	p[8] = 0;
+	p[9] = 0;
+	p[10] = 0;
+	p[11] = 0; /* drop OPT and anything else */
+	uint8_t rr[28];
+	size_t rl = 0;
+	if (qtype == 1 || qtype == 28) {
+		rr[0] = 0xc0;
+		rr[1] = 12;
+		rr[2] = 0;
+		rr[3] = (uint8_t)qtype;
+		rr[4] = 0;
+		rr[5] = 1;
+		rr[6] = 0;
+		rr[7] = 0x01;
+		rr[8] = 0x51;
+		rr[9] = 0x80; /* 86400 */
+		if (qtype == 1) {
+			rr[10] = 0;
+			rr[11] = 4;
+			uint8_t a[4] = {192, 0, 2, 1};
+			memcpy(rr + 12, a, 4);
+			rl = 16;
+		} else {
+			rr[10] = 0;
+			rr[11] = 16;
+			uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8};
+			a[15] = 1;
+			memcpy(rr + 12, a, 16);
+			rl = 28;
+		}
+		if (pos + rl > BUFSZ)
+			return 0;
+		memcpy(p + pos, rr, rl);
+		p[7] = 1;
+	}
+	return pos + rl;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: bench_upstream PORT SECONDS\n");
+		return 2;
+	}
+	int port = atoi(argv[1]);
+	int seconds = atoi(argv[2]);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0) {
+		perror("socket");
+		return 1;
+	}
+	int sz = 8 << 20;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+		perror("bind");
+		return 1;
+	}
+	static uint8_t bufs[BATCH][BUFSZ];
+	struct sockaddr_storage addrs[BATCH];
+	struct iovec iov[BATCH];
+	struct mmsghdr msgs[BATCH];
+	time_t end = time(NULL) + seconds;
+	while (time(NULL) < end) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, 200) <= 0)
+			continue;
+		for (int i = 0; i < BATCH; i++) {
+			iov[i].iov_base = bufs[i];
+			iov[i].iov_len = BUFSZ;
+			memset(&msgs[i], 0, sizeof(msgs[i]));
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+			msgs[i].msg_hdr.msg_name = &addrs[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(addrs[i]);
+		}
+		int n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			continue;
+		int out = 0;
+		for (int i = 0; i < n; i++) {
+			size_t len = answer(bufs[i], msgs[i].msg_len);
+			if (len == 0)
+				continue;
+			iov[i].iov_len = len;
+			if (out != i)
+				msgs[out] = msgs[i];
+			msgs[out].msg_hdr.msg_iov = &iov[i];
+			out++;
+		}
+		if (out > 0)
+			sendmmsg(fd, msgs, (unsigned)out, 0);
+	}
+	close(fd);
+	return 0;
+}

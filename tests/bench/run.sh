@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: veto and dnsdist, same upstream, same blocklist, cache on, one core each,
+# driven by dnsperf over loopback. Bounded: every load run has a time limit, every process started
+# here is stopped by its PID. Usage: tests/bench/run.sh [BUILD_DIR] (default build).
+# Environment: DURATION (seconds per run, default 10), CLIENTS (dnsperf -c, default 8),
+# OUTSTANDING (dnsperf -q, default 256).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+build=${1:-$src/build}
+case "$build" in */veto) build=$(dirname "$build") ;; esac
+veto=$build/veto
+upstream_bin=$build/tests/bench_upstream
+DURATION=${DURATION:-10}
+CLIENTS=${CLIENTS:-8}
+OUTSTANDING=${OUTSTANDING:-256}
+UP_PORT=15300 VETO_PORT=15301 DD_PORT=15302
+SERVER_CPU=1 LOAD_CPU=0
+work=$(mktemp -d /tmp/veto-bench.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+for b in "$veto" "$upstream_bin"; do
+	[ -x "$b" ] || { echo "missing $b (build first: make build)" >&2; exit 1; }
+done
+for t in dnsperf dnsdist taskset; do
+	command -v $t >/dev/null || { echo "missing $t (make bench-deps)" >&2; exit 1; }
+done
+
+# --- data: one blocklist for both servers, three query mixes --------------------------------
+cat "$src"/conf/lists/{xiaomi,oppo-realme,oneplus,vivo,huawei-honor}.txt 2>/dev/null |
+	sed -e 's/#.*//' -e 's/[[:space:]]//g' | grep -v '^$' | sort -u >"$work/blocked.list"
+nblocked=$(wc -l <"$work/blocked.list")
+[ "$nblocked" -gt 0 ] || { echo "no blocklist entries found in conf/lists" >&2; exit 1; }
+for i in $(seq 1 1000); do echo "h$i.bench.example A"; done >"$work/hits.txt"
+awk '{print "t" NR ".x." $1 " A"}' "$work/blocked.list" | head -1000 >"$work/blocked.txt"
+# realistic: 70% cached names, 20% blocked, 10% names seen once (forwarded upstream)
+awk -v seed=7 'BEGIN { srand(seed) }
+	FNR == NR { b[n++] = $1; next }
+	{ }
+	END {
+		for (i = 0; i < 200000; i++) {
+			r = rand();
+			if (r < 0.7) printf "h%d.bench.example A\n", 1 + int(rand() * 1000);
+			else if (r < 0.9) printf "t%d.x.%s A\n", i, b[int(rand() * n)];
+			else printf "m%d.miss.example A\n", i;
+		}
+	}' "$work/blocked.list" /dev/null >"$work/mix.txt"
+
+# --- servers ---------------------------------------------------------------------------------
+taskset -c $LOAD_CPU "$upstream_bin" $UP_PORT $((DURATION * 12 + 120)) &
+pids+=($!)
+
+cat >"$work/veto.yaml" <<YAML
+server:
+  listen: ["127.0.0.1:$VETO_PORT"]
+upstream:
+  servers: ["127.0.0.1:$UP_PORT"]
+  timeout_ms: 1000
+cache:
+  entries: 100000
+lists:
+  vendors: {files: [$work/blocked.list]}
+groups:
+  - name: everyone
+    block: [vendors]
+log:
+  queries: none
+YAML
+cat >"$work/dnsdist.lua" <<LUA
+setLocal("127.0.0.1:$DD_PORT")
+newServer({address="127.0.0.1:$UP_PORT", name="up", checkInterval=3600})
+pc = newPacketCache(100000, {maxTTL=86400, minTTL=0})
+getPool(""):setCache(pc)
+smn = newSuffixMatchNode()
+for line in io.lines("$work/blocked.list") do smn:add(line) end
+addAction(SuffixMatchNodeRule(smn), SpoofAction({"0.0.0.0", "::"}))
+LUA
+
+taskset -c $SERVER_CPU "$veto" serve -c "$work/veto.yaml" >"$work/veto.out" 2>"$work/veto.err" &
+veto_pid=$!
+pids+=($veto_pid)
+taskset -c $SERVER_CPU dnsdist --supervised --disable-syslog -C "$work/dnsdist.lua" \
+	>"$work/dnsdist.out" 2>&1 &
+dd_pid=$!
+pids+=($dd_pid)
+
+wait_up() { # port
+	for _ in $(seq 1 100); do
+		if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p "$1" -n 1 -t 1 2>/dev/null |
+			grep -q 'Queries completed: *1 '; then return 0; fi
+		sleep 0.1
+	done
+	echo "server on port $1 did not answer" >&2
+	return 1
+}
+wait_up $VETO_PORT
+wait_up $DD_PORT
+
+run_qps() { # port file -> prints qps
+	taskset -c $LOAD_CPU dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c "$CLIENTS" \
+		-q "$OUTSTANDING" -t 2 2>/dev/null >"$work/last.txt"
+	awk '/Queries per second/ {print int($4)}' "$work/last.txt"
+}
+lost() { awk '/Queries lost/ {print $3}' "$work/last.txt"; }
+
+run_p99() { # port file qps -> prints "p50 p99" in microseconds
+	taskset -c $LOAD_CPU dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l 5 -c 1 -q 64 -Q "$3" -t 2 -v \
+		2>/dev/null | awk '$1 == ">" {print $NF * 1000000}' | sort -n >"$work/lat.txt"
+	n=$(wc -l <"$work/lat.txt")
+	[ "$n" -gt 0 ] || { echo "- -"; return; }
+	p50=$(sed -n "$(((n + 1) / 2))p" "$work/lat.txt")
+	p99=$(sed -n "$(((n * 99 + 99) / 100))p" "$work/lat.txt")
+	printf '%.0f %.0f\n' "$p50" "$p99"
+}
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# Warm both caches with every cacheable name once.
+for port in $VETO_PORT $DD_PORT; do
+	taskset -c $LOAD_CPU dnsperf -s 127.0.0.1 -p $port -d "$work/hits.txt" -n 1 -c 1 -q 100 \
+		>/dev/null 2>&1
+done
+
+echo "veto vs dnsdist $(dnsdist --version 2>/dev/null | head -1 | awk '{print $2}'), one core each" \
+	"(server on CPU $SERVER_CPU, dnsperf on CPU $LOAD_CPU), $DURATION s per run, blocklist $nblocked names"
+printf '| mix | veto qps | dnsdist qps | ratio | veto p50/p99 us at half peak | dnsdist p50/p99 us at half peak |\n'
+printf '|---|---:|---:|---:|---:|---:|\n'
+for mix in hits blocked mix; do
+	v=$(run_qps $VETO_PORT "$work/$mix.txt")
+	vl=$(lost)
+	d=$(run_qps $DD_PORT "$work/$mix.txt")
+	dl=$(lost)
+	ratio=$(awk -v a="$v" -v b="$d" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+	read -r vp50 vp99 < <(run_p99 $VETO_PORT "$work/$mix.txt" $((v / 2)))
+	read -r dp50 dp99 < <(run_p99 $DD_PORT "$work/$mix.txt" $((d / 2)))
+	printf '| %s | %s | %s | %s | %s / %s | %s / %s |\n' "$mix" "$v" "$d" "$ratio" \
+		"$vp50" "$vp99" "$dp50" "$dp99"
+	[ "${vl%%(*}" = "0" ] || echo "  (veto lost ${vl} queries on $mix)"
+done
+echo
+echo "resident memory after the runs: veto $(rss_kb $veto_pid) kB, dnsdist $(rss_kb $dd_pid) kB"
+
+# --- memory: 1,000,000 blocked names and a full 100,000-entry cache ----------------------------
+awk 'BEGIN { srand(11); for (i = 0; i < 1000000; i++)
+	printf "%s%d.%s-%d.example\n", substr("trackmetricsadslogstatpushcdnapi", 1 + int(rand() * 28), 4),
+	       i, substr("abcdefghijklmnopqrstuvwxyz", 1 + int(rand() * 20), 6), int(rand() * 5000) }' \
+	>"$work/million.list"
+sed -e "s#$work/blocked.list#$work/million.list#" -e "s#$VETO_PORT#$((VETO_PORT + 10))#" \
+	"$work/veto.yaml" >"$work/veto-1m.yaml"
+start=$(date +%s.%N)
+taskset -c $SERVER_CPU "$veto" serve -c "$work/veto-1m.yaml" >/dev/null 2>"$work/veto-1m.err" &
+big_pid=$!
+pids+=($big_pid)
+wait_up $((VETO_PORT + 10))
+ready=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')
+rss_policy=$(rss_kb $big_pid)
+for i in $(seq 1 100000); do echo "c$i.fill.example A"; done >"$work/fill.txt"
+taskset -c $LOAD_CPU dnsperf -s 127.0.0.1 -p $((VETO_PORT + 10)) -d "$work/fill.txt" -n 1 -c 4 \
+	-q 500 -t 2 -l 60 >/dev/null 2>&1
+echo "1M blocked names: ready to answer after ${ready} s, RSS ${rss_policy} kB;" \
+	"after filling the cache with 100k answers: RSS $(rss_kb $big_pid) kB"
