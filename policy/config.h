@@ -136,5 +136,7 @@ int config_parse_addr(const char *text, uint16_t default_port, struct sockaddr_s
 		      socklen_t *len);
 /* Parses "10.0.0.0/8", "::1/128", "10.9.9.9" (host prefix). Host bits must be 0. 0 or -EINVAL. */
 int config_parse_cidr(const char *text, struct config_cidr *out, const char **why);
+/* Writes the prefix as "10.0.0.0/8" or "2001:db8::/32" (64 octets are always enough). */
+void config_cidr_to_text(const struct config_cidr *c, char *buf, size_t size);
 
 #endif

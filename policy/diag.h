@@ -49,6 +49,10 @@ void diag_add(struct diag *d, enum diag_level level, const char *file, int line,
 void diag_vadd(struct diag *d, enum diag_level level, const char *file, int line, int col,
 	       const char *path, const char *fmt, va_list ap) __attribute__((format(printf, 7, 0)));
 
+/* Sorts the entries from index `from` on by file, line and column (stable: entries at the same
+ * place keep their order), so that problems found in several passes read in file order. */
+void diag_sort(struct diag *d, size_t from);
+
 /* Prints every entry of at least the given importance (DIAG_NOTE prints all), one per line. */
 void diag_print(const struct diag *d, FILE *out, enum diag_level min);
 

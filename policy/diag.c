@@ -1,0 +1,149 @@
+/*
+ * diag: collected diagnostics with their location (see diag.h).
+ */
+#include "diag.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+void
+diag_init(struct diag *d)
+{
+	memset(d, 0, sizeof(*d));
+}
+
+static void
+entry_free(struct diag_entry *e)
+{
+	free(e->file);
+	free(e->path);
+	free(e->msg);
+	free(e->text);
+}
+
+void
+diag_clear(struct diag *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		entry_free(&d->v[i]);
+	free(d->v);
+	diag_init(d);
+}
+
+static const char *
+level_prefix(enum diag_level level)
+{
+	switch (level) {
+	case DIAG_WARNING:
+		return "warning: ";
+	case DIAG_ERROR:
+	case DIAG_NOTE:
+		break;
+	}
+	return "";
+}
+
+/* Formats "FILE:LINE:COL: path: [warning: ]msg" leaving out the unknown parts. */
+static char *
+format_text(const struct diag_entry *e)
+{
+	char *text = NULL;
+	char loc[64] = "";
+	if (e->line > 0 && e->col > 0)
+		snprintf(loc, sizeof(loc), ":%d:%d", e->line, e->col);
+	else if (e->line > 0)
+		snprintf(loc, sizeof(loc), ":%d", e->line);
+	int r = asprintf(&text, "%s%s%s%s%s%s%s", e->file != NULL ? e->file : "", loc,
+			 e->file != NULL || loc[0] != '\0' ? ": " : "", e->path != NULL ? e->path : "",
+			 e->path != NULL ? ": " : "", level_prefix(e->level), e->msg);
+	return r < 0 ? NULL : text;
+}
+
+void
+diag_vadd(struct diag *d, enum diag_level level, const char *file, int line, int col,
+	  const char *path, const char *fmt, va_list ap)
+{
+	if (level == DIAG_ERROR)
+		d->nerrors++;
+	else if (level == DIAG_WARNING)
+		d->nwarnings++;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct diag_entry *v = realloc(d->v, cap * sizeof(*v));
+		if (v == NULL)
+			return;
+		d->v = v;
+		d->cap = cap;
+	}
+	struct diag_entry e = {
+		.level = level,
+		.line = line > 0 ? line : 0,
+		.col = col > 0 ? col : 0,
+	};
+	e.file = dup_or_null(file);
+	e.path = dup_or_null(path);
+	if (vasprintf(&e.msg, fmt, ap) < 0)
+		e.msg = NULL;
+	if ((file != NULL && e.file == NULL) || (path != NULL && e.path == NULL) || e.msg == NULL)
+		goto fail;
+	e.text = format_text(&e);
+	if (e.text == NULL)
+		goto fail;
+	d->v[d->n++] = e;
+	return;
+fail:
+	entry_free(&e);
+}
+
+void
+diag_add(struct diag *d, enum diag_level level, const char *file, int line, int col,
+	 const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	diag_vadd(d, level, file, line, col, path, fmt, ap);
+	va_end(ap);
+}
+
+static int
+entry_cmp(const struct diag_entry *a, const struct diag_entry *b)
+{
+	int c = strcmp(a->file != NULL ? a->file : "", b->file != NULL ? b->file : "");
+	if (c != 0)
+		return c;
+	if (a->line != b->line)
+		return a->line < b->line ? -1 : 1;
+	if (a->col != b->col)
+		return a->col < b->col ? -1 : 1;
+	return 0;
+}
+
+void
+diag_sort(struct diag *d, size_t from)
+{
+	/* Insertion sort: stable, and the lists are short. */
+	for (size_t i = from + 1; i < d->n; i++) {
+		struct diag_entry e = d->v[i];
+		size_t j = i;
+		while (j > from && entry_cmp(&d->v[j - 1], &e) > 0) {
+			d->v[j] = d->v[j - 1];
+			j--;
+		}
+		d->v[j] = e;
+	}
+}
+
+void
+diag_print(const struct diag *d, FILE *out, enum diag_level min)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->v[i].level <= min)
+			fprintf(out, "%s\n", d->v[i].text);
+}
