@@ -2,9 +2,19 @@
  * log: operational messages (startup, reload, errors, dropped records) on standard error.
  * One line each: "2026-11-22T03:58:22.123Z info: message". Thread-safe; a line is written with a
  * single write(2) so lines from threads never interleave. Not the query log (see querylog.h).
+ *
+ * Level: until log_set_level() is called, the level comes from the environment variable
+ * VETO_LOG_LEVEL (debug, info, warning or error; read once, on the first message), or
+ * LOG_LEVEL_INFO when it is unset or invalid (an invalid value is reported once as a warning).
+ * An explicit log_set_level() always wins over the environment.
+ * Messages longer than LOG_LINE_MAX octets are truncated (ending with "...").
  */
 #ifndef VETO_LOG_H
 #define VETO_LOG_H
+
+#include <stdbool.h>
+
+#define LOG_LINE_MAX 4096	/* octets per line, timestamp and newline included */
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0,
@@ -13,8 +23,15 @@ enum log_level {
 	LOG_LEVEL_DEBUG,
 };
 
-void log_set_level(enum log_level level);	/* default LOG_LEVEL_INFO */
+void log_set_level(enum log_level level);	/* default LOG_LEVEL_INFO (or VETO_LOG_LEVEL) */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True when a message at this level would be written (to skip building costly messages). */
+bool log_enabled(enum log_level level);
+
+/* "debug", "info", "warning" (or "warn"), "error", case-insensitive. 0 or -EINVAL; *out is
+ * written only on success. */
+int log_level_from_text(const char *text, enum log_level *out);
 
 #define log_error(...)	 log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)

@@ -8,6 +8,14 @@
  * per burst, via log.h). querylog_reopen() (SIGHUP) makes the writer reopen the file (logrotate).
  * querylog_free() writes what is buffered, then stops the thread.
  *
+ * Threads: querylog_submit() has a single producer: call it from one thread only (the loop).
+ * querylog_wants/reopen/dropped/lost may be called from any thread. The writer thread blocks
+ * every signal. A record reaches the file within about 50 ms (the writer is woken early only
+ * when the ring fills up, so the steady-state producer cost is a copy and an atomic store).
+ * Write errors (ENOSPC, EIO, ...): the records of the failed batch are counted as lost, the
+ * error is logged once per burst, and the next batch is tried again. When standard output is
+ * the log and is a closed pipe, the process must ignore SIGPIPE (the server does).
+ *
  * Line format, exact field names:
  * {"ts":"2026-11-22T03:58:22.123Z","client":"10.0.0.7","proto":"udp","group":"lab",
  *  "qname":"tracking.miui.com","qtype":"A","blocked":true,"list":"xiaomi","rule":"miui.com",
@@ -37,6 +45,8 @@ enum querylog_action {
 };
 
 #define QUERYLOG_NAME_MAX 64	/* group and list names are truncated to this in records */
+#define QUERYLOG_LINE_MAX 4096	/* longest possible formatted line, '\n' and NUL included */
+#define QUERYLOG_RING	  16384	/* records buffered between the loop and the writer */
 
 /* Fixed-size; everything copied, no pointers. */
 struct querylog_record {
@@ -76,10 +86,14 @@ void querylog_reopen(struct querylog *ql);
 /* Writes out what is buffered, stops the writer, closes the file, frees, sets *ql = NULL. */
 void querylog_free(struct querylog **ql);
 
+/* Records dropped because the ring was full. */
 uint64_t querylog_dropped(const struct querylog *ql);
+/* Records lost because writing them failed (ENOSPC, EIO, ...). */
+uint64_t querylog_lost(const struct querylog *ql);
 
-/* Formats r as one JSON line with '\n' into buf (cap octets, 2048 is always enough). Returns
- * the length. Exposed for tests. */
+/* Formats r as one JSON line with '\n' into buf and NUL-terminates it. Returns the length
+ * (without the NUL), or 0 when cap is too small (nothing usable written): QUERYLOG_LINE_MAX is
+ * always enough, 2048 is enough unless names are full of escaped octets. Exposed for tests. */
 size_t querylog_format(const struct querylog_record *r, char *buf, size_t cap);
 
 #endif
