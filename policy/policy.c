@@ -1,0 +1,410 @@
+/*
+ * policy: compiles a config into an immutable policy and evaluates it (see policy.h).
+ *
+ * Every list is loaded into one nameset (name -> interned list-set). After loading, a table
+ * gsets[group][set] records, for every group and every list-set, the first of the group's allow
+ * lists and the first of its block lists that the set contains, so that evaluating a name costs
+ * one hash probe per label plus one table read per hit, whatever the number of lists.
+ *
+ * Matching semantics (policy_check): the query name's suffixes are probed from the name itself
+ * down to its top-level label; the root is never probed (lists.c refuses "." as an entry: use
+ * default: deny to block everything). An allow hit at any label wins; otherwise the most specific
+ * block hit decides; otherwise default: deny; otherwise no match.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lists.h"
+#include "policy_int.h"
+
+#define KEY_MAX 512
+#define BYTES_PER_NAME_GUESS 24	/* list file octets per name, to presize the table */
+
+static uint64_t
+random_seed(void)
+{
+	uint64_t seed;
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+		return seed;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48);
+	seed ^= (uint64_t)(uintptr_t)&seed;
+	return seed;
+}
+
+struct load_ctx {
+	struct nameset *ns;
+	uint32_t list;
+	size_t entries;
+};
+
+static int
+on_list_name(void *arg, const struct names_name *n)
+{
+	struct load_ctx *c = arg;
+	int rc = nameset_add(c->ns, n, c->list);
+	if (rc < 0)
+		return rc;
+	c->entries += (size_t)rc;
+	return 0;
+}
+
+/* Loads list l (files and inline domains). I/O and content errors are reported to diag and
+ * returned after trying everything; -ENOMEM is returned at once. */
+static int
+load_list(struct policy *p, struct diag *diag, size_t l)
+{
+	const struct config *cfg = p->cfg;
+	const struct config_list *cl = &cfg->lists[l];
+	struct load_ctx ctx = {.ns = p->names, .list = (uint32_t)l};
+	struct lists_stats st = {0};
+	char key[KEY_MAX];
+	int result = 0;
+
+	for (size_t i = 0; i < cl->nfiles; i++) {
+		const struct config_loc *loc = cl->file_locs != NULL ? &cl->file_locs[i] : &cl->loc;
+		snprintf(key, sizeof(key), "lists.%s.files[%zu]", cl->name, i);
+		int rc = lists_read_file(cl->files[i], cfg->path, loc->line, loc->col, key, diag,
+					 on_list_name, &ctx, &st);
+		if (rc == -ENOMEM || rc == -E2BIG)
+			return rc;
+		if (rc < 0 && result == 0)
+			result = rc;
+	}
+	for (size_t i = 0; i < cl->ndomains; i++) {
+		const struct config_loc *loc =
+			cl->domain_locs != NULL ? &cl->domain_locs[i] : &cl->loc;
+		const char *text = cl->domains[i];
+		struct names_name n;
+		const char *why = NULL;
+		snprintf(key, sizeof(key), "lists.%s.domains[%zu]", cl->name, i);
+		int rc = lists_parse_name(text, strlen(text), &n, &why);
+		if (rc < 0) {
+			diag_add(diag, DIAG_ERROR, cfg->path, loc->line, loc->col, key,
+				 "invalid name '%s': %s", text, why);
+			if (result == 0)
+				result = -EINVAL;
+			continue;
+		}
+		if (rc == 1) {
+			diag_add(diag, DIAG_WARNING, cfg->path, loc->line, loc->col, key,
+				 "'%s' is a local host name: ignored", text);
+			continue;
+		}
+		if ((rc = on_list_name(&ctx, &n)) < 0)
+			return rc;
+	}
+	p->lstats[l].entries = ctx.entries;
+	p->lstats[l].skipped = st.skipped;
+	return result;
+}
+
+/* Fills gsets: for each group and set, the group's first allow and block list in the set. */
+static int
+build_gsets(struct policy *p)
+{
+	const struct config *cfg = p->cfg;
+	size_t nsets = nameset_nsets(p->names);
+	int rc = 0;
+	int32_t *arank = NULL, *brank = NULL;
+
+	p->nsets = nsets;
+	if (cfg->ngroups == 0 || nsets == 0)
+		return 0;
+	if (nsets > SIZE_MAX / sizeof(*p->gsets) / cfg->ngroups)
+		return -ENOMEM;
+	p->gsets = malloc(cfg->ngroups * nsets * sizeof(*p->gsets));
+	arank = malloc((cfg->nlists + 1) * sizeof(*arank));
+	brank = malloc((cfg->nlists + 1) * sizeof(*brank));
+	if (p->gsets == NULL || arank == NULL || brank == NULL) {
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t g = 0; g < cfg->ngroups; g++) {
+		const struct config_group *cg = &cfg->groups[g];
+		/* rank of each list in the group's block / allow order, INT32_MAX = not there */
+		for (size_t l = 0; l < cfg->nlists; l++)
+			arank[l] = brank[l] = INT32_MAX;
+		for (size_t k = cg->nallow; k-- > 0;)
+			if (cg->allow[k] < cfg->nlists)
+				arank[cg->allow[k]] = (int32_t)k;
+		for (size_t k = cg->nblock; k-- > 0;)
+			if (cg->block[k] < cfg->nlists)
+				brank[cg->block[k]] = (int32_t)k;
+		struct policy_gset *row = p->gsets + g * nsets;
+		for (size_t s = 0; s < nsets; s++) {
+			size_t n;
+			const uint32_t *lists = nameset_set(p->names, (uint32_t)s, &n);
+			int32_t ba = INT32_MAX, bb = INT32_MAX;
+			for (size_t k = 0; k < n; k++) {
+				if (lists[k] >= cfg->nlists)
+					continue;
+				if (arank[lists[k]] < ba)
+					ba = arank[lists[k]];
+				if (brank[lists[k]] < bb)
+					bb = brank[lists[k]];
+			}
+			row[s].allow = ba == INT32_MAX ? -1 : (int32_t)cg->allow[ba];
+			row[s].block = bb == INT32_MAX ? -1 : (int32_t)cg->block[bb];
+		}
+	}
+cleanup:
+	free(arank);
+	free(brank);
+	return rc;
+}
+
+static int
+build_clients(struct policy *p)
+{
+	const struct config *cfg = p->cfg;
+	int rc;
+
+	if ((rc = clients_new(&p->allow)) != 0 || (rc = clients_new(&p->groups)) != 0)
+		return rc;
+	for (size_t i = 0; i < cfg->server.nallow; i++) {
+		const struct config_cidr *c = &cfg->server.allow[i];
+		if ((rc = clients_add(p->allow, c->family, c->addr, c->prefix, 0)) != 0)
+			return rc;
+	}
+	for (size_t g = 0; g < cfg->ngroups; g++) {
+		const struct config_group *cg = &cfg->groups[g];
+		if (cg->nclients == 0) {
+			if ((rc = clients_add_all(p->groups, (int)g)) != 0)
+				return rc;
+			continue;
+		}
+		for (size_t i = 0; i < cg->nclients; i++) {
+			const struct config_cidr *c = &cg->clients[i];
+			if ((rc = clients_add(p->groups, c->family, c->addr, c->prefix, (int)g)) != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static size_t
+expected_names(const struct config *cfg)
+{
+	size_t total = 0;
+	for (size_t l = 0; l < cfg->nlists; l++) {
+		total += cfg->lists[l].ndomains;
+		for (size_t i = 0; i < cfg->lists[l].nfiles; i++) {
+			struct stat sb;
+			if (stat(cfg->lists[l].files[i], &sb) == 0 && S_ISREG(sb.st_mode))
+				total += (size_t)sb.st_size / BYTES_PER_NAME_GUESS;
+		}
+	}
+	return total;
+}
+
+static void
+policy_destroy(struct policy *p)
+{
+	clients_free(&p->allow);
+	clients_free(&p->groups);
+	nameset_free(&p->names);
+	free(p->gsets);
+	free(p->lstats);
+	free(p);
+}
+
+int
+policy_new(struct config *cfg, struct diag *diag, struct policy **out)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+	int rc = 0;
+
+	if (p == NULL)
+		return -ENOMEM;
+	atomic_init(&p->refs, 1);
+	p->cfg = cfg;
+	p->seed = random_seed();
+	p->lstats = calloc(cfg->nlists + 1, sizeof(*p->lstats));
+	if (p->lstats == NULL) {
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	if ((rc = nameset_new(p->seed, expected_names(cfg), &p->names)) != 0)
+		goto cleanup;
+	for (size_t l = 0; l < cfg->nlists; l++) {
+		int lrc = load_list(p, diag, l);
+		if (lrc == -ENOMEM || lrc == -E2BIG) {
+			diag_add(diag, DIAG_ERROR, cfg->path, cfg->lists[l].loc.line,
+				 cfg->lists[l].loc.col, NULL, "lists.%s: %s", cfg->lists[l].name,
+				 strerror(-lrc));
+			rc = lrc;
+			goto cleanup;
+		}
+		if (lrc < 0 && rc == 0)
+			rc = lrc;
+	}
+	if (rc != 0)
+		goto cleanup;
+	nameset_shrink(p->names);
+	if ((rc = build_gsets(p)) != 0 || (rc = build_clients(p)) != 0)
+		goto cleanup;
+
+	p->memory = sizeof(*p) + nameset_memory(p->names) + clients_memory(p->allow) +
+		    clients_memory(p->groups) + (cfg->nlists + 1) * sizeof(*p->lstats) +
+		    (p->gsets != NULL ? cfg->ngroups * p->nsets * sizeof(*p->gsets) : 0);
+	*out = p;
+	p = NULL;
+cleanup:
+	if (p != NULL) {
+		p->cfg = NULL;	/* stays the caller's on failure */
+		policy_destroy(p);
+	}
+	return rc;
+}
+
+struct policy *
+policy_ref(struct policy *p)
+{
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	return p;
+}
+
+void
+policy_unref(struct policy **pp)
+{
+	struct policy *p = *pp;
+	if (p == NULL)
+		return;
+	*pp = NULL;
+	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	config_free(&p->cfg);
+	policy_destroy(p);
+}
+
+const struct config *
+policy_config(const struct policy *p)
+{
+	return p->cfg;
+}
+
+bool
+policy_client_allowed(const struct policy *p, const struct sockaddr *sa)
+{
+	return clients_find(p->allow, sa) >= 0;
+}
+
+int
+policy_client_group(const struct policy *p, const struct sockaddr *sa)
+{
+	return clients_find(p->groups, sa);
+}
+
+static enum config_action
+pick_action(enum config_action list, enum config_action group, enum config_action global)
+{
+	if (list != CONFIG_ACTION_INHERIT)
+		return list;
+	if (group != CONFIG_ACTION_INHERIT)
+		return group;
+	return global != CONFIG_ACTION_INHERIT ? global : CONFIG_ACTION_SINKHOLE;
+}
+
+void
+policy_check(const struct policy *p, int group, const struct names_name *q,
+	     struct policy_verdict *v)
+{
+	const struct config *cfg = p->cfg;
+
+	v->blocked = false;
+	v->reason = POLICY_REASON_NO_GROUP;
+	v->action = CONFIG_ACTION_INHERIT;
+	v->group = -1;
+	v->list = -1;
+	v->rule_label = -1;
+	if (group < 0 || (size_t)group >= cfg->ngroups)
+		return;
+	v->group = group;
+	v->reason = POLICY_REASON_NO_MATCH;
+
+	const struct config_group *cg = &cfg->groups[group];
+	int block_list = -1, block_label = -1;
+	unsigned nl = q->nlabels;
+	if (p->gsets != NULL && nl > 0 && cg->nallow + cg->nblock > 0) {
+		const struct policy_gset *row = p->gsets + (size_t)group * p->nsets;
+		uint64_t h[NAMES_MAX_LABELS];
+		uint32_t sets[NAMES_MAX_LABELS];
+		names_hash_suffixes(q, p->seed, h);
+		nameset_find_suffixes(p->names, q, h, nl, sets);
+		for (unsigned i = 0; i < nl; i++) {
+			uint32_t set = sets[i];
+			if (set == NAMESET_NONE)
+				continue;
+			if (row[set].allow >= 0) {
+				v->reason = POLICY_REASON_ALLOW_LIST;
+				v->list = row[set].allow;
+				v->rule_label = (int)i;
+				return;
+			}
+			if (block_list < 0 && row[set].block >= 0) {
+				block_list = row[set].block;
+				block_label = (int)i;
+			}
+		}
+	}
+	if (block_list >= 0) {
+		v->blocked = true;
+		v->reason = POLICY_REASON_BLOCK_LIST;
+		v->list = block_list;
+		v->rule_label = block_label;
+		v->action = pick_action(cfg->lists[block_list].action, cg->action, cfg->block.action);
+		return;
+	}
+	if (cg->default_deny) {
+		v->blocked = true;
+		v->reason = POLICY_REASON_DEFAULT_DENY;
+		v->action = pick_action(CONFIG_ACTION_INHERIT, cg->action, cfg->block.action);
+	}
+}
+
+const char *
+policy_group_name(const struct policy *p, int group)
+{
+	if (group < 0 || (size_t)group >= p->cfg->ngroups)
+		return NULL;
+	return p->cfg->groups[group].name;
+}
+
+const char *
+policy_list_name(const struct policy *p, int list)
+{
+	if (list < 0 || (size_t)list >= p->cfg->nlists)
+		return NULL;
+	return p->cfg->lists[list].name;
+}
+
+void
+policy_list_stats(const struct policy *p, int list, struct policy_list_stats *st)
+{
+	if (list < 0 || (size_t)list >= p->cfg->nlists) {
+		st->entries = 0;
+		st->skipped = 0;
+		return;
+	}
+	*st = p->lstats[list];
+}
+
+size_t
+policy_names(const struct policy *p)
+{
+	return nameset_count(p->names);
+}
+
+size_t
+policy_memory(const struct policy *p)
+{
+	return p->memory;
+}

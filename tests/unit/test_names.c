@@ -1,0 +1,309 @@
+/*
+ * test_names: canonical names from text and wire, presentation form, suffix hashes.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "names.h"
+
+/* "a.a.a...." with n one-octet labels */
+static size_t
+many_labels(char *buf, unsigned n)
+{
+	size_t o = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (i > 0)
+			buf[o++] = '.';
+		buf[o++] = (char)('a' + i % 26);
+	}
+	buf[o] = '\0';
+	return o;
+}
+
+/* labels of 63 octets then one shorter label, total text length exactly len */
+static void
+long_name(char *buf, size_t len)
+{
+	size_t o = 0;
+	while (o < len) {
+		size_t room = len - o;
+		size_t l = room > 63 ? 63 : room;
+		if (room > 63 && room - 63 < 2)
+			l = room - 2;	/* leave room for ".x" */
+		memset(buf + o, 'x', l);
+		o += l;
+		if (o < len)
+			buf[o++] = '.';
+	}
+	buf[o] = '\0';
+}
+
+struct text_case {
+	const char *in;
+	int rc;
+	const char *out;	/* presentation form expected on success */
+	int nlabels;
+};
+
+static const struct text_case text_cases[] = {
+	{"example.com", 0, "example.com", 2},
+	{"Example.COM", 0, "example.com", 2},
+	{"example.com.", 0, "example.com", 2},
+	{"WWW.Tracking.MIUI.com.", 0, "www.tracking.miui.com", 4},
+	{".", 0, ".", 0},
+	{"com", 0, "com", 1},
+	{"a_b-c.d0", 0, "a_b-c.d0", 2},
+	{"xn--bcher-kva.example", 0, "xn--bcher-kva.example", 2},
+	{"0.0.0.0", 0, "0.0.0.0", 4},
+	{"", -EINVAL, NULL, 0},
+	{"..", -EINVAL, NULL, 0},
+	{".com", -EINVAL, NULL, 0},
+	{"a..com", -EINVAL, NULL, 0},
+	{"example.com..", -EINVAL, NULL, 0},
+	{"exa mple.com", -EINVAL, NULL, 0},
+	{"b\xc3\xbc" "cher.example", -EINVAL, NULL, 0},
+	{"a*.com", -EINVAL, NULL, 0},
+	{"*.com", -EINVAL, NULL, 0},
+	{"a\\.b.com", -EINVAL, NULL, 0},
+	{"example.com^", -EINVAL, NULL, 0},
+	{"a/b", -EINVAL, NULL, 0},
+};
+
+static void
+test_from_text_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(text_cases) / sizeof(text_cases[0]); i++) {
+		const struct text_case *tc = &text_cases[i];
+		struct names_name n;
+		const char *why = NULL;
+		int rc = names_from_text(&n, tc->in, strlen(tc->in), &why);
+		if (rc != tc->rc)
+			fail_msg("'%s': rc %d, expected %d", tc->in, rc, tc->rc);
+		if (rc != 0) {
+			assert_non_null(why);
+			continue;
+		}
+		char buf[NAMES_MAX_TEXT];
+		size_t len = names_to_text(&n, buf);
+		assert_string_equal(buf, tc->out);
+		assert_int_equal(len, strlen(tc->out));
+		assert_int_equal(n.nlabels, tc->nlabels);
+		assert_int_equal(n.wire[n.len - 1], 0);
+	}
+}
+
+static void
+test_from_text_not_terminated(void **state)
+{
+	(void)state;
+	struct names_name n;
+	const char text[] = "example.comXYZ";
+	assert_int_equal(names_from_text(&n, text, 11, NULL), 0);
+	char buf[NAMES_MAX_TEXT];
+	names_to_text(&n, buf);
+	assert_string_equal(buf, "example.com");
+}
+
+static void
+test_limits(void **state)
+{
+	(void)state;
+	char buf[1024];
+	struct names_name n;
+	const char *why = NULL;
+
+	/* 127 labels is the most that fits; 128 does not (254 characters) */
+	size_t len = many_labels(buf, 127);
+	assert_int_equal(len, 253);
+	assert_int_equal(names_from_text(&n, buf, len, &why), 0);
+	assert_int_equal(n.nlabels, 127);
+	assert_int_equal(n.len, 255);
+	len = many_labels(buf, 128);
+	assert_int_equal(names_from_text(&n, buf, len, &why), -EINVAL);
+	assert_string_equal(why, "name too long");
+
+	/* 253 characters with a trailing dot is fine, 254 is not */
+	long_name(buf, 253);
+	assert_int_equal(strlen(buf), 253);
+	assert_int_equal(names_from_text(&n, buf, 253, &why), 0);
+	assert_int_equal(n.len, 255);
+	strcat(buf, ".");
+	assert_int_equal(names_from_text(&n, buf, 254, &why), 0);
+	long_name(buf, 254);
+	assert_int_equal(names_from_text(&n, buf, 254, &why), -EINVAL);
+
+	/* label of 63 octets is fine, 64 is not */
+	memset(buf, 'a', 63);
+	memcpy(buf + 63, ".com", 5);
+	assert_int_equal(names_from_text(&n, buf, strlen(buf), &why), 0);
+	memset(buf, 'a', 64);
+	memcpy(buf + 64, ".com", 5);
+	assert_int_equal(names_from_text(&n, buf, strlen(buf), &why), -EINVAL);
+	assert_string_equal(why, "label too long");
+}
+
+static void
+test_label_offsets(void **state)
+{
+	(void)state;
+	struct names_name n;
+	assert_int_equal(names_from_text(&n, "ab.c.def", 8, NULL), 0);
+	assert_int_equal(n.nlabels, 3);
+	assert_int_equal(n.label_off[0], 0);
+	assert_int_equal(n.label_off[1], 3);
+	assert_int_equal(n.label_off[2], 5);
+	assert_int_equal(n.label_off[3], 9);	/* the root label */
+	assert_int_equal(n.len, 10);
+	static const char *const want[] = {"ab.c.def", "c.def", "def", "."};
+	for (unsigned i = 0; i <= 3; i++) {
+		char buf[NAMES_MAX_TEXT];
+		names_suffix_to_text(&n, i, buf);
+		assert_string_equal(buf, want[i]);
+	}
+}
+
+struct wire_case {
+	const char *what;
+	uint8_t msg[64];
+	size_t len;
+	size_t start;
+	int rc;
+	const char *out;
+	size_t end;
+};
+
+static const struct wire_case wire_cases[] = {
+	{"plain", {3, 'W', 'w', 'W', 2, 'E', 'x', 0}, 8, 0, 0, "www.ex", 8},
+	{"root", {0}, 1, 0, 0, ".", 1},
+	{"pointer back", {2, 'e', 'x', 0, 1, 'A', 0xc0, 0}, 8, 4, 0, "a.ex", 8},
+	{"pointer forward", {0xc0, 2, 1, 'a', 0}, 5, 0, -EBADMSG, NULL, 0},
+	{"pointer to itself", {0, 0xc0, 1}, 3, 1, -EBADMSG, NULL, 0},
+	{"truncated label", {5, 'a', 'b'}, 3, 0, -EBADMSG, NULL, 0},
+	{"missing root", {1, 'a'}, 2, 0, -EBADMSG, NULL, 0},
+	{"truncated pointer", {1, 'a', 0xc0}, 3, 0, -EBADMSG, NULL, 0},
+	{"label type 0x40", {0x41, 'a', 0}, 3, 0, -EBADMSG, NULL, 0},
+	{"empty", {0}, 0, 0, -EBADMSG, NULL, 0},
+	{"binary octets", {2, '.', ' ', 0}, 4, 0, 0, "\\046\\032", 4},
+};
+
+static void
+test_from_wire_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(wire_cases) / sizeof(wire_cases[0]); i++) {
+		const struct wire_case *wc = &wire_cases[i];
+		struct names_name n;
+		size_t pos = wc->start;
+		int rc = names_from_wire(&n, wc->msg, wc->len, &pos);
+		if (rc != wc->rc)
+			fail_msg("%s: rc %d, expected %d", wc->what, rc, wc->rc);
+		if (rc != 0) {
+			assert_int_equal(pos, wc->start);	/* untouched on failure */
+			continue;
+		}
+		char buf[NAMES_MAX_TEXT];
+		names_to_text(&n, buf);
+		assert_string_equal(buf, wc->out);
+		assert_int_equal(pos, wc->end);
+	}
+}
+
+static void
+test_from_wire_limits(void **state)
+{
+	(void)state;
+	uint8_t msg[600];
+	struct names_name n;
+	size_t pos;
+
+	/* 127 one-octet labels = 255 octets: fine; 128 labels: too long */
+	for (unsigned i = 0; i < 128; i++) {
+		msg[2 * i] = 1;
+		msg[2 * i + 1] = 'a';
+	}
+	msg[254] = 0;
+	pos = 0;
+	assert_int_equal(names_from_wire(&n, msg, 255, &pos), 0);
+	assert_int_equal(n.nlabels, 127);
+	assert_int_equal(n.len, 255);
+	msg[254] = 1;
+	msg[256] = 0;
+	pos = 0;
+	assert_int_equal(names_from_wire(&n, msg, 257, &pos), -EBADMSG);
+
+	/* too long through compression: 5 x 63-octet labels chained by pointers */
+	size_t o = 0;
+	msg[o++] = 0;				/* root at 0 */
+	size_t prev = 0;
+	for (int k = 0; k < 5; k++) {
+		size_t here = o;
+		msg[o++] = 63;
+		memset(msg + o, 'x', 63);
+		o += 63;
+		msg[o++] = (uint8_t)(0xc0 | (prev >> 8));
+		msg[o++] = (uint8_t)prev;
+		prev = here;
+	}
+	pos = prev;
+	assert_int_equal(names_from_wire(&n, msg, o, &pos), -EBADMSG);
+}
+
+static void
+test_equal(void **state)
+{
+	(void)state;
+	struct names_name a, b, c;
+	assert_int_equal(names_from_text(&a, "Foo.Example", 11, NULL), 0);
+	assert_int_equal(names_from_text(&b, "foo.example.", 12, NULL), 0);
+	assert_int_equal(names_from_text(&c, "foo.example.org", 15, NULL), 0);
+	assert_true(names_equal(&a, &b));
+	assert_false(names_equal(&a, &c));
+}
+
+static void
+test_hash_suffixes(void **state)
+{
+	(void)state;
+	struct names_name n, s;
+	assert_int_equal(names_from_text(&n, "a.tracking.miui.com", 19, NULL), 0);
+	uint64_t h[NAMES_MAX_LABELS];
+	names_hash_suffixes(&n, 42, h);
+	for (unsigned i = 0; i <= n.nlabels; i++) {
+		char buf[NAMES_MAX_TEXT];
+		size_t len = names_suffix_to_text(&n, i, buf);
+		assert_int_equal(names_from_text(&s, buf, len, NULL), 0);
+		assert_true(names_hash(&s, 42) == h[i]);
+		for (unsigned j = 0; j < i; j++)
+			assert_true(h[j] != h[i]);
+	}
+	assert_true(names_hash(&n, 42) != names_hash(&n, 43));
+	/* label boundaries matter: "ab.c" and "a.bc" differ */
+	struct names_name x, y;
+	assert_int_equal(names_from_text(&x, "ab.c", 4, NULL), 0);
+	assert_int_equal(names_from_text(&y, "a.bc", 4, NULL), 0);
+	assert_true(names_hash(&x, 1) != names_hash(&y, 1));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_from_text_table),
+		cmocka_unit_test(test_from_text_not_terminated),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_label_offsets),
+		cmocka_unit_test(test_from_wire_table),
+		cmocka_unit_test(test_from_wire_limits),
+		cmocka_unit_test(test_equal),
+		cmocka_unit_test(test_hash_suffixes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
