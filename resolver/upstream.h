@@ -8,8 +8,17 @@
  *   next server; a server that keeps failing is skipped for a while (backoff) and retried later;
  *   at most UPSTREAM_MAX_ATTEMPTS attempts, then the request completes with -ETIMEDOUT.
  * - A truncated (TC) reply is retried over TCP to the same server.
- * - Identical queries (name, type, class, DO, CD) in flight at the same time are sent once; every
- *   waiter gets the reply.
+ * - Identical queries (name, type, class, RD, DO, CD) in flight at the same time are sent once;
+ *   every waiter gets the reply.
+ * Details (see upstream_int.h and resolver/README.md):
+ * - Servers are tried in configuration order: attempt 1 goes to the first healthy server, each
+ *   further attempt to the next healthy one not yet tried. After UPSTREAM_DOWN_AFTER consecutive
+ *   failures a server is skipped for 1 s, doubling up to 30 s while retries fail; when every
+ *   server is down, the least recently failed one is tried. A success makes it healthy again.
+ * - The TCP retry of a truncated reply belongs to the attempt that got it (it does not use one
+ *   of the UPSTREAM_MAX_ATTEMPTS); the whole request is bounded by UPSTREAM_MAX_ATTEMPTS x
+ *   upstream.timeout_ms from its start (every attempt timer is cut to that deadline).
+ * - The rcode of a reply is not judged: a validated SERVFAIL or REFUSED is a reply.
  * Runs on the event loop thread only.
  */
 #ifndef VETO_UPSTREAM_H
@@ -39,12 +48,12 @@ typedef void (*upstream_done_cb)(void *arg, int status, const uint8_t *reply, si
 				 const struct sockaddr *server);
 
 struct upstream_stats {
-	uint64_t queries;		/* upstream_query calls */
+	uint64_t queries;		/* upstream_query calls that returned 0 */
 	uint64_t deduplicated;		/* joined a query already in flight */
-	uint64_t sent_udp, sent_tcp;
-	uint64_t timeouts;
+	uint64_t sent_udp, sent_tcp;	/* queries handed to the kernel */
+	uint64_t timeouts;		/* attempts that timed out */
 	uint64_t dropped_replies;	/* wrong address, port, ID, question, or malformed */
-	uint64_t failed;		/* completed with an error */
+	uint64_t failed;		/* waiters completed with an error other than -ECANCELED */
 };
 
 /* Servers from cfg->upstream (and /etc/resolv.conf when cfg->upstream.resolv_conf). The config
@@ -55,16 +64,22 @@ int upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **ou
 /* Replaces the server list and timeout (reload). Queries in flight finish on the old servers. */
 int upstream_reconfigure(struct upstream *u, const struct config *cfg);
 
-/* Starts (or joins) the upstream resolution of q. q is copied. *wait identifies this waiter for
- * upstream_cancel() until cb runs. 0 or -ENOMEM. */
+/* Starts (or joins) the upstream resolution of q (q->has_question must be true). q is copied.
+ * *wait identifies this waiter for upstream_cancel() until cb runs. 0, -ENOMEM, or -ECANCELED
+ * after upstream_close() (e.g. from a callback run by the close); *wait is written only on 0. */
 int upstream_query(struct upstream *u, const struct dnsmsg_query *q, upstream_done_cb cb,
 		   void *arg, struct upstream_wait **wait);
 
-/* Completes this waiter with -ECANCELED (asynchronously). Other waiters are unaffected. */
+/* Completes this waiter with -ECANCELED (asynchronously: cb runs from the loop, not from this
+ * call). Other waiters are unaffected. When it was the last waiter the request is aborted (its
+ * socket closed): a reply nobody waits for is not worth the socket. A no-op when the waiter's
+ * completion is already queued; wait must not be used after its cb has run. */
 void upstream_cancel(struct upstream_wait *wait);
 
-/* Cancels everything in flight, closes every handle, then calls done(arg) (from the loop) once
- * all close callbacks have run; the object is freed before done is called. */
+/* Cancels everything in flight (every waiter's cb runs with -ECANCELED, from the loop, before
+ * done), closes every handle, then calls done(arg) (from the loop) once all close callbacks have
+ * run; the object is freed before done is called. Called once; may be called from a cb (the
+ * waiters of the request being completed still get its result). */
 void upstream_close(struct upstream *u, void (*done)(void *arg), void *arg);
 
 void upstream_get_stats(const struct upstream *u, struct upstream_stats *st);

@@ -1,0 +1,862 @@
+/*
+ * upstream: requests to the upstream servers, one UDP attempt at a time (see upstream.h for the
+ * contract and upstream_int.h for the objects).
+ *
+ * Life of a request: upstream_query() finds an identical request in flight (dedup table) or
+ * creates one on u->starting; the idle callback starts it, so nothing happens synchronously
+ * inside upstream_query(). Each attempt picks a server (the next healthy one, see
+ * upstream_servers.c, which also tracks failures and backoff), opens a fresh UDP socket on an ephemeral port, connects it to the server, sends the query with a
+ * fresh random ID and starts its timer when the send completes. Replies failing validation are
+ * counted and dropped; the attempt ends on a valid reply (complete the request), a truncated one
+ * (retry over TCP, upstream_tcp.c), an error or the timeout (next attempt, or -ETIMEDOUT after
+ * UPSTREAM_MAX_ATTEMPTS or when the request deadline, attempts x timeout, has passed).
+ *
+ * Cancelling the last waiter aborts the request: a reply nobody waits for is not worth the
+ * socket (the cache is filled by the query path, which has gone).
+ *
+ * IDs are read from getrandom() (the kernel CSPRNG) 512 octets at a time, so an ID costs a copy
+ * and one syscall per 256 IDs; a splitmix64 stream seeded from getrandom() stands in should a
+ * refill ever fail. Source ports are the kernel's random ephemeral ports (a bind to port 0).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "upstream_int.h"
+
+#define DNS_FLAG_RD 0x0100
+#define DNS_FLAG_CD 0x0010
+
+static void on_idle(uv_idle_t *handle);
+static void on_attempt_timer(uv_timer_t *timer);
+static void on_idle_close(uv_handle_t *handle);
+static void req_next_attempt(struct upstream_req *req);
+
+/* ------------------------------------------------------------------------------------------ */
+/* random IDs */
+
+static uint64_t
+splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void
+refill_random(struct upstream *u)
+{
+	ssize_t got = getrandom(u->rnd, sizeof(u->rnd), GRND_NONBLOCK);
+
+	if (got != (ssize_t)sizeof(u->rnd)) {
+		/* never seen on Linux >= 3.17 after boot; keep going with the seeded stream */
+		for (size_t i = 0; i < sizeof(u->rnd); i += 8) {
+			uint64_t v = splitmix64(&u->prng);
+			memcpy(u->rnd + i, &v, 8);
+		}
+	}
+	u->rnd_pos = 0;
+}
+
+static uint16_t
+random_id(struct upstream *u)
+{
+	uint16_t id;
+
+	if (u->rnd_pos + 2 > sizeof(u->rnd))
+		refill_random(u);
+	memcpy(&id, u->rnd + u->rnd_pos, 2);
+	u->rnd_pos += 2;
+	return id;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* pools */
+
+static struct upstream_wait *
+wait_get(struct upstream *u)
+{
+	struct upstream_wait *w = u->free_waits;
+
+	if (w != NULL) {
+		u->free_waits = w->pool_next;
+		u->nfree_waits--;
+	} else {
+		w = malloc(sizeof(*w));
+		if (w == NULL)
+			return NULL;
+	}
+	w->u = u;
+	w->req = NULL;
+	w->status = 0;
+	upstream_link_init(&w->link);
+	return w;
+}
+
+static void
+wait_put(struct upstream *u, struct upstream_wait *w)
+{
+	if (u->nfree_waits >= UPSTREAM_POOL_MAX) {
+		free(w);
+		return;
+	}
+	w->pool_next = u->free_waits;
+	u->free_waits = w;
+	u->nfree_waits++;
+}
+
+static struct upstream_req *
+req_get(struct upstream *u)
+{
+	struct upstream_req *r = u->free_reqs;
+
+	if (r != NULL) {
+		u->free_reqs = r->hnext;
+		u->nfree_reqs--;
+	} else {
+		r = malloc(sizeof(*r));
+		if (r == NULL)
+			return NULL;
+	}
+	u->nreqs++;
+	return r;
+}
+
+static void
+req_put(struct upstream *u, struct upstream_req *r)
+{
+	u->nreqs--;
+	if (u->nfree_reqs >= UPSTREAM_POOL_MAX) {
+		free(r);
+		return;
+	}
+	r->hnext = u->free_reqs;
+	u->free_reqs = r;
+	u->nfree_reqs++;
+}
+
+static struct upstream_attempt *
+attempt_get(struct upstream *u)
+{
+	struct upstream_attempt *a = u->free_attempts;
+
+	if (a != NULL) {
+		u->free_attempts = a->pool_next;
+		u->nfree_attempts--;
+	} else {
+		a = malloc(sizeof(*a));
+		if (a == NULL)
+			return NULL;
+	}
+	u->live++;
+	return a;
+}
+
+static void maybe_free(struct upstream *u);
+
+static void
+attempt_put(struct upstream *u, struct upstream_attempt *a)
+{
+	if (u->nfree_attempts >= UPSTREAM_POOL_MAX || u->closing) {
+		free(a);
+	} else {
+		a->pool_next = u->free_attempts;
+		u->free_attempts = a;
+		u->nfree_attempts++;
+	}
+	u->live--;
+	maybe_free(u);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* dedup table */
+
+static uint16_t
+key_flags(const struct dnsmsg_query *q)
+{
+	return (uint16_t)((q->flags & (DNS_FLAG_RD | DNS_FLAG_CD)) | (q->do_bit ? 1 : 0));
+}
+
+static uint64_t
+key_hash(const struct upstream *u, const struct dnsmsg_query *q)
+{
+	uint64_t h = names_hash(&q->qname, u->seed);
+	uint64_t k = (uint64_t)q->qtype | (uint64_t)q->qclass << 16 | (uint64_t)key_flags(q) << 32;
+
+	h ^= k * 0x9e3779b97f4a7c15ULL;
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	return h ^ (h >> 32);
+}
+
+static bool
+key_equal(const struct dnsmsg_query *a, const struct dnsmsg_query *b)
+{
+	return a->qtype == b->qtype && a->qclass == b->qclass && key_flags(a) == key_flags(b) &&
+	       names_equal(&a->qname, &b->qname);
+}
+
+static struct upstream_req *
+table_find(const struct upstream *u, uint64_t h, const struct dnsmsg_query *q)
+{
+	for (struct upstream_req *r = u->table[h & u->tmask]; r != NULL; r = r->hnext)
+		if (r->hash == h && key_equal(&r->q, q))
+			return r;
+	return NULL;
+}
+
+static void
+table_grow(struct upstream *u)
+{
+	size_t n = (u->tmask + 1) * 2;
+	struct upstream_req **t = calloc(n, sizeof(*t));
+
+	if (t == NULL)
+		return;	/* longer chains, still correct */
+	for (size_t i = 0; i <= u->tmask; i++) {
+		struct upstream_req *r = u->table[i];
+		while (r != NULL) {
+			struct upstream_req *next = r->hnext;
+			r->hnext = t[r->hash & (n - 1)];
+			t[r->hash & (n - 1)] = r;
+			r = next;
+		}
+	}
+	free(u->table);
+	u->table = t;
+	u->tmask = n - 1;
+}
+
+static void
+table_insert(struct upstream *u, struct upstream_req *r)
+{
+	if (u->tcount >= u->tmask + 1)
+		table_grow(u);
+	struct upstream_req **b = &u->table[r->hash & u->tmask];
+	r->hnext = *b;
+	*b = r;
+	u->tcount++;
+}
+
+static void
+table_remove(struct upstream *u, struct upstream_req *r)
+{
+	for (struct upstream_req **p = &u->table[r->hash & u->tmask]; *p != NULL;
+	     p = &(*p)->hnext) {
+		if (*p == r) {
+			*p = r->hnext;
+			r->hnext = NULL;
+			u->tcount--;
+			return;
+		}
+	}
+	assert(!"request not in the dedup table");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* waiters and requests */
+
+static void
+idle_kick(struct upstream *u)
+{
+	if (!u->idle_closing)
+		uv_idle_start(&u->idle, on_idle);
+}
+
+static void
+waiter_call(struct upstream *u, struct upstream_wait *w, int status, const uint8_t *reply,
+	    size_t len, const struct sockaddr *server)
+{
+	if (status < 0 && status != -ECANCELED)
+		u->st.failed++;
+	w->req = NULL;
+	w->cb(w->arg, status, reply, len, server);
+	wait_put(u, w);
+}
+
+/* Takes w off its request and queues its completion with status for the idle callback. */
+static void
+waiter_queue(struct upstream *u, struct upstream_wait *w, int status)
+{
+	struct upstream_req *req = w->req;
+
+	upstream_link_remove(&w->link);
+	req->nwaiters--;
+	w->req = NULL;
+	w->status = status;
+	upstream_link_append(&u->completions, &w->link);
+	idle_kick(u);
+}
+
+static void
+req_unref(struct upstream_req *req)
+{
+	assert(req->refs > 0);
+	if (--req->refs > 0)
+		return;
+	assert(upstream_link_empty(&req->waiters));
+	upstream_servers_unref(&req->servers);
+	req_put(req->u, req);
+}
+
+/* Out of the table and the lists: no new waiter joins, no further attempt starts. */
+static void
+req_detach(struct upstream_req *req)
+{
+	assert(!req->done);
+	req->done = true;
+	table_remove(req->u, req);
+	upstream_link_remove(&req->link);
+}
+
+static void
+attempt_close_handles(struct upstream_attempt *a);
+
+/* Ends req without calling anyone (its waiters are gone or queued). */
+static void
+req_abort(struct upstream_req *req)
+{
+	if (req->done)
+		return;
+	req_detach(req);
+	if (req->cur != NULL) {
+		struct upstream_attempt *a = req->cur;
+		req->cur = NULL;
+		a->finished = true;
+		attempt_close_handles(a);
+	}
+	req_unref(req);
+}
+
+/* Queues -ECANCELED for every waiter of req and aborts it (shutdown). */
+static void
+req_cancel(struct upstream *u, struct upstream_req *req)
+{
+	while (!upstream_link_empty(&req->waiters))
+		waiter_queue(u, UPSTREAM_CONTAINER(req->waiters.next, struct upstream_wait, link),
+			     -ECANCELED);
+	req_abort(req);
+}
+
+/* Completes every waiter of req with status (and the reply when status is 0). */
+static void
+req_finish(struct upstream_req *req, int status, const uint8_t *reply, size_t len,
+	   const struct sockaddr *server)
+{
+	struct upstream *u = req->u;
+
+	/* the in-flight reference, dropped at the end, keeps req while callbacks run (they may
+	 * cancel other waiters or close: req is done, so neither touches that reference) */
+	req_detach(req);
+	while (!upstream_link_empty(&req->waiters)) {
+		struct upstream_wait *w =
+			UPSTREAM_CONTAINER(req->waiters.next, struct upstream_wait, link);
+		upstream_link_remove(&w->link);
+		req->nwaiters--;
+		waiter_call(u, w, status, reply, len, server);
+	}
+	req_unref(req);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* attempts */
+
+static void
+on_attempt_close(uv_handle_t *handle)
+{
+	upstream_attempt_unpend(handle->data);
+}
+
+static void
+attempt_close_handles(struct upstream_attempt *a)
+{
+	if (a->h_open) {
+		a->h_open = false;
+		uv_close(&a->h.handle, on_attempt_close);
+	}
+	uv_close((uv_handle_t *)&a->timer, on_attempt_close);
+}
+
+void
+upstream_attempt_unpend(struct upstream_attempt *a)
+{
+	assert(a->pending > 0);
+	if (--a->pending > 0)
+		return;
+	struct upstream *u = a->u;
+	free(a->tbuf);
+	a->tbuf = NULL;
+	req_unref(a->req);
+	attempt_put(u, a);
+}
+
+void
+upstream_attempt_start_timer(struct upstream_attempt *a)
+{
+	struct upstream_req *req = a->req;
+	uint64_t now = uv_now(a->u->loop);
+	uint64_t ms = req->servers->timeout_ms;
+
+	if (req->deadline <= now)
+		ms = 1;
+	else if (req->deadline - now < ms)
+		ms = req->deadline - now;
+	uv_timer_start(&a->timer, on_attempt_timer, ms, 0);
+}
+
+static void
+on_attempt_timer(uv_timer_t *timer)
+{
+	struct upstream_attempt *a = timer->data;
+
+	a->u->st.timeouts++;
+	upstream_attempt_done(a, UPSTREAM_RESULT_TIMEOUT, NULL, 0);
+}
+
+static void
+on_udp_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+	struct upstream_attempt *a = handle->data;
+
+	(void)suggested;
+	buf->base = (char *)a->u->rbuf;
+	buf->len = sizeof(a->u->rbuf);
+}
+
+static void
+on_udp_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+	    unsigned flags)
+{
+	struct upstream_attempt *a = handle->data;
+
+	if (a->finished || (nread == 0 && addr == NULL))
+		return;
+	const struct upstream_server *s = &a->req->servers->s[a->server];
+	if (nread < 0) {
+		/* ICMP port unreachable and the like, reported on the connected socket */
+		log_debug("upstream: '%s': %s", s->text, uv_strerror((int)nread));
+		upstream_attempt_done(a, UPSTREAM_RESULT_FAILED, NULL, 0);
+		return;
+	}
+	bool tc = false;
+	if ((flags & UV_UDP_PARTIAL) || addr == NULL ||
+	    !upstream_same_addr(addr, (const struct sockaddr *)&s->ss) ||
+	    dnsmsg_check_reply((const uint8_t *)buf->base, (size_t)nread, a->id, &a->req->q,
+			       &tc) != 0) {
+		a->u->st.dropped_replies++;
+		return;
+	}
+	upstream_attempt_done(a, tc ? UPSTREAM_RESULT_TRUNCATED : UPSTREAM_RESULT_REPLY,
+			      (const uint8_t *)buf->base, (size_t)nread);
+}
+
+static void
+on_udp_send(uv_udp_send_t *sr, int status)
+{
+	struct upstream_attempt *a = sr->data;
+
+	if (status >= 0)
+		a->u->st.sent_udp++;
+	if (!a->finished) {
+		if (status < 0) {
+			log_debug("upstream: '%s': send: %s",
+				  a->req->servers->s[a->server].text, uv_strerror(status));
+			upstream_attempt_done(a, UPSTREAM_RESULT_FAILED, NULL, 0);
+		} else {
+			upstream_attempt_start_timer(a);
+		}
+	}
+	upstream_attempt_unpend(a);
+}
+
+/* A fresh UDP socket on an ephemeral port chosen by the kernel, connected to the server so that
+ * the kernel already drops datagrams from other sources. */
+static int
+udp_start(struct upstream_attempt *a)
+{
+	const struct upstream_server *s = &a->req->servers->s[a->server];
+	struct sockaddr_storage any;
+	int err;
+
+	err = uv_udp_init_ex(a->u->loop, &a->h.udp, s->ss.ss_family);
+	if (err != 0)
+		return err;
+	a->h.udp.data = a;
+	a->h_open = true;
+	a->pending++;
+	memset(&any, 0, sizeof(any));
+	any.ss_family = s->ss.ss_family;	/* wildcard address, port 0 */
+	err = uv_udp_bind(&a->h.udp, (const struct sockaddr *)&any, 0);
+	if (err != 0)
+		return err;
+	err = uv_udp_connect(&a->h.udp, (const struct sockaddr *)&s->ss);
+	if (err != 0)
+		return err;
+	err = uv_udp_recv_start(&a->h.udp, on_udp_alloc, on_udp_recv);
+	if (err != 0)
+		return err;
+	uv_buf_t b = uv_buf_init((char *)a->qbuf + 2, (unsigned)a->qlen);
+	err = uv_udp_send(&a->send, &a->h.udp, &b, 1, NULL, on_udp_send);
+	if (err != 0)
+		return err;
+	a->send.data = a;
+	a->pending++;
+	return 0;
+}
+
+/* Starts an attempt of req to server (UDP, or TCP after a truncated reply). On failure nothing
+ * is left running (handles already opened are closing). */
+static int
+attempt_start(struct upstream_req *req, size_t server, bool tcp)
+{
+	struct upstream *u = req->u;
+	struct upstream_attempt *a = attempt_get(u);
+	int err;
+
+	if (a == NULL)
+		return -ENOMEM;
+	a->u = u;
+	a->req = req;
+	req->refs++;
+	a->server = server;
+	a->tcp = tcp;
+	a->finished = false;
+	a->h_open = false;
+	a->pending = 0;
+	a->thave_len = 0;
+	a->tneed = 0;
+	a->tgot = 0;
+	a->tbuf = NULL;
+	a->tcap = 0;
+	a->id = random_id(u);
+	a->qlen = dnsmsg_write_upstream_query(&req->q, a->id, a->qbuf + 2, UPSTREAM_QUERY_MAX);
+	if (a->qlen == 0) {
+		req_unref(req);
+		attempt_put(u, a);
+		return -EMSGSIZE;
+	}
+	a->qbuf[0] = (uint8_t)(a->qlen >> 8);
+	a->qbuf[1] = (uint8_t)a->qlen;
+	uv_timer_init(u->loop, &a->timer);
+	a->timer.data = a;
+	a->pending = 1;
+	err = tcp ? upstream_tcp_start(a) : udp_start(a);
+	if (err != 0) {
+		a->finished = true;
+		attempt_close_handles(a);
+		return err;
+	}
+	req->cur = a;
+	return 0;
+}
+
+void
+upstream_attempt_done(struct upstream_attempt *a, enum upstream_result r, const uint8_t *reply,
+		      size_t len)
+{
+	struct upstream_req *req = a->req;
+
+	if (a->finished)
+		return;
+	a->finished = true;
+	attempt_close_handles(a);
+	if (req->cur == a)
+		req->cur = NULL;
+	if (req->done)
+		return;
+	struct upstream_server *s = &req->servers->s[a->server];
+	switch (r) {
+	case UPSTREAM_RESULT_REPLY:
+		upstream_server_ok(s);
+		req_finish(req, 0, reply, len, (const struct sockaddr *)&s->ss);
+		return;
+	case UPSTREAM_RESULT_TRUNCATED:
+		if (!a->tcp) {
+			upstream_server_ok(s);
+			int err = attempt_start(req, a->server, true);
+			if (err == 0)
+				return;
+			log_debug("upstream: '%s': tcp: %s", s->text, uv_strerror(err));
+		}
+		break;	/* TCP could not start, or TC over TCP: a failed attempt */
+	case UPSTREAM_RESULT_FAILED:
+	case UPSTREAM_RESULT_TIMEOUT:
+		break;
+	}
+	upstream_server_failed(s, uv_now(a->u->loop));
+	req_next_attempt(req);
+}
+
+/* Starts the next attempt of req, or completes it with -ETIMEDOUT when none is left. */
+static void
+req_next_attempt(struct upstream_req *req)
+{
+	struct upstream *u = req->u;
+
+	while (!req->done) {
+		uint64_t now = uv_now(u->loop);
+		if (req->servers->n == 0) {
+			req_finish(req, -ENETUNREACH, NULL, 0, NULL);
+			return;
+		}
+		if (req->attempts >= UPSTREAM_MAX_ATTEMPTS || now >= req->deadline) {
+			req_finish(req, -ETIMEDOUT, NULL, 0, NULL);
+			return;
+		}
+		size_t k = upstream_server_pick(req, now);
+		req->tried[req->attempts++] = k;
+		req->last = k;
+		int err = attempt_start(req, k, false);
+		if (err == 0)
+			return;
+		log_debug("upstream: '%s': %s", req->servers->s[k].text, uv_strerror(err));
+		if (err != UV_EMFILE && err != UV_ENFILE && err != UV_ENOMEM && err != UV_ENOBUFS)
+			upstream_server_failed(&req->servers->s[k], now);
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the idle callback: starts new requests, runs queued completions, closes on shutdown */
+
+static void
+link_take(struct upstream_link *dst, struct upstream_link *src)
+{
+	upstream_link_init(dst);
+	if (upstream_link_empty(src))
+		return;
+	dst->next = src->next;
+	dst->prev = src->prev;
+	dst->next->prev = dst;
+	dst->prev->next = dst;
+	upstream_link_init(src);
+}
+
+static void
+on_idle(uv_idle_t *handle)
+{
+	struct upstream *u = handle->data;
+	struct upstream_link batch;
+
+	/* only what is queued now: callbacks may queue more, handled on the next turn */
+	link_take(&batch, &u->starting);
+	while (!upstream_link_empty(&batch)) {
+		struct upstream_req *req = UPSTREAM_CONTAINER(batch.next, struct upstream_req, link);
+		upstream_link_remove(&req->link);
+		upstream_link_append(&u->inflight, &req->link);
+		if (u->closing) {
+			/* a callback of this batch closed the upstream */
+			req_cancel(u, req);
+			continue;
+		}
+		req->deadline = uv_now(u->loop) +
+				(uint64_t)req->servers->timeout_ms * UPSTREAM_MAX_ATTEMPTS;
+		req_next_attempt(req);
+	}
+	link_take(&batch, &u->completions);
+	while (!upstream_link_empty(&batch)) {
+		struct upstream_wait *w = UPSTREAM_CONTAINER(batch.next, struct upstream_wait, link);
+		upstream_link_remove(&w->link);
+		waiter_call(u, w, w->status, NULL, 0, NULL);
+	}
+	if (!upstream_link_empty(&u->starting) || !upstream_link_empty(&u->completions))
+		return;
+	if (!u->closing) {
+		uv_idle_stop(&u->idle);
+	} else if (!u->idle_closing) {
+		u->idle_closing = true;
+		uv_close((uv_handle_t *)&u->idle, on_idle_close);
+	}
+}
+
+static void
+on_idle_close(uv_handle_t *handle)
+{
+	struct upstream *u = handle->data;
+
+	u->live--;
+	maybe_free(u);
+}
+
+static void
+maybe_free(struct upstream *u)
+{
+	if (!u->closing || u->live > 0)
+		return;
+	assert(u->nreqs == 0);
+	void (*done)(void *) = u->close_done;
+	void *arg = u->close_arg;
+	while (u->free_reqs != NULL) {
+		struct upstream_req *r = u->free_reqs;
+		u->free_reqs = r->hnext;
+		free(r);
+	}
+	while (u->free_attempts != NULL) {
+		struct upstream_attempt *a = u->free_attempts;
+		u->free_attempts = a->pool_next;
+		free(a);
+	}
+	while (u->free_waits != NULL) {
+		struct upstream_wait *w = u->free_waits;
+		u->free_waits = w->pool_next;
+		free(w);
+	}
+	upstream_servers_unref(&u->servers);
+	free(u->table);
+	free(u);
+	if (done != NULL)
+		done(arg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* public interface */
+
+int
+upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **out)
+{
+	struct upstream *u;
+	int err;
+
+	assert(loop != NULL && cfg != NULL && out != NULL);
+	u = calloc(1, sizeof(*u));
+	if (u == NULL)
+		return -ENOMEM;
+	err = upstream_servers_new(cfg, NULL, &u->servers);
+	if (err != 0)
+		goto cleanup;
+	u->table = calloc(UPSTREAM_TABLE_MIN, sizeof(*u->table));
+	if (u->table == NULL) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	u->tmask = UPSTREAM_TABLE_MIN - 1;
+	uint64_t seeds[2];
+	if (getrandom(seeds, sizeof(seeds), 0) != (ssize_t)sizeof(seeds)) {
+		err = -errno;
+		log_error("upstream: getrandom: %s", strerror(errno));
+		goto cleanup;
+	}
+	u->seed = seeds[0];
+	u->prng = seeds[1];
+	refill_random(u);
+	u->loop = loop;
+	upstream_link_init(&u->starting);
+	upstream_link_init(&u->inflight);
+	upstream_link_init(&u->completions);
+	uv_idle_init(loop, &u->idle);
+	u->idle.data = u;
+	u->live = 1;
+	*out = u;
+	return 0;
+cleanup:
+	upstream_servers_unref(&u->servers);
+	free(u->table);
+	free(u);
+	return err;
+}
+
+int
+upstream_reconfigure(struct upstream *u, const struct config *cfg)
+{
+	struct upstream_servers *s;
+	int err;
+
+	assert(u != NULL && cfg != NULL && !u->closing);
+	err = upstream_servers_new(cfg, u->servers, &s);
+	if (err != 0)
+		return err;
+	upstream_servers_unref(&u->servers);
+	u->servers = s;
+	return 0;
+}
+
+int
+upstream_query(struct upstream *u, const struct dnsmsg_query *q, upstream_done_cb cb, void *arg,
+	       struct upstream_wait **wait)
+{
+	assert(u != NULL && q != NULL && cb != NULL && wait != NULL);
+	assert(q->has_question);
+	if (u->closing)
+		return -ECANCELED;
+	struct upstream_wait *w = wait_get(u);
+	if (w == NULL)
+		return -ENOMEM;
+	uint64_t h = key_hash(u, q);
+	struct upstream_req *req = table_find(u, h, q);
+	if (req != NULL) {
+		u->st.deduplicated++;
+	} else {
+		req = req_get(u);
+		if (req == NULL) {
+			wait_put(u, w);
+			return -ENOMEM;
+		}
+		req->u = u;
+		req->servers = u->servers;
+		req->servers->refs++;
+		req->refs = 1;
+		req->done = false;
+		req->attempts = 0;
+		req->last = 0;
+		req->deadline = 0;
+		req->hash = h;
+		req->hnext = NULL;
+		upstream_link_init(&req->waiters);
+		req->nwaiters = 0;
+		req->cur = NULL;
+		memcpy(&req->q, q, sizeof(*q));
+		table_insert(u, req);
+		upstream_link_append(&u->starting, &req->link);
+		idle_kick(u);
+	}
+	u->st.queries++;
+	w->req = req;
+	w->cb = cb;
+	w->arg = arg;
+	upstream_link_append(&req->waiters, &w->link);
+	req->nwaiters++;
+	*wait = w;
+	return 0;
+}
+
+void
+upstream_cancel(struct upstream_wait *w)
+{
+	if (w == NULL || w->req == NULL)
+		return;	/* already completing */
+	struct upstream_req *req = w->req;
+	waiter_queue(w->u, w, -ECANCELED);
+	if (req->nwaiters == 0)
+		req_abort(req);
+}
+
+static void
+cancel_all(struct upstream *u, struct upstream_link *list)
+{
+	while (!upstream_link_empty(list))
+		req_cancel(u, UPSTREAM_CONTAINER(list->next, struct upstream_req, link));
+}
+
+void
+upstream_close(struct upstream *u, void (*done)(void *arg), void *arg)
+{
+	assert(u != NULL && !u->closing);
+	u->closing = true;
+	u->close_done = done;
+	u->close_arg = arg;
+	cancel_all(u, &u->starting);
+	cancel_all(u, &u->inflight);
+	idle_kick(u);	/* runs the queued completions, then closes the idle handle */
+}
+
+void
+upstream_get_stats(const struct upstream *u, struct upstream_stats *st)
+{
+	assert(u != NULL && st != NULL);
+	*st = u->st;
+}

@@ -1,0 +1,226 @@
+/*
+ * upstream_int: what upstream.c (requests, waiters, server choice, UDP attempts) and
+ * upstream_tcp.c (the TCP retry of a truncated reply) share, and what the unit test inspects.
+ *
+ * Objects and who owns them:
+ *   struct upstream          one per server, owns everything below; freed by upstream_close once
+ *                            every handle is closed (live == 0).
+ *   struct upstream_servers  an immutable list of servers (plus their mutable health), refcounted:
+ *                            the upstream holds one reference and every request another, so that
+ *                            upstream_reconfigure() lets requests in flight finish on the old list.
+ *   struct upstream_req      one upstream resolution, keyed by (name, type, class, RD, DO, CD) in
+ *                            the dedup table while in flight; has waiters (upstream_wait) and at
+ *                            most one current attempt. Refcounted: one reference while in flight,
+ *                            one per attempt whose handles are not yet closed.
+ *   struct upstream_attempt  one exchange with one server: a fresh UDP socket (or a TCP connection
+ *                            after a truncated reply), a timer, the query with a fresh ID. Owns
+ *                            its handles; returned to the pool after the last close callback.
+ * Requests, attempts and waiters come from free lists (at most UPSTREAM_POOL_MAX kept each).
+ */
+#ifndef VETO_UPSTREAM_INT_H
+#define VETO_UPSTREAM_INT_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "upstream.h"
+
+#define UPSTREAM_DOWN_AFTER	2	/* consecutive failures before a server is skipped */
+#define UPSTREAM_BACKOFF_MIN_MS 1000	/* first down period, doubled on every failed retry */
+#define UPSTREAM_BACKOFF_MAX_MS 30000
+#define UPSTREAM_POOL_MAX	1024	/* free structs kept per kind */
+#define UPSTREAM_QUERY_MAX	512	/* header + 255-octet name + question + OPT fits */
+#define UPSTREAM_RBUF		65536	/* shared receive buffer (UDP and TCP reads) */
+#define UPSTREAM_TABLE_MIN	256	/* initial buckets of the dedup table (power of two) */
+#define UPSTREAM_DEFAULT_TIMEOUT_MS 1500
+
+/* Intrusive circular doubly linked list. */
+struct upstream_link {
+	struct upstream_link *prev, *next;
+};
+
+#define UPSTREAM_CONTAINER(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+static inline void
+upstream_link_init(struct upstream_link *l)
+{
+	l->prev = l;
+	l->next = l;
+}
+
+static inline bool
+upstream_link_empty(const struct upstream_link *l)
+{
+	return l->next == l;
+}
+
+static inline void
+upstream_link_append(struct upstream_link *head, struct upstream_link *l)
+{
+	l->prev = head->prev;
+	l->next = head;
+	head->prev->next = l;
+	head->prev = l;
+}
+
+static inline void
+upstream_link_remove(struct upstream_link *l)
+{
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	l->prev = l;
+	l->next = l;
+}
+
+struct upstream_server {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[INET6_ADDRSTRLEN + 24];	/* "192.0.2.1:53", "[2001:db8::1]:53" */
+	/* health, updated on the loop thread */
+	unsigned fails;			/* consecutive failed attempts */
+	uint32_t backoff_ms;		/* current down period, 0 when up */
+	uint64_t down_until;		/* uv_now() in ms; skipped while now < down_until */
+	uint64_t last_fail;		/* uv_now() of the last failure */
+};
+
+struct upstream_servers {
+	unsigned refs;
+	uint32_t timeout_ms;
+	size_t n;
+	struct upstream_server *s;	/* n entries, in preference order */
+};
+
+struct upstream_wait {
+	struct upstream *u;
+	struct upstream_req *req;	/* NULL once queued for completion (u->completions) */
+	upstream_done_cb cb;
+	void *arg;
+	int status;			/* while queued */
+	struct upstream_link link;	/* in req->waiters or in u->completions */
+	struct upstream_wait *pool_next;
+};
+
+enum upstream_result {
+	UPSTREAM_RESULT_REPLY = 0,	/* validated, complete */
+	UPSTREAM_RESULT_TRUNCATED,	/* validated, TC=1 */
+	UPSTREAM_RESULT_FAILED,		/* send/connect/read error, ICMP refused, EOF */
+	UPSTREAM_RESULT_TIMEOUT,
+};
+
+struct upstream_attempt {
+	struct upstream *u;
+	struct upstream_req *req;	/* holds a reference */
+	size_t server;			/* index into req->servers */
+	uint16_t id;
+	bool tcp;
+	bool finished;			/* result decided; handles closing */
+	bool h_open;			/* h was initialised (must be closed) */
+	unsigned pending;		/* open handles + libuv requests in flight */
+	union {
+		uv_handle_t handle;
+		uv_udp_t udp;
+		uv_tcp_t tcp;
+	} h;
+	uv_timer_t timer;
+	uv_udp_send_t send;
+	uv_connect_t connect;
+	uv_write_t write;
+	/* the query: qbuf[0..1] is the TCP length prefix, the message starts at qbuf + 2 */
+	uint8_t qbuf[2 + UPSTREAM_QUERY_MAX];
+	size_t qlen;
+	/* TCP reply assembly */
+	uint8_t tlen[2];
+	size_t thave_len;		/* octets of tlen received */
+	size_t tneed, tgot;
+	uint8_t *tbuf;			/* malloc'd, tcap octets, freed when released */
+	size_t tcap;
+	struct upstream_attempt *pool_next;
+};
+
+struct upstream_req {
+	struct upstream *u;
+	struct upstream_servers *servers; /* holds a reference */
+	unsigned refs;
+	bool done;			/* completed or aborted: out of the table and lists */
+	unsigned attempts;		/* UDP attempts started */
+	size_t tried[UPSTREAM_MAX_ATTEMPTS];
+	size_t last;			/* server of the last attempt */
+	uint64_t deadline;		/* uv_now() bound for the whole request */
+	uint64_t hash;
+	struct upstream_req *hnext;	/* dedup table chain; pool link when free */
+	struct upstream_link link;	/* u->starting or u->inflight */
+	struct upstream_link waiters;
+	unsigned nwaiters;
+	struct upstream_attempt *cur;	/* the attempt in progress, if any */
+	struct dnsmsg_query q;		/* copy */
+};
+
+struct upstream {
+	uv_loop_t *loop;
+	struct upstream_servers *servers;
+	uv_idle_t idle;			/* starts requests and runs queued completions */
+	bool closing;
+	bool idle_closing;
+	void (*close_done)(void *arg);
+	void *close_arg;
+	unsigned live;			/* idle handle + attempts not yet released */
+	unsigned nreqs;			/* requests not yet released */
+	struct upstream_link starting;	/* requests waiting for the idle callback */
+	struct upstream_link inflight;	/* requests with an attempt running */
+	struct upstream_link completions; /* waiters to call from the idle callback */
+	struct upstream_req **table;
+	size_t tmask;			/* buckets - 1 */
+	size_t tcount;
+	uint64_t seed;
+	struct upstream_req *free_reqs;
+	struct upstream_attempt *free_attempts;
+	struct upstream_wait *free_waits;
+	size_t nfree_reqs, nfree_attempts, nfree_waits;
+	uint8_t rnd[512];		/* getrandom() output, consumed 2 octets per ID */
+	size_t rnd_pos;
+	uint64_t prng;			/* fallback stream if getrandom() ever fails */
+	struct upstream_stats st;
+	uint8_t rbuf[UPSTREAM_RBUF];
+};
+
+/*
+ * The server list from cfg (upstream.servers, then the nameservers of upstream.resolv_conf_path
+ * when upstream.resolv_conf), duplicates removed, with the health of servers also present in old
+ * (may be NULL) carried over. 0, -ENOMEM, or -ENOENT when there is no server (logged).
+ * *out has one reference.
+ */
+int upstream_servers_new(const struct config *cfg, const struct upstream_servers *old,
+			 struct upstream_servers **out);
+void upstream_servers_unref(struct upstream_servers **s);
+
+/* True when a and b are the same address and port (an IPv6 scope id of 0 matches any). */
+bool upstream_same_addr(const struct sockaddr *a, const struct sockaddr *b);
+/*
+ * The server for req's next attempt: scanning from the first server (first attempt) or the one
+ * after the last tried, the first healthy server req has not tried yet, else the first healthy
+ * one; when every server is down, the least recently failed (untried first).
+ */
+size_t upstream_server_pick(const struct upstream_req *req, uint64_t now);
+/* A failed attempt to s at now: after UPSTREAM_DOWN_AFTER consecutive failures s is skipped for
+ * a backoff (doubled on every failed retry, logged when it goes down). */
+void upstream_server_failed(struct upstream_server *s, uint64_t now);
+/* s answered: healthy again. */
+void upstream_server_ok(struct upstream_server *s);
+
+/* Reports the result of an attempt (first call wins; later calls are ignored). reply/len are
+ * the validated reply for REPLY and TRUNCATED. Closes the attempt's handles. */
+void upstream_attempt_done(struct upstream_attempt *a, enum upstream_result r,
+			   const uint8_t *reply, size_t len);
+/* A libuv request of a completed the (pending counter); releases a when nothing is left. */
+void upstream_attempt_unpend(struct upstream_attempt *a);
+/* Starts a's timer: the per-attempt timeout, cut to the request's deadline. */
+void upstream_attempt_start_timer(struct upstream_attempt *a);
+
+/* upstream_tcp.c: opens the TCP connection of a (timer already initialised, query written) and
+ * sends the query once connected. 0 or a libuv error (then a->h_open says what to close). */
+int upstream_tcp_start(struct upstream_attempt *a);
+
+#endif

@@ -1,0 +1,328 @@
+/*
+ * upstream_servers: the server list of the upstream client (upstream.servers and the nameservers
+ * of resolv.conf), and the health of each server: consecutive failures, backoff, and the choice
+ * of the server for the next attempt.
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "upstream_int.h"
+
+static void
+format_server(struct upstream_server *s)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	if (s->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&s->ss;
+		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+		snprintf(s->text, sizeof(s->text), "%s:%u", addr, ntohs(sin->sin_port));
+	} else {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&s->ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+		if (sin6->sin6_scope_id != 0)
+			snprintf(s->text, sizeof(s->text), "[%s%%%u]:%u", addr,
+				 (unsigned)sin6->sin6_scope_id, ntohs(sin6->sin6_port));
+		else
+			snprintf(s->text, sizeof(s->text), "[%s]:%u", addr, ntohs(sin6->sin6_port));
+	}
+}
+
+bool
+upstream_same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+		const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+		const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
+		       (x->sin6_scope_id == y->sin6_scope_id || x->sin6_scope_id == 0 ||
+			y->sin6_scope_id == 0);
+	}
+	return false;
+}
+
+struct server_vec {
+	struct upstream_server *s;
+	size_t n, cap;
+};
+
+/* Appends sa unless already present. 0 or -ENOMEM. */
+static int
+server_vec_add(struct server_vec *v, const struct sockaddr *sa, socklen_t len)
+{
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return 0;
+	for (size_t i = 0; i < v->n; i++)
+		if (upstream_same_addr((const struct sockaddr *)&v->s[i].ss, sa))
+			return 0;
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 4;
+		struct upstream_server *s = realloc(v->s, cap * sizeof(*s));
+		if (s == NULL)
+			return -ENOMEM;
+		v->s = s;
+		v->cap = cap;
+	}
+	struct upstream_server *s = &v->s[v->n];
+	memset(s, 0, sizeof(*s));
+	memcpy(&s->ss, sa, len);
+	s->len = len;
+	format_server(s);
+	v->n++;
+	return 0;
+}
+
+/* Parses the address of a nameserver line ("192.0.2.1", "2001:db8::1", "fe80::1%eth0"). */
+static int
+parse_nameserver(const char *path, int line, char *text, struct sockaddr_storage *ss,
+		 socklen_t *len)
+{
+	char *scope = strchr(text, '%');
+
+	memset(ss, 0, sizeof(*ss));
+	if (scope == NULL) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+			sin->sin_family = AF_INET;
+			sin->sin_port = htons(53);
+			*len = sizeof(*sin);
+			return 0;
+		}
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	if (scope != NULL)
+		*scope++ = '\0';
+	if (inet_pton(AF_INET6, text, &sin6->sin6_addr) != 1) {
+		log_warning("%s:%d: nameserver '%s': not an IP address, ignored", path, line, text);
+		return -EINVAL;
+	}
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(53);
+	if (scope != NULL && *scope != '\0') {
+		char *end;
+		unsigned long idx = if_nametoindex(scope);
+		if (idx == 0) {
+			idx = strtoul(scope, &end, 10);
+			if (*end != '\0')
+				idx = 0;
+		}
+		if (idx == 0 || idx > UINT32_MAX) {
+			log_warning("%s:%d: nameserver '%s%%%s': unknown interface '%s', ignored",
+				    path, line, text, scope, scope);
+			return -EINVAL;
+		}
+		sin6->sin6_scope_id = (uint32_t)idx;
+	}
+	*len = sizeof(*sin6);
+	return 0;
+}
+
+/* Adds the nameservers of a resolv.conf file. A file that cannot be read is logged and adds
+ * nothing. 0 or -ENOMEM. */
+static int
+read_resolv_conf(const char *path, struct server_vec *v)
+{
+	char buf[1024];
+	int line = 0, err = 0;
+	FILE *f = fopen(path, "re");
+
+	if (f == NULL) {
+		log_warning("%s: cannot read nameservers: %s", path, strerror(errno));
+		return 0;
+	}
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		char *save = NULL;
+		line++;
+		if (strchr(buf, '\n') == NULL && !feof(f)) {
+			/* overlong line: skip its remainder, it holds no usable nameserver */
+			int c;
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+			continue;
+		}
+		char *key = strtok_r(buf, " \t\r\n", &save);
+		if (key == NULL || key[0] == '#' || key[0] == ';' || strcmp(key, "nameserver") != 0)
+			continue;
+		char *addr = strtok_r(NULL, " \t\r\n#;", &save);
+		if (addr == NULL) {
+			log_warning("%s:%d: nameserver without an address, ignored", path, line);
+			continue;
+		}
+		struct sockaddr_storage ss;
+		socklen_t len;
+		if (parse_nameserver(path, line, addr, &ss, &len) != 0)
+			continue;
+		err = server_vec_add(v, (const struct sockaddr *)&ss, len);
+		if (err != 0)
+			break;
+	}
+	fclose(f);
+	return err;
+}
+
+int
+upstream_servers_new(const struct config *cfg, const struct upstream_servers *old,
+		     struct upstream_servers **out)
+{
+	struct server_vec v = {0};
+	struct upstream_servers *s = NULL;
+	int err;
+
+	assert(cfg != NULL && out != NULL);
+	for (size_t i = 0; i < cfg->upstream.nservers; i++) {
+		const struct config_addr *a = &cfg->upstream.servers[i];
+		err = server_vec_add(&v, (const struct sockaddr *)&a->ss, a->len);
+		if (err != 0)
+			goto cleanup;
+	}
+	if (cfg->upstream.resolv_conf) {
+		const char *path = cfg->upstream.resolv_conf_path ? cfg->upstream.resolv_conf_path
+								   : "/etc/resolv.conf";
+		err = read_resolv_conf(path, &v);
+		if (err != 0)
+			goto cleanup;
+	}
+	if (v.n == 0) {
+		log_error("upstream: no server to forward to (upstream.servers is empty%s)",
+			  cfg->upstream.resolv_conf ? " and resolv.conf lists no nameserver" : "");
+		err = -ENOENT;
+		goto cleanup;
+	}
+	s = malloc(sizeof(*s));
+	if (s == NULL) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	s->refs = 1;
+	s->timeout_ms = cfg->upstream.timeout_ms ? cfg->upstream.timeout_ms
+						 : UPSTREAM_DEFAULT_TIMEOUT_MS;
+	s->n = v.n;
+	s->s = v.s;
+	v.s = NULL;
+	if (old != NULL) {
+		for (size_t i = 0; i < s->n; i++) {
+			for (size_t j = 0; j < old->n; j++) {
+				if (upstream_same_addr((const struct sockaddr *)&s->s[i].ss,
+					      (const struct sockaddr *)&old->s[j].ss)) {
+					s->s[i].fails = old->s[j].fails;
+					s->s[i].backoff_ms = old->s[j].backoff_ms;
+					s->s[i].down_until = old->s[j].down_until;
+					s->s[i].last_fail = old->s[j].last_fail;
+					break;
+				}
+			}
+		}
+	}
+	*out = s;
+	err = 0;
+cleanup:
+	free(v.s);
+	return err;
+}
+
+void
+upstream_servers_unref(struct upstream_servers **sp)
+{
+	struct upstream_servers *s = *sp;
+
+	if (s == NULL)
+		return;
+	*sp = NULL;
+	assert(s->refs > 0);
+	if (--s->refs > 0)
+		return;
+	free(s->s);
+	free(s);
+}
+
+static bool
+server_up(const struct upstream_server *s, uint64_t now)
+{
+	return s->down_until <= now;
+}
+
+static bool
+req_tried(const struct upstream_req *req, size_t idx)
+{
+	for (unsigned i = 0; i < req->attempts && i < UPSTREAM_MAX_ATTEMPTS; i++)
+		if (req->tried[i] == idx)
+			return true;
+	return false;
+}
+
+/*
+ * The server for the next attempt: scanning from the first server (first attempt) or the one
+ * after the last tried, the first healthy server this request has not tried yet, else the first
+ * healthy one; when every server is down, the least recently failed (untried first).
+ */
+size_t
+upstream_server_pick(const struct upstream_req *req, uint64_t now)
+{
+	const struct upstream_servers *ss = req->servers;
+	size_t start = req->attempts == 0 ? 0 : (req->last + 1) % ss->n;
+	size_t best = SIZE_MAX;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < ss->n; i++) {
+			size_t k = (start + i) % ss->n;
+			if (server_up(&ss->s[k], now) && (pass == 1 || !req_tried(req, k)))
+				return k;
+		}
+	}
+	for (int pass = 0; pass < 2 && best == SIZE_MAX; pass++) {
+		for (size_t i = 0; i < ss->n; i++) {
+			size_t k = (start + i) % ss->n;
+			if (pass == 0 && req_tried(req, k))
+				continue;
+			if (best == SIZE_MAX || ss->s[k].last_fail < ss->s[best].last_fail)
+				best = k;
+		}
+	}
+	return best;
+}
+
+void
+upstream_server_failed(struct upstream_server *s, uint64_t now)
+{
+	bool was_down = s->backoff_ms != 0;
+
+	s->fails++;
+	s->last_fail = now;
+	if (s->fails < UPSTREAM_DOWN_AFTER || s->down_until > now)
+		return;	/* not yet, or already down (attempts started before it went down) */
+	if (s->backoff_ms == 0)
+		s->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
+	else if (s->backoff_ms < UPSTREAM_BACKOFF_MAX_MS / 2)
+		s->backoff_ms *= 2;
+	else
+		s->backoff_ms = UPSTREAM_BACKOFF_MAX_MS;
+	s->down_until = now + s->backoff_ms;
+	if (!was_down)
+		log_warning("upstream: server '%s' skipped for %u ms after %u failures", s->text,
+			    (unsigned)s->backoff_ms, s->fails);
+}
+
+void
+upstream_server_ok(struct upstream_server *s)
+{
+	if (s->backoff_ms != 0)
+		log_info("upstream: server '%s' answers again", s->text);
+	s->fails = 0;
+	s->backoff_ms = 0;
+	s->down_until = 0;
+}
+
