@@ -29,9 +29,11 @@ int cache_new(uint32_t entries, uint32_t min_ttl, uint32_t max_ttl, struct cache
 void cache_free(struct cache **c);
 
 /*
- * Finds an unexpired answer. Returns a pointer valid until the next cache_insert/cache_free
- * (serve it with dnsmsg_write_answer right away), and *age_s, the seconds since it was stored.
- * NULL on a miss. now_ms is a monotonic clock (uv_now).
+ * Finds an unexpired answer. Returns a pointer owned by the cache, valid until the next call on
+ * c (cache_lookup, cache_insert, cache_clear, cache_free): serve it with dnsmsg_write_answer
+ * right away. *age_s is the seconds since it was stored. NULL on a miss (an expired entry is
+ * dropped). now_ms is a monotonic clock (uv_now). Record TTLs in the stored answer are already
+ * clamped to [min_ttl, the entry's lifetime].
  */
 const struct dnsmsg_answer *cache_lookup(struct cache *c, const struct names_name *qname,
 					 uint16_t qtype, uint16_t qclass, bool do_bit,

@@ -95,8 +95,10 @@ struct dnsmsg_answer {
 					   negative answers min(SOA TTL, SOA minimum) (RFC 2308) */
 	uint8_t rcode;
 	bool negative;			/* NXDOMAIN or NODATA */
-	bool cacheable;			/* NOERROR/NXDOMAIN, not TC, TTL offsets all recorded */
+	bool cacheable;			/* NOERROR/NXDOMAIN, not TC, TTL offsets all recorded,
+					   and a negative answer has an SOA (RFC 2308 5) */
 };
+/* The question in wire is stored lowercase; rcode includes the OPT's extended bits. */
 
 /*
  * Checks an upstream reply against the query sent (id, and the question q: same name ignoring
@@ -123,8 +125,10 @@ int dnsmsg_answer_chain(const struct dnsmsg_answer *a, const struct dnsmsg_query
 /*
  * Writes the reply to q from a (fresh from upstream, or cached and age_s seconds old: every TTL
  * is decremented by age_s, never below 0). Sets the client's ID, flags and question case, adds
- * OPT when the client sent one. When the reply does not fit max_len, returns a truncated reply
- * (TC=1, header + question + OPT). Returns the length, or 0 when buf is too small for even that.
+ * OPT when the client sent one. Keeps the upstream rcode and AA; AD only when the client set
+ * DO or AD. When the reply does not fit max_len, returns a truncated reply (TC=1, header +
+ * question + OPT). Returns the length, or 0 when buf is too small for even that. An answer for
+ * another question gives SERVFAIL; an extended rcode for a client without EDNS gives SERVFAIL.
  */
 size_t dnsmsg_write_answer(const struct dnsmsg_answer *a, const struct dnsmsg_query *q,
 			   uint32_t age_s, size_t max_len, uint8_t *buf, size_t cap);

@@ -1,0 +1,371 @@
+/*
+ * cache: a fixed table of `entries` slots, a chained hash index over them, CLOCK eviction.
+ *
+ * Each used slot points to one allocation (made on insert, the miss path) holding the key
+ * (canonical name wire + type + class + DO), the TTL offsets and the answer bytes. A lookup
+ * allocates nothing: it fills the cache's result struct to point into the stored entry.
+ * Stored record TTLs are clamped to [min_ttl, lifetime] so a served TTL never outlives the entry.
+ */
+#include "cache.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dnsmsg_int.h"
+
+#define NIL	    UINT32_MAX
+#define KEY_EXTRA   5	/* qtype, qclass, DO */
+
+struct blob {
+	size_t size;		/* bytes of this allocation */
+	uint16_t keylen, len, nttl;
+	uint8_t rcode;
+	bool negative;
+	uint32_t ttl;
+	uint8_t data[];		/* key, then nttl 16-bit TTL offsets, then the answer wire */
+};
+
+struct slot {
+	uint64_t hash;
+	uint64_t stored_ms, expire_ms;
+	uint32_t next;		/* next slot in the bucket chain, or in the free list */
+	bool used, referenced;
+	struct blob *blob;
+};
+
+struct cache {
+	uint32_t nslots, nbuckets;	/* nbuckets is a power of two */
+	uint32_t min_ttl, max_ttl;
+	uint64_t seed;
+	struct slot *slots;
+	uint32_t *buckets;
+	uint32_t high;		/* slots [0, high) have been used at least once */
+	uint32_t free_head;	/* freed slots below high */
+	uint32_t hand;		/* CLOCK hand */
+	struct cache_stats st;
+	size_t table_bytes;
+	struct dnsmsg_answer result;	/* what cache_lookup returns */
+};
+
+static uint64_t
+random_seed(void)
+{
+	uint64_t s = 0;
+	struct timespec ts;
+	FILE *f = fopen("/dev/urandom", "rb");
+
+	if (f != NULL) {
+		if (fread(&s, sizeof(s), 1, f) != 1)
+			s = 0;
+		fclose(f);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return s ^ ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid();
+}
+
+int
+cache_new(uint32_t entries, uint32_t min_ttl, uint32_t max_ttl, struct cache **out)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+	int rc = -ENOMEM;
+
+	if (c == NULL)
+		return -ENOMEM;
+	c->nslots = entries;
+	c->min_ttl = min_ttl;
+	c->max_ttl = max_ttl < min_ttl ? min_ttl : max_ttl;
+	c->seed = random_seed();
+	c->nbuckets = 1;
+	while (c->nbuckets < entries && c->nbuckets < (1u << 31))
+		c->nbuckets <<= 1;
+	c->slots = calloc(entries ? entries : 1, sizeof(*c->slots));
+	c->buckets = malloc((size_t)c->nbuckets * sizeof(*c->buckets));
+	if (c->slots == NULL || c->buckets == NULL)
+		goto cleanup;
+	for (uint32_t i = 0; i < c->nbuckets; i++)
+		c->buckets[i] = NIL;
+	c->free_head = NIL;
+	c->table_bytes = sizeof(*c) + (size_t)(entries ? entries : 1) * sizeof(*c->slots) +
+			 (size_t)c->nbuckets * sizeof(*c->buckets);
+	*out = c;
+	c = NULL;
+	rc = 0;
+cleanup:
+	if (c != NULL) {
+		free(c->slots);
+		free(c->buckets);
+		free(c);
+	}
+	return rc;
+}
+
+static void
+release(struct cache *c, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+
+	c->st.bytes -= s->blob->size;
+	c->st.entries--;
+	free(s->blob);
+	s->blob = NULL;
+	s->used = false;
+	s->referenced = false;
+}
+
+void
+cache_clear(struct cache *c)
+{
+	for (uint32_t i = 0; i < c->high; i++)
+		if (c->slots[i].used)
+			release(c, i);
+	for (uint32_t i = 0; i < c->nbuckets; i++)
+		c->buckets[i] = NIL;
+	c->high = 0;
+	c->free_head = NIL;
+	c->hand = 0;
+}
+
+void
+cache_free(struct cache **cp)
+{
+	struct cache *c = *cp;
+
+	if (c == NULL)
+		return;
+	cache_clear(c);
+	free(c->slots);
+	free(c->buckets);
+	free(c);
+	*cp = NULL;
+}
+
+static uint64_t
+key_hash(const struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
+	 bool do_bit)
+{
+	uint64_t h = names_hash(qname, c->seed);
+	uint64_t k = ((uint64_t)qtype << 32) | ((uint64_t)qclass << 8) | (do_bit ? 1 : 0);
+
+	h ^= k * 0x9e3779b97f4a7c15ull;
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 29;
+	return h;
+}
+
+static size_t
+key_make(uint8_t *key, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
+	 bool do_bit)
+{
+	memcpy(key, qname->wire, qname->len);
+	dnsmsg_wr16(key + qname->len, qtype);
+	dnsmsg_wr16(key + qname->len + 2, qclass);
+	key[qname->len + 4] = do_bit ? 1 : 0;
+	return (size_t)qname->len + KEY_EXTRA;
+}
+
+/* The slot holding key, or NIL. *prev is the slot before it in the chain (NIL: the bucket). */
+static uint32_t
+find(const struct cache *c, uint64_t h, const uint8_t *key, size_t keylen, uint32_t *prev)
+{
+	uint32_t p = NIL;
+
+	for (uint32_t i = c->buckets[h & (c->nbuckets - 1)]; i != NIL; p = i, i = c->slots[i].next) {
+		const struct slot *s = &c->slots[i];
+		if (s->hash == h && s->blob->keylen == keylen &&
+		    memcmp(s->blob->data, key, keylen) == 0) {
+			*prev = p;
+			return i;
+		}
+	}
+	return NIL;
+}
+
+static void
+unlink_slot(struct cache *c, uint32_t i, uint32_t prev)
+{
+	if (prev == NIL)
+		c->buckets[c->slots[i].hash & (c->nbuckets - 1)] = c->slots[i].next;
+	else
+		c->slots[prev].next = c->slots[i].next;
+}
+
+/* Removes a used slot (the CLOCK victim) from its chain and from memory. */
+static void
+remove_slot(struct cache *c, uint32_t i)
+{
+	uint32_t prev = NIL;
+
+	for (uint32_t j = c->buckets[c->slots[i].hash & (c->nbuckets - 1)]; j != i;
+	     j = c->slots[j].next) {
+		assert(j != NIL);
+		prev = j;
+	}
+	unlink_slot(c, i, prev);
+	release(c, i);
+}
+
+const struct dnsmsg_answer *
+cache_lookup(struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
+	     bool do_bit, uint64_t now_ms, uint32_t *age_s)
+{
+	uint8_t key[NAMES_MAX_WIRE + KEY_EXTRA];
+	uint32_t prev;
+
+	if (c->nslots == 0) {
+		c->st.misses++;
+		return NULL;
+	}
+	size_t keylen = key_make(key, qname, qtype, qclass, do_bit);
+	uint64_t h = key_hash(c, qname, qtype, qclass, do_bit);
+	uint32_t i = find(c, h, key, keylen, &prev);
+	if (i == NIL) {
+		c->st.misses++;
+		return NULL;
+	}
+	struct slot *s = &c->slots[i];
+	if (now_ms >= s->expire_ms) {
+		unlink_slot(c, i, prev);
+		release(c, i);
+		s->next = c->free_head;
+		c->free_head = i;
+		c->st.expired++;
+		c->st.misses++;
+		return NULL;
+	}
+	const struct blob *b = s->blob;
+	struct dnsmsg_answer *r = &c->result;
+	s->referenced = true;
+	r->wire = (uint8_t *)(b->data + b->keylen + 2 * (size_t)b->nttl);
+	r->len = b->len;
+	r->nttl = b->nttl;
+	memcpy(r->ttl_off, b->data + b->keylen, 2 * (size_t)b->nttl);
+	r->ttl = b->ttl;
+	r->rcode = b->rcode;
+	r->negative = b->negative;
+	r->cacheable = true;
+	*age_s = (uint32_t)((now_ms - s->stored_ms) / 1000);
+	c->st.hits++;
+	return r;
+}
+
+/* A slot to fill: a free one, else the CLOCK victim (expired entries first on the way). */
+static uint32_t
+take_slot(struct cache *c, uint64_t now_ms)
+{
+	if (c->free_head != NIL) {
+		uint32_t i = c->free_head;
+		c->free_head = c->slots[i].next;
+		return i;
+	}
+	if (c->high < c->nslots)
+		return c->high++;
+	/* every slot is used: after one full turn all reference bits are clear */
+	for (uint64_t step = 0;; step++) {
+		uint32_t i = c->hand;
+		struct slot *s = &c->slots[i];
+		c->hand = (c->hand + 1 == c->nslots) ? 0 : c->hand + 1;
+		if (now_ms >= s->expire_ms) {
+			c->st.expired++;
+		} else if (s->referenced && step < 2 * (uint64_t)c->nslots) {
+			s->referenced = false;
+			continue;
+		} else {
+			c->st.evictions++;
+		}
+		remove_slot(c, i);
+		return i;
+	}
+}
+
+static uint32_t
+ttl_or_zero(uint32_t ttl)
+{
+	return ttl > DNSMSG_TTL_MAX ? 0 : ttl;
+}
+
+static uint32_t
+clamp(uint32_t v, uint32_t lo, uint32_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+int
+cache_insert(struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
+	     bool do_bit, const struct dnsmsg_answer *a, uint64_t now_ms)
+{
+	uint8_t key[NAMES_MAX_WIRE + KEY_EXTRA];
+	uint32_t prev;
+
+	if (c->nslots == 0 || !a->cacheable ||
+	    (a->rcode != DNSMSG_RCODE_NOERROR && a->rcode != DNSMSG_RCODE_NXDOMAIN))
+		return 0;
+	if (a->len < DNSMSG_HEADER_LEN || a->nttl > DNSMSG_MAX_TTLS)
+		return -E2BIG;
+	uint32_t ttl = clamp(ttl_or_zero(a->ttl), c->min_ttl, c->max_ttl);
+	if (ttl == 0)
+		return 0;	/* would expire at once */
+
+	size_t keylen = key_make(key, qname, qtype, qclass, do_bit);
+	size_t size = sizeof(struct blob) + keylen + 2 * (size_t)a->nttl + a->len;
+	struct blob *b = malloc(size);
+	if (b == NULL)
+		return -ENOMEM;
+	b->size = size;
+	b->keylen = (uint16_t)keylen;
+	b->len = a->len;
+	b->nttl = a->nttl;
+	b->rcode = a->rcode;
+	b->negative = a->negative;
+	b->ttl = ttl;
+	memcpy(b->data, key, keylen);
+	uint8_t *offs = b->data + keylen;
+	uint8_t *wire = offs + 2 * (size_t)a->nttl;
+	memcpy(wire, a->wire, a->len);
+	for (unsigned k = 0; k < a->nttl; k++) {
+		uint16_t off = a->ttl_off[k];
+		memcpy(offs + 2 * k, &off, 2);
+		if ((size_t)off + 4 <= a->len)
+			dnsmsg_wr32(wire + off,
+				    clamp(ttl_or_zero(dnsmsg_rd32(wire + off)), c->min_ttl, ttl));
+	}
+
+	uint64_t h = key_hash(c, qname, qtype, qclass, do_bit);
+	uint32_t i = find(c, h, key, keylen, &prev);
+	if (i != NIL) {
+		/* replace in place, keeping the slot's place in the chain and its mark */
+		struct slot *s = &c->slots[i];
+		c->st.bytes -= s->blob->size;
+		free(s->blob);
+		s->blob = b;
+	} else {
+		i = take_slot(c, now_ms);
+		struct slot *s = &c->slots[i];
+		uint32_t *head = &c->buckets[h & (c->nbuckets - 1)];
+		s->hash = h;
+		s->blob = b;
+		s->used = true;
+		s->referenced = false;
+		s->next = *head;
+		*head = i;
+		c->st.entries++;
+	}
+	struct slot *s = &c->slots[i];
+	s->stored_ms = now_ms;
+	s->expire_ms = now_ms + (uint64_t)ttl * 1000;
+	c->st.bytes += size;
+	c->st.inserts++;
+	return 0;
+}
+
+void
+cache_get_stats(const struct cache *c, struct cache_stats *st)
+{
+	*st = c->st;
+	st->bytes += c->table_bytes;
+}
