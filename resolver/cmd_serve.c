@@ -1,0 +1,128 @@
+/*
+ * cmd_serve: `veto serve -c FILE`, the resolver daemon.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "cmd.h"
+#include "config.h"
+#include "diag.h"
+#include "log.h"
+#include "policy.h"
+#include "server.h"
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: veto serve [-c FILE]\n"
+		"\n"
+		"runs the DNS resolver: listens on server.listen (UDP and TCP), applies the policy,\n"
+		"forwards to upstream.servers, caches, and writes the query log.\n"
+		"\n"
+		"options:\n"
+		"  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG ")\n"
+		"  -h, --help         show this help\n"
+		"\n"
+		"signals: SIGHUP reloads the configuration and reopens the query log;\n"
+		"SIGTERM and SIGINT stop after the queries in flight are answered.\n"
+		"exit codes: 0 stopped by a signal, 1 runtime error (e.g. an address that cannot be\n"
+		"bound), 2 bad usage or configuration.\n");
+}
+
+static void
+on_walk_report(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	log_error("internal: handle of type '%s' still open at exit",
+		  uv_handle_type_name(uv_handle_get_type(h)));
+}
+
+static int
+run(const char *path)
+{
+	struct diag diag;
+	struct config *cfg = NULL;
+	struct policy *policy = NULL;
+	struct server *srv = NULL;
+	uv_loop_t loop;
+	int rc = CMD_EXIT_OK;
+	int err;
+
+	diag_init(&diag);
+	err = config_load(path, &diag, &cfg);
+	if (err == 0)
+		err = policy_new(cfg, &diag, &policy);
+	diag_print(&diag, stderr, DIAG_WARNING);
+	diag_clear(&diag);
+	if (err != 0) {
+		if (cfg != NULL)
+			config_free(&cfg);
+		fprintf(stderr, "%s: configuration not valid: not started\n", path);
+		return CMD_EXIT_USAGE;
+	}
+
+	/* a client closing its TCP connection must not kill the daemon */
+	signal(SIGPIPE, SIG_IGN);
+	err = uv_loop_init(&loop);
+	if (err != 0) {
+		log_error("cannot start the event loop: %s", uv_strerror(err));
+		policy_unref(&policy);
+		return CMD_EXIT_RUNTIME;
+	}
+	err = server_new(&loop, policy, &srv);
+	if (err != 0) {
+		log_error("cannot start: %s", uv_strerror(err));
+		policy_unref(&policy);
+		uv_loop_close(&loop);
+		return CMD_EXIT_RUNTIME;
+	}
+	err = server_start(srv);
+	if (err == 0)
+		err = server_watch_signals(srv);
+	if (err != 0) {
+		rc = CMD_EXIT_RUNTIME;
+		server_stop(srv, NULL, NULL);
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	server_free(&srv);
+	err = uv_loop_close(&loop);
+	if (err != 0) {
+		uv_walk(&loop, on_walk_report, NULL);
+		rc = CMD_EXIT_RUNTIME;
+	}
+	return rc;
+}
+
+int
+cmd_serve(int argc, char **argv)
+{
+	const char *path = CMD_DEFAULT_CONFIG;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return CMD_EXIT_OK;
+		}
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "veto serve: option '%s' needs a file\n", a);
+				return CMD_EXIT_USAGE;
+			}
+			path = argv[++i];
+			continue;
+		}
+		if (strncmp(a, "--config=", 9) == 0) {
+			path = a + 9;
+			continue;
+		}
+		fprintf(stderr, "veto serve: unknown argument '%s'\n\n", a);
+		usage(stderr);
+		return CMD_EXIT_USAGE;
+	}
+	return run(path);
+}

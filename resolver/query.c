@@ -1,0 +1,438 @@
+/*
+ * query: per-query state, the answering pipeline and its exactly-once finish.
+ */
+#include "query.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <netinet/in.h>
+
+#include "cache.h"
+#include "log.h"
+#include "querylog.h"
+#include "server_int.h"
+
+void
+query_pool_init(struct query_pool *p, size_t max)
+{
+	memset(p, 0, sizeof(*p));
+	p->max = max;
+}
+
+void
+query_pool_destroy(struct query_pool *p)
+{
+	assert(p->used == 0);
+	for (size_t i = 0; i < p->nblocks; i++)
+		free(p->blocks[i]);
+	free(p->blocks);
+	memset(p, 0, sizeof(*p));
+}
+
+static int
+pool_grow(struct query_pool *p)
+{
+	if ((p->nblocks + 1) * SERVER_QUERY_BLOCK > p->max)
+		return -ENOBUFS;
+	struct query **blocks = realloc(p->blocks, (p->nblocks + 1) * sizeof(*blocks));
+	if (blocks == NULL)
+		return -ENOMEM;
+	p->blocks = blocks;
+	struct query *b = calloc(SERVER_QUERY_BLOCK, sizeof(*b));
+	if (b == NULL)
+		return -ENOMEM;
+	p->blocks[p->nblocks++] = b;
+	for (size_t i = SERVER_QUERY_BLOCK; i-- > 0;) {
+		b[i].next = p->free;
+		p->free = &b[i];
+	}
+	return 0;
+}
+
+static size_t
+sockaddr_len(const struct sockaddr *sa)
+{
+	return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+struct query *
+query_get(struct server *s, const struct sockaddr *client, bool tcp)
+{
+	struct query_pool *p = &s->pool;
+
+	if (p->free == NULL && pool_grow(p) != 0)
+		return NULL;
+	struct query *q = p->free;
+	p->free = q->next;
+	p->used++;
+
+	q->prev = q->next = NULL;
+	q->srv = s;
+	q->policy = NULL;
+	q->via.udp = NULL;
+	q->wait = NULL;
+	q->t_start = uv_hrtime();
+	memcpy(&q->client, client, sockaddr_len(client));
+	q->upstream.ss_family = 0;
+	q->group = -1;
+	q->list = -1;
+	q->rule_label = -1;
+	q->rule_len = 0;
+	q->action = QUERYLOG_ACTION_FORWARD;
+	q->rcode = 0;
+	q->tcp = tcp;
+	q->blocked = false;
+	q->async = false;
+	q->finished = false;
+	q->dq.has_question = false;
+	q->dq.qname.len = 0;
+	q->dq.qtype = 0;
+	return q;
+}
+
+static void
+pool_put(struct query_pool *p, struct query *q)
+{
+	assert(p->used > 0);
+	q->next = p->free;
+	p->free = q;
+	p->used--;
+}
+
+static void
+async_link(struct server *s, struct query *q)
+{
+	q->prev = NULL;
+	q->next = s->async;
+	if (s->async != NULL)
+		s->async->prev = q;
+	s->async = q;
+	q->async = true;
+}
+
+static void
+async_unlink(struct server *s, struct query *q)
+{
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else
+		s->async = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+	q->prev = q->next = NULL;
+	q->async = false;
+}
+
+static void
+copy_name(char *dst, const char *src)
+{
+	if (src == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	size_t n = strlen(src);
+	if (n >= QUERYLOG_NAME_MAX)
+		n = QUERYLOG_NAME_MAX - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static void
+log_query(struct query *q, const struct policy *pol)
+{
+	struct server *s = q->srv;
+	struct querylog_record r;
+
+	if (s->qlog == NULL || !querylog_wants(s->qlog, q->blocked))
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r.ts_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	memcpy(&r.client, &q->client, sockaddr_len((const struct sockaddr *)&q->client));
+	if (q->upstream.ss_family != 0)
+		memcpy(&r.upstream, &q->upstream,
+		       sockaddr_len((const struct sockaddr *)&q->upstream));
+	else
+		r.upstream.ss_family = 0;
+	if (q->dq.has_question) {
+		memcpy(r.qname_wire, q->dq.qname.wire, q->dq.qname.len);
+		r.qname_len = q->dq.qname.len;
+		r.qtype = q->dq.qtype;
+	} else {
+		r.qname_len = 0;
+		r.qtype = 0;
+	}
+	r.tcp = q->tcp;
+	r.blocked = q->blocked;
+	const char *g = q->group >= 0 ? policy_group_name(pol, q->group) : NULL;
+	const char *l = q->list >= 0 ? policy_list_name(pol, q->list) : NULL;
+	r.has_group = g != NULL;
+	copy_name(r.group, g);
+	r.has_list = l != NULL;
+	copy_name(r.list, l);
+	r.rule_label = (int16_t)q->rule_label;
+	r.action = q->action;
+	r.rcode = q->rcode;
+	uint64_t us = (uv_hrtime() - q->t_start) / 1000;
+	r.latency_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	querylog_submit(s->qlog, &r);
+}
+
+/* Returns the slot to the pool and tells the transport and the server. */
+static void
+release(struct query *q)
+{
+	struct server *s = q->srv;
+	bool tcp = q->tcp;
+	struct tcp_conn *c = q->via.tcp;
+
+	if (q->policy != NULL)
+		policy_unref(&q->policy);
+	pool_put(&s->pool, q);
+	if (tcp)
+		tcp_query_done(c);
+	server_query_released(s);
+}
+
+/*
+ * Sends the reply (len 0: none), logs, counts, and returns the slot. Exactly once per query.
+ * buf is server_reply_buf() (TCP writes its length prefix in front of it).
+ */
+static void
+finish(struct query *q, uint8_t *buf, size_t len)
+{
+	struct server *s = q->srv;
+
+	assert(!q->finished);
+	q->finished = true;
+	if (len > 0) {
+		if (q->rcode == 0)
+			q->rcode = buf[3] & 0x0f;
+		if (q->tcp)
+			tcp_reply(q, buf, len);
+		else
+			udp_reply(q, buf, len);
+	} else {
+		s->stats.send_errors++;
+	}
+	log_query(q, q->policy != NULL ? q->policy : s->policy);
+	release(q);
+}
+
+static void
+finish_error(struct query *q, uint8_t rcode, uint8_t action)
+{
+	struct server *s = q->srv;
+	uint8_t *buf = server_reply_buf(s);
+	size_t len = dnsmsg_write_error(&q->dq, rcode, buf, dnsmsg_max_reply(&q->dq, q->tcp));
+
+	q->action = action;
+	q->rcode = rcode;
+	finish(q, buf, len);
+}
+
+static void
+finish_servfail(struct query *q)
+{
+	q->srv->stats.servfail++;
+	finish_error(q, DNSMSG_RCODE_SERVFAIL, QUERYLOG_ACTION_SERVFAIL);
+}
+
+static uint8_t
+action_of(enum config_action a)
+{
+	switch (a) {
+	case CONFIG_ACTION_NXDOMAIN:
+		return QUERYLOG_ACTION_NXDOMAIN;
+	case CONFIG_ACTION_NODATA:
+		return QUERYLOG_ACTION_NODATA;
+	case CONFIG_ACTION_REFUSED:
+		return QUERYLOG_ACTION_REFUSED;
+	case CONFIG_ACTION_SINKHOLE:
+	case CONFIG_ACTION_INHERIT:
+	default:
+		return QUERYLOG_ACTION_SINKHOLE;
+	}
+}
+
+/* Answers q with the block action of verdict v (of the query name or a chain target). */
+static void
+finish_blocked(struct query *q, const struct policy *pol, const struct policy_verdict *v)
+{
+	struct server *s = q->srv;
+	uint8_t *buf = server_reply_buf(s);
+	char text[128];
+	const char *list = policy_list_name(pol, v->list);
+
+	if (list != NULL)
+		snprintf(text, sizeof(text), "blocked by list '%s'", list);
+	else
+		snprintf(text, sizeof(text), "blocked by policy");
+	q->blocked = true;
+	q->list = v->list;
+	q->action = action_of(v->action);
+	s->stats.blocked++;
+	size_t cap = dnsmsg_max_reply(&q->dq, q->tcp);
+	size_t len = dnsmsg_write_blocked(&q->dq, v->action, policy_config(pol), text, buf, cap);
+	if (len == 0) /* the synthesised answer does not fit the client's size */
+		len = dnsmsg_write_error(&q->dq, DNSMSG_RCODE_REFUSED, buf, cap);
+	finish(q, buf, len);
+}
+
+struct chain_check {
+	const struct policy *pol;
+	int group;
+	struct policy_verdict v;
+	struct query *q;
+};
+
+/*
+ * A CNAME/DNAME target is blocked only by a block list: a default-deny group must not lose
+ * every answer whose chain leaves the names it allows.
+ */
+static int
+on_chain_target(void *arg, const struct names_name *target)
+{
+	struct chain_check *cc = arg;
+
+	policy_check(cc->pol, cc->group, target, &cc->v);
+	if (!cc->v.blocked || cc->v.reason != POLICY_REASON_BLOCK_LIST)
+		return 0;
+	int i = cc->v.rule_label;
+	if (i >= 0 && i <= target->nlabels) {
+		uint8_t off = i < target->nlabels ? target->label_off[i] : (uint8_t)(target->len - 1);
+		cc->q->rule_len = (uint8_t)(target->len - off);
+		memcpy(cc->q->rule_wire, target->wire + off, cc->q->rule_len);
+	}
+	return 1;
+}
+
+/*
+ * Serves answer a (fresh: age 0, or from the cache) unless its chain reaches a blocked name.
+ */
+static void
+finish_answer(struct query *q, const struct policy *pol, const struct dnsmsg_answer *a,
+	      uint32_t age_s)
+{
+	struct server *s = q->srv;
+	struct chain_check cc = { .pol = pol, .group = q->group, .q = q };
+
+	if (dnsmsg_answer_chain(a, &q->dq, on_chain_target, &cc) != 0) {
+		s->stats.cloaked++;
+		/* the rule is a suffix of the chain target, not of the query name: it is kept
+		 * in q->rule_wire, but struct querylog_record has no field for it yet */
+		q->rule_label = -1;
+		finish_blocked(q, pol, &cc.v);
+		return;
+	}
+	if (q->action == QUERYLOG_ACTION_CACHE)
+		s->stats.cache_hits++;
+	else
+		s->stats.forwarded++;
+	uint8_t *buf = server_reply_buf(s);
+	size_t len = dnsmsg_write_answer(a, &q->dq, age_s, dnsmsg_max_reply(&q->dq, q->tcp), buf,
+					 SERVER_REPLY_CAP);
+	if (len == 0) {
+		finish_servfail(q);
+		return;
+	}
+	finish(q, buf, len);
+}
+
+static void
+on_upstream_done(void *arg, int status, const uint8_t *reply, size_t len,
+		 const struct sockaddr *server)
+{
+	struct query *q = arg;
+	struct server *s = q->srv;
+
+	q->wait = NULL;
+	async_unlink(s, q);
+	if (status != 0) {
+		if (status != -ECANCELED)
+			log_debug("upstream: no answer for query: %s", uv_strerror(status));
+		finish_servfail(q);
+		return;
+	}
+	if (server != NULL)
+		memcpy(&q->upstream, server, sockaddr_len(server));
+	struct dnsmsg_answer *a = &s->answer;
+	int err = dnsmsg_answer_from_reply(reply, len, s->answer_wire, DNSMSG_MAX_LEN, a);
+	if (err != 0) {
+		finish_servfail(q);
+		return;
+	}
+	if (s->cache != NULL && a->cacheable)
+		cache_insert(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass, q->dq.do_bit, a,
+			     uv_now(s->loop));
+	q->action = QUERYLOG_ACTION_FORWARD;
+	finish_answer(q, q->policy, a, 0);
+}
+
+void
+query_process(struct query *q, const uint8_t *pkt, size_t len)
+{
+	struct server *s = q->srv;
+	const struct policy *pol = s->policy;
+	const struct sockaddr *client = (const struct sockaddr *)&q->client;
+
+	if (dnsmsg_parse_query(pkt, len, &q->dq) != 0) {
+		s->stats.dropped++;
+		q->finished = true;
+		release(q);
+		return;
+	}
+	if (!policy_client_allowed(pol, client)) {
+		s->stats.refused++;
+		finish_error(q, DNSMSG_RCODE_REFUSED, QUERYLOG_ACTION_REFUSED);
+		return;
+	}
+	if (q->dq.rcode != 0) {
+		s->stats.errors++;
+		finish_error(q, q->dq.rcode,
+			     q->dq.rcode == DNSMSG_RCODE_NOTIMP ? QUERYLOG_ACTION_NOTIMP
+								 : QUERYLOG_ACTION_FORMERR);
+		return;
+	}
+
+	struct policy_verdict v;
+	q->group = policy_client_group(pol, client);
+	policy_check(pol, q->group, &q->dq.qname, &v);
+	if (v.blocked) {
+		q->rule_label = v.rule_label;
+		finish_blocked(q, pol, &v);
+		return;
+	}
+
+	if (s->cache != NULL) {
+		uint32_t age;
+		const struct dnsmsg_answer *a =
+			cache_lookup(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass,
+				     q->dq.do_bit, uv_now(s->loop), &age);
+		if (a != NULL) {
+			q->action = QUERYLOG_ACTION_CACHE;
+			finish_answer(q, pol, a, age);
+			return;
+		}
+	}
+
+	q->policy = policy_ref(s->policy);
+	async_link(s, q);
+	int err = upstream_query(s->upstream, &q->dq, on_upstream_done, q, &q->wait);
+	if (err != 0) {
+		log_warning("upstream: cannot start query: %s", uv_strerror(err));
+		async_unlink(s, q);
+		finish_servfail(q);
+	}
+}
+
+void
+query_cancel(struct query *q)
+{
+	if (q->async && q->wait != NULL)
+		upstream_cancel(q->wait);
+}

@@ -1,0 +1,516 @@
+/*
+ * server: the loop owner. Listener setup, signals, reload by policy swap, graceful shutdown.
+ */
+#include "server.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "config.h"
+#include "diag.h"
+#include "log.h"
+#include "server_int.h"
+
+struct reload_job {
+	uv_work_t req;
+	struct server *srv;
+	char *path;		/* owned */
+	struct diag diag;
+	struct policy *policy;	/* the result, one reference */
+	int status;
+	server_reload_cb cb;
+	void *arg;
+};
+
+static void begin_close(struct server *s);
+
+char *
+server_addr_text(const struct sockaddr *sa)
+{
+	char ip[INET6_ADDRSTRLEN];
+	char buf[INET6_ADDRSTRLEN + 16];
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, sizeof(buf), "[%s]:%u", ip, ntohs(in6->sin6_port));
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(buf, sizeof(buf), "%s:%u", ip, ntohs(in->sin_port));
+	} else {
+		snprintf(buf, sizeof(buf), "(family %d)", sa->sa_family);
+	}
+	return strdup(buf);
+}
+
+int
+server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
+{
+	const struct config *cfg = policy_config(policy);
+	struct server *s = calloc(1, sizeof(*s));
+	int err = -ENOMEM;
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->loop = loop;
+	s->drain_ms = SERVER_DRAIN_MS;
+	query_pool_init(&s->pool, SERVER_MAX_QUERIES);
+	s->udp_rbuf = malloc((size_t)UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE);
+	s->tcp_rbuf = malloc(TCP_READ_SIZE);
+	s->reply = malloc(2 + SERVER_REPLY_CAP);
+	s->answer_wire = malloc(DNSMSG_MAX_LEN);
+	if (s->udp_rbuf == NULL || s->tcp_rbuf == NULL || s->reply == NULL ||
+	    s->answer_wire == NULL || udp_batch_new(&s->batch) != 0)
+		goto cleanup;
+	if (cfg->cache.entries > 0) {
+		err = cache_new(cfg->cache.entries, cfg->cache.min_ttl, cfg->cache.max_ttl,
+				&s->cache);
+		if (err != 0) {
+			log_error("cache: cannot allocate %" PRIu32 " entries: %s",
+				  cfg->cache.entries, uv_strerror(err));
+			goto cleanup;
+		}
+	}
+	err = querylog_new(cfg, &s->qlog);
+	if (err != 0)
+		goto cleanup;
+	/* last: from here on there are handles on the loop */
+	err = upstream_new(loop, cfg, &s->upstream);
+	if (err != 0)
+		goto cleanup;
+	s->nobjects++;
+	s->policy = policy;
+	*out = s;
+	return 0;
+
+cleanup:
+	if (s->qlog != NULL)
+		querylog_free(&s->qlog);
+	if (s->cache != NULL)
+		cache_free(&s->cache);
+	udp_batch_free(&s->batch);
+	free(s->udp_rbuf);
+	free(s->tcp_rbuf);
+	free(s->reply);
+	free(s->answer_wire);
+	free(s);
+	return err;
+}
+
+int
+server_start(struct server *s)
+{
+	const struct config *cfg = policy_config(s->policy);
+
+	assert(s->state == SERVER_NEW);
+	s->state = SERVER_RUNNING;
+	if (cfg->server.nlisten == 0) {
+		log_error("%s: server.listen: no address to listen on", cfg->path);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < cfg->server.nlisten; i++) {
+		int err = udp_listener_open(s, &cfg->server.listen[i]);
+		if (err == 0)
+			err = tcp_listener_open(s, &cfg->server.listen[i]);
+		if (err != 0)
+			return err;
+	}
+	log_info("serving: %zu groups, %zu lists, %zu names, cache %" PRIu32 " entries",
+		 cfg->ngroups, cfg->nlists, policy_names(s->policy), cfg->cache.entries);
+	return 0;
+}
+
+static void
+on_handle_close(uv_handle_t *handle)
+{
+	server_object_closed(handle->data);
+}
+
+static void
+on_signal(uv_signal_t *sig, int signum)
+{
+	struct server *s = sig->data;
+
+	if (signum == SIGHUP) {
+		log_info("reload: SIGHUP received");
+		int err = server_reload(s, NULL, NULL);
+		if (err == -EBUSY)
+			log_info("reload: already running, will run again when it ends");
+		return;
+	}
+	log_info("stopping: %s received", signum == SIGINT ? "SIGINT" : "SIGTERM");
+	server_stop(s, NULL, NULL);
+}
+
+int
+server_watch_signals(struct server *s)
+{
+	uv_signal_t *sigs[] = { &s->sig_hup, &s->sig_term, &s->sig_int };
+	int nums[] = { SIGHUP, SIGTERM, SIGINT };
+
+	if (s->signals || s->state >= SERVER_DRAINING)
+		return -EALREADY;
+	for (size_t i = 0; i < 3; i++) {
+		uv_signal_init(s->loop, sigs[i]);
+		sigs[i]->data = s;
+		s->nobjects++;
+	}
+	s->signals = true;
+	for (size_t i = 0; i < 3; i++) {
+		int err = uv_signal_start(sigs[i], on_signal, nums[i]);
+		if (err != 0) {
+			log_error("cannot watch signal %d: %s", nums[i], uv_strerror(err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Reload.
+ */
+static void
+on_reload_work(uv_work_t *req)
+{
+	struct reload_job *job = req->data;
+	struct config *cfg = NULL;
+
+	job->status = config_load(job->path, &job->diag, &cfg);
+	if (job->status != 0)
+		return;
+	job->status = policy_new(cfg, &job->diag, &job->policy);
+	if (job->status != 0)
+		config_free(&cfg);
+}
+
+static bool
+addr_lists_equal(const struct config_addr *a, size_t na, const struct config_addr *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		if (a[i].len != b[i].len || memcmp(&a[i].ss, &b[i].ss, a[i].len) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool
+str_equal(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* Settings that only take effect at start. */
+static void
+warn_restart_needed(const struct config *old, const struct config *cur)
+{
+	if (old->cache.entries != cur->cache.entries || old->cache.min_ttl != cur->cache.min_ttl ||
+	    old->cache.max_ttl != cur->cache.max_ttl)
+		log_warning("reload: %s: cache settings changed: restart needed to apply them",
+			    cur->path);
+	if (!addr_lists_equal(old->server.listen, old->server.nlisten, cur->server.listen,
+			      cur->server.nlisten))
+		log_warning("reload: %s: server.listen changed: restart needed to apply it",
+			    cur->path);
+	if (old->log.queries != cur->log.queries || !str_equal(old->log.file, cur->log.file))
+		log_warning("reload: %s: log settings changed: restart needed to apply them",
+			    cur->path);
+}
+
+static void start_reload(struct server *s, server_reload_cb cb, void *arg);
+
+static void
+log_diag(const struct diag *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct diag_entry *e = &d->v[i];
+		if (e->level == DIAG_ERROR)
+			log_error("%s", e->text);
+		else if (e->level == DIAG_WARNING)
+			log_warning("%s", e->text);
+	}
+}
+
+static void
+on_reload_done(uv_work_t *req, int status)
+{
+	struct reload_job *job = req->data;
+	struct server *s = job->srv;
+	int result = job->status;
+
+	s->reload = NULL;
+	if (status == UV_ECANCELED || s->state >= SERVER_DRAINING) {
+		result = -ECANCELED;
+		if (job->policy != NULL)
+			policy_unref(&job->policy);
+	} else if (result != 0) {
+		s->stats.reload_failures++;
+		log_diag(&job->diag);
+		if (job->diag.nerrors == 0)
+			log_error("%s: cannot load: %s", job->path, uv_strerror(result));
+		log_error("reload: failed (%zu errors): keeping the current policy",
+			  job->diag.nerrors);
+	} else {
+		const struct config *old = policy_config(s->policy);
+		const struct config *cur = policy_config(job->policy);
+		log_diag(&job->diag);
+		warn_restart_needed(old, cur);
+		int err = upstream_reconfigure(s->upstream, cur);
+		if (err != 0)
+			log_warning("reload: upstream servers not changed: %s", uv_strerror(err));
+		policy_unref(&s->policy);
+		s->policy = job->policy;
+		job->policy = NULL;
+		s->stats.reloads++;
+		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
+			 policy_names(s->policy));
+	}
+	server_reload_cb cb = job->cb;
+	void *arg = job->arg;
+	diag_clear(&job->diag);
+	free(job->path);
+	free(job);
+	if (cb != NULL)
+		cb(arg, result);
+
+	if (s->state >= SERVER_DRAINING) {
+		if (s->state == SERVER_DRAINING)
+			server_query_released(s); /* may be the last thing stop waited for */
+		return;
+	}
+	if (s->reload_again) {
+		s->reload_again = false;
+		start_reload(s, NULL, NULL);
+	}
+}
+
+static void
+start_reload(struct server *s, server_reload_cb cb, void *arg)
+{
+	const char *path = policy_config(s->policy)->path;
+	struct reload_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL || (job->path = strdup(path)) == NULL) {
+		free(job);
+		log_error("reload: out of memory");
+		if (cb != NULL)
+			cb(arg, -ENOMEM);
+		return;
+	}
+	job->srv = s;
+	job->cb = cb;
+	job->arg = arg;
+	job->req.data = job;
+	diag_init(&job->diag);
+	int err = uv_queue_work(s->loop, &job->req, on_reload_work, on_reload_done);
+	if (err != 0) {
+		log_error("reload: cannot start: %s", uv_strerror(err));
+		free(job->path);
+		free(job);
+		if (cb != NULL)
+			cb(arg, err);
+		return;
+	}
+	s->reload = job;
+}
+
+int
+server_reload(struct server *s, server_reload_cb cb, void *arg)
+{
+	if (s->state >= SERVER_DRAINING)
+		return -ECANCELED;
+	if (s->qlog != NULL)
+		querylog_reopen(s->qlog);
+	if (s->reload != NULL) {
+		s->reload_again = true;
+		return -EBUSY;
+	}
+	start_reload(s, cb, arg);
+	return 0;
+}
+
+/*
+ * Stop.
+ */
+static void
+check_drained(struct server *s)
+{
+	if (s->state == SERVER_DRAINING && s->pool.used == 0 && s->nconns == 0 &&
+	    s->reload == NULL)
+		begin_close(s);
+}
+
+void
+server_query_released(struct server *s)
+{
+	if (s->state == SERVER_DRAINING)
+		check_drained(s);
+}
+
+void
+server_conn_closed(struct server *s)
+{
+	if (s->state == SERVER_DRAINING)
+		check_drained(s);
+}
+
+static void
+on_drain_timeout(uv_timer_t *t)
+{
+	struct server *s = t->data;
+
+	if (s->state != SERVER_DRAINING || s->drain_expired)
+		return;
+	s->drain_expired = true;
+	if (s->pool.used > 0)
+		log_warning("stopping: %zu queries still in flight: cancelling them",
+			    s->pool.used);
+	for (struct query *q = s->async; q != NULL; q = q->next)
+		query_cancel(q);
+	for (struct tcp_conn *c = s->conns; c != NULL; c = c->next)
+		tcp_conn_close(c);
+	check_drained(s);
+}
+
+void
+server_stop(struct server *s, void (*done)(void *arg), void *arg)
+{
+	if (s->state == SERVER_DRAINING) {
+		/* asked again: do not wait any longer */
+		uv_timer_stop(&s->drain_timer);
+		on_drain_timeout(&s->drain_timer);
+		return;
+	}
+	if (s->state >= SERVER_DRAINING)
+		return;
+	s->stop_cb = done;
+	s->stop_arg = arg;
+	s->state = SERVER_DRAINING;
+	for (struct udp_listener *l = s->udp; l != NULL; l = l->next)
+		udp_listener_stop(l);
+	for (struct tcp_listener *l = s->tcp; l != NULL; l = l->next)
+		tcp_listener_close(l);
+	for (struct tcp_conn *c = s->conns; c != NULL; c = c->next)
+		tcp_conn_drain(c);
+	if (s->reload != NULL)
+		uv_cancel((uv_req_t *)&s->reload->req); /* fails if already running: then wait */
+	uv_timer_init(s->loop, &s->drain_timer);
+	s->drain_timer.data = s;
+	s->drain_timer_init = true;
+	s->nobjects++;
+	uv_timer_start(&s->drain_timer, on_drain_timeout, s->drain_ms, 0);
+	check_drained(s);
+}
+
+static void
+finalize(struct server *s)
+{
+	struct server_stats *st = &s->stats;
+	uint64_t qdropped = 0;
+
+	s->state = SERVER_STOPPED;
+	if (s->qlog != NULL) {
+		qdropped = querylog_dropped(s->qlog);
+		querylog_free(&s->qlog);
+	}
+	if (s->cache != NULL)
+		cache_free(&s->cache);
+	log_info("stopped: %" PRIu64 " queries (udp %" PRIu64 ", tcp %" PRIu64 "): forwarded %"
+		 PRIu64 ", cache %" PRIu64 ", blocked %" PRIu64 " (cname %" PRIu64 "), refused %"
+		 PRIu64 ", errors %" PRIu64 ", servfail %" PRIu64 ", dropped %" PRIu64
+		 ", send errors %" PRIu64 "; query log records dropped %" PRIu64,
+		 st->udp_queries + st->tcp_queries, st->udp_queries, st->tcp_queries, st->forwarded,
+		 st->cache_hits, st->blocked, st->cloaked, st->refused, st->errors, st->servfail,
+		 st->dropped, st->send_errors, qdropped);
+	if (s->stop_cb != NULL)
+		s->stop_cb(s->stop_arg);
+}
+
+void
+server_object_closed(struct server *s)
+{
+	assert(s->nobjects > 0);
+	if (--s->nobjects == 0 && s->state == SERVER_CLOSING)
+		finalize(s);
+}
+
+static void
+on_upstream_closed(void *arg)
+{
+	server_object_closed(arg);
+}
+
+static void
+begin_close(struct server *s)
+{
+	s->state = SERVER_CLOSING;
+	s->nobjects++; /* held while closing, so that nothing finalizes in between */
+	if (s->drain_timer_init) {
+		uv_timer_stop(&s->drain_timer);
+		uv_close((uv_handle_t *)&s->drain_timer, on_handle_close);
+	}
+	if (s->signals) {
+		uv_close((uv_handle_t *)&s->sig_hup, on_handle_close);
+		uv_close((uv_handle_t *)&s->sig_term, on_handle_close);
+		uv_close((uv_handle_t *)&s->sig_int, on_handle_close);
+	}
+	for (struct udp_listener *l = s->udp; l != NULL; l = l->next)
+		udp_listener_close(l);
+	for (struct tcp_listener *l = s->tcp; l != NULL; l = l->next)
+		tcp_listener_close(l);
+	if (s->upstream != NULL) {
+		struct upstream *u = s->upstream;
+		s->upstream = NULL;
+		upstream_close(u, on_upstream_closed, s);
+	}
+	server_object_closed(s);
+}
+
+void
+server_set_drain_timeout(struct server *s, uint64_t ms)
+{
+	s->drain_ms = ms;
+}
+
+void
+server_get_stats(const struct server *s, struct server_stats *st)
+{
+	*st = s->stats;
+}
+
+const struct policy *
+server_policy(const struct server *s)
+{
+	return s->policy;
+}
+
+void
+server_free(struct server **sp)
+{
+	struct server *s = *sp;
+
+	if (s == NULL)
+		return;
+	assert(s->state == SERVER_STOPPED);
+	query_pool_destroy(&s->pool);
+	if (s->policy != NULL)
+		policy_unref(&s->policy);
+	udp_batch_free(&s->batch);
+	free(s->udp_rbuf);
+	free(s->tcp_rbuf);
+	free(s->reply);
+	free(s->answer_wire);
+	free(s);
+	*sp = NULL;
+}

@@ -1,0 +1,182 @@
+/*
+ * server_int: what server.c, udp.c, tcp.c and query.c share (private to the daemon and its tests).
+ *
+ * Ownership: struct server owns the listeners, the TCP connections and the query pool. Every
+ * object that holds libuv handles is counted in server.nobjects until its last close callback
+ * has run; the server finishes stopping when that count reaches zero.
+ */
+#ifndef VETO_SERVER_INT_H
+#define VETO_SERVER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "cache.h"
+#include "dnsmsg.h"
+#include "policy.h"
+#include "query.h"
+#include "querylog.h"
+#include "server.h"
+#include "upstream.h"
+
+/*
+ * Limits. Fixed for now; they may become configuration keys later.
+ */
+/* Queries being answered at once (UDP and TCP together). The pool grows by blocks up to this,
+ * and is never shrunk: no allocation per query in steady state. Beyond it, queries are dropped. */
+#define SERVER_MAX_QUERIES	 16384
+#define SERVER_QUERY_BLOCK	 256
+/* How long server_stop() waits for queries in flight before cancelling them. */
+#define SERVER_DRAIN_MS		 2000
+/* UDP: datagrams read per recvmmsg(2) call (each takes a 64 KiB chunk of the receive buffer,
+ * libuv's fixed chunk size) and the socket receive buffer asked for. */
+#define UDP_MMSG_CHUNKS		 20
+#define UDP_CHUNK_SIZE		 (64 * 1024)
+#define UDP_SOCKET_RCVBUF	 (4 * 1024 * 1024)
+/* UDP replies answered inside one recvmmsg batch are collected and sent with one sendmmsg(2)
+ * at the end of the batch; replies larger than a slot are sent on their own. */
+#define UDP_BATCH		 UDP_MMSG_CHUNKS
+#define UDP_BATCH_SLOT		 4096
+/* UDP replies waiting in libuv's send queue (socket buffer full); beyond: dropped. */
+#define UDP_MAX_QUEUED_SENDS	 4096
+/* TCP (RFC 7766): concurrent connections (beyond: accepted and closed at once), queries in
+ * flight per connection (at the limit the connection is not read until one finishes), idle
+ * time without a complete query while nothing is in flight, and bytes of replies waiting for a
+ * slow reader (beyond: the connection is closed). */
+#define TCP_MAX_CONNS		 256
+#define TCP_MAX_INFLIGHT	 32
+#define TCP_IDLE_MS		 10000
+#define TCP_MAX_BACKLOG		 (256 * 1024)
+#define TCP_LISTEN_BACKLOG	 128
+#define TCP_READ_SIZE		 (64 * 1024)
+
+enum server_state {
+	SERVER_NEW = 0,		/* created, nothing bound */
+	SERVER_RUNNING,
+	SERVER_DRAINING,	/* stop requested: waiting for queries in flight */
+	SERVER_CLOSING,		/* closing handles */
+	SERVER_STOPPED,
+};
+
+struct udp_listener {
+	uv_udp_t handle;
+	struct server *srv;
+	struct udp_listener *next;
+	char *name;		/* owned, "127.0.0.1:53" */
+	size_t queued;		/* uv_udp_send requests in flight */
+	bool receiving;
+	bool in_batch;		/* handling a datagram of a recvmmsg batch */
+	bool closing;
+};
+
+struct tcp_listener {
+	uv_tcp_t handle;
+	struct server *srv;
+	struct tcp_listener *next;
+	char *name;		/* owned */
+	bool closing;
+};
+
+struct tcp_conn {
+	uv_tcp_t handle;
+	uv_timer_t timer;	/* idle timeout */
+	struct server *srv;
+	struct tcp_conn *prev, *next;
+	struct sockaddr_storage peer;
+	uint8_t *pbuf;		/* bytes received but not processed yet, from pbuf[poff] */
+	size_t poff, plen, pcap;
+	size_t backlog;		/* reply bytes in uv_write requests */
+	unsigned refs;		/* open handles + queries in flight + write requests */
+	unsigned inflight;	/* queries being answered */
+	bool reading;
+	bool eof;		/* the client closed its side: answer what is in flight, then close */
+	bool in_process;	/* inside process(): completions must not re-enter it */
+	bool closing;
+};
+
+struct reload_job;
+struct udp_batch;
+
+struct server {
+	uv_loop_t *loop;
+	enum server_state state;
+	struct policy *policy;		/* current policy: one reference */
+	struct cache *cache;
+	struct upstream *upstream;
+	struct querylog *qlog;
+	struct server_stats stats;
+
+	struct udp_listener *udp;
+	struct tcp_listener *tcp;
+	struct tcp_conn *conns;		/* doubly linked */
+	unsigned nconns;
+
+	struct query_pool pool;
+	struct query *async;		/* queries waiting for upstream (doubly linked) */
+
+	/* Objects with libuv handles not yet closed: listeners, connections, the drain timer, the
+	 * signal handles, the upstream client. */
+	unsigned nobjects;
+
+	uv_signal_t sig_hup, sig_term, sig_int;
+	bool signals;
+	uv_timer_t drain_timer;
+	bool drain_timer_init;
+	uint64_t drain_ms;
+	bool drain_expired;
+	void (*stop_cb)(void *arg);
+	void *stop_arg;
+
+	struct reload_job *reload;	/* the reload running, NULL if none */
+	bool reload_again;
+
+	/* Loop-owned scratch, used only inside one callback. */
+	uint8_t *udp_rbuf;		/* UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE */
+	struct udp_batch *batch;	/* replies of the current recvmmsg batch (udp.c) */
+	uint8_t *tcp_rbuf;		/* TCP_READ_SIZE */
+	uint8_t *reply;			/* 2 + DNSMSG_MAX_LEN: TCP length prefix, then the reply */
+	uint8_t *answer_wire;		/* DNSMSG_MAX_LEN: an upstream answer being served */
+	struct dnsmsg_answer answer;
+};
+
+/* The reply area: replies are written at server_reply_buf(s), with 2 octets of headroom in front
+ * for the TCP length prefix. */
+#define SERVER_REPLY_CAP DNSMSG_MAX_LEN
+static inline uint8_t *
+server_reply_buf(struct server *s)
+{
+	return s->reply + 2;
+}
+
+/* server.c */
+/* "127.0.0.1:53" or "[::1]:53", allocated (NULL on ENOMEM). */
+char *server_addr_text(const struct sockaddr *sa);
+void server_object_closed(struct server *s);	/* a counted object finished closing */
+void server_query_released(struct server *s);	/* a query slot went back to the pool */
+void server_conn_closed(struct server *s);	/* a TCP connection is about to be freed */
+
+/* udp.c */
+int udp_batch_new(struct udp_batch **out);
+void udp_batch_free(struct udp_batch **b);
+int udp_listener_open(struct server *s, const struct config_addr *addr);
+void udp_listener_stop(struct udp_listener *l);	/* stop receiving, keep sending */
+void udp_listener_close(struct udp_listener *l);
+/* Sends the reply to q's client (buf/len: valid only during the call). */
+void udp_reply(struct query *q, const uint8_t *buf, size_t len);
+
+/* tcp.c */
+int tcp_listener_open(struct server *s, const struct config_addr *addr);
+void tcp_listener_close(struct tcp_listener *l);
+/* Sends the reply with its length prefix: buf must have 2 writable octets in front of it. A
+ * reply to a connection that is closing is discarded. */
+void tcp_reply(struct query *q, uint8_t *buf, size_t len);
+/* A query of c finished (its slot is already back in the pool). */
+void tcp_query_done(struct tcp_conn *c);
+/* Server stopping: stop reading; the connection closes once its queries are answered. */
+void tcp_conn_drain(struct tcp_conn *c);
+void tcp_conn_close(struct tcp_conn *c);
+
+#endif

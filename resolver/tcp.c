@@ -1,0 +1,475 @@
+/*
+ * tcp: DNS over TCP (RFC 7766). Every message carries a 2-octet length prefix; frames may be
+ * split or merged across reads in any way. Several queries of one connection are answered
+ * concurrently and their replies written as they complete (out of order).
+ *
+ * Resource bounds: TCP_MAX_CONNS connections (beyond: accepted and closed at once),
+ * TCP_MAX_INFLIGHT queries per connection (at the limit reading stops until one finishes),
+ * TCP_IDLE_MS without a complete query while nothing is in flight (half-open or silent clients),
+ * TCP_MAX_BACKLOG octets of replies a slow reader may leave unread.
+ *
+ * Lifetime: a connection holds a reference for each of its two handles, each query in flight
+ * and each write request; it is freed when the last one goes. A query finishing on a closed
+ * connection has its reply discarded.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "log.h"
+#include "query.h"
+#include "server_int.h"
+
+struct tcp_write {
+	uv_write_t req;
+	struct tcp_conn *c;
+	size_t len;
+	uint8_t data[];
+};
+
+static void process(struct tcp_conn *c, const uint8_t *data, size_t n);
+
+static void
+conn_unref(struct tcp_conn *c)
+{
+	struct server *s = c->srv;
+
+	assert(c->refs > 0);
+	if (--c->refs > 0)
+		return;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->nconns--;
+	free(c->pbuf);
+	free(c);
+	server_conn_closed(s);
+}
+
+static void
+on_conn_close(uv_handle_t *handle)
+{
+	conn_unref(handle->data);
+}
+
+void
+tcp_conn_close(struct tcp_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->reading = false;
+	uv_close((uv_handle_t *)&c->timer, on_conn_close);
+	uv_close((uv_handle_t *)&c->handle, on_conn_close);
+}
+
+/* Closes c when it has nothing left to do and will get nothing more (EOF, or stopping). */
+static void
+maybe_close_done(struct tcp_conn *c)
+{
+	if (c->closing || c->inflight > 0 || c->backlog > 0)
+		return;
+	if (c->eof || c->srv->state >= SERVER_DRAINING)
+		tcp_conn_close(c);
+}
+
+static void
+on_conn_timeout(uv_timer_t *t)
+{
+	struct tcp_conn *c = t->data;
+
+	if (c->closing || c->inflight > 0)
+		return;
+	c->srv->stats.tcp_timeouts++;
+	tcp_conn_close(c);
+}
+
+static void
+arm_idle_timer(struct tcp_conn *c)
+{
+	if (!c->closing)
+		uv_timer_start(&c->timer, on_conn_timeout, TCP_IDLE_MS, 0);
+}
+
+static void
+on_tcp_write(uv_write_t *req, int status)
+{
+	struct tcp_write *w = (struct tcp_write *)req;
+	struct tcp_conn *c = w->c;
+
+	c->backlog -= w->len;
+	free(w);
+	if (status < 0 && !c->closing) {
+		log_debug("tcp write: %s", uv_strerror(status));
+		c->srv->stats.send_errors++;
+		tcp_conn_close(c);
+	}
+	maybe_close_done(c);
+	conn_unref(c);
+}
+
+void
+tcp_reply(struct query *q, uint8_t *buf, size_t len)
+{
+	struct tcp_conn *c = q->via.tcp;
+	struct server *s = c->srv;
+
+	if (c->closing || len > DNSMSG_MAX_LEN) {
+		s->stats.send_errors++;
+		return;
+	}
+	uint8_t *frame = buf - 2;
+	size_t total = len + 2;
+	frame[0] = (uint8_t)(len >> 8);
+	frame[1] = (uint8_t)len;
+	uv_buf_t b = uv_buf_init((char *)frame, (unsigned int)total);
+	size_t done = 0;
+	if (c->backlog == 0) {
+		int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
+		if (n < 0 && n != UV_EAGAIN) {
+			s->stats.send_errors++;
+			tcp_conn_close(c);
+			return;
+		}
+		if (n > 0)
+			done = (size_t)n;
+	}
+	if (done == total)
+		return;
+	size_t rest = total - done;
+	if (c->backlog + rest > TCP_MAX_BACKLOG) {
+		log_debug("tcp: client does not read its replies: closing");
+		s->stats.send_errors++;
+		tcp_conn_close(c);
+		return;
+	}
+	struct tcp_write *w = malloc(sizeof(*w) + rest);
+	if (w == NULL) {
+		s->stats.send_errors++;
+		tcp_conn_close(c);
+		return;
+	}
+	w->c = c;
+	w->len = rest;
+	memcpy(w->data, frame + done, rest);
+	b = uv_buf_init((char *)w->data, (unsigned int)rest);
+	int err = uv_write(&w->req, (uv_stream_t *)&c->handle, &b, 1, on_tcp_write);
+	if (err != 0) {
+		free(w);
+		s->stats.send_errors++;
+		tcp_conn_close(c);
+		return;
+	}
+	c->backlog += rest;
+	c->refs++;
+}
+
+static void
+on_tcp_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+	struct tcp_conn *c = handle->data;
+
+	(void)suggested;
+	*buf = uv_buf_init((char *)c->srv->tcp_rbuf, TCP_READ_SIZE);
+}
+
+static void
+start_reading(struct tcp_conn *c);
+
+static void
+on_tcp_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct tcp_conn *c = stream->data;
+
+	if (c->closing)
+		return;
+	if (nread < 0) {
+		/* EOF or error: answer what is in flight, then close */
+		uv_read_stop(stream);
+		c->reading = false;
+		c->eof = true;
+		if (nread != UV_EOF)
+			log_debug("tcp read: %s", uv_strerror((int)nread));
+		maybe_close_done(c);
+		return;
+	}
+	if (nread > 0)
+		process(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+static void
+start_reading(struct tcp_conn *c)
+{
+	if (c->reading || c->closing || c->eof || c->srv->state >= SERVER_DRAINING)
+		return;
+	if (uv_read_start((uv_stream_t *)&c->handle, on_tcp_alloc, on_tcp_read) != 0) {
+		tcp_conn_close(c);
+		return;
+	}
+	c->reading = true;
+}
+
+static void
+stop_reading(struct tcp_conn *c)
+{
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->handle);
+		c->reading = false;
+	}
+}
+
+/* Keeps n octets for later. 0, or -ENOMEM. */
+static int
+stash(struct tcp_conn *c, const uint8_t *data, size_t n)
+{
+	if (c->poff > 0 && c->plen > 0)
+		memmove(c->pbuf, c->pbuf + c->poff, c->plen);
+	c->poff = 0;
+	if (c->plen + n > c->pcap) {
+		size_t cap = c->pcap != 0 ? c->pcap : 512;
+		while (cap < c->plen + n)
+			cap *= 2;
+		uint8_t *p = realloc(c->pbuf, cap);
+		if (p == NULL)
+			return -ENOMEM;
+		c->pbuf = p;
+		c->pcap = cap;
+	}
+	memcpy(c->pbuf + c->plen, data, n);
+	c->plen += n;
+	return 0;
+}
+
+static void
+handle_frame(struct tcp_conn *c, const uint8_t *msg, size_t len)
+{
+	struct server *s = c->srv;
+
+	s->stats.tcp_queries++;
+	struct query *q = query_get(s, (const struct sockaddr *)&c->peer, true);
+	if (q == NULL) {
+		s->stats.dropped++;
+		return;
+	}
+	q->via.tcp = c;
+	c->inflight++;
+	c->refs++;
+	uv_timer_stop(&c->timer);
+	query_process(q, msg, len);
+}
+
+static bool
+can_take(const struct tcp_conn *c)
+{
+	return !c->closing && c->inflight < TCP_MAX_INFLIGHT && c->srv->state < SERVER_DRAINING;
+}
+
+/*
+ * Handles the complete frames of what was stashed and then of data (n octets, may be 0), stashes
+ * the rest, and stops reading at the in-flight limit.
+ */
+static void
+process(struct tcp_conn *c, const uint8_t *data, size_t n)
+{
+	bool got = false;
+
+	c->in_process = true;
+	/* fast path: nothing stashed, frames straight from the read buffer */
+	if (c->plen == 0) {
+		while (n >= 2 && can_take(c)) {
+			size_t flen = (size_t)data[0] << 8 | data[1];
+			if (n < 2 + flen)
+				break;
+			handle_frame(c, data + 2, flen);
+			got = true;
+			data += 2 + flen;
+			n -= 2 + flen;
+		}
+	}
+	if (n > 0 && !c->closing && stash(c, data, n) != 0) {
+		tcp_conn_close(c);
+	}
+	while (c->plen >= 2 && can_take(c)) {
+		const uint8_t *p = c->pbuf + c->poff;
+		size_t flen = (size_t)p[0] << 8 | p[1];
+		if (c->plen < 2 + flen)
+			break;
+		c->poff += 2 + flen;
+		c->plen -= 2 + flen;
+		handle_frame(c, p + 2, flen);
+		got = true;
+	}
+	if (c->plen == 0)
+		c->poff = 0;
+	c->in_process = false;
+	if (c->closing)
+		return;
+	if (c->inflight >= TCP_MAX_INFLIGHT)
+		stop_reading(c);
+	if (c->inflight == 0) {
+		if (got)
+			arm_idle_timer(c);
+		maybe_close_done(c);
+	}
+}
+
+void
+tcp_query_done(struct tcp_conn *c)
+{
+	assert(c->inflight > 0);
+	c->inflight--;
+	if (!c->closing && !c->in_process) {
+		if (!c->reading && c->inflight < TCP_MAX_INFLIGHT) {
+			/* resume: frames stashed while at the limit first */
+			process(c, NULL, 0);
+			if (!c->closing && c->inflight < TCP_MAX_INFLIGHT)
+				start_reading(c);
+		}
+		if (!c->closing && c->inflight == 0) {
+			arm_idle_timer(c);
+			maybe_close_done(c);
+		}
+	}
+	conn_unref(c);
+}
+
+void
+tcp_conn_drain(struct tcp_conn *c)
+{
+	if (c->closing)
+		return;
+	stop_reading(c);
+	maybe_close_done(c);
+}
+
+static void
+on_reject_close(uv_handle_t *handle)
+{
+	free(handle);
+}
+
+static void
+on_tcp_connection(uv_stream_t *server_handle, int status)
+{
+	struct tcp_listener *l = server_handle->data;
+	struct server *s = l->srv;
+
+	if (l->closing)
+		return;
+	if (status < 0) {
+		log_warning("%s: tcp accept: %s", l->name, uv_strerror(status));
+		return;
+	}
+	if (s->nconns >= TCP_MAX_CONNS || s->state != SERVER_RUNNING) {
+		uv_tcp_t *t = malloc(sizeof(*t));
+		if (t == NULL || uv_tcp_init(s->loop, t) != 0) {
+			free(t);
+			return;
+		}
+		s->stats.tcp_rejected++;
+		if (uv_accept(server_handle, (uv_stream_t *)t) != 0)
+			log_debug("%s: tcp accept failed", l->name);
+		uv_close((uv_handle_t *)t, on_reject_close);
+		return;
+	}
+	struct tcp_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return;
+	c->srv = s;
+	if (uv_tcp_init(s->loop, &c->handle) != 0) {
+		free(c);
+		return;
+	}
+	uv_timer_init(s->loop, &c->timer);
+	c->handle.data = c;
+	c->timer.data = c;
+	c->refs = 2;
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	s->stats.tcp_accepted++;
+
+	int namelen = sizeof(c->peer);
+	if (uv_accept(server_handle, (uv_stream_t *)&c->handle) != 0 ||
+	    uv_tcp_getpeername(&c->handle, (struct sockaddr *)&c->peer, &namelen) != 0 ||
+	    (c->peer.ss_family != AF_INET && c->peer.ss_family != AF_INET6)) {
+		tcp_conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->handle, 1);
+	arm_idle_timer(c);
+	start_reading(c);
+}
+
+static void
+on_listener_close(uv_handle_t *handle)
+{
+	struct tcp_listener *l = handle->data;
+	struct server *s = l->srv;
+	struct tcp_listener **pp;
+
+	for (pp = &s->tcp; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	free(l->name);
+	free(l);
+	server_object_closed(s);
+}
+
+int
+tcp_listener_open(struct server *s, const struct config_addr *addr)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
+	unsigned int flags = sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+	struct tcp_listener *l = calloc(1, sizeof(*l));
+	int err;
+
+	if (l == NULL)
+		return -ENOMEM;
+	l->name = server_addr_text(sa);
+	if (l->name == NULL) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->srv = s;
+	err = uv_tcp_init_ex(s->loop, &l->handle, sa->sa_family);
+	if (err != 0) {
+		log_error("%s: cannot open tcp socket: %s", l->name, uv_strerror(err));
+		free(l->name);
+		free(l);
+		return err;
+	}
+	l->handle.data = l;
+	l->next = s->tcp;
+	s->tcp = l;
+	s->nobjects++;
+
+	err = uv_tcp_bind(&l->handle, sa, flags);
+	if (err == 0)
+		err = uv_listen((uv_stream_t *)&l->handle, TCP_LISTEN_BACKLOG, on_tcp_connection);
+	if (err != 0) {
+		log_error("%s: cannot listen (tcp): %s", l->name, uv_strerror(err));
+		return err;
+	}
+	log_info("listening on %s (tcp)", l->name);
+	return 0;
+}
+
+void
+tcp_listener_close(struct tcp_listener *l)
+{
+	if (l->closing)
+		return;
+	l->closing = true;
+	uv_close((uv_handle_t *)&l->handle, on_listener_close);
+}
