@@ -1,0 +1,189 @@
+"""Life cycle: startup, SIGHUP reload (valid and invalid), log reopen, SIGTERM/SIGINT shutdown with
+the log flushed, bind failures."""
+
+import re
+import signal
+import socket
+import time
+
+import dns.rcode
+import pytest
+
+from conftest import (BLOCK_IPV4, GROUP_CLIENT, HAVE_IPV6, NOGROUP_CLIENT, Veto, answer_values,
+		      make_query)
+from fakeupstream import DEFAULT_A, Answer, Delay
+
+OPS_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warning|info|debug): \S")
+
+
+def wait_until(fn, timeout=5.0, step=0.05):
+	deadline = time.monotonic() + timeout
+	while True:
+		v = fn()
+		if v or time.monotonic() >= deadline:
+			return v
+		time.sleep(step)
+
+
+def test_startup_logs_each_listener(veto):
+	err = veto.stderr()
+	addrs = ["127.0.0.1"] + (["::1"] if HAVE_IPV6 else [])
+	for addr in addrs:
+		for proto in ("udp", "tcp"):
+			assert re.search(rf"{re.escape(addr)}\]?:{veto.port}\b.*{proto}", err), \
+				f"no '{proto}' listener line for {addr}:{veto.port} in:\n{err}"
+	lines = [line for line in err.splitlines() if line.strip()]
+	assert lines and all(OPS_LINE.match(line) for line in lines), f"operational lines format:\n{err}"
+
+
+def test_sighup_reload_blocks_cached_name_at_once(veto, upstream):
+	r = veto.query("later-blocked.test", "A", src=GROUP_CLIENT["sink"])
+	assert answer_values(r, "A") == [DEFAULT_A]
+	veto.query("later-blocked.test", "A", src=GROUP_CLIENT["sink"])	# now cached
+	assert len(upstream.queries(name="later-blocked.test")) == 1
+	veto.rewrite_config(lambda c: c["lists"]["ads"]["domains"].append("later-blocked.test"))
+	veto.send_signal(signal.SIGHUP)
+
+	def blocked():
+		r = veto.query("later-blocked.test", "A", src=GROUP_CLIENT["sink"])
+		return answer_values(r, "A") == [BLOCK_IPV4]
+	assert wait_until(blocked, 10), f"reload did not take effect:\n{veto.stderr()}"
+	# the name is still forwarded (from the cache) for a client in no group
+	r = veto.query("later-blocked.test", "A", src=NOGROUP_CLIENT)
+	assert answer_values(r, "A") == [DEFAULT_A]
+	assert len(upstream.queries(name="later-blocked.test")) == 1
+	assert "reload" in veto.stderr().lower()
+
+
+def test_sighup_reload_unblocks(veto, upstream):
+	assert answer_values(veto.query("tracker.test", src=GROUP_CLIENT["sink"]), "A") == [BLOCK_IPV4]
+	veto.rewrite_config(lambda c: c["lists"]["ads"].update(domains=["ads.test"]))
+	veto.send_signal(signal.SIGHUP)
+	assert wait_until(lambda: answer_values(veto.query("tracker.test", src=GROUP_CLIENT["sink"]), "A")
+			  == [DEFAULT_A], 10)
+
+
+INVALID_EDITS = [
+	# (description, yaml text replacing the config, expected line, expected key path)
+	("unknown key", "server:\n  lisen: [\"127.0.0.1:1\"]\n", 2, "server.lisen"),
+	("bad action", "block:\n  action: sinkhol\n", 2, "block.action"),
+]
+
+
+@pytest.mark.parametrize("desc,text,line,path", INVALID_EDITS, ids=[e[0] for e in INVALID_EDITS])
+def test_sighup_invalid_config_keeps_old_policy(veto, upstream, desc, text, line, path):
+	veto.config_file.write_text(text)
+	veto.send_signal(signal.SIGHUP)
+	pattern = re.compile(rf"{re.escape(str(veto.config_file))}:{line}:\d+: {re.escape(path)}: ")
+	assert wait_until(lambda: pattern.search(veto.stderr()), 10), \
+		f"no '{veto.config_file}:{line}:COL: {path}: ...' message in:\n{veto.stderr()}"
+	assert veto.running()
+	# the old policy keeps serving: blocked names stay blocked, others are forwarded
+	assert answer_values(veto.query("still.ads.test", src=GROUP_CLIENT["sink"]), "A") == [BLOCK_IPV4]
+	assert veto.query("still.ads.test", src=GROUP_CLIENT["nx"]).rcode() == dns.rcode.NXDOMAIN
+	assert answer_values(veto.query("still-ok.test", src=GROUP_CLIENT["sink"]), "A") == [DEFAULT_A]
+
+
+def test_sighup_missing_list_file_keeps_old_policy(veto):
+	veto.rewrite_config(lambda c: c["lists"]["filelist"].update(files=[str(veto.dir / "nope.txt")]))
+	veto.send_signal(signal.SIGHUP)
+	assert wait_until(lambda: "nope.txt" in veto.stderr(), 10), veto.stderr()
+	assert answer_values(veto.query("filetrack.test", src=GROUP_CLIENT["sink"]), "A") == [BLOCK_IPV4]
+
+
+def test_sighup_reopens_query_log(veto):
+	veto.query("before-rotate.test")
+	assert veto.wait_log(lambda x: x["qname"] == "before-rotate.test")
+	rotated = veto.dir / "queries.jsonl.1"
+	veto.log_file.rename(rotated)
+	veto.send_signal(signal.SIGHUP)
+
+	def reopened():
+		veto.query("after-rotate.test")
+		return veto.log_file.exists() and any(x["qname"] == "after-rotate.test" for x in veto.log_records())
+	assert wait_until(reopened, 10), "SIGHUP did not reopen the query log"
+	assert "before-rotate.test" in rotated.read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_shutdown_flushes_query_log(veto, upstream, sig):
+	count = 300
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind((GROUP_CLIENT["sink"], 0))
+	s.settimeout(5)
+	try:
+		got = set()
+		for start in range(0, count, 25):	# in batches: the client's socket buffer is small
+			for i in range(start, start + 25):
+				name = f"flush{i}.ads.test" if i % 2 else f"flush{i}.test"
+				s.sendto(make_query(name, "A", id=i).to_wire(), ("127.0.0.1", veto.port))
+			while len(got) < start + 25:
+				got.add(int.from_bytes(s.recv(65535)[:2], "big"))
+	finally:
+		s.close()
+	veto.send_signal(sig)
+	assert veto.wait_exit() == 0, f"exit code on {sig.name}:\n{veto.stderr()}"
+	names = [x["qname"] for x in veto.log_records() if x["qname"] and x["qname"].startswith("flush")]
+	assert len(names) == count, f"{count - len(names)} records lost at shutdown"
+	assert not veto.sanitizer_reports()
+
+
+def test_shutdown_with_query_in_flight(veto, upstream):
+	upstream.set_rule("inflight.test", Delay(0.2, Answer()))
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind((NOGROUP_CLIENT, 0))
+	try:
+		s.sendto(make_query("inflight.test").to_wire(), ("127.0.0.1", veto.port))
+		assert upstream.wait_queries(1, name="inflight.test")
+		veto.send_signal(signal.SIGTERM)
+		t0 = time.monotonic()
+		assert veto.wait_exit() == 0
+		assert time.monotonic() - t0 < 10
+	finally:
+		s.close()
+	assert not veto.sanitizer_reports()
+
+
+def test_shutdown_with_tcp_connections_open(veto):
+	from conftest import tcp_connect
+	socks = [tcp_connect("127.0.0.1", veto.port) for _ in range(5)]
+	socks[0].sendall(b"\x00")
+	try:
+		veto.send_signal(signal.SIGTERM)
+		assert veto.wait_exit() == 0
+	finally:
+		for s in socks:
+			s.close()
+
+
+@pytest.mark.parametrize("proto", [socket.SOCK_DGRAM, socket.SOCK_STREAM])
+def test_port_in_use_exits_1(veto_bin, tmp_path, upstream, proto):
+	v = Veto(veto_bin, tmp_path / "busy", [upstream])
+	blocker = socket.socket(socket.AF_INET, proto)
+	blocker.bind(("127.0.0.1", v.port))
+	if proto == socket.SOCK_STREAM:
+		blocker.listen(1)
+	try:
+		v.start(wait_ready=False)
+		code = v.wait_exit(15)
+	finally:
+		blocker.close()
+	assert code == 1, f"exit code {code}, stderr:\n{v.stderr()}"
+	assert f"127.0.0.1:{v.port}" in v.stderr(), "the error must name the address"
+	assert not v.sanitizer_reports()
+
+
+def test_serve_bad_config_exits_2(veto_bin, tmp_path, upstream):
+	v = Veto(veto_bin, tmp_path / "bad", [upstream])
+	v.config_file.write_text("server:\n  listen: [\"127.0.0.1:%d\"]\ngroups:\n  - name: a\n    action: sinkhol\n" % v.port)
+	v.start(wait_ready=False)
+	assert v.wait_exit(15) == 2
+	assert not v.sanitizer_reports()
+	assert re.search(rf"^{re.escape(str(v.config_file))}:5:\d+: groups\[0\]\.action: .*'sinkhol'",
+			 v.stderr(), re.M), v.stderr()
+
+
+def test_serve_help(veto_bin):
+	from conftest import run_veto
+	p = run_veto(["serve", "--help"])
+	assert p.returncode == 0 and "-c" in p.stdout
