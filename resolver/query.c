@@ -175,6 +175,8 @@ log_query(struct query *q, const struct policy *pol)
 	r.has_list = l != NULL;
 	copy_name(r.list, l);
 	r.rule_label = (int16_t)q->rule_label;
+	r.rule_len = q->rule_len;
+	memcpy(r.rule_wire, q->rule_wire, q->rule_len);
 	r.action = q->action;
 	r.rcode = q->rcode;
 	uint64_t us = (uv_hrtime() - q->t_start) / 1000;
@@ -323,8 +325,8 @@ finish_answer(struct query *q, const struct policy *pol, const struct dnsmsg_ans
 
 	if (dnsmsg_answer_chain(a, &q->dq, on_chain_target, &cc) != 0) {
 		s->stats.cloaked++;
-		/* the rule is a suffix of the chain target, not of the query name: it is kept
-		 * in q->rule_wire, but struct querylog_record has no field for it yet */
+		/* the rule is a suffix of the chain target, not of the query name: it is
+		 * logged from q->rule_wire */
 		q->rule_label = -1;
 		finish_blocked(q, pol, &cc.v);
 		return;

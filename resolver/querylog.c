@@ -36,7 +36,7 @@
 #define CACHE_LINE	    64
 
 /* A packed record: fixed header, then client, upstream, qname, group and list octets. */
-#define SLOT_SIZE 512
+#define SLOT_SIZE 1024
 #define SLOT_TCP	0x01
 #define SLOT_BLOCKED	0x02
 #define SLOT_GROUP	0x04
@@ -49,11 +49,12 @@ struct slot {
 	int16_t rule_label;
 	uint8_t flags, action, rcode, qname_len;
 	uint8_t client_len, upstream_len, group_len, list_len;
-	uint8_t data[SLOT_SIZE - 24];
+	uint8_t rule_len;
+	uint8_t data[SLOT_SIZE - 25];
 };
 
 _Static_assert(sizeof(struct slot) == SLOT_SIZE, "slot layout");
-_Static_assert(2 * sizeof(struct sockaddr_in6) + NAMES_MAX_WIRE + 2 * QUERYLOG_NAME_MAX <=
+_Static_assert(2 * sizeof(struct sockaddr_in6) + 2 * NAMES_MAX_WIRE + 2 * QUERYLOG_NAME_MAX <=
 		       sizeof(((struct slot *)0)->data),
 	       "slot data too small");
 
@@ -381,7 +382,13 @@ querylog_format(const struct querylog_record *r, char *buf, size_t cap)
 		puts_lit(&o, "null");
 
 	puts_lit(&o, ",\"rule\":");
-	if (have_name && r->rule_label >= 0 && (unsigned)r->rule_label <= name.nlabels) {
+	struct names_name rule;
+	size_t rule_pos = 0;
+	if (r->rule_len > 0 &&
+	    names_from_wire(&rule, r->rule_wire, r->rule_len, &rule_pos) == 0) {
+		size_t n = names_to_text(&rule, text);
+		put_json_str(&o, text, n);
+	} else if (have_name && r->rule_label >= 0 && (unsigned)r->rule_label <= name.nlabels) {
 		size_t n = names_suffix_to_text(&name, (unsigned)r->rule_label, text);
 		put_json_str(&o, text, n);
 	} else {
@@ -576,6 +583,9 @@ slot_pack(struct slot *s, const struct querylog_record *r)
 	memcpy(p, r->group, s->group_len);
 	p += s->group_len;
 	memcpy(p, r->list, s->list_len);
+	p += s->list_len;
+	s->rule_len = r->rule_len;
+	memcpy(p, r->rule_wire, s->rule_len);
 }
 
 static void
@@ -604,6 +614,9 @@ slot_unpack(const struct slot *s, struct querylog_record *r)
 	memcpy(r->group, p, s->group_len);
 	p += s->group_len;
 	memcpy(r->list, p, s->list_len);
+	p += s->list_len;
+	r->rule_len = s->rule_len;
+	memcpy(r->rule_wire, p, s->rule_len);
 }
 
 /* Formats and writes everything in the ring, batch by batch. */

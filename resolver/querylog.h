@@ -61,6 +61,10 @@ struct querylog_record {
 	char group[QUERYLOG_NAME_MAX];
 	char list[QUERYLOG_NAME_MAX];
 	int16_t rule_label;			/* suffix of qname that matched, -1 = null */
+	uint8_t rule_wire[NAMES_MAX_WIRE];	/* when rule_len > 0: the matched entry as canonical
+						   wire (a suffix of a CNAME target); takes
+						   precedence over rule_label */
+	uint8_t rule_len;
 	uint16_t qtype;
 	uint8_t action;				/* enum querylog_action */
 	uint8_t rcode;
