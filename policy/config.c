@@ -267,6 +267,47 @@ addr_free(struct config_addr *v, size_t n)
 	free(v);
 }
 
+static void
+strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The devices section (issue 4). */
+static void
+devices_free(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->devices.ninventory; i++) {
+		struct config_device *d = &cfg->devices.inventory[i];
+		free(d->name);
+		free(d->owner);
+		free(d->vendor);
+		strv_free(d->tags, d->ntags);
+	}
+	free(cfg->devices.inventory);
+	for (size_t i = 0; i < cfg->devices.nleases; i++)
+		free(cfg->devices.leases[i].file);
+	free(cfg->devices.leases);
+	free(cfg->devices.arp_file);
+	free(cfg->devices.trusted);
+	free(cfg->devices.oui_dir);
+	for (size_t i = 0; i < cfg->devices.nsignatures; i++) {
+		struct config_signature *sg = &cfg->devices.signatures[i];
+		free(sg->vendor);
+		free(sg->lists);
+		strv_free(sg->domains, sg->ndomains);
+		free(sg->domain_locs);
+	}
+	free(cfg->devices.signatures);
+	for (size_t i = 0; i < cfg->devices.nhostname_vendors; i++) {
+		free(cfg->devices.hostname_vendors[i].pattern);
+		free(cfg->devices.hostname_vendors[i].vendor);
+	}
+	free(cfg->devices.hostname_vendors);
+}
+
 void
 config_free(struct config **cfgp)
 {
@@ -298,9 +339,17 @@ config_free(struct config **cfgp)
 		free(g->clients);
 		free(g->block);
 		free(g->allow);
+		free(g->macs);
+		strv_free(g->vendors, g->nvendors);
+		strv_free(g->hostnames, g->nhostnames);
+		strv_free(g->devices, g->ndevices);
+		strv_free(g->tags, g->ntags);
 	}
 	free(cfg->groups);
+	devices_free(cfg);
 	free(cfg->log.file);
+	free(cfg->log.database);
+	free(cfg->state_dir);
 	free(cfg);
 	*cfgp = NULL;
 }
@@ -325,9 +374,15 @@ config_new_defaults(const char *file, const char *dir, struct config **out)
 	cfg->server.allow = calloc(nallow, sizeof(*cfg->server.allow));
 	cfg->upstream.resolv_conf_path = strdup("/etc/resolv.conf");
 	cfg->log.file = strdup("-");
+	cfg->state_dir = strdup("/var/lib/veto");
+	cfg->devices.arp = true;
+	cfg->devices.arp_refresh_s = 30;
+	cfg->devices.arp_file = strdup("/proc/net/arp");
+	cfg->devices.oui_dir = strdup("/usr/share/ieee-data");
 	if (cfg->path == NULL || cfg->dir == NULL || cfg->server.listen == NULL ||
 	    cfg->server.allow == NULL || cfg->upstream.resolv_conf_path == NULL ||
-	    cfg->log.file == NULL)
+	    cfg->log.file == NULL || cfg->state_dir == NULL || cfg->devices.arp_file == NULL ||
+	    cfg->devices.oui_dir == NULL)
 		goto cleanup;
 	for (size_t i = 0; i < nlisten; i++) {
 		struct config_addr *a = &cfg->server.listen[i];
@@ -356,6 +411,7 @@ config_new_defaults(const char *file, const char *dir, struct config **out)
 	cfg->block.action = CONFIG_ACTION_SINKHOLE;
 	cfg->block.ttl = 60;
 	cfg->log.queries = CONFIG_LOG_ALL;
+	cfg->log.retention_days = 90;
 	*out = cfg;
 	return 0;
 cleanup:

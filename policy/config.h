@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "diag.h"
+#include "mac.h"
 
 /* How a blocked query is answered. CONFIG_ACTION_INHERIT = not set here, use the outer one. */
 enum config_action {
@@ -76,6 +77,58 @@ struct config_group {
 	bool default_deny;	/* default: deny */
 	enum config_action action; /* INHERIT = block.action */
 	struct config_loc loc;
+	/* device selectors (issue 4); a group matches when any selector matches, and a group
+	 * without any selector (clients or these) matches every client */
+	struct mac_prefix *macs;	/* exact addresses (48 bits) or prefixes */
+	size_t nmacs;
+	char **vendors;		/* owned; manufacturer or attributed vendor, case-insensitive */
+	size_t nvendors;
+	char **hostnames;	/* owned; hostglob patterns */
+	size_t nhostnames;
+	char **devices;		/* owned; devices.inventory names */
+	size_t ndevices;
+	char **tags;		/* owned; inventory tags */
+	size_t ntags;
+	bool has_randomised;	/* randomised_mac was written */
+	bool randomised;	/* its value */
+};
+
+/* devices.inventory[i] */
+struct config_device {
+	char *name;		/* owned, unique */
+	struct mac mac;
+	bool has_ip;
+	struct config_cidr ip;	/* a host address (prefix 32 or 128) when has_ip */
+	char *owner;		/* owned, or NULL */
+	char *vendor;		/* owned, or NULL: the vendor as the organisation knows it */
+	char **tags;		/* owned */
+	size_t ntags;
+	struct config_loc loc;
+};
+
+/* devices.dhcp_leases[i] */
+struct config_leases {
+	char *file;		/* owned, resolved */
+	int format;		/* enum leases_format */
+	struct config_loc loc;
+};
+
+/* devices.signatures.VENDOR: names whose queries reveal the vendor of a device */
+struct config_signature {
+	char *vendor;		/* owned, as written ("Xiaomi") */
+	size_t *lists;		/* indexes into config.lists */
+	size_t nlists;
+	char **domains;		/* owned, inline names */
+	struct config_loc *domain_locs;
+	size_t ndomains;
+	struct config_loc loc;
+};
+
+/* devices.hostname_vendors[i] */
+struct config_hostname_vendor {
+	char *pattern;		/* owned, hostglob pattern */
+	char *vendor;		/* owned */
+	struct config_loc loc;
 };
 
 struct config {
@@ -117,8 +170,35 @@ struct config {
 
 	struct {
 		enum config_log_queries queries; /* default all */
-		char *file;			 /* owned; "-" = standard output (default) */
+		char *file;			 /* owned; "-" = standard output (default
+						    unless database is set), NULL = none */
+		char *database;			 /* owned; SQLite query store, NULL = none
+						    (default); relative paths resolve against
+						    state_dir */
+		uint32_t retention_days;	 /* default 90, 0 = keep forever */
 	} log;
+
+	char *state_dir;			/* owned; default "/var/lib/veto"; relative paths
+						   resolve against the config folder */
+
+	/* device identity (issue 4); every source is optional */
+	struct {
+		bool enabled;			/* a devices: section was written */
+		struct config_device *inventory;
+		size_t ninventory;
+		struct config_leases *leases;	/* dhcp_leases */
+		size_t nleases;
+		bool arp;			/* read arp_file (and IPv6 neighbours); default true */
+		char *arp_file;			/* owned; default "/proc/net/arp" */
+		uint32_t arp_refresh_s;		/* default 30 */
+		struct config_cidr *trusted;	/* trusted_forwarders: EDNS MAC and ECS honoured */
+		size_t ntrusted;
+		char *oui_dir;			/* owned; default "/usr/share/ieee-data"; NULL = off */
+		struct config_signature *signatures; /* default: the shipped table */
+		size_t nsignatures;
+		struct config_hostname_vendor *hostname_vendors; /* default: hostglob's table */
+		size_t nhostname_vendors;
+	} devices;
 };
 
 /*

@@ -14,6 +14,10 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "hostglob.h"
+#include "leases.h"
+#include "lists.h"
+#include "mac.h"
 
 #define PATH_MAX_LEN 512
 #define SHOW_MAX     80	/* longest value quoted in a message */
@@ -25,6 +29,10 @@ struct check {
 	int rc;				/* sticky -ENOMEM */
 	const struct config_node *groups_key, *groups_val;
 	const struct config_node *min_ttl_key, *max_ttl_key;
+	const char *database;		/* log.database as written (resolved at the end) */
+	bool log_file_set;
+	const struct config_node *sig_key, *sig_val;	/* devices.signatures (issue 4) */
+	bool signatures_set, hostname_vendors_set;
 };
 
 typedef void (*check_key_cb)(struct check *c, const struct config_node *key,
@@ -854,6 +862,190 @@ on_group_action(struct check *c, const struct config_node *key, const struct con
 	get_action(c, key, val, path, &gc->g->action);
 }
 
+/* Device selectors (issue 4). */
+
+/* A sequence of non-empty strings into a new array *v / *n (replacing it). Returns the number of
+ * items read, or -1 when val is not a sequence (reported). */
+static int
+strv_seq(struct check *c, const struct config_node *key, const struct config_node *val,
+	 const char *path, char ***v, size_t *n)
+{
+	char item[PATH_MAX_LEN];
+	if (!is_sequence(c, key, val, path))
+		return -1;
+	char **nv = calloc(val->n ? val->n : 1, sizeof(*nv));
+	size_t nn = 0;
+	if (nv == NULL) {
+		oom(c);
+		return -1;
+	}
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		path_index(item, path, i);
+		const char *s = get_string(c, it, it, item, false);
+		if (s == NULL)
+			continue;
+		if ((nv[nn] = strdup(s)) == NULL) {
+			oom(c);
+			break;
+		}
+		nn++;
+	}
+	for (size_t i = 0; i < *n; i++)
+		free((*v)[i]);
+	free(*v);
+	*v = nv;
+	*n = nn;
+	return (int)val->n;
+}
+
+static void
+empty_selector(struct check *c, const struct config_node *key, const struct config_node *val,
+	       const char *path)
+{
+	if (val->kind == CONFIG_NODE_SEQUENCE && val->n == 0)
+		err(c, key, path, "empty: leave it out, a group needs at least one value per selector");
+}
+
+static int
+get_bool(struct check *c, const struct config_node *at, const struct config_node *val,
+	 const char *path, bool *out)
+{
+	static const char *const yes[] = {"true", "True", "TRUE", "yes", "on"};
+	static const char *const no[] = {"false", "False", "FALSE", "no", "off"};
+	char buf[SHOW_MAX + 8];
+	if (val->kind == CONFIG_NODE_SCALAR && val->plain) {
+		for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+			if (strcmp(val->str, yes[i]) == 0) {
+				*out = true;
+				return 0;
+			}
+			if (strcmp(val->str, no[i]) == 0) {
+				*out = false;
+				return 0;
+			}
+		}
+		err(c, at, path, "expected true or false, got '%s'", show(val->str, buf, sizeof(buf)));
+		return -EINVAL;
+	}
+	err(c, at, path, "expected true or false, got %s", kind_name(val));
+	return -EINVAL;
+}
+
+static void
+on_group_macs(struct check *c, const struct config_node *key, const struct config_node *val,
+	      const char *path, void *obj)
+{
+	struct group_ctx *gc = obj;
+	char item[PATH_MAX_LEN], buf[SHOW_MAX + 8];
+	gc->selectors = true;
+	if (!is_sequence(c, key, val, path))
+		return;
+	empty_selector(c, key, val, path);
+	struct mac_prefix *nv = calloc(val->n ? val->n : 1, sizeof(*nv));
+	size_t nn = 0;
+	if (nv == NULL) {
+		oom(c);
+		return;
+	}
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		path_index(item, path, i);
+		const char *s = get_string(c, it, it, item, false);
+		if (s == NULL)
+			continue;
+		if (mac_prefix_parse(s, strlen(s), &nv[nn]) != 0) {
+			err(c, it, item,
+			    "bad MAC address or prefix '%s' (expected aa:bb:cc:dd:ee:ff, aa:bb:cc, "
+			    "aa:bb:cc:d or aa:bb:cc:dd:ee:ff/N)", show(s, buf, sizeof(buf)));
+			continue;
+		}
+		nn++;
+	}
+	free(gc->g->macs);
+	gc->g->macs = nv;
+	gc->g->nmacs = nn;
+}
+
+static void
+on_group_vendors(struct check *c, const struct config_node *key, const struct config_node *val,
+		 const char *path, void *obj)
+{
+	struct group_ctx *gc = obj;
+	gc->selectors = true;
+	if (strv_seq(c, key, val, path, &gc->g->vendors, &gc->g->nvendors) >= 0)
+		empty_selector(c, key, val, path);
+}
+
+static void
+on_group_hostnames(struct check *c, const struct config_node *key, const struct config_node *val,
+		   const char *path, void *obj)
+{
+	struct group_ctx *gc = obj;
+	char item[PATH_MAX_LEN], buf[SHOW_MAX + 8];
+	gc->selectors = true;
+	if (strv_seq(c, key, val, path, &gc->g->hostnames, &gc->g->nhostnames) < 0)
+		return;
+	empty_selector(c, key, val, path);
+	for (size_t i = 0, k = 0; i < val->n && k < gc->g->nhostnames; i++) {
+		const struct config_node *it = val->items[i];
+		const char *why = NULL;
+		if (it->kind != CONFIG_NODE_SCALAR || strcmp(it->str, gc->g->hostnames[k]) != 0)
+			continue;
+		k++;
+		path_index(item, path, i);
+		if (hostglob_check(it->str, &why) != 0)
+			err(c, it, item, "bad hostname pattern '%s': %s",
+			    show(it->str, buf, sizeof(buf)), why);
+	}
+}
+
+static void
+on_group_devices(struct check *c, const struct config_node *key, const struct config_node *val,
+		 const char *path, void *obj)
+{
+	struct group_ctx *gc = obj;
+	const struct config *cfg = c->cfg;
+	char item[PATH_MAX_LEN], buf[SHOW_MAX + 8];
+	gc->selectors = true;
+	if (strv_seq(c, key, val, path, &gc->g->devices, &gc->g->ndevices) < 0)
+		return;
+	empty_selector(c, key, val, path);
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		if (it->kind != CONFIG_NODE_SCALAR || it->len == 0)
+			continue;
+		size_t d = 0;
+		while (d < cfg->devices.ninventory && strcmp(cfg->devices.inventory[d].name, it->str))
+			d++;
+		if (d == cfg->devices.ninventory) {
+			path_index(item, path, i);
+			err(c, it, item, "unknown device '%s' (not in devices.inventory)",
+			    show(it->str, buf, sizeof(buf)));
+		}
+	}
+}
+
+static void
+on_group_tags(struct check *c, const struct config_node *key, const struct config_node *val,
+	      const char *path, void *obj)
+{
+	struct group_ctx *gc = obj;
+	gc->selectors = true;
+	if (strv_seq(c, key, val, path, &gc->g->tags, &gc->g->ntags) >= 0)
+		empty_selector(c, key, val, path);
+}
+
+static void
+on_group_randomised(struct check *c, const struct config_node *key, const struct config_node *val,
+		    const char *path, void *obj)
+{
+	struct group_ctx *gc = obj;
+	gc->selectors = true;
+	if (get_bool(c, key, val, path, &gc->g->randomised) == 0)
+		gc->g->has_randomised = true;
+}
+
 static const struct check_key group_keys[] = {
 	{"name", on_group_name},
 	{"clients", on_group_clients},
@@ -861,6 +1053,12 @@ static const struct check_key group_keys[] = {
 	{"allow", on_group_allow},
 	{"default", on_group_default},
 	{"action", on_group_action},
+	{"macs", on_group_macs},
+	{"vendors", on_group_vendors},
+	{"hostnames", on_group_hostnames},
+	{"devices", on_group_devices},
+	{"tags", on_group_tags},
+	{"randomised_mac", on_group_randomised},
 };
 
 static bool
@@ -883,8 +1081,9 @@ shadowed(const struct config *cfg, size_t i, size_t *by)
 {
 	const struct config_group *g = &cfg->groups[i];
 	size_t last = 0;
-	if (g->nclients == 0)
-		return false;
+	if (g->nclients == 0 || g->nmacs + g->nvendors + g->nhostnames + g->ndevices + g->ntags > 0 ||
+	    g->has_randomised)
+		return false;	/* device selectors can match clients outside the prefixes */
 	for (size_t k = 0; k < g->nclients; k++) {
 		bool covered = false;
 		for (size_t j = 0; j < i && !covered; j++) {
@@ -1013,12 +1212,663 @@ on_log_file(struct check *c, const struct config_node *key, const struct config_
 	}
 	free(cfg->log.file);
 	cfg->log.file = f;
+	c->log_file_set = true;
+}
+
+static void
+on_log_database(struct check *c, const struct config_node *key, const struct config_node *val,
+		const char *path, void *obj)
+{
+	(void)obj;
+	/* resolved against state_dir once the whole file is read */
+	c->database = get_string(c, key, val, path, false);
+}
+
+static void
+on_log_retention_days(struct check *c, const struct config_node *key,
+		      const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	get_uint(c, key, val, path, 0, 36500, &cfg->log.retention_days);
 }
 
 static const struct check_key log_keys[] = {
 	{"queries", on_log_queries},
 	{"file", on_log_file},
+	{"database", on_log_database},
+	{"retention_days", on_log_retention_days},
 };
+
+/* ---- state_dir ---- */
+
+static void
+on_state_dir(struct check *c, const struct config_node *key, const struct config_node *val,
+	     const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	const char *s = get_string(c, key, val, path, false);
+	if (s == NULL)
+		return;
+	char *d = config_resolve_path(cfg->dir, s);
+	if (d == NULL) {
+		oom(c);
+		return;
+	}
+	free(cfg->state_dir);
+	cfg->state_dir = d;
+}
+
+/* log.database resolves against state_dir; with a database and no log.file, no JSON lines. */
+static void
+finish_log(struct check *c)
+{
+	struct config *cfg = c->cfg;
+	if (c->database == NULL)
+		return;
+	char *db = config_resolve_path(cfg->state_dir, c->database);
+	if (db == NULL) {
+		oom(c);
+		return;
+	}
+	free(cfg->log.database);
+	cfg->log.database = db;
+	if (!c->log_file_set) {
+		free(cfg->log.file);
+		cfg->log.file = NULL;
+	}
+}
+
+/* ---- devices (issue 4) ---- */
+
+static bool
+has_key(const struct config_node *map, const char *name)
+{
+	for (size_t i = 0; i < map->n / 2; i++)
+		if (map->items[2 * i]->kind == CONFIG_NODE_SCALAR &&
+		    strcmp(map->items[2 * i]->str, name) == 0)
+			return true;
+	return false;
+}
+
+struct inv_ctx {
+	struct config_device *d;
+	bool has_mac;
+};
+
+static void
+on_inv_name(struct check *c, const struct config_node *key, const struct config_node *val,
+	    const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	const char *s = get_string(c, key, val, path, false);
+	if (s == NULL)
+		return;
+	free(ic->d->name);
+	if ((ic->d->name = strdup(s)) == NULL)
+		oom(c);
+}
+
+static void
+on_inv_mac(struct check *c, const struct config_node *key, const struct config_node *val,
+	   const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	char buf[SHOW_MAX + 8];
+	const char *s = get_string(c, key, val, path, false);
+	struct mac m;
+	if (s == NULL)
+		return;
+	if (mac_parse(s, strlen(s), &m) != 0 || mac_is_zero(&m) || mac_is_multicast(&m)) {
+		err(c, key, path, "bad MAC address '%s' (expected a unicast aa:bb:cc:dd:ee:ff)",
+		    show(s, buf, sizeof(buf)));
+		return;
+	}
+	ic->d->mac = m;
+	ic->has_mac = true;
+}
+
+static void
+on_inv_ip(struct check *c, const struct config_node *key, const struct config_node *val,
+	  const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	char buf[SHOW_MAX + 8];
+	const char *s = get_string(c, key, val, path, false);
+	uint8_t a[16];
+	if (s == NULL)
+		return;
+	memset(&ic->d->ip, 0, sizeof(ic->d->ip));
+	if (inet_pton(AF_INET, s, a) == 1) {
+		ic->d->ip.family = AF_INET;
+		memcpy(ic->d->ip.addr, a, 4);
+		ic->d->ip.prefix = 32;
+	} else if (inet_pton(AF_INET6, s, a) == 1) {
+		ic->d->ip.family = AF_INET6;
+		memcpy(ic->d->ip.addr, a, 16);
+		ic->d->ip.prefix = 128;
+	} else {
+		err(c, key, path, "bad address '%s' (expected an IPv4 or IPv6 address)",
+		    show(s, buf, sizeof(buf)));
+		return;
+	}
+	ic->d->ip.loc.line = val->line;
+	ic->d->ip.loc.col = val->col;
+	ic->d->has_ip = true;
+}
+
+static void
+on_inv_owner(struct check *c, const struct config_node *key, const struct config_node *val,
+	     const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	const char *s = get_string(c, key, val, path, false);
+	if (s == NULL)
+		return;
+	free(ic->d->owner);
+	if ((ic->d->owner = strdup(s)) == NULL)
+		oom(c);
+}
+
+static void
+on_inv_vendor(struct check *c, const struct config_node *key, const struct config_node *val,
+	      const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	const char *s = get_string(c, key, val, path, false);
+	if (s == NULL)
+		return;
+	free(ic->d->vendor);
+	if ((ic->d->vendor = strdup(s)) == NULL)
+		oom(c);
+}
+
+static void
+on_inv_tags(struct check *c, const struct config_node *key, const struct config_node *val,
+	    const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	strv_seq(c, key, val, path, &ic->d->tags, &ic->d->ntags);
+}
+
+static const struct check_key inventory_keys[] = {
+	{"name", on_inv_name},
+	{"mac", on_inv_mac},
+	{"ip", on_inv_ip},
+	{"owner", on_inv_owner},
+	{"vendor", on_inv_vendor},
+	{"tags", on_inv_tags},
+};
+
+static void
+on_devices_inventory(struct check *c, const struct config_node *key,
+		     const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	char item[PATH_MAX_LEN], sub[PATH_MAX_LEN], buf[SHOW_MAX + 8];
+	if (!is_sequence(c, key, val, path))
+		return;
+	cfg->devices.inventory = calloc(val->n ? val->n : 1, sizeof(*cfg->devices.inventory));
+	if (cfg->devices.inventory == NULL) {
+		oom(c);
+		return;
+	}
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		path_index(item, path, i);
+		if (!is_mapping(c, it, it, item, false))
+			continue;
+		struct config_device *d = &cfg->devices.inventory[cfg->devices.ninventory];
+		struct inv_ctx ic = {.d = d};
+		d->loc.line = it->line;
+		d->loc.col = it->col;
+		cfg->devices.ninventory++;
+		walk_map(c, it, item, inventory_keys,
+			 sizeof(inventory_keys) / sizeof(inventory_keys[0]), &ic);
+		if (d->name == NULL)
+			err(c, it, item, "missing key 'name'");
+		if (!ic.has_mac && !has_key(it, "mac"))
+			err(c, it, item, "missing key 'mac'");
+		for (size_t j = 0; j + 1 < cfg->devices.ninventory; j++) {
+			const struct config_device *e = &cfg->devices.inventory[j];
+			if (d->name != NULL && e->name != NULL && strcmp(d->name, e->name) == 0) {
+				err(c, it, path_key(sub, item, "name"),
+				    "duplicate device name '%s' (first at line %d)",
+				    show(d->name, buf, sizeof(buf)), e->loc.line);
+			}
+			if (ic.has_mac && !mac_is_zero(&e->mac) && mac_equal(&d->mac, &e->mac)) {
+				char m[MAC_STRLEN];
+				err(c, it, path_key(sub, item, "mac"),
+				    "duplicate MAC address '%s' (first at line %d)",
+				    mac_format(&d->mac, m), e->loc.line);
+			}
+		}
+	}
+}
+
+struct leases_ctx {
+	struct config_leases *l;
+	bool has_format;
+};
+
+static void
+on_leases_file(struct check *c, const struct config_node *key, const struct config_node *val,
+	       const char *path, void *obj)
+{
+	struct leases_ctx *lc = obj;
+	const char *s = get_string(c, key, val, path, false);
+	if (s == NULL)
+		return;
+	free(lc->l->file);
+	if ((lc->l->file = config_resolve_path(c->cfg->dir, s)) == NULL)
+		oom(c);
+}
+
+static void
+on_leases_format(struct check *c, const struct config_node *key, const struct config_node *val,
+		 const char *path, void *obj)
+{
+	static const char *const names[] = {"dnsmasq", "dhcpd", "kea"};
+	struct leases_ctx *lc = obj;
+	int i = get_enum(c, key, val, path, names, 3);
+	enum leases_format f;
+	if (i < 0 || leases_format_from_name(names[i], &f) != 0)
+		return;
+	lc->l->format = (int)f;
+	lc->has_format = true;
+}
+
+static const struct check_key leases_keys[] = {
+	{"file", on_leases_file},
+	{"format", on_leases_format},
+};
+
+static void
+on_devices_leases(struct check *c, const struct config_node *key, const struct config_node *val,
+		  const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	char item[PATH_MAX_LEN];
+	if (!is_sequence(c, key, val, path))
+		return;
+	cfg->devices.leases = calloc(val->n ? val->n : 1, sizeof(*cfg->devices.leases));
+	if (cfg->devices.leases == NULL) {
+		oom(c);
+		return;
+	}
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		path_index(item, path, i);
+		if (!is_mapping(c, it, it, item, false))
+			continue;
+		struct config_leases *l = &cfg->devices.leases[cfg->devices.nleases++];
+		struct leases_ctx lc = {.l = l};
+		l->loc.line = it->line;
+		l->loc.col = it->col;
+		walk_map(c, it, item, leases_keys, sizeof(leases_keys) / sizeof(leases_keys[0]), &lc);
+		if (l->file == NULL)
+			err(c, it, item, "missing key 'file'");
+		if (!lc.has_format && !has_key(it, "format"))
+			err(c, it, item, "missing key 'format' (dnsmasq, dhcpd or kea)");
+	}
+}
+
+static void
+on_devices_arp(struct check *c, const struct config_node *key, const struct config_node *val,
+	       const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	get_bool(c, key, val, path, &cfg->devices.arp);
+}
+
+static void
+on_devices_arp_file(struct check *c, const struct config_node *key, const struct config_node *val,
+		    const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	const char *s = get_string(c, key, val, path, false);
+	if (s == NULL)
+		return;
+	char *f = config_resolve_path(cfg->dir, s);
+	if (f == NULL) {
+		oom(c);
+		return;
+	}
+	free(cfg->devices.arp_file);
+	cfg->devices.arp_file = f;
+}
+
+static void
+on_devices_arp_refresh(struct check *c, const struct config_node *key,
+		       const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	get_uint(c, key, val, path, 1, 86400, &cfg->devices.arp_refresh_s);
+}
+
+static void
+on_devices_trusted(struct check *c, const struct config_node *key, const struct config_node *val,
+		   const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	cidr_seq(c, key, val, path, &cfg->devices.trusted, &cfg->devices.ntrusted);
+}
+
+static void
+on_oui_dir(struct check *c, const struct config_node *key, const struct config_node *val,
+	   const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	const char *s = get_string(c, key, val, path, false);
+	if (s == NULL)
+		return;
+	char *d = config_resolve_path(cfg->dir, s);
+	if (d == NULL) {
+		oom(c);
+		return;
+	}
+	free(cfg->devices.oui_dir);
+	cfg->devices.oui_dir = d;
+}
+
+static const struct check_key oui_keys[] = {
+	{"dir", on_oui_dir},
+};
+
+/* oui: {dir: PATH} or oui: false (no registry lookups) */
+static void
+on_devices_oui(struct check *c, const struct config_node *key, const struct config_node *val,
+	       const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	bool on;
+	if (val->kind == CONFIG_NODE_SCALAR) {
+		if (get_bool(c, key, val, path, &on) == 0 && !on) {
+			free(cfg->devices.oui_dir);
+			cfg->devices.oui_dir = NULL;
+		}
+		return;
+	}
+	if (is_mapping(c, key, val, path, true))
+		walk_map(c, val, path, oui_keys, sizeof(oui_keys) / sizeof(oui_keys[0]), obj);
+}
+
+static void
+on_devices_signatures(struct check *c, const struct config_node *key,
+		      const struct config_node *val, const char *path, void *obj)
+{
+	(void)obj;
+	/* checked at the end, once every list is known */
+	if (is_mapping(c, key, val, path, true) || config_node_is_null(val)) {
+		c->sig_key = key;
+		c->sig_val = val;
+	}
+	c->signatures_set = true;
+}
+
+struct hv_ctx {
+	struct config_hostname_vendor *h;
+};
+
+static void
+on_hv_pattern(struct check *c, const struct config_node *key, const struct config_node *val,
+	      const char *path, void *obj)
+{
+	struct hv_ctx *hc = obj;
+	char buf[SHOW_MAX + 8];
+	const char *why = NULL;
+	const char *s = get_string(c, key, val, path, false);
+	if (s == NULL)
+		return;
+	if (hostglob_check(s, &why) != 0) {
+		err(c, key, path, "bad hostname pattern '%s': %s", show(s, buf, sizeof(buf)), why);
+		return;
+	}
+	free(hc->h->pattern);
+	if ((hc->h->pattern = strdup(s)) == NULL)
+		oom(c);
+}
+
+static void
+on_hv_vendor(struct check *c, const struct config_node *key, const struct config_node *val,
+	     const char *path, void *obj)
+{
+	struct hv_ctx *hc = obj;
+	const char *s = get_string(c, key, val, path, false);
+	if (s == NULL)
+		return;
+	free(hc->h->vendor);
+	if ((hc->h->vendor = strdup(s)) == NULL)
+		oom(c);
+}
+
+static const struct check_key hv_keys[] = {
+	{"pattern", on_hv_pattern},
+	{"vendor", on_hv_vendor},
+};
+
+static void
+on_devices_hostname_vendors(struct check *c, const struct config_node *key,
+			    const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	char item[PATH_MAX_LEN];
+	if (!is_sequence(c, key, val, path))
+		return;
+	c->hostname_vendors_set = true;
+	cfg->devices.hostname_vendors =
+		calloc(val->n ? val->n : 1, sizeof(*cfg->devices.hostname_vendors));
+	if (cfg->devices.hostname_vendors == NULL) {
+		oom(c);
+		return;
+	}
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		path_index(item, path, i);
+		if (!is_mapping(c, it, it, item, false))
+			continue;
+		struct config_hostname_vendor *h =
+			&cfg->devices.hostname_vendors[cfg->devices.nhostname_vendors++];
+		struct hv_ctx hc = {.h = h};
+		h->loc.line = it->line;
+		h->loc.col = it->col;
+		walk_map(c, it, item, hv_keys, sizeof(hv_keys) / sizeof(hv_keys[0]), &hc);
+		if (h->pattern == NULL && !has_key(it, "pattern"))
+			err(c, it, item, "missing key 'pattern'");
+		if (h->vendor == NULL && !has_key(it, "vendor"))
+			err(c, it, item, "missing key 'vendor'");
+	}
+}
+
+static const struct check_key devices_keys[] = {
+	{"inventory", on_devices_inventory},
+	{"dhcp_leases", on_devices_leases},
+	{"arp", on_devices_arp},
+	{"arp_file", on_devices_arp_file},
+	{"arp_refresh_s", on_devices_arp_refresh},
+	{"trusted_forwarders", on_devices_trusted},
+	{"oui", on_devices_oui},
+	{"signatures", on_devices_signatures},
+	{"hostname_vendors", on_devices_hostname_vendors},
+};
+
+static void
+on_devices(struct check *c, const struct config_node *key, const struct config_node *val,
+	   const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	cfg->devices.enabled = true;
+	if (is_mapping(c, key, val, path, true))
+		walk_map(c, val, path, devices_keys, sizeof(devices_keys) / sizeof(devices_keys[0]),
+			 obj);
+}
+
+/* The shipped signatures: operating-system names (connectivity checks, push, HTTPDNS, routing)
+ * that a vendor's ROM resolves on its own; see docs and ../shared/data/oui.md section 4. */
+static const char *const default_signatures[][8] = {
+	{"Xiaomi", "connect.rom.miui.com", "cn.wifi.miui.com", "resolver.gslb.mi-idc.com",
+	 "app.chat.xiaomi.net", "tracking.intl.miui.com", NULL},
+	{"Oppo", "conn1.oppomobile.com", "conn2.oppomobile.com", "httpdns-push.heytapmobile.com",
+	 "push.heytapmobile.com", "httpdns.push.oppomobile.com", NULL},
+	{"Vivo", "wifi.vivo.com.cn", NULL},
+	{"Huawei", "connectivitycheck.platform.hicloud.com", "connectivitycheck.cbg-app.huawei.com",
+	 "grs.hicloud.com", "dnkeeper.hicloud.com", NULL},
+	{"Honor", "connectivitycheck.hihonor.com", "grs.hihonorcloud.com", NULL},
+};
+
+static int
+add_signature_domain(struct config_signature *sg, const char *name, int line, int col)
+{
+	char **nv = realloc(sg->domains, (sg->ndomains + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return -ENOMEM;
+	sg->domains = nv;
+	struct config_loc *nl = realloc(sg->domain_locs, (sg->ndomains + 1) * sizeof(*nl));
+	if (nl == NULL)
+		return -ENOMEM;
+	sg->domain_locs = nl;
+	if ((nv[sg->ndomains] = strdup(name)) == NULL)
+		return -ENOMEM;
+	nl[sg->ndomains].line = line;
+	nl[sg->ndomains].col = col;
+	sg->ndomains++;
+	return 0;
+}
+
+/* One signature entry: a list of this configuration (by name) or a domain name. */
+static void
+signature_entry(struct check *c, struct config_signature *sg, const struct config_node *it,
+		const char *item, bool *used)
+{
+	struct config *cfg = c->cfg;
+	char buf[SHOW_MAX + 8];
+	const char *why = NULL;
+	struct names_name n;
+	const char *s = get_string(c, it, it, item, false);
+	if (s == NULL)
+		return;
+	for (size_t li = 0; li < cfg->nlists; li++) {
+		if (strcmp(cfg->lists[li].name, s) != 0)
+			continue;
+		size_t *nv = realloc(sg->lists, (sg->nlists + 1) * sizeof(*nv));
+		if (nv == NULL) {
+			oom(c);
+			return;
+		}
+		sg->lists = nv;
+		nv[sg->nlists++] = li;
+		used[li] = true;
+		return;
+	}
+	int rc = lists_parse_name(s, strlen(s), &n, &why);
+	if (rc < 0) {
+		err(c, it, item, "'%s' is neither a list nor a valid name: %s",
+		    show(s, buf, sizeof(buf)), why);
+		return;
+	}
+	if (rc == 1) {
+		err(c, it, item, "'%s' is a local host name", show(s, buf, sizeof(buf)));
+		return;
+	}
+	if (add_signature_domain(sg, s, it->line, it->col) != 0)
+		oom(c);
+}
+
+static void
+check_signatures(struct check *c, bool *used)
+{
+	struct config *cfg = c->cfg;
+	const struct config_node *val = c->sig_val;
+	char path[PATH_MAX_LEN], item[PATH_MAX_LEN + 24];
+
+	if (!cfg->devices.enabled)
+		return;
+	if (!c->signatures_set) {
+		size_t n = sizeof(default_signatures) / sizeof(default_signatures[0]);
+		cfg->devices.signatures = calloc(n, sizeof(*cfg->devices.signatures));
+		if (cfg->devices.signatures == NULL) {
+			oom(c);
+			return;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct config_signature *sg = &cfg->devices.signatures[i];
+			cfg->devices.nsignatures++;
+			if ((sg->vendor = strdup(default_signatures[i][0])) == NULL) {
+				oom(c);
+				return;
+			}
+			for (size_t k = 1; default_signatures[i][k] != NULL; k++) {
+				if (add_signature_domain(sg, default_signatures[i][k], 0, 0) != 0) {
+					oom(c);
+					return;
+				}
+			}
+		}
+		return;
+	}
+	if (val == NULL || val->kind != CONFIG_NODE_MAPPING)
+		return;
+	cfg->devices.signatures = calloc(val->n / 2 ? val->n / 2 : 1,
+					 sizeof(*cfg->devices.signatures));
+	if (cfg->devices.signatures == NULL) {
+		oom(c);
+		return;
+	}
+	for (size_t i = 0; i < val->n / 2; i++) {
+		const struct config_node *k = val->items[2 * i];
+		const struct config_node *v = val->items[2 * i + 1];
+		if (k->kind != CONFIG_NODE_SCALAR) {
+			err(c, k, "devices.signatures", "keys must be strings, got %s", kind_name(k));
+			continue;
+		}
+		path_key(path, "devices.signatures", k->str);
+		if (!key_ok(c, val, i, path))
+			continue;
+		if (k->len == 0) {
+			err(c, k, path, "vendor name must not be empty");
+			continue;
+		}
+		struct config_signature *sg = &cfg->devices.signatures[cfg->devices.nsignatures++];
+		sg->loc.line = k->line;
+		sg->loc.col = k->col;
+		if ((sg->vendor = strdup(k->str)) == NULL) {
+			oom(c);
+			return;
+		}
+		if (!is_sequence(c, k, v, path))
+			continue;
+		if (v->n == 0)
+			warn(c, k, path, "empty: no name reveals this vendor");
+		for (size_t j = 0; j < v->n; j++) {
+			snprintf(item, sizeof(item), "%s[%zu]", path, j);
+			signature_entry(c, sg, v->items[j], item, used);
+		}
+	}
+}
+
+/* devices.hostname_vendors defaults to hostglob's shipped table. */
+static void
+finish_devices(struct check *c)
+{
+	struct config *cfg = c->cfg;
+	if (!cfg->devices.enabled || c->hostname_vendors_set)
+		return;
+	size_t n = hostglob_default_vendors_len;
+	cfg->devices.hostname_vendors = calloc(n ? n : 1, sizeof(*cfg->devices.hostname_vendors));
+	if (cfg->devices.hostname_vendors == NULL) {
+		oom(c);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct config_hostname_vendor *h = &cfg->devices.hostname_vendors[i];
+		cfg->devices.nhostname_vendors++;
+		h->pattern = strdup(hostglob_default_vendors[i].pattern);
+		h->vendor = strdup(hostglob_default_vendors[i].vendor);
+		if (h->pattern == NULL || h->vendor == NULL) {
+			oom(c);
+			return;
+		}
+	}
+}
 
 /* ---- top level ---- */
 
@@ -1055,6 +1905,8 @@ static const struct check_key top_keys[] = {
 	{"lists", on_lists},
 	{"groups", on_groups},
 	{"log", on_log},
+	{"state_dir", on_state_dir},
+	{"devices", on_devices},
 };
 
 int
@@ -1074,6 +1926,7 @@ config_check(const struct config_node *root, const char *file, struct config *cf
 		return -EINVAL;
 	}
 	walk_map(&c, root, "", top_keys, sizeof(top_keys) / sizeof(top_keys[0]), cfg);
+	finish_log(&c);
 
 	if (cfg->cache.min_ttl > cfg->cache.max_ttl) {
 		const struct config_node *at = c.min_ttl_key != NULL ? c.min_ttl_key : c.max_ttl_key;
@@ -1087,6 +1940,8 @@ config_check(const struct config_node *root, const char *file, struct config *cf
 		oom(&c);
 		goto cleanup;
 	}
+	check_signatures(&c, used);
+	finish_devices(&c);
 	if (c.groups_val != NULL)
 		check_groups(&c, c.groups_key, c.groups_val, used);
 	for (size_t i = 0; i < cfg->nlists; i++) {

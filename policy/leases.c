@@ -10,15 +10,13 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "fileio.h"
 #include "leases.h"
 
 #define KEA_INFINITE_LIFETIME UINT32_C(4294967295)
@@ -300,18 +298,6 @@ parse_ip(int family, const char *s, size_t len, uint8_t *addr)
 	return 0;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Colon-separated hex "1:a:bc" (groups of 1..2 digits) -> lowercase two-digit form. */
 static int
 pool_add_colon_hex(struct builder *b, const char *s, size_t len, uint32_t *off)
@@ -326,13 +312,13 @@ pool_add_colon_hex(struct builder *b, const char *s, size_t len, uint32_t *off)
 		while (i < len && s[i] != ':')
 			i++;
 		size_t g = i - start;
-		if (g < 1 || g > 2 || hexval(s[start]) < 0 ||
-		    (g == 2 && hexval(s[start + 1]) < 0) || (i < len && i + 1 == len)) {
+		if (g < 1 || g > 2 || mac_hexval(s[start]) < 0 ||
+		    (g == 2 && mac_hexval(s[start + 1]) < 0) || (i < len && i + 1 == len)) {
 			rc = -EINVAL;
 			goto cleanup;
 		}
-		bytes[n++] = (uint8_t)(g == 1 ? hexval(s[start])
-					      : hexval(s[start]) * 16 + hexval(s[start + 1]));
+		bytes[n++] = (uint8_t)(g == 1 ? mac_hexval(s[start])
+					      : mac_hexval(s[start]) * 16 + mac_hexval(s[start + 1]));
 		if (i < len)
 			i++;
 	}
@@ -401,7 +387,7 @@ split_space(const char *l, size_t len, struct field *f, size_t max)
 static bool
 is_typed_hwaddr(const struct field *f)
 {
-	return f->len >= 3 && hexval(f->s[0]) >= 0 && hexval(f->s[1]) >= 0 && f->s[2] == '-';
+	return f->len >= 3 && mac_hexval(f->s[0]) >= 0 && mac_hexval(f->s[1]) >= 0 && f->s[2] == '-';
 }
 
 static int
@@ -519,8 +505,8 @@ pool_add_kea(struct builder *b, const struct field *f, uint32_t *off)
 	size_t n = 0;
 	for (size_t i = 0; i < f->len; i++) {
 		if (f->len - i >= 5 && memcmp(f->s + i, "&#x", 3) == 0 &&
-		    hexval(f->s[i + 3]) >= 0 && hexval(f->s[i + 4]) >= 0) {
-			tmp[n++] = (char)(hexval(f->s[i + 3]) * 16 + hexval(f->s[i + 4]));
+		    mac_hexval(f->s[i + 3]) >= 0 && mac_hexval(f->s[i + 4]) >= 0) {
+			tmp[n++] = (char)(mac_hexval(f->s[i + 3]) * 16 + mac_hexval(f->s[i + 4]));
 			i += 4;
 		} else {
 			tmp[n++] = f->s[i];
@@ -733,10 +719,10 @@ lex_next(struct lexer *lx)
 			     k++)
 				v = v * 8 + (unsigned)(lx->buf[lx->pos++] - '0');
 			*d++ = (char)(v & 0xff);
-		} else if (c == 'x' && lx->pos < lx->len && hexval(lx->buf[lx->pos]) >= 0) {
-			unsigned v = (unsigned)hexval(lx->buf[lx->pos++]);
-			if (lx->pos < lx->len && hexval(lx->buf[lx->pos]) >= 0)
-				v = v * 16 + (unsigned)hexval(lx->buf[lx->pos++]);
+		} else if (c == 'x' && lx->pos < lx->len && mac_hexval(lx->buf[lx->pos]) >= 0) {
+			unsigned v = (unsigned)mac_hexval(lx->buf[lx->pos++]);
+			if (lx->pos < lx->len && mac_hexval(lx->buf[lx->pos]) >= 0)
+				v = v * 16 + (unsigned)mac_hexval(lx->buf[lx->pos++]);
 			*d++ = (char)v;
 		} else {
 			*d++ = c == 't'   ? '\t'
@@ -1148,59 +1134,13 @@ leases_parse_buf(enum leases_format fmt, const char *buf, size_t len, const char
 	return rc;
 }
 
-static int
-read_all(const char *path, char **out, size_t *outlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = 0;
-	size_t len = 0, cap = 65536;
-	struct stat sb;
-	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0)
-		cap = (size_t)sb.st_size + 1;
-	char *buf = malloc(cap);
-	if (buf == NULL) {
-		rc = -ENOMEM;
-		goto cleanup;
-	}
-	for (;;) {
-		if (len == cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (nb == NULL) {
-				rc = -ENOMEM;
-				goto cleanup;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			goto cleanup;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	*out = buf;
-	*outlen = len;
-	buf = NULL;
-cleanup:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
 int
 leases_read_file(enum leases_format fmt, const char *path, int64_t now, struct diag *diag,
 		 struct leases **out)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	int rc = read_all(path, &buf, &len);
+	int rc = fileio_read_all(path, &buf, &len);
 	if (rc != 0) {
 		if (diag != NULL)
 			diag_add(diag, DIAG_ERROR, path, 0, 0, NULL, "cannot read lease file: %s",

@@ -3,13 +3,11 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "fileio.h"
 #include "lists.h"
 
 #define NOTE_TEXT_MAX 80	/* octets of an offending entry quoted in a note */
@@ -269,55 +267,6 @@ lists_parse_buf(const char *buf, size_t len, const char *file, struct diag *diag
 	return 0;
 }
 
-static int
-read_all(const char *path, char **out, size_t *outlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = 0;
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	struct stat sb;
-	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0)
-		cap = (size_t)sb.st_size + 1;
-	for (;;) {
-		if (len == cap) {
-			size_t ncap = cap ? cap * 2 : 65536;
-			char *b = realloc(buf, ncap);
-			if (b == NULL) {
-				rc = -ENOMEM;
-				goto cleanup;
-			}
-			buf = b;
-			cap = ncap;
-		} else if (buf == NULL) {
-			buf = malloc(cap);
-			if (buf == NULL) {
-				rc = -ENOMEM;
-				goto cleanup;
-			}
-		}
-		ssize_t r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			goto cleanup;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	*out = buf;
-	*outlen = len;
-	buf = NULL;
-cleanup:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
 int
 lists_read_file(const char *path, const char *cfg_file, int loc_line, int loc_col,
 		const char *key, struct diag *diag, lists_name_cb *cb, void *arg,
@@ -325,7 +274,7 @@ lists_read_file(const char *path, const char *cfg_file, int loc_line, int loc_co
 {
 	char *buf = NULL;
 	size_t len = 0;
-	int rc = read_all(path, &buf, &len);
+	int rc = fileio_read_all(path, &buf, &len);
 	if (rc != 0) {
 		if (diag != NULL)
 			diag_add(diag, DIAG_ERROR, cfg_file, loc_line, loc_col, key,

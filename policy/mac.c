@@ -6,8 +6,8 @@
 
 #include "mac.h"
 
-static int
-hexval(char c)
+int
+mac_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -22,7 +22,7 @@ static bool
 all_hex(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
-		if (hexval(s[i]) < 0)
+		if (mac_hexval(s[i]) < 0)
 			return false;
 	return true;
 }
@@ -32,7 +32,7 @@ static uint64_t
 read_nibbles(const char *s, size_t n, uint64_t v)
 {
 	for (size_t i = 0; i < n; i++)
-		v = (v << 4) | (uint64_t)hexval(s[i]);
+		v = (v << 4) | (uint64_t)mac_hexval(s[i]);
 	return v;
 }
 

@@ -44,6 +44,9 @@ struct mac_prefix {
  * Returns 0 or -EINVAL; *out is written only on success. */
 int mac_parse(const char *text, size_t len, struct mac *out);
 
+/* The value of the hexadecimal digit c (either case), or -1 when c is not one. */
+int mac_hexval(char c);
+
 /* Writes "aa:bb:cc:dd:ee:ff" and a NUL into buf (MAC_STRLEN octets). Returns buf. */
 char *mac_format(const struct mac *m, char *buf);
 

@@ -3,13 +3,11 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "fileio.h"
 #include "neigh.h"
 
 #define ATF_COM_FLAG 0x2
@@ -251,50 +249,6 @@ cleanup:
 	return rc;
 }
 
-/* Reads to end of file: /proc files report a size of 0. */
-static int
-read_all(const char *path, char **out, size_t *outlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = 0;
-	size_t len = 0, cap = 16384;
-	char *buf = malloc(cap);
-	if (buf == NULL) {
-		rc = -ENOMEM;
-		goto cleanup;
-	}
-	for (;;) {
-		if (len == cap) {
-			char *b = realloc(buf, cap * 2);
-			if (b == NULL) {
-				rc = -ENOMEM;
-				goto cleanup;
-			}
-			buf = b;
-			cap *= 2;
-		}
-		ssize_t r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			goto cleanup;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	*out = buf;
-	*outlen = len;
-	buf = NULL;
-cleanup:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
 int
 neigh_read_file(const char *path, struct diag *diag, struct neigh **out)
 {
@@ -302,7 +256,7 @@ neigh_read_file(const char *path, struct diag *diag, struct neigh **out)
 	size_t len = 0;
 	if (path == NULL)
 		path = NEIGH_PROC_ARP;
-	int rc = read_all(path, &buf, &len);
+	int rc = fileio_read_all(path, &buf, &len);
 	if (rc != 0) {
 		if (diag != NULL)
 			diag_add(diag, DIAG_ERROR, path, 0, 0, NULL, "cannot read: %s",

@@ -11,15 +11,14 @@
  * is unseeded; the longest probe sequence is measured at load time and reported.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "oui.h"
 
 struct oui {
@@ -224,56 +223,6 @@ oui_free(struct oui **po)
 }
 
 /* ---- loading ---- */
-
-static int
-read_all(const char *path, char **out, size_t *outlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = 0;
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	struct stat sb;
-	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0)
-		cap = (size_t)sb.st_size + 1;
-	else
-		cap = 65536;
-	buf = malloc(cap);
-	if (buf == NULL) {
-		rc = -ENOMEM;
-		goto cleanup;
-	}
-	for (;;) {
-		if (len == cap) {
-			char *b = realloc(buf, cap * 2);
-			if (b == NULL) {
-				rc = -ENOMEM;
-				goto cleanup;
-			}
-			buf = b;
-			cap *= 2;
-		}
-		ssize_t r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			goto cleanup;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	/* len < cap here: the CSV reader may write a terminating NUL at buf[len] */
-	*out = buf;
-	*outlen = len;
-	buf = NULL;
-cleanup:
-	free(buf);
-	close(fd);
-	return rc;
-}
 
 /* RFC 4180 reader over a buffer it may rewrite (quoted fields are decoded in place). */
 struct csv {
@@ -645,7 +594,7 @@ oui_load_files(const char *const *paths, size_t n, struct diag *diag, struct oui
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		size_t len = 0;
-		rc = read_all(paths[i], &buf, &len);
+		rc = fileio_read_all(paths[i], &buf, &len);
 		if (rc != 0) {
 			diag_add(diag, DIAG_ERROR, paths[i], 0, 0, NULL,
 				 "cannot read ieee registry file: %s", strerror(-rc));

@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "hostglob.h"
 #include "lists.h"
 #include "policy_int.h"
 
@@ -161,6 +163,79 @@ cleanup:
 	return rc;
 }
 
+/* Loads the inline names of the devices.signatures as pseudo-lists nlists + i. */
+static int
+load_signatures(struct policy *p, struct diag *diag)
+{
+	const struct config *cfg = p->cfg;
+	struct load_ctx ctx = {.ns = p->names};
+	int result = 0;
+
+	for (size_t i = 0; i < cfg->devices.nsignatures; i++) {
+		const struct config_signature *sg = &cfg->devices.signatures[i];
+		ctx.list = (uint32_t)(cfg->nlists + i);
+		for (size_t k = 0; k < sg->ndomains; k++) {
+			struct names_name n;
+			const char *why = NULL;
+			int rc = lists_parse_name(sg->domains[k], strlen(sg->domains[k]), &n, &why);
+			if (rc != 0) {
+				diag_add(diag, DIAG_ERROR, cfg->path, sg->domain_locs[k].line,
+					 sg->domain_locs[k].col, NULL,
+					 "devices.signatures.%s: invalid name '%s'", sg->vendor,
+					 sg->domains[k]);
+				result = -EINVAL;
+				continue;
+			}
+			if ((rc = on_list_name(&ctx, &n)) < 0)
+				return rc;
+		}
+	}
+	return result;
+}
+
+/* sigsets[set]: the first signature (config order) whose names or lists the set contains. */
+static int
+build_sigsets(struct policy *p)
+{
+	const struct config *cfg = p->cfg;
+	size_t nsets = nameset_nsets(p->names);
+
+	if (cfg->devices.nsignatures == 0 || nsets == 0)
+		return 0;
+	p->sigsets = malloc(nsets * sizeof(*p->sigsets));
+	if (p->sigsets == NULL)
+		return -ENOMEM;
+	for (size_t s = 0; s < nsets; s++) {
+		size_t n;
+		const uint32_t *lists = nameset_set(p->names, (uint32_t)s, &n);
+		int32_t best = INT32_MAX;
+		for (size_t k = 0; k < n; k++) {
+			uint32_t l = lists[k];
+			if (l >= cfg->nlists) {
+				if (l - cfg->nlists < cfg->devices.nsignatures &&
+				    (int32_t)(l - cfg->nlists) < best)
+					best = (int32_t)(l - cfg->nlists);
+				continue;
+			}
+			for (size_t i = 0; i < cfg->devices.nsignatures && (int32_t)i < best; i++) {
+				const struct config_signature *sg = &cfg->devices.signatures[i];
+				for (size_t j = 0; j < sg->nlists; j++)
+					if (sg->lists[j] == l)
+						best = (int32_t)i;
+			}
+		}
+		p->sigsets[s] = best == INT32_MAX ? -1 : best;
+	}
+	return 0;
+}
+
+static bool
+has_device_selectors(const struct config_group *cg)
+{
+	return cg->nmacs + cg->nvendors + cg->nhostnames + cg->ndevices + cg->ntags > 0 ||
+	       cg->has_randomised;
+}
+
 static int
 build_clients(struct policy *p)
 {
@@ -169,6 +244,9 @@ build_clients(struct policy *p)
 
 	if ((rc = clients_new(&p->allow)) != 0 || (rc = clients_new(&p->groups)) != 0)
 		return rc;
+	p->dev_groups = calloc(cfg->ngroups + 1, sizeof(*p->dev_groups));
+	if (p->dev_groups == NULL)
+		return -ENOMEM;
 	for (size_t i = 0; i < cfg->server.nallow; i++) {
 		const struct config_cidr *c = &cfg->server.allow[i];
 		if ((rc = clients_add(p->allow, c->family, c->addr, c->prefix, 0)) != 0)
@@ -176,7 +254,9 @@ build_clients(struct policy *p)
 	}
 	for (size_t g = 0; g < cfg->ngroups; g++) {
 		const struct config_group *cg = &cfg->groups[g];
-		if (cg->nclients == 0) {
+		if (has_device_selectors(cg))
+			p->dev_groups[p->ndev_groups++] = (uint32_t)g;
+		else if (cg->nclients == 0) {
 			if ((rc = clients_add_all(p->groups, (int)g)) != 0)
 				return rc;
 			continue;
@@ -213,6 +293,8 @@ policy_destroy(struct policy *p)
 	nameset_free(&p->names);
 	free(p->gsets);
 	free(p->lstats);
+	free(p->sigsets);
+	free(p->dev_groups);
 	free(p);
 }
 
@@ -246,10 +328,13 @@ policy_new(struct config *cfg, struct diag *diag, struct policy **out)
 		if (lrc < 0 && rc == 0)
 			rc = lrc;
 	}
+	if (rc == 0)
+		rc = load_signatures(p, diag);
 	if (rc != 0)
 		goto cleanup;
 	nameset_shrink(p->names);
-	if ((rc = build_gsets(p)) != 0 || (rc = build_clients(p)) != 0)
+	if ((rc = build_gsets(p)) != 0 || (rc = build_clients(p)) != 0 ||
+	    (rc = build_sigsets(p)) != 0)
 		goto cleanup;
 
 	p->memory = sizeof(*p) + nameset_memory(p->names) + clients_memory(p->allow) +
@@ -301,6 +386,134 @@ int
 policy_client_group(const struct policy *p, const struct sockaddr *sa)
 {
 	return clients_find(p->groups, sa);
+}
+
+static int
+strv_find(char *const *v, size_t n, const char *s, bool nocase)
+{
+	if (s == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (nocase ? strcasecmp(v[i], s) == 0 : strcmp(v[i], s) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Which device selector of cg matches id; POLICY_SEL_NONE when none. */
+static enum policy_selector
+device_match(const struct config_group *cg, const struct policy_identity *id, int *value)
+{
+	int k;
+	if (id->has_mac) {
+		for (size_t i = 0; i < cg->nmacs; i++) {
+			if (mac_prefix_match(&cg->macs[i], &id->mac)) {
+				*value = (int)i;
+				return POLICY_SEL_MACS;
+			}
+		}
+	}
+	if ((k = strv_find(cg->vendors, cg->nvendors, id->vendor, true)) >= 0 ||
+	    (k = strv_find(cg->vendors, cg->nvendors, id->manufacturer, true)) >= 0) {
+		*value = k;
+		return POLICY_SEL_VENDORS;
+	}
+	if (id->hostname != NULL) {
+		for (size_t i = 0; i < cg->nhostnames; i++) {
+			if (hostglob_match(cg->hostnames[i], id->hostname, strlen(id->hostname))) {
+				*value = (int)i;
+				return POLICY_SEL_HOSTNAMES;
+			}
+		}
+	}
+	if ((k = strv_find(cg->devices, cg->ndevices, id->device, false)) >= 0) {
+		*value = k;
+		return POLICY_SEL_DEVICES;
+	}
+	for (size_t i = 0; i < cg->ntags; i++) {
+		for (size_t j = 0; j < id->ntags; j++) {
+			if (strcmp(cg->tags[i], id->tags[j]) == 0) {
+				*value = (int)i;
+				return POLICY_SEL_TAGS;
+			}
+		}
+	}
+	if (cg->has_randomised && id->has_mac && cg->randomised == id->randomised) {
+		*value = -1;
+		return POLICY_SEL_RANDOMISED;
+	}
+	return POLICY_SEL_NONE;
+}
+
+int
+policy_client_group_ex(const struct policy *p, const struct policy_identity *id,
+		       struct policy_group_match *why)
+{
+	const struct config *cfg = p->cfg;
+	int cg = clients_find(p->groups, id->sa);
+	size_t limit = cg >= 0 ? (size_t)cg : cfg->ngroups;
+	struct policy_group_match m = {POLICY_SEL_NONE, -1};
+
+	for (size_t i = 0; i < p->ndev_groups && p->dev_groups[i] < limit; i++) {
+		uint32_t g = p->dev_groups[i];
+		int value = -1;
+		enum policy_selector sel = device_match(&cfg->groups[g], id, &value);
+		if (sel != POLICY_SEL_NONE) {
+			if (why != NULL) {
+				why->selector = sel;
+				why->value = value;
+			}
+			return (int)g;
+		}
+	}
+	if (cg >= 0) {
+		const struct config_group *g = &cfg->groups[cg];
+		m.selector = g->nclients > 0 ? POLICY_SEL_CLIENTS : POLICY_SEL_ALL;
+	}
+	if (why != NULL)
+		*why = m;
+	return cg;
+}
+
+const char *
+policy_selector_name(enum policy_selector s)
+{
+	switch (s) {
+	case POLICY_SEL_NONE:
+		return "none";
+	case POLICY_SEL_ALL:
+		return "all";
+	case POLICY_SEL_CLIENTS:
+		return "clients";
+	case POLICY_SEL_MACS:
+		return "macs";
+	case POLICY_SEL_VENDORS:
+		return "vendors";
+	case POLICY_SEL_HOSTNAMES:
+		return "hostnames";
+	case POLICY_SEL_DEVICES:
+		return "devices";
+	case POLICY_SEL_TAGS:
+		return "tags";
+	case POLICY_SEL_RANDOMISED:
+		return "randomised_mac";
+	}
+	return "unknown";
+}
+
+int
+policy_signature(const struct policy *p, const struct names_name *q)
+{
+	unsigned nl = q->nlabels;
+	if (p->sigsets == NULL || nl == 0)
+		return -1;
+	uint64_t h[NAMES_MAX_LABELS];
+	uint32_t sets[NAMES_MAX_LABELS];
+	names_hash_suffixes(q, p->seed, h);
+	nameset_find_suffixes(p->names, q, h, nl, sets);
+	for (unsigned i = 0; i < nl; i++)
+		if (sets[i] != NAMESET_NONE && p->sigsets[sets[i]] >= 0)
+			return p->sigsets[sets[i]];
+	return -1;
 }
 
 static enum config_action

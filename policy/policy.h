@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "diag.h"
+#include "mac.h"
 #include "names.h"
 
 struct policy;
@@ -65,6 +66,58 @@ bool policy_client_allowed(const struct policy *p, const struct sockaddr *sa);
 
 /* The group index that applies to the client, or -1 when none matches. */
 int policy_client_group(const struct policy *p, const struct sockaddr *sa);
+
+/*
+ * Device identity (issue 4). What is known about the device behind a query; everything but sa
+ * is optional. Strings are borrowed for the call.
+ */
+struct policy_identity {
+	const struct sockaddr *sa;	/* the client address (required) */
+	bool has_mac;
+	struct mac mac;
+	bool randomised;		/* mac is locally administered */
+	const char *hostname;		/* DHCP hostname, NULL = none */
+	const char *vendor;		/* the resolved vendor ("Xiaomi"), NULL = none */
+	const char *manufacturer;	/* the OUI's vendor or organisation, NULL = none */
+	const char *device;		/* devices.inventory name, NULL = none */
+	const char *const *tags;	/* inventory tags */
+	size_t ntags;
+};
+
+/* Which selector of a group matched. */
+enum policy_selector {
+	POLICY_SEL_NONE = 0,		/* no group */
+	POLICY_SEL_ALL,			/* a group without selectors: every client */
+	POLICY_SEL_CLIENTS,
+	POLICY_SEL_MACS,
+	POLICY_SEL_VENDORS,
+	POLICY_SEL_HOSTNAMES,
+	POLICY_SEL_DEVICES,
+	POLICY_SEL_TAGS,
+	POLICY_SEL_RANDOMISED,
+};
+
+struct policy_group_match {
+	enum policy_selector selector;
+	int value;			/* index of the matching value in that selector, -1 = n/a */
+};
+
+/*
+ * The group that applies to the identified client: groups are tried in config order and the
+ * first whose any selector matches applies. Pure, allocates nothing, O(selectors of the groups
+ * before the one found). why (may be NULL) says which selector matched. -1 when none matches.
+ * policy_client_group(p, sa) equals this with an identity holding only sa.
+ */
+int policy_client_group_ex(const struct policy *p, const struct policy_identity *id,
+			   struct policy_group_match *why);
+const char *policy_selector_name(enum policy_selector s); /* "clients", "macs", ..., "all" */
+
+/*
+ * Behavioural signatures (devices.signatures): the index into config.devices.signatures of the
+ * vendor whose names cover the canonical query name (the most specific entry wins; between
+ * vendors listing the same entry, the first in the file), or -1. Pure, O(labels).
+ */
+int policy_signature(const struct policy *p, const struct names_name *qname);
 
 /* Evaluates a canonical query name for a group (-1 = no group). Never fails. */
 void policy_check(const struct policy *p, int group, const struct names_name *qname,

@@ -28,6 +28,9 @@ struct policy {
 	struct policy_gset *gsets;	/* ngroups rows of nsets entries */
 	size_t nsets;
 	struct policy_list_stats *lstats; /* one per config list */
+	int32_t *sigsets;		/* per list-set: signature index, -1 none (NULL: none) */
+	uint32_t *dev_groups;		/* groups with device selectors, in order */
+	size_t ndev_groups;
 	size_t memory;
 };
 

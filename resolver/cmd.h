@@ -15,5 +15,20 @@
 int cmd_serve(int argc, char **argv);	/* cmd_serve.c */
 int cmd_check(int argc, char **argv);	/* cmd_check.c */
 int cmd_explain(int argc, char **argv); /* cmd_explain.c */
+int cmd_log(int argc, char **argv);	/* cmd_log.c */
+int cmd_report(int argc, char **argv);	/* cmd_report.c */
+int cmd_devices(int argc, char **argv); /* cmd_devices.c */
+
+struct logdb_reader;
+struct logdb_filter;
+/* Opens the query database read-only for `veto log` and `veto report`: db when not NULL,
+ * else log.database of the configuration file config (CMD_DEFAULT_CONFIG when NULL). Problems
+ * are printed on standard error, prefixed with cmd ("veto log"). Returns an exit code. */
+int cmd_log_open(const char *cmd, const char *config, const char *db,
+		 struct logdb_reader **out);
+/* Parses the filter option at argv[*i] (--since, --until, --client, --mac, --device, --group,
+ * --vendor, --domain, --list, --blocked, --allowed, --action) into f, advancing *i past its
+ * value. 1 when consumed, 0 when argv[*i] is not a filter option, -1 on a bad value (printed). */
+int cmd_log_filter_opt(const char *cmd, int argc, char **argv, int *i, struct logdb_filter *f);
 
 #endif

@@ -68,18 +68,48 @@ print_list_refs(const struct config *cfg, const size_t *refs, size_t n, FILE *ou
 }
 
 static void
+print_strv(const char *what, char *const *v, size_t n, FILE *out)
+{
+	if (n == 0)
+		return;
+	fprintf(out, "; %s", what);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? "," : " ", v[i]);
+}
+
+/* The device selectors of issue 4, when the group has any. */
+static void
+print_device_selectors(const struct config_group *g, FILE *out)
+{
+	char buf[MAC_PSTRLEN];
+	if (g->nmacs > 0)
+		fputs("; macs", out);
+	for (size_t i = 0; i < g->nmacs; i++)
+		fprintf(out, "%s%s", i ? "," : " ", mac_prefix_format(&g->macs[i], buf));
+	print_strv("vendors", g->vendors, g->nvendors, out);
+	print_strv("hostnames", g->hostnames, g->nhostnames, out);
+	print_strv("devices", g->devices, g->ndevices, out);
+	print_strv("tags", g->tags, g->ntags, out);
+	if (g->has_randomised)
+		fprintf(out, "; randomised_mac %s", g->randomised ? "true" : "false");
+}
+
+static void
 print_groups(const struct config *cfg, FILE *out)
 {
 	for (size_t i = 0; i < cfg->ngroups; i++) {
 		const struct config_group *g = &cfg->groups[i];
 		char buf[64];
+		bool devsel = g->nmacs + g->nvendors + g->nhostnames + g->ndevices + g->ntags > 0 ||
+			      g->has_randomised;
 		fprintf(out, "group %s: clients", g->name);
 		if (g->nclients == 0)
-			fputs(" any", out);
+			fputs(devsel ? " -" : " any", out);
 		for (size_t j = 0; j < g->nclients; j++) {
 			config_cidr_to_text(&g->clients[j], buf, sizeof(buf));
 			fprintf(out, "%s%s", j ? "," : " ", buf);
 		}
+		print_device_selectors(g, out);
 		fputs("; block", out);
 		print_list_refs(cfg, g->block, g->nblock, out);
 		fputs("; allow", out);

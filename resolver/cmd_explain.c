@@ -14,6 +14,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "devices.h"
 #include "diag.h"
 #include "names.h"
 #include "policy.h"
@@ -22,7 +23,7 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-		"usage: veto explain [-c FILE] --client IP NAME [TYPE] [--json]\n"
+		"usage: veto explain [-c FILE] --client IP [--mac MAC] NAME [TYPE] [--json]\n"
 		"\n"
 		"Shows what the policy decides for a query from client IP for NAME (type TYPE,\n"
 		"default A): the group of the client, the verdict (forward or blocked), the action,\n"
@@ -31,6 +32,8 @@ usage(FILE *out)
 		"options:\n"
 		"  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG ")\n"
 		"      --client IP    the client's IPv4 or IPv6 address\n"
+		"      --mac MAC      the client's MAC address (else found from the devices:\n"
+		"                     inventory, lease files, ARP table and the saved state)\n"
 		"      --json         print one JSON object (keys: client, allowed, group, blocked,\n"
 		"                     reason, action, list, rule, qname, qtype, answer)\n"
 		"  -h, --help         show this help\n"
@@ -52,6 +55,10 @@ struct explain {
 	uint16_t type;
 	char answer[INET6_ADDRSTRLEN + 32];
 	bool has_answer;
+	bool has_identity;		/* devices: configured or --mac given */
+	struct devices_record dev;
+	bool dev_saved;			/* the device was in the saved state */
+	struct policy_group_match why;
 };
 
 static const char *
@@ -117,6 +124,28 @@ print_json(const struct explain *e, FILE *out)
 	json_string(out, e->qtype);
 	fputs(",\"answer\":", out);
 	json_string(out, e->has_answer ? e->answer : NULL);
+	if (e->has_identity) {
+		char mac[MAC_STRLEN];
+		const struct devices_record *r = &e->dev;
+		fputs(",\"device\":{\"key\":", out);
+		json_string(out, r->key);
+		fputs(",\"mac\":", out);
+		json_string(out, r->has_mac ? mac_format(&r->mac, mac) : NULL);
+		fprintf(out, ",\"randomised\":%s,\"hostname\":",
+			r->has_mac ? (r->randomised ? "true" : "false") : "null");
+		json_string(out, r->hostname[0] ? r->hostname : NULL);
+		fputs(",\"inventory\":", out);
+		json_string(out, r->inventory[0] ? r->inventory : NULL);
+		fputs(",\"manufacturer\":", out);
+		json_string(out, r->manufacturer[0] ? r->manufacturer : NULL);
+		fputs(",\"vendor\":", out);
+		json_string(out, r->vendor[0] ? r->vendor : NULL);
+		fputs(",\"vendor_source\":", out);
+		json_string(out, devices_source_name(r->vendor_source));
+		fprintf(out, ",\"saved\":%s}", e->dev_saved ? "true" : "false");
+		fputs(",\"matched_by\":", out);
+		json_string(out, e->group != NULL ? policy_selector_name(e->why.selector) : NULL);
+	}
 	fputs("}\n", out);
 }
 
@@ -132,7 +161,30 @@ print_text(const struct explain *e, FILE *out)
 			     "REFUSED\n");
 		return;
 	}
-	if (e->group != NULL)
+	if (e->has_identity) {
+		char mac[MAC_STRLEN];
+		const struct devices_record *r = &e->dev;
+		fprintf(out, "device:  %s%s%s%s%s%s%s\n", r->key,
+			r->inventory[0] ? ", inventory '" : "", r->inventory,
+			r->inventory[0] ? "'" : "", r->hostname[0] ? ", hostname '" : "",
+			r->hostname, r->hostname[0] ? "'" : "");
+		if (r->has_mac)
+			fprintf(out, "mac:     %s%s%s%s\n", mac_format(&r->mac, mac),
+				r->randomised ? " (randomised: no OUI)" : "",
+				r->manufacturer[0] ? ", OUI " : "", r->manufacturer);
+		if (r->vendor[0] != '\0')
+			fprintf(out, "vendor:  %s (from %s)\n", r->vendor,
+				devices_source_name(r->vendor_source));
+		for (size_t i = 0; i < r->nobs; i++)
+			fprintf(out, "seen:    %s x%u, last '%s'\n", r->obs[i].vendor,
+				(unsigned)r->obs[i].count, r->obs[i].evidence);
+		if (!e->dev_saved)
+			fprintf(out, "state:   not in the saved device state\n");
+	}
+	if (e->group != NULL && e->has_identity)
+		fprintf(out, "group:   %s (matched by %s)\n", e->group,
+			policy_selector_name(e->why.selector));
+	else if (e->group != NULL)
 		fprintf(out, "group:   %s\n", e->group);
 	else
 		fprintf(out, "group:   none (no group matches the client)\n");
@@ -237,19 +289,57 @@ parse_client(const char *text, struct sockaddr_storage *ss)
 	return -EINVAL;
 }
 
+/* The identity of the client as the daemon would see it: sources read now, observed vendors
+ * from the saved state (read-only). */
+static void
+identify(struct explain *e, const struct policy *p, const struct sockaddr *sa,
+	 const struct mac *hint)
+{
+	const struct config *cfg = policy_config(p);
+	struct devices_sources *src = NULL;
+	struct devices_store *st = NULL;
+	struct devices_record saved;
+	struct diag d;
+	char path[4096], err[256];
+
+	diag_init(&d);
+	e->has_identity = true;
+	memset(&e->dev, 0, sizeof(e->dev));
+	e->dev.inv = -1;
+	if (devices_sources_load(cfg, &d, &src) != 0)
+		src = NULL;
+	devices_fill(cfg, src, sa, hint, &e->dev);
+	if (devices_db_path(cfg, path, sizeof(path)) == 0 &&
+	    devices_store_open(path, true, err, sizeof(err), &st) == 0 &&
+	    devices_store_get(st, e->dev.key, &saved) == 0) {
+		e->dev_saved = true;
+		memcpy(e->dev.obs, saved.obs, sizeof(saved.obs));
+		e->dev.nobs = saved.nobs;
+		if (e->dev.hostname[0] == '\0')
+			memcpy(e->dev.hostname, saved.hostname, sizeof(saved.hostname));
+		devices_resolve_vendor(cfg, &e->dev);
+	}
+	devices_store_close(&st);
+	devices_sources_free(&src);
+	diag_clear(&d);
+}
+
 int
 cmd_explain(int argc, char **argv)
 {
-	enum { OPT_CLIENT = 256, OPT_JSON };
+	enum { OPT_CLIENT = 256, OPT_JSON, OPT_MAC };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"client", required_argument, NULL, OPT_CLIENT},
+		{"mac", required_argument, NULL, OPT_MAC},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *path = CMD_DEFAULT_CONFIG;
 	const char *client = NULL;
+	const char *mac_text = NULL;
+	struct mac mac;
 	bool json = false;
 	struct diag d;
 	struct config *cfg = NULL;
@@ -273,6 +363,9 @@ cmd_explain(int argc, char **argv)
 		case OPT_JSON:
 			json = true;
 			break;
+		case OPT_MAC:
+			mac_text = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return CMD_EXIT_OK;
@@ -292,6 +385,10 @@ cmd_explain(int argc, char **argv)
 	if (parse_client(client, &ss) != 0) {
 		fprintf(stderr, "veto explain: --client: bad address '%s' (expected IPv4 or IPv6)\n",
 			client);
+		return CMD_EXIT_USAGE;
+	}
+	if (mac_text != NULL && mac_parse(mac_text, strlen(mac_text), &mac) != 0) {
+		fprintf(stderr, "veto explain: --mac: bad MAC address '%s'\n", mac_text);
 		return CMD_EXIT_USAGE;
 	}
 	const char *name = argv[optind];
@@ -323,7 +420,15 @@ cmd_explain(int argc, char **argv)
 	e.client = client;
 	e.allowed = policy_client_allowed(p, (const struct sockaddr *)&ss);
 	names_to_text(&qname, e.qname);
-	int group = policy_client_group(p, (const struct sockaddr *)&ss);
+	int group;
+	if (policy_config(p)->devices.enabled || mac_text != NULL) {
+		identify(&e, p, (const struct sockaddr *)&ss, mac_text != NULL ? &mac : NULL);
+		struct policy_identity id;
+		devices_identity(policy_config(p), &e.dev, (const struct sockaddr *)&ss, &id);
+		group = policy_client_group_ex(p, &id, &e.why);
+	} else {
+		group = policy_client_group(p, (const struct sockaddr *)&ss);
+	}
 	policy_check(p, group, &qname, &e.v);
 	if (e.allowed) {
 		e.group = policy_group_name(p, e.v.group);

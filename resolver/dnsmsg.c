@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <ldns/ldns.h>
 
@@ -77,9 +78,34 @@ dnsmsg_read_rr(const uint8_t *pkt, size_t len, size_t *pos, struct dnsmsg_rr *rr
 	return 0;
 }
 
+/* Records the client-identifying options (MAC, ECS); a malformed one is ignored. */
+static void
+opt_identity(const uint8_t *o, uint16_t code, size_t olen, struct dnsmsg_query *t)
+{
+	if (code == DNSMSG_OPT_MAC && olen == 6) {
+		memcpy(t->edns_mac, o, 6);
+		t->has_edns_mac = true;
+		return;
+	}
+	if (code != DNSMSG_OPT_ECS || olen < 4)
+		return;
+	uint16_t fam = dnsmsg_rd16(o);
+	unsigned prefix = o[2], max = fam == 1 ? 32 : fam == 2 ? 128 : 0;
+	size_t alen = olen - 4;
+	if (max == 0 || prefix > max || alen != (prefix + 7) / 8)
+		return;
+	memset(t->ecs_addr, 0, sizeof(t->ecs_addr));
+	memcpy(t->ecs_addr, o + 4, alen);
+	if (prefix % 8 != 0)
+		t->ecs_addr[alen - 1] &= (uint8_t)(0xff << (8 - prefix % 8));
+	t->ecs_family = fam == 1 ? AF_INET : AF_INET6;
+	t->ecs_prefix = (uint8_t)prefix;
+	t->has_ecs = true;
+}
+
 /* Walks the options of an OPT RDATA: they must fill it exactly. */
 static bool
-opt_rdata_ok(const uint8_t *pkt, const struct dnsmsg_rr *rr)
+opt_rdata_ok(const uint8_t *pkt, const struct dnsmsg_rr *rr, struct dnsmsg_query *t)
 {
 	size_t p = rr->rdata;
 
@@ -87,6 +113,8 @@ opt_rdata_ok(const uint8_t *pkt, const struct dnsmsg_rr *rr)
 		if (p + 4 > rr->end)
 			return false;
 		size_t olen = dnsmsg_rd16(pkt + p + 2);
+		if (p + 4 + olen <= rr->end)
+			opt_identity(pkt + p + 4, dnsmsg_rd16(pkt + p), olen, t);
 		p += 4 + olen;
 	}
 	return p == rr->end;
@@ -110,6 +138,10 @@ query_init(struct dnsmsg_query *t, const uint8_t *pkt)
 	t->edns_version = 0;
 	t->edns_udp = DNSMSG_MIN_UDP;
 	t->rcode = 0;
+	t->has_edns_mac = false;
+	t->has_ecs = false;
+	t->ecs_family = 0;
+	t->ecs_prefix = 0;
 }
 
 /* Reads the additional section of a query, looking for its OPT record. Returns an rcode. */
@@ -131,7 +163,7 @@ parse_additional(const uint8_t *pkt, size_t len, size_t pos, unsigned ar, struct
 		t->edns_udp = rr.rclass < DNSMSG_MIN_UDP ? DNSMSG_MIN_UDP : rr.rclass;
 		t->edns_version = (uint8_t)(rr.ttl >> 16);
 		t->do_bit = (rr.ttl & DNSMSG_EDNS_DO) != 0;
-		if (!opt_rdata_ok(pkt, &rr))
+		if (!opt_rdata_ok(pkt, &rr, t))
 			return DNSMSG_RCODE_FORMERR;
 	}
 	if (t->edns && t->edns_version > 0)

@@ -49,7 +49,19 @@ struct dnsmsg_query {
 	uint8_t edns_version;
 	uint16_t edns_udp;		/* client's advertised size, clamped to >= 512 */
 	uint8_t rcode;			/* 0, or the error to answer with (FORMERR, NOTIMP, BADVERS) */
+	/* EDNS options that identify the client behind a forwarder (honoured only from
+	 * devices.trusted_forwarders): the MAC option of dnsmasq --add-mac (65001, 6 octets) and
+	 * EDNS Client Subnet (RFC 7871; address bits past the source prefix are zero) */
+	bool has_edns_mac;
+	uint8_t edns_mac[6];
+	bool has_ecs;
+	uint8_t ecs_family;		/* AF_INET or AF_INET6 */
+	uint8_t ecs_prefix;		/* source prefix length */
+	uint8_t ecs_addr[16];
 };
+
+#define DNSMSG_OPT_ECS	    8
+#define DNSMSG_OPT_MAC	    65001	/* dnsmasq --add-mac: the client's 6-octet MAC */
 
 /*
  * Parses a client query. Returns:

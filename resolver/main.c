@@ -21,6 +21,9 @@ usage(FILE *out)
 		"  check    validate a configuration and its lists (veto check -c FILE)\n"
 		"  explain  show what the policy decides for a client and a name\n"
 		"           (veto explain -c FILE --client IP NAME [TYPE] [--json])\n"
+		"  log      search the query database (veto log -c FILE [filters])\n"
+		"  report   reports from the query database (veto report attempts|summary|device)\n"
+		"  devices  list the devices the daemon knows (veto devices -c FILE [--json])\n"
 		"  version  print the version\n"
 		"\n"
 		"'veto COMMAND --help' describes each command. Exit codes: 0 ok, 1 runtime error,\n"
@@ -53,6 +56,12 @@ main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(cmd, "explain") == 0)
 		return cmd_explain(argc - 1, argv + 1);
+	if (strcmp(cmd, "log") == 0)
+		return cmd_log(argc - 1, argv + 1);
+	if (strcmp(cmd, "report") == 0)
+		return cmd_report(argc - 1, argv + 1);
+	if (strcmp(cmd, "devices") == 0)
+		return cmd_devices(argc - 1, argv + 1);
 	fprintf(stderr, "veto: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return CMD_EXIT_USAGE;

@@ -91,6 +91,10 @@ query_get(struct server *s, const struct sockaddr *client, bool tcp)
 	q->dq.has_question = false;
 	q->dq.qname.len = 0;
 	q->dq.qtype = 0;
+	q->ident.has_mac = false;
+	q->ident.device[0] = '\0';
+	q->ident.vendor[0] = '\0';
+	q->ident.vendor_source = DEVICES_SRC_NONE;
 	return q;
 }
 
@@ -141,6 +145,22 @@ copy_name(char *dst, const char *src)
 	dst[n] = '\0';
 }
 
+_Static_assert((int)DEVICES_SRC_INVENTORY == (int)QUERYLOG_VENDOR_INVENTORY &&
+		       (int)DEVICES_SRC_OUI == (int)QUERYLOG_VENDOR_OUI &&
+		       (int)DEVICES_SRC_SIGNATURE == (int)QUERYLOG_VENDOR_SIGNATURE &&
+		       (int)DEVICES_SRC_HOSTNAME == (int)QUERYLOG_VENDOR_HOSTNAME,
+	       "vendor sources of devices.h and querylog.h differ");
+
+static void
+copy_str(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void
 log_query(struct query *q, const struct policy *pol)
 {
@@ -181,6 +201,12 @@ log_query(struct query *q, const struct policy *pol)
 	r.rcode = q->rcode;
 	uint64_t us = (uv_hrtime() - q->t_start) / 1000;
 	r.latency_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	/* device identity (devices_query); enum devices_source has querylog's values */
+	r.has_mac = q->ident.has_mac;
+	memcpy(r.mac, q->ident.mac.b, sizeof(r.mac));
+	copy_str(r.device, sizeof(r.device), q->ident.device);
+	copy_str(r.vendor, sizeof(r.vendor), q->ident.vendor);
+	r.vendor_source = q->ident.vendor_source;
 	querylog_submit(s->qlog, &r);
 }
 
@@ -402,7 +428,10 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 	}
 
 	struct policy_verdict v;
-	q->group = policy_client_group(pol, client);
+	if (s->devices != NULL)
+		q->group = devices_query(s->devices, pol, client, &q->dq, &q->ident);
+	else
+		q->group = policy_client_group(pol, client);
 	policy_check(pol, q->group, &q->dq.qname, &v);
 	if (v.blocked) {
 		q->rule_label = v.rule_label;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "devices.h"
 #include "dnsmsg.h"
 #include "policy.h"
 #include "upstream.h"
@@ -52,6 +53,7 @@ struct query {
 	bool async;			/* waiting for upstream */
 	bool finished;			/* guard: finishes once */
 	struct dnsmsg_query dq;
+	struct devices_ident ident;	/* who sent it (when devices are on) */
 };
 
 struct query_pool {

@@ -9,6 +9,8 @@
  * large buffer, releases their slots by storing 'tail', then writes the buffer with write(2).
  * It sleeps at most WRITER_SLEEP_MS; the producer wakes it early only when the ring holds
  * 'wake_at' records and the writer is asleep, so most submits never touch the mutex.
+ * Each record leaves the ring once and goes to both sinks: the JSON line into the buffer, the
+ * row into the database's open transaction (logdb.h), committed after each drain.
  */
 #include "querylog.h"
 #include "querylog_int.h"
@@ -24,23 +26,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dnsmsg.h"
 #include "log.h"
+#include "logdb.h"
 
 #define WRITER_SLEEP_MS	    50
 #define WRITER_BUF	    (256 * 1024)
 #define DROP_REPORT_MAX_S   10	/* a sustained burst is reported at least this often */
 #define CACHE_LINE	    64
 
-/* A packed record: fixed header, then client, upstream, qname, group and list octets. */
-#define SLOT_SIZE 1024
+/* A packed record: fixed header, then client, upstream, qname, group, list, rule, device,
+ * vendor and MAC octets. */
+#define SLOT_SIZE 1088
 #define SLOT_TCP	0x01
 #define SLOT_BLOCKED	0x02
 #define SLOT_GROUP	0x04
 #define SLOT_LIST	0x08
+#define SLOT_MAC	0x10
 
 struct slot {
 	uint64_t ts_ms;
@@ -50,11 +56,13 @@ struct slot {
 	uint8_t flags, action, rcode, qname_len;
 	uint8_t client_len, upstream_len, group_len, list_len;
 	uint8_t rule_len;
-	uint8_t data[SLOT_SIZE - 25];
+	uint8_t device_len, vendor_len, vendor_source;
+	uint8_t data[SLOT_SIZE - 28];
 };
 
 _Static_assert(sizeof(struct slot) == SLOT_SIZE, "slot layout");
-_Static_assert(2 * sizeof(struct sockaddr_in6) + 2 * NAMES_MAX_WIRE + 2 * QUERYLOG_NAME_MAX <=
+_Static_assert(2 * sizeof(struct sockaddr_in6) + 3 * NAMES_MAX_WIRE + 2 * QUERYLOG_NAME_MAX +
+			       QUERYLOG_DEVICE_MAX + QUERYLOG_VENDOR_MAX + 6 <=
 		       sizeof(((struct slot *)0)->data),
 	       "slot data too small");
 
@@ -75,6 +83,7 @@ struct querylog {
 
 	atomic_uint_fast64_t dropped;
 	atomic_uint_fast64_t lost;
+	atomic_uint_fast64_t db_dropped;	/* copy of logdb_dropped() for other threads */
 	atomic_bool sleeping;
 	atomic_bool stop;
 	atomic_bool reopen;
@@ -88,9 +97,17 @@ struct querylog {
 	bool sync_init;
 
 	/* writer thread only */
-	char *path;
+	char *path;			/* JSONL sink, NULL = none */
 	bool is_stdout;
 	int fd;
+	char *db_path;			/* database sink, NULL = none */
+	uint32_t retention_days;
+	struct logdb *db;
+
+	/* device events, under mu */
+	struct querylog_event *events;
+	size_t nevents;
+	atomic_uint_fast64_t events_dropped;
 	char *buf;
 	size_t buf_len;
 	bool in_error;			/* inside a burst of write errors */
@@ -310,6 +327,31 @@ addr_text(const struct sockaddr_storage *ss, char *buf, size_t cap, uint16_t *po
 	return 0;
 }
 
+/* "aa:bb:cc:dd:ee:ff" and a NUL into buf[18]. */
+static void
+mac_text(const uint8_t *mac, char *buf)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 0; i < 6; i++) {
+		buf[3 * i] = hex[mac[i] >> 4];
+		buf[3 * i + 1] = hex[mac[i] & 15];
+		buf[3 * i + 2] = i < 5 ? ':' : '\0';
+	}
+}
+
+/* A fixed-size string field: empty = null; a full array need not be NUL-terminated. */
+static void
+put_json_str_or_null(struct out *o, const char *s, size_t cap)
+{
+	size_t n = strnlen(s, cap);
+
+	if (n == 0)
+		puts_lit(o, "null");
+	else
+		put_json_str(o, s, n);
+}
+
 static const char *const action_names[] = {
 	[QUERYLOG_ACTION_FORWARD] = "forward",	 [QUERYLOG_ACTION_CACHE] = "cache",
 	[QUERYLOG_ACTION_SINKHOLE] = "sinkhole", [QUERYLOG_ACTION_NXDOMAIN] = "nxdomain",
@@ -317,6 +359,83 @@ static const char *const action_names[] = {
 	[QUERYLOG_ACTION_SERVFAIL] = "servfail", [QUERYLOG_ACTION_FORMERR] = "formerr",
 	[QUERYLOG_ACTION_NOTIMP] = "notimp",
 };
+
+static const char *const vendor_source_names[] = {
+	[QUERYLOG_VENDOR_INVENTORY] = "inventory",
+	[QUERYLOG_VENDOR_OUI] = "oui",
+	[QUERYLOG_VENDOR_SIGNATURE] = "signature",
+	[QUERYLOG_VENDOR_HOSTNAME] = "hostname",
+};
+
+const char *
+querylog_vendor_source_name(uint8_t source)
+{
+	if (source >= sizeof(vendor_source_names) / sizeof(vendor_source_names[0]))
+		return NULL;
+	return vendor_source_names[source];
+}
+
+const char *
+querylog_action_name(uint8_t action)
+{
+	if (action >= sizeof(action_names) / sizeof(action_names[0]))
+		return "unknown";
+	return action_names[action];
+}
+
+static void
+copy_field(char *dst, const char *src, size_t cap)
+{
+	size_t n = strnlen(src, cap);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void
+querylog_text(const struct querylog_record *r, struct querylog_text *t)
+{
+	struct names_name name, rule;
+	bool have_name = false;
+	size_t pos = 0;
+	uint16_t port;
+	bool v6;
+
+	if (!addr_text(&r->client, t->client, sizeof(t->client), &port, &v6))
+		t->client[0] = '\0';
+	t->upstream[0] = '\0';
+	if (addr_text(&r->upstream, t->upstream, INET6_ADDRSTRLEN, &port, &v6)) {
+		char ip[INET6_ADDRSTRLEN];
+		memcpy(ip, t->upstream, sizeof(ip));
+		snprintf(t->upstream, sizeof(t->upstream), v6 ? "[%s]:%u" : "%s:%u", ip,
+			 (unsigned)port);
+	}
+	t->qname[0] = t->rule[0] = t->qtype[0] = '\0';
+	if (r->qname_len > 0 && names_from_wire(&name, r->qname_wire, r->qname_len, &pos) == 0) {
+		have_name = true;
+		names_to_text(&name, t->qname);
+		char num[16];
+		const char *q = dnsmsg_type_name(r->qtype, num);
+		copy_field(t->qtype, q, sizeof(t->qtype) - 1);
+	}
+	pos = 0;
+	if (r->rule_len > 0 && names_from_wire(&rule, r->rule_wire, r->rule_len, &pos) == 0)
+		names_to_text(&rule, t->rule);
+	else if (have_name && r->rule_label >= 0 && (unsigned)r->rule_label <= name.nlabels)
+		names_suffix_to_text(&name, (unsigned)r->rule_label, t->rule);
+	char num[16];
+	copy_field(t->rcode, dnsmsg_rcode_name(r->rcode, num), sizeof(t->rcode) - 1);
+	t->group[0] = t->list[0] = '\0';
+	if (r->has_group)
+		copy_field(t->group, r->group, sizeof(r->group));
+	if (r->has_list)
+		copy_field(t->list, r->list, sizeof(r->list));
+	t->mac[0] = '\0';
+	if (r->has_mac)
+		mac_text(r->mac, t->mac);
+	copy_field(t->device, r->device, sizeof(r->device));
+	copy_field(t->vendor, r->vendor, sizeof(r->vendor));
+}
 
 size_t
 querylog_format(const struct querylog_record *r, char *buf, size_t cap)
@@ -419,6 +538,30 @@ querylog_format(const struct querylog_record *r, char *buf, size_t cap)
 
 	puts_lit(&o, ",\"latency_us\":");
 	put_uint(&o, r->latency_us);
+
+	puts_lit(&o, ",\"mac\":");
+	if (r->has_mac) {
+		char mac[18];
+		mac_text(r->mac, mac);
+		put(&o, "\"", 1);
+		put(&o, mac, 17);
+		put(&o, "\"", 1);
+	} else {
+		puts_lit(&o, "null");
+	}
+	puts_lit(&o, ",\"device\":");
+	put_json_str_or_null(&o, r->device, sizeof(r->device));
+	puts_lit(&o, ",\"vendor\":");
+	put_json_str_or_null(&o, r->vendor, sizeof(r->vendor));
+	puts_lit(&o, ",\"vendor_source\":");
+	const char *vs = querylog_vendor_source_name(r->vendor_source);
+	if (vs != NULL) {
+		put(&o, "\"", 1);
+		put_str(&o, vs);
+		put(&o, "\"", 1);
+	} else {
+		puts_lit(&o, "null");
+	}
 	puts_lit(&o, "}\n");
 
 	if (o.full) {
@@ -447,7 +590,9 @@ do_reopen(struct querylog *ql)
 {
 	int fd = -1;
 
-	if (ql->is_stdout)
+	if (ql->db != NULL)
+		logdb_reopen(ql->db);
+	if (ql->is_stdout || ql->path == NULL)
 		return;
 	int rc = open_log(ql->path, &fd);
 	if (rc != 0) {
@@ -540,7 +685,8 @@ report_drops(struct querylog *ql, bool final)
 			return;
 	}
 	log_warning("query log: dropped %llu records (buffer full: '%s' is too slow)",
-		    (unsigned long long)(d - ql->drop_reported), ql->path);
+		    (unsigned long long)(d - ql->drop_reported),
+		    ql->path != NULL ? ql->path : ql->db_path);
 	ql->drop_reported = d;
 	ql->drop_seen = d;
 	ql->drop_burst_start = now;
@@ -566,7 +712,8 @@ slot_pack(struct slot *s, const struct querylog_record *r)
 	s->qtype = r->qtype;
 	s->rule_label = r->rule_label;
 	s->flags = (uint8_t)((r->tcp ? SLOT_TCP : 0) | (r->blocked ? SLOT_BLOCKED : 0) |
-			     (r->has_group ? SLOT_GROUP : 0) | (r->has_list ? SLOT_LIST : 0));
+			     (r->has_group ? SLOT_GROUP : 0) | (r->has_list ? SLOT_LIST : 0) |
+			     (r->has_mac ? SLOT_MAC : 0));
 	s->action = r->action;
 	s->rcode = r->rcode;
 	s->qname_len = r->qname_len;
@@ -586,6 +733,16 @@ slot_pack(struct slot *s, const struct querylog_record *r)
 	p += s->list_len;
 	s->rule_len = r->rule_len;
 	memcpy(p, r->rule_wire, s->rule_len);
+	p += s->rule_len;
+	s->device_len = (uint8_t)strnlen(r->device, sizeof(r->device));
+	memcpy(p, r->device, s->device_len);
+	p += s->device_len;
+	s->vendor_len = (uint8_t)strnlen(r->vendor, sizeof(r->vendor));
+	memcpy(p, r->vendor, s->vendor_len);
+	p += s->vendor_len;
+	s->vendor_source = r->vendor_source;
+	if (r->has_mac)
+		memcpy(p, r->mac, 6);
 }
 
 static void
@@ -617,6 +774,58 @@ slot_unpack(const struct slot *s, struct querylog_record *r)
 	p += s->list_len;
 	r->rule_len = s->rule_len;
 	memcpy(r->rule_wire, p, s->rule_len);
+	p += s->rule_len;
+	memcpy(r->device, p, s->device_len);
+	p += s->device_len;
+	memcpy(r->vendor, p, s->vendor_len);
+	p += s->vendor_len;
+	r->vendor_source = s->vendor_source;
+	r->has_mac = (s->flags & SLOT_MAC) != 0;
+	if (r->has_mac)
+		memcpy(r->mac, p, 6);
+}
+
+static const char *
+or_null(const char *s)
+{
+	return s[0] != '\0' ? s : NULL;
+}
+
+/* Moves the waiting device events into the database (copied out under the mutex). */
+static void
+drain_events(struct querylog *ql)
+{
+	struct querylog_event ev[16];
+	size_t n;
+
+	do {
+		pthread_mutex_lock(&ql->mu);
+		n = ql->nevents < 16 ? ql->nevents : 16;
+		memcpy(ev, ql->events, n * sizeof(ev[0]));
+		memmove(ql->events, ql->events + n, (ql->nevents - n) * sizeof(ev[0]));
+		ql->nevents -= n;
+		pthread_mutex_unlock(&ql->mu);
+		for (size_t i = 0; i < n; i++) {
+			struct querylog_event *e = &ev[i];
+			/* every string NUL-terminated whatever the caller wrote */
+			e->device[sizeof(e->device) - 1] = e->mac[sizeof(e->mac) - 1] = '\0';
+			e->client[sizeof(e->client) - 1] = e->kind[sizeof(e->kind) - 1] = '\0';
+			e->old_group[sizeof(e->old_group) - 1] = '\0';
+			e->new_group[sizeof(e->new_group) - 1] = '\0';
+			e->evidence[sizeof(e->evidence) - 1] = '\0';
+			struct logdb_event le = {
+				.ts_ms = e->ts_ms,
+				.device = or_null(e->device),
+				.mac = or_null(e->mac),
+				.client = or_null(e->client),
+				.kind = or_null(e->kind),
+				.old_group = or_null(e->old_group),
+				.new_group = or_null(e->new_group),
+				.evidence = or_null(e->evidence),
+			};
+			logdb_add_event(ql->db, &le);
+		}
+	} while (n == 16);
 }
 
 /* Formats and writes everything in the ring, batch by batch. */
@@ -633,13 +842,21 @@ drain(struct querylog *ql)
 			struct querylog_record r;
 
 			slot_unpack(&ql->ring[t & ql->mask], &r);
-			ql->buf_len += querylog_format(&r, ql->buf + ql->buf_len, QUERYLOG_LINE_MAX);
+			if (ql->fd >= 0)
+				ql->buf_len += querylog_format(&r, ql->buf + ql->buf_len,
+							       QUERYLOG_LINE_MAX);
+			if (ql->db != NULL)
+				logdb_add(ql->db, &r);
 			t++;
 		}
 		atomic_store_explicit(&ql->tail, t, memory_order_release);
 		if (atomic_exchange(&ql->reopen, false))
 			do_reopen(ql);
 		flush_buf(ql);
+	}
+	if (ql->db != NULL) {
+		drain_events(ql);
+		atomic_store(&ql->db_dropped, logdb_dropped(ql->db));
 	}
 }
 
@@ -668,11 +885,37 @@ cleanup:
 	pthread_mutex_unlock(&ql->mu);
 }
 
+static uint64_t
+clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The database is opened here, by the thread that writes it: a slow or locked file never
+ * delays startup. */
+static void
+open_db(struct querylog *ql)
+{
+	struct logdb_options opt = {
+		.path = ql->db_path,
+		.retention_days = ql->retention_days,
+	};
+
+	if (logdb_new(&opt, &ql->db) != 0)
+		log_error("query database: '%s': out of memory: queries are not stored",
+			  ql->db_path);
+}
+
 static void *
 writer_main(void *arg)
 {
 	struct querylog *ql = arg;
 
+	if (ql->db_path != NULL)
+		open_db(ql);
 	for (;;) {
 		bool stop = atomic_load(&ql->stop);
 		if (atomic_load(&ql->paused) && !stop) {
@@ -686,9 +929,18 @@ writer_main(void *arg)
 		report_drops(ql, stop);
 		if (stop)
 			break;
+		if (ql->db != NULL) {
+			/* commits about once a second, reopens, prunes */
+			logdb_tick(ql->db, clock_ms(CLOCK_MONOTONIC), clock_ms(CLOCK_REALTIME));
+			atomic_store(&ql->db_dropped, logdb_dropped(ql->db));
+		}
 		writer_sleep(ql);
 	}
-	if (ql->in_error)
+	if (ql->db != NULL) {
+		atomic_store(&ql->db_dropped, logdb_dropped(ql->db));
+		logdb_free(&ql->db);
+	}
+	if (ql->in_error && ql->path != NULL)
 		log_warning("query log: '%s': %llu records lost to write errors", ql->path,
 			    (unsigned long long)ql->lost_in_burst);
 	return NULL;
@@ -738,12 +990,47 @@ round_pow2(size_t n)
 	return p;
 }
 
+/* mkdir -p, mode 0750 for what it creates. 0 or -errno. */
+static int
+mkdir_p(const char *dir)
+{
+	char *p = strdup(dir);
+	int rc = 0;
+
+	if (p == NULL)
+		return -ENOMEM;
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0750) != 0 && errno != EEXIST) {
+			rc = -errno;
+			break;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	if (rc == 0) {
+		struct stat st;
+		if (stat(dir, &st) != 0)
+			rc = -errno;
+		else if (!S_ISDIR(st.st_mode))
+			rc = -ENOTDIR;
+	}
+	free(p);
+	return rc;
+}
+
 int
 querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog **out)
 {
 	struct querylog *ql;
 	sigset_t all, old;
-	const char *path = cfg->log.file != NULL ? cfg->log.file : "-";
+	/* no file named: standard output, unless the database is the sink */
+	const char *path = cfg->log.file != NULL ? cfg->log.file
+			   : cfg->log.database == NULL ? "-" : NULL;
 	int rc;
 
 	ql = calloc(1, sizeof(*ql));
@@ -757,10 +1044,21 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	ql->cap = round_pow2(capacity);
 	ql->mask = ql->cap - 1;
 	ql->wake_at = ql->cap / 16 > 0 ? ql->cap / 16 : 1;
-	ql->path = strdup(path);
+	ql->path = path != NULL ? strdup(path) : NULL;
+	ql->db_path = cfg->log.database != NULL ? strdup(cfg->log.database) : NULL;
+	ql->retention_days = cfg->log.retention_days;
 	ql->ring = ring_alloc(ql->cap);
 	ql->buf = malloc(WRITER_BUF);
-	if (ql->path == NULL || ql->ring == NULL || ql->buf == NULL) {
+	if (ql->db_path != NULL) {
+		ql->events = calloc(QUERYLOG_EVENTS, sizeof(*ql->events));
+		if (ql->events == NULL) {
+			rc = -ENOMEM;
+			goto cleanup;
+		}
+	}
+	if ((path != NULL && ql->path == NULL) ||
+	    (cfg->log.database != NULL && ql->db_path == NULL) || ql->ring == NULL ||
+	    ql->buf == NULL) {
 		rc = -ENOMEM;
 		goto cleanup;
 	}
@@ -779,7 +1077,9 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	}
 	ql->sync_init = true;
 
-	if (strcmp(path, "-") == 0) {
+	if (path == NULL) {
+		/* database only */
+	} else if (strcmp(path, "-") == 0) {
 		ql->is_stdout = true;
 		ql->fd = STDOUT_FILENO;
 	} else {
@@ -788,6 +1088,14 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 			log_error("query log: '%s': cannot open: %s", path, strerror(-rc));
 			goto cleanup;
 		}
+	}
+
+	if (ql->db_path != NULL && cfg->state_dir != NULL) {
+		rc = mkdir_p(cfg->state_dir);
+		if (rc != 0)
+			log_error("state_dir '%s': cannot create: %s (the query database cannot be "
+				  "opened there; DNS keeps working)",
+				  cfg->state_dir, strerror(-rc));
 	}
 
 	sigfillset(&all);
@@ -885,6 +1193,8 @@ querylog_free(struct querylog **qlp)
 	free(ql->buf);
 	free(ql->ring);
 	free(ql->path);
+	free(ql->db_path);
+	free(ql->events);
 	free(ql);
 	*qlp = NULL;
 }
@@ -899,6 +1209,39 @@ uint64_t
 querylog_lost(const struct querylog *ql)
 {
 	return ql != NULL ? atomic_load(&ql->lost) : 0;
+}
+
+uint64_t
+querylog_db_dropped(const struct querylog *ql)
+{
+	if (ql == NULL)
+		return 0;
+	return atomic_load(&ql->db_dropped) + atomic_load(&ql->events_dropped);
+}
+
+int
+querylog_submit_event(struct querylog *ql, const struct querylog_event *ev)
+{
+	int rc = 0;
+
+	if (ql == NULL || !ql->thread_started || ql->db_path == NULL)
+		return -ENOTSUP;
+	pthread_mutex_lock(&ql->mu);
+	if (ql->nevents == QUERYLOG_EVENTS) {
+		rc = -ENOBUFS;
+	} else {
+		struct querylog_event *e = &ql->events[ql->nevents++];
+		*e = *ev;
+		if (e->ts_ms == 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			e->ts_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+		}
+	}
+	pthread_mutex_unlock(&ql->mu);
+	if (rc != 0)
+		atomic_fetch_add(&ql->events_dropped, 1);
+	return rc;
 }
 
 void

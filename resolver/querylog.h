@@ -1,12 +1,16 @@
 /*
- * querylog: one JSON object per query, written off the event loop.
+ * querylog: one record per query, written off the event loop to two sinks.
  *
  * The loop thread fills a fixed-size record and submits it to a bounded single-producer ring
- * (no allocation, no lock held across I/O, never blocks); a writer thread formats the JSON line
- * and writes it to log.file ("-" = standard output). When the ring is full (slow or full disk)
+ * (no allocation, no lock held across I/O, never blocks); a writer thread drains the ring once
+ * and feeds both sinks: the JSON line to log.file ("-" = standard output) and a row to the
+ * SQLite database log.database (see logdb.h). log.file unset means standard output, unless
+ * log.database is set: then only the database is written. When the ring is full (slow or full disk)
  * the record is dropped and counted; the writer reports the drop count on standard error (once
  * per burst, via log.h). querylog_reopen() (SIGHUP) makes the writer reopen the file (logrotate).
- * querylog_free() writes what is buffered, then stops the thread.
+ * querylog_free() writes what is buffered, then stops the thread. The database sink reports
+ * and counts its own failures (locked, read-only, corrupt, full) and retries with backoff;
+ * querylog_reopen() also reopens the database at once.
  *
  * Threads: querylog_submit() has a single producer: call it from one thread only (the loop).
  * querylog_wants/reopen/dropped/lost may be called from any thread. The writer thread blocks
@@ -19,7 +23,9 @@
  * Line format, exact field names:
  * {"ts":"2026-11-22T03:58:22.123Z","client":"10.0.0.7","proto":"udp","group":"lab",
  *  "qname":"tracking.miui.com","qtype":"A","blocked":true,"list":"xiaomi","rule":"miui.com",
- *  "action":"sinkhole","rcode":"NOERROR","upstream":null,"latency_us":41}
+ *  "action":"sinkhole","rcode":"NOERROR","upstream":null,"latency_us":41,"mac":null,
+ *  "device":null,"vendor":null,"vendor_source":null}
+ * mac is "aa:bb:cc:dd:ee:ff"; vendor_source one of inventory, oui, signature, hostname.
  */
 #ifndef VETO_QUERYLOG_H
 #define VETO_QUERYLOG_H
@@ -27,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "config.h"
@@ -44,8 +51,19 @@ enum querylog_action {
 	QUERYLOG_ACTION_NOTIMP,
 };
 
-#define QUERYLOG_NAME_MAX 64	/* group and list names are truncated to this in records */
-#define QUERYLOG_LINE_MAX 4096	/* longest possible formatted line, '\n' and NUL included */
+/* Where a record's vendor came from (device identity, issue 4). */
+enum querylog_vendor_source {
+	QUERYLOG_VENDOR_NONE = 0,
+	QUERYLOG_VENDOR_INVENTORY,
+	QUERYLOG_VENDOR_OUI,
+	QUERYLOG_VENDOR_SIGNATURE,
+	QUERYLOG_VENDOR_HOSTNAME,
+};
+
+#define QUERYLOG_NAME_MAX   64	/* group and list names are truncated to this in records */
+#define QUERYLOG_DEVICE_MAX 64	/* device names are truncated to this */
+#define QUERYLOG_VENDOR_MAX 32	/* vendor names are truncated to this */
+#define QUERYLOG_LINE_MAX   8192 /* longest formatted line (4218 measured), '\n' and NUL included */
 #define QUERYLOG_RING	  16384	/* records buffered between the loop and the writer */
 
 /* Fixed-size; everything copied, no pointers. */
@@ -69,13 +87,22 @@ struct querylog_record {
 	uint8_t action;				/* enum querylog_action */
 	uint8_t rcode;
 	uint32_t latency_us;
+	/* device identity (issue 4); a string that is empty means null, one that fills the
+	   array need not be NUL-terminated */
+	uint8_t mac[6];
+	bool has_mac;
+	char device[QUERYLOG_DEVICE_MAX];	/* inventory name or hostname */
+	char vendor[QUERYLOG_VENDOR_MAX];
+	uint8_t vendor_source;			/* enum querylog_vendor_source */
 };
 
 struct querylog;
 
 /* Opens cfg->log.file (creating it, append mode) and starts the writer thread. With
  * log.queries == none nothing is opened and every submit is a no-op. 0 or -errno (file cannot
- * be opened: a message names it). */
+ * be opened: a message names it). With cfg->log.database set, creates cfg->state_dir when
+ * missing and has the writer thread open the database; a database (or state_dir) that cannot
+ * be opened is reported and retried, never an error here: DNS keeps working without it. */
 int querylog_new(const struct config *cfg, struct querylog **out);
 
 /* True when a record with this 'blocked' value should be submitted (log.queries filter). */
@@ -83,6 +110,24 @@ bool querylog_wants(const struct querylog *ql, bool blocked);
 
 /* Copies r into the ring. 0, or -ENOBUFS when full (the record is dropped and counted). */
 int querylog_submit(struct querylog *ql, const struct querylog_record *r);
+
+/* A device event for the database's device_events table (issue 4: first sight of a device,
+ * group change, vendor attribution). Strings are copied (truncated to the sizes below); NULL or
+ * "" is stored as NULL. Any thread; takes a mutex briefly (events are rare), never blocks on
+ * I/O. 0, or -ENOBUFS when QUERYLOG_EVENTS are already waiting (dropped and counted in
+ * querylog_db_dropped), or -ENOTSUP without a database (nothing counted). */
+#define QUERYLOG_EVENTS 256
+struct querylog_event {
+	uint64_t ts_ms;			/* 0 = now */
+	char device[QUERYLOG_DEVICE_MAX];
+	char mac[18];
+	char client[INET6_ADDRSTRLEN];
+	char kind[24];			/* "first_seen", "group_change", "vendor", ... */
+	char old_group[QUERYLOG_NAME_MAX];
+	char new_group[QUERYLOG_NAME_MAX];
+	char evidence[256];
+};
+int querylog_submit_event(struct querylog *ql, const struct querylog_event *ev);
 
 /* Asks the writer to reopen the file (SIGHUP). Non-blocking. */
 void querylog_reopen(struct querylog *ql);
@@ -94,6 +139,32 @@ void querylog_free(struct querylog **ql);
 uint64_t querylog_dropped(const struct querylog *ql);
 /* Records lost because writing them failed (ENOSPC, EIO, ...). */
 uint64_t querylog_lost(const struct querylog *ql);
+/* Records the database sink could not store (database locked, read-only, corrupt, full, or
+ * not open); counted apart from the JSONL sink's losses. */
+uint64_t querylog_db_dropped(const struct querylog *ql);
+
+/* The columns of a record as text, as in the JSON line; an empty string stands for null. */
+struct querylog_text {
+	char client[INET6_ADDRSTRLEN];
+	char upstream[INET6_ADDRSTRLEN + 8];	/* "192.0.2.1:53", "[2001:db8::1]:53" */
+	char qname[NAMES_MAX_TEXT];		/* "." for the root */
+	char rule[NAMES_MAX_TEXT];
+	char qtype[16];
+	char rcode[16];
+	char group[QUERYLOG_NAME_MAX + 1];
+	char list[QUERYLOG_NAME_MAX + 1];
+	char mac[18];
+	char device[QUERYLOG_DEVICE_MAX + 1];
+	char vendor[QUERYLOG_VENDOR_MAX + 1];
+};
+
+/* Fills t from r (the database sink uses it). */
+void querylog_text(const struct querylog_record *r, struct querylog_text *t);
+
+/* "inventory", "oui", "signature", "hostname", or NULL for none and unknown values. */
+const char *querylog_vendor_source_name(uint8_t source);
+/* "forward", "cache", ...; "unknown" for values out of range. */
+const char *querylog_action_name(uint8_t action);
 
 /* Formats r as one JSON line with '\n' into buf and NUL-terminates it. Returns the length
  * (without the NUL), or 0 when cap is too small (nothing usable written): QUERYLOG_LINE_MAX is

@@ -51,6 +51,65 @@ server_addr_text(const struct sockaddr *sa)
 	return strdup(buf);
 }
 
+void *
+server_listener_new(struct server *s, const struct sockaddr *sa, size_t size)
+{
+	assert(size >= sizeof(struct server_listener));
+	struct server_listener *l = calloc(1, size);
+	if (l == NULL)
+		return NULL;
+	l->name = server_addr_text(sa);
+	if (l->name == NULL) {
+		free(l);
+		return NULL;
+	}
+	l->srv = s;
+	return l;
+}
+
+void
+server_listener_add(struct server_listener **head, struct server_listener *l)
+{
+	l->next = *head;
+	*head = l;
+	l->srv->nobjects++;
+}
+
+void
+server_listener_discard(struct server_listener *l)
+{
+	free(l->name);
+	free(l);
+}
+
+void
+server_listener_closed(struct server_listener **head, struct server_listener *l)
+{
+	struct server *s = l->srv;
+
+	for (struct server_listener **pp = head; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	server_listener_discard(l);
+	server_object_closed(s);
+}
+
+/* Frees the loop-owned scratch buffers and the server itself: the last step of server_free,
+ * and of server_new when it fails. */
+static void
+free_server_memory(struct server *s)
+{
+	udp_batch_free(&s->batch);
+	free(s->udp_rbuf);
+	free(s->tcp_rbuf);
+	free(s->reply);
+	free(s->answer_wire);
+	free(s);
+}
+
 int
 server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 {
@@ -87,6 +146,16 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 	if (err != 0)
 		goto cleanup;
 	s->nobjects++;
+	if (cfg->devices.enabled) {
+		err = devices_new(loop, policy, &s->devices);
+		if (err != 0) {
+			/* not fatal: serve without device identity */
+			log_error("devices: cannot start: %s", uv_strerror(err));
+			s->devices = NULL;
+		} else {
+			s->nobjects++;
+		}
+	}
 	s->policy = policy;
 	*out = s;
 	return 0;
@@ -96,12 +165,7 @@ cleanup:
 		querylog_free(&s->qlog);
 	if (s->cache != NULL)
 		cache_free(&s->cache);
-	udp_batch_free(&s->batch);
-	free(s->udp_rbuf);
-	free(s->tcp_rbuf);
-	free(s->reply);
-	free(s->answer_wire);
-	free(s);
+	free_server_memory(s);
 	return err;
 }
 
@@ -273,6 +337,11 @@ on_reload_done(uv_work_t *req, int status)
 		s->policy = job->policy;
 		job->policy = NULL;
 		s->stats.reloads++;
+		if (s->devices != NULL)
+			devices_reconfigure(s->devices, s->policy);
+		else if (cur->devices.enabled)
+			log_warning("reload: %s: devices section added: restart needed to apply it",
+				    cur->path);
 		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
 			 policy_names(s->policy));
 	}
@@ -397,10 +466,10 @@ server_stop(struct server *s, void (*done)(void *arg), void *arg)
 	s->stop_cb = done;
 	s->stop_arg = arg;
 	s->state = SERVER_DRAINING;
-	for (struct udp_listener *l = s->udp; l != NULL; l = l->next)
-		udp_listener_stop(l);
-	for (struct tcp_listener *l = s->tcp; l != NULL; l = l->next)
-		tcp_listener_close(l);
+	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
+		udp_listener_stop((struct udp_listener *)l);
+	for (struct server_listener *l = s->tcp; l != NULL; l = l->next)
+		tcp_listener_close((struct tcp_listener *)l);
 	for (struct tcp_conn *c = s->conns; c != NULL; c = c->next)
 		tcp_conn_drain(c);
 	if (s->reload != NULL)
@@ -452,6 +521,12 @@ on_upstream_closed(void *arg)
 }
 
 static void
+on_devices_closed(void *arg)
+{
+	server_object_closed(arg);
+}
+
+static void
 begin_close(struct server *s)
 {
 	s->state = SERVER_CLOSING;
@@ -465,15 +540,17 @@ begin_close(struct server *s)
 		uv_close((uv_handle_t *)&s->sig_term, on_handle_close);
 		uv_close((uv_handle_t *)&s->sig_int, on_handle_close);
 	}
-	for (struct udp_listener *l = s->udp; l != NULL; l = l->next)
-		udp_listener_close(l);
-	for (struct tcp_listener *l = s->tcp; l != NULL; l = l->next)
-		tcp_listener_close(l);
+	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
+		udp_listener_close((struct udp_listener *)l);
+	for (struct server_listener *l = s->tcp; l != NULL; l = l->next)
+		tcp_listener_close((struct tcp_listener *)l);
 	if (s->upstream != NULL) {
 		struct upstream *u = s->upstream;
 		s->upstream = NULL;
 		upstream_close(u, on_upstream_closed, s);
 	}
+	if (s->devices != NULL)
+		devices_close(s->devices, on_devices_closed, s);
 	server_object_closed(s);
 }
 
@@ -504,13 +581,9 @@ server_free(struct server **sp)
 		return;
 	assert(s->state == SERVER_STOPPED);
 	query_pool_destroy(&s->pool);
+	devices_free(&s->devices);
 	if (s->policy != NULL)
 		policy_unref(&s->policy);
-	udp_batch_free(&s->batch);
-	free(s->udp_rbuf);
-	free(s->tcp_rbuf);
-	free(s->reply);
-	free(s->answer_wire);
-	free(s);
+	free_server_memory(s);
 	*sp = NULL;
 }

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "cache.h"
+#include "devices.h"
 #include "dnsmsg.h"
 #include "policy.h"
 #include "query.h"
@@ -61,11 +62,17 @@ enum server_state {
 	SERVER_STOPPED,
 };
 
-struct udp_listener {
-	uv_udp_t handle;
+/* What a UDP and a TCP listener share, the first member of both (so that a pointer to it is a
+ * pointer to the listener). server.c allocates, names, links, counts and frees it. */
+struct server_listener {
 	struct server *srv;
-	struct udp_listener *next;
+	struct server_listener *next;	/* in s->udp or s->tcp */
 	char *name;		/* owned, "127.0.0.1:53" */
+};
+
+struct udp_listener {
+	struct server_listener base;	/* first */
+	uv_udp_t handle;
 	size_t queued;		/* uv_udp_send requests in flight */
 	bool receiving;
 	bool in_batch;		/* handling a datagram of a recvmmsg batch */
@@ -73,10 +80,8 @@ struct udp_listener {
 };
 
 struct tcp_listener {
+	struct server_listener base;	/* first */
 	uv_tcp_t handle;
-	struct server *srv;
-	struct tcp_listener *next;
-	char *name;		/* owned */
 	bool closing;
 };
 
@@ -107,10 +112,11 @@ struct server {
 	struct cache *cache;
 	struct upstream *upstream;
 	struct querylog *qlog;
+	struct devices *devices;	/* device identity (devices: in the config), or NULL */
 	struct server_stats stats;
 
-	struct udp_listener *udp;
-	struct tcp_listener *tcp;
+	struct server_listener *udp;	/* struct udp_listener, linked by base.next */
+	struct server_listener *tcp;	/* struct tcp_listener */
 	struct tcp_conn *conns;		/* doubly linked */
 	unsigned nconns;
 
@@ -157,6 +163,15 @@ char *server_addr_text(const struct sockaddr *sa);
 void server_object_closed(struct server *s);	/* a counted object finished closing */
 void server_query_released(struct server *s);	/* a query slot went back to the pool */
 void server_conn_closed(struct server *s);	/* a TCP connection is about to be freed */
+/* Listeners (udp.c, tcp.c). server_listener_new allocates a zeroed listener of size octets (a
+ * struct udp_listener or tcp_listener), named after sa, or returns NULL (ENOMEM). Once its handle
+ * is initialised, server_listener_add links it first in *head (&s->udp or &s->tcp) and counts
+ * it in s->nobjects: from then on only its close callback frees it, by calling
+ * server_listener_closed with the same head. Before that, server_listener_discard frees it. */
+void *server_listener_new(struct server *s, const struct sockaddr *sa, size_t size);
+void server_listener_add(struct server_listener **head, struct server_listener *l);
+void server_listener_discard(struct server_listener *l);
+void server_listener_closed(struct server_listener **head, struct server_listener *l);
 
 /* udp.c */
 int udp_batch_new(struct udp_batch **out);

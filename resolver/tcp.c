@@ -357,12 +357,12 @@ static void
 on_tcp_connection(uv_stream_t *server_handle, int status)
 {
 	struct tcp_listener *l = server_handle->data;
-	struct server *s = l->srv;
+	struct server *s = l->base.srv;
 
 	if (l->closing)
 		return;
 	if (status < 0) {
-		log_warning("%s: tcp accept: %s", l->name, uv_strerror(status));
+		log_warning("%s: tcp accept: %s", l->base.name, uv_strerror(status));
 		return;
 	}
 	if (s->nconns >= TCP_MAX_CONNS || s->state != SERVER_RUNNING) {
@@ -373,7 +373,7 @@ on_tcp_connection(uv_stream_t *server_handle, int status)
 		}
 		s->stats.tcp_rejected++;
 		if (uv_accept(server_handle, (uv_stream_t *)t) != 0)
-			log_debug("%s: tcp accept failed", l->name);
+			log_debug("%s: tcp accept failed", l->base.name);
 		uv_close((uv_handle_t *)t, on_reject_close);
 		return;
 	}
@@ -412,18 +412,8 @@ static void
 on_listener_close(uv_handle_t *handle)
 {
 	struct tcp_listener *l = handle->data;
-	struct server *s = l->srv;
-	struct tcp_listener **pp;
 
-	for (pp = &s->tcp; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == l) {
-			*pp = l->next;
-			break;
-		}
-	}
-	free(l->name);
-	free(l);
-	server_object_closed(s);
+	server_listener_closed(&l->base.srv->tcp, &l->base);
 }
 
 int
@@ -431,37 +421,28 @@ tcp_listener_open(struct server *s, const struct config_addr *addr)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
 	unsigned int flags = sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
-	struct tcp_listener *l = calloc(1, sizeof(*l));
+	struct tcp_listener *l = server_listener_new(s, sa, sizeof(*l));
 	int err;
 
 	if (l == NULL)
 		return -ENOMEM;
-	l->name = server_addr_text(sa);
-	if (l->name == NULL) {
-		free(l);
-		return -ENOMEM;
-	}
-	l->srv = s;
 	err = uv_tcp_init_ex(s->loop, &l->handle, sa->sa_family);
 	if (err != 0) {
-		log_error("%s: cannot open tcp socket: %s", l->name, uv_strerror(err));
-		free(l->name);
-		free(l);
+		log_error("%s: cannot open tcp socket: %s", l->base.name, uv_strerror(err));
+		server_listener_discard(&l->base);
 		return err;
 	}
 	l->handle.data = l;
-	l->next = s->tcp;
-	s->tcp = l;
-	s->nobjects++;
+	server_listener_add(&s->tcp, &l->base);
 
 	err = uv_tcp_bind(&l->handle, sa, flags);
 	if (err == 0)
 		err = uv_listen((uv_stream_t *)&l->handle, TCP_LISTEN_BACKLOG, on_tcp_connection);
 	if (err != 0) {
-		log_error("%s: cannot listen (tcp): %s", l->name, uv_strerror(err));
+		log_error("%s: cannot listen (tcp): %s", l->base.name, uv_strerror(err));
 		return err;
 	}
-	log_info("listening on %s (tcp)", l->name);
+	log_info("listening on %s (tcp)", l->base.name);
 	return 0;
 }
 

@@ -102,7 +102,7 @@ batch_flush(struct server *s)
 			break;
 		}
 		/* this datagram cannot be sent (e.g. unreachable): skip it */
-		log_debug("%s: udp send: %s", l->name, strerror(r < 0 ? errno : EIO));
+		log_debug("%s: udp send: %s", l->base.name, strerror(r < 0 ? errno : EIO));
 		s->stats.send_errors++;
 		sent++;
 	}
@@ -116,7 +116,7 @@ on_udp_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 	struct udp_listener *l = handle->data;
 
 	(void)suggested;
-	*buf = uv_buf_init((char *)l->srv->udp_rbuf, UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE);
+	*buf = uv_buf_init((char *)l->base.srv->udp_rbuf, UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE);
 }
 
 static void
@@ -124,14 +124,14 @@ on_udp_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct s
 	    unsigned flags)
 {
 	struct udp_listener *l = handle->data;
-	struct server *s = l->srv;
+	struct server *s = l->base.srv;
 
 	if (addr == NULL) {
 		/* the end of a recvmmsg batch, nothing more to read, or an error */
 		if (s->batch->l == l)
 			batch_flush(s);
 		if (nread < 0)
-			log_debug("%s: udp receive: %s", l->name, uv_strerror((int)nread));
+			log_debug("%s: udp receive: %s", l->base.name, uv_strerror((int)nread));
 		return;
 	}
 	if (l->closing || !l->receiving || nread < 0)
@@ -162,8 +162,8 @@ on_udp_send(uv_udp_send_t *req, int status)
 	struct udp_listener *l = us->l;
 
 	if (status < 0 && status != UV_ECANCELED) {
-		l->srv->stats.send_errors++;
-		log_debug("%s: udp send: %s", l->name, uv_strerror(status));
+		l->base.srv->stats.send_errors++;
+		log_debug("%s: udp send: %s", l->base.name, uv_strerror(status));
 	}
 	l->queued--;
 	free(us);
@@ -173,7 +173,7 @@ on_udp_send(uv_udp_send_t *req, int status)
 static void
 queue_send(struct udp_listener *l, const uint8_t *buf, size_t len, const struct sockaddr *to)
 {
-	struct server *s = l->srv;
+	struct server *s = l->base.srv;
 	uv_buf_t b;
 	int n;
 
@@ -202,7 +202,7 @@ void
 udp_reply(struct query *q, const uint8_t *buf, size_t len)
 {
 	struct udp_listener *l = q->via.udp;
-	struct server *s = l->srv;
+	struct server *s = l->base.srv;
 	const struct sockaddr *to = (const struct sockaddr *)&q->client;
 
 	if (l->closing) {
@@ -228,7 +228,7 @@ udp_reply(struct query *q, const uint8_t *buf, size_t len)
 		return;
 	if (n != UV_EAGAIN) {
 		s->stats.send_errors++;
-		log_debug("%s: udp send: %s", l->name, uv_strerror(n));
+		log_debug("%s: udp send: %s", l->base.name, uv_strerror(n));
 		return;
 	}
 	queue_send(l, buf, len, to);
@@ -238,18 +238,8 @@ static void
 on_udp_close(uv_handle_t *handle)
 {
 	struct udp_listener *l = handle->data;
-	struct server *s = l->srv;
-	struct udp_listener **pp;
 
-	for (pp = &s->udp; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == l) {
-			*pp = l->next;
-			break;
-		}
-	}
-	free(l->name);
-	free(l);
-	server_object_closed(s);
+	server_listener_closed(&l->base.srv->udp, &l->base);
 }
 
 int
@@ -257,52 +247,43 @@ udp_listener_open(struct server *s, const struct config_addr *addr)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
 	unsigned int flags = sa->sa_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0;
-	struct udp_listener *l = calloc(1, sizeof(*l));
+	struct udp_listener *l = server_listener_new(s, sa, sizeof(*l));
 	int err;
 
 	if (l == NULL)
 		return -ENOMEM;
-	l->name = server_addr_text(sa);
-	if (l->name == NULL) {
-		free(l);
-		return -ENOMEM;
-	}
-	l->srv = s;
 	err = uv_udp_init_ex(s->loop, &l->handle, sa->sa_family | UV_UDP_RECVMMSG);
 	if (err != 0) {
-		log_error("%s: cannot open udp socket: %s", l->name, uv_strerror(err));
-		free(l->name);
-		free(l);
+		log_error("%s: cannot open udp socket: %s", l->base.name, uv_strerror(err));
+		server_listener_discard(&l->base);
 		return err;
 	}
 	/* from here on the handle exists: the listener is closed by server_stop() */
 	l->handle.data = l;
-	l->next = s->udp;
-	s->udp = l;
-	s->nobjects++;
+	server_listener_add(&s->udp, &l->base);
 
 	err = uv_udp_bind(&l->handle, sa, flags);
 	if (err != 0) {
-		log_error("%s: cannot listen (udp): %s", l->name, uv_strerror(err));
+		log_error("%s: cannot listen (udp): %s", l->base.name, uv_strerror(err));
 		return err;
 	}
 	int size = UDP_SOCKET_RCVBUF;
 	(void)uv_recv_buffer_size((uv_handle_t *)&l->handle, &size); /* best effort */
 	err = uv_udp_recv_start(&l->handle, on_udp_alloc, on_udp_recv);
 	if (err != 0) {
-		log_error("%s: cannot listen (udp): %s", l->name, uv_strerror(err));
+		log_error("%s: cannot listen (udp): %s", l->base.name, uv_strerror(err));
 		return err;
 	}
 	l->receiving = true;
-	log_info("listening on %s (udp)", l->name);
+	log_info("listening on %s (udp)", l->base.name);
 	return 0;
 }
 
 void
 udp_listener_stop(struct udp_listener *l)
 {
-	if (l->srv->batch->l == l)
-		batch_flush(l->srv);
+	if (l->base.srv->batch->l == l)
+		batch_flush(l->base.srv);
 	if (l->receiving) {
 		uv_udp_recv_stop(&l->handle);
 		l->receiving = false;

@@ -11,7 +11,7 @@ from conftest import GROUP_CLIENT, HAVE_IPV6, NOGROUP_CLIENT, OUTSIDE_CLIENT, ma
 from fakeupstream import Timeout
 
 FIELDS = ["ts", "client", "proto", "group", "qname", "qtype", "blocked", "list", "rule", "action",
-	  "rcode", "upstream", "latency_us"]
+	  "rcode", "upstream", "latency_us", "mac", "device", "vendor", "vendor_source"]
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 

@@ -65,7 +65,7 @@ static const struct error_case error_cases[] = {
 	 "t.yaml:1:1: sever: unknown key (did you mean 'server'?)"},
 	{"unknown top key, no suggestion", "zzz: 1\n",
 	 "t.yaml:1:1: zzz: unknown key 'zzz' (expected one of server, upstream, cache, block, "
-	 "lists, groups, log)"},
+	 "lists, groups, log, state_dir, devices)"},
 	{"unknown server key", "server:\n  lisen: [\"127.0.0.1:53\"]\n",
 	 "t.yaml:2:3: server.lisen: unknown key (did you mean 'listen'?)"},
 	{"unknown upstream key", "upstream:\n  timeout: 5\n",
@@ -92,6 +92,24 @@ static const struct error_case error_cases[] = {
 	 "t.yaml:6:5: groups[0].default: unknown value 'block' (expected allow, deny)"},
 	{"log queries", "log:\n  queries: some\n",
 	 "t.yaml:2:3: log.queries: unknown value 'some' (expected all, blocked, none)"},
+	{"log database typo", "log:\n  databse: q.db\n",
+	 "t.yaml:2:3: log.databse: unknown key (did you mean 'database'?)"},
+	{"log database empty", "log:\n  database: \"\"\n",
+	 "t.yaml:2:3: log.database: must not be empty"},
+	{"log database sequence", "log:\n  database: [a]\n",
+	 "t.yaml:2:3: log.database: expected a string, got a sequence"},
+	{"retention negative", "log:\n  retention_days: -1\n",
+	 "t.yaml:2:3: log.retention_days: expected an integer from 0 to 36500, got '-1'"},
+	{"retention too long", "log:\n  retention_days: 36501\n",
+	 "t.yaml:2:3: log.retention_days: expected an integer from 0 to 36500, got '36501'"},
+	{"retention text", "log:\n  retention_days: \"90\"\n",
+	 "t.yaml:2:3: log.retention_days: expected an integer, got a string"},
+	{"state_dir null", "state_dir:\n",
+	 "t.yaml:1:1: state_dir: expected a string, got null"},
+	{"state_dir mapping", "state_dir: {a: b}\n",
+	 "t.yaml:1:1: state_dir: expected a string, got a mapping"},
+	{"state_dir typo", "state_dr: /x\n",
+	 "t.yaml:1:1: state_dr: unknown key (did you mean 'state_dir'?)"},
 	{"duplicate group name",
 	 LISTS_AB "groups:\n  - {name: g, clients: [10.0.0.0/8], block: [a]}\n"
 		  "  - {name: g, block: [b]}\n",
@@ -236,19 +254,24 @@ static const struct error_case error_cases[] = {
 	 "t.yaml: bad input: invalid leading UTF-8 octet at byte 14"},
 };
 
-static void
-test_error_cases(void **state)
+/* Loads every case of a table. Without want_warning a case passes when the load fails with
+ * -EINVAL, no config and at least one error; with it, when the config loads with no error and
+ * exactly one warning. Either way diag must hold the expected text. Returns how many cases
+ * failed (each reported with its messages). */
+static size_t
+run_cases(const struct error_case *cases, size_t n, bool want_warning)
 {
-	(void)state;
 	size_t failed = 0;
-	for (size_t i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
-		const struct error_case *tc = &error_cases[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct error_case *tc = &cases[i];
 		struct diag d;
 		struct config *cfg = NULL;
 		diag_init(&d);
 		int rc = load(tc->yaml, &d, &cfg);
-		bool ok = rc == -EINVAL && cfg == NULL && d.nerrors > 0 && has_text(&d, tc->expect);
-		if (!ok) {
+		bool ok = want_warning
+				  ? rc == 0 && cfg != NULL && d.nerrors == 0 && d.nwarnings == 1
+				  : rc == -EINVAL && cfg == NULL && d.nerrors > 0;
+		if (!ok || !has_text(&d, tc->expect)) {
 			fprintf(stderr, "FAIL %s: rc %d, expected\n    > %s\n  got\n", tc->name, rc,
 				tc->expect);
 			dump(&d);
@@ -257,7 +280,15 @@ test_error_cases(void **state)
 		config_free(&cfg);
 		diag_clear(&d);
 	}
-	assert_int_equal(failed, 0);
+	return failed;
+}
+
+static void
+test_error_cases(void **state)
+{
+	(void)state;
+	assert_int_equal(run_cases(error_cases, sizeof(error_cases) / sizeof(error_cases[0]), false),
+			 0);
 }
 
 /* Problems are all reported at once, in file order. */
@@ -311,25 +342,8 @@ static void
 test_warning_cases(void **state)
 {
 	(void)state;
-	size_t failed = 0;
-	for (size_t i = 0; i < sizeof(warning_cases) / sizeof(warning_cases[0]); i++) {
-		const struct error_case *tc = &warning_cases[i];
-		struct diag d;
-		struct config *cfg = NULL;
-		diag_init(&d);
-		int rc = load(tc->yaml, &d, &cfg);
-		bool ok = rc == 0 && cfg != NULL && d.nerrors == 0 && d.nwarnings == 1 &&
-			  has_text(&d, tc->expect);
-		if (!ok) {
-			fprintf(stderr, "FAIL %s: rc %d, expected\n    > %s\n  got\n", tc->name, rc,
-				tc->expect);
-			dump(&d);
-			failed++;
-		}
-		config_free(&cfg);
-		diag_clear(&d);
-	}
-	assert_int_equal(failed, 0);
+	assert_int_equal(
+		run_cases(warning_cases, sizeof(warning_cases) / sizeof(warning_cases[0]), true), 0);
 }
 
 /* ---- files ---- */
@@ -521,8 +535,62 @@ test_defaults(void **state)
 	assert_int_equal(cfg->ngroups, 0);
 	assert_int_equal(cfg->log.queries, CONFIG_LOG_ALL);
 	assert_string_equal(cfg->log.file, "-");
+	assert_null(cfg->log.database);
+	assert_int_equal(cfg->log.retention_days, 90);
+	assert_string_equal(cfg->state_dir, "/var/lib/veto");
 	config_free(&cfg);
 	diag_clear(&d);
+}
+
+/* The query store: log.database resolves against state_dir (itself relative to the folder of
+ * the file, /etc/veto here), whichever comes first in the file; with a database and no
+ * log.file there are no JSON lines. */
+static void
+test_store_settings(void **state)
+{
+	static const struct {
+		const char *yaml;
+		const char *database, *file, *state_dir;
+		uint32_t retention;
+	} cases[] = {
+		{"log: {database: queries.db}\n", "/var/lib/veto/queries.db", NULL, "/var/lib/veto",
+		 90},
+		{"log: {database: queries.db, file: q.jsonl}\n", "/var/lib/veto/queries.db",
+		 "/etc/veto/q.jsonl", "/var/lib/veto", 90},
+		{"log: {database: queries.db, file: \"-\"}\n", "/var/lib/veto/queries.db", "-",
+		 "/var/lib/veto", 90},
+		{"log: {database: q.db}\nstate_dir: /srv/veto\n", "/srv/veto/q.db", NULL,
+		 "/srv/veto", 90},
+		{"state_dir: state\nlog: {database: db/q.db, retention_days: 7}\n",
+		 "/etc/veto/state/db/q.db", NULL, "/etc/veto/state", 7},
+		{"state_dir: state\nlog: {database: /abs/q.db, retention_days: 0}\n", "/abs/q.db",
+		 NULL, "/etc/veto/state", 0},
+		{"state_dir: /tmp/v\nlog: {retention_days: 36500}\n", NULL, "-", "/tmp/v", 36500},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct diag d;
+		struct config *cfg = NULL;
+		diag_init(&d);
+		int rc = load(cases[i].yaml, &d, &cfg);
+		if (rc != 0) {
+			dump(&d);
+			fail_msg("case %zu: rc %d", i, rc);
+		}
+		if (cases[i].database == NULL)
+			assert_null(cfg->log.database);
+		else
+			assert_string_equal(cfg->log.database, cases[i].database);
+		if (cases[i].file == NULL)
+			assert_null(cfg->log.file);
+		else
+			assert_string_equal(cfg->log.file, cases[i].file);
+		assert_string_equal(cfg->state_dir, cases[i].state_dir);
+		assert_int_equal(cfg->log.retention_days, cases[i].retention);
+		config_free(&cfg);
+		diag_clear(&d);
+	}
 }
 
 /* Values other than the defaults, including unquoted addresses and bare IPv6 upstreams. */
@@ -840,16 +908,39 @@ run_cmd(int (*fn)(int, char **), const char *const *args, struct run *r)
 		free(argv[i]);
 }
 
+/* A command line, its exit code and what its output must hold. A failing command (code != 0)
+ * must also write nothing to stdout. */
+struct cmd_case {
+	const char *args[MAX_ARGS];	/* ends with NULL */
+	int code;
+	const char *out;	/* substring of stdout, or NULL */
+	const char *err;	/* substring of stderr, or NULL */
+};
+
+static void
+run_cmd_cases(const char *what, int (*fn)(int, char **), const struct cmd_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct run *r = calloc(1, sizeof(*r));
+		assert_non_null(r);
+		run_cmd(fn, cases[i].args, r);
+		bool ok = r->code == cases[i].code &&
+			  (cases[i].out == NULL || strstr(r->out, cases[i].out) != NULL) &&
+			  (cases[i].err == NULL || strstr(r->err, cases[i].err) != NULL) &&
+			  (cases[i].code == 0 || r->out[0] == '\0');
+		if (!ok)
+			fprintf(stderr, "FAIL %s case %zu: exit %d\n--- stdout\n%s--- stderr\n%s",
+				what, i, r->code, r->out, r->err);
+		assert_true(ok);
+		free(r);
+	}
+}
+
 static void
 test_cmd_check(void **state)
 {
 	(void)state;
-	static const struct {
-		const char *args[6];
-		int code;
-		const char *out;	/* substring of stdout, or NULL */
-		const char *err;	/* substring of stderr, or NULL */
-	} cases[] = {
+	static const struct cmd_case cases[] = {
 		{{"check", "-c", DATA "/example.yaml"}, 0,
 		 "list xiaomi: 4 entries, 0 skipped, action from group, files " DATA
 		 "/lists/xiaomi.txt\n",
@@ -874,20 +965,7 @@ test_cmd_check(void **state)
 		{{"check", "-c", DATA "/example.yaml", "extra"}, 2, NULL, "unexpected argument 'extra'"},
 		{{"check", "--bogus"}, 2, NULL, "usage: veto check"},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct run *r = calloc(1, sizeof(*r));
-		assert_non_null(r);
-		run_cmd(cmd_check, cases[i].args, r);
-		bool ok = r->code == cases[i].code &&
-			  (cases[i].out == NULL || strstr(r->out, cases[i].out) != NULL) &&
-			  (cases[i].err == NULL || strstr(r->err, cases[i].err) != NULL) &&
-			  (cases[i].code == 0 || r->out[0] == '\0');
-		if (!ok)
-			fprintf(stderr, "FAIL check case %zu: exit %d\n--- stdout\n%s--- stderr\n%s",
-				i, r->code, r->out, r->err);
-		assert_true(ok);
-		free(r);
-	}
+	run_cmd_cases("check", cmd_check, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 #define EXPLAIN_CFG DATA "/explain.yaml"
@@ -963,12 +1041,7 @@ static void
 test_cmd_explain_text_and_usage(void **state)
 {
 	(void)state;
-	static const struct {
-		const char *args[9];
-		int code;
-		const char *out;
-		const char *err;
-	} cases[] = {
+	static const struct cmd_case cases[] = {
 		{{"explain", "-c", EXPLAIN_CFG, "--client", "10.1.2.3", "a.tracking.miui.com"}, 0,
 		 "client:  10.1.2.3 (allowed by server.allow)\n"
 		 "query:   a.tracking.miui.com A\n"
@@ -1001,20 +1074,7 @@ test_cmd_explain_text_and_usage(void **state)
 		{{"explain", "-c", DATA "/sinkhol.yaml", "--client", "10.1.0.1", "a.com"}, 2, NULL,
 		 "sinkhol.yaml:14:5: groups[1].action: unknown value 'sinkhol'"},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct run *r = calloc(1, sizeof(*r));
-		assert_non_null(r);
-		run_cmd(cmd_explain, cases[i].args, r);
-		bool ok = r->code == cases[i].code &&
-			  (cases[i].out == NULL || strstr(r->out, cases[i].out) != NULL) &&
-			  (cases[i].err == NULL || strstr(r->err, cases[i].err) != NULL) &&
-			  (cases[i].code == 0 || r->out[0] == '\0');
-		if (!ok)
-			fprintf(stderr, "FAIL explain case %zu: exit %d\n--- stdout\n%s--- stderr\n%s",
-				i, r->code, r->out, r->err);
-		assert_true(ok);
-		free(r);
-	}
+	run_cmd_cases("explain", cmd_explain, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 int
@@ -1028,6 +1088,7 @@ main(void)
 		cmocka_unit_test(test_sinkhol_fixture),
 		cmocka_unit_test(test_spec_example),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_store_settings),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_parse_addr),

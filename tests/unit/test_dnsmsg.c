@@ -66,25 +66,22 @@ rr(const char *text)
 	return r;
 }
 
-/* A query as a client sends it, built by ldns: name as written, flags, optional EDNS. */
-static size_t
-make_query(uint8_t *buf, size_t cap, uint16_t id, const char *qname, ldns_rr_type type, bool rd,
-	   bool cd, int edns_udp, bool do_bit)
+/* Appends the question "qname IN type" to p (qname as written). */
+static void
+push_question(ldns_pkt *p, const char *qname, ldns_rr_type type)
 {
-	ldns_pkt *p = ldns_pkt_new();
 	ldns_rr *q = NULL;
 	char qtext[300];
 	snprintf(qtext, sizeof(qtext), "%s IN A", qname);
 	assert_int_equal(ldns_rr_new_question_frm_str(&q, qtext, NULL, NULL), LDNS_STATUS_OK);
 	ldns_rr_set_type(q, type);
 	ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, q);
-	ldns_pkt_set_id(p, id);
-	ldns_pkt_set_rd(p, rd);
-	ldns_pkt_set_cd(p, cd);
-	if (edns_udp > 0) {
-		ldns_pkt_set_edns_udp_size(p, (uint16_t)edns_udp);
-		ldns_pkt_set_edns_do(p, do_bit);
-	}
+}
+
+/* Writes p as wire into buf (cap octets at most) and frees p. Returns the length. */
+static size_t
+pkt_to_buf(ldns_pkt *p, uint8_t *buf, size_t cap)
+{
 	uint8_t *w = NULL;
 	size_t n = 0;
 	assert_int_equal(ldns_pkt2wire(&w, p, &n), LDNS_STATUS_OK);
@@ -93,6 +90,23 @@ make_query(uint8_t *buf, size_t cap, uint16_t id, const char *qname, ldns_rr_typ
 	free(w);
 	ldns_pkt_free(p);
 	return n;
+}
+
+/* A query as a client sends it, built by ldns: name as written, flags, optional EDNS. */
+static size_t
+make_query(uint8_t *buf, size_t cap, uint16_t id, const char *qname, ldns_rr_type type, bool rd,
+	   bool cd, int edns_udp, bool do_bit)
+{
+	ldns_pkt *p = ldns_pkt_new();
+	push_question(p, qname, type);
+	ldns_pkt_set_id(p, id);
+	ldns_pkt_set_rd(p, rd);
+	ldns_pkt_set_cd(p, cd);
+	if (edns_udp > 0) {
+		ldns_pkt_set_edns_udp_size(p, (uint16_t)edns_udp);
+		ldns_pkt_set_edns_do(p, do_bit);
+	}
+	return pkt_to_buf(p, buf, cap);
 }
 
 static void
@@ -120,12 +134,7 @@ static size_t
 make_reply(const struct reply_spec *s, uint16_t id, uint8_t *buf, size_t cap)
 {
 	ldns_pkt *p = ldns_pkt_new();
-	ldns_rr *q = NULL;
-	char qtext[300];
-	snprintf(qtext, sizeof(qtext), "%s IN A", s->qname);
-	assert_int_equal(ldns_rr_new_question_frm_str(&q, qtext, NULL, NULL), LDNS_STATUS_OK);
-	ldns_rr_set_type(q, s->qtype ? s->qtype : LDNS_RR_TYPE_A);
-	ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, q);
+	push_question(p, s->qname, s->qtype ? s->qtype : LDNS_RR_TYPE_A);
 	for (size_t i = 0; i < 24 && s->an[i] != NULL; i++)
 		ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr(s->an[i]));
 	for (size_t i = 0; i < 4 && s->ns[i] != NULL; i++)
@@ -142,14 +151,7 @@ make_reply(const struct reply_spec *s, uint16_t id, uint8_t *buf, size_t cap)
 	ldns_pkt_set_rcode(p, (uint8_t)s->rcode);
 	if (s->edns_udp > 0)
 		ldns_pkt_set_edns_udp_size(p, (uint16_t)s->edns_udp);
-	uint8_t *w = NULL;
-	size_t n = 0;
-	assert_int_equal(ldns_pkt2wire(&w, p, &n), LDNS_STATUS_OK);
-	assert_true(n <= cap);
-	memcpy(buf, w, n);
-	free(w);
-	ldns_pkt_free(p);
-	return n;
+	return pkt_to_buf(p, buf, cap);
 }
 
 static uint32_t

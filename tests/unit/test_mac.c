@@ -208,6 +208,24 @@ test_prefix_table(void **state)
 	}
 }
 
+/* Every octet value: the sixteen digits in both cases, nothing else. */
+static void
+test_hexval(void **state)
+{
+	(void)state;
+	static const char digits[] = "0123456789abcdef";
+	for (int c = -128; c < 128; c++) {
+		int want = -1;
+		for (int d = 0; d < 16; d++)
+			if (c == digits[d] || (d >= 10 && c == digits[d] - 'a' + 'A'))
+				want = d;
+		if (mac_hexval((char)c) != want)
+			fail_msg("mac_hexval(%d) = %d, expected %d", c, mac_hexval((char)c), want);
+	}
+	assert_int_equal(mac_hexval('F'), 15);
+	assert_int_equal(mac_hexval('g'), -1);
+}
+
 int
 main(void)
 {
@@ -217,6 +235,7 @@ main(void)
 		cmocka_unit_test(test_bits_table),
 		cmocka_unit_test(test_u64),
 		cmocka_unit_test(test_prefix_table),
+		cmocka_unit_test(test_hexval),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

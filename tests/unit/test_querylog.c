@@ -207,60 +207,118 @@ struct fmt_case {
 	const char *line;
 };
 
+static void
+mk_device(struct querylog_record *r)
+{
+	static const uint8_t mac[6] = { 0x02, 0x1a, 0xff, 0x00, 0x0b, 0xc9 };
+
+	mk_example(r);
+	memcpy(r->mac, mac, 6);
+	r->has_mac = true;
+	memcpy(r->device, "Redmi-Note-12 \"lab\"", sizeof("Redmi-Note-12 \"lab\""));
+	memcpy(r->vendor, "Xiaomi", sizeof("Xiaomi"));
+	r->vendor_source = QUERYLOG_VENDOR_SIGNATURE;
+}
+
+static void
+mk_device_full(struct querylog_record *r)
+{
+	/* arrays filled to the last octet (no NUL), an unknown source is null */
+	memset(r->device, 'd', sizeof(r->device));
+	memset(r->vendor, 'v', sizeof(r->vendor));
+	r->vendor_source = 200;
+}
+
+static void
+mk_vendor_sources(struct querylog_record *r)
+{
+	memcpy(r->vendor, "Huawei", sizeof("Huawei"));
+	r->vendor_source = QUERYLOG_VENDOR_OUI;
+}
+
 static const struct fmt_case fmt_cases[] = {
+	{ "device fields", mk_device,
+	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"10.0.0.7\",\"proto\":\"udp\","
+	  "\"group\":\"lab\",\"qname\":\"tracking.miui.com\",\"qtype\":\"A\",\"blocked\":true,"
+	  "\"list\":\"xiaomi\",\"rule\":\"miui.com\",\"action\":\"sinkhole\",\"rcode\":\"NOERROR\","
+	  "\"upstream\":null,\"latency_us\":41,\"mac\":\"02:1a:ff:00:0b:c9\","
+	  "\"device\":\"Redmi-Note-12 \\\"lab\\\"\",\"vendor\":\"Xiaomi\",\"vendor_source\":\"signature\"}\n" },
+	{ "device fields of full length", mk_device_full,
+	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"10.0.0.7\",\"proto\":\"udp\","
+	  "\"group\":null,\"qname\":\"tracking.miui.com\",\"qtype\":\"A\",\"blocked\":false,"
+	  "\"list\":null,\"rule\":null,\"action\":\"forward\",\"rcode\":\"NOERROR\","
+	  "\"upstream\":null,\"latency_us\":41,\"mac\":null,"
+	  "\"device\":\"dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd\","
+	  "\"vendor\":\"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\",\"vendor_source\":null}\n" },
+	{ "vendor from the oui", mk_vendor_sources,
+	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"10.0.0.7\",\"proto\":\"udp\","
+	  "\"group\":null,\"qname\":\"tracking.miui.com\",\"qtype\":\"A\",\"blocked\":false,"
+	  "\"list\":null,\"rule\":null,\"action\":\"forward\",\"rcode\":\"NOERROR\","
+	  "\"upstream\":null,\"latency_us\":41,\"mac\":null,\"device\":null,"
+	  "\"vendor\":\"Huawei\",\"vendor_source\":\"oui\"}\n" },
 	{ "header example", mk_example,
 	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"10.0.0.7\",\"proto\":\"udp\","
 	  "\"group\":\"lab\",\"qname\":\"tracking.miui.com\",\"qtype\":\"A\",\"blocked\":true,"
 	  "\"list\":\"xiaomi\",\"rule\":\"miui.com\",\"action\":\"sinkhole\",\"rcode\":\"NOERROR\","
-	  "\"upstream\":null,\"latency_us\":41}\n" },
+	  "\"upstream\":null,\"latency_us\":41,"
+	  "\"mac\":null,\"device\":null,\"vendor\":null,\"vendor_source\":null}\n" },
 	{ "ipv6 tcp forward", mk_ipv6,
 	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"2001:db8::7\",\"proto\":\"tcp\","
 	  "\"group\":null,\"qname\":\"www.example.org\",\"qtype\":\"AAAA\",\"blocked\":false,"
 	  "\"list\":null,\"rule\":null,\"action\":\"forward\",\"rcode\":\"NOERROR\","
-	  "\"upstream\":\"[2001:db8::53]:53\",\"latency_us\":1234567}\n" },
+	  "\"upstream\":\"[2001:db8::53]:53\",\"latency_us\":1234567,"
+	  "\"mac\":null,\"device\":null,\"vendor\":null,\"vendor_source\":null}\n" },
 	{ "ipv4-mapped", mk_mapped,
 	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"192.0.2.9\",\"proto\":\"udp\","
 	  "\"group\":null,\"qname\":\"tracking.miui.com\",\"qtype\":\"A\",\"blocked\":false,"
 	  "\"list\":null,\"rule\":null,\"action\":\"cache\",\"rcode\":\"NXDOMAIN\","
-	  "\"upstream\":\"192.0.2.1:5353\",\"latency_us\":0}\n" },
+	  "\"upstream\":\"192.0.2.1:5353\",\"latency_us\":0,"
+	  "\"mac\":null,\"device\":null,\"vendor\":null,\"vendor_source\":null}\n" },
 	{ "no question", mk_no_question,
 	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":null,\"proto\":\"udp\","
 	  "\"group\":null,\"qname\":null,\"qtype\":null,\"blocked\":false,"
 	  "\"list\":null,\"rule\":null,\"action\":\"formerr\",\"rcode\":\"FORMERR\","
-	  "\"upstream\":null,\"latency_us\":41}\n" },
+	  "\"upstream\":null,\"latency_us\":41,"
+	  "\"mac\":null,\"device\":null,\"vendor\":null,\"vendor_source\":null}\n" },
 	{ "escapes", mk_escapes,
 	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"10.0.0.7\",\"proto\":\"udp\","
 	  "\"group\":\"q\\\"b\\\\s\\n\\t\\u0001 \xc3\xa9\","
 	  "\"qname\":\"a\\\\034b\\\\092c\\\\000.x\\\\046y\\\\127\",\"qtype\":\"HTTPS\","
 	  "\"blocked\":false,\"list\":\"bad\\ufffd utf8 \\ufffd\\ufffd\","
 	  "\"rule\":\"x\\\\046y\\\\127\",\"action\":\"forward\",\"rcode\":\"NOERROR\","
-	  "\"upstream\":null,\"latency_us\":41}\n" },
+	  "\"upstream\":null,\"latency_us\":41,"
+	  "\"mac\":null,\"device\":null,\"vendor\":null,\"vendor_source\":null}\n" },
 	{ "root", mk_root,
 	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"10.0.0.7\",\"proto\":\"udp\","
 	  "\"group\":null,\"qname\":\".\",\"qtype\":\"NS\",\"blocked\":true,"
 	  "\"list\":null,\"rule\":\".\",\"action\":\"refused\",\"rcode\":\"REFUSED\","
-	  "\"upstream\":null,\"latency_us\":41}\n" },
+	  "\"upstream\":null,\"latency_us\":41,"
+	  "\"mac\":null,\"device\":null,\"vendor\":null,\"vendor_source\":null}\n" },
 	{ "rule is the whole name", mk_rule_whole,
 	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"10.0.0.7\",\"proto\":\"udp\","
 	  "\"group\":null,\"qname\":\"tracking.miui.com\",\"qtype\":\"TYPE65534\",\"blocked\":true,"
 	  "\"list\":null,\"rule\":\"tracking.miui.com\",\"action\":\"nxdomain\","
-	  "\"rcode\":\"NXDOMAIN\",\"upstream\":null,\"latency_us\":41}\n" },
+	  "\"rcode\":\"NXDOMAIN\",\"upstream\":null,\"latency_us\":41,"
+	  "\"mac\":null,\"device\":null,\"vendor\":null,\"vendor_source\":null}\n" },
 	{ "rule label out of range", mk_rule_out_of_range,
 	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"10.0.0.7\",\"proto\":\"udp\","
 	  "\"group\":null,\"qname\":\"tracking.miui.com\",\"qtype\":\"A\",\"blocked\":false,"
 	  "\"list\":null,\"rule\":null,\"action\":\"nodata\",\"rcode\":\"NOERROR\","
-	  "\"upstream\":null,\"latency_us\":41}\n" },
+	  "\"upstream\":null,\"latency_us\":41,"
+	  "\"mac\":null,\"device\":null,\"vendor\":null,\"vendor_source\":null}\n" },
 	{ "group of 64 octets", mk_group_full,
 	  "{\"ts\":\"2026-11-22T03:58:22.123Z\",\"client\":\"10.0.0.7\",\"proto\":\"udp\","
 	  "\"group\":\"gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg\","
 	  "\"qname\":\"tracking.miui.com\",\"qtype\":\"A\",\"blocked\":false,"
 	  "\"list\":null,\"rule\":null,\"action\":\"servfail\",\"rcode\":\"SERVFAIL\","
-	  "\"upstream\":null,\"latency_us\":41}\n" },
+	  "\"upstream\":null,\"latency_us\":41,"
+	  "\"mac\":null,\"device\":null,\"vendor\":null,\"vendor_source\":null}\n" },
 	{ "notimp at the epoch", mk_notimp,
 	  "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"client\":\"10.0.0.7\",\"proto\":\"udp\","
 	  "\"group\":null,\"qname\":\"tracking.miui.com\",\"qtype\":\"TXT\",\"blocked\":false,"
 	  "\"list\":null,\"rule\":null,\"action\":\"notimp\",\"rcode\":\"NOTIMP\","
-	  "\"upstream\":null,\"latency_us\":41}\n" },
+	  "\"upstream\":null,\"latency_us\":41,"
+	  "\"mac\":null,\"device\":null,\"vendor\":null,\"vendor_source\":null}\n" },
 };
 
 static void
@@ -358,6 +416,11 @@ test_format_worst_case(void **state)
 	r.has_group = r.has_list = true;
 	memset(r.group, 1, sizeof(r.group));
 	memset(r.list, 0xff, sizeof(r.list));
+	memset(r.device, 1, sizeof(r.device));
+	memset(r.vendor, 0x7f, sizeof(r.vendor));
+	r.has_mac = true;
+	memset(r.mac, 0xff, sizeof(r.mac));
+	r.vendor_source = QUERYLOG_VENDOR_HOSTNAME;
 	set_addr(&r.client, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
 	set_addr(&r.upstream, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
 	r.latency_us = UINT32_MAX;
@@ -368,7 +431,8 @@ test_format_worst_case(void **state)
 	assert_true(n < QUERYLOG_LINE_MAX);
 	assert_int_equal(buf[n - 1], '\n');
 	assert_non_null(strstr(buf, "\"ts\":\"9999-12-31T23:59:59.999Z\""));
-	assert_non_null(strstr(buf, "\"latency_us\":4294967295}"));
+	assert_non_null(strstr(buf, "\"latency_us\":4294967295,\"mac\":\"ff:ff:ff:ff:ff:ff\""));
+	assert_non_null(strstr(buf, ",\"vendor_source\":\"hostname\"}\n"));
 
 	/* too small: 0 and an empty string, never a cut line */
 	assert_int_equal(querylog_format(&r, buf, 2048), 0);

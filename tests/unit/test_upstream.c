@@ -692,6 +692,35 @@ same_server(const struct result *r, const struct fake *f)
 	return r->server.ss_family == f->addr.ss_family && sa_port(&r->server) == sa_port(&f->addr);
 }
 
+/* Queries name (type qtype, DO bit as given, CD clear) and runs the loop until the callback has
+ * run, within max_ms. */
+static void
+ask(struct env *env, const char *name, uint16_t qtype, bool do_bit, struct result *r,
+    unsigned max_ms)
+{
+	struct dnsmsg_query q;
+
+	make_query(&q, name, qtype, do_bit, false);
+	query(env, &q, r, NULL);
+	assert_true(run_until(env, &r->calls, 1, max_ms));
+}
+
+/* The callback ran exactly once, with this status. */
+static void
+expect_done(const struct result *r, int status)
+{
+	assert_int_equal(r->calls, 1);
+	assert_int_equal(r->status, status);
+}
+
+/* Closes the upstream and runs the loop until its close callback has run. */
+static void
+close_and_wait(struct env *env)
+{
+	upstream_close(env->u, on_closed, env);
+	assert_true(run_until(env, &env->closed, 1, 3000));
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* tests */
 
@@ -700,16 +729,12 @@ test_answer(void **state)
 {
 	struct env *env = *state;
 	struct fake *f = fake_add(env, AF_INET, FAKE_ANSWER, false);
-	struct dnsmsg_query q;
 	struct result r = { 0 };
 
 	env_start(env, 1000);
-	make_query(&q, "WWW.Example.COM", 1, false, false);
-	query(env, &q, &r, NULL);
-	assert_true(run_until(env, &r.calls, 1, 3000));
+	ask(env, "WWW.Example.COM", 1, false, &r, 3000);
 	run_for(env, 20);
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.status, 0);
+	expect_done(&r, 0);
 	assert_int_equal(reply_ip(&r), ip32(f->ip));
 	assert_true(same_server(&r, f));
 	assert_int_equal(f->nudp, 1);
@@ -789,7 +814,6 @@ test_bad_replies(void **state)
 	env_start(env, 200);
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		const struct bad_case *c = &bad_cases[i];
-		struct dnsmsg_query q;
 		struct result r = { 0 };
 		unsigned bad_before = bad->nudp, good_before = good->nudp;
 
@@ -797,12 +821,9 @@ test_bad_replies(void **state)
 		bad->mode = c->mode;
 		bad->good_after = c->good_after;
 		snprintf(name, sizeof(name), "case%zu.example", i);
-		make_query(&q, name, 1, false, false);
-		query(env, &q, &r, NULL);
-		assert_true(run_until(env, &r.calls, 1, 3000));
+		ask(env, name, 1, false, &r, 3000);
 		run_for(env, 10);
-		assert_int_equal(r.calls, 1);
-		assert_int_equal(r.status, 0);
+		expect_done(&r, 0);
 		assert_int_equal(bad->nudp - bad_before, 1);
 		dropped += c->dropped;
 		if (c->good_after) {
@@ -823,9 +844,7 @@ test_bad_replies(void **state)
 		bad->good_after = true;
 		struct result ok = { 0 };
 		snprintf(name, sizeof(name), "heal%zu.example", i);
-		make_query(&q, name, 1, false, false);
-		query(env, &q, &ok, NULL);
-		assert_true(run_until(env, &ok.calls, 1, 3000));
+		ask(env, name, 1, false, &ok, 3000);
 		assert_int_equal(ok.status, 0);
 	}
 }
@@ -849,7 +868,6 @@ test_late_reply(void **state)
 
 	for (size_t i = 0; i < sizeof(late_cases) / sizeof(late_cases[0]); i++) {
 		const struct late_case *c = &late_cases[i];
-		struct dnsmsg_query q;
 		struct result r = { 0 };
 
 		env->nfakes = 0;
@@ -857,19 +875,15 @@ test_late_reply(void **state)
 		fake_add(env, AF_INET, FAKE_ANSWER, false);
 		slow->delay_ms = c->delay_ms;
 		env_start(env, c->timeout_ms);
-		make_query(&q, "late.example", 1, false, false);
-		query(env, &q, &r, NULL);
-		assert_true(run_until(env, &r.calls, 1, 3000));
+		ask(env, "late.example", 1, false, &r, 3000);
 		/* let the late reply (if any) hit the closed socket */
 		run_for(env, c->delay_ms + 50);
-		assert_int_equal(r.calls, 1);
-		assert_int_equal(r.status, 0);
+		expect_done(&r, 0);
 		assert_true(same_server(&r, &env->fakes[c->answered_by]));
 		assert_int_equal(reply_ip(&r), ip32(env->fakes[c->answered_by].ip));
 		assert_int_equal(stats(env).timeouts, c->timeouts);
 		/* next case: a fresh upstream and fresh fakes */
-		upstream_close(env->u, on_closed, env);
-		assert_true(run_until(env, &env->closed, 1, 3000));
+		close_and_wait(env);
 		env->closed = 0;
 		env->u = NULL;
 		for (int k = 0; k < env->nfakes; k++) {
@@ -886,19 +900,15 @@ static void
 test_all_timeout(void **state)
 {
 	struct env *env = *state;
-	struct dnsmsg_query q;
 	struct result r = { 0 };
 
 	fake_add(env, AF_INET, FAKE_SILENT, false);
 	fake_add(env, AF_INET, FAKE_SILENT, false);
 	env_start(env, 100);
-	make_query(&q, "silent.example", 1, false, false);
 	uint64_t t0 = uv_now(&env->loop);
-	query(env, &q, &r, NULL);
-	assert_true(run_until(env, &r.calls, 1, 3000));
+	ask(env, "silent.example", 1, false, &r, 3000);
 	run_for(env, 20);
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.status, -ETIMEDOUT);
+	expect_done(&r, -ETIMEDOUT);
 	assert_true(r.at - t0 >= 3 * 100 - 5);
 	assert_true(r.at - t0 <= 3 * 100 + 150);
 	assert_int_equal(env->nseq, UPSTREAM_MAX_ATTEMPTS);
@@ -915,16 +925,13 @@ static void
 test_failover_order(void **state)
 {
 	struct env *env = *state;
-	struct dnsmsg_query q;
 	struct result r = { 0 };
 
 	fake_add(env, AF_INET, FAKE_SILENT, false);
 	fake_add(env, AF_INET, FAKE_SILENT, false);
 	struct fake *c = fake_add(env, AF_INET, FAKE_ANSWER, false);
 	env_start(env, 100);
-	make_query(&q, "order.example", 1, false, false);
-	query(env, &q, &r, NULL);
-	assert_true(run_until(env, &r.calls, 1, 3000));
+	ask(env, "order.example", 1, false, &r, 3000);
 	assert_int_equal(r.status, 0);
 	assert_true(same_server(&r, c));
 	assert_int_equal(env->nseq, 3);
@@ -937,7 +944,6 @@ static void
 test_refused_fails_over_fast(void **state)
 {
 	struct env *env = *state;
-	struct dnsmsg_query q;
 	struct result r = { 0 };
 
 	fake_add(env, AF_INET, FAKE_ANSWER, false);
@@ -947,10 +953,8 @@ test_refused_fails_over_fast(void **state)
 	dead_addr(env, &env->addrs[0].ss, &env->addrs[0].len);
 	env->cfg.upstream.nservers = 2;
 	assert_int_equal(upstream_new(&env->loop, &env->cfg, &env->u), 0);
-	make_query(&q, "refused.example", 1, false, false);
 	uint64_t t0 = uv_now(&env->loop);
-	query(env, &q, &r, NULL);
-	assert_true(run_until(env, &r.calls, 1, 3000));
+	ask(env, "refused.example", 1, false, &r, 3000);
 	assert_int_equal(r.status, 0);
 	assert_true(same_server(&r, &env->fakes[0]));
 	assert_true(r.at - t0 < 1000);
@@ -980,15 +984,12 @@ static void
 test_local_failure(void **state)
 {
 	struct env *env = *state;
-	struct dnsmsg_query q;
 	struct result r = { 0 };
 
 	unusable_config(env);
 	assert_int_equal(upstream_new(&env->loop, &env->cfg, &env->u), 0);
-	make_query(&q, "nowhere.example", 1, false, false);
 	uint64_t t0 = uv_now(&env->loop);
-	query(env, &q, &r, NULL);
-	assert_true(run_until(env, &r.calls, 1, 3000));
+	ask(env, "nowhere.example", 1, false, &r, 3000);
 	assert_int_equal(r.status, -ETIMEDOUT);
 	assert_true(r.at - t0 < 500);
 	struct upstream_stats st = stats(env);
@@ -1013,22 +1014,17 @@ test_close_while_starting(void **state)
 	query(env, &q1, &r1, NULL);
 	query(env, &q2, &r2, NULL);
 	assert_true(run_until(env, &env->closed, 1, 3000));
-	assert_int_equal(r1.calls, 1);
-	assert_int_equal(r1.status, -ETIMEDOUT);
-	assert_int_equal(r2.calls, 1);
-	assert_int_equal(r2.status, -ECANCELED);
+	expect_done(&r1, -ETIMEDOUT);
+	expect_done(&r2, -ECANCELED);
 	assert_true(r2.order < env->closed_order);
 }
 
 static void
 one_query(struct env *env, const char *name, int expect_status)
 {
-	struct dnsmsg_query q;
 	struct result r = { 0 };
 
-	make_query(&q, name, 1, false, false);
-	query(env, &q, &r, NULL);
-	assert_true(run_until(env, &r.calls, 1, 5000));
+	ask(env, name, 1, false, &r, 5000);
 	assert_int_equal(r.status, expect_status);
 }
 
@@ -1089,16 +1085,12 @@ test_tc_retries_over_tcp(void **state)
 {
 	struct env *env = *state;
 	struct fake *f = fake_add(env, AF_INET, FAKE_TC, true);
-	struct dnsmsg_query q;
 	struct result r = { 0 };
 
 	env_start(env, 1000);
-	make_query(&q, "big.example", 1, false, false);
-	query(env, &q, &r, NULL);
-	assert_true(run_until(env, &r.calls, 1, 3000));
+	ask(env, "big.example", 1, false, &r, 3000);
 	run_for(env, 20);
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.status, 0);
+	expect_done(&r, 0);
 	assert_int_equal(rd16(r.reply + 2) & FLAG_TC, 0);
 	assert_int_equal(rd16(r.reply + 6), 40);
 	assert_true(r.len > 512);
@@ -1117,15 +1109,12 @@ test_tcp_bad_reply(void **state)
 {
 	struct env *env = *state;
 	struct fake *f = fake_add(env, AF_INET, FAKE_TC, true);
-	struct dnsmsg_query q;
 	struct result r = { 0 };
 
 	f->tcp_spoof_first = true;
 	f->tcp_records = 20;
 	env_start(env, 1000);
-	make_query(&q, "spoof.example", 1, false, false);
-	query(env, &q, &r, NULL);
-	assert_true(run_until(env, &r.calls, 1, 3000));
+	ask(env, "spoof.example", 1, false, &r, 3000);
 	assert_int_equal(r.status, 0);
 	assert_int_equal(rd16(r.reply + 6), 20);
 	struct upstream_stats st = stats(env);
@@ -1141,13 +1130,10 @@ test_tc_tcp_refused(void **state)
 	struct env *env = *state;
 	struct fake *tc = fake_add(env, AF_INET, FAKE_TC, false);
 	struct fake *good = fake_add(env, AF_INET, FAKE_ANSWER, false);
-	struct dnsmsg_query q;
 	struct result r = { 0 };
 
 	env_start(env, 1000);
-	make_query(&q, "big.example", 1, false, false);
-	query(env, &q, &r, NULL);
-	assert_true(run_until(env, &r.calls, 1, 3000));
+	ask(env, "big.example", 1, false, &r, 3000);
 	assert_int_equal(r.status, 0);
 	assert_true(same_server(&r, good));
 	assert_int_equal(tc->nudp, 1);
@@ -1224,14 +1210,12 @@ test_dedup_join_in_flight(void **state)
 	query(env, &q, &r2, NULL);
 	assert_true(run_until(env, &r2.calls, 1, 3000));
 	run_for(env, 20);
-	assert_int_equal(r1.calls, 1);
-	assert_int_equal(r1.status, 0);
+	expect_done(&r1, 0);
 	assert_int_equal(r2.status, 0);
 	assert_int_equal(f->nudp, 1);
 	/* completed: the next identical query is a new request */
 	struct result r3 = { 0 };
-	query(env, &q, &r3, NULL);
-	assert_true(run_until(env, &r3.calls, 1, 3000));
+	ask(env, "join.example", 1, false, &r3, 3000);
 	assert_int_equal(f->nudp, 2);
 }
 
@@ -1254,11 +1238,9 @@ test_cancel_one_waiter(void **state)
 	assert_int_equal(r1.calls, 0);	/* asynchronous */
 	assert_true(run_until(env, &r2.calls, 1, 3000));
 	run_for(env, 20);
-	assert_int_equal(r1.calls, 1);
-	assert_int_equal(r1.status, -ECANCELED);
+	expect_done(&r1, -ECANCELED);
 	assert_true(r1.order < r2.order);
-	assert_int_equal(r2.calls, 1);
-	assert_int_equal(r2.status, 0);
+	expect_done(&r2, 0);
 	assert_int_equal(f->nudp, 1);
 	assert_int_equal(stats(env).failed, 0);
 }
@@ -1285,10 +1267,8 @@ test_cancel_only_waiter(void **state)
 	cancel(env, w);
 	assert_int_equal(r2.calls, 0);
 	run_for(env, 200);	/* the late reply arrives at a closed socket */
-	assert_int_equal(r1.calls, 1);
-	assert_int_equal(r1.status, -ECANCELED);
-	assert_int_equal(r2.calls, 1);
-	assert_int_equal(r2.status, -ECANCELED);
+	expect_done(&r1, -ECANCELED);
+	expect_done(&r2, -ECANCELED);
 	assert_int_equal(f->nudp, 1);	/* "before" never left */
 	struct upstream_stats st = stats(env);
 	assert_int_equal(st.failed, 0);
@@ -1324,8 +1304,7 @@ test_close_in_flight(void **state)
 	assert_true(run_until(env, &env->closed, 1, 3000));
 	assert_int_equal(silent->nudp, 3);
 	for (int i = 0; i < 5; i++) {
-		assert_int_equal(r[i].calls, 1);
-		assert_int_equal(r[i].status, -ECANCELED);
+		expect_done(&r[i], -ECANCELED);
 		assert_true(r[i].order < env->closed_order);
 	}
 }
@@ -1343,10 +1322,8 @@ test_close_during_tcp(void **state)
 	make_query(&q, "tcp.example", 1, false, false);
 	query(env, &q, &r, NULL);
 	assert_true(run_until(env, (const int *)&f->ntcp, 1, 3000));
-	upstream_close(env->u, on_closed, env);
-	assert_true(run_until(env, &env->closed, 1, 3000));
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.status, -ECANCELED);
+	close_and_wait(env);
+	expect_done(&r, -ECANCELED);
 	assert_true(r.order < env->closed_order);
 	assert_int_equal(f->nudp, 1);
 }
@@ -1468,7 +1445,6 @@ test_ipv6(void **state)
 	struct env *env = *state;
 	uv_udp_t probe;
 	struct sockaddr_storage ss;
-	struct dnsmsg_query q;
 	struct result r = { 0 };
 
 	set_loopback(&ss, AF_INET6, 0);
@@ -1482,9 +1458,7 @@ test_ipv6(void **state)
 	}
 	struct fake *f = fake_add(env, AF_INET6, FAKE_TC, true);
 	env_start(env, 1000);
-	make_query(&q, "v6.example", 28, true, false);
-	query(env, &q, &r, NULL);
-	assert_true(run_until(env, &r.calls, 1, 3000));
+	ask(env, "v6.example", 28, true, &r, 3000);
 	assert_int_equal(r.status, 0);
 	assert_int_equal(r.server.ss_family, AF_INET6);
 	assert_true(same_server(&r, f));

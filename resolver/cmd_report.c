@@ -1,0 +1,618 @@
+/*
+ * cmd_report: `veto report attempts|summary|device`, the answers administrators ask the query
+ * database for. Reads through logdb_query.c (read-only connection).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "logdb.h"
+
+#define DEFAULT_SINCE "7d"
+#define BAR_WIDTH     40
+
+enum format {
+	FORMAT_TABLE,
+	FORMAT_CSV,
+	FORMAT_JSON,
+};
+
+enum report {
+	REPORT_ATTEMPTS,
+	REPORT_SUMMARY,
+	REPORT_DEVICE,
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: veto report attempts [options] [filters]\n"
+	        "       veto report summary [options] [filters] [--top N]\n"
+	        "       veto report device NAME|MAC|IP [options] [filters]\n"
+	        "\n"
+	        "  attempts  one row per device that attempted blocked names: device (its name,\n"
+	        "            else its MAC, else its client IP), MAC, vendor and its evidence, "
+	        "group,\n"
+	        "            attempts, distinct names, top lists, first and last attempt\n"
+	        "  summary   totals and blocked share per group and per list, top blocked names, "
+	        "top\n"
+	        "            clients, queries per hour (a bar chart in the table format)\n"
+	        "  device    one device's queries in time order (by device name, MAC or client "
+	        "IP)\n"
+	        "\n"
+	        "options:\n"
+	        "  -c, --config FILE  configuration naming log.database "
+	        "(default " CMD_DEFAULT_CONFIG ")\n"
+	        "  --db PATH          the database file itself\n"
+	        "  --since WHEN       default " DEFAULT_SINCE
+	        " ('all' for everything); see veto log --help\n"
+	        "  --until WHEN\n"
+	        "  --format FORMAT    table (default), csv, json\n"
+	        "  --limit N          attempts: at most N devices; device: at most N rows "
+	        "(default\n"
+	        "                     1000, the newest); 0 = all\n"
+	        "  --top N            summary: rows of the top lists (default 10)\n"
+	        "  -h, --help         show this help\n"
+	        "filters (as in veto log): --client, --mac, --device, --group, --vendor, "
+	        "--domain,\n"
+	        "  --list, --blocked, --allowed, --action\n"
+	        "\n"
+	        "exit codes: 0 ok, 1 the database cannot be read, 2 bad usage or configuration.\n");
+}
+
+struct ctx {
+	enum format format;
+	FILE *out;
+	bool first;
+	struct logdb_table *table;
+	/* summary */
+	enum logdb_summary_section section;
+	bool section_open;
+	uint64_t total, blocked; /* all queries, for shares */
+	uint64_t hour_max;
+	struct hour {
+		uint64_t ts_ms, total, blocked;
+	} * hours;
+	size_t nhours, caphours;
+};
+
+static void
+fmt_u64(char *buf, size_t cap, uint64_t v)
+{
+	snprintf(buf, cap, "%" PRIu64, v);
+}
+
+static void
+fmt_share(char *buf, size_t cap, uint64_t part, uint64_t whole)
+{
+	if (whole == 0)
+		snprintf(buf, cap, "-");
+	else
+		snprintf(buf, cap, "%.1f%%", 100.0 * (double)part / (double)whole);
+}
+
+/* JSON helpers */
+static void
+json_key_str(FILE *f, bool comma, const char *key, const char *v)
+{
+	fprintf(f, "%s\"%s\":", comma ? "," : "", key);
+	logdb_print_json_str(f, v);
+}
+
+static void
+json_key_u64(FILE *f, const char *key, uint64_t v)
+{
+	fprintf(f, ",\"%s\":%" PRIu64, key, v);
+}
+
+static void
+json_key_time(FILE *f, const char *key, uint64_t ts)
+{
+	char t[LOGDB_TIME_MAX];
+
+	logdb_format_time(ts, false, t);
+	fprintf(f, ",\"%s\":\"%s\"", key, t);
+}
+
+/* ---- attempts ---- */
+
+static const char *const attempts_heads[] = {"DEVICE",   "CLIENT", "MAC",       "VENDOR", "GROUP",
+                                             "ATTEMPTS", "NAMES",  "TOP LISTS", "FIRST",  "LAST"};
+static const bool attempts_right[] = {false, false, false, false, false,
+                                      true,  true,  false, false, false};
+
+static int
+on_attempt(void *arg, const struct logdb_attempt *a)
+{
+	struct ctx *c = arg;
+	char first[LOGDB_TIME_MAX], last[LOGDB_TIME_MAX], att[24], names[24], vendor[96];
+	FILE *f = c->out;
+
+	switch (c->format) {
+	case FORMAT_TABLE:
+		logdb_format_time(a->first_ms, true, first);
+		logdb_format_time(a->last_ms, true, last);
+		fmt_u64(att, sizeof(att), a->attempts);
+		fmt_u64(names, sizeof(names), a->names);
+		if (a->vendor != NULL && a->vendor_source != NULL)
+			snprintf(vendor, sizeof(vendor), "%s (%s)", a->vendor, a->vendor_source);
+		else
+			snprintf(vendor, sizeof(vendor), "%s", a->vendor != NULL ? a->vendor : "-");
+		const char *cells[] = {a->key, a->client, a->mac,       vendor, a->group,
+		                       att,    names,     a->top_lists, first,  last};
+		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
+	case FORMAT_CSV: {
+		const char *cols[] = {a->key,    a->device,        a->client, a->mac,
+		                      a->vendor, a->vendor_source, a->group};
+		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+			if (i > 0)
+				fputc(',', f);
+			logdb_print_csv(f, cols[i]);
+		}
+		logdb_format_time(a->first_ms, false, first);
+		logdb_format_time(a->last_ms, false, last);
+		fprintf(f, ",%" PRIu64 ",%" PRIu64 ",", a->attempts, a->names);
+		logdb_print_csv(f, a->top_lists);
+		fprintf(f, ",%s,%s\n", first, last);
+		break;
+	}
+	case FORMAT_JSON:
+		fputs(c->first ? "[\n{" : ",\n{", f);
+		json_key_str(f, false, "key", a->key);
+		json_key_str(f, true, "device", a->device);
+		json_key_str(f, true, "client", a->client);
+		json_key_str(f, true, "mac", a->mac);
+		json_key_str(f, true, "vendor", a->vendor);
+		json_key_str(f, true, "vendor_source", a->vendor_source);
+		json_key_str(f, true, "group", a->group);
+		json_key_u64(f, "attempts", a->attempts);
+		json_key_u64(f, "names", a->names);
+		json_key_str(f, true, "top_lists", a->top_lists);
+		json_key_time(f, "first", a->first_ms);
+		json_key_time(f, "last", a->last_ms);
+		fputc('}', f);
+		break;
+	}
+	c->first = false;
+	return 0;
+}
+
+static int
+report_attempts(struct logdb_reader *r, const struct logdb_filter *f, struct ctx *c)
+{
+	int rc;
+
+	if (c->format == FORMAT_TABLE) {
+		rc = logdb_table_new(sizeof(attempts_heads) / sizeof(attempts_heads[0]),
+		                     attempts_heads, &c->table);
+		if (rc != 0)
+			return rc;
+	} else if (c->format == FORMAT_CSV) {
+		fputs("device_key,device,client,mac,vendor,vendor_source,group,attempts,names,"
+		      "top_lists,first,last\n",
+		      c->out);
+	}
+	rc = logdb_report_attempts(r, f, on_attempt, c);
+	if (c->format == FORMAT_TABLE) {
+		if (rc == 0)
+			logdb_table_print(c->table, c->out, attempts_right, true);
+	} else if (c->format == FORMAT_JSON) {
+		fputs(c->first ? "[]\n" : "\n]\n", c->out);
+	}
+	return rc;
+}
+
+/* ---- summary ---- */
+
+static const char *const section_json[] = {
+        [LOGDB_SUMMARY_TOTAL] = "total",
+        [LOGDB_SUMMARY_GROUP] = "groups",
+        [LOGDB_SUMMARY_LIST] = "lists",
+        [LOGDB_SUMMARY_TOP_BLOCKED] = "top_blocked",
+        [LOGDB_SUMMARY_TOP_CLIENT] = "top_clients",
+        [LOGDB_SUMMARY_HOUR] = "hours",
+};
+static const char *const section_label_key[] = {
+        [LOGDB_SUMMARY_TOTAL] = "",
+        [LOGDB_SUMMARY_GROUP] = "group",
+        [LOGDB_SUMMARY_LIST] = "list",
+        [LOGDB_SUMMARY_TOP_BLOCKED] = "qname",
+        [LOGDB_SUMMARY_TOP_CLIENT] = "client",
+        [LOGDB_SUMMARY_HOUR] = "hour",
+};
+static const char *const section_title[] = {
+        [LOGDB_SUMMARY_TOTAL] = "",
+        [LOGDB_SUMMARY_GROUP] = "GROUP",
+        [LOGDB_SUMMARY_LIST] = "LIST",
+        [LOGDB_SUMMARY_TOP_BLOCKED] = "BLOCKED NAME",
+        [LOGDB_SUMMARY_TOP_CLIENT] = "CLIENT",
+        [LOGDB_SUMMARY_HOUR] = "HOUR",
+};
+
+static void
+table_section_end(struct ctx *c)
+{
+	static const bool right[] = {false, true, true, true};
+
+	if (c->table != NULL) {
+		logdb_table_print(c->table, c->out, right, true);
+		logdb_table_free(&c->table);
+	}
+}
+
+static int
+hours_add(struct ctx *c, const struct logdb_summary_row *row)
+{
+	if (c->nhours == c->caphours) {
+		size_t cap = c->caphours > 0 ? 2 * c->caphours : 64;
+		struct hour *nh = realloc(c->hours, cap * sizeof(*nh));
+		if (nh == NULL)
+			return -ENOMEM;
+		c->hours = nh;
+		c->caphours = cap;
+	}
+	c->hours[c->nhours++] = (struct hour){row->ts_ms, row->total, row->blocked};
+	if (row->total > c->hour_max)
+		c->hour_max = row->total;
+	return 0;
+}
+
+static void
+print_hours(struct ctx *c)
+{
+	char t[LOGDB_TIME_MAX];
+
+	if (c->nhours == 0)
+		return;
+	fprintf(c->out,
+	        "\nQUERIES PER HOUR (local time; '#' blocked, '=' other; longest bar "
+	        "%" PRIu64 ")\n",
+	        c->hour_max);
+	for (size_t i = 0; i < c->nhours; i++) {
+		const struct hour *h = &c->hours[i];
+		size_t len =
+		        c->hour_max > 0
+		                ? (size_t)((h->total * BAR_WIDTH + c->hour_max - 1) / c->hour_max)
+		                : 0;
+		size_t nb =
+		        h->total > 0 ? (size_t)((h->blocked * len + h->total - 1) / h->total) : 0;
+		logdb_format_time(h->ts_ms, true, t);
+		t[13] = '\0'; /* "YYYY-MM-DD HH" */
+		fprintf(c->out, "%s:00  %8" PRIu64 " %7" PRIu64 "  ", t, h->total, h->blocked);
+		for (size_t k = 0; k < len; k++)
+			fputc(k < nb ? '#' : '=', c->out);
+		fputc('\n', c->out);
+	}
+}
+
+static int
+on_summary(void *arg, const struct logdb_summary_row *row)
+{
+	struct ctx *c = arg;
+	FILE *f = c->out;
+	char total[24], blocked[24], share[24], t[LOGDB_TIME_MAX];
+	const char *label = row->label;
+
+	if (row->section == LOGDB_SUMMARY_TOTAL) {
+		c->total = row->total;
+		c->blocked = row->blocked;
+	}
+	if (row->section == LOGDB_SUMMARY_HOUR) {
+		logdb_format_time(row->ts_ms, c->format == FORMAT_TABLE, t);
+		label = t;
+	}
+	bool new_section = !c->section_open || row->section != c->section;
+	if (c->format == FORMAT_TABLE) {
+		if (new_section) {
+			table_section_end(c);
+			c->section = row->section;
+			c->section_open = true;
+		}
+		fmt_u64(total, sizeof(total), row->total);
+		fmt_u64(blocked, sizeof(blocked), row->blocked);
+		switch (row->section) {
+		case LOGDB_SUMMARY_TOTAL:
+			fmt_share(share, sizeof(share), row->blocked, row->total);
+			fprintf(f, "queries %" PRIu64 ", blocked %" PRIu64 " (%s)\n", row->total,
+			        row->blocked, share);
+			return 0;
+		case LOGDB_SUMMARY_HOUR:
+			return hours_add(c, row);
+		case LOGDB_SUMMARY_LIST:
+			/* share of all blocked queries */
+			fmt_share(share, sizeof(share), row->blocked, c->blocked);
+			break;
+		default:
+			fmt_share(share, sizeof(share), row->blocked, row->total);
+			break;
+		}
+		if (new_section) {
+			const char *heads[] = {section_title[row->section], "QUERIES", "BLOCKED",
+			                       row->section == LOGDB_SUMMARY_LIST ? "OF BLOCKED"
+			                                                          : "BLOCKED %"};
+			fputc('\n', f);
+			if (logdb_table_new(4, heads, &c->table) != 0)
+				return -ENOMEM;
+		}
+		const char *cells[] = {label != NULL ? label : "(none)", total, blocked, share};
+		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
+	}
+	if (c->format == FORMAT_CSV) {
+		fprintf(f, "%s,", section_json[row->section]);
+		logdb_print_csv(f, label);
+		fprintf(f, ",%" PRIu64 ",%" PRIu64 "\n", row->total, row->blocked);
+		return 0;
+	}
+	/* json */
+	if (row->section == LOGDB_SUMMARY_TOTAL) {
+		fprintf(f, "{\"total\":%" PRIu64 ",\"blocked\":%" PRIu64, row->total, row->blocked);
+		c->section = row->section;
+		c->section_open = true;
+		return 0;
+	}
+	if (new_section) {
+		if (c->section != LOGDB_SUMMARY_TOTAL)
+			fputc(']', f);
+		fprintf(f, ",\n\"%s\":[", section_json[row->section]);
+		c->section = row->section;
+	} else {
+		fputc(',', f);
+	}
+	fputc('{', f);
+	json_key_str(f, false, section_label_key[row->section], label);
+	json_key_u64(f, "queries", row->total);
+	json_key_u64(f, "blocked", row->blocked);
+	fputc('}', f);
+	return 0;
+}
+
+static int
+report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint32_t top, struct ctx *c)
+{
+	int rc;
+
+	if (c->format == FORMAT_CSV)
+		fputs("section,label,queries,blocked\n", c->out);
+	rc = logdb_report_summary(r, f, top, on_summary, c);
+	if (rc != 0)
+		return rc;
+	if (c->format == FORMAT_TABLE) {
+		table_section_end(c);
+		print_hours(c);
+	} else if (c->format == FORMAT_JSON) {
+		/* sections without rows are written empty */
+		fputs(c->section != LOGDB_SUMMARY_TOTAL ? "]" : "", c->out);
+		for (int s = (int)c->section + 1; s <= LOGDB_SUMMARY_HOUR; s++)
+			fprintf(c->out, ",\n\"%s\":[]", section_json[s]);
+		fputs("}\n", c->out);
+	}
+	return 0;
+}
+
+/* ---- device timeline ---- */
+
+static const char *const device_heads[] = {"TIME", "CLIENT", "MAC",  "GROUP", "NAME",
+                                           "TYPE", "ACTION", "LIST", "RCODE"};
+
+static int
+on_device_row(void *arg, const struct logdb_row *row)
+{
+	struct ctx *c = arg;
+	FILE *f = c->out;
+	char t[LOGDB_TIME_MAX];
+
+	switch (c->format) {
+	case FORMAT_TABLE: {
+		logdb_format_time(row->ts_ms, true, t);
+		const char *cells[] = {t,          row->client, row->mac,  row->group, row->qname,
+		                       row->qtype, row->action, row->list, row->rcode};
+		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
+	}
+	case FORMAT_CSV: {
+		logdb_format_time(row->ts_ms, false, t);
+		const char *cols[] = {row->client, row->mac,   row->device, row->group,
+		                      row->qname,  row->qtype, row->action, row->list,
+		                      row->rule,   row->rcode};
+		fputs(t, f);
+		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+			fputc(',', f);
+			logdb_print_csv(f, cols[i]);
+		}
+		fprintf(f, ",%s\n", row->blocked ? "true" : "false");
+		break;
+	}
+	case FORMAT_JSON:
+		logdb_format_time(row->ts_ms, false, t);
+		fprintf(f, "%s{\"ts\":\"%s\"", c->first ? "[\n" : ",\n", t);
+		json_key_str(f, true, "client", row->client);
+		json_key_str(f, true, "mac", row->mac);
+		json_key_str(f, true, "device", row->device);
+		json_key_str(f, true, "group", row->group);
+		json_key_str(f, true, "qname", row->qname);
+		json_key_str(f, true, "qtype", row->qtype);
+		json_key_str(f, true, "action", row->action);
+		json_key_str(f, true, "list", row->list);
+		json_key_str(f, true, "rule", row->rule);
+		json_key_str(f, true, "rcode", row->rcode);
+		fprintf(f, ",\"blocked\":%s}", row->blocked ? "true" : "false");
+		break;
+	}
+	c->first = false;
+	return 0;
+}
+
+static int
+report_device(struct logdb_reader *r, struct logdb_filter *f, struct ctx *c)
+{
+	int rc;
+
+	if (c->format == FORMAT_TABLE) {
+		rc = logdb_table_new(sizeof(device_heads) / sizeof(device_heads[0]), device_heads,
+		                     &c->table);
+		if (rc != 0)
+			return rc;
+	} else if (c->format == FORMAT_CSV) {
+		fputs("ts,client,mac,device,group,qname,qtype,action,list,rule,rcode,blocked\n",
+		      c->out);
+	}
+	f->chronological = true;
+	rc = logdb_query_rows(r, f, on_device_row, c);
+	if (c->format == FORMAT_TABLE) {
+		if (rc == 0)
+			logdb_table_print(c->table, c->out, NULL, true);
+	} else if (c->format == FORMAT_JSON) {
+		fputs(c->first ? "[]\n" : "\n]\n", c->out);
+	}
+	return rc;
+}
+
+/* ---- command ---- */
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int
+parse_u32(const char *v, uint32_t *out)
+{
+	char *end;
+	unsigned long n;
+
+	if (*v < '0' || *v > '9')
+		return -EINVAL;
+	n = strtoul(v, &end, 10);
+	if (*end != '\0' || n > UINT32_MAX)
+		return -EINVAL;
+	*out = (uint32_t)n;
+	return 0;
+}
+
+int
+cmd_report(int argc, char **argv)
+{
+	static const char *const reports[] = {"attempts", "summary", "device"};
+	const char *config = NULL, *db = NULL, *who = NULL;
+	struct logdb_reader *r = NULL;
+	struct logdb_filter f;
+	struct ctx c = {.format = FORMAT_TABLE, .out = stdout, .first = true};
+	enum report which;
+	uint32_t top = 10;
+	bool limit_set = false;
+	int rc;
+
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? CMD_EXIT_USAGE : CMD_EXIT_OK;
+	}
+	size_t k = 0;
+	while (k < sizeof(reports) / sizeof(reports[0]) && strcmp(argv[1], reports[k]) != 0)
+		k++;
+	if (k == sizeof(reports) / sizeof(reports[0])) {
+		fprintf(stderr,
+		        "veto report: unknown report '%s' (expected attempts, summary, "
+		        "device)\n\n",
+		        argv[1]);
+		usage(stderr);
+		return CMD_EXIT_USAGE;
+	}
+	which = (enum report)k;
+	logdb_filter_init(&f);
+	logdb_parse_time(DEFAULT_SINCE, now_ms(), &f.since_ms);
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		int fk = cmd_log_filter_opt("veto report", argc, argv, &i, &f);
+		if (fk < 0)
+			return CMD_EXIT_USAGE;
+		if (fk > 0)
+			continue;
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return CMD_EXIT_OK;
+		}
+		if (a[0] != '-' && which == REPORT_DEVICE && who == NULL) {
+			who = a;
+			continue;
+		}
+		bool needs = strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 ||
+		             strcmp(a, "--db") == 0 || strcmp(a, "--format") == 0 ||
+		             strcmp(a, "--limit") == 0 || strcmp(a, "--top") == 0;
+		if (!needs) {
+			fprintf(stderr, "veto report: unknown argument '%s'\n\n", a);
+			usage(stderr);
+			return CMD_EXIT_USAGE;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "veto report: option '%s' needs a value\n", a);
+			return CMD_EXIT_USAGE;
+		}
+		const char *v = argv[++i];
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			config = v;
+		} else if (strcmp(a, "--db") == 0) {
+			db = v;
+		} else if (strcmp(a, "--format") == 0) {
+			if (strcmp(v, "table") == 0) {
+				c.format = FORMAT_TABLE;
+			} else if (strcmp(v, "csv") == 0) {
+				c.format = FORMAT_CSV;
+			} else if (strcmp(v, "json") == 0) {
+				c.format = FORMAT_JSON;
+			} else {
+				fprintf(stderr,
+				        "veto report: --format: unknown value '%s' (expected "
+				        "table, csv, json)\n",
+				        v);
+				return CMD_EXIT_USAGE;
+			}
+		} else if (parse_u32(v, strcmp(a, "--top") == 0 ? &top : &f.limit) != 0) {
+			fprintf(stderr, "veto report: %s: bad number '%s'\n", a, v);
+			return CMD_EXIT_USAGE;
+		} else if (strcmp(a, "--limit") == 0) {
+			limit_set = true;
+		}
+	}
+	if (which == REPORT_DEVICE) {
+		if (who == NULL) {
+			fprintf(stderr,
+			        "veto report device: which device? (a name, a MAC or an IP)\n");
+			return CMD_EXIT_USAGE;
+		}
+		f.who = who;
+		if (!limit_set)
+			f.limit = 1000;
+	}
+	rc = cmd_log_open("veto report", config, db, &r);
+	if (rc != CMD_EXIT_OK)
+		return rc;
+	switch (which) {
+	case REPORT_ATTEMPTS:
+		rc = report_attempts(r, &f, &c);
+		break;
+	case REPORT_SUMMARY:
+		rc = report_summary(r, &f, top, &c);
+		break;
+	case REPORT_DEVICE:
+		rc = report_device(r, &f, &c);
+		break;
+	}
+	fflush(c.out);
+	logdb_table_free(&c.table);
+	free(c.hours);
+	logdb_reader_free(&r);
+	if (rc == -EINVAL) {
+		fprintf(stderr,
+		        "veto report: bad filter (a --domain or --mac that cannot be read)\n");
+		return CMD_EXIT_USAGE;
+	}
+	return rc == 0 ? CMD_EXIT_OK : CMD_EXIT_RUNTIME;
+}

@@ -1,0 +1,445 @@
+/*
+ * devices_store: the device table in SQLite (state_dir/devices.db).
+ *
+ * Crash safety comes from SQLite: every save is one transaction in WAL mode, so a crash at any
+ * point leaves either the previous or the new state. Readers (`veto devices`, `veto explain`)
+ * open the file read-only while the daemon writes it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices.h"
+
+struct devices_store {
+	sqlite3 *db;
+	bool readonly;
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS devices ("
+	" key TEXT PRIMARY KEY, mac TEXT, randomised INTEGER NOT NULL DEFAULT 0,"
+	" ips TEXT NOT NULL DEFAULT '', hostname TEXT, client_id TEXT, vendor_class TEXT,"
+	" inventory TEXT, manufacturer TEXT, oui_vendor TEXT, vendor TEXT, vendor_source TEXT,"
+	" grp TEXT, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS observations ("
+	" key TEXT NOT NULL, vendor TEXT NOT NULL, count INTEGER NOT NULL,"
+	" first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, evidence TEXT,"
+	" PRIMARY KEY (key, vendor));"
+	"CREATE TABLE IF NOT EXISTS events ("
+	" ts INTEGER NOT NULL, key TEXT NOT NULL, device TEXT, old_group TEXT, new_group TEXT,"
+	" vendor TEXT, evidence TEXT);";
+
+static void
+set_err(char *err, size_t size, const char *path, const char *what, sqlite3 *db)
+{
+	if (err != NULL && size > 0)
+		snprintf(err, size, "%s: %s: %s", path, what,
+			 db != NULL ? sqlite3_errmsg(db) : "out of memory");
+}
+
+/* Read-write open: schema, WAL and an integrity check. 0, or the SQLite error code. */
+static int
+open_rw(const char *path, sqlite3 **out)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK)
+		goto cleanup;
+	sqlite3_busy_timeout(db, 2000);
+	rc = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			const unsigned char *r = sqlite3_column_text(st, 0);
+			rc = r != NULL && strcmp((const char *)r, "ok") == 0 ? SQLITE_OK
+									       : SQLITE_CORRUPT;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		goto cleanup;
+	rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
+			  NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
+cleanup:
+	if (rc != SQLITE_OK) {
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+int
+devices_store_open(const char *path, bool readonly, char *err, size_t size,
+		   struct devices_store **out)
+{
+	struct devices_store *s = calloc(1, sizeof(*s));
+	sqlite3 *db = NULL;
+	int rc;
+
+	if (s == NULL) {
+		set_err(err, size, path, "cannot open", NULL);
+		return -ENOMEM;
+	}
+	s->readonly = readonly;
+	if (readonly) {
+		if (access(path, F_OK) != 0) {
+			free(s);
+			return -ENOENT;
+		}
+		rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_busy_timeout(db, 2000);
+			rc = sqlite3_exec(db, "SELECT count(*) FROM devices", NULL, NULL, NULL);
+		}
+		if (rc != SQLITE_OK) {
+			set_err(err, size, path, "cannot read the device state", db);
+			sqlite3_close(db);
+			free(s);
+			return -EIO;
+		}
+		s->db = db;
+		*out = s;
+		return 0;
+	}
+	rc = open_rw(path, &db);
+	if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT) {
+		char aside[4096];
+		snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
+		if (err != NULL && size > 0)
+			snprintf(err, size, "%s: corrupt device state (%s): renamed to '%s'", path,
+				 sqlite3_errstr(rc), aside);
+		rename(path, aside);
+		char side[4096];
+		snprintf(side, sizeof(side), "%s-wal", path);
+		unlink(side);
+		snprintf(side, sizeof(side), "%s-shm", path);
+		unlink(side);
+		rc = open_rw(path, &db);
+		if (rc == SQLITE_OK) {
+			s->db = db;
+			*out = s;
+			return 1;	/* opened, after setting the corrupt file aside */
+		}
+	}
+	if (rc != SQLITE_OK) {
+		if (err != NULL && size > 0)
+			snprintf(err, size, "%s: cannot open the device state: %s", path,
+				 sqlite3_errstr(rc));
+		free(s);
+		return -EIO;
+	}
+	s->db = db;
+	*out = s;
+	return 0;
+}
+
+void
+devices_store_close(struct devices_store **sp)
+{
+	struct devices_store *s = *sp;
+	if (s == NULL)
+		return;
+	sqlite3_close(s->db);
+	free(s);
+	*sp = NULL;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s == NULL || s[0] == '\0')
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+static void
+ips_text(const struct devices_record *r, char *buf, size_t size)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < r->nips && off + 1 < size; i++) {
+		char ip[INET6_ADDRSTRLEN];
+		devices_ip_text(&r->ips[i], ip, sizeof(ip));
+		int n = snprintf(buf + off, size - off, "%s%s", i ? "," : "", ip);
+		if (n < 0 || (size_t)n >= size - off)
+			break;
+		off += (size_t)n;
+	}
+}
+
+int
+devices_store_save(struct devices_store *s, const struct devices_record *recs, size_t n,
+		   const struct devices_event *evs, size_t nev)
+{
+	static const char up_dev[] =
+		"INSERT INTO devices (key, mac, randomised, ips, hostname, client_id, vendor_class,"
+		" inventory, manufacturer, oui_vendor, vendor, vendor_source, grp, first_seen,"
+		" last_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+		" ON CONFLICT(key) DO UPDATE SET mac=?2, randomised=?3, ips=?4, hostname=?5,"
+		" client_id=?6, vendor_class=?7, inventory=?8, manufacturer=?9, oui_vendor=?10,"
+		" vendor=?11, vendor_source=?12, grp=?13, first_seen=min(first_seen, ?14),"
+		" last_seen=max(last_seen, ?15)";
+	static const char up_obs[] =
+		"INSERT INTO observations (key, vendor, count, first_seen, last_seen, evidence)"
+		" VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT(key, vendor) DO UPDATE SET count=?3,"
+		" first_seen=?4, last_seen=?5, evidence=?6";
+	static const char ins_ev[] =
+		"INSERT INTO events (ts, key, device, old_group, new_group, vendor, evidence)"
+		" VALUES (?1,?2,?3,?4,?5,?6,?7)";
+	sqlite3_stmt *sd = NULL, *so = NULL, *se = NULL;
+	int rc = -EIO;
+
+	if (s->readonly)
+		return -EROFS;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_prepare_v2(s->db, up_dev, -1, &sd, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, up_obs, -1, &so, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, ins_ev, -1, &se, NULL) != SQLITE_OK)
+		goto cleanup;
+	for (size_t i = 0; i < n; i++) {
+		const struct devices_record *r = &recs[i];
+		char mac[MAC_STRLEN], ips[DEVICES_MAX_IPS * (INET6_ADDRSTRLEN + 1) + 1];
+		ips_text(r, ips, sizeof(ips));
+		sqlite3_reset(sd);
+		bind_text(sd, 1, r->key);
+		bind_text(sd, 2, r->has_mac ? mac_format(&r->mac, mac) : NULL);
+		sqlite3_bind_int(sd, 3, r->has_mac && r->randomised);
+		sqlite3_bind_text(sd, 4, ips, -1, SQLITE_TRANSIENT);
+		bind_text(sd, 5, r->hostname);
+		bind_text(sd, 6, r->client_id);
+		bind_text(sd, 7, r->vendor_class);
+		bind_text(sd, 8, r->inventory);
+		bind_text(sd, 9, r->manufacturer);
+		bind_text(sd, 10, r->oui_vendor);
+		bind_text(sd, 11, r->vendor);
+		bind_text(sd, 12, devices_source_name(r->vendor_source));
+		bind_text(sd, 13, r->group);
+		sqlite3_bind_int64(sd, 14, r->first_seen);
+		sqlite3_bind_int64(sd, 15, r->last_seen);
+		if (sqlite3_step(sd) != SQLITE_DONE)
+			goto cleanup;
+		for (size_t k = 0; k < r->nobs; k++) {
+			const struct devices_obs *o = &r->obs[k];
+			sqlite3_reset(so);
+			bind_text(so, 1, r->key);
+			bind_text(so, 2, o->vendor);
+			sqlite3_bind_int64(so, 3, o->count);
+			sqlite3_bind_int64(so, 4, o->first);
+			sqlite3_bind_int64(so, 5, o->last);
+			bind_text(so, 6, o->evidence);
+			if (sqlite3_step(so) != SQLITE_DONE)
+				goto cleanup;
+		}
+	}
+	for (size_t i = 0; i < nev; i++) {
+		const struct devices_event *e = &evs[i];
+		sqlite3_reset(se);
+		sqlite3_bind_int64(se, 1, e->ts);
+		bind_text(se, 2, e->key);
+		bind_text(se, 3, e->device);
+		bind_text(se, 4, e->old_group);
+		bind_text(se, 5, e->new_group);
+		bind_text(se, 6, e->vendor);
+		bind_text(se, 7, e->evidence);
+		if (sqlite3_step(se) != SQLITE_DONE)
+			goto cleanup;
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		rc = 0;
+cleanup:
+	sqlite3_finalize(sd);
+	sqlite3_finalize(so);
+	sqlite3_finalize(se);
+	if (rc != 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static void
+col_text(sqlite3_stmt *st, int i, char *dst, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	if (t == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	snprintf(dst, size, "%s", (const char *)t);
+}
+
+static void
+parse_ips(const char *text, struct devices_record *r)
+{
+	char buf[DEVICES_MAX_IPS * (INET6_ADDRSTRLEN + 1) + 1];
+	snprintf(buf, sizeof(buf), "%s", text);
+	r->nips = 0;
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save);
+	     t != NULL && r->nips < DEVICES_MAX_IPS; t = strtok_r(NULL, ",", &save)) {
+		struct devices_ip *ip = &r->ips[r->nips];
+		memset(ip, 0, sizeof(*ip));
+		if (inet_pton(AF_INET, t, ip->addr) == 1)
+			ip->family = AF_INET;
+		else if (inet_pton(AF_INET6, t, ip->addr) == 1)
+			ip->family = AF_INET6;
+		else
+			continue;
+		r->nips++;
+	}
+}
+
+static uint8_t
+source_from_name(const char *s)
+{
+	for (uint8_t i = DEVICES_SRC_INVENTORY; i <= DEVICES_SRC_HOSTNAME; i++)
+		if (strcmp(devices_source_name(i), s) == 0)
+			return i;
+	return DEVICES_SRC_NONE;
+}
+
+/* Row of "SELECT key, mac, randomised, ips, ... last_seen" into r (observations not read). */
+static void
+read_row(sqlite3_stmt *st, struct devices_record *r)
+{
+	char buf[DEVICES_MAX_IPS * (INET6_ADDRSTRLEN + 1) + 1];
+	memset(r, 0, sizeof(*r));
+	col_text(st, 0, r->key, sizeof(r->key));
+	col_text(st, 1, buf, sizeof(buf));
+	r->has_mac = buf[0] != '\0' && mac_parse(buf, strlen(buf), &r->mac) == 0;
+	r->randomised = sqlite3_column_int(st, 2) != 0;
+	col_text(st, 3, buf, sizeof(buf));
+	parse_ips(buf, r);
+	col_text(st, 4, r->hostname, sizeof(r->hostname));
+	col_text(st, 5, r->client_id, sizeof(r->client_id));
+	col_text(st, 6, r->vendor_class, sizeof(r->vendor_class));
+	col_text(st, 7, r->inventory, sizeof(r->inventory));
+	col_text(st, 8, r->manufacturer, sizeof(r->manufacturer));
+	col_text(st, 9, r->oui_vendor, sizeof(r->oui_vendor));
+	col_text(st, 10, r->vendor, sizeof(r->vendor));
+	col_text(st, 11, buf, sizeof(buf));
+	r->vendor_source = source_from_name(buf);
+	col_text(st, 12, r->group, sizeof(r->group));
+	r->first_seen = sqlite3_column_int64(st, 13);
+	r->last_seen = sqlite3_column_int64(st, 14);
+}
+
+static int
+read_obs(struct devices_store *s, struct devices_record *r)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT vendor, count, first_seen, last_seen, evidence FROM "
+			       "observations WHERE key = ?1 ORDER BY first_seen, vendor",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, r->key, -1, SQLITE_TRANSIENT);
+	r->nobs = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->nobs < DEVICES_MAX_OBS) {
+		struct devices_obs *o = &r->obs[r->nobs++];
+		col_text(st, 0, o->vendor, sizeof(o->vendor));
+		o->count = (uint32_t)sqlite3_column_int64(st, 1);
+		o->first = sqlite3_column_int64(st, 2);
+		o->last = sqlite3_column_int64(st, 3);
+		col_text(st, 4, o->evidence, sizeof(o->evidence));
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+#define SELECT_DEVICE                                                                            \
+	"SELECT key, mac, randomised, ips, hostname, client_id, vendor_class, inventory,"         \
+	" manufacturer, oui_vendor, vendor, vendor_source, grp, first_seen, last_seen FROM devices"
+
+int
+devices_store_load(struct devices_store *s, devices_store_record_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	struct devices_record r;
+	int rc, result = 0;
+	if (sqlite3_prepare_v2(s->db, SELECT_DEVICE " ORDER BY last_seen DESC, key", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_row(st, &r);
+		if (read_obs(s, &r) != 0) {
+			result = -EIO;
+			break;
+		}
+		if ((result = cb(arg, &r)) != 0)
+			break;
+	}
+	if (result == 0 && rc != SQLITE_DONE)
+		result = -EIO;
+	sqlite3_finalize(st);
+	return result;
+}
+
+int
+devices_store_get(struct devices_store *s, const char *key, struct devices_record *out)
+{
+	sqlite3_stmt *st = NULL;
+	struct devices_record r;
+	int rc;
+	if (sqlite3_prepare_v2(s->db, SELECT_DEVICE " WHERE key = ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		read_row(st, &r);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW || read_obs(s, &r) != 0)
+		return -EIO;
+	*out = r;
+	return 0;
+}
+
+int
+devices_store_events(struct devices_store *s, devices_store_event_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	struct devices_event e;
+	int rc, result = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT ts, key, device, old_group, new_group, vendor, evidence FROM "
+			       "events ORDER BY ts, rowid",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&e, 0, sizeof(e));
+		e.ts = sqlite3_column_int64(st, 0);
+		col_text(st, 1, e.key, sizeof(e.key));
+		col_text(st, 2, e.device, sizeof(e.device));
+		col_text(st, 3, e.old_group, sizeof(e.old_group));
+		col_text(st, 4, e.new_group, sizeof(e.new_group));
+		col_text(st, 5, e.vendor, sizeof(e.vendor));
+		col_text(st, 6, e.evidence, sizeof(e.evidence));
+		if ((result = cb(arg, &e)) != 0)
+			break;
+	}
+	if (result == 0 && rc != SQLITE_DONE)
+		result = -EIO;
+	sqlite3_finalize(st);
+	return result;
+}
+
+int
+devices_db_path(const struct config *cfg, char *buf, size_t size)
+{
+	const char *dir = cfg->state_dir != NULL ? cfg->state_dir : "/var/lib/veto";
+	int n = snprintf(buf, size, "%s/%s", dir, DEVICES_DB_FILE);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}

@@ -1,0 +1,219 @@
+/*
+ * logdb: the SQLite query-log store (log.database): the writer side used by the querylog
+ * writer thread (logdb.c) and the read side shared by `veto log` and `veto report`
+ * (logdb_query.c).
+ *
+ * Writer: rows are inserted with one prepared statement inside an open transaction that
+ * logdb_tick() commits once it is LOGDB_COMMIT_MS old (logdb_add() commits by itself every
+ * LOGDB_BATCH_ROWS rows, logdb_commit() at once). Large transactions matter: every index leaf a
+ * transaction touches (one per device, client, MAC and name) is written to the WAL once per
+ * commit, so the cost per row falls with the rows per commit (measured: 15k rows/s with 1000-row
+ * transactions, 85k rows/s with 100000). WAL mode, synchronous=NORMAL.
+ * Failures never reach the caller: a database that is locked, read-only, corrupt, full or
+ * missing is reported once per burst (log.h), the rows of the failed batch and every row
+ * offered while it stays broken are dropped and counted, and the connection is reopened with
+ * backoff (LOGDB_RETRY_MIN_MS doubling to LOGDB_RETRY_MAX_MS) until writing works again; a
+ * file that is not a database at all is renamed aside ("PATH.corrupt-SECONDS") and a new one
+ * started. Retention deletes rows older than retention_days in batches of LOGDB_PRUNE_ROWS
+ * from logdb_tick(), so one call never holds the writer long.
+ *
+ * Schema (PRAGMA user_version = LOGDB_SCHEMA_VERSION):
+ *   queries(id INTEGER PRIMARY KEY, ts_ms, client, proto, group_name, qname, rname, qtype,
+ *           blocked, list, rule, action, rcode, upstream, latency_us,
+ *           mac, device, vendor, vendor_source)
+ *     ts_ms: ms since the epoch (UTC); qname: lowercase text without the trailing dot ("." for
+ *     the root); rname: the labels reversed, each followed by '.' ("com.miui.tracking."), so
+ *     a name and its subdomains are one index range; qtype, proto, action, rcode: text as in the
+ *     JSON lines; blocked 0/1; the device columns are NULL when unknown.
+ *   device_events(id INTEGER PRIMARY KEY, ts_ms, device, mac, client, kind, old_group,
+ *                 new_group, evidence)
+ * Indexes: time; (device, ts); (mac, ts); (client, ts); (rname, ts); the blocked rows by time,
+ * covering what `veto report attempts` reads.
+ *
+ * Reader: a read-only connection (URI mode=ro) that works while the daemon writes and on a
+ * copied file. Filters become SQL with bound parameters only.
+ *
+ * Threads: a struct logdb belongs to one thread at a time (the querylog writer); a struct
+ * logdb_reader to one thread.
+ */
+#ifndef VETO_LOGDB_H
+#define VETO_LOGDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "querylog.h"
+
+#define LOGDB_SCHEMA_VERSION 1
+#define LOGDB_BATCH_ROWS     100000 /* rows per transaction at most */
+#define LOGDB_COMMIT_MS      1000   /* a transaction is committed when this old */
+#define LOGDB_PRUNE_ROWS     5000   /* rows deleted per retention step */
+#define LOGDB_RETRY_MIN_MS   500
+#define LOGDB_RETRY_MAX_MS   30000
+#define LOGDB_BUSY_MS        200 /* busy timeout of the writer's connection */
+
+/* ---- writer ---- */
+
+struct logdb_options {
+	const char *path;        /* copied */
+	uint32_t retention_days; /* 0 = keep forever */
+	uint32_t max_pages;      /* PRAGMA max_page_count; 0 = SQLite's default (tests) */
+};
+
+/* A device event (issue 4 fills these). NULL strings are stored as NULL. */
+struct logdb_event {
+	uint64_t ts_ms;
+	const char *device, *mac, *client;
+	const char *kind; /* "first_seen", "group_change", "vendor", ... */
+	const char *old_group, *new_group, *evidence;
+};
+
+struct logdb;
+
+/* Creates the sink and tries to open the database at once (a failure is reported and retried
+ * later, not returned). 0, or -ENOMEM. */
+int logdb_new(const struct logdb_options *opt, struct logdb **out);
+
+/* Commits what is pending, closes, frees, sets *db = NULL. */
+void logdb_free(struct logdb **db);
+
+/* Adds one row to the open transaction. 0, or -EIO when the row was dropped (counted). */
+int logdb_add(struct logdb *db, const struct querylog_record *r);
+int logdb_add_event(struct logdb *db, const struct logdb_event *ev);
+
+/* Ends the open transaction. 0, or -EIO when its rows were dropped (counted). */
+int logdb_commit(struct logdb *db);
+
+/* Housekeeping, to call between batches (every 50 ms or so): commits the open transaction
+ * when it is LOGDB_COMMIT_MS old, reopens a broken database when its backoff has passed, and
+ * runs one retention step when one is due. mono_ms: a monotonic clock; wall_ms: ms since the
+ * epoch. */
+void logdb_tick(struct logdb *db, uint64_t mono_ms, uint64_t wall_ms);
+
+/* Closes and reopens the database at the next logdb_tick (SIGHUP; clears the backoff). */
+void logdb_reopen(struct logdb *db);
+
+/* One retention step: deletes at most LOGDB_PRUNE_ROWS rows (and device events) older than
+ * wall_ms - retention_days. Sets *deleted to the rows deleted. 0, -EAGAIN when the database is
+ * not open, -EIO on failure (reported). */
+int logdb_prune(struct logdb *db, uint64_t wall_ms, uint64_t *deleted);
+
+/* Changes the page limit of the open connection and of later ones (tests: a "full disk"). */
+void logdb_set_max_pages(struct logdb *db, uint32_t max_pages);
+
+bool logdb_is_open(const struct logdb *db);
+uint64_t logdb_dropped(const struct logdb *db); /* rows dropped */
+uint64_t logdb_written(const struct logdb *db); /* rows committed */
+
+/* "com.miui.tracking." for "tracking.miui.com", "." for the root ("" or "."): the labels of a
+ * dotted name (escapes kept as written) in reverse order, each followed by '.'. 0, or -ENOSPC
+ * when cap is too small (buf is written only on success). */
+int logdb_rname(const char *name, char *buf, size_t cap);
+
+/* ---- reader (logdb_query.c) ---- */
+
+struct logdb_reader;
+
+/* Opens path read-only. 0, -ENOENT (no such file), -EINVAL (not a veto query database, or a
+ * newer schema: a message says which), -EIO. Messages go to standard error via log.h. */
+int logdb_reader_open(const char *path, struct logdb_reader **out);
+void logdb_reader_free(struct logdb_reader **r);
+
+struct logdb_filter {
+	uint64_t since_ms, until_ms; /* 0 = unbounded; since inclusive, until exclusive */
+	const char *client, *mac, *device, *group, *vendor, *list, *action;
+	const char *domain; /* the name and its subdomains (canonical text) */
+	const char *who;    /* device name, MAC or client IP (veto report device) */
+	int blocked;        /* -1 any, 0 allowed only, 1 blocked only */
+	int64_t after_id;   /* rows with a greater id only; 0 = any */
+	uint32_t limit;     /* 0 = no limit */
+	bool oldest_first;  /* default newest first */
+	bool chronological; /* the newest 'limit' rows, in time order */
+};
+
+void logdb_filter_init(struct logdb_filter *f); /* everything unset, blocked = -1 */
+
+/* One row as read; strings are NULL for SQL NULL and valid during the callback only. */
+struct logdb_row {
+	int64_t id;
+	uint64_t ts_ms;
+	const char *client, *proto, *group, *qname, *qtype;
+	bool blocked;
+	const char *list, *rule, *action, *rcode, *upstream;
+	uint32_t latency_us;
+	const char *mac, *device, *vendor, *vendor_source;
+};
+
+/* Return non-zero from a callback to stop: that value is returned. */
+typedef int (*logdb_row_cb)(void *arg, const struct logdb_row *row);
+
+/* Rows matching f, newest first (or oldest first), at most f->limit. 0, a callback's value,
+ * -EINVAL (bad domain), -EIO. */
+int logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row_cb cb,
+                     void *arg);
+
+/* `veto report attempts`: one row per device that attempted blocked names. */
+struct logdb_attempt {
+	const char *key; /* device name, else MAC, else client IP */
+	const char *device, *mac, *client, *vendor, *vendor_source, *group;
+	uint64_t attempts, names;
+	const char *top_lists; /* "xiaomi (120), huawei (3)": at most 3 */
+	uint64_t first_ms, last_ms;
+};
+typedef int (*logdb_attempt_cb)(void *arg, const struct logdb_attempt *a);
+
+/* Uses f's time, client, mac, device, group, vendor, list filters; most attempts first. */
+int logdb_report_attempts(struct logdb_reader *r, const struct logdb_filter *f, logdb_attempt_cb cb,
+                          void *arg);
+
+/* `veto report summary`: sections of (label, total, blocked) counts. */
+enum logdb_summary_section {
+	LOGDB_SUMMARY_TOTAL = 0,   /* one row, label NULL */
+	LOGDB_SUMMARY_GROUP,       /* per group (label NULL = no group) */
+	LOGDB_SUMMARY_LIST,        /* per list, blocked rows only */
+	LOGDB_SUMMARY_TOP_BLOCKED, /* top blocked names */
+	LOGDB_SUMMARY_TOP_CLIENT,  /* top clients (device key) */
+	LOGDB_SUMMARY_HOUR,        /* per hour: label "2026-11-22T03" (UTC), ts_ms its start */
+};
+struct logdb_summary_row {
+	enum logdb_summary_section section;
+	const char *label;
+	uint64_t ts_ms;
+	uint64_t total, blocked;
+};
+typedef int (*logdb_summary_cb)(void *arg, const struct logdb_summary_row *row);
+
+/* top: rows in the top sections. Uses f's filters. */
+int logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint32_t top,
+                         logdb_summary_cb cb, void *arg);
+
+/* The id of the newest row (0 for an empty table): --follow starts after it. */
+int logdb_last_id(struct logdb_reader *r, int64_t *out);
+
+/* Parses "24h", "7d", "30m", "90s", "2w" (relative to now_ms) or ISO 8601 ("2026-11-22",
+ * "2026-11-22T03:58", "2026-11-22T03:58:22Z", "...+02:00"; without a zone: local time).
+ * 0 or -EINVAL; *out written only on success. */
+int logdb_parse_time(const char *text, uint64_t now_ms, uint64_t *out);
+
+/* ---- output helpers of the commands (logdb_query.c) ---- */
+
+/* A JSON string with quotes; NULL prints null; invalid UTF-8 becomes U+FFFD. */
+void logdb_print_json_str(FILE *out, const char *s);
+/* A CSV field (RFC 4180: quoted when it holds a comma, quote, CR or LF); NULL is empty. */
+void logdb_print_csv(FILE *out, const char *s);
+/* "2026-11-22T03:58:22.123Z" (UTC), or with local = true "2026-11-22 04:58:22" (local time). */
+#define LOGDB_TIME_MAX 64
+void logdb_format_time(uint64_t ts_ms, bool local, char buf[LOGDB_TIME_MAX]);
+
+/* An aligned text table: cells are copied; NULL cells print as "-". */
+struct logdb_table;
+int logdb_table_new(size_t ncols, const char *const *heads, struct logdb_table **out);
+int logdb_table_add(struct logdb_table *t, const char *const *cells); /* 0 or -ENOMEM */
+/* right: per column, align right (numbers); may be NULL. Prints the header (when asked) and the
+ * rows, then forgets the rows (widths grow, never shrink: a follow-up print stays aligned). */
+void logdb_table_print(struct logdb_table *t, FILE *out, const bool *right, bool header);
+void logdb_table_free(struct logdb_table **t);
+
+#endif

@@ -1,0 +1,295 @@
+/*
+ * bench_logdb: the query store at scale. Builds a synthetic database through the writer the
+ * daemon uses (logdb_add, batched transactions) and times the read side on it:
+ *
+ *   bench_logdb PATH [ROWS] [DEVICES] [DAYS]     (defaults 10000000, 2000, 8)
+ *
+ * Rows are spread evenly over DAYS days ending now, in time order, from DEVICES devices
+ * (10.x.y.z, most with a MAC, many with a name "dev-NNNN"), over a few hundred realistic names:
+ * popular services, CDNs, and vendor telemetry of which the "banned" group's queries are blocked
+ * (about 10% of all rows). An existing file at PATH is reused (only the timings run).
+ * Then it times, like `veto log --device dev-0042 --since 7d`, `veto log --domain miui.com
+ * --since 7d` (100 newest rows each) and `veto report attempts --since 7d`.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "logdb.h"
+#include "querylog.h"
+
+#define DAY_MS 86400000ull
+
+static const char *const popular[] = {
+        "www.google.com",
+        "clients4.google.com",
+        "fonts.googleapis.com",
+        "www.gstatic.com",
+        "play.googleapis.com",
+        "android.clients.google.com",
+        "mtalk.google.com",
+        "graph.facebook.com",
+        "edge-mqtt.facebook.com",
+        "scontent.xx.fbcdn.net",
+        "g.whatsapp.net",
+        "mmg.whatsapp.net",
+        "api.twitter.com",
+        "www.youtube.com",
+        "i.ytimg.com",
+        "rr3---sn-4g5e6nzz.googlevideo.com",
+        "time.android.com",
+        "connectivitycheck.gstatic.com",
+        "login.microsoftonline.com",
+        "outlook.office365.com",
+        "teams.microsoft.com",
+        "www.apple.com",
+        "gateway.icloud.com",
+        "api.spotify.com",
+        "d1a2b3c4.cloudfront.net",
+        "cdn.jsdelivr.net",
+        "ajax.cloudflare.com",
+        "www.wikipedia.org",
+        "en.m.wikipedia.org",
+        "api.github.com",
+        "slack.com",
+        "zoom.us",
+        "www.bbc.co.uk",
+        "static.xx.fbcdn.net",
+        "ssl.gstatic.com",
+        "accounts.google.com",
+        "www.amazon.com",
+        "m.media-amazon.com",
+        "www.netflix.com",
+        "occ-0-1-2.1.nflxso.net",
+};
+
+/* blocked for the banned group */
+static const char *const telemetry[] = {
+        "tracking.miui.com",
+        "data.mistat.xiaomi.com",
+        "api.ad.xiaomi.com",
+        "connect.rom.miui.com",
+        "sdkconfig.ad.xiaomi.com",
+        "tracking.intl.miui.com",
+        "abroad.apilocate.amap.com",
+        "resolver.msg.xiaomi.net",
+        "metok.sys.miui.com",
+        "update.miui.com",
+        "connectivitycheck.platform.hicloud.com",
+        "metrics.data.hicloud.com",
+        "grs.hicloud.com",
+        "conn1.oppomobile.com",
+        "iot.heytapmobi.com",
+        "adsfs.oppomobile.com",
+        "ck.ads.oppomobile.com",
+        "logservice.hicloud.com",
+        "sa.api.intl.miui.com",
+        "globalapi.ad.xiaomi.com",
+};
+static const char *const telemetry_list[] = {
+        "xiaomi", "xiaomi", "xiaomi", "xiaomi", "xiaomi", "xiaomi", "xiaomi",
+        "xiaomi", "xiaomi", "xiaomi", "huawei", "huawei", "huawei", "oppo",
+        "oppo",   "oppo",   "oppo",   "huawei", "xiaomi", "xiaomi",
+};
+static const char *const vendors[] = {"Xiaomi", "Huawei", "OPPO", "Samsung", "Apple", "Dell"};
+
+#define N(a) (sizeof(a) / sizeof(a[0]))
+
+static uint64_t
+rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void
+set_qname(struct querylog_record *r, const char *text, unsigned prefix)
+{
+	size_t o = 0;
+	char buf[300];
+	const char *p = buf;
+
+	if (prefix > 0)
+		snprintf(buf, sizeof(buf), "s%u.%s", prefix, text);
+	else
+		snprintf(buf, sizeof(buf), "%s", text);
+	while (*p != '\0') {
+		const char *dot = strchr(p, '.');
+		size_t l = dot != NULL ? (size_t)(dot - p) : strlen(p);
+		r->qname_wire[o++] = (uint8_t)l;
+		memcpy(r->qname_wire + o, p, l);
+		o += l;
+		p += l;
+		if (*p == '.')
+			p++;
+	}
+	r->qname_wire[o++] = 0;
+	r->qname_len = (uint8_t)o;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int
+generate(const char *path, uint64_t rows, unsigned devices, unsigned days)
+{
+	struct logdb_options opt = {.path = path, .retention_days = 0};
+	struct logdb *db = NULL;
+	uint64_t seed = 0x9e3779b97f4a7c15ull, end = wall_ms();
+	uint64_t span = (uint64_t)days * DAY_MS;
+	double t0 = now_s();
+
+	if (logdb_new(&opt, &db) != 0 || !logdb_is_open(db))
+		return -EIO;
+	for (uint64_t i = 0; i < rows; i++) {
+		struct querylog_record r;
+		unsigned dev = (unsigned)(rnd(&seed) % devices);
+		bool banned = dev % 10 < 3; /* 30% of the devices are vendor handsets */
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&r.client;
+
+		memset(&r, 0, sizeof(r));
+		r.ts_ms = end - span + span * i / rows;
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(0x0a000000u | (dev + 2));
+		r.qtype = rnd(&seed) % 4 == 0 ? 28 : 1;
+		r.rule_label = -1;
+		if (dev % 10 != 9) {
+			r.has_mac = true;
+			r.mac[0] = dev % 4 == 0 ? 0x02 : 0x3c; /* some randomised */
+			r.mac[4] = (uint8_t)(dev >> 8);
+			r.mac[5] = (uint8_t)dev;
+		}
+		if (dev % 3 != 0)
+			snprintf(r.device, sizeof(r.device), "dev-%04u", dev);
+		if (banned) {
+			snprintf(r.vendor, sizeof(r.vendor), "%s", vendors[dev % 3]);
+			r.vendor_source = QUERYLOG_VENDOR_SIGNATURE;
+		} else if (dev % 5 == 1) {
+			snprintf(r.vendor, sizeof(r.vendor), "%s", vendors[3 + dev % 3]);
+			r.vendor_source = QUERYLOG_VENDOR_OUI;
+		}
+		r.has_group = true;
+		snprintf(r.group, sizeof(r.group), "%s", banned ? "banned" : "staff");
+		uint64_t pick = rnd(&seed);
+		if (banned && pick % 3 == 0) {
+			size_t t = (size_t)(pick / 3 % N(telemetry));
+			set_qname(&r, telemetry[t], 0);
+			r.blocked = true;
+			r.has_list = true;
+			snprintf(r.list, sizeof(r.list), "%s", telemetry_list[t]);
+			r.rule_label = 1;
+			r.action = QUERYLOG_ACTION_SINKHOLE;
+		} else {
+			size_t p = (size_t)(pick / 3 % N(popular));
+			set_qname(&r, popular[p], pick % 7 == 0 ? (unsigned)(pick >> 40) % 500 : 0);
+			r.action = pick % 5 == 0 ? QUERYLOG_ACTION_FORWARD : QUERYLOG_ACTION_CACHE;
+			s4 = (struct sockaddr_in *)&r.upstream;
+			if (r.action == QUERYLOG_ACTION_FORWARD) {
+				s4->sin_family = AF_INET;
+				s4->sin_addr.s_addr = htonl(0x7f000001u);
+				s4->sin_port = htons(53);
+			}
+		}
+		r.latency_us = (uint32_t)(pick % 20000);
+		if (logdb_add(db, &r) != 0)
+			return -EIO;
+		if (i % 1000000 == 999999)
+			fprintf(stderr, "  %llu rows, %.0f rows/s\n", (unsigned long long)i + 1,
+			        (double)(i + 1) / (now_s() - t0));
+	}
+	logdb_free(&db);
+	printf("generated %llu rows in %.1f s (%.0f rows/s through logdb_add)\n",
+	       (unsigned long long)rows, now_s() - t0, (double)rows / (now_s() - t0));
+	return 0;
+}
+
+static int
+count_row(void *arg, const struct logdb_row *row)
+{
+	(void)row;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int
+count_attempt(void *arg, const struct logdb_attempt *a)
+{
+	(void)a;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct logdb_reader *r = NULL;
+	struct stat st;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: bench_logdb PATH [ROWS] [DEVICES] [DAYS]\n");
+		return 2;
+	}
+	const char *path = argv[1];
+	uint64_t rows = argc > 2 ? strtoull(argv[2], NULL, 10) : 10000000ull;
+	unsigned devices = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 10) : 2000;
+	unsigned days = argc > 4 ? (unsigned)strtoul(argv[4], NULL, 10) : 8;
+
+	if (stat(path, &st) != 0 && generate(path, rows, devices, days) != 0) {
+		fprintf(stderr, "bench_logdb: cannot build '%s'\n", path);
+		return 1;
+	}
+	if (stat(path, &st) == 0)
+		printf("database: %.0f MB\n", (double)st.st_size / 1e6);
+	if (logdb_reader_open(path, &r) != 0)
+		return 1;
+	uint64_t since = wall_ms() - 7 * DAY_MS;
+	static const struct {
+		const char *what;
+		const char *device, *domain;
+		bool attempts;
+	} cases[] = {
+	        {"veto log --device dev-0042 --since 7d (100 rows)", "dev-0042", NULL, false},
+	        {"veto log --domain miui.com --since 7d (100 rows)", NULL, "miui.com", false},
+	        {"veto log --domain miui.com --since 7d --limit 0 (all)", NULL, "miui.com", false},
+	        {"veto report attempts --since 7d", NULL, NULL, true},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		struct logdb_filter f;
+		uint64_t n = 0;
+		logdb_filter_init(&f);
+		f.since_ms = since;
+		f.device = cases[i].device;
+		f.domain = cases[i].domain;
+		f.limit = strstr(cases[i].what, "--limit 0") != NULL ? 0 : 100;
+		double t0 = now_s();
+		int rc = cases[i].attempts ? logdb_report_attempts(r, &f, count_attempt, &n)
+		                           : logdb_query_rows(r, &f, count_row, &n);
+		double dt = now_s() - t0;
+		printf("%-58s %8.3f s  %llu rows%s\n", cases[i].what, dt, (unsigned long long)n,
+		       rc != 0 ? "  (error)" : "");
+	}
+	logdb_reader_free(&r);
+	return 0;
+}

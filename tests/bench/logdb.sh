@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Throughput with the query database on and off: veto with log.queries none, then with every
+# query stored in log.database (no JSON lines), same upstream and query mixes as run.sh, driven by
+# dnsperf over loopback. Then the query-log store at scale: bench_logdb builds a database of ROWS
+# synthetic queries and times `veto log` / `veto report` on it (the real commands).
+# Bounded: every load run has a time limit, every process started here is stopped by its PID.
+# Usage: tests/bench/logdb.sh [BUILD_DIR] (default build).
+# Environment: DURATION (seconds per run, default 10), CLIENTS (default 8), OUTSTANDING (256),
+# ROWS (default 10000000; 0 skips the store benchmark), DB (path of the big database, reused
+# when it exists; default /tmp/veto-bench-logdb.db), TASKSET (default "1": the server on CPU 1,
+# dnsperf on CPU 0; "" runs unpinned).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+build=${1:-$src/build}
+case "$build" in */veto) build=$(dirname "$build") ;; esac
+veto=$build/veto
+upstream_bin=$build/tests/bench_upstream
+bench_logdb=$build/tests/bench_logdb
+DURATION=${DURATION:-10}
+CLIENTS=${CLIENTS:-8}
+OUTSTANDING=${OUTSTANDING:-256}
+ROWS=${ROWS:-10000000}
+DB=${DB:-/tmp/veto-bench-logdb.db}
+TASKSET=${TASKSET-1}
+UP_PORT=15310 VETO_PORT=15311
+work=$(mktemp -d /tmp/veto-bench-logdb.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+for b in "$veto" "$upstream_bin" "$bench_logdb"; do
+	[ -x "$b" ] || { echo "missing $b (build first: make build)" >&2; exit 1; }
+done
+command -v dnsperf >/dev/null || { echo "missing dnsperf (make bench-deps)" >&2; exit 1; }
+pin_server=() pin_load=()
+if [ -n "$TASKSET" ]; then
+	pin_server=(taskset -c 1)
+	pin_load=(taskset -c 0)
+fi
+
+cat "$src"/conf/lists/{xiaomi,oppo-realme,oneplus,vivo,huawei-honor}.txt 2>/dev/null |
+	sed -e 's/#.*//' -e 's/[[:space:]]//g' | grep -v '^$' | sort -u >"$work/blocked.list"
+for i in $(seq 1 1000); do echo "h$i.bench.example A"; done >"$work/hits.txt"
+awk -v seed=7 'BEGIN { srand(seed) }
+	FNR == NR { b[n++] = $1; next }
+	END {
+		for (i = 0; i < 200000; i++) {
+			r = rand();
+			if (r < 0.7) printf "h%d.bench.example A\n", 1 + int(rand() * 1000);
+			else if (r < 0.9) printf "t%d.x.%s A\n", i, b[int(rand() * n)];
+			else printf "m%d.miss.example A\n", i;
+		}
+	}' "$work/blocked.list" /dev/null >"$work/mix.txt"
+
+"${pin_load[@]}" "$upstream_bin" $UP_PORT $((DURATION * 8 + 120)) &
+pids+=($!)
+
+write_config() { # file logsection
+	cat >"$1" <<YAML
+server:
+  listen: ["127.0.0.1:$VETO_PORT"]
+upstream:
+  servers: ["127.0.0.1:$UP_PORT"]
+  timeout_ms: 1000
+cache:
+  entries: 100000
+lists:
+  vendors: {files: [$work/blocked.list]}
+groups:
+  - name: everyone
+    block: [vendors]
+state_dir: $work/state
+$2
+YAML
+}
+write_config "$work/off.yaml" "log: {queries: none}"
+write_config "$work/db.yaml" "log: {queries: all, database: queries.db}"
+
+wait_up() {
+	for _ in $(seq 1 100); do
+		if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p $VETO_PORT -n 1 -t 1 2>/dev/null |
+			grep -q 'Queries completed: *1 '; then return 0; fi
+		sleep 0.1
+	done
+	echo "veto did not answer" >&2
+	return 1
+}
+run_qps() { # file -> qps
+	"${pin_load[@]}" dnsperf -s 127.0.0.1 -p $VETO_PORT -d "$1" -l "$DURATION" -c "$CLIENTS" \
+		-q "$OUTSTANDING" -t 2 2>/dev/null >"$work/last.txt"
+	awk '/Queries per second/ {print int($4)}' "$work/last.txt"
+}
+
+declare -A qps
+for mode in off db; do
+	"${pin_server[@]}" "$veto" serve -c "$work/$mode.yaml" >"$work/$mode.out" 2>"$work/$mode.err" &
+	vpid=$!
+	pids+=($vpid)
+	wait_up
+	"${pin_load[@]}" dnsperf -s 127.0.0.1 -p $VETO_PORT -d "$work/hits.txt" -n 1 -c 1 -q 100 \
+		>/dev/null 2>&1
+	for mix in hits mix; do
+		qps[$mode.$mix]=$(run_qps "$work/$mix.txt")
+	done
+	kill "$vpid"
+	wait "$vpid" || true
+done
+rows=$("$veto" report summary --db "$work/state/queries.db" --since all --format csv |
+	awk -F, '$1 == "total" {print $3}')
+echo "throughput with every query stored in the database, $DURATION s per run" \
+	"(server ${TASKSET:+pinned to CPU 1, }dnsperf -c $CLIENTS -q $OUTSTANDING)"
+printf '| mix | log off qps | database qps | change |\n|---|---:|---:|---:|\n'
+for mix in hits mix; do
+	a=${qps[off.$mix]} b=${qps[db.$mix]}
+	printf '| %s | %s | %s | %s |\n' "$mix" "$a" "$b" \
+		"$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%+.1f%%", 100 * (b - a) / a }')"
+done
+echo "rows stored: $rows; $(grep -o 'query log records dropped [0-9]*' "$work/db.err" || true)"
+grep -h "query database" "$work/db.err" | grep -v ": open$" | head -5 || true
+
+[ "$ROWS" != 0 ] || exit 0
+echo
+"$bench_logdb" "$DB" "$ROWS" 2000 8 | grep -v "^veto"
+dev=dev-0043
+printf '| command (database of %s rows) | seconds |\n|---|---:|\n' "$ROWS"
+for args in "log --device $dev --since 7d" "log --domain miui.com --since 7d" \
+	"log --domain miui.com --since 7d --limit 0 --format csv" "report attempts --since 7d" \
+	"report device $dev --since 7d"; do
+	# shellcheck disable=SC2086
+	t0=$(date +%s%N)
+	"$veto" $args --db "$DB" >/dev/null
+	t1=$(date +%s%N)
+	printf '| `veto %s` | %d.%03d |\n' "$args" $(((t1 - t0) / 1000000000)) $(((t1 - t0) / 1000000 % 1000))
+done

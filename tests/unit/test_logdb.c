@@ -1,0 +1,1066 @@
+/*
+ * test_logdb: the SQLite query store: schema, batching, retention, failures (full, read-only,
+ * corrupt, newer schema) and recovery, the read side's filters and reports, time parsing, and
+ * the querylog writer feeding the database.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "config.h"
+#include "logdb.h"
+#include "querylog.h"
+#include "querylog_int.h"
+
+#define DAY_MS    86400000ull
+#define NOW_MS    1795319902123ull /* 2026-11-22T03:58:22.123Z */
+#define BASE_MONO 1000000ull
+
+static char tmpdir[256];
+
+static int
+setup_dir(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_logdb.XXXXXX");
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+teardown_dir(void **state)
+{
+	char cmd[700];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "chattr -R -i '%s' 2>/dev/null; rm -rf '%s'", tmpdir, tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+tmp_path(char *buf, size_t cap, const char *name)
+{
+	snprintf(buf, cap, "%s/%s", tmpdir, name);
+	unlink(buf);
+	char side[600];
+	snprintf(side, sizeof(side), "%s-wal", buf);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", buf);
+	unlink(side);
+}
+
+/* ---- records ---- */
+
+static void
+set_qname(struct querylog_record *r, const char *text)
+{
+	size_t o = 0;
+	const char *p = text;
+
+	while (*p != '\0') {
+		const char *dot = strchr(p, '.');
+		size_t l = dot != NULL ? (size_t)(dot - p) : strlen(p);
+		r->qname_wire[o++] = (uint8_t)l;
+		memcpy(r->qname_wire + o, p, l);
+		o += l;
+		p += l;
+		if (*p == '.')
+			p++;
+	}
+	r->qname_wire[o++] = 0;
+	r->qname_len = (uint8_t)o;
+}
+
+static void
+set_client(struct querylog_record *r, const char *ip)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&r->client;
+
+	memset(&r->client, 0, sizeof(r->client));
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons(5353);
+	assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+}
+
+static void
+set_str(char *dst, size_t cap, const char *src)
+{
+	memset(dst, 0, cap);
+	if (src != NULL)
+		memcpy(dst, src, strnlen(src, cap));
+}
+
+struct rec {
+	uint64_t age_ms; /* before NOW_MS */
+	const char *client, *qname, *group, *list, *device, *vendor;
+	const char *mac; /* "02:..." or NULL */
+	bool blocked;
+	uint8_t action, vendor_source;
+};
+
+static void
+make_record(struct querylog_record *r, const struct rec *x)
+{
+	memset(r, 0, sizeof(*r));
+	r->ts_ms = NOW_MS - x->age_ms;
+	set_client(r, x->client);
+	set_qname(r, x->qname);
+	r->qtype = 1;
+	r->rule_label = x->blocked ? 0 : -1;
+	r->blocked = x->blocked;
+	r->has_group = x->group != NULL;
+	set_str(r->group, sizeof(r->group), x->group);
+	r->has_list = x->list != NULL;
+	set_str(r->list, sizeof(r->list), x->list);
+	set_str(r->device, sizeof(r->device), x->device);
+	set_str(r->vendor, sizeof(r->vendor), x->vendor);
+	r->vendor_source = x->vendor_source;
+	r->action = x->action;
+	if (x->mac != NULL) {
+		unsigned m[6];
+		assert_int_equal(sscanf(x->mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3],
+		                        &m[4], &m[5]),
+		                 6);
+		for (int i = 0; i < 6; i++)
+			r->mac[i] = (uint8_t)m[i];
+		r->has_mac = true;
+	}
+	r->latency_us = 7;
+}
+
+static void
+add_simple(struct logdb *db, uint64_t age_ms, const char *qname)
+{
+	struct querylog_record r;
+	struct rec x = {.age_ms = age_ms, .client = "10.0.0.1", .qname = qname};
+
+	make_record(&r, &x);
+	assert_int_equal(logdb_add(db, &r), 0);
+}
+
+static struct logdb *
+open_new(const char *path, uint32_t retention, uint32_t max_pages)
+{
+	struct logdb_options opt = {
+	        .path = path, .retention_days = retention, .max_pages = max_pages};
+	struct logdb *db = NULL;
+
+	assert_int_equal(logdb_new(&opt, &db), 0);
+	assert_non_null(db);
+	return db;
+}
+
+/* A count through an independent connection (what another process sees). */
+static int64_t
+count_rows(const char *path, const char *sql)
+{
+	sqlite3 *s = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	assert_int_equal(sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(s, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(s);
+	return n;
+}
+
+/* ---- names ---- */
+
+static void
+test_rname(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	        {"tracking.miui.com", "com.miui.tracking."},
+	        {"miui.com", "com.miui."},
+	        {"miui.com.", "com.miui."},
+	        {"com", "com."},
+	        {".", "."},
+	        {"", "."},
+	        {"a\\046b.example", "example.a\\046b."},
+	        {"x.y.z.w", "w.z.y.x."},
+	};
+	char buf[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(logdb_rname(cases[i].in, buf, sizeof(buf)), 0);
+		assert_string_equal(buf, cases[i].out);
+	}
+	/* too small: error, buffer untouched */
+	memset(buf, 'Z', sizeof(buf));
+	assert_int_equal(logdb_rname("miui.com", buf, 9), -ENOSPC);
+	assert_int_equal(buf[0], 'Z');
+	assert_int_equal(logdb_rname("miui.com", buf, 10), 0);
+}
+
+/* ---- schema and writing ---- */
+
+static void
+test_schema(void **state)
+{
+	static const char *const objects[] = {
+	        "queries",          "device_events",        "queries_ts",    "queries_device",
+	        "queries_mac",      "queries_client",       "queries_rname", "queries_blocked",
+	        "device_events_ts", "device_events_device",
+	};
+	static const char *const columns[] = {
+	        "id",         "ts_ms",   "client", "proto",  "group_name",    "qname", "rname",
+	        "qtype",      "blocked", "list",   "rule",   "action",        "rcode", "upstream",
+	        "latency_us", "mac",     "device", "vendor", "vendor_source",
+	};
+	char path[300], sql[200];
+
+	(void)state;
+	tmp_path(path, sizeof(path), "schema.db");
+	struct logdb *db = open_new(path, 90, 0);
+	assert_true(logdb_is_open(db));
+	logdb_free(&db);
+	assert_null(db);
+
+	assert_int_equal(count_rows(path, "PRAGMA user_version"), LOGDB_SCHEMA_VERSION);
+	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_master WHERE name = '%s'",
+		         objects[i]);
+		if (count_rows(path, sql) != 1)
+			fail_msg("missing '%s'", objects[i]);
+	}
+	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++) {
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM pragma_table_info('queries') WHERE name = '%s'",
+		         columns[i]);
+		if (count_rows(path, sql) != 1)
+			fail_msg("missing column '%s'", columns[i]);
+	}
+	/* WAL mode persists in the file */
+	sqlite3 *s;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(s, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(s);
+
+	/* reopening an existing database keeps it */
+	db = open_new(path, 90, 0);
+	assert_true(logdb_is_open(db));
+	add_simple(db, 0, "a.test");
+	logdb_free(&db);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 1);
+}
+
+/* Every column as stored, including the device fields and rname. */
+static void
+test_row_values(void **state)
+{
+	char path[300];
+	struct querylog_record r;
+	struct rec x = {.age_ms = 0,
+	                .client = "10.1.2.3",
+	                .qname = "Tracking.MIUI.com",
+	                .group = "lab",
+	                .list = "xiaomi",
+	                .device = "redmi-12",
+	                .vendor = "Xiaomi",
+	                .mac = "02:1a:ff:00:0b:c9",
+	                .blocked = true,
+	                .action = QUERYLOG_ACTION_SINKHOLE,
+	                .vendor_source = QUERYLOG_VENDOR_SIGNATURE};
+
+	(void)state;
+	tmp_path(path, sizeof(path), "values.db");
+	struct logdb *db = open_new(path, 90, 0);
+	make_record(&r, &x);
+	/* the wire form is canonical lowercase in real records */
+	set_qname(&r, "tracking.miui.com");
+	r.tcp = true;
+	assert_int_equal(logdb_add(db, &r), 0);
+	assert_int_equal(logdb_commit(db), 0);
+	assert_int_equal(logdb_written(db), 1);
+	logdb_free(&db);
+
+	sqlite3 *s;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(s,
+	                                    "SELECT ts_ms, client, proto, group_name, qname, rname,"
+	                                    " qtype, blocked, list, rule, action, rcode, upstream,"
+	                                    " latency_us, mac, device, vendor, vendor_source"
+	                                    " FROM queries",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int64(st, 0), (int64_t)NOW_MS);
+	static const char *const want[] = {NULL,
+	                                   "10.1.2.3",
+	                                   "tcp",
+	                                   "lab",
+	                                   "tracking.miui.com",
+	                                   "com.miui.tracking.",
+	                                   "A",
+	                                   NULL,
+	                                   "xiaomi",
+	                                   "tracking.miui.com",
+	                                   "sinkhole",
+	                                   "NOERROR",
+	                                   NULL,
+	                                   NULL,
+	                                   "02:1a:ff:00:0b:c9",
+	                                   "redmi-12",
+	                                   "Xiaomi",
+	                                   "signature"};
+	for (int i = 1; i < 18; i++) {
+		if (i == 7 || i == 13)
+			continue;
+		const char *got = (const char *)sqlite3_column_text(st, i);
+		if (want[i] == NULL) {
+			if (got != NULL)
+				fail_msg("column %d: '%s', want NULL", i, got);
+		} else if (got == NULL || strcmp(got, want[i]) != 0) {
+			fail_msg("column %d: '%s', want '%s'", i, got ? got : "NULL", want[i]);
+		}
+	}
+	assert_int_equal(sqlite3_column_int(st, 7), 1);
+	assert_int_equal(sqlite3_column_int(st, 13), 7);
+	sqlite3_finalize(st);
+	sqlite3_close(s);
+}
+
+/* Rows are visible to others only once committed, and at most LOGDB_BATCH_ROWS stay pending. */
+static void
+test_batching(void **state)
+{
+	char path[300];
+
+	(void)state;
+	tmp_path(path, sizeof(path), "batch.db");
+	struct logdb *db = open_new(path, 0, 0);
+	for (int i = 0; i < LOGDB_BATCH_ROWS - 1; i++)
+		add_simple(db, 0, "a.test");
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 0);
+	assert_int_equal(logdb_written(db), 0);
+	add_simple(db, 0, "a.test"); /* the batch is full: committed */
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), LOGDB_BATCH_ROWS);
+	for (int i = 0; i < 500; i++)
+		add_simple(db, 0, "b.test");
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), LOGDB_BATCH_ROWS);
+	assert_int_equal(logdb_commit(db), 0);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), LOGDB_BATCH_ROWS + 500);
+	assert_int_equal(logdb_commit(db), 0); /* nothing pending: no-op */
+	assert_int_equal(logdb_written(db), LOGDB_BATCH_ROWS + 500);
+	assert_int_equal(logdb_dropped(db), 0);
+
+	struct logdb_event ev = {.ts_ms = NOW_MS,
+	                         .device = "redmi",
+	                         .mac = "02:00:00:00:00:01",
+	                         .kind = "group_change",
+	                         .old_group = "staff",
+	                         .new_group = "banned",
+	                         .evidence = "connect.rom.miui.com"};
+	assert_int_equal(logdb_add_event(db, &ev), 0);
+	logdb_free(&db); /* free commits */
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM device_events WHERE"
+	                                  " new_group = 'banned' AND client IS NULL"),
+	                 1);
+}
+
+/* Old rows go in batches of LOGDB_PRUNE_ROWS; recent rows stay; tick runs the steps. */
+static void
+test_retention(void **state)
+{
+	char path[300];
+	uint64_t n = 99;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "retention.db");
+	struct logdb *db = open_new(path, 7, 0);
+	for (int i = 0; i < 12000; i++)
+		add_simple(db, 8 * DAY_MS + (uint64_t)i, "old.test");
+	for (int i = 0; i < 300; i++)
+		add_simple(db, 6 * DAY_MS, "recent.test");
+	struct logdb_event ev = {.ts_ms = NOW_MS - 30 * DAY_MS, .kind = "first_seen"};
+	assert_int_equal(logdb_add_event(db, &ev), 0);
+	assert_int_equal(logdb_commit(db), 0);
+
+	assert_int_equal(logdb_prune(db, NOW_MS, &n), 0);
+	assert_int_equal(n, LOGDB_PRUNE_ROWS + 1); /* and the event */
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"),
+	                 12300 - LOGDB_PRUNE_ROWS);
+	/* the oldest went first */
+	assert_true(count_rows(path, "SELECT min(ts_ms) FROM queries") >
+	            (int64_t)(NOW_MS - 8 * DAY_MS - 12000));
+	/* the rest by ticks: one step per tick while there is more */
+	logdb_tick(db, BASE_MONO, NOW_MS);
+	logdb_tick(db, BASE_MONO + 50, NOW_MS);
+	logdb_tick(db, BASE_MONO + 100, NOW_MS);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 300);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries WHERE qname = 'old.test'"),
+	                 0);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM device_events"), 0);
+	assert_int_equal(logdb_prune(db, NOW_MS, &n), 0);
+	assert_int_equal(n, 0);
+	logdb_free(&db);
+
+	/* retention 0 keeps everything */
+	db = open_new(path, 0, 0);
+	add_simple(db, 3650 * DAY_MS, "ancient.test");
+	assert_int_equal(logdb_commit(db), 0);
+	assert_int_equal(logdb_prune(db, NOW_MS, &n), 0);
+	assert_int_equal(n, 0);
+	logdb_free(&db);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 301);
+}
+
+/* A tiny page limit stands for a full disk: rows are dropped and counted, DNS callers never see
+ * an error other than -EIO, and writing resumes after the limit is raised. */
+static void
+test_full_then_resumes(void **state)
+{
+	char path[300];
+	int failed = 0;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "full.db");
+	struct logdb *db = open_new(path, 0, 40);
+	assert_true(logdb_is_open(db));
+	for (int i = 0; i < 20000 && failed == 0; i++) {
+		struct querylog_record r;
+		struct rec x = {.client = "10.0.0.9", .qname = "a-fairly-long-name.example.test"};
+		make_record(&r, &x);
+		if (logdb_add(db, &r) != 0 || (i % 100 == 99 && logdb_commit(db) != 0))
+			failed = i + 1;
+	}
+	assert_true(failed > 0);
+	assert_false(logdb_is_open(db));
+	uint64_t dropped = logdb_dropped(db);
+	assert_true(dropped > 0);
+	uint64_t written = logdb_written(db);
+	assert_int_equal(written + dropped, (uint64_t)failed);
+
+	/* while broken: every row is dropped, nothing is written */
+	assert_int_equal(logdb_add(db, &(struct querylog_record){0}), -EIO);
+	assert_int_equal(logdb_add(db, &(struct querylog_record){0}), -EIO);
+	assert_int_equal(logdb_dropped(db), dropped + 2);
+
+	/* the backoff: the first tick schedules, an early tick does nothing */
+	logdb_set_max_pages(db, 0);
+	logdb_tick(db, BASE_MONO, NOW_MS);
+	logdb_tick(db, BASE_MONO + LOGDB_RETRY_MIN_MS - 1, NOW_MS);
+	assert_false(logdb_is_open(db));
+	logdb_tick(db, BASE_MONO + LOGDB_RETRY_MIN_MS, NOW_MS);
+	assert_true(logdb_is_open(db));
+	add_simple(db, 0, "after.test");
+	assert_int_equal(logdb_commit(db), 0);
+	logdb_free(&db);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), (int64_t)written + 1);
+}
+
+/* Makes a file read-only even for root (immutable), or plain 0444 otherwise. */
+static void
+set_readonly(const char *path, bool ro)
+{
+	char cmd[400];
+
+	if (geteuid() == 0) {
+		snprintf(cmd, sizeof(cmd), "chattr %ci '%s'", ro ? '+' : '-', path);
+		assert_int_equal(system(cmd), 0);
+	} else {
+		assert_int_equal(chmod(path, ro ? 0444 : 0644), 0);
+	}
+}
+
+static void
+test_readonly_then_resumes(void **state)
+{
+	char path[300];
+
+	(void)state;
+	tmp_path(path, sizeof(path), "ro.db");
+	struct logdb *db = open_new(path, 0, 0);
+	add_simple(db, 0, "before.test");
+	logdb_free(&db);
+
+	set_readonly(path, true);
+	db = open_new(path, 0, 0);
+	assert_false(logdb_is_open(db));
+	assert_int_equal(logdb_add(db, &(struct querylog_record){0}), -EIO);
+	assert_int_equal(logdb_dropped(db), 1);
+	logdb_tick(db, BASE_MONO, NOW_MS);
+	logdb_tick(db, BASE_MONO + LOGDB_RETRY_MAX_MS, NOW_MS);
+	assert_false(logdb_is_open(db)); /* still read-only */
+
+	set_readonly(path, false);
+	logdb_reopen(db); /* SIGHUP: at once, no backoff */
+	logdb_tick(db, BASE_MONO + LOGDB_RETRY_MAX_MS + 1, NOW_MS);
+	assert_true(logdb_is_open(db));
+	add_simple(db, 0, "after.test");
+	logdb_free(&db);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 2);
+}
+
+/* A file that is not a database is set aside and a new one started; a newer schema is left
+ * alone (and nothing is written). */
+static void
+test_corrupt_and_newer(void **state)
+{
+	char path[300], aside[400];
+
+	(void)state;
+	tmp_path(path, sizeof(path), "corrupt.db");
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 512; i++)
+		fputs("this is not an SQLite file. ", f);
+	fclose(f);
+	struct logdb *db = open_new(path, 0, 0);
+	assert_true(logdb_is_open(db));
+	add_simple(db, 0, "a.test");
+	logdb_free(&db);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 1);
+	snprintf(aside, sizeof(aside), "ls '%s' | grep -c '^corrupt.db.corrupt-' >/dev/null",
+	         tmpdir);
+	assert_int_equal(system(aside), 0);
+
+	tmp_path(path, sizeof(path), "newer.db");
+	sqlite3 *s;
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(s, "CREATE TABLE queries (x); PRAGMA user_version = 99", NULL,
+	                              NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(s);
+	db = open_new(path, 0, 0);
+	assert_false(logdb_is_open(db));
+	assert_int_equal(logdb_add(db, &(struct querylog_record){0}), -EIO);
+	logdb_free(&db);
+	assert_int_equal(count_rows(path, "PRAGMA user_version"), 99);
+
+	/* the reader refuses both a newer schema and a foreign database */
+	struct logdb_reader *r = NULL;
+	assert_int_equal(logdb_reader_open(path, &r), -EINVAL);
+	assert_null(r);
+	tmp_path(path, sizeof(path), "missing.db");
+	assert_int_equal(logdb_reader_open(path, &r), -ENOENT);
+}
+
+/* ---- reading ---- */
+
+static const struct rec fixture[] = {
+        /* age, client, qname, group, list, device, vendor, mac, blocked, action, source */
+        {1000, "10.0.0.1", "tracking.miui.com", "lab", "xiaomi", "redmi", "Xiaomi",
+         "02:00:00:00:00:01", true, QUERYLOG_ACTION_SINKHOLE, QUERYLOG_VENDOR_SIGNATURE},
+        {2000, "10.0.0.1", "miui.com", "lab", "xiaomi", "redmi", "Xiaomi", "02:00:00:00:00:01",
+         true, QUERYLOG_ACTION_SINKHOLE, QUERYLOG_VENDOR_SIGNATURE},
+        {3000, "10.0.0.1", "notmiui.com", "lab", NULL, "redmi", "Xiaomi", "02:00:00:00:00:01",
+         false, QUERYLOG_ACTION_FORWARD, QUERYLOG_VENDOR_SIGNATURE},
+        {4000, "10.0.0.2", "a.b.miui.com", "lab", "xiaomi", NULL, NULL, "0a:00:00:00:00:02", true,
+         QUERYLOG_ACTION_NXDOMAIN, 0},
+        {5000, "10.0.0.3", "miui.com.evil.net", "staff", NULL, NULL, NULL, NULL, false,
+         QUERYLOG_ACTION_CACHE, 0},
+        {2 * DAY_MS, "10.0.0.3", "hicloud.com", "staff", "huawei", NULL, NULL, NULL, true,
+         QUERYLOG_ACTION_SINKHOLE, 0},
+        {9 * DAY_MS, "10.0.0.3", "old.miui.com", "staff", "xiaomi", NULL, NULL, NULL, true,
+         QUERYLOG_ACTION_SINKHOLE, 0},
+        {6000, "10.0.0.4", "www.example.org", NULL, NULL, "laptop", "Dell", "00:14:22:01:23:45",
+         false, QUERYLOG_ACTION_FORWARD, QUERYLOG_VENDOR_OUI},
+};
+#define NFIXTURE (sizeof(fixture) / sizeof(fixture[0]))
+
+static void
+fixture_db(char *path, size_t cap)
+{
+	tmp_path(path, cap, "read.db");
+	struct logdb *db = open_new(path, 0, 0);
+	/* oldest first, like the daemon */
+	for (size_t i = NFIXTURE; i-- > 0;) {
+		struct querylog_record r;
+		make_record(&r, &fixture[i]);
+		assert_int_equal(logdb_add(db, &r), 0);
+	}
+	logdb_free(&db);
+}
+
+struct collect {
+	char names[16][64];
+	size_t n;
+};
+
+static int
+on_collect(void *arg, const struct logdb_row *row)
+{
+	struct collect *c = arg;
+
+	if (c->n < 16)
+		snprintf(c->names[c->n], sizeof(c->names[0]), "%s", row->qname);
+	c->n++;
+	return 0;
+}
+
+static void
+test_filters(void **state)
+{
+	static const struct {
+		const char *what;
+		struct logdb_filter f; /* blocked: 2 = any (mapped to -1) */
+		const char *expect;    /* qnames, newest first, space-separated */
+	} cases[] = {
+	        {"all",
+	         {.blocked = 2},
+	         "tracking.miui.com miui.com notmiui.com a.b.miui.com miui.com.evil.net "
+	         "www.example.org hicloud.com old.miui.com"},
+	        {"domain subtree",
+	         {.blocked = 2, .domain = "miui.com"},
+	         "tracking.miui.com miui.com a.b.miui.com old.miui.com"},
+	        {"domain any case, trailing dot",
+	         {.blocked = 2, .domain = "MIUI.Com."},
+	         "tracking.miui.com miui.com a.b.miui.com old.miui.com"},
+	        {"domain leaf", {.blocked = 2, .domain = "b.miui.com"}, "a.b.miui.com"},
+	        {"domain tld", {.blocked = 2, .domain = "net"}, "miui.com.evil.net"},
+	        {"since 7 days",
+	         {.blocked = 2, .domain = "miui.com", .since_ms = NOW_MS - 7 * DAY_MS},
+	         "tracking.miui.com miui.com a.b.miui.com"},
+	        {"until", {.blocked = 2, .until_ms = NOW_MS - DAY_MS}, "hicloud.com old.miui.com"},
+	        {"client",
+	         {.blocked = 2, .client = "10.0.0.3"},
+	         "miui.com.evil.net hicloud.com old.miui.com"},
+	        {"mac any spelling", {.blocked = 2, .mac = "0A-00-00-00-00-02"}, "a.b.miui.com"},
+	        {"device",
+	         {.blocked = 2, .device = "redmi"},
+	         "tracking.miui.com miui.com notmiui.com"},
+	        {"group",
+	         {.blocked = 2, .group = "staff"},
+	         "miui.com.evil.net hicloud.com old.miui.com"},
+	        {"vendor, any case",
+	         {.blocked = 2, .vendor = "xiaomi"},
+	         "tracking.miui.com miui.com notmiui.com"},
+	        {"list", {.blocked = 2, .list = "huawei"}, "hicloud.com"},
+	        {"blocked", {.blocked = 1, .client = "10.0.0.1"}, "tracking.miui.com miui.com"},
+	        {"allowed", {.blocked = 0, .client = "10.0.0.1"}, "notmiui.com"},
+	        {"action", {.blocked = 2, .action = "nxdomain"}, "a.b.miui.com"},
+	        {"who: device", {.blocked = 2, .who = "laptop"}, "www.example.org"},
+	        {"who: mac", {.blocked = 2, .who = "00:14:22:01:23:45"}, "www.example.org"},
+	        {"who: ip", {.blocked = 2, .who = "10.0.0.2"}, "a.b.miui.com"},
+	        {"limit", {.blocked = 2, .limit = 2}, "tracking.miui.com miui.com"},
+	        {"oldest first",
+	         {.blocked = 2, .limit = 2, .oldest_first = true},
+	         "old.miui.com hicloud.com"},
+	        {"chronological",
+	         {.blocked = 2, .limit = 2, .chronological = true},
+	         "miui.com tracking.miui.com"},
+	        {"combined",
+	         {.blocked = 1, .group = "lab", .domain = "miui.com", .limit = 10},
+	         "tracking.miui.com miui.com a.b.miui.com"},
+	        {"no match", {.blocked = 2, .client = "10.9.9.9"}, ""},
+	        {"no injection", {.blocked = 2, .client = "10.0.0.1' OR '1'='1"}, ""},
+	};
+	char path[300];
+	struct logdb_reader *r = NULL;
+
+	(void)state;
+	fixture_db(path, sizeof(path));
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct logdb_filter f = cases[i].f;
+		struct collect c = {.n = 0};
+		char got[1024] = "";
+		if (f.blocked == 2)
+			f.blocked = -1;
+		int rc = logdb_query_rows(r, &f, on_collect, &c);
+		if (rc != 0)
+			fail_msg("case '%s': rc %d", cases[i].what, rc);
+		for (size_t k = 0; k < c.n && k < 16; k++) {
+			if (k > 0)
+				strcat(got, " ");
+			strcat(got, c.names[k]);
+		}
+		if (strcmp(got, cases[i].expect) != 0)
+			fail_msg("case '%s':\n got  '%s'\n want '%s'", cases[i].what, got,
+			         cases[i].expect);
+	}
+	/* bad input: an error, not a query */
+	struct logdb_filter f;
+	struct collect c = {.n = 0};
+	logdb_filter_init(&f);
+	f.domain = "bad..name";
+	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), -EINVAL);
+	logdb_filter_init(&f);
+	f.mac = "02:00:00:00:00";
+	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), -EINVAL);
+	assert_int_equal(c.n, 0);
+	int64_t last = 0;
+	assert_int_equal(logdb_last_id(r, &last), 0);
+	assert_int_equal(last, NFIXTURE);
+	/* follow: rows after an id */
+	logdb_filter_init(&f);
+	f.after_id = (int64_t)NFIXTURE - 2;
+	f.oldest_first = true;
+	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.names[0], "miui.com");
+	assert_string_equal(c.names[1], "tracking.miui.com");
+	logdb_reader_free(&r);
+	assert_null(r);
+}
+
+/* The reader works while a writer holds the database open (and has uncommitted rows), and
+ * on a copy of the file. */
+static void
+test_reader_concurrent_and_copy(void **state)
+{
+	char path[300], copy[300], cmd[700];
+	struct logdb_reader *r = NULL;
+	struct collect c = {.n = 0};
+	struct logdb_filter f;
+
+	(void)state;
+	fixture_db(path, sizeof(path));
+	struct logdb *db = open_new(path, 0, 0);
+	add_simple(db, 0, "pending.test"); /* not committed */
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	logdb_filter_init(&f);
+	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
+	assert_int_equal(c.n, NFIXTURE);
+	assert_int_equal(logdb_commit(db), 0);
+	c.n = 0;
+	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
+	assert_int_equal(c.n, NFIXTURE + 1);
+	logdb_reader_free(&r);
+	logdb_free(&db);
+
+	/* a copy of the main file alone (the writer closed: WAL checkpointed) */
+	tmp_path(copy, sizeof(copy), "copy.db");
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", path, copy);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(logdb_reader_open(copy, &r), 0);
+	c.n = 0;
+	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
+	assert_int_equal(c.n, NFIXTURE + 1);
+	logdb_reader_free(&r);
+}
+
+struct attempts {
+	struct logdb_attempt a[8];
+	char keys[8][64], lists[8][128], vendors[8][32], groups[8][32], macs[8][32];
+	size_t n;
+};
+
+static void
+keep_str(char *dst, size_t cap, const char **p)
+{
+	if (*p == NULL)
+		return;
+	snprintf(dst, cap, "%s", *p);
+	*p = dst;
+}
+
+static int
+on_attempt(void *arg, const struct logdb_attempt *a)
+{
+	struct attempts *s = arg;
+
+	if (s->n < 8) {
+		size_t i = s->n;
+		s->a[i] = *a;
+		keep_str(s->keys[i], sizeof(s->keys[i]), &s->a[i].key);
+		keep_str(s->lists[i], sizeof(s->lists[i]), &s->a[i].top_lists);
+		keep_str(s->vendors[i], sizeof(s->vendors[i]), &s->a[i].vendor);
+		keep_str(s->groups[i], sizeof(s->groups[i]), &s->a[i].group);
+		keep_str(s->macs[i], sizeof(s->macs[i]), &s->a[i].mac);
+		s->a[i].device = s->a[i].client = s->a[i].vendor_source = NULL;
+	}
+	s->n++;
+	return 0;
+}
+
+static void
+test_report_attempts(void **state)
+{
+	char path[300];
+	struct logdb_reader *r = NULL;
+	struct logdb_filter f;
+	struct attempts s = {.n = 0};
+
+	(void)state;
+	fixture_db(path, sizeof(path));
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	logdb_filter_init(&f);
+	f.since_ms = NOW_MS - 7 * DAY_MS;
+	assert_int_equal(logdb_report_attempts(r, &f, on_attempt, &s), 0);
+	/* redmi: 2 attempts (keyed by device); 0a:..:02 (by MAC): 1; 10.0.0.3 (by IP): 1 in 7 d */
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.a[0].key, "redmi");
+	assert_int_equal(s.a[0].attempts, 2);
+	assert_int_equal(s.a[0].names, 2);
+	assert_string_equal(s.a[0].top_lists, "xiaomi (2)");
+	assert_string_equal(s.a[0].vendor, "Xiaomi");
+	assert_string_equal(s.a[0].group, "lab");
+	assert_string_equal(s.a[0].mac, "02:00:00:00:00:01");
+	assert_int_equal(s.a[0].first_ms, NOW_MS - 2000);
+	assert_int_equal(s.a[0].last_ms, NOW_MS - 1000);
+	assert_string_equal(s.a[1].key, "0a:00:00:00:00:02");
+	assert_int_equal(s.a[1].attempts, 1);
+	assert_string_equal(s.a[2].key, "10.0.0.3");
+	assert_string_equal(s.a[2].top_lists, "huawei (1)");
+
+	/* all time: 10.0.0.3 has two lists */
+	s.n = 0;
+	f.since_ms = 0;
+	assert_int_equal(logdb_report_attempts(r, &f, on_attempt, &s), 0);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.a[0].key, "10.0.0.3");
+	assert_int_equal(s.a[0].attempts, 2);
+	assert_string_equal(s.a[0].top_lists, "huawei (1), xiaomi (1)");
+	logdb_reader_free(&r);
+}
+
+struct sums {
+	uint64_t total, blocked, groups, lists, top, clients, hours;
+	uint64_t lab_total, lab_blocked, xiaomi_blocked;
+	char first_blocked[64];
+};
+
+static int
+on_summary(void *arg, const struct logdb_summary_row *row)
+{
+	struct sums *s = arg;
+
+	switch (row->section) {
+	case LOGDB_SUMMARY_TOTAL:
+		s->total = row->total;
+		s->blocked = row->blocked;
+		break;
+	case LOGDB_SUMMARY_GROUP:
+		s->groups++;
+		if (row->label != NULL && strcmp(row->label, "lab") == 0) {
+			s->lab_total = row->total;
+			s->lab_blocked = row->blocked;
+		}
+		break;
+	case LOGDB_SUMMARY_LIST:
+		s->lists++;
+		if (strcmp(row->label, "xiaomi") == 0)
+			s->xiaomi_blocked = row->blocked;
+		break;
+	case LOGDB_SUMMARY_TOP_BLOCKED:
+		if (s->top++ == 0)
+			snprintf(s->first_blocked, sizeof(s->first_blocked), "%s", row->label);
+		break;
+	case LOGDB_SUMMARY_TOP_CLIENT:
+		s->clients++;
+		break;
+	case LOGDB_SUMMARY_HOUR:
+		s->hours++;
+		assert_int_equal(row->ts_ms % 3600000, 0);
+		break;
+	}
+	return 0;
+}
+
+static void
+test_report_summary(void **state)
+{
+	char path[300];
+	struct logdb_reader *r = NULL;
+	struct logdb_filter f;
+	struct sums s = {0};
+
+	(void)state;
+	fixture_db(path, sizeof(path));
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	logdb_filter_init(&f);
+	assert_int_equal(logdb_report_summary(r, &f, 3, on_summary, &s), 0);
+	assert_int_equal(s.total, NFIXTURE);
+	assert_int_equal(s.blocked, 5);
+	assert_int_equal(s.groups, 3); /* lab, staff, none */
+	assert_int_equal(s.lab_total, 4);
+	assert_int_equal(s.lab_blocked, 3);
+	assert_int_equal(s.lists, 2);
+	assert_int_equal(s.xiaomi_blocked, 4);
+	assert_int_equal(s.top, 3);     /* limited */
+	assert_int_equal(s.clients, 3); /* top 3 of 4 keys */
+	assert_true(s.hours >= 3);
+	logdb_reader_free(&r);
+}
+
+static void
+test_parse_time(void **state)
+{
+	static const struct {
+		const char *text;
+		int rc;
+		uint64_t want;
+	} cases[] = {
+	        {"30m", 0, NOW_MS - 30 * 60000ull},
+	        {"24h", 0, NOW_MS - 24 * 3600000ull},
+	        {"7d", 0, NOW_MS - 7 * DAY_MS},
+	        {"2w", 0, NOW_MS - 14 * DAY_MS},
+	        {"90s", 0, NOW_MS - 90000},
+	        {"2026-11-22T03:58:22Z", 0, NOW_MS - 123},
+	        {"2026-11-22T03:58:22.123Z", 0, NOW_MS},
+	        {"2026-11-22T04:58:22+01:00", 0, NOW_MS - 123},
+	        {"2026-11-21T22:58:22-0500", 0, NOW_MS - 123},
+	        {"2026-11-22t03:58z", 0, NOW_MS - 22123},
+	        {"7x", -EINVAL, 0},
+	        {"d", -EINVAL, 0},
+	        {"", -EINVAL, 0},
+	        {"2026-13-01", -EINVAL, 0},
+	        {"2026-11-22T25:00Z", -EINVAL, 0},
+	        {"2026-11-22T03:58:22Zjunk", -EINVAL, 0},
+	        {"yesterday", -EINVAL, 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t got = 12345;
+		int rc = logdb_parse_time(cases[i].text, NOW_MS, &got);
+		if (rc != cases[i].rc)
+			fail_msg("'%s': rc %d, want %d", cases[i].text, rc, cases[i].rc);
+		if (rc == 0 && got != cases[i].want)
+			fail_msg("'%s': %llu, want %llu", cases[i].text, (unsigned long long)got,
+			         (unsigned long long)cases[i].want);
+		if (rc != 0 && got != 12345)
+			fail_msg("'%s': output written on failure", cases[i].text);
+	}
+	/* no zone: local time; a date alone is midnight local */
+	setenv("TZ", "UTC", 1);
+	tzset();
+	uint64_t t = 0;
+	assert_int_equal(logdb_parse_time("2026-11-22", NOW_MS, &t), 0);
+	assert_int_equal(t, NOW_MS - (3 * 3600000ull + 58 * 60000ull + 22123));
+}
+
+/* The querylog writer feeds the database (state_dir created), and no JSON lines go to
+ * standard output when only the database is configured. */
+static void
+test_querylog_feeds_database(void **state)
+{
+	struct config cfg;
+	struct querylog *ql = NULL;
+	char state_dir[300], db[400];
+
+	(void)state;
+	snprintf(state_dir, sizeof(state_dir), "%s/state/sub", tmpdir);
+	snprintf(db, sizeof(db), "%s/q.db", state_dir);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.log.queries = CONFIG_LOG_ALL;
+	cfg.log.database = db;
+	cfg.state_dir = state_dir;
+	cfg.log.retention_days = 90;
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	for (size_t i = 0; i < NFIXTURE; i++) {
+		struct querylog_record r;
+		make_record(&r, &fixture[i]);
+		r.ts_ms = NOW_MS + i;
+		assert_int_equal(querylog_submit(ql, &r), 0);
+	}
+	struct querylog_event ev;
+	memset(&ev, 0, sizeof(ev));
+	strcpy(ev.device, "redmi");
+	strcpy(ev.mac, "02:00:00:00:00:01");
+	strcpy(ev.kind, "group_change");
+	strcpy(ev.old_group, "staff");
+	strcpy(ev.new_group, "banned");
+	memset(ev.evidence, 'e', sizeof(ev.evidence)); /* not terminated: cut, not overrun */
+	assert_int_equal(querylog_submit_event(ql, &ev), 0);
+	querylog_free(&ql);
+	assert_int_equal(count_rows(db, "SELECT count(*) FROM device_events WHERE kind ="
+	                                " 'group_change' AND device = 'redmi' AND client IS NULL"
+	                                " AND length(evidence) = 255 AND ts_ms > 0"),
+	                 1);
+	struct stat st;
+	assert_int_equal(stat(state_dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(count_rows(db, "SELECT count(*) FROM queries"), NFIXTURE);
+	assert_int_equal(count_rows(db, "SELECT count(*) FROM queries WHERE device = 'redmi'"
+	                                " AND vendor_source = 'signature'"
+	                                " AND mac = '02:00:00:00:00:01'"),
+	                 3);
+}
+
+/* A state_dir that cannot be created: reported, the daemon's query log still starts, the
+ * records are counted as dropped by the database sink. */
+static void
+test_querylog_without_state_dir(void **state)
+{
+	struct config cfg;
+	struct querylog *ql = NULL;
+	char file[300], state_dir[400], db[500];
+
+	(void)state;
+	snprintf(file, sizeof(file), "%s/plainfile", tmpdir);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(state_dir, sizeof(state_dir), "%s/below", file);
+	snprintf(db, sizeof(db), "%s/q.db", state_dir);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.log.queries = CONFIG_LOG_ALL;
+	cfg.log.database = db;
+	cfg.state_dir = state_dir;
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	struct querylog_record r;
+	make_record(&r, &fixture[0]);
+	assert_int_equal(querylog_submit(ql, &r), 0);
+	assert_int_equal(querylog_submit(ql, &r), 0);
+	for (int i = 0; i < 200 && querylog_db_dropped(ql) < 2; i++) {
+		struct timespec ts = {0, 5000000L};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(querylog_db_dropped(ql), 2);
+	/* events: a bounded queue, overflow counted */
+	struct querylog_event ev;
+	memset(&ev, 0, sizeof(ev));
+	querylog_test_pause(ql, true);
+	for (int i = 0; i < QUERYLOG_EVENTS; i++)
+		assert_int_equal(querylog_submit_event(ql, &ev), 0);
+	assert_int_equal(querylog_submit_event(ql, &ev), -ENOBUFS);
+	assert_int_equal(querylog_db_dropped(ql), 3);
+	querylog_test_pause(ql, false);
+	querylog_free(&ql);
+	/* no database: events are not for this log */
+	cfg.log.database = NULL;
+	cfg.log.file = file;
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	assert_int_equal(querylog_submit_event(ql, &ev), -ENOTSUP);
+	querylog_free(&ql);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_rname),
+	        cmocka_unit_test(test_schema),
+	        cmocka_unit_test(test_row_values),
+	        cmocka_unit_test(test_batching),
+	        cmocka_unit_test(test_retention),
+	        cmocka_unit_test(test_full_then_resumes),
+	        cmocka_unit_test(test_readonly_then_resumes),
+	        cmocka_unit_test(test_corrupt_and_newer),
+	        cmocka_unit_test(test_filters),
+	        cmocka_unit_test(test_reader_concurrent_and_copy),
+	        cmocka_unit_test(test_report_attempts),
+	        cmocka_unit_test(test_report_summary),
+	        cmocka_unit_test(test_parse_time),
+	        cmocka_unit_test(test_querylog_feeds_database),
+	        cmocka_unit_test(test_querylog_without_state_dir),
+	};
+
+	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
