@@ -254,6 +254,7 @@ class Veto:
 		env = dict(os.environ)
 		env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
 		env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+		self.returncode = None	# a restarted daemon is stopped again at teardown
 		self._out = open(self.stdout_file, "wb")
 		self._err = open(self.stderr_file, "wb")
 		self.proc = subprocess.Popen([str(self.binary), "serve", "-c", str(self.config_file)],
