@@ -31,6 +31,7 @@
 #include "hostglob.h"
 #include "log.h"
 #include "names.h"
+#include "querylog.h"
 
 /* ---- a small hash map: 17-octet key (kind, then up to 16 octets) -> index ---- */
 
@@ -702,6 +703,7 @@ struct devices {
 
 	struct devices_store *store;	/* NULL: in memory only */
 	char *db_path;
+	struct querylog *qlog;		/* device events also go to the query-log database */
 
 	uv_timer_t arp_timer, save_timer, debounce_timer;
 	struct watch **watches;		/* each freed by its close callback */
@@ -1368,6 +1370,39 @@ display_name(const struct devices_record *r)
 	return NULL;
 }
 
+/* Sends a device event to the query-log database (first sight, vendor attribution, group
+ * change). Rare, so a short lock in querylog is fine; a full event queue drops and counts. */
+static void
+emit_event(struct devices *d, const char *kind, const struct devices_record *r,
+	   const struct sockaddr *client, const char *old_group, const char *new_group,
+	   const char *evidence)
+{
+	if (d->qlog == NULL)
+		return;
+	struct querylog_event ev;
+	memset(&ev, 0, sizeof(ev));
+	copy_str(ev.kind, sizeof(ev.kind), kind);
+	copy_str(ev.device, sizeof(ev.device), display_name(r));
+	if (r->has_mac)
+		mac_format(&r->mac, ev.mac);
+	if (client->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)client)->sin_addr, ev.client,
+			  sizeof(ev.client));
+	else if (client->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)client)->sin6_addr, ev.client,
+			  sizeof(ev.client));
+	copy_str(ev.old_group, sizeof(ev.old_group), old_group);
+	copy_str(ev.new_group, sizeof(ev.new_group), new_group);
+	copy_str(ev.evidence, sizeof(ev.evidence), evidence);
+	querylog_submit_event(d->qlog, &ev);
+}
+
+void
+devices_set_querylog(struct devices *d, struct querylog *qlog)
+{
+	d->qlog = qlog;
+}
+
 int
 devices_query(struct devices *d, const struct policy *pol, const struct sockaddr *client,
 	      const struct dnsmsg_query *dq, struct devices_ident *ident)
@@ -1412,7 +1447,9 @@ devices_query(struct devices *d, const struct policy *pol, const struct sockaddr
 		k = ip_key(&ip);
 	}
 	r = lookup(d, &k);
+	bool first_seen = false;
 	if (r == NULL) {
+		first_seen = true;
 		r = add_record(d, "", now);
 		if (r != NULL && kmap_put(d->index, &k, (uint32_t)(d->n - 1)) != 0) {
 			d->n--;
@@ -1429,6 +1466,8 @@ devices_query(struct devices *d, const struct policy *pol, const struct sockaddr
 	devices_identity(cfg, r, sa, &id);
 	int group = policy_client_group_ex(pol, &id, NULL);
 	copy_str(r->group, sizeof(r->group), policy_group_name(pol, group));
+	if (first_seen && r != &tmp)
+		emit_event(d, "first_seen", r, sa, NULL, r->group, r->has_mac ? "mac" : "address");
 
 	int sig = dq->has_question ? policy_signature(pol, &dq->qname) : -1;
 	if (sig >= 0 && (size_t)sig < cfg->devices.nsignatures) {
@@ -1457,8 +1496,12 @@ devices_query(struct devices *d, const struct policy *pol, const struct sockaddr
 				 display_name(r) ? display_name(r) : "", r->vendor, old_vendor, qname,
 				 og ? og : "(none)", nn ? nn : "(none)");
 			copy_str(r->group, sizeof(r->group), nn);
-			if (r != &tmp)
+			if (r != &tmp) {
 				add_event(d, &e);
+				emit_event(d, "vendor", r, sa, og, nn, qname);
+				if (ng != group)
+					emit_event(d, "group_change", r, sa, og, nn, qname);
+			}
 		}
 	}
 	if (r != &tmp)

@@ -166,6 +166,12 @@ struct devices;
  */
 int devices_new(uv_loop_t *loop, struct policy *policy, struct devices **out);
 
+/* Device events (first sight, vendor attribution, group change) are also sent to this query
+ * log's database (querylog_submit_event); NULL stops that. The caller keeps qlog alive for as
+ * long as d uses it. */
+struct querylog;
+void devices_set_querylog(struct devices *d, struct querylog *qlog);
+
 /* Reload: new inventory, sources and settings from policy (a new reference is taken). */
 void devices_reconfigure(struct devices *d, struct policy *policy);
 

@@ -154,6 +154,7 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 			s->devices = NULL;
 		} else {
 			s->nobjects++;
+			devices_set_querylog(s->devices, s->qlog);
 		}
 	}
 	s->policy = policy;
@@ -287,9 +288,13 @@ warn_restart_needed(const struct config *old, const struct config *cur)
 			      cur->server.nlisten))
 		log_warning("reload: %s: server.listen changed: restart needed to apply it",
 			    cur->path);
-	if (old->log.queries != cur->log.queries || !str_equal(old->log.file, cur->log.file))
+	if (old->log.queries != cur->log.queries || !str_equal(old->log.file, cur->log.file) ||
+	    !str_equal(old->log.database, cur->log.database) ||
+	    old->log.retention_days != cur->log.retention_days)
 		log_warning("reload: %s: log settings changed: restart needed to apply them",
 			    cur->path);
+	if (!str_equal(old->state_dir, cur->state_dir))
+		log_warning("reload: %s: state_dir changed: restart needed to apply it", cur->path);
 }
 
 static void start_reload(struct server *s, server_reload_cb cb, void *arg);

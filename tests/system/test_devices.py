@@ -289,3 +289,29 @@ def test_explain_identity(dveto):
 	assert "hostname 'printer-7'" in p.stdout
 	p = run_veto(["explain", "-c", cfg, "--client", TRUSTED, "--mac", "zz", "x.test"])
 	assert p.returncode == 2 and "bad MAC address 'zz'" in p.stderr
+
+
+def test_device_events_in_query_database(veto_factory, tmp_path):
+	"""First sight, vendor attribution and the group change land in the query-log database."""
+	import sqlite3
+	work = tmp_path / "ev"
+	work.mkdir()
+	base = devices_edit(work)
+
+	def edit(cfg):
+		base(cfg)
+		cfg["log"]["database"] = "queries.db"	# relative to state_dir
+	v = veto_factory(edit=edit)
+	opts = [mac_option(RANDOM_MAC)]
+	assert ask(v, "first.test", TRUSTED, opts).rcode() == dns.rcode.NOERROR
+	assert ask(v, "connect.rom.miui.com", TRUSTED, opts).rcode() == dns.rcode.NOERROR
+	assert ask(v, "next.test", TRUSTED, opts).rcode() == dns.rcode.REFUSED
+	assert v.stop() == 0	# flushes the database
+	db = sqlite3.connect(f"file:{work / 'state' / 'queries.db'}?mode=ro", uri=True)
+	rows = db.execute("SELECT kind, mac, client, old_group, new_group, evidence FROM device_events "
+			  "WHERE mac = ? ORDER BY id", (RANDOM_MAC,)).fetchall()
+	db.close()
+	kinds = [r[0] for r in rows]
+	assert kinds == ["first_seen", "vendor", "group_change"], rows
+	assert rows[0][2] == TRUSTED and rows[0][4] == "random"
+	assert rows[2][3:] == ("random", "banned", "connect.rom.miui.com")
