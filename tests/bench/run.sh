@@ -118,6 +118,15 @@ run_p99() { # port file qps -> prints "p50 p99" in microseconds
 	printf '%.0f %.0f\n' "$p50" "$p99"
 }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU time (user + system, all threads) a server spent, in clock ticks
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+completed() { awk '/Queries completed/ {print $3}' "$work/last.txt"; }
+# microseconds of server CPU per answered query: fair even when dnsperf is the bottleneck
+us_per_query() { # ticks_before ticks_after queries
+	awk -v a="$1" -v b="$2" -v n="$3" -v t="$TICK" \
+		'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1000000 / t / n; else print "-" }'
+}
 
 # Warm both caches with every cacheable name once.
 for port in $VETO_PORT $DD_PORT; do
@@ -127,18 +136,22 @@ done
 
 echo "veto vs dnsdist $(dnsdist --version 2>/dev/null | head -1 | awk '{print $2}'), one core each" \
 	"(server on CPU $SERVER_CPU, dnsperf on CPU $LOAD_CPU), $DURATION s per run, blocklist $nblocked names"
-printf '| mix | veto qps | dnsdist qps | ratio | veto p50/p99 us at half peak | dnsdist p50/p99 us at half peak |\n'
-printf '|---|---:|---:|---:|---:|---:|\n'
+printf '| mix | veto qps | dnsdist qps | qps ratio | veto CPU us/query | dnsdist CPU us/query | CPU ratio (dnsdist/veto) | veto p50/p99 us at half peak | dnsdist p50/p99 us at half peak |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for mix in hits blocked mix; do
+	t0=$(cpu_ticks $veto_pid)
 	v=$(run_qps $VETO_PORT "$work/$mix.txt")
+	vc=$(us_per_query "$t0" "$(cpu_ticks $veto_pid)" "$(completed)")
 	vl=$(lost)
+	t0=$(cpu_ticks $dd_pid)
 	d=$(run_qps $DD_PORT "$work/$mix.txt")
-	dl=$(lost)
+	dc=$(us_per_query "$t0" "$(cpu_ticks $dd_pid)" "$(completed)")
 	ratio=$(awk -v a="$v" -v b="$d" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+	cratio=$(awk -v a="$vc" -v b="$dc" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')
 	read -r vp50 vp99 < <(run_p99 $VETO_PORT "$work/$mix.txt" $((v / 2)))
 	read -r dp50 dp99 < <(run_p99 $DD_PORT "$work/$mix.txt" $((d / 2)))
-	printf '| %s | %s | %s | %s | %s / %s | %s / %s |\n' "$mix" "$v" "$d" "$ratio" \
-		"$vp50" "$vp99" "$dp50" "$dp99"
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s |\n' "$mix" "$v" "$d" \
+		"$ratio" "$vc" "$dc" "$cratio" "$vp50" "$vp99" "$dp50" "$dp99"
 	[ "${vl%%(*}" = "0" ] || echo "  (veto lost ${vl} queries on $mix)"
 done
 echo
