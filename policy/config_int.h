@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "diag.h"
@@ -74,5 +75,116 @@ int config_parse_cidr_loose(const char *text, struct config_cidr *out, const cha
 
 /* Edit distance between a and b (case-insensitive), capped at cap + 1. */
 size_t config_edit_distance(const char *a, const char *b, size_t cap);
+
+/*
+ * The checker's shared helpers (config_check.c), used by config_devices.c too. Every problem is
+ * reported to c->diag with the node's position and the key path; allocation failures set the
+ * sticky c->rc = -ENOMEM (reported once).
+ */
+#define CONFIG_PATH_MAX 512	/* longest key path; longer ones are cut */
+#define CONFIG_SHOW_MAX 80	/* longest value quoted in a message */
+
+struct config_check_ctx {
+	struct diag *diag;
+	const char *file;
+	struct config *cfg;
+	int rc;				/* sticky -ENOMEM */
+	const struct config_node *groups_key, *groups_val;
+	const struct config_node *min_ttl_key, *max_ttl_key;
+	const char *database;		/* log.database as written (resolved at the end) */
+	bool log_file_set;
+	const struct config_node *sig_key, *sig_val;	/* devices.signatures */
+	bool signatures_set, hostname_vendors_set;
+};
+
+/* Handles one key of a mapping: key and val are the nodes, path the key path, obj the object. */
+typedef void (*config_check_key_cb)(struct config_check_ctx *c, const struct config_node *key,
+				    const struct config_node *val, const char *path, void *obj);
+
+struct config_check_key {
+	const char *name;
+	config_check_key_cb fn;
+};
+
+/* What a group's key handlers share (config_check.c and the device selectors). */
+struct config_check_group {
+	struct config_group *g;
+	const struct config_node *name_key;
+	bool *used;		/* per list: referenced by some group */
+	bool selectors;		/* a selector key (clients, macs...) was written */
+};
+
+void config_check_report(struct config_check_ctx *c, enum diag_level level,
+			 const struct config_node *at, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+void config_check_oom(struct config_check_ctx *c);
+/* A printable, bounded copy of s in buf (control octets become '?'); returns buf. */
+const char *config_check_show(const char *s, char *buf, size_t size);
+const char *config_check_kind_name(const struct config_node *n);
+/* parent.key and parent[i] into buf (CONFIG_PATH_MAX octets); return buf. */
+const char *config_check_path_key(char *buf, const char *parent, const char *key);
+const char *config_check_path_index(char *buf, const char *parent, size_t i);
+
+/* Typed values: report at `at` under path and fail (NULL, -EINVAL, -1 or false) on mismatch. */
+const char *config_check_get_string(struct config_check_ctx *c, const struct config_node *at,
+				    const struct config_node *val, const char *path,
+				    bool allow_empty);
+int config_check_get_uint(struct config_check_ctx *c, const struct config_node *at,
+			  const struct config_node *val, const char *path, uint32_t min,
+			  uint32_t max, uint32_t *out);
+/* One of names[]: its index, or -1 (reported). */
+int config_check_get_enum(struct config_check_ctx *c, const struct config_node *at,
+			  const struct config_node *val, const char *path,
+			  const char *const *names, size_t n);
+bool config_check_is_sequence(struct config_check_ctx *c, const struct config_node *at,
+			      const struct config_node *val, const char *path);
+/* A null section counts as an empty mapping when null_ok (returns false, not reported). */
+bool config_check_is_mapping(struct config_check_ctx *c, const struct config_node *at,
+			     const struct config_node *val, const char *path, bool null_ok);
+
+/*
+ * Setters: a non-empty string value replaces *field (a copy; set_path resolves it against the
+ * configuration's directory). 0, -EINVAL (reported) or -ENOMEM; *field is unchanged on failure.
+ */
+int config_check_set_str(struct config_check_ctx *c, const struct config_node *key,
+			 const struct config_node *val, const char *path, char **field);
+int config_check_set_path(struct config_check_ctx *c, const struct config_node *key,
+			  const struct config_node *val, const char *path, char **field);
+
+/* Mappings: a scalar key not repeating an earlier one (else reported). */
+bool config_check_key_ok(struct config_check_ctx *c, const struct config_node *map, size_t i,
+			 const char *path);
+/* Calls the handler of each key of map; unknown keys are reported with a suggestion. */
+void config_check_walk_map(struct config_check_ctx *c, const struct config_node *map,
+			   const char *path, const struct config_check_key *keys, size_t nkeys,
+			   void *obj);
+
+/* A sequence of prefixes into a new array replacing *v / *n. */
+void config_check_cidr_seq(struct config_check_ctx *c, const struct config_node *key,
+			   const struct config_node *val, const char *path,
+			   struct config_cidr **v, size_t *n);
+
+/*
+ * The devices section (config_devices.c). config_devices_section handles the top-level key
+ * "devices" (obj is the struct config); config_devices_finish, called once lists are known, fills
+ * the signatures (marking the lists they use in used[]) and the default hostname vendors.
+ * The config_devices_group_* handlers are the group keys selecting devices (obj is a struct
+ * config_check_group).
+ */
+void config_devices_section(struct config_check_ctx *c, const struct config_node *key,
+			    const struct config_node *val, const char *path, void *obj);
+void config_devices_finish(struct config_check_ctx *c, bool *used);
+void config_devices_group_macs(struct config_check_ctx *c, const struct config_node *key,
+			       const struct config_node *val, const char *path, void *obj);
+void config_devices_group_vendors(struct config_check_ctx *c, const struct config_node *key,
+				  const struct config_node *val, const char *path, void *obj);
+void config_devices_group_hostnames(struct config_check_ctx *c, const struct config_node *key,
+				    const struct config_node *val, const char *path, void *obj);
+void config_devices_group_devices(struct config_check_ctx *c, const struct config_node *key,
+				  const struct config_node *val, const char *path, void *obj);
+void config_devices_group_tags(struct config_check_ctx *c, const struct config_node *key,
+			       const struct config_node *val, const char *path, void *obj);
+void config_devices_group_randomised(struct config_check_ctx *c, const struct config_node *key,
+				     const struct config_node *val, const char *path, void *obj);
 
 #endif

@@ -20,39 +20,12 @@
 #include "cmd.h"
 #include "config.h"
 #include "config_int.h"
+#include "config_harness.h"
 #include "diag.h"
 
 #define DATA VETO_TEST_DATA "/config"
 
-static void
-dump(const struct diag *d)
-{
-	for (size_t i = 0; i < d->n; i++)
-		fprintf(stderr, "    | %s\n", d->v[i].text);
-}
-
-static bool
-has_text(const struct diag *d, const char *text)
-{
-	for (size_t i = 0; i < d->n; i++)
-		if (strcmp(d->v[i].text, text) == 0)
-			return true;
-	return false;
-}
-
-static int
-load(const char *yaml, struct diag *d, struct config **cfg)
-{
-	return config_load_text("t.yaml", "/etc/veto", yaml, strlen(yaml), d, cfg);
-}
-
 /* ---- error paths: every case must fail with exactly this diagnostic among the others ---- */
-
-struct error_case {
-	const char *name;
-	const char *yaml;
-	const char *expect;	/* one full diagnostic line */
-};
 
 #define LISTS_AB                                                                                 \
 	"lists:\n"                                                                               \
@@ -253,35 +226,6 @@ static const struct error_case error_cases[] = {
 	{"bad utf-8", "log:\n  file: \"\xff\xfe\"\n",
 	 "t.yaml: bad input: invalid leading UTF-8 octet at byte 14"},
 };
-
-/* Loads every case of a table. Without want_warning a case passes when the load fails with
- * -EINVAL, no config and at least one error; with it, when the config loads with no error and
- * exactly one warning. Either way diag must hold the expected text. Returns how many cases
- * failed (each reported with its messages). */
-static size_t
-run_cases(const struct error_case *cases, size_t n, bool want_warning)
-{
-	size_t failed = 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct error_case *tc = &cases[i];
-		struct diag d;
-		struct config *cfg = NULL;
-		diag_init(&d);
-		int rc = load(tc->yaml, &d, &cfg);
-		bool ok = want_warning
-				  ? rc == 0 && cfg != NULL && d.nerrors == 0 && d.nwarnings == 1
-				  : rc == -EINVAL && cfg == NULL && d.nerrors > 0;
-		if (!ok || !has_text(&d, tc->expect)) {
-			fprintf(stderr, "FAIL %s: rc %d, expected\n    > %s\n  got\n", tc->name, rc,
-				tc->expect);
-			dump(&d);
-			failed++;
-		}
-		config_free(&cfg);
-		diag_clear(&d);
-	}
-	return failed;
-}
 
 static void
 test_error_cases(void **state)

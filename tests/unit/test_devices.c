@@ -21,41 +21,14 @@
 
 #include "config.h"
 #include "config_int.h"
+#include "config_harness.h"
 #include "devices.h"
 #include "diag.h"
 #include "dnsmsg.h"
 #include "names.h"
 #include "policy.h"
 
-static void
-dump(const struct diag *d)
-{
-	for (size_t i = 0; i < d->n; i++)
-		fprintf(stderr, "    | %s\n", d->v[i].text);
-}
-
-static bool
-has_text(const struct diag *d, const char *text)
-{
-	for (size_t i = 0; i < d->n; i++)
-		if (strcmp(d->v[i].text, text) == 0)
-			return true;
-	return false;
-}
-
-static int
-load(const char *yaml, struct diag *d, struct config **cfg)
-{
-	return config_load_text("t.yaml", "/etc/veto", yaml, strlen(yaml), d, cfg);
-}
-
 /* ---- configuration errors ---- */
-
-struct error_case {
-	const char *name;
-	const char *yaml;
-	const char *expect;
-};
 
 static const struct error_case error_cases[] = {
 	{"unknown devices key", "devices:\n  inventroy: []\n",
@@ -128,23 +101,8 @@ static void
 test_config_errors(void **state)
 {
 	(void)state;
-	size_t failed = 0;
-	for (size_t i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
-		const struct error_case *tc = &error_cases[i];
-		struct diag d;
-		struct config *cfg = NULL;
-		diag_init(&d);
-		int rc = load(tc->yaml, &d, &cfg);
-		if (!(rc == -EINVAL && cfg == NULL && has_text(&d, tc->expect))) {
-			fprintf(stderr, "FAIL %s: rc %d, expected\n    > %s\n  got\n", tc->name, rc,
-				tc->expect);
-			dump(&d);
-			failed++;
-		}
-		config_free(&cfg);
-		diag_clear(&d);
-	}
-	assert_int_equal(failed, 0);
+	assert_int_equal(run_cases(error_cases, sizeof(error_cases) / sizeof(error_cases[0]), false),
+			 0);
 }
 
 static void

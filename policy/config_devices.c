@@ -1,0 +1,793 @@
+/*
+ * config_devices: the "devices:" section of the configuration (inventory, DHCP leases, ARP,
+ * trusted forwarders, OUI registry, vendor signatures, hostname vendors) and the group keys that
+ * select devices (macs, vendors, hostnames, devices, tags, randomised_mac). It walks nodes with
+ * config_check.c's helpers (config_int.h) and reports problems the same way.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_int.h"
+#include "hostglob.h"
+#include "leases.h"
+#include "lists.h"
+#include "mac.h"
+
+#define err(c, at, path, ...)  config_check_report((c), DIAG_ERROR, (at), (path), __VA_ARGS__)
+#define warn(c, at, path, ...) config_check_report((c), DIAG_WARNING, (at), (path), __VA_ARGS__)
+
+/* ---- helpers ---- */
+
+/* A sequence of non-empty strings into a new array *v / *n (replacing it). Returns the number of
+ * items read, or -1 when val is not a sequence (reported). */
+static int
+strv_seq(struct config_check_ctx *c, const struct config_node *key, const struct config_node *val,
+	 const char *path, char ***v, size_t *n)
+{
+	char item[CONFIG_PATH_MAX];
+	if (!config_check_is_sequence(c, key, val, path))
+		return -1;
+	char **nv = calloc(val->n ? val->n : 1, sizeof(*nv));
+	size_t nn = 0;
+	if (nv == NULL) {
+		config_check_oom(c);
+		return -1;
+	}
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		config_check_path_index(item, path, i);
+		const char *s = config_check_get_string(c, it, it, item, false);
+		if (s == NULL)
+			continue;
+		if ((nv[nn] = strdup(s)) == NULL) {
+			config_check_oom(c);
+			break;
+		}
+		nn++;
+	}
+	for (size_t i = 0; i < *n; i++)
+		free((*v)[i]);
+	free(*v);
+	*v = nv;
+	*n = nn;
+	return (int)val->n;
+}
+
+static void
+empty_selector(struct config_check_ctx *c, const struct config_node *key,
+	       const struct config_node *val,
+	       const char *path)
+{
+	if (val->kind == CONFIG_NODE_SEQUENCE && val->n == 0)
+		err(c, key, path,
+		    "empty: leave it out, a group needs at least one value per selector");
+}
+
+static int
+get_bool(struct config_check_ctx *c, const struct config_node *at, const struct config_node *val,
+	 const char *path, bool *out)
+{
+	static const char *const yes[] = {"true", "True", "TRUE", "yes", "on"};
+	static const char *const no[] = {"false", "False", "FALSE", "no", "off"};
+	char buf[CONFIG_SHOW_MAX + 8];
+	if (val->kind == CONFIG_NODE_SCALAR && val->plain) {
+		for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+			if (strcmp(val->str, yes[i]) == 0) {
+				*out = true;
+				return 0;
+			}
+			if (strcmp(val->str, no[i]) == 0) {
+				*out = false;
+				return 0;
+			}
+		}
+		err(c, at, path, "expected true or false, got '%s'",
+		    config_check_show(val->str, buf, sizeof(buf)));
+		return -EINVAL;
+	}
+	err(c, at, path, "expected true or false, got %s", config_check_kind_name(val));
+	return -EINVAL;
+}
+
+/* ---- group selectors ---- */
+
+void
+config_devices_group_macs(struct config_check_ctx *c, const struct config_node *key,
+			  const struct config_node *val,
+	      const char *path, void *obj)
+{
+	struct config_check_group *gc = obj;
+	char item[CONFIG_PATH_MAX], buf[CONFIG_SHOW_MAX + 8];
+	gc->selectors = true;
+	if (!config_check_is_sequence(c, key, val, path))
+		return;
+	empty_selector(c, key, val, path);
+	struct mac_prefix *nv = calloc(val->n ? val->n : 1, sizeof(*nv));
+	size_t nn = 0;
+	if (nv == NULL) {
+		config_check_oom(c);
+		return;
+	}
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		config_check_path_index(item, path, i);
+		const char *s = config_check_get_string(c, it, it, item, false);
+		if (s == NULL)
+			continue;
+		if (mac_prefix_parse(s, strlen(s), &nv[nn]) != 0) {
+			err(c, it, item,
+			    "bad MAC address or prefix '%s' (expected aa:bb:cc:dd:ee:ff, aa:bb:cc, "
+			    "aa:bb:cc:d or aa:bb:cc:dd:ee:ff/N)", config_check_show(s, buf,
+										    sizeof(buf)));
+			continue;
+		}
+		nn++;
+	}
+	free(gc->g->macs);
+	gc->g->macs = nv;
+	gc->g->nmacs = nn;
+}
+
+void
+config_devices_group_vendors(struct config_check_ctx *c, const struct config_node *key,
+			     const struct config_node *val,
+		 const char *path, void *obj)
+{
+	struct config_check_group *gc = obj;
+	gc->selectors = true;
+	if (strv_seq(c, key, val, path, &gc->g->vendors, &gc->g->nvendors) >= 0)
+		empty_selector(c, key, val, path);
+}
+
+void
+config_devices_group_hostnames(struct config_check_ctx *c, const struct config_node *key,
+			       const struct config_node *val,
+		   const char *path, void *obj)
+{
+	struct config_check_group *gc = obj;
+	char item[CONFIG_PATH_MAX], buf[CONFIG_SHOW_MAX + 8];
+	gc->selectors = true;
+	if (strv_seq(c, key, val, path, &gc->g->hostnames, &gc->g->nhostnames) < 0)
+		return;
+	empty_selector(c, key, val, path);
+	for (size_t i = 0, k = 0; i < val->n && k < gc->g->nhostnames; i++) {
+		const struct config_node *it = val->items[i];
+		const char *why = NULL;
+		if (it->kind != CONFIG_NODE_SCALAR || strcmp(it->str, gc->g->hostnames[k]) != 0)
+			continue;
+		k++;
+		config_check_path_index(item, path, i);
+		if (hostglob_check(it->str, &why) != 0)
+			err(c, it, item, "bad hostname pattern '%s': %s",
+			    config_check_show(it->str, buf, sizeof(buf)), why);
+	}
+}
+
+void
+config_devices_group_devices(struct config_check_ctx *c, const struct config_node *key,
+			     const struct config_node *val,
+		 const char *path, void *obj)
+{
+	struct config_check_group *gc = obj;
+	const struct config *cfg = c->cfg;
+	char item[CONFIG_PATH_MAX], buf[CONFIG_SHOW_MAX + 8];
+	gc->selectors = true;
+	if (strv_seq(c, key, val, path, &gc->g->devices, &gc->g->ndevices) < 0)
+		return;
+	empty_selector(c, key, val, path);
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		if (it->kind != CONFIG_NODE_SCALAR || it->len == 0)
+			continue;
+		size_t d = 0;
+		while (d < cfg->devices.ninventory && strcmp(cfg->devices.inventory[d].name,
+							     it->str))
+			d++;
+		if (d == cfg->devices.ninventory) {
+			config_check_path_index(item, path, i);
+			err(c, it, item, "unknown device '%s' (not in devices.inventory)",
+			    config_check_show(it->str, buf, sizeof(buf)));
+		}
+	}
+}
+
+void
+config_devices_group_tags(struct config_check_ctx *c, const struct config_node *key,
+			  const struct config_node *val,
+	      const char *path, void *obj)
+{
+	struct config_check_group *gc = obj;
+	gc->selectors = true;
+	if (strv_seq(c, key, val, path, &gc->g->tags, &gc->g->ntags) >= 0)
+		empty_selector(c, key, val, path);
+}
+
+void
+config_devices_group_randomised(struct config_check_ctx *c, const struct config_node *key,
+				const struct config_node *val,
+		    const char *path, void *obj)
+{
+	struct config_check_group *gc = obj;
+	gc->selectors = true;
+	if (get_bool(c, key, val, path, &gc->g->randomised) == 0)
+		gc->g->has_randomised = true;
+}
+
+/* ---- devices ---- */
+
+static bool
+has_key(const struct config_node *map, const char *name)
+{
+	for (size_t i = 0; i < map->n / 2; i++)
+		if (map->items[2 * i]->kind == CONFIG_NODE_SCALAR &&
+		    strcmp(map->items[2 * i]->str, name) == 0)
+			return true;
+	return false;
+}
+
+struct inv_ctx {
+	struct config_device *d;
+	bool has_mac;
+};
+
+static void
+on_inv_name(struct config_check_ctx *c, const struct config_node *key,
+	    const struct config_node *val,
+	    const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	config_check_set_str(c, key, val, path, &ic->d->name);
+}
+
+static void
+on_inv_mac(struct config_check_ctx *c, const struct config_node *key, const struct config_node *val,
+	   const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	char buf[CONFIG_SHOW_MAX + 8];
+	const char *s = config_check_get_string(c, key, val, path, false);
+	struct mac m;
+	if (s == NULL)
+		return;
+	if (mac_parse(s, strlen(s), &m) != 0 || mac_is_zero(&m) || mac_is_multicast(&m)) {
+		err(c, key, path, "bad MAC address '%s' (expected a unicast aa:bb:cc:dd:ee:ff)",
+		    config_check_show(s, buf, sizeof(buf)));
+		return;
+	}
+	ic->d->mac = m;
+	ic->has_mac = true;
+}
+
+static void
+on_inv_ip(struct config_check_ctx *c, const struct config_node *key, const struct config_node *val,
+	  const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	char buf[CONFIG_SHOW_MAX + 8];
+	const char *s = config_check_get_string(c, key, val, path, false);
+	uint8_t a[16];
+	if (s == NULL)
+		return;
+	memset(&ic->d->ip, 0, sizeof(ic->d->ip));
+	if (inet_pton(AF_INET, s, a) == 1) {
+		ic->d->ip.family = AF_INET;
+		memcpy(ic->d->ip.addr, a, 4);
+		ic->d->ip.prefix = 32;
+	} else if (inet_pton(AF_INET6, s, a) == 1) {
+		ic->d->ip.family = AF_INET6;
+		memcpy(ic->d->ip.addr, a, 16);
+		ic->d->ip.prefix = 128;
+	} else {
+		err(c, key, path, "bad address '%s' (expected an IPv4 or IPv6 address)",
+		    config_check_show(s, buf, sizeof(buf)));
+		return;
+	}
+	ic->d->ip.loc.line = val->line;
+	ic->d->ip.loc.col = val->col;
+	ic->d->has_ip = true;
+}
+
+static void
+on_inv_owner(struct config_check_ctx *c, const struct config_node *key,
+	     const struct config_node *val,
+	     const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	config_check_set_str(c, key, val, path, &ic->d->owner);
+}
+
+static void
+on_inv_vendor(struct config_check_ctx *c, const struct config_node *key,
+	      const struct config_node *val,
+	      const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	config_check_set_str(c, key, val, path, &ic->d->vendor);
+}
+
+static void
+on_inv_tags(struct config_check_ctx *c, const struct config_node *key,
+	    const struct config_node *val,
+	    const char *path, void *obj)
+{
+	struct inv_ctx *ic = obj;
+	strv_seq(c, key, val, path, &ic->d->tags, &ic->d->ntags);
+}
+
+static const struct config_check_key inventory_keys[] = {
+	{"name", on_inv_name},
+	{"mac", on_inv_mac},
+	{"ip", on_inv_ip},
+	{"owner", on_inv_owner},
+	{"vendor", on_inv_vendor},
+	{"tags", on_inv_tags},
+};
+
+static void
+on_devices_inventory(struct config_check_ctx *c, const struct config_node *key,
+		     const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	char item[CONFIG_PATH_MAX], sub[CONFIG_PATH_MAX], buf[CONFIG_SHOW_MAX + 8];
+	if (!config_check_is_sequence(c, key, val, path))
+		return;
+	cfg->devices.inventory = calloc(val->n ? val->n : 1, sizeof(*cfg->devices.inventory));
+	if (cfg->devices.inventory == NULL) {
+		config_check_oom(c);
+		return;
+	}
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		config_check_path_index(item, path, i);
+		if (!config_check_is_mapping(c, it, it, item, false))
+			continue;
+		struct config_device *d = &cfg->devices.inventory[cfg->devices.ninventory];
+		struct inv_ctx ic = {.d = d};
+		d->loc.line = it->line;
+		d->loc.col = it->col;
+		cfg->devices.ninventory++;
+		config_check_walk_map(c, it, item, inventory_keys,
+			 sizeof(inventory_keys) / sizeof(inventory_keys[0]), &ic);
+		if (d->name == NULL)
+			err(c, it, item, "missing key 'name'");
+		if (!ic.has_mac && !has_key(it, "mac"))
+			err(c, it, item, "missing key 'mac'");
+		for (size_t j = 0; j + 1 < cfg->devices.ninventory; j++) {
+			const struct config_device *e = &cfg->devices.inventory[j];
+			if (d->name != NULL && e->name != NULL && strcmp(d->name, e->name) == 0) {
+				err(c, it, config_check_path_key(sub, item, "name"),
+				    "duplicate device name '%s' (first at line %d)",
+				    config_check_show(d->name, buf, sizeof(buf)), e->loc.line);
+			}
+			if (ic.has_mac && !mac_is_zero(&e->mac) && mac_equal(&d->mac, &e->mac)) {
+				char m[MAC_STRLEN];
+				err(c, it, config_check_path_key(sub, item, "mac"),
+				    "duplicate MAC address '%s' (first at line %d)",
+				    mac_format(&d->mac, m), e->loc.line);
+			}
+		}
+	}
+}
+
+struct leases_ctx {
+	struct config_leases *l;
+	bool has_format;
+};
+
+static void
+on_leases_file(struct config_check_ctx *c, const struct config_node *key,
+	       const struct config_node *val,
+	       const char *path, void *obj)
+{
+	struct leases_ctx *lc = obj;
+	config_check_set_path(c, key, val, path, &lc->l->file);
+}
+
+static void
+on_leases_format(struct config_check_ctx *c, const struct config_node *key,
+		 const struct config_node *val,
+		 const char *path, void *obj)
+{
+	static const char *const names[] = {"dnsmasq", "dhcpd", "kea"};
+	struct leases_ctx *lc = obj;
+	int i = config_check_get_enum(c, key, val, path, names, 3);
+	enum leases_format f;
+	if (i < 0 || leases_format_from_name(names[i], &f) != 0)
+		return;
+	lc->l->format = (int)f;
+	lc->has_format = true;
+}
+
+static const struct config_check_key leases_keys[] = {
+	{"file", on_leases_file},
+	{"format", on_leases_format},
+};
+
+static void
+on_devices_leases(struct config_check_ctx *c, const struct config_node *key,
+		  const struct config_node *val,
+		  const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	char item[CONFIG_PATH_MAX];
+	if (!config_check_is_sequence(c, key, val, path))
+		return;
+	cfg->devices.leases = calloc(val->n ? val->n : 1, sizeof(*cfg->devices.leases));
+	if (cfg->devices.leases == NULL) {
+		config_check_oom(c);
+		return;
+	}
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		config_check_path_index(item, path, i);
+		if (!config_check_is_mapping(c, it, it, item, false))
+			continue;
+		struct config_leases *l = &cfg->devices.leases[cfg->devices.nleases++];
+		struct leases_ctx lc = {.l = l};
+		l->loc.line = it->line;
+		l->loc.col = it->col;
+		config_check_walk_map(c, it, item, leases_keys,
+				      sizeof(leases_keys) / sizeof(leases_keys[0]), &lc);
+		if (l->file == NULL)
+			err(c, it, item, "missing key 'file'");
+		if (!lc.has_format && !has_key(it, "format"))
+			err(c, it, item, "missing key 'format' (dnsmasq, dhcpd or kea)");
+	}
+}
+
+static void
+on_devices_arp(struct config_check_ctx *c, const struct config_node *key,
+	       const struct config_node *val,
+	       const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	get_bool(c, key, val, path, &cfg->devices.arp);
+}
+
+static void
+on_devices_arp_file(struct config_check_ctx *c, const struct config_node *key,
+		    const struct config_node *val,
+		    const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	config_check_set_path(c, key, val, path, &cfg->devices.arp_file);
+}
+
+static void
+on_devices_arp_refresh(struct config_check_ctx *c, const struct config_node *key,
+		       const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	config_check_get_uint(c, key, val, path, 1, 86400, &cfg->devices.arp_refresh_s);
+}
+
+static void
+on_devices_trusted(struct config_check_ctx *c, const struct config_node *key,
+		   const struct config_node *val,
+		   const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	config_check_cidr_seq(c, key, val, path, &cfg->devices.trusted, &cfg->devices.ntrusted);
+}
+
+static void
+on_oui_dir(struct config_check_ctx *c, const struct config_node *key, const struct config_node *val,
+	   const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	config_check_set_path(c, key, val, path, &cfg->devices.oui_dir);
+}
+
+static const struct config_check_key oui_keys[] = {
+	{"dir", on_oui_dir},
+};
+
+/* oui: {dir: PATH} or oui: false (no registry lookups) */
+static void
+on_devices_oui(struct config_check_ctx *c, const struct config_node *key,
+	       const struct config_node *val,
+	       const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	bool on;
+	if (val->kind == CONFIG_NODE_SCALAR) {
+		if (get_bool(c, key, val, path, &on) == 0 && !on) {
+			free(cfg->devices.oui_dir);
+			cfg->devices.oui_dir = NULL;
+		}
+		return;
+	}
+	if (config_check_is_mapping(c, key, val, path, true))
+		config_check_walk_map(c, val, path, oui_keys,
+				      sizeof(oui_keys) / sizeof(oui_keys[0]), obj);
+}
+
+static void
+on_devices_signatures(struct config_check_ctx *c, const struct config_node *key,
+		      const struct config_node *val, const char *path, void *obj)
+{
+	(void)obj;
+	/* checked at the end, once every list is known */
+	if (config_check_is_mapping(c, key, val, path, true) || config_node_is_null(val)) {
+		c->sig_key = key;
+		c->sig_val = val;
+	}
+	c->signatures_set = true;
+}
+
+struct hv_ctx {
+	struct config_hostname_vendor *h;
+};
+
+static void
+on_hv_pattern(struct config_check_ctx *c, const struct config_node *key,
+	      const struct config_node *val,
+	      const char *path, void *obj)
+{
+	struct hv_ctx *hc = obj;
+	char buf[CONFIG_SHOW_MAX + 8];
+	const char *why = NULL;
+	const char *s = config_check_get_string(c, key, val, path, false);
+	if (s == NULL)
+		return;
+	if (hostglob_check(s, &why) != 0) {
+		err(c, key, path, "bad hostname pattern '%s': %s",
+		    config_check_show(s, buf, sizeof(buf)), why);
+		return;
+	}
+	config_check_set_str(c, key, val, path, &hc->h->pattern);
+}
+
+static void
+on_hv_vendor(struct config_check_ctx *c, const struct config_node *key,
+	     const struct config_node *val,
+	     const char *path, void *obj)
+{
+	struct hv_ctx *hc = obj;
+	config_check_set_str(c, key, val, path, &hc->h->vendor);
+}
+
+static const struct config_check_key hv_keys[] = {
+	{"pattern", on_hv_pattern},
+	{"vendor", on_hv_vendor},
+};
+
+static void
+on_devices_hostname_vendors(struct config_check_ctx *c, const struct config_node *key,
+			    const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	char item[CONFIG_PATH_MAX];
+	if (!config_check_is_sequence(c, key, val, path))
+		return;
+	c->hostname_vendors_set = true;
+	cfg->devices.hostname_vendors =
+		calloc(val->n ? val->n : 1, sizeof(*cfg->devices.hostname_vendors));
+	if (cfg->devices.hostname_vendors == NULL) {
+		config_check_oom(c);
+		return;
+	}
+	for (size_t i = 0; i < val->n; i++) {
+		const struct config_node *it = val->items[i];
+		config_check_path_index(item, path, i);
+		if (!config_check_is_mapping(c, it, it, item, false))
+			continue;
+		struct config_hostname_vendor *h =
+			&cfg->devices.hostname_vendors[cfg->devices.nhostname_vendors++];
+		struct hv_ctx hc = {.h = h};
+		h->loc.line = it->line;
+		h->loc.col = it->col;
+		config_check_walk_map(c, it, item, hv_keys, sizeof(hv_keys) / sizeof(hv_keys[0]),
+				      &hc);
+		if (h->pattern == NULL && !has_key(it, "pattern"))
+			err(c, it, item, "missing key 'pattern'");
+		if (h->vendor == NULL && !has_key(it, "vendor"))
+			err(c, it, item, "missing key 'vendor'");
+	}
+}
+
+static const struct config_check_key devices_keys[] = {
+	{"inventory", on_devices_inventory},
+	{"dhcp_leases", on_devices_leases},
+	{"arp", on_devices_arp},
+	{"arp_file", on_devices_arp_file},
+	{"arp_refresh_s", on_devices_arp_refresh},
+	{"trusted_forwarders", on_devices_trusted},
+	{"oui", on_devices_oui},
+	{"signatures", on_devices_signatures},
+	{"hostname_vendors", on_devices_hostname_vendors},
+};
+
+void
+config_devices_section(struct config_check_ctx *c, const struct config_node *key,
+		       const struct config_node *val,
+	   const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	cfg->devices.enabled = true;
+	if (config_check_is_mapping(c, key, val, path, true))
+		config_check_walk_map(c, val, path, devices_keys,
+				      sizeof(devices_keys) / sizeof(devices_keys[0]),
+			 obj);
+}
+
+/* The shipped signatures: operating-system names (connectivity checks, push, HTTPDNS, routing)
+ * that a vendor's ROM resolves on its own; see docs and ../shared/data/oui.md section 4. */
+static const char *const default_signatures[][8] = {
+	{"Xiaomi", "connect.rom.miui.com", "cn.wifi.miui.com", "resolver.gslb.mi-idc.com",
+	 "app.chat.xiaomi.net", "tracking.intl.miui.com", NULL},
+	{"Oppo", "conn1.oppomobile.com", "conn2.oppomobile.com", "httpdns-push.heytapmobile.com",
+	 "push.heytapmobile.com", "httpdns.push.oppomobile.com", NULL},
+	{"Vivo", "wifi.vivo.com.cn", NULL},
+	{"Huawei", "connectivitycheck.platform.hicloud.com", "connectivitycheck.cbg-app.huawei.com",
+	 "grs.hicloud.com", "dnkeeper.hicloud.com", NULL},
+	{"Honor", "connectivitycheck.hihonor.com", "grs.hihonorcloud.com", NULL},
+};
+
+static int
+add_signature_domain(struct config_signature *sg, const char *name, int line, int col)
+{
+	char **nv = realloc(sg->domains, (sg->ndomains + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return -ENOMEM;
+	sg->domains = nv;
+	struct config_loc *nl = realloc(sg->domain_locs, (sg->ndomains + 1) * sizeof(*nl));
+	if (nl == NULL)
+		return -ENOMEM;
+	sg->domain_locs = nl;
+	if ((nv[sg->ndomains] = strdup(name)) == NULL)
+		return -ENOMEM;
+	nl[sg->ndomains].line = line;
+	nl[sg->ndomains].col = col;
+	sg->ndomains++;
+	return 0;
+}
+
+/* One signature entry: a list of this configuration (by name) or a domain name. */
+static void
+signature_entry(struct config_check_ctx *c, struct config_signature *sg,
+		const struct config_node *it,
+		const char *item, bool *used)
+{
+	struct config *cfg = c->cfg;
+	char buf[CONFIG_SHOW_MAX + 8];
+	const char *why = NULL;
+	struct names_name n;
+	const char *s = config_check_get_string(c, it, it, item, false);
+	if (s == NULL)
+		return;
+	for (size_t li = 0; li < cfg->nlists; li++) {
+		if (strcmp(cfg->lists[li].name, s) != 0)
+			continue;
+		size_t *nv = realloc(sg->lists, (sg->nlists + 1) * sizeof(*nv));
+		if (nv == NULL) {
+			config_check_oom(c);
+			return;
+		}
+		sg->lists = nv;
+		nv[sg->nlists++] = li;
+		used[li] = true;
+		return;
+	}
+	int rc = lists_parse_name(s, strlen(s), &n, &why);
+	if (rc < 0) {
+		err(c, it, item, "'%s' is neither a list nor a valid name: %s",
+		    config_check_show(s, buf, sizeof(buf)), why);
+		return;
+	}
+	if (rc == 1) {
+		err(c, it, item, "'%s' is a local host name",
+		    config_check_show(s, buf, sizeof(buf)));
+		return;
+	}
+	if (add_signature_domain(sg, s, it->line, it->col) != 0)
+		config_check_oom(c);
+}
+
+static void
+check_signatures(struct config_check_ctx *c, bool *used)
+{
+	struct config *cfg = c->cfg;
+	const struct config_node *val = c->sig_val;
+	char path[CONFIG_PATH_MAX], item[CONFIG_PATH_MAX + 24];
+
+	if (!cfg->devices.enabled)
+		return;
+	if (!c->signatures_set) {
+		size_t n = sizeof(default_signatures) / sizeof(default_signatures[0]);
+		cfg->devices.signatures = calloc(n, sizeof(*cfg->devices.signatures));
+		if (cfg->devices.signatures == NULL) {
+			config_check_oom(c);
+			return;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct config_signature *sg = &cfg->devices.signatures[i];
+			cfg->devices.nsignatures++;
+			if ((sg->vendor = strdup(default_signatures[i][0])) == NULL) {
+				config_check_oom(c);
+				return;
+			}
+			for (size_t k = 1; default_signatures[i][k] != NULL; k++) {
+				if (add_signature_domain(sg, default_signatures[i][k], 0, 0) != 0) {
+					config_check_oom(c);
+					return;
+				}
+			}
+		}
+		return;
+	}
+	if (val == NULL || val->kind != CONFIG_NODE_MAPPING)
+		return;
+	cfg->devices.signatures = calloc(val->n / 2 ? val->n / 2 : 1,
+					 sizeof(*cfg->devices.signatures));
+	if (cfg->devices.signatures == NULL) {
+		config_check_oom(c);
+		return;
+	}
+	for (size_t i = 0; i < val->n / 2; i++) {
+		const struct config_node *k = val->items[2 * i];
+		const struct config_node *v = val->items[2 * i + 1];
+		if (k->kind != CONFIG_NODE_SCALAR) {
+			err(c, k, "devices.signatures", "keys must be strings, got %s",
+			    config_check_kind_name(k));
+			continue;
+		}
+		config_check_path_key(path, "devices.signatures", k->str);
+		if (!config_check_key_ok(c, val, i, path))
+			continue;
+		if (k->len == 0) {
+			err(c, k, path, "vendor name must not be empty");
+			continue;
+		}
+		struct config_signature *sg = &cfg->devices.signatures[cfg->devices.nsignatures++];
+		sg->loc.line = k->line;
+		sg->loc.col = k->col;
+		if ((sg->vendor = strdup(k->str)) == NULL) {
+			config_check_oom(c);
+			return;
+		}
+		if (!config_check_is_sequence(c, k, v, path))
+			continue;
+		if (v->n == 0)
+			warn(c, k, path, "empty: no name reveals this vendor");
+		for (size_t j = 0; j < v->n; j++) {
+			snprintf(item, sizeof(item), "%s[%zu]", path, j);
+			signature_entry(c, sg, v->items[j], item, used);
+		}
+	}
+}
+
+/* devices.hostname_vendors defaults to hostglob's shipped table. */
+static void
+finish_hostname_vendors(struct config_check_ctx *c)
+{
+	struct config *cfg = c->cfg;
+	if (!cfg->devices.enabled || c->hostname_vendors_set)
+		return;
+	size_t n = hostglob_default_vendors_len;
+	cfg->devices.hostname_vendors = calloc(n ? n : 1, sizeof(*cfg->devices.hostname_vendors));
+	if (cfg->devices.hostname_vendors == NULL) {
+		config_check_oom(c);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct config_hostname_vendor *h = &cfg->devices.hostname_vendors[i];
+		cfg->devices.nhostname_vendors++;
+		h->pattern = strdup(hostglob_default_vendors[i].pattern);
+		h->vendor = strdup(hostglob_default_vendors[i].vendor);
+		if (h->pattern == NULL || h->vendor == NULL) {
+			config_check_oom(c);
+			return;
+		}
+	}
+}
+
+void
+config_devices_finish(struct config_check_ctx *c, bool *used)
+{
+	check_signatures(c, used);
+	finish_hostname_vendors(c);
+}
