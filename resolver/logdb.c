@@ -73,11 +73,13 @@ static const char schema_sql[] =
         " device TEXT,"
         " vendor TEXT,"
         " vendor_source TEXT);"
-        "CREATE INDEX queries_ts ON queries(ts_ms);"
-        "CREATE INDEX queries_device ON queries(device, ts_ms) WHERE device IS NOT NULL;"
-        "CREATE INDEX queries_mac ON queries(mac, ts_ms) WHERE mac IS NOT NULL;"
-        "CREATE INDEX queries_client ON queries(client, ts_ms);"
-        "CREATE INDEX queries_rname ON queries(rname, ts_ms);"
+        /* rows are appended in time order, so the id orders them by time: no time index
+         * (logdb_query.c finds a time's id by bisection), and each index below is ordered by
+         * (key, id), i.e. by time within a key */
+        "CREATE INDEX queries_device ON queries(device) WHERE device IS NOT NULL;"
+        "CREATE INDEX queries_mac ON queries(mac) WHERE mac IS NOT NULL;"
+        "CREATE INDEX queries_client ON queries(client);"
+        "CREATE INDEX queries_rname ON queries(rname);"
         /* covering for `veto report attempts` (an index-only scan of the blocked rows) */
         "CREATE INDEX queries_blocked ON queries(ts_ms, device, mac, client, qname, list,"
         " group_name, vendor, vendor_source, blocked) WHERE blocked = 1;"
@@ -104,8 +106,9 @@ static const char insert_event_sql[] =
         " evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 static const char prune_sql[] =
-        "DELETE FROM queries WHERE id IN"
-        " (SELECT id FROM queries WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)";
+        /* the rows are in time order by id (no time index): look at the oldest ?2 only */
+        "DELETE FROM queries WHERE id IN (SELECT id FROM"
+        " (SELECT id, ts_ms FROM queries ORDER BY id LIMIT ?2) WHERE ts_ms < ?1)";
 
 static const char prune_events_sql[] =
         "DELETE FROM device_events WHERE id IN"
@@ -231,6 +234,33 @@ set_aside(struct logdb *db)
 	          db->path, aside);
 }
 
+/* Schema 1 had ids in insertion order too, plus a time index that schema 2 does without; its
+ * other indexes, (x, ts_ms), serve the same queries as schema 2's (x). Dropping the time index
+ * is the whole migration (a few seconds for millions of rows, once). */
+static int
+migrate_v1(struct logdb *db)
+{
+	char sql[64];
+	int rc = exec(db->db, "BEGIN IMMEDIATE");
+
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = exec(db->db, "DROP INDEX IF EXISTS queries_ts");
+	if (rc == SQLITE_OK) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", LOGDB_SCHEMA_VERSION);
+		rc = exec(db->db, sql);
+	}
+	if (rc == SQLITE_OK)
+		rc = exec(db->db, "COMMIT");
+	if (rc != SQLITE_OK) {
+		exec(db->db, "ROLLBACK");
+		return rc;
+	}
+	log_info("query database: '%s': schema 1 updated to %d (time index dropped)", db->path,
+	         LOGDB_SCHEMA_VERSION);
+	return SQLITE_OK;
+}
+
 /* Creates the schema in an empty database, or checks the version of an existing one. */
 static int
 check_schema(struct logdb *db, const char **why)
@@ -247,6 +277,8 @@ check_schema(struct logdb *db, const char **why)
 		*why = "schema version is newer than this veto's (a newer veto wrote it)";
 		return SQLITE_ERROR;
 	}
+	if (version == 1)
+		return migrate_v1(db);
 	rc = query_int(db->db, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc != SQLITE_OK)
 		return rc;
@@ -583,8 +615,10 @@ logdb_tick(struct logdb *db, uint64_t mono_ms, uint64_t wall_ms)
 		uint64_t n = 0;
 		if (logdb_prune(db, wall_ms, &n) != 0)
 			return;
-		/* more to delete: another step at the next tick, else rest a while */
-		db->next_prune = n >= LOGDB_PRUNE_ROWS ? mono_ms : mono_ms + PRUNE_IDLE_MS;
+		/* more to delete: another step at the next tick, else rest a while. A step looks
+		 * at the oldest LOGDB_PRUNE_ROWS rows by id (prune_sql), so it may delete fewer
+		 * with more to come: anything deleted means try again. */
+		db->next_prune = n > 0 ? mono_ms : mono_ms + PRUNE_IDLE_MS;
 		if (n > 0)
 			log_debug("query database: '%s': retention: %llu rows deleted", db->path,
 			          (unsigned long long)n);

@@ -17,7 +17,7 @@
  * started. Retention deletes rows older than retention_days in batches of LOGDB_PRUNE_ROWS
  * from logdb_tick(), so one call never holds the writer long.
  *
- * Schema (PRAGMA user_version = LOGDB_SCHEMA_VERSION):
+ * Schema (PRAGMA user_version = LOGDB_SCHEMA_VERSION, 2):
  *   queries(id INTEGER PRIMARY KEY, ts_ms, client, proto, group_name, qname, rname, qtype,
  *           blocked, list, rule, action, rcode, upstream, latency_us,
  *           mac, device, vendor, vendor_source)
@@ -27,8 +27,15 @@
  *     JSON lines; blocked 0/1; the device columns are NULL when unknown.
  *   device_events(id INTEGER PRIMARY KEY, ts_ms, device, mac, client, kind, old_group,
  *                 new_group, evidence)
- * Indexes: time; (device, ts); (mac, ts); (client, ts); (rname, ts); the blocked rows by time,
- * covering what `veto report attempts` reads.
+ *     id: 1, 2, 3... in insertion order, which is time order (the writer thread stores the
+ *     records as the event loop made them), so a time range is an id range of the table itself:
+ *     the reader finds the ids of its ends by bisection over the id (about 25 lookups), with no
+ *     time index to maintain per row; every index, ordered by (key, id), is ordered by time
+ *     within a key. The ts_ms conditions stay in every query, so results are exact; only rows
+ *     stored after the wall clock stepped back can fall outside a window they belong to.
+ * Indexes: (device); (mac); (client); (rname); the blocked rows by ts_ms, covering what `veto
+ * report attempts` reads. Schema 1 (the same plus a time index, with (x, ts_ms) indexes) is
+ * updated in place by the writer (the time index dropped); the reader reads both.
  *
  * Reader: a read-only connection (URI mode=ro) that works while the daemon writes and on a
  * copied file. Filters become SQL with bound parameters only.
@@ -46,7 +53,7 @@
 
 #include "querylog.h"
 
-#define LOGDB_SCHEMA_VERSION 1
+#define LOGDB_SCHEMA_VERSION 2 /* 1: with a time index (read, and updated by the writer) */
 #define LOGDB_BATCH_ROWS     100000 /* rows per transaction at most */
 #define LOGDB_COMMIT_MS      1000   /* a transaction is committed when this old */
 #define LOGDB_PRUNE_ROWS     5000   /* rows deleted per retention step */
@@ -95,8 +102,9 @@ void logdb_tick(struct logdb *db, uint64_t mono_ms, uint64_t wall_ms);
 /* Closes and reopens the database at the next logdb_tick (SIGHUP; clears the backoff). */
 void logdb_reopen(struct logdb *db);
 
-/* One retention step: deletes at most LOGDB_PRUNE_ROWS rows (and device events) older than
- * wall_ms - retention_days. Sets *deleted to the rows deleted. 0, -EAGAIN when the database is
+/* One retention step: deletes those of the oldest LOGDB_PRUNE_ROWS rows (by id, i.e. time
+ * order) and at most LOGDB_PRUNE_ROWS device events that are older than wall_ms -
+ * retention_days. Sets *deleted to the rows deleted. 0, -EAGAIN when the database is
  * not open, -EIO on failure (reported). */
 int logdb_prune(struct logdb *db, uint64_t wall_ms, uint64_t *deleted);
 

@@ -89,7 +89,7 @@ logdb_reader_open(const char *path, struct logdb_reader **out)
 		goto cleanup;
 	}
 	int version = sqlite3_column_int(st, 0);
-	if (version != LOGDB_SCHEMA_VERSION) {
+	if (version != LOGDB_SCHEMA_VERSION && version != 1) {
 		if (version > LOGDB_SCHEMA_VERSION)
 			log_error("query database: '%s': schema version %d is newer than this "
 			          "veto's (%d)",
@@ -230,16 +230,75 @@ domain_range(const char *domain, char *lo, char *hi, size_t cap)
 	return 0;
 }
 
+/* The smallest id x such that the first row with an id >= x is stored at ts_ms or later: the
+ * first id of the rows from ts_ms on, ids being in time order (logdb.h); max(id) + 1 when every
+ * row is older. Bisection over the ids, one indexed lookup per step. 0 or -EIO. */
+static int
+time_to_id(struct logdb_reader *r, uint64_t ts_ms, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t lo = 1, hi = 1;
+	int rc;
+
+	/* two subqueries: min() and max() inside an expression would scan the table */
+	rc = sqlite3_prepare_v2(r->db,
+	                        "SELECT (SELECT id FROM queries ORDER BY id LIMIT 1),"
+	                        " (SELECT id FROM queries ORDER BY id DESC LIMIT 1)",
+	                        -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			lo = sqlite3_column_int64(st, 0);
+			hi = sqlite3_column_int64(st, 1) + 1;
+		}
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(r->db,
+		                        "SELECT ts_ms FROM queries WHERE id >= ?"
+		                        " ORDER BY id LIMIT 1",
+		                        -1, &st, NULL);
+	while (rc == SQLITE_OK && lo < hi) {
+		int64_t mid = lo + (hi - lo) / 2;
+		sqlite3_bind_int64(st, 1, mid);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) < ts_ms)
+			lo = mid + 1;
+		else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+			hi = mid;
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK) {
+		log_error("query database: '%s': %s", r->path, sqlite3_errmsg(r->db));
+		return -EIO;
+	}
+	*out = lo;
+	return 0;
+}
+
 /* The WHERE clause of f. extra: a condition always added (or NULL). */
 static int
-build_where(struct sql *q, const struct logdb_filter *f, const char *extra)
+build_where(struct logdb_reader *r, struct sql *q, const struct logdb_filter *f, const char *extra)
 {
+	int64_t id;
+
+	/* ids are in time order (logdb.h): the id bounds make a time range a range of the table or
+	 * of any index, the ts_ms ones keep the result exact */
 	if (f->since_ms > 0) {
-		cond(q, "ts_ms >= ?");
+		if (time_to_id(r, f->since_ms, &id) != 0)
+			return -EIO;
+		cond(q, "id >= ? AND ts_ms >= ?");
+		bind_num(q, id);
 		bind_num(q, (int64_t)f->since_ms);
 	}
 	if (f->until_ms > 0) {
-		cond(q, "ts_ms < ?");
+		if (time_to_id(r, f->until_ms, &id) != 0)
+			return -EIO;
+		cond(q, "id < ? AND ts_ms < ?");
+		bind_num(q, id);
 		bind_num(q, (int64_t)f->until_ms);
 	}
 	if (f->client != NULL) {
@@ -396,17 +455,17 @@ logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row
 	if (f->chronological)
 		add(q, "SELECT * FROM (");
 	add(q, "SELECT " ROW_COLUMNS " FROM queries");
-	rc = build_where(q, f, NULL);
+	rc = build_where(r, q, f, NULL);
 	if (rc != 0)
 		goto cleanup;
 	bool asc = f->oldest_first && !f->chronological;
-	add(q, asc ? " ORDER BY ts_ms, id" : " ORDER BY ts_ms DESC, id DESC");
+	add(q, asc ? " ORDER BY id" : " ORDER BY id DESC");
 	if (f->limit > 0) {
 		snprintf(lim, sizeof(lim), " LIMIT %u", (unsigned)f->limit);
 		add(q, lim);
 	}
 	if (f->chronological)
-		add(q, ") ORDER BY ts_ms, id");
+		add(q, ") ORDER BY id");
 	rc = prepare(r, q, &st);
 	if (rc != 0)
 		goto cleanup;
@@ -694,7 +753,7 @@ logdb_report_attempts(struct logdb_reader *r, const struct logdb_filter *f, logd
 		return -ENOMEM;
 	add(q, "SELECT device, mac, client, qname, list, group_name, vendor, vendor_source, ts_ms"
 	       " FROM queries INDEXED BY queries_blocked");
-	rc = build_where(q, f, "blocked = 1");
+	rc = build_where(r, q, f, "blocked = 1");
 	add(q, " ORDER BY ts_ms");
 	if (rc == 0)
 		rc = prepare(r, q, &st);
@@ -790,7 +849,7 @@ logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint3
 		memset(q, 0, sizeof(*q));
 		add(q, sq->select);
 		add(q, " FROM queries");
-		rc = build_where(q, f, sq->extra);
+		rc = build_where(r, q, f, sq->extra);
 		add(q, sq->tail);
 		if (sq->top) {
 			char lim[48];

@@ -216,9 +216,9 @@ static void
 test_schema(void **state)
 {
 	static const char *const objects[] = {
-	        "queries",          "device_events",        "queries_ts",    "queries_device",
-	        "queries_mac",      "queries_client",       "queries_rname", "queries_blocked",
-	        "device_events_ts", "device_events_device",
+	        "queries",         "device_events",    "queries_device",
+	        "queries_mac",     "queries_client",   "queries_rname",
+	        "queries_blocked", "device_events_ts", "device_events_device",
 	};
 	static const char *const columns[] = {
 	        "id",         "ts_ms",   "client", "proto",  "group_name",    "qname", "rname",
@@ -241,6 +241,10 @@ test_schema(void **state)
 		if (count_rows(path, sql) != 1)
 			fail_msg("missing '%s'", objects[i]);
 	}
+	/* the id is the time: no time index */
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	                                  " AND tbl_name = 'queries' AND sql LIKE '%(ts_ms)%'"),
+	                 0);
 	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++) {
 		snprintf(sql, sizeof(sql),
 		         "SELECT count(*) FROM pragma_table_info('queries') WHERE name = '%s'",
@@ -391,8 +395,8 @@ test_retention(void **state)
 	(void)state;
 	tmp_path(path, sizeof(path), "retention.db");
 	struct logdb *db = open_new(path, 7, 0);
-	for (int i = 0; i < 12000; i++)
-		add_simple(db, 8 * DAY_MS + (uint64_t)i, "old.test");
+	for (int i = 0; i < 12000; i++) /* in time order, like the daemon */
+		add_simple(db, 8 * DAY_MS + 12000 - (uint64_t)i, "old.test");
 	for (int i = 0; i < 300; i++)
 		add_simple(db, 6 * DAY_MS, "recent.test");
 	struct logdb_event ev = {.ts_ms = NOW_MS - 30 * DAY_MS, .kind = "first_seen"};
@@ -404,8 +408,8 @@ test_retention(void **state)
 	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"),
 	                 12300 - LOGDB_PRUNE_ROWS);
 	/* the oldest went first */
-	assert_true(count_rows(path, "SELECT min(ts_ms) FROM queries") >
-	            (int64_t)(NOW_MS - 8 * DAY_MS - 12000));
+	assert_int_equal(count_rows(path, "SELECT min(ts_ms) FROM queries"),
+	                 (int64_t)(NOW_MS - 8 * DAY_MS - 12000 + LOGDB_PRUNE_ROWS));
 	/* the rest by ticks: one step per tick while there is more */
 	logdb_tick(db, BASE_MONO, NOW_MS);
 	logdb_tick(db, BASE_MONO + 50, NOW_MS);
@@ -587,10 +591,17 @@ fixture_db(char *path, size_t cap)
 {
 	tmp_path(path, cap, "read.db");
 	struct logdb *db = open_new(path, 0, 0);
+	bool done[NFIXTURE] = {false};
 	/* oldest first, like the daemon */
-	for (size_t i = NFIXTURE; i-- > 0;) {
+	for (size_t k = 0; k < NFIXTURE; k++) {
+		size_t old = NFIXTURE;
+		for (size_t i = 0; i < NFIXTURE; i++)
+			if (!done[i] &&
+			    (old == NFIXTURE || fixture[i].age_ms > fixture[old].age_ms))
+				old = i;
+		done[old] = true;
 		struct querylog_record r;
-		make_record(&r, &fixture[i]);
+		make_record(&r, &fixture[old]);
 		assert_int_equal(logdb_add(db, &r), 0);
 	}
 	logdb_free(&db);
@@ -786,6 +797,124 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 	}
 	s->n++;
 	return 0;
+}
+
+/* ---- time windows without a time index ---- */
+
+/* Ids are in time order: a window is found by bisection over the ids, exactly at every size and
+ * boundary, also with ids missing (retention) and ties. */
+static void
+test_time_windows(void **state)
+{
+	char path[300];
+	struct logdb_reader *r = NULL;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "windows.db");
+	struct logdb *db = open_new(path, 0, 0);
+	/* rows at ages 999..0 s (one per second), two at 500 s */
+	for (int i = 999; i >= 0; i--) {
+		add_simple(db, (uint64_t)i * 1000, "t.test");
+		if (i == 500)
+			add_simple(db, (uint64_t)i * 1000, "t.test");
+	}
+	logdb_free(&db);
+	/* a hole in the ids, like retention or a failed batch leaves */
+	sqlite3 *s;
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(s, "DELETE FROM queries WHERE id BETWEEN 100 AND 300", NULL,
+	                              NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(s);
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	static const struct {
+		uint64_t since_age, until_age; /* ages in s; 0 = unbounded (since: +1 = now) */
+	} cases[] = {
+	        {0, 0},     {1000, 0},  {999, 0},   {500, 0},   {1, 0},       {2000, 0},
+	        {0, 500},   {0, 501},   {0, 999},   {0, 1},     {600, 400},   {850, 650},
+	        {750, 720}, {901, 898}, {500, 499}, {501, 500}, {3000, 2000},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct logdb_filter f;
+		char sql[200];
+		struct collect c = {.n = 0};
+		logdb_filter_init(&f);
+		if (cases[i].since_age > 0)
+			f.since_ms = NOW_MS - cases[i].since_age * 1000;
+		if (cases[i].until_age > 0)
+			f.until_ms = NOW_MS - cases[i].until_age * 1000;
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM queries WHERE ts_ms >= %llu AND ts_ms < %llu",
+		         (unsigned long long)f.since_ms,
+		         (unsigned long long)(f.until_ms > 0 ? f.until_ms : UINT64_MAX >> 1));
+		assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
+		if ((int64_t)c.n != count_rows(path, sql))
+			fail_msg("case %zu: %zu rows, want %lld", i, c.n,
+			         (long long)count_rows(path, sql));
+	}
+	logdb_reader_free(&r);
+
+	/* an empty table */
+	tmp_path(path, sizeof(path), "empty.db");
+	db = open_new(path, 0, 0);
+	logdb_free(&db);
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	struct logdb_filter f;
+	struct collect c = {.n = 0};
+	logdb_filter_init(&f);
+	f.since_ms = NOW_MS - 1000;
+	f.until_ms = NOW_MS;
+	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
+	assert_int_equal(c.n, 0);
+	logdb_reader_free(&r);
+}
+
+/* A database of schema 1 (with a time index) is read, and updated in place by the writer. */
+static void
+test_schema_1_updated(void **state)
+{
+	char path[300];
+	sqlite3 *s;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "v1.db");
+	struct logdb *db = open_new(path, 0, 0);
+	add_simple(db, 2000, "old.test");
+	logdb_free(&db);
+	/* make it look like schema 1 */
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(s,
+	                              "CREATE INDEX queries_ts ON queries(ts_ms);"
+	                              " PRAGMA user_version = 1",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(s);
+
+	struct logdb_reader *r = NULL;
+	struct logdb_filter f;
+	struct collect c = {.n = 0};
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	logdb_filter_init(&f);
+	f.since_ms = NOW_MS - 3000;
+	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
+	assert_int_equal(c.n, 1);
+	logdb_reader_free(&r);
+
+	db = open_new(path, 0, 0);
+	assert_true(logdb_is_open(db));
+	add_simple(db, 1000, "new.test");
+	logdb_free(&db);
+	assert_int_equal(count_rows(path, "PRAGMA user_version"), LOGDB_SCHEMA_VERSION);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM sqlite_master"
+	                                  " WHERE name = 'queries_ts'"),
+	                 0);
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	c.n = 0;
+	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.names[0], "new.test");
+	assert_string_equal(c.names[1], "old.test");
+	logdb_reader_free(&r);
 }
 
 static void
@@ -1054,6 +1183,8 @@ main(void)
 	        cmocka_unit_test(test_readonly_then_resumes),
 	        cmocka_unit_test(test_corrupt_and_newer),
 	        cmocka_unit_test(test_filters),
+	        cmocka_unit_test(test_time_windows),
+	        cmocka_unit_test(test_schema_1_updated),
 	        cmocka_unit_test(test_reader_concurrent_and_copy),
 	        cmocka_unit_test(test_report_attempts),
 	        cmocka_unit_test(test_report_summary),
