@@ -9,6 +9,7 @@
  * permissions or disk space changed in the meantime.
  */
 #include "logdb.h"
+#include "logdb_int.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -27,63 +28,68 @@
 	65536          /* page cache of the writer's connection: holds the hot index               \
 	                  leaves (one per device, client, MAC and name) */
 #define WAL_PAGES 8192 /* checkpoint after this many WAL pages (32 MB) */
+/* the writer's memory of dictionary ids: entries and key bytes (about 9 MB in all) */
+#define SOURCES_MAX       16384
+#define SOURCES_ARENA     (1u << 20)
+#define NAMES_MAX         131072
+#define NAMES_ARENA       (4u << 20)
+#define TEXTS_MAX         16384
+#define TEXTS_ARENA       (1u << 20)
+#define DICT_PRUNE_STRIDE 5000 /* ids looked at per step of the pass over the dictionaries */
 
-struct logdb {
-	char *path;
-	uint32_t retention_days;
-	uint32_t max_pages;
 
-	sqlite3 *db; /* NULL while broken */
-	sqlite3_stmt *ins, *ins_ev, *prune_q, *prune_ev;
-	bool in_tx;
-	uint32_t tx_rows;   /* rows (and events) in the open transaction */
-	uint64_t tx_start;  /* monotonic ms (of the tick before it began) */
-	uint64_t last_mono; /* of the last tick */
-
-	bool reopen;       /* logdb_reopen() asked for it */
-	bool failing;      /* inside a burst of failures, reported once */
-	bool retry_set;    /* retry_at is valid */
-	uint64_t retry_at; /* monotonic ms */
-	uint64_t backoff_ms;
-	uint64_t lost_in_burst;
-	uint64_t next_prune; /* monotonic ms */
-
-	atomic_uint_fast64_t dropped;
-	atomic_uint_fast64_t written;
-};
-
-static const char schema_sql[] =
-        "CREATE TABLE queries ("
+/* IF NOT EXISTS throughout: logdb_migrate.c runs it on a schema-1/2 database whose queries
+ * table it has renamed (device_events is the same in every schema). */
+const char logdb_schema_sql[] =
+        "CREATE TABLE IF NOT EXISTS sources ("
+        " id INTEGER PRIMARY KEY,"
+        " client TEXT, mac TEXT, device TEXT, group_name TEXT, vendor TEXT, vendor_source TEXT);"
+        "CREATE INDEX IF NOT EXISTS sources_client ON sources(client);"
+        "CREATE INDEX IF NOT EXISTS sources_mac ON sources(mac) WHERE mac IS NOT NULL;"
+        "CREATE INDEX IF NOT EXISTS sources_device ON sources(device) WHERE device IS NOT NULL;"
+        "CREATE TABLE IF NOT EXISTS names ("
+        " id INTEGER PRIMARY KEY, qname TEXT NOT NULL, rname TEXT NOT NULL UNIQUE);"
+        "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);"
+        "CREATE TABLE IF NOT EXISTS queries ("
         " id INTEGER PRIMARY KEY,"
         " ts_ms INTEGER NOT NULL,"
-        " client TEXT,"
-        " proto TEXT NOT NULL,"
-        " group_name TEXT,"
-        " qname TEXT,"
-        " rname TEXT,"
-        " qtype TEXT,"
+        " source INTEGER NOT NULL,"
+        " name INTEGER,"
+        " qtype INTEGER,"
+        " proto INTEGER,"
         " blocked INTEGER NOT NULL,"
-        " list TEXT,"
-        " rule TEXT,"
-        " action TEXT NOT NULL,"
-        " rcode TEXT NOT NULL,"
-        " upstream TEXT,"
-        " latency_us INTEGER NOT NULL,"
-        " mac TEXT,"
-        " device TEXT,"
-        " vendor TEXT,"
-        " vendor_source TEXT);"
+        " list INTEGER,"
+        " rule INTEGER,"
+        " action INTEGER,"
+        " rcode INTEGER,"
+        " upstream INTEGER,"
+        " latency_us INTEGER NOT NULL);"
         /* rows are appended in time order, so the id orders them by time: no time index
          * (logdb_query.c finds a time's id by bisection), and each index below is ordered by
          * (key, id), i.e. by time within a key */
-        "CREATE INDEX queries_device ON queries(device) WHERE device IS NOT NULL;"
-        "CREATE INDEX queries_mac ON queries(mac) WHERE mac IS NOT NULL;"
-        "CREATE INDEX queries_client ON queries(client);"
-        "CREATE INDEX queries_rname ON queries(rname);"
+        "CREATE INDEX IF NOT EXISTS queries_source ON queries(source);"
+        "CREATE INDEX IF NOT EXISTS queries_name ON queries(name);"
         /* covering for `veto report attempts` (an index-only scan of the blocked rows) */
-        "CREATE INDEX queries_blocked ON queries(ts_ms, device, mac, client, qname, list,"
-        " group_name, vendor, vendor_source, blocked) WHERE blocked = 1;"
-        "CREATE TABLE device_events ("
+        "CREATE INDEX IF NOT EXISTS queries_blocked ON queries(ts_ms, source, name, list)"
+        " WHERE blocked = 1;"
+        "CREATE VIEW IF NOT EXISTS query_log AS SELECT"
+        " q.id AS id, q.ts_ms AS ts_ms, s.client AS client, tp.text AS proto,"
+        " s.group_name AS group_name, n.qname AS qname, n.rname AS rname, tq.text AS qtype,"
+        " q.blocked AS blocked, tl.text AS list, tr.text AS rule, ta.text AS action,"
+        " tc.text AS rcode, tu.text AS upstream, q.latency_us AS latency_us, s.mac AS mac,"
+        " s.device AS device, s.vendor AS vendor, s.vendor_source AS vendor_source,"
+        " q.source AS source_id, q.name AS name_id, q.list AS list_id, q.action AS action_id"
+        " FROM queries q"
+        " LEFT JOIN sources s ON s.id = q.source"
+        " LEFT JOIN names n ON n.id = q.name"
+        " LEFT JOIN texts tq ON tq.id = q.qtype"
+        " LEFT JOIN texts tp ON tp.id = q.proto"
+        " LEFT JOIN texts tl ON tl.id = q.list"
+        " LEFT JOIN texts tr ON tr.id = q.rule"
+        " LEFT JOIN texts ta ON ta.id = q.action"
+        " LEFT JOIN texts tc ON tc.id = q.rcode"
+        " LEFT JOIN texts tu ON tu.id = q.upstream;"
+        "CREATE TABLE IF NOT EXISTS device_events ("
         " id INTEGER PRIMARY KEY,"
         " ts_ms INTEGER NOT NULL,"
         " device TEXT,"
@@ -93,13 +99,38 @@ static const char schema_sql[] =
         " old_group TEXT,"
         " new_group TEXT,"
         " evidence TEXT);"
-        "CREATE INDEX device_events_ts ON device_events(ts_ms);"
-        "CREATE INDEX device_events_device ON device_events(device, ts_ms);";
+        "CREATE INDEX IF NOT EXISTS device_events_ts ON device_events(ts_ms);"
+        "CREATE INDEX IF NOT EXISTS device_events_device ON device_events(device, ts_ms);";
 
 static const char insert_sql[] =
-        "INSERT INTO queries (ts_ms, client, proto, group_name, qname, rname, qtype, blocked, list,"
-        " rule, action, rcode, upstream, latency_us, mac, device, vendor, vendor_source)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+        "INSERT INTO queries (id, ts_ms, source, name, qtype, proto, blocked, list, rule, action,"
+        " rcode, upstream, latency_us)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+/* Per dictionary (enum logdb_dict_kind): find, and add. The parameters are the same for both:
+ * sources ?1..?6 (client, mac, device, group, vendor, vendor source); names ?1 qname, ?2
+ * rname; texts ?1. */
+static const char *const dict_sel_sql[LOGDB_NDICTS] = {
+        "SELECT id FROM sources WHERE client IS ?1 AND mac IS ?2 AND device IS ?3"
+        " AND group_name IS ?4 AND vendor IS ?5 AND vendor_source IS ?6",
+        "SELECT id FROM names WHERE rname = ?2",
+        "SELECT id FROM texts WHERE text = ?1",
+};
+static const char *const dict_ins_sql[LOGDB_NDICTS] = {
+        "INSERT INTO sources (client, mac, device, group_name, vendor, vendor_source)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO names (qname, rname) VALUES (?1, ?2)",
+        "INSERT INTO texts (text) VALUES (?1)",
+};
+
+/* One stride of the pass over the dictionaries: the sources and names in (?1, ?2] that no
+ * query refers to (the queries_source and queries_name indexes answer NOT EXISTS). */
+static const char *const dict_prune_sql[2] = {
+        "DELETE FROM sources WHERE id > ?1 AND id <= ?2"
+        " AND NOT EXISTS (SELECT 1 FROM queries WHERE source = sources.id)",
+        "DELETE FROM names WHERE id > ?1 AND id <= ?2"
+        " AND NOT EXISTS (SELECT 1 FROM queries WHERE name = names.id)",
+};
 
 static const char insert_event_sql[] =
         "INSERT INTO device_events (ts_ms, device, mac, client, kind, old_group, new_group,"
@@ -153,22 +184,33 @@ logdb_rname(const char *name, char *buf, size_t cap)
 static void
 close_db(struct logdb *db)
 {
-	sqlite3_finalize(db->ins);
-	sqlite3_finalize(db->ins_ev);
-	sqlite3_finalize(db->prune_q);
-	sqlite3_finalize(db->prune_ev);
-	db->ins = db->ins_ev = db->prune_q = db->prune_ev = NULL;
+	sqlite3_stmt **sts[] = {&db->ins,         &db->ins_ev,        &db->prune_q,
+	                        &db->prune_ev,    &db->dict_prune[0], &db->dict_prune[1],
+	                        &db->mig_sel,     &db->mig_del};
+
+	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
+		sqlite3_finalize(*sts[i]);
+		*sts[i] = NULL;
+	}
+	for (int k = 0; k < LOGDB_NDICTS; k++) {
+		sqlite3_finalize(db->dict_sel[k]);
+		sqlite3_finalize(db->dict_ins[k]);
+		db->dict_sel[k] = db->dict_ins[k] = NULL;
+		/* the ids of a rolled-back transaction are not in the file */
+		logdb_dict_clear(&db->dicts[k]);
+	}
 	if (db->db != NULL)
 		sqlite3_close_v2(db->db);
 	db->db = NULL;
 	db->in_tx = false;
 	db->tx_rows = 0;
+	db->dict_pass = 0;
 }
 
 /* Reports the start of a burst of failures and closes the connection; the next logdb_tick
  * schedules the reopen. */
-static void
-fail(struct logdb *db, const char *what, const char *why)
+void
+logdb_fail(struct logdb *db, const char *what, const char *why)
 {
 	if (!db->failing) {
 		db->failing = true;
@@ -188,8 +230,8 @@ drop(struct logdb *db, uint64_t n)
 	db->lost_in_burst += n;
 }
 
-static int
-exec(sqlite3 *s, const char *sql)
+int
+logdb_exec(sqlite3 *s, const char *sql)
 {
 	return sqlite3_exec(s, sql, NULL, NULL, NULL);
 }
@@ -234,33 +276,6 @@ set_aside(struct logdb *db)
 	          db->path, aside);
 }
 
-/* Schema 1 had ids in insertion order too, plus a time index that schema 2 does without; its
- * other indexes, (x, ts_ms), serve the same queries as schema 2's (x). Dropping the time index
- * is the whole migration (a few seconds for millions of rows, once). */
-static int
-migrate_v1(struct logdb *db)
-{
-	char sql[64];
-	int rc = exec(db->db, "BEGIN IMMEDIATE");
-
-	if (rc != SQLITE_OK)
-		return rc;
-	rc = exec(db->db, "DROP INDEX IF EXISTS queries_ts");
-	if (rc == SQLITE_OK) {
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", LOGDB_SCHEMA_VERSION);
-		rc = exec(db->db, sql);
-	}
-	if (rc == SQLITE_OK)
-		rc = exec(db->db, "COMMIT");
-	if (rc != SQLITE_OK) {
-		exec(db->db, "ROLLBACK");
-		return rc;
-	}
-	log_info("query database: '%s': schema 1 updated to %d (time index dropped)", db->path,
-	         LOGDB_SCHEMA_VERSION);
-	return SQLITE_OK;
-}
-
 /* Creates the schema in an empty database, or checks the version of an existing one. */
 static int
 check_schema(struct logdb *db, const char **why)
@@ -277,8 +292,8 @@ check_schema(struct logdb *db, const char **why)
 		*why = "schema version is newer than this veto's (a newer veto wrote it)";
 		return SQLITE_ERROR;
 	}
-	if (version == 1)
-		return migrate_v1(db);
+	if (version == 1 || version == 2)
+		return logdb_migrate_begin(db, version);
 	rc = query_int(db->db, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc != SQLITE_OK)
 		return rc;
@@ -286,19 +301,19 @@ check_schema(struct logdb *db, const char **why)
 		*why = "not a veto query database (it has other tables)";
 		return SQLITE_ERROR;
 	}
-	rc = exec(db->db, "BEGIN IMMEDIATE");
+	rc = logdb_exec(db->db, "BEGIN IMMEDIATE");
 	if (rc != SQLITE_OK)
 		return rc;
-	rc = exec(db->db, schema_sql);
+	rc = logdb_exec(db->db, logdb_schema_sql);
 	if (rc == SQLITE_OK) {
 		char sql[64];
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", LOGDB_SCHEMA_VERSION);
-		rc = exec(db->db, sql);
+		rc = logdb_exec(db->db, sql);
 	}
 	if (rc == SQLITE_OK)
-		rc = exec(db->db, "COMMIT");
+		rc = logdb_exec(db->db, "COMMIT");
 	if (rc != SQLITE_OK)
-		exec(db->db, "ROLLBACK");
+		logdb_exec(db->db, "ROLLBACK");
 	return rc;
 }
 
@@ -321,22 +336,22 @@ open_db(struct logdb *db, bool may_set_aside)
 		why = "the file is read-only";
 		goto failed;
 	}
-	rc = exec(db->db, "PRAGMA journal_mode = WAL");
+	rc = logdb_exec(db->db, "PRAGMA journal_mode = WAL");
 	if (rc != SQLITE_OK)
 		goto failed;
-	rc = exec(db->db, "PRAGMA synchronous = NORMAL");
+	rc = logdb_exec(db->db, "PRAGMA synchronous = NORMAL");
 	if (rc != SQLITE_OK)
 		goto failed;
 	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d", CACHE_KIB);
-	exec(db->db, pragma);
-	exec(db->db, "PRAGMA journal_size_limit = 67108864");
+	logdb_exec(db->db, pragma);
+	logdb_exec(db->db, "PRAGMA journal_size_limit = 67108864");
 	snprintf(pragma, sizeof(pragma), "PRAGMA wal_autocheckpoint = %d", WAL_PAGES);
-	exec(db->db, pragma);
-	exec(db->db, "PRAGMA mmap_size = 268435456");
+	logdb_exec(db->db, pragma);
+	logdb_exec(db->db, "PRAGMA mmap_size = 268435456");
 	if (db->max_pages > 0) {
 		snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count = %u",
 		         (unsigned)db->max_pages);
-		exec(db->db, pragma);
+		logdb_exec(db->db, pragma);
 	}
 	rc = check_schema(db, &why);
 	if (rc != SQLITE_OK)
@@ -351,6 +366,20 @@ open_db(struct logdb *db, bool may_set_aside)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v3(db->db, prune_events_sql, -1, SQLITE_PREPARE_PERSISTENT,
 		                        &db->prune_ev, NULL);
+	for (int k = 0; k < LOGDB_NDICTS && rc == SQLITE_OK; k++) {
+		rc = sqlite3_prepare_v3(db->db, dict_sel_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
+		                        &db->dict_sel[k], NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_prepare_v3(db->db, dict_ins_sql[k], -1,
+			                        SQLITE_PREPARE_PERSISTENT, &db->dict_ins[k], NULL);
+	}
+	for (int k = 0; k < 2 && rc == SQLITE_OK; k++)
+		rc = sqlite3_prepare_v3(db->db, dict_prune_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
+		                        &db->dict_prune[k], NULL);
+	if (rc == SQLITE_OK)
+		rc = logdb_migrate_pending(db, &db->migrating);
+	if (rc == SQLITE_OK && db->migrating)
+		rc = logdb_migrate_prepare(db);
 	if (rc != SQLITE_OK)
 		goto failed;
 	if (db->failing) {
@@ -362,6 +391,9 @@ open_db(struct logdb *db, bool may_set_aside)
 	}
 	db->backoff_ms = 0;
 	db->retry_set = false;
+	/* the newest old rows first, before any new one: new ids continue above theirs */
+	if (db->migrating && logdb_migrate_step(db, LOGDB_MIGRATE_ROWS) != 0)
+		return false;
 	return true;
 
 failed:
@@ -372,7 +404,7 @@ failed:
 		set_aside(db);
 		return open_db(db, false);
 	}
-	fail(db, "cannot open", why);
+	logdb_fail(db, "cannot open", why);
 	return false;
 }
 
@@ -392,6 +424,20 @@ logdb_new(const struct logdb_options *opt, struct logdb **out)
 	}
 	db->retention_days = opt->retention_days;
 	db->max_pages = opt->max_pages;
+	static const size_t dict_size[LOGDB_NDICTS][2] = {
+	        [LOGDB_SOURCES] = {SOURCES_MAX, SOURCES_ARENA},
+	        [LOGDB_NAMES] = {NAMES_MAX, NAMES_ARENA},
+	        [LOGDB_TEXTS] = {TEXTS_MAX, TEXTS_ARENA},
+	};
+	for (int k = 0; k < LOGDB_NDICTS; k++) {
+		if (logdb_dict_init(&db->dicts[k], dict_size[k][0], dict_size[k][1]) != 0) {
+			for (int j = 0; j < k; j++)
+				logdb_dict_free(&db->dicts[j]);
+			free(db->path);
+			free(db);
+			return -ENOMEM;
+		}
+	}
 	open_db(db, true);
 	*out = db;
 	return 0;
@@ -409,6 +455,8 @@ logdb_free(struct logdb **dbp)
 		log_warning("query database: '%s': %llu queries were not stored", db->path,
 		            (unsigned long long)db->lost_in_burst);
 	close_db(db);
+	for (int k = 0; k < LOGDB_NDICTS; k++)
+		logdb_dict_free(&db->dicts[k]);
 	free(db->path);
 	free(db);
 	*dbp = NULL;
@@ -419,9 +467,9 @@ begin(struct logdb *db)
 {
 	if (db->in_tx)
 		return true;
-	int rc = exec(db->db, "BEGIN");
+	int rc = logdb_exec(db->db, "BEGIN");
 	if (rc != SQLITE_OK) {
-		fail(db, "cannot write", sqlite3_errmsg(db->db));
+		logdb_fail(db, "cannot write", sqlite3_errmsg(db->db));
 		return false;
 	}
 	db->in_tx = true;
@@ -430,20 +478,19 @@ begin(struct logdb *db)
 	return true;
 }
 
-/* A failed statement: the transaction's rows and this one are dropped. */
+/* A failed statement (already reset): the transaction's rows and this one are dropped. */
 static int
-step_failed(struct logdb *db, sqlite3_stmt *st, int rc)
+step_failed(struct logdb *db, int rc)
 {
 	char why[256];
 
 	snprintf(why, sizeof(why), "%s", sqlite3_errmsg(db->db));
-	if (rc == SQLITE_DONE)
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
 		snprintf(why, sizeof(why), "%s", sqlite3_errstr(rc));
-	sqlite3_reset(st);
-	drop(db, (uint64_t)db->tx_rows + 1);
-	db->tx_rows = 0;
-	exec(db->db, "ROLLBACK");
-	fail(db, "cannot write", why);
+	uint64_t lost = (uint64_t)db->tx_rows + 1;
+	logdb_exec(db->db, "ROLLBACK");
+	logdb_fail(db, "cannot write", why); /* a burst starts here: count after */
+	drop(db, lost);
 	return -EIO;
 }
 
@@ -456,12 +503,135 @@ bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
+static void
+bind_id(sqlite3_stmt *st, int i, sqlite3_int64 id)
+{
+	if (id > 0)
+		sqlite3_bind_int64(st, i, id);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* The id of a dictionary entry that is not in memory: found, or added to the open
+ * transaction; then remembered under key (NULL: not remembered). fields bind ?1, ?2... of both
+ * statements. An SQLite result code. */
+static int
+dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, int nfields,
+           const char *key, size_t keylen, uint64_t hash, sqlite3_int64 *out)
+{
+	sqlite3_stmt *st = db->dict_sel[k];
+	sqlite3_int64 id = 0;
+	int rc;
+
+	for (int i = 0; i < nfields; i++)
+		bind_text(st, i + 1, fields[i]);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rc;
+	if (id == 0) {
+		st = db->dict_ins[k];
+		for (int i = 0; i < nfields; i++)
+			bind_text(st, i + 1, fields[i]);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return rc;
+		id = sqlite3_last_insert_rowid(db->db);
+	}
+	if (key != NULL)
+		logdb_dict_put(&db->dicts[k], hash, key, keylen, id);
+	*out = id;
+	return SQLITE_OK;
+}
+
+/* The id of a text (0 for none). */
+static int
+text_id(struct logdb *db, const char *text, sqlite3_int64 *out)
+{
+	*out = 0;
+	if (text == NULL || text[0] == '\0')
+		return SQLITE_OK;
+	size_t n = strlen(text);
+	uint64_t h = logdb_dict_hash(text, n);
+	*out = logdb_dict_get(&db->dicts[LOGDB_TEXTS], h, text, n);
+	if (*out > 0)
+		return SQLITE_OK;
+	return dict_fetch(db, LOGDB_TEXTS, &text, 1, text, n, h, out);
+}
+
+/* "client\x1fmac\x1fdevice\x1fgroup\x1fvendor\x1fsource" (NULL and "" alike). Its length, or 0
+ * when it does not fit (the source is then looked up in the database every time). */
+static size_t
+source_key(const char *const *f, char *buf, size_t cap)
+{
+	size_t o = 0;
+
+	for (int i = 0; i < 6; i++) {
+		size_t n = f[i] != NULL ? strlen(f[i]) : 0;
+		if (o + n + 1 > cap)
+			return 0;
+		memcpy(buf + o, f[i] != NULL ? f[i] : "", n);
+		o += n;
+		buf[o++] = '\x1f';
+	}
+	return o;
+}
+
+int
+logdb_insert_row(struct logdb *db, const struct logdb_row *row)
+{
+	const char *src_fields[6] = {row->client, row->mac,    row->device,
+	                             row->group,  row->vendor, row->vendor_source};
+	const char *texts[7] = {row->qtype, row->proto,  row->list,    row->rule,
+	                        row->action, row->rcode, row->upstream};
+	char key[1024], rname[NAMES_MAX_TEXT + 2];
+	sqlite3_int64 src = 0, name = 0, tid[7];
+	sqlite3_stmt *st = db->ins;
+	uint64_t h = 0;
+	int rc = SQLITE_OK;
+
+	size_t n = source_key(src_fields, key, sizeof(key));
+	if (n > 0) {
+		h = logdb_dict_hash(key, n);
+		src = logdb_dict_get(&db->dicts[LOGDB_SOURCES], h, key, n);
+	}
+	if (src == 0)
+		rc = dict_fetch(db, LOGDB_SOURCES, src_fields, 6, n > 0 ? key : NULL, n, h, &src);
+	if (rc == SQLITE_OK && row->qname != NULL && row->qname[0] != '\0') {
+		n = strlen(row->qname);
+		h = logdb_dict_hash(row->qname, n);
+		name = logdb_dict_get(&db->dicts[LOGDB_NAMES], h, row->qname, n);
+		if (name == 0 && logdb_rname(row->qname, rname, sizeof(rname)) == 0) {
+			const char *name_fields[2] = {row->qname, rname};
+			rc = dict_fetch(db, LOGDB_NAMES, name_fields, 2, row->qname, n, h, &name);
+		}
+	}
+	for (int i = 0; i < 7 && rc == SQLITE_OK; i++)
+		rc = text_id(db, texts[i], &tid[i]);
+	if (rc != SQLITE_OK)
+		return rc;
+	bind_id(st, 1, row->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)row->ts_ms);
+	sqlite3_bind_int64(st, 3, src);
+	bind_id(st, 4, name);
+	for (int i = 0; i < 2; i++)
+		bind_id(st, 5 + i, tid[i]); /* qtype, proto */
+	sqlite3_bind_int(st, 7, row->blocked ? 1 : 0);
+	for (int i = 2; i < 7; i++)
+		bind_id(st, 6 + i, tid[i]); /* list, rule, action, rcode, upstream */
+	sqlite3_bind_int64(st, 13, row->latency_us);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int
 logdb_add(struct logdb *db, const struct querylog_record *r)
 {
 	struct querylog_text t;
-	char rname[NAMES_MAX_TEXT + 2];
-	sqlite3_stmt *st = db->ins;
 	int rc;
 
 	if (db->db == NULL || !begin(db)) {
@@ -469,30 +639,28 @@ logdb_add(struct logdb *db, const struct querylog_record *r)
 		return -EIO;
 	}
 	querylog_text(r, &t);
-	if (t.qname[0] == '\0' || logdb_rname(t.qname, rname, sizeof(rname)) != 0)
-		rname[0] = '\0';
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->ts_ms);
-	bind_text(st, 2, t.client);
-	bind_text(st, 3, r->tcp ? "tcp" : "udp");
-	bind_text(st, 4, t.group);
-	bind_text(st, 5, t.qname);
-	bind_text(st, 6, rname);
-	bind_text(st, 7, t.qtype);
-	sqlite3_bind_int(st, 8, r->blocked ? 1 : 0);
-	bind_text(st, 9, t.list);
-	bind_text(st, 10, t.rule);
-	bind_text(st, 11, querylog_action_name(r->action));
-	bind_text(st, 12, t.rcode);
-	bind_text(st, 13, t.upstream);
-	sqlite3_bind_int64(st, 14, r->latency_us);
-	bind_text(st, 15, t.mac);
-	bind_text(st, 16, t.device);
-	bind_text(st, 17, t.vendor);
-	bind_text(st, 18, querylog_vendor_source_name(r->vendor_source));
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		return step_failed(db, st, rc);
-	sqlite3_reset(st);
+	struct logdb_row row = {
+	        .ts_ms = r->ts_ms,
+	        .client = t.client,
+	        .proto = r->tcp ? "tcp" : "udp",
+	        .group = t.group,
+	        .qname = t.qname,
+	        .qtype = t.qtype,
+	        .blocked = r->blocked,
+	        .list = t.list,
+	        .rule = t.rule,
+	        .action = querylog_action_name(r->action),
+	        .rcode = t.rcode,
+	        .upstream = t.upstream,
+	        .latency_us = r->latency_us,
+	        .mac = t.mac,
+	        .device = t.device,
+	        .vendor = t.vendor,
+	        .vendor_source = querylog_vendor_source_name(r->vendor_source),
+	};
+	rc = logdb_insert_row(db, &row);
+	if (rc != SQLITE_OK)
+		return step_failed(db, rc);
 	db->tx_rows++;
 	if (db->tx_rows >= LOGDB_BATCH_ROWS)
 		return logdb_commit(db);
@@ -519,9 +687,9 @@ logdb_add_event(struct logdb *db, const struct logdb_event *ev)
 	bind_text(st, 7, ev->new_group);
 	bind_text(st, 8, ev->evidence);
 	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		return step_failed(db, st, rc);
 	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return step_failed(db, rc);
 	db->tx_rows++;
 	if (db->tx_rows >= LOGDB_BATCH_ROWS)
 		return logdb_commit(db);
@@ -533,13 +701,14 @@ logdb_commit(struct logdb *db)
 {
 	if (db->db == NULL || !db->in_tx)
 		return 0;
-	int rc = exec(db->db, "COMMIT");
+	int rc = logdb_exec(db->db, "COMMIT");
 	if (rc != SQLITE_OK) {
 		char why[256];
 		snprintf(why, sizeof(why), "%s", sqlite3_errmsg(db->db));
-		drop(db, db->tx_rows);
-		exec(db->db, "ROLLBACK");
-		fail(db, "cannot write", why);
+		uint64_t lost = db->tx_rows;
+		logdb_exec(db->db, "ROLLBACK");
+		logdb_fail(db, "cannot write", why); /* a burst starts here: count after */
+		drop(db, lost);
 		return -EIO;
 	}
 	atomic_fetch_add(&db->written, db->tx_rows);
@@ -572,13 +741,65 @@ logdb_prune(struct logdb *db, uint64_t wall_ms, uint64_t *deleted)
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE) {
-			fail(db, "retention", sqlite3_errmsg(db->db));
+			logdb_fail(db, "retention", sqlite3_errmsg(db->db));
 			return -EIO;
 		}
 		total += (uint64_t)sqlite3_changes(db->db);
 	}
 	*deleted = total;
 	return 0;
+}
+
+/* The pass over the dictionaries after retention: DICT_PRUNE_STRIDE ids per step, sources
+ * then names, deleting the entries no query refers to any more (a device that left, a name
+ * nobody asked for in retention_days). The writer's memory of ids is cleared when anything
+ * was deleted: a remembered id must exist. */
+static void
+dict_prune_start(struct logdb *db)
+{
+	db->pruned = 0;
+	db->dict_pass = 1;
+	db->dict_cursor = 0;
+	db->dict_end = -1; /* read at the first step */
+}
+
+static void
+dict_prune_step(struct logdb *db)
+{
+	static const char *const max_sql[2] = {"SELECT coalesce(max(id), 0) FROM sources",
+	                                       "SELECT coalesce(max(id), 0) FROM names"};
+	int k = db->dict_pass - 1;
+	int rc;
+
+	if (db->dict_end < 0) {
+		rc = query_int(db->db, max_sql[k], &db->dict_end);
+		if (rc != SQLITE_OK) {
+			logdb_fail(db, "retention", sqlite3_errmsg(db->db));
+			return;
+		}
+	}
+	if (db->dict_cursor >= db->dict_end) {
+		db->dict_pass = db->dict_pass == 1 ? 2 : 0;
+		db->dict_cursor = 0;
+		db->dict_end = -1;
+		return;
+	}
+	sqlite3_stmt *st = db->dict_prune[k];
+	int64_t hi = db->dict_cursor + DICT_PRUNE_STRIDE;
+	sqlite3_bind_int64(st, 1, db->dict_cursor);
+	sqlite3_bind_int64(st, 2, hi);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		logdb_fail(db, "retention", sqlite3_errmsg(db->db));
+		return;
+	}
+	if (sqlite3_changes(db->db) > 0) {
+		logdb_dict_clear(&db->dicts[k == 0 ? LOGDB_SOURCES : LOGDB_NAMES]);
+		log_debug("query database: '%s': retention: %d %s deleted", db->path,
+		          sqlite3_changes(db->db), k == 0 ? "sources" : "names");
+	}
+	db->dict_cursor = hi;
 }
 
 void
@@ -610,8 +831,19 @@ logdb_tick(struct logdb *db, uint64_t mono_ms, uint64_t wall_ms)
 		open_db(db, true);
 		return;
 	}
-	/* retention between transactions, so that it never delays a commit */
-	if (db->retention_days > 0 && !db->in_tx && mono_ms >= db->next_prune) {
+	/* schema conversion, retention and the dictionaries between transactions, so that
+	 * they never delay a commit; one step per tick */
+	if (db->in_tx)
+		return;
+	if (db->migrating) {
+		logdb_migrate_step(db, LOGDB_MIGRATE_ROWS);
+		return;
+	}
+	if (db->dict_pass != 0) {
+		dict_prune_step(db);
+		return;
+	}
+	if (db->retention_days > 0 && mono_ms >= db->next_prune) {
 		uint64_t n = 0;
 		if (logdb_prune(db, wall_ms, &n) != 0)
 			return;
@@ -619,9 +851,12 @@ logdb_tick(struct logdb *db, uint64_t mono_ms, uint64_t wall_ms)
 		 * at the oldest LOGDB_PRUNE_ROWS rows by id (prune_sql), so it may delete fewer
 		 * with more to come: anything deleted means try again. */
 		db->next_prune = n > 0 ? mono_ms : mono_ms + PRUNE_IDLE_MS;
+		db->pruned += n;
 		if (n > 0)
 			log_debug("query database: '%s': retention: %llu rows deleted", db->path,
 			          (unsigned long long)n);
+		else if (db->pruned > 0)
+			dict_prune_start(db); /* a pass over sources and names, step by step */
 	}
 }
 
@@ -640,7 +875,7 @@ logdb_set_max_pages(struct logdb *db, uint32_t max_pages)
 		/* 0 cannot be set back: use the largest limit instead */
 		snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count = %u",
 		         max_pages > 0 ? (unsigned)max_pages : 4294967294u);
-		exec(db->db, pragma);
+		logdb_exec(db->db, pragma);
 	}
 }
 

@@ -17,25 +17,46 @@
  * started. Retention deletes rows older than retention_days in batches of LOGDB_PRUNE_ROWS
  * from logdb_tick(), so one call never holds the writer long.
  *
- * Schema (PRAGMA user_version = LOGDB_SCHEMA_VERSION, 2):
- *   queries(id INTEGER PRIMARY KEY, ts_ms, client, proto, group_name, qname, rname, qtype,
- *           blocked, list, rule, action, rcode, upstream, latency_us,
- *           mac, device, vendor, vendor_source)
- *     ts_ms: ms since the epoch (UTC); qname: lowercase text without the trailing dot ("." for
- *     the root); rname: the labels reversed, each followed by '.' ("com.miui.tracking."), so
- *     a name and its subdomains are one index range; qtype, proto, action, rcode: text as in the
- *     JSON lines; blocked 0/1; the device columns are NULL when unknown.
+ * Schema 3 (PRAGMA user_version = LOGDB_SCHEMA_VERSION): one narrow row per query whose
+ * repeated strings are numbers into three dictionaries, so that a row costs a few bytes and
+ * every index has small integer keys (measured: 2.8x less writer CPU per row and a 5x smaller
+ * file than schema 2, which stored the strings in every row and indexed four text columns).
+ *   queries(id INTEGER PRIMARY KEY, ts_ms, source, name, qtype, proto, blocked, list, rule,
+ *           action, rcode, upstream, latency_us)
+ *     ts_ms: ms since the epoch (UTC); source -> sources.id; name -> names.id (NULL when the
+ *     query had no question); qtype, proto, list, rule, action, rcode, upstream -> texts.id
+ *     (NULL when empty); blocked 0/1; latency_us.
+ *   sources(id, client, mac, device, group_name, vendor, vendor_source): who asked, as known at
+ *     the time of the query (NULL when unknown); one row per distinct combination.
+ *   names(id, qname, rname UNIQUE): qname lowercase text without the trailing dot ("." for the
+ *     root); rname its labels reversed, each followed by '.' ("com.miui.tracking."), so a name
+ *     and its subdomains are one range of the rname index.
+ *   texts(id, text UNIQUE): query types ("A"), protocols ("udp"), list names, rules, actions
+ *     ("forward", "sinkhole"), rcodes ("NOERROR"), upstreams ("192.0.2.1:53"): vocabularies
+ *     bounded by the configuration, never pruned.
+ *   query_log: a view with the readable columns of every query (id, ts_ms, client, proto,
+ *     group_name, qname, rname, qtype, blocked, list, rule, action, rcode, upstream,
+ *     latency_us, mac, device, vendor, vendor_source) plus source_id, name_id, list_id,
+ *     action_id: what `veto log` reads, and what an administrator can query with sqlite3.
  *   device_events(id INTEGER PRIMARY KEY, ts_ms, device, mac, client, kind, old_group,
  *                 new_group, evidence)
- *     id: 1, 2, 3... in insertion order, which is time order (the writer thread stores the
- *     records as the event loop made them), so a time range is an id range of the table itself:
- *     the reader finds the ids of its ends by bisection over the id (about 25 lookups), with no
- *     time index to maintain per row; every index, ordered by (key, id), is ordered by time
- *     within a key. The ts_ms conditions stay in every query, so results are exact; only rows
- *     stored after the wall clock stepped back can fall outside a window they belong to.
- * Indexes: (device); (mac); (client); (rname); the blocked rows by ts_ms, covering what `veto
- * report attempts` reads. Schema 1 (the same plus a time index, with (x, ts_ms) indexes) is
- * updated in place by the writer (the time index dropped); the reader reads both.
+ *     Ids are 1, 2, 3... in insertion order, which is time order (the writer thread stores
+ *     the records as the event loop made them), so a time range is an id range of the table
+ *     itself: the reader finds the ids of its ends by bisection over the id (about 25
+ *     lookups), with no time index to maintain per row; every index, ordered by (key, id), is
+ *     ordered by time within a key. The ts_ms conditions stay in every query, so results are
+ *     exact; only rows stored after the wall clock stepped back can fall outside a window they
+ *     belong to.
+ * Indexes: queries(source); queries(name); the blocked rows by (ts_ms, source, name, list),
+ * covering what `veto report attempts` reads; sources(client), (mac), (device); names(rname).
+ * The writer keeps the ids of recent sources, names and texts in memory (logdb_dict.c), so a
+ * row normally costs one INSERT. Retention deletes old queries, then the names and sources no
+ * query refers to any more.
+ * Schemas 1 and 2 (one wide row of text per query) are converted in place by the writer
+ * (logdb_migrate.c): their table is renamed queries_old and moved into schema 3 newest rows
+ * first, LOGDB_MIGRATE_ROWS per step between batches, keeping the ids; new queries are stored
+ * meanwhile, and `veto log` sees the history come back from the newest end. The reader reads
+ * schema 3 only.
  *
  * Reader: a read-only connection (URI mode=ro) that works while the daemon writes and on a
  * copied file. Filters become SQL with bound parameters only.
@@ -53,10 +74,11 @@
 
 #include "querylog.h"
 
-#define LOGDB_SCHEMA_VERSION 2 /* 1: with a time index (read, and updated by the writer) */
+#define LOGDB_SCHEMA_VERSION 3 /* 1 and 2: converted by the writer (logdb_migrate.c) */
 #define LOGDB_BATCH_ROWS     100000 /* rows per transaction at most */
 #define LOGDB_COMMIT_MS      1000   /* a transaction is committed when this old */
 #define LOGDB_PRUNE_ROWS     5000   /* rows deleted per retention step */
+#define LOGDB_MIGRATE_ROWS   20000  /* schema 1/2 rows converted per step */
 #define LOGDB_RETRY_MIN_MS   500
 #define LOGDB_RETRY_MAX_MS   30000
 #define LOGDB_BUSY_MS        200 /* busy timeout of the writer's connection */
@@ -124,8 +146,8 @@ int logdb_rname(const char *name, char *buf, size_t cap);
 
 struct logdb_reader;
 
-/* Opens path read-only. 0, -ENOENT (no such file), -EINVAL (not a veto query database, or a
- * newer schema: a message says which), -EIO. Messages go to standard error via log.h. */
+/* Opens path read-only. 0, -ENOENT (no such file), -EINVAL (not a veto query database, an
+ * older schema that no daemon has converted yet, or a newer one: a message says which), -EIO. Messages go to standard error via log.h. */
 int logdb_reader_open(const char *path, struct logdb_reader **out);
 void logdb_reader_free(struct logdb_reader **r);
 

@@ -10,8 +10,9 @@
  * (about 10% of all rows). An existing file at PATH is reused (only the timings run). Building
  * prints the insert rate and the CPU per row (user + system of the whole process; the writer's
  * cost per row: run with a small ROWS and a fresh PATH to compare writer changes).
- * Then it times, like `veto log --device dev-0042 --since 7d`, `veto log --domain miui.com
- * --since 7d` (100 newest rows each) and `veto report attempts --since 7d`.
+ * Then it times, like `veto log --device dev-0043 --since 7d`, `veto log --domain miui.com
+ * --since 7d` (100 newest rows each), `veto report attempts --since 7d`, `veto report summary
+ * --since 7d` and `veto report device dev-0043 --since 7d` (1000 rows in time order).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -258,6 +259,14 @@ count_attempt(void *arg, const struct logdb_attempt *a)
 	return 0;
 }
 
+static int
+count_summary(void *arg, const struct logdb_summary_row *row)
+{
+	(void)row;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -282,27 +291,43 @@ main(int argc, char **argv)
 	if (logdb_reader_open(path, &r) != 0)
 		return 1;
 	uint64_t since = wall_ms() - 7 * DAY_MS;
+	enum { ROWS, ATTEMPTS, SUMMARY };
 	static const struct {
 		const char *what;
-		const char *device, *domain;
-		bool attempts;
+		const char *device, *who, *domain;
+		int kind;
+		uint32_t limit;
 	} cases[] = {
-	        {"veto log --device dev-0042 --since 7d (100 rows)", "dev-0042", NULL, false},
-	        {"veto log --domain miui.com --since 7d (100 rows)", NULL, "miui.com", false},
-	        {"veto log --domain miui.com --since 7d --limit 0 (all)", NULL, "miui.com", false},
-	        {"veto report attempts --since 7d", NULL, NULL, true},
+	        /* dev-0043: one device in 2000 (every third one has no name) */
+	        {"veto log --device dev-0043 --since 7d (100 rows)", "dev-0043", NULL, NULL, ROWS,
+	         100},
+	        {"veto log --domain miui.com --since 7d (100 rows)", NULL, NULL, "miui.com", ROWS,
+	         100},
+	        {"veto log --domain miui.com --since 7d --limit 0 (all)", NULL, NULL, "miui.com",
+	         ROWS, 0},
+	        {"veto report attempts --since 7d", NULL, NULL, NULL, ATTEMPTS, 0},
+	        {"veto report summary --since 7d", NULL, NULL, NULL, SUMMARY, 0},
+	        {"veto report device dev-0043 --since 7d (1000 rows)", NULL, "dev-0043", NULL, ROWS,
+	         1000},
 	};
 	for (size_t i = 0; i < N(cases); i++) {
 		struct logdb_filter f;
 		uint64_t n = 0;
+		int rc;
 		logdb_filter_init(&f);
 		f.since_ms = since;
 		f.device = cases[i].device;
+		f.who = cases[i].who;
+		f.chronological = cases[i].who != NULL;
 		f.domain = cases[i].domain;
-		f.limit = strstr(cases[i].what, "--limit 0") != NULL ? 0 : 100;
+		f.limit = cases[i].limit;
 		double t0 = now_s();
-		int rc = cases[i].attempts ? logdb_report_attempts(r, &f, count_attempt, &n)
-		                           : logdb_query_rows(r, &f, count_row, &n);
+		if (cases[i].kind == ATTEMPTS)
+			rc = logdb_report_attempts(r, &f, count_attempt, &n);
+		else if (cases[i].kind == SUMMARY)
+			rc = logdb_report_summary(r, &f, 10, count_summary, &n);
+		else
+			rc = logdb_query_rows(r, &f, count_row, &n);
 		double dt = now_s() - t0;
 		printf("%-58s %8.3f s  %llu rows%s\n", cases[i].what, dt, (unsigned long long)n,
 		       rc != 0 ? "  (error)" : "");

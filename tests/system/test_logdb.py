@@ -213,10 +213,13 @@ def test_retention_prunes_old_rows(veto_factory, state_dir):
 	assert v1.stop() == 0
 	now = int(time.time() * 1000)
 	con = sqlite3.connect(state_dir / "queries.db")
-	old = [(now - 3 * DAY_MS - i, "10.0.0.1", "udp", f"old{i}.test", f"test.old{i}.", "A", 0,
-		"forward", "NOERROR", 10) for i in range(12000)]
-	con.executemany("INSERT INTO queries (ts_ms, client, proto, qname, rname, qtype, blocked,"
-			" action, rcode, latency_us) VALUES (?,?,?,?,?,?,?,?,?,?)", old)
+	cur = con.execute("INSERT INTO sources (client, device) VALUES ('10.0.0.1', 'old-phone')")
+	source = cur.lastrowid
+	con.executemany("INSERT INTO names (id, qname, rname) VALUES (?, ?, ?)",
+			[(100000 + i, f"old{i}.test", f"test.old{i}.") for i in range(12000)])
+	con.executemany("INSERT INTO queries (ts_ms, source, name, blocked, latency_us)"
+			" VALUES (?, ?, ?, 0, 10)",
+			[(now - 3 * DAY_MS - i, source, 100000 + i) for i in range(12000)])
 	con.commit()
 	con.close()
 	v2 = veto_factory(edit=with_db(state_dir, retention=2))
@@ -227,6 +230,76 @@ def test_retention_prunes_old_rows(veto_factory, state_dir):
 				 "--format", "json")["total"] <= 5
 	assert wait_until(pruned, 15), f"old rows not pruned:\n{v2.stderr()}"
 	assert rows(v2, "--domain", "seed.test")
+
+	# then the names and the source no query refers to any more
+	def dictionaries_pruned():
+		con = sqlite3.connect(f"file:{state_dir / 'queries.db'}?mode=ro", uri=True)
+		try:
+			return con.execute("SELECT (SELECT count(*) FROM names WHERE qname LIKE 'old%')"
+					   " + (SELECT count(*) FROM sources WHERE device = 'old-phone')"
+					   ).fetchone()[0] == 0
+		finally:
+			con.close()
+	assert wait_until(dictionaries_pruned, 15), f"dictionaries not pruned:\n{v2.stderr()}"
+	v2.query("old7.test", "A", src=NOGROUP_CLIENT)
+	assert wait_rows(v2, 1, "--domain", "old7.test")[0]["client"] == NOGROUP_CLIENT
+
+
+SCHEMA_2 = """
+CREATE TABLE queries (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, client TEXT,
+ proto TEXT NOT NULL, group_name TEXT, qname TEXT, rname TEXT, qtype TEXT,
+ blocked INTEGER NOT NULL, list TEXT, rule TEXT, action TEXT NOT NULL, rcode TEXT NOT NULL,
+ upstream TEXT, latency_us INTEGER NOT NULL, mac TEXT, device TEXT, vendor TEXT,
+ vendor_source TEXT);
+CREATE INDEX queries_device ON queries(device) WHERE device IS NOT NULL;
+CREATE INDEX queries_mac ON queries(mac) WHERE mac IS NOT NULL;
+CREATE INDEX queries_client ON queries(client);
+CREATE INDEX queries_rname ON queries(rname);
+CREATE INDEX queries_blocked ON queries(ts_ms, device, mac, client, qname, list, group_name,
+ vendor, vendor_source, blocked) WHERE blocked = 1;
+CREATE TABLE device_events (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, device TEXT, mac TEXT,
+ client TEXT, kind TEXT NOT NULL, old_group TEXT, new_group TEXT, evidence TEXT);
+PRAGMA user_version = 2;
+"""
+
+
+def test_schema_2_database_converted(veto_factory, state_dir):
+	"""A database of an older veto: `veto log` says what to do, the daemon converts it in place
+	and keeps writing, and the old history reads back the same."""
+	state_dir.mkdir(parents=True)
+	path = state_dir / "queries.db"
+	con = sqlite3.connect(path)
+	con.executescript(SCHEMA_2)
+	now = int(time.time() * 1000)
+	con.executemany(
+		"INSERT INTO queries (ts_ms, client, proto, group_name, qname, rname, qtype, blocked,"
+		" list, rule, action, rcode, upstream, latency_us, mac, device, vendor, vendor_source)"
+		" VALUES (?, '10.0.0.7', 'udp', 'phones', ?, ?, 'A', ?, ?, ?, ?, 'NOERROR', NULL, 5,"
+		" '02:00:00:00:00:07', 'old-phone', 'Xiaomi', 'oui')",
+		[(now - 3600000 + i, f"n{i}.miui.com", f"com.miui.n{i}.", i % 2,
+		  "xiaomi" if i % 2 else None, "miui.com" if i % 2 else None,
+		  "sinkhole" if i % 2 else "forward") for i in range(30000)])
+	con.commit()
+	con.close()
+
+	p = run_veto(["log", "--db", str(path)])
+	assert p.returncode != 0 and "schema 2" in p.stderr and "veto serve" in p.stderr, p.stderr
+
+	v = veto_factory(edit=with_db(state_dir))
+	v.query("new.test", "A", src=NOGROUP_CLIENT)
+	wait_rows(v, 1, "--domain", "new.test")
+	old = wait_until(lambda: len(rows(v, "--device", "old-phone")) == 30000
+			 and rows(v, "--device", "old-phone"), 20)
+	assert old, f"old rows not converted:\n{v.stderr()}"
+	by_name = {r["qname"]: r for r in old}
+	r = by_name["n1.miui.com"]
+	assert (r["client"], r["group"], r["list"], r["action"], r["mac"], r["vendor"]) == \
+		("10.0.0.7", "phones", "xiaomi", "sinkhole", "02:00:00:00:00:07", "Xiaomi")
+	assert by_name["n2.miui.com"]["action"] == "forward" and by_name["n2.miui.com"]["list"] is None
+	assert "conversion done" in v.stderr()
+	# the new row keeps its place after the old ones (newest first)
+	newest = rows(v, "--limit", "1")
+	assert newest[0]["qname"] == "new.test"
 
 
 def set_readonly(path, ro):

@@ -215,15 +215,37 @@ test_rname(void **state)
 static void
 test_schema(void **state)
 {
-	static const char *const objects[] = {
-	        "queries",         "device_events",    "queries_device",
-	        "queries_mac",     "queries_client",   "queries_rname",
-	        "queries_blocked", "device_events_ts", "device_events_device",
+	static const struct {
+		const char *type, *name;
+	} objects[] = {
+	        {"table", "queries"},
+	        {"table", "sources"},
+	        {"table", "names"},
+	        {"table", "texts"},
+	        {"table", "device_events"},
+	        {"view", "query_log"},
+	        {"index", "queries_source"},
+	        {"index", "queries_name"},
+	        {"index", "queries_blocked"},
+	        {"index", "sources_client"},
+	        {"index", "sources_mac"},
+	        {"index", "sources_device"},
+	        {"index", "device_events_ts"},
+	        {"index", "device_events_device"},
 	};
-	static const char *const columns[] = {
-	        "id",         "ts_ms",   "client", "proto",  "group_name",    "qname", "rname",
-	        "qtype",      "blocked", "list",   "rule",   "action",        "rcode", "upstream",
-	        "latency_us", "mac",     "device", "vendor", "vendor_source",
+	static const struct {
+		const char *table, *columns; /* space-separated */
+	} columns[] = {
+	        {"queries",
+	         "id ts_ms source name qtype proto blocked list rule action rcode upstream "
+	         "latency_us"},
+	        {"sources", "id client mac device group_name vendor vendor_source"},
+	        {"names", "id qname rname"},
+	        {"texts", "id text"},
+	        {"query_log",
+	         "id ts_ms client proto group_name qname rname qtype blocked list rule "
+	         "action rcode upstream latency_us mac device vendor vendor_source "
+	         "source_id name_id list_id action_id"},
 	};
 	char path[300], sql[200];
 
@@ -236,21 +258,41 @@ test_schema(void **state)
 
 	assert_int_equal(count_rows(path, "PRAGMA user_version"), LOGDB_SCHEMA_VERSION);
 	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
-		snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_master WHERE name = '%s'",
-		         objects[i]);
-		if (count_rows(path, sql) != 1)
-			fail_msg("missing '%s'", objects[i]);
-	}
-	/* the id is the time: no time index */
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
-	                                  " AND tbl_name = 'queries' AND sql LIKE '%(ts_ms)%'"),
-	                 0);
-	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++) {
 		snprintf(sql, sizeof(sql),
-		         "SELECT count(*) FROM pragma_table_info('queries') WHERE name = '%s'",
-		         columns[i]);
+		         "SELECT count(*) FROM sqlite_master WHERE type = '%s' AND name = '%s'",
+		         objects[i].type, objects[i].name);
 		if (count_rows(path, sql) != 1)
-			fail_msg("missing column '%s'", columns[i]);
+			fail_msg("missing %s '%s'", objects[i].type, objects[i].name);
+	}
+	/* the id is the time: no time index but the blocked rows' */
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	                                  " AND tbl_name = 'queries' AND sql LIKE '%(ts_ms%'"
+	                                  " AND name != 'queries_blocked'"),
+	                 0);
+	/* the dictionaries are unique by their text */
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM pragma_index_list('names')"
+	                                  " WHERE \"unique\""),
+	                 1);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM pragma_index_list('texts')"
+	                                  " WHERE \"unique\""),
+	                 1);
+	/* exactly these columns: the strings of a query live in the dictionaries only */
+	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++) {
+		int64_t n = 0;
+		for (const char *c = columns[i].columns; *c != '\0'; n++) {
+			size_t l = strcspn(c, " ");
+			snprintf(sql, sizeof(sql),
+			         "SELECT count(*) FROM pragma_table_info('%s') WHERE name = '%.*s'",
+			         columns[i].table, (int)l, c);
+			if (count_rows(path, sql) != 1)
+				fail_msg("missing column '%s.%.*s'", columns[i].table, (int)l, c);
+			c += l + (c[l] == ' ');
+		}
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('%s')",
+		         columns[i].table);
+		if (count_rows(path, sql) != n)
+			fail_msg("'%s': %lld columns, want %lld", columns[i].table,
+			         (long long)count_rows(path, sql), (long long)n);
 	}
 	/* WAL mode persists in the file */
 	sqlite3 *s;
@@ -307,7 +349,7 @@ test_row_values(void **state)
 	                                    "SELECT ts_ms, client, proto, group_name, qname, rname,"
 	                                    " qtype, blocked, list, rule, action, rcode, upstream,"
 	                                    " latency_us, mac, device, vendor, vendor_source"
-	                                    " FROM queries",
+	                                    " FROM query_log",
 	                                    -1, &st, NULL),
 	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -415,8 +457,8 @@ test_retention(void **state)
 	logdb_tick(db, BASE_MONO + 50, NOW_MS);
 	logdb_tick(db, BASE_MONO + 100, NOW_MS);
 	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 300);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries WHERE qname = 'old.test'"),
-	                 0);
+	assert_int_equal(
+	        count_rows(path, "SELECT count(*) FROM query_log WHERE qname = 'old.test'"), 0);
 	assert_int_equal(count_rows(path, "SELECT count(*) FROM device_events"), 0);
 	assert_int_equal(logdb_prune(db, NOW_MS, &n), 0);
 	assert_int_equal(n, 0);
@@ -869,54 +911,6 @@ test_time_windows(void **state)
 	logdb_reader_free(&r);
 }
 
-/* A database of schema 1 (with a time index) is read, and updated in place by the writer. */
-static void
-test_schema_1_updated(void **state)
-{
-	char path[300];
-	sqlite3 *s;
-
-	(void)state;
-	tmp_path(path, sizeof(path), "v1.db");
-	struct logdb *db = open_new(path, 0, 0);
-	add_simple(db, 2000, "old.test");
-	logdb_free(&db);
-	/* make it look like schema 1 */
-	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(s,
-	                              "CREATE INDEX queries_ts ON queries(ts_ms);"
-	                              " PRAGMA user_version = 1",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(s);
-
-	struct logdb_reader *r = NULL;
-	struct logdb_filter f;
-	struct collect c = {.n = 0};
-	assert_int_equal(logdb_reader_open(path, &r), 0);
-	logdb_filter_init(&f);
-	f.since_ms = NOW_MS - 3000;
-	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
-	assert_int_equal(c.n, 1);
-	logdb_reader_free(&r);
-
-	db = open_new(path, 0, 0);
-	assert_true(logdb_is_open(db));
-	add_simple(db, 1000, "new.test");
-	logdb_free(&db);
-	assert_int_equal(count_rows(path, "PRAGMA user_version"), LOGDB_SCHEMA_VERSION);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM sqlite_master"
-	                                  " WHERE name = 'queries_ts'"),
-	                 0);
-	assert_int_equal(logdb_reader_open(path, &r), 0);
-	c.n = 0;
-	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
-	assert_int_equal(c.n, 2);
-	assert_string_equal(c.names[0], "new.test");
-	assert_string_equal(c.names[1], "old.test");
-	logdb_reader_free(&r);
-}
-
 static void
 test_report_attempts(void **state)
 {
@@ -1027,6 +1021,257 @@ test_report_summary(void **state)
 	logdb_reader_free(&r);
 }
 
+/* ---- schema 3: ids and their text ---- */
+
+/* One row as text: the fields in logdb_row order, "|" between them, NULL as "\N". */
+static void
+row_text(char *buf, size_t cap, const char *const *f, size_t n)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && o < cap; i++)
+		o += (size_t)snprintf(buf + o, cap - o, "%s%s", i > 0 ? "|" : "",
+		                      f[i] != NULL ? f[i] : "\\N");
+}
+
+struct row_texts {
+	char rows[16][512];
+	size_t n;
+};
+
+static int
+on_row_text(void *arg, const struct logdb_row *row)
+{
+	struct row_texts *t = arg;
+	char id[24], ts[24], blocked[4], lat[16];
+
+	snprintf(id, sizeof(id), "%lld", (long long)row->id);
+	snprintf(ts, sizeof(ts), "%llu", (unsigned long long)row->ts_ms);
+	snprintf(blocked, sizeof(blocked), "%d", row->blocked ? 1 : 0);
+	snprintf(lat, sizeof(lat), "%u", (unsigned)row->latency_us);
+	const char *f[] = {id,          ts,          row->client,       row->proto, row->group,
+	                   row->qname,  row->qtype,  blocked,           row->list,  row->rule,
+	                   row->action, row->rcode,  row->upstream,     lat,        row->mac,
+	                   row->device, row->vendor, row->vendor_source};
+	if (t->n < 16)
+		row_text(t->rows[t->n], sizeof(t->rows[0]), f, sizeof(f) / sizeof(f[0]));
+	t->n++;
+	return 0;
+}
+
+/* The view query_log (what an administrator reads with sqlite3) and logdb_query_rows give the
+ * same rows, column for column. */
+static void
+test_view_matches_rows(void **state)
+{
+	char path[300];
+	struct logdb_reader *r = NULL;
+	struct logdb_filter f;
+	struct row_texts got = {.n = 0};
+	sqlite3 *s;
+	sqlite3_stmt *st;
+	size_t n = 0;
+
+	(void)state;
+	fixture_db(path, sizeof(path));
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	logdb_filter_init(&f);
+	assert_int_equal(logdb_query_rows(r, &f, on_row_text, &got), 0);
+	logdb_reader_free(&r);
+	assert_int_equal(got.n, NFIXTURE);
+
+	assert_int_equal(sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(s,
+	                                    "SELECT id, ts_ms, client, proto, group_name, qname,"
+	                                    " qtype, blocked, list, rule, action, rcode, upstream,"
+	                                    " latency_us, mac, device, vendor, vendor_source"
+	                                    " FROM query_log ORDER BY id DESC",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *fields[18];
+		char want[512];
+		for (int i = 0; i < 18; i++)
+			fields[i] = (const char *)sqlite3_column_text(st, i);
+		row_text(want, sizeof(want), fields, 18);
+		assert_true(n < got.n);
+		if (strcmp(got.rows[n], want) != 0)
+			fail_msg("row %zu:\n reader '%s'\n view   '%s'", n, got.rows[n], want);
+		n++;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(s);
+	assert_int_equal(n, got.n);
+}
+
+/* Schemas 1 and 2 are the writer's to convert: the reader refuses them (and leaves the file
+ * alone), like a foreign database. */
+static void
+test_reader_refuses_old_schemas(void **state)
+{
+	static const struct {
+		int version;
+		const char *sql;
+	} cases[] = {
+	        {1, "CREATE TABLE queries (id INTEGER PRIMARY KEY, ts_ms INTEGER, client TEXT,"
+	            " qname TEXT, rname TEXT, blocked INTEGER);"
+	            " CREATE INDEX queries_ts ON queries(ts_ms);"
+	            " INSERT INTO queries VALUES (1, 1795319902123, '10.0.0.1', 'a.test',"
+	            " 'test.a.', 0)"},
+	        {2, "CREATE TABLE queries (id INTEGER PRIMARY KEY, ts_ms INTEGER, client TEXT,"
+	            " qname TEXT, rname TEXT, blocked INTEGER);"
+	            " INSERT INTO queries VALUES (1, 1795319902123, '10.0.0.1', 'a.test',"
+	            " 'test.a.', 0)"},
+	        {0, "CREATE TABLE other (x)"},
+	};
+	char path[300], sql[400];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct logdb_reader *r = NULL;
+		sqlite3 *s;
+		tmp_path(path, sizeof(path), "old-schema.db");
+		assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+		snprintf(sql, sizeof(sql), "%s; PRAGMA user_version = %d", cases[i].sql,
+		         cases[i].version);
+		assert_int_equal(sqlite3_exec(s, sql, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(s);
+		if (logdb_reader_open(path, &r) != -EINVAL)
+			fail_msg("schema %d: not refused", cases[i].version);
+		assert_null(r);
+		assert_int_equal(count_rows(path, "PRAGMA user_version"), cases[i].version);
+	}
+}
+
+/* Reports count by id and print text: one device seen through several sources (another
+ * group, another address) is one device; a device key is the same text whether it is a
+ * device name or an address; blocked rows without a list, allowed rows with one, queries
+ * without a question; equal counts ordered by name. */
+static const struct rec ids_fixture[] = {
+        /* oldest first: age, client, qname, group, list, device, vendor, mac, blocked */
+        {9000, "10.0.0.5", "a.test", "staff", "ads", "tv", NULL, NULL, true, 0, 0},
+        {8000, "10.0.0.6", "a.test", "kids", "ads", "tv", NULL, NULL, true, 0, 0},
+        {7000, "10.0.0.6", "b.test", "kids", NULL, "tv", NULL, NULL, true, 0, 0},
+        {6000, "10.0.0.3", "b.test", "kids", "ads", NULL, NULL, NULL, true, 0, 0},
+        {5000, "10.0.0.7", "c.test", "kids", "ads", "10.0.0.3", NULL, NULL, true, 0, 0},
+        {4000, "10.0.0.7", "ok.test", "kids", "allow", "10.0.0.3", NULL, NULL, false, 0, 0},
+        {3000, "10.0.0.8", "c.test", NULL, "ads", NULL, NULL, NULL, true, 0, 0},
+        {2000, "10.0.0.8", "", NULL, NULL, NULL, NULL, NULL, false, 0, 0}, /* no question */
+};
+
+struct summary_lines {
+	char lines[32][96];
+	size_t n;
+	uint64_t hour_total;
+};
+
+static int
+on_summary_line(void *arg, const struct logdb_summary_row *row)
+{
+	struct summary_lines *s = arg;
+
+	if (row->section == LOGDB_SUMMARY_HOUR) {
+		s->hour_total += row->total;
+		return 0;
+	}
+	if (s->n < 32)
+		snprintf(s->lines[s->n], sizeof(s->lines[0]), "%d %s %llu %llu", (int)row->section,
+		         row->label != NULL ? row->label : "NULL", (unsigned long long)row->total,
+		         (unsigned long long)row->blocked);
+	s->n++;
+	return 0;
+}
+
+static void
+test_report_ids_to_text(void **state)
+{
+	static const char *const want_summary[] = {
+	        "0 NULL 8 6",   "1 kids 5 4",     "1 NULL 2 1",   "1 staff 1 1",
+	        "2 ads 5 5",    "2 allow 1 0",    "3 a.test 2 2", /* a, b and c.test are blocked
+	                                                             twice each: the first two by
+	                                                             name */
+	        "3 b.test 2 2", "4 10.0.0.3 3 2", /* the address and the device named so */
+	        "4 tv 3 3",
+	};
+	static const struct {
+		const char *what;
+		struct logdb_filter f;
+		const char *expect;
+	} rows[] = {
+	        {"who: a device of two sources",
+	         {.blocked = -1, .who = "tv", .limit = 2, .chronological = true},
+	         "a.test b.test"},
+	        {"who: a device name or an address",
+	         {.blocked = -1, .who = "10.0.0.3"},
+	         "ok.test c.test b.test"},
+	        {"device and group: one of its sources",
+	         {.blocked = -1, .device = "tv", .group = "staff"},
+	         "a.test"},
+	        {"list of an allowed row", {.blocked = 0, .list = "allow"}, "ok.test"},
+	        {"a list nobody has", {.blocked = -1, .list = "nosuch"}, ""},
+	};
+	char path[300];
+	struct logdb_reader *r = NULL;
+	struct logdb_filter f;
+	struct attempts a = {.n = 0};
+	struct summary_lines s = {.n = 0};
+
+	(void)state;
+	tmp_path(path, sizeof(path), "ids.db");
+	struct logdb *db = open_new(path, 0, 0);
+	for (size_t i = 0; i < sizeof(ids_fixture) / sizeof(ids_fixture[0]); i++) {
+		struct querylog_record rec;
+		make_record(&rec, &ids_fixture[i]);
+		if (ids_fixture[i].qname[0] == '\0')
+			rec.qname_len = 0;
+		assert_int_equal(logdb_add(db, &rec), 0);
+	}
+	logdb_free(&db);
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+
+	logdb_filter_init(&f);
+	assert_int_equal(logdb_report_attempts(r, &f, on_attempt, &a), 0);
+	assert_int_equal(a.n, 4);
+	assert_string_equal(a.a[0].key, "tv");
+	assert_int_equal(a.a[0].attempts, 3);
+	assert_int_equal(a.a[0].names, 2);
+	assert_string_equal(a.a[0].top_lists, "ads (2), - (1)");
+	assert_string_equal(a.a[0].group, "kids"); /* of the latest attempt */
+	assert_int_equal(a.a[0].first_ms, NOW_MS - 9000);
+	assert_int_equal(a.a[0].last_ms, NOW_MS - 7000);
+	/* one attempt each, by key: the device named 10.0.0.3 and the address stay apart */
+	assert_string_equal(a.a[1].key, "10.0.0.3");
+	assert_string_equal(a.a[2].key, "10.0.0.3");
+	assert_string_equal(a.a[3].key, "10.0.0.8");
+	assert_null(a.a[3].group);
+
+	assert_int_equal(logdb_report_summary(r, &f, 2, on_summary_line, &s), 0);
+	assert_int_equal(s.hour_total, 8);
+	for (size_t i = 0; i < s.n || i < sizeof(want_summary) / sizeof(want_summary[0]); i++) {
+		const char *got = i < s.n ? s.lines[i] : "(none)";
+		const char *want = i < sizeof(want_summary) / sizeof(want_summary[0])
+		                           ? want_summary[i]
+		                           : "(none)";
+		if (strcmp(got, want) != 0)
+			fail_msg("summary line %zu: '%s', want '%s'", i, got, want);
+	}
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct collect c = {.n = 0};
+		char got[512] = "";
+		assert_int_equal(logdb_query_rows(r, &rows[i].f, on_collect, &c), 0);
+		for (size_t k = 0; k < c.n && k < 16; k++) {
+			if (k > 0)
+				strcat(got, " ");
+			strcat(got, c.names[k]);
+		}
+		if (strcmp(got, rows[i].expect) != 0)
+			fail_msg("%s: '%s', want '%s'", rows[i].what, got, rows[i].expect);
+	}
+	logdb_reader_free(&r);
+}
+
 static void
 test_parse_time(void **state)
 {
@@ -1116,7 +1361,7 @@ test_querylog_feeds_database(void **state)
 	assert_int_equal(stat(state_dir, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(count_rows(db, "SELECT count(*) FROM queries"), NFIXTURE);
-	assert_int_equal(count_rows(db, "SELECT count(*) FROM queries WHERE device = 'redmi'"
+	assert_int_equal(count_rows(db, "SELECT count(*) FROM query_log WHERE device = 'redmi'"
 	                                " AND vendor_source = 'signature'"
 	                                " AND mac = '02:00:00:00:00:01'"),
 	                 3);
@@ -1184,10 +1429,12 @@ main(void)
 	        cmocka_unit_test(test_corrupt_and_newer),
 	        cmocka_unit_test(test_filters),
 	        cmocka_unit_test(test_time_windows),
-	        cmocka_unit_test(test_schema_1_updated),
 	        cmocka_unit_test(test_reader_concurrent_and_copy),
 	        cmocka_unit_test(test_report_attempts),
 	        cmocka_unit_test(test_report_summary),
+	        cmocka_unit_test(test_view_matches_rows),
+	        cmocka_unit_test(test_reader_refuses_old_schemas),
+	        cmocka_unit_test(test_report_ids_to_text),
 	        cmocka_unit_test(test_parse_time),
 	        cmocka_unit_test(test_querylog_feeds_database),
 	        cmocka_unit_test(test_querylog_without_state_dir),

@@ -1,0 +1,112 @@
+/*
+ * logdb_dict: the query-store writer's memory of dictionary ids (sources, names, texts).
+ *
+ * Open addressing with linear probing over a power-of-two table twice the entry limit; keys
+ * live in one arena. Nothing is allocated after logdb_dict_init and nothing is ever deleted
+ * one by one: when the entries or the arena run out, the whole map is cleared, which costs
+ * the writer one indexed SELECT per key until the working set is back in memory.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "logdb_int.h"
+
+int
+logdb_dict_init(struct logdb_dict *d, size_t max_entries, size_t arena)
+{
+	size_t slots = 16;
+
+	memset(d, 0, sizeof(*d));
+	while (slots < max_entries * 2)
+		slots *= 2;
+	d->hash = calloc(slots, sizeof(*d->hash));
+	d->id = calloc(slots, sizeof(*d->id));
+	d->off = calloc(slots, sizeof(*d->off));
+	d->len = calloc(slots, sizeof(*d->len));
+	d->arena = malloc(arena);
+	if (d->hash == NULL || d->id == NULL || d->off == NULL || d->len == NULL ||
+	    d->arena == NULL) {
+		logdb_dict_free(d);
+		return -ENOMEM;
+	}
+	d->mask = slots - 1;
+	d->max = max_entries;
+	d->cap = arena;
+	return 0;
+}
+
+void
+logdb_dict_free(struct logdb_dict *d)
+{
+	free(d->hash);
+	free(d->id);
+	free(d->off);
+	free(d->len);
+	free(d->arena);
+	memset(d, 0, sizeof(*d));
+}
+
+void
+logdb_dict_clear(struct logdb_dict *d)
+{
+	if (d->hash != NULL && d->count > 0)
+		memset(d->hash, 0, (d->mask + 1) * sizeof(*d->hash));
+	d->count = 0;
+	d->used = 0;
+}
+
+uint64_t
+logdb_dict_hash(const char *key, size_t len)
+{
+	/* FNV-1a, then a final mix so that the low bits (the slot) depend on every byte */
+	uint64_t h = 14695981039346656037ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)key[i];
+		h *= 1099511628211ull;
+	}
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ull;
+	h ^= h >> 32;
+	return h != 0 ? h : 1;
+}
+
+int64_t
+logdb_dict_get(const struct logdb_dict *d, uint64_t hash, const char *key, size_t len)
+{
+	if (d->hash == NULL)
+		return 0;
+	for (size_t i = hash & d->mask;; i = (i + 1) & d->mask) {
+		if (d->hash[i] == 0)
+			return 0;
+		if (d->hash[i] == hash && d->len[i] == len &&
+		    memcmp(d->arena + d->off[i], key, len) == 0)
+			return d->id[i];
+	}
+}
+
+void
+logdb_dict_put(struct logdb_dict *d, uint64_t hash, const char *key, size_t len, int64_t id)
+{
+	if (d->hash == NULL || len > d->cap || id <= 0)
+		return;
+	if (d->count >= d->max || d->cap - d->used < len)
+		logdb_dict_clear(d);
+	size_t i = hash & d->mask;
+	while (d->hash[i] != 0) {
+		if (d->hash[i] == hash && d->len[i] == len &&
+		    memcmp(d->arena + d->off[i], key, len) == 0) {
+			d->id[i] = id;
+			return;
+		}
+		i = (i + 1) & d->mask;
+	}
+	memcpy(d->arena + d->used, key, len);
+	d->hash[i] = hash;
+	d->id[i] = id;
+	d->off[i] = (uint32_t)d->used;
+	d->len[i] = (uint32_t)len;
+	d->used += len;
+	d->count++;
+}

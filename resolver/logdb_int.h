@@ -1,0 +1,104 @@
+/*
+ * logdb_int: what the writer's files share (logdb.c, logdb_dict.c, logdb_migrate.c).
+ * Not for other modules: they use logdb.h.
+ */
+#ifndef VETO_LOGDB_INT_H
+#define VETO_LOGDB_INT_H
+
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logdb.h"
+
+/* ---- logdb_dict.c: the writer's memory of dictionary ids ---- */
+
+/* A string -> id map of bounded size: no allocation after logdb_dict_init; when it is full
+ * it forgets everything and starts again (a miss costs one indexed SELECT). Keys are bytes
+ * (not NUL-terminated). */
+struct logdb_dict {
+	uint64_t *hash; /* per slot; 0 = empty */
+	int64_t *id;
+	uint32_t *off, *len; /* the key in arena */
+	size_t mask;         /* slots - 1 */
+	size_t count, max;   /* entries, and at most */
+	char *arena;
+	size_t used, cap;
+};
+
+/* 0 or -ENOMEM. max_entries: at most this many keys; arena: bytes of keys at most. */
+int logdb_dict_init(struct logdb_dict *d, size_t max_entries, size_t arena);
+void logdb_dict_free(struct logdb_dict *d);
+void logdb_dict_clear(struct logdb_dict *d);
+uint64_t logdb_dict_hash(const char *key, size_t len); /* never 0 */
+/* The id of key, or 0 when it is not in memory. */
+int64_t logdb_dict_get(const struct logdb_dict *d, uint64_t hash, const char *key, size_t len);
+/* Remembers key -> id (id > 0; a key longer than the arena is not remembered). */
+void logdb_dict_put(struct logdb_dict *d, uint64_t hash, const char *key, size_t len, int64_t id);
+
+/* ---- logdb.c ---- */
+
+enum logdb_dict_kind { LOGDB_SOURCES = 0, LOGDB_NAMES, LOGDB_TEXTS, LOGDB_NDICTS };
+
+struct logdb {
+	char *path;
+	uint32_t retention_days;
+	uint32_t max_pages;
+
+	sqlite3 *db; /* NULL while broken */
+	sqlite3_stmt *ins, *ins_ev, *prune_q, *prune_ev;
+	sqlite3_stmt *dict_sel[LOGDB_NDICTS], *dict_ins[LOGDB_NDICTS];
+	sqlite3_stmt *dict_prune[2]; /* sources, names no query refers to */
+	struct logdb_dict dicts[LOGDB_NDICTS];
+	bool in_tx;
+	uint32_t tx_rows;   /* rows (and events) in the open transaction */
+	uint64_t tx_start;  /* monotonic ms (of the tick before it began) */
+	uint64_t last_mono; /* of the last tick */
+
+	bool reopen;       /* logdb_reopen() asked for it */
+	bool failing;      /* inside a burst of failures, reported once */
+	bool retry_set;    /* retry_at is valid */
+	uint64_t retry_at; /* monotonic ms */
+	uint64_t backoff_ms;
+	uint64_t lost_in_burst;
+	uint64_t next_prune; /* monotonic ms */
+	uint64_t pruned;     /* rows deleted since the last pass over the dictionaries */
+	int dict_pass;       /* 0: none; 1: sources; 2: names */
+	int64_t dict_cursor, dict_end;
+
+	/* schema 1/2 conversion (logdb_migrate.c) */
+	bool migrating;
+	sqlite3_stmt *mig_sel, *mig_del;
+	uint64_t migrated;
+
+	atomic_uint_fast64_t dropped;
+	atomic_uint_fast64_t written;
+};
+
+extern const char logdb_schema_sql[];
+
+/* Inserts one row (row->id 0: the next id) into the open transaction, with its dictionary
+ * entries. An SQLite result code. */
+int logdb_insert_row(struct logdb *db, const struct logdb_row *row);
+
+int logdb_exec(sqlite3 *s, const char *sql);
+/* Ends a burst of failures' start: reports (once per burst) and closes the connection. */
+void logdb_fail(struct logdb *db, const char *what, const char *why);
+
+/* ---- logdb_migrate.c ---- */
+
+/* Converts a schema-1/2 database (in its own transaction): renames queries to queries_old,
+ * creates schema 3. An SQLite result code. */
+int logdb_migrate_begin(struct logdb *db, int64_t version);
+/* Is there a queries_old table left to convert? An SQLite result code. */
+int logdb_migrate_pending(struct logdb *db, bool *pending);
+/* Prepares the conversion's statements. An SQLite result code. */
+int logdb_migrate_prepare(struct logdb *db);
+/* Moves the newest `rows` rows of queries_old into schema 3 (its own transaction; no other
+ * may be open), and drops queries_old once it is empty. 0, or -EIO (reported, connection
+ * closed). */
+int logdb_migrate_step(struct logdb *db, uint32_t rows);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * logdb_migrate: converts a query database of schema 1 or 2 (one wide row of text per query)
+ * to schema 3 in place, without stopping the log.
+ *
+ * logdb_migrate_begin renames the old table to queries_old (dropping its indexes, which only
+ * slowed the conversion) and creates schema 3 beside it, in one transaction. Then each
+ * logdb_migrate_step moves the newest LOGDB_MIGRATE_ROWS rows of queries_old through the
+ * writer's own insert (logdb_insert_row: the dictionaries fill as for live rows), keeping their
+ * ids, and deletes them from queries_old, in one transaction: a stop or a crash between steps
+ * loses nothing, the next open continues. The first step runs before the first new row, so new
+ * ids continue above every old one and id order stays time order. queries_old is dropped once
+ * empty (its pages are reused by later rows; the file does not shrink).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "logdb_int.h"
+
+static const char *const old_indexes[] = {
+        "queries_ts",     "queries_device", "queries_mac",
+        "queries_client", "queries_rname",  "queries_blocked",
+};
+
+static const char select_sql[] =
+        "SELECT id, ts_ms, client, proto, group_name, qname, qtype, blocked, list, rule, action,"
+        " rcode, upstream, latency_us, mac, device, vendor, vendor_source"
+        " FROM queries_old ORDER BY id DESC LIMIT ?1";
+
+static const char delete_sql[] = "DELETE FROM queries_old WHERE id >= ?1";
+
+int
+logdb_migrate_begin(struct logdb *db, int64_t version)
+{
+	char sql[96];
+	int rc = logdb_exec(db->db, "BEGIN IMMEDIATE");
+
+	if (rc != SQLITE_OK)
+		return rc;
+	for (size_t i = 0; i < sizeof(old_indexes) / sizeof(old_indexes[0]) && rc == SQLITE_OK;
+	     i++) {
+		snprintf(sql, sizeof(sql), "DROP INDEX IF EXISTS %s", old_indexes[i]);
+		rc = logdb_exec(db->db, sql);
+	}
+	if (rc == SQLITE_OK)
+		rc = logdb_exec(db->db, "ALTER TABLE queries RENAME TO queries_old");
+	if (rc == SQLITE_OK)
+		rc = logdb_exec(db->db, logdb_schema_sql);
+	if (rc == SQLITE_OK) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", LOGDB_SCHEMA_VERSION);
+		rc = logdb_exec(db->db, sql);
+	}
+	if (rc == SQLITE_OK)
+		rc = logdb_exec(db->db, "COMMIT");
+	if (rc != SQLITE_OK) {
+		logdb_exec(db->db, "ROLLBACK");
+		return rc;
+	}
+	log_info("query database: '%s': converting schema %lld to %d in the background, newest "
+	         "queries first (veto log shows the older history as it arrives)",
+	         db->path, (long long)version, LOGDB_SCHEMA_VERSION);
+	return SQLITE_OK;
+}
+
+int
+logdb_migrate_pending(struct logdb *db, bool *pending)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db->db,
+	                            "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+	                            " AND name = 'queries_old'",
+	                            -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		*pending = rc == SQLITE_ROW;
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+logdb_migrate_prepare(struct logdb *db)
+{
+	int rc = sqlite3_prepare_v3(db->db, select_sql, -1, SQLITE_PREPARE_PERSISTENT,
+	                            &db->mig_sel, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(db->db, delete_sql, -1, SQLITE_PREPARE_PERSISTENT,
+		                        &db->mig_del, NULL);
+	return rc;
+}
+
+static const char *
+text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+static void
+read_old(sqlite3_stmt *st, struct logdb_row *row)
+{
+	sqlite3_int64 lat = sqlite3_column_int64(st, 13);
+
+	row->id = sqlite3_column_int64(st, 0);
+	row->ts_ms = (uint64_t)sqlite3_column_int64(st, 1);
+	row->client = text(st, 2);
+	row->proto = text(st, 3);
+	row->group = text(st, 4);
+	row->qname = text(st, 5);
+	row->qtype = text(st, 6);
+	row->blocked = sqlite3_column_int(st, 7) != 0;
+	row->list = text(st, 8);
+	row->rule = text(st, 9);
+	row->action = text(st, 10);
+	row->rcode = text(st, 11);
+	row->upstream = text(st, 12);
+	row->latency_us = lat < 0 ? 0 : lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
+	row->mac = text(st, 14);
+	row->device = text(st, 15);
+	row->vendor = text(st, 16);
+	row->vendor_source = text(st, 17);
+}
+
+int
+logdb_migrate_step(struct logdb *db, uint32_t rows)
+{
+	sqlite3_stmt *st = db->mig_sel;
+	int64_t lowest = 0;
+	uint64_t moved = 0;
+	int rc;
+
+	if (db->db == NULL || db->in_tx)
+		return -EAGAIN;
+	rc = logdb_exec(db->db, "BEGIN IMMEDIATE");
+	if (rc != SQLITE_OK)
+		goto failed;
+	sqlite3_bind_int(st, 1, (int)rows);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct logdb_row row;
+		read_old(st, &row);
+		rc = logdb_insert_row(db, &row);
+		if (rc != SQLITE_OK)
+			break;
+		lowest = row.id;
+		moved++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		goto failed;
+	if (moved > 0) {
+		sqlite3_bind_int64(db->mig_del, 1, lowest);
+		rc = sqlite3_step(db->mig_del);
+		sqlite3_reset(db->mig_del);
+		if (rc != SQLITE_DONE)
+			goto failed;
+	} else {
+		rc = logdb_exec(db->db, "DROP TABLE queries_old");
+		if (rc != SQLITE_OK)
+			goto failed;
+	}
+	rc = logdb_exec(db->db, "COMMIT");
+	if (rc != SQLITE_OK)
+		goto failed;
+	db->migrated += moved;
+	if (moved == 0) {
+		db->migrating = false;
+		sqlite3_finalize(db->mig_sel);
+		sqlite3_finalize(db->mig_del);
+		db->mig_sel = db->mig_del = NULL;
+		log_info("query database: '%s': schema %d conversion done (%llu queries moved)",
+		         db->path, LOGDB_SCHEMA_VERSION, (unsigned long long)db->migrated);
+	}
+	return 0;
+
+failed:;
+	char why[256];
+	snprintf(why, sizeof(why), "%s", sqlite3_errmsg(db->db));
+	logdb_exec(db->db, "ROLLBACK");
+	logdb_fail(db, "converting the old schema", why);
+	return -EIO;
+}
