@@ -302,6 +302,23 @@ def test_schema_2_database_converted(veto_factory, state_dir):
 	assert newest[0]["qname"] == "new.test"
 
 
+def test_writer_thread_yields_to_dns(veto_factory, state_dir):
+	"""The query-log writer is a thread of its own, named, at the lowest priority (nice 19): on a
+	saturated CPU the log drops records, not DNS."""
+	v = veto_factory(edit=with_db(state_dir))
+	v.query("tracker.test", "A", src=SINK)
+	wait_rows(v, 1)
+	tasks = {}
+	for tid in os.listdir(f"/proc/{v.proc.pid}/task"):
+		with open(f"/proc/{v.proc.pid}/task/{tid}/stat") as f:
+			stat = f.read()
+		comm = stat[stat.index("(") + 1:stat.rindex(")")]
+		nice = int(stat[stat.rindex(")") + 2:].split()[16])
+		tasks[comm] = nice
+	assert tasks.get("veto-log") == 19, tasks
+	assert tasks.get("veto") == os.nice(0), tasks
+
+
 def set_readonly(path, ro):
 	if os.geteuid() == 0:	# root writes through 0444: use the immutable flag
 		subprocess.run(["chattr", "+i" if ro else "-i", str(path)], check=True)
