@@ -1,7 +1,8 @@
 /*
  * logdb: the SQLite query-log store (log.database): the writer side used by the querylog
  * writer thread (logdb.c) and the read side shared by `veto log` and `veto report`
- * (logdb_query.c).
+ * (logdb_query.c: the reader and its rows; logdb_report.c: the reports; logdb_format.c: time
+ * parsing and the commands' output helpers).
  *
  * Writer: rows are inserted with one prepared statement inside an open transaction that
  * logdb_tick() commits once it is LOGDB_COMMIT_MS old (logdb_add() commits by itself every
@@ -184,6 +185,8 @@ typedef int (*logdb_row_cb)(void *arg, const struct logdb_row *row);
 int logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row_cb cb,
                      void *arg);
 
+/* ---- reports (logdb_report.c) ---- */
+
 /* `veto report attempts`: one row per device that attempted blocked names. */
 struct logdb_attempt {
 	const char *key; /* device name, else MAC, else client IP */
@@ -219,15 +222,15 @@ typedef int (*logdb_summary_cb)(void *arg, const struct logdb_summary_row *row);
 int logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint32_t top,
                          logdb_summary_cb cb, void *arg);
 
-/* The id of the newest row (0 for an empty table): --follow starts after it. */
+/* The id of the newest row (0 for an empty table): --follow starts after it (logdb_query.c). */
 int logdb_last_id(struct logdb_reader *r, int64_t *out);
 
 /* Parses "24h", "7d", "30m", "90s", "2w" (relative to now_ms) or ISO 8601 ("2026-11-22",
  * "2026-11-22T03:58", "2026-11-22T03:58:22Z", "...+02:00"; without a zone: local time).
- * 0 or -EINVAL; *out written only on success. */
+ * 0 or -EINVAL; *out written only on success. (logdb_format.c) */
 int logdb_parse_time(const char *text, uint64_t now_ms, uint64_t *out);
 
-/* ---- output helpers of the commands (logdb_query.c) ---- */
+/* ---- output helpers of the commands (logdb_format.c) ---- */
 
 /* A JSON string with quotes; NULL prints null; invalid UTF-8 becomes U+FFFD. */
 void logdb_print_json_str(FILE *out, const char *s);

@@ -1,6 +1,7 @@
 /*
- * logdb_int: what the writer's files share (logdb.c, logdb_dict.c, logdb_migrate.c).
- * Not for other modules: they use logdb.h.
+ * logdb_int: what the writer's files share (logdb.c, logdb_dict.c, logdb_migrate.c), and the
+ * reading of one row that the conversion shares with the reader (logdb_query.c). Not for other
+ * modules: they use logdb.h.
  */
 #ifndef VETO_LOGDB_INT_H
 #define VETO_LOGDB_INT_H
@@ -86,6 +87,19 @@ int logdb_insert_row(struct logdb *db, const struct logdb_row *row);
 int logdb_exec(sqlite3 *s, const char *sql);
 /* Ends a burst of failures' start: reports (once per burst) and closes the connection. */
 void logdb_fail(struct logdb *db, const char *what, const char *why);
+
+/* ---- logdb_query.c: one row of text ---- */
+
+/* The columns of a struct logdb_row, in the order logdb_row_read reads them: what the reader
+ * selects from the view query_log, and the conversion from a schema-1/2 table. */
+#define LOGDB_ROW_COLUMNS                                                                          \
+	"id, ts_ms, client, proto, group_name, qname, qtype, blocked, list, rule, action, rcode, " \
+	"upstream, latency_us, mac, device, vendor, vendor_source"
+
+/* Fills row from the current row of st, whose first columns are LOGDB_ROW_COLUMNS. The strings
+ * point into st: valid until its next step, reset or finalize. A negative ts_ms or latency_us
+ * reads as 0, a latency_us above UINT32_MAX as UINT32_MAX. */
+void logdb_row_read(sqlite3_stmt *st, struct logdb_row *row);
 
 /* ---- logdb_migrate.c ---- */
 

@@ -24,9 +24,7 @@ static const char *const old_indexes[] = {
 };
 
 static const char select_sql[] =
-        "SELECT id, ts_ms, client, proto, group_name, qname, qtype, blocked, list, rule, action,"
-        " rcode, upstream, latency_us, mac, device, vendor, vendor_source"
-        " FROM queries_old ORDER BY id DESC LIMIT ?1";
+        "SELECT " LOGDB_ROW_COLUMNS " FROM queries_old ORDER BY id DESC LIMIT ?1";
 
 static const char delete_sql[] = "DELETE FROM queries_old WHERE id >= ?1";
 
@@ -93,37 +91,6 @@ logdb_migrate_prepare(struct logdb *db)
 	return rc;
 }
 
-static const char *
-text(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
-}
-
-static void
-read_old(sqlite3_stmt *st, struct logdb_row *row)
-{
-	sqlite3_int64 lat = sqlite3_column_int64(st, 13);
-
-	row->id = sqlite3_column_int64(st, 0);
-	row->ts_ms = (uint64_t)sqlite3_column_int64(st, 1);
-	row->client = text(st, 2);
-	row->proto = text(st, 3);
-	row->group = text(st, 4);
-	row->qname = text(st, 5);
-	row->qtype = text(st, 6);
-	row->blocked = sqlite3_column_int(st, 7) != 0;
-	row->list = text(st, 8);
-	row->rule = text(st, 9);
-	row->action = text(st, 10);
-	row->rcode = text(st, 11);
-	row->upstream = text(st, 12);
-	row->latency_us = lat < 0 ? 0 : lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
-	row->mac = text(st, 14);
-	row->device = text(st, 15);
-	row->vendor = text(st, 16);
-	row->vendor_source = text(st, 17);
-}
-
 int
 logdb_migrate_step(struct logdb *db, uint32_t rows)
 {
@@ -140,7 +107,7 @@ logdb_migrate_step(struct logdb *db, uint32_t rows)
 	sqlite3_bind_int(st, 1, (int)rows);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct logdb_row row;
-		read_old(st, &row);
+		logdb_row_read(st, &row);
 		rc = logdb_insert_row(db, &row);
 		if (rc != SQLITE_OK)
 			break;

@@ -25,63 +25,10 @@
 #include "querylog.h"
 #include "querylog_int.h"
 
-#define DAY_MS    86400000ull
-#define NOW_MS    1795319902123ull /* 2026-11-22T03:58:22.123Z */
-#define BASE_MONO 1000000ull
-
-static char tmpdir[256];
-
-static int
-setup_dir(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_logdb.XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
-}
-
-static int
-teardown_dir(void **state)
-{
-	char cmd[700];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "chattr -R -i '%s' 2>/dev/null; rm -rf '%s'", tmpdir, tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static void
-tmp_path(char *buf, size_t cap, const char *name)
-{
-	snprintf(buf, cap, "%s/%s", tmpdir, name);
-	unlink(buf);
-	char side[600];
-	snprintf(side, sizeof(side), "%s-wal", buf);
-	unlink(side);
-	snprintf(side, sizeof(side), "%s-shm", buf);
-	unlink(side);
-}
+#define LOGDB_HARNESS_TMP "/tmp/test_logdb.XXXXXX"
+#include "logdb_harness.h"
 
 /* ---- records ---- */
-
-static void
-set_qname(struct querylog_record *r, const char *text)
-{
-	size_t o = 0;
-	const char *p = text;
-
-	while (*p != '\0') {
-		const char *dot = strchr(p, '.');
-		size_t l = dot != NULL ? (size_t)(dot - p) : strlen(p);
-		r->qname_wire[o++] = (uint8_t)l;
-		memcpy(r->qname_wire + o, p, l);
-		o += l;
-		p += l;
-		if (*p == '.')
-			p++;
-	}
-	r->qname_wire[o++] = 0;
-	r->qname_len = (uint8_t)o;
-}
 
 static void
 set_client(struct querylog_record *r, const char *ip)
@@ -148,35 +95,6 @@ add_simple(struct logdb *db, uint64_t age_ms, const char *qname)
 
 	make_record(&r, &x);
 	assert_int_equal(logdb_add(db, &r), 0);
-}
-
-static struct logdb *
-open_new(const char *path, uint32_t retention, uint32_t max_pages)
-{
-	struct logdb_options opt = {
-	        .path = path, .retention_days = retention, .max_pages = max_pages};
-	struct logdb *db = NULL;
-
-	assert_int_equal(logdb_new(&opt, &db), 0);
-	assert_non_null(db);
-	return db;
-}
-
-/* A count through an independent connection (what another process sees). */
-static int64_t
-count_rows(const char *path, const char *sql)
-{
-	sqlite3 *s = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t n = -1;
-
-	assert_int_equal(sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(s, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(s);
-	return n;
 }
 
 /* ---- names ---- */
@@ -251,30 +169,30 @@ test_schema(void **state)
 
 	(void)state;
 	tmp_path(path, sizeof(path), "schema.db");
-	struct logdb *db = open_new(path, 90, 0);
+	struct logdb *db = open_db(path, 90, 0);
 	assert_true(logdb_is_open(db));
 	logdb_free(&db);
 	assert_null(db);
 
-	assert_int_equal(count_rows(path, "PRAGMA user_version"), LOGDB_SCHEMA_VERSION);
+	assert_int_equal(sql_int(path, "PRAGMA user_version"), LOGDB_SCHEMA_VERSION);
 	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
 		snprintf(sql, sizeof(sql),
 		         "SELECT count(*) FROM sqlite_master WHERE type = '%s' AND name = '%s'",
 		         objects[i].type, objects[i].name);
-		if (count_rows(path, sql) != 1)
+		if (sql_int(path, sql) != 1)
 			fail_msg("missing %s '%s'", objects[i].type, objects[i].name);
 	}
 	/* the id is the time: no time index but the blocked rows' */
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
-	                                  " AND tbl_name = 'queries' AND sql LIKE '%(ts_ms%'"
-	                                  " AND name != 'queries_blocked'"),
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	                               " AND tbl_name = 'queries' AND sql LIKE '%(ts_ms%'"
+	                               " AND name != 'queries_blocked'"),
 	                 0);
 	/* the dictionaries are unique by their text */
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM pragma_index_list('names')"
-	                                  " WHERE \"unique\""),
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM pragma_index_list('names')"
+	                               " WHERE \"unique\""),
 	                 1);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM pragma_index_list('texts')"
-	                                  " WHERE \"unique\""),
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM pragma_index_list('texts')"
+	                               " WHERE \"unique\""),
 	                 1);
 	/* exactly these columns: the strings of a query live in the dictionaries only */
 	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++) {
@@ -284,15 +202,15 @@ test_schema(void **state)
 			snprintf(sql, sizeof(sql),
 			         "SELECT count(*) FROM pragma_table_info('%s') WHERE name = '%.*s'",
 			         columns[i].table, (int)l, c);
-			if (count_rows(path, sql) != 1)
+			if (sql_int(path, sql) != 1)
 				fail_msg("missing column '%s.%.*s'", columns[i].table, (int)l, c);
 			c += l + (c[l] == ' ');
 		}
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('%s')",
 		         columns[i].table);
-		if (count_rows(path, sql) != n)
+		if (sql_int(path, sql) != n)
 			fail_msg("'%s': %lld columns, want %lld", columns[i].table,
-			         (long long)count_rows(path, sql), (long long)n);
+			         (long long)sql_int(path, sql), (long long)n);
 	}
 	/* WAL mode persists in the file */
 	sqlite3 *s;
@@ -305,11 +223,11 @@ test_schema(void **state)
 	sqlite3_close(s);
 
 	/* reopening an existing database keeps it */
-	db = open_new(path, 90, 0);
+	db = open_db(path, 90, 0);
 	assert_true(logdb_is_open(db));
 	add_simple(db, 0, "a.test");
 	logdb_free(&db);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 1);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), 1);
 }
 
 /* Every column as stored, including the device fields and rname. */
@@ -332,7 +250,7 @@ test_row_values(void **state)
 
 	(void)state;
 	tmp_path(path, sizeof(path), "values.db");
-	struct logdb *db = open_new(path, 90, 0);
+	struct logdb *db = open_db(path, 90, 0);
 	make_record(&r, &x);
 	/* the wire form is canonical lowercase in real records */
 	set_qname(&r, "tracking.miui.com");
@@ -397,18 +315,18 @@ test_batching(void **state)
 
 	(void)state;
 	tmp_path(path, sizeof(path), "batch.db");
-	struct logdb *db = open_new(path, 0, 0);
+	struct logdb *db = open_db(path, 0, 0);
 	for (int i = 0; i < LOGDB_BATCH_ROWS - 1; i++)
 		add_simple(db, 0, "a.test");
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 0);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), 0);
 	assert_int_equal(logdb_written(db), 0);
 	add_simple(db, 0, "a.test"); /* the batch is full: committed */
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), LOGDB_BATCH_ROWS);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), LOGDB_BATCH_ROWS);
 	for (int i = 0; i < 500; i++)
 		add_simple(db, 0, "b.test");
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), LOGDB_BATCH_ROWS);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), LOGDB_BATCH_ROWS);
 	assert_int_equal(logdb_commit(db), 0);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), LOGDB_BATCH_ROWS + 500);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), LOGDB_BATCH_ROWS + 500);
 	assert_int_equal(logdb_commit(db), 0); /* nothing pending: no-op */
 	assert_int_equal(logdb_written(db), LOGDB_BATCH_ROWS + 500);
 	assert_int_equal(logdb_dropped(db), 0);
@@ -422,8 +340,8 @@ test_batching(void **state)
 	                         .evidence = "connect.rom.miui.com"};
 	assert_int_equal(logdb_add_event(db, &ev), 0);
 	logdb_free(&db); /* free commits */
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM device_events WHERE"
-	                                  " new_group = 'banned' AND client IS NULL"),
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM device_events WHERE"
+	                               " new_group = 'banned' AND client IS NULL"),
 	                 1);
 }
 
@@ -436,7 +354,7 @@ test_retention(void **state)
 
 	(void)state;
 	tmp_path(path, sizeof(path), "retention.db");
-	struct logdb *db = open_new(path, 7, 0);
+	struct logdb *db = open_db(path, 7, 0);
 	for (int i = 0; i < 12000; i++) /* in time order, like the daemon */
 		add_simple(db, 8 * DAY_MS + 12000 - (uint64_t)i, "old.test");
 	for (int i = 0; i < 300; i++)
@@ -447,31 +365,30 @@ test_retention(void **state)
 
 	assert_int_equal(logdb_prune(db, NOW_MS, &n), 0);
 	assert_int_equal(n, LOGDB_PRUNE_ROWS + 1); /* and the event */
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"),
-	                 12300 - LOGDB_PRUNE_ROWS);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), 12300 - LOGDB_PRUNE_ROWS);
 	/* the oldest went first */
-	assert_int_equal(count_rows(path, "SELECT min(ts_ms) FROM queries"),
+	assert_int_equal(sql_int(path, "SELECT min(ts_ms) FROM queries"),
 	                 (int64_t)(NOW_MS - 8 * DAY_MS - 12000 + LOGDB_PRUNE_ROWS));
 	/* the rest by ticks: one step per tick while there is more */
 	logdb_tick(db, BASE_MONO, NOW_MS);
 	logdb_tick(db, BASE_MONO + 50, NOW_MS);
 	logdb_tick(db, BASE_MONO + 100, NOW_MS);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 300);
-	assert_int_equal(
-	        count_rows(path, "SELECT count(*) FROM query_log WHERE qname = 'old.test'"), 0);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM device_events"), 0);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), 300);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM query_log WHERE qname = 'old.test'"),
+	                 0);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM device_events"), 0);
 	assert_int_equal(logdb_prune(db, NOW_MS, &n), 0);
 	assert_int_equal(n, 0);
 	logdb_free(&db);
 
 	/* retention 0 keeps everything */
-	db = open_new(path, 0, 0);
+	db = open_db(path, 0, 0);
 	add_simple(db, 3650 * DAY_MS, "ancient.test");
 	assert_int_equal(logdb_commit(db), 0);
 	assert_int_equal(logdb_prune(db, NOW_MS, &n), 0);
 	assert_int_equal(n, 0);
 	logdb_free(&db);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 301);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), 301);
 }
 
 /* A tiny page limit stands for a full disk: rows are dropped and counted, DNS callers never see
@@ -484,7 +401,7 @@ test_full_then_resumes(void **state)
 
 	(void)state;
 	tmp_path(path, sizeof(path), "full.db");
-	struct logdb *db = open_new(path, 0, 40);
+	struct logdb *db = open_db(path, 0, 40);
 	assert_true(logdb_is_open(db));
 	for (int i = 0; i < 20000 && failed == 0; i++) {
 		struct querylog_record r;
@@ -515,7 +432,7 @@ test_full_then_resumes(void **state)
 	add_simple(db, 0, "after.test");
 	assert_int_equal(logdb_commit(db), 0);
 	logdb_free(&db);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), (int64_t)written + 1);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), (int64_t)written + 1);
 }
 
 /* Makes a file read-only even for root (immutable), or plain 0444 otherwise. */
@@ -539,12 +456,12 @@ test_readonly_then_resumes(void **state)
 
 	(void)state;
 	tmp_path(path, sizeof(path), "ro.db");
-	struct logdb *db = open_new(path, 0, 0);
+	struct logdb *db = open_db(path, 0, 0);
 	add_simple(db, 0, "before.test");
 	logdb_free(&db);
 
 	set_readonly(path, true);
-	db = open_new(path, 0, 0);
+	db = open_db(path, 0, 0);
 	assert_false(logdb_is_open(db));
 	assert_int_equal(logdb_add(db, &(struct querylog_record){0}), -EIO);
 	assert_int_equal(logdb_dropped(db), 1);
@@ -558,7 +475,7 @@ test_readonly_then_resumes(void **state)
 	assert_true(logdb_is_open(db));
 	add_simple(db, 0, "after.test");
 	logdb_free(&db);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 2);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), 2);
 }
 
 /* A file that is not a database is set aside and a new one started; a newer schema is left
@@ -575,11 +492,11 @@ test_corrupt_and_newer(void **state)
 	for (int i = 0; i < 512; i++)
 		fputs("this is not an SQLite file. ", f);
 	fclose(f);
-	struct logdb *db = open_new(path, 0, 0);
+	struct logdb *db = open_db(path, 0, 0);
 	assert_true(logdb_is_open(db));
 	add_simple(db, 0, "a.test");
 	logdb_free(&db);
-	assert_int_equal(count_rows(path, "SELECT count(*) FROM queries"), 1);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), 1);
 	snprintf(aside, sizeof(aside), "ls '%s' | grep -c '^corrupt.db.corrupt-' >/dev/null",
 	         tmpdir);
 	assert_int_equal(system(aside), 0);
@@ -591,11 +508,11 @@ test_corrupt_and_newer(void **state)
 	                              NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(s);
-	db = open_new(path, 0, 0);
+	db = open_db(path, 0, 0);
 	assert_false(logdb_is_open(db));
 	assert_int_equal(logdb_add(db, &(struct querylog_record){0}), -EIO);
 	logdb_free(&db);
-	assert_int_equal(count_rows(path, "PRAGMA user_version"), 99);
+	assert_int_equal(sql_int(path, "PRAGMA user_version"), 99);
 
 	/* the reader refuses both a newer schema and a foreign database */
 	struct logdb_reader *r = NULL;
@@ -632,7 +549,7 @@ static void
 fixture_db(char *path, size_t cap)
 {
 	tmp_path(path, cap, "read.db");
-	struct logdb *db = open_new(path, 0, 0);
+	struct logdb *db = open_db(path, 0, 0);
 	bool done[NFIXTURE] = {false};
 	/* oldest first, like the daemon */
 	for (size_t k = 0; k < NFIXTURE; k++) {
@@ -783,7 +700,7 @@ test_reader_concurrent_and_copy(void **state)
 
 	(void)state;
 	fixture_db(path, sizeof(path));
-	struct logdb *db = open_new(path, 0, 0);
+	struct logdb *db = open_db(path, 0, 0);
 	add_simple(db, 0, "pending.test"); /* not committed */
 	assert_int_equal(logdb_reader_open(path, &r), 0);
 	logdb_filter_init(&f);
@@ -853,7 +770,7 @@ test_time_windows(void **state)
 
 	(void)state;
 	tmp_path(path, sizeof(path), "windows.db");
-	struct logdb *db = open_new(path, 0, 0);
+	struct logdb *db = open_db(path, 0, 0);
 	/* rows at ages 999..0 s (one per second), two at 500 s */
 	for (int i = 999; i >= 0; i--) {
 		add_simple(db, (uint64_t)i * 1000, "t.test");
@@ -890,15 +807,15 @@ test_time_windows(void **state)
 		         (unsigned long long)f.since_ms,
 		         (unsigned long long)(f.until_ms > 0 ? f.until_ms : UINT64_MAX >> 1));
 		assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), 0);
-		if ((int64_t)c.n != count_rows(path, sql))
+		if ((int64_t)c.n != sql_int(path, sql))
 			fail_msg("case %zu: %zu rows, want %lld", i, c.n,
-			         (long long)count_rows(path, sql));
+			         (long long)sql_int(path, sql));
 	}
 	logdb_reader_free(&r);
 
 	/* an empty table */
 	tmp_path(path, sizeof(path), "empty.db");
-	db = open_new(path, 0, 0);
+	db = open_db(path, 0, 0);
 	logdb_free(&db);
 	assert_int_equal(logdb_reader_open(path, &r), 0);
 	struct logdb_filter f;
@@ -1140,7 +1057,7 @@ test_reader_refuses_old_schemas(void **state)
 		if (logdb_reader_open(path, &r) != -EINVAL)
 			fail_msg("schema %d: not refused", cases[i].version);
 		assert_null(r);
-		assert_int_equal(count_rows(path, "PRAGMA user_version"), cases[i].version);
+		assert_int_equal(sql_int(path, "PRAGMA user_version"), cases[i].version);
 	}
 }
 
@@ -1219,7 +1136,7 @@ test_report_ids_to_text(void **state)
 
 	(void)state;
 	tmp_path(path, sizeof(path), "ids.db");
-	struct logdb *db = open_new(path, 0, 0);
+	struct logdb *db = open_db(path, 0, 0);
 	for (size_t i = 0; i < sizeof(ids_fixture) / sizeof(ids_fixture[0]); i++) {
 		struct querylog_record rec;
 		make_record(&rec, &ids_fixture[i]);
@@ -1353,17 +1270,17 @@ test_querylog_feeds_database(void **state)
 	memset(ev.evidence, 'e', sizeof(ev.evidence)); /* not terminated: cut, not overrun */
 	assert_int_equal(querylog_submit_event(ql, &ev), 0);
 	querylog_free(&ql);
-	assert_int_equal(count_rows(db, "SELECT count(*) FROM device_events WHERE kind ="
-	                                " 'group_change' AND device = 'redmi' AND client IS NULL"
-	                                " AND length(evidence) = 255 AND ts_ms > 0"),
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM device_events WHERE kind ="
+	                             " 'group_change' AND device = 'redmi' AND client IS NULL"
+	                             " AND length(evidence) = 255 AND ts_ms > 0"),
 	                 1);
 	struct stat st;
 	assert_int_equal(stat(state_dir, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
-	assert_int_equal(count_rows(db, "SELECT count(*) FROM queries"), NFIXTURE);
-	assert_int_equal(count_rows(db, "SELECT count(*) FROM query_log WHERE device = 'redmi'"
-	                                " AND vendor_source = 'signature'"
-	                                " AND mac = '02:00:00:00:00:01'"),
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM queries"), NFIXTURE);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM query_log WHERE device = 'redmi'"
+	                             " AND vendor_source = 'signature'"
+	                             " AND mac = '02:00:00:00:00:01'"),
 	                 3);
 }
 

@@ -11,9 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -23,53 +21,8 @@
 #include "querylog.h"
 #include "querylog_int.h"
 
-#define DAY_MS    86400000ull
-#define NOW_MS    1795319902123ull /* 2026-11-22T03:58:22.123Z */
-#define BASE_MONO 1000000ull
-
-static char tmpdir[256];
-
-static int
-setup_dir(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_logdb_store.XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
-}
-
-static int
-teardown_dir(void **state)
-{
-	char cmd[600];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static void
-tmp_path(char *buf, size_t cap, const char *name)
-{
-	char side[600];
-
-	snprintf(buf, cap, "%s/%s", tmpdir, name);
-	unlink(buf);
-	snprintf(side, sizeof(side), "%s-wal", buf);
-	unlink(side);
-	snprintf(side, sizeof(side), "%s-shm", buf);
-	unlink(side);
-}
-
-static struct logdb *
-open_db(const char *path, uint32_t retention, uint32_t max_pages)
-{
-	struct logdb_options opt = {
-	        .path = path, .retention_days = retention, .max_pages = max_pages};
-	struct logdb *db = NULL;
-
-	assert_int_equal(logdb_new(&opt, &db), 0);
-	return db;
-}
+#define LOGDB_HARNESS_TMP "/tmp/test_logdb_store.XXXXXX"
+#include "logdb_harness.h"
 
 /* A query from an IPv4 client for a dotted name, age_ms before NOW_MS; device may be NULL.
  * logdb_add's result. */
@@ -79,23 +32,12 @@ try_query(struct logdb *db, uint64_t age_ms, const char *client, const char *qna
 {
 	struct querylog_record r;
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&r.client;
-	size_t o = 0;
 
 	memset(&r, 0, sizeof(r));
 	r.ts_ms = NOW_MS - age_ms;
 	s4->sin_family = AF_INET;
 	assert_int_equal(inet_pton(AF_INET, client, &s4->sin_addr), 1);
-	for (const char *p = qname; *p != '\0';) {
-		size_t l = strcspn(p, ".");
-		r.qname_wire[o++] = (uint8_t)l;
-		memcpy(r.qname_wire + o, p, l);
-		o += l;
-		p += l;
-		if (*p == '.')
-			p++;
-	}
-	r.qname_wire[o++] = 0;
-	r.qname_len = (uint8_t)o;
+	set_qname(&r, qname);
 	r.qtype = 1;
 	r.rule_label = -1;
 	if (device != NULL)
@@ -108,23 +50,6 @@ add_query(struct logdb *db, uint64_t age_ms, const char *client, const char *qna
           const char *device)
 {
 	assert_int_equal(try_query(db, age_ms, client, qname, device), 0);
-}
-
-/* One integer through an independent connection. */
-static int64_t
-sql_int(const char *path, const char *sql)
-{
-	sqlite3 *s = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t n = -1;
-
-	assert_int_equal(sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(s, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(s);
-	return n;
 }
 
 /* The qnames of the view query_log in id order, joined by ' '. */

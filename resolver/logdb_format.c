@@ -1,0 +1,338 @@
+/*
+ * logdb_format: what the commands reading the query store (`veto log`, `veto report`) share to
+ * read their arguments and print their output: times ("24h", ISO 8601) in and out, JSON strings,
+ * CSV fields, and aligned text tables.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "logdb.h"
+
+/* ---- time ---- */
+
+static bool
+digits(const char **p, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return false;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return true;
+}
+
+static int
+parse_iso(const char *s, uint64_t *out)
+{
+	struct tm tm = {0};
+	int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0;
+	const char *p = s;
+	bool zone = false;
+	long off_s = 0;
+
+	if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
+	    !digits(&p, 2, &d))
+		return -EINVAL;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		p++;
+		if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi))
+			return -EINVAL;
+		if (*p == ':') {
+			p++;
+			if (!digits(&p, 2, &sec))
+				return -EINVAL;
+			if (*p == '.') {
+				int scale = 100;
+				p++;
+				if (!isdigit((unsigned char)*p))
+					return -EINVAL;
+				for (; isdigit((unsigned char)*p); p++) {
+					ms += (*p - '0') * scale;
+					scale /= 10;
+				}
+			}
+		}
+	}
+	if (*p == 'Z' || *p == 'z') {
+		zone = true;
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p == '-' ? -1 : 1, oh, om = 0;
+		p++;
+		if (!digits(&p, 2, &oh))
+			return -EINVAL;
+		if (*p == ':')
+			p++;
+		if (isdigit((unsigned char)*p) && !digits(&p, 2, &om))
+			return -EINVAL;
+		if (oh > 23 || om > 59)
+			return -EINVAL;
+		zone = true;
+		off_s = sign * (oh * 3600L + om * 60L);
+	}
+	if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	time_t t;
+	if (zone) {
+		t = timegm(&tm);
+		t -= off_s;
+	} else {
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+	}
+	if (t == (time_t)-1 || t < 0)
+		return -EINVAL;
+	*out = (uint64_t)t * 1000 + (uint64_t)ms;
+	return 0;
+}
+
+int
+logdb_parse_time(const char *text, uint64_t now_ms, uint64_t *out)
+{
+	static const struct {
+		char unit;
+		uint64_t ms;
+	} units[] = {
+	        {'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}, {'w', 604800000},
+	};
+	size_t n = strlen(text);
+
+	if (n >= 2 && n <= 12) {
+		uint64_t v = 0;
+		size_t i = 0;
+		while (i < n - 1 && isdigit((unsigned char)text[i]))
+			v = v * 10 + (uint64_t)(text[i++] - '0');
+		if (i == n - 1 && i > 0) {
+			for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+				if (text[i] != units[u].unit)
+					continue;
+				uint64_t d = v * units[u].ms;
+				*out = d < now_ms ? now_ms - d : 0;
+				return 0;
+			}
+			return -EINVAL;
+		}
+	}
+	return parse_iso(text, out);
+}
+
+/* ---- output helpers ---- */
+
+void
+logdb_print_json_str(FILE *out, const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	if (s == NULL) {
+		fputs("null", out);
+		return;
+	}
+	fputc('"', out);
+	for (size_t i = 0; u[i] != '\0';) {
+		unsigned char c = u[i];
+		if (c == '"' || c == '\\') {
+			fputc('\\', out);
+			fputc(c, out);
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			fprintf(out, "\\u%04x", c);
+			i++;
+		} else if (c < 0x80) {
+			fputc(c, out);
+			i++;
+		} else {
+			/* pass a valid UTF-8 sequence, replace anything else */
+			size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+			             : c >= 0xe0 && c <= 0xef ? 3
+			             : c >= 0xf0 && c <= 0xf4 ? 4
+			                                      : 0;
+			size_t k = 1;
+			while (k < len && (u[i + k] & 0xc0) == 0x80)
+				k++;
+			if (len == 0 || k != len) {
+				fputs("\\ufffd", out);
+				i++;
+			} else {
+				fwrite(u + i, 1, len, out);
+				i += len;
+			}
+		}
+	}
+	fputc('"', out);
+}
+
+void
+logdb_print_csv(FILE *out, const char *s)
+{
+	if (s == NULL)
+		return;
+	if (strpbrk(s, ",\"\r\n") == NULL) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p == '"')
+			fputc('"', out);
+		fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+void
+logdb_format_time(uint64_t ts_ms, bool local, char buf[LOGDB_TIME_MAX])
+{
+	time_t secs = (time_t)(ts_ms / 1000);
+	struct tm tm;
+
+	if ((local ? localtime_r(&secs, &tm) : gmtime_r(&secs, &tm)) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	if (local)
+		snprintf(buf, LOGDB_TIME_MAX, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900,
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	else
+		snprintf(buf, LOGDB_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
+		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		         tm.tm_sec, (unsigned)(ts_ms % 1000));
+}
+
+struct logdb_table {
+	size_t ncols;
+	char **heads;
+	size_t *width;
+	char **cells; /* nrows * ncols */
+	size_t nrows, cap;
+};
+
+/* Display width: UTF-8 continuation octets do not count. */
+static size_t
+text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+int
+logdb_table_new(size_t ncols, const char *const *heads, struct logdb_table **out)
+{
+	struct logdb_table *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return -ENOMEM;
+	t->ncols = ncols;
+	t->heads = calloc(ncols, sizeof(*t->heads));
+	t->width = calloc(ncols, sizeof(*t->width));
+	if (t->heads == NULL || t->width == NULL)
+		goto cleanup;
+	for (size_t i = 0; i < ncols; i++) {
+		t->heads[i] = strdup(heads[i]);
+		if (t->heads[i] == NULL)
+			goto cleanup;
+		t->width[i] = text_width(heads[i]);
+	}
+	*out = t;
+	return 0;
+cleanup:
+	logdb_table_free(&t);
+	return -ENOMEM;
+}
+
+int
+logdb_table_add(struct logdb_table *t, const char *const *cells)
+{
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap > 0 ? 2 * t->cap : 64;
+		char **nc = realloc(t->cells, cap * t->ncols * sizeof(*nc));
+		if (nc == NULL)
+			return -ENOMEM;
+		t->cells = nc;
+		t->cap = cap;
+	}
+	char **row = t->cells + t->nrows * t->ncols;
+	for (size_t i = 0; i < t->ncols; i++) {
+		row[i] = strdup(cells[i] != NULL ? cells[i] : "-");
+		if (row[i] == NULL) {
+			while (i-- > 0)
+				free(row[i]);
+			return -ENOMEM;
+		}
+	}
+	for (size_t i = 0; i < t->ncols; i++) {
+		size_t w = text_width(row[i]);
+		if (w > t->width[i])
+			t->width[i] = w;
+	}
+	t->nrows++;
+	return 0;
+}
+
+static void
+print_cell(FILE *out, const char *s, size_t width, bool right, bool last)
+{
+	size_t pad = width - text_width(s);
+
+	if (right)
+		fprintf(out, "%*s", (int)pad, "");
+	fputs(s, out);
+	if (!right && !last)
+		fprintf(out, "%*s", (int)pad, "");
+	if (!last)
+		fputs("  ", out);
+}
+
+void
+logdb_table_print(struct logdb_table *t, FILE *out, const bool *right, bool header)
+{
+	if (header) {
+		for (size_t i = 0; i < t->ncols; i++)
+			print_cell(out, t->heads[i], t->width[i], right != NULL && right[i],
+			           i + 1 == t->ncols);
+		fputc('\n', out);
+	}
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (size_t i = 0; i < t->ncols; i++) {
+			char *c = t->cells[r * t->ncols + i];
+			print_cell(out, c, t->width[i], right != NULL && right[i],
+			           i + 1 == t->ncols);
+			free(c);
+		}
+		fputc('\n', out);
+	}
+	t->nrows = 0;
+}
+
+void
+logdb_table_free(struct logdb_table **tp)
+{
+	struct logdb_table *t = *tp;
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	for (size_t i = 0; t->heads != NULL && i < t->ncols; i++)
+		free(t->heads[i]);
+	free(t->heads);
+	free(t->width);
+	free(t);
+	*tp = NULL;
+}

@@ -1,0 +1,78 @@
+/*
+ * logdb_reader_int: what the reader's files share (logdb_query.c, logdb_report.c): the
+ * read-only connection, its read transaction, and the SQL builder that turns a filter into a
+ * statement with bound parameters. The writer's files share logdb_int.h. Not for other
+ * modules: they use logdb.h.
+ */
+#ifndef VETO_LOGDB_READER_INT_H
+#define VETO_LOGDB_READER_INT_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logdb.h"
+#include "names.h"
+
+#define LOGDB_SQL_MAX   2048
+#define LOGDB_BINDS_MAX 24
+
+/* Called by veto_each for every row of a report's scan: 0 to go on, else -errno to stop. */
+typedef int (*logdb_each_cb)(void *arg, sqlite3_value **v);
+
+struct logdb_reader {
+	sqlite3 *db;
+	char *path;
+	/* the scan veto_each feeds (run_each in logdb_report.c) */
+	logdb_each_cb each;
+	void *each_arg;
+	int each_rc;
+};
+
+/* Logs the connection's last error. -EIO. */
+int logdb_reader_error(struct logdb_reader *r);
+
+/* ---- filters to SQL ---- */
+
+struct logdb_bind {
+	bool is_text;
+	const char *text;
+	int64_t num;
+};
+
+/* A statement being written: once something does not fit, full stays set. The texts bound
+ * must outlive the statement (they point into the filter or into this struct). */
+struct logdb_sql {
+	char s[LOGDB_SQL_MAX];
+	size_t n;
+	bool where; /* a WHERE was written */
+	bool full;
+	struct logdb_bind b[LOGDB_BINDS_MAX];
+	int nb;
+	char mac[18], who_mac[18];                           /* canonical MACs of the filter */
+	char lo[NAMES_MAX_TEXT + 2], hi[NAMES_MAX_TEXT + 2]; /* domain range */
+};
+
+/* Starts one call of the reader: its read transaction (a snapshot) and an empty statement *q
+ * to write (owned by the caller, freed by logdb_read_end). 0, -ENOMEM, -EIO; *q is written only
+ * on success. */
+int logdb_read_begin(struct logdb_reader *r, struct logdb_sql **q);
+/* Ends the read transaction and frees *q (sets it to NULL). */
+void logdb_read_end(struct logdb_reader *r, struct logdb_sql **q);
+
+/* Appends text to the statement. */
+void logdb_sql_add(struct logdb_sql *q, const char *text);
+
+/* The WHERE clause of f on the columns of queries. extra: a condition always added (or
+ * NULL). 0, -EINVAL (bad MAC or domain), -E2BIG, -EIO. */
+int logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filter *f,
+                      const char *extra);
+
+/* Prepares q and binds its parameters. 0, -E2BIG, -EIO. */
+int logdb_prepare(struct logdb_reader *r, struct logdb_sql *q, sqlite3_stmt **out);
+
+/* The end of a statement's steps: 0 for SQLITE_DONE, else -EIO (logged). */
+int logdb_step_error(struct logdb_reader *r, int rc);
+
+#endif
