@@ -10,16 +10,11 @@
 #include <time.h>
 
 #include "cmd.h"
+#include "cmd_report_int.h"
 #include "logdb.h"
 
 #define DEFAULT_SINCE "7d"
 #define BAR_WIDTH     40
-
-enum format {
-	FORMAT_TABLE,
-	FORMAT_CSV,
-	FORMAT_JSON,
-};
 
 enum report {
 	REPORT_ATTEMPTS,
@@ -42,8 +37,8 @@ usage(FILE *out)
 	        "  summary   totals and blocked share per group and per list, top blocked names, "
 	        "top\n"
 	        "            clients, queries per hour (a bar chart in the table format)\n"
-	        "  device    one device's queries in time order (by device name, MAC or client "
-	        "IP)\n"
+	        "  device    one device's queries and device events (first seen, vendor, group\n"
+	        "            change) in time order, by device name, MAC or client IP\n"
 	        "\n"
 	        "options:\n"
 	        "  -c, --config FILE  configuration naming log.database "
@@ -53,9 +48,8 @@ usage(FILE *out)
 	        " ('all' for everything); see veto log --help\n"
 	        "  --until WHEN\n"
 	        "  --format FORMAT    table (default), csv, json\n"
-	        "  --limit N          attempts: at most N devices; device: at most N rows "
-	        "(default\n"
-	        "                     1000, the newest); 0 = all\n"
+	        "  --limit N          attempts: at most N devices; device: the newest N queries\n"
+	        "                     (default 1000) and the events since the oldest; 0 = all\n"
 	        "  --top N            summary: rows of the top lists (default 10)\n"
 	        "  -h, --help         show this help\n"
 	        "filters (as in veto log): --client, --mac, --device, --group, --vendor, "
@@ -64,22 +58,6 @@ usage(FILE *out)
 	        "\n"
 	        "exit codes: 0 ok, 1 the database cannot be read, 2 bad usage or configuration.\n");
 }
-
-struct ctx {
-	enum format format;
-	FILE *out;
-	bool first;
-	struct logdb_table *table;
-	/* summary */
-	enum logdb_summary_section section;
-	bool section_open;
-	uint64_t total, blocked; /* all queries, for shares */
-	uint64_t hour_max;
-	struct hour {
-		uint64_t ts_ms, total, blocked;
-	} * hours;
-	size_t nhours, caphours;
-};
 
 static void
 fmt_u64(char *buf, size_t cap, uint64_t v)
@@ -97,21 +75,21 @@ fmt_share(char *buf, size_t cap, uint64_t part, uint64_t whole)
 }
 
 /* JSON helpers */
-static void
-json_key_str(FILE *f, bool comma, const char *key, const char *v)
+void
+report_json_str(FILE *f, bool comma, const char *key, const char *v)
 {
 	fprintf(f, "%s\"%s\":", comma ? "," : "", key);
 	logdb_print_json_str(f, v);
 }
 
-static void
-json_key_u64(FILE *f, const char *key, uint64_t v)
+void
+report_json_u64(FILE *f, const char *key, uint64_t v)
 {
 	fprintf(f, ",\"%s\":%" PRIu64, key, v);
 }
 
-static void
-json_key_time(FILE *f, const char *key, uint64_t ts)
+void
+report_json_time(FILE *f, const char *key, uint64_t ts)
 {
 	char t[LOGDB_TIME_MAX];
 
@@ -129,12 +107,12 @@ static const bool attempts_right[] = {false, false, false, false, false,
 static int
 on_attempt(void *arg, const struct logdb_attempt *a)
 {
-	struct ctx *c = arg;
+	struct report_ctx *c = arg;
 	char first[LOGDB_TIME_MAX], last[LOGDB_TIME_MAX], att[24], names[24], vendor[96];
 	FILE *f = c->out;
 
 	switch (c->format) {
-	case FORMAT_TABLE:
+	case REPORT_FMT_TABLE:
 		logdb_format_time(a->first_ms, true, first);
 		logdb_format_time(a->last_ms, true, last);
 		fmt_u64(att, sizeof(att), a->attempts);
@@ -146,7 +124,7 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 		const char *cells[] = {a->key, a->client, a->mac,       vendor, a->group,
 		                       att,    names,     a->top_lists, first,  last};
 		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
-	case FORMAT_CSV: {
+	case REPORT_FMT_CSV: {
 		const char *cols[] = {a->key,    a->device,        a->client, a->mac,
 		                      a->vendor, a->vendor_source, a->group};
 		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
@@ -161,20 +139,27 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 		fprintf(f, ",%s,%s\n", first, last);
 		break;
 	}
-	case FORMAT_JSON:
+	case REPORT_FMT_JSON:
 		fputs(c->first ? "[\n{" : ",\n{", f);
-		json_key_str(f, false, "key", a->key);
-		json_key_str(f, true, "device", a->device);
-		json_key_str(f, true, "client", a->client);
-		json_key_str(f, true, "mac", a->mac);
-		json_key_str(f, true, "vendor", a->vendor);
-		json_key_str(f, true, "vendor_source", a->vendor_source);
-		json_key_str(f, true, "group", a->group);
-		json_key_u64(f, "attempts", a->attempts);
-		json_key_u64(f, "names", a->names);
-		json_key_str(f, true, "top_lists", a->top_lists);
-		json_key_time(f, "first", a->first_ms);
-		json_key_time(f, "last", a->last_ms);
+		report_json_str(f, false, "key", a->key);
+		report_json_str(f, true, "device", a->device);
+		report_json_str(f, true, "client", a->client);
+		report_json_str(f, true, "mac", a->mac);
+		report_json_str(f, true, "vendor", a->vendor);
+		report_json_str(f, true, "vendor_source", a->vendor_source);
+		report_json_str(f, true, "group", a->group);
+		report_json_u64(f, "attempts", a->attempts);
+		report_json_u64(f, "names", a->names);
+		fputs(",\"top_lists\":[", f);
+		for (size_t k = 0; k < a->ntop; k++) {
+			fputs(k > 0 ? ",{" : "{", f);
+			report_json_str(f, false, "list", a->top[k].list);
+			report_json_u64(f, "attempts", a->top[k].attempts);
+			fputc('}', f);
+		}
+		fputc(']', f);
+		report_json_time(f, "first", a->first_ms);
+		report_json_time(f, "last", a->last_ms);
 		fputc('}', f);
 		break;
 	}
@@ -183,25 +168,25 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 }
 
 static int
-report_attempts(struct logdb_reader *r, const struct logdb_filter *f, struct ctx *c)
+report_attempts(struct logdb_reader *r, const struct logdb_filter *f, struct report_ctx *c)
 {
 	int rc;
 
-	if (c->format == FORMAT_TABLE) {
+	if (c->format == REPORT_FMT_TABLE) {
 		rc = logdb_table_new(sizeof(attempts_heads) / sizeof(attempts_heads[0]),
 		                     attempts_heads, &c->table);
 		if (rc != 0)
 			return rc;
-	} else if (c->format == FORMAT_CSV) {
+	} else if (c->format == REPORT_FMT_CSV) {
 		fputs("device_key,device,client,mac,vendor,vendor_source,group,attempts,names,"
 		      "top_lists,first,last\n",
 		      c->out);
 	}
 	rc = logdb_report_attempts(r, f, on_attempt, c);
-	if (c->format == FORMAT_TABLE) {
+	if (c->format == REPORT_FMT_TABLE) {
 		if (rc == 0)
 			logdb_table_print(c->table, c->out, attempts_right, true);
-	} else if (c->format == FORMAT_JSON) {
+	} else if (c->format == REPORT_FMT_JSON) {
 		fputs(c->first ? "[]\n" : "\n]\n", c->out);
 	}
 	return rc;
@@ -235,7 +220,7 @@ static const char *const section_title[] = {
 };
 
 static void
-table_section_end(struct ctx *c)
+table_section_end(struct report_ctx *c)
 {
 	static const bool right[] = {false, true, true, true};
 
@@ -246,7 +231,7 @@ table_section_end(struct ctx *c)
 }
 
 static int
-hours_add(struct ctx *c, const struct logdb_summary_row *row)
+hours_add(struct report_ctx *c, const struct logdb_summary_row *row)
 {
 	if (c->nhours == c->caphours) {
 		size_t cap = c->caphours > 0 ? 2 * c->caphours : 64;
@@ -263,7 +248,7 @@ hours_add(struct ctx *c, const struct logdb_summary_row *row)
 }
 
 static void
-print_hours(struct ctx *c)
+print_hours(struct report_ctx *c)
 {
 	char t[LOGDB_TIME_MAX];
 
@@ -293,7 +278,7 @@ print_hours(struct ctx *c)
 static int
 on_summary(void *arg, const struct logdb_summary_row *row)
 {
-	struct ctx *c = arg;
+	struct report_ctx *c = arg;
 	FILE *f = c->out;
 	char total[24], blocked[24], share[24], t[LOGDB_TIME_MAX];
 	const char *label = row->label;
@@ -303,11 +288,11 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 		c->blocked = row->blocked;
 	}
 	if (row->section == LOGDB_SUMMARY_HOUR) {
-		logdb_format_time(row->ts_ms, c->format == FORMAT_TABLE, t);
+		logdb_format_time(row->ts_ms, c->format == REPORT_FMT_TABLE, t);
 		label = t;
 	}
 	bool new_section = !c->section_open || row->section != c->section;
-	if (c->format == FORMAT_TABLE) {
+	if (c->format == REPORT_FMT_TABLE) {
 		if (new_section) {
 			table_section_end(c);
 			c->section = row->section;
@@ -342,7 +327,7 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 		const char *cells[] = {label != NULL ? label : "(none)", total, blocked, share};
 		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
-	if (c->format == FORMAT_CSV) {
+	if (c->format == REPORT_FMT_CSV) {
 		fprintf(f, "%s,", section_json[row->section]);
 		logdb_print_csv(f, label);
 		fprintf(f, ",%" PRIu64 ",%" PRIu64 "\n", row->total, row->blocked);
@@ -364,27 +349,27 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 		fputc(',', f);
 	}
 	fputc('{', f);
-	json_key_str(f, false, section_label_key[row->section], label);
-	json_key_u64(f, "queries", row->total);
-	json_key_u64(f, "blocked", row->blocked);
+	report_json_str(f, false, section_label_key[row->section], label);
+	report_json_u64(f, "queries", row->total);
+	report_json_u64(f, "blocked", row->blocked);
 	fputc('}', f);
 	return 0;
 }
 
 static int
-report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint32_t top, struct ctx *c)
+report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint32_t top, struct report_ctx *c)
 {
 	int rc;
 
-	if (c->format == FORMAT_CSV)
+	if (c->format == REPORT_FMT_CSV)
 		fputs("section,label,queries,blocked\n", c->out);
 	rc = logdb_report_summary(r, f, top, on_summary, c);
 	if (rc != 0)
 		return rc;
-	if (c->format == FORMAT_TABLE) {
+	if (c->format == REPORT_FMT_TABLE) {
 		table_section_end(c);
 		print_hours(c);
-	} else if (c->format == FORMAT_JSON) {
+	} else if (c->format == REPORT_FMT_JSON) {
 		/* sections without rows are written empty */
 		fputs(c->section != LOGDB_SUMMARY_TOTAL ? "]" : "", c->out);
 		for (int s = (int)c->section + 1; s <= LOGDB_SUMMARY_HOUR; s++)
@@ -392,83 +377,6 @@ report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint32_t to
 		fputs("}\n", c->out);
 	}
 	return 0;
-}
-
-/* ---- device timeline ---- */
-
-static const char *const device_heads[] = {"TIME", "CLIENT", "MAC",  "GROUP", "NAME",
-                                           "TYPE", "ACTION", "LIST", "RCODE"};
-
-static int
-on_device_row(void *arg, const struct logdb_row *row)
-{
-	struct ctx *c = arg;
-	FILE *f = c->out;
-	char t[LOGDB_TIME_MAX];
-
-	switch (c->format) {
-	case FORMAT_TABLE: {
-		logdb_format_time(row->ts_ms, true, t);
-		const char *cells[] = {t,          row->client, row->mac,  row->group, row->qname,
-		                       row->qtype, row->action, row->list, row->rcode};
-		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
-	}
-	case FORMAT_CSV: {
-		logdb_format_time(row->ts_ms, false, t);
-		const char *cols[] = {row->client, row->mac,   row->device, row->group,
-		                      row->qname,  row->qtype, row->action, row->list,
-		                      row->rule,   row->rcode};
-		fputs(t, f);
-		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
-			fputc(',', f);
-			logdb_print_csv(f, cols[i]);
-		}
-		fprintf(f, ",%s\n", row->blocked ? "true" : "false");
-		break;
-	}
-	case FORMAT_JSON:
-		logdb_format_time(row->ts_ms, false, t);
-		fprintf(f, "%s{\"ts\":\"%s\"", c->first ? "[\n" : ",\n", t);
-		json_key_str(f, true, "client", row->client);
-		json_key_str(f, true, "mac", row->mac);
-		json_key_str(f, true, "device", row->device);
-		json_key_str(f, true, "group", row->group);
-		json_key_str(f, true, "qname", row->qname);
-		json_key_str(f, true, "qtype", row->qtype);
-		json_key_str(f, true, "action", row->action);
-		json_key_str(f, true, "list", row->list);
-		json_key_str(f, true, "rule", row->rule);
-		json_key_str(f, true, "rcode", row->rcode);
-		fprintf(f, ",\"blocked\":%s}", row->blocked ? "true" : "false");
-		break;
-	}
-	c->first = false;
-	return 0;
-}
-
-static int
-report_device(struct logdb_reader *r, struct logdb_filter *f, struct ctx *c)
-{
-	int rc;
-
-	if (c->format == FORMAT_TABLE) {
-		rc = logdb_table_new(sizeof(device_heads) / sizeof(device_heads[0]), device_heads,
-		                     &c->table);
-		if (rc != 0)
-			return rc;
-	} else if (c->format == FORMAT_CSV) {
-		fputs("ts,client,mac,device,group,qname,qtype,action,list,rule,rcode,blocked\n",
-		      c->out);
-	}
-	f->chronological = true;
-	rc = logdb_query_rows(r, f, on_device_row, c);
-	if (c->format == FORMAT_TABLE) {
-		if (rc == 0)
-			logdb_table_print(c->table, c->out, NULL, true);
-	} else if (c->format == FORMAT_JSON) {
-		fputs(c->first ? "[]\n" : "\n]\n", c->out);
-	}
-	return rc;
 }
 
 /* ---- command ---- */
@@ -504,7 +412,7 @@ cmd_report(int argc, char **argv)
 	const char *config = NULL, *db = NULL, *who = NULL;
 	struct logdb_reader *r = NULL;
 	struct logdb_filter f;
-	struct ctx c = {.format = FORMAT_TABLE, .out = stdout, .first = true};
+	struct report_ctx c = {.format = REPORT_FMT_TABLE, .out = stdout, .first = true};
 	enum report which;
 	uint32_t top = 10;
 	bool limit_set = false;
@@ -562,11 +470,11 @@ cmd_report(int argc, char **argv)
 			db = v;
 		} else if (strcmp(a, "--format") == 0) {
 			if (strcmp(v, "table") == 0) {
-				c.format = FORMAT_TABLE;
+				c.format = REPORT_FMT_TABLE;
 			} else if (strcmp(v, "csv") == 0) {
-				c.format = FORMAT_CSV;
+				c.format = REPORT_FMT_CSV;
 			} else if (strcmp(v, "json") == 0) {
-				c.format = FORMAT_JSON;
+				c.format = REPORT_FMT_JSON;
 			} else {
 				fprintf(stderr,
 				        "veto report: --format: unknown value '%s' (expected "

@@ -1393,6 +1393,7 @@ emit_event(struct devices *d, const char *kind, const struct devices_record *r,
 			  sizeof(ev.client));
 	copy_str(ev.old_group, sizeof(ev.old_group), old_group);
 	copy_str(ev.new_group, sizeof(ev.new_group), new_group);
+	copy_str(ev.vendor, sizeof(ev.vendor), r->vendor);
 	copy_str(ev.evidence, sizeof(ev.evidence), evidence);
 	querylog_submit_event(d->qlog, &ev);
 }

@@ -98,7 +98,8 @@ const char logdb_schema_sql[] =
         " kind TEXT NOT NULL,"
         " old_group TEXT,"
         " new_group TEXT,"
-        " evidence TEXT);"
+        " evidence TEXT,"
+        " vendor TEXT);"
         "CREATE INDEX IF NOT EXISTS device_events_ts ON device_events(ts_ms);"
         "CREATE INDEX IF NOT EXISTS device_events_device ON device_events(device, ts_ms);";
 
@@ -134,7 +135,7 @@ static const char *const dict_prune_sql[2] = {
 
 static const char insert_event_sql[] =
         "INSERT INTO device_events (ts_ms, device, mac, client, kind, old_group, new_group,"
-        " evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+        " evidence, vendor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 static const char prune_sql[] =
         /* the rows are in time order by id (no time index): look at the oldest ?2 only */
@@ -317,6 +318,21 @@ check_schema(struct logdb *db, const char **why)
 	return rc;
 }
 
+/* device_events.vendor came after the first schema-3 files: added to a file without it (the
+ * reader reads such a file with NULL vendors). */
+static int
+add_event_vendor(sqlite3 *s)
+{
+	int64_t has = 0;
+	int rc = query_int(s, "SELECT count(*) FROM pragma_table_info('device_events')"
+	                      " WHERE name = 'vendor'",
+	                   &has);
+
+	if (rc == SQLITE_OK && has == 0)
+		rc = logdb_exec(s, "ALTER TABLE device_events ADD COLUMN vendor TEXT");
+	return rc;
+}
+
 /* Opens and prepares. Returns true on success; on failure reports (once per burst). */
 static bool
 open_db(struct logdb *db, bool may_set_aside)
@@ -354,6 +370,8 @@ open_db(struct logdb *db, bool may_set_aside)
 		logdb_exec(db->db, pragma);
 	}
 	rc = check_schema(db, &why);
+	if (rc == SQLITE_OK)
+		rc = add_event_vendor(db->db);
 	if (rc != SQLITE_OK)
 		goto failed;
 	rc = sqlite3_prepare_v3(db->db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &db->ins, NULL);
@@ -686,6 +704,7 @@ logdb_add_event(struct logdb *db, const struct logdb_event *ev)
 	bind_text(st, 6, ev->old_group);
 	bind_text(st, 7, ev->new_group);
 	bind_text(st, 8, ev->evidence);
+	bind_text(st, 9, ev->vendor);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)

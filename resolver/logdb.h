@@ -97,7 +97,7 @@ struct logdb_event {
 	uint64_t ts_ms;
 	const char *device, *mac, *client;
 	const char *kind; /* "first_seen", "group_change", "vendor", ... */
-	const char *old_group, *new_group, *evidence;
+	const char *old_group, *new_group, *vendor, *evidence;
 };
 
 struct logdb;
@@ -185,14 +185,37 @@ typedef int (*logdb_row_cb)(void *arg, const struct logdb_row *row);
 int logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row_cb cb,
                      void *arg);
 
+/* ---- device events (logdb_events.c) ---- */
+
+/* One device event as read; strings are NULL for SQL NULL and valid during the callback only.
+ * vendor is NULL in files written before events recorded it. */
+struct logdb_event_row {
+	int64_t id;
+	uint64_t ts_ms;
+	const char *device, *mac, *client, *kind, *old_group, *new_group, *vendor, *evidence;
+};
+typedef int (*logdb_event_cb)(void *arg, const struct logdb_event_row *ev);
+
+/* Device events matching f's time window and its who, client, mac and device filters (the
+ * other filters are about queries and are ignored), in time order; with f->limit, the newest
+ * f->limit of them. 0, a callback's value, -EINVAL (bad MAC), -EIO. */
+int logdb_query_events(struct logdb_reader *r, const struct logdb_filter *f, logdb_event_cb cb,
+                       void *arg);
+
 /* ---- reports (logdb_report.c) ---- */
 
 /* `veto report attempts`: one row per device that attempted blocked names. */
+#define LOGDB_TOP_LISTS 3
 struct logdb_attempt {
 	const char *key; /* device name, else MAC, else client IP */
 	const char *device, *mac, *client, *vendor, *vendor_source, *group;
 	uint64_t attempts, names;
-	const char *top_lists; /* "xiaomi (120), huawei (3)": at most 3 */
+	const char *top_lists; /* "xiaomi (120), huawei (3)": at most LOGDB_TOP_LISTS */
+	size_t ntop;           /* the same, one by one (list NULL: blocked by no list) */
+	struct logdb_list_count {
+		const char *list;
+		uint64_t attempts;
+	} top[LOGDB_TOP_LISTS];
 	uint64_t first_ms, last_ms;
 };
 typedef int (*logdb_attempt_cb)(void *arg, const struct logdb_attempt *a);

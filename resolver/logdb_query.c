@@ -234,9 +234,8 @@ bind_num(struct logdb_sql *q, int64_t v)
 	q->b[q->nb++] = (struct logdb_bind){.num = v};
 }
 
-/* "AA-BB-CC-DD-EE-FF", "aabb.ccdd.eeff", "aa:bb:cc:dd:ee:ff" -> "aa:bb:cc:dd:ee:ff". */
-static int
-canonical_mac(const char *in, char *out)
+int
+logdb_canonical_mac(const char *in, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
 	int nd = 0;
@@ -430,10 +429,10 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 		bind_num(q, id);
 		bind_num(q, (int64_t)f->until_ms);
 	}
-	if (f->mac != NULL && canonical_mac(f->mac, q->mac) != 0)
+	if (f->mac != NULL && logdb_canonical_mac(f->mac, q->mac) != 0)
 		return -EINVAL;
 	if (f->who != NULL) /* a device name, a MAC or a client IP */
-		who_is_mac = canonical_mac(f->who, q->who_mac) == 0;
+		who_is_mac = logdb_canonical_mac(f->who, q->who_mac) == 0;
 	if (f->client != NULL || f->mac != NULL || f->device != NULL || f->who != NULL ||
 	    f->group != NULL || f->vendor != NULL) {
 		cond(q, "source IN (SELECT id FROM sources WHERE ");

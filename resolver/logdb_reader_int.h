@@ -30,6 +30,10 @@ struct logdb_reader {
 	int each_rc;
 };
 
+/* "AA-BB-CC-DD-EE-FF", "aabb.ccdd.eeff", "aa:bb:cc:dd:ee:ff" -> "aa:bb:cc:dd:ee:ff" in out
+ * (18 bytes). 0 or -EINVAL. */
+int logdb_canonical_mac(const char *in, char *out);
+
 /* Logs the connection's last error. -EIO. */
 int logdb_reader_error(struct logdb_reader *r);
 

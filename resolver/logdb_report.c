@@ -14,7 +14,6 @@
 
 #include "logdb_reader_int.h"
 
-#define TOP_LISTS 3
 #define HOUR_MS   3600000
 
 /* the id of a NULL reference (ids are >= 1) */
@@ -511,7 +510,7 @@ emit_attempt(struct attempts *a, struct attempt *g, logdb_attempt_cb cb, void *a
 	}
 	qsort(g->lists, g->nlists, sizeof(g->lists[0]), cmp_attempt_list);
 	lists[0] = '\0';
-	for (size_t k = 0; k < g->nlists && k < TOP_LISTS; k++) {
+	for (size_t k = 0; k < g->nlists && k < LOGDB_TOP_LISTS; k++) {
 		int w = snprintf(lists + off, sizeof(lists) - off, "%s%s (%llu)",
 		                 off > 0 ? ", " : "",
 		                 g->lists[k].name != NULL ? g->lists[k].name : "-",
@@ -534,9 +533,12 @@ emit_attempt(struct attempts *a, struct attempt *g, logdb_attempt_cb cb, void *a
 	        .attempts = g->attempts,
 	        .names = g->names,
 	        .top_lists = lists,
+	        .ntop = g->nlists < LOGDB_TOP_LISTS ? g->nlists : LOGDB_TOP_LISTS,
 	        .first_ms = g->first,
 	        .last_ms = g->last,
 	};
+	for (size_t k = 0; k < at.ntop; k++)
+		at.top[k] = (struct logdb_list_count){g->lists[k].name, g->lists[k].n};
 	return cb(arg, &at);
 }
 

@@ -815,6 +815,7 @@ drain_events(struct querylog *ql)
 			e->client[sizeof(e->client) - 1] = e->kind[sizeof(e->kind) - 1] = '\0';
 			e->old_group[sizeof(e->old_group) - 1] = '\0';
 			e->new_group[sizeof(e->new_group) - 1] = '\0';
+			e->vendor[sizeof(e->vendor) - 1] = '\0';
 			e->evidence[sizeof(e->evidence) - 1] = '\0';
 			struct logdb_event le = {
 				.ts_ms = e->ts_ms,
@@ -824,6 +825,7 @@ drain_events(struct querylog *ql)
 				.kind = or_null(e->kind),
 				.old_group = or_null(e->old_group),
 				.new_group = or_null(e->new_group),
+				.vendor = or_null(e->vendor),
 				.evidence = or_null(e->evidence),
 			};
 			logdb_add_event(ql->db, &le);

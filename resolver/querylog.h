@@ -125,6 +125,7 @@ struct querylog_event {
 	char kind[24];			/* "first_seen", "group_change", "vendor", ... */
 	char old_group[QUERYLOG_NAME_MAX];
 	char new_group[QUERYLOG_NAME_MAX];
+	char vendor[QUERYLOG_VENDOR_MAX];	/* the device's vendor after the event */
 	char evidence[256];
 };
 int querylog_submit_event(struct querylog *ql, const struct querylog_event *ev);

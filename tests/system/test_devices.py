@@ -305,6 +305,7 @@ def test_device_events_in_query_database(veto_factory, tmp_path):
 	opts = [mac_option(RANDOM_MAC)]
 	assert ask(v, "first.test", TRUSTED, opts).rcode() == dns.rcode.NOERROR
 	assert ask(v, "connect.rom.miui.com", TRUSTED, opts).rcode() == dns.rcode.NOERROR
+	time.sleep(0.01)	# a later millisecond than the events (the --limit 1 case below)
 	assert ask(v, "next.test", TRUSTED, opts).rcode() == dns.rcode.REFUSED
 	assert v.stop() == 0	# flushes the database
 	db = sqlite3.connect(f"file:{work / 'state' / 'queries.db'}?mode=ro", uri=True)
@@ -315,3 +316,37 @@ def test_device_events_in_query_database(veto_factory, tmp_path):
 	assert kinds == ["first_seen", "vendor", "group_change"], rows
 	assert rows[0][2] == TRUSTED and rows[0][4] == "random"
 	assert rows[2][3:] == ("random", "banned", "connect.rom.miui.com")
+
+	# `veto report device`: the events in the device's timeline, in time order with its queries
+	# (an event comes before the query that caused it: the query is logged when it completes)
+	path = str(work / "state" / "queries.db")
+	p = run_veto(["report", "device", RANDOM_MAC.upper().replace(":", "-"), "--db", path,
+		      "--format", "json"])
+	assert p.returncode == 0, p.stderr
+	tl = json.loads(p.stdout)
+	kinds = [e["kind"] if e["kind"] != "query" else e["qname"] for e in tl]
+	assert [k for k in kinds if not k.endswith(".test") and "." not in k] == \
+		["first_seen", "vendor", "group_change"], kinds
+	assert kinds.index("first_seen") < kinds.index("first.test")
+	assert kinds.index("group_change") < kinds.index("connect.rom.miui.com") < \
+		kinds.index("next.test")
+	assert [e["ts"] for e in tl] == sorted(e["ts"] for e in tl)
+	vendor = tl[kinds.index("vendor")]
+	assert vendor["vendor"] and vendor["evidence"] == "connect.rom.miui.com"
+	change = tl[kinds.index("group_change")]
+	assert (change["old_group"], change["group"]) == ("random", "banned")
+	assert change["mac"] == RANDOM_MAC and change["client"] == TRUSTED
+	p = run_veto(["report", "device", RANDOM_MAC, "--db", path])
+	assert p.returncode == 0, p.stderr
+	assert "[group] random -> banned, from connect.rom.miui.com" in p.stdout
+	assert "[first seen] by mac" in p.stdout
+	p = run_veto(["report", "device", RANDOM_MAC, "--db", path, "--format", "csv"])
+	assert p.returncode == 0, p.stderr
+	lines = p.stdout.splitlines()
+	assert lines[0].startswith("ts,kind,client,mac,")
+	assert sum(1 for ln in lines if ",group_change," in ln) == 1
+	# the newest query only: the events before it are left out, not shown with a gap
+	p = run_veto(["report", "device", RANDOM_MAC, "--db", path, "--format", "json",
+		      "--limit", "1"])
+	assert p.returncode == 0, p.stderr
+	assert [e["kind"] for e in json.loads(p.stdout)] == ["query"]

@@ -152,7 +152,8 @@ def test_reports(veto_factory, state_dir):
 	by_key = {a["key"]: a for a in att if a["key"] != PROBE_CLIENT}	# readiness probes
 	assert set(by_key) == {SINK, NX}
 	assert by_key[SINK]["attempts"] == 4 and by_key[SINK]["names"] == 3
-	assert by_key[SINK]["top_lists"] == "ads (4)" and by_key[SINK]["group"] == "sink"
+	assert by_key[SINK]["top_lists"] == [{"list": "ads", "attempts": 4}]
+	assert by_key[SINK]["group"] == "sink"
 	assert by_key[SINK]["client"] == SINK and by_key[SINK]["mac"] is None
 	assert by_key[NX]["attempts"] == 1 and by_key[NX]["group"] == "nx"
 	assert [a["key"] for a in att if a["key"] in by_key] == [SINK, NX]	# most attempts first

@@ -160,6 +160,7 @@ test_schema(void **state)
 	        {"sources", "id client mac device group_name vendor vendor_source"},
 	        {"names", "id qname rname"},
 	        {"texts", "id text"},
+	        {"device_events", "id ts_ms device mac client kind old_group new_group evidence vendor"},
 	        {"query_log",
 	         "id ts_ms client proto group_name qname rname qtype blocked list rule "
 	         "action rcode upstream latency_us mac device vendor vendor_source "
@@ -753,6 +754,19 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 		keep_str(s->groups[i], sizeof(s->groups[i]), &s->a[i].group);
 		keep_str(s->macs[i], sizeof(s->macs[i]), &s->a[i].mac);
 		s->a[i].device = s->a[i].client = s->a[i].vendor_source = NULL;
+		/* the top lists one by one agree with their text */
+		char text[256];
+		size_t off = 0;
+		text[0] = '\0';
+		assert_true(a->ntop <= LOGDB_TOP_LISTS);
+		for (size_t k = 0; k < a->ntop; k++)
+			off += (size_t)snprintf(text + off, sizeof(text) - off, "%s%s (%llu)",
+			                        k > 0 ? ", " : "",
+			                        a->top[k].list != NULL ? a->top[k].list : "-",
+			                        (unsigned long long)a->top[k].attempts);
+		assert_string_equal(text, a->top_lists);
+		for (size_t k = 0; k < a->ntop; k++)
+			s->a[i].top[k].list = NULL;
 	}
 	s->n++;
 	return 0;
@@ -866,6 +880,8 @@ test_report_attempts(void **state)
 	assert_string_equal(s.a[0].key, "10.0.0.3");
 	assert_int_equal(s.a[0].attempts, 2);
 	assert_string_equal(s.a[0].top_lists, "huawei (1), xiaomi (1)");
+	assert_int_equal(s.a[0].ntop, 2);
+	assert_int_equal(s.a[0].top[0].attempts + s.a[0].top[1].attempts, 2);
 	logdb_reader_free(&r);
 }
 

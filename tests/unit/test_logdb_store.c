@@ -423,8 +423,11 @@ test_convert_schema_2(void **state)
 	/* dictionaries: 7 clients x MAC/device/vendor combinations, 100 names + 2 new */
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM names"), 102);
 	assert_true(sql_int(path, "SELECT count(*) FROM sources") <= 7 * 3 + 1);
-	/* the device events of the old file are kept */
+	/* the device events of the old file are kept, and gain the vendor column */
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM device_events WHERE device = 'dev-1'"),
+	                 1);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM pragma_table_info('device_events')"
+	                               " WHERE name = 'vendor'"),
 	                 1);
 }
 

@@ -1,0 +1,49 @@
+/*
+ * cmd_report_int: what the files of `veto report` share (cmd_report.c: the command, attempts
+ * and summary; cmd_report_device.c: one device's timeline): the output context and JSON
+ * helpers.
+ */
+#ifndef VETO_CMD_REPORT_INT_H
+#define VETO_CMD_REPORT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "logdb.h"
+
+enum report_format {
+	REPORT_FMT_TABLE,
+	REPORT_FMT_CSV,
+	REPORT_FMT_JSON,
+};
+
+struct report_ctx {
+	enum report_format format;
+	FILE *out;
+	bool first;
+	struct logdb_table *table;
+	/* summary */
+	enum logdb_summary_section section;
+	bool section_open;
+	uint64_t total, blocked; /* all queries, for shares */
+	uint64_t hour_max;
+	struct hour {
+		uint64_t ts_ms, total, blocked;
+	} * hours;
+	size_t nhours, caphours;
+};
+
+/* ,"key":"value" (or "key":"value" without comma); NULL prints null. */
+void report_json_str(FILE *f, bool comma, const char *key, const char *v);
+/* ,"key":123 */
+void report_json_u64(FILE *f, const char *key, uint64_t v);
+/* ,"key":"2026-11-22T03:58:22.123Z" */
+void report_json_time(FILE *f, const char *key, uint64_t ts);
+
+/* `veto report device`: the queries and device events of f->who in time order. 0, -EINVAL,
+ * -ENOMEM, -EIO. */
+int report_device(struct logdb_reader *r, struct logdb_filter *f, struct report_ctx *c);
+
+#endif
