@@ -811,6 +811,32 @@ skip_block(struct builder *b, struct lexer *lx, int open_line, int depth)
 	}
 }
 
+/* The next statement of the block that `open` starts (its first word names it in messages), at
+ * nesting depth `depth`: 1 with it in *st, 0 at the block's '}', or a negative error (a block
+ * left open at the end of the file is fatal). Blocks nested in it are skipped, unless
+ * keep_blocks: then they are returned, for the caller to read or skip. */
+static int
+block_next(struct builder *b, struct lexer *lx, const struct stmt *open, int depth,
+	   bool keep_blocks, struct stmt *st)
+{
+	for (;;) {
+		int rc = read_stmt(b, lx, st);
+		if (rc != 0)
+			return rc;
+		if (st->end == TOK_EOF)
+			return fatal(b, open->line,
+				     "%.*s block not closed at end of file (file truncated?)",
+				     (int)open->t[0].len, open->t[0].s);
+		if (st->end == TOK_RBRACE)
+			return 0;
+		if (st->end != TOK_LBRACE || keep_blocks)
+			return 1;
+		rc = skip_block(b, lx, st->line, depth + 1);
+		if (rc != 0)
+			return rc;
+	}
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 static int64_t
 days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -899,21 +925,8 @@ lease_block(struct builder *b, struct lexer *lx, const struct stmt *open)
 	    parse_ip(AF_INET, open->t[1].s, open->t[1].len, r.e.addr) != 0)
 		return fatal(b, open->line, "expected 'lease IPV4-ADDRESS {'");
 	struct stmt st;
-	for (;;) {
-		int rc = read_stmt(b, lx, &st);
-		if (rc != 0)
-			return rc;
-		if (st.end == TOK_EOF)
-			return fatal(b, open->line, "lease block not closed at end of file (file "
-						    "truncated?)");
-		if (st.end == TOK_RBRACE)
-			break;
-		if (st.end == TOK_LBRACE) {
-			rc = skip_block(b, lx, st.line, 1);
-			if (rc != 0)
-				return rc;
-			continue;
-		}
+	int rc;
+	while ((rc = block_next(b, lx, open, 0, false, &st)) > 0) {
 		rc = common_stmt(b, &st, &r);
 		if (rc <= 0) {
 			if (rc < 0)
@@ -953,7 +966,7 @@ lease_block(struct builder *b, struct lexer *lx, const struct stmt *open)
 			r.active = false;
 		}
 	}
-	return add_record(b, &r);
+	return rc < 0 ? rc : add_record(b, &r);
 }
 
 static int
@@ -969,26 +982,13 @@ iaaddr_block(struct builder *b, struct lexer *lx, const struct stmt *open, uint3
 	    parse_ip(AF_INET6, open->t[1].s, open->t[1].len, r.e.addr) != 0)
 		return fatal(b, open->line, "expected 'iaaddr IPV6-ADDRESS {'");
 	struct stmt st;
-	for (;;) {
-		int rc = read_stmt(b, lx, &st);
-		if (rc != 0)
-			return rc;
-		if (st.end == TOK_EOF)
-			return fatal(b, open->line, "iaaddr block not closed at end of file (file "
-						    "truncated?)");
-		if (st.end == TOK_RBRACE)
-			break;
-		if (st.end == TOK_LBRACE) {
-			rc = skip_block(b, lx, st.line, 2);
-			if (rc != 0)
-				return rc;
-			continue;
-		}
+	int rc;
+	while ((rc = block_next(b, lx, open, 1, false, &st)) > 0) {
 		rc = common_stmt(b, &st, &r);
 		if (rc < 0)
 			return rc;
 	}
-	return add_record(b, &r);
+	return rc < 0 ? rc : add_record(b, &r);
 }
 
 /* ia-na / ia-ta "IAID(4 octets) DUID" { iaaddr ... { } ... } */
@@ -1003,16 +1003,7 @@ ia_block(struct builder *b, struct lexer *lx, const struct stmt *open)
 	if (rc != 0)
 		return rc;
 	struct stmt st;
-	for (;;) {
-		rc = read_stmt(b, lx, &st);
-		if (rc != 0)
-			return rc;
-		if (st.end == TOK_EOF)
-			return fatal(b, open->line, "%.*s block not closed at end of file (file "
-						    "truncated?)",
-				     (int)open->t[0].len, open->t[0].s);
-		if (st.end == TOK_RBRACE)
-			return 0;
+	while ((rc = block_next(b, lx, open, 0, true, &st)) > 0) {
 		if (st.end != TOK_LBRACE)
 			continue;
 		rc = tok_is(&st, 0, "iaaddr") ? iaaddr_block(b, lx, &st, duid)
@@ -1020,6 +1011,7 @@ ia_block(struct builder *b, struct lexer *lx, const struct stmt *open)
 		if (rc != 0)
 			return rc;
 	}
+	return rc;
 }
 
 static int
