@@ -403,6 +403,9 @@ config_new_defaults(const char *file, const char *dir, struct config **out)
 		}
 		cfg->server.nallow++;
 	}
+	cfg->server.tcp_idle_timeout_ms = CONFIG_TCP_IDLE_TIMEOUT_MS;
+	cfg->server.tcp_connections = CONFIG_TCP_CONNECTIONS;
+	cfg->server.tcp_pipeline = CONFIG_TCP_PIPELINE;
 	cfg->upstream.resolv_conf = true;
 	cfg->upstream.timeout_ms = 1500;
 	cfg->cache.entries = 100000;

@@ -131,6 +131,11 @@ struct config_hostname_vendor {
 	struct config_loc loc;
 };
 
+/* Defaults of the server.tcp_* keys (what the daemon did before they were keys). */
+#define CONFIG_TCP_IDLE_TIMEOUT_MS	10000
+#define CONFIG_TCP_CONNECTIONS		256
+#define CONFIG_TCP_PIPELINE		32
+
 struct config {
 	char *path;		/* owned, the file as given */
 	char *dir;		/* owned, its folder: the base of relative paths */
@@ -140,6 +145,12 @@ struct config {
 		size_t nlisten;
 		struct config_cidr *allow;
 		size_t nallow;
+		/* TCP (RFC 7766); a reload applies them to connections accepted after it */
+		uint32_t tcp_idle_timeout_ms;	/* default 10000, 100..3600000 */
+		uint32_t tcp_connections;	/* default 256, 1..65536: open at once (all
+						   listeners) */
+		uint32_t tcp_pipeline;		/* default 32, 1..16384: queries in flight per
+						   connection */
 	} server;
 
 	struct {

@@ -477,9 +477,38 @@ on_server_allow(struct config_check_ctx *c, const struct config_node *key,
 		warn(c, key, path, "empty: every client is refused");
 }
 
+/* RFC 7766 section 6.2.3 recommends idle timeouts of the order of seconds. */
+static void
+on_server_tcp_idle_timeout(struct config_check_ctx *c, const struct config_node *key,
+			   const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	config_check_get_uint(c, key, val, path, 100, 3600000, &cfg->server.tcp_idle_timeout_ms);
+}
+
+static void
+on_server_tcp_connections(struct config_check_ctx *c, const struct config_node *key,
+			  const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	config_check_get_uint(c, key, val, path, 1, 65536, &cfg->server.tcp_connections);
+}
+
+/* At most the daemon's queries in flight (SERVER_MAX_QUERIES in resolver/server_int.h). */
+static void
+on_server_tcp_pipeline(struct config_check_ctx *c, const struct config_node *key,
+		       const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	config_check_get_uint(c, key, val, path, 1, 16384, &cfg->server.tcp_pipeline);
+}
+
 static const struct config_check_key server_keys[] = {
 	{"listen", on_server_listen},
 	{"allow", on_server_allow},
+	{"tcp_idle_timeout_ms", on_server_tcp_idle_timeout},
+	{"tcp_connections", on_server_tcp_connections},
+	{"tcp_pipeline", on_server_tcp_pipeline},
 };
 
 /* ---- upstream ---- */

@@ -24,7 +24,8 @@
 #include "upstream.h"
 
 /*
- * Limits. Fixed for now; they may become configuration keys later.
+ * Limits. Fixed at compile time, except the TCP ones that are configuration keys:
+ * server.tcp_connections, server.tcp_pipeline and server.tcp_idle_timeout_ms (see tcp.c).
  */
 /* Queries being answered at once (UDP and TCP together). The pool grows by blocks up to this,
  * and is never shrunk: no allocation per query in steady state. Beyond it, queries are dropped. */
@@ -43,13 +44,9 @@
 #define UDP_BATCH_SLOT		 4096
 /* UDP replies waiting in libuv's send queue (socket buffer full); beyond: dropped. */
 #define UDP_MAX_QUEUED_SENDS	 4096
-/* TCP (RFC 7766): concurrent connections (beyond: accepted and closed at once), queries in
- * flight per connection (at the limit the connection is not read until one finishes), idle
- * time without a complete query while nothing is in flight, and bytes of replies waiting for a
- * slow reader (beyond: the connection is closed). */
-#define TCP_MAX_CONNS		 256
-#define TCP_MAX_INFLIGHT	 32
-#define TCP_IDLE_MS		 10000
+/* TCP (RFC 7766): bytes of replies waiting for a slow reader (beyond: the connection is
+ * closed). The connection cap, the per-connection pipeline and the idle timeout come from the
+ * configuration (server.tcp_*). */
 #define TCP_MAX_BACKLOG		 (256 * 1024)
 #define TCP_LISTEN_BACKLOG	 128
 #define TCP_READ_SIZE		 (64 * 1024)
@@ -96,6 +93,10 @@ struct tcp_conn {
 	size_t backlog;		/* reply bytes in uv_write requests */
 	unsigned refs;		/* open handles + queries in flight + write requests */
 	unsigned inflight;	/* queries being answered */
+	/* server.tcp_pipeline and server.tcp_idle_timeout_ms of the policy current when the
+	 * connection was accepted: a reload applies to new connections */
+	unsigned max_inflight;
+	uint64_t idle_ms;
 	bool reading;
 	bool eof;		/* the client closed its side: answer what is in flight, then close */
 	bool in_process;	/* inside process(): completions must not re-enter it */
@@ -118,7 +119,7 @@ struct server {
 	struct server_listener *udp;	/* struct udp_listener, linked by base.next */
 	struct server_listener *tcp;	/* struct tcp_listener */
 	struct tcp_conn *conns;		/* doubly linked */
-	unsigned nconns;
+	unsigned nconns;		/* at most server.tcp_connections of the current policy */
 
 	struct query_pool pool;
 	struct query *async;		/* queries waiting for upstream (doubly linked) */

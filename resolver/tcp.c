@@ -3,10 +3,14 @@
  * split or merged across reads in any way. Several queries of one connection are answered
  * concurrently and their replies written as they complete (out of order).
  *
- * Resource bounds: TCP_MAX_CONNS connections (beyond: accepted and closed at once),
- * TCP_MAX_INFLIGHT queries per connection (at the limit reading stops until one finishes),
- * TCP_IDLE_MS without a complete query while nothing is in flight (half-open or silent clients),
- * TCP_MAX_BACKLOG octets of replies a slow reader may leave unread.
+ * Resource bounds: server.tcp_connections connections across all listeners (beyond: accepted
+ * and closed at once, and the listener keeps accepting), server.tcp_pipeline queries in flight
+ * per connection (at the limit reading stops until one finishes), server.tcp_idle_timeout_ms
+ * without a complete query while nothing is in flight (half-open or silent clients), and
+ * TCP_MAX_BACKLOG octets of replies a slow reader may leave unread. The cap is read from the
+ * current policy at each accept; the pipeline and idle timeout are copied into the connection
+ * when it is accepted. So a reload applies all three to connections accepted after it, and a
+ * lower cap does not close connections already open.
  *
  * Lifetime: a connection holds a reference for each of its two handles, each query in flight
  * and each write request; it is freed when the last one goes. A query finishing on a closed
@@ -18,6 +22,7 @@
 #include <string.h>
 #include <netinet/in.h>
 
+#include "config.h"
 #include "log.h"
 #include "query.h"
 #include "server_int.h"
@@ -93,7 +98,7 @@ static void
 arm_idle_timer(struct tcp_conn *c)
 {
 	if (!c->closing)
-		uv_timer_start(&c->timer, on_conn_timeout, TCP_IDLE_MS, 0);
+		uv_timer_start(&c->timer, on_conn_timeout, c->idle_ms, 0);
 }
 
 static void
@@ -266,7 +271,7 @@ handle_frame(struct tcp_conn *c, const uint8_t *msg, size_t len)
 static bool
 can_take(const struct tcp_conn *c)
 {
-	return !c->closing && c->inflight < TCP_MAX_INFLIGHT && c->srv->state < SERVER_DRAINING;
+	return !c->closing && c->inflight < c->max_inflight && c->srv->state < SERVER_DRAINING;
 }
 
 /*
@@ -309,7 +314,7 @@ process(struct tcp_conn *c, const uint8_t *data, size_t n)
 	c->in_process = false;
 	if (c->closing)
 		return;
-	if (c->inflight >= TCP_MAX_INFLIGHT)
+	if (c->inflight >= c->max_inflight)
 		stop_reading(c);
 	if (c->inflight == 0) {
 		if (got)
@@ -324,10 +329,10 @@ tcp_query_done(struct tcp_conn *c)
 	assert(c->inflight > 0);
 	c->inflight--;
 	if (!c->closing && !c->in_process) {
-		if (!c->reading && c->inflight < TCP_MAX_INFLIGHT) {
+		if (!c->reading && c->inflight < c->max_inflight) {
 			/* resume: frames stashed while at the limit first */
 			process(c, NULL, 0);
-			if (!c->closing && c->inflight < TCP_MAX_INFLIGHT)
+			if (!c->closing && c->inflight < c->max_inflight)
 				start_reading(c);
 		}
 		if (!c->closing && c->inflight == 0) {
@@ -365,7 +370,8 @@ on_tcp_connection(uv_stream_t *server_handle, int status)
 		log_warning("%s: tcp accept: %s", l->base.name, uv_strerror(status));
 		return;
 	}
-	if (s->nconns >= TCP_MAX_CONNS || s->state != SERVER_RUNNING) {
+	const struct config *cfg = policy_config(s->policy);
+	if (s->nconns >= cfg->server.tcp_connections || s->state != SERVER_RUNNING) {
 		uv_tcp_t *t = malloc(sizeof(*t));
 		if (t == NULL || uv_tcp_init(s->loop, t) != 0) {
 			free(t);
@@ -381,6 +387,8 @@ on_tcp_connection(uv_stream_t *server_handle, int status)
 	if (c == NULL)
 		return;
 	c->srv = s;
+	c->max_inflight = cfg->server.tcp_pipeline;
+	c->idle_ms = cfg->server.tcp_idle_timeout_ms;
 	if (uv_tcp_init(s->loop, &c->handle) != 0) {
 		free(c);
 		return;

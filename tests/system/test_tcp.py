@@ -1,6 +1,7 @@
 """TCP transport (RFC 7766): framing, pipelining, out-of-order answers, split writes, slow and
-vanishing clients."""
+vanishing clients; the server.tcp_* limits (idle timeout, connection cap, pipeline, reload)."""
 
+import signal
 import socket
 import time
 
@@ -198,3 +199,163 @@ def test_tcp_blocked_answer_and_log(veto):
 	assert answer_values(r, "AAAA") == ["fd00::13"]
 	rec = veto.wait_log(lambda x: x["qname"] == "t.tracker.test")[0]
 	assert rec["proto"] == "tcp" and rec["action"] == "sinkhole"
+
+
+# --- configurable limits: server.tcp_idle_timeout_ms, server.tcp_connections, tcp_pipeline ---
+
+def server_keys(**keys):
+	"""An edit callback for veto_factory: sets keys of the server section."""
+	return lambda cfg: cfg["server"].update(keys)
+
+
+def closed_by_server(sock, timeout=5.0):
+	"""True when the server closes the connection (EOF or reset) within timeout seconds, False
+	when it is still open then. The server must send nothing before closing."""
+	sock.settimeout(timeout)
+	try:
+		data = sock.recv(512)
+	except socket.timeout:
+		return False
+	except ConnectionResetError:
+		return True
+	assert data == b"", f"the server sent {data!r} instead of closing"
+	return True
+
+
+def ask_on(sock, name, id):
+	"""One query on an open connection; the parsed reply (asserts that one came)."""
+	sock.sendall(frame(make_query(name, "A", id=id).to_wire()))
+	wire = tcp_read_message(sock, 5)
+	assert wire is not None, f"no reply to {name} (connection closed or timed out)"
+	r = dns.message.from_wire(wire)
+	assert r.id == id and answer_values(r, "A") == ["192.0.2.1"], r
+	return r
+
+
+def test_idle_timeout_closes_silent_connections(veto_factory, upstream):
+	"""tcp_idle_timeout_ms: 300: a connection that sends nothing, and one that stops in the
+	middle of a query, are closed by the server (bounded by a generous 5 s, not a timing test)."""
+	veto = veto_factory(edit=server_keys(tcp_idle_timeout_ms=300))
+	silent = tcp_connect("127.0.0.1", veto.port)
+	partial = tcp_connect("127.0.0.1", veto.port)
+	try:
+		partial.sendall(frame(make_query("partial.test", "A").to_wire())[:10])
+		assert closed_by_server(silent), "a silent connection stayed open past the idle timeout"
+		assert closed_by_server(partial), "a half-sent query kept the connection open"
+	finally:
+		silent.close()
+		partial.close()
+	assert upstream.queries(name="partial.test") == []
+	veto.assert_alive()
+
+
+def test_idle_timeout_spares_active_connection(veto_factory, upstream):
+	"""Queries spaced well under the idle timeout keep one connection open for longer than the
+	timeout; once the client stops, the same connection is closed."""
+	veto = veto_factory(edit=server_keys(tcp_idle_timeout_ms=300))
+	count = 8
+	s = tcp_connect("127.0.0.1", veto.port)
+	try:
+		for i in range(count):
+			if i > 0:
+				time.sleep(0.1)	# a third of the timeout: 8 queries span ~2.5 timeouts
+			ask_on(s, f"active{i}.test", 400 + i)
+		assert closed_by_server(s), "the connection stayed open once idle"
+	finally:
+		s.close()
+	for i in range(count):
+		assert len(upstream.queries(name=f"active{i}.test", transport="udp")) == 1
+
+
+@pytest.mark.parametrize("dst", ["127.0.0.1"] + (["::1"] if HAVE_IPV6 else []))
+def test_connection_cap(veto_factory, upstream, dst):
+	"""tcp_connections: 3 across all listeners. With 3 connections open, a 4th (on either
+	listener) is accepted and closed at once without an answer; UDP and the open connections
+	keep working; once one of the 3 is closed, a new connection is served."""
+	veto = veto_factory(edit=server_keys(tcp_connections=3, tcp_idle_timeout_ms=60000))
+	held = []
+	src = "::1" if dst == "::1" else NOGROUP_CLIENT
+	try:
+		for i in range(3):
+			held.append(tcp_connect("127.0.0.1", veto.port))
+			ask_on(held[-1], f"held{i}.test", 500 + i)	# answered: the server counts it
+		extra = tcp_connect(dst, veto.port, src=src)
+		try:
+			try:
+				extra.sendall(frame(make_query("extra.test", "A", id=510).to_wire()))
+			except (BrokenPipeError, ConnectionResetError):
+				pass	# already closed by the server: also what is expected
+			assert closed_by_server(extra), "a 4th connection was kept open over the cap"
+		finally:
+			extra.close()
+		assert upstream.queries(name="extra.test") == []
+
+		r = veto.query("udp-at-cap.test", "A", src=NOGROUP_CLIENT)
+		assert answer_values(r, "A") == ["192.0.2.1"]
+		for i, s in enumerate(held):
+			ask_on(s, f"held-again{i}.test", 520 + i)
+
+		held.pop(0).close()
+		# The server frees the slot when it sees the close: until then a new connection may
+		# still be turned away, so retry (bounded).
+		deadline = time.monotonic() + 5
+		answered = None
+		while answered is None and time.monotonic() < deadline:
+			s = tcp_connect(dst, veto.port, src=src)
+			try:
+				s.sendall(frame(make_query("after-close.test", "A", id=530).to_wire()))
+				answered = tcp_read_message(s, 2)
+			except (BrokenPipeError, ConnectionResetError):
+				pass
+			finally:
+				s.close()
+			if answered is None:
+				time.sleep(0.05)
+		assert answered is not None, "no connection was served after one of the 3 closed"
+		r = dns.message.from_wire(answered)
+		assert r.id == 530 and answer_values(r, "A") == ["192.0.2.1"]
+		assert len(upstream.queries(name="after-close.test", transport="udp")) == 1
+	finally:
+		for s in held:
+			s.close()
+	veto.assert_alive()
+
+
+def test_pipeline_of_one_answers_in_order(veto_factory, upstream):
+	"""tcp_pipeline: 1: pipelined queries are read one at a time, so a slow first query holds
+	back the others (compare test_pipelining_in_one_write_out_of_order) and all are answered."""
+	veto = veto_factory(edit=server_keys(tcp_pipeline=1))
+	upstream.set_rule("slowone.test", Delay(0.2, Answer({"A": ["192.0.2.40"]})))
+	names = ["slowone.test", "one1.test", "one2.test", "one3.test"]
+	queries = [make_query(n, "A", id=600 + i) for i, n in enumerate(names)]
+	s = tcp_connect("127.0.0.1", veto.port)
+	try:
+		s.sendall(b"".join(frame(q.to_wire()) for q in queries))
+		order = []
+		for _ in queries:
+			wire = tcp_read_message(s, 5)
+			assert wire is not None, f"connection closed after {order}"
+			order.append(dns.message.from_wire(wire).id)
+	finally:
+		s.close()
+	assert order == [600, 601, 602, 603]
+	assert [q.qname for q in upstream.queries()] == names
+
+
+def test_reload_applies_tcp_limits_to_new_connections(veto_factory):
+	"""SIGHUP with a new tcp_idle_timeout_ms: connections accepted after the reload get it, one
+	opened before keeps the old one (README: applies to new connections)."""
+	veto = veto_factory(edit=server_keys(tcp_idle_timeout_ms=60000))
+	old = tcp_connect("127.0.0.1", veto.port)
+	try:
+		veto.rewrite_config(lambda c: c["server"].update(tcp_idle_timeout_ms=300))
+		veto.send_signal(signal.SIGHUP)
+		assert "reload: ok" in veto.wait_stderr("reload: ok", 10), veto.stderr()
+		new = tcp_connect("127.0.0.1", veto.port)
+		try:
+			assert closed_by_server(new), "the reloaded idle timeout did not apply"
+		finally:
+			new.close()
+		ask_on(old, "kept-open.test", 700)
+	finally:
+		old.close()

@@ -131,6 +131,49 @@ static const struct error_case error_cases[] = {
 	 "t.yaml:2:3: upstream.timeout_ms: expected an integer from 1 to 60000, got 'fast'"},
 	{"timeout quoted", "upstream:\n  timeout_ms: \"1500\"\n",
 	 "t.yaml:2:3: upstream.timeout_ms: expected an integer, got a string"},
+	/* server.tcp_*: out of range, not a number, wrong type, typos */
+	{"tcp idle too short", "server:\n  tcp_idle_timeout_ms: 99\n",
+	 "t.yaml:2:3: server.tcp_idle_timeout_ms: expected an integer from 100 to 3600000, got "
+	 "'99'"},
+	{"tcp idle too long",
+	 "server:\n  listen: [\"127.0.0.1:53\"]\n  tcp_idle_timeout_ms: 3600001\n",
+	 "t.yaml:3:3: server.tcp_idle_timeout_ms: expected an integer from 100 to 3600000, got "
+	 "'3600001'"},
+	{"tcp idle negative", "server:\n  tcp_idle_timeout_ms: -1\n",
+	 "t.yaml:2:3: server.tcp_idle_timeout_ms: expected an integer from 100 to 3600000, got "
+	 "'-1'"},
+	{"tcp idle with unit", "server:\n  tcp_idle_timeout_ms: 10s\n",
+	 "t.yaml:2:3: server.tcp_idle_timeout_ms: expected an integer from 100 to 3600000, got "
+	 "'10s'"},
+	{"tcp idle fraction", "server:\n  tcp_idle_timeout_ms: 1500.5\n",
+	 "t.yaml:2:3: server.tcp_idle_timeout_ms: expected an integer from 100 to 3600000, got "
+	 "'1500.5'"},
+	{"tcp idle quoted", "server:\n  tcp_idle_timeout_ms: \"300\"\n",
+	 "t.yaml:2:3: server.tcp_idle_timeout_ms: expected an integer, got a string"},
+	{"tcp connections zero", "server: {allow: [127.0.0.1], tcp_connections: 0}\n",
+	 "t.yaml:1:30: server.tcp_connections: expected an integer from 1 to 65536, got '0'"},
+	{"tcp connections too many", "server:\n  tcp_connections: 65537\n",
+	 "t.yaml:2:3: server.tcp_connections: expected an integer from 1 to 65536, got '65537'"},
+	{"tcp connections huge", "server:\n  tcp_connections: 99999999999\n",
+	 "t.yaml:2:3: server.tcp_connections: expected an integer from 1 to 65536, got "
+	 "'99999999999'"},
+	{"tcp connections words", "server:\n  tcp_connections: many\n",
+	 "t.yaml:2:3: server.tcp_connections: expected an integer from 1 to 65536, got 'many'"},
+	{"tcp connections null", "server:\n  tcp_connections:\n",
+	 "t.yaml:2:3: server.tcp_connections: expected an integer, got null"},
+	{"tcp connections sequence", "server:\n    tcp_connections: [3]\n",
+	 "t.yaml:2:5: server.tcp_connections: expected an integer, got a sequence"},
+	{"tcp pipeline zero", "server:\n  tcp_pipeline: 0\n",
+	 "t.yaml:2:3: server.tcp_pipeline: expected an integer from 1 to 16384, got '0'"},
+	{"tcp pipeline too deep", "server:\n  tcp_pipeline: 16385\n",
+	 "t.yaml:2:3: server.tcp_pipeline: expected an integer from 1 to 16384, got '16385'"},
+	{"tcp connections typo", "server:\n  tcp_conections: 3\n",
+	 "t.yaml:2:3: server.tcp_conections: unknown key (did you mean 'tcp_connections'?)"},
+	{"tcp idle without unit", "server:\n  tcp_idle_timeout: 300\n",
+	 "t.yaml:2:3: server.tcp_idle_timeout: unknown key (did you mean 'tcp_idle_timeout_ms'?)"},
+	{"unknown server key, no suggestion", "server:\n  zzz: 1\n",
+	 "t.yaml:2:3: server.zzz: unknown key 'zzz' (expected one of listen, allow, "
+	 "tcp_idle_timeout_ms, tcp_connections, tcp_pipeline)"},
 	{"entries too big", "cache:\n  entries: 99999999999\n",
 	 "t.yaml:2:3: cache.entries: expected an integer from 0 to 100000000, got '99999999999'"},
 	{"ttl negative", "block:\n  ttl: -1\n",
@@ -482,8 +525,48 @@ test_defaults(void **state)
 	assert_null(cfg->log.database);
 	assert_int_equal(cfg->log.retention_days, 90);
 	assert_string_equal(cfg->state_dir, "/var/lib/veto");
+	/* the TCP limits the daemon had before they were keys */
+	assert_int_equal(cfg->server.tcp_idle_timeout_ms, 10000);
+	assert_int_equal(cfg->server.tcp_connections, 256);
+	assert_int_equal(cfg->server.tcp_pipeline, 32);
 	config_free(&cfg);
 	diag_clear(&d);
+}
+
+/* server.tcp_*: valid values, the bounds included; keys not written keep their default. */
+static void
+test_server_tcp_values(void **state)
+{
+	static const struct {
+		const char *yaml;
+		uint32_t idle_ms, conns, pipeline;
+	} cases[] = {
+		{"server:\n  tcp_idle_timeout_ms: 300\n  tcp_connections: 3\n", 300, 3, 32},
+		{"server: {tcp_pipeline: 1}\n", 10000, 256, 1},
+		{"server:\n  tcp_idle_timeout_ms: 100\n  tcp_connections: 1\n", 100, 1, 32},
+		{"server:\n  tcp_idle_timeout_ms: 3600000\n  tcp_connections: 65536\n"
+		 "  tcp_pipeline: 16384\n",
+		 3600000, 65536, 16384},
+		{"server:\n  listen: [\"127.0.0.1:53\"]\n  tcp_connections: 1024\n", 10000, 1024,
+		 32},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct diag d;
+		struct config *cfg = NULL;
+		diag_init(&d);
+		int rc = load(cases[i].yaml, &d, &cfg);
+		if (rc != 0 || d.n != 0) {
+			dump(&d);
+			fail_msg("case %zu: rc %d, %zu messages", i, rc, d.n);
+		}
+		assert_int_equal(cfg->server.tcp_idle_timeout_ms, cases[i].idle_ms);
+		assert_int_equal(cfg->server.tcp_connections, cases[i].conns);
+		assert_int_equal(cfg->server.tcp_pipeline, cases[i].pipeline);
+		config_free(&cfg);
+		diag_clear(&d);
+	}
 }
 
 /* The query store: log.database resolves against state_dir (itself relative to the folder of
@@ -1032,6 +1115,7 @@ main(void)
 		cmocka_unit_test(test_sinkhol_fixture),
 		cmocka_unit_test(test_spec_example),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_server_tcp_values),
 		cmocka_unit_test(test_store_settings),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_relative_paths),

@@ -863,13 +863,13 @@ test_udp_burst(void **state)
 	assert_int_equal(st.send_errors, 0);
 }
 
-/* More pipelined queries than TCP_MAX_INFLIGHT, all going upstream: the connection stops
- * reading at the limit and resumes; every query is answered. */
+/* More pipelined queries than server.tcp_pipeline (the default), all going upstream: the
+ * connection stops reading at the limit and resumes; every query is answered. */
 static void
 test_tcp_inflight_limit(void **state)
 {
 	struct fixture *fx = *state;
-	enum { N = TCP_MAX_INFLIGHT + 12 };
+	enum { N = CONFIG_TCP_PIPELINE + 12 };
 	static uint8_t buf[N * 64];
 	size_t len = 0;
 
@@ -914,12 +914,13 @@ on_probe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
-/* One connection more than TCP_MAX_CONNS: that one is closed at once, the others stay. */
+/* One connection more than server.tcp_connections (the default): that one is closed at once,
+ * the others stay. */
 static void
 test_tcp_conn_limit(void **state)
 {
 	struct fixture *fx = *state;
-	enum { N = TCP_MAX_CONNS + 1 };
+	enum { N = CONFIG_TCP_CONNECTIONS + 1 };
 	struct conn_probe *p = calloc(N, sizeof(*p));
 	int connected = 0, eofs = 0;
 	struct sockaddr_in sa;
@@ -951,7 +952,7 @@ test_tcp_conn_limit(void **state)
 	assert_int_equal(eofs, 1);
 	struct server_stats st;
 	server_get_stats(fx->srv, &st);
-	assert_int_equal(st.tcp_accepted, TCP_MAX_CONNS);
+	assert_int_equal(st.tcp_accepted, CONFIG_TCP_CONNECTIONS);
 	assert_int_equal(st.tcp_rejected, 1);
 	for (unsigned i = 0; i < N; i++)
 		uv_close((uv_handle_t *)&p[i].tcp, close_cb_noop);
