@@ -179,8 +179,7 @@ log_query(struct query *q, const struct policy *pol)
 	else
 		r.upstream.ss_family = 0;
 	if (q->dq.has_question) {
-		memcpy(r.qname_wire, q->dq.qname.wire, q->dq.qname.len);
-		r.qname_len = q->dq.qname.len;
+		querylog_record_set_name(&r, &q->dq.qname);
 		r.qtype = q->dq.qtype;
 	} else {
 		r.qname_len = 0;

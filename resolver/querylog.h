@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -95,6 +96,14 @@ struct querylog_record {
 	char vendor[QUERYLOG_VENDOR_MAX];
 	uint8_t vendor_source;			/* enum querylog_vendor_source */
 };
+
+/* Sets r's question name (qname_wire, qname_len) from a parsed name. */
+static inline void
+querylog_record_set_name(struct querylog_record *r, const struct names_name *n)
+{
+	memcpy(r->qname_wire, n->wire, n->len);
+	r->qname_len = n->len;
+}
 
 struct querylog;
 

@@ -116,26 +116,21 @@ rnd(uint64_t *s)
 static void
 set_qname(struct querylog_record *r, const char *text, unsigned prefix)
 {
-	size_t o = 0;
+	struct names_name n;
+	const char *why;
 	char buf[300];
-	const char *p = buf;
+	int len;
 
 	if (prefix > 0)
-		snprintf(buf, sizeof(buf), "s%u.%s", prefix, text);
+		len = snprintf(buf, sizeof(buf), "s%u.%s", prefix, text);
 	else
-		snprintf(buf, sizeof(buf), "%s", text);
-	while (*p != '\0') {
-		const char *dot = strchr(p, '.');
-		size_t l = dot != NULL ? (size_t)(dot - p) : strlen(p);
-		r->qname_wire[o++] = (uint8_t)l;
-		memcpy(r->qname_wire + o, p, l);
-		o += l;
-		p += l;
-		if (*p == '.')
-			p++;
+		len = snprintf(buf, sizeof(buf), "%s", text);
+	if (len < 0 || (size_t)len >= sizeof(buf) ||
+	    names_from_text(&n, buf, (size_t)len, &why) != 0) {
+		fprintf(stderr, "bench_logdb: bad name '%s'\n", buf);
+		exit(1);
 	}
-	r->qname_wire[o++] = 0;
-	r->qname_len = (uint8_t)o;
+	querylog_record_set_name(r, &n);
 }
 
 static double

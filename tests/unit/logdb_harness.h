@@ -62,25 +62,19 @@ tmp_path(char *buf, size_t cap, const char *name)
 	unlink(side);
 }
 
-/* r's question name in wire form, from a dotted name without the trailing dot. */
+/* r's question name in wire form, from a dotted name; "" for a query without a question. */
 static inline void
 set_qname(struct querylog_record *r, const char *text)
 {
-	size_t o = 0;
-	const char *p = text;
+	struct names_name n;
+	const char *why;
 
-	while (*p != '\0') {
-		const char *dot = strchr(p, '.');
-		size_t l = dot != NULL ? (size_t)(dot - p) : strlen(p);
-		r->qname_wire[o++] = (uint8_t)l;
-		memcpy(r->qname_wire + o, p, l);
-		o += l;
-		p += l;
-		if (*p == '.')
-			p++;
+	if (text[0] == '\0') {
+		r->qname_len = 0;
+		return;
 	}
-	r->qname_wire[o++] = 0;
-	r->qname_len = (uint8_t)o;
+	assert_int_equal(names_from_text(&n, text, strlen(text), &why), 0);
+	querylog_record_set_name(r, &n);
 }
 
 static inline struct logdb *

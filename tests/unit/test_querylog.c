@@ -49,23 +49,11 @@ set_addr(struct sockaddr_storage *ss, const char *ip, uint16_t port)
 static void
 set_qname(struct querylog_record *r, const char *text)
 {
-	size_t o = 0;
+	struct names_name n;
+	const char *why;
 
-	if (strcmp(text, ".") != 0) {
-		const char *p = text;
-		while (*p != '\0') {
-			const char *dot = strchr(p, '.');
-			size_t l = dot != NULL ? (size_t)(dot - p) : strlen(p);
-			r->qname_wire[o++] = (uint8_t)l;
-			memcpy(r->qname_wire + o, p, l);
-			o += l;
-			p += l;
-			if (*p == '.')
-				p++;
-		}
-	}
-	r->qname_wire[o++] = 0;
-	r->qname_len = (uint8_t)o;
+	assert_int_equal(names_from_text(&n, text, strlen(text), &why), 0);
+	querylog_record_set_name(r, &n);
 }
 
 static void
