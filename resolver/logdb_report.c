@@ -80,6 +80,50 @@ id_slot(uint64_t key, size_t mask)
 	return (size_t)(h ^ (h >> 29)) & mask;
 }
 
+/* The hash of a slot's key and value: the idmap hashes its key, the pair set both. */
+typedef uint64_t (*slot_hash_fn)(int64_t key, uint32_t val);
+
+/* Makes room for one more entry in an open-addressing table of (key, val) slots, val 0 = empty:
+ * when it would be over half full, doubles it (first_cap slots at first) and rehashes.
+ * 0 or -ENOMEM (the table is unchanged). */
+static int
+table_reserve(int64_t **keys, uint32_t **vals, size_t *mask, size_t n, size_t first_cap,
+              slot_hash_fn hash)
+{
+	if (*vals != NULL && 2 * (n + 1) <= *mask + 1)
+		return 0;
+	size_t cap = *vals != NULL ? 2 * (*mask + 1) : first_cap;
+	int64_t *nk = malloc(cap * sizeof(*nk));
+	uint32_t *nv = calloc(cap, sizeof(*nv));
+	if (nk == NULL || nv == NULL) {
+		free(nk);
+		free(nv);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; *vals != NULL && i <= *mask; i++) {
+		if ((*vals)[i] == 0)
+			continue;
+		size_t j = id_slot(hash((*keys)[i], (*vals)[i]), cap - 1);
+		while (nv[j] != 0)
+			j = (j + 1) & (cap - 1);
+		nk[j] = (*keys)[i];
+		nv[j] = (*vals)[i];
+	}
+	free(*keys);
+	free(*vals);
+	*keys = nk;
+	*vals = nv;
+	*mask = cap - 1;
+	return 0;
+}
+
+static uint64_t
+idmap_hash(int64_t key, uint32_t val)
+{
+	(void)val;
+	return (uint64_t)key;
+}
+
 /* The index + 1 of key, 0 when absent. */
 static uint32_t
 idmap_get(const struct idmap *m, int64_t key)
@@ -121,30 +165,9 @@ idmap_put(struct idmap *m, int64_t key, size_t index)
 		return -ENOMEM;
 	if (key >= 0 && key < (int64_t)IDMAP_DIRECT)
 		return idmap_put_direct(m, key, index);
-	if (m->vals == NULL || 2 * (m->n + 1) > m->mask + 1) {
-		size_t cap = m->vals != NULL ? 2 * (m->mask + 1) : 256;
-		int64_t *keys = malloc(cap * sizeof(*keys));
-		uint32_t *vals = calloc(cap, sizeof(*vals));
-		if (keys == NULL || vals == NULL) {
-			free(keys);
-			free(vals);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; m->vals != NULL && i <= m->mask; i++) {
-			if (m->vals[i] == 0)
-				continue;
-			size_t j = id_slot((uint64_t)m->keys[i], cap - 1);
-			while (vals[j] != 0)
-				j = (j + 1) & (cap - 1);
-			keys[j] = m->keys[i];
-			vals[j] = m->vals[i];
-		}
-		free(m->keys);
-		free(m->vals);
-		m->keys = keys;
-		m->vals = vals;
-		m->mask = cap - 1;
-	}
+	int rc = table_reserve(&m->keys, &m->vals, &m->mask, m->n, 256, idmap_hash);
+	if (rc != 0)
+		return rc;
 	size_t j = id_slot((uint64_t)key, m->mask);
 	while (m->vals[j] != 0)
 		j = (j + 1) & m->mask;
@@ -341,34 +364,20 @@ pair_key(uint32_t dev, int64_t name)
 	return (uint64_t)name ^ ((uint64_t)dev << 40);
 }
 
+static uint64_t
+pair_hash(int64_t name, uint32_t dev)
+{
+	return pair_key(dev, name);
+}
+
 /* Adds (dev, name) to the set; *added tells whether it is new. 0 or -ENOMEM. */
 static int
 pair_add(struct attempts *a, uint32_t dev, int64_t name, bool *added)
 {
-	if (a->pair_dev == NULL || 2 * (a->npairs + 1) > a->pair_mask + 1) {
-		size_t cap = a->pair_dev != NULL ? 2 * (a->pair_mask + 1) : 4096;
-		int64_t *pn = malloc(cap * sizeof(*pn));
-		uint32_t *pd = calloc(cap, sizeof(*pd));
-		if (pn == NULL || pd == NULL) {
-			free(pn);
-			free(pd);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; a->pair_dev != NULL && i <= a->pair_mask; i++) {
-			if (a->pair_dev[i] == 0)
-				continue;
-			size_t j = id_slot(pair_key(a->pair_dev[i], a->pair_name[i]), cap - 1);
-			while (pd[j] != 0)
-				j = (j + 1) & (cap - 1);
-			pn[j] = a->pair_name[i];
-			pd[j] = a->pair_dev[i];
-		}
-		free(a->pair_name);
-		free(a->pair_dev);
-		a->pair_name = pn;
-		a->pair_dev = pd;
-		a->pair_mask = cap - 1;
-	}
+	int rc = table_reserve(&a->pair_name, &a->pair_dev, &a->pair_mask, a->npairs, 4096,
+	                       pair_hash);
+	if (rc != 0)
+		return rc;
 	size_t j = id_slot(pair_key(dev, name), a->pair_mask);
 	for (; a->pair_dev[j] != 0; j = (j + 1) & a->pair_mask) {
 		if (a->pair_dev[j] == dev && a->pair_name[j] == name) {
