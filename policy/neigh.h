@@ -12,7 +12,7 @@
  *
  * The table is built once per read (one allocation for the entries, one for the index) and is
  * immutable: lookups by address are O(1) hash probes and thread-safe. IPv6 neighbours come from
- * netlink, not from here.
+ * a netlink dump (neigh6.h), not from here.
  */
 #ifndef VETO_NEIGH_H
 #define VETO_NEIGH_H

@@ -13,12 +13,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
-#include <linux/neighbour.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +27,7 @@
 #include "hostglob.h"
 #include "log.h"
 #include "names.h"
+#include "neigh6_dump.h"
 #include "querylog.h"
 
 /* ---- a small hash map: 17-octet key (kind, then up to 16 octets) -> index ---- */
@@ -320,97 +317,33 @@ cleanup:
 }
 
 /*
- * The kernel's IPv6 neighbours (RTM_GETNEIGH dump over NETLINK_ROUTE): usable entries
- * (reachable, stale, delay, probe, permanent) with a 6-octet link-layer address. Runs in the
- * thread pool. 0, or -errno (the caller keeps its last table).
+ * The kernel's IPv6 neighbours (neigh6_dump.c) as an index: address -> (*macs_out)[i]; an
+ * address dumped more than once maps to its last entry. Runs in the thread pool. 0, or -errno
+ * (the caller keeps its last table).
  */
 static int
 read_neigh6(struct devices_kmap **map_out, struct mac **macs_out)
 {
-	struct {
-		struct nlmsghdr nh;
-		struct ndmsg nd;
-	} req;
+	struct neigh6 *t = NULL;
 	struct devices_kmap *map = NULL;
 	struct mac *macs = NULL;
-	size_t n = 0, cap = 0;
-	char buf[16384];
-	int rc = 0, done = 0;
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	int rc = neigh6_dump_read(&t);
 
-	if (fd < 0)
-		return -errno;
-	memset(&req, 0, sizeof(req));
-	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ndmsg));
-	req.nh.nlmsg_type = RTM_GETNEIGH;
-	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	req.nh.nlmsg_seq = 1;
-	req.nd.ndm_family = AF_INET6;
-	struct timeval tv = {.tv_sec = 1};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
-		rc = -errno;
+	if (rc != 0)
+		return rc;
+	if ((rc = kmap_new(t->n, &map)) != 0)
+		goto cleanup;
+	if (t->n > 0 && (macs = malloc(t->n * sizeof(*macs))) == NULL) {
+		rc = -ENOMEM;
 		goto cleanup;
 	}
-	if ((rc = kmap_new(64, &map)) != 0)
-		goto cleanup;
-	while (!done) {
-		ssize_t len = recv(fd, buf, sizeof(buf), 0);
-		if (len < 0) {
-			rc = -errno;
+	for (size_t i = 0; i < t->n; i++) {
+		struct devices_ip ip = {.family = AF_INET6};
+		memcpy(ip.addr, t->v[i].addr, 16);
+		macs[i] = t->v[i].mac;
+		struct dkey k = ip_key(&ip);
+		if ((rc = kmap_put(map, &k, (uint32_t)i)) != 0)
 			goto cleanup;
-		}
-		if (len == 0)
-			break;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)len);
-		     h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_type == NLMSG_DONE) {
-				done = 1;
-				break;
-			}
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				rc = -EIO;
-				goto cleanup;
-			}
-			if (h->nlmsg_type != RTM_NEWNEIGH ||
-			    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ndmsg)))
-				continue;
-			struct ndmsg *nd = NLMSG_DATA(h);
-			if (nd->ndm_family != AF_INET6 ||
-			    !(nd->ndm_state & (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE |
-					       NUD_PERMANENT)))
-				continue;
-			const uint8_t *dst = NULL, *ll = NULL;
-			int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*nd)));
-			for (struct rtattr *a = (struct rtattr *)((char *)nd + NLMSG_ALIGN(sizeof(*nd)));
-			     RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-				if (a->rta_type == NDA_DST && RTA_PAYLOAD(a) == 16)
-					dst = RTA_DATA(a);
-				else if (a->rta_type == NDA_LLADDR && RTA_PAYLOAD(a) == MAC_LEN)
-					ll = RTA_DATA(a);
-			}
-			if (dst == NULL || ll == NULL)
-				continue;
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 32;
-				struct mac *nm = realloc(macs, ncap * sizeof(*nm));
-				if (nm == NULL) {
-					rc = -ENOMEM;
-					goto cleanup;
-				}
-				macs = nm;
-				cap = ncap;
-			}
-			struct devices_ip ip = {.family = AF_INET6};
-			memcpy(ip.addr, dst, 16);
-			memcpy(macs[n].b, ll, MAC_LEN);
-			if (mac_is_zero(&macs[n]))
-				continue;
-			struct dkey k = ip_key(&ip);
-			if ((rc = kmap_put(map, &k, (uint32_t)n)) != 0)
-				goto cleanup;
-			n++;
-		}
 	}
 	*map_out = map;
 	*macs_out = macs;
@@ -419,7 +352,7 @@ read_neigh6(struct devices_kmap **map_out, struct mac **macs_out)
 cleanup:
 	kmap_free(&map);
 	free(macs);
-	close(fd);
+	neigh6_free(&t);
 	return rc;
 }
 
