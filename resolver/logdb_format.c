@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,8 @@ logdb_parse_time(const char *text, uint64_t now_ms, uint64_t *out)
 			for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
 				if (text[i] != units[u].unit)
 					continue;
+				if (v > UINT64_MAX / units[u].ms)
+					return -EINVAL; /* longer ago than time itself */
 				uint64_t d = v * units[u].ms;
 				*out = d < now_ms ? now_ms - d : 0;
 				return 0;
@@ -163,7 +166,12 @@ logdb_print_json_str(FILE *out, const char *s)
 			size_t k = 1;
 			while (k < len && (u[i + k] & 0xc0) == 0x80)
 				k++;
-			if (len == 0 || k != len) {
+			/* the second octet's narrower range: no overlong forms (E0, F0), no
+			 * surrogates (ED), nothing above U+10FFFF (F4) */
+			unsigned char c1 = u[i + 1];
+			bool bad = (c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) ||
+			           (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f);
+			if (len == 0 || k != len || bad) {
 				fputs("\\ufffd", out);
 				i++;
 			} else {

@@ -1,7 +1,8 @@
 /*
  * logdb_harness: what the query-store tests share (test_logdb.c, test_logdb_store.c): a
- * temporary directory per test program and fresh database paths in it, a record's query name,
- * opening a writer, and reading one integer through an independent connection.
+ * temporary directory per test program and fresh database paths in it, query records from a
+ * few fields (struct rec, make_record), opening a writer, and reading one integer through an
+ * independent connection.
  *
  * Header-only; define LOGDB_HARNESS_TMP (the mkdtemp template of the directory, e.g.
  * "/tmp/test_logdb.XXXXXX") and include it after <cmocka.h>.
@@ -13,7 +14,10 @@
 #error "define LOGDB_HARNESS_TMP before including logdb_harness.h"
 #endif
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +79,66 @@ set_qname(struct querylog_record *r, const char *text)
 	}
 	assert_int_equal(names_from_text(&n, text, strlen(text), &why), 0);
 	querylog_record_set_name(r, &n);
+}
+
+/* r's client address (IPv4). */
+static inline void
+set_client(struct querylog_record *r, const char *ip)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&r->client;
+
+	memset(&r->client, 0, sizeof(r->client));
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons(5353);
+	assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+}
+
+/* A fixed-size record string; NULL is "". */
+static inline void
+set_str(char *dst, size_t cap, const char *src)
+{
+	memset(dst, 0, cap);
+	if (src != NULL)
+		memcpy(dst, src, strnlen(src, cap));
+}
+
+/* A query record in few words: what the store tests vary. */
+struct rec {
+	uint64_t age_ms; /* before NOW_MS */
+	const char *client, *qname, *group, *list, *device, *vendor;
+	const char *mac; /* "02:..." or NULL */
+	bool blocked;
+	uint8_t action, vendor_source;
+};
+
+static inline void
+make_record(struct querylog_record *r, const struct rec *x)
+{
+	memset(r, 0, sizeof(*r));
+	r->ts_ms = NOW_MS - x->age_ms;
+	set_client(r, x->client);
+	set_qname(r, x->qname);
+	r->qtype = 1;
+	r->rule_label = x->blocked ? 0 : -1;
+	r->blocked = x->blocked;
+	r->has_group = x->group != NULL;
+	set_str(r->group, sizeof(r->group), x->group);
+	r->has_list = x->list != NULL;
+	set_str(r->list, sizeof(r->list), x->list);
+	set_str(r->device, sizeof(r->device), x->device);
+	set_str(r->vendor, sizeof(r->vendor), x->vendor);
+	r->vendor_source = x->vendor_source;
+	r->action = x->action;
+	if (x->mac != NULL) {
+		unsigned m[6];
+		assert_int_equal(sscanf(x->mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3],
+		                        &m[4], &m[5]),
+		                 6);
+		for (int i = 0; i < 6; i++)
+			r->mac[i] = (uint8_t)m[i];
+		r->has_mac = true;
+	}
+	r->latency_us = 7;
 }
 
 static inline struct logdb *

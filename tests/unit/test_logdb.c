@@ -28,65 +28,6 @@
 #define LOGDB_HARNESS_TMP "/tmp/test_logdb.XXXXXX"
 #include "logdb_harness.h"
 
-/* ---- records ---- */
-
-static void
-set_client(struct querylog_record *r, const char *ip)
-{
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&r->client;
-
-	memset(&r->client, 0, sizeof(r->client));
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons(5353);
-	assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
-}
-
-static void
-set_str(char *dst, size_t cap, const char *src)
-{
-	memset(dst, 0, cap);
-	if (src != NULL)
-		memcpy(dst, src, strnlen(src, cap));
-}
-
-struct rec {
-	uint64_t age_ms; /* before NOW_MS */
-	const char *client, *qname, *group, *list, *device, *vendor;
-	const char *mac; /* "02:..." or NULL */
-	bool blocked;
-	uint8_t action, vendor_source;
-};
-
-static void
-make_record(struct querylog_record *r, const struct rec *x)
-{
-	memset(r, 0, sizeof(*r));
-	r->ts_ms = NOW_MS - x->age_ms;
-	set_client(r, x->client);
-	set_qname(r, x->qname);
-	r->qtype = 1;
-	r->rule_label = x->blocked ? 0 : -1;
-	r->blocked = x->blocked;
-	r->has_group = x->group != NULL;
-	set_str(r->group, sizeof(r->group), x->group);
-	r->has_list = x->list != NULL;
-	set_str(r->list, sizeof(r->list), x->list);
-	set_str(r->device, sizeof(r->device), x->device);
-	set_str(r->vendor, sizeof(r->vendor), x->vendor);
-	r->vendor_source = x->vendor_source;
-	r->action = x->action;
-	if (x->mac != NULL) {
-		unsigned m[6];
-		assert_int_equal(sscanf(x->mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3],
-		                        &m[4], &m[5]),
-		                 6);
-		for (int i = 0; i < 6; i++)
-			r->mac[i] = (uint8_t)m[i];
-		r->has_mac = true;
-	}
-	r->latency_us = 7;
-}
-
 static void
 add_simple(struct logdb *db, uint64_t age_ms, const char *qname)
 {
@@ -160,7 +101,8 @@ test_schema(void **state)
 	        {"sources", "id client mac device group_name vendor vendor_source"},
 	        {"names", "id qname rname"},
 	        {"texts", "id text"},
-	        {"device_events", "id ts_ms device mac client kind old_group new_group evidence vendor"},
+	        {"device_events",
+	         "id ts_ms device mac client kind old_group new_group evidence vendor"},
 	        {"query_log",
 	         "id ts_ms client proto group_name qname rname qtype blocked list rule "
 	         "action rcode upstream latency_us mac device vendor vendor_source "
@@ -1228,6 +1170,8 @@ test_parse_time(void **state)
 	        {"2026-11-22T25:00Z", -EINVAL, 0},
 	        {"2026-11-22T03:58:22Zjunk", -EINVAL, 0},
 	        {"yesterday", -EINVAL, 0},
+	        {"99999999999d", 0, 0},       /* before the epoch: from the beginning */
+	        {"30500568905w", -EINVAL, 0}, /* would wrap around to 9.5 hours */
 	};
 
 	(void)state;
@@ -1248,6 +1192,42 @@ test_parse_time(void **state)
 	uint64_t t = 0;
 	assert_int_equal(logdb_parse_time("2026-11-22", NOW_MS, &t), 0);
 	assert_int_equal(t, NOW_MS - (3 * 3600000ull + 58 * 60000ull + 22123));
+}
+
+/* JSON strings: escapes, and valid UTF-8 only (a DHCP hostname can hold any octets). */
+static void
+test_print_json_str(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+	        {"plain", "\"plain\""},
+	        {"q\"b\\", "\"q\\\"b\\\\\""},
+	        {"tab\tnl\n\x7f", "\"tab\\u0009nl\\u000a\\u007f\""},
+	        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xb1",
+	         "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xb1\""},
+	        {"\xc3", "\"\\ufffd\""},                                  /* cut short */
+	        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},                       /* overlong (C0) */
+	        {"\xe0\x80\x80", "\"\\ufffd\\ufffd\\ufffd\""},            /* overlong (E0) */
+	        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},            /* a surrogate */
+	        {"\xf0\x80\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* overlong (F0) */
+	        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* above U+10FFFF */
+	        {"\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\""},             /* U+10FFFF itself */
+	        {"\xed\x9f\xbf", "\"\xed\x9f\xbf\""},                     /* U+D7FF */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		assert_non_null(f);
+		logdb_print_json_str(f, cases[i].in);
+		fclose(f);
+		if (strcmp(buf, cases[i].want) != 0)
+			fail_msg("case %zu: got %s, want %s", i, buf, cases[i].want);
+		free(buf);
+	}
 }
 
 /* The querylog writer feeds the database (state_dir created), and no JSON lines go to
@@ -1367,6 +1347,7 @@ main(void)
 	        cmocka_unit_test(test_reader_refuses_old_schemas),
 	        cmocka_unit_test(test_report_ids_to_text),
 	        cmocka_unit_test(test_parse_time),
+	        cmocka_unit_test(test_print_json_str),
 	        cmocka_unit_test(test_querylog_feeds_database),
 	        cmocka_unit_test(test_querylog_without_state_dir),
 	};
