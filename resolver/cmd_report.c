@@ -76,20 +76,20 @@ fmt_share(char *buf, size_t cap, uint64_t part, uint64_t whole)
 
 /* JSON helpers */
 void
-report_json_str(FILE *f, bool comma, const char *key, const char *v)
+cmd_report_json_str(FILE *f, bool comma, const char *key, const char *v)
 {
 	fprintf(f, "%s\"%s\":", comma ? "," : "", key);
 	logdb_print_json_str(f, v);
 }
 
 void
-report_json_u64(FILE *f, const char *key, uint64_t v)
+cmd_report_json_u64(FILE *f, const char *key, uint64_t v)
 {
 	fprintf(f, ",\"%s\":%" PRIu64, key, v);
 }
 
 void
-report_json_time(FILE *f, const char *key, uint64_t ts)
+cmd_report_json_time(FILE *f, const char *key, uint64_t ts)
 {
 	char t[LOGDB_TIME_MAX];
 
@@ -107,12 +107,12 @@ static const bool attempts_right[] = {false, false, false, false, false,
 static int
 on_attempt(void *arg, const struct logdb_attempt *a)
 {
-	struct report_ctx *c = arg;
+	struct cmd_report_ctx *c = arg;
 	char first[LOGDB_TIME_MAX], last[LOGDB_TIME_MAX], att[24], names[24], vendor[96];
 	FILE *f = c->out;
 
 	switch (c->format) {
-	case REPORT_FMT_TABLE:
+	case CMD_REPORT_TABLE:
 		logdb_format_time(a->first_ms, true, first);
 		logdb_format_time(a->last_ms, true, last);
 		fmt_u64(att, sizeof(att), a->attempts);
@@ -124,7 +124,7 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 		const char *cells[] = {a->key, a->client, a->mac,       vendor, a->group,
 		                       att,    names,     a->top_lists, first,  last};
 		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
-	case REPORT_FMT_CSV: {
+	case CMD_REPORT_CSV: {
 		const char *cols[] = {a->key,    a->device,        a->client, a->mac,
 		                      a->vendor, a->vendor_source, a->group};
 		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
@@ -139,27 +139,27 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 		fprintf(f, ",%s,%s\n", first, last);
 		break;
 	}
-	case REPORT_FMT_JSON:
+	case CMD_REPORT_JSON:
 		fputs(c->first ? "[\n{" : ",\n{", f);
-		report_json_str(f, false, "key", a->key);
-		report_json_str(f, true, "device", a->device);
-		report_json_str(f, true, "client", a->client);
-		report_json_str(f, true, "mac", a->mac);
-		report_json_str(f, true, "vendor", a->vendor);
-		report_json_str(f, true, "vendor_source", a->vendor_source);
-		report_json_str(f, true, "group", a->group);
-		report_json_u64(f, "attempts", a->attempts);
-		report_json_u64(f, "names", a->names);
+		cmd_report_json_str(f, false, "key", a->key);
+		cmd_report_json_str(f, true, "device", a->device);
+		cmd_report_json_str(f, true, "client", a->client);
+		cmd_report_json_str(f, true, "mac", a->mac);
+		cmd_report_json_str(f, true, "vendor", a->vendor);
+		cmd_report_json_str(f, true, "vendor_source", a->vendor_source);
+		cmd_report_json_str(f, true, "group", a->group);
+		cmd_report_json_u64(f, "attempts", a->attempts);
+		cmd_report_json_u64(f, "names", a->names);
 		fputs(",\"top_lists\":[", f);
 		for (size_t k = 0; k < a->ntop; k++) {
 			fputs(k > 0 ? ",{" : "{", f);
-			report_json_str(f, false, "list", a->top[k].list);
-			report_json_u64(f, "attempts", a->top[k].attempts);
+			cmd_report_json_str(f, false, "list", a->top[k].list);
+			cmd_report_json_u64(f, "attempts", a->top[k].attempts);
 			fputc('}', f);
 		}
 		fputc(']', f);
-		report_json_time(f, "first", a->first_ms);
-		report_json_time(f, "last", a->last_ms);
+		cmd_report_json_time(f, "first", a->first_ms);
+		cmd_report_json_time(f, "last", a->last_ms);
 		fputc('}', f);
 		break;
 	}
@@ -168,25 +168,25 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 }
 
 static int
-report_attempts(struct logdb_reader *r, const struct logdb_filter *f, struct report_ctx *c)
+report_attempts(struct logdb_reader *r, const struct logdb_filter *f, struct cmd_report_ctx *c)
 {
 	int rc;
 
-	if (c->format == REPORT_FMT_TABLE) {
+	if (c->format == CMD_REPORT_TABLE) {
 		rc = logdb_table_new(sizeof(attempts_heads) / sizeof(attempts_heads[0]),
 		                     attempts_heads, &c->table);
 		if (rc != 0)
 			return rc;
-	} else if (c->format == REPORT_FMT_CSV) {
+	} else if (c->format == CMD_REPORT_CSV) {
 		fputs("device_key,device,client,mac,vendor,vendor_source,group,attempts,names,"
 		      "top_lists,first,last\n",
 		      c->out);
 	}
 	rc = logdb_report_attempts(r, f, on_attempt, c);
-	if (c->format == REPORT_FMT_TABLE) {
+	if (c->format == CMD_REPORT_TABLE) {
 		if (rc == 0)
 			logdb_table_print(c->table, c->out, attempts_right, true);
-	} else if (c->format == REPORT_FMT_JSON) {
+	} else if (c->format == CMD_REPORT_JSON) {
 		fputs(c->first ? "[]\n" : "\n]\n", c->out);
 	}
 	return rc;
@@ -220,7 +220,7 @@ static const char *const section_title[] = {
 };
 
 static void
-table_section_end(struct report_ctx *c)
+table_section_end(struct cmd_report_ctx *c)
 {
 	static const bool right[] = {false, true, true, true};
 
@@ -231,24 +231,24 @@ table_section_end(struct report_ctx *c)
 }
 
 static int
-hours_add(struct report_ctx *c, const struct logdb_summary_row *row)
+hours_add(struct cmd_report_ctx *c, const struct logdb_summary_row *row)
 {
 	if (c->nhours == c->caphours) {
 		size_t cap = c->caphours > 0 ? 2 * c->caphours : 64;
-		struct hour *nh = realloc(c->hours, cap * sizeof(*nh));
+		struct cmd_report_hour *nh = realloc(c->hours, cap * sizeof(*nh));
 		if (nh == NULL)
 			return -ENOMEM;
 		c->hours = nh;
 		c->caphours = cap;
 	}
-	c->hours[c->nhours++] = (struct hour){row->ts_ms, row->total, row->blocked};
+	c->hours[c->nhours++] = (struct cmd_report_hour){row->ts_ms, row->total, row->blocked};
 	if (row->total > c->hour_max)
 		c->hour_max = row->total;
 	return 0;
 }
 
 static void
-print_hours(struct report_ctx *c)
+print_hours(struct cmd_report_ctx *c)
 {
 	char t[LOGDB_TIME_MAX];
 
@@ -259,7 +259,7 @@ print_hours(struct report_ctx *c)
 	        "%" PRIu64 ")\n",
 	        c->hour_max);
 	for (size_t i = 0; i < c->nhours; i++) {
-		const struct hour *h = &c->hours[i];
+		const struct cmd_report_hour *h = &c->hours[i];
 		size_t len =
 		        c->hour_max > 0
 		                ? (size_t)((h->total * BAR_WIDTH + c->hour_max - 1) / c->hour_max)
@@ -278,7 +278,7 @@ print_hours(struct report_ctx *c)
 static int
 on_summary(void *arg, const struct logdb_summary_row *row)
 {
-	struct report_ctx *c = arg;
+	struct cmd_report_ctx *c = arg;
 	FILE *f = c->out;
 	char total[24], blocked[24], share[24], t[LOGDB_TIME_MAX];
 	const char *label = row->label;
@@ -288,11 +288,11 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 		c->blocked = row->blocked;
 	}
 	if (row->section == LOGDB_SUMMARY_HOUR) {
-		logdb_format_time(row->ts_ms, c->format == REPORT_FMT_TABLE, t);
+		logdb_format_time(row->ts_ms, c->format == CMD_REPORT_TABLE, t);
 		label = t;
 	}
 	bool new_section = !c->section_open || row->section != c->section;
-	if (c->format == REPORT_FMT_TABLE) {
+	if (c->format == CMD_REPORT_TABLE) {
 		if (new_section) {
 			table_section_end(c);
 			c->section = row->section;
@@ -327,7 +327,7 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 		const char *cells[] = {label != NULL ? label : "(none)", total, blocked, share};
 		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
-	if (c->format == REPORT_FMT_CSV) {
+	if (c->format == CMD_REPORT_CSV) {
 		fprintf(f, "%s,", section_json[row->section]);
 		logdb_print_csv(f, label);
 		fprintf(f, ",%" PRIu64 ",%" PRIu64 "\n", row->total, row->blocked);
@@ -349,27 +349,28 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 		fputc(',', f);
 	}
 	fputc('{', f);
-	report_json_str(f, false, section_label_key[row->section], label);
-	report_json_u64(f, "queries", row->total);
-	report_json_u64(f, "blocked", row->blocked);
+	cmd_report_json_str(f, false, section_label_key[row->section], label);
+	cmd_report_json_u64(f, "queries", row->total);
+	cmd_report_json_u64(f, "blocked", row->blocked);
 	fputc('}', f);
 	return 0;
 }
 
 static int
-report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint32_t top, struct report_ctx *c)
+report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint32_t top,
+               struct cmd_report_ctx *c)
 {
 	int rc;
 
-	if (c->format == REPORT_FMT_CSV)
+	if (c->format == CMD_REPORT_CSV)
 		fputs("section,label,queries,blocked\n", c->out);
 	rc = logdb_report_summary(r, f, top, on_summary, c);
 	if (rc != 0)
 		return rc;
-	if (c->format == REPORT_FMT_TABLE) {
+	if (c->format == CMD_REPORT_TABLE) {
 		table_section_end(c);
 		print_hours(c);
-	} else if (c->format == REPORT_FMT_JSON) {
+	} else if (c->format == CMD_REPORT_JSON) {
 		/* sections without rows are written empty */
 		fputs(c->section != LOGDB_SUMMARY_TOTAL ? "]" : "", c->out);
 		for (int s = (int)c->section + 1; s <= LOGDB_SUMMARY_HOUR; s++)
@@ -412,7 +413,7 @@ cmd_report(int argc, char **argv)
 	const char *config = NULL, *db = NULL, *who = NULL;
 	struct logdb_reader *r = NULL;
 	struct logdb_filter f;
-	struct report_ctx c = {.format = REPORT_FMT_TABLE, .out = stdout, .first = true};
+	struct cmd_report_ctx c = {.format = CMD_REPORT_TABLE, .out = stdout, .first = true};
 	enum report which;
 	uint32_t top = 10;
 	bool limit_set = false;
@@ -470,11 +471,11 @@ cmd_report(int argc, char **argv)
 			db = v;
 		} else if (strcmp(a, "--format") == 0) {
 			if (strcmp(v, "table") == 0) {
-				c.format = REPORT_FMT_TABLE;
+				c.format = CMD_REPORT_TABLE;
 			} else if (strcmp(v, "csv") == 0) {
-				c.format = REPORT_FMT_CSV;
+				c.format = CMD_REPORT_CSV;
 			} else if (strcmp(v, "json") == 0) {
-				c.format = REPORT_FMT_JSON;
+				c.format = CMD_REPORT_JSON;
 			} else {
 				fprintf(stderr,
 				        "veto report: --format: unknown value '%s' (expected "
@@ -510,7 +511,7 @@ cmd_report(int argc, char **argv)
 		rc = report_summary(r, &f, top, &c);
 		break;
 	case REPORT_DEVICE:
-		rc = report_device(r, &f, &c);
+		rc = cmd_report_device(r, &f, &c);
 		break;
 	}
 	fflush(c.out);

@@ -22,7 +22,7 @@ static const char csv_head[] = "ts,kind,client,mac,device,group,qname,qtype,acti
 
 /* The events held, each a copy of a logdb_event_row whose strings are owned. */
 struct timeline {
-	struct report_ctx *c;
+	struct cmd_report_ctx *c;
 	struct logdb_event_row *ev;
 	size_t n, cap, next; /* next: the first event not yet written */
 	/* first pass */
@@ -116,13 +116,13 @@ csv_fields(FILE *f, const char *const *cols, size_t n)
 }
 
 static int
-write_event(struct report_ctx *c, const struct logdb_event_row *e)
+write_event(struct cmd_report_ctx *c, const struct logdb_event_row *e)
 {
 	FILE *f = c->out;
 	char t[LOGDB_TIME_MAX];
 
 	switch (c->format) {
-	case REPORT_FMT_TABLE: {
+	case CMD_REPORT_TABLE: {
 		char what[512];
 		logdb_format_time(e->ts_ms, true, t);
 		describe(e, what, sizeof(what));
@@ -130,7 +130,7 @@ write_event(struct report_ctx *c, const struct logdb_event_row *e)
 		                       NULL, "event",   NULL,   NULL};
 		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
-	case REPORT_FMT_CSV: {
+	case CMD_REPORT_CSV: {
 		const char *cols[] = {e->kind, e->client, e->mac,       e->device, e->new_group,
 		                      NULL,    NULL,      NULL,         NULL,      NULL,
 		                      NULL,    NULL,      e->old_group, e->vendor, e->evidence};
@@ -140,17 +140,17 @@ write_event(struct report_ctx *c, const struct logdb_event_row *e)
 		fputc('\n', f);
 		break;
 	}
-	case REPORT_FMT_JSON:
+	case CMD_REPORT_JSON:
 		logdb_format_time(e->ts_ms, false, t);
 		fprintf(f, "%s{\"ts\":\"%s\"", c->first ? "[\n" : ",\n", t);
-		report_json_str(f, true, "kind", e->kind);
-		report_json_str(f, true, "client", e->client);
-		report_json_str(f, true, "mac", e->mac);
-		report_json_str(f, true, "device", e->device);
-		report_json_str(f, true, "group", e->new_group);
-		report_json_str(f, true, "old_group", e->old_group);
-		report_json_str(f, true, "vendor", e->vendor);
-		report_json_str(f, true, "evidence", e->evidence);
+		cmd_report_json_str(f, true, "kind", e->kind);
+		cmd_report_json_str(f, true, "client", e->client);
+		cmd_report_json_str(f, true, "mac", e->mac);
+		cmd_report_json_str(f, true, "device", e->device);
+		cmd_report_json_str(f, true, "group", e->new_group);
+		cmd_report_json_str(f, true, "old_group", e->old_group);
+		cmd_report_json_str(f, true, "vendor", e->vendor);
+		cmd_report_json_str(f, true, "evidence", e->evidence);
 		fputc('}', f);
 		break;
 	}
@@ -159,19 +159,19 @@ write_event(struct report_ctx *c, const struct logdb_event_row *e)
 }
 
 static int
-write_query(struct report_ctx *c, const struct logdb_row *row)
+write_query(struct cmd_report_ctx *c, const struct logdb_row *row)
 {
 	FILE *f = c->out;
 	char t[LOGDB_TIME_MAX];
 
 	switch (c->format) {
-	case REPORT_FMT_TABLE: {
+	case CMD_REPORT_TABLE: {
 		logdb_format_time(row->ts_ms, true, t);
 		const char *cells[] = {t,          row->client, row->mac,  row->group, row->qname,
 		                       row->qtype, row->action, row->list, row->rcode};
 		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
-	case REPORT_FMT_CSV: {
+	case CMD_REPORT_CSV: {
 		const char *cols[] = {"query",     row->client, row->mac,
 		                      row->device, row->group,  row->qname,
 		                      row->qtype,  row->action, row->list,
@@ -183,19 +183,19 @@ write_query(struct report_ctx *c, const struct logdb_row *row)
 		fputc('\n', f);
 		break;
 	}
-	case REPORT_FMT_JSON:
+	case CMD_REPORT_JSON:
 		logdb_format_time(row->ts_ms, false, t);
 		fprintf(f, "%s{\"ts\":\"%s\",\"kind\":\"query\"", c->first ? "[\n" : ",\n", t);
-		report_json_str(f, true, "client", row->client);
-		report_json_str(f, true, "mac", row->mac);
-		report_json_str(f, true, "device", row->device);
-		report_json_str(f, true, "group", row->group);
-		report_json_str(f, true, "qname", row->qname);
-		report_json_str(f, true, "qtype", row->qtype);
-		report_json_str(f, true, "action", row->action);
-		report_json_str(f, true, "list", row->list);
-		report_json_str(f, true, "rule", row->rule);
-		report_json_str(f, true, "rcode", row->rcode);
+		cmd_report_json_str(f, true, "client", row->client);
+		cmd_report_json_str(f, true, "mac", row->mac);
+		cmd_report_json_str(f, true, "device", row->device);
+		cmd_report_json_str(f, true, "group", row->group);
+		cmd_report_json_str(f, true, "qname", row->qname);
+		cmd_report_json_str(f, true, "qtype", row->qtype);
+		cmd_report_json_str(f, true, "action", row->action);
+		cmd_report_json_str(f, true, "list", row->list);
+		cmd_report_json_str(f, true, "rule", row->rule);
+		cmd_report_json_str(f, true, "rcode", row->rcode);
 		fprintf(f, ",\"blocked\":%s}", row->blocked ? "true" : "false");
 		break;
 	}
@@ -254,7 +254,7 @@ cut_time(struct logdb_reader *r, const struct logdb_filter *f, struct timeline *
 }
 
 int
-report_device(struct logdb_reader *r, struct logdb_filter *f, struct report_ctx *c)
+cmd_report_device(struct logdb_reader *r, struct logdb_filter *f, struct cmd_report_ctx *c)
 {
 	struct timeline tl = {.c = c};
 	struct logdb_filter ef;
@@ -262,33 +262,38 @@ report_device(struct logdb_reader *r, struct logdb_filter *f, struct report_ctx 
 	int rc;
 
 	f->chronological = true;
-	rc = cut_time(r, f, &tl, &cut);
+	rc = logdb_snapshot_begin(r); /* the cut, the events and the queries: one snapshot */
 	if (rc != 0)
 		return rc;
+	rc = cut_time(r, f, &tl, &cut);
+	if (rc != 0)
+		goto cleanup;
 	ef = *f;
+	ef.limit = 0; /* the window bounds the events; the limit is about queries */
 	if (cut > ef.since_ms)
 		ef.since_ms = cut;
 	rc = logdb_query_events(r, &ef, on_event, &tl);
 	if (rc != 0)
 		goto cleanup;
-	if (c->format == REPORT_FMT_TABLE) {
+	if (c->format == CMD_REPORT_TABLE) {
 		rc = logdb_table_new(sizeof(device_heads) / sizeof(device_heads[0]), device_heads,
 		                     &c->table);
 		if (rc != 0)
 			goto cleanup;
-	} else if (c->format == REPORT_FMT_CSV) {
+	} else if (c->format == CMD_REPORT_CSV) {
 		fputs(csv_head, c->out);
 	}
 	rc = logdb_query_rows(r, f, on_query, &tl);
 	if (rc == 0)
 		rc = flush_events(&tl, UINT64_MAX);
-	if (c->format == REPORT_FMT_TABLE) {
+	if (c->format == CMD_REPORT_TABLE) {
 		if (rc == 0)
 			logdb_table_print(c->table, c->out, NULL, true);
-	} else if (c->format == REPORT_FMT_JSON) {
+	} else if (c->format == CMD_REPORT_JSON) {
 		fputs(c->first ? "[]\n" : "\n]\n", c->out);
 	}
 cleanup:
+	logdb_snapshot_end(r);
 	for (size_t i = 0; i < tl.n; i++)
 		event_free(&tl.ev[i]);
 	free(tl.ev);

@@ -13,14 +13,14 @@
 
 #include "logdb.h"
 
-enum report_format {
-	REPORT_FMT_TABLE,
-	REPORT_FMT_CSV,
-	REPORT_FMT_JSON,
+enum cmd_report_format {
+	CMD_REPORT_TABLE,
+	CMD_REPORT_CSV,
+	CMD_REPORT_JSON,
 };
 
-struct report_ctx {
-	enum report_format format;
+struct cmd_report_ctx {
+	enum cmd_report_format format;
 	FILE *out;
 	bool first;
 	struct logdb_table *table;
@@ -29,21 +29,21 @@ struct report_ctx {
 	bool section_open;
 	uint64_t total, blocked; /* all queries, for shares */
 	uint64_t hour_max;
-	struct hour {
+	struct cmd_report_hour {
 		uint64_t ts_ms, total, blocked;
 	} * hours;
 	size_t nhours, caphours;
 };
 
 /* ,"key":"value" (or "key":"value" without comma); NULL prints null. */
-void report_json_str(FILE *f, bool comma, const char *key, const char *v);
+void cmd_report_json_str(FILE *f, bool comma, const char *key, const char *v);
 /* ,"key":123 */
-void report_json_u64(FILE *f, const char *key, uint64_t v);
+void cmd_report_json_u64(FILE *f, const char *key, uint64_t v);
 /* ,"key":"2026-11-22T03:58:22.123Z" */
-void report_json_time(FILE *f, const char *key, uint64_t ts);
+void cmd_report_json_time(FILE *f, const char *key, uint64_t ts);
 
 /* `veto report device`: the queries and device events of f->who in time order. 0, -EINVAL,
  * -ENOMEM, -EIO. */
-int report_device(struct logdb_reader *r, struct logdb_filter *f, struct report_ctx *c);
+int cmd_report_device(struct logdb_reader *r, struct logdb_filter *f, struct cmd_report_ctx *c);
 
 #endif

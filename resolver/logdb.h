@@ -40,7 +40,7 @@
  *     latency_us, mac, device, vendor, vendor_source) plus source_id, name_id, list_id,
  *     action_id: what `veto log` reads, and what an administrator can query with sqlite3.
  *   device_events(id INTEGER PRIMARY KEY, ts_ms, device, mac, client, kind, old_group,
- *                 new_group, evidence)
+ *                 new_group, evidence, vendor)
  *     Ids are 1, 2, 3... in insertion order, which is time order (the writer thread stores
  *     the records as the event loop made them), so a time range is an id range of the table
  *     itself: the reader finds the ids of its ends by bisection over the id (about 25
@@ -147,10 +147,18 @@ int logdb_rname(const char *name, char *buf, size_t cap);
 
 struct logdb_reader;
 
-/* Opens path read-only. 0, -ENOENT (no such file), -EINVAL (not a veto query database, an
- * older schema that no daemon has converted yet, or a newer one: a message says which), -EIO. Messages go to standard error via log.h. */
+/* Opens path read-only; a copy without its -wal in a folder this user cannot write is opened
+ * immutable (SQLite could not make the -shm a WAL file needs). 0, -ENOENT (no such file),
+ * -EINVAL (not a veto query database, an older schema that no daemon has converted yet, or a
+ * newer one: a message says which), -ENOMEM, -EIO. Messages go to standard error (log.h). */
 int logdb_reader_open(const char *path, struct logdb_reader **out);
 void logdb_reader_free(struct logdb_reader **r);
+
+/* Makes the calls between begin and end read one snapshot of the file (each call reads one
+ * snapshot by itself): `veto report device` reads its queries and its events consistently
+ * while the daemon writes. Nests. 0 or -EIO. */
+int logdb_snapshot_begin(struct logdb_reader *r);
+void logdb_snapshot_end(struct logdb_reader *r);
 
 struct logdb_filter {
 	uint64_t since_ms, until_ms; /* 0 = unbounded; since inclusive, until exclusive */

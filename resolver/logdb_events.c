@@ -70,9 +70,15 @@ logdb_query_events(struct logdb_reader *r, const struct logdb_filter *f, logdb_e
 		return -EINVAL;
 	if (f->who != NULL)
 		who_is_mac = logdb_canonical_mac(f->who, who_mac) == 0;
+	rc = logdb_snapshot_begin(r);
+	if (rc != 0)
+		return rc;
 	snprintf(sql, sizeof(sql), events_sql, has_vendor_column(r) ? "vendor" : "NULL");
-	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return logdb_reader_error(r);
+	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = logdb_reader_error(r);
+		logdb_snapshot_end(r);
+		return rc;
+	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)f->since_ms);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)f->until_ms);
 	bind_opt(st, 3, who_is_mac ? NULL : f->who);
@@ -97,11 +103,13 @@ logdb_query_events(struct logdb_reader *r, const struct logdb_filter *f, logdb_e
 		};
 		int cr = cb(arg, &ev);
 		if (cr != 0) {
-			sqlite3_finalize(st);
-			return cr;
+			rc = cr;
+			goto done;
 		}
 	}
 	rc = logdb_step_error(r, rc);
+done:
 	sqlite3_finalize(st);
+	logdb_snapshot_end(r);
 	return rc;
 }

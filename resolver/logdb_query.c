@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -27,12 +28,15 @@
 
 /* ---- opening ---- */
 
-/* "file:" URI of path: '%', '?' and '#' percent-encoded. */
+/* "file:" URI of path: '%', '?' and '#' percent-encoded; read-only, and with immutable (a
+ * file nobody writes: no locks, no -shm) when asked. */
 static char *
-file_uri(const char *path)
+file_uri(const char *path, bool immutable)
 {
+	static const char ro[] = "?mode=ro", ro_imm[] = "?mode=ro&immutable=1";
+	const char *q = immutable ? ro_imm : ro;
 	size_t n = strlen(path);
-	char *uri = malloc(5 + 3 * n + sizeof("?mode=ro"));
+	char *uri = malloc(5 + 3 * n + sizeof(ro_imm));
 	char *p = uri;
 
 	if (uri == NULL)
@@ -46,7 +50,7 @@ file_uri(const char *path)
 			*p++ = *s;
 		}
 	}
-	memcpy(p, "?mode=ro", sizeof("?mode=ro"));
+	memcpy(p, q, strlen(q) + 1);
 	return uri;
 }
 
@@ -76,12 +80,47 @@ on_each_final(sqlite3_context *ctx)
 	sqlite3_result_null(ctx);
 }
 
+/* True when path has a non-empty write-ahead log next to it. */
+static bool
+has_wal(const char *path)
+{
+	char wal[4096];
+	struct stat sb;
+
+	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >= sizeof(wal))
+		return true; /* cannot tell: the careful answer */
+	return stat(wal, &sb) == 0 && sb.st_size > 0;
+}
+
+/* Opens r->path read-only (immutable: also without locks or -shm) and steps PRAGMA
+ * user_version in *st: SQLITE_ROW on success, else an SQLite error code (r->db may be NULL). */
+static int
+open_version(struct logdb_reader *r, bool immutable, sqlite3_stmt **st)
+{
+	char *uri = file_uri(r->path, immutable);
+	int rc;
+
+	if (uri == NULL)
+		return SQLITE_NOMEM;
+	rc = sqlite3_open_v2(uri, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+	free(uri);
+	if (rc != SQLITE_OK) {
+		sqlite3_close_v2(r->db);
+		r->db = NULL;
+		return rc;
+	}
+	sqlite3_busy_timeout(r->db, 2000);
+	rc = sqlite3_prepare_v2(r->db, "PRAGMA user_version", -1, st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(*st);
+	return rc == SQLITE_ROW ? rc : sqlite3_extended_errcode(r->db) & 0xff;
+}
+
 int
 logdb_reader_open(const char *path, struct logdb_reader **out)
 {
 	struct logdb_reader *r = NULL;
 	sqlite3_stmt *st = NULL;
-	char *uri = NULL;
 	int rc;
 
 	if (access(path, R_OK) != 0) {
@@ -90,25 +129,32 @@ logdb_reader_open(const char *path, struct logdb_reader **out)
 		return rc;
 	}
 	r = calloc(1, sizeof(*r));
-	uri = file_uri(path);
-	if (r == NULL || uri == NULL || (r->path = strdup(path)) == NULL) {
+	if (r == NULL || (r->path = strdup(path)) == NULL) {
 		rc = -ENOMEM;
 		goto cleanup;
 	}
-	rc = sqlite3_open_v2(uri, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
-	if (rc != SQLITE_OK) {
-		log_error("query database: '%s': cannot open: %s", path,
-		          r->db != NULL ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
-		rc = -EIO;
-		goto cleanup;
+	rc = open_version(r, false, &st);
+	if ((rc == SQLITE_READONLY || rc == SQLITE_CANTOPEN) && !has_wal(path)) {
+		/* a copy in a folder this user cannot write: no -shm can be made next to it, and
+		 * without a -wal there is nothing to share it for */
+		sqlite3_finalize(st);
+		st = NULL;
+		sqlite3_close_v2(r->db);
+		r->db = NULL;
+		rc = open_version(r, true, &st);
 	}
-	sqlite3_busy_timeout(r->db, 2000);
-	rc = sqlite3_prepare_v2(r->db, "PRAGMA user_version", -1, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		log_error("query database: '%s': cannot read: %s", path, sqlite3_errmsg(r->db));
-		rc = -EIO;
+		if (r->db == NULL)
+			log_error("query database: '%s': cannot open: %s", path,
+			          rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errstr(rc));
+		else
+			log_error("query database: '%s': cannot read: %s%s", path,
+			          sqlite3_errmsg(r->db),
+			          has_wal(path)
+			                  ? " (open it where you can write, with its -wal file"
+			                    " next to it)"
+			                  : "");
+		rc = rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
 		goto cleanup;
 	}
 	int version = sqlite3_column_int(st, 0);
@@ -135,12 +181,10 @@ logdb_reader_open(const char *path, struct logdb_reader **out)
 		goto cleanup;
 	}
 	sqlite3_finalize(st);
-	free(uri);
 	*out = r;
 	return 0;
 cleanup:
 	sqlite3_finalize(st);
-	free(uri);
 	logdb_reader_free(&r);
 	return rc;
 }
@@ -166,18 +210,40 @@ logdb_reader_error(struct logdb_reader *r)
 	return -EIO;
 }
 
+int
+logdb_snapshot_begin(struct logdb_reader *r)
+{
+	if (r->snapshots > 0) {
+		r->snapshots++;
+		return 0;
+	}
+	if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return logdb_reader_error(r);
+	r->snapshots = 1;
+	return 0;
+}
+
+void
+logdb_snapshot_end(struct logdb_reader *r)
+{
+	if (r->snapshots > 0 && --r->snapshots == 0)
+		sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+}
+
 /* One snapshot for the whole call: the time bisection, the scans and the dictionary lookups
  * see the same rows. */
 int
 logdb_read_begin(struct logdb_reader *r, struct logdb_sql **q)
 {
 	struct logdb_sql *nq = calloc(1, sizeof(*nq));
+	int rc;
 
 	if (nq == NULL)
 		return -ENOMEM;
-	if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+	rc = logdb_snapshot_begin(r);
+	if (rc != 0) {
 		free(nq);
-		return logdb_reader_error(r);
+		return rc;
 	}
 	*q = nq;
 	return 0;
@@ -186,7 +252,7 @@ logdb_read_begin(struct logdb_reader *r, struct logdb_sql **q)
 void
 logdb_read_end(struct logdb_reader *r, struct logdb_sql **q)
 {
-	sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+	logdb_snapshot_end(r);
 	free(*q);
 	*q = NULL;
 }

@@ -1,8 +1,8 @@
 /*
- * logdb_reader_int: what the reader's files share (logdb_query.c, logdb_report.c): the
- * read-only connection, its read transaction, and the SQL builder that turns a filter into a
- * statement with bound parameters. The writer's files share logdb_int.h. Not for other
- * modules: they use logdb.h.
+ * logdb_reader_int: what the reader's files share (logdb_query.c, logdb_report.c,
+ * logdb_events.c): the read-only connection, its read transaction, and the SQL builder that
+ * turns a filter into a statement with bound parameters. The writer's files share
+ * logdb_int.h. Not for other modules: they use logdb.h.
  */
 #ifndef VETO_LOGDB_READER_INT_H
 #define VETO_LOGDB_READER_INT_H
@@ -28,6 +28,7 @@ struct logdb_reader {
 	logdb_each_cb each;
 	void *each_arg;
 	int each_rc;
+	unsigned snapshots; /* nested logdb_snapshot_begin calls open */
 };
 
 /* "AA-BB-CC-DD-EE-FF", "aabb.ccdd.eeff", "aa:bb:cc:dd:ee:ff" -> "aa:bb:cc:dd:ee:ff" in out

@@ -207,6 +207,32 @@ def test_restart_keeps_history(veto_factory, state_dir):
 	assert len(rows(v2, "--domain", "before.test")) == 1
 
 
+def test_copied_database_in_readonly_folder(veto_factory, state_dir, tmp_path):
+	"""A copy of the file (without its -wal, -shm) in a folder the reader cannot write: SQLite
+	cannot make the -shm a WAL file needs there; the reader opens it immutable instead."""
+	import shutil
+	v = veto_factory(edit=with_db(state_dir))
+	send_traffic(v)
+	wait_rows(v, 7)
+	assert v.stop() == 0	# the last connection folds the WAL into the file
+	copy_dir = tmp_path / "copy"
+	copy_dir.mkdir()
+	copy = copy_dir / "queries.db"
+	shutil.copyfile(state_dir / "queries.db", copy)
+	assert not (copy_dir / "queries.db-wal").exists()
+	want = veto_json("log", "--db", str(state_dir / "queries.db"), "--format", "json",
+			 "--limit", "0")
+	set_readonly(copy_dir, True)
+	try:
+		got = veto_json("log", "--db", str(copy), "--format", "json", "--limit", "0")
+		att = veto_json("report", "attempts", "--db", str(copy), "--format", "json")
+		assert sorted(os.listdir(copy_dir)) == ["queries.db"]	# nothing made next to it
+	finally:
+		set_readonly(copy_dir, False)
+	assert got == want and len(got) >= 7
+	assert {a["key"] for a in att} >= {SINK, NX}
+
+
 def test_retention_prunes_old_rows(veto_factory, state_dir):
 	v1 = veto_factory(edit=with_db(state_dir))
 	v1.query("seed.test", "A", src=NOGROUP_CLIENT)
@@ -324,7 +350,8 @@ def set_readonly(path, ro):
 	if os.geteuid() == 0:	# root writes through 0444: use the immutable flag
 		subprocess.run(["chattr", "+i" if ro else "-i", str(path)], check=True)
 	else:
-		os.chmod(path, 0o444 if ro else 0o644)
+		os.chmod(path, (0o555 if path.is_dir() else 0o444) if ro else
+			 (0o755 if path.is_dir() else 0o644))
 
 
 def test_readonly_database_dns_keeps_working(veto_factory, state_dir):
