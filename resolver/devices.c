@@ -299,10 +299,17 @@ devices_sources_load(const struct config *cfg, struct diag *diag, struct devices
 			goto cleanup;
 	}
 	if (cfg->devices.arp && cfg->devices.arp_file != NULL) {
-		rc = neigh_read_file(cfg->devices.arp_file, diag, &s->arp);
+		rc = s->arp_rc = neigh_read_file(cfg->devices.arp_file, diag, &s->arp);
 		if (rc == -ENOMEM)
 			goto cleanup;
-		read_neigh6(&s->neigh6, &s->neigh6_macs);
+		rc = s->neigh6_rc = read_neigh6(&s->neigh6, &s->neigh6_macs);
+		if (rc == -ENOMEM)
+			goto cleanup;
+		if (rc != 0)
+			diag_add(diag, DIAG_WARNING, NULL, 0, 0, "devices.arp",
+				 "IPv6 neighbours (netlink): %s; IPv6 clients are identified without "
+				 "the kernel's table",
+				 strerror(-rc));
 	}
 	if (cfg->devices.oui_dir != NULL) {
 		rc = oui_load_dir(cfg->devices.oui_dir, diag, &s->oui);
@@ -592,6 +599,7 @@ struct refresh_job {
 	struct devices *d;
 	struct policy *pol;		/* reference: the configuration read */
 	bool load_oui, build_inv;
+	int arp_rc, neigh6_rc;		/* out: as in devices_sources */
 	size_t nleases;
 	struct stamp *stamps;		/* in: the last ones; out: the new ones */
 	struct leases **leases;		/* new tables, NULL = keep */
@@ -686,8 +694,8 @@ on_refresh_work(uv_work_t *req)
 				 &j->leases[i]);
 	}
 	if (cfg->devices.arp && cfg->devices.arp_file != NULL) {
-		neigh_read_file(cfg->devices.arp_file, NULL, &j->arp);
-		read_neigh6(&j->neigh6, &j->neigh6_macs);
+		j->arp_rc = neigh_read_file(cfg->devices.arp_file, NULL, &j->arp);
+		j->neigh6_rc = read_neigh6(&j->neigh6, &j->neigh6_macs);
 	}
 	if (j->load_oui && cfg->devices.oui_dir != NULL) {
 		if (oui_load_dir(cfg->devices.oui_dir, &j->diag, &j->oui) != 0)
@@ -714,6 +722,22 @@ refresh_job_free(struct refresh_job *j)
 	diag_clear(&j->diag);
 	policy_unref(&j->pol);
 	free(j);
+}
+
+/* A periodic read (the neighbour tables) is reported when its outcome changes, not every
+ * time: once when it starts failing, once when it works again. */
+static void
+report_read(const char *what, int *last, int rc)
+{
+	if (rc == *last)
+		return;
+	if (rc != 0)
+		log_warning("devices: %s: %s (keeping the last good table; retried every "
+			    "arp_refresh_s)",
+			    what, strerror(-rc));
+	else
+		log_info("devices: %s: readable again", what);
+	*last = rc;
 }
 
 static void
@@ -749,6 +773,10 @@ on_refresh_done(uv_work_t *req, int status)
 		}
 	}
 	memcpy(d->stamps, j->stamps, j->nleases * sizeof(*d->stamps));
+	if (policy_config(d->pol)->devices.arp) {
+		report_read(policy_config(d->pol)->devices.arp_file, &s->arp_rc, j->arp_rc);
+		report_read("IPv6 neighbours (netlink)", &s->neigh6_rc, j->neigh6_rc);
+	}
 	if (j->arp != NULL) {
 		neigh_free(&s->arp);
 		s->arp = j->arp;

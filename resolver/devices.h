@@ -123,6 +123,7 @@ struct devices_sources {
 	struct devices_kmap *inv_ip;
 	struct devices_kmap *neigh6;	/* IPv6 neighbours (netlink): address -> neigh6_macs[i] */
 	struct mac *neigh6_macs;
+	int arp_rc, neigh6_rc;		/* the last read of each: 0 or -errno (reported on change) */
 };
 
 void devices_sources_free(struct devices_sources **s);	/* NULL-safe */

@@ -246,6 +246,23 @@ def test_lease_file_change_and_corruption(dveto):
 	assert record_of(dveto, "lease2.test")["device"] == "printer-8"
 
 
+def test_arp_file_unreadable_keeps_last_table(dveto):
+	"""The neighbour table is re-read every arp_refresh_s: a read that fails is reported once,
+	the last good table keeps identifying clients, and a read that works again is reported."""
+	rec = wait_identified(dveto, "127.0.0.24", "arp0", lambda r: r["mac"] is not None)
+	assert rec["mac"] == "00:00:5e:00:53:24"
+	arp = dveto.work / "arp.txt"
+	arp.rename(dveto.work / "arp.txt.moved")
+	err = dveto.wait_stderr("arp.txt: No such file or directory")
+	assert "keeping the last good table" in err
+	ask(dveto, "arp1.test", "127.0.0.24")
+	assert record_of(dveto, "arp1.test")["mac"] == "00:00:5e:00:53:24"
+	time.sleep(2.5)		# a few more failing reads (arp_refresh_s: 1), each not reported
+	(dveto.work / "arp.txt.moved").rename(arp)
+	err = dveto.wait_stderr("arp.txt: readable again")
+	assert err.count("arp.txt: No such file or directory") == 1	# once, not every second
+
+
 def test_corrupt_state_is_set_aside(veto_factory, tmp_path):
 	work = tmp_path / "dev"
 	work.mkdir()
