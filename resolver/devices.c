@@ -898,6 +898,35 @@ save_job_free(struct save_job *j)
 	free(j);
 }
 
+/* A save that failed: its records are marked dirty again and its events put back in front of
+ * the ones that came meanwhile (the newest DEVICES_EVENTS_MAX kept), for the next save. */
+static void
+requeue(struct devices *d, struct save_job *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		struct dkey k;
+		int r = text_dkey(j->recs[i].key, &k) == 0 ? kmap_get(d->index, &k) : -1;
+		if (r >= 0 && !d->dirty[r]) {
+			d->dirty[r] = 1;
+			d->ndirty++;
+		}
+	}
+	size_t total = j->nev + d->nev;
+	size_t skip = total > DEVICES_EVENTS_MAX ? total - DEVICES_EVENTS_MAX : 0;
+	if (j->nev <= skip)
+		return; /* the newer ones fill the queue */
+	struct devices_event *ne = malloc((total - skip) * sizeof(*ne));
+	if (ne == NULL)
+		return; /* lost, as when the queue is full; their log lines remain */
+	size_t keep = j->nev - skip;
+	memcpy(ne, j->evs + skip, keep * sizeof(*ne));
+	if (d->nev > 0)
+		memcpy(ne + keep, d->evs, d->nev * sizeof(*ne));
+	free(d->evs);
+	d->evs = ne;
+	d->nev = d->evcap = total - skip;
+}
+
 static void
 on_save_done(uv_work_t *req, int status)
 {
@@ -906,17 +935,8 @@ on_save_done(uv_work_t *req, int status)
 	d->save = NULL;
 	if (status == 0 && j->status != 0)
 		log_warning("devices: %s: cannot save the device state (will retry)", d->db_path);
-	if (status != 0 || j->status != 0) {
-		/* put the events back in front and mark the records dirty again */
-		for (size_t i = 0; i < j->n; i++) {
-			struct dkey k;
-			int r = text_dkey(j->recs[i].key, &k) == 0 ? kmap_get(d->index, &k) : -1;
-			if (r >= 0 && !d->dirty[r]) {
-				d->dirty[r] = 1;
-				d->ndirty++;
-			}
-		}
-	}
+	if (status != 0 || j->status != 0)
+		requeue(d, j);
 	save_job_free(j);
 	if (d->closing)
 		maybe_closed(d);
@@ -962,7 +982,7 @@ on_save_timer(uv_timer_t *t)
 	if (j == NULL)
 		return;
 	if (uv_queue_work(d->loop, &j->req, on_save_work, on_save_done) != 0) {
-		j->status = devices_store_save(d->store, j->recs, j->n, j->evs, j->nev);
+		requeue(d, j); /* cannot happen with a valid loop: try again at the next tick */
 		save_job_free(j);
 		return;
 	}
@@ -1309,9 +1329,11 @@ static void
 add_event(struct devices *d, const struct devices_event *e)
 {
 	if (d->nev == d->evcap) {
-		if (d->evcap >= 4096)
+		if (d->nev >= DEVICES_EVENTS_MAX)
 			return;	/* not saved for a long time: drop, the log line remains */
 		size_t ncap = d->evcap ? d->evcap * 2 : 16;
+		if (ncap > DEVICES_EVENTS_MAX)
+			ncap = DEVICES_EVENTS_MAX;
 		struct devices_event *ne = realloc(d->evs, ncap * sizeof(*ne));
 		if (ne == NULL)
 			return;

@@ -41,6 +41,7 @@
 #define DEVICES_MAX_OBS	     4
 #define DEVICES_MAX	     65536	/* devices remembered; beyond, queries are not recorded */
 #define DEVICES_SAVE_MS	     5000
+#define DEVICES_EVENTS_MAX   4096	/* events waiting to be saved; beyond, new ones are dropped */
 #define DEVICES_DEBOUNCE_MS  200
 #define DEVICES_DB_FILE	     "devices.db"
 

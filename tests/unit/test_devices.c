@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -777,6 +778,83 @@ test_table_on_loop(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static void
+on_stop_timer(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+/* A periodic save that fails (the file locked by another writer) loses nothing: its records
+ * and its events are saved by the next save (here the last one, at close). */
+static void
+test_failed_save_requeued(void **state)
+{
+	(void)state;
+	char dir[64], yaml[1024], path[128], err[256];
+	uv_loop_t loop;
+	uv_timer_t stop;
+	struct devices *d = NULL;
+	struct closed closed = {0};
+	static const uint8_t rmac[6] = {0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x02};
+	struct sockaddr_storage trusted;
+	struct dnsmsg_query dq;
+	struct devices_ident id;
+
+	tmpdir(dir, sizeof(dir));
+	snprintf(yaml, sizeof(yaml),
+		 "state_dir: %s/state\n"
+		 "devices:\n"
+		 "  trusted_forwarders: [127.0.0.30/32]\n"
+		 "  arp: false\n"
+		 "  oui: false\n"
+		 "groups:\n"
+		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
+		 "  - {name: rest}\n",
+		 dir);
+	struct policy *p = compile(yaml);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(devices_new(&loop, p, &d), 0);
+	sockaddr_of("127.0.0.30", &trusted);
+	query_for("connect.rom.miui.com", &dq, rmac);
+	devices_query(d, p, (struct sockaddr *)&trusted, &dq, &id);
+	assert_string_equal(id.vendor, "Xiaomi");
+
+	/* another writer holds the file through the first periodic save (at DEVICES_SAVE_MS,
+	 * which then waits for its busy timeout and fails) */
+	sqlite3 *other = NULL;
+	snprintf(path, sizeof(path), "%s/state/devices.db", dir);
+	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(uv_timer_init(&loop, &stop), 0);
+	assert_int_equal(uv_timer_start(&stop, on_stop_timer, DEVICES_SAVE_MS + 3000, 0), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+
+	uv_close((uv_handle_t *)&stop, NULL);
+	devices_close(d, on_closed, &closed);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(closed.calls, 1);
+	devices_free(&d);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	policy_unref(&p);
+
+	struct devices_store *st = NULL;
+	struct devices_event ev;
+	struct devices_record rec;
+	assert_int_equal(devices_store_open(path, true, err, sizeof(err), &st), 0);
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(devices_store_events(st, one_event, &ev), 0);
+	assert_string_equal(ev.key, "mac:02:aa:bb:cc:dd:02");
+	assert_string_equal(ev.new_group, "banned");
+	assert_int_equal(devices_store_get(st, "mac:02:aa:bb:cc:dd:02", &rec), 0);
+	assert_string_equal(rec.vendor, "Xiaomi");
+	devices_store_close(&st);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -790,6 +868,7 @@ main(void)
 		cmocka_unit_test(test_edns_options),
 		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_table_on_loop),
+		cmocka_unit_test(test_failed_save_requeued),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
