@@ -110,6 +110,25 @@ free_server_memory(struct server *s)
 	free(s);
 }
 
+/* Device identity, at start or when a reload adds a devices section (it opens the saved
+ * device state on the loop: a short pause, once). Not fatal: without it, clients are
+ * identified by their address only. */
+static void
+start_devices(struct server *s, const char *when)
+{
+	int err = devices_new(s->loop, s->policy, &s->devices);
+
+	if (err != 0) {
+		log_error("%sdevices: cannot start: %s", when, uv_strerror(err));
+		s->devices = NULL;
+		return;
+	}
+	s->nobjects++;
+	devices_set_querylog(s->devices, s->qlog);
+	if (when[0] != '\0')
+		log_info("%sdevices: started", when);
+}
+
 int
 server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 {
@@ -146,18 +165,9 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 	if (err != 0)
 		goto cleanup;
 	s->nobjects++;
-	if (cfg->devices.enabled) {
-		err = devices_new(loop, policy, &s->devices);
-		if (err != 0) {
-			/* not fatal: serve without device identity */
-			log_error("devices: cannot start: %s", uv_strerror(err));
-			s->devices = NULL;
-		} else {
-			s->nobjects++;
-			devices_set_querylog(s->devices, s->qlog);
-		}
-	}
 	s->policy = policy;
+	if (cfg->devices.enabled)
+		start_devices(s, "");
 	*out = s;
 	return 0;
 
@@ -276,9 +286,10 @@ str_equal(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* Settings that only take effect at start. */
+/* Settings that only take effect at start. devices_running: the device table is open (in
+ * state_dir). */
 static void
-warn_restart_needed(const struct config *old, const struct config *cur)
+warn_restart_needed(const struct config *old, const struct config *cur, bool devices_running)
 {
 	if (old->cache.entries != cur->cache.entries || old->cache.min_ttl != cur->cache.min_ttl ||
 	    old->cache.max_ttl != cur->cache.max_ttl)
@@ -293,7 +304,8 @@ warn_restart_needed(const struct config *old, const struct config *cur)
 	    old->log.retention_days != cur->log.retention_days)
 		log_warning("reload: %s: log settings changed: restart needed to apply them",
 			    cur->path);
-	if (!str_equal(old->state_dir, cur->state_dir))
+	if (!str_equal(old->state_dir, cur->state_dir) &&
+	    (devices_running || old->log.database != NULL))
 		log_warning("reload: %s: state_dir changed: restart needed to apply it", cur->path);
 }
 
@@ -334,7 +346,7 @@ on_reload_done(uv_work_t *req, int status)
 		const struct config *old = policy_config(s->policy);
 		const struct config *cur = policy_config(job->policy);
 		log_diag(&job->diag);
-		warn_restart_needed(old, cur);
+		warn_restart_needed(old, cur, s->devices != NULL);
 		int err = upstream_reconfigure(s->upstream, cur);
 		if (err != 0)
 			log_warning("reload: upstream servers not changed: %s", uv_strerror(err));
@@ -345,8 +357,7 @@ on_reload_done(uv_work_t *req, int status)
 		if (s->devices != NULL)
 			devices_reconfigure(s->devices, s->policy);
 		else if (cur->devices.enabled)
-			log_warning("reload: %s: devices section added: restart needed to apply it",
-				    cur->path);
+			start_devices(s, "reload: ");
 		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
 			 policy_names(s->policy));
 	}

@@ -246,6 +246,25 @@ def test_lease_file_change_and_corruption(dveto):
 	assert record_of(dveto, "lease2.test")["device"] == "printer-8"
 
 
+def test_devices_added_by_reload(veto_factory, tmp_path):
+	"""A configuration without devices, then a SIGHUP that adds the section: identity starts
+	without a restart (inventory, the devices selector, the log fields)."""
+	import signal
+	work = tmp_path / "later"
+	work.mkdir()
+	v = veto_factory()
+	ask(v, "before.test", "127.0.0.25")
+	assert record_of(v, "before.test")["device"] is None
+	v.rewrite_config(devices_edit(work))
+	v.send_signal(signal.SIGHUP)
+	v.wait_stderr("reload: devices: started")
+	rec = wait_identified(v, "127.0.0.25", "after", lambda r: r["device"] == "tv")
+	assert rec["device"] == "tv" and rec["group"] == "tvs"
+	assert "restart needed" not in v.stderr()
+	assert v.stop() == 0
+	assert (work / "state" / "devices.db").exists()
+
+
 def test_arp_file_unreadable_keeps_last_table(dveto):
 	"""The neighbour table is re-read every arp_refresh_s: a read that fails is reported once,
 	the last good table keeps identifying clients, and a read that works again is reported."""
