@@ -2,9 +2,11 @@
  * cmd_log: `veto log`, searching the query database (read-only; works while the daemon runs
  * and on a copied file). Also the database and filter options shared with `veto report`.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +111,22 @@ now_ms(void)
 static const char *const actions[] = {"forward", "cache",    "sinkhole", "nxdomain", "nodata",
                                       "refused", "servfail", "formerr",  "notimp"};
 
+/* "2001:DB8::1" -> "2001:db8::1", "::ffff:10.0.0.1" -> "10.0.0.1". 0 or -EINVAL. */
+static int
+canonical_ip(const char *text, char out[INET6_ADDRSTRLEN])
+{
+	uint8_t a[16];
+
+	if (inet_pton(AF_INET, text, a) == 1)
+		return inet_ntop(AF_INET, a, out, INET6_ADDRSTRLEN) != NULL ? 0 : -EINVAL;
+	if (inet_pton(AF_INET6, text, a) != 1)
+		return -EINVAL;
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (memcmp(a, mapped, sizeof(mapped)) == 0)
+		return inet_ntop(AF_INET, a + 12, out, INET6_ADDRSTRLEN) != NULL ? 0 : -EINVAL;
+	return inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN) != NULL ? 0 : -EINVAL;
+}
+
 int
 cmd_log_filter_opt(const char *cmd, int argc, char **argv, int *i, struct logdb_filter *f)
 {
@@ -128,7 +146,12 @@ cmd_log_filter_opt(const char *cmd, int argc, char **argv, int *i, struct logdb_
 	const char *a = argv[*i];
 
 	if (strcmp(a, "--blocked") == 0 || strcmp(a, "--allowed") == 0) {
-		f->blocked = a[2] == 'b' ? 1 : 0;
+		int want = a[2] == 'b' ? 1 : 0;
+		if (f->blocked >= 0 && f->blocked != want) {
+			fprintf(stderr, "%s: --blocked and --allowed exclude each other\n", cmd);
+			return -1;
+		}
+		f->blocked = want;
 		return 1;
 	}
 	bool since = strcmp(a, "--since") == 0, until = strcmp(a, "--until") == 0;
@@ -173,6 +196,16 @@ cmd_log_filter_opt(const char *cmd, int argc, char **argv, int *i, struct logdb_
 			        cmd, v);
 			return -1;
 		}
+	}
+	if (strcmp(a, "--client") == 0) {
+		/* as the log writes it: canonical text, IPv4-mapped addresses as IPv4 */
+		static char canon[INET6_ADDRSTRLEN];
+		if (canonical_ip(v, canon) != 0) {
+			fprintf(stderr, "%s: --client: '%s' is not an IPv4 or IPv6 address\n", cmd,
+			        v);
+			return -1;
+		}
+		v = canon;
 	}
 	*(const char **)((char *)f + strs[k].off) = v;
 	return 1;

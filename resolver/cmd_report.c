@@ -50,7 +50,8 @@ usage(FILE *out)
 	        "  --format FORMAT    table (default), csv, json\n"
 	        "  --limit N          attempts: at most N devices; device: the newest N queries\n"
 	        "                     (default 1000) and the events since the oldest; 0 = all\n"
-	        "  --top N            summary: rows of the top lists (default 10)\n"
+	        "  --top N            summary: rows of top blocked names and top clients\n"
+	        "                     (default 10)\n"
 	        "  -h, --help         show this help\n"
 	        "filters (as in veto log): --client, --mac, --device, --group, --vendor, "
 	        "--domain,\n"
@@ -316,15 +317,22 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 			fmt_share(share, sizeof(share), row->blocked, row->total);
 			break;
 		}
+		/* a list decides blocked queries (block lists) and allowed ones (allow lists):
+		 * its columns are those two and its share of all blocked queries */
+		bool list = row->section == LOGDB_SUMMARY_LIST;
 		if (new_section) {
-			const char *heads[] = {section_title[row->section], "QUERIES", "BLOCKED",
-			                       row->section == LOGDB_SUMMARY_LIST ? "OF BLOCKED"
-			                                                          : "BLOCKED %"};
+			const char *heads[] = {section_title[row->section],
+			                       list ? "BLOCKED" : "QUERIES",
+			                       list ? "OF BLOCKED" : "BLOCKED",
+			                       list ? "ALLOWED" : "BLOCKED %"};
 			fputc('\n', f);
 			if (logdb_table_new(4, heads, &c->table) != 0)
 				return -ENOMEM;
 		}
-		const char *cells[] = {label != NULL ? label : "(none)", total, blocked, share};
+		char allowed[24];
+		fmt_u64(allowed, sizeof(allowed), row->total - row->blocked);
+		const char *cells[] = {label != NULL ? label : "(none)", list ? blocked : total,
+		                       list ? share : blocked, list ? allowed : share};
 		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
 	if (c->format == CMD_REPORT_CSV) {

@@ -128,6 +128,7 @@ write_event(struct cmd_report_ctx *c, const struct logdb_event_row *e)
 		describe(e, what, sizeof(what));
 		const char *cells[] = {t,    e->client, e->mac, e->new_group, what,
 		                       NULL, "event",   NULL,   NULL};
+		c->first = false;
 		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
 	case CMD_REPORT_CSV: {
@@ -169,6 +170,7 @@ write_query(struct cmd_report_ctx *c, const struct logdb_row *row)
 		logdb_format_time(row->ts_ms, true, t);
 		const char *cells[] = {t,          row->client, row->mac,  row->group, row->qname,
 		                       row->qtype, row->action, row->list, row->rcode};
+		c->first = false;
 		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
 	case CMD_REPORT_CSV: {
@@ -286,6 +288,11 @@ cmd_report_device(struct logdb_reader *r, struct logdb_filter *f, struct cmd_rep
 	rc = logdb_query_rows(r, f, on_query, &tl);
 	if (rc == 0)
 		rc = flush_events(&tl, UINT64_MAX);
+	if (rc == 0 && c->first)
+		fprintf(stderr,
+		        "veto report device: no queries and no events of '%s' in this window "
+		        "(a device name, MAC or client IP; --since all for everything)\n",
+		        f->who);
 	if (c->format == CMD_REPORT_TABLE) {
 		if (rc == 0)
 			logdb_table_print(c->table, c->out, NULL, true);

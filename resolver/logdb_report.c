@@ -796,10 +796,44 @@ emit_per_source(struct summary *s, bool group, uint32_t top, logdb_summary_cb cb
 	return rc;
 }
 
-/* The top blocked names: sorted by count; the names of those that can make the top (ties
- * included) are looked up, to order equal counts by name. */
+/* All the queries of name id in the window of f, blocked or not: one range of the
+ * queries_name index. */
 static int
-emit_top_names(struct summary *s, uint32_t top, logdb_summary_cb cb, void *arg)
+count_name(struct logdb_reader *r, const struct logdb_filter *f, int64_t id, uint64_t *out)
+{
+	struct logdb_sql *q = calloc(1, sizeof(*q));
+	sqlite3_stmt *st = NULL;
+	char cond[48];
+	int rc;
+
+	if (q == NULL)
+		return -ENOMEM;
+	snprintf(cond, sizeof(cond), "name = %lld", (long long)id); /* an id of ours */
+	logdb_sql_add(q, "SELECT count(*) FROM queries INDEXED BY queries_name");
+	rc = logdb_build_where(r, q, f, cond);
+	if (rc == 0)
+		rc = logdb_prepare(r, q, &st);
+	if (rc == 0) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*out = value_u64(sqlite3_column_value(st, 0));
+			rc = 0;
+		} else {
+			rc = logdb_step_error(r, rc);
+			rc = rc != 0 ? rc : -EIO;
+		}
+	}
+	sqlite3_finalize(st);
+	free(q);
+	return rc;
+}
+
+/* The top blocked names: sorted by blocked count; the names of those that can make the top
+ * (ties included) are looked up, to order equal counts by name; then the top ones get their
+ * count of all queries (blocked for one group, forwarded for another). */
+static int
+emit_top_names(struct summary *s, const struct logdb_filter *f, uint32_t top,
+               logdb_summary_cb cb, void *arg)
 {
 	struct count *v = s->names.v;
 	size_t n = s->names.n, k = 0;
@@ -807,17 +841,23 @@ emit_top_names(struct summary *s, uint32_t top, logdb_summary_cb cb, void *arg)
 
 	if (n == 0)
 		return 0;
-	qsort(v, n, sizeof(*v), cmp_count_total); /* labels all NULL yet: by count */
-	uint64_t least = v[(n > top ? top : n) - 1].total;
-	while (k < n && v[k].total >= least) {
+	qsort(v, n, sizeof(*v), cmp_count_blocked); /* labels all NULL yet: by count */
+	uint64_t least = v[(n > top ? top : n) - 1].blocked;
+	while (k < n && v[k].blocked >= least) {
 		const struct dict_row *name;
 		rc = dict_get(s->r, &s->dnames, v[k].key, &name);
 		if (rc != 0)
 			return rc;
 		v[k++].label = name->col[0];
 	}
-	qsort(v, k, sizeof(*v), cmp_count_total);
-	return emit_counts(LOGDB_SUMMARY_TOP_BLOCKED, v, k > top ? top : k, false, cb, arg);
+	qsort(v, k, sizeof(*v), cmp_count_blocked);
+	k = k > top ? top : k;
+	for (size_t i = 0; i < k; i++) {
+		rc = count_name(s->r, f, v[i].key, &v[i].total);
+		if (rc != 0)
+			return rc;
+	}
+	return emit_counts(LOGDB_SUMMARY_TOP_BLOCKED, v, k, false, cb, arg);
 }
 
 static void
@@ -880,7 +920,7 @@ logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint3
 		rc = emit_counts(LOGDB_SUMMARY_LIST, s.lists.v, s.lists.n, false, cb, arg);
 	}
 	if (rc == 0)
-		rc = emit_top_names(&s, top, cb, arg);
+		rc = emit_top_names(&s, f, top, cb, arg);
 	if (rc == 0)
 		rc = emit_per_source(&s, false, top, cb, arg);
 	if (rc == 0) {

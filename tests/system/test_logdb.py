@@ -136,7 +136,8 @@ def test_log_matches_jsonl_and_filters(veto_factory, state_dir):
 	assert out[0].split()[:3] == ["TIME", "CLIENT", "DEVICE"] and len(out) == 1 + 5
 	# bad usage
 	for bad in (["--since", "yesterday"], ["--format", "xml"], ["--action", "block"],
-		    ["--domain", "bad..name"], ["--mac", "zz"], ["--bogus"]):
+		    ["--domain", "bad..name"], ["--mac", "zz"], ["--bogus"], ["--blocked", "--allowed"],
+		    ["--client", "1.2.3"]):
 		p = run_veto(["log", "-c", str(v.config_file), *bad])
 		assert p.returncode == 2, f"{bad}: {p.returncode} {p.stderr}"
 		assert p.stderr.startswith("veto log"), p.stderr
@@ -184,6 +185,15 @@ def test_reports(veto_factory, state_dir):
 					   "nottracker.test", "x.tracker.test"]
 	assert [r["ts"] for r in d] == sorted(r["ts"] for r in d)
 	assert veto_json("report", "device", "10.99.99.99", "--db", db, "--format", "json") == []
+	p = run_veto(["report", "device", "10.99.99.99", "--db", db])
+	assert p.returncode == 0 and "no queries and no events of '10.99.99.99'" in p.stderr
+	# --client in another spelling of the same address
+	mapped = veto_json("log", "--db", db, "--format", "json", "--client", "::ffff:" + SINK)
+	assert mapped and all(r["client"] == SINK for r in mapped)
+	# the list section: what each list blocked (and allowed), not a "queries" column
+	p = run_veto(["report", "summary", "--db", db])
+	heads = [ln.split() for ln in p.stdout.splitlines() if ln.startswith("LIST ")]
+	assert heads == [["LIST", "BLOCKED", "OF", "BLOCKED", "ALLOWED"]], p.stdout
 	for bad in (["bogus"], ["device"], ["attempts", "--format", "jsonl"]):
 		p = run_veto(["report", *bad, "--db", db])
 		assert p.returncode == 2, f"{bad}: {p.returncode} {p.stderr}"
@@ -406,3 +416,22 @@ def test_follow_streams_new_rows(veto_factory, state_dir):
 		os.kill(p.pid, signal.SIGTERM)
 		out, err = p.communicate(timeout=10)
 	assert p.returncode == 0, err
+
+
+def test_reload_adds_database(veto_factory, state_dir):
+	"""log.database added by SIGHUP: the database is created (state_dir too) and `veto log`
+	shows the queries made after the reload; the JSON lines go on."""
+	v = veto_factory()
+	v.query("before.test", src=SINK)
+	assert v.wait_log(lambda r: r["qname"] == "before.test")
+	v.rewrite_config(with_db(state_dir))
+	v.send_signal(signal.SIGHUP)
+	assert "reload: ok" in v.wait_stderr("reload: ok")
+	v.query("after.test", src=SINK)
+	v.query("after.tracker.test", src=SINK)
+	got = wait_rows(v, 2)
+	assert sorted(r["qname"] for r in got) == ["after.test", "after.tracker.test"]
+	assert [r["blocked"] for r in sorted(got, key=lambda r: r["qname"])] == [False, True]
+	assert v.wait_log(lambda r: r["qname"] == "after.tracker.test")
+	assert "restart needed" not in v.stderr()
+

@@ -1033,6 +1033,7 @@ static const struct rec ids_fixture[] = {
         {4000, "10.0.0.7", "ok.test", "kids", "allow", "10.0.0.3", NULL, NULL, false, 0, 0},
         {3000, "10.0.0.8", "c.test", NULL, "ads", NULL, NULL, NULL, true, 0, 0},
         {2000, "10.0.0.8", "", NULL, NULL, NULL, NULL, NULL, false, 0, 0}, /* no question */
+        {1000, "10.0.0.9", "a.test", NULL, NULL, NULL, NULL, NULL, false, 0, 0}, /* forwarded */
 };
 
 struct summary_lines {
@@ -1062,10 +1063,11 @@ static void
 test_report_ids_to_text(void **state)
 {
 	static const char *const want_summary[] = {
-	        "0 NULL 8 6",   "1 kids 5 4",     "1 NULL 2 1",   "1 staff 1 1",
-	        "2 ads 5 5",    "2 allow 1 0",    "3 a.test 2 2", /* a, b and c.test are blocked
+	        "0 NULL 9 6",   "1 kids 5 4",     "1 NULL 3 1",   "1 staff 1 1",
+	        "2 ads 5 5",    "2 allow 1 0",    "3 a.test 3 2", /* a, b and c.test are blocked
 	                                                             twice each: the first two by
-	                                                             name */
+	                                                             name; a.test was also
+	                                                             forwarded once */
 	        "3 b.test 2 2", "4 10.0.0.3 3 2", /* the address and the device named so */
 	        "4 tv 3 3",
 	};
@@ -1120,7 +1122,7 @@ test_report_ids_to_text(void **state)
 	assert_null(a.a[3].group);
 
 	assert_int_equal(logdb_report_summary(r, &f, 2, on_summary_line, &s), 0);
-	assert_int_equal(s.hour_total, 8);
+	assert_int_equal(s.hour_total, 9);
 	for (size_t i = 0; i < s.n || i < sizeof(want_summary) / sizeof(want_summary[0]); i++) {
 		const char *got = i < s.n ? s.lines[i] : "(none)";
 		const char *want = i < sizeof(want_summary) / sizeof(want_summary[0])
