@@ -52,16 +52,18 @@ json_str(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+/* JSON: "2026-11-22T03:58:22Z" (UTC); text (local: true): "2026-11-22 04:58:22" in local time,
+ * as `veto log` and `veto report` print it. */
 static void
-time_text(int64_t t, char *buf, size_t size)
+time_text(int64_t t, bool local, char *buf, size_t size)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
-	if (t <= 0 || gmtime_r(&tt, &tm) == NULL) {
+	if (t <= 0 || (local ? localtime_r(&tt, &tm) : gmtime_r(&tt, &tm)) == NULL) {
 		snprintf(buf, size, "-");
 		return;
 	}
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	strftime(buf, size, local ? "%Y-%m-%d %H:%M:%S" : "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static int
@@ -97,8 +99,8 @@ print_json(void *arg, const struct devices_record *r)
 	fputs(",\"observed\":[", out);
 	for (size_t i = 0; i < r->nobs; i++) {
 		const struct devices_obs *o = &r->obs[i];
-		time_text(o->first, t1, sizeof(t1));
-		time_text(o->last, t2, sizeof(t2));
+		time_text(o->first, false, t1, sizeof(t1));
+		time_text(o->last, false, t2, sizeof(t2));
 		fprintf(out, "%s{\"vendor\":", i ? "," : "");
 		json_str(out, o->vendor);
 		fprintf(out, ",\"count\":%u,\"first_seen\":\"%s\",\"last_seen\":\"%s\",\"evidence\":",
@@ -106,8 +108,8 @@ print_json(void *arg, const struct devices_record *r)
 		json_str(out, o->evidence);
 		fputc('}', out);
 	}
-	time_text(r->first_seen, t1, sizeof(t1));
-	time_text(r->last_seen, t2, sizeof(t2));
+	time_text(r->first_seen, false, t1, sizeof(t1));
+	time_text(r->last_seen, false, t2, sizeof(t2));
 	fputs("],\"group\":", out);
 	json_str(out, r->group);
 	fprintf(out, ",\"first_seen\":\"%s\",\"last_seen\":\"%s\"}\n", t1, t2);
@@ -145,13 +147,13 @@ print_text(void *arg, const struct devices_record *r)
 	fputc('\n', out);
 	for (size_t i = 0; i < r->nobs; i++) {
 		const struct devices_obs *o = &r->obs[i];
-		time_text(o->first, t1, sizeof(t1));
-		time_text(o->last, t2, sizeof(t2));
+		time_text(o->first, true, t1, sizeof(t1));
+		time_text(o->last, true, t2, sizeof(t2));
 		fprintf(out, "  observed:   %s x%u (%s .. %s), last '%s'\n", o->vendor,
 			(unsigned)o->count, t1, t2, o->evidence);
 	}
-	time_text(r->first_seen, t1, sizeof(t1));
-	time_text(r->last_seen, t2, sizeof(t2));
+	time_text(r->first_seen, true, t1, sizeof(t1));
+	time_text(r->last_seen, true, t2, sizeof(t2));
 	fprintf(out, "  group:      %s\n  seen:       %s .. %s\n", dash(r->group), t1, t2);
 	return 0;
 }

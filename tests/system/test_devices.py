@@ -228,6 +228,9 @@ def test_randomised_mac_banned_after_one_signature_query(dveto, veto_factory):
 	# text output too
 	p = run_veto(["devices", "-c", str(dveto.config_file)])
 	assert p.returncode == 0 and "02:aa:bb:cc:dd:01 (randomised)" in p.stdout
+	# times in local time, as veto log and veto report print them (JSON keeps UTC)
+	import re
+	assert re.search(r"seen: +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \.\. \d{4}-", p.stdout), p.stdout
 
 
 def test_lease_file_change_and_corruption(dveto):
