@@ -886,6 +886,13 @@ logdb_reopen(struct logdb *db)
 }
 
 void
+logdb_set_retention(struct logdb *db, uint32_t retention_days)
+{
+	db->retention_days = retention_days;
+	db->next_prune = 0;
+}
+
+void
 logdb_set_max_pages(struct logdb *db, uint32_t max_pages)
 {
 	db->max_pages = max_pages;

@@ -131,6 +131,9 @@ void logdb_reopen(struct logdb *db);
  * not open, -EIO on failure (reported). */
 int logdb_prune(struct logdb *db, uint64_t wall_ms, uint64_t *deleted);
 
+/* Changes retention_days (0 = keep forever); a retention step runs at the next logdb_tick. */
+void logdb_set_retention(struct logdb *db, uint32_t retention_days);
+
 /* Changes the page limit of the open connection and of later ones (tests: a "full disk"). */
 void logdb_set_max_pages(struct logdb *db, uint32_t max_pages);
 

@@ -16,6 +16,7 @@
 #include "querylog_int.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -41,6 +42,8 @@
 #define WRITER_BUF	    (256 * 1024)
 #define DROP_REPORT_MAX_S   10	/* a sustained burst is reported at least this often */
 #define CACHE_LINE	    64
+#define FILE_RETRY_MIN_MS   500	/* a log file that cannot be opened: first retry after this, */
+#define FILE_RETRY_MAX_MS   30000 /* doubling up to this */
 
 /* A packed record: fixed header, then client, upstream, qname, group, list, rule, device,
  * vendor and MAC octets. */
@@ -70,7 +73,7 @@ _Static_assert(2 * sizeof(struct sockaddr_in6) + 3 * NAMES_MAX_WIRE + 2 * QUERYL
 	       "slot data too small");
 
 struct querylog {
-	enum config_log_queries mode;
+	atomic_int mode;		/* enum config_log_queries; written by the loop */
 	size_t cap, mask, wake_at;
 	struct slot *ring;
 
@@ -90,6 +93,7 @@ struct querylog {
 	atomic_bool sleeping;
 	atomic_bool stop;
 	atomic_bool reopen;
+	atomic_bool reconf;		/* 'next' holds settings for the writer (set under mu) */
 	atomic_bool paused;
 	atomic_bool parked;
 
@@ -99,17 +103,36 @@ struct querylog {
 	bool thread_started;
 	bool sync_init;
 
-	/* writer thread only */
+	/* a reload's settings for the writer (querylog_reconfigure), under mu; only the last
+	   one asked for before the writer's turn applies */
+	struct {
+		bool set;
+		size_t mark;		/* head when asked: the records before it go to the old
+					   sinks, the others to the new ones */
+		uint64_t ev_mark;	/* events_in when asked: the same for device events */
+		char *path;		/* owned; JSONL sink, NULL = none */
+		char *db_path;		/* owned; database, NULL = none */
+		char *state_dir;	/* owned; created before db_path is opened */
+		uint32_t retention_days;
+	} next;
+
+	/* writer thread only (the loop thread before the writer starts, querylog_free after it
+	   stopped) */
 	char *path;			/* JSONL sink, NULL = none */
 	bool is_stdout;
-	int fd;
+	int fd;				/* -1 with a path: not open (counted as lost, retried) */
+	uint64_t file_retry_at;		/* monotonic ms */
+	uint64_t file_backoff_ms;
 	char *db_path;			/* database sink, NULL = none */
 	uint32_t retention_days;
 	struct logdb *db;
+	uint64_t db_dropped_base;	/* logdb_dropped() of the databases closed by reloads */
 
 	/* device events, under mu */
-	struct querylog_event *events;
+	struct querylog_event *events;	/* QUERYLOG_EVENTS; allocated with the first database */
 	size_t nevents;
+	bool events_on;			/* a database is configured: events are accepted */
+	uint64_t events_in, events_out;	/* queued and taken since the start */
 	atomic_uint_fast64_t events_dropped;
 	char *buf;
 	size_t buf_len;
@@ -689,7 +712,7 @@ report_drops(struct querylog *ql, bool final)
 	}
 	log_warning("query log: dropped %llu records (buffer full: '%s' is too slow)",
 		    (unsigned long long)(d - ql->drop_reported),
-		    ql->path != NULL ? ql->path : ql->db_path);
+		    ql->path != NULL ? ql->path : ql->db_path != NULL ? ql->db_path : "(none)");
 	ql->drop_reported = d;
 	ql->drop_seen = d;
 	ql->drop_burst_start = now;
@@ -794,9 +817,11 @@ or_null(const char *s)
 	return s[0] != '\0' ? s : NULL;
 }
 
-/* Moves the waiting device events into the database (copied out under the mutex). */
+/* Moves the waiting device events into the database (copied out under the mutex): those queued
+ * before *mark, or with mark NULL all of them, but never past the mark of a reload the writer
+ * has not applied yet (those belong to the next database). */
 static void
-drain_events(struct querylog *ql)
+drain_events(struct querylog *ql, const uint64_t *mark)
 {
 	struct querylog_event ev[16];
 	size_t n;
@@ -804,9 +829,17 @@ drain_events(struct querylog *ql)
 	do {
 		pthread_mutex_lock(&ql->mu);
 		n = ql->nevents < 16 ? ql->nevents : 16;
+		if (mark == NULL && ql->next.set)
+			mark = &ql->next.ev_mark;
+		if (mark != NULL) {
+			uint64_t left = *mark > ql->events_out ? *mark - ql->events_out : 0;
+			if (left < n)
+				n = (size_t)left;
+		}
 		memcpy(ev, ql->events, n * sizeof(ev[0]));
 		memmove(ql->events, ql->events + n, (ql->nevents - n) * sizeof(ev[0]));
 		ql->nevents -= n;
+		ql->events_out += n;
 		pthread_mutex_unlock(&ql->mu);
 		for (size_t i = 0; i < n; i++) {
 			struct querylog_event *e = &ev[i];
@@ -833,35 +866,70 @@ drain_events(struct querylog *ql)
 	} while (n == 16);
 }
 
-/* Formats and writes everything in the ring, batch by batch. */
+static void
+publish_db_dropped(struct querylog *ql)
+{
+	uint64_t d = ql->db_dropped_base + (ql->db != NULL ? logdb_dropped(ql->db) : 0);
+
+	atomic_store(&ql->db_dropped, d);
+}
+
+/* Formats and writes the records before 'end', one buffer at most. False when there were
+ * none. A record whose file is not open (a reload named one that cannot be opened) is counted
+ * as lost. */
+static bool
+drain_batch(struct querylog *ql, size_t end)
+{
+	size_t t = atomic_load_explicit(&ql->tail, memory_order_relaxed);
+	uint64_t unopened = 0;
+
+	if (t == end)
+		return false;
+	while (t != end && ql->buf_len + QUERYLOG_LINE_MAX <= WRITER_BUF) {
+		struct querylog_record r;
+
+		slot_unpack(&ql->ring[t & ql->mask], &r);
+		if (ql->fd >= 0)
+			ql->buf_len += querylog_format(&r, ql->buf + ql->buf_len,
+						       QUERYLOG_LINE_MAX);
+		else if (ql->path != NULL)
+			unopened++;
+		if (ql->db != NULL)
+			logdb_add(ql->db, &r);
+		t++;
+	}
+	atomic_store_explicit(&ql->tail, t, memory_order_release);
+	if (unopened > 0) {
+		atomic_fetch_add(&ql->lost, unopened);
+		ql->lost_in_burst += unopened;
+	}
+	if (atomic_exchange(&ql->reopen, false))
+		do_reopen(ql);
+	flush_buf(ql);
+	return true;
+}
+
+static void apply_reconf(struct querylog *ql);
+
+/* Formats and writes everything in the ring, batch by batch; applies a reload's settings when
+ * its mark is reached. */
 static void
 drain(struct querylog *ql)
 {
-	size_t t = atomic_load_explicit(&ql->tail, memory_order_relaxed);
-
 	for (;;) {
 		size_t h = atomic_load_explicit(&ql->head, memory_order_acquire);
-		if (h == t)
-			break;
-		while (t != h && ql->buf_len + QUERYLOG_LINE_MAX <= WRITER_BUF) {
-			struct querylog_record r;
-
-			slot_unpack(&ql->ring[t & ql->mask], &r);
-			if (ql->fd >= 0)
-				ql->buf_len += querylog_format(&r, ql->buf + ql->buf_len,
-							       QUERYLOG_LINE_MAX);
-			if (ql->db != NULL)
-				logdb_add(ql->db, &r);
-			t++;
+		/* read after head: a record submitted after querylog_reconfigure() is seen only
+		 * with the flag that call set, so nothing past its mark goes to the old sinks */
+		if (atomic_load(&ql->reconf)) {
+			apply_reconf(ql);
+			continue;
 		}
-		atomic_store_explicit(&ql->tail, t, memory_order_release);
-		if (atomic_exchange(&ql->reopen, false))
-			do_reopen(ql);
-		flush_buf(ql);
+		if (!drain_batch(ql, h))
+			break;
 	}
 	if (ql->db != NULL) {
-		drain_events(ql);
-		atomic_store(&ql->db_dropped, logdb_dropped(ql->db));
+		drain_events(ql, NULL);
+		publish_db_dropped(ql);
 	}
 }
 
@@ -880,7 +948,8 @@ writer_sleep(struct querylog *ql)
 	atomic_store(&ql->sleeping, true);
 	size_t used = atomic_load(&ql->head) - atomic_load(&ql->tail);
 	bool paused = atomic_load(&ql->paused);
-	if (atomic_load(&ql->stop) || atomic_load(&ql->reopen) || (!paused && used >= ql->wake_at))
+	if (atomic_load(&ql->stop) || atomic_load(&ql->reopen) ||
+	    (!paused && (atomic_load(&ql->reconf) || used >= ql->wake_at)))
 		goto cleanup;
 	if (paused)
 		atomic_store(&ql->parked, true);
@@ -926,6 +995,162 @@ lower_priority(void)
 		log_debug("query log: writer priority unchanged: %s", strerror(errno));
 }
 
+static bool
+str_equal(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static int mkdir_p(const char *dir);
+
+/* Ends a burst of write errors (or of records lost while the file could not be opened) with
+ * its count, before the file changes. */
+static void
+end_error_burst(struct querylog *ql)
+{
+	if (!ql->in_error)
+		return;
+	log_warning("query log: '%s': %llu records lost to write errors", ql->path,
+		    (unsigned long long)ql->lost_in_burst);
+	ql->in_error = false;
+	ql->lost_in_burst = 0;
+}
+
+/* A file a reload named that could not be opened: retried with backoff. */
+static void
+retry_file(struct querylog *ql)
+{
+	int fd = -1;
+
+	if (ql->path == NULL || ql->fd >= 0)
+		return;
+	uint64_t now = clock_ms(CLOCK_MONOTONIC);
+	if (now < ql->file_retry_at)
+		return;
+	if (open_log(ql->path, &fd) != 0) {
+		ql->file_backoff_ms = ql->file_backoff_ms == 0 ? FILE_RETRY_MIN_MS
+				      : ql->file_backoff_ms * 2 > FILE_RETRY_MAX_MS
+					      ? FILE_RETRY_MAX_MS
+					      : ql->file_backoff_ms * 2;
+		ql->file_retry_at = now + ql->file_backoff_ms;
+		return;
+	}
+	ql->fd = fd;
+	ql->file_backoff_ms = 0;
+	log_info("query log: '%s': opened at last; %llu records were lost meanwhile", ql->path,
+		 (unsigned long long)ql->lost_in_burst);
+	ql->in_error = false;
+	ql->lost_in_burst = 0;
+}
+
+/* A reload's log.file (path: taken when it differs). */
+static void
+apply_file(struct querylog *ql, char **path)
+{
+	int rc;
+
+	if (str_equal(*path, ql->path))
+		return;
+	end_error_burst(ql);
+	if (ql->fd >= 0 && !ql->is_stdout)
+		close(ql->fd);
+	if (ql->path != NULL)
+		log_info("query log: '%s': closed", ql->path);
+	free(ql->path);
+	ql->path = *path;
+	*path = NULL;
+	ql->fd = -1;
+	ql->is_stdout = false;
+	ql->need_newline = false;
+	ql->file_backoff_ms = 0;
+	ql->file_retry_at = 0;
+	if (ql->path == NULL)
+		return;
+	if (strcmp(ql->path, "-") == 0) {
+		ql->is_stdout = true;
+		ql->fd = STDOUT_FILENO;
+		log_info("query log: writing to standard output");
+		return;
+	}
+	rc = open_log(ql->path, &ql->fd);
+	if (rc != 0) {
+		log_error("query log: '%s': cannot open: %s (records are dropped and counted until "
+			  "it can be opened; retried)",
+			  ql->path, strerror(-rc));
+		ql->in_error = true;
+		ql->file_retry_at = clock_ms(CLOCK_MONOTONIC) + FILE_RETRY_MIN_MS;
+		ql->file_backoff_ms = FILE_RETRY_MIN_MS;
+		return;
+	}
+	log_info("query log: writing to '%s'", ql->path);
+}
+
+/* A reload's log.database and log.retention_days (db_path: taken when it differs). */
+static void
+apply_db(struct querylog *ql, char **db_path, const char *state_dir, uint32_t retention_days)
+{
+	if (str_equal(*db_path, ql->db_path)) {
+		if (ql->db != NULL && retention_days != ql->retention_days) {
+			logdb_set_retention(ql->db, retention_days);
+			log_info("query database: '%s': retention %u days%s", ql->db_path,
+				 (unsigned)retention_days,
+				 retention_days == 0 ? " (keep forever)" : "");
+		}
+		ql->retention_days = retention_days;
+		return;
+	}
+	if (ql->db != NULL) {
+		ql->db_dropped_base += logdb_dropped(ql->db);
+		logdb_free(&ql->db); /* commits what it holds */
+		log_info("query database: '%s': closed", ql->db_path);
+	}
+	free(ql->db_path);
+	ql->db_path = *db_path;
+	*db_path = NULL;
+	ql->retention_days = retention_days;
+	if (ql->db_path != NULL) {
+		if (state_dir != NULL) {
+			int rc = mkdir_p(state_dir);
+			if (rc != 0)
+				log_error("state_dir '%s': cannot create: %s (the query database "
+					  "cannot be opened there; DNS keeps working)",
+					  state_dir, strerror(-rc));
+		}
+		open_db(ql); /* logdb reports the file opened, or why not */
+	}
+	publish_db_dropped(ql);
+}
+
+/* A reload (querylog_reconfigure): what was submitted before it goes to the sinks in use, then
+ * the sinks whose settings changed are closed and opened. */
+static void
+apply_reconf(struct querylog *ql)
+{
+	pthread_mutex_lock(&ql->mu);
+	atomic_store(&ql->reconf, false);
+	size_t mark = ql->next.mark;
+	uint64_t ev_mark = ql->next.ev_mark;
+	char *path = ql->next.path, *db_path = ql->next.db_path, *state_dir = ql->next.state_dir;
+	uint32_t retention_days = ql->next.retention_days;
+	memset(&ql->next, 0, sizeof(ql->next));
+	pthread_mutex_unlock(&ql->mu);
+
+	size_t t = atomic_load_explicit(&ql->tail, memory_order_relaxed);
+	assert(mark - t <= atomic_load(&ql->head) - t); /* drain() never passes a mark */
+	(void)t;
+	while (drain_batch(ql, mark))
+		continue;
+	if (ql->db != NULL)
+		drain_events(ql, &ev_mark);
+	apply_file(ql, &path);
+	apply_db(ql, &db_path, state_dir, retention_days);
+	free(path);
+	free(db_path);
+	free(state_dir);
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -944,6 +1169,7 @@ writer_main(void *arg)
 		atomic_store(&ql->parked, false);
 		if (atomic_exchange(&ql->reopen, false))
 			do_reopen(ql);
+		retry_file(ql);
 		drain(ql);
 		report_drops(ql, stop);
 		if (stop)
@@ -951,12 +1177,12 @@ writer_main(void *arg)
 		if (ql->db != NULL) {
 			/* commits about once a second, reopens, prunes */
 			logdb_tick(ql->db, clock_ms(CLOCK_MONOTONIC), clock_ms(CLOCK_REALTIME));
-			atomic_store(&ql->db_dropped, logdb_dropped(ql->db));
+			publish_db_dropped(ql);
 		}
 		writer_sleep(ql);
 	}
 	if (ql->db != NULL) {
-		atomic_store(&ql->db_dropped, logdb_dropped(ql->db));
+		publish_db_dropped(ql);
 		logdb_free(&ql->db);
 	}
 	if (ql->in_error && ql->path != NULL)
@@ -1056,8 +1282,8 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	if (ql == NULL)
 		return -ENOMEM;
 	ql->fd = -1;
-	ql->mode = cfg->log.queries;
-	if (ql->mode == CONFIG_LOG_NONE)
+	atomic_init(&ql->mode, (int)cfg->log.queries);
+	if (cfg->log.queries == CONFIG_LOG_NONE)
 		goto done;
 
 	ql->cap = round_pow2(capacity);
@@ -1074,6 +1300,7 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 			rc = -ENOMEM;
 			goto cleanup;
 		}
+		ql->events_on = true;
 	}
 	if ((path != NULL && ql->path == NULL) ||
 	    (cfg->log.database != NULL && ql->db_path == NULL) || ql->ring == NULL ||
@@ -1145,7 +1372,7 @@ querylog_wants(const struct querylog *ql, bool blocked)
 {
 	if (ql == NULL)
 		return false;
-	switch (ql->mode) {
+	switch (atomic_load_explicit(&ql->mode, memory_order_relaxed)) {
 	case CONFIG_LOG_ALL:
 		return true;
 	case CONFIG_LOG_BLOCKED:
@@ -1191,6 +1418,72 @@ querylog_reopen(struct querylog *ql)
 		wake_writer(ql);
 }
 
+/* strdup that keeps NULL; false when out of memory. */
+static bool
+dup_or_null(const char *s, char **out)
+{
+	*out = s != NULL ? strdup(s) : NULL;
+	return s == NULL || *out != NULL;
+}
+
+int
+querylog_reconfigure(struct querylog *ql, const struct config *cfg)
+{
+	bool on = cfg->log.queries != CONFIG_LOG_NONE;
+	/* the sinks as querylog_new() picks them; none at all with log.queries none */
+	const char *path = !on			     ? NULL
+			   : cfg->log.file != NULL   ? cfg->log.file
+			   : cfg->log.database == NULL ? "-"
+						       : NULL;
+	const char *db = on ? cfg->log.database : NULL;
+	struct querylog_event *events = NULL;
+	char *p = NULL, *d = NULL, *sd = NULL;
+
+	if (!ql->thread_started) {
+		if (on)
+			return -EAGAIN;
+		return 0; /* none, and still none */
+	}
+	if (!dup_or_null(path, &p) || !dup_or_null(db, &d) ||
+	    !dup_or_null(db != NULL ? cfg->state_dir : NULL, &sd))
+		goto nomem;
+	if (db != NULL && ql->events == NULL) {
+		events = calloc(QUERYLOG_EVENTS, sizeof(*events));
+		if (events == NULL)
+			goto nomem;
+	}
+
+	pthread_mutex_lock(&ql->mu);
+	if (events != NULL) {
+		ql->events = events; /* the writer reads it under mu only */
+		events = NULL;
+	}
+	free(ql->next.path);
+	free(ql->next.db_path);
+	free(ql->next.state_dir);
+	ql->next.set = true;
+	/* this thread is the producer: its head is exact */
+	ql->next.mark = atomic_load_explicit(&ql->head, memory_order_relaxed);
+	ql->next.ev_mark = ql->events_in;
+	ql->next.path = p;
+	ql->next.db_path = d;
+	ql->next.state_dir = sd;
+	ql->next.retention_days = cfg->log.retention_days;
+	ql->events_on = db != NULL;
+	atomic_store(&ql->reconf, true);
+	pthread_cond_signal(&ql->cv);
+	pthread_mutex_unlock(&ql->mu);
+	atomic_store_explicit(&ql->mode, (int)cfg->log.queries, memory_order_relaxed);
+	return 0;
+
+nomem:
+	free(p);
+	free(d);
+	free(sd);
+	free(events);
+	return -ENOMEM;
+}
+
 void
 querylog_free(struct querylog **qlp)
 {
@@ -1213,6 +1506,9 @@ querylog_free(struct querylog **qlp)
 	free(ql->ring);
 	free(ql->path);
 	free(ql->db_path);
+	free(ql->next.path);
+	free(ql->next.db_path);
+	free(ql->next.state_dir);
 	free(ql->events);
 	free(ql);
 	*qlp = NULL;
@@ -1243,12 +1539,17 @@ querylog_submit_event(struct querylog *ql, const struct querylog_event *ev)
 {
 	int rc = 0;
 
-	if (ql == NULL || !ql->thread_started || ql->db_path == NULL)
+	if (ql == NULL || !ql->thread_started)
 		return -ENOTSUP;
 	pthread_mutex_lock(&ql->mu);
+	if (!ql->events_on) {
+		pthread_mutex_unlock(&ql->mu);
+		return -ENOTSUP;
+	}
 	if (ql->nevents == QUERYLOG_EVENTS) {
 		rc = -ENOBUFS;
 	} else {
+		ql->events_in++;
 		struct querylog_event *e = &ql->events[ql->nevents++];
 		*e = *ev;
 		if (e->ts_ms == 0) {
@@ -1287,4 +1588,10 @@ querylog_pending(const struct querylog *ql)
 	if (ql == NULL || !ql->thread_started)
 		return 0;
 	return atomic_load(&ql->head) - atomic_load(&ql->tail);
+}
+
+bool
+querylog_test_reconfiguring(const struct querylog *ql)
+{
+	return ql != NULL && atomic_load(&ql->reconf);
 }

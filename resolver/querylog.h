@@ -10,11 +10,12 @@
  * per burst, via log.h). querylog_reopen() (SIGHUP) makes the writer reopen the file (logrotate).
  * querylog_free() writes what is buffered, then stops the thread. The database sink reports
  * and counts its own failures (locked, read-only, corrupt, full) and retries with backoff;
- * querylog_reopen() also reopens the database at once.
+ * querylog_reopen() also reopens the database at once. A reload applies new log settings
+ * (querylog_reconfigure()): the writer switches sinks between two records, without a restart.
  *
- * Threads: querylog_submit() has a single producer: call it from one thread only (the loop).
- * querylog_wants/reopen/dropped/lost may be called from any thread. The writer thread blocks
- * every signal. A record reaches the file within about 50 ms (the writer is woken early only
+ * Threads: querylog_submit() has a single producer: call it from one thread only (the loop);
+ * querylog_reconfigure() from that thread too. querylog_wants/reopen/dropped/lost may be
+ * called from any thread. The writer thread blocks every signal. A record reaches the file within about 50 ms (the writer is woken early only
  * when the ring fills up, so the steady-state producer cost is a copy and an atomic store).
  * Write errors (ENOSPC, EIO, ...): the records of the failed batch are counted as lost, the
  * error is logged once per burst, and the next batch is tried again. When standard output is
@@ -141,6 +142,25 @@ int querylog_submit_event(struct querylog *ql, const struct querylog_event *ev);
 
 /* Asks the writer to reopen the file (SIGHUP). Non-blocking. */
 void querylog_reopen(struct querylog *ql);
+
+/* Applies a reload's log settings; cfg is only read (the strings are copied). Call it from the
+ * querylog_submit() thread; never blocks on I/O (a short lock). log.queries takes effect at once
+ * (querylog_wants()). log.file, log.database (cfg->state_dir is created for it when missing)
+ * and log.retention_days go to the writer thread, which applies them at its next turn (within
+ * about 50 ms). Ordering, exact: every record submitted and every device event queued before
+ * this call goes to the sinks in use until now, every one after it to the new sinks; the
+ * switch itself loses and duplicates nothing. Only what changed is touched: an unchanged file
+ * or database is not reopened, a retention change alone is applied to the open database. A
+ * new file that cannot be opened is reported, its records are counted as lost
+ * (querylog_lost()) and opening is retried with backoff (and on querylog_reopen()); a new
+ * database that cannot be opened behaves as a failing one (reported, counted in
+ * querylog_db_dropped(), retried). log.queries none closes both sinks; the writer stays idle.
+ * When several calls come before the writer's turn, only the last one's sinks are opened, and
+ * what was submitted before it goes to the sinks in use.
+ * 0; -ENOMEM (nothing changed); -EAGAIN when ql was made with log.queries none (it has no
+ * writer thread) and cfg asks for records: nothing changed, the caller makes a new querylog
+ * with querylog_new(cfg) and frees this one (which holds nothing to write). */
+int querylog_reconfigure(struct querylog *ql, const struct config *cfg);
 
 /* Writes out what is buffered, stops the writer, closes the file, frees, sets *ql = NULL. */
 void querylog_free(struct querylog **ql);

@@ -19,4 +19,7 @@ void querylog_test_pause(struct querylog *ql, bool paused);
 /* Number of records currently in the ring. */
 size_t querylog_pending(const struct querylog *ql);
 
+/* True while settings given to querylog_reconfigure() wait for the writer to apply them. */
+bool querylog_test_reconfiguring(const struct querylog *ql);
+
 #endif

@@ -287,7 +287,8 @@ str_equal(const char *a, const char *b)
 }
 
 /* Settings that only take effect at start. devices_running: the device table is open (in
- * state_dir). */
+ * state_dir). The log settings follow a reload (apply_log_settings); so does a log.database
+ * that moves with state_dir (the loader resolves it against state_dir). */
 static void
 warn_restart_needed(const struct config *old, const struct config *cur, bool devices_running)
 {
@@ -299,14 +300,31 @@ warn_restart_needed(const struct config *old, const struct config *cur, bool dev
 			      cur->server.nlisten))
 		log_warning("reload: %s: server.listen changed: restart needed to apply it",
 			    cur->path);
-	if (old->log.queries != cur->log.queries || !str_equal(old->log.file, cur->log.file) ||
-	    !str_equal(old->log.database, cur->log.database) ||
-	    old->log.retention_days != cur->log.retention_days)
-		log_warning("reload: %s: log settings changed: restart needed to apply them",
-			    cur->path);
-	if (!str_equal(old->state_dir, cur->state_dir) &&
-	    (devices_running || old->log.database != NULL))
+	if (!str_equal(old->state_dir, cur->state_dir) && devices_running)
 		log_warning("reload: %s: state_dir changed: restart needed to apply it", cur->path);
+}
+
+/* log.queries, log.file, log.database, log.retention_days. A query log made with log.queries
+ * none has no writer: when logging is turned on it is replaced (on the loop: the ring is
+ * allocated and the file opened here, once); queries finished from now on use the new one. */
+static void
+apply_log_settings(struct server *s, const struct config *cur)
+{
+	struct querylog *ql = NULL;
+	int err = querylog_reconfigure(s->qlog, cur);
+
+	if (err == -EAGAIN) {
+		err = querylog_new(cur, &ql);
+		if (err == 0) {
+			querylog_free(&s->qlog); /* no writer, nothing buffered */
+			s->qlog = ql;
+			if (s->devices != NULL)
+				devices_set_querylog(s->devices, ql);
+			log_info("reload: query log started");
+		}
+	}
+	if (err != 0)
+		log_warning("reload: log settings not applied: %s", uv_strerror(err));
 }
 
 static void start_reload(struct server *s, server_reload_cb cb, void *arg);
@@ -347,6 +365,7 @@ on_reload_done(uv_work_t *req, int status)
 		const struct config *cur = policy_config(job->policy);
 		log_diag(&job->diag);
 		warn_restart_needed(old, cur, s->devices != NULL);
+		apply_log_settings(s, cur);
 		int err = upstream_reconfigure(s->upstream, cur);
 		if (err != 0)
 			log_warning("reload: upstream servers not changed: %s", uv_strerror(err));

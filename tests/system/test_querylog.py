@@ -2,6 +2,7 @@
 
 import json
 import re
+import signal
 import time
 from datetime import datetime, timezone
 
@@ -142,3 +143,73 @@ def test_log_to_stdout(veto_factory):
 	v.stop()
 	lines = [json.loads(line) for line in v.stdout().splitlines() if line.startswith("{")]
 	assert any(r["qname"] == "stdout.test" for r in lines)
+
+
+# --- a reload (SIGHUP) applies the log settings ---
+
+def reload(v, edit):
+	"""Rewrites the configuration, sends SIGHUP, waits for the reload to finish."""
+	v.rewrite_config(edit)
+	v.send_signal(signal.SIGHUP)
+	err = v.wait_stderr("reload: ok")
+	assert "reload: ok" in err, err
+
+
+def records_of(path):
+	try:
+		lines = path.read_text().split("\n")[:-1]
+	except FileNotFoundError:
+		return []
+	return [r for r in map(json.loads, lines) if r["qname"] != "probe.veto-test"]
+
+
+def test_reload_log_queries_all_to_blocked(veto_factory):
+	"""log.queries all -> blocked by SIGHUP: from the reload on, an allowed query is not logged,
+	a blocked one is."""
+	v = veto_factory()
+	v.query("before.test", src=GROUP_CLIENT["sink"])
+	assert v.wait_log(lambda r: r["qname"] == "before.test")
+	reload(v, lambda c: c["log"].update(queries="blocked"))
+	v.query("after.test", src=GROUP_CLIENT["sink"])
+	v.query("after.ads.test", src=GROUP_CLIENT["sink"])
+	assert v.wait_log(lambda r: r["qname"] == "after.ads.test")
+	assert v.stop() == 0
+	names = [r["qname"] for r in v.log_records()]
+	assert names == ["before.test", "after.ads.test"], names
+	assert "restart needed" not in v.stderr()
+
+
+def test_reload_moves_log_file(veto_factory):
+	"""log.file moved by SIGHUP: what was logged before stays in the old file, what comes after
+	goes to the new one, nothing in both."""
+	v = veto_factory()
+	old, new = v.log_file, v.dir / "queries-moved.jsonl"
+	v.query("old.test")
+	assert v.wait_log(lambda r: r["qname"] == "old.test")
+	reload(v, lambda c: c["log"].update(file=str(new)))
+	v.query("new.test")
+	v.query("new.ads.test", src=GROUP_CLIENT["sink"])
+	deadline = time.monotonic() + 5
+	while len(records_of(new)) < 2 and time.monotonic() < deadline:
+		time.sleep(0.02)
+	assert v.stop() == 0
+	assert [r["qname"] for r in records_of(old)] == ["old.test"]
+	assert [r["qname"] for r in records_of(new)] == ["new.test", "new.ads.test"]
+	err = v.stderr()
+	assert "restart needed" not in err
+	assert f"query log: '{old}': closed" in err
+
+
+def test_reload_turns_logging_on(veto_factory):
+	"""Started with log.queries none (no writer), a SIGHUP with all starts the query log."""
+	v = veto_factory(edit=lambda c: c["log"].update(queries="none"))
+	v.query("quiet.test")
+	reload(v, lambda c: c["log"].update(queries="all"))
+	v.query("loud.test")
+	assert v.wait_log(lambda r: r["qname"] == "loud.test")
+	assert v.stop() == 0
+	assert [r["qname"] for r in v.log_records()] == ["loud.test"]
+	err = v.stderr()
+	assert "reload: query log started" in err
+	assert "restart needed" not in err
+

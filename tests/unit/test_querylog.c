@@ -1,5 +1,6 @@
 /*
- * test_querylog: JSON line format, ring overflow, reopen, flush on free, write errors.
+ * test_querylog: JSON line format, ring overflow, reopen, flush on free, write errors, and a
+ * reload's log settings (querylog_reconfigure): mode, file, database, retention.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "config.h"
 #include "querylog.h"
@@ -977,6 +979,357 @@ test_stdout(void **state)
 	querylog_free(&ql);
 }
 
+/* ---- reload: querylog_reconfigure ---- */
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* One integer through an independent read-only connection; -1 without a row, or before the
+ * writer has made the tables. Waits while the writer holds a lock (it runs at nice 19: on a
+ * busy machine it may hold one a while). */
+static int64_t
+sql_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 20000);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Waits up to 20 s (the writer runs at nice 19) for it to apply what querylog_reconfigure()
+ * handed it. */
+static void
+wait_applied(struct querylog *ql)
+{
+	for (int i = 0; i < 2000 && querylog_test_reconfiguring(ql); i++)
+		sleep_ms(10);
+	assert_false(querylog_test_reconfiguring(ql));
+}
+
+/* Waits up to 20 s for sql to give want on the database at path. */
+static void
+wait_sql(const char *path, const char *sql, int64_t want)
+{
+	for (int i = 0; i < 2000 && (access(path, F_OK) != 0 || sql_int(path, sql) != want); i++)
+		sleep_ms(10);
+	assert_int_equal(sql_int(path, sql), want);
+}
+
+static void
+submit_range(struct querylog *ql, uint32_t first, uint32_t n)
+{
+	struct querylog_record r;
+
+	for (uint32_t i = first; i < first + n; i++) {
+		numbered(&r, i);
+		assert_int_equal(querylog_submit(ql, &r), 0);
+	}
+}
+
+static void
+assert_file_lines(const char *path, uint32_t first, size_t n)
+{
+	char *text = slurp(path, NULL);
+
+	if (text == NULL)
+		fail_msg("'%s' is missing", path);
+	assert_lines(text, first, n);
+	free(text);
+}
+
+/* log.queries follows a reload at once, as querylog_wants() (what the loop asks before it
+ * submits) shows; a log made with none has no writer and asks to be replaced. */
+static void
+test_reconfigure_mode(void **state)
+{
+	static const struct {
+		enum config_log_queries mode;
+		bool allowed, blocked;	/* querylog_wants() for each */
+	} steps[] = {
+		{ CONFIG_LOG_ALL, true, true },
+		{ CONFIG_LOG_BLOCKED, false, true },
+		{ CONFIG_LOG_NONE, false, false },
+		{ CONFIG_LOG_ALL, true, true },
+		{ CONFIG_LOG_NONE, false, false },
+		{ CONFIG_LOG_BLOCKED, false, true },
+	};
+	char path[300];
+	struct config cfg;
+	struct querylog *ql = NULL;
+	struct querylog_record r;
+	size_t want = 0;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "mode.jsonl");
+	cfg_init(&cfg, CONFIG_LOG_ALL, path);
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		cfg.log.queries = steps[i].mode;
+		assert_int_equal(querylog_reconfigure(ql, &cfg), 0);
+		if (querylog_wants(ql, false) != steps[i].allowed ||
+		    querylog_wants(ql, true) != steps[i].blocked)
+			fail_msg("step %zu: mode %d", i, steps[i].mode);
+		/* what the loop does: submit what is wanted */
+		for (int blocked = 0; blocked < 2; blocked++) {
+			if (!querylog_wants(ql, blocked != 0))
+				continue;
+			numbered(&r, (uint32_t)i);
+			r.blocked = blocked != 0;
+			assert_int_equal(querylog_submit(ql, &r), 0);
+			want++;
+		}
+		wait_applied(ql);
+	}
+	querylog_free(&ql);
+	char *text = slurp(path, NULL);
+	assert_non_null(text);
+	assert_int_equal(count_lines(text), want);
+	assert_int_equal(want, 6);
+	free(text);
+
+	/* made with none: no writer; turning it on asks for a new querylog */
+	tmp_path(path, sizeof(path), "mode-none.jsonl");
+	cfg_init(&cfg, CONFIG_LOG_NONE, path);
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	cfg.log.queries = CONFIG_LOG_ALL;
+	assert_int_equal(querylog_reconfigure(ql, &cfg), -EAGAIN);
+	assert_false(querylog_wants(ql, true)); /* nothing changed */
+	cfg.log.queries = CONFIG_LOG_BLOCKED;
+	assert_int_equal(querylog_reconfigure(ql, &cfg), -EAGAIN);
+	cfg.log.queries = CONFIG_LOG_NONE;
+	assert_int_equal(querylog_reconfigure(ql, &cfg), 0);
+	assert_false(querylog_wants(ql, true));
+	querylog_free(&ql);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+/* log.file moved: the records submitted before the reload are in the old file, those after it
+ * in the new one, each exactly once, whether they wait in the ring across the switch (writer
+ * paused) or the writer runs while they come. */
+static void
+test_reconfigure_moves_file(void **state)
+{
+	char a[300], b[300];
+	struct config cfg;
+	struct querylog *ql = NULL;
+	struct capture cap;
+
+	(void)state;
+	/* both halves in the ring when the writer takes the new settings */
+	tmp_path(a, sizeof(a), "move-a.jsonl");
+	tmp_path(b, sizeof(b), "move-b.jsonl");
+	cfg_init(&cfg, CONFIG_LOG_ALL, a);
+	capture_start(&cap, "move.stderr");
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	querylog_test_pause(ql, true);
+	submit_range(ql, 0, 100);
+	cfg.log.file = b;
+	assert_int_equal(querylog_reconfigure(ql, &cfg), 0);
+	submit_range(ql, 100, 50);
+	assert_int_equal(querylog_pending(ql), 150);
+	querylog_test_pause(ql, false);
+	wait_applied(ql);
+	submit_range(ql, 150, 10);
+	querylog_free(&ql);
+	char *err = capture_end(&cap);
+	assert_non_null(strstr(err, "move-a.jsonl': closed"));
+	assert_non_null(strstr(err, "writing to '"));
+	free(err);
+	assert_file_lines(a, 0, 100);
+	assert_file_lines(b, 100, 60);
+
+	/* the writer draining while records come, the switch in the middle */
+	tmp_path(a, sizeof(a), "move-c.jsonl");
+	tmp_path(b, sizeof(b), "move-d.jsonl");
+	cfg_init(&cfg, CONFIG_LOG_ALL, a);
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	for (uint32_t i = 0; i < 6000; i += 100) {
+		if (i == 3000) {
+			cfg.log.file = b;
+			assert_int_equal(querylog_reconfigure(ql, &cfg), 0);
+		}
+		submit_range(ql, i, 100);
+		sleep_ms(1);
+	}
+	querylog_free(&ql);
+	assert_int_equal(querylog_dropped(ql), 0);
+	assert_file_lines(a, 0, 3000);
+	assert_file_lines(b, 3000, 3000);
+}
+
+/* A reload that changes only log.queries leaves the file open: a file renamed meanwhile keeps
+ * receiving records (nothing was reopened), none is created at the old name. */
+static void
+test_reconfigure_unchanged_keeps_file(void **state)
+{
+	char path[300], moved[300];
+	struct config cfg;
+	struct querylog *ql = NULL;
+	struct capture cap;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "same.jsonl");
+	tmp_path(moved, sizeof(moved), "same.jsonl.1");
+	cfg_init(&cfg, CONFIG_LOG_ALL, path);
+	capture_start(&cap, "same.stderr");
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	submit_range(ql, 0, 3);
+	wait_lines(path, 3);
+	assert_int_equal(rename(path, moved), 0);
+	cfg.log.queries = CONFIG_LOG_BLOCKED;
+	assert_int_equal(querylog_reconfigure(ql, &cfg), 0);
+	wait_applied(ql);
+	submit_range(ql, 3, 2);
+	querylog_free(&ql);
+	char *err = capture_end(&cap);
+	assert_null(strstr(err, "closed"));
+	assert_null(strstr(err, "writing to"));
+	free(err);
+	assert_file_lines(moved, 0, 5);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+/* A new file that cannot be opened: reported, its records counted as lost, opening retried
+ * until it works; later records reach it. */
+static void
+test_reconfigure_open_failure_retries(void **state)
+{
+	char a[300], dir[300], b[300];
+	struct config cfg;
+	struct querylog *ql = NULL;
+	struct capture cap;
+
+	(void)state;
+	tmp_path(a, sizeof(a), "retry-a.jsonl");
+	tmp_path(dir, sizeof(dir), "later");
+	tmp_path(b, sizeof(b), "later/retry-b.jsonl");
+	cfg_init(&cfg, CONFIG_LOG_ALL, a);
+	capture_start(&cap, "retry.stderr");
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	submit_range(ql, 0, 4);
+	cfg.log.file = b;
+	assert_int_equal(querylog_reconfigure(ql, &cfg), 0);
+	submit_range(ql, 4, 10);
+	for (int i = 0; i < 2000 && querylog_lost(ql) < 10; i++)
+		sleep_ms(10);
+	assert_int_equal(querylog_lost(ql), 10);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	for (int i = 0; i < 2000 && access(b, F_OK) != 0; i++)
+		sleep_ms(10);
+	assert_int_equal(access(b, F_OK), 0);
+	submit_range(ql, 14, 5);
+	querylog_free(&ql);
+	char *err = capture_end(&cap);
+	assert_non_null(
+		strstr(err, "later/retry-b.jsonl': cannot open: No such file or directory"));
+	assert_non_null(strstr(err, "opened at last; 10 records were lost meanwhile"));
+	free(err);
+	assert_file_lines(a, 0, 4);
+	assert_file_lines(b, 14, 5);
+}
+
+/* A database added, moved and removed by reloads (state_dir created), the JSONL file kept:
+ * each database holds exactly the records and device events submitted while it was
+ * configured; events are refused without one. */
+static void
+test_reconfigure_database(void **state)
+{
+	char file[300], state_dir[300], db[2][400];
+	struct config cfg;
+	struct querylog *ql = NULL;
+	struct querylog_event ev;
+	const char *phase_db[4];
+
+	(void)state;
+	tmp_path(file, sizeof(file), "db-phases.jsonl");
+	tmp_path(state_dir, sizeof(state_dir), "dbstate/sub");
+	snprintf(db[0], sizeof(db[0]), "%s/one.db", state_dir);
+	snprintf(db[1], sizeof(db[1]), "%s/two.db", state_dir);
+	phase_db[0] = NULL;
+	phase_db[1] = db[0];
+	phase_db[2] = db[1];
+	phase_db[3] = NULL;
+	cfg_init(&cfg, CONFIG_LOG_ALL, file);
+	cfg.state_dir = state_dir;
+	cfg.log.retention_days = 90;
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	for (uint32_t p = 0; p < 4; p++) {
+		if (p > 0) {
+			cfg.log.database = (char *)(uintptr_t)phase_db[p];
+			assert_int_equal(querylog_reconfigure(ql, &cfg), 0);
+		}
+		submit_range(ql, p * 10, 10);
+		memset(&ev, 0, sizeof(ev));
+		snprintf(ev.kind, sizeof(ev.kind), "phase%u", p);
+		assert_int_equal(querylog_submit_event(ql, &ev),
+				 phase_db[p] != NULL ? 0 : -ENOTSUP);
+		wait_applied(ql);
+	}
+	querylog_free(&ql);
+	assert_file_lines(file, 0, 40);
+	for (int i = 0; i < 2; i++) {
+		char sql[200];
+		assert_int_equal(sql_int(db[i], "SELECT count(*) FROM queries"), 10);
+		int64_t first = 10 * (i + 1);
+		assert_int_equal(sql_int(db[i], "SELECT min(latency_us) FROM queries"), first);
+		assert_int_equal(sql_int(db[i], "SELECT max(latency_us) FROM queries"), first + 9);
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM device_events WHERE kind = 'phase%d'", i + 1);
+		assert_int_equal(sql_int(db[i], "SELECT count(*) FROM device_events"), 1);
+		assert_int_equal(sql_int(db[i], sql), 1);
+	}
+}
+
+/* log.retention_days changed alone: applied to the open database (rows past the new limit are
+ * deleted soon), which is not reopened. */
+static void
+test_reconfigure_retention(void **state)
+{
+	char state_dir[300], db[400];
+	struct config cfg;
+	struct querylog *ql = NULL;
+	struct querylog_record r;
+	struct capture cap;
+
+	(void)state;
+	tmp_path(state_dir, sizeof(state_dir), "retstate");
+	snprintf(db, sizeof(db), "%s/ret.db", state_dir);
+	cfg_init(&cfg, CONFIG_LOG_ALL, NULL);
+	cfg.log.database = db;
+	cfg.state_dir = state_dir;
+	cfg.log.retention_days = 90;
+	capture_start(&cap, "retention.stderr");
+	assert_int_equal(querylog_new(&cfg, &ql), 0);
+	numbered(&r, 1);
+	r.ts_ms = wall_ms() - 10 * 86400000ull; /* ten days old */
+	assert_int_equal(querylog_submit(ql, &r), 0);
+	wait_sql(db, "SELECT count(*) FROM queries", 1);
+	sleep_ms(300); /* the first retention pass has run: 90 days keep it */
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM queries"), 1);
+
+	cfg.log.retention_days = 1;
+	assert_int_equal(querylog_reconfigure(ql, &cfg), 0);
+	wait_sql(db, "SELECT count(*) FROM queries", 0);
+	querylog_free(&ql);
+	char *err = capture_end(&cap);
+	assert_non_null(strstr(err, "ret.db': retention 1 days"));
+	assert_null(strstr(err, "closed"));
+	free(err);
+}
+
 int
 main(void)
 {
@@ -996,6 +1349,12 @@ main(void)
 		cmocka_unit_test(test_wants_table),
 		cmocka_unit_test(test_open_failure),
 		cmocka_unit_test(test_stdout),
+		cmocka_unit_test(test_reconfigure_mode),
+		cmocka_unit_test(test_reconfigure_moves_file),
+		cmocka_unit_test(test_reconfigure_unchanged_keeps_file),
+		cmocka_unit_test(test_reconfigure_open_failure_retries),
+		cmocka_unit_test(test_reconfigure_database),
+		cmocka_unit_test(test_reconfigure_retention),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
