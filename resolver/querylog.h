@@ -15,8 +15,9 @@
  *
  * Threads: querylog_submit() has a single producer: call it from one thread only (the loop);
  * querylog_reconfigure() from that thread too. querylog_wants/reopen/dropped/lost may be
- * called from any thread. The writer thread blocks every signal. A record reaches the file within about 50 ms (the writer is woken early only
- * when the ring fills up, so the steady-state producer cost is a copy and an atomic store).
+ * called from any thread. The writer thread blocks every signal. A record reaches the file
+ * within about 50 ms (the writer is woken early only when the ring fills up, so the
+ * steady-state producer cost is a copy and an atomic store).
  * Write errors (ENOSPC, EIO, ...): the records of the failed batch are counted as lost, the
  * error is logged once per burst, and the next batch is tried again. When standard output is
  * the log and is a closed pipe, the process must ignore SIGPIPE (the server does).
