@@ -94,6 +94,22 @@ get_bool(struct config_check_ctx *c, const struct config_node *at, const struct 
 
 /* ---- group selectors ---- */
 
+/* Device selectors match only with device identity on, that is with a devices: section (groups
+ * are checked after the whole file is read, so the section may come later). Reported once per
+ * group, at its first device selector; marks the group as having selectors. */
+static void
+device_selector(struct config_check_ctx *c, struct config_check_group *gc,
+		const struct config_node *key, const char *path)
+{
+	gc->selectors = true;
+	if (c->cfg->devices.enabled || gc->identity_off)
+		return;
+	gc->identity_off = true;
+	err(c, key, path,
+	    "matches devices, but device identity is off: add a 'devices:' section ('devices: {}' "
+	    "is enough)");
+}
+
 void
 config_devices_group_macs(struct config_check_ctx *c, const struct config_node *key,
 			  const struct config_node *val,
@@ -101,7 +117,7 @@ config_devices_group_macs(struct config_check_ctx *c, const struct config_node *
 {
 	struct config_check_group *gc = obj;
 	char item[CONFIG_PATH_MAX], buf[CONFIG_SHOW_MAX + 8];
-	gc->selectors = true;
+	device_selector(c, gc, key, path);
 	if (!config_check_is_sequence(c, key, val, path))
 		return;
 	empty_selector(c, key, val, path);
@@ -137,7 +153,7 @@ config_devices_group_vendors(struct config_check_ctx *c, const struct config_nod
 		 const char *path, void *obj)
 {
 	struct config_check_group *gc = obj;
-	gc->selectors = true;
+	device_selector(c, gc, key, path);
 	if (strv_seq(c, key, val, path, &gc->g->vendors, &gc->g->nvendors) >= 0)
 		empty_selector(c, key, val, path);
 }
@@ -149,7 +165,7 @@ config_devices_group_hostnames(struct config_check_ctx *c, const struct config_n
 {
 	struct config_check_group *gc = obj;
 	char item[CONFIG_PATH_MAX], buf[CONFIG_SHOW_MAX + 8];
-	gc->selectors = true;
+	device_selector(c, gc, key, path);
 	if (strv_seq(c, key, val, path, &gc->g->hostnames, &gc->g->nhostnames) < 0)
 		return;
 	empty_selector(c, key, val, path);
@@ -174,7 +190,7 @@ config_devices_group_devices(struct config_check_ctx *c, const struct config_nod
 	struct config_check_group *gc = obj;
 	const struct config *cfg = c->cfg;
 	char item[CONFIG_PATH_MAX], buf[CONFIG_SHOW_MAX + 8];
-	gc->selectors = true;
+	device_selector(c, gc, key, path);
 	if (strv_seq(c, key, val, path, &gc->g->devices, &gc->g->ndevices) < 0)
 		return;
 	empty_selector(c, key, val, path);
@@ -200,7 +216,7 @@ config_devices_group_tags(struct config_check_ctx *c, const struct config_node *
 	      const char *path, void *obj)
 {
 	struct config_check_group *gc = obj;
-	gc->selectors = true;
+	device_selector(c, gc, key, path);
 	if (strv_seq(c, key, val, path, &gc->g->tags, &gc->g->ntags) >= 0)
 		empty_selector(c, key, val, path);
 }
@@ -211,7 +227,7 @@ config_devices_group_randomised(struct config_check_ctx *c, const struct config_
 		    const char *path, void *obj)
 {
 	struct config_check_group *gc = obj;
-	gc->selectors = true;
+	device_selector(c, gc, key, path);
 	if (get_bool(c, key, val, path, &gc->g->randomised) == 0)
 		gc->g->has_randomised = true;
 }

@@ -112,6 +112,7 @@ struct config_check_group {
 	const struct config_node *name_key;
 	bool *used;		/* per list: referenced by some group */
 	bool selectors;		/* a selector key (clients, macs...) was written */
+	bool identity_off;	/* a device selector without a devices: section was reported */
 };
 
 void config_check_report(struct config_check_ctx *c, enum diag_level level,

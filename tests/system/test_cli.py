@@ -75,6 +75,9 @@ ERROR_CASES = [
 	 r"unknown key \(did you mean 'block'\?\)"),
 	("log_queries_bad", replace_line(14, "  queries: some\n"), 14, "queries", "some", "log.queries",
 	 r".*'some'.*"),
+	("device_selector_without_devices", insert_after(12, "    vendors: [Xiaomi]\n"), 13, "vendors", "[",
+	 "groups[0].vendors", re.escape("matches devices, but device identity is off: add a 'devices:' "
+					"section ('devices: {}' is enough)")),
 ]
 
 

@@ -96,6 +96,19 @@ static const struct error_case error_cases[] = {
 	 "t.yaml:3:5: groups[0].randomised_mac: expected true or false, got '2'"},
 	{"group selector typo", "groups:\n  - name: g\n    vendor: [Xiaomi]\n",
 	 "t.yaml:3:5: groups[0].vendor: unknown key (did you mean 'vendors'?)"},
+	/* device selectors without a devices: section would never match: once per group, at its
+	 * first device selector */
+	{"vendors without devices", "groups:\n  - name: g\n    vendors: [Xiaomi]\n",
+	 "t.yaml:3:5: groups[0].vendors: matches devices, but device identity is off: add a "
+	 "'devices:' section ('devices: {}' is enough)"},
+	{"randomised_mac without devices",
+	 "groups:\n  - {name: a, clients: [10.0.0.0/8]}\n  - name: b\n    randomised_mac: true\n"
+	 "    macs: [aa:bb:cc]\n",
+	 "t.yaml:4:5: groups[1].randomised_mac: matches devices, but device identity is off: add "
+	 "a 'devices:' section ('devices: {}' is enough)"},
+	{"tags without devices", "groups:\n  - {name: g, clients: [10.0.0.0/8], tags: [lab]}\n",
+	 "t.yaml:2:38: groups[0].tags: matches devices, but device identity is off: add a "
+	 "'devices:' section ('devices: {}' is enough)"},
 };
 
 static void
@@ -179,6 +192,54 @@ test_config_values(void **state)
 	assert_false(cfg->devices.enabled);
 	assert_int_equal(cfg->devices.nsignatures, 0);
 	config_free(&cfg);
+	diag_clear(&d);
+}
+
+/* 'devices: {}' and an empty 'devices:' turn identity on with the defaults, and then device
+ * selectors are accepted, before or after the section; one error per group without it. */
+static void
+test_config_identity_on(void **state)
+{
+	(void)state;
+	static const char *const on[] = {
+		"devices: {}\ngroups:\n  - {name: g, vendors: [Xiaomi]}\n",
+		"groups:\n  - {name: g, vendors: [Xiaomi]}\ndevices:\n",
+		"groups:\n  - {name: g, macs: [aa:bb:cc], tags: [x], randomised_mac: false,"
+		" hostnames: [\"a*\"]}\ndevices: {}\n",
+	};
+	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+		struct diag d;
+		struct config *cfg = NULL;
+		diag_init(&d);
+		int rc = load(on[i], &d, &cfg);
+		if (rc != 0 || d.n != 0)
+			dump(&d);
+		assert_int_equal(rc, 0);
+		assert_int_equal(d.n, 0);
+		assert_true(cfg->devices.enabled && cfg->devices.arp);
+		assert_string_equal(cfg->devices.arp_file, "/proc/net/arp");
+		assert_string_equal(cfg->devices.oui_dir, "/usr/share/ieee-data");
+		assert_int_equal(cfg->devices.arp_refresh_s, 30);
+		assert_int_equal(cfg->devices.nsignatures, 5);
+		assert_true(cfg->devices.nhostname_vendors > 5);
+		config_free(&cfg);
+		diag_clear(&d);
+	}
+
+	struct diag d;
+	struct config *cfg = NULL;
+	diag_init(&d);
+	assert_int_equal(load("groups:\n  - {name: a, vendors: [X], macs: [aa:bb:cc]}\n"
+			      "  - {name: b, tags: [t]}\n", &d, &cfg), -EINVAL);
+	if (d.nerrors != 2)
+		dump(&d);
+	assert_int_equal(d.nerrors, 2);
+	assert_string_equal(d.v[0].text, "t.yaml:2:15: groups[0].vendors: matches devices, but "
+			    "device identity is off: add a 'devices:' section ('devices: {}' is "
+			    "enough)");
+	assert_string_equal(d.v[1].text, "t.yaml:3:15: groups[1].tags: matches devices, but "
+			    "device identity is off: add a 'devices:' section ('devices: {}' is "
+			    "enough)");
 	diag_clear(&d);
 }
 
@@ -331,7 +392,7 @@ static void
 test_selectors_not_catch_all(void **state)
 {
 	(void)state;
-	struct policy *p = compile("groups:\n  - {name: v, vendors: [Xiaomi]}\n");
+	struct policy *p = compile("devices: {}\ngroups:\n  - {name: v, vendors: [Xiaomi]}\n");
 	struct sockaddr_storage ss;
 	struct policy_identity id = {0};
 	sockaddr_of("192.0.2.1", &ss);
@@ -861,6 +922,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_config_values),
+		cmocka_unit_test(test_config_identity_on),
 		cmocka_unit_test(test_selectors),
 		cmocka_unit_test(test_selectors_not_catch_all),
 		cmocka_unit_test(test_signatures),
