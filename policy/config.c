@@ -422,9 +422,10 @@ cleanup:
 	return rc;
 }
 
-int
-config_load_text(const char *file, const char *dir, const char *text, size_t len,
-		 struct diag *diag, struct config **out)
+/* config_load_text, and with partial != NULL what config_load_partial gives on -EINVAL. */
+static int
+load_text(const char *file, const char *dir, const char *text, size_t len, struct diag *diag,
+	  struct config **out, struct config **partial)
 {
 	struct config_node *root = NULL;
 	struct config *cfg = NULL;
@@ -440,6 +441,10 @@ config_load_text(const char *file, const char *dir, const char *text, size_t len
 		goto cleanup;
 	}
 	rc = config_check(root, file, cfg, diag);
+	if (rc == -EINVAL && partial != NULL) {
+		*partial = cfg;
+		cfg = NULL;
+	}
 	if (rc != 0)
 		goto cleanup;
 	*out = cfg;
@@ -449,6 +454,13 @@ cleanup:
 	config_free(&cfg);
 	config_node_free(&root);
 	return rc;
+}
+
+int
+config_load_text(const char *file, const char *dir, const char *text, size_t len,
+		 struct diag *diag, struct config **out)
+{
+	return load_text(file, dir, text, len, diag, out, NULL);
 }
 
 /* Reads a whole file; reports and returns -errno on failure. */
@@ -507,7 +519,8 @@ fail:
 }
 
 int
-config_load(const char *path, struct diag *diag, struct config **out)
+config_load_partial(const char *path, struct diag *diag, struct config **out,
+		    struct config **partial)
 {
 	char *text = NULL;
 	char *dir = NULL;
@@ -529,9 +542,15 @@ config_load(const char *path, struct diag *diag, struct config **out)
 		rc = -ENOMEM;
 		goto cleanup;
 	}
-	rc = config_load_text(path, dir, text, len, diag, out);
+	rc = load_text(path, dir, text, len, diag, out, partial);
 cleanup:
 	free(dir);
 	free(text);
 	return rc;
+}
+
+int
+config_load(const char *path, struct diag *diag, struct config **out)
+{
+	return config_load_partial(path, diag, out, NULL);
 }

@@ -64,6 +64,8 @@ struct config_list {
 	size_t ndomains;
 	enum config_action action; /* INHERIT unless the list fixes its own action */
 	struct config_loc loc;
+	bool valid;		/* its own definition had no error (every list of a loaded config;
+				   in a partial one, the lists whose files may still be read) */
 };
 
 struct config_group {
@@ -219,6 +221,15 @@ struct config {
  * success; the caller owns it and frees it with config_free().
  */
 int config_load(const char *path, struct diag *diag, struct config **out);
+/*
+ * The same, and when the file has errors but was read and parsed as YAML, *partial (written only
+ * then) receives the configuration as far as it could be checked, so that the list files of the
+ * lists defined without error (config_list.valid) can still be read and their problems reported
+ * with the others (policy_load). A partial configuration is for that only: it may be incomplete
+ * or inconsistent. The caller frees it with config_free().
+ */
+int config_load_partial(const char *path, struct diag *diag, struct config **out,
+			struct config **partial);
 void config_free(struct config **cfg);
 
 const char *config_action_name(enum config_action a); /* "sinkhole", ...; "inherit" */

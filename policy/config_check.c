@@ -793,10 +793,12 @@ on_lists(struct config_check_ctx *c, const struct config_node *key, const struct
 		cfg->nlists++;
 		if (!config_check_is_mapping(c, k, v, child, false))
 			continue;
+		size_t errors = c->diag->nerrors;
 		config_check_walk_map(c, v, child, list_keys,
 				      sizeof(list_keys) / sizeof(list_keys[0]), l);
 		if (l->nfiles == 0 && l->ndomains == 0)
 			err(c, k, child, "list has neither files nor domains");
+		l->valid = c->diag->nerrors == errors && c->rc == 0;
 	}
 }
 

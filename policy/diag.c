@@ -3,6 +3,7 @@
  */
 #include "diag.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,11 +114,8 @@ diag_add(struct diag *d, enum diag_level level, const char *file, int line, int 
 }
 
 static int
-entry_cmp(const struct diag_entry *a, const struct diag_entry *b)
+pos_cmp(const struct diag_entry *a, const struct diag_entry *b)
 {
-	int c = strcmp(a->file != NULL ? a->file : "", b->file != NULL ? b->file : "");
-	if (c != 0)
-		return c;
 	if (a->line != b->line)
 		return a->line < b->line ? -1 : 1;
 	if (a->col != b->col)
@@ -125,19 +123,57 @@ entry_cmp(const struct diag_entry *a, const struct diag_entry *b)
 	return 0;
 }
 
-void
-diag_sort(struct diag *d, size_t from)
+static int
+entry_cmp(const struct diag_entry *a, const struct diag_entry *b, const char *file)
 {
-	/* Insertion sort: stable, and the lists are short. */
+	(void)file;
+	int c = strcmp(a->file != NULL ? a->file : "", b->file != NULL ? b->file : "");
+	return c != 0 ? c : pos_cmp(a, b);
+}
+
+static bool
+in_file(const struct diag_entry *e, const char *file)
+{
+	return e->file != NULL && strcmp(e->file, file) == 0;
+}
+
+/* Entries of file by position, before all others, which compare equal. */
+static int
+file_first_cmp(const struct diag_entry *a, const struct diag_entry *b, const char *file)
+{
+	bool ia = in_file(a, file), ib = in_file(b, file);
+	if (ia != ib)
+		return ia ? -1 : 1;
+	return ia ? pos_cmp(a, b) : 0;
+}
+
+/* Insertion sort: stable, and the lists are short. */
+static void
+sort_from(struct diag *d, size_t from,
+	  int (*cmp)(const struct diag_entry *, const struct diag_entry *, const char *),
+	  const char *file)
+{
 	for (size_t i = from + 1; i < d->n; i++) {
 		struct diag_entry e = d->v[i];
 		size_t j = i;
-		while (j > from && entry_cmp(&d->v[j - 1], &e) > 0) {
+		while (j > from && cmp(&d->v[j - 1], &e, file) > 0) {
 			d->v[j] = d->v[j - 1];
 			j--;
 		}
 		d->v[j] = e;
 	}
+}
+
+void
+diag_sort(struct diag *d, size_t from)
+{
+	sort_from(d, from, entry_cmp, NULL);
+}
+
+void
+diag_sort_file_first(struct diag *d, size_t from, const char *file)
+{
+	sort_from(d, from, file_first_cmp, file);
 }
 
 void

@@ -53,6 +53,11 @@ void diag_vadd(struct diag *d, enum diag_level level, const char *file, int line
  * place keep their order), so that problems found in several passes read in file order. */
 void diag_sort(struct diag *d, size_t from);
 
+/* Sorts the entries from index `from` on: those located in `file` first, by line and column, then
+ * every other entry in the order it was added (a list file's notes stay in reading order, with
+ * their summary last). Stable. For a configuration file and the files it names. */
+void diag_sort_file_first(struct diag *d, size_t from, const char *file);
+
 /* Prints every entry of at least the given importance (DIAG_NOTE prints all), one per line. */
 void diag_print(const struct diag *d, FILE *out, enum diag_level min);
 

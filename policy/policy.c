@@ -47,10 +47,15 @@ struct load_ctx {
 	size_t entries;
 };
 
+/* Adds a name to the table; without a table (only reading the lists) counts it. */
 static int
 on_list_name(void *arg, const struct names_name *n)
 {
 	struct load_ctx *c = arg;
+	if (c->ns == NULL) {
+		c->entries++;
+		return 0;
+	}
 	int rc = nameset_add(c->ns, n, c->list);
 	if (rc < 0)
 		return rc;
@@ -58,14 +63,15 @@ on_list_name(void *arg, const struct names_name *n)
 	return 0;
 }
 
-/* Loads list l (files and inline domains). I/O and content errors are reported to diag and
- * returned after trying everything; -ENOMEM is returned at once. */
+/* Loads list l (files and inline domains) into ns (NULL: only read and report) and fills *out.
+ * I/O and content errors are reported to diag and returned after trying everything; -ENOMEM is
+ * returned at once. */
 static int
-load_list(struct policy *p, struct diag *diag, size_t l)
+load_list(const struct config *cfg, struct nameset *ns, struct diag *diag, size_t l,
+	  struct policy_list_stats *out)
 {
-	const struct config *cfg = p->cfg;
 	const struct config_list *cl = &cfg->lists[l];
-	struct load_ctx ctx = {.ns = p->names, .list = (uint32_t)l};
+	struct load_ctx ctx = {.ns = ns, .list = (uint32_t)l};
 	struct lists_stats st = {0};
 	char key[KEY_MAX];
 	int result = 0;
@@ -103,9 +109,37 @@ load_list(struct policy *p, struct diag *diag, size_t l)
 		if ((rc = on_list_name(&ctx, &n)) < 0)
 			return rc;
 	}
-	p->lstats[l].entries = ctx.entries;
-	p->lstats[l].skipped = st.skipped;
+	out->entries = ctx.entries;
+	out->skipped = st.skipped;
 	return result;
+}
+
+/* Loads every list of cfg into ns, or with ns NULL only reads the lists defined without error
+ * (cfg is then a partial configuration). lstats (may be NULL) gets one entry per list. 0, the
+ * first I/O or content error after reading everything, or -ENOMEM / -E2BIG at once (reported). */
+static int
+load_lists(const struct config *cfg, struct nameset *ns, struct diag *diag,
+	   struct policy_list_stats *lstats)
+{
+	int rc = 0;
+
+	for (size_t l = 0; l < cfg->nlists; l++) {
+		struct policy_list_stats st = {0};
+		if (ns == NULL && !cfg->lists[l].valid)
+			continue;
+		int lrc = load_list(cfg, ns, diag, l, &st);
+		if (lrc == -ENOMEM || lrc == -E2BIG) {
+			diag_add(diag, DIAG_ERROR, cfg->path, cfg->lists[l].loc.line,
+				 cfg->lists[l].loc.col, NULL, "lists.%s: %s", cfg->lists[l].name,
+				 strerror(-lrc));
+			return lrc;
+		}
+		if (lrc < 0 && rc == 0)
+			rc = lrc;
+		if (lstats != NULL)
+			lstats[l] = st;
+	}
+	return rc;
 }
 
 /* Fills gsets: for each group and set, the group's first allow and block list in the set. */
@@ -316,18 +350,9 @@ policy_new(struct config *cfg, struct diag *diag, struct policy **out)
 	}
 	if ((rc = nameset_new(p->seed, expected_names(cfg), &p->names)) != 0)
 		goto cleanup;
-	for (size_t l = 0; l < cfg->nlists; l++) {
-		int lrc = load_list(p, diag, l);
-		if (lrc == -ENOMEM || lrc == -E2BIG) {
-			diag_add(diag, DIAG_ERROR, cfg->path, cfg->lists[l].loc.line,
-				 cfg->lists[l].loc.col, NULL, "lists.%s: %s", cfg->lists[l].name,
-				 strerror(-lrc));
-			rc = lrc;
-			goto cleanup;
-		}
-		if (lrc < 0 && rc == 0)
-			rc = lrc;
-	}
+	rc = load_lists(cfg, p->names, diag, p->lstats);
+	if (rc == -ENOMEM || rc == -E2BIG)
+		goto cleanup;
 	if (rc == 0)
 		rc = load_signatures(p, diag);
 	if (rc != 0)
@@ -347,6 +372,27 @@ cleanup:
 		p->cfg = NULL;	/* stays the caller's on failure */
 		policy_destroy(p);
 	}
+	return rc;
+}
+
+int
+policy_load(const char *path, struct diag *diag, struct policy **out)
+{
+	struct config *cfg = NULL, *partial = NULL;
+	size_t first = diag->n;
+	int rc = config_load_partial(path, diag, &cfg, &partial);
+
+	if (rc == 0) {
+		rc = policy_new(cfg, diag, out);
+		if (rc != 0)
+			config_free(&cfg);
+	} else if (partial != NULL) {
+		/* the configuration stays rejected; its lists are read for their own problems */
+		if (load_lists(partial, NULL, diag, NULL) == -ENOMEM)
+			rc = -ENOMEM;
+		config_free(&partial);
+	}
+	diag_sort_file_first(diag, first, path);
 	return rc;
 }
 

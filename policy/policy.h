@@ -55,6 +55,16 @@ struct policy_verdict {
  * On failure (-EINVAL for content errors, -ENOMEM, -errno for I/O) cfg stays the caller's.
  */
 int policy_new(struct config *cfg, struct diag *diag, struct policy **out);
+
+/*
+ * Loads the configuration at path and compiles it, as veto check, veto serve and veto explain
+ * do: config_load() then policy_new(). When the configuration has errors, the files of the lists
+ * defined without error are still read, so that their problems (unreadable files, skipped lines)
+ * are reported with the others; the result stays the configuration's error. The entries added to
+ * diag are sorted: those located in path by position, then those of other files in reading
+ * order. 0 and *out (one reference), or the error of config_load() or policy_new().
+ */
+int policy_load(const char *path, struct diag *diag, struct policy **out);
 struct policy *policy_ref(struct policy *p);
 void policy_unref(struct policy **p);	/* frees at zero, and sets *p = NULL */
 

@@ -132,7 +132,6 @@ cmd_check(int argc, char **argv)
 	};
 	const char *path = CMD_DEFAULT_CONFIG;
 	struct diag d;
-	struct config *cfg = NULL;
 	struct policy *p = NULL;
 	int c, rc, code;
 
@@ -157,12 +156,7 @@ cmd_check(int argc, char **argv)
 	}
 
 	diag_init(&d);
-	rc = config_load(path, &d, &cfg);
-	if (rc == 0) {
-		rc = policy_new(cfg, &d, &p);
-		if (rc != 0)
-			config_free(&cfg);
-	}
+	rc = policy_load(path, &d, &p);
 	diag_print(&d, stderr, DIAG_NOTE);
 	if (rc != 0) {
 		fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", path, d.nerrors,

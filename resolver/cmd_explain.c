@@ -342,7 +342,6 @@ cmd_explain(int argc, char **argv)
 	struct mac mac;
 	bool json = false;
 	struct diag d;
-	struct config *cfg = NULL;
 	struct policy *p = NULL;
 	struct sockaddr_storage ss;
 	struct names_name qname;
@@ -405,12 +404,7 @@ cmd_explain(int argc, char **argv)
 	}
 
 	diag_init(&d);
-	rc = config_load(path, &d, &cfg);
-	if (rc == 0) {
-		rc = policy_new(cfg, &d, &p);
-		if (rc != 0)
-			config_free(&cfg);
-	}
+	rc = policy_load(path, &d, &p);
 	if (rc != 0) {
 		diag_print(&d, stderr, DIAG_ERROR);
 		code = rc == -ENOMEM || rc == -EIO ? CMD_EXIT_RUNTIME : CMD_EXIT_USAGE;

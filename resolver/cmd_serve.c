@@ -45,7 +45,6 @@ static int
 run(const char *path)
 {
 	struct diag diag;
-	struct config *cfg = NULL;
 	struct policy *policy = NULL;
 	struct server *srv = NULL;
 	uv_loop_t loop;
@@ -53,14 +52,10 @@ run(const char *path)
 	int err;
 
 	diag_init(&diag);
-	err = config_load(path, &diag, &cfg);
-	if (err == 0)
-		err = policy_new(cfg, &diag, &policy);
+	err = policy_load(path, &diag, &policy);
 	diag_print(&diag, stderr, DIAG_WARNING);
 	diag_clear(&diag);
 	if (err != 0) {
-		if (cfg != NULL)
-			config_free(&cfg);
 		fprintf(stderr, "%s: configuration not valid: not started\n", path);
 		return CMD_EXIT_USAGE;
 	}

@@ -141,6 +141,24 @@ def test_check_missing_list_file(veto_bin, tmp_path):
 	assert "missing.txt" in p.stderr
 
 
+def test_check_list_problems_reported_with_other_errors(veto_bin, tmp_path):
+	"""An unreadable list file is reported along with the other errors, in file order, and the
+	skipped lines of the lists defined without error too."""
+	(tmp_path / "bad.txt").write_text("good.test\nnot a name\n")
+	text = replace_line(7, "  ads: {files: [missing.txt]}\n  more: {files: [bad.txt]}\n")
+	text = text.replace("    block: [ads]\n", "    block: [ads, more]\n").replace("  listen:", "  lisen:")
+	text = text.replace("    action: nxdomain\n", "    action: sinkhol\n")
+	path, p = run_check(tmp_path, text)
+	assert p.returncode == 2, p.stderr
+	lines = p.stderr.splitlines()
+	where = [next((i for i, l in enumerate(lines) if re.match(rf"{re.escape(str(path))}:{n}:\d+: {k}", l)), None)
+		 for n, k in ((2, r"server\.lisen: "), (7, r"lists\.ads\.files\[0\]: cannot read list file '.*missing\.txt'"),
+			      (13, r"groups\[0\]\.action: "))]
+	assert None not in where and where == sorted(where), p.stderr
+	assert re.search(r"bad\.txt:2: skipped: ", p.stderr), p.stderr
+	assert p.stderr.rstrip().endswith("3 errors, 0 warnings"), p.stderr
+
+
 def test_check_relative_list_file_and_skipped_lines(veto_bin, tmp_path):
 	sub = tmp_path / "conf"
 	sub.mkdir()

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -689,6 +690,83 @@ test_differential(void **state)
 	assert_true(allowed > 500);
 }
 
+/* ---- policy_load: every problem at once, the lists' too, in file order ---- */
+
+#define DATA VETO_TEST_DATA "/config"
+
+static void
+expect_diag(const char *file, int rc, const char *const *expect, size_t n)
+{
+	struct diag d;
+	struct policy *p = NULL;
+	diag_init(&d);
+	assert_int_equal(policy_load(file, &d, &p), rc);
+	assert_true(rc == 0 ? p != NULL : p == NULL);
+	bool same = d.n == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = strcmp(d.v[i].text, expect[i]) == 0;
+	if (!same) {
+		fprintf(stderr, "FAIL %s: expected\n", file);
+		for (size_t i = 0; i < n; i++)
+			fprintf(stderr, "    > %s\n", expect[i]);
+		fprintf(stderr, "  got\n");
+		for (size_t i = 0; i < d.n; i++)
+			fprintf(stderr, "    | %s\n", d.v[i].text);
+	}
+	assert_true(same);
+	policy_unref(&p);
+	diag_clear(&d);
+}
+
+static void
+test_load(void **state)
+{
+	(void)state;
+	/* errors elsewhere: the lists defined without error are still read ('broken' is not) */
+	static const char *const errors[] = {
+		DATA "/errors-and-lists.yaml:3:3: server.lisen: unknown key (did you mean 'listen'?)",
+		DATA "/errors-and-lists.yaml:5:18: lists.gone.files[0]: cannot read list file '" DATA
+		     "/lists/does-not-exist.txt': No such file or directory",
+		DATA "/errors-and-lists.yaml:7:45: lists.broken.actoin: unknown key (did you mean "
+		     "'action'?)",
+		DATA "/errors-and-lists.yaml:11:5: groups[0].action: unknown value 'sinkhol' "
+		     "(expected sinkhole, nxdomain, nodata, refused)",
+		DATA "/../lists/many-bad.txt:1: skipped: unexpected text after the name: 'bad1 name "
+		     "with spaces'",
+		DATA "/../lists/many-bad.txt:2: skipped: unexpected text after the name: 'bad2 name "
+		     "with spaces'",
+		DATA "/../lists/many-bad.txt:3: skipped: unexpected text after the name: 'bad3 name "
+		     "with spaces'",
+		DATA "/../lists/many-bad.txt:4: skipped: unexpected text after the name: 'bad4 name "
+		     "with spaces'",
+		DATA "/../lists/many-bad.txt:5: skipped: unexpected text after the name: 'bad5 name "
+		     "with spaces'",
+		DATA "/../lists/many-bad.txt: skipped 7 lines in total, the first 5 shown",
+	};
+	expect_diag(DATA "/errors-and-lists.yaml", -EINVAL, errors,
+		    sizeof(errors) / sizeof(errors[0]));
+
+	/* a list error (found while compiling) goes before a later warning of the checker */
+	static const char *const missing[] = {
+		DATA "/missing-and-unused.yaml:2:18: lists.gone.files[0]: cannot read list file '"
+		DATA "/lists/does-not-exist.txt': No such file or directory",
+		DATA "/missing-and-unused.yaml:3:3: lists.spare: warning: used by no group",
+	};
+	expect_diag(DATA "/missing-and-unused.yaml", -ENOENT, missing,
+		    sizeof(missing) / sizeof(missing[0]));
+
+	/* an unreadable configuration: nothing else to read */
+	static const char *const none[] = {
+		DATA "/nope.yaml: cannot read the configuration: no such file or directory",
+	};
+	expect_diag(DATA "/nope.yaml", -ENOENT, none, 1);
+
+	static const char *const ok[] = {
+		DATA "/example.yaml:20:3: lists.canary: warning: used by no group",
+	};
+	expect_diag(DATA "/example.yaml", 0, ok, 1);
+}
+
 int
 main(void)
 {
@@ -701,6 +779,7 @@ main(void)
 		cmocka_unit_test(test_no_group),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_differential),
+		cmocka_unit_test(test_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
