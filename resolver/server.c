@@ -103,6 +103,8 @@ static void
 free_server_memory(struct server *s)
 {
 	udp_batch_free(&s->batch);
+	free(s->applied.listen);
+	free(s->applied.state_dir);
 	free(s->udp_rbuf);
 	free(s->tcp_rbuf);
 	free(s->reply);
@@ -125,6 +127,9 @@ start_devices(struct server *s, const char *when)
 	}
 	s->nobjects++;
 	devices_set_querylog(s->devices, s->qlog);
+	const char *dir = policy_config(s->policy)->state_dir;
+	free(s->applied.state_dir);
+	s->applied.state_dir = dir != NULL ? strdup(dir) : NULL; /* NULL on ENOMEM: no warning */
 	if (when[0] != '\0')
 		log_info("%sdevices: started", when);
 }
@@ -145,6 +150,17 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 	s->tcp_rbuf = malloc(TCP_READ_SIZE);
 	s->reply = malloc(2 + SERVER_REPLY_CAP);
 	s->answer_wire = malloc(DNSMSG_MAX_LEN);
+	s->applied.cache_entries = cfg->cache.entries;
+	s->applied.cache_min_ttl = cfg->cache.min_ttl;
+	s->applied.cache_max_ttl = cfg->cache.max_ttl;
+	s->applied.nlisten = cfg->server.nlisten;
+	if (cfg->server.nlisten > 0) {
+		s->applied.listen = malloc(cfg->server.nlisten * sizeof(*s->applied.listen));
+		if (s->applied.listen == NULL)
+			goto cleanup;
+		memcpy(s->applied.listen, cfg->server.listen,
+		       cfg->server.nlisten * sizeof(*s->applied.listen));
+	}
 	if (s->udp_rbuf == NULL || s->tcp_rbuf == NULL || s->reply == NULL ||
 	    s->answer_wire == NULL || udp_batch_new(&s->batch) != 0)
 		goto cleanup;
@@ -221,7 +237,14 @@ on_signal(uv_signal_t *sig, int signum)
 			log_info("reload: already running, will run again when it ends");
 		return;
 	}
-	log_info("stopping: %s received", signum == SIGINT ? "SIGINT" : "SIGTERM");
+	if (s->state == SERVER_DRAINING)
+		log_info("stopping: %s received again: not waiting for queries in flight",
+		         signum == SIGINT ? "SIGINT" : "SIGTERM");
+	else if (s->state == SERVER_CLOSING)
+		log_info("stopping: %s received again: still writing the log and the device state",
+		         signum == SIGINT ? "SIGINT" : "SIGTERM");
+	else
+		log_info("stopping: %s received", signum == SIGINT ? "SIGINT" : "SIGTERM");
 	server_stop(s, NULL, NULL);
 }
 
@@ -233,10 +256,11 @@ server_watch_signals(struct server *s)
 
 	if (s->signals || s->state >= SERVER_DRAINING)
 		return -EALREADY;
+	/* not counted in nobjects: they stay open until finalize() has flushed the log, so a
+	 * second SIGTERM or SIGINT while stopping is handled, never the default (exit at once) */
 	for (size_t i = 0; i < 3; i++) {
 		uv_signal_init(s->loop, sigs[i]);
 		sigs[i]->data = s;
-		s->nobjects++;
 	}
 	s->signals = true;
 	for (size_t i = 0; i < 3; i++) {
@@ -286,22 +310,28 @@ str_equal(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* Settings that only take effect at start. devices_running: the device table is open (in
- * state_dir). The log settings follow a reload (apply_log_settings); so does a log.database
- * that moves with state_dir (the loader resolves it against state_dir). */
+/* Settings that only take effect at start: compared with what is running (not with the
+ * previous reload's file, so that putting a value back is not warned about, and a change kept
+ * over two reloads is warned about each time). */
 static void
-warn_restart_needed(const struct config *old, const struct config *cur, bool devices_running)
+warn_restart_needed(const struct server *s, const struct config *cur)
 {
-	if (old->cache.entries != cur->cache.entries || old->cache.min_ttl != cur->cache.min_ttl ||
-	    old->cache.max_ttl != cur->cache.max_ttl)
-		log_warning("reload: %s: cache settings changed: restart needed to apply them",
+	if (s->applied.cache_entries != cur->cache.entries ||
+	    s->applied.cache_min_ttl != cur->cache.min_ttl ||
+	    s->applied.cache_max_ttl != cur->cache.max_ttl)
+		log_warning("reload: %s: cache settings differ from the running ones: restart "
+			    "needed to apply them",
 			    cur->path);
-	if (!addr_lists_equal(old->server.listen, old->server.nlisten, cur->server.listen,
+	if (!addr_lists_equal(s->applied.listen, s->applied.nlisten, cur->server.listen,
 			      cur->server.nlisten))
-		log_warning("reload: %s: server.listen changed: restart needed to apply it",
+		log_warning("reload: %s: server.listen differs from the running one: restart "
+			    "needed to apply it",
 			    cur->path);
-	if (!str_equal(old->state_dir, cur->state_dir) && devices_running)
-		log_warning("reload: %s: state_dir changed: restart needed to apply it", cur->path);
+	if (s->devices != NULL && s->applied.state_dir != NULL &&
+	    !str_equal(s->applied.state_dir, cur->state_dir))
+		log_warning("reload: %s: state_dir differs from the running one (%s): restart "
+			    "needed to apply it",
+			    cur->path, s->applied.state_dir);
 }
 
 /* log.queries, log.file, log.database, log.retention_days. A query log made with log.queries
@@ -358,13 +388,12 @@ on_reload_done(uv_work_t *req, int status)
 		log_diag(&job->diag);
 		if (job->diag.nerrors == 0)
 			log_error("%s: cannot load: %s", job->path, uv_strerror(result));
-		log_error("reload: failed (%zu errors): keeping the current policy",
-			  job->diag.nerrors);
+		log_error("reload: failed (%zu error%s): keeping the current policy",
+			  job->diag.nerrors, job->diag.nerrors == 1 ? "" : "s");
 	} else {
-		const struct config *old = policy_config(s->policy);
 		const struct config *cur = policy_config(job->policy);
 		log_diag(&job->diag);
-		warn_restart_needed(old, cur, s->devices != NULL);
+		warn_restart_needed(s, cur);
 		apply_log_settings(s, cur);
 		int err = upstream_reconfigure(s->upstream, cur);
 		if (err != 0)
@@ -537,6 +566,18 @@ finalize(struct server *s)
 		 st->udp_queries + st->tcp_queries, st->udp_queries, st->tcp_queries, st->forwarded,
 		 st->cache_hits, st->blocked, st->cloaked, st->refused, st->errors, st->servfail,
 		 st->dropped, st->send_errors, qdropped);
+	if (s->signals) {
+		/* last: the log is flushed and the device state saved. Closing the watchers gives
+		 * the signals back their default action (exit at once, with the signal's status):
+		 * from here on the process only exits, so they are ignored instead */
+		uv_close((uv_handle_t *)&s->sig_hup, NULL);
+		uv_close((uv_handle_t *)&s->sig_term, NULL);
+		uv_close((uv_handle_t *)&s->sig_int, NULL);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
+		s->signals = false;
+	}
 	if (s->stop_cb != NULL)
 		s->stop_cb(s->stop_arg);
 }
@@ -569,11 +610,6 @@ begin_close(struct server *s)
 	if (s->drain_timer_init) {
 		uv_timer_stop(&s->drain_timer);
 		uv_close((uv_handle_t *)&s->drain_timer, on_handle_close);
-	}
-	if (s->signals) {
-		uv_close((uv_handle_t *)&s->sig_hup, on_handle_close);
-		uv_close((uv_handle_t *)&s->sig_term, on_handle_close);
-		uv_close((uv_handle_t *)&s->sig_int, on_handle_close);
 	}
 	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
 		udp_listener_close((struct udp_listener *)l);

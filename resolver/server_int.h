@@ -115,6 +115,14 @@ struct server {
 	struct querylog *qlog;
 	struct devices *devices;	/* device identity (devices: in the config), or NULL */
 	struct server_stats stats;
+	/* what took effect at start (or when devices started): a reload compares with these to
+	 * say which changes need a restart */
+	struct {
+		uint32_t cache_entries, cache_min_ttl, cache_max_ttl;
+		struct config_addr *listen;	/* owned copy */
+		size_t nlisten;
+		char *state_dir;		/* of the device table; NULL when it is not open */
+	} applied;
 
 	struct server_listener *udp;	/* struct udp_listener, linked by base.next */
 	struct server_listener *tcp;	/* struct tcp_listener */

@@ -1,8 +1,10 @@
 """Life cycle: startup, SIGHUP reload (valid and invalid), log reopen, SIGTERM/SIGINT shutdown with
 the log flushed, bind failures."""
 
+import os
 import re
 import signal
+import sqlite3
 import socket
 import time
 
@@ -91,6 +93,24 @@ def test_sighup_missing_list_file_keeps_old_policy(veto):
 	assert answer_values(veto.query("filetrack.test", src=GROUP_CLIENT["sink"]), "A") == [BLOCK_IPV4]
 
 
+def test_reload_restart_warning_compares_with_running(veto_factory):
+	"""cache.* and server.listen take effect at start only: a reload warns when the file differs
+	from what runs, every time, and not when a value is put back."""
+	def cache(n):
+		return lambda c: c.setdefault("cache", {}).update(entries=n)
+	v = veto_factory(edit=cache(1000))
+	warning = "cache settings differ from the running ones: restart needed"
+
+	def reload_with(n, reloads):
+		v.rewrite_config(cache(n))
+		v.send_signal(signal.SIGHUP)
+		assert wait_until(lambda: v.stderr().count("reload: ok") == reloads, 10), v.stderr()
+		return v.stderr().count(warning)
+	assert reload_with(2000, 1) == 1
+	assert reload_with(2000, 2) == 2	# still not applied: said again
+	assert reload_with(1000, 3) == 2	# what runs: nothing to say
+
+
 def test_sighup_reopens_query_log(veto):
 	veto.query("before-rotate.test")
 	assert veto.wait_log(lambda x: x["qname"] == "before-rotate.test")
@@ -126,6 +146,50 @@ def test_shutdown_flushes_query_log(veto, upstream, sig):
 	names = [x["qname"] for x in veto.log_records() if x["qname"] and x["qname"].startswith("flush")]
 	assert len(names) == count, f"{count - len(names)} records lost at shutdown"
 	assert not veto.sanitizer_reports()
+
+
+@pytest.mark.parametrize("delay_ms", [0, 2, 4, 6, 8, 10])
+def test_repeated_signal_while_stopping(veto_factory, tmp_path, delay_ms):
+	"""A second SIGTERM while the daemon stops (an impatient operator, or `timeout` signalling
+	the process and then its group) must neither kill it before the log and the device state
+	are written nor change its exit status. The delays put the second signal into the drain,
+	the closing and the final exit in turn."""
+	state = tmp_path / "state"
+
+	def edit(cfg):
+		cfg["state_dir"] = str(state)
+		cfg["log"]["database"] = "queries.db"
+		cfg["devices"] = {}
+	v = veto_factory(edit=edit)
+	count = 200
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind((GROUP_CLIENT["sink"], 0))
+	s.settimeout(5)
+	try:
+		for start in range(0, count, 25):
+			for i in range(start, start + 25):
+				s.sendto(make_query(f"twice{i}.test", "A", id=i).to_wire(),
+					 ("127.0.0.1", v.port))
+			for _ in range(25):
+				s.recv(65535)
+	finally:
+		s.close()
+	v.send_signal(signal.SIGTERM)
+	time.sleep(delay_ms / 1000)
+	try:
+		os.kill(v.proc.pid, signal.SIGTERM)
+	except ProcessLookupError:
+		pass	# already gone (the status is checked below)
+	assert v.wait_exit() == 0, f"exit status with a second SIGTERM:\n{v.stderr()}"
+	assert "stopped:" in v.stderr()
+	names = [x["qname"] for x in v.log_records() if (x["qname"] or "").startswith("twice")]
+	assert len(names) == count, f"{count - len(names)} records lost"
+	db = sqlite3.connect(f"file:{state / 'queries.db'}?mode=ro", uri=True)
+	try:
+		stored = db.execute("SELECT count(*) FROM query_log WHERE qname LIKE 'twice%'").fetchone()[0]
+	finally:
+		db.close()
+	assert stored == count
 
 
 def test_shutdown_with_query_in_flight(veto, upstream):
