@@ -92,6 +92,21 @@ has_wal(const char *path)
 	return stat(wal, &sb) == 0 && sb.st_size > 0;
 }
 
+/* True when the database holds no table, view or index at all. */
+static bool
+is_empty(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool empty = false;
+
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) ==
+	            SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		empty = sqlite3_column_int(st, 0) == 0;
+	sqlite3_finalize(st);
+	return empty;
+}
+
 /* Opens r->path read-only (immutable: also without locks or -shm) and steps PRAGMA
  * user_version in *st: SQLITE_ROW on success, else an SQLite error code (r->db may be NULL). */
 static int
@@ -158,6 +173,20 @@ logdb_reader_open(const char *path, struct logdb_reader **out)
 		goto cleanup;
 	}
 	int version = sqlite3_column_int(st, 0);
+	if (version == 0 && is_empty(r->db)) {
+		/* a daemon has just created the file and not yet its tables (or nothing ever
+		 * wrote it): read it as a store with no rows */
+		sqlite3_finalize(st);
+		st = NULL;
+		sqlite3_close_v2(r->db);
+		r->db = NULL;
+		if (sqlite3_open_v2(":memory:", &r->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+		    sqlite3_exec(r->db, logdb_schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
+			rc = -ENOMEM;
+			goto cleanup;
+		}
+		version = LOGDB_SCHEMA_VERSION;
+	}
 	if (version != LOGDB_SCHEMA_VERSION) {
 		if (version > LOGDB_SCHEMA_VERSION)
 			log_error("query database: '%s': schema version %d is newer than this "

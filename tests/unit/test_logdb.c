@@ -463,6 +463,21 @@ test_corrupt_and_newer(void **state)
 	assert_null(r);
 	tmp_path(path, sizeof(path), "missing.db");
 	assert_int_equal(logdb_reader_open(path, &r), -ENOENT);
+
+	/* a file the daemon has created but not yet given its tables (a 0-byte file): a store
+	 * with no rows, not an error */
+	tmp_path(path, sizeof(path), "fresh.db");
+	FILE *fresh = fopen(path, "w");
+	assert_non_null(fresh);
+	fclose(fresh);
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	struct logdb_filter flt;
+	int64_t last = -1;
+	logdb_filter_init(&flt);
+	assert_int_equal(logdb_query_rows(r, &flt, NULL, NULL), 0); /* no row: no callback */
+	assert_int_equal(logdb_last_id(r, &last), 0);
+	assert_int_equal(last, 0);
+	logdb_reader_free(&r);
 }
 
 /* ---- reading ---- */
