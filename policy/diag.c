@@ -26,6 +26,7 @@ entry_free(struct diag_entry *e)
 	free(e->path);
 	free(e->msg);
 	free(e->text);
+	free(e->bare);
 }
 
 void
@@ -50,9 +51,10 @@ level_prefix(enum diag_level level)
 	return "";
 }
 
-/* Formats "FILE:LINE:COL: path: [warning: ]msg" leaving out the unknown parts. */
+/* Formats "FILE:LINE:COL: path: [warning: ]msg" leaving out the unknown parts; the level only
+ * when with_level. */
 static char *
-format_text(const struct diag_entry *e)
+format_text(const struct diag_entry *e, bool with_level)
 {
 	char *text = NULL;
 	char loc[64] = "";
@@ -62,7 +64,8 @@ format_text(const struct diag_entry *e)
 		snprintf(loc, sizeof(loc), ":%d", e->line);
 	int r = asprintf(&text, "%s%s%s%s%s%s%s", e->file != NULL ? e->file : "", loc,
 			 e->file != NULL || loc[0] != '\0' ? ": " : "", e->path != NULL ? e->path : "",
-			 e->path != NULL ? ": " : "", level_prefix(e->level), e->msg);
+			 e->path != NULL ? ": " : "", with_level ? level_prefix(e->level) : "",
+			 e->msg);
 	return r < 0 ? NULL : text;
 }
 
@@ -94,8 +97,9 @@ diag_vadd(struct diag *d, enum diag_level level, const char *file, int line, int
 		e.msg = NULL;
 	if ((file != NULL && e.file == NULL) || (path != NULL && e.path == NULL) || e.msg == NULL)
 		goto fail;
-	e.text = format_text(&e);
-	if (e.text == NULL)
+	e.text = format_text(&e, true);
+	e.bare = format_text(&e, false);
+	if (e.text == NULL || e.bare == NULL)
 		goto fail;
 	d->v[d->n++] = e;
 	return;

@@ -29,6 +29,8 @@ struct diag_entry {
 	char *path;	/* owned key path such as "groups[1].action", may be NULL */
 	char *msg;	/* owned message text, without location */
 	char *text;	/* owned, the whole formatted line (what diag_print prints) */
+	char *bare;	/* owned, the same line without the level ("warning: "), for printers
+			   that show the level themselves (log lines) */
 };
 
 struct diag {

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "diag.h"
+
 #define LEVEL_UNSET (-1)
 
 static atomic_int current_level = LEVEL_UNSET;
@@ -172,4 +174,18 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 cleanup:
 	errno = saved_errno;
+}
+
+void
+log_diagnostics(const struct diag *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct diag_entry *e = &d->v[i];
+		enum log_level level = LOG_LEVEL_INFO;
+		if (e->level == DIAG_ERROR)
+			level = LOG_LEVEL_ERROR;
+		else if (e->level == DIAG_WARNING)
+			level = LOG_LEVEL_WARNING;
+		log_msg(level, "%s", e->bare);
+	}
 }

@@ -14,6 +14,8 @@
 
 #include <stdbool.h>
 
+struct diag;
+
 #define LOG_LINE_MAX 4096	/* octets per line, timestamp and newline included */
 
 enum log_level {
@@ -32,6 +34,13 @@ bool log_enabled(enum log_level level);
 /* "debug", "info", "warning" (or "warn"), "error", case-insensitive. 0 or -EINVAL; *out is
  * written only on success. */
 int log_level_from_text(const char *text, enum log_level *out);
+
+/*
+ * Logs every entry of d (policy/diag.h) as one message at its own level: errors as errors,
+ * warnings as warnings, notes (such as the skipped lines of a list file, already bounded per file
+ * by their loader) as info. The level is the line's, so it is not repeated in the text.
+ */
+void log_diagnostics(const struct diag *d);
 
 #define log_error(...)	 log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)

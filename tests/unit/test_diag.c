@@ -23,15 +23,18 @@ test_format(void **state)
 		int line, col;
 		const char *path;
 		const char *expect;
+		const char *bare;	/* without the level, for log lines; NULL = expect */
 	} cases[] = {
-		{DIAG_ERROR, "c.yaml", 14, 5, "groups[1].action", "c.yaml:14:5: groups[1].action: m 7"},
-		{DIAG_WARNING, "c.yaml", 3, 3, "lists.b", "c.yaml:3:3: lists.b: warning: m 7"},
-		{DIAG_NOTE, "l.txt", 9, 0, NULL, "l.txt:9: m 7"},
-		{DIAG_ERROR, "c.yaml", 0, 0, NULL, "c.yaml: m 7"},
-		{DIAG_ERROR, "c.yaml", 0, 4, NULL, "c.yaml: m 7"}, /* a column without a line */
-		{DIAG_ERROR, NULL, 0, 0, "server", "server: m 7"},
-		{DIAG_WARNING, NULL, 0, 0, NULL, "warning: m 7"},
-		{DIAG_ERROR, "c.yaml", -1, -1, "x", "c.yaml: x: m 7"},
+		{DIAG_ERROR, "c.yaml", 14, 5, "groups[1].action", "c.yaml:14:5: groups[1].action: m 7",
+		 NULL},
+		{DIAG_WARNING, "c.yaml", 3, 3, "lists.b", "c.yaml:3:3: lists.b: warning: m 7",
+		 "c.yaml:3:3: lists.b: m 7"},
+		{DIAG_NOTE, "l.txt", 9, 0, NULL, "l.txt:9: m 7", NULL},
+		{DIAG_ERROR, "c.yaml", 0, 0, NULL, "c.yaml: m 7", NULL},
+		{DIAG_ERROR, "c.yaml", 0, 4, NULL, "c.yaml: m 7", NULL}, /* a column without a line */
+		{DIAG_ERROR, NULL, 0, 0, "server", "server: m 7", NULL},
+		{DIAG_WARNING, NULL, 0, 0, NULL, "warning: m 7", "m 7"},
+		{DIAG_ERROR, "c.yaml", -1, -1, "x", "c.yaml: x: m 7", NULL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct diag d;
@@ -40,6 +43,8 @@ test_format(void **state)
 			 cases[i].path, "m %d", 7);
 		assert_int_equal(d.n, 1);
 		assert_string_equal(d.v[0].text, cases[i].expect);
+		assert_string_equal(d.v[0].bare,
+				    cases[i].bare != NULL ? cases[i].bare : cases[i].expect);
 		assert_string_equal(d.v[0].msg, "m 7");
 		assert_int_equal(d.nerrors, cases[i].level == DIAG_ERROR);
 		assert_int_equal(d.nwarnings, cases[i].level == DIAG_WARNING);

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "diag.h"
 #include "log.h"
 
 static char tmpdir[256];
@@ -168,6 +169,41 @@ test_exact_line(void **state)
 				  "doubled\n$",
 			    text));
 	free(text);
+}
+
+/* A diagnostic is logged at its own level, which is not repeated in the text ("warning: ...:
+ * warning: used by no group" was printed before); notes are info lines. */
+static void
+test_diagnostics(void **state)
+{
+	struct capture c;
+	struct diag d;
+
+	(void)state;
+	log_set_level(LOG_LEVEL_INFO);
+	diag_init(&d);
+	diag_add(&d, DIAG_ERROR, "v.yaml", 3, 5, "groups[0].action", "unknown value '%s'", "x");
+	diag_add(&d, DIAG_WARNING, "v.yaml", 20, 3, "lists.canary", "used by no group");
+	diag_add(&d, DIAG_NOTE, "ads.txt", 7, 0, NULL, "skipped: %s", "bad name");
+	capture_start(&c, "diag.stderr");
+	log_diagnostics(&d);
+	char *text = capture_end(&c);
+	assert_true(matches(TS_RE "error: v\\.yaml:3:5: groups\\[0\\]\\.action: unknown value 'x'\n"
+			    "[0-9]{4}-.{19} warning: v\\.yaml:20:3: lists\\.canary: used by no group\n"
+			    "[0-9]{4}-.{19} info: ads\\.txt:7: skipped: bad name\n$",
+			    text));
+	free(text);
+
+	/* below the level: nothing */
+	log_set_level(LOG_LEVEL_WARNING);
+	capture_start(&c, "diag2.stderr");
+	log_diagnostics(&d);
+	text = capture_end(&c);
+	assert_false(strstr(text, "skipped") != NULL);
+	assert_true(strstr(text, "used by no group") != NULL);
+	free(text);
+	log_set_level(LOG_LEVEL_INFO);
+	diag_clear(&d);
 }
 
 static void
@@ -360,6 +396,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_and_filter),
 		cmocka_unit_test(test_exact_line),
+		cmocka_unit_test(test_diagnostics),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_level_from_text),
 		cmocka_unit_test(test_threads_whole_lines),
