@@ -51,14 +51,18 @@ run(const char *path)
 	int rc = CMD_EXIT_OK;
 	int err;
 
+	/* A configuration that is not valid is reported like veto check does; once it is, its
+	 * warnings and the skipped lines of the lists (bounded per file) are log lines. */
 	diag_init(&diag);
 	err = policy_load(path, &diag, &policy);
-	diag_print(&diag, stderr, DIAG_WARNING);
-	diag_clear(&diag);
 	if (err != 0) {
+		diag_print(&diag, stderr, DIAG_WARNING);
+		diag_clear(&diag);
 		fprintf(stderr, "%s: configuration not valid: not started\n", path);
 		return CMD_EXIT_USAGE;
 	}
+	log_diagnostics(&diag);
+	diag_clear(&diag);
 
 	/* a client closing its TCP connection must not kill the daemon */
 	signal(SIGPIPE, SIG_IGN);

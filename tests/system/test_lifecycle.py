@@ -38,6 +38,30 @@ def test_startup_logs_each_listener(veto):
 	assert lines and all(OPS_LINE.match(line) for line in lines), f"operational lines format:\n{err}"
 
 
+def test_startup_reports_warnings_and_skipped_lines(veto_factory):
+	"""Warnings (the level said once) and the skipped lines of the lists (info: the first five of
+	a file, then a count) are log lines at start-up, like every other message."""
+	v = veto_factory(start=False)
+	bad = v.dir / "bad.txt"
+	bad.write_text("".join(f"bad{i} name with spaces\n" for i in range(7)) + "ok.test\n")
+
+	def edit(c):
+		c["lists"]["spare"] = {"domains": ["spare.test"]}
+		c["lists"]["filelist"]["files"].append(str(bad))
+	v.rewrite_config(edit)
+	v.start()
+	err = v.stderr()
+	lines = [line for line in err.splitlines() if line.strip()]
+	assert lines and all(OPS_LINE.match(line) for line in lines), f"operational lines format:\n{err}"
+	unused = [line for line in lines if "lists.spare" in line]
+	assert len(unused) == 1, err
+	assert re.search(r"Z warning: \S+:\d+:\d+: lists\.spare: used by no group$", unused[0]), err
+	skipped = [line for line in lines if "bad.txt" in line]
+	assert len(skipped) == 6, err
+	assert all(re.search(r"Z info: \S+bad\.txt:\d+: skipped: ", line) for line in skipped[:5]), err
+	assert re.search(r"Z info: \S+bad\.txt: skipped 7 lines in total, the first 5 shown$", skipped[5]), err
+
+
 def test_sighup_reload_blocks_cached_name_at_once(veto, upstream):
 	r = veto.query("later-blocked.test", "A", src=GROUP_CLIENT["sink"])
 	assert answer_values(r, "A") == [DEFAULT_A]
