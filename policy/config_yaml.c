@@ -80,6 +80,21 @@ line_has_ipv6(const char *text, size_t len, size_t line)
 	return false;
 }
 
+/* The first octet of the character at index `index` of UTF-8 text, as libyaml counts them (a
+ * byte order mark not counted, CR LF counted as two), or -1 past the end. */
+static int
+char_at(const char *text, size_t len, size_t index)
+{
+	size_t i = len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+	for (size_t n = 0; i < len; i++) {
+		if (((unsigned char)text[i] & 0xc0) == 0x80)
+			continue;	/* continuation octet */
+		if (n++ == index)
+			return (unsigned char)text[i];
+	}
+	return -1;
+}
+
 static void
 report_parser_error(const yaml_parser_t *p, const char *file, const char *text, size_t len,
 		    struct diag *diag)
@@ -96,6 +111,14 @@ report_parser_error(const yaml_parser_t *p, const char *file, const char *text, 
 	}
 	int line = (int)(p->problem_mark.line < 1000000000 ? p->problem_mark.line + 1 : 0);
 	int col = (int)(p->problem_mark.column < 1000000000 ? p->problem_mark.column + 1 : 0);
+	/* libyaml's "found character that cannot start any token" (and its other tab messages)
+	 * when the character is a tab: say so */
+	if (p->error == YAML_SCANNER_ERROR && p->encoding == YAML_UTF8_ENCODING &&
+	    char_at(text, len, p->problem_mark.index) == '\t') {
+		diag_add(diag, DIAG_ERROR, file, line, col, NULL, "syntax error: tab characters "
+			 "are not allowed for indentation in YAML; use spaces");
+		return;
+	}
 	const char *hint = line_has_ipv6(text, len, p->problem_mark.line)
 				   ? " (quote IPv6 addresses, e.g. \"::1/128\")"
 				   : "";

@@ -247,9 +247,26 @@ static const struct error_case error_cases[] = {
 	{"bad indentation", "server:\n  listen: []\n bad: 1\n",
 	 "t.yaml:3:2: syntax error: did not find expected key (while parsing a block mapping at "
 	 "1:1)"},
+	/* a tab where libyaml expects indentation: said in words, wherever it is */
 	{"tab", "server:\n\tlisten: []\n",
-	 "t.yaml:2:1: syntax error: found character that cannot start any token (while scanning "
-	 "for the next token at 2:1)"},
+	 "t.yaml:2:1: syntax error: tab characters are not allowed for indentation in YAML; use "
+	 "spaces"},
+	{"tab in a block mapping", "server:\n  listen: []\n\tallow: []\n",
+	 "t.yaml:3:1: syntax error: tab characters are not allowed for indentation in YAML; use "
+	 "spaces"},
+	{"tab in a block scalar", "log:\n  file: |\n\tx\n",
+	 "t.yaml:3:1: syntax error: tab characters are not allowed for indentation in YAML; use "
+	 "spaces"},
+	{"tab after a multi-octet character", "log:\n  file: \"\xc3\xa9\"\n\tqueries: all\n",
+	 "t.yaml:3:1: syntax error: tab characters are not allowed for indentation in YAML; use "
+	 "spaces"},
+	{"tab after CR LF and a byte order mark",
+	 "\xef\xbb\xbfserver:\r\n  allow: []\r\n\tlisten: []\r\n",
+	 "t.yaml:3:1: syntax error: tab characters are not allowed for indentation in YAML; use "
+	 "spaces"},
+	{"not a tab", "log:\n  file: @x\n",
+	 "t.yaml:2:9: syntax error: found character that cannot start any token (while scanning "
+	 "for the next token at 2:9)"},
 	{"unquoted ipv6 in a flow", "server:\n  allow: [10.0.0.0/8, ::1/128]\n",
 	 "t.yaml:2:23: syntax error: did not find expected node content (while parsing a flow "
 	 "node at 2:23) (quote IPv6 addresses, e.g. \"::1/128\")"},
