@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config_int.h"
 
@@ -173,18 +174,40 @@ config_check_is_mapping(struct config_check_ctx *c, const struct config_node *at
 	return false;
 }
 
+/* Reports s, a value that is none of names[]: a value in the wrong case gets the right one, like
+ * an unknown key gets a suggestion; anything else the list of values. */
+static void
+unknown_value(struct config_check_ctx *c, const struct config_node *at, const char *path,
+	      const char *s, const char *const *names, size_t n)
+{
+	char buf[CONFIG_SHOW_MAX + 8], expected[256] = "";
+	for (size_t i = 0; i < n; i++) {
+		if (strcasecmp(s, names[i]) == 0) {
+			err(c, at, path, "unknown value '%s' (did you mean '%s'?)",
+			    config_check_show(s, buf, sizeof(buf)), names[i]);
+			return;
+		}
+	}
+	size_t off = 0;
+	for (size_t i = 0; i < n && off < sizeof(expected); i++)
+		off += (size_t)snprintf(expected + off, sizeof(expected) - off, "%s%s",
+					i ? ", " : "", names[i]);
+	err(c, at, path, "unknown value '%s' (expected %s)",
+	    config_check_show(s, buf, sizeof(buf)), expected);
+}
+
 static int
 get_action(struct config_check_ctx *c, const struct config_node *at, const struct config_node *val,
 	   const char *path, enum config_action *out)
 {
-	char buf[CONFIG_SHOW_MAX + 8];
+	const char *names[CONFIG_ACTION_REFUSED - CONFIG_ACTION_SINKHOLE + 1];
 	const char *s = config_check_get_string(c, at, val, path, false);
 	if (s == NULL)
 		return -EINVAL;
 	if (config_action_parse(s, out) != 0) {
-		err(c, at, path,
-		    "unknown value '%s' (expected sinkhole, nxdomain, nodata, refused)",
-		    config_check_show(s, buf, sizeof(buf)));
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			names[i] = config_action_name((enum config_action)(CONFIG_ACTION_SINKHOLE + i));
+		unknown_value(c, at, path, s, names, sizeof(names) / sizeof(names[0]));
 		return -EINVAL;
 	}
 	return 0;
@@ -196,19 +219,13 @@ config_check_get_enum(struct config_check_ctx *c, const struct config_node *at,
 		      const struct config_node *val,
 	 const char *path, const char *const *names, size_t n)
 {
-	char buf[CONFIG_SHOW_MAX + 8], expected[256] = "";
 	const char *s = config_check_get_string(c, at, val, path, false);
 	if (s == NULL)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(s, names[i]) == 0)
 			return (int)i;
-	size_t off = 0;
-	for (size_t i = 0; i < n && off < sizeof(expected); i++)
-		off += (size_t)snprintf(expected + off, sizeof(expected) - off, "%s%s",
-					i ? ", " : "", names[i]);
-	err(c, at, path, "unknown value '%s' (expected %s)",
-	    config_check_show(s, buf, sizeof(buf)), expected);
+	unknown_value(c, at, path, s, names, n);
 	return -1;
 }
 

@@ -65,6 +65,17 @@ static const struct error_case error_cases[] = {
 	 "t.yaml:6:5: groups[0].default: unknown value 'block' (expected allow, deny)"},
 	{"log queries", "log:\n  queries: some\n",
 	 "t.yaml:2:3: log.queries: unknown value 'some' (expected all, blocked, none)"},
+	/* values are lowercase: one in another case gets the right spelling */
+	{"block action in capitals", "block:\n  action: NXDOMAIN\n",
+	 "t.yaml:2:3: block.action: unknown value 'NXDOMAIN' (did you mean 'nxdomain'?)"},
+	{"list action capitalised", "lists:\n  a: {domains: [a.example], action: Refused}\n"
+				    "groups: [{name: g, block: [a]}]\n",
+	 "t.yaml:2:29: lists.a.action: unknown value 'Refused' (did you mean 'refused'?)"},
+	{"group default capitalised", LISTS_AB "groups:\n  - name: g\n    default: Deny\n"
+					       "    block: [a, b]\n",
+	 "t.yaml:6:5: groups[0].default: unknown value 'Deny' (did you mean 'deny'?)"},
+	{"log queries in capitals", "log:\n  queries: BLOCKED\n",
+	 "t.yaml:2:3: log.queries: unknown value 'BLOCKED' (did you mean 'blocked'?)"},
 	{"log database typo", "log:\n  databse: q.db\n",
 	 "t.yaml:2:3: log.databse: unknown key (did you mean 'database'?)"},
 	{"log database empty", "log:\n  database: \"\"\n",
