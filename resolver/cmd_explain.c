@@ -289,6 +289,21 @@ parse_client(const char *text, struct sockaddr_storage *ss)
 	return -EINVAL;
 }
 
+/* The problems of the device sources, as the daemon reports them (FILE:LINE: message): a source
+ * that cannot be read is left out of the identity. Notes are not shown (nor by the daemon). */
+static void
+print_source_problems(const struct diag *d, FILE *out)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct diag_entry *e = &d->v[i];
+		if (e->level == DIAG_ERROR)
+			fprintf(out, "veto explain: warning: %s (not used for the identity)\n",
+				e->bare);
+		else if (e->level == DIAG_WARNING)
+			fprintf(out, "veto explain: warning: %s\n", e->bare);
+	}
+}
+
 /* The identity of the client as the daemon would see it: sources read now, observed vendors
  * from the saved state (read-only). */
 static void
@@ -308,6 +323,7 @@ identify(struct explain *e, const struct policy *p, const struct sockaddr *sa,
 	e->dev.inv = -1;
 	if (devices_sources_load(cfg, &d, &src) != 0)
 		src = NULL;
+	print_source_problems(&d, stderr);
 	devices_fill(cfg, src, sa, hint, &e->dev);
 	if (devices_db_path(cfg, path, sizeof(path)) == 0 &&
 	    devices_store_open(path, true, err, sizeof(err), &st) == 0 &&

@@ -130,8 +130,9 @@ struct devices_sources {
 void devices_sources_free(struct devices_sources **s);	/* NULL-safe */
 
 /*
- * Loads every source of cfg synchronously (for `veto explain`): errors are printed into diag
- * as warnings and the source is skipped. 0 or -ENOMEM.
+ * Loads every source of cfg synchronously (for `veto explain`): a source that cannot be read is
+ * reported to diag (FILE:LINE: message, an error) and skipped; other problems are warnings and
+ * notes. 0 or -ENOMEM.
  */
 int devices_sources_load(const struct config *cfg, struct diag *diag,
 			 struct devices_sources **out);

@@ -330,6 +330,25 @@ def test_explain_identity(dveto):
 	assert p.returncode == 2 and "bad MAC address 'zz'" in p.stderr
 
 
+def test_explain_reports_corrupt_lease_file(veto_factory, tmp_path):
+	"""A lease file the daemon would refuse (keeping its last good table) is reported by veto
+	explain too, as FILE:LINE: message on standard error; the identity is given without it."""
+	work = tmp_path / "dev"
+	work.mkdir()
+	v = veto_factory(edit=devices_edit(work), start=False)
+	(work / "dnsmasq.leases").write_text(DNSMASQ.replace("127.0.0.21", "127.0.0.300"))
+	p = run_veto(["explain", "-c", str(v.config_file), "--client", "127.0.0.21", "x.test", "--json"])
+	assert p.returncode == 0, p.stderr
+	lease_lines = [line for line in p.stderr.splitlines() if "dnsmasq.leases" in line]
+	assert len(lease_lines) == 1, p.stderr
+	assert lease_lines[0].startswith(f"veto explain: warning: {work / 'dnsmasq.leases'}:1: "), p.stderr
+	assert "127.0.0.300" in lease_lines[0] and lease_lines[0].endswith("(not used for the identity)")
+	assert json.loads(p.stdout)["device"]["mac"] is None
+	# the other lease files still are
+	p = run_veto(["explain", "-c", str(v.config_file), "--client", "127.0.0.23", "x.test", "--json"])
+	assert p.returncode == 0 and json.loads(p.stdout)["device"]["hostname"] == "printer-7"
+
+
 def test_device_events_in_query_database(veto_factory, tmp_path):
 	"""First sight, vendor attribution and the group change land in the query-log database."""
 	import sqlite3
