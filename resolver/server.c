@@ -280,14 +280,9 @@ static void
 on_reload_work(uv_work_t *req)
 {
 	struct reload_job *job = req->data;
-	struct config *cfg = NULL;
 
-	job->status = config_load(job->path, &job->diag, &cfg);
-	if (job->status != 0)
-		return;
-	job->status = policy_new(cfg, &job->diag, &job->policy);
-	if (job->status != 0)
-		config_free(&cfg);
+	/* as veto check: list problems reported with the configuration's, in file order */
+	job->status = policy_load(job->path, &job->diag, &job->policy);
 }
 
 static bool
@@ -360,18 +355,6 @@ apply_log_settings(struct server *s, const struct config *cur)
 static void start_reload(struct server *s, server_reload_cb cb, void *arg);
 
 static void
-log_diag(const struct diag *d)
-{
-	for (size_t i = 0; i < d->n; i++) {
-		const struct diag_entry *e = &d->v[i];
-		if (e->level == DIAG_ERROR)
-			log_error("%s", e->text);
-		else if (e->level == DIAG_WARNING)
-			log_warning("%s", e->text);
-	}
-}
-
-static void
 on_reload_done(uv_work_t *req, int status)
 {
 	struct reload_job *job = req->data;
@@ -385,14 +368,14 @@ on_reload_done(uv_work_t *req, int status)
 			policy_unref(&job->policy);
 	} else if (result != 0) {
 		s->stats.reload_failures++;
-		log_diag(&job->diag);
+		log_diagnostics(&job->diag);
 		if (job->diag.nerrors == 0)
 			log_error("%s: cannot load: %s", job->path, uv_strerror(result));
 		log_error("reload: failed (%zu error%s): keeping the current policy",
 			  job->diag.nerrors, job->diag.nerrors == 1 ? "" : "s");
 	} else {
 		const struct config *cur = policy_config(job->policy);
-		log_diag(&job->diag);
+		log_diagnostics(&job->diag);
 		warn_restart_needed(s, cur);
 		apply_log_settings(s, cur);
 		int err = upstream_reconfigure(s->upstream, cur);

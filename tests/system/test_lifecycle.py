@@ -62,6 +62,23 @@ def test_startup_reports_warnings_and_skipped_lines(veto_factory):
 	assert re.search(r"Z info: \S+bad\.txt: skipped 7 lines in total, the first 5 shown$", skipped[5]), err
 
 
+def test_reload_reports_warnings_and_skipped_lines(veto):
+	"""A reload reports like the start: the level said once, skipped lines as info."""
+	bad = veto.dir / "bad2.txt"
+	bad.write_text("bad name\nok2.test\n")
+
+	def edit(c):
+		c["lists"]["spare2"] = {"domains": ["spare2.test"]}
+		c["lists"]["filelist"]["files"].append(str(bad))
+	veto.rewrite_config(edit)
+	veto.send_signal(signal.SIGHUP)
+	assert wait_until(lambda: "reload: ok" in veto.stderr(), 10), veto.stderr()
+	lines = veto.stderr().splitlines()
+	assert any(re.search(r"Z warning: \S+:\d+:\d+: lists\.spare2: used by no group$", ln)
+		   for ln in lines), veto.stderr()
+	assert any(re.search(r"Z info: \S+bad2\.txt:1: skipped: ", ln) for ln in lines), veto.stderr()
+
+
 def test_sighup_reload_blocks_cached_name_at_once(veto, upstream):
 	r = veto.query("later-blocked.test", "A", src=GROUP_CLIENT["sink"])
 	assert answer_values(r, "A") == [DEFAULT_A]
