@@ -108,6 +108,9 @@ write_all(int fd, const char *buf, size_t len)
 	}
 }
 
+static void vlog(enum log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
 static void
 vlog(enum log_level level, const char *fmt, va_list ap)
 {

@@ -112,14 +112,14 @@ static const char insert_sql[] =
  * sources ?1..?6 (client, mac, device, group, vendor, vendor source); names ?1 qname, ?2
  * rname; texts ?1. */
 static const char *const dict_sel_sql[LOGDB_NDICTS] = {
-        "SELECT id FROM sources WHERE client IS ?1 AND mac IS ?2 AND device IS ?3"
-        " AND group_name IS ?4 AND vendor IS ?5 AND vendor_source IS ?6",
+        ("SELECT id FROM sources WHERE client IS ?1 AND mac IS ?2 AND device IS ?3"
+         " AND group_name IS ?4 AND vendor IS ?5 AND vendor_source IS ?6"),
         "SELECT id FROM names WHERE rname = ?2",
         "SELECT id FROM texts WHERE text = ?1",
 };
 static const char *const dict_ins_sql[LOGDB_NDICTS] = {
-        "INSERT INTO sources (client, mac, device, group_name, vendor, vendor_source)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        ("INSERT INTO sources (client, mac, device, group_name, vendor, vendor_source)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
         "INSERT INTO names (qname, rname) VALUES (?1, ?2)",
         "INSERT INTO texts (text) VALUES (?1)",
 };

@@ -321,8 +321,8 @@ test_all_at_once(void **state)
 				   "  entries: lots\n";
 	static const char *const expect[] = {
 		"t.yaml:2:3: server.lisen: unknown key (did you mean 'listen'?)",
-		"t.yaml:3:11: server.allow[0]: bad prefix '10.0.0.1/8': host bits are set (did you "
-		"mean '10.0.0.0/8'?)",
+		("t.yaml:3:11: server.allow[0]: bad prefix '10.0.0.1/8': host bits are set (did you "
+		 "mean '10.0.0.0/8'?)"),
 		"t.yaml:6:13: groups[0].block[0]: unknown list 'nope'",
 		"t.yaml:8:3: cache.entries: expected an integer from 0 to 100000000, got 'lots'",
 	};

@@ -204,8 +204,8 @@ test_config_identity_on(void **state)
 	static const char *const on[] = {
 		"devices: {}\ngroups:\n  - {name: g, vendors: [Xiaomi]}\n",
 		"groups:\n  - {name: g, vendors: [Xiaomi]}\ndevices:\n",
-		"groups:\n  - {name: g, macs: [aa:bb:cc], tags: [x], randomised_mac: false,"
-		" hostnames: [\"a*\"]}\ndevices: {}\n",
+		("groups:\n  - {name: g, macs: [aa:bb:cc], tags: [x], randomised_mac: false,"
+		 " hostnames: [\"a*\"]}\ndevices: {}\n"),
 	};
 	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
 		struct diag d;
