@@ -1045,27 +1045,33 @@ check_groups(struct config_check_ctx *c, const struct config_node *key,
 					warn(c, it, path, "list '%s' is both blocked and allowed "
 						"(allow wins)", cfg->lists[g->allow[a]].name);
 	}
-	/* Unreachable groups: after a catch-all, or all of whose clients an earlier one takes. */
+	/* Unreachable groups: after a catch-all, or all of whose clients an earlier one takes.
+	 * Both group names are quoted through config_check_show: a name is any string. */
 	size_t catch_all = SIZE_MAX;
 	for (size_t i = 0; i < cfg->ngroups; i++) {
 		const struct config_group *g = &cfg->groups[i];
 		const char *name = g->name != NULL ? g->name : "?";
+		char other[CONFIG_SHOW_MAX + 8];
 		size_t by;
 		config_check_path_index(path, "groups", i);
 		if (catch_all != SIZE_MAX) {
+			const struct config_group *e = &cfg->groups[catch_all];
 			err(c, items[i], path,
 			    "unreachable: group '%s' is after group '%s' (line %d), which matches "
 			    "every client",
-			    config_check_show(name, buf,
-					      sizeof(buf)), cfg->groups[catch_all].name != NULL ?
-			    cfg->groups[catch_all].name : "?", cfg->groups[catch_all].loc.line);
+			    config_check_show(name, buf, sizeof(buf)),
+			    config_check_show(e->name != NULL ? e->name : "?", other,
+					      sizeof(other)),
+			    e->loc.line);
 		} else if (shadowed(cfg, i, &by)) {
+			const struct config_group *e = &cfg->groups[by];
 			err(c, items[i], path,
 			    "unreachable: every client of group '%s' matches an earlier group "
 			    "first ('%s', line %d)",
 			    config_check_show(name, buf, sizeof(buf)),
-			    cfg->groups[by].name != NULL ? cfg->groups[by].name : "?",
-			    cfg->groups[by].loc.line);
+			    config_check_show(e->name != NULL ? e->name : "?", other,
+					      sizeof(other)),
+			    e->loc.line);
 		}
 		if (!selectors[i] && catch_all == SIZE_MAX)
 			catch_all = i;

@@ -22,9 +22,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Invariants: success <=> no error was reported, and cfg is set only on success. */
 	if ((rc == 0) != (d.nerrors == 0) || (rc == 0) != (cfg != NULL))
 		__builtin_trap();
-	for (size_t i = 0; i < d.n; i++)
-		if (d.v[i].text == NULL || strchr(d.v[i].text, '\n') != NULL)
+	/* every message is one line of printable text: values from the file are quoted with
+	 * their control octets replaced */
+	for (size_t i = 0; i < d.n; i++) {
+		if (d.v[i].text == NULL)
 			__builtin_trap();
+		for (const unsigned char *p = (const unsigned char *)d.v[i].text; *p != '\0'; p++)
+			if (*p < 0x20 || *p == 0x7f)
+				__builtin_trap();
+	}
 	if (cfg != NULL && (cfg->block.action == CONFIG_ACTION_INHERIT ||
 			    cfg->cache.min_ttl > cfg->cache.max_ttl))
 		__builtin_trap();

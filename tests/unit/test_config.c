@@ -251,6 +251,16 @@ static const struct error_case error_cases[] = {
 		  "    block: [b]\n",
 	 "t.yaml:8:5: groups[1]: unreachable: every client of group 'narrow' matches an earlier "
 	 "group first ('wide', line 5)"},
+	/* the earlier group's name is quoted like any value: a line break would split the line */
+	{"unreachable after catch-all named with a line break",
+	 "groups:\n  - name: \"a\\nb\"\n  - name: late\n    clients: [10.0.0.0/8]\n",
+	 "t.yaml:3:5: groups[1]: unreachable: group 'late' is after group 'a?b' (line 2), which "
+	 "matches every client"},
+	{"unreachable shadowed by a group named with a line break",
+	 "groups:\n  - name: \"w\\ri\\nde\"\n    clients: [10.0.0.0/8]\n  - name: narrow\n"
+	 "    clients: [10.1.0.0/16]\n",
+	 "t.yaml:4:5: groups[1]: unreachable: every client of group 'narrow' matches an earlier "
+	 "group first ('w?i?de', line 2)"},
 	/* YAML itself */
 	{"syntax error", "server:\n  listen: [\"127.0.0.1:53\"\nlog: {}\n",
 	 "t.yaml:3:1: syntax error: did not find expected ',' or ']' (while parsing a flow "
