@@ -225,6 +225,19 @@ parse_line(struct line_ctx *c, const char *s, size_t n)
 	return take_name(c, tok[0], tlen[0]);
 }
 
+/* The offending text as quoted in a note: at most NOTE_TEXT_MAX octets, control octets and NUL
+ * as '?' (a list file from the network must not put terminal escapes into messages). */
+static void
+note_text(const char *s, size_t len, char *out)
+{
+	size_t n = len > NOTE_TEXT_MAX ? NOTE_TEXT_MAX : len;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		out[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	out[n] = '\0';
+}
+
 int
 lists_parse_buf(const char *buf, size_t len, const char *file, struct diag *diag,
 		lists_name_cb *cb, void *arg, struct lists_stats *st)
@@ -250,10 +263,11 @@ lists_parse_buf(const char *buf, size_t len, const char *file, struct diag *diag
 		if (c.why != NULL) {
 			st->skipped++;
 			if (diag != NULL && noted < LISTS_MAX_NOTES) {
+				char show[NOTE_TEXT_MAX + 1];
 				noted++;
-				int show = (int)(c.badlen > NOTE_TEXT_MAX ? NOTE_TEXT_MAX : c.badlen);
+				note_text(c.bad, c.badlen, show);
 				diag_add(diag, DIAG_NOTE, file, (int)c.lineno, 0, NULL,
-					 "skipped: %s: '%.*s%s'", c.why, show, c.bad,
+					 "skipped: %s: '%s%s'", c.why, show,
 					 c.badlen > NOTE_TEXT_MAX ? "..." : "");
 			}
 		}

@@ -1,6 +1,6 @@
 /*
  * fuzz_lists: list file parsing. Every accepted name must be canonical and round-trip through
- * its presentation form; the counters must add up; nothing may crash or leak.
+ * its presentation form; the counters must add up; notes are printable; nothing may crash or leak.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,6 +42,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (d.n > LISTS_MAX_NOTES + 1)
 		abort();
+	/* notes are one line of printable text: the quoted entry has its control octets replaced */
+	for (size_t i = 0; i < d.n; i++)
+		for (const unsigned char *p = (const unsigned char *)d.v[i].text; *p != '\0'; p++)
+			if (*p < 0x20 || *p == 0x7f)
+				abort();
 	diag_clear(&d);
 	return 0;
 }

@@ -160,6 +160,45 @@ test_buf_lines_and_bom(void **state)
 	diag_clear(&d);
 }
 
+/* A skipped entry is quoted in its note with control octets (terminal escapes, NUL, tabs) as
+ * '?', cut at 80 octets: a list file from the network cannot put them in a message. */
+static void
+test_note_quotes_control_octets(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		size_t len;
+		const char *note;
+	} cases[] = {
+		{"bad\x1b[31mname\x01.example\n", 22,
+		 "mem.txt:1: skipped: invalid character: 'bad?[31mname?.example'"},
+		{"a.example\tb\x7f.example\n", 21,
+		 "mem.txt:1: skipped: unexpected text after the name: 'a.example?b?.example'"},
+		{"nul\0inside.example\n", 19,
+		 "mem.txt:1: skipped: invalid character: 'nul?inside.example'"},
+		{"\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b"
+		 "\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b"
+		 "\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b"
+		 "\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b"
+		 "\x1b\n", 82,
+		 "mem.txt:1: skipped: invalid character: '????????????????????????????????????????"
+		 "????????????????????????????????????????...'"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct got g = {.n = 0};
+		struct lists_stats st = {0};
+		struct diag d;
+		diag_init(&d);
+		assert_int_equal(lists_parse_buf(cases[i].text, cases[i].len, "mem.txt", &d,
+						 collect, &g, &st), 0);
+		assert_int_equal(g.n, 0);
+		assert_int_equal(d.n, 1);
+		assert_string_equal(d.v[0].text, cases[i].note);
+		diag_clear(&d);
+	}
+}
+
 static void
 test_callback_stops(void **state)
 {
@@ -314,6 +353,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lines_table),
 		cmocka_unit_test(test_buf_lines_and_bom),
+		cmocka_unit_test(test_note_quotes_control_octets),
 		cmocka_unit_test(test_callback_stops),
 		cmocka_unit_test(test_files_table),
 		cmocka_unit_test(test_many_skipped_summary),
