@@ -95,6 +95,12 @@ diag_vadd(struct diag *d, enum diag_level level, const char *file, int line, int
 	e.path = dup_or_null(path);
 	if (vasprintf(&e.msg, fmt, ap) < 0)
 		e.msg = NULL;
+	/* one line of plain text whatever a file quoted into it held (a lease or list file
+	 * from the network must not put line breaks or terminal escapes into messages) */
+	for (char *c = e.msg; c != NULL && *c != '\0'; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	}
 	if ((file != NULL && e.file == NULL) || (path != NULL && e.path == NULL) || e.msg == NULL)
 		goto fail;
 	e.text = format_text(&e, true);

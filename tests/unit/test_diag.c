@@ -54,6 +54,21 @@ test_format(void **state)
 	}
 }
 
+/* Whatever a quoted file held, a message stays one line of plain text. */
+static void
+test_control_octets(void **state)
+{
+	(void)state;
+	struct diag d;
+	diag_init(&d);
+	diag_add(&d, DIAG_NOTE, "dhcpd.leases", 4, 0, NULL, "invalid state '%s'",
+		 "a\nb\r\x1b[31mred\x7f\tz");
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.v[0].msg, "invalid state 'a?b??[31mred??z'");
+	assert_string_equal(d.v[0].text, "dhcpd.leases:4: invalid state 'a?b??[31mred??z'");
+	diag_clear(&d);
+}
+
 static void
 test_sort_and_print(void **state)
 {
@@ -121,6 +136,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_control_octets),
 		cmocka_unit_test(test_sort_and_print),
 		cmocka_unit_test(test_many),
 	};
