@@ -129,6 +129,10 @@ dnsmsg_answer_from_reply(const uint8_t *pkt, size_t len, uint8_t *wire, size_t c
 			}
 		}
 	}
+	/* extended rcodes are relayed (BADCOOKIE = 23); one above 255 (none is assigned) would not
+	 * fit the answer's rcode and wrap to another, NOERROR included: not an answer */
+	if (ext_rcode > 0x0f)
+		return -EBADMSG;
 	if (!opt_seen)
 		keep_end = pos;	/* trailing octets after the last record are not kept */
 	if (keep_end > cap)

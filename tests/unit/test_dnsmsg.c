@@ -753,6 +753,21 @@ test_answer_norm_table(void **state)
 	}
 }
 
+/* An extended rcode above 255 in the upstream's OPT (256 here: extended bits 0x10, header
+ * rcode 0) is not an answer: -EBADMSG (the client gets SERVFAIL), never a NOERROR to cache. */
+static void
+test_answer_extended_rcode(void **state)
+{
+	(void)state;
+	struct reply_spec spec = {.qname = "x.example.com.", .edns_udp = 1232};
+	uint8_t pkt[2048], wire[2048];
+	struct dnsmsg_answer a;
+	size_t n = make_reply(&spec, 99, pkt, sizeof(pkt));
+	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, wire, sizeof(wire), &a), 0);
+	pkt[n - 6] = 0x10; /* the OPT is last: its TTL's first octet is the extended rcode */
+	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, wire, sizeof(wire), &a), -EBADMSG);
+}
+
 /* OPT in the middle of the additional section: the message is cut at the OPT. */
 static void
 test_answer_opt_not_last(void **state)
@@ -1093,6 +1108,7 @@ main(void)
 		cmocka_unit_test(test_upstream_query),
 		cmocka_unit_test(test_check_reply),
 		cmocka_unit_test(test_answer_norm_table),
+		cmocka_unit_test(test_answer_extended_rcode),
 		cmocka_unit_test(test_answer_opt_not_last),
 		cmocka_unit_test(test_answer_malformed),
 		cmocka_unit_test(test_write_answer_ttl),
