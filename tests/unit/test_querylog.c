@@ -1164,8 +1164,9 @@ test_reconfigure_moves_file(void **state)
 		submit_range(ql, i, 100);
 		sleep_ms(1);
 	}
+	uint64_t dropped = querylog_dropped(ql);
 	querylog_free(&ql);
-	assert_int_equal(querylog_dropped(ql), 0);
+	assert_int_equal(dropped, 0);
 	assert_file_lines(a, 0, 3000);
 	assert_file_lines(b, 3000, 3000);
 }
