@@ -144,8 +144,9 @@ logdb_print_json_str(FILE *out, const char *s)
 		fputs("null", out);
 		return;
 	}
+	size_t n = strlen(s);
 	fputc('"', out);
-	for (size_t i = 0; u[i] != '\0';) {
+	for (size_t i = 0; i < n;) {
 		unsigned char c = u[i];
 		if (c == '"' || c == '\\') {
 			fputc('\\', out);
@@ -159,19 +160,8 @@ logdb_print_json_str(FILE *out, const char *s)
 			i++;
 		} else {
 			/* pass a valid UTF-8 sequence, replace anything else */
-			size_t len = c >= 0xc2 && c <= 0xdf   ? 2
-			             : c >= 0xe0 && c <= 0xef ? 3
-			             : c >= 0xf0 && c <= 0xf4 ? 4
-			                                      : 0;
-			size_t k = 1;
-			while (k < len && (u[i + k] & 0xc0) == 0x80)
-				k++;
-			/* the second octet's narrower range: no overlong forms (E0, F0), no
-			 * surrogates (ED), nothing above U+10FFFF (F4) */
-			unsigned char c1 = u[i + 1];
-			bool bad = (c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) ||
-			           (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f);
-			if (len == 0 || k != len || bad) {
+			size_t len = querylog_utf8_seq(u + i, n - i);
+			if (len == 0) {
 				fputs("\\ufffd", out);
 				i++;
 			} else {

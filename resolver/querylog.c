@@ -184,9 +184,8 @@ put_uint(struct out *o, uint64_t v)
 	put(o, tmp + i, sizeof(tmp) - i);
 }
 
-/* Length of the valid UTF-8 sequence at s (n octets available), 0 when invalid. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
+size_t
+querylog_utf8_seq(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];
 	size_t len;
@@ -256,7 +255,7 @@ put_json_str(struct out *o, const char *s, size_t n)
 			char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
 			put(o, e, 6);
 			i++;
-		} else if ((seq = utf8_seq(u + i, n - i)) == 0) {
+		} else if ((seq = querylog_utf8_seq(u + i, n - i)) == 0) {
 			put(o, "\\ufffd", 6);
 			i++;
 		} else {

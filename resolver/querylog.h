@@ -116,6 +116,10 @@ struct querylog;
  * be opened is reported and retried, never an error here: DNS keeps working without it. */
 int querylog_new(const struct config *cfg, struct querylog **out);
 
+/* Length of the valid UTF-8 sequence at s (n octets available; no overlong form, no surrogate,
+ * nothing above U+10FFFF), 0 when invalid: what the JSON writers pass, the rest they replace. */
+size_t querylog_utf8_seq(const unsigned char *s, size_t n);
+
 /* True when a record with this 'blocked' value should be submitted (log.queries filter). */
 bool querylog_wants(const struct querylog *ql, bool blocked);
 
