@@ -237,9 +237,8 @@ logdb_exec(sqlite3 *s, const char *sql)
 	return sqlite3_exec(s, sql, NULL, NULL, NULL);
 }
 
-/* One integer from a query (PRAGMA user_version, counts). */
-static int
-query_int(sqlite3 *s, const char *sql, int64_t *out)
+int
+logdb_query_int(sqlite3 *s, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(s, sql, -1, &st, NULL);
@@ -284,7 +283,7 @@ check_schema(struct logdb *db, const char **why)
 	int64_t version = 0, tables = 0;
 	int rc;
 
-	rc = query_int(db->db, "PRAGMA user_version", &version);
+	rc = logdb_query_int(db->db, "PRAGMA user_version", &version);
 	if (rc != SQLITE_OK)
 		return rc;
 	if (version == LOGDB_SCHEMA_VERSION)
@@ -295,7 +294,7 @@ check_schema(struct logdb *db, const char **why)
 	}
 	if (version == 1 || version == 2)
 		return logdb_migrate_begin(db, version);
-	rc = query_int(db->db, "SELECT count(*) FROM sqlite_master", &tables);
+	rc = logdb_query_int(db->db, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc != SQLITE_OK)
 		return rc;
 	if (tables != 0) {
@@ -318,17 +317,28 @@ check_schema(struct logdb *db, const char **why)
 	return rc;
 }
 
+int
+logdb_has_event_vendor(sqlite3 *s, bool *has)
+{
+	int64_t n = 0;
+	int rc = logdb_query_int(s,
+	                         "SELECT count(*) FROM pragma_table_info('device_events')"
+	                         " WHERE name = 'vendor'",
+	                         &n);
+
+	*has = rc == SQLITE_OK && n > 0;
+	return rc;
+}
+
 /* device_events.vendor came after the first schema-3 files: added to a file without it (the
  * reader reads such a file with NULL vendors). */
 static int
 add_event_vendor(sqlite3 *s)
 {
-	int64_t has = 0;
-	int rc = query_int(s, "SELECT count(*) FROM pragma_table_info('device_events')"
-	                      " WHERE name = 'vendor'",
-	                   &has);
+	bool has;
+	int rc = logdb_has_event_vendor(s, &has);
 
-	if (rc == SQLITE_OK && has == 0)
+	if (rc == SQLITE_OK && !has)
 		rc = logdb_exec(s, "ALTER TABLE device_events ADD COLUMN vendor TEXT");
 	return rc;
 }
@@ -791,7 +801,7 @@ dict_prune_step(struct logdb *db)
 	int rc;
 
 	if (db->dict_end < 0) {
-		rc = query_int(db->db, max_sql[k], &db->dict_end);
+		rc = logdb_query_int(db->db, max_sql[k], &db->dict_end);
 		if (rc != SQLITE_OK) {
 			logdb_fail(db, "retention", sqlite3_errmsg(db->db));
 			return;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "logdb_int.h"
 #include "logdb_reader_int.h"
 
 /* ?1 since, ?2 until (0 = unbounded), ?3 who when not a MAC (device or client), ?4 who as a
@@ -24,22 +25,6 @@ static const char events_sql[] =
         " AND (?7 IS NULL OR device = ?7)"
         " ORDER BY id DESC LIMIT ?8)"
         " ORDER BY id";
-
-static bool
-has_vendor_column(struct logdb_reader *r)
-{
-	sqlite3_stmt *st = NULL;
-	bool has = false;
-
-	if (sqlite3_prepare_v2(r->db,
-	                       "SELECT count(*) FROM pragma_table_info('device_events')"
-	                       " WHERE name = 'vendor'",
-	                       -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		has = sqlite3_column_int(st, 0) > 0;
-	sqlite3_finalize(st);
-	return has;
-}
 
 static void
 bind_opt(sqlite3_stmt *st, int i, const char *text)
@@ -73,7 +58,13 @@ logdb_query_events(struct logdb_reader *r, const struct logdb_filter *f, logdb_e
 	rc = logdb_snapshot_begin(r);
 	if (rc != 0)
 		return rc;
-	snprintf(sql, sizeof(sql), events_sql, has_vendor_column(r) ? "vendor" : "NULL");
+	bool vendor;
+	if (logdb_has_event_vendor(r->db, &vendor) != SQLITE_OK) {
+		rc = logdb_reader_error(r);
+		logdb_snapshot_end(r);
+		return rc;
+	}
+	snprintf(sql, sizeof(sql), events_sql, vendor ? "vendor" : "NULL");
 	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		rc = logdb_reader_error(r);
 		logdb_snapshot_end(r);

@@ -85,6 +85,12 @@ extern const char logdb_schema_sql[];
 int logdb_insert_row(struct logdb *db, const struct logdb_row *row);
 
 int logdb_exec(sqlite3 *s, const char *sql);
+/* One integer from a query (PRAGMA user_version, counts): SQLITE_OK and *out, or an SQLite
+ * error (SQLITE_ERROR when the query returned no row). Writer and reader. */
+int logdb_query_int(sqlite3 *s, const char *sql, int64_t *out);
+/* Whether device_events has its vendor column (files from before it lack it). SQLITE_OK or an
+ * SQLite error (then *has is false). Writer and reader. */
+int logdb_has_event_vendor(sqlite3 *s, bool *has);
 /* Ends a burst of failures' start: reports (once per burst) and closes the connection. */
 void logdb_fail(struct logdb *db, const char *what, const char *why);
 

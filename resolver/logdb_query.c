@@ -96,15 +96,9 @@ has_wal(const char *path)
 static bool
 is_empty(sqlite3 *db)
 {
-	sqlite3_stmt *st = NULL;
-	bool empty = false;
+	int64_t n = -1;
 
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) ==
-	            SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		empty = sqlite3_column_int(st, 0) == 0;
-	sqlite3_finalize(st);
-	return empty;
+	return logdb_query_int(db, "SELECT count(*) FROM sqlite_master", &n) == SQLITE_OK && n == 0;
 }
 
 /* Opens r->path read-only (immutable: also without locks or -shm) and steps PRAGMA
