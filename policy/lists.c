@@ -225,16 +225,14 @@ parse_line(struct line_ctx *c, const char *s, size_t n)
 	return take_name(c, tok[0], tlen[0]);
 }
 
-/* The offending text as quoted in a note: at most NOTE_TEXT_MAX octets, control octets and NUL
- * as '?' (a list file from the network must not put terminal escapes into messages). */
+/* The offending text as quoted in a note: at most NOTE_TEXT_MAX octets (diag turns control
+ * octets and NUL into '?': a list file from the network cannot put escapes into messages). */
 static void
 note_text(const char *s, size_t len, char *out)
 {
 	size_t n = len > NOTE_TEXT_MAX ? NOTE_TEXT_MAX : len;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		out[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
-	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = s[i] == '\0' ? '?' : s[i]; /* a NUL would end the message early */
 	out[n] = '\0';
 }
 
