@@ -52,7 +52,7 @@ bench: build bench-deps
 	tests/bench/run.sh $(BUILD)/veto
 
 format:
-	clang-format -i resolver/*.[ch] policy/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c
+	clang-format -i resolver/*/*.[ch] policy/*.[ch] policy/base/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c
 
 clean:
 	rm -rf $(BUILD)

@@ -108,10 +108,17 @@ struct config_device {
 	struct config_loc loc;
 };
 
+/* Lease file formats (devices.dhcp_leases[i].format); parsed by resolver/devices/leases.c */
+enum leases_format {
+	LEASES_DNSMASQ,
+	LEASES_DHCPD,
+	LEASES_KEA,
+};
+
 /* devices.dhcp_leases[i] */
 struct config_leases {
 	char *file;		/* owned, resolved */
-	int format;		/* enum leases_format */
+	enum leases_format format;
 	struct config_loc loc;
 };
 

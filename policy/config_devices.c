@@ -12,7 +12,6 @@
 
 #include "config_int.h"
 #include "hostglob.h"
-#include "leases.h"
 #include "lists.h"
 #include "mac.h"
 
@@ -410,10 +409,10 @@ on_leases_format(struct config_check_ctx *c, const struct config_node *key,
 	static const char *const names[] = {"dnsmasq", "dhcpd", "kea"};
 	struct leases_ctx *lc = obj;
 	int i = config_check_get_enum(c, key, val, path, names, 3);
-	enum leases_format f;
-	if (i < 0 || leases_format_from_name(names[i], &f) != 0)
+	static const enum leases_format formats[] = {LEASES_DNSMASQ, LEASES_DHCPD, LEASES_KEA};
+	if (i < 0)
 		return;
-	lc->l->format = (int)f;
+	lc->l->format = formats[i];
 	lc->has_format = true;
 }
 

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "diag.h"
+#include "identity.h"
 #include "mac.h"
 #include "names.h"
 
@@ -76,23 +77,6 @@ bool policy_client_allowed(const struct policy *p, const struct sockaddr *sa);
 
 /* The group index that applies to the client, or -1 when none matches. */
 int policy_client_group(const struct policy *p, const struct sockaddr *sa);
-
-/*
- * Device identity (issue 4). What is known about the device behind a query; everything but sa
- * is optional. Strings are borrowed for the call.
- */
-struct policy_identity {
-	const struct sockaddr *sa;	/* the client address (required) */
-	bool has_mac;
-	struct mac mac;
-	bool randomised;		/* mac is locally administered */
-	const char *hostname;		/* DHCP hostname, NULL = none */
-	const char *vendor;		/* the resolved vendor ("Xiaomi"), NULL = none */
-	const char *manufacturer;	/* the OUI's vendor or organisation, NULL = none */
-	const char *device;		/* devices.inventory name, NULL = none */
-	const char *const *tags;	/* inventory tags */
-	size_t ntags;
-};
 
 /* Which selector of a group matched. */
 enum policy_selector {

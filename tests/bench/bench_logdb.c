@@ -195,10 +195,10 @@ generate(const char *path, uint64_t rows, unsigned devices, unsigned days)
 			snprintf(r.device, sizeof(r.device), "dev-%04u", dev);
 		if (banned) {
 			snprintf(r.vendor, sizeof(r.vendor), "%s", vendors[dev % 3]);
-			r.vendor_source = QUERYLOG_VENDOR_SIGNATURE;
+			r.vendor_source = IDENTITY_SRC_SIGNATURE;
 		} else if (dev % 5 == 1) {
 			snprintf(r.vendor, sizeof(r.vendor), "%s", vendors[3 + dev % 3]);
-			r.vendor_source = QUERYLOG_VENDOR_OUI;
+			r.vendor_source = IDENTITY_SRC_OUI;
 		}
 		r.has_group = true;
 		snprintf(r.group, sizeof(r.group), "%s", banned ? "banned" : "staff");

@@ -470,7 +470,7 @@ struct fill_case {
 	const char *ip;
 	const char *hint;
 	const char *key, *hostname, *inventory, *vendor;
-	enum devices_source source;
+	enum identity_source source;
 	bool randomised;
 };
 
@@ -485,16 +485,16 @@ test_fill(void **state)
 		"    - {name: desk, mac: 00:00:5e:00:53:24}\n";
 	static const struct fill_case cases[] = {
 		{"192.0.2.21", NULL, "mac:a4:45:19:00:00:01", "phone1", "", "Xiaomi",
-		 DEVICES_SRC_OUI, false},
+		 IDENTITY_SRC_OUI, false},
 		{"192.0.2.22", NULL, "mac:02:11:22:33:44:55", "Redmi-Note-8", "", "Xiaomi",
-		 DEVICES_SRC_HOSTNAME, true},
-		{"192.0.2.23", NULL, "ip:192.0.2.23", "", "", "", DEVICES_SRC_NONE, false},
+		 IDENTITY_SRC_HOSTNAME, true},
+		{"192.0.2.23", NULL, "ip:192.0.2.23", "", "", "", IDENTITY_SRC_NONE, false},
 		{"192.0.2.24", NULL, "mac:00:00:5e:00:53:24", "", "desk", "ICANN, IANA Department",
-		 DEVICES_SRC_OUI, false},
+		 IDENTITY_SRC_OUI, false},
 		{"192.0.2.30", NULL, "mac:00:00:5e:00:53:01", "", "tv", "Samsung",
-		 DEVICES_SRC_INVENTORY, false},
+		 IDENTITY_SRC_INVENTORY, false},
 		{"192.0.2.21", "0a:00:00:00:00:01", "mac:0a:00:00:00:00:01", "", "", "",
-		 DEVICES_SRC_NONE, true},
+		 IDENTITY_SRC_NONE, true},
 	};
 	struct policy *p = compile(yaml);
 	const struct config *cfg = policy_config(p);
@@ -541,14 +541,14 @@ test_fill(void **state)
 	sockaddr_of("192.0.2.22", &ss);
 	devices_fill(cfg, &src, (struct sockaddr *)&ss, NULL, &r);
 	assert_string_equal(r.vendor, "Oppo");
-	assert_int_equal(r.vendor_source, DEVICES_SRC_SIGNATURE);
+	assert_int_equal(r.vendor_source, IDENTITY_SRC_SIGNATURE);
 	sockaddr_of("192.0.2.21", &ss);
 	memset(r.key, 0, sizeof(r.key));
 	r.has_mac = false;
 	r.hostname[0] = '\0';
 	devices_fill(cfg, &src, (struct sockaddr *)&ss, NULL, &r);
 	assert_string_equal(r.vendor, "Xiaomi");
-	assert_int_equal(r.vendor_source, DEVICES_SRC_OUI);
+	assert_int_equal(r.vendor_source, IDENTITY_SRC_OUI);
 	assert_int_equal(r.nips, 2);
 
 	leases_free(&tab[0]);
@@ -658,7 +658,7 @@ test_store(void **state)
 	recs[0].ips[1].family = AF_INET6;
 	recs[0].ips[1].addr[15] = 1;
 	strcpy(recs[0].vendor, "Xiaomi");
-	recs[0].vendor_source = DEVICES_SRC_SIGNATURE;
+	recs[0].vendor_source = IDENTITY_SRC_SIGNATURE;
 	recs[0].nobs = 1;
 	strcpy(recs[0].obs[0].vendor, "Xiaomi");
 	recs[0].obs[0].count = 3;
@@ -691,7 +691,7 @@ test_store(void **state)
 	assert_int_equal(got[1].nobs, 1);
 	assert_int_equal(got[1].obs[0].count, 3);
 	assert_string_equal(got[1].obs[0].evidence, "connect.rom.miui.com");
-	assert_int_equal(got[1].vendor_source, DEVICES_SRC_SIGNATURE);
+	assert_int_equal(got[1].vendor_source, IDENTITY_SRC_SIGNATURE);
 	assert_string_equal(got[1].group, "banned");
 	struct devices_record one;
 	assert_int_equal(devices_store_get(st, "ip:192.0.2.9", &one), 0);
@@ -731,16 +731,21 @@ on_closed(void *arg)
 	((struct closed *)arg)->calls++;
 }
 
+struct test_query {
+	struct names_name qname;
+	struct devices_hints h;
+};
+
 static void
-query_for(const char *name, struct dnsmsg_query *dq, const uint8_t *mac)
+query_for(const char *name, struct test_query *tq, const uint8_t *mac)
 {
 	const char *why = NULL;
-	memset(dq, 0, sizeof(*dq));
-	assert_int_equal(names_from_text(&dq->qname, name, strlen(name), &why), 0);
-	dq->has_question = true;
+	memset(tq, 0, sizeof(*tq));
+	assert_int_equal(names_from_text(&tq->qname, name, strlen(name), &why), 0);
+	tq->h.qname = &tq->qname;
 	if (mac != NULL) {
-		dq->has_edns_mac = true;
-		memcpy(dq->edns_mac, mac, 6);
+		tq->h.has_mac = true;
+		memcpy(tq->h.mac, mac, 6);
 	}
 }
 
@@ -778,7 +783,7 @@ test_table_on_loop(void **state)
 	for (int round = 0; round < 2; round++) {
 		struct policy *p = compile(yaml);
 		struct sockaddr_storage trusted, other;
-		struct dnsmsg_query dq;
+		struct test_query dq;
 		struct devices_ident id;
 		assert_int_equal(uv_loop_init(&loop), 0);
 		assert_int_equal(devices_new(&loop, p, &d), 0);
@@ -788,24 +793,24 @@ test_table_on_loop(void **state)
 			/* untrusted: the MAC option is ignored */
 			query_for("x.test", &dq, rmac);
 			assert_string_equal(policy_group_name(p, devices_query(d, p,
-					    (struct sockaddr *)&other, &dq, &id)), "rest");
+					    (struct sockaddr *)&other, &dq.h, &id)), "rest");
 			assert_false(id.has_mac);
 			/* trusted, randomised: group random until its first signature query */
 			query_for("y.test", &dq, rmac);
 			assert_string_equal(policy_group_name(p, devices_query(d, p,
-					    (struct sockaddr *)&trusted, &dq, &id)), "random");
+					    (struct sockaddr *)&trusted, &dq.h, &id)), "random");
 			assert_true(id.has_mac);
 			assert_string_equal(id.vendor, "");
 			query_for("connect.rom.miui.com", &dq, rmac);
 			assert_string_equal(policy_group_name(p, devices_query(d, p,
-					    (struct sockaddr *)&trusted, &dq, &id)), "random");
+					    (struct sockaddr *)&trusted, &dq.h, &id)), "random");
 			assert_string_equal(id.vendor, "Xiaomi");
-			assert_int_equal(id.vendor_source, DEVICES_SRC_SIGNATURE);
+			assert_int_equal(id.vendor_source, IDENTITY_SRC_SIGNATURE);
 		}
 		/* from the next query on (and after a restart) it is in the banned group */
 		query_for("z.test", &dq, rmac);
 		assert_string_equal(policy_group_name(p, devices_query(d, p,
-				    (struct sockaddr *)&trusted, &dq, &id)), "banned");
+				    (struct sockaddr *)&trusted, &dq.h, &id)), "banned");
 		const struct devices_record *r = devices_find(d, "mac:02:aa:bb:cc:dd:01");
 		assert_non_null(r);
 		assert_int_equal(r->nobs, 1);
@@ -858,7 +863,7 @@ test_failed_save_requeued(void **state)
 	struct closed closed = {0};
 	static const uint8_t rmac[6] = {0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x02};
 	struct sockaddr_storage trusted;
-	struct dnsmsg_query dq;
+	struct test_query dq;
 	struct devices_ident id;
 
 	tmpdir(dir, sizeof(dir));
@@ -877,7 +882,7 @@ test_failed_save_requeued(void **state)
 	assert_int_equal(devices_new(&loop, p, &d), 0);
 	sockaddr_of("127.0.0.30", &trusted);
 	query_for("connect.rom.miui.com", &dq, rmac);
-	devices_query(d, p, (struct sockaddr *)&trusted, &dq, &id);
+	devices_query(d, p, (struct sockaddr *)&trusted, &dq.h, &id);
 	assert_string_equal(id.vendor, "Xiaomi");
 
 	/* another writer holds the file through the first periodic save (at DEVICES_SAVE_MS,

@@ -189,7 +189,7 @@ test_row_values(void **state)
 	                .mac = "02:1a:ff:00:0b:c9",
 	                .blocked = true,
 	                .action = QUERYLOG_ACTION_SINKHOLE,
-	                .vendor_source = QUERYLOG_VENDOR_SIGNATURE};
+	                .vendor_source = IDENTITY_SRC_SIGNATURE};
 
 	(void)state;
 	tmp_path(path, sizeof(path), "values.db");
@@ -485,11 +485,11 @@ test_corrupt_and_newer(void **state)
 static const struct rec fixture[] = {
         /* age, client, qname, group, list, device, vendor, mac, blocked, action, source */
         {1000, "10.0.0.1", "tracking.miui.com", "lab", "xiaomi", "redmi", "Xiaomi",
-         "02:00:00:00:00:01", true, QUERYLOG_ACTION_SINKHOLE, QUERYLOG_VENDOR_SIGNATURE},
+         "02:00:00:00:00:01", true, QUERYLOG_ACTION_SINKHOLE, IDENTITY_SRC_SIGNATURE},
         {2000, "10.0.0.1", "miui.com", "lab", "xiaomi", "redmi", "Xiaomi", "02:00:00:00:00:01",
-         true, QUERYLOG_ACTION_SINKHOLE, QUERYLOG_VENDOR_SIGNATURE},
+         true, QUERYLOG_ACTION_SINKHOLE, IDENTITY_SRC_SIGNATURE},
         {3000, "10.0.0.1", "notmiui.com", "lab", NULL, "redmi", "Xiaomi", "02:00:00:00:00:01",
-         false, QUERYLOG_ACTION_FORWARD, QUERYLOG_VENDOR_SIGNATURE},
+         false, QUERYLOG_ACTION_FORWARD, IDENTITY_SRC_SIGNATURE},
         {4000, "10.0.0.2", "a.b.miui.com", "lab", "xiaomi", NULL, NULL, "0a:00:00:00:00:02", true,
          QUERYLOG_ACTION_NXDOMAIN, 0},
         {5000, "10.0.0.3", "miui.com.evil.net", "staff", NULL, NULL, NULL, NULL, false,
@@ -499,7 +499,7 @@ static const struct rec fixture[] = {
         {9 * DAY_MS, "10.0.0.3", "old.miui.com", "staff", "xiaomi", NULL, NULL, NULL, true,
          QUERYLOG_ACTION_SINKHOLE, 0},
         {6000, "10.0.0.4", "www.example.org", NULL, NULL, "laptop", "Dell", "00:14:22:01:23:45",
-         false, QUERYLOG_ACTION_FORWARD, QUERYLOG_VENDOR_OUI},
+         false, QUERYLOG_ACTION_FORWARD, IDENTITY_SRC_OUI},
 };
 #define NFIXTURE (sizeof(fixture) / sizeof(fixture[0]))
 
@@ -1271,7 +1271,7 @@ test_querylog_feeds_database(void **state)
 		r.ts_ms = NOW_MS + i;
 		assert_int_equal(querylog_submit(ql, &r), 0);
 	}
-	struct querylog_event ev;
+	struct identity_event ev;
 	memset(&ev, 0, sizeof(ev));
 	strcpy(ev.device, "redmi");
 	strcpy(ev.mac, "02:00:00:00:00:01");
@@ -1326,7 +1326,7 @@ test_querylog_without_state_dir(void **state)
 	}
 	assert_int_equal(querylog_db_dropped(ql), 2);
 	/* events: a bounded queue, overflow counted */
-	struct querylog_event ev;
+	struct identity_event ev;
 	memset(&ev, 0, sizeof(ev));
 	querylog_test_pause(ql, true);
 	for (int i = 0; i < QUERYLOG_EVENTS; i++)

@@ -207,7 +207,7 @@ mk_device(struct querylog_record *r)
 	r->has_mac = true;
 	memcpy(r->device, "Redmi-Note-12 \"lab\"", sizeof("Redmi-Note-12 \"lab\""));
 	memcpy(r->vendor, "Xiaomi", sizeof("Xiaomi"));
-	r->vendor_source = QUERYLOG_VENDOR_SIGNATURE;
+	r->vendor_source = IDENTITY_SRC_SIGNATURE;
 }
 
 static void
@@ -223,7 +223,7 @@ static void
 mk_vendor_sources(struct querylog_record *r)
 {
 	memcpy(r->vendor, "Huawei", sizeof("Huawei"));
-	r->vendor_source = QUERYLOG_VENDOR_OUI;
+	r->vendor_source = IDENTITY_SRC_OUI;
 }
 
 static const struct fmt_case fmt_cases[] = {
@@ -410,7 +410,7 @@ test_format_worst_case(void **state)
 	memset(r.vendor, 0x7f, sizeof(r.vendor));
 	r.has_mac = true;
 	memset(r.mac, 0xff, sizeof(r.mac));
-	r.vendor_source = QUERYLOG_VENDOR_HOSTNAME;
+	r.vendor_source = IDENTITY_SRC_HOSTNAME;
 	set_addr(&r.client, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
 	set_addr(&r.upstream, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
 	r.latency_us = UINT32_MAX;
@@ -1251,7 +1251,7 @@ test_reconfigure_database(void **state)
 	char file[300], state_dir[300], db[2][400];
 	struct config cfg;
 	struct querylog *ql = NULL;
-	struct querylog_event ev;
+	struct identity_event ev;
 	const char *phase_db[4];
 
 	(void)state;

@@ -95,7 +95,7 @@ print_json(void *arg, const struct devices_record *r)
 	fputs(",\"vendor\":", out);
 	json_str(out, r->vendor);
 	fputs(",\"vendor_source\":", out);
-	json_str(out, devices_source_name(r->vendor_source));
+	json_str(out, identity_source_name(r->vendor_source));
 	fputs(",\"observed\":[", out);
 	for (size_t i = 0; i < r->nobs; i++) {
 		const struct devices_obs *o = &r->obs[i];
@@ -142,8 +142,8 @@ print_text(void *arg, const struct devices_record *r)
 	if (r->manufacturer[0] != '\0')
 		fprintf(out, "  oui:        %s\n", r->manufacturer);
 	fprintf(out, "  vendor:     %s", dash(r->vendor));
-	if (r->vendor_source != DEVICES_SRC_NONE)
-		fprintf(out, " (from %s)", devices_source_name(r->vendor_source));
+	if (r->vendor_source != IDENTITY_SRC_NONE)
+		fprintf(out, " (from %s)", identity_source_name(r->vendor_source));
 	fputc('\n', out);
 	for (size_t i = 0; i < r->nobs; i++) {
 		const struct devices_obs *o = &r->obs[i];

@@ -28,7 +28,6 @@
 #include "log.h"
 #include "names.h"
 #include "neigh6_dump.h"
-#include "querylog.h"
 
 /* ---- a small hash map: 17-octet key (kind, then up to 16 octets) -> index ---- */
 
@@ -162,24 +161,6 @@ ip_key(const struct devices_ip *ip)
 }
 
 /* ---- the pure part ---- */
-
-const char *
-devices_source_name(enum devices_source s)
-{
-	switch (s) {
-	case DEVICES_SRC_INVENTORY:
-		return "inventory";
-	case DEVICES_SRC_OUI:
-		return "oui";
-	case DEVICES_SRC_SIGNATURE:
-		return "signature";
-	case DEVICES_SRC_HOSTNAME:
-		return "hostname";
-	case DEVICES_SRC_NONE:
-		break;
-	}
-	return NULL;
-}
 
 void
 devices_ip_text(const struct devices_ip *ip, char *buf, size_t size)
@@ -531,28 +512,28 @@ void
 devices_resolve_vendor(const struct config *cfg, struct devices_record *rec)
 {
 	const char *v = NULL;
-	uint8_t src = DEVICES_SRC_NONE;
+	uint8_t src = IDENTITY_SRC_NONE;
 
 	if (rec->inv >= 0 && (size_t)rec->inv < cfg->devices.ninventory &&
 	    cfg->devices.inventory[rec->inv].vendor != NULL) {
 		v = cfg->devices.inventory[rec->inv].vendor;
-		src = DEVICES_SRC_INVENTORY;
+		src = IDENTITY_SRC_INVENTORY;
 	} else if (rec->oui_vendor[0] != '\0' || rec->manufacturer[0] != '\0') {
 		v = rec->oui_vendor[0] != '\0' ? rec->oui_vendor : rec->manufacturer;
-		src = DEVICES_SRC_OUI;
+		src = IDENTITY_SRC_OUI;
 	} else if (rec->nobs > 0) {
 		const struct devices_obs *best = &rec->obs[0];
 		for (size_t i = 1; i < rec->nobs; i++)
 			if (rec->obs[i].count > best->count)
 				best = &rec->obs[i];
 		v = best->vendor;
-		src = DEVICES_SRC_SIGNATURE;
+		src = IDENTITY_SRC_SIGNATURE;
 	} else if (rec->hostname[0] != '\0') {
 		for (size_t i = 0; i < cfg->devices.nhostname_vendors; i++) {
 			const struct config_hostname_vendor *h = &cfg->devices.hostname_vendors[i];
 			if (hostglob_match(h->pattern, rec->hostname, strlen(rec->hostname))) {
 				v = h->vendor;
-				src = DEVICES_SRC_HOSTNAME;
+				src = IDENTITY_SRC_HOSTNAME;
 				break;
 			}
 		}
@@ -644,7 +625,8 @@ struct devices {
 
 	struct devices_store *store;	/* NULL: in memory only */
 	char *db_path;
-	struct querylog *qlog;		/* device events also go to the query-log database */
+	devices_event_cb event_cb;	/* device events go to the query store */
+	void *event_arg;
 
 	uv_timer_t arp_timer, save_timer, debounce_timer;
 	struct watch **watches;		/* each freed by its close callback */
@@ -1353,16 +1335,16 @@ display_name(const struct devices_record *r)
 	return NULL;
 }
 
-/* Sends a device event to the query-log database (first sight, vendor attribution, group
- * change). Rare, so a short lock in querylog is fine; a full event queue drops and counts. */
+/* Reports a device event (first sight, vendor attribution, group change) to the event callback:
+ * the query store. Rare, so the short lock it takes in querylog is fine. */
 static void
 emit_event(struct devices *d, const char *kind, const struct devices_record *r,
 	   const struct sockaddr *client, const char *old_group, const char *new_group,
 	   const char *evidence)
 {
-	if (d->qlog == NULL)
+	if (d->event_cb == NULL)
 		return;
-	struct querylog_event ev;
+	struct identity_event ev;
 	memset(&ev, 0, sizeof(ev));
 	copy_str(ev.kind, sizeof(ev.kind), kind);
 	copy_str(ev.device, sizeof(ev.device), display_name(r));
@@ -1378,18 +1360,19 @@ emit_event(struct devices *d, const char *kind, const struct devices_record *r,
 	copy_str(ev.new_group, sizeof(ev.new_group), new_group);
 	copy_str(ev.vendor, sizeof(ev.vendor), r->vendor);
 	copy_str(ev.evidence, sizeof(ev.evidence), evidence);
-	querylog_submit_event(d->qlog, &ev);
+	d->event_cb(d->event_arg, &ev);
 }
 
 void
-devices_set_querylog(struct devices *d, struct querylog *qlog)
+devices_set_event_cb(struct devices *d, devices_event_cb cb, void *arg)
 {
-	d->qlog = qlog;
+	d->event_cb = cb;
+	d->event_arg = arg;
 }
 
 int
 devices_query(struct devices *d, const struct policy *pol, const struct sockaddr *client,
-	      const struct dnsmsg_query *dq, struct devices_ident *ident)
+	      const struct devices_hints *dq, struct devices_ident *ident)
 {
 	const struct config *cfg = policy_config(pol);
 	const struct sockaddr *sa = client;
@@ -1402,8 +1385,8 @@ devices_query(struct devices *d, const struct policy *pol, const struct sockaddr
 	int64_t now = (int64_t)time(NULL);
 
 	if (d->trusted != NULL && clients_find(d->trusted, client) >= 0) {
-		if (dq->has_edns_mac) {
-			memcpy(hint.b, dq->edns_mac, MAC_LEN);
+		if (dq->has_mac) {
+			memcpy(hint.b, dq->mac, MAC_LEN);
 			has_hint = !mac_is_zero(&hint) && !mac_is_multicast(&hint);
 		}
 		if (dq->has_ecs &&
@@ -1453,11 +1436,11 @@ devices_query(struct devices *d, const struct policy *pol, const struct sockaddr
 	if (first_seen && r != &tmp)
 		emit_event(d, "first_seen", r, sa, NULL, r->group, r->has_mac ? "mac" : "address");
 
-	int sig = dq->has_question ? policy_signature(pol, &dq->qname) : -1;
+	int sig = dq->qname != NULL ? policy_signature(pol, dq->qname) : -1;
 	if (sig >= 0 && (size_t)sig < cfg->devices.nsignatures) {
 		const char *vendor = cfg->devices.signatures[sig].vendor;
-		char qname[NAMES_MAX_TEXT], old_vendor[DEVICES_VENDOR_MAX];
-		names_to_text(&dq->qname, qname);
+		char qname[NAMES_MAX_TEXT], old_vendor[IDENTITY_VENDOR_MAX];
+		names_to_text(dq->qname, qname);
 		copy_str(old_vendor, sizeof(old_vendor), r->vendor);
 		observe(r, vendor, qname, now);
 		devices_resolve_vendor(cfg, r);

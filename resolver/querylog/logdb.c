@@ -684,7 +684,7 @@ logdb_add(struct logdb *db, const struct querylog_record *r)
 	        .mac = t.mac,
 	        .device = t.device,
 	        .vendor = t.vendor,
-	        .vendor_source = querylog_vendor_source_name(r->vendor_source),
+	        .vendor_source = identity_source_name(r->vendor_source),
 	};
 	rc = logdb_insert_row(db, &row);
 	if (rc != SQLITE_OK)

@@ -141,7 +141,7 @@ print_json(const struct explain *e, FILE *out)
 		fputs(",\"vendor\":", out);
 		json_string(out, r->vendor[0] ? r->vendor : NULL);
 		fputs(",\"vendor_source\":", out);
-		json_string(out, devices_source_name(r->vendor_source));
+		json_string(out, identity_source_name(r->vendor_source));
 		fprintf(out, ",\"saved\":%s}", e->dev_saved ? "true" : "false");
 		fputs(",\"matched_by\":", out);
 		json_string(out, e->group != NULL ? policy_selector_name(e->why.selector) : NULL);
@@ -174,7 +174,7 @@ print_text(const struct explain *e, FILE *out)
 				r->manufacturer[0] ? ", OUI " : "", r->manufacturer);
 		if (r->vendor[0] != '\0')
 			fprintf(out, "vendor:  %s (from %s)\n", r->vendor,
-				devices_source_name(r->vendor_source));
+				identity_source_name(r->vendor_source));
 		for (size_t i = 0; i < r->nobs; i++)
 			fprintf(out, "seen:    %s x%u, last '%s'\n", r->obs[i].vendor,
 				(unsigned)r->obs[i].count, r->obs[i].evidence);

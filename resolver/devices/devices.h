@@ -26,15 +26,14 @@
 #include <uv.h>
 
 #include "config.h"
-#include "dnsmsg.h"
+#include "names.h"
 #include "leases.h"
 #include "mac.h"
 #include "neigh.h"
 #include "oui.h"
+#include "identity.h"
 #include "policy.h"
 
-#define DEVICES_NAME_MAX     64
-#define DEVICES_VENDOR_MAX   32
 #define DEVICES_KEY_MAX	     56
 #define DEVICES_EVIDENCE_MAX 128
 #define DEVICES_MAX_IPS	     4
@@ -45,17 +44,6 @@
 #define DEVICES_DEBOUNCE_MS  200
 #define DEVICES_DB_FILE	     "devices.db"
 
-/* Where a device's vendor came from, strongest first (same values as querylog's). */
-enum devices_source {
-	DEVICES_SRC_NONE = 0,
-	DEVICES_SRC_INVENTORY,
-	DEVICES_SRC_OUI,
-	DEVICES_SRC_SIGNATURE,
-	DEVICES_SRC_HOSTNAME,
-};
-/* "inventory", "oui", "signature", "hostname"; NULL for NONE. */
-const char *devices_source_name(enum devices_source s);
-
 struct devices_ip {
 	uint8_t family;			/* AF_INET or AF_INET6 */
 	uint8_t addr[16];
@@ -63,7 +51,7 @@ struct devices_ip {
 
 /* A vendor observed from the device's queries. */
 struct devices_obs {
-	char vendor[DEVICES_VENDOR_MAX];
+	char vendor[IDENTITY_VENDOR_MAX];
 	uint32_t count;
 	int64_t first, last;		/* Unix time */
 	char evidence[DEVICES_EVIDENCE_MAX]; /* the last name queried */
@@ -77,17 +65,17 @@ struct devices_record {
 	bool randomised;
 	struct devices_ip ips[DEVICES_MAX_IPS]; /* most recent first */
 	uint8_t nips;
-	char hostname[DEVICES_NAME_MAX];
-	char client_id[DEVICES_NAME_MAX];
-	char vendor_class[DEVICES_NAME_MAX];
-	char inventory[DEVICES_NAME_MAX];
-	char manufacturer[DEVICES_NAME_MAX];	/* OUI organisation */
-	char oui_vendor[DEVICES_VENDOR_MAX];	/* its normalised vendor ("Xiaomi"), or "" */
-	char vendor[DEVICES_VENDOR_MAX];
-	uint8_t vendor_source;			/* enum devices_source */
+	char hostname[IDENTITY_NAME_MAX];
+	char client_id[IDENTITY_NAME_MAX];
+	char vendor_class[IDENTITY_NAME_MAX];
+	char inventory[IDENTITY_NAME_MAX];
+	char manufacturer[IDENTITY_NAME_MAX];	/* OUI organisation */
+	char oui_vendor[IDENTITY_VENDOR_MAX];	/* its normalised vendor ("Xiaomi"), or "" */
+	char vendor[IDENTITY_VENDOR_MAX];
+	uint8_t vendor_source;			/* enum identity_source */
 	struct devices_obs obs[DEVICES_MAX_OBS];
 	uint8_t nobs;
-	char group[DEVICES_NAME_MAX];		/* of its last query */
+	char group[IDENTITY_NAME_MAX];		/* of its last query */
 	int64_t first_seen, last_seen;
 	int32_t inv;				/* index in devices.inventory, -1 (not saved) */
 };
@@ -96,10 +84,10 @@ struct devices_record {
 struct devices_event {
 	int64_t ts;
 	char key[DEVICES_KEY_MAX];
-	char device[DEVICES_NAME_MAX];
-	char old_group[DEVICES_NAME_MAX];
-	char new_group[DEVICES_NAME_MAX];
-	char vendor[DEVICES_VENDOR_MAX];
+	char device[IDENTITY_NAME_MAX];
+	char old_group[IDENTITY_NAME_MAX];
+	char new_group[IDENTITY_NAME_MAX];
+	char vendor[IDENTITY_VENDOR_MAX];
 	char evidence[DEVICES_EVIDENCE_MAX];
 };
 
@@ -107,8 +95,8 @@ struct devices_event {
 struct devices_ident {
 	bool has_mac;
 	struct mac mac;
-	char device[DEVICES_NAME_MAX];	/* inventory name, else hostname */
-	char vendor[DEVICES_VENDOR_MAX];
+	char device[IDENTITY_NAME_MAX];	/* inventory name, else hostname */
+	char vendor[IDENTITY_VENDOR_MAX];
 	uint8_t vendor_source;
 };
 
@@ -169,11 +157,11 @@ struct devices;
  */
 int devices_new(uv_loop_t *loop, struct policy *policy, struct devices **out);
 
-/* Device events (first sight, vendor attribution, group change) are also sent to this query
- * log's database (querylog_submit_event); NULL stops that. The caller keeps qlog alive for as
- * long as d uses it. */
-struct querylog;
-void devices_set_querylog(struct devices *d, struct querylog *qlog);
+/* Device events (first sight, vendor attribution, group change) are reported to cb(arg, ev) on
+ * the loop thread, ev valid during the call; NULL stops that. The server sends them to the
+ * query store. */
+typedef void (*devices_event_cb)(void *arg, const struct identity_event *ev);
+void devices_set_event_cb(struct devices *d, devices_event_cb cb, void *arg);
 
 /* Reload: new inventory, sources and settings from policy (a new reference is taken). */
 void devices_reconfigure(struct devices *d, struct policy *policy);
@@ -185,8 +173,17 @@ void devices_reconfigure(struct devices *d, struct policy *policy);
  * the device moves to its new group from its next query on (event logged and persisted).
  * Returns the group for this query and fills ident.
  */
+struct devices_hints {
+	bool has_mac;			/* EDNS MAC option (65001) */
+	uint8_t mac[6];
+	bool has_ecs;			/* EDNS Client Subnet */
+	uint8_t ecs_family;		/* AF_INET or AF_INET6 */
+	uint8_t ecs_prefix;
+	uint8_t ecs_addr[16];
+	const struct names_name *qname;	/* the question's name, NULL = none */
+};
 int devices_query(struct devices *d, const struct policy *pol, const struct sockaddr *client,
-		  const struct dnsmsg_query *dq, struct devices_ident *ident);
+		  const struct devices_hints *dq, struct devices_ident *ident);
 
 /* Stops the timers and watchers, waits for the thread pool jobs, saves the table, then calls
  * cb(arg) from the loop. */

@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dnsmsg.h"
+#include "rrnames.h"
 #include "log.h"
 #include "logdb.h"
 
@@ -68,7 +68,7 @@ struct slot {
 
 _Static_assert(sizeof(struct slot) == SLOT_SIZE, "slot layout");
 _Static_assert(2 * sizeof(struct sockaddr_in6) + 3 * NAMES_MAX_WIRE + 2 * QUERYLOG_NAME_MAX +
-			       QUERYLOG_DEVICE_MAX + QUERYLOG_VENDOR_MAX + 6 <=
+			       IDENTITY_NAME_MAX + IDENTITY_VENDOR_MAX + 6 <=
 		       sizeof(((struct slot *)0)->data),
 	       "slot data too small");
 
@@ -129,7 +129,7 @@ struct querylog {
 	uint64_t db_dropped_base;	/* logdb_dropped() of the databases closed by reloads */
 
 	/* device events, under mu */
-	struct querylog_event *events;	/* QUERYLOG_EVENTS; allocated with the first database */
+	struct identity_event *events;	/* QUERYLOG_EVENTS; allocated with the first database */
 	size_t nevents;
 	bool events_on;			/* a database is configured: events are accepted */
 	uint64_t events_in, events_out;	/* queued and taken since the start */
@@ -385,21 +385,6 @@ static const char *const action_names[] = {
 	[QUERYLOG_ACTION_NOTIMP] = "notimp",
 };
 
-static const char *const vendor_source_names[] = {
-	[QUERYLOG_VENDOR_INVENTORY] = "inventory",
-	[QUERYLOG_VENDOR_OUI] = "oui",
-	[QUERYLOG_VENDOR_SIGNATURE] = "signature",
-	[QUERYLOG_VENDOR_HOSTNAME] = "hostname",
-};
-
-const char *
-querylog_vendor_source_name(uint8_t source)
-{
-	if (source >= sizeof(vendor_source_names) / sizeof(vendor_source_names[0]))
-		return NULL;
-	return vendor_source_names[source];
-}
-
 const char *
 querylog_action_name(uint8_t action)
 {
@@ -440,7 +425,7 @@ querylog_text(const struct querylog_record *r, struct querylog_text *t)
 		have_name = true;
 		names_to_text(&name, t->qname);
 		char num[16];
-		const char *q = dnsmsg_type_name(r->qtype, num);
+		const char *q = rrnames_type(r->qtype, num);
 		copy_field(t->qtype, q, sizeof(t->qtype) - 1);
 	}
 	pos = 0;
@@ -449,7 +434,7 @@ querylog_text(const struct querylog_record *r, struct querylog_text *t)
 	else if (have_name && r->rule_label >= 0 && (unsigned)r->rule_label <= name.nlabels)
 		names_suffix_to_text(&name, (unsigned)r->rule_label, t->rule);
 	char num[16];
-	copy_field(t->rcode, dnsmsg_rcode_name(r->rcode, num), sizeof(t->rcode) - 1);
+	copy_field(t->rcode, rrnames_rcode(r->rcode, num), sizeof(t->rcode) - 1);
 	t->group[0] = t->list[0] = '\0';
 	if (r->has_group)
 		copy_field(t->group, r->group, sizeof(r->group));
@@ -511,7 +496,7 @@ querylog_format(const struct querylog_record *r, char *buf, size_t cap)
 	puts_lit(&o, ",\"qtype\":");
 	if (r->qname_len > 0) {
 		put(&o, "\"", 1);
-		put_str(&o, dnsmsg_type_name(r->qtype, num));
+		put_str(&o, rrnames_type(r->qtype, num));
 		put(&o, "\"", 1);
 	} else {
 		puts_lit(&o, "null");
@@ -546,7 +531,7 @@ querylog_format(const struct querylog_record *r, char *buf, size_t cap)
 		puts_lit(&o, "unknown");
 
 	puts_lit(&o, "\",\"rcode\":\"");
-	put_str(&o, dnsmsg_rcode_name(r->rcode, num));
+	put_str(&o, rrnames_rcode(r->rcode, num));
 
 	puts_lit(&o, "\",\"upstream\":");
 	if (addr_text(&r->upstream, ip, sizeof(ip), &port, &v6)) {
@@ -579,7 +564,7 @@ querylog_format(const struct querylog_record *r, char *buf, size_t cap)
 	puts_lit(&o, ",\"vendor\":");
 	put_json_str_or_null(&o, r->vendor, sizeof(r->vendor));
 	puts_lit(&o, ",\"vendor_source\":");
-	const char *vs = querylog_vendor_source_name(r->vendor_source);
+	const char *vs = identity_source_name(r->vendor_source);
 	if (vs != NULL) {
 		put(&o, "\"", 1);
 		put_str(&o, vs);
@@ -822,7 +807,7 @@ or_null(const char *s)
 static void
 drain_events(struct querylog *ql, const uint64_t *mark)
 {
-	struct querylog_event ev[16];
+	struct identity_event ev[16];
 	size_t n;
 
 	do {
@@ -841,7 +826,7 @@ drain_events(struct querylog *ql, const uint64_t *mark)
 		ql->events_out += n;
 		pthread_mutex_unlock(&ql->mu);
 		for (size_t i = 0; i < n; i++) {
-			struct querylog_event *e = &ev[i];
+			struct identity_event *e = &ev[i];
 			/* every string NUL-terminated whatever the caller wrote */
 			e->device[sizeof(e->device) - 1] = e->mac[sizeof(e->mac) - 1] = '\0';
 			e->client[sizeof(e->client) - 1] = e->kind[sizeof(e->kind) - 1] = '\0';
@@ -1435,7 +1420,7 @@ querylog_reconfigure(struct querylog *ql, const struct config *cfg)
 			   : cfg->log.database == NULL ? "-"
 						       : NULL;
 	const char *db = on ? cfg->log.database : NULL;
-	struct querylog_event *events = NULL;
+	struct identity_event *events = NULL;
 	char *p = NULL, *d = NULL, *sd = NULL;
 
 	if (!ql->thread_started) {
@@ -1534,7 +1519,7 @@ querylog_db_dropped(const struct querylog *ql)
 }
 
 int
-querylog_submit_event(struct querylog *ql, const struct querylog_event *ev)
+querylog_submit_event(struct querylog *ql, const struct identity_event *ev)
 {
 	int rc = 0;
 
@@ -1549,7 +1534,7 @@ querylog_submit_event(struct querylog *ql, const struct querylog_event *ev)
 		rc = -ENOBUFS;
 	} else {
 		ql->events_in++;
-		struct querylog_event *e = &ql->events[ql->nevents++];
+		struct identity_event *e = &ql->events[ql->nevents++];
 		*e = *ev;
 		if (e->ts_ms == 0) {
 			struct timespec ts;

@@ -224,7 +224,7 @@ devices_store_save(struct devices_store *s, const struct devices_record *recs, s
 		bind_text(sd, 9, r->manufacturer);
 		bind_text(sd, 10, r->oui_vendor);
 		bind_text(sd, 11, r->vendor);
-		bind_text(sd, 12, devices_source_name(r->vendor_source));
+		bind_text(sd, 12, identity_source_name(r->vendor_source));
 		bind_text(sd, 13, r->group);
 		sqlite3_bind_int64(sd, 14, r->first_seen);
 		sqlite3_bind_int64(sd, 15, r->last_seen);
@@ -301,10 +301,10 @@ parse_ips(const char *text, struct devices_record *r)
 static uint8_t
 source_from_name(const char *s)
 {
-	for (uint8_t i = DEVICES_SRC_INVENTORY; i <= DEVICES_SRC_HOSTNAME; i++)
-		if (strcmp(devices_source_name(i), s) == 0)
+	for (uint8_t i = IDENTITY_SRC_INVENTORY; i <= IDENTITY_SRC_HOSTNAME; i++)
+		if (strcmp(identity_source_name(i), s) == 0)
 			return i;
-	return DEVICES_SRC_NONE;
+	return IDENTITY_SRC_NONE;
 }
 
 /* Row of "SELECT key, mac, randomised, ips, ... last_seen" into r (observations not read). */

@@ -94,7 +94,7 @@ query_get(struct server *s, const struct sockaddr *client, bool tcp)
 	q->ident.has_mac = false;
 	q->ident.device[0] = '\0';
 	q->ident.vendor[0] = '\0';
-	q->ident.vendor_source = DEVICES_SRC_NONE;
+	q->ident.vendor_source = IDENTITY_SRC_NONE;
 	return q;
 }
 
@@ -145,12 +145,6 @@ copy_name(char *dst, const char *src)
 	dst[n] = '\0';
 }
 
-_Static_assert((int)DEVICES_SRC_INVENTORY == (int)QUERYLOG_VENDOR_INVENTORY &&
-		       (int)DEVICES_SRC_OUI == (int)QUERYLOG_VENDOR_OUI &&
-		       (int)DEVICES_SRC_SIGNATURE == (int)QUERYLOG_VENDOR_SIGNATURE &&
-		       (int)DEVICES_SRC_HOSTNAME == (int)QUERYLOG_VENDOR_HOSTNAME,
-	       "vendor sources of devices.h and querylog.h differ");
-
 static void
 copy_str(char *dst, size_t size, const char *src)
 {
@@ -200,7 +194,7 @@ log_query(struct query *q, const struct policy *pol)
 	r.rcode = q->rcode;
 	uint64_t us = (uv_hrtime() - q->t_start) / 1000;
 	r.latency_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-	/* device identity (devices_query); enum devices_source has querylog's values */
+	/* device identity (devices_query); enum identity_source has querylog's values */
 	r.has_mac = q->ident.has_mac;
 	memcpy(r.mac, q->ident.mac.b, sizeof(r.mac));
 	copy_str(r.device, sizeof(r.device), q->ident.device);
@@ -427,8 +421,18 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 	}
 
 	struct policy_verdict v;
-	if (s->devices != NULL)
-		q->group = devices_query(s->devices, pol, client, &q->dq, &q->ident);
+	if (s->devices != NULL) {
+		struct devices_hints h = {
+			.has_mac = q->dq.has_edns_mac,
+			.has_ecs = q->dq.has_ecs,
+			.ecs_family = q->dq.ecs_family,
+			.ecs_prefix = q->dq.ecs_prefix,
+			.qname = q->dq.has_question ? &q->dq.qname : NULL,
+		};
+		memcpy(h.mac, q->dq.edns_mac, sizeof(h.mac));
+		memcpy(h.ecs_addr, q->dq.ecs_addr, sizeof(h.ecs_addr));
+		q->group = devices_query(s->devices, pol, client, &h, &q->ident);
+	}
 	else
 		q->group = policy_client_group(pol, client);
 	policy_check(pol, q->group, &q->dq.qname, &v);

@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "identity.h"
 #include "names.h"
 
 enum querylog_action {
@@ -54,18 +55,7 @@ enum querylog_action {
 	QUERYLOG_ACTION_NOTIMP,
 };
 
-/* Where a record's vendor came from (device identity, issue 4). */
-enum querylog_vendor_source {
-	QUERYLOG_VENDOR_NONE = 0,
-	QUERYLOG_VENDOR_INVENTORY,
-	QUERYLOG_VENDOR_OUI,
-	QUERYLOG_VENDOR_SIGNATURE,
-	QUERYLOG_VENDOR_HOSTNAME,
-};
-
-#define QUERYLOG_NAME_MAX   64	/* group and list names are truncated to this in records */
-#define QUERYLOG_DEVICE_MAX 64	/* device names are truncated to this */
-#define QUERYLOG_VENDOR_MAX 32	/* vendor names are truncated to this */
+#define QUERYLOG_NAME_MAX   IDENTITY_NAME_MAX /* group and list names are cut to this in records */
 #define QUERYLOG_LINE_MAX   8192 /* longest formatted line (4218 measured), '\n' and NUL included */
 #define QUERYLOG_RING	  16384	/* records buffered between the loop and the writer */
 
@@ -94,9 +84,9 @@ struct querylog_record {
 	   array need not be NUL-terminated */
 	uint8_t mac[6];
 	bool has_mac;
-	char device[QUERYLOG_DEVICE_MAX];	/* inventory name or hostname */
-	char vendor[QUERYLOG_VENDOR_MAX];
-	uint8_t vendor_source;			/* enum querylog_vendor_source */
+	char device[IDENTITY_NAME_MAX];	/* inventory name or hostname */
+	char vendor[IDENTITY_VENDOR_MAX];
+	uint8_t vendor_source;			/* enum identity_source */
 };
 
 /* Sets r's question name (qname_wire, qname_len) from a parsed name. */
@@ -132,18 +122,7 @@ int querylog_submit(struct querylog *ql, const struct querylog_record *r);
  * I/O. 0, or -ENOBUFS when QUERYLOG_EVENTS are already waiting (dropped and counted in
  * querylog_db_dropped), or -ENOTSUP without a database (nothing counted). */
 #define QUERYLOG_EVENTS 256
-struct querylog_event {
-	uint64_t ts_ms;			/* 0 = now */
-	char device[QUERYLOG_DEVICE_MAX];
-	char mac[18];
-	char client[INET6_ADDRSTRLEN];
-	char kind[24];			/* "first_seen", "group_change", "vendor", ... */
-	char old_group[QUERYLOG_NAME_MAX];
-	char new_group[QUERYLOG_NAME_MAX];
-	char vendor[QUERYLOG_VENDOR_MAX];	/* the device's vendor after the event */
-	char evidence[256];
-};
-int querylog_submit_event(struct querylog *ql, const struct querylog_event *ev);
+int querylog_submit_event(struct querylog *ql, const struct identity_event *ev);
 
 /* Asks the writer to reopen the file (SIGHUP). Non-blocking. */
 void querylog_reopen(struct querylog *ql);
@@ -189,15 +168,13 @@ struct querylog_text {
 	char group[QUERYLOG_NAME_MAX + 1];
 	char list[QUERYLOG_NAME_MAX + 1];
 	char mac[18];
-	char device[QUERYLOG_DEVICE_MAX + 1];
-	char vendor[QUERYLOG_VENDOR_MAX + 1];
+	char device[IDENTITY_NAME_MAX + 1];
+	char vendor[IDENTITY_VENDOR_MAX + 1];
 };
 
 /* Fills t from r (the database sink uses it). */
 void querylog_text(const struct querylog_record *r, struct querylog_text *t);
 
-/* "inventory", "oui", "signature", "hostname", or NULL for none and unknown values. */
-const char *querylog_vendor_source_name(uint8_t source);
 /* "forward", "cache", ...; "unknown" for values out of range. */
 const char *querylog_action_name(uint8_t action);
 

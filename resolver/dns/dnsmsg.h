@@ -152,9 +152,4 @@ size_t dnsmsg_write_answer(const struct dnsmsg_answer *a, const struct dnsmsg_qu
 size_t dnsmsg_write_upstream_query(const struct dnsmsg_query *q, uint16_t id, uint8_t *buf,
 				   size_t cap);
 
-/* Mnemonics without allocation: "A", "AAAA", "TYPE65534"; "NOERROR", "RCODE23". buf for the
- * numeric fallback must hold 16 octets. */
-const char *dnsmsg_type_name(uint16_t type, char *buf);
-const char *dnsmsg_rcode_name(uint8_t rcode, char *buf);
-
 #endif

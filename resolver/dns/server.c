@@ -115,6 +115,16 @@ free_server_memory(struct server *s)
 /* Device identity, at start or when a reload adds a devices section (it opens the saved
  * device state on the loop: a short pause, once). Not fatal: without it, clients are
  * identified by their address only. */
+/* Device events go to the query store, through whichever query log is current. */
+static void
+on_device_event(void *arg, const struct identity_event *ev)
+{
+	struct server *s = arg;
+
+	if (s->qlog != NULL)
+		querylog_submit_event(s->qlog, ev);
+}
+
 static void
 start_devices(struct server *s, const char *when)
 {
@@ -126,7 +136,7 @@ start_devices(struct server *s, const char *when)
 		return;
 	}
 	s->nobjects++;
-	devices_set_querylog(s->devices, s->qlog);
+	devices_set_event_cb(s->devices, on_device_event, s);
 	const char *dir = policy_config(s->policy)->state_dir;
 	free(s->applied.state_dir);
 	s->applied.state_dir = dir != NULL ? strdup(dir) : NULL; /* NULL on ENOMEM: no warning */
@@ -343,8 +353,6 @@ apply_log_settings(struct server *s, const struct config *cur)
 		if (err == 0) {
 			querylog_free(&s->qlog); /* no writer, nothing buffered */
 			s->qlog = ql;
-			if (s->devices != NULL)
-				devices_set_querylog(s->devices, ql);
 			log_info("reload: query log started");
 		}
 	}

@@ -50,16 +50,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "diag.h"
 #include "mac.h"
 
 #define LEASES_MAX_NOTES 5
-
-enum leases_format {
-	LEASES_DNSMASQ,
-	LEASES_DHCPD,
-	LEASES_KEA,
-};
 
 struct leases_entry {
 	int family;			/* AF_INET or AF_INET6 */
