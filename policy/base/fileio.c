@@ -1,10 +1,13 @@
 /*
- * fileio: reading a whole file into memory (see fileio.h).
+ * fileio: whole-file reading, mkdir -p, setting a corrupt file aside (see fileio.h).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,4 +72,42 @@ cleanup:
 	free(b);
 	close(fd);
 	return rc;
+}
+
+int
+fileio_mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char ch = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return -errno;
+		buf[i] = ch;
+	}
+	return 0;
+}
+
+int
+fileio_set_aside(const char *path, char *aside, size_t size)
+{
+	char side[4096];
+	int n = snprintf(aside, size, "%s.corrupt-%lld", path, (long long)time(NULL));
+
+	if (n < 0 || (size_t)n >= size || strlen(path) + 5 >= sizeof(side))
+		return -ENAMETOOLONG;
+	if (rename(path, aside) != 0)
+		return -errno;
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+	return 0;
 }
