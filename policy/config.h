@@ -176,7 +176,7 @@ struct config {
 		uint32_t max_ttl;		/* default 86400 */
 	} cache;
 
-	struct {
+	struct config_block {
 		enum config_action action;	/* never INHERIT; default sinkhole */
 		uint8_t ipv4[4];		/* default 0.0.0.0 */
 		uint8_t ipv6[16];		/* default :: */

@@ -667,3 +667,26 @@ policy_memory(const struct policy *p)
 {
 	return p->memory;
 }
+
+void
+policy_decide(const struct policy *p, const struct policy_identity *id,
+	      const struct names_name *qname, struct policy_decision *d)
+{
+	static const struct names_name none = {.wire = {0}, .len = 1}; /* the root: no list has it */
+
+	d->allowed = policy_client_allowed(p, id->sa);
+	d->group = -1;
+	d->why.selector = POLICY_SEL_NONE;
+	d->why.value = -1;
+	if (d->allowed)
+		d->group = policy_client_group_ex(p, id, &d->why);
+	policy_check(p, d->group, qname != NULL ? qname : &none, &d->v);
+}
+
+bool
+policy_decide_target(const struct policy *p, const struct policy_decision *d,
+		     const struct names_name *target, struct policy_verdict *v)
+{
+	policy_check(p, d->group, target, v);
+	return v->blocked && v->reason == POLICY_REASON_BLOCK_LIST;
+}

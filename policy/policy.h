@@ -113,6 +113,35 @@ const char *policy_selector_name(enum policy_selector s); /* "clients", "macs", 
  */
 int policy_signature(const struct policy *p, const struct names_name *qname);
 
+/*
+ * The whole decision for one query, as the daemon answers it and `veto explain` shows it.
+ */
+struct policy_decision {
+	bool allowed;			/* server.allow admits the client; when false the client
+					   is refused and the rest says nothing */
+	int group;			/* -1 = none: forwarded unfiltered */
+	struct policy_group_match why;	/* which selector of the group matched */
+	struct policy_verdict v;	/* for the query name; when blocked, v.action is final
+					   (list action > group action > block.action) */
+};
+
+/*
+ * Decides a query from the identified client id (id->sa required, everything else optional:
+ * an identity holding only the address is a client without device identity): server.allow,
+ * then the group (policy_client_group_ex), then the verdict for qname (policy_check; NULL:
+ * no question, group only). Pure, allocates nothing, O(selectors + labels).
+ */
+void policy_decide(const struct policy *p, const struct policy_identity *id,
+		   const struct names_name *qname, struct policy_decision *d);
+
+/*
+ * The verdict for a CNAME/DNAME target of an answer to a query decided as d: blocked only by a
+ * block list of d's group, so that a default-deny group does not lose every answer whose chain
+ * leaves the names it allows. True when the answer must be blocked (v says how).
+ */
+bool policy_decide_target(const struct policy *p, const struct policy_decision *d,
+			  const struct names_name *target, struct policy_verdict *v);
+
 /* Evaluates a canonical query name for a group (-1 = no group). Never fails. */
 void policy_check(const struct policy *p, int group, const struct names_name *qname,
 		  struct policy_verdict *v);

@@ -11,7 +11,8 @@
 
 #include "cmd.h"
 #include "config.h"
-#include "devices.h"
+#include "devices_store.h"
+#include "json.h"
 #include "diag.h"
 
 static void
@@ -33,23 +34,11 @@ usage(FILE *out)
 		"exit codes: 0 ok, 1 runtime error, 2 bad usage or configuration\n");
 }
 
+/* "" is null, as in the saved state */
 static void
 json_str(FILE *out, const char *s)
 {
-	if (s == NULL || s[0] == '\0') {
-		fputs("null", out);
-		return;
-	}
-	fputc('"', out);
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(out, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(out, "\\u%04x", *p);
-		else
-			fputc(*p, out);
-	}
-	fputc('"', out);
+	json_fput_str(out, s != NULL && s[0] != '\0' ? s : NULL);
 }
 
 /* JSON: "2026-11-22T03:58:22Z" (UTC); text (local: true): "2026-11-22 04:58:22" in local time,
@@ -75,7 +64,7 @@ print_json(void *arg, const struct devices_record *r)
 	json_str(out, r->key);
 	fputs(",\"ips\":[", out);
 	for (size_t i = 0; i < r->nips; i++) {
-		devices_ip_text(&r->ips[i], ip, sizeof(ip));
+		identify_ip_text(&r->ips[i], ip, sizeof(ip));
 		fprintf(out, "%s", i ? "," : "");
 		json_str(out, ip);
 	}
@@ -130,7 +119,7 @@ print_text(void *arg, const struct devices_record *r)
 	fprintf(out, "%s\n", r->key);
 	fprintf(out, "  ips:        ");
 	for (size_t i = 0; i < r->nips; i++) {
-		devices_ip_text(&r->ips[i], ip, sizeof(ip));
+		identify_ip_text(&r->ips[i], ip, sizeof(ip));
 		fprintf(out, "%s%s", i ? ", " : "", ip);
 	}
 	fprintf(out, "%s\n", r->nips ? "" : "-");
@@ -208,7 +197,7 @@ cmd_devices(int argc, char **argv)
 		code = CMD_EXIT_USAGE;
 		goto cleanup;
 	}
-	if (devices_db_path(cfg, path, sizeof(path)) != 0) {
+	if (devices_store_path(cfg, path, sizeof(path)) != 0) {
 		fprintf(stderr, "veto devices: state_dir is too long\n");
 		code = CMD_EXIT_RUNTIME;
 		goto cleanup;

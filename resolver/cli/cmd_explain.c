@@ -14,7 +14,10 @@
 
 #include "cmd.h"
 #include "config.h"
-#include "devices.h"
+#include "devices_store.h"
+#include "identify.h"
+#include "json.h"
+#include "sources.h"
 #include "diag.h"
 #include "names.h"
 #include "policy.h"
@@ -46,7 +49,8 @@ struct explain {
 	const char *client;
 	bool allowed;
 	const char *group;	/* NULL = none */
-	struct policy_verdict v;
+	struct policy_decision d;	/* as the daemon decides it */
+	struct policy_verdict v;	/* d.v */
 	const char *list;	/* NULL = none */
 	char rule[NAMES_MAX_TEXT];
 	bool has_rule;
@@ -82,69 +86,50 @@ reason_key(const struct explain *e)
 }
 
 static void
-json_string(FILE *out, const char *s)
-{
-	if (s == NULL) {
-		fputs("null", out);
-		return;
-	}
-	fputc('"', out);
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(out, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(out, "\\u%04x", *p);
-		else
-			fputc(*p, out);
-	}
-	fputc('"', out);
-}
-
-static void
 print_json(const struct explain *e, FILE *out)
 {
 	fputs("{\"client\":", out);
-	json_string(out, e->client);
+	json_fput_str(out, e->client);
 	fprintf(out, ",\"allowed\":%s,\"group\":", e->allowed ? "true" : "false");
-	json_string(out, e->group);
+	json_fput_str(out, e->group);
 	fprintf(out, ",\"blocked\":%s,\"reason\":", !e->allowed || e->v.blocked ? "true" : "false");
-	json_string(out, reason_key(e));
+	json_fput_str(out, reason_key(e));
 	fputs(",\"action\":", out);
 	if (!e->allowed)
-		json_string(out, "refused");
+		json_fput_str(out, "refused");
 	else
-		json_string(out, e->v.blocked ? config_action_name(e->v.action) : NULL);
+		json_fput_str(out, e->v.blocked ? config_action_name(e->v.action) : NULL);
 	fputs(",\"list\":", out);
-	json_string(out, e->list);
+	json_fput_str(out, e->list);
 	fputs(",\"rule\":", out);
-	json_string(out, e->has_rule ? e->rule : NULL);
+	json_fput_str(out, e->has_rule ? e->rule : NULL);
 	fputs(",\"qname\":", out);
-	json_string(out, e->qname);
+	json_fput_str(out, e->qname);
 	fputs(",\"qtype\":", out);
-	json_string(out, e->qtype);
+	json_fput_str(out, e->qtype);
 	fputs(",\"answer\":", out);
-	json_string(out, e->has_answer ? e->answer : NULL);
+	json_fput_str(out, e->has_answer ? e->answer : NULL);
 	if (e->has_identity) {
 		char mac[MAC_STRLEN];
 		const struct devices_record *r = &e->dev;
 		fputs(",\"device\":{\"key\":", out);
-		json_string(out, r->key);
+		json_fput_str(out, r->key);
 		fputs(",\"mac\":", out);
-		json_string(out, r->has_mac ? mac_format(&r->mac, mac) : NULL);
+		json_fput_str(out, r->has_mac ? mac_format(&r->mac, mac) : NULL);
 		fprintf(out, ",\"randomised\":%s,\"hostname\":",
 			r->has_mac ? (r->randomised ? "true" : "false") : "null");
-		json_string(out, r->hostname[0] ? r->hostname : NULL);
+		json_fput_str(out, r->hostname[0] ? r->hostname : NULL);
 		fputs(",\"inventory\":", out);
-		json_string(out, r->inventory[0] ? r->inventory : NULL);
+		json_fput_str(out, r->inventory[0] ? r->inventory : NULL);
 		fputs(",\"manufacturer\":", out);
-		json_string(out, r->manufacturer[0] ? r->manufacturer : NULL);
+		json_fput_str(out, r->manufacturer[0] ? r->manufacturer : NULL);
 		fputs(",\"vendor\":", out);
-		json_string(out, r->vendor[0] ? r->vendor : NULL);
+		json_fput_str(out, r->vendor[0] ? r->vendor : NULL);
 		fputs(",\"vendor_source\":", out);
-		json_string(out, identity_source_name(r->vendor_source));
+		json_fput_str(out, identity_source_name(r->vendor_source));
 		fprintf(out, ",\"saved\":%s}", e->dev_saved ? "true" : "false");
 		fputs(",\"matched_by\":", out);
-		json_string(out, e->group != NULL ? policy_selector_name(e->why.selector) : NULL);
+		json_fput_str(out, e->group != NULL ? policy_selector_name(e->why.selector) : NULL);
 	}
 	fputs("}\n", out);
 }
@@ -304,8 +289,9 @@ print_source_problems(const struct diag *d, FILE *out)
 	}
 }
 
-/* The identity of the client as the daemon would see it: sources read now, observed vendors
- * from the saved state (read-only). */
+/* The device behind the client as the daemon sees it: the same key (identify_key), the saved
+ * record of that key as the daemon's table holds it (it loads the same file), then the same
+ * identify_fill over the sources read now. */
 static void
 identify(struct explain *e, const struct policy *p, const struct sockaddr *sa,
 	 const struct mac *hint)
@@ -313,30 +299,30 @@ identify(struct explain *e, const struct policy *p, const struct sockaddr *sa,
 	const struct config *cfg = policy_config(p);
 	struct devices_sources *src = NULL;
 	struct devices_store *st = NULL;
-	struct devices_record saved;
 	struct diag d;
-	char path[4096], err[256];
+	char path[4096], err[256], key[DEVICES_KEY_MAX];
+	struct mac mac;
 
 	diag_init(&d);
 	e->has_identity = true;
 	memset(&e->dev, 0, sizeof(e->dev));
 	e->dev.inv = -1;
-	if (devices_sources_load(cfg, &d, &src) != 0)
+	if (sources_load(cfg, &d, &src) != 0)
 		src = NULL;
 	print_source_problems(&d, stderr);
-	devices_fill(cfg, src, sa, hint, &e->dev);
-	if (devices_db_path(cfg, path, sizeof(path)) == 0 &&
+	bool has_mac = identify_key(cfg, src, sa, hint, key, &mac);
+	if (devices_store_path(cfg, path, sizeof(path)) == 0 &&
 	    devices_store_open(path, true, err, sizeof(err), &st) == 0 &&
-	    devices_store_get(st, e->dev.key, &saved) == 0) {
+	    devices_store_get(st, key, &e->dev) == 0) {
 		e->dev_saved = true;
-		memcpy(e->dev.obs, saved.obs, sizeof(saved.obs));
-		e->dev.nobs = saved.nobs;
-		if (e->dev.hostname[0] == '\0')
-			memcpy(e->dev.hostname, saved.hostname, sizeof(saved.hostname));
-		devices_resolve_vendor(cfg, &e->dev);
+		e->dev.inv = -1;
+	} else {
+		memset(&e->dev, 0, sizeof(e->dev));
+		e->dev.inv = -1;
 	}
+	identify_fill(cfg, src, sa, has_mac ? &mac : NULL, &e->dev);
 	devices_store_close(&st);
-	devices_sources_free(&src);
+	sources_free(&src);
 	diag_clear(&d);
 }
 
@@ -428,18 +414,16 @@ cmd_explain(int argc, char **argv)
 	}
 
 	e.client = client;
-	e.allowed = policy_client_allowed(p, (const struct sockaddr *)&ss);
 	names_to_text(&qname, e.qname);
-	int group;
+	struct policy_identity id = {.sa = (const struct sockaddr *)&ss};
 	if (policy_config(p)->devices.enabled || mac_text != NULL) {
 		identify(&e, p, (const struct sockaddr *)&ss, mac_text != NULL ? &mac : NULL);
-		struct policy_identity id;
-		devices_identity(policy_config(p), &e.dev, (const struct sockaddr *)&ss, &id);
-		group = policy_client_group_ex(p, &id, &e.why);
-	} else {
-		group = policy_client_group(p, (const struct sockaddr *)&ss);
+		identify_policy(policy_config(p), &e.dev, (const struct sockaddr *)&ss, &id);
 	}
-	policy_check(p, group, &qname, &e.v);
+	policy_decide(p, &id, &qname, &e.d);
+	e.allowed = e.d.allowed;
+	e.v = e.d.v;
+	e.why = e.d.why;
 	if (e.allowed) {
 		e.group = policy_group_name(p, e.v.group);
 		e.list = policy_list_name(p, e.v.list);

@@ -1,5 +1,5 @@
 /*
- * devices_store: the device table in SQLite (state_dir/devices.db).
+ * devices_store: the current device table in SQLite (state_dir/devices.db); see devices_store.h.
  *
  * Crash safety comes from SQLite: every save is one transaction in WAL mode, so a crash at any
  * point leaves either the previous or the new state. Readers (`veto devices`, `veto explain`)
@@ -14,7 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices.h"
+#include "devices_store.h"
+#include "fileio.h"
 
 struct devices_store {
 	sqlite3 *db;
@@ -31,9 +32,9 @@ static const char schema[] =
 	" key TEXT NOT NULL, vendor TEXT NOT NULL, count INTEGER NOT NULL,"
 	" first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, evidence TEXT,"
 	" PRIMARY KEY (key, vendor));"
-	"CREATE TABLE IF NOT EXISTS events ("
-	" ts INTEGER NOT NULL, key TEXT NOT NULL, device TEXT, old_group TEXT, new_group TEXT,"
-	" vendor TEXT, evidence TEXT);";
+	/* Files written before the query store kept every device event had a second copy of
+	 * them here, read by nothing: dropped, the query store's device_events is the one. */
+	"DROP TABLE IF EXISTS events;";
 
 static void
 set_err(char *err, size_t size, const char *path, const char *what, sqlite3 *db)
@@ -114,17 +115,16 @@ devices_store_open(const char *path, bool readonly, char *err, size_t size,
 	rc = open_rw(path, &db);
 	if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT) {
 		char aside[4096];
-		snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
-		if (err != NULL && size > 0)
-			snprintf(err, size, "%s: corrupt device state (%s): renamed to '%s'", path,
-				 sqlite3_errstr(rc), aside);
-		rename(path, aside);
-		char side[4096];
-		snprintf(side, sizeof(side), "%s-wal", path);
-		unlink(side);
-		snprintf(side, sizeof(side), "%s-shm", path);
-		unlink(side);
-		rc = open_rw(path, &db);
+		int moved = fileio_set_aside(path, aside, sizeof(aside));
+		if (err != NULL && size > 0) {
+			if (moved == 0)
+				snprintf(err, size, "%s: corrupt device state (%s): renamed to '%s'",
+					 path, sqlite3_errstr(rc), aside);
+			else
+				snprintf(err, size, "%s: corrupt device state (%s), and it cannot be "
+					 "renamed: %s", path, sqlite3_errstr(rc), strerror(-moved));
+		}
+		rc = moved == 0 ? open_rw(path, &db) : rc;
 		if (rc == SQLITE_OK) {
 			s->db = db;
 			*out = s;
@@ -170,7 +170,7 @@ ips_text(const struct devices_record *r, char *buf, size_t size)
 	buf[0] = '\0';
 	for (size_t i = 0; i < r->nips && off + 1 < size; i++) {
 		char ip[INET6_ADDRSTRLEN];
-		devices_ip_text(&r->ips[i], ip, sizeof(ip));
+		identify_ip_text(&r->ips[i], ip, sizeof(ip));
 		int n = snprintf(buf + off, size - off, "%s%s", i ? "," : "", ip);
 		if (n < 0 || (size_t)n >= size - off)
 			break;
@@ -179,8 +179,7 @@ ips_text(const struct devices_record *r, char *buf, size_t size)
 }
 
 int
-devices_store_save(struct devices_store *s, const struct devices_record *recs, size_t n,
-		   const struct devices_event *evs, size_t nev)
+devices_store_save(struct devices_store *s, const struct devices_record *recs, size_t n)
 {
 	static const char up_dev[] =
 		"INSERT INTO devices (key, mac, randomised, ips, hostname, client_id, vendor_class,"
@@ -194,10 +193,7 @@ devices_store_save(struct devices_store *s, const struct devices_record *recs, s
 		"INSERT INTO observations (key, vendor, count, first_seen, last_seen, evidence)"
 		" VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT(key, vendor) DO UPDATE SET count=?3,"
 		" first_seen=?4, last_seen=?5, evidence=?6";
-	static const char ins_ev[] =
-		"INSERT INTO events (ts, key, device, old_group, new_group, vendor, evidence)"
-		" VALUES (?1,?2,?3,?4,?5,?6,?7)";
-	sqlite3_stmt *sd = NULL, *so = NULL, *se = NULL;
+	sqlite3_stmt *sd = NULL, *so = NULL;
 	int rc = -EIO;
 
 	if (s->readonly)
@@ -205,8 +201,7 @@ devices_store_save(struct devices_store *s, const struct devices_record *recs, s
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return -EIO;
 	if (sqlite3_prepare_v2(s->db, up_dev, -1, &sd, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, up_obs, -1, &so, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, ins_ev, -1, &se, NULL) != SQLITE_OK)
+	    sqlite3_prepare_v2(s->db, up_obs, -1, &so, NULL) != SQLITE_OK)
 		goto cleanup;
 	for (size_t i = 0; i < n; i++) {
 		const struct devices_record *r = &recs[i];
@@ -243,25 +238,11 @@ devices_store_save(struct devices_store *s, const struct devices_record *recs, s
 				goto cleanup;
 		}
 	}
-	for (size_t i = 0; i < nev; i++) {
-		const struct devices_event *e = &evs[i];
-		sqlite3_reset(se);
-		sqlite3_bind_int64(se, 1, e->ts);
-		bind_text(se, 2, e->key);
-		bind_text(se, 3, e->device);
-		bind_text(se, 4, e->old_group);
-		bind_text(se, 5, e->new_group);
-		bind_text(se, 6, e->vendor);
-		bind_text(se, 7, e->evidence);
-		if (sqlite3_step(se) != SQLITE_DONE)
-			goto cleanup;
-	}
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
 		rc = 0;
 cleanup:
 	sqlite3_finalize(sd);
 	sqlite3_finalize(so);
-	sqlite3_finalize(se);
 	if (rc != 0)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
@@ -408,36 +389,7 @@ devices_store_get(struct devices_store *s, const char *key, struct devices_recor
 }
 
 int
-devices_store_events(struct devices_store *s, devices_store_event_cb cb, void *arg)
-{
-	sqlite3_stmt *st = NULL;
-	struct devices_event e;
-	int rc, result = 0;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT ts, key, device, old_group, new_group, vendor, evidence FROM "
-			       "events ORDER BY ts, rowid",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		memset(&e, 0, sizeof(e));
-		e.ts = sqlite3_column_int64(st, 0);
-		col_text(st, 1, e.key, sizeof(e.key));
-		col_text(st, 2, e.device, sizeof(e.device));
-		col_text(st, 3, e.old_group, sizeof(e.old_group));
-		col_text(st, 4, e.new_group, sizeof(e.new_group));
-		col_text(st, 5, e.vendor, sizeof(e.vendor));
-		col_text(st, 6, e.evidence, sizeof(e.evidence));
-		if ((result = cb(arg, &e)) != 0)
-			break;
-	}
-	if (result == 0 && rc != SQLITE_DONE)
-		result = -EIO;
-	sqlite3_finalize(st);
-	return result;
-}
-
-int
-devices_db_path(const struct config *cfg, char *buf, size_t size)
+devices_store_path(const struct config *cfg, char *buf, size_t size)
 {
 	const char *dir = cfg->state_dir != NULL ? cfg->state_dir : "/var/lib/veto";
 	int n = snprintf(buf, size, "%s/%s", dir, DEVICES_DB_FILE);

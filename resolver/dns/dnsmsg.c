@@ -389,7 +389,7 @@ put_address(struct dnsmsg_wbuf *w, const struct dnsmsg_query *q, uint32_t ttl, c
 
 size_t
 dnsmsg_write_blocked(const struct dnsmsg_query *q, enum config_action action,
-		     const struct config *cfg, const char *extra_text, uint8_t *buf, size_t cap)
+		     const struct config_block *b, const char *extra_text, uint8_t *buf, size_t cap)
 {
 	struct dnsmsg_wbuf w = { buf, cap, 0, false };
 	uint8_t rcode = DNSMSG_RCODE_NOERROR;
@@ -397,18 +397,15 @@ dnsmsg_write_blocked(const struct dnsmsg_query *q, enum config_action action,
 	uint16_t alen = 0;
 	bool soa = false;
 
-	assert(cfg != NULL);
 	if (!q->has_question)
 		return dnsmsg_write_error(q, DNSMSG_RCODE_FORMERR, buf, cap);
-	if (action == CONFIG_ACTION_INHERIT)
-		action = cfg->block.action;
 	switch (action) {
 	case CONFIG_ACTION_SINKHOLE:
 		if (q->qtype == DNSMSG_TYPE_A) {
-			addr = cfg->block.ipv4;
+			addr = b->ipv4;
 			alen = 4;
 		} else if (q->qtype == DNSMSG_TYPE_AAAA) {
-			addr = cfg->block.ipv6;
+			addr = b->ipv6;
 			alen = 16;
 		} else {
 			soa = true;
@@ -422,7 +419,6 @@ dnsmsg_write_blocked(const struct dnsmsg_query *q, enum config_action action,
 		soa = true;
 		break;
 	case CONFIG_ACTION_REFUSED:
-	case CONFIG_ACTION_INHERIT:
 	default:
 		rcode = DNSMSG_RCODE_REFUSED;
 		break;
@@ -430,9 +426,9 @@ dnsmsg_write_blocked(const struct dnsmsg_query *q, enum config_action action,
 	dnsmsg_put_header(&w, q, dnsmsg_reply_flags(q, 0, rcode), addr != NULL ? 1 : 0,
 			  soa ? 1 : 0, q->edns ? 1 : 0);
 	if (addr != NULL)
-		put_address(&w, q, cfg->block.ttl, addr, alen);
+		put_address(&w, q, b->ttl, addr, alen);
 	if (soa)
-		put_soa(&w, q, cfg->block.ttl);
+		put_soa(&w, q, b->ttl);
 	if (q->edns)
 		dnsmsg_put_opt(&w, q, rcode, true, extra_text);
 	return w.err ? 0 : w.len;

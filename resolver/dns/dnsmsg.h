@@ -83,12 +83,13 @@ size_t dnsmsg_max_reply(const struct dnsmsg_query *q, bool tcp);
  */
 size_t dnsmsg_write_error(const struct dnsmsg_query *q, uint8_t rcode, uint8_t *buf, size_t cap);
 
-/* A locally decided answer for a blocked name. SINKHOLE: A -> block.ipv4, AAAA -> block.ipv6,
- * other types NODATA; NXDOMAIN; NODATA; REFUSED. TTL block.ttl on the records and on the
- * synthesised SOA of negative answers. When the client sent EDNS0 an Extended DNS Error 15
- * (Blocked) is added with extra_text (e.g. "blocked by list 'xiaomi'", may be NULL). */
+/* A locally decided answer for a blocked name, action as policy_decide() resolved it.
+ * SINKHOLE: A -> b->ipv4, AAAA -> b->ipv6, other types NODATA; NXDOMAIN; NODATA; REFUSED (and
+ * anything else). TTL b->ttl on the records and on the synthesised SOA of negative answers.
+ * When the client sent EDNS0 an Extended DNS Error 15 (Blocked) is added with extra_text (e.g.
+ * "blocked by list 'xiaomi'", may be NULL). */
 size_t dnsmsg_write_blocked(const struct dnsmsg_query *q, enum config_action action,
-			    const struct config *cfg, const char *extra_text, uint8_t *buf,
+			    const struct config_block *b, const char *extra_text, uint8_t *buf,
 			    size_t cap);
 
 /*

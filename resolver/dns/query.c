@@ -274,8 +274,7 @@ action_of(enum config_action a)
 	case CONFIG_ACTION_REFUSED:
 		return QUERYLOG_ACTION_REFUSED;
 	case CONFIG_ACTION_SINKHOLE:
-	case CONFIG_ACTION_INHERIT:
-	default:
+	default:	/* INHERIT never reaches here: policy_decide resolves it */
 		return QUERYLOG_ACTION_SINKHOLE;
 	}
 }
@@ -298,7 +297,8 @@ finish_blocked(struct query *q, const struct policy *pol, const struct policy_ve
 	q->action = action_of(v->action);
 	s->stats.blocked++;
 	size_t cap = dnsmsg_max_reply(&q->dq, q->tcp);
-	size_t len = dnsmsg_write_blocked(&q->dq, v->action, policy_config(pol), text, buf, cap);
+	size_t len = dnsmsg_write_blocked(&q->dq, v->action, &policy_config(pol)->block, text, buf,
+					  cap);
 	if (len == 0) /* the synthesised answer does not fit the client's size */
 		len = dnsmsg_write_error(&q->dq, DNSMSG_RCODE_REFUSED, buf, cap);
 	finish(q, buf, len);
@@ -306,22 +306,17 @@ finish_blocked(struct query *q, const struct policy *pol, const struct policy_ve
 
 struct chain_check {
 	const struct policy *pol;
-	int group;
 	struct policy_verdict v;
 	struct query *q;
 };
 
-/*
- * A CNAME/DNAME target is blocked only by a block list: a default-deny group must not lose
- * every answer whose chain leaves the names it allows.
- */
+/* A CNAME/DNAME target of the answer, decided for the query's group (policy_decide_target). */
 static int
 on_chain_target(void *arg, const struct names_name *target)
 {
 	struct chain_check *cc = arg;
 
-	policy_check(cc->pol, cc->group, target, &cc->v);
-	if (!cc->v.blocked || cc->v.reason != POLICY_REASON_BLOCK_LIST)
+	if (!policy_decide_target(cc->pol, &cc->q->decision, target, &cc->v))
 		return 0;
 	int i = cc->v.rule_label;
 	if (i >= 0 && i <= target->nlabels) {
@@ -340,7 +335,7 @@ finish_answer(struct query *q, const struct policy *pol, const struct dnsmsg_ans
 	      uint32_t age_s)
 {
 	struct server *s = q->srv;
-	struct chain_check cc = { .pol = pol, .group = q->group, .q = q };
+	struct chain_check cc = { .pol = pol, .q = q };
 
 	if (dnsmsg_answer_chain(a, &q->dq, on_chain_target, &cc) != 0) {
 		s->stats.cloaked++;
@@ -420,22 +415,25 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 		return;
 	}
 
-	struct policy_verdict v;
+	/* server.allow was checked above, before anything is recorded about the client */
+	struct policy_identity id = {.sa = client};
+	struct policy_decision *dec = &q->decision;
 	if (s->devices != NULL) {
 		struct devices_hints h = {
 			.has_mac = q->dq.has_edns_mac,
 			.has_ecs = q->dq.has_ecs,
 			.ecs_family = q->dq.ecs_family,
 			.ecs_prefix = q->dq.ecs_prefix,
-			.qname = q->dq.has_question ? &q->dq.qname : NULL,
 		};
 		memcpy(h.mac, q->dq.edns_mac, sizeof(h.mac));
 		memcpy(h.ecs_addr, q->dq.ecs_addr, sizeof(h.ecs_addr));
-		q->group = devices_query(s->devices, pol, client, &h, &q->ident);
+		devices_identify(s->devices, pol, client, &h, &id, &q->ident);
 	}
-	else
-		q->group = policy_client_group(pol, client);
-	policy_check(pol, q->group, &q->dq.qname, &v);
+	policy_decide(pol, &id, &q->dq.qname, dec);
+	if (s->devices != NULL)
+		devices_record_query(s->devices, pol, dec->group, &q->dq.qname, &q->ident);
+	q->group = dec->group;
+	const struct policy_verdict v = dec->v;
 	if (v.blocked) {
 		q->rule_label = v.rule_label;
 		finish_blocked(q, pol, &v);

@@ -53,6 +53,7 @@ struct query {
 	bool async;			/* waiting for upstream */
 	bool finished;			/* guard: finishes once */
 	struct dnsmsg_query dq;
+	struct policy_decision decision; /* policy_decide() for this query */
 	struct devices_ident ident;	/* who sent it (when devices are on) */
 };
 

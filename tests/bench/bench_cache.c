@@ -143,7 +143,7 @@ main(int argc, char **argv)
 		unsigned k = i % NQ;
 		if (dnsmsg_parse_query(qs[k], qlen[k], &q) != 0)
 			return 1;
-		sink += dnsmsg_write_blocked(&q, CONFIG_ACTION_SINKHOLE, &cfg,
+		sink += dnsmsg_write_blocked(&q, CONFIG_ACTION_SINKHOLE, &cfg.block,
 					     "blocked by list 'ads'", out, sizeof(out));
 	}
 	report("blocked", now_ns() - t0, iters);

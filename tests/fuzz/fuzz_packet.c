@@ -51,7 +51,7 @@ as_query(const uint8_t *data, size_t size, const struct config *cfg)
 	if (q.rcode != 0)
 		return;
 	for (int action = CONFIG_ACTION_INHERIT; action <= CONFIG_ACTION_REFUSED; action++) {
-		len = dnsmsg_write_blocked(&q, (enum config_action)action, cfg, "fuzz list", out,
+		len = dnsmsg_write_blocked(&q, (enum config_action)action, &cfg->block, "fuzz list", out,
 					   max);
 		check(len >= DNSMSG_HEADER_LEN && len <= max);
 	}

@@ -24,6 +24,7 @@
 #include "config_int.h"
 #include "config_harness.h"
 #include "devices.h"
+#include "devices_store.h"
 #include "diag.h"
 #include "dnsmsg.h"
 #include "names.h"
@@ -519,7 +520,7 @@ test_fill(void **state)
 		sockaddr_of(tc->ip, &ss);
 		if (tc->hint != NULL)
 			assert_int_equal(mac_parse(tc->hint, strlen(tc->hint), &hint), 0);
-		devices_fill(cfg, &src, (struct sockaddr *)&ss, tc->hint ? &hint : NULL, &r);
+		identify_fill(cfg, &src, (struct sockaddr *)&ss, tc->hint ? &hint : NULL, &r);
 		fprintf(stderr, "  %s: %s host '%s' inv '%s' vendor '%s' (%d)\n", tc->ip, r.key,
 			r.hostname, r.inventory, r.vendor, r.vendor_source);
 		assert_string_equal(r.key, tc->key);
@@ -539,14 +540,14 @@ test_fill(void **state)
 	strcpy(r.obs[0].vendor, "Oppo");
 	r.obs[0].count = 1;
 	sockaddr_of("192.0.2.22", &ss);
-	devices_fill(cfg, &src, (struct sockaddr *)&ss, NULL, &r);
+	identify_fill(cfg, &src, (struct sockaddr *)&ss, NULL, &r);
 	assert_string_equal(r.vendor, "Oppo");
 	assert_int_equal(r.vendor_source, IDENTITY_SRC_SIGNATURE);
 	sockaddr_of("192.0.2.21", &ss);
 	memset(r.key, 0, sizeof(r.key));
 	r.has_mac = false;
 	r.hostname[0] = '\0';
-	devices_fill(cfg, &src, (struct sockaddr *)&ss, NULL, &r);
+	identify_fill(cfg, &src, (struct sockaddr *)&ss, NULL, &r);
 	assert_string_equal(r.vendor, "Xiaomi");
 	assert_int_equal(r.vendor_source, IDENTITY_SRC_OUI);
 	assert_int_equal(r.nips, 2);
@@ -640,9 +641,6 @@ test_store(void **state)
 	char dir[64], path[128], err[512];
 	struct devices_store *st = NULL;
 	struct devices_record recs[2], got[4];
-	struct devices_event ev = {.ts = 5, .key = "mac:02:aa:bb:cc:dd:01", .old_group = "staff",
-				   .new_group = "banned", .vendor = "Xiaomi",
-				   .evidence = "connect.rom.miui.com"};
 	tmpdir(dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/devices.db", dir);
 	assert_int_equal(devices_store_open(path, true, err, sizeof(err), &st), -ENOENT);
@@ -671,11 +669,11 @@ test_store(void **state)
 	strcpy(recs[1].key, "ip:192.0.2.9");
 	strcpy(recs[1].hostname, "printer-1");
 	recs[1].first_seen = recs[1].last_seen = 15;
-	assert_int_equal(devices_store_save(st, recs, 2, &ev, 1), 0);
+	assert_int_equal(devices_store_save(st, recs, 2), 0);
 	/* an update keeps the earliest first_seen */
 	recs[1].first_seen = 30;
 	recs[1].last_seen = 30;
-	assert_int_equal(devices_store_save(st, &recs[1], 1, NULL, 0), 0);
+	assert_int_equal(devices_store_save(st, &recs[1], 1), 0);
 	devices_store_close(&st);
 
 	assert_int_equal(devices_store_open(path, true, err, sizeof(err), &st), 0);
@@ -697,7 +695,7 @@ test_store(void **state)
 	assert_int_equal(devices_store_get(st, "ip:192.0.2.9", &one), 0);
 	assert_string_equal(one.hostname, "printer-1");
 	assert_int_equal(devices_store_get(st, "ip:192.0.2.10", &one), -ENOENT);
-	assert_int_equal(devices_store_save(st, recs, 1, NULL, 0), -EROFS);
+	assert_int_equal(devices_store_save(st, recs, 1), -EROFS);
 	devices_store_close(&st);
 
 	/* a corrupt file is set aside, never fatal */
@@ -742,20 +740,37 @@ query_for(const char *name, struct test_query *tq, const uint8_t *mac)
 	const char *why = NULL;
 	memset(tq, 0, sizeof(*tq));
 	assert_int_equal(names_from_text(&tq->qname, name, strlen(name), &why), 0);
-	tq->h.qname = &tq->qname;
 	if (mac != NULL) {
 		tq->h.has_mac = true;
 		memcpy(tq->h.mac, mac, 6);
 	}
 }
 
+/* One query through the daemon's path: identify, decide, record. Returns the group. */
 static int
-one_event(void *arg, const struct devices_event *e)
+run_query(struct devices *d, const struct policy *p, const struct sockaddr *client,
+	  const struct test_query *tq, struct devices_ident *ident)
 {
-	struct devices_event *out = arg;
-	assert_string_equal(out->key, "");	/* exactly one */
-	*out = *e;
-	return 0;
+	struct policy_identity id = {.sa = client};
+	struct policy_decision dec;
+
+	devices_identify(d, p, client, &tq->h, &id, ident);
+	policy_decide(p, &id, &tq->qname, &dec);
+	devices_record_query(d, p, dec.group, &tq->qname, ident);
+	return dec.group;
+}
+
+struct events {
+	struct identity_event v[8];
+	size_t n;
+};
+
+static void
+on_event(void *arg, const struct identity_event *ev)
+{
+	struct events *e = arg;
+	assert_true(e->n < 8);
+	e->v[e->n++] = *ev;
 }
 
 static void
@@ -780,6 +795,7 @@ test_table_on_loop(void **state)
 		 "  - {name: random, randomised_mac: true}\n"
 		 "  - {name: rest}\n",
 		 dir);
+	struct events events = {.n = 0};
 	for (int round = 0; round < 2; round++) {
 		struct policy *p = compile(yaml);
 		struct sockaddr_storage trusted, other;
@@ -787,30 +803,27 @@ test_table_on_loop(void **state)
 		struct devices_ident id;
 		assert_int_equal(uv_loop_init(&loop), 0);
 		assert_int_equal(devices_new(&loop, p, &d), 0);
+		devices_set_event_cb(d, on_event, &events);
 		sockaddr_of("127.0.0.30", &trusted);
 		sockaddr_of("127.0.0.31", &other);
 		if (round == 0) {
 			/* untrusted: the MAC option is ignored */
 			query_for("x.test", &dq, rmac);
-			assert_string_equal(policy_group_name(p, devices_query(d, p,
-					    (struct sockaddr *)&other, &dq.h, &id)), "rest");
+			assert_string_equal(policy_group_name(p, run_query(d, p, (struct sockaddr *)&other, &dq, &id)), "rest");
 			assert_false(id.has_mac);
 			/* trusted, randomised: group random until its first signature query */
 			query_for("y.test", &dq, rmac);
-			assert_string_equal(policy_group_name(p, devices_query(d, p,
-					    (struct sockaddr *)&trusted, &dq.h, &id)), "random");
+			assert_string_equal(policy_group_name(p, run_query(d, p, (struct sockaddr *)&trusted, &dq, &id)), "random");
 			assert_true(id.has_mac);
 			assert_string_equal(id.vendor, "");
 			query_for("connect.rom.miui.com", &dq, rmac);
-			assert_string_equal(policy_group_name(p, devices_query(d, p,
-					    (struct sockaddr *)&trusted, &dq.h, &id)), "random");
+			assert_string_equal(policy_group_name(p, run_query(d, p, (struct sockaddr *)&trusted, &dq, &id)), "random");
 			assert_string_equal(id.vendor, "Xiaomi");
 			assert_int_equal(id.vendor_source, IDENTITY_SRC_SIGNATURE);
 		}
 		/* from the next query on (and after a restart) it is in the banned group */
 		query_for("z.test", &dq, rmac);
-		assert_string_equal(policy_group_name(p, devices_query(d, p,
-				    (struct sockaddr *)&trusted, &dq.h, &id)), "banned");
+		assert_string_equal(policy_group_name(p, run_query(d, p, (struct sockaddr *)&trusted, &dq, &id)), "banned");
 		const struct devices_record *r = devices_find(d, "mac:02:aa:bb:cc:dd:01");
 		assert_non_null(r);
 		assert_int_equal(r->nobs, 1);
@@ -825,20 +838,20 @@ test_table_on_loop(void **state)
 		assert_int_equal(uv_loop_close(&loop), 0);
 		policy_unref(&p);
 	}
-	/* the event was saved */
-	char path[128], err[256];
-	struct devices_store *st = NULL;
-	snprintf(path, sizeof(path), "%s/state/devices.db", dir);
-	assert_int_equal(devices_store_open(path, true, err, sizeof(err), &st), 0);
-	struct devices_event ev;
-	memset(&ev, 0, sizeof(ev));
-	assert_int_equal(devices_store_events(st, one_event, &ev), 0);
-	assert_string_equal(ev.key, "mac:02:aa:bb:cc:dd:01");
-	assert_string_equal(ev.old_group, "random");
-	assert_string_equal(ev.new_group, "banned");
-	assert_string_equal(ev.vendor, "Xiaomi");
-	assert_string_equal(ev.evidence, "connect.rom.miui.com");
-	devices_store_close(&st);
+	/* the events, reported once each (the restart knows both devices: no new first sight) */
+	assert_int_equal(events.n, 4);
+	assert_string_equal(events.v[0].kind, "first_seen");
+	assert_string_equal(events.v[0].key, "ip:127.0.0.31");
+	assert_string_equal(events.v[1].kind, "first_seen");
+	assert_string_equal(events.v[1].new_group, "random");
+	const struct identity_event *ev = &events.v[2];
+	assert_string_equal(ev->kind, "vendor");
+	assert_string_equal(ev->key, "mac:02:aa:bb:cc:dd:01");
+	assert_string_equal(ev->old_group, "random");
+	assert_string_equal(ev->new_group, "banned");
+	assert_string_equal(ev->vendor, "Xiaomi");
+	assert_string_equal(ev->evidence, "connect.rom.miui.com");
+	assert_string_equal(events.v[3].kind, "group_change");
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
@@ -851,7 +864,7 @@ on_stop_timer(uv_timer_t *t)
 }
 
 /* A periodic save that fails (the file locked by another writer) loses nothing: its records
- * and its events are saved by the next save (here the last one, at close). */
+ * are saved by the next save (here the last one, at close). */
 static void
 test_failed_save_requeued(void **state)
 {
@@ -882,7 +895,7 @@ test_failed_save_requeued(void **state)
 	assert_int_equal(devices_new(&loop, p, &d), 0);
 	sockaddr_of("127.0.0.30", &trusted);
 	query_for("connect.rom.miui.com", &dq, rmac);
-	devices_query(d, p, (struct sockaddr *)&trusted, &dq.h, &id);
+	run_query(d, p, (struct sockaddr *)&trusted, &dq, &id);
 	assert_string_equal(id.vendor, "Xiaomi");
 
 	/* another writer holds the file through the first periodic save (at DEVICES_SAVE_MS,
@@ -906,15 +919,11 @@ test_failed_save_requeued(void **state)
 	policy_unref(&p);
 
 	struct devices_store *st = NULL;
-	struct devices_event ev;
 	struct devices_record rec;
 	assert_int_equal(devices_store_open(path, true, err, sizeof(err), &st), 0);
-	memset(&ev, 0, sizeof(ev));
-	assert_int_equal(devices_store_events(st, one_event, &ev), 0);
-	assert_string_equal(ev.key, "mac:02:aa:bb:cc:dd:02");
-	assert_string_equal(ev.new_group, "banned");
 	assert_int_equal(devices_store_get(st, "mac:02:aa:bb:cc:dd:02", &rec), 0);
 	assert_string_equal(rec.vendor, "Xiaomi");
+	assert_string_equal(rec.group, "banned");
 	devices_store_close(&st);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

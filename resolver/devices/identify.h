@@ -1,0 +1,103 @@
+/*
+ * identify: who is behind a client address. Pure functions shared by the daemon's device table
+ * (devices.c) and `veto explain`, so both see the same device for the same sources and state.
+ *
+ * A device record holds what is known about one device: its key (the MAC when one is known,
+ * else the address), addresses, DHCP hostname and client id, inventory entry, OUI manufacturer,
+ * the vendors its queries revealed (observations) and the vendor resolved from all of that.
+ *
+ *   client address (+ MAC hint) --identify_key--> key --(table or saved state)--> record
+ *   record --identify_fill (sources)--> record --identify_policy--> struct policy_identity
+ */
+#ifndef VETO_IDENTIFY_H
+#define VETO_IDENTIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "identity.h"
+#include "mac.h"
+#include "sources.h"
+
+#define DEVICES_KEY_MAX	     56
+#define DEVICES_EVIDENCE_MAX 128
+#define DEVICES_MAX_IPS	     4
+#define DEVICES_MAX_OBS	     4
+
+/* A vendor observed from the device's queries. */
+struct devices_obs {
+	char vendor[IDENTITY_VENDOR_MAX];
+	uint32_t count;
+	int64_t first, last;		/* Unix time */
+	char evidence[DEVICES_EVIDENCE_MAX]; /* the last name queried */
+};
+
+/* One device. Strings are NUL-terminated, "" = unknown. */
+struct devices_record {
+	char key[DEVICES_KEY_MAX];	/* "mac:aa:bb:cc:dd:ee:ff" or "ip:192.0.2.7" */
+	bool has_mac;
+	struct mac mac;
+	bool randomised;
+	struct devices_ip ips[DEVICES_MAX_IPS]; /* most recent first */
+	uint8_t nips;
+	char hostname[IDENTITY_NAME_MAX];
+	char client_id[IDENTITY_NAME_MAX];
+	char vendor_class[IDENTITY_NAME_MAX];
+	char inventory[IDENTITY_NAME_MAX];
+	char manufacturer[IDENTITY_NAME_MAX];	/* OUI organisation */
+	char oui_vendor[IDENTITY_VENDOR_MAX];	/* its normalised vendor ("Xiaomi"), or "" */
+	char vendor[IDENTITY_VENDOR_MAX];
+	uint8_t vendor_source;			/* enum identity_source */
+	struct devices_obs obs[DEVICES_MAX_OBS];
+	uint8_t nobs;
+	char group[IDENTITY_NAME_MAX];		/* of its last query */
+	int64_t first_seen, last_seen;
+	int32_t inv;				/* index in devices.inventory, -1 (not saved) */
+};
+
+/* The address of sa (AF_INET or AF_INET6; IPv4-mapped IPv6 as IPv4). */
+void identify_ip_of(const struct sockaddr *sa, struct devices_ip *ip);
+/* The address as text into buf. */
+void identify_ip_text(const struct devices_ip *ip, char *buf, size_t size);
+
+/*
+ * The key of the device at sa: "mac:..." when a MAC is known (hint > inventory address > leases >
+ * ARP > IPv6 neighbours), else "ip:...". Fills key (DEVICES_KEY_MAX), *mac and returns true when
+ * a MAC is known.
+ */
+bool identify_key(const struct config *cfg, const struct devices_sources *src,
+		  const struct sockaddr *sa, const struct mac *hint, char *key, struct mac *mac);
+
+/* "mac:..." for a record with a MAC, else "ip:" and the address ip. */
+void identify_key_text(const struct devices_record *rec, const struct devices_ip *ip, char *buf,
+		       size_t size);
+
+/*
+ * Updates rec (a known device, or a zeroed one with inv -1) for a query from sa with an optional
+ * MAC (hint: EDNS or the command line) from cfg's inventory and the sources (may be NULL): MAC,
+ * lease hostname, client-id and vendor class, inventory name, OUI manufacturer, then the vendor
+ * (identify_vendor). The key is set when rec->key is empty. O(inventory + lease files) without
+ * the indexes (explain), hash probes with them (the daemon).
+ */
+void identify_fill(const struct config *cfg, const struct devices_sources *src,
+		   const struct sockaddr *sa, const struct mac *hint, struct devices_record *rec);
+
+/* Recomputes rec->vendor and vendor_source: inventory > OUI > signature observations (the most
+ * counted) > hostname patterns. */
+void identify_vendor(const struct config *cfg, struct devices_record *rec);
+
+/* Records that rec queried a name (evidence) of vendor's signatures at now (Unix time). */
+void identify_observe(struct devices_record *rec, const char *vendor, const char *evidence,
+		      int64_t now);
+
+/* The identity the decision reads (strings point into rec and cfg) for client address sa. */
+void identify_policy(const struct config *cfg, const struct devices_record *rec,
+		     const struct sockaddr *sa, struct policy_identity *id);
+
+/* The name to show for a device: inventory name, else hostname, else NULL. */
+const char *identify_display_name(const struct devices_record *rec);
+
+#endif
