@@ -930,6 +930,98 @@ test_failed_save_requeued(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static void
+on_poll_timer(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+/* Runs the loop for about ms milliseconds. */
+static void
+run_for(uv_loop_t *loop, uint64_t ms)
+{
+	uv_timer_t t;
+	assert_int_equal(uv_timer_init(loop, &t), 0);
+	assert_int_equal(uv_timer_start(&t, on_poll_timer, ms, 0), 0);
+	uv_run(loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* A reload keeps the lease table of an unchanged lease file: the device is known by its MAC
+ * (and stays in its MAC-selected group) from the first query after devices_reconfigure(),
+ * before any refresh has run; no new record, no new event. */
+static void
+test_reload_keeps_sources(void **state)
+{
+	(void)state;
+	char dir[64], yaml[1024], leases[128];
+	uv_loop_t loop;
+	struct devices *d = NULL;
+	struct closed closed = {0};
+	struct events events = {.n = 0};
+	struct sockaddr_storage client;
+	struct test_query tq;
+	struct devices_ident ident = {.has_mac = false};
+
+	tmpdir(dir, sizeof(dir));
+	snprintf(leases, sizeof(leases), "%s/dnsmasq.leases", dir);
+	FILE *f = fopen(leases, "w");
+	assert_non_null(f);
+	fputs("0 00:00:5e:00:53:41 127.0.0.41 staff-laptop *\n", f);
+	fclose(f);
+	snprintf(yaml, sizeof(yaml),
+		 "state_dir: %s/state\n"
+		 "devices:\n"
+		 "  dhcp_leases: [{file: %s, format: dnsmasq}]\n"
+		 "  arp: false\n"
+		 "  oui: false\n"
+		 "groups:\n"
+		 "  - {name: staff, macs: ['00:00:5e:00:53:41']}\n"
+		 "  - {name: rest, default: deny}\n",
+		 dir, leases);
+	struct policy *p = compile(yaml);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(devices_new(&loop, p, &d), 0);
+	devices_set_event_cb(d, on_event, &events);
+	sockaddr_of("127.0.0.41", &client);
+	query_for("www.example.com", &tq, NULL);
+	for (int i = 0; i < 100 && !ident.has_mac; i++) {	/* the first refresh lands */
+		run_for(&loop, 20);
+		memset(&ident, 0, sizeof(ident));
+		struct policy_identity id = {.sa = (struct sockaddr *)&client};
+		devices_identify(d, p, (struct sockaddr *)&client, &tq.h, &id, &ident);
+		devices_record_query(d, p, -1, NULL, &ident);
+	}
+	assert_true(ident.has_mac);
+	size_t known = devices_count(d), nev = events.n;
+
+	for (int round = 0; round < 5; round++) {
+		struct policy *np = compile(yaml);
+		devices_reconfigure(d, np);
+		assert_string_equal(policy_group_name(np, run_query(d, np, (struct sockaddr *)&client,
+								    &tq, &ident)),
+				    "staff");
+		assert_true(ident.has_mac);
+		assert_string_equal(ident.device, "staff-laptop");
+		policy_unref(&p);
+		p = np;
+		run_for(&loop, 5);
+	}
+	assert_int_equal(devices_count(d), known);
+	assert_int_equal(events.n, nev);
+	assert_null(devices_find(d, "ip:127.0.0.41"));
+
+	devices_close(d, on_closed, &closed);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	devices_free(&d);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	policy_unref(&p);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -945,6 +1037,7 @@ main(void)
 		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_table_on_loop),
 		cmocka_unit_test(test_failed_save_requeued),
+		cmocka_unit_test(test_reload_keeps_sources),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
