@@ -34,17 +34,16 @@ Clients (127.0.0.0/24 is in server.allow, 127.0.1.0/24 is not):
 """
 
 import json
-import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dns.edns
 import dns.message
 import pytest
 
-from conftest import PROBE_CLIENT, Veto, run_veto, udp_exchange
+from conftest import Veto, run_veto, udp_exchange
 from fakeupstream import FakeUpstream
 
 TRUSTED = "127.0.0.30"
@@ -134,7 +133,6 @@ class Case:
 	ecs_prefix: int = 32
 	group: object = None		# the daemon's group (sanity); a pair = (with OUI, without)
 	xfail: str = None		# reason of a known mismatch
-	marks: list = field(default_factory=list)
 
 	def explain_args(self):
 		"""--client/--mac describing the client as the daemon identifies it (module doc)."""
