@@ -1,6 +1,7 @@
 /*
  * text: copying a C string into a fixed-size field, the one way every record (device, query
- * log, event) fills its text fields.
+ * log, event) fills its text fields; and making text that clients chose (DHCP host names,
+ * query names, list entries) safe to print in an operator's terminal or table.
  */
 #ifndef VETO_TEXT_H
 #define VETO_TEXT_H
@@ -21,5 +22,13 @@ text_copy(char *dst, size_t size, const char *src)
 		memcpy(dst, src, n);
 	dst[n] = '\0';
 }
+
+/*
+ * Copies src (NULL: "") for a terminal: every control octet (below 0x20, and DEL) and every
+ * octet that does not start a valid UTF-8 sequence becomes '?', so no terminal escape, line
+ * break or broken character reaches the screen; the copy is cut at a character boundary to
+ * fit size octets (NUL included). Returns dst.
+ */
+const char *text_safe(char *dst, size_t size, const char *src);
 
 #endif

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "devices_store.h"
 #include "json.h"
+#include "text.h"
 #include "diag.h"
 
 static void
@@ -115,7 +116,7 @@ static int
 print_text(void *arg, const struct devices_record *r)
 {
 	FILE *out = arg;
-	char mac[MAC_STRLEN], ip[64], t1[32], t2[32];
+	char mac[MAC_STRLEN], ip[64], t1[32], t2[32], safe[IDENTITY_NAME_MAX];
 	fprintf(out, "%s\n", r->key);
 	fprintf(out, "  ips:        ");
 	for (size_t i = 0; i < r->nips; i++) {
@@ -125,12 +126,12 @@ print_text(void *arg, const struct devices_record *r)
 	fprintf(out, "%s\n", r->nips ? "" : "-");
 	fprintf(out, "  mac:        %s%s\n", r->has_mac ? mac_format(&r->mac, mac) : "-",
 		r->has_mac && r->randomised ? " (randomised)" : "");
-	fprintf(out, "  hostname:   %s\n", dash(r->hostname));
+	fprintf(out, "  hostname:   %s\n", dash(text_safe(safe, sizeof(safe), r->hostname)));
 	if (r->inventory[0] != '\0')
-		fprintf(out, "  inventory:  %s\n", r->inventory);
+		fprintf(out, "  inventory:  %s\n", text_safe(safe, sizeof(safe), r->inventory));
 	if (r->manufacturer[0] != '\0')
-		fprintf(out, "  oui:        %s\n", r->manufacturer);
-	fprintf(out, "  vendor:     %s", dash(r->vendor));
+		fprintf(out, "  oui:        %s\n", text_safe(safe, sizeof(safe), r->manufacturer));
+	fprintf(out, "  vendor:     %s", dash(text_safe(safe, sizeof(safe), r->vendor)));
 	if (r->vendor_source != IDENTITY_SRC_NONE)
 		fprintf(out, " (from %s)", identity_source_name(r->vendor_source));
 	fputc('\n', out);
@@ -138,12 +139,15 @@ print_text(void *arg, const struct devices_record *r)
 		const struct devices_obs *o = &r->obs[i];
 		time_text(o->first, true, t1, sizeof(t1));
 		time_text(o->last, true, t2, sizeof(t2));
-		fprintf(out, "  observed:   %s x%u (%s .. %s), last '%s'\n", o->vendor,
-			(unsigned)o->count, t1, t2, o->evidence);
+		char ev[DEVICES_EVIDENCE_MAX];
+		fprintf(out, "  observed:   %s x%u (%s .. %s), last '%s'\n",
+			text_safe(safe, sizeof(safe), o->vendor), (unsigned)o->count, t1, t2,
+			text_safe(ev, sizeof(ev), o->evidence));
 	}
 	time_text(r->first_seen, true, t1, sizeof(t1));
 	time_text(r->last_seen, true, t2, sizeof(t2));
-	fprintf(out, "  group:      %s\n  seen:       %s .. %s\n", dash(r->group), t1, t2);
+	fprintf(out, "  group:      %s\n  seen:       %s .. %s\n",
+		dash(text_safe(safe, sizeof(safe), r->group)), t1, t2);
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "identify.h"
 #include "json.h"
 #include "sources.h"
+#include "text.h"
 #include "diag.h"
 #include "names.h"
 #include "policy.h"
@@ -92,7 +93,8 @@ print_json(const struct explain *e, FILE *out)
 	json_fput_str(out, e->client);
 	fprintf(out, ",\"allowed\":%s,\"group\":", e->allowed ? "true" : "false");
 	json_fput_str(out, e->group);
-	fprintf(out, ",\"blocked\":%s,\"reason\":", !e->allowed || e->v.blocked ? "true" : "false");
+	/* refused by server.allow is not a block: the daemon logs it as blocked: false */
+	fprintf(out, ",\"blocked\":%s,\"reason\":", e->allowed && e->v.blocked ? "true" : "false");
 	json_fput_str(out, reason_key(e));
 	fputs(",\"action\":", out);
 	if (!e->allowed)
@@ -147,22 +149,26 @@ print_text(const struct explain *e, FILE *out)
 		return;
 	}
 	if (e->has_identity) {
-		char mac[MAC_STRLEN];
+		char mac[MAC_STRLEN], inv[IDENTITY_NAME_MAX], host[IDENTITY_NAME_MAX];
+		char org[IDENTITY_NAME_MAX], ev[DEVICES_EVIDENCE_MAX];
 		const struct devices_record *r = &e->dev;
 		fprintf(out, "device:  %s%s%s%s%s%s%s\n", r->key,
-			r->inventory[0] ? ", inventory '" : "", r->inventory,
-			r->inventory[0] ? "'" : "", r->hostname[0] ? ", hostname '" : "",
-			r->hostname, r->hostname[0] ? "'" : "");
+			r->inventory[0] ? ", inventory '" : "",
+			text_safe(inv, sizeof(inv), r->inventory), r->inventory[0] ? "'" : "",
+			r->hostname[0] ? ", hostname '" : "",
+			text_safe(host, sizeof(host), r->hostname), r->hostname[0] ? "'" : "");
 		if (r->has_mac)
 			fprintf(out, "mac:     %s%s%s%s\n", mac_format(&r->mac, mac),
 				r->randomised ? " (randomised: no OUI)" : "",
-				r->manufacturer[0] ? ", OUI " : "", r->manufacturer);
+				r->manufacturer[0] ? ", OUI " : "",
+				text_safe(org, sizeof(org), r->manufacturer));
 		if (r->vendor[0] != '\0')
-			fprintf(out, "vendor:  %s (from %s)\n", r->vendor,
+			fprintf(out, "vendor:  %s (from %s)\n", text_safe(org, sizeof(org), r->vendor),
 				identity_source_name(r->vendor_source));
 		for (size_t i = 0; i < r->nobs; i++)
-			fprintf(out, "seen:    %s x%u, last '%s'\n", r->obs[i].vendor,
-				(unsigned)r->obs[i].count, r->obs[i].evidence);
+			fprintf(out, "seen:    %s x%u, last '%s'\n",
+				text_safe(org, sizeof(org), r->obs[i].vendor),
+				(unsigned)r->obs[i].count, text_safe(ev, sizeof(ev), r->obs[i].evidence));
 		if (!e->dev_saved)
 			fprintf(out, "state:   not in the saved device state\n");
 	}

@@ -4,6 +4,7 @@
 #include "kmap.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -127,4 +128,29 @@ kmap_ip_key(int family, const uint8_t *addr)
 	k.b[0] = family == AF_INET ? KEY_IPV4 : KEY_IPV6;
 	memcpy(k.b + 1, addr, family == AF_INET ? 4 : 16);
 	return k;
+}
+
+int
+kmap_del(struct kmap *m, const struct dkey *k)
+{
+	if (m == NULL)
+		return -ENOENT;
+	size_t mask = m->cap - 1;
+	size_t i = key_hash(k, m->seed) & mask;
+	while (m->t[i].used && memcmp(&m->t[i].k, k, sizeof(*k)) != 0)
+		i = (i + 1) & mask;
+	if (!m->t[i].used)
+		return -ENOENT;
+	/* backward shift: move up every later entry of the run whose home is not in (i, j] */
+	for (size_t j = (i + 1) & mask; m->t[j].used; j = (j + 1) & mask) {
+		size_t h = key_hash(&m->t[j].k, m->seed) & mask;
+		bool stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
+		if (stays)
+			continue;
+		m->t[i] = m->t[j];
+		i = j;
+	}
+	m->t[i].used = false;
+	m->n--;
+	return 0;
 }

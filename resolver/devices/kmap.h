@@ -7,6 +7,7 @@
 #ifndef VETO_KMAP_H
 #define VETO_KMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,9 @@ void kmap_free(struct kmap **m);	/* NULL-safe, sets *m = NULL */
 int kmap_get(const struct kmap *m, const struct dkey *k);
 /* Inserts or replaces. 0 or -ENOMEM (m unchanged). */
 int kmap_put(struct kmap *m, const struct dkey *k, uint32_t v);
+
+/* Removes k (backward-shift deletion: no tombstones). 0 or -ENOENT. */
+int kmap_del(struct kmap *m, const struct dkey *k);
 
 struct dkey kmap_mac_key(const struct mac *m);
 /* family AF_INET (4 octets at addr) or AF_INET6 (16). */

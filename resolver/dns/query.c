@@ -432,8 +432,17 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 	policy_decide(pol, &id, &q->dq.qname, dec);
 	if (s->devices != NULL)
 		devices_record_query(s->devices, pol, dec->group, &q->dq.qname, &q->ident);
+	if (!dec->allowed) {	/* a trusted forwarder's ECS client outside server.allow */
+		s->stats.refused++;
+		finish_error(q, DNSMSG_RCODE_REFUSED, QUERYLOG_ACTION_REFUSED);
+		return;
+	}
 	q->group = dec->group;
 	const struct policy_verdict v = dec->v;
+	if (v.reason == POLICY_REASON_ALLOW_LIST) {	/* logged with its list and entry */
+		q->list = v.list;
+		q->rule_label = v.rule_label;
+	}
 	if (v.blocked) {
 		q->rule_label = v.rule_label;
 		finish_blocked(q, pol, &v);

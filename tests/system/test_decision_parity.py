@@ -154,13 +154,6 @@ class Case:
 		return opts
 
 
-ALLOW_LIST_LOG = ("the daemon logs list and rule only for a blocked query (finish_blocked); explain "
-		  "reports the allow list and entry that let the name through")
-OUTSIDE_BLOCKED = ("outside server.allow: the daemon logs blocked=false (REFUSED before any "
-		   "policy), explain prints blocked=true")
-ECS_OUTSIDE = ("the daemon checks server.allow on the forwarder's address and the group on the "
-	       "ECS address (no group: forwarded); explain checks both on --client (refused), so no "
-	       "explain arguments describe it")
 
 # Queries run before the compared ones: a signature query attributes a vendor to the device, which
 # moves it to 'banned' from its next query on.
@@ -182,18 +175,15 @@ CASES = [
 	Case("nosrc-no-group-listed", "127.0.0.62", "ads.test", group=None),
 	Case("nosrc-no-group-unlisted", "127.0.0.62", "plain.test", "MX", group=None),
 	Case("nosrc-lockdown-denied", "127.0.0.64", "www.example.test", group="lockdown"),
-	Case("nosrc-lockdown-allowed", "127.0.0.64", "portal.test", group="lockdown",
-	     xfail=ALLOW_LIST_LOG),
+	Case("nosrc-lockdown-allowed", "127.0.0.64", "portal.test", group="lockdown"),
 	Case("nosrc-signature-attributed", "127.0.0.63", "www.example.test", group="banned"),
-	Case("nosrc-signature-attributed-allowed", "127.0.0.63", "portal.test", group="banned",
-	     xfail=ALLOW_LIST_LOG),
-	Case("outside-server-allow", OUTSIDE, "www.example.test", group=None, xfail=OUTSIDE_BLOCKED),
-	Case("outside-server-allow-listed", OUTSIDE, "ads.test", group=None, xfail=OUTSIDE_BLOCKED),
+	Case("nosrc-signature-attributed-allowed", "127.0.0.63", "portal.test", group="banned"),
+	Case("outside-server-allow", OUTSIDE, "www.example.test", group=None),
+	Case("outside-server-allow-listed", OUTSIDE, "ads.test", group=None),
 	# lease-known MACs and hostnames
 	Case("lease-oui-vendor-denied", "127.0.0.44", "www.example.test",
 	     group=("banned", None)),
-	Case("lease-oui-vendor-allowed", "127.0.0.44", "portal.test", group=("banned", None),
-	     xfail=ALLOW_LIST_LOG if HAVE_OUI else None),
+	Case("lease-oui-vendor-allowed", "127.0.0.44", "portal.test", group=("banned", None)),
 	Case("lease-hostname-pattern-blocked", "127.0.0.46", "ads.test", group="printers"),
 	Case("lease-hostname-pattern-unlisted", "127.0.0.46", "printer.example.test", "AAAA",
 	     group="printers"),
@@ -205,18 +195,16 @@ CASES = [
 	# randomised (locally administered) MACs
 	Case("randomised-hostname-vendor", "127.0.0.45", "www.example.test", group="banned"),
 	Case("randomised-hostname-vendor-allowed", "127.0.0.45", "portal.test", "AAAA",
-	     group="banned", xfail=ALLOW_LIST_LOG),
+	     group="banned"),
 	Case("randomised-plain-blocked", "127.0.0.47", "ads.test", group="random"),
 	Case("randomised-plain-unlisted", "127.0.0.47", "laptop.example.test", group="random"),
 	Case("randomised-signature-attributed", "127.0.0.49", "ads.test", group="banned"),
 	Case("randomised-signature-again", "127.0.0.49", SIGNATURE, group="banned"),
 	# inventory by MAC (through the lease) and by IP
 	Case("inventory-mac-tags-denied", "127.0.0.41", "ads.test", group="kiosks"),
-	Case("inventory-mac-tags-allowed", "127.0.0.41", "ok.ads.test", group="kiosks",
-	     xfail=ALLOW_LIST_LOG),
+	Case("inventory-mac-tags-allowed", "127.0.0.41", "ok.ads.test", group="kiosks"),
 	Case("inventory-ip-devices-blocked", "127.0.0.42", "ads.test", group="tvs"),
-	Case("inventory-ip-devices-allow-over-block", "127.0.0.42", "ok.ads.test", group="tvs",
-	     xfail=ALLOW_LIST_LOG),
+	Case("inventory-ip-devices-allow-over-block", "127.0.0.42", "ok.ads.test", group="tvs"),
 	Case("inventory-ip-devices-unlisted", "127.0.0.42", "tv.example.test", group="tvs"),
 	Case("inventory-ip-tags-filelist", "127.0.0.43", "filetrack.test", group="staff"),
 	Case("inventory-ip-tags-adblock", "127.0.0.43", "x.adblock.test", group="staff"),
@@ -235,10 +223,9 @@ CASES = [
 	     group="random"),
 	Case("fwd-ecs-short-prefix-ignored", TRUSTED, "ads.test", ecs="127.0.0.60", ecs_prefix=24,
 	     group="fwd"),
-	# the ECS address matches no group: forwarded unfiltered, though the forwarder's own group
-	# would block the name
-	Case("fwd-ecs-outside-server-allow", TRUSTED, "ads.test", ecs="127.0.1.7", group=None,
-	     xfail=ECS_OUTSIDE),
+	# the client a trusted forwarder names (ECS) is outside server.allow: refused, as veto
+	# explain --client <that address> says
+	Case("fwd-ecs-outside-server-allow", TRUSTED, "ads.test", ecs="127.0.1.7", group=None),
 	Case("untrusted-edns-ignored", UNTRUSTED, "ads.test", mac=NAS_MAC, ecs="127.0.0.60",
 	     group=None),
 ]

@@ -67,9 +67,6 @@ def ask(v, name, src):
 	return dns.message.from_wire(wire)
 
 
-@pytest.mark.xfail(strict=False, reason="a reload replaces the device sources with empty lease "
-		   "tables until the background re-read lands: queries in between are identified by "
-		   "address only (no MAC, default-deny group, a first_seen event by address)")
 def test_lease_identity_survives_reloads(veto_factory, tmp_path):
 	work = tmp_path / "dev"
 	work.mkdir()

@@ -156,16 +156,9 @@ def case(ids, kind):
 	return out
 
 
-RAW_JSON = "printed raw in JSON strings (only '\"', '\\\\' and octets below 0x20 escaped)"
 RAW_TABLE = "the host name is printed raw in the table"
 KNOWN = {}
-for _i in ("del",):
-	KNOWN[("devices-json", _i)] = "veto devices --json: DEL " + RAW_JSON
-for _i in ("invalid-ff", "overlong", "truncated"):
-	KNOWN[("devices-json", _i)] = "veto devices --json: invalid UTF-8 " + RAW_JSON
-	KNOWN[("explain-json", _i)] = "veto explain --json: invalid UTF-8 " + RAW_JSON
 for _i in ("esc-clear", "cr"):
-	KNOWN[("devices-table", _i)] = "veto devices: " + RAW_TABLE
 	KNOWN[("log-table", _i)] = "veto log: " + RAW_TABLE
 
 

@@ -1078,7 +1078,7 @@ test_cmd_explain_json(void **state)
 		 J("10.3.0.1", "true", "null", "false", "no_group", "null", "null", "null",
 		   "tracking.miui.com", "A", "null")},
 		{"192.168.1.1", "tracking.miui.com", NULL,
-		 J("192.168.1.1", "false", "null", "true", "not_allowed", "\"refused\"", "null",
+		 J("192.168.1.1", "false", "null", "false", "not_allowed", "\"refused\"", "null",
 		   "null", "tracking.miui.com", "A", "\"REFUSED\"")},
 		{"::ffff:10.1.2.3", "tracking.miui.com", NULL,
 		 J("::ffff:10.1.2.3", "true", "\"kids\"", "true", "block_list", "\"sinkhole\"",
