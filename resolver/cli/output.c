@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json.h"
 #include "logdb.h"
 
 /* ---- time ---- */
@@ -160,7 +161,7 @@ logdb_print_json_str(FILE *out, const char *s)
 			i++;
 		} else {
 			/* pass a valid UTF-8 sequence, replace anything else */
-			size_t len = querylog_utf8_seq(u + i, n - i);
+			size_t len = json_utf8_seq(u + i, n - i);
 			if (len == 0) {
 				fputs("\\ufffd", out);
 				i++;
