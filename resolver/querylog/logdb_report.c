@@ -1,6 +1,6 @@
 /*
  * logdb_report: `veto report attempts` and `veto report summary` over the query store (schema 3,
- * logdb.h), through the reader of logdb_query.c.
+ * logdb_reader.h), through the reader of logdb_query.c.
  *
  * The rows are read as integer ids and counted in C (keyed by id), inside SQLite's own loop
  * through a function of the reader's connection (veto_each); the ids are turned into text

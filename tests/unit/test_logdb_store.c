@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "logdb.h"
+#include "logdb_reader.h"
 #include "logdb_int.h"
 #include "querylog.h"
 #include "querylog_int.h"
