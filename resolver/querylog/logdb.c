@@ -452,7 +452,7 @@ text_id(struct logdb *db, const char *text, sqlite3_int64 *out)
 	if (text == NULL || text[0] == '\0')
 		return SQLITE_OK;
 	size_t n = strlen(text);
-	uint64_t h = logdb_dict_hash(text, n);
+	uint64_t h = logdb_dict_hash(&db->dicts[LOGDB_TEXTS], text, n);
 	*out = logdb_dict_get(&db->dicts[LOGDB_TEXTS], h, text, n);
 	if (*out > 0)
 		return SQLITE_OK;
@@ -492,14 +492,14 @@ logdb_insert_row(struct logdb *db, const struct logdb_row *row)
 
 	size_t n = source_key(src_fields, key, sizeof(key));
 	if (n > 0) {
-		h = logdb_dict_hash(key, n);
+		h = logdb_dict_hash(&db->dicts[LOGDB_SOURCES], key, n);
 		src = logdb_dict_get(&db->dicts[LOGDB_SOURCES], h, key, n);
 	}
 	if (src == 0)
 		rc = dict_fetch(db, LOGDB_SOURCES, src_fields, 6, n > 0 ? key : NULL, n, h, &src);
 	if (rc == SQLITE_OK && row->qname != NULL && row->qname[0] != '\0') {
 		n = strlen(row->qname);
-		h = logdb_dict_hash(row->qname, n);
+		h = logdb_dict_hash(&db->dicts[LOGDB_NAMES], row->qname, n);
 		name = logdb_dict_get(&db->dicts[LOGDB_NAMES], h, row->qname, n);
 		if (name == 0 && logdb_rname(row->qname, rname, sizeof(rname)) == 0) {
 			const char *name_fields[2] = {row->qname, rname};

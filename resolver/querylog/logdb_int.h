@@ -27,13 +27,15 @@ struct logdb_dict {
 	size_t count, max;   /* entries, and at most */
 	char *arena;
 	size_t used, cap;
+	uint64_t seed; /* of logdb_dict_hash */
 };
 
 /* 0 or -ENOMEM. max_entries: at most this many keys; arena: bytes of keys at most. */
 int logdb_dict_init(struct logdb_dict *d, size_t max_entries, size_t arena);
 void logdb_dict_free(struct logdb_dict *d);
 void logdb_dict_clear(struct logdb_dict *d);
-uint64_t logdb_dict_hash(const char *key, size_t len); /* never 0 */
+/* The seeded hash (hash.h) of a key in d; never 0. */
+uint64_t logdb_dict_hash(const struct logdb_dict *d, const char *key, size_t len);
 /* The id of key, or 0 when it is not in memory. */
 int64_t logdb_dict_get(const struct logdb_dict *d, uint64_t hash, const char *key, size_t len);
 /* Remembers key -> id (id > 0; a key longer than the arena is not remembered). */
