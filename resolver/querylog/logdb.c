@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 
 #define DAY_MS        86400000ull
@@ -142,17 +143,13 @@ logdb_exec(sqlite3 *s, const char *sql)
 static void
 set_aside(struct logdb *db)
 {
-	char aside[4096], side[4096];
+	char aside[4096];
+	int rc = fileio_set_aside(db->path, aside, sizeof(aside));
 
-	snprintf(aside, sizeof(aside), "%s.corrupt-%lld", db->path, (long long)time(NULL));
-	if (rename(db->path, aside) != 0) {
+	if (rc != 0) {
 		log_error("query database: '%s': not a database, and it cannot be renamed: %s",
-		          db->path, strerror(errno));
+		          db->path, strerror(-rc));
 		return;
-	}
-	for (int i = 0; i < 2; i++) {
-		snprintf(side, sizeof(side), "%s%s", db->path, i == 0 ? "-wal" : "-shm");
-		unlink(side);
 	}
 	log_error("query database: '%s': not a database: moved to '%s', starting a new one",
 	          db->path, aside);
