@@ -18,7 +18,6 @@
  * started. Retention deletes rows older than retention_days in batches of LOGDB_PRUNE_ROWS
  * from logdb_tick(), so one call never holds the writer long.
  *
- *
  * Threads: a struct logdb belongs to one thread at a time (the querylog writer).
  */
 #ifndef VETO_LOGDB_H

@@ -6,7 +6,6 @@
  * Reader: a read-only connection (URI mode=ro) that works while the daemon writes and on a
  * copied file. Filters become SQL with bound parameters only.
  *
- *
  * Threads: a struct logdb_reader belongs to one thread.
  */
 #ifndef VETO_LOGDB_READER_H

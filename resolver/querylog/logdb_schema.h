@@ -43,7 +43,6 @@
  * first, LOGDB_MIGRATE_ROWS per step between batches, keeping the ids; new queries are stored
  * meanwhile, and `veto log` sees the history come back from the newest end. The reader reads
  * schema 3 only.
- *
  */
 #ifndef VETO_LOGDB_SCHEMA_H
 #define VETO_LOGDB_SCHEMA_H
