@@ -77,7 +77,8 @@ print_strv(const char *what, char *const *v, size_t n, FILE *out)
 		fprintf(out, "%s%s", i ? "," : " ", v[i]);
 }
 
-/* The device selectors of issue 4, when the group has any. */
+/* The group's device selectors (MAC prefixes, vendors, host names, devices, tags, randomised
+ * MACs), those it has, after its other selectors. */
 static void
 print_device_selectors(const struct config_group *g, FILE *out)
 {

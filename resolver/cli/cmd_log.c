@@ -15,7 +15,9 @@
 #include "cmd.h"
 #include "config.h"
 #include "diag.h"
-#include "logdb.h"
+#include "json.h"
+#include "logdb_reader.h"
+#include "output.h"
 
 #define FOLLOW_POLL_MS 250
 #define FOLLOW_BATCH   1000
@@ -171,7 +173,7 @@ cmd_log_filter_opt(const char *cmd, int argc, char **argv, int *i, struct logdb_
 	}
 	if (since || until) {
 		uint64_t t;
-		if (logdb_parse_time(v, now_ms(), &t) != 0) {
+		if (output_parse_time(v, now_ms(), &t) != 0) {
 			fprintf(stderr,
 			        "%s: %s: bad time '%s' (expected 30m, 24h, 7d, 2w or ISO 8601 such "
 			        "as 2026-11-22T03:58:22Z)\n",
@@ -218,7 +220,7 @@ struct out {
 	FILE *f;
 	bool first; /* json: no row printed yet */
 	bool header_done;
-	struct logdb_table *table;
+	struct output_table *table;
 };
 
 static const char *const table_heads[] = {"TIME",   "CLIENT", "DEVICE", "GROUP", "NAME", "TYPE",
@@ -229,37 +231,37 @@ static const bool table_right[] = {false, false, false, false, false, false,
 static void
 print_json_obj(FILE *f, const struct logdb_row *r)
 {
-	char ts[LOGDB_TIME_MAX];
+	char ts[OUTPUT_TIME_MAX];
 
-	logdb_format_time(r->ts_ms, false, ts);
+	output_format_time(r->ts_ms, false, ts);
 	fprintf(f, "{\"ts\":\"%s\",\"client\":", ts);
-	logdb_print_json_str(f, r->client);
+	json_fput_str(f, r->client);
 	fputs(",\"proto\":", f);
-	logdb_print_json_str(f, r->proto);
+	json_fput_str(f, r->proto);
 	fputs(",\"group\":", f);
-	logdb_print_json_str(f, r->group);
+	json_fput_str(f, r->group);
 	fputs(",\"qname\":", f);
-	logdb_print_json_str(f, r->qname);
+	json_fput_str(f, r->qname);
 	fputs(",\"qtype\":", f);
-	logdb_print_json_str(f, r->qtype);
+	json_fput_str(f, r->qtype);
 	fprintf(f, ",\"blocked\":%s,\"list\":", r->blocked ? "true" : "false");
-	logdb_print_json_str(f, r->list);
+	json_fput_str(f, r->list);
 	fputs(",\"rule\":", f);
-	logdb_print_json_str(f, r->rule);
+	json_fput_str(f, r->rule);
 	fputs(",\"action\":", f);
-	logdb_print_json_str(f, r->action);
+	json_fput_str(f, r->action);
 	fputs(",\"rcode\":", f);
-	logdb_print_json_str(f, r->rcode);
+	json_fput_str(f, r->rcode);
 	fputs(",\"upstream\":", f);
-	logdb_print_json_str(f, r->upstream);
+	json_fput_str(f, r->upstream);
 	fprintf(f, ",\"latency_us\":%u,\"mac\":", (unsigned)r->latency_us);
-	logdb_print_json_str(f, r->mac);
+	json_fput_str(f, r->mac);
 	fputs(",\"device\":", f);
-	logdb_print_json_str(f, r->device);
+	json_fput_str(f, r->device);
 	fputs(",\"vendor\":", f);
-	logdb_print_json_str(f, r->vendor);
+	json_fput_str(f, r->vendor);
 	fputs(",\"vendor_source\":", f);
-	logdb_print_json_str(f, r->vendor_source);
+	json_fput_str(f, r->vendor_source);
 	fputc('}', f);
 }
 
@@ -272,23 +274,23 @@ print_csv_row(FILE *f, const struct logdb_row *r)
 	const char *cols[] = {r->client, r->proto, r->group, r->qname, r->qtype};
 	const char *cols2[] = {r->list, r->rule, r->action, r->rcode, r->upstream};
 	const char *cols3[] = {r->mac, r->device, r->vendor, r->vendor_source};
-	char ts[LOGDB_TIME_MAX];
+	char ts[OUTPUT_TIME_MAX];
 
-	logdb_format_time(r->ts_ms, false, ts);
+	output_format_time(r->ts_ms, false, ts);
 	fputs(ts, f);
 	for (size_t i = 0; i < 5; i++) {
 		fputc(',', f);
-		logdb_print_csv(f, cols[i]);
+		output_csv(f, cols[i]);
 	}
 	fputs(r->blocked ? ",true" : ",false", f);
 	for (size_t i = 0; i < 5; i++) {
 		fputc(',', f);
-		logdb_print_csv(f, cols2[i]);
+		output_csv(f, cols2[i]);
 	}
 	fprintf(f, ",%u", (unsigned)r->latency_us);
 	for (size_t i = 0; i < 4; i++) {
 		fputc(',', f);
-		logdb_print_csv(f, cols3[i]);
+		output_csv(f, cols3[i]);
 	}
 	fputc('\n', f);
 }
@@ -296,14 +298,14 @@ print_csv_row(FILE *f, const struct logdb_row *r)
 static int
 table_row(struct out *o, const struct logdb_row *r)
 {
-	char ts[LOGDB_TIME_MAX], ms[24];
+	char ts[OUTPUT_TIME_MAX], ms[24];
 	const char *device = r->device != NULL ? r->device : r->mac;
 
-	logdb_format_time(r->ts_ms, true, ts);
+	output_format_time(r->ts_ms, true, ts);
 	snprintf(ms, sizeof(ms), "%.1f", r->latency_us / 1000.0);
 	const char *cells[] = {ts,        r->client, device,  r->group, r->qname, r->qtype,
 	                       r->action, r->list,   r->rule, r->rcode, ms};
-	return logdb_table_add(o->table, cells);
+	return output_table_add(o->table, cells);
 }
 
 static int
@@ -341,7 +343,7 @@ static void
 out_flush(struct out *o, bool final)
 {
 	if (o->format == FORMAT_TABLE) {
-		logdb_table_print(o->table, o->f, table_right, !o->header_done);
+		output_table_print(o->table, o->f, table_right, !o->header_done);
 		o->header_done = true;
 	}
 	if (final && o->format == FORMAT_JSON)
@@ -563,7 +565,7 @@ cmd_log(int argc, char **argv)
 	if (rc != CMD_EXIT_OK)
 		return rc;
 	if (o.format == FORMAT_TABLE) {
-		rc = logdb_table_new(sizeof(table_heads) / sizeof(table_heads[0]), table_heads,
+		rc = output_table_new(sizeof(table_heads) / sizeof(table_heads[0]), table_heads,
 		                     &o.table);
 		if (rc != 0) {
 			logdb_reader_free(&r);
@@ -573,7 +575,7 @@ cmd_log(int argc, char **argv)
 	out_begin(&o);
 	rc = follow_mode ? follow(r, &f, &o) : logdb_query_rows(r, &f, on_row, &o);
 	out_flush(&o, true);
-	logdb_table_free(&o.table);
+	output_table_free(&o.table);
 	logdb_reader_free(&r);
 	if (rc == -EINVAL) {
 		fprintf(stderr, "veto log: bad filter (a --domain or --mac that cannot be read)\n");

@@ -11,7 +11,9 @@
 
 #include "cmd.h"
 #include "cmd_report_int.h"
-#include "logdb.h"
+#include "json.h"
+#include "logdb_reader.h"
+#include "output.h"
 
 #define DEFAULT_SINCE "7d"
 #define BAR_WIDTH     40
@@ -75,29 +77,6 @@ fmt_share(char *buf, size_t cap, uint64_t part, uint64_t whole)
 		snprintf(buf, cap, "%.1f%%", 100.0 * (double)part / (double)whole);
 }
 
-/* JSON helpers */
-void
-cmd_report_json_str(FILE *f, bool comma, const char *key, const char *v)
-{
-	fprintf(f, "%s\"%s\":", comma ? "," : "", key);
-	logdb_print_json_str(f, v);
-}
-
-void
-cmd_report_json_u64(FILE *f, const char *key, uint64_t v)
-{
-	fprintf(f, ",\"%s\":%" PRIu64, key, v);
-}
-
-void
-cmd_report_json_time(FILE *f, const char *key, uint64_t ts)
-{
-	char t[LOGDB_TIME_MAX];
-
-	logdb_format_time(ts, false, t);
-	fprintf(f, ",\"%s\":\"%s\"", key, t);
-}
-
 /* ---- attempts ---- */
 
 static const char *const attempts_heads[] = {"DEVICE",   "CLIENT", "MAC",       "VENDOR", "GROUP",
@@ -109,13 +88,13 @@ static int
 on_attempt(void *arg, const struct logdb_attempt *a)
 {
 	struct cmd_report_ctx *c = arg;
-	char first[LOGDB_TIME_MAX], last[LOGDB_TIME_MAX], att[24], names[24], vendor[96];
+	char first[OUTPUT_TIME_MAX], last[OUTPUT_TIME_MAX], att[24], names[24], vendor[96];
 	FILE *f = c->out;
 
 	switch (c->format) {
 	case CMD_REPORT_TABLE:
-		logdb_format_time(a->first_ms, true, first);
-		logdb_format_time(a->last_ms, true, last);
+		output_format_time(a->first_ms, true, first);
+		output_format_time(a->last_ms, true, last);
 		fmt_u64(att, sizeof(att), a->attempts);
 		fmt_u64(names, sizeof(names), a->names);
 		if (a->vendor != NULL && a->vendor_source != NULL)
@@ -124,43 +103,43 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 			snprintf(vendor, sizeof(vendor), "%s", a->vendor != NULL ? a->vendor : "-");
 		const char *cells[] = {a->key, a->client, a->mac,       vendor, a->group,
 		                       att,    names,     a->top_lists, first,  last};
-		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
+		return output_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	case CMD_REPORT_CSV: {
 		const char *cols[] = {a->key,    a->device,        a->client, a->mac,
 		                      a->vendor, a->vendor_source, a->group};
 		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
 			if (i > 0)
 				fputc(',', f);
-			logdb_print_csv(f, cols[i]);
+			output_csv(f, cols[i]);
 		}
-		logdb_format_time(a->first_ms, false, first);
-		logdb_format_time(a->last_ms, false, last);
+		output_format_time(a->first_ms, false, first);
+		output_format_time(a->last_ms, false, last);
 		fprintf(f, ",%" PRIu64 ",%" PRIu64 ",", a->attempts, a->names);
-		logdb_print_csv(f, a->top_lists);
+		output_csv(f, a->top_lists);
 		fprintf(f, ",%s,%s\n", first, last);
 		break;
 	}
 	case CMD_REPORT_JSON:
 		fputs(c->first ? "[\n{" : ",\n{", f);
-		cmd_report_json_str(f, false, "key", a->key);
-		cmd_report_json_str(f, true, "device", a->device);
-		cmd_report_json_str(f, true, "client", a->client);
-		cmd_report_json_str(f, true, "mac", a->mac);
-		cmd_report_json_str(f, true, "vendor", a->vendor);
-		cmd_report_json_str(f, true, "vendor_source", a->vendor_source);
-		cmd_report_json_str(f, true, "group", a->group);
-		cmd_report_json_u64(f, "attempts", a->attempts);
-		cmd_report_json_u64(f, "names", a->names);
+		output_json_str(f, false, "key", a->key);
+		output_json_str(f, true, "device", a->device);
+		output_json_str(f, true, "client", a->client);
+		output_json_str(f, true, "mac", a->mac);
+		output_json_str(f, true, "vendor", a->vendor);
+		output_json_str(f, true, "vendor_source", a->vendor_source);
+		output_json_str(f, true, "group", a->group);
+		output_json_u64(f, "attempts", a->attempts);
+		output_json_u64(f, "names", a->names);
 		fputs(",\"top_lists\":[", f);
 		for (size_t k = 0; k < a->ntop; k++) {
 			fputs(k > 0 ? ",{" : "{", f);
-			cmd_report_json_str(f, false, "list", a->top[k].list);
-			cmd_report_json_u64(f, "attempts", a->top[k].attempts);
+			output_json_str(f, false, "list", a->top[k].list);
+			output_json_u64(f, "attempts", a->top[k].attempts);
 			fputc('}', f);
 		}
 		fputc(']', f);
-		cmd_report_json_time(f, "first", a->first_ms);
-		cmd_report_json_time(f, "last", a->last_ms);
+		output_json_time(f, "first", a->first_ms);
+		output_json_time(f, "last", a->last_ms);
 		fputc('}', f);
 		break;
 	}
@@ -174,7 +153,7 @@ report_attempts(struct logdb_reader *r, const struct logdb_filter *f, struct cmd
 	int rc;
 
 	if (c->format == CMD_REPORT_TABLE) {
-		rc = logdb_table_new(sizeof(attempts_heads) / sizeof(attempts_heads[0]),
+		rc = output_table_new(sizeof(attempts_heads) / sizeof(attempts_heads[0]),
 		                     attempts_heads, &c->table);
 		if (rc != 0)
 			return rc;
@@ -186,7 +165,7 @@ report_attempts(struct logdb_reader *r, const struct logdb_filter *f, struct cmd
 	rc = logdb_report_attempts(r, f, on_attempt, c);
 	if (c->format == CMD_REPORT_TABLE) {
 		if (rc == 0)
-			logdb_table_print(c->table, c->out, attempts_right, true);
+			output_table_print(c->table, c->out, attempts_right, true);
 	} else if (c->format == CMD_REPORT_JSON) {
 		fputs(c->first ? "[]\n" : "\n]\n", c->out);
 	}
@@ -226,8 +205,8 @@ table_section_end(struct cmd_report_ctx *c)
 	static const bool right[] = {false, true, true, true};
 
 	if (c->table != NULL) {
-		logdb_table_print(c->table, c->out, right, true);
-		logdb_table_free(&c->table);
+		output_table_print(c->table, c->out, right, true);
+		output_table_free(&c->table);
 	}
 }
 
@@ -251,7 +230,7 @@ hours_add(struct cmd_report_ctx *c, const struct logdb_summary_row *row)
 static void
 print_hours(struct cmd_report_ctx *c)
 {
-	char t[LOGDB_TIME_MAX];
+	char t[OUTPUT_TIME_MAX];
 
 	if (c->nhours == 0)
 		return;
@@ -267,7 +246,7 @@ print_hours(struct cmd_report_ctx *c)
 		                : 0;
 		size_t nb =
 		        h->total > 0 ? (size_t)((h->blocked * len + h->total - 1) / h->total) : 0;
-		logdb_format_time(h->ts_ms, true, t);
+		output_format_time(h->ts_ms, true, t);
 		t[13] = '\0'; /* "YYYY-MM-DD HH" */
 		fprintf(c->out, "%s:00  %8" PRIu64 " %7" PRIu64 "  ", t, h->total, h->blocked);
 		for (size_t k = 0; k < len; k++)
@@ -281,7 +260,7 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 {
 	struct cmd_report_ctx *c = arg;
 	FILE *f = c->out;
-	char total[24], blocked[24], share[24], t[LOGDB_TIME_MAX];
+	char total[24], blocked[24], share[24], t[OUTPUT_TIME_MAX];
 	const char *label = row->label;
 
 	if (row->section == LOGDB_SUMMARY_TOTAL) {
@@ -289,7 +268,7 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 		c->blocked = row->blocked;
 	}
 	if (row->section == LOGDB_SUMMARY_HOUR) {
-		logdb_format_time(row->ts_ms, c->format == CMD_REPORT_TABLE, t);
+		output_format_time(row->ts_ms, c->format == CMD_REPORT_TABLE, t);
 		label = t;
 	}
 	bool new_section = !c->section_open || row->section != c->section;
@@ -326,18 +305,18 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 			                       list ? "OF BLOCKED" : "BLOCKED",
 			                       list ? "ALLOWED" : "BLOCKED %"};
 			fputc('\n', f);
-			if (logdb_table_new(4, heads, &c->table) != 0)
+			if (output_table_new(4, heads, &c->table) != 0)
 				return -ENOMEM;
 		}
 		char allowed[24];
 		fmt_u64(allowed, sizeof(allowed), row->total - row->blocked);
 		const char *cells[] = {label != NULL ? label : "(none)", list ? blocked : total,
 		                       list ? share : blocked, list ? allowed : share};
-		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
+		return output_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
 	if (c->format == CMD_REPORT_CSV) {
 		fprintf(f, "%s,", section_json[row->section]);
-		logdb_print_csv(f, label);
+		output_csv(f, label);
 		fprintf(f, ",%" PRIu64 ",%" PRIu64 "\n", row->total, row->blocked);
 		return 0;
 	}
@@ -357,9 +336,9 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 		fputc(',', f);
 	}
 	fputc('{', f);
-	cmd_report_json_str(f, false, section_label_key[row->section], label);
-	cmd_report_json_u64(f, "queries", row->total);
-	cmd_report_json_u64(f, "blocked", row->blocked);
+	output_json_str(f, false, section_label_key[row->section], label);
+	output_json_u64(f, "queries", row->total);
+	output_json_u64(f, "blocked", row->blocked);
 	fputc('}', f);
 	return 0;
 }
@@ -444,7 +423,7 @@ cmd_report(int argc, char **argv)
 	}
 	which = (enum report)k;
 	logdb_filter_init(&f);
-	logdb_parse_time(DEFAULT_SINCE, now_ms(), &f.since_ms);
+	output_parse_time(DEFAULT_SINCE, now_ms(), &f.since_ms);
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		int fk = cmd_log_filter_opt("veto report", argc, argv, &i, &f);
@@ -523,7 +502,7 @@ cmd_report(int argc, char **argv)
 		break;
 	}
 	fflush(c.out);
-	logdb_table_free(&c.table);
+	output_table_free(&c.table);
 	free(c.hours);
 	logdb_reader_free(&r);
 	if (rc == -EINVAL) {

@@ -111,7 +111,7 @@ csv_fields(FILE *f, const char *const *cols, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		fputc(',', f);
-		logdb_print_csv(f, cols[i]);
+		output_csv(f, cols[i]);
 	}
 }
 
@@ -119,39 +119,39 @@ static int
 write_event(struct cmd_report_ctx *c, const struct logdb_event_row *e)
 {
 	FILE *f = c->out;
-	char t[LOGDB_TIME_MAX];
+	char t[OUTPUT_TIME_MAX];
 
 	switch (c->format) {
 	case CMD_REPORT_TABLE: {
 		char what[512];
-		logdb_format_time(e->ts_ms, true, t);
+		output_format_time(e->ts_ms, true, t);
 		describe(e, what, sizeof(what));
 		const char *cells[] = {t,    e->client, e->mac, e->new_group, what,
 		                       NULL, "event",   NULL,   NULL};
 		c->first = false;
-		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
+		return output_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
 	case CMD_REPORT_CSV: {
 		const char *cols[] = {e->kind, e->client, e->mac,       e->device, e->new_group,
 		                      NULL,    NULL,      NULL,         NULL,      NULL,
 		                      NULL,    NULL,      e->old_group, e->vendor, e->evidence};
-		logdb_format_time(e->ts_ms, false, t);
+		output_format_time(e->ts_ms, false, t);
 		fputs(t, f);
 		csv_fields(f, cols, sizeof(cols) / sizeof(cols[0]));
 		fputc('\n', f);
 		break;
 	}
 	case CMD_REPORT_JSON:
-		logdb_format_time(e->ts_ms, false, t);
+		output_format_time(e->ts_ms, false, t);
 		fprintf(f, "%s{\"ts\":\"%s\"", c->first ? "[\n" : ",\n", t);
-		cmd_report_json_str(f, true, "kind", e->kind);
-		cmd_report_json_str(f, true, "client", e->client);
-		cmd_report_json_str(f, true, "mac", e->mac);
-		cmd_report_json_str(f, true, "device", e->device);
-		cmd_report_json_str(f, true, "group", e->new_group);
-		cmd_report_json_str(f, true, "old_group", e->old_group);
-		cmd_report_json_str(f, true, "vendor", e->vendor);
-		cmd_report_json_str(f, true, "evidence", e->evidence);
+		output_json_str(f, true, "kind", e->kind);
+		output_json_str(f, true, "client", e->client);
+		output_json_str(f, true, "mac", e->mac);
+		output_json_str(f, true, "device", e->device);
+		output_json_str(f, true, "group", e->new_group);
+		output_json_str(f, true, "old_group", e->old_group);
+		output_json_str(f, true, "vendor", e->vendor);
+		output_json_str(f, true, "evidence", e->evidence);
 		fputc('}', f);
 		break;
 	}
@@ -163,15 +163,15 @@ static int
 write_query(struct cmd_report_ctx *c, const struct logdb_row *row)
 {
 	FILE *f = c->out;
-	char t[LOGDB_TIME_MAX];
+	char t[OUTPUT_TIME_MAX];
 
 	switch (c->format) {
 	case CMD_REPORT_TABLE: {
-		logdb_format_time(row->ts_ms, true, t);
+		output_format_time(row->ts_ms, true, t);
 		const char *cells[] = {t,          row->client, row->mac,  row->group, row->qname,
 		                       row->qtype, row->action, row->list, row->rcode};
 		c->first = false;
-		return logdb_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
+		return output_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
 	case CMD_REPORT_CSV: {
 		const char *cols[] = {"query",     row->client, row->mac,
@@ -179,25 +179,25 @@ write_query(struct cmd_report_ctx *c, const struct logdb_row *row)
 		                      row->qtype,  row->action, row->list,
 		                      row->rule,   row->rcode,  row->blocked ? "true" : "false",
 		                      NULL,        NULL,        NULL};
-		logdb_format_time(row->ts_ms, false, t);
+		output_format_time(row->ts_ms, false, t);
 		fputs(t, f);
 		csv_fields(f, cols, sizeof(cols) / sizeof(cols[0]));
 		fputc('\n', f);
 		break;
 	}
 	case CMD_REPORT_JSON:
-		logdb_format_time(row->ts_ms, false, t);
+		output_format_time(row->ts_ms, false, t);
 		fprintf(f, "%s{\"ts\":\"%s\",\"kind\":\"query\"", c->first ? "[\n" : ",\n", t);
-		cmd_report_json_str(f, true, "client", row->client);
-		cmd_report_json_str(f, true, "mac", row->mac);
-		cmd_report_json_str(f, true, "device", row->device);
-		cmd_report_json_str(f, true, "group", row->group);
-		cmd_report_json_str(f, true, "qname", row->qname);
-		cmd_report_json_str(f, true, "qtype", row->qtype);
-		cmd_report_json_str(f, true, "action", row->action);
-		cmd_report_json_str(f, true, "list", row->list);
-		cmd_report_json_str(f, true, "rule", row->rule);
-		cmd_report_json_str(f, true, "rcode", row->rcode);
+		output_json_str(f, true, "client", row->client);
+		output_json_str(f, true, "mac", row->mac);
+		output_json_str(f, true, "device", row->device);
+		output_json_str(f, true, "group", row->group);
+		output_json_str(f, true, "qname", row->qname);
+		output_json_str(f, true, "qtype", row->qtype);
+		output_json_str(f, true, "action", row->action);
+		output_json_str(f, true, "list", row->list);
+		output_json_str(f, true, "rule", row->rule);
+		output_json_str(f, true, "rcode", row->rcode);
 		fprintf(f, ",\"blocked\":%s}", row->blocked ? "true" : "false");
 		break;
 	}
@@ -278,7 +278,7 @@ cmd_report_device(struct logdb_reader *r, struct logdb_filter *f, struct cmd_rep
 	if (rc != 0)
 		goto cleanup;
 	if (c->format == CMD_REPORT_TABLE) {
-		rc = logdb_table_new(sizeof(device_heads) / sizeof(device_heads[0]), device_heads,
+		rc = output_table_new(sizeof(device_heads) / sizeof(device_heads[0]), device_heads,
 		                     &c->table);
 		if (rc != 0)
 			goto cleanup;
@@ -295,7 +295,7 @@ cmd_report_device(struct logdb_reader *r, struct logdb_filter *f, struct cmd_rep
 		        f->who);
 	if (c->format == CMD_REPORT_TABLE) {
 		if (rc == 0)
-			logdb_table_print(c->table, c->out, NULL, true);
+			output_table_print(c->table, c->out, NULL, true);
 	} else if (c->format == CMD_REPORT_JSON) {
 		fputs(c->first ? "[]\n" : "\n]\n", c->out);
 	}

@@ -1,7 +1,7 @@
 /*
  * cmd_report_int: what the files of `veto report` share (cmd_report.c: the command, attempts
- * and summary; cmd_report_device.c: one device's timeline): the output context and JSON
- * helpers.
+ * and summary; cmd_report_device.c: one device's timeline): the output context. Their JSON,
+ * CSV and table helpers are in output.h; cmd_report_device.c calls nothing of cmd_report.c.
  */
 #ifndef VETO_CMD_REPORT_INT_H
 #define VETO_CMD_REPORT_INT_H
@@ -11,7 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "logdb.h"
+#include "logdb_reader.h"
+#include "output.h"
 
 enum cmd_report_format {
 	CMD_REPORT_TABLE,
@@ -23,7 +24,7 @@ struct cmd_report_ctx {
 	enum cmd_report_format format;
 	FILE *out;
 	bool first;
-	struct logdb_table *table;
+	struct output_table *table;
 	/* summary */
 	enum logdb_summary_section section;
 	bool section_open;
@@ -34,13 +35,6 @@ struct cmd_report_ctx {
 	} * hours;
 	size_t nhours, caphours;
 };
-
-/* ,"key":"value" (or "key":"value" without comma); NULL prints null. */
-void cmd_report_json_str(FILE *f, bool comma, const char *key, const char *v);
-/* ,"key":123 */
-void cmd_report_json_u64(FILE *f, const char *key, uint64_t v);
-/* ,"key":"2026-11-22T03:58:22.123Z" */
-void cmd_report_json_time(FILE *f, const char *key, uint64_t ts);
 
 /* `veto report device`: the queries and device events of f->who in time order. 0, -EINVAL,
  * -ENOMEM, -EIO. */

@@ -1,9 +1,11 @@
 /*
- * logdb_format: what the commands reading the query store (`veto log`, `veto report`) share to
- * read their arguments and print their output: times ("24h", ISO 8601) in and out, JSON strings,
- * CSV fields, and aligned text tables.
+ * output: times in and out, JSON members, CSV fields and aligned text tables for `veto log`
+ * and `veto report` (see output.h).
  */
+#include "output.h"
+
 #include <ctype.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "logdb.h"
+#include "json.h"
 
 /* ---- time ---- */
 
@@ -102,7 +104,7 @@ parse_iso(const char *s, uint64_t *out)
 }
 
 int
-logdb_parse_time(const char *text, uint64_t now_ms, uint64_t *out)
+output_parse_time(const char *text, uint64_t now_ms, uint64_t *out)
 {
 	static const struct {
 		char unit;
@@ -136,45 +138,29 @@ logdb_parse_time(const char *text, uint64_t now_ms, uint64_t *out)
 /* ---- output helpers ---- */
 
 void
-logdb_print_json_str(FILE *out, const char *s)
+output_json_str(FILE *f, bool comma, const char *key, const char *v)
 {
-	const unsigned char *u = (const unsigned char *)s;
-
-	if (s == NULL) {
-		fputs("null", out);
-		return;
-	}
-	size_t n = strlen(s);
-	fputc('"', out);
-	for (size_t i = 0; i < n;) {
-		unsigned char c = u[i];
-		if (c == '"' || c == '\\') {
-			fputc('\\', out);
-			fputc(c, out);
-			i++;
-		} else if (c < 0x20 || c == 0x7f) {
-			fprintf(out, "\\u%04x", c);
-			i++;
-		} else if (c < 0x80) {
-			fputc(c, out);
-			i++;
-		} else {
-			/* pass a valid UTF-8 sequence, replace anything else */
-			size_t len = querylog_utf8_seq(u + i, n - i);
-			if (len == 0) {
-				fputs("\\ufffd", out);
-				i++;
-			} else {
-				fwrite(u + i, 1, len, out);
-				i += len;
-			}
-		}
-	}
-	fputc('"', out);
+	fprintf(f, "%s\"%s\":", comma ? "," : "", key);
+	json_fput_str(f, v);
 }
 
 void
-logdb_print_csv(FILE *out, const char *s)
+output_json_u64(FILE *f, const char *key, uint64_t v)
+{
+	fprintf(f, ",\"%s\":%" PRIu64, key, v);
+}
+
+void
+output_json_time(FILE *f, const char *key, uint64_t ts)
+{
+	char t[OUTPUT_TIME_MAX];
+
+	output_format_time(ts, false, t);
+	fprintf(f, ",\"%s\":\"%s\"", key, t);
+}
+
+void
+output_csv(FILE *out, const char *s)
 {
 	if (s == NULL)
 		return;
@@ -192,7 +178,7 @@ logdb_print_csv(FILE *out, const char *s)
 }
 
 void
-logdb_format_time(uint64_t ts_ms, bool local, char buf[LOGDB_TIME_MAX])
+output_format_time(uint64_t ts_ms, bool local, char buf[OUTPUT_TIME_MAX])
 {
 	time_t secs = (time_t)(ts_ms / 1000);
 	struct tm tm;
@@ -200,15 +186,15 @@ logdb_format_time(uint64_t ts_ms, bool local, char buf[LOGDB_TIME_MAX])
 	if ((local ? localtime_r(&secs, &tm) : gmtime_r(&secs, &tm)) == NULL)
 		memset(&tm, 0, sizeof(tm));
 	if (local)
-		snprintf(buf, LOGDB_TIME_MAX, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900,
+		snprintf(buf, OUTPUT_TIME_MAX, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900,
 		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	else
-		snprintf(buf, LOGDB_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
+		snprintf(buf, OUTPUT_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
 		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 		         tm.tm_sec, (unsigned)(ts_ms % 1000));
 }
 
-struct logdb_table {
+struct output_table {
 	size_t ncols;
 	char **heads;
 	size_t *width;
@@ -229,9 +215,9 @@ text_width(const char *s)
 }
 
 int
-logdb_table_new(size_t ncols, const char *const *heads, struct logdb_table **out)
+output_table_new(size_t ncols, const char *const *heads, struct output_table **out)
 {
-	struct logdb_table *t = calloc(1, sizeof(*t));
+	struct output_table *t = calloc(1, sizeof(*t));
 
 	if (t == NULL)
 		return -ENOMEM;
@@ -249,12 +235,12 @@ logdb_table_new(size_t ncols, const char *const *heads, struct logdb_table **out
 	*out = t;
 	return 0;
 cleanup:
-	logdb_table_free(&t);
+	output_table_free(&t);
 	return -ENOMEM;
 }
 
 int
-logdb_table_add(struct logdb_table *t, const char *const *cells)
+output_table_add(struct output_table *t, const char *const *cells)
 {
 	if (t->nrows == t->cap) {
 		size_t cap = t->cap > 0 ? 2 * t->cap : 64;
@@ -297,7 +283,7 @@ print_cell(FILE *out, const char *s, size_t width, bool right, bool last)
 }
 
 void
-logdb_table_print(struct logdb_table *t, FILE *out, const bool *right, bool header)
+output_table_print(struct output_table *t, FILE *out, const bool *right, bool header)
 {
 	if (header) {
 		for (size_t i = 0; i < t->ncols; i++)
@@ -318,9 +304,9 @@ logdb_table_print(struct logdb_table *t, FILE *out, const bool *right, bool head
 }
 
 void
-logdb_table_free(struct logdb_table **tp)
+output_table_free(struct output_table **tp)
 {
-	struct logdb_table *t = *tp;
+	struct output_table *t = *tp;
 
 	if (t == NULL)
 		return;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 
 #define DAY_MS        86400000ull
@@ -37,71 +38,6 @@
 #define TEXTS_ARENA       (1u << 20)
 #define DICT_PRUNE_STRIDE 5000 /* ids looked at per step of the pass over the dictionaries */
 
-
-/* IF NOT EXISTS throughout: logdb_migrate.c runs it on a schema-1/2 database whose queries
- * table it has renamed (device_events is the same in every schema). */
-const char logdb_schema_sql[] =
-        "CREATE TABLE IF NOT EXISTS sources ("
-        " id INTEGER PRIMARY KEY,"
-        " client TEXT, mac TEXT, device TEXT, group_name TEXT, vendor TEXT, vendor_source TEXT);"
-        "CREATE INDEX IF NOT EXISTS sources_client ON sources(client);"
-        "CREATE INDEX IF NOT EXISTS sources_mac ON sources(mac) WHERE mac IS NOT NULL;"
-        "CREATE INDEX IF NOT EXISTS sources_device ON sources(device) WHERE device IS NOT NULL;"
-        "CREATE TABLE IF NOT EXISTS names ("
-        " id INTEGER PRIMARY KEY, qname TEXT NOT NULL, rname TEXT NOT NULL UNIQUE);"
-        "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);"
-        "CREATE TABLE IF NOT EXISTS queries ("
-        " id INTEGER PRIMARY KEY,"
-        " ts_ms INTEGER NOT NULL,"
-        " source INTEGER NOT NULL,"
-        " name INTEGER,"
-        " qtype INTEGER,"
-        " proto INTEGER,"
-        " blocked INTEGER NOT NULL,"
-        " list INTEGER,"
-        " rule INTEGER,"
-        " action INTEGER,"
-        " rcode INTEGER,"
-        " upstream INTEGER,"
-        " latency_us INTEGER NOT NULL);"
-        /* rows are appended in time order, so the id orders them by time: no time index
-         * (logdb_query.c finds a time's id by bisection), and each index below is ordered by
-         * (key, id), i.e. by time within a key */
-        "CREATE INDEX IF NOT EXISTS queries_source ON queries(source);"
-        "CREATE INDEX IF NOT EXISTS queries_name ON queries(name);"
-        /* covering for `veto report attempts` (an index-only scan of the blocked rows) */
-        "CREATE INDEX IF NOT EXISTS queries_blocked ON queries(ts_ms, source, name, list)"
-        " WHERE blocked = 1;"
-        "CREATE VIEW IF NOT EXISTS query_log AS SELECT"
-        " q.id AS id, q.ts_ms AS ts_ms, s.client AS client, tp.text AS proto,"
-        " s.group_name AS group_name, n.qname AS qname, n.rname AS rname, tq.text AS qtype,"
-        " q.blocked AS blocked, tl.text AS list, tr.text AS rule, ta.text AS action,"
-        " tc.text AS rcode, tu.text AS upstream, q.latency_us AS latency_us, s.mac AS mac,"
-        " s.device AS device, s.vendor AS vendor, s.vendor_source AS vendor_source,"
-        " q.source AS source_id, q.name AS name_id, q.list AS list_id, q.action AS action_id"
-        " FROM queries q"
-        " LEFT JOIN sources s ON s.id = q.source"
-        " LEFT JOIN names n ON n.id = q.name"
-        " LEFT JOIN texts tq ON tq.id = q.qtype"
-        " LEFT JOIN texts tp ON tp.id = q.proto"
-        " LEFT JOIN texts tl ON tl.id = q.list"
-        " LEFT JOIN texts tr ON tr.id = q.rule"
-        " LEFT JOIN texts ta ON ta.id = q.action"
-        " LEFT JOIN texts tc ON tc.id = q.rcode"
-        " LEFT JOIN texts tu ON tu.id = q.upstream;"
-        "CREATE TABLE IF NOT EXISTS device_events ("
-        " id INTEGER PRIMARY KEY,"
-        " ts_ms INTEGER NOT NULL,"
-        " device TEXT,"
-        " mac TEXT,"
-        " client TEXT,"
-        " kind TEXT NOT NULL,"
-        " old_group TEXT,"
-        " new_group TEXT,"
-        " evidence TEXT,"
-        " vendor TEXT);"
-        "CREATE INDEX IF NOT EXISTS device_events_ts ON device_events(ts_ms);"
-        "CREATE INDEX IF NOT EXISTS device_events_device ON device_events(device, ts_ms);";
 
 static const char insert_sql[] =
         "INSERT INTO queries (id, ts_ms, source, name, qtype, proto, blocked, list, rule, action,"
@@ -145,40 +81,6 @@ static const char prune_sql[] =
 static const char prune_events_sql[] =
         "DELETE FROM device_events WHERE id IN"
         " (SELECT id FROM device_events WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)";
-
-/* ---- names ---- */
-
-int
-logdb_rname(const char *name, char *buf, size_t cap)
-{
-	size_t n = strlen(name);
-	size_t o = 0;
-
-	if (n > 0 && name[n - 1] == '.')
-		n--;
-	if (n == 0) {
-		if (cap < 2)
-			return -ENOSPC;
-		memcpy(buf, ".", 2);
-		return 0;
-	}
-	if (cap < n + 2)
-		return -ENOSPC;
-	size_t end = n;
-	for (;;) {
-		size_t start = end;
-		while (start > 0 && name[start - 1] != '.')
-			start--;
-		memcpy(buf + o, name + start, end - start);
-		o += end - start;
-		buf[o++] = '.';
-		if (start == 0)
-			break;
-		end = start - 1;
-	}
-	buf[o] = '\0';
-	return 0;
-}
 
 /* ---- connection ---- */
 
@@ -237,40 +139,17 @@ logdb_exec(sqlite3 *s, const char *sql)
 	return sqlite3_exec(s, sql, NULL, NULL, NULL);
 }
 
-int
-logdb_query_int(sqlite3 *s, const char *sql, int64_t *out)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(s, sql, -1, &st, NULL);
-
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*out = sqlite3_column_int64(st, 0);
-			rc = SQLITE_OK;
-		} else if (rc == SQLITE_DONE) {
-			rc = SQLITE_ERROR;
-		}
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
 /* The file is not a database: keep it aside for the administrator, start a new one. */
 static void
 set_aside(struct logdb *db)
 {
-	char aside[4096], side[4096];
+	char aside[4096];
+	int rc = fileio_set_aside(db->path, aside, sizeof(aside));
 
-	snprintf(aside, sizeof(aside), "%s.corrupt-%lld", db->path, (long long)time(NULL));
-	if (rename(db->path, aside) != 0) {
+	if (rc != 0) {
 		log_error("query database: '%s': not a database, and it cannot be renamed: %s",
-		          db->path, strerror(errno));
+		          db->path, strerror(-rc));
 		return;
-	}
-	for (int i = 0; i < 2; i++) {
-		snprintf(side, sizeof(side), "%s%s", db->path, i == 0 ? "-wal" : "-shm");
-		unlink(side);
 	}
 	log_error("query database: '%s': not a database: moved to '%s', starting a new one",
 	          db->path, aside);
@@ -314,19 +193,6 @@ check_schema(struct logdb *db, const char **why)
 		rc = logdb_exec(db->db, "COMMIT");
 	if (rc != SQLITE_OK)
 		logdb_exec(db->db, "ROLLBACK");
-	return rc;
-}
-
-int
-logdb_has_event_vendor(sqlite3 *s, bool *has)
-{
-	int64_t n = 0;
-	int rc = logdb_query_int(s,
-	                         "SELECT count(*) FROM pragma_table_info('device_events')"
-	                         " WHERE name = 'vendor'",
-	                         &n);
-
-	*has = rc == SQLITE_OK && n > 0;
 	return rc;
 }
 
@@ -583,7 +449,7 @@ text_id(struct logdb *db, const char *text, sqlite3_int64 *out)
 	if (text == NULL || text[0] == '\0')
 		return SQLITE_OK;
 	size_t n = strlen(text);
-	uint64_t h = logdb_dict_hash(text, n);
+	uint64_t h = logdb_dict_hash(&db->dicts[LOGDB_TEXTS], text, n);
 	*out = logdb_dict_get(&db->dicts[LOGDB_TEXTS], h, text, n);
 	if (*out > 0)
 		return SQLITE_OK;
@@ -623,14 +489,14 @@ logdb_insert_row(struct logdb *db, const struct logdb_row *row)
 
 	size_t n = source_key(src_fields, key, sizeof(key));
 	if (n > 0) {
-		h = logdb_dict_hash(key, n);
+		h = logdb_dict_hash(&db->dicts[LOGDB_SOURCES], key, n);
 		src = logdb_dict_get(&db->dicts[LOGDB_SOURCES], h, key, n);
 	}
 	if (src == 0)
 		rc = dict_fetch(db, LOGDB_SOURCES, src_fields, 6, n > 0 ? key : NULL, n, h, &src);
 	if (rc == SQLITE_OK && row->qname != NULL && row->qname[0] != '\0') {
 		n = strlen(row->qname);
-		h = logdb_dict_hash(row->qname, n);
+		h = logdb_dict_hash(&db->dicts[LOGDB_NAMES], row->qname, n);
 		name = logdb_dict_get(&db->dicts[LOGDB_NAMES], h, row->qname, n);
 		if (name == 0 && logdb_rname(row->qname, rname, sizeof(rname)) == 0) {
 			const char *name_fields[2] = {row->qname, rname};

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "logdb_int.h"
 
 int
@@ -30,6 +31,7 @@ logdb_dict_init(struct logdb_dict *d, size_t max_entries, size_t arena)
 		logdb_dict_free(d);
 		return -ENOMEM;
 	}
+	d->seed = hash_seed();
 	d->mask = slots - 1;
 	d->max = max_entries;
 	d->cap = arena;
@@ -57,18 +59,10 @@ logdb_dict_clear(struct logdb_dict *d)
 }
 
 uint64_t
-logdb_dict_hash(const char *key, size_t len)
+logdb_dict_hash(const struct logdb_dict *d, const char *key, size_t len)
 {
-	/* FNV-1a, then a final mix so that the low bits (the slot) depend on every byte */
-	uint64_t h = 14695981039346656037ull;
+	uint64_t h = hash_bytes(key, len, d->seed);
 
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 1099511628211ull;
-	}
-	h ^= h >> 32;
-	h *= 0xd6e8feb86659fd93ull;
-	h ^= h >> 32;
 	return h != 0 ? h : 1;
 }
 

@@ -1,7 +1,7 @@
 /*
- * logdb_events: reading the device_events table of the query store (logdb.h): first sight of
- * a device, vendor attribution, group changes, for `veto report device`. Events are rare (a
- * few per device), so one statement with optional conditions is enough; the table's
+ * logdb_events: reading the device_events table of the query store (logdb_reader.h): first
+ * sight of a device, vendor attribution, group changes, for `veto report device`. Events are
+ * rare (a few per device), so one statement with optional conditions is enough; the table's
  * (device, ts_ms) and (ts_ms) indexes serve it.
  */
 #include <errno.h>
@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "logdb_int.h"
 #include "logdb_reader_int.h"
 
 /* ?1 since, ?2 until (0 = unbounded), ?3 who when not a MAC (device or client), ?4 who as a

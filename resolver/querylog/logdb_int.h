@@ -1,7 +1,6 @@
 /*
- * logdb_int: what the writer's files share (logdb.c, logdb_dict.c, logdb_migrate.c), and the
- * reading of one row that the conversion shares with the reader (logdb_query.c). Not for other
- * modules: they use logdb.h.
+ * logdb_int: what the writer's files share (logdb.c, logdb_dict.c, logdb_migrate.c). What the
+ * writer shares with the reader is in logdb_schema.h. Not for other modules: they use logdb.h.
  */
 #ifndef VETO_LOGDB_INT_H
 #define VETO_LOGDB_INT_H
@@ -13,6 +12,7 @@
 #include <stdint.h>
 
 #include "logdb.h"
+#include "logdb_schema.h"
 
 /* ---- logdb_dict.c: the writer's memory of dictionary ids ---- */
 
@@ -27,13 +27,15 @@ struct logdb_dict {
 	size_t count, max;   /* entries, and at most */
 	char *arena;
 	size_t used, cap;
+	uint64_t seed; /* of logdb_dict_hash */
 };
 
 /* 0 or -ENOMEM. max_entries: at most this many keys; arena: bytes of keys at most. */
 int logdb_dict_init(struct logdb_dict *d, size_t max_entries, size_t arena);
 void logdb_dict_free(struct logdb_dict *d);
 void logdb_dict_clear(struct logdb_dict *d);
-uint64_t logdb_dict_hash(const char *key, size_t len); /* never 0 */
+/* The seeded hash (hash.h) of a key in d; never 0. */
+uint64_t logdb_dict_hash(const struct logdb_dict *d, const char *key, size_t len);
 /* The id of key, or 0 when it is not in memory. */
 int64_t logdb_dict_get(const struct logdb_dict *d, uint64_t hash, const char *key, size_t len);
 /* Remembers key -> id (id > 0; a key longer than the arena is not remembered). */
@@ -78,34 +80,13 @@ struct logdb {
 	atomic_uint_fast64_t written;
 };
 
-extern const char logdb_schema_sql[];
-
 /* Inserts one row (row->id 0: the next id) into the open transaction, with its dictionary
  * entries. An SQLite result code. */
 int logdb_insert_row(struct logdb *db, const struct logdb_row *row);
 
 int logdb_exec(sqlite3 *s, const char *sql);
-/* One integer from a query (PRAGMA user_version, counts): SQLITE_OK and *out, or an SQLite
- * error (SQLITE_ERROR when the query returned no row). Writer and reader. */
-int logdb_query_int(sqlite3 *s, const char *sql, int64_t *out);
-/* Whether device_events has its vendor column (files from before it lack it). SQLITE_OK or an
- * SQLite error (then *has is false). Writer and reader. */
-int logdb_has_event_vendor(sqlite3 *s, bool *has);
 /* Ends a burst of failures' start: reports (once per burst) and closes the connection. */
 void logdb_fail(struct logdb *db, const char *what, const char *why);
-
-/* ---- logdb_query.c: one row of text ---- */
-
-/* The columns of a struct logdb_row, in the order logdb_row_read reads them: what the reader
- * selects from the view query_log, and the conversion from a schema-1/2 table. */
-#define LOGDB_ROW_COLUMNS                                                                          \
-	"id, ts_ms, client, proto, group_name, qname, qtype, blocked, list, rule, action, rcode, " \
-	"upstream, latency_us, mac, device, vendor, vendor_source"
-
-/* Fills row from the current row of st, whose first columns are LOGDB_ROW_COLUMNS. The strings
- * point into st: valid until its next step, reset or finalize. A negative ts_ms or latency_us
- * reads as 0, a latency_us above UINT32_MAX as UINT32_MAX. */
-void logdb_row_read(sqlite3_stmt *st, struct logdb_row *row);
 
 /* ---- logdb_migrate.c ---- */
 

@@ -1,7 +1,7 @@
 /*
- * logdb_query: the read side of the query store (schema 3, logdb.h), shared by `veto log` and
- * `veto report`: opening the reader, filters to SQL, and the rows of `veto log`. The reports
- * are logdb_report.c, the commands' time parsing and output helpers logdb_format.c.
+ * logdb_query: the read side of the query store (schema 3, logdb_reader.h), shared by `veto log`
+ * and `veto report`: opening the reader, filters to SQL, and the rows of `veto log`. The reports
+ * are logdb_report.c; the commands' time parsing and output helpers are resolver/cli/output.c.
  *
  * A filter becomes conditions on the queries table's own columns, with bound parameters only
  * (never text pasted into SQL): the device filters a subquery of sources ids, list and action a
@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "logdb_int.h"
 #include "logdb_reader_int.h"
 #include "names.h"
 
@@ -585,43 +584,6 @@ logdb_filter_init(struct logdb_filter *f)
 }
 
 /* ---- rows ---- */
-
-static const char *
-col_text(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
-}
-
-static uint64_t
-col_u64(sqlite3_stmt *st, int i)
-{
-	sqlite3_int64 v = sqlite3_column_int64(st, i);
-	return v > 0 ? (uint64_t)v : 0;
-}
-
-void
-logdb_row_read(sqlite3_stmt *st, struct logdb_row *row)
-{
-	row->id = sqlite3_column_int64(st, 0);
-	row->ts_ms = col_u64(st, 1);
-	row->client = col_text(st, 2);
-	row->proto = col_text(st, 3);
-	row->group = col_text(st, 4);
-	row->qname = col_text(st, 5);
-	row->qtype = col_text(st, 6);
-	row->blocked = sqlite3_column_int(st, 7) != 0;
-	row->list = col_text(st, 8);
-	row->rule = col_text(st, 9);
-	row->action = col_text(st, 10);
-	row->rcode = col_text(st, 11);
-	row->upstream = col_text(st, 12);
-	sqlite3_int64 lat = sqlite3_column_int64(st, 13);
-	row->latency_us = lat < 0 ? 0 : lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
-	row->mac = col_text(st, 14);
-	row->device = col_text(st, 15);
-	row->vendor = col_text(st, 16);
-	row->vendor_source = col_text(st, 17);
-}
 
 int
 logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row_cb cb, void *arg)

@@ -2,7 +2,7 @@
  * logdb_reader_int: what the reader's files share (logdb_query.c, logdb_report.c,
  * logdb_events.c): the read-only connection, its read transaction, and the SQL builder that
  * turns a filter into a statement with bound parameters. The writer's files share
- * logdb_int.h. Not for other modules: they use logdb.h.
+ * logdb_int.h. Not for other modules: they use logdb_reader.h.
  */
 #ifndef VETO_LOGDB_READER_INT_H
 #define VETO_LOGDB_READER_INT_H
@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "logdb.h"
+#include "logdb_reader.h"
 #include "names.h"
 
 #define LOGDB_SQL_MAX   2048

@@ -1,6 +1,6 @@
 /*
  * logdb_report: `veto report attempts` and `veto report summary` over the query store (schema 3,
- * logdb.h), through the reader of logdb_query.c.
+ * logdb_reader.h), through the reader of logdb_query.c.
  *
  * The rows are read as integer ids and counted in C (keyed by id), inside SQLite's own loop
  * through a function of the reader's connection (veto_each); the ids are turned into text
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "logdb_reader_int.h"
 
 #define HOUR_MS   3600000
@@ -346,17 +347,8 @@ struct attempts {
 	int64_t *pair_name;
 	uint32_t *pair_dev; /* 0 = empty */
 	size_t pair_mask, npairs;
+	uint64_t seed; /* of the (kind, key) hashes */
 };
-
-static uint64_t
-hash_str(uint64_t h, const char *s)
-{
-	for (; s != NULL && *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
 
 static uint64_t
 pair_key(uint32_t dev, int64_t name)
@@ -405,7 +397,7 @@ attempt_of_source(struct attempts *a, int64_t source, uint32_t *out)
 	const char *key = source_key(s, &kind);
 	if (key == NULL)
 		key = "";
-	int64_t h = (int64_t)hash_str(0xcbf29ce484222325ull + (uint64_t)kind, key);
+	int64_t h = (int64_t)hash_str(key, a->seed + (uint64_t)kind);
 	uint32_t k = idmap_get(&a->by_key, h);
 	if (k != 0 && (a->v[k - 1].kind != kind || strcmp(a->v[k - 1].key, key) != 0)) {
 		/* another key with the same hash: look further by hand */
@@ -560,6 +552,7 @@ logdb_report_attempts(struct logdb_reader *r, const struct logdb_filter *f, logd
 	        .r = r,
 	        .sources = {.sql = sources_sql, .ncols = SRC_NCOLS},
 	        .texts = {.sql = texts_sql, .ncols = 1},
+	        .seed = hash_seed(),
 	};
 	int rc;
 

@@ -1,12 +1,15 @@
 /*
- * querylog: JSON-lines query log, written by a thread off the event loop.
+ * querylog: the ring between the event loop and the writer thread, the writer thread, the
+ * device-event queue, and reloads (see querylog.h). The JSON line is formatted by record.c and
+ * written by the file sink (jsonl.c); the database sink is logdb.c.
  *
  * The loop thread (single producer) copies a record into a power-of-two ring and publishes it
  * with one atomic store of 'head'. A slot holds the record packed: only the octets in use
  * (address lengths, name length, string lengths) are copied, so a submit touches two or three
- * cache lines instead of the eleven of a struct querylog_record, and the ring's working set stays
- * small (measured: the copy into a cold 11 MB ring of full records cost ~260 ns). The writer thread (single consumer) formats records into a
- * large buffer, releases their slots by storing 'tail', then writes the buffer with write(2).
+ * cache lines instead of the eleven of a struct querylog_record, and the ring's working set
+ * stays small (measured: the copy into a cold 11 MB ring of full records cost ~260 ns). The
+ * writer thread (single consumer) formats records into a large buffer, releases their slots by
+ * storing 'tail', then writes the buffer with write(2) (jsonl.c).
  * It sleeps at most WRITER_SLEEP_MS; the producer wakes it early only when the ring holds
  * 'wake_at' records and the writer is asleep, so most submits never touch the mutex.
  * Each record leaves the ring once and goes to both sinks: the JSON line into the buffer, the
@@ -15,11 +18,7 @@
 #include "querylog.h"
 #include "querylog_int.h"
 
-#include <arpa/inet.h>
-#include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -28,22 +27,22 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "rrnames.h"
+#include "check.h"
+#include "fileio.h"
+#include "jsonl.h"
 #include "log.h"
 #include "logdb.h"
+#include "sockaddr.h"
 
 #define WRITER_SLEEP_MS	    50
 #define QUERYLOG_WRITER_NICE 19 /* the writer thread's nice value (lower_priority) */
-#define WRITER_BUF	    (256 * 1024)
-#define DROP_REPORT_MAX_S   10	/* a sustained burst is reported at least this often */
 #define CACHE_LINE	    64
-#define FILE_RETRY_MIN_MS   500	/* a log file that cannot be opened: first retry after this, */
-#define FILE_RETRY_MAX_MS   30000 /* doubling up to this */
+
 
 /* A packed record: fixed header, then client, upstream, qname, group, list, rule, device,
  * vendor and MAC octets. */
@@ -88,7 +87,6 @@ struct querylog {
 	char pad2[CACHE_LINE];
 
 	atomic_uint_fast64_t dropped;
-	atomic_uint_fast64_t lost;
 	atomic_uint_fast64_t db_dropped;	/* copy of logdb_dropped() for other threads */
 	atomic_bool sleeping;
 	atomic_bool stop;
@@ -118,11 +116,7 @@ struct querylog {
 
 	/* writer thread only (the loop thread before the writer starts, querylog_free after it
 	   stopped) */
-	char *path;			/* JSONL sink, NULL = none */
-	bool is_stdout;
-	int fd;				/* -1 with a path: not open (counted as lost, retried) */
-	uint64_t file_retry_at;		/* monotonic ms */
-	uint64_t file_backoff_ms;
+	struct jsonl file;		/* the JSON-lines sink (jsonl.h) */
 	char *db_path;			/* database sink, NULL = none */
 	uint32_t retention_days;
 	struct logdb *db;
@@ -134,582 +128,25 @@ struct querylog {
 	bool events_on;			/* a database is configured: events are accepted */
 	uint64_t events_in, events_out;	/* queued and taken since the start */
 	atomic_uint_fast64_t events_dropped;
-	char *buf;
-	size_t buf_len;
-	bool in_error;			/* inside a burst of write errors */
-	bool need_newline;		/* a partial line was written before an error */
-	uint64_t lost_in_burst;
-	uint64_t drop_seen, drop_reported;
-	time_t drop_burst_start;
 };
-
-/* ---- formatting ---- */
-
-struct out {
-	char *p;
-	size_t len, cap;
-	bool full;
-};
-
-static void
-put(struct out *o, const char *s, size_t n)
-{
-	if (o->full || n > o->cap - o->len) {
-		o->full = true;
-		return;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-}
-
-static void
-put_str(struct out *o, const char *s)
-{
-	put(o, s, strlen(s));
-}
-
-/* A string literal, its length known at compile time. */
-#define puts_lit(o, lit) put((o), "" lit, sizeof(lit) - 1)
-
-static void
-put_uint(struct out *o, uint64_t v)
-{
-	char tmp[24];
-	size_t i = sizeof(tmp);
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	put(o, tmp + i, sizeof(tmp) - i);
-}
-
-size_t
-querylog_utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/* A JSON string: quotes, backslash and control characters escaped; invalid UTF-8 becomes
- * U+FFFD so the line stays valid JSON whatever the octets. */
-static void
-put_json_str(struct out *o, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *u = (const unsigned char *)s;
-
-	put(o, "\"", 1);
-	for (size_t i = 0; i < n;) {
-		unsigned char c = u[i];
-		size_t seq, run = i;
-
-		while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\')
-			run++;
-		if (run > i) {
-			put(o, s + i, run - i);
-			i = run;
-			continue;
-		}
-		if (c == '"' || c == '\\') {
-			char e[2] = { '\\', (char)c };
-			put(o, e, 2);
-			i++;
-		} else if (c == '\n') {
-			put(o, "\\n", 2);
-			i++;
-		} else if (c == '\t') {
-			put(o, "\\t", 2);
-			i++;
-		} else if (c == '\r') {
-			put(o, "\\r", 2);
-			i++;
-		} else if (c < 0x20 || c == 0x7f) {
-			char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-			put(o, e, 6);
-			i++;
-		} else if ((seq = querylog_utf8_seq(u + i, n - i)) == 0) {
-			put(o, "\\ufffd", 6);
-			i++;
-		} else {
-			put(o, s + i, seq);
-			i += seq;
-		}
-	}
-	put(o, "\"", 1);
-}
-
-/* "YYYY-MM-DDTHH:MM:SS" of the last second formatted by this thread: gmtime_r and the date
- * digits once per second instead of once per record. */
-static _Thread_local struct {
-	bool valid;
-	time_t secs;
-	char text[40];
-	size_t len;
-} ts_cache;
-
-static void
-put_ts(struct out *o, uint64_t ts_ms)
-{
-	time_t secs = (time_t)(ts_ms / 1000);
-	unsigned ms = (unsigned)(ts_ms % 1000);
-
-	if (!ts_cache.valid || ts_cache.secs != secs) {
-		struct tm tm;
-		if (gmtime_r(&secs, &tm) == NULL)
-			memset(&tm, 0, sizeof(tm));
-		int n = snprintf(ts_cache.text, sizeof(ts_cache.text),
-				 "\"%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
-				 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-		if (n < 0 || (size_t)n >= sizeof(ts_cache.text)) {
-			ts_cache.valid = false;
-			o->full = true;
-			return;
-		}
-		ts_cache.len = (size_t)n;
-		ts_cache.secs = secs;
-		ts_cache.valid = true;
-	}
-	char tail[5] = { (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
-			 'Z', '"' };
-	put(o, ts_cache.text, ts_cache.len);
-	put(o, tail, sizeof(tail));
-}
-
-/* Dotted quad without inet_ntop (which goes through sprintf). */
-static void
-ipv4_text(const uint8_t *a, char *buf)
-{
-	char *p = buf;
-
-	for (int i = 0; i < 4; i++) {
-		unsigned v = a[i];
-		if (v >= 100)
-			*p++ = (char)('0' + v / 100);
-		if (v >= 10)
-			*p++ = (char)('0' + v / 10 % 10);
-		*p++ = (char)('0' + v % 10);
-		*p++ = i < 3 ? '.' : '\0';
-	}
-}
-
-/* IP text of ss; IPv4-mapped IPv6 shown as IPv4. Returns 0 for an unknown family. */
-static int
-addr_text(const struct sockaddr_storage *ss, char *buf, size_t cap, uint16_t *port,
-	  bool *is_v6)
-{
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-		if (cap < INET_ADDRSTRLEN)
-			return 0;
-		ipv4_text((const uint8_t *)&sin->sin_addr, buf);
-		*port = ntohs(sin->sin_port);
-		*is_v6 = false;
-		return 1;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-		*port = ntohs(sin6->sin6_port);
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-			if (cap < INET_ADDRSTRLEN)
-				return 0;
-			ipv4_text(&sin6->sin6_addr.s6_addr[12], buf);
-			*is_v6 = false;
-			return 1;
-		}
-		if (inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)cap) == NULL)
-			return 0;
-		*is_v6 = true;
-		return 1;
-	}
-	return 0;
-}
-
-/* "aa:bb:cc:dd:ee:ff" and a NUL into buf[18]. */
-static void
-mac_text(const uint8_t *mac, char *buf)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (int i = 0; i < 6; i++) {
-		buf[3 * i] = hex[mac[i] >> 4];
-		buf[3 * i + 1] = hex[mac[i] & 15];
-		buf[3 * i + 2] = i < 5 ? ':' : '\0';
-	}
-}
-
-/* A fixed-size string field: empty = null; a full array need not be NUL-terminated. */
-static void
-put_json_str_or_null(struct out *o, const char *s, size_t cap)
-{
-	size_t n = strnlen(s, cap);
-
-	if (n == 0)
-		puts_lit(o, "null");
-	else
-		put_json_str(o, s, n);
-}
-
-static const char *const action_names[] = {
-	[QUERYLOG_ACTION_FORWARD] = "forward",	 [QUERYLOG_ACTION_CACHE] = "cache",
-	[QUERYLOG_ACTION_SINKHOLE] = "sinkhole", [QUERYLOG_ACTION_NXDOMAIN] = "nxdomain",
-	[QUERYLOG_ACTION_NODATA] = "nodata",	 [QUERYLOG_ACTION_REFUSED] = "refused",
-	[QUERYLOG_ACTION_SERVFAIL] = "servfail", [QUERYLOG_ACTION_FORMERR] = "formerr",
-	[QUERYLOG_ACTION_NOTIMP] = "notimp",
-};
-
-const char *
-querylog_action_name(uint8_t action)
-{
-	if (action >= sizeof(action_names) / sizeof(action_names[0]))
-		return "unknown";
-	return action_names[action];
-}
-
-static void
-copy_field(char *dst, const char *src, size_t cap)
-{
-	size_t n = strnlen(src, cap);
-
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
-void
-querylog_text(const struct querylog_record *r, struct querylog_text *t)
-{
-	struct names_name name, rule;
-	bool have_name = false;
-	size_t pos = 0;
-	uint16_t port;
-	bool v6;
-
-	if (!addr_text(&r->client, t->client, sizeof(t->client), &port, &v6))
-		t->client[0] = '\0';
-	t->upstream[0] = '\0';
-	if (addr_text(&r->upstream, t->upstream, INET6_ADDRSTRLEN, &port, &v6)) {
-		char ip[INET6_ADDRSTRLEN];
-		memcpy(ip, t->upstream, sizeof(ip));
-		snprintf(t->upstream, sizeof(t->upstream), v6 ? "[%s]:%u" : "%s:%u", ip,
-			 (unsigned)port);
-	}
-	t->qname[0] = t->rule[0] = t->qtype[0] = '\0';
-	if (r->qname_len > 0 && names_from_wire(&name, r->qname_wire, r->qname_len, &pos) == 0) {
-		have_name = true;
-		names_to_text(&name, t->qname);
-		char num[16];
-		const char *q = rrnames_type(r->qtype, num);
-		copy_field(t->qtype, q, sizeof(t->qtype) - 1);
-	}
-	pos = 0;
-	if (r->rule_len > 0 && names_from_wire(&rule, r->rule_wire, r->rule_len, &pos) == 0)
-		names_to_text(&rule, t->rule);
-	else if (have_name && r->rule_label >= 0 && (unsigned)r->rule_label <= name.nlabels)
-		names_suffix_to_text(&name, (unsigned)r->rule_label, t->rule);
-	char num[16];
-	copy_field(t->rcode, rrnames_rcode(r->rcode, num), sizeof(t->rcode) - 1);
-	t->group[0] = t->list[0] = '\0';
-	if (r->has_group)
-		copy_field(t->group, r->group, sizeof(r->group));
-	if (r->has_list)
-		copy_field(t->list, r->list, sizeof(r->list));
-	t->mac[0] = '\0';
-	if (r->has_mac)
-		mac_text(r->mac, t->mac);
-	copy_field(t->device, r->device, sizeof(r->device));
-	copy_field(t->vendor, r->vendor, sizeof(r->vendor));
-}
-
-size_t
-querylog_format(const struct querylog_record *r, char *buf, size_t cap)
-{
-	struct out o = { .p = buf, .len = 0, .cap = cap > 0 ? cap - 1 : 0, .full = cap == 0 };
-	char ip[INET6_ADDRSTRLEN];
-	char text[NAMES_MAX_TEXT];
-	char num[16];
-	struct names_name name;
-	bool have_name = false;
-	uint16_t port;
-	bool v6;
-
-	if (r->qname_len > 0) {
-		size_t pos = 0;
-		if (names_from_wire(&name, r->qname_wire, r->qname_len, &pos) == 0)
-			have_name = true;
-	}
-
-	puts_lit(&o, "{\"ts\":");
-	put_ts(&o, r->ts_ms);
-
-	puts_lit(&o, ",\"client\":");
-	if (addr_text(&r->client, ip, sizeof(ip), &port, &v6)) {
-		put(&o, "\"", 1);
-		put_str(&o, ip);
-		put(&o, "\"", 1);
-	} else {
-		puts_lit(&o, "null");
-	}
-
-	put_str(&o, r->tcp ? ",\"proto\":\"tcp\"" : ",\"proto\":\"udp\"");
-
-	puts_lit(&o, ",\"group\":");
-	if (r->has_group)
-		put_json_str(&o, r->group, strnlen(r->group, sizeof(r->group)));
-	else
-		puts_lit(&o, "null");
-
-	puts_lit(&o, ",\"qname\":");
-	if (have_name) {
-		size_t n = names_to_text(&name, text);
-		put_json_str(&o, text, n);
-	} else {
-		puts_lit(&o, "null");
-	}
-
-	puts_lit(&o, ",\"qtype\":");
-	if (r->qname_len > 0) {
-		put(&o, "\"", 1);
-		put_str(&o, rrnames_type(r->qtype, num));
-		put(&o, "\"", 1);
-	} else {
-		puts_lit(&o, "null");
-	}
-
-	put_str(&o, r->blocked ? ",\"blocked\":true" : ",\"blocked\":false");
-
-	puts_lit(&o, ",\"list\":");
-	if (r->has_list)
-		put_json_str(&o, r->list, strnlen(r->list, sizeof(r->list)));
-	else
-		puts_lit(&o, "null");
-
-	puts_lit(&o, ",\"rule\":");
-	struct names_name rule;
-	size_t rule_pos = 0;
-	if (r->rule_len > 0 &&
-	    names_from_wire(&rule, r->rule_wire, r->rule_len, &rule_pos) == 0) {
-		size_t n = names_to_text(&rule, text);
-		put_json_str(&o, text, n);
-	} else if (have_name && r->rule_label >= 0 && (unsigned)r->rule_label <= name.nlabels) {
-		size_t n = names_suffix_to_text(&name, (unsigned)r->rule_label, text);
-		put_json_str(&o, text, n);
-	} else {
-		puts_lit(&o, "null");
-	}
-
-	puts_lit(&o, ",\"action\":\"");
-	if (r->action < sizeof(action_names) / sizeof(action_names[0]))
-		put_str(&o, action_names[r->action]);
-	else
-		puts_lit(&o, "unknown");
-
-	puts_lit(&o, "\",\"rcode\":\"");
-	put_str(&o, rrnames_rcode(r->rcode, num));
-
-	puts_lit(&o, "\",\"upstream\":");
-	if (addr_text(&r->upstream, ip, sizeof(ip), &port, &v6)) {
-		put(&o, "\"", 1);
-		if (v6)
-			put(&o, "[", 1);
-		put_str(&o, ip);
-		put_str(&o, v6 ? "]:" : ":");
-		put_uint(&o, port);
-		put(&o, "\"", 1);
-	} else {
-		puts_lit(&o, "null");
-	}
-
-	puts_lit(&o, ",\"latency_us\":");
-	put_uint(&o, r->latency_us);
-
-	puts_lit(&o, ",\"mac\":");
-	if (r->has_mac) {
-		char mac[18];
-		mac_text(r->mac, mac);
-		put(&o, "\"", 1);
-		put(&o, mac, 17);
-		put(&o, "\"", 1);
-	} else {
-		puts_lit(&o, "null");
-	}
-	puts_lit(&o, ",\"device\":");
-	put_json_str_or_null(&o, r->device, sizeof(r->device));
-	puts_lit(&o, ",\"vendor\":");
-	put_json_str_or_null(&o, r->vendor, sizeof(r->vendor));
-	puts_lit(&o, ",\"vendor_source\":");
-	const char *vs = identity_source_name(r->vendor_source);
-	if (vs != NULL) {
-		put(&o, "\"", 1);
-		put_str(&o, vs);
-		put(&o, "\"", 1);
-	} else {
-		puts_lit(&o, "null");
-	}
-	puts_lit(&o, "}\n");
-
-	if (o.full) {
-		if (cap > 0)
-			buf[0] = '\0';
-		return 0;
-	}
-	buf[o.len] = '\0';
-	return o.len;
-}
 
 /* ---- writer thread ---- */
-
-static int
-open_log(const char *path, int *fd)
-{
-	int f = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
-	if (f < 0)
-		return -errno;
-	*fd = f;
-	return 0;
-}
 
 static void
 do_reopen(struct querylog *ql)
 {
-	int fd = -1;
-
 	if (ql->db != NULL)
 		logdb_reopen(ql->db);
-	if (ql->is_stdout || ql->path == NULL)
-		return;
-	int rc = open_log(ql->path, &fd);
-	if (rc != 0) {
-		log_error("query log: '%s': cannot reopen: %s (still writing to the old file)",
-			  ql->path, strerror(-rc));
-		return;
-	}
-	if (ql->fd >= 0)
-		close(ql->fd);
-	ql->fd = fd;
-	log_info("query log: '%s': reopened", ql->path);
+	jsonl_reopen(&ql->file);
 }
 
-static size_t
-count_lines(const char *p, size_t n)
-{
-	size_t c = 0;
-
-	for (const char *e = p + n; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
-		c++;
-	return c;
-}
-
-/* Writes the batch buffer; on error counts its unwritten lines as lost. */
-static void
-flush_buf(struct querylog *ql)
-{
-	size_t off = 0;
-	int err = 0;
-
-	if (ql->buf_len == 0)
-		return;
-	if (ql->need_newline) {
-		ssize_t n = write(ql->fd, "\n", 1);
-		if (n == 1)
-			ql->need_newline = false;
-		else
-			err = n < 0 ? errno : EIO;
-	}
-	while (err == 0 && off < ql->buf_len) {
-		ssize_t n = write(ql->fd, ql->buf + off, ql->buf_len - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			err = errno;
-		} else if (n == 0) {
-			err = EIO;
-		} else {
-			off += (size_t)n;
-		}
-	}
-	if (err != 0) {
-		uint64_t lost = count_lines(ql->buf + off, ql->buf_len - off);
-		if (off > 0 && ql->buf[off - 1] != '\n')
-			ql->need_newline = true;
-		atomic_fetch_add(&ql->lost, lost);
-		ql->lost_in_burst += lost;
-		if (!ql->in_error) {
-			ql->in_error = true;
-			log_warning("query log: '%s': write failed: %s (records are dropped until "
-				    "writing works again)",
-				    ql->path, strerror(err));
-		}
-		if (err == EBADF)
-			do_reopen(ql);
-	} else if (ql->in_error) {
-		ql->in_error = false;
-		log_warning("query log: '%s': writing again; %llu records lost", ql->path,
-			    (unsigned long long)ql->lost_in_burst);
-		ql->lost_in_burst = 0;
-	}
-	ql->buf_len = 0;
-}
-
-/* Reports ring overflow once per burst: when a check sees no new drop since the previous one,
- * or every DROP_REPORT_MAX_S seconds while drops go on. */
-static void
-report_drops(struct querylog *ql, bool final)
-{
-	uint64_t d = atomic_load(&ql->dropped);
-	time_t now = time(NULL);
-
-	if (d == ql->drop_reported)
-		return;
-	if (d != ql->drop_seen && !final) {
-		if (ql->drop_seen == ql->drop_reported)
-			ql->drop_burst_start = now;
-		ql->drop_seen = d;
-		if (now - ql->drop_burst_start < DROP_REPORT_MAX_S)
-			return;
-	}
-	log_warning("query log: dropped %llu records (buffer full: '%s' is too slow)",
-		    (unsigned long long)(d - ql->drop_reported),
-		    ql->path != NULL ? ql->path : ql->db_path != NULL ? ql->db_path : "(none)");
-	ql->drop_reported = d;
-	ql->drop_seen = d;
-	ql->drop_burst_start = now;
-}
-
+/* The octets of an address to keep: none for a null one (family 0). */
 static uint8_t
 addr_len(const struct sockaddr_storage *ss)
 {
-	if (ss->ss_family == AF_INET)
-		return sizeof(struct sockaddr_in);
-	if (ss->ss_family == AF_INET6)
-		return sizeof(struct sockaddr_in6);
-	return 0;
+	if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
+		return 0;
+	return (uint8_t)sockaddr_len((const struct sockaddr *)ss);
 }
 
 static void
@@ -869,27 +306,26 @@ drain_batch(struct querylog *ql, size_t end)
 
 	if (t == end)
 		return false;
-	while (t != end && ql->buf_len + QUERYLOG_LINE_MAX <= WRITER_BUF) {
+	while (t != end && ql->file.len + QUERYLOG_LINE_MAX <= JSONL_BUF) {
 		struct querylog_record r;
 
 		slot_unpack(&ql->ring[t & ql->mask], &r);
-		if (ql->fd >= 0)
-			ql->buf_len += querylog_format(&r, ql->buf + ql->buf_len,
-						       QUERYLOG_LINE_MAX);
-		else if (ql->path != NULL)
+		if (ql->file.fd >= 0)
+			ql->file.len += querylog_format(&r, ql->file.buf + ql->file.len,
+							QUERYLOG_LINE_MAX);
+		else if (ql->file.path != NULL)
 			unopened++;
 		if (ql->db != NULL)
 			logdb_add(ql->db, &r);
 		t++;
 	}
 	atomic_store_explicit(&ql->tail, t, memory_order_release);
-	if (unopened > 0) {
-		atomic_fetch_add(&ql->lost, unopened);
-		ql->lost_in_burst += unopened;
-	}
+	if (unopened > 0)
+		jsonl_lost(&ql->file, unopened);
 	if (atomic_exchange(&ql->reopen, false))
 		do_reopen(ql);
-	flush_buf(ql);
+	if (jsonl_flush(&ql->file) == -EBADF)
+		do_reopen(ql);
 	return true;
 }
 
@@ -987,88 +423,19 @@ str_equal(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-static int mkdir_p(const char *dir);
-
-/* Ends a burst of write errors (or of records lost while the file could not be opened) with
- * its count, before the file changes. */
-static void
-end_error_burst(struct querylog *ql)
+/* The state directory and its missing parents (fileio_mkdir_p, mode 0750 for what it creates);
+ * something there that is not a directory is -ENOTDIR. 0 or -errno. */
+static int
+make_state_dir(const char *dir)
 {
-	if (!ql->in_error)
-		return;
-	log_warning("query log: '%s': %llu records lost to write errors", ql->path,
-		    (unsigned long long)ql->lost_in_burst);
-	ql->in_error = false;
-	ql->lost_in_burst = 0;
-}
+	struct stat st;
+	int rc = fileio_mkdir_p(dir, 0750);
 
-/* A file a reload named that could not be opened: retried with backoff. */
-static void
-retry_file(struct querylog *ql)
-{
-	int fd = -1;
-
-	if (ql->path == NULL || ql->fd >= 0)
-		return;
-	uint64_t now = clock_ms(CLOCK_MONOTONIC);
-	if (now < ql->file_retry_at)
-		return;
-	if (open_log(ql->path, &fd) != 0) {
-		ql->file_backoff_ms = ql->file_backoff_ms == 0 ? FILE_RETRY_MIN_MS
-				      : ql->file_backoff_ms * 2 > FILE_RETRY_MAX_MS
-					      ? FILE_RETRY_MAX_MS
-					      : ql->file_backoff_ms * 2;
-		ql->file_retry_at = now + ql->file_backoff_ms;
-		return;
-	}
-	ql->fd = fd;
-	ql->file_backoff_ms = 0;
-	log_info("query log: '%s': opened at last; %llu records were lost meanwhile", ql->path,
-		 (unsigned long long)ql->lost_in_burst);
-	ql->in_error = false;
-	ql->lost_in_burst = 0;
-}
-
-/* A reload's log.file (path: taken when it differs). */
-static void
-apply_file(struct querylog *ql, char **path)
-{
-	int rc;
-
-	if (str_equal(*path, ql->path))
-		return;
-	end_error_burst(ql);
-	if (ql->fd >= 0 && !ql->is_stdout)
-		close(ql->fd);
-	if (ql->path != NULL)
-		log_info("query log: '%s': closed", ql->path);
-	free(ql->path);
-	ql->path = *path;
-	*path = NULL;
-	ql->fd = -1;
-	ql->is_stdout = false;
-	ql->need_newline = false;
-	ql->file_backoff_ms = 0;
-	ql->file_retry_at = 0;
-	if (ql->path == NULL)
-		return;
-	if (strcmp(ql->path, "-") == 0) {
-		ql->is_stdout = true;
-		ql->fd = STDOUT_FILENO;
-		log_info("query log: writing to standard output");
-		return;
-	}
-	rc = open_log(ql->path, &ql->fd);
-	if (rc != 0) {
-		log_error("query log: '%s': cannot open: %s (records are dropped and counted until "
-			  "it can be opened; retried)",
-			  ql->path, strerror(-rc));
-		ql->in_error = true;
-		ql->file_retry_at = clock_ms(CLOCK_MONOTONIC) + FILE_RETRY_MIN_MS;
-		ql->file_backoff_ms = FILE_RETRY_MIN_MS;
-		return;
-	}
-	log_info("query log: writing to '%s'", ql->path);
+	if (rc != 0)
+		return rc;
+	if (stat(dir, &st) != 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
 /* A reload's log.database and log.retention_days (db_path: taken when it differs). */
@@ -1096,7 +463,7 @@ apply_db(struct querylog *ql, char **db_path, const char *state_dir, uint32_t re
 	ql->retention_days = retention_days;
 	if (ql->db_path != NULL) {
 		if (state_dir != NULL) {
-			int rc = mkdir_p(state_dir);
+			int rc = make_state_dir(state_dir);
 			if (rc != 0)
 				log_error("state_dir '%s': cannot create: %s (the query database "
 					  "cannot be opened there; DNS keeps working)",
@@ -1122,13 +489,13 @@ apply_reconf(struct querylog *ql)
 	pthread_mutex_unlock(&ql->mu);
 
 	size_t t = atomic_load_explicit(&ql->tail, memory_order_relaxed);
-	assert(mark - t <= atomic_load(&ql->head) - t); /* drain() never passes a mark */
+	INSIST(mark - t <= atomic_load(&ql->head) - t); /* drain() never passes a mark */
 	(void)t;
 	while (drain_batch(ql, mark))
 		continue;
 	if (ql->db != NULL)
 		drain_events(ql, &ev_mark);
-	apply_file(ql, &path);
+	jsonl_set_path(&ql->file, &path, clock_ms(CLOCK_MONOTONIC));
 	apply_db(ql, &db_path, state_dir, retention_days);
 	free(path);
 	free(db_path);
@@ -1153,9 +520,9 @@ writer_main(void *arg)
 		atomic_store(&ql->parked, false);
 		if (atomic_exchange(&ql->reopen, false))
 			do_reopen(ql);
-		retry_file(ql);
+		jsonl_retry(&ql->file, clock_ms(CLOCK_MONOTONIC));
 		drain(ql);
-		report_drops(ql, stop);
+		jsonl_report_drops(&ql->file, atomic_load(&ql->dropped), ql->db_path, stop);
 		if (stop)
 			break;
 		if (ql->db != NULL) {
@@ -1169,9 +536,7 @@ writer_main(void *arg)
 		publish_db_dropped(ql);
 		logdb_free(&ql->db);
 	}
-	if (ql->in_error && ql->path != NULL)
-		log_warning("query log: '%s': %llu records lost to write errors", ql->path,
-			    (unsigned long long)ql->lost_in_burst);
+	jsonl_report_final(&ql->file);
 	return NULL;
 }
 
@@ -1219,39 +584,6 @@ round_pow2(size_t n)
 	return p;
 }
 
-/* mkdir -p, mode 0750 for what it creates. 0 or -errno. */
-static int
-mkdir_p(const char *dir)
-{
-	char *p = strdup(dir);
-	int rc = 0;
-
-	if (p == NULL)
-		return -ENOMEM;
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p, 0750) != 0 && errno != EEXIST) {
-			rc = -errno;
-			break;
-		}
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	if (rc == 0) {
-		struct stat st;
-		if (stat(dir, &st) != 0)
-			rc = -errno;
-		else if (!S_ISDIR(st.st_mode))
-			rc = -ENOTDIR;
-	}
-	free(p);
-	return rc;
-}
-
 int
 querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog **out)
 {
@@ -1265,7 +597,7 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	ql = calloc(1, sizeof(*ql));
 	if (ql == NULL)
 		return -ENOMEM;
-	ql->fd = -1;
+	ql->file.fd = -1;
 	atomic_init(&ql->mode, (int)cfg->log.queries);
 	if (cfg->log.queries == CONFIG_LOG_NONE)
 		goto done;
@@ -1273,11 +605,11 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	ql->cap = round_pow2(capacity);
 	ql->mask = ql->cap - 1;
 	ql->wake_at = ql->cap / 16 > 0 ? ql->cap / 16 : 1;
-	ql->path = path != NULL ? strdup(path) : NULL;
+	ql->file.path = path != NULL ? strdup(path) : NULL;
 	ql->db_path = cfg->log.database != NULL ? strdup(cfg->log.database) : NULL;
 	ql->retention_days = cfg->log.retention_days;
 	ql->ring = ring_alloc(ql->cap);
-	ql->buf = malloc(WRITER_BUF);
+	ql->file.buf = malloc(JSONL_BUF);
 	if (ql->db_path != NULL) {
 		ql->events = calloc(QUERYLOG_EVENTS, sizeof(*ql->events));
 		if (ql->events == NULL) {
@@ -1286,9 +618,9 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 		}
 		ql->events_on = true;
 	}
-	if ((path != NULL && ql->path == NULL) ||
+	if ((path != NULL && ql->file.path == NULL) ||
 	    (cfg->log.database != NULL && ql->db_path == NULL) || ql->ring == NULL ||
-	    ql->buf == NULL) {
+	    ql->file.buf == NULL) {
 		rc = -ENOMEM;
 		goto cleanup;
 	}
@@ -1307,21 +639,12 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	}
 	ql->sync_init = true;
 
-	if (path == NULL) {
-		/* database only */
-	} else if (strcmp(path, "-") == 0) {
-		ql->is_stdout = true;
-		ql->fd = STDOUT_FILENO;
-	} else {
-		rc = open_log(path, &ql->fd);
-		if (rc != 0) {
-			log_error("query log: '%s': cannot open: %s", path, strerror(-rc));
-			goto cleanup;
-		}
-	}
+	rc = jsonl_open(&ql->file); /* nothing when the database is the only sink */
+	if (rc != 0)
+		goto cleanup;
 
 	if (ql->db_path != NULL && cfg->state_dir != NULL) {
-		rc = mkdir_p(cfg->state_dir);
+		rc = make_state_dir(cfg->state_dir);
 		if (rc != 0)
 			log_error("state_dir '%s': cannot create: %s (the query database cannot be "
 				  "opened there; DNS keeps working)",
@@ -1480,15 +803,12 @@ querylog_free(struct querylog **qlp)
 		wake_writer(ql);
 		pthread_join(ql->thread, NULL);
 	}
-	if (ql->fd >= 0 && !ql->is_stdout)
-		close(ql->fd);
+	jsonl_close(&ql->file);
 	if (ql->sync_init) {
 		pthread_cond_destroy(&ql->cv);
 		pthread_mutex_destroy(&ql->mu);
 	}
-	free(ql->buf);
 	free(ql->ring);
-	free(ql->path);
 	free(ql->db_path);
 	free(ql->next.path);
 	free(ql->next.db_path);
@@ -1507,7 +827,7 @@ querylog_dropped(const struct querylog *ql)
 uint64_t
 querylog_lost(const struct querylog *ql)
 {
-	return ql != NULL ? atomic_load(&ql->lost) : 0;
+	return ql != NULL ? atomic_load(&ql->file.lost) : 0;
 }
 
 uint64_t

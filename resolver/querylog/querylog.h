@@ -21,13 +21,7 @@
  * Write errors (ENOSPC, EIO, ...): the records of the failed batch are counted as lost, the
  * error is logged once per burst, and the next batch is tried again. When standard output is
  * the log and is a closed pipe, the process must ignore SIGPIPE (the server does).
- *
- * Line format, exact field names:
- * {"ts":"2026-11-22T03:58:22.123Z","client":"10.0.0.7","proto":"udp","group":"lab",
- *  "qname":"tracking.miui.com","qtype":"A","blocked":true,"list":"xiaomi","rule":"miui.com",
- *  "action":"sinkhole","rcode":"NOERROR","upstream":null,"latency_us":41,"mac":null,
- *  "device":null,"vendor":null,"vendor_source":null}
- * mac is "aa:bb:cc:dd:ee:ff"; vendor_source one of inventory, oui, signature, hostname.
+ * The record and its JSON line: record.h; the file sink: jsonl.h; the database: logdb.h.
  */
 #ifndef VETO_QUERYLOG_H
 #define VETO_QUERYLOG_H
@@ -35,67 +29,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "config.h"
 #include "identity.h"
-#include "names.h"
+#include "record.h"
 
-enum querylog_action {
-	QUERYLOG_ACTION_FORWARD = 0,
-	QUERYLOG_ACTION_CACHE,
-	QUERYLOG_ACTION_SINKHOLE,
-	QUERYLOG_ACTION_NXDOMAIN,
-	QUERYLOG_ACTION_NODATA,
-	QUERYLOG_ACTION_REFUSED,
-	QUERYLOG_ACTION_SERVFAIL,
-	QUERYLOG_ACTION_FORMERR,
-	QUERYLOG_ACTION_NOTIMP,
-};
-
-#define QUERYLOG_NAME_MAX   IDENTITY_NAME_MAX /* group and list names are cut to this in records */
-#define QUERYLOG_LINE_MAX   8192 /* longest formatted line (4218 measured), '\n' and NUL included */
 #define QUERYLOG_RING	  16384	/* records buffered between the loop and the writer */
-
-/* Fixed-size; everything copied, no pointers. */
-struct querylog_record {
-	uint64_t ts_ms;				/* wall clock, ms since the epoch */
-	struct sockaddr_storage client;
-	struct sockaddr_storage upstream;	/* ss_family 0 = null */
-	uint8_t qname_wire[NAMES_MAX_WIRE];	/* canonical wire form */
-	uint8_t qname_len;			/* 0 = no question (malformed query) */
-	bool tcp;
-	bool blocked;
-	bool has_group, has_list;
-	char group[QUERYLOG_NAME_MAX];
-	char list[QUERYLOG_NAME_MAX];
-	int16_t rule_label;			/* suffix of qname that matched, -1 = null */
-	uint8_t rule_wire[NAMES_MAX_WIRE];	/* when rule_len > 0: the matched entry as canonical
-						   wire (a suffix of a CNAME target); takes
-						   precedence over rule_label */
-	uint8_t rule_len;
-	uint16_t qtype;
-	uint8_t action;				/* enum querylog_action */
-	uint8_t rcode;
-	uint32_t latency_us;
-	/* device identity (issue 4); a string that is empty means null, one that fills the
-	   array need not be NUL-terminated */
-	uint8_t mac[6];
-	bool has_mac;
-	char device[IDENTITY_NAME_MAX];	/* inventory name or hostname */
-	char vendor[IDENTITY_VENDOR_MAX];
-	uint8_t vendor_source;			/* enum identity_source */
-};
-
-/* Sets r's question name (qname_wire, qname_len) from a parsed name. */
-static inline void
-querylog_record_set_name(struct querylog_record *r, const struct names_name *n)
-{
-	memcpy(r->qname_wire, n->wire, n->len);
-	r->qname_len = n->len;
-}
 
 struct querylog;
 
@@ -106,18 +45,14 @@ struct querylog;
  * be opened is reported and retried, never an error here: DNS keeps working without it. */
 int querylog_new(const struct config *cfg, struct querylog **out);
 
-/* Length of the valid UTF-8 sequence at s (n octets available; no overlong form, no surrogate,
- * nothing above U+10FFFF), 0 when invalid: what the JSON writers pass, the rest they replace. */
-size_t querylog_utf8_seq(const unsigned char *s, size_t n);
-
 /* True when a record with this 'blocked' value should be submitted (log.queries filter). */
 bool querylog_wants(const struct querylog *ql, bool blocked);
 
 /* Copies r into the ring. 0, or -ENOBUFS when full (the record is dropped and counted). */
 int querylog_submit(struct querylog *ql, const struct querylog_record *r);
 
-/* A device event for the database's device_events table (issue 4: first sight of a device,
- * group change, vendor attribution). Strings are copied (truncated to the sizes below); NULL or
+/* A device event for the database's device_events table (first sight of a device, group
+ * change, vendor attribution). Strings are copied (truncated to the sizes below); NULL or
  * "" is stored as NULL. Any thread; takes a mutex briefly (events are rare), never blocks on
  * I/O. 0, or -ENOBUFS when QUERYLOG_EVENTS are already waiting (dropped and counted in
  * querylog_db_dropped), or -ENOTSUP without a database (nothing counted). */
@@ -156,31 +91,5 @@ uint64_t querylog_lost(const struct querylog *ql);
 /* Records the database sink could not store (database locked, read-only, corrupt, full, or
  * not open); counted apart from the JSONL sink's losses. */
 uint64_t querylog_db_dropped(const struct querylog *ql);
-
-/* The columns of a record as text, as in the JSON line; an empty string stands for null. */
-struct querylog_text {
-	char client[INET6_ADDRSTRLEN];
-	char upstream[INET6_ADDRSTRLEN + 8];	/* "192.0.2.1:53", "[2001:db8::1]:53" */
-	char qname[NAMES_MAX_TEXT];		/* "." for the root */
-	char rule[NAMES_MAX_TEXT];
-	char qtype[16];
-	char rcode[16];
-	char group[QUERYLOG_NAME_MAX + 1];
-	char list[QUERYLOG_NAME_MAX + 1];
-	char mac[18];
-	char device[IDENTITY_NAME_MAX + 1];
-	char vendor[IDENTITY_VENDOR_MAX + 1];
-};
-
-/* Fills t from r (the database sink uses it). */
-void querylog_text(const struct querylog_record *r, struct querylog_text *t);
-
-/* "forward", "cache", ...; "unknown" for values out of range. */
-const char *querylog_action_name(uint8_t action);
-
-/* Formats r as one JSON line with '\n' into buf and NUL-terminates it. Returns the length
- * (without the NUL), or 0 when cap is too small (nothing usable written): QUERYLOG_LINE_MAX is
- * always enough, 2048 is enough unless names are full of escaped octets. Exposed for tests. */
-size_t querylog_format(const struct querylog_record *r, char *buf, size_t cap);
 
 #endif

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "logdb.h"
+#include "logdb_reader.h"
 #include "querylog.h"
 
 #define DAY_MS    86400000ull

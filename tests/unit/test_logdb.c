@@ -22,6 +22,8 @@
 
 #include "config.h"
 #include "logdb.h"
+#include "logdb_reader.h"
+#include "output.h"
 #include "querylog.h"
 #include "querylog_int.h"
 
@@ -1194,7 +1196,7 @@ test_parse_time(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t got = 12345;
-		int rc = logdb_parse_time(cases[i].text, NOW_MS, &got);
+		int rc = output_parse_time(cases[i].text, NOW_MS, &got);
 		if (rc != cases[i].rc)
 			fail_msg("'%s': rc %d, want %d", cases[i].text, rc, cases[i].rc);
 		if (rc == 0 && got != cases[i].want)
@@ -1207,46 +1209,11 @@ test_parse_time(void **state)
 	setenv("TZ", "UTC", 1);
 	tzset();
 	uint64_t t = 0;
-	assert_int_equal(logdb_parse_time("2026-11-22", NOW_MS, &t), 0);
+	assert_int_equal(output_parse_time("2026-11-22", NOW_MS, &t), 0);
 	assert_int_equal(t, NOW_MS - (3 * 3600000ull + 58 * 60000ull + 22123));
 }
 
 /* JSON strings: escapes, and valid UTF-8 only (a DHCP hostname can hold any octets). */
-static void
-test_print_json_str(void **state)
-{
-	static const struct {
-		const char *in, *want;
-	} cases[] = {
-	        {"plain", "\"plain\""},
-	        {"q\"b\\", "\"q\\\"b\\\\\""},
-	        {"tab\tnl\n\x7f", "\"tab\\u0009nl\\u000a\\u007f\""},
-	        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xb1",
-	         "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xb1\""},
-	        {"\xc3", "\"\\ufffd\""},                                  /* cut short */
-	        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},                       /* overlong (C0) */
-	        {"\xe0\x80\x80", "\"\\ufffd\\ufffd\\ufffd\""},            /* overlong (E0) */
-	        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},            /* a surrogate */
-	        {"\xf0\x80\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* overlong (F0) */
-	        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* above U+10FFFF */
-	        {"\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\""},             /* U+10FFFF itself */
-	        {"\xed\x9f\xbf", "\"\xed\x9f\xbf\""},                     /* U+D7FF */
-	};
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *buf = NULL;
-		size_t len = 0;
-		FILE *f = open_memstream(&buf, &len);
-		assert_non_null(f);
-		logdb_print_json_str(f, cases[i].in);
-		fclose(f);
-		if (strcmp(buf, cases[i].want) != 0)
-			fail_msg("case %zu: got %s, want %s", i, buf, cases[i].want);
-		free(buf);
-	}
-}
-
 /* The querylog writer feeds the database (state_dir created), and no JSON lines go to
  * standard output when only the database is configured. */
 static void
@@ -1364,7 +1331,6 @@ main(void)
 	        cmocka_unit_test(test_reader_refuses_old_schemas),
 	        cmocka_unit_test(test_report_ids_to_text),
 	        cmocka_unit_test(test_parse_time),
-	        cmocka_unit_test(test_print_json_str),
 	        cmocka_unit_test(test_querylog_feeds_database),
 	        cmocka_unit_test(test_querylog_without_state_dir),
 	};

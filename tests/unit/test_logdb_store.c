@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "logdb.h"
+#include "logdb_reader.h"
 #include "logdb_int.h"
 #include "querylog.h"
 #include "querylog_int.h"
@@ -85,23 +86,23 @@ test_dict(void **state)
 	assert_int_equal(logdb_dict_init(&d, 1001, 1 << 16), 0);
 	for (int i = 0; i < 1000; i++) {
 		int n = snprintf(key, sizeof(key), "name-%d.example", i);
-		logdb_dict_put(&d, logdb_dict_hash(key, (size_t)n), key, (size_t)n, i + 1);
+		logdb_dict_put(&d, logdb_dict_hash(&d, key, (size_t)n), key, (size_t)n, i + 1);
 	}
 	for (int i = 0; i < 1000; i++) {
 		int n = snprintf(key, sizeof(key), "name-%d.example", i);
-		assert_int_equal(logdb_dict_get(&d, logdb_dict_hash(key, (size_t)n), key, (size_t)n),
+		assert_int_equal(logdb_dict_get(&d, logdb_dict_hash(&d, key, (size_t)n), key, (size_t)n),
 		                 i + 1);
 	}
 	/* a key that is a prefix of another, and one absent */
-	assert_int_equal(logdb_dict_get(&d, logdb_dict_hash("name-1", 6), "name-1", 6), 0);
+	assert_int_equal(logdb_dict_get(&d, logdb_dict_hash(&d, "name-1", 6), "name-1", 6), 0);
 	/* the same hash, another key: never confused (a forced collision) */
 	logdb_dict_put(&d, 42, "x", 1, 7);
 	assert_int_equal(logdb_dict_get(&d, 42, "y", 1), 0);
 	assert_int_equal(logdb_dict_get(&d, 42, "x", 1), 7);
 	/* full: the next key clears the memory and is the only one left */
-	logdb_dict_put(&d, logdb_dict_hash("one-more", 8), "one-more", 8, 5000);
+	logdb_dict_put(&d, logdb_dict_hash(&d, "one-more", 8), "one-more", 8, 5000);
 	assert_int_equal(d.count, 1);
-	assert_int_equal(logdb_dict_get(&d, logdb_dict_hash("one-more", 8), "one-more", 8), 5000);
+	assert_int_equal(logdb_dict_get(&d, logdb_dict_hash(&d, "one-more", 8), "one-more", 8), 5000);
 	assert_int_equal(logdb_dict_get(&d, 42, "x", 1), 0);
 	logdb_dict_free(&d);
 

@@ -1,0 +1,120 @@
+/*
+ * logdb_reader: the read side of the SQLite query store, shared by `veto log` and `veto report`
+ * (logdb_query.c: the reader and its rows; logdb_events.c: device events; logdb_report.c: the
+ * reports). The schema it reads: logdb_schema.h.
+ *
+ * Reader: a read-only connection (URI mode=ro) that works while the daemon writes and on a
+ * copied file. Filters become SQL with bound parameters only.
+ *
+ * Threads: a struct logdb_reader belongs to one thread.
+ */
+#ifndef VETO_LOGDB_READER_H
+#define VETO_LOGDB_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logdb_schema.h"
+
+struct logdb_reader;
+
+/* Opens path read-only; a copy without its -wal in a folder this user cannot write is opened
+ * immutable (SQLite could not make the -shm a WAL file needs). 0, -ENOENT (no such file),
+ * -EINVAL (not a veto query database, an older schema that no daemon has converted yet, or a
+ * newer one: a message says which), -ENOMEM, -EIO. Messages go to standard error (log.h). */
+int logdb_reader_open(const char *path, struct logdb_reader **out);
+void logdb_reader_free(struct logdb_reader **r);
+
+/* Makes the calls between begin and end read one snapshot of the file (each call reads one
+ * snapshot by itself): `veto report device` reads its queries and its events consistently
+ * while the daemon writes. Nests. 0 or -EIO. */
+int logdb_snapshot_begin(struct logdb_reader *r);
+void logdb_snapshot_end(struct logdb_reader *r);
+
+struct logdb_filter {
+	uint64_t since_ms, until_ms; /* 0 = unbounded; since inclusive, until exclusive */
+	const char *client, *mac, *device, *group, *vendor, *list, *action;
+	const char *domain; /* the name and its subdomains (canonical text) */
+	const char *who;    /* device name, MAC or client IP (veto report device) */
+	int blocked;        /* -1 any, 0 allowed only, 1 blocked only */
+	int64_t after_id;   /* rows with a greater id only; 0 = any */
+	uint32_t limit;     /* 0 = no limit */
+	bool oldest_first;  /* default newest first */
+	bool chronological; /* the newest 'limit' rows, in time order */
+};
+
+void logdb_filter_init(struct logdb_filter *f); /* everything unset, blocked = -1 */
+
+/* Return non-zero from a callback to stop: that value is returned. */
+typedef int (*logdb_row_cb)(void *arg, const struct logdb_row *row);
+
+/* Rows matching f, newest first (or oldest first), at most f->limit. 0, a callback's value,
+ * -EINVAL (bad domain), -EIO. */
+int logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row_cb cb,
+                     void *arg);
+
+/* ---- device events (logdb_events.c) ---- */
+
+/* One device event as read; strings are NULL for SQL NULL and valid during the callback only.
+ * vendor is NULL in files written before events recorded it. */
+struct logdb_event_row {
+	int64_t id;
+	uint64_t ts_ms;
+	const char *device, *mac, *client, *kind, *old_group, *new_group, *vendor, *evidence;
+};
+typedef int (*logdb_event_cb)(void *arg, const struct logdb_event_row *ev);
+
+/* Device events matching f's time window and its who, client, mac and device filters (the
+ * other filters are about queries and are ignored), in time order; with f->limit, the newest
+ * f->limit of them. 0, a callback's value, -EINVAL (bad MAC), -EIO. */
+int logdb_query_events(struct logdb_reader *r, const struct logdb_filter *f, logdb_event_cb cb,
+                       void *arg);
+
+/* ---- reports (logdb_report.c) ---- */
+
+/* `veto report attempts`: one row per device that attempted blocked names. */
+#define LOGDB_TOP_LISTS 3
+struct logdb_attempt {
+	const char *key; /* device name, else MAC, else client IP */
+	const char *device, *mac, *client, *vendor, *vendor_source, *group;
+	uint64_t attempts, names;
+	const char *top_lists; /* "xiaomi (120), huawei (3)": at most LOGDB_TOP_LISTS */
+	size_t ntop;           /* the same, one by one (list NULL: blocked by no list) */
+	struct logdb_list_count {
+		const char *list;
+		uint64_t attempts;
+	} top[LOGDB_TOP_LISTS];
+	uint64_t first_ms, last_ms;
+};
+typedef int (*logdb_attempt_cb)(void *arg, const struct logdb_attempt *a);
+
+/* Uses f's time, client, mac, device, group, vendor, list filters; most attempts first. */
+int logdb_report_attempts(struct logdb_reader *r, const struct logdb_filter *f, logdb_attempt_cb cb,
+                          void *arg);
+
+/* `veto report summary`: sections of (label, total, blocked) counts. */
+enum logdb_summary_section {
+	LOGDB_SUMMARY_TOTAL = 0,   /* one row, label NULL */
+	LOGDB_SUMMARY_GROUP,       /* per group (label NULL = no group) */
+	LOGDB_SUMMARY_LIST,        /* per list, blocked rows only */
+	LOGDB_SUMMARY_TOP_BLOCKED, /* top blocked names */
+	LOGDB_SUMMARY_TOP_CLIENT,  /* top clients (device key) */
+	LOGDB_SUMMARY_HOUR,        /* per hour: label "2026-11-22T03" (UTC), ts_ms its start */
+};
+struct logdb_summary_row {
+	enum logdb_summary_section section;
+	const char *label;
+	uint64_t ts_ms;
+	uint64_t total, blocked;
+};
+typedef int (*logdb_summary_cb)(void *arg, const struct logdb_summary_row *row);
+
+/* top: rows in the top sections. Uses f's filters. */
+int logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint32_t top,
+                         logdb_summary_cb cb, void *arg);
+
+/* The id of the newest row (0 for an empty table): --follow starts after it (logdb_query.c). */
+int logdb_last_id(struct logdb_reader *r, int64_t *out);
+
+#endif

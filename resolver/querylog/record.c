@@ -1,0 +1,404 @@
+/*
+ * record: a query-log record as text and as one JSON line (see record.h).
+ *
+ * The formatter runs once per record on the writer thread: it writes into the caller's buffer
+ * through a bounds-checked append (put), formats numbers, addresses and the MAC by hand, and
+ * formats the date of a timestamp once per second.
+ */
+#include "record.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+#include "rrnames.h"
+
+/* ---- formatting ---- */
+
+struct out {
+	char *p;
+	size_t len, cap;
+	bool full;
+};
+
+static void
+put(struct out *o, const char *s, size_t n)
+{
+	if (o->full || n > o->cap - o->len) {
+		o->full = true;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+static void
+put_str(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+/* A string literal, its length known at compile time. */
+#define puts_lit(o, lit) put((o), "" lit, sizeof(lit) - 1)
+
+static void
+put_uint(struct out *o, uint64_t v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	put(o, tmp + i, sizeof(tmp) - i);
+}
+
+
+/* json_write_str's output callback: the same bounded append. */
+static void
+put_cb(void *arg, const char *s, size_t n)
+{
+	put(arg, s, n);
+}
+
+/* A JSON string: quotes, backslash and control characters escaped; invalid UTF-8 becomes
+ * U+FFFD so the line stays valid JSON whatever the octets (json.h). A string of printable
+ * ASCII other than '"' and '\\' (almost every name) is copied as it is, which is what
+ * json_write_str writes for it, without going through its callback three times. */
+static inline void
+put_json_str(struct out *o, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < n && u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' && u[i] != '\\')
+		i++;
+	if (i < n) {
+		json_write_str(s, n, put_cb, o);
+		return;
+	}
+	put(o, "\"", 1);
+	put(o, s, n);
+	put(o, "\"", 1);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" of the last second formatted by this thread: gmtime_r and the date
+ * digits once per second instead of once per record. */
+static _Thread_local struct {
+	bool valid;
+	time_t secs;
+	char text[40];
+	size_t len;
+} ts_cache;
+
+static void
+put_ts(struct out *o, uint64_t ts_ms)
+{
+	time_t secs = (time_t)(ts_ms / 1000);
+	unsigned ms = (unsigned)(ts_ms % 1000);
+
+	if (!ts_cache.valid || ts_cache.secs != secs) {
+		struct tm tm;
+		if (gmtime_r(&secs, &tm) == NULL)
+			memset(&tm, 0, sizeof(tm));
+		int n = snprintf(ts_cache.text, sizeof(ts_cache.text),
+				 "\"%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
+				 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		if (n < 0 || (size_t)n >= sizeof(ts_cache.text)) {
+			ts_cache.valid = false;
+			o->full = true;
+			return;
+		}
+		ts_cache.len = (size_t)n;
+		ts_cache.secs = secs;
+		ts_cache.valid = true;
+	}
+	char tail[5] = { (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
+			 'Z', '"' };
+	put(o, ts_cache.text, ts_cache.len);
+	put(o, tail, sizeof(tail));
+}
+
+/* Dotted quad without inet_ntop (which goes through sprintf). */
+static void
+ipv4_text(const uint8_t *a, char *buf)
+{
+	char *p = buf;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+		if (v >= 100)
+			*p++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*p++ = (char)('0' + v / 10 % 10);
+		*p++ = (char)('0' + v % 10);
+		*p++ = i < 3 ? '.' : '\0';
+	}
+}
+
+/* IP text of ss; IPv4-mapped IPv6 shown as IPv4. Returns 0 for an unknown family. */
+static int
+addr_text(const struct sockaddr_storage *ss, char *buf, size_t cap, uint16_t *port,
+	  bool *is_v6)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		if (cap < INET_ADDRSTRLEN)
+			return 0;
+		ipv4_text((const uint8_t *)&sin->sin_addr, buf);
+		*port = ntohs(sin->sin_port);
+		*is_v6 = false;
+		return 1;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+		*port = ntohs(sin6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			if (cap < INET_ADDRSTRLEN)
+				return 0;
+			ipv4_text(&sin6->sin6_addr.s6_addr[12], buf);
+			*is_v6 = false;
+			return 1;
+		}
+		if (inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)cap) == NULL)
+			return 0;
+		*is_v6 = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* "aa:bb:cc:dd:ee:ff" and a NUL into buf[18]. */
+static void
+mac_text(const uint8_t *mac, char *buf)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 0; i < 6; i++) {
+		buf[3 * i] = hex[mac[i] >> 4];
+		buf[3 * i + 1] = hex[mac[i] & 15];
+		buf[3 * i + 2] = i < 5 ? ':' : '\0';
+	}
+}
+
+/* A fixed-size string field: empty = null; a full array need not be NUL-terminated. */
+static void
+put_json_str_or_null(struct out *o, const char *s, size_t cap)
+{
+	size_t n = strnlen(s, cap);
+
+	if (n == 0)
+		puts_lit(o, "null");
+	else
+		put_json_str(o, s, n);
+}
+
+static const char *const action_names[] = {
+	[QUERYLOG_ACTION_FORWARD] = "forward",	 [QUERYLOG_ACTION_CACHE] = "cache",
+	[QUERYLOG_ACTION_SINKHOLE] = "sinkhole", [QUERYLOG_ACTION_NXDOMAIN] = "nxdomain",
+	[QUERYLOG_ACTION_NODATA] = "nodata",	 [QUERYLOG_ACTION_REFUSED] = "refused",
+	[QUERYLOG_ACTION_SERVFAIL] = "servfail", [QUERYLOG_ACTION_FORMERR] = "formerr",
+	[QUERYLOG_ACTION_NOTIMP] = "notimp",
+};
+
+const char *
+querylog_action_name(uint8_t action)
+{
+	if (action >= sizeof(action_names) / sizeof(action_names[0]))
+		return "unknown";
+	return action_names[action];
+}
+
+static void
+copy_field(char *dst, const char *src, size_t cap)
+{
+	size_t n = strnlen(src, cap);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void
+querylog_text(const struct querylog_record *r, struct querylog_text *t)
+{
+	struct names_name name, rule;
+	bool have_name = false;
+	size_t pos = 0;
+	uint16_t port;
+	bool v6;
+
+	if (!addr_text(&r->client, t->client, sizeof(t->client), &port, &v6))
+		t->client[0] = '\0';
+	t->upstream[0] = '\0';
+	if (addr_text(&r->upstream, t->upstream, INET6_ADDRSTRLEN, &port, &v6)) {
+		char ip[INET6_ADDRSTRLEN];
+		memcpy(ip, t->upstream, sizeof(ip));
+		snprintf(t->upstream, sizeof(t->upstream), v6 ? "[%s]:%u" : "%s:%u", ip,
+			 (unsigned)port);
+	}
+	t->qname[0] = t->rule[0] = t->qtype[0] = '\0';
+	if (r->qname_len > 0 && names_from_wire(&name, r->qname_wire, r->qname_len, &pos) == 0) {
+		have_name = true;
+		names_to_text(&name, t->qname);
+		char num[16];
+		const char *q = rrnames_type(r->qtype, num);
+		copy_field(t->qtype, q, sizeof(t->qtype) - 1);
+	}
+	pos = 0;
+	if (r->rule_len > 0 && names_from_wire(&rule, r->rule_wire, r->rule_len, &pos) == 0)
+		names_to_text(&rule, t->rule);
+	else if (have_name && r->rule_label >= 0 && (unsigned)r->rule_label <= name.nlabels)
+		names_suffix_to_text(&name, (unsigned)r->rule_label, t->rule);
+	char num[16];
+	copy_field(t->rcode, rrnames_rcode(r->rcode, num), sizeof(t->rcode) - 1);
+	t->group[0] = t->list[0] = '\0';
+	if (r->has_group)
+		copy_field(t->group, r->group, sizeof(r->group));
+	if (r->has_list)
+		copy_field(t->list, r->list, sizeof(r->list));
+	t->mac[0] = '\0';
+	if (r->has_mac)
+		mac_text(r->mac, t->mac);
+	copy_field(t->device, r->device, sizeof(r->device));
+	copy_field(t->vendor, r->vendor, sizeof(r->vendor));
+}
+
+size_t
+querylog_format(const struct querylog_record *r, char *buf, size_t cap)
+{
+	struct out o = { .p = buf, .len = 0, .cap = cap > 0 ? cap - 1 : 0, .full = cap == 0 };
+	char ip[INET6_ADDRSTRLEN];
+	char text[NAMES_MAX_TEXT];
+	char num[16];
+	struct names_name name;
+	bool have_name = false;
+	uint16_t port;
+	bool v6;
+
+	if (r->qname_len > 0) {
+		size_t pos = 0;
+		if (names_from_wire(&name, r->qname_wire, r->qname_len, &pos) == 0)
+			have_name = true;
+	}
+
+	puts_lit(&o, "{\"ts\":");
+	put_ts(&o, r->ts_ms);
+
+	puts_lit(&o, ",\"client\":");
+	if (addr_text(&r->client, ip, sizeof(ip), &port, &v6)) {
+		put(&o, "\"", 1);
+		put_str(&o, ip);
+		put(&o, "\"", 1);
+	} else {
+		puts_lit(&o, "null");
+	}
+
+	put_str(&o, r->tcp ? ",\"proto\":\"tcp\"" : ",\"proto\":\"udp\"");
+
+	puts_lit(&o, ",\"group\":");
+	if (r->has_group)
+		put_json_str(&o, r->group, strnlen(r->group, sizeof(r->group)));
+	else
+		puts_lit(&o, "null");
+
+	puts_lit(&o, ",\"qname\":");
+	if (have_name) {
+		size_t n = names_to_text(&name, text);
+		put_json_str(&o, text, n);
+	} else {
+		puts_lit(&o, "null");
+	}
+
+	puts_lit(&o, ",\"qtype\":");
+	if (r->qname_len > 0) {
+		put(&o, "\"", 1);
+		put_str(&o, rrnames_type(r->qtype, num));
+		put(&o, "\"", 1);
+	} else {
+		puts_lit(&o, "null");
+	}
+
+	put_str(&o, r->blocked ? ",\"blocked\":true" : ",\"blocked\":false");
+
+	puts_lit(&o, ",\"list\":");
+	if (r->has_list)
+		put_json_str(&o, r->list, strnlen(r->list, sizeof(r->list)));
+	else
+		puts_lit(&o, "null");
+
+	puts_lit(&o, ",\"rule\":");
+	struct names_name rule;
+	size_t rule_pos = 0;
+	if (r->rule_len > 0 &&
+	    names_from_wire(&rule, r->rule_wire, r->rule_len, &rule_pos) == 0) {
+		size_t n = names_to_text(&rule, text);
+		put_json_str(&o, text, n);
+	} else if (have_name && r->rule_label >= 0 && (unsigned)r->rule_label <= name.nlabels) {
+		size_t n = names_suffix_to_text(&name, (unsigned)r->rule_label, text);
+		put_json_str(&o, text, n);
+	} else {
+		puts_lit(&o, "null");
+	}
+
+	puts_lit(&o, ",\"action\":\"");
+	if (r->action < sizeof(action_names) / sizeof(action_names[0]))
+		put_str(&o, action_names[r->action]);
+	else
+		puts_lit(&o, "unknown");
+
+	puts_lit(&o, "\",\"rcode\":\"");
+	put_str(&o, rrnames_rcode(r->rcode, num));
+
+	puts_lit(&o, "\",\"upstream\":");
+	if (addr_text(&r->upstream, ip, sizeof(ip), &port, &v6)) {
+		put(&o, "\"", 1);
+		if (v6)
+			put(&o, "[", 1);
+		put_str(&o, ip);
+		put_str(&o, v6 ? "]:" : ":");
+		put_uint(&o, port);
+		put(&o, "\"", 1);
+	} else {
+		puts_lit(&o, "null");
+	}
+
+	puts_lit(&o, ",\"latency_us\":");
+	put_uint(&o, r->latency_us);
+
+	puts_lit(&o, ",\"mac\":");
+	if (r->has_mac) {
+		char mac[18];
+		mac_text(r->mac, mac);
+		put(&o, "\"", 1);
+		put(&o, mac, 17);
+		put(&o, "\"", 1);
+	} else {
+		puts_lit(&o, "null");
+	}
+	puts_lit(&o, ",\"device\":");
+	put_json_str_or_null(&o, r->device, sizeof(r->device));
+	puts_lit(&o, ",\"vendor\":");
+	put_json_str_or_null(&o, r->vendor, sizeof(r->vendor));
+	puts_lit(&o, ",\"vendor_source\":");
+	const char *vs = identity_source_name(r->vendor_source);
+	if (vs != NULL) {
+		put(&o, "\"", 1);
+		put_str(&o, vs);
+		put(&o, "\"", 1);
+	} else {
+		puts_lit(&o, "null");
+	}
+	puts_lit(&o, "}\n");
+
+	if (o.full) {
+		if (cap > 0)
+			buf[0] = '\0';
+		return 0;
+	}
+	buf[o.len] = '\0';
+	return o.len;
+}
