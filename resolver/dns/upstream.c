@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "hash.h"
 #include "log.h"
 #include "upstream_int.h"
 
@@ -189,10 +190,7 @@ key_hash(const struct upstream *u, const struct dnsmsg_query *q)
 	uint64_t h = names_hash(&q->qname, u->seed);
 	uint64_t k = (uint64_t)q->qtype | (uint64_t)q->qclass << 16 | (uint64_t)key_flags(q) << 32;
 
-	h ^= k * 0x9e3779b97f4a7c15ULL;
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	return h ^ (h >> 32);
+	return hash_mix(h ^ k * 0x9e3779b97f4a7c15ULL);
 }
 
 static bool
@@ -735,14 +733,14 @@ upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **out)
 		goto cleanup;
 	}
 	u->tmask = UPSTREAM_TABLE_MIN - 1;
-	uint64_t seeds[2];
-	if (getrandom(seeds, sizeof(seeds), 0) != (ssize_t)sizeof(seeds)) {
+	/* The dedup table's seed is a table seed (hash_seed); the fallback ID stream is seeded
+	 * from the kernel CSPRNG only, like the IDs themselves. */
+	if (getrandom(&u->prng, sizeof(u->prng), 0) != (ssize_t)sizeof(u->prng)) {
 		err = -errno;
 		log_error("upstream: getrandom: %s", strerror(errno));
 		goto cleanup;
 	}
-	u->seed = seeds[0];
-	u->prng = seeds[1];
+	u->seed = hash_seed();
 	refill_random(u);
 	u->loop = loop;
 	upstream_link_init(&u->starting);
