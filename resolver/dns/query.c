@@ -15,6 +15,7 @@
 #include "log.h"
 #include "querylog.h"
 #include "server_int.h"
+#include "sockaddr.h"
 
 void
 query_pool_init(struct query_pool *p, size_t max)
@@ -51,12 +52,6 @@ pool_grow(struct query_pool *p)
 		p->free = &b[i];
 	}
 	return 0;
-}
-
-static size_t
-sockaddr_len(const struct sockaddr *sa)
-{
-	return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
 struct query *
