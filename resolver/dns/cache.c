@@ -8,11 +8,11 @@
  */
 #include "cache.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "dnsmsg_int.h"
 #include "hash.h"
 
@@ -181,7 +181,7 @@ remove_slot(struct cache *c, uint32_t i)
 
 	for (uint32_t j = c->buckets[c->slots[i].hash & (c->nbuckets - 1)]; j != i;
 	     j = c->slots[j].next) {
-		assert(j != NIL);
+		INSIST(j != NIL);
 		prev = j;
 	}
 	unlink_slot(c, i, prev);

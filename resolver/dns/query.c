@@ -3,7 +3,6 @@
  */
 #include "query.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <netinet/in.h>
 
 #include "cache.h"
+#include "check.h"
 #include "log.h"
 #include "querylog.h"
 #include "server_int.h"
@@ -27,7 +27,7 @@ query_pool_init(struct query_pool *p, size_t max)
 void
 query_pool_destroy(struct query_pool *p)
 {
-	assert(p->used == 0);
+	REQUIRE(p->used == 0);
 	for (size_t i = 0; i < p->nblocks; i++)
 		free(p->blocks[i]);
 	free(p->blocks);
@@ -96,7 +96,7 @@ query_get(struct server *s, const struct sockaddr *client, bool tcp)
 static void
 pool_put(struct query_pool *p, struct query *q)
 {
-	assert(p->used > 0);
+	INSIST(p->used > 0);
 	q->next = p->free;
 	p->free = q;
 	p->used--;
@@ -223,7 +223,7 @@ finish(struct query *q, uint8_t *buf, size_t len)
 {
 	struct server *s = q->srv;
 
-	assert(!q->finished);
+	INSIST(!q->finished);
 	q->finished = true;
 	if (len > 0) {
 		if (q->rcode == 0)
