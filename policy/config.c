@@ -276,7 +276,7 @@ strv_free(char **v, size_t n)
 	free(v);
 }
 
-/* The devices section (issue 4). */
+/* Frees what the devices: section owns (inventory, leases, signatures, hostname vendors...). */
 static void
 devices_free(struct config *cfg)
 {
