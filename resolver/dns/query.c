@@ -126,23 +126,12 @@ async_unlink(struct server *s, struct query *q)
 	q->async = false;
 }
 
-static void
-copy_name(char *dst, const char *src)
-{
-	if (src == NULL) {
-		dst[0] = '\0';
-		return;
-	}
-	size_t n = strlen(src);
-	if (n >= QUERYLOG_NAME_MAX)
-		n = QUERYLOG_NAME_MAX - 1;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
+/* A bounded, NUL-terminated copy of src (NULL copies as ""). */
 static void
 copy_str(char *dst, size_t size, const char *src)
 {
+	if (src == NULL)
+		src = "";
 	size_t n = strlen(src);
 	if (n >= size)
 		n = size - 1;
@@ -179,9 +168,9 @@ log_query(struct query *q, const struct policy *pol)
 	const char *g = q->group >= 0 ? policy_group_name(pol, q->group) : NULL;
 	const char *l = q->list >= 0 ? policy_list_name(pol, q->list) : NULL;
 	r.has_group = g != NULL;
-	copy_name(r.group, g);
+	copy_str(r.group, sizeof(r.group), g);
 	r.has_list = l != NULL;
-	copy_name(r.list, l);
+	copy_str(r.list, sizeof(r.list), l);
 	r.rule_label = (int16_t)q->rule_label;
 	r.rule_len = q->rule_len;
 	memcpy(r.rule_wire, q->rule_wire, q->rule_len);

@@ -417,8 +417,8 @@ on_attempt_timer(uv_timer_t *timer)
 	upstream_attempt_done(a, UPSTREAM_RESULT_TIMEOUT, NULL, 0);
 }
 
-static void
-on_udp_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+void
+upstream_on_attempt_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
 	struct upstream_attempt *a = handle->data;
 
@@ -496,7 +496,7 @@ udp_start(struct upstream_attempt *a)
 	err = uv_udp_connect(&a->h.udp, (const struct sockaddr *)&s->ss);
 	if (err != 0)
 		return err;
-	err = uv_udp_recv_start(&a->h.udp, on_udp_alloc, on_udp_recv);
+	err = uv_udp_recv_start(&a->h.udp, upstream_on_attempt_alloc, on_udp_recv);
 	if (err != 0)
 		return err;
 	uv_buf_t b = uv_buf_init((char *)a->qbuf + 2, (unsigned)a->qlen);
