@@ -86,8 +86,7 @@ static const struct config_schema_key server_keys[] = {
         CONFIG_SCHEMA_UINT_KEY("tcp_idle_timeout_ms", struct config, server.tcp_idle_timeout_ms,
                                100, 3600000),
         CONFIG_SCHEMA_UINT_KEY("tcp_connections", struct config, server.tcp_connections, 1, 65536),
-        /* At most the daemon's queries in flight (SERVER_MAX_QUERIES in resolver/dns/server_int.h).
-         */
+        /* At most the daemon's queries in flight (SERVER_MAX_QUERIES, dns/server_int.h). */
         CONFIG_SCHEMA_UINT_KEY("tcp_pipeline", struct config, server.tcp_pipeline, 1, 16384),
 };
 
