@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "fileio.h"
 
 static const char *const action_names[] = {
 	[CONFIG_ACTION_INHERIT] = "inherit",
@@ -275,7 +276,7 @@ strv_free(char **v, size_t n)
 	free(v);
 }
 
-/* The devices section (issue 4). */
+/* Frees what the devices: section owns (inventory, leases, signatures, hostname vendors...). */
 static void
 devices_free(struct config *cfg)
 {
@@ -463,54 +464,13 @@ config_load_text(const char *file, const char *dir, const char *text, size_t len
 	return load_text(file, dir, text, len, diag, out, NULL);
 }
 
-/* Reads a whole file; reports and returns -errno on failure. */
+/* Reads a whole file (fileio_read_all); reports and returns -errno on failure. */
 static int
 read_file(const char *path, struct diag *diag, char **text, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-
-	if (f == NULL) {
-		rc = -errno;
-		goto fail;
-	}
-	errno = 0;
-	for (;;) {
-		if (cap - n < 4096) {
-			if (cap > (size_t)64 << 20) {
-				rc = -EFBIG;
-				goto fail;
-			}
-			size_t ncap = cap ? cap * 2 : 16384;
-			char *nb = realloc(buf, ncap);
-			if (nb == NULL) {
-				rc = -ENOMEM;
-				goto fail;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		size_t r = fread(buf + n, 1, cap - n - 1, f);
-		n += r;
-		if (r == 0) {
-			if (ferror(f)) {
-				rc = errno != 0 ? -errno : -EIO;
-				goto fail;
-			}
-			break;
-		}
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*text = buf;
-	*len = n;
-	return 0;
-fail:
-	if (f != NULL)
-		fclose(f);
-	free(buf);
+	int rc = fileio_read_all(path, text, len);
+	if (rc == 0)
+		return 0;
 	char msg[128];
 	snprintf(msg, sizeof(msg), "%s", strerror(-rc));
 	msg[0] = (char)tolower((unsigned char)msg[0]);

@@ -79,8 +79,9 @@ struct config_group {
 	bool default_deny;	/* default: deny */
 	enum config_action action; /* INHERIT = block.action */
 	struct config_loc loc;
-	/* device selectors (issue 4); a group matches when any selector matches, and a group
-	 * without any selector (clients or these) matches every client */
+	/* device selectors (macs, vendors, hostnames, devices, tags, randomised_mac); a group
+	 * matches when any selector matches, and a group without any selector (clients or these)
+	 * matches every client */
 	struct mac_prefix *macs;	/* exact addresses (48 bits) or prefixes */
 	size_t nmacs;
 	char **vendors;		/* owned; manufacturer or attributed vendor, case-insensitive */
@@ -201,7 +202,7 @@ struct config {
 	char *state_dir;			/* owned; default "/var/lib/veto"; relative paths
 						   resolve against the config folder */
 
-	/* device identity (issue 4); every source is optional */
+	/* device identity (the devices: section); every source is optional */
 	struct {
 		bool enabled;			/* a devices: section was written */
 		struct config_device *inventory;

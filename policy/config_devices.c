@@ -2,7 +2,7 @@
  * config_devices: the "devices:" section of the configuration (inventory, DHCP leases, ARP,
  * trusted forwarders, OUI registry, vendor signatures, hostname vendors) and the group keys that
  * select devices (macs, vendors, hostnames, devices, tags, randomised_mac). It walks nodes with
- * config_check.c's helpers (config_int.h) and reports problems the same way.
+ * config_schema.c's helpers (config_int.h) and reports problems the same way.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,8 +15,8 @@
 #include "lists.h"
 #include "mac.h"
 
-#define err(c, at, path, ...)  config_check_report((c), DIAG_ERROR, (at), (path), __VA_ARGS__)
-#define warn(c, at, path, ...) config_check_report((c), DIAG_WARNING, (at), (path), __VA_ARGS__)
+#define err(c, at, path, ...)  config_schema_report((c), DIAG_ERROR, (at), (path), __VA_ARGS__)
+#define warn(c, at, path, ...) config_schema_report((c), DIAG_WARNING, (at), (path), __VA_ARGS__)
 
 /* ---- helpers ---- */
 
@@ -24,25 +24,25 @@
  * items read, or -1 when val is not a sequence (reported). */
 static int
 strv_seq(struct config_check_ctx *c, const struct config_node *key, const struct config_node *val,
-	 const char *path, char ***v, size_t *n)
+         const char *path, char ***v, size_t *n)
 {
 	char item[CONFIG_PATH_MAX];
-	if (!config_check_is_sequence(c, key, val, path))
+	if (!config_schema_is_sequence(c, key, val, path))
 		return -1;
 	char **nv = calloc(val->n ? val->n : 1, sizeof(*nv));
 	size_t nn = 0;
 	if (nv == NULL) {
-		config_check_oom(c);
+		config_schema_oom(c);
 		return -1;
 	}
 	for (size_t i = 0; i < val->n; i++) {
 		const struct config_node *it = val->items[i];
-		config_check_path_index(item, path, i);
-		const char *s = config_check_get_string(c, it, it, item, false);
+		config_schema_path_index(item, path, i);
+		const char *s = config_schema_get_string(c, it, it, item, false);
 		if (s == NULL)
 			continue;
 		if ((nv[nn] = strdup(s)) == NULL) {
-			config_check_oom(c);
+			config_schema_oom(c);
 			break;
 		}
 		nn++;
@@ -57,38 +57,11 @@ strv_seq(struct config_check_ctx *c, const struct config_node *key, const struct
 
 static void
 empty_selector(struct config_check_ctx *c, const struct config_node *key,
-	       const struct config_node *val,
-	       const char *path)
+               const struct config_node *val, const char *path)
 {
 	if (val->kind == CONFIG_NODE_SEQUENCE && val->n == 0)
 		err(c, key, path,
 		    "empty: leave it out, a group needs at least one value per selector");
-}
-
-static int
-get_bool(struct config_check_ctx *c, const struct config_node *at, const struct config_node *val,
-	 const char *path, bool *out)
-{
-	static const char *const yes[] = {"true", "True", "TRUE", "yes", "on"};
-	static const char *const no[] = {"false", "False", "FALSE", "no", "off"};
-	char buf[CONFIG_SHOW_MAX + 8];
-	if (val->kind == CONFIG_NODE_SCALAR && val->plain) {
-		for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-			if (strcmp(val->str, yes[i]) == 0) {
-				*out = true;
-				return 0;
-			}
-			if (strcmp(val->str, no[i]) == 0) {
-				*out = false;
-				return 0;
-			}
-		}
-		err(c, at, path, "expected true or false, got '%s'",
-		    config_check_show(val->str, buf, sizeof(buf)));
-		return -EINVAL;
-	}
-	err(c, at, path, "expected true or false, got %s", config_check_kind_name(val));
-	return -EINVAL;
 }
 
 /* ---- group selectors ---- */
@@ -98,7 +71,7 @@ get_bool(struct config_check_ctx *c, const struct config_node *at, const struct 
  * group, at its first device selector; marks the group as having selectors. */
 static void
 device_selector(struct config_check_ctx *c, struct config_check_group *gc,
-		const struct config_node *key, const char *path)
+                const struct config_node *key, const char *path)
 {
 	gc->selectors = true;
 	if (c->cfg->devices.enabled || gc->identity_off)
@@ -111,32 +84,31 @@ device_selector(struct config_check_ctx *c, struct config_check_group *gc,
 
 void
 config_devices_group_macs(struct config_check_ctx *c, const struct config_node *key,
-			  const struct config_node *val,
-	      const char *path, void *obj)
+                          const struct config_node *val, const char *path, void *obj)
 {
 	struct config_check_group *gc = obj;
 	char item[CONFIG_PATH_MAX], buf[CONFIG_SHOW_MAX + 8];
 	device_selector(c, gc, key, path);
-	if (!config_check_is_sequence(c, key, val, path))
+	if (!config_schema_is_sequence(c, key, val, path))
 		return;
 	empty_selector(c, key, val, path);
 	struct mac_prefix *nv = calloc(val->n ? val->n : 1, sizeof(*nv));
 	size_t nn = 0;
 	if (nv == NULL) {
-		config_check_oom(c);
+		config_schema_oom(c);
 		return;
 	}
 	for (size_t i = 0; i < val->n; i++) {
 		const struct config_node *it = val->items[i];
-		config_check_path_index(item, path, i);
-		const char *s = config_check_get_string(c, it, it, item, false);
+		config_schema_path_index(item, path, i);
+		const char *s = config_schema_get_string(c, it, it, item, false);
 		if (s == NULL)
 			continue;
 		if (mac_prefix_parse(s, strlen(s), &nv[nn]) != 0) {
 			err(c, it, item,
 			    "bad MAC address or prefix '%s' (expected aa:bb:cc:dd:ee:ff, aa:bb:cc, "
-			    "aa:bb:cc:d or aa:bb:cc:dd:ee:ff/N)", config_check_show(s, buf,
-										    sizeof(buf)));
+			    "aa:bb:cc:d or aa:bb:cc:dd:ee:ff/N)",
+			    config_schema_show(s, buf, sizeof(buf)));
 			continue;
 		}
 		nn++;
@@ -148,8 +120,7 @@ config_devices_group_macs(struct config_check_ctx *c, const struct config_node *
 
 void
 config_devices_group_vendors(struct config_check_ctx *c, const struct config_node *key,
-			     const struct config_node *val,
-		 const char *path, void *obj)
+                             const struct config_node *val, const char *path, void *obj)
 {
 	struct config_check_group *gc = obj;
 	device_selector(c, gc, key, path);
@@ -159,8 +130,7 @@ config_devices_group_vendors(struct config_check_ctx *c, const struct config_nod
 
 void
 config_devices_group_hostnames(struct config_check_ctx *c, const struct config_node *key,
-			       const struct config_node *val,
-		   const char *path, void *obj)
+                               const struct config_node *val, const char *path, void *obj)
 {
 	struct config_check_group *gc = obj;
 	char item[CONFIG_PATH_MAX], buf[CONFIG_SHOW_MAX + 8];
@@ -174,17 +144,16 @@ config_devices_group_hostnames(struct config_check_ctx *c, const struct config_n
 		if (it->kind != CONFIG_NODE_SCALAR || strcmp(it->str, gc->g->hostnames[k]) != 0)
 			continue;
 		k++;
-		config_check_path_index(item, path, i);
+		config_schema_path_index(item, path, i);
 		if (hostglob_check(it->str, &why) != 0)
 			err(c, it, item, "bad hostname pattern '%s': %s",
-			    config_check_show(it->str, buf, sizeof(buf)), why);
+			    config_schema_show(it->str, buf, sizeof(buf)), why);
 	}
 }
 
 void
 config_devices_group_devices(struct config_check_ctx *c, const struct config_node *key,
-			     const struct config_node *val,
-		 const char *path, void *obj)
+                             const struct config_node *val, const char *path, void *obj)
 {
 	struct config_check_group *gc = obj;
 	const struct config *cfg = c->cfg;
@@ -198,21 +167,20 @@ config_devices_group_devices(struct config_check_ctx *c, const struct config_nod
 		if (it->kind != CONFIG_NODE_SCALAR || it->len == 0)
 			continue;
 		size_t d = 0;
-		while (d < cfg->devices.ninventory && strcmp(cfg->devices.inventory[d].name,
-							     it->str))
+		while (d < cfg->devices.ninventory &&
+		       strcmp(cfg->devices.inventory[d].name, it->str))
 			d++;
 		if (d == cfg->devices.ninventory) {
-			config_check_path_index(item, path, i);
+			config_schema_path_index(item, path, i);
 			err(c, it, item, "unknown device '%s' (not in devices.inventory)",
-			    config_check_show(it->str, buf, sizeof(buf)));
+			    config_schema_show(it->str, buf, sizeof(buf)));
 		}
 	}
 }
 
 void
 config_devices_group_tags(struct config_check_ctx *c, const struct config_node *key,
-			  const struct config_node *val,
-	      const char *path, void *obj)
+                          const struct config_node *val, const char *path, void *obj)
 {
 	struct config_check_group *gc = obj;
 	device_selector(c, gc, key, path);
@@ -222,12 +190,11 @@ config_devices_group_tags(struct config_check_ctx *c, const struct config_node *
 
 void
 config_devices_group_randomised(struct config_check_ctx *c, const struct config_node *key,
-				const struct config_node *val,
-		    const char *path, void *obj)
+                                const struct config_node *val, const char *path, void *obj)
 {
 	struct config_check_group *gc = obj;
 	device_selector(c, gc, key, path);
-	if (get_bool(c, key, val, path, &gc->g->randomised) == 0)
+	if (config_schema_get_bool(c, key, val, path, &gc->g->randomised) == 0)
 		gc->g->has_randomised = true;
 }
 
@@ -243,143 +210,109 @@ has_key(const struct config_node *map, const char *name)
 	return false;
 }
 
-struct inv_ctx {
-	struct config_device *d;
-	bool has_mac;
-};
-
-static void
-on_inv_name(struct config_check_ctx *c, const struct config_node *key,
-	    const struct config_node *val,
-	    const char *path, void *obj)
-{
-	struct inv_ctx *ic = obj;
-	config_check_set_str(c, key, val, path, &ic->d->name);
-}
-
 static void
 on_inv_mac(struct config_check_ctx *c, const struct config_node *key, const struct config_node *val,
-	   const char *path, void *obj)
+           const char *path, void *obj)
 {
-	struct inv_ctx *ic = obj;
+	struct config_device *d = obj;
 	char buf[CONFIG_SHOW_MAX + 8];
-	const char *s = config_check_get_string(c, key, val, path, false);
+	const char *s = config_schema_get_string(c, key, val, path, false);
 	struct mac m;
 	if (s == NULL)
 		return;
 	if (mac_parse(s, strlen(s), &m) != 0 || mac_is_zero(&m) || mac_is_multicast(&m)) {
 		err(c, key, path, "bad MAC address '%s' (expected a unicast aa:bb:cc:dd:ee:ff)",
-		    config_check_show(s, buf, sizeof(buf)));
+		    config_schema_show(s, buf, sizeof(buf)));
 		return;
 	}
-	ic->d->mac = m;
-	ic->has_mac = true;
+	d->mac = m; /* not zero: the inventory walk reads a zero MAC as 'no mac key read' */
 }
 
 static void
 on_inv_ip(struct config_check_ctx *c, const struct config_node *key, const struct config_node *val,
-	  const char *path, void *obj)
+          const char *path, void *obj)
 {
-	struct inv_ctx *ic = obj;
+	struct config_device *d = obj;
 	char buf[CONFIG_SHOW_MAX + 8];
-	const char *s = config_check_get_string(c, key, val, path, false);
+	const char *s = config_schema_get_string(c, key, val, path, false);
 	uint8_t a[16];
 	if (s == NULL)
 		return;
-	memset(&ic->d->ip, 0, sizeof(ic->d->ip));
+	memset(&d->ip, 0, sizeof(d->ip));
 	if (inet_pton(AF_INET, s, a) == 1) {
-		ic->d->ip.family = AF_INET;
-		memcpy(ic->d->ip.addr, a, 4);
-		ic->d->ip.prefix = 32;
+		d->ip.family = AF_INET;
+		memcpy(d->ip.addr, a, 4);
+		d->ip.prefix = 32;
 	} else if (inet_pton(AF_INET6, s, a) == 1) {
-		ic->d->ip.family = AF_INET6;
-		memcpy(ic->d->ip.addr, a, 16);
-		ic->d->ip.prefix = 128;
+		d->ip.family = AF_INET6;
+		memcpy(d->ip.addr, a, 16);
+		d->ip.prefix = 128;
 	} else {
 		err(c, key, path, "bad address '%s' (expected an IPv4 or IPv6 address)",
-		    config_check_show(s, buf, sizeof(buf)));
+		    config_schema_show(s, buf, sizeof(buf)));
 		return;
 	}
-	ic->d->ip.loc.line = val->line;
-	ic->d->ip.loc.col = val->col;
-	ic->d->has_ip = true;
-}
-
-static void
-on_inv_owner(struct config_check_ctx *c, const struct config_node *key,
-	     const struct config_node *val,
-	     const char *path, void *obj)
-{
-	struct inv_ctx *ic = obj;
-	config_check_set_str(c, key, val, path, &ic->d->owner);
-}
-
-static void
-on_inv_vendor(struct config_check_ctx *c, const struct config_node *key,
-	      const struct config_node *val,
-	      const char *path, void *obj)
-{
-	struct inv_ctx *ic = obj;
-	config_check_set_str(c, key, val, path, &ic->d->vendor);
+	d->ip.loc.line = val->line;
+	d->ip.loc.col = val->col;
+	d->has_ip = true;
 }
 
 static void
 on_inv_tags(struct config_check_ctx *c, const struct config_node *key,
-	    const struct config_node *val,
-	    const char *path, void *obj)
+            const struct config_node *val, const char *path, void *obj)
 {
-	struct inv_ctx *ic = obj;
-	strv_seq(c, key, val, path, &ic->d->tags, &ic->d->ntags);
+	struct config_device *d = obj;
+	strv_seq(c, key, val, path, &d->tags, &d->ntags);
 }
 
-static const struct config_check_key inventory_keys[] = {
-	{"name", on_inv_name},
-	{"mac", on_inv_mac},
-	{"ip", on_inv_ip},
-	{"owner", on_inv_owner},
-	{"vendor", on_inv_vendor},
-	{"tags", on_inv_tags},
+static const struct config_schema_key inventory_keys[] = {
+        CONFIG_SCHEMA_STR_KEY("name", struct config_device, name),
+        CONFIG_SCHEMA_CALL_KEY("mac", on_inv_mac),
+        CONFIG_SCHEMA_CALL_KEY("ip", on_inv_ip),
+        CONFIG_SCHEMA_STR_KEY("owner", struct config_device, owner),
+        CONFIG_SCHEMA_STR_KEY("vendor", struct config_device, vendor),
+        CONFIG_SCHEMA_CALL_KEY("tags", on_inv_tags),
 };
 
 static void
 on_devices_inventory(struct config_check_ctx *c, const struct config_node *key,
-		     const struct config_node *val, const char *path, void *obj)
+                     const struct config_node *val, const char *path, void *obj)
 {
 	struct config *cfg = obj;
 	char item[CONFIG_PATH_MAX], sub[CONFIG_PATH_MAX], buf[CONFIG_SHOW_MAX + 8];
-	if (!config_check_is_sequence(c, key, val, path))
+	if (!config_schema_is_sequence(c, key, val, path))
 		return;
 	cfg->devices.inventory = calloc(val->n ? val->n : 1, sizeof(*cfg->devices.inventory));
 	if (cfg->devices.inventory == NULL) {
-		config_check_oom(c);
+		config_schema_oom(c);
 		return;
 	}
 	for (size_t i = 0; i < val->n; i++) {
 		const struct config_node *it = val->items[i];
-		config_check_path_index(item, path, i);
-		if (!config_check_is_mapping(c, it, it, item, false))
+		config_schema_path_index(item, path, i);
+		if (!config_schema_is_mapping(c, it, it, item, false))
 			continue;
 		struct config_device *d = &cfg->devices.inventory[cfg->devices.ninventory];
-		struct inv_ctx ic = {.d = d};
 		d->loc.line = it->line;
 		d->loc.col = it->col;
 		cfg->devices.ninventory++;
-		config_check_walk_map(c, it, item, inventory_keys,
-			 sizeof(inventory_keys) / sizeof(inventory_keys[0]), &ic);
+		config_schema_walk_map(c, it, item, inventory_keys,
+		                       sizeof(inventory_keys) / sizeof(inventory_keys[0]), d);
+		bool has_mac = !mac_is_zero(&d->mac);
 		if (d->name == NULL)
 			err(c, it, item, "missing key 'name'");
-		if (!ic.has_mac && !has_key(it, "mac"))
+		if (!has_mac && !has_key(it, "mac"))
 			err(c, it, item, "missing key 'mac'");
 		for (size_t j = 0; j + 1 < cfg->devices.ninventory; j++) {
 			const struct config_device *e = &cfg->devices.inventory[j];
 			if (d->name != NULL && e->name != NULL && strcmp(d->name, e->name) == 0) {
-				err(c, it, config_check_path_key(sub, item, "name"),
+				err(c, it, config_schema_path_key(sub, item, "name"),
 				    "duplicate device name '%s' (first at line %d)",
-				    config_check_show(d->name, buf, sizeof(buf)), e->loc.line);
+				    config_schema_show(d->name, buf, sizeof(buf)), e->loc.line);
 			}
-			if (ic.has_mac && !mac_is_zero(&e->mac) && mac_equal(&d->mac, &e->mac)) {
+			if (has_mac && !mac_is_zero(&e->mac) && mac_equal(&d->mac, &e->mac)) {
 				char m[MAC_STRLEN];
-				err(c, it, config_check_path_key(sub, item, "mac"),
+				err(c, it, config_schema_path_key(sub, item, "mac"),
 				    "duplicate MAC address '%s' (first at line %d)",
 				    mac_format(&d->mac, m), e->loc.line);
 			}
@@ -394,21 +327,19 @@ struct leases_ctx {
 
 static void
 on_leases_file(struct config_check_ctx *c, const struct config_node *key,
-	       const struct config_node *val,
-	       const char *path, void *obj)
+               const struct config_node *val, const char *path, void *obj)
 {
 	struct leases_ctx *lc = obj;
-	config_check_set_path(c, key, val, path, &lc->l->file);
+	config_schema_set_path(c, key, val, path, &lc->l->file);
 }
 
 static void
 on_leases_format(struct config_check_ctx *c, const struct config_node *key,
-		 const struct config_node *val,
-		 const char *path, void *obj)
+                 const struct config_node *val, const char *path, void *obj)
 {
 	static const char *const names[] = {"dnsmasq", "dhcpd", "kea"};
 	struct leases_ctx *lc = obj;
-	int i = config_check_get_enum(c, key, val, path, names, 3);
+	int i = config_schema_get_enum(c, key, val, path, names, 3);
 	static const enum leases_format formats[] = {LEASES_DNSMASQ, LEASES_DHCPD, LEASES_KEA};
 	if (i < 0)
 		return;
@@ -416,36 +347,35 @@ on_leases_format(struct config_check_ctx *c, const struct config_node *key,
 	lc->has_format = true;
 }
 
-static const struct config_check_key leases_keys[] = {
-	{"file", on_leases_file},
-	{"format", on_leases_format},
+static const struct config_schema_key leases_keys[] = {
+        CONFIG_SCHEMA_CALL_KEY("file", on_leases_file),
+        CONFIG_SCHEMA_CALL_KEY("format", on_leases_format),
 };
 
 static void
 on_devices_leases(struct config_check_ctx *c, const struct config_node *key,
-		  const struct config_node *val,
-		  const char *path, void *obj)
+                  const struct config_node *val, const char *path, void *obj)
 {
 	struct config *cfg = obj;
 	char item[CONFIG_PATH_MAX];
-	if (!config_check_is_sequence(c, key, val, path))
+	if (!config_schema_is_sequence(c, key, val, path))
 		return;
 	cfg->devices.leases = calloc(val->n ? val->n : 1, sizeof(*cfg->devices.leases));
 	if (cfg->devices.leases == NULL) {
-		config_check_oom(c);
+		config_schema_oom(c);
 		return;
 	}
 	for (size_t i = 0; i < val->n; i++) {
 		const struct config_node *it = val->items[i];
-		config_check_path_index(item, path, i);
-		if (!config_check_is_mapping(c, it, it, item, false))
+		config_schema_path_index(item, path, i);
+		if (!config_schema_is_mapping(c, it, it, item, false))
 			continue;
 		struct config_leases *l = &cfg->devices.leases[cfg->devices.nleases++];
 		struct leases_ctx lc = {.l = l};
 		l->loc.line = it->line;
 		l->loc.col = it->col;
-		config_check_walk_map(c, it, item, leases_keys,
-				      sizeof(leases_keys) / sizeof(leases_keys[0]), &lc);
+		config_schema_walk_map(c, it, item, leases_keys,
+		                       sizeof(leases_keys) / sizeof(leases_keys[0]), &lc);
 		if (l->file == NULL)
 			err(c, it, item, "missing key 'file'");
 		if (!lc.has_format && !has_key(it, "format"))
@@ -454,149 +384,98 @@ on_devices_leases(struct config_check_ctx *c, const struct config_node *key,
 }
 
 static void
-on_devices_arp(struct config_check_ctx *c, const struct config_node *key,
-	       const struct config_node *val,
-	       const char *path, void *obj)
-{
-	struct config *cfg = obj;
-	get_bool(c, key, val, path, &cfg->devices.arp);
-}
-
-static void
-on_devices_arp_file(struct config_check_ctx *c, const struct config_node *key,
-		    const struct config_node *val,
-		    const char *path, void *obj)
-{
-	struct config *cfg = obj;
-	config_check_set_path(c, key, val, path, &cfg->devices.arp_file);
-}
-
-static void
-on_devices_arp_refresh(struct config_check_ctx *c, const struct config_node *key,
-		       const struct config_node *val, const char *path, void *obj)
-{
-	struct config *cfg = obj;
-	config_check_get_uint(c, key, val, path, 1, 86400, &cfg->devices.arp_refresh_s);
-}
-
-static void
 on_devices_trusted(struct config_check_ctx *c, const struct config_node *key,
-		   const struct config_node *val,
-		   const char *path, void *obj)
+                   const struct config_node *val, const char *path, void *obj)
 {
 	struct config *cfg = obj;
-	config_check_cidr_seq(c, key, val, path, &cfg->devices.trusted, &cfg->devices.ntrusted);
+	config_schema_cidr_seq(c, key, val, path, &cfg->devices.trusted, &cfg->devices.ntrusted);
 }
 
-static void
-on_oui_dir(struct config_check_ctx *c, const struct config_node *key, const struct config_node *val,
-	   const char *path, void *obj)
-{
-	struct config *cfg = obj;
-	config_check_set_path(c, key, val, path, &cfg->devices.oui_dir);
-}
-
-static const struct config_check_key oui_keys[] = {
-	{"dir", on_oui_dir},
+static const struct config_schema_key oui_keys[] = {
+        CONFIG_SCHEMA_PATH_KEY("dir", struct config, devices.oui_dir),
 };
 
 /* oui: {dir: PATH} or oui: false (no registry lookups) */
 static void
 on_devices_oui(struct config_check_ctx *c, const struct config_node *key,
-	       const struct config_node *val,
-	       const char *path, void *obj)
+               const struct config_node *val, const char *path, void *obj)
 {
 	struct config *cfg = obj;
 	bool on;
 	if (val->kind == CONFIG_NODE_SCALAR) {
-		if (get_bool(c, key, val, path, &on) == 0 && !on) {
+		if (config_schema_get_bool(c, key, val, path, &on) == 0 && !on) {
 			free(cfg->devices.oui_dir);
 			cfg->devices.oui_dir = NULL;
 		}
 		return;
 	}
-	if (config_check_is_mapping(c, key, val, path, true))
-		config_check_walk_map(c, val, path, oui_keys,
-				      sizeof(oui_keys) / sizeof(oui_keys[0]), obj);
+	if (config_schema_is_mapping(c, key, val, path, true))
+		config_schema_walk_map(c, val, path, oui_keys,
+		                       sizeof(oui_keys) / sizeof(oui_keys[0]), obj);
 }
 
 static void
 on_devices_signatures(struct config_check_ctx *c, const struct config_node *key,
-		      const struct config_node *val, const char *path, void *obj)
+                      const struct config_node *val, const char *path, void *obj)
 {
 	(void)obj;
 	/* checked at the end, once every list is known */
-	if (config_check_is_mapping(c, key, val, path, true) || config_node_is_null(val)) {
+	if (config_schema_is_mapping(c, key, val, path, true) || config_node_is_null(val)) {
 		c->sig_key = key;
 		c->sig_val = val;
 	}
 	c->signatures_set = true;
 }
 
-struct hv_ctx {
-	struct config_hostname_vendor *h;
-};
-
 static void
 on_hv_pattern(struct config_check_ctx *c, const struct config_node *key,
-	      const struct config_node *val,
-	      const char *path, void *obj)
+              const struct config_node *val, const char *path, void *obj)
 {
-	struct hv_ctx *hc = obj;
+	struct config_hostname_vendor *h = obj;
 	char buf[CONFIG_SHOW_MAX + 8];
 	const char *why = NULL;
-	const char *s = config_check_get_string(c, key, val, path, false);
+	const char *s = config_schema_get_string(c, key, val, path, false);
 	if (s == NULL)
 		return;
 	if (hostglob_check(s, &why) != 0) {
 		err(c, key, path, "bad hostname pattern '%s': %s",
-		    config_check_show(s, buf, sizeof(buf)), why);
+		    config_schema_show(s, buf, sizeof(buf)), why);
 		return;
 	}
-	config_check_set_str(c, key, val, path, &hc->h->pattern);
+	config_schema_set_str(c, key, val, path, &h->pattern);
 }
 
-static void
-on_hv_vendor(struct config_check_ctx *c, const struct config_node *key,
-	     const struct config_node *val,
-	     const char *path, void *obj)
-{
-	struct hv_ctx *hc = obj;
-	config_check_set_str(c, key, val, path, &hc->h->vendor);
-}
-
-static const struct config_check_key hv_keys[] = {
-	{"pattern", on_hv_pattern},
-	{"vendor", on_hv_vendor},
+static const struct config_schema_key hv_keys[] = {
+        CONFIG_SCHEMA_CALL_KEY("pattern", on_hv_pattern),
+        CONFIG_SCHEMA_STR_KEY("vendor", struct config_hostname_vendor, vendor),
 };
 
 static void
 on_devices_hostname_vendors(struct config_check_ctx *c, const struct config_node *key,
-			    const struct config_node *val, const char *path, void *obj)
+                            const struct config_node *val, const char *path, void *obj)
 {
 	struct config *cfg = obj;
 	char item[CONFIG_PATH_MAX];
-	if (!config_check_is_sequence(c, key, val, path))
+	if (!config_schema_is_sequence(c, key, val, path))
 		return;
 	c->hostname_vendors_set = true;
 	cfg->devices.hostname_vendors =
-		calloc(val->n ? val->n : 1, sizeof(*cfg->devices.hostname_vendors));
+	        calloc(val->n ? val->n : 1, sizeof(*cfg->devices.hostname_vendors));
 	if (cfg->devices.hostname_vendors == NULL) {
-		config_check_oom(c);
+		config_schema_oom(c);
 		return;
 	}
 	for (size_t i = 0; i < val->n; i++) {
 		const struct config_node *it = val->items[i];
-		config_check_path_index(item, path, i);
-		if (!config_check_is_mapping(c, it, it, item, false))
+		config_schema_path_index(item, path, i);
+		if (!config_schema_is_mapping(c, it, it, item, false))
 			continue;
 		struct config_hostname_vendor *h =
-			&cfg->devices.hostname_vendors[cfg->devices.nhostname_vendors++];
-		struct hv_ctx hc = {.h = h};
+		        &cfg->devices.hostname_vendors[cfg->devices.nhostname_vendors++];
 		h->loc.line = it->line;
 		h->loc.col = it->col;
-		config_check_walk_map(c, it, item, hv_keys, sizeof(hv_keys) / sizeof(hv_keys[0]),
-				      &hc);
+		config_schema_walk_map(c, it, item, hv_keys, sizeof(hv_keys) / sizeof(hv_keys[0]),
+		                       h);
 		if (h->pattern == NULL && !has_key(it, "pattern"))
 			err(c, it, item, "missing key 'pattern'");
 		if (h->vendor == NULL && !has_key(it, "vendor"))
@@ -604,42 +483,40 @@ on_devices_hostname_vendors(struct config_check_ctx *c, const struct config_node
 	}
 }
 
-static const struct config_check_key devices_keys[] = {
-	{"inventory", on_devices_inventory},
-	{"dhcp_leases", on_devices_leases},
-	{"arp", on_devices_arp},
-	{"arp_file", on_devices_arp_file},
-	{"arp_refresh_s", on_devices_arp_refresh},
-	{"trusted_forwarders", on_devices_trusted},
-	{"oui", on_devices_oui},
-	{"signatures", on_devices_signatures},
-	{"hostname_vendors", on_devices_hostname_vendors},
+static const struct config_schema_key devices_keys[] = {
+        CONFIG_SCHEMA_CALL_KEY("inventory", on_devices_inventory),
+        CONFIG_SCHEMA_CALL_KEY("dhcp_leases", on_devices_leases),
+        CONFIG_SCHEMA_BOOL_KEY("arp", struct config, devices.arp),
+        CONFIG_SCHEMA_PATH_KEY("arp_file", struct config, devices.arp_file),
+        CONFIG_SCHEMA_UINT_KEY("arp_refresh_s", struct config, devices.arp_refresh_s, 1, 86400),
+        CONFIG_SCHEMA_CALL_KEY("trusted_forwarders", on_devices_trusted),
+        CONFIG_SCHEMA_CALL_KEY("oui", on_devices_oui),
+        CONFIG_SCHEMA_CALL_KEY("signatures", on_devices_signatures),
+        CONFIG_SCHEMA_CALL_KEY("hostname_vendors", on_devices_hostname_vendors),
 };
 
 void
 config_devices_section(struct config_check_ctx *c, const struct config_node *key,
-		       const struct config_node *val,
-	   const char *path, void *obj)
+                       const struct config_node *val, const char *path, void *obj)
 {
 	struct config *cfg = obj;
 	cfg->devices.enabled = true;
-	if (config_check_is_mapping(c, key, val, path, true))
-		config_check_walk_map(c, val, path, devices_keys,
-				      sizeof(devices_keys) / sizeof(devices_keys[0]),
-			 obj);
+	if (config_schema_is_mapping(c, key, val, path, true))
+		config_schema_walk_map(c, val, path, devices_keys,
+		                       sizeof(devices_keys) / sizeof(devices_keys[0]), obj);
 }
 
 /* The shipped signatures: operating-system names (connectivity checks, push, HTTPDNS, routing)
  * that a vendor's ROM resolves on its own; see docs and ../shared/data/oui.md section 4. */
 static const char *const default_signatures[][8] = {
-	{"Xiaomi", "connect.rom.miui.com", "cn.wifi.miui.com", "resolver.gslb.mi-idc.com",
-	 "app.chat.xiaomi.net", "tracking.intl.miui.com", NULL},
-	{"Oppo", "conn1.oppomobile.com", "conn2.oppomobile.com", "httpdns-push.heytapmobile.com",
-	 "push.heytapmobile.com", "httpdns.push.oppomobile.com", NULL},
-	{"Vivo", "wifi.vivo.com.cn", NULL},
-	{"Huawei", "connectivitycheck.platform.hicloud.com", "connectivitycheck.cbg-app.huawei.com",
-	 "grs.hicloud.com", "dnkeeper.hicloud.com", NULL},
-	{"Honor", "connectivitycheck.hihonor.com", "grs.hihonorcloud.com", NULL},
+        {"Xiaomi", "connect.rom.miui.com", "cn.wifi.miui.com", "resolver.gslb.mi-idc.com",
+         "app.chat.xiaomi.net", "tracking.intl.miui.com", NULL},
+        {"Oppo", "conn1.oppomobile.com", "conn2.oppomobile.com", "httpdns-push.heytapmobile.com",
+         "push.heytapmobile.com", "httpdns.push.oppomobile.com", NULL},
+        {"Vivo", "wifi.vivo.com.cn", NULL},
+        {"Huawei", "connectivitycheck.platform.hicloud.com", "connectivitycheck.cbg-app.huawei.com",
+         "grs.hicloud.com", "dnkeeper.hicloud.com", NULL},
+        {"Honor", "connectivitycheck.hihonor.com", "grs.hihonorcloud.com", NULL},
 };
 
 static int
@@ -664,14 +541,13 @@ add_signature_domain(struct config_signature *sg, const char *name, int line, in
 /* One signature entry: a list of this configuration (by name) or a domain name. */
 static void
 signature_entry(struct config_check_ctx *c, struct config_signature *sg,
-		const struct config_node *it,
-		const char *item, bool *used)
+                const struct config_node *it, const char *item, bool *used)
 {
 	struct config *cfg = c->cfg;
 	char buf[CONFIG_SHOW_MAX + 8];
 	const char *why = NULL;
 	struct names_name n;
-	const char *s = config_check_get_string(c, it, it, item, false);
+	const char *s = config_schema_get_string(c, it, it, item, false);
 	if (s == NULL)
 		return;
 	for (size_t li = 0; li < cfg->nlists; li++) {
@@ -679,7 +555,7 @@ signature_entry(struct config_check_ctx *c, struct config_signature *sg,
 			continue;
 		size_t *nv = realloc(sg->lists, (sg->nlists + 1) * sizeof(*nv));
 		if (nv == NULL) {
-			config_check_oom(c);
+			config_schema_oom(c);
 			return;
 		}
 		sg->lists = nv;
@@ -690,16 +566,16 @@ signature_entry(struct config_check_ctx *c, struct config_signature *sg,
 	int rc = lists_parse_name(s, strlen(s), &n, &why);
 	if (rc < 0) {
 		err(c, it, item, "'%s' is neither a list nor a valid name: %s",
-		    config_check_show(s, buf, sizeof(buf)), why);
+		    config_schema_show(s, buf, sizeof(buf)), why);
 		return;
 	}
 	if (rc == 1) {
 		err(c, it, item, "'%s' is a local host name",
-		    config_check_show(s, buf, sizeof(buf)));
+		    config_schema_show(s, buf, sizeof(buf)));
 		return;
 	}
 	if (add_signature_domain(sg, s, it->line, it->col) != 0)
-		config_check_oom(c);
+		config_schema_oom(c);
 }
 
 static void
@@ -715,19 +591,19 @@ check_signatures(struct config_check_ctx *c, bool *used)
 		size_t n = sizeof(default_signatures) / sizeof(default_signatures[0]);
 		cfg->devices.signatures = calloc(n, sizeof(*cfg->devices.signatures));
 		if (cfg->devices.signatures == NULL) {
-			config_check_oom(c);
+			config_schema_oom(c);
 			return;
 		}
 		for (size_t i = 0; i < n; i++) {
 			struct config_signature *sg = &cfg->devices.signatures[i];
 			cfg->devices.nsignatures++;
 			if ((sg->vendor = strdup(default_signatures[i][0])) == NULL) {
-				config_check_oom(c);
+				config_schema_oom(c);
 				return;
 			}
 			for (size_t k = 1; default_signatures[i][k] != NULL; k++) {
 				if (add_signature_domain(sg, default_signatures[i][k], 0, 0) != 0) {
-					config_check_oom(c);
+					config_schema_oom(c);
 					return;
 				}
 			}
@@ -736,22 +612,16 @@ check_signatures(struct config_check_ctx *c, bool *used)
 	}
 	if (val == NULL || val->kind != CONFIG_NODE_MAPPING)
 		return;
-	cfg->devices.signatures = calloc(val->n / 2 ? val->n / 2 : 1,
-					 sizeof(*cfg->devices.signatures));
+	cfg->devices.signatures =
+	        calloc(val->n / 2 ? val->n / 2 : 1, sizeof(*cfg->devices.signatures));
 	if (cfg->devices.signatures == NULL) {
-		config_check_oom(c);
+		config_schema_oom(c);
 		return;
 	}
 	for (size_t i = 0; i < val->n / 2; i++) {
 		const struct config_node *k = val->items[2 * i];
 		const struct config_node *v = val->items[2 * i + 1];
-		if (k->kind != CONFIG_NODE_SCALAR) {
-			err(c, k, "devices.signatures", "keys must be strings, got %s",
-			    config_check_kind_name(k));
-			continue;
-		}
-		config_check_path_key(path, "devices.signatures", k->str);
-		if (!config_check_key_ok(c, val, i, path))
+		if (!config_schema_map_key(c, val, i, "devices.signatures", path))
 			continue;
 		if (k->len == 0) {
 			err(c, k, path, "vendor name must not be empty");
@@ -761,10 +631,10 @@ check_signatures(struct config_check_ctx *c, bool *used)
 		sg->loc.line = k->line;
 		sg->loc.col = k->col;
 		if ((sg->vendor = strdup(k->str)) == NULL) {
-			config_check_oom(c);
+			config_schema_oom(c);
 			return;
 		}
-		if (!config_check_is_sequence(c, k, v, path))
+		if (!config_schema_is_sequence(c, k, v, path))
 			continue;
 		if (v->n == 0)
 			warn(c, k, path, "empty: no name reveals this vendor");
@@ -785,7 +655,7 @@ finish_hostname_vendors(struct config_check_ctx *c)
 	size_t n = hostglob_default_vendors_len;
 	cfg->devices.hostname_vendors = calloc(n ? n : 1, sizeof(*cfg->devices.hostname_vendors));
 	if (cfg->devices.hostname_vendors == NULL) {
-		config_check_oom(c);
+		config_schema_oom(c);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -794,7 +664,7 @@ finish_hostname_vendors(struct config_check_ctx *c)
 		h->pattern = strdup(hostglob_default_vendors[i].pattern);
 		h->vendor = strdup(hostglob_default_vendors[i].vendor);
 		if (h->pattern == NULL || h->vendor == NULL) {
-			config_check_oom(c);
+			config_schema_oom(c);
 			return;
 		}
 	}

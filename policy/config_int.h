@@ -1,9 +1,11 @@
 /*
- * config_int: what config.c, config_yaml.c, config_check.c and their tests share.
+ * config_int: what config.c, config_yaml.c, config_schema.c, config_check.c, config_devices.c
+ * and their tests share.
  *
  * config_yaml.c turns YAML text into a small tree of struct config_node (scalars, sequences and
- * mappings, each with its line and column); config_check.c walks that tree into a struct config;
- * config.c owns the model, the defaults and the file handling.
+ * mappings, each with its line and column); config_check.c walks that tree into a struct config
+ * (config_devices.c the devices section), both with config_schema.c's node helpers; config.c
+ * owns the model, the defaults and the file handling.
  */
 #ifndef VETO_CONFIG_INT_H
 #define VETO_CONFIG_INT_H
@@ -15,7 +17,7 @@
 #include "config.h"
 #include "diag.h"
 
-#define CONFIG_MAX_DEPTH 64	/* deeper YAML nesting is rejected */
+#define CONFIG_MAX_DEPTH 64 /* deeper YAML nesting is rejected */
 
 enum config_node_kind {
 	CONFIG_NODE_SCALAR,
@@ -25,12 +27,12 @@ enum config_node_kind {
 
 struct config_node {
 	enum config_node_kind kind;
-	int line, col;			/* 1-based position of the node's first character */
-	char *str;			/* scalars: owned, NUL-terminated (may hold inner NULs) */
-	size_t len;			/* scalars: length of str */
-	bool plain;			/* scalars: written without quotes */
-	struct config_node **items;	/* sequences: items; mappings: key, value, key, value... */
-	size_t n;			/* number of entries in items */
+	int line, col;              /* 1-based position of the node's first character */
+	char *str;                  /* scalars: owned, NUL-terminated (may hold inner NULs) */
+	size_t len;                 /* scalars: length of str */
+	bool plain;                 /* scalars: written without quotes */
+	struct config_node **items; /* sequences: items; mappings: key, value, key, value... */
+	size_t n;                   /* number of entries in items */
 	size_t cap;
 };
 
@@ -40,7 +42,7 @@ struct config_node {
  * allocation failure. On success *out is the root node, or NULL when the text holds no document.
  */
 int config_yaml_parse(const char *file, const char *text, size_t len, struct diag *diag,
-		      struct config_node **out);
+                      struct config_node **out);
 void config_node_free(struct config_node **node);
 
 /* True for a plain scalar spelling null: "", "~", "null", "Null", "NULL". */
@@ -52,14 +54,14 @@ bool config_node_is_null(const struct config_node *node);
  * -ENOMEM on allocation failure. root may be NULL (empty file).
  */
 int config_check(const struct config_node *root, const char *file, struct config *cfg,
-		 struct diag *diag);
+                 struct diag *diag);
 
 /*
  * Loads a configuration from memory (the fuzz target and tests use it): file names the text in
  * messages, dir is the base of relative paths. Same contract as config_load().
  */
 int config_load_text(const char *file, const char *dir, const char *text, size_t len,
-		     struct diag *diag, struct config **out);
+                     struct diag *diag, struct config **out);
 
 /* A config holding only the defaults (no lists, no groups). 0 or -ENOMEM. */
 int config_new_defaults(const char *file, const char *dir, struct config **out);
@@ -77,93 +79,145 @@ int config_parse_cidr_loose(const char *text, struct config_cidr *out, const cha
 size_t config_edit_distance(const char *a, const char *b, size_t cap);
 
 /*
- * The checker's shared helpers (config_check.c), used by config_devices.c too. Every problem is
- * reported to c->diag with the node's position and the key path; allocation failures set the
- * sticky c->rc = -ENOMEM (reported once).
+ * The checker's context (config_check.c and config_devices.c fill it; config_schema.c reports
+ * through it).
  */
-#define CONFIG_PATH_MAX 512	/* longest key path; longer ones are cut */
-#define CONFIG_SHOW_MAX 80	/* longest value quoted in a message */
+#define CONFIG_PATH_MAX 512 /* longest key path; longer ones are cut */
+#define CONFIG_SHOW_MAX 80  /* longest value quoted in a message */
 
 struct config_check_ctx {
 	struct diag *diag;
 	const char *file;
 	struct config *cfg;
-	int rc;				/* sticky -ENOMEM */
+	int rc; /* sticky -ENOMEM */
 	const struct config_node *groups_key, *groups_val;
 	const struct config_node *min_ttl_key, *max_ttl_key;
-	const char *database;		/* log.database as written (resolved at the end) */
+	const char *database; /* log.database as written (resolved at the end) */
 	bool log_file_set;
-	const struct config_node *sig_key, *sig_val;	/* devices.signatures */
+	const struct config_node *sig_key, *sig_val; /* devices.signatures */
 	bool signatures_set, hostname_vendors_set;
-};
-
-/* Handles one key of a mapping: key and val are the nodes, path the key path, obj the object. */
-typedef void (*config_check_key_cb)(struct config_check_ctx *c, const struct config_node *key,
-				    const struct config_node *val, const char *path, void *obj);
-
-struct config_check_key {
-	const char *name;
-	config_check_key_cb fn;
 };
 
 /* What a group's key handlers share (config_check.c and the device selectors). */
 struct config_check_group {
 	struct config_group *g;
 	const struct config_node *name_key;
-	bool *used;		/* per list: referenced by some group */
-	bool selectors;		/* a selector key (clients, macs...) was written */
-	bool identity_off;	/* a device selector without a devices: section was reported */
+	bool *used;        /* per list: referenced by some group */
+	bool selectors;    /* a selector key (clients, macs...) was written */
+	bool identity_off; /* a device selector without a devices: section was reported */
 };
 
-void config_check_report(struct config_check_ctx *c, enum diag_level level,
-			 const struct config_node *at, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-void config_check_oom(struct config_check_ctx *c);
-/* A printable, bounded copy of s in buf (control octets become '?'); returns buf. */
-const char *config_check_show(const char *s, char *buf, size_t size);
-const char *config_check_kind_name(const struct config_node *n);
-/* parent.key and parent[i] into buf (CONFIG_PATH_MAX octets); return buf. */
-const char *config_check_path_key(char *buf, const char *parent, const char *key);
-const char *config_check_path_index(char *buf, const char *parent, size_t i);
+/*
+ * config_schema.c: the node helpers of the checker, used by config_check.c and
+ * config_devices.c. Every problem is reported to c->diag with the node's position and the key
+ * path; allocation failures set the sticky c->rc = -ENOMEM (reported once).
+ */
 
-/* Typed values: report at `at` under path and fail (NULL, -EINVAL, -1 or false) on mismatch. */
-const char *config_check_get_string(struct config_check_ctx *c, const struct config_node *at,
-				    const struct config_node *val, const char *path,
-				    bool allow_empty);
-int config_check_get_uint(struct config_check_ctx *c, const struct config_node *at,
-			  const struct config_node *val, const char *path, uint32_t min,
-			  uint32_t max, uint32_t *out);
+/* Handles one key of a mapping: key and val are the nodes, path the key path, obj the object. */
+typedef void (*config_schema_key_cb)(struct config_check_ctx *c, const struct config_node *key,
+                                     const struct config_node *val, const char *path, void *obj);
+
+/* What a key of a table does: call its handler, or store a plain value into a field of obj. */
+enum config_schema_type {
+	CONFIG_SCHEMA_CALL, /* fn(c, key, val, path, obj) */
+	CONFIG_SCHEMA_UINT, /* uint32_t from min to max (config_schema_get_uint) */
+	CONFIG_SCHEMA_BOOL, /* bool (config_schema_get_bool) */
+	CONFIG_SCHEMA_STR,  /* char *, a copy (config_schema_set_str) */
+	CONFIG_SCHEMA_PATH, /* char *, resolved (config_schema_set_path) */
+};
+
+struct config_schema_key {
+	const char *name;
+	config_schema_key_cb fn; /* CONFIG_SCHEMA_CALL only */
+	enum config_schema_type type;
+	size_t off;        /* other types: offset of the field in obj */
+	uint32_t min, max; /* CONFIG_SCHEMA_UINT */
+};
+
+/* A key table entry calling fn. */
+/* clang-format off */
+#define CONFIG_SCHEMA_CALL_KEY(name, fn) {(name), (fn), CONFIG_SCHEMA_CALL, 0, 0, 0}
+/* Field entries of a key table; the field must have the type the entry stores (checked at
+ * compile time: comparing pointers of distinct types is diagnosed). */
+#define CONFIG_SCHEMA_FIELD_(name, type, otype, field, ftype, min, max)                            \
+	{(name), NULL, (type),                                                                     \
+	 offsetof(otype, field) + 0 * sizeof(&((otype *)0)->field == (ftype *)0), (min), (max)}
+#define CONFIG_SCHEMA_UINT_KEY(name, otype, field, min, max)                                       \
+	CONFIG_SCHEMA_FIELD_(name, CONFIG_SCHEMA_UINT, otype, field, uint32_t, min, max)
+#define CONFIG_SCHEMA_BOOL_KEY(name, otype, field)                                                 \
+	CONFIG_SCHEMA_FIELD_(name, CONFIG_SCHEMA_BOOL, otype, field, bool, 0, 0)
+#define CONFIG_SCHEMA_STR_KEY(name, otype, field)                                                  \
+	CONFIG_SCHEMA_FIELD_(name, CONFIG_SCHEMA_STR, otype, field, char *, 0, 0)
+#define CONFIG_SCHEMA_PATH_KEY(name, otype, field)                                                 \
+	CONFIG_SCHEMA_FIELD_(name, CONFIG_SCHEMA_PATH, otype, field, char *, 0, 0)
+/* clang-format on */
+
+void config_schema_report(struct config_check_ctx *c, enum diag_level level,
+                          const struct config_node *at, const char *path, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+void config_schema_oom(struct config_check_ctx *c);
+/* A printable, bounded copy of s in buf (control octets become '?'); returns buf. */
+const char *config_schema_show(const char *s, char *buf, size_t size);
+const char *config_schema_kind_name(const struct config_node *n);
+/* parent.key and parent[i] into buf (CONFIG_PATH_MAX octets); return buf. */
+const char *config_schema_path_key(char *buf, const char *parent, const char *key);
+const char *config_schema_path_index(char *buf, const char *parent, size_t i);
+/* A name among cands[] close to word (edit distance), or NULL. */
+const char *config_schema_suggest(const char *word, const char *const *cands, size_t n);
+
+/* Typed values: report at `at` under path and fail (NULL, -EINVAL, -1 or false) on mismatch;
+ * *out is written only on success. */
+const char *config_schema_get_string(struct config_check_ctx *c, const struct config_node *at,
+                                     const struct config_node *val, const char *path,
+                                     bool allow_empty);
+int config_schema_get_uint(struct config_check_ctx *c, const struct config_node *at,
+                           const struct config_node *val, const char *path, uint32_t min,
+                           uint32_t max, uint32_t *out);
+int config_schema_get_bool(struct config_check_ctx *c, const struct config_node *at,
+                           const struct config_node *val, const char *path, bool *out);
 /* One of names[]: its index, or -1 (reported). */
-int config_check_get_enum(struct config_check_ctx *c, const struct config_node *at,
-			  const struct config_node *val, const char *path,
-			  const char *const *names, size_t n);
-bool config_check_is_sequence(struct config_check_ctx *c, const struct config_node *at,
-			      const struct config_node *val, const char *path);
+int config_schema_get_enum(struct config_check_ctx *c, const struct config_node *at,
+                           const struct config_node *val, const char *path,
+                           const char *const *names, size_t n);
+/* An action name (inherit is not accepted). */
+int config_schema_get_action(struct config_check_ctx *c, const struct config_node *at,
+                             const struct config_node *val, const char *path,
+                             enum config_action *out);
+/* An address with an optional port (default_port otherwise); out->text is a copy. */
+int config_schema_get_addr(struct config_check_ctx *c, const struct config_node *at,
+                           const struct config_node *val, const char *path, uint16_t default_port,
+                           struct config_addr *out);
+bool config_schema_is_sequence(struct config_check_ctx *c, const struct config_node *at,
+                               const struct config_node *val, const char *path);
 /* A null section counts as an empty mapping when null_ok (returns false, not reported). */
-bool config_check_is_mapping(struct config_check_ctx *c, const struct config_node *at,
-			     const struct config_node *val, const char *path, bool null_ok);
+bool config_schema_is_mapping(struct config_check_ctx *c, const struct config_node *at,
+                              const struct config_node *val, const char *path, bool null_ok);
 
 /*
  * Setters: a non-empty string value replaces *field (a copy; set_path resolves it against the
  * configuration's directory). 0, -EINVAL (reported) or -ENOMEM; *field is unchanged on failure.
  */
-int config_check_set_str(struct config_check_ctx *c, const struct config_node *key,
-			 const struct config_node *val, const char *path, char **field);
-int config_check_set_path(struct config_check_ctx *c, const struct config_node *key,
-			  const struct config_node *val, const char *path, char **field);
-
-/* Mappings: a scalar key not repeating an earlier one (else reported). */
-bool config_check_key_ok(struct config_check_ctx *c, const struct config_node *map, size_t i,
-			 const char *path);
-/* Calls the handler of each key of map; unknown keys are reported with a suggestion. */
-void config_check_walk_map(struct config_check_ctx *c, const struct config_node *map,
-			   const char *path, const struct config_check_key *keys, size_t nkeys,
-			   void *obj);
+int config_schema_set_str(struct config_check_ctx *c, const struct config_node *key,
+                          const struct config_node *val, const char *path, char **field);
+int config_schema_set_path(struct config_check_ctx *c, const struct config_node *key,
+                           const struct config_node *val, const char *path, char **field);
 
 /* A sequence of prefixes into a new array replacing *v / *n. */
-void config_check_cidr_seq(struct config_check_ctx *c, const struct config_node *key,
-			   const struct config_node *val, const char *path,
-			   struct config_cidr **v, size_t *n);
+void config_schema_cidr_seq(struct config_check_ctx *c, const struct config_node *key,
+                            const struct config_node *val, const char *path, struct config_cidr **v,
+                            size_t *n);
+
+/* Mappings: a scalar key not repeating an earlier one (else reported). */
+bool config_schema_key_ok(struct config_check_ctx *c, const struct config_node *map, size_t i,
+                          const char *path);
+/* The key of pair i of map: a string (else reported under path) not repeating an earlier one;
+ * child receives path.key (CONFIG_PATH_MAX octets). */
+bool config_schema_map_key(struct config_check_ctx *c, const struct config_node *map, size_t i,
+                           const char *path, char *child);
+/* Handles each key of map by its entry in keys[]; unknown keys are reported with a suggestion. */
+void config_schema_walk_map(struct config_check_ctx *c, const struct config_node *map,
+                            const char *path, const struct config_schema_key *keys, size_t nkeys,
+                            void *obj);
 
 /*
  * The devices section (config_devices.c). config_devices_section handles the top-level key
@@ -173,19 +227,19 @@ void config_check_cidr_seq(struct config_check_ctx *c, const struct config_node 
  * config_check_group).
  */
 void config_devices_section(struct config_check_ctx *c, const struct config_node *key,
-			    const struct config_node *val, const char *path, void *obj);
+                            const struct config_node *val, const char *path, void *obj);
 void config_devices_finish(struct config_check_ctx *c, bool *used);
 void config_devices_group_macs(struct config_check_ctx *c, const struct config_node *key,
-			       const struct config_node *val, const char *path, void *obj);
+                               const struct config_node *val, const char *path, void *obj);
 void config_devices_group_vendors(struct config_check_ctx *c, const struct config_node *key,
-				  const struct config_node *val, const char *path, void *obj);
+                                  const struct config_node *val, const char *path, void *obj);
 void config_devices_group_hostnames(struct config_check_ctx *c, const struct config_node *key,
-				    const struct config_node *val, const char *path, void *obj);
+                                    const struct config_node *val, const char *path, void *obj);
 void config_devices_group_devices(struct config_check_ctx *c, const struct config_node *key,
-				  const struct config_node *val, const char *path, void *obj);
+                                  const struct config_node *val, const char *path, void *obj);
 void config_devices_group_tags(struct config_check_ctx *c, const struct config_node *key,
-			       const struct config_node *val, const char *path, void *obj);
+                               const struct config_node *val, const char *path, void *obj);
 void config_devices_group_randomised(struct config_check_ctx *c, const struct config_node *key,
-				     const struct config_node *val, const char *path, void *obj);
+                                     const struct config_node *val, const char *path, void *obj);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "names.h"
+#include "hash.h"
 
 #define NAMES_MAX_TEXTLEN 253	/* presentation form without the trailing dot */
 #define NAMES_MAX_POINTERS 127
@@ -228,7 +229,8 @@ names_equal(const struct names_name *a, const struct names_name *b)
 /*
  * The hash of a suffix is a chain over its labels from the root leftwards, so that a suffix
  * hashes the same on its own or inside a longer name. Each label is absorbed 8 octets at a time
- * (length octet included) with a multiply-rotate step; every output is finalised separately.
+ * (length octet included) with a multiply-rotate step; every output is finalised separately
+ * (hash_mix).
  */
 #define K1 0x9e3779b97f4a7c15ull
 #define K2 0xc2b2ae3d27d4eb4full
@@ -245,17 +247,6 @@ absorb(uint64_t s, uint64_t v)
 	s ^= v * K2;
 	s = rotl64(s, 29) * K1;
 	return s;
-}
-
-static inline uint64_t
-fmix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
 }
 
 /*
@@ -291,10 +282,10 @@ void
 names_hash_suffixes(const struct names_name *n, uint64_t seed, uint64_t *h)
 {
 	uint64_t s = seed ^ K1;
-	h[n->nlabels] = fmix(s);
+	h[n->nlabels] = hash_mix(s);
 	for (unsigned i = n->nlabels; i-- > 0;) {
 		s = absorb_label(s, n, n->label_off[i]);
-		h[i] = fmix(s);
+		h[i] = hash_mix(s);
 	}
 }
 
@@ -304,5 +295,5 @@ names_hash(const struct names_name *n, uint64_t seed)
 	uint64_t s = seed ^ K1;
 	for (unsigned i = n->nlabels; i-- > 0;)
 		s = absorb_label(s, n, n->label_off[i]);
-	return fmix(s);
+	return hash_mix(s);
 }

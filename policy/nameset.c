@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 
 #include "nameset.h"
+#include "hash.h"
 
 #define ARENA_PAD	256
 #define ENTRY_HDR	4
@@ -338,13 +339,7 @@ reserve_arena(struct nameset *ns, size_t more)
 static uint64_t
 set_hash(const uint32_t *v, size_t n)
 {
-	uint64_t h = 0x243f6a8885a308d3ull ^ n;
-	for (size_t i = 0; i < n; i++) {
-		h ^= v[i];
-		h *= 0x100000001b3ull;
-		h ^= h >> 29;
-	}
-	return h;
+	return hash_bytes(v, n * sizeof(*v), 0);	/* list indexes: nothing a client chooses */
 }
 
 static bool

@@ -16,30 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "hash.h"
 #include "hostglob.h"
 #include "lists.h"
 #include "policy_int.h"
 
 #define KEY_MAX 512
 #define BYTES_PER_NAME_GUESS 24	/* list file octets per name, to presize the table */
-
-static uint64_t
-random_seed(void)
-{
-	uint64_t seed;
-	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
-		return seed;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48);
-	seed ^= (uint64_t)(uintptr_t)&seed;
-	return seed;
-}
 
 struct load_ctx {
 	struct nameset *ns;
@@ -342,7 +327,7 @@ policy_new(struct config *cfg, struct diag *diag, struct policy **out)
 		return -ENOMEM;
 	atomic_init(&p->refs, 1);
 	p->cfg = cfg;
-	p->seed = random_seed();
+	p->seed = hash_seed();
 	p->lstats = calloc(cfg->nlists + 1, sizeof(*p->lstats));
 	if (p->lstats == NULL) {
 		rc = -ENOMEM;

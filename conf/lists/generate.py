@@ -6,8 +6,9 @@ Usage:
     conf/lists/generate.py --check [FILE...]          only validate list files (default: all
                                                       conf/lists/*.txt), exit 1 on a problem
 
-The reference data (vendor-domains.tsv, doh-endpoints.tsv) is read from ../shared/data relative
-to the repository root unless --data is given. Standard library only.
+The reference data (vendor-domains.tsv, doh-endpoints.tsv) is read from conf/lists/data (next to
+this script; its README.md says where the facts come from) unless --data is given. Standard
+library only.
 
 Per vendor it writes three tiers (see README.md next to this script):
     <vendor>.txt           telemetry, ads, web analytics: safe to block for every device
@@ -26,8 +27,7 @@ import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+DEFAULT_DATA = os.path.join(HERE, "data")
 
 # Output file -> (vendor values of the TSV, one-line description for the header).
 VENDOR_FILES = collections.OrderedDict([
@@ -186,7 +186,7 @@ def describe_sources(sources):
                          "unknownFalleN:issue")):
             out.append((s, ISSUE_SOURCE))
         else:
-            out.append((s, SOURCES.get(s, "see ../shared/data/vendor-domains.md")))
+            out.append((s, SOURCES.get(s, "see conf/lists/data/README.md")))
     return out
 
 
@@ -426,7 +426,7 @@ def generate_doh(rows, out, summary):
             elif "/" in x or " " in x:
                 out.append((x, "provider documentation"))
             else:
-                out.append((x, SOURCES.get(x, "see ../shared/data/doh-endpoints.tsv")))
+                out.append((x, SOURCES.get(x, "see conf/lists/data/doh-endpoints.tsv")))
         return out
 
     def regroup(tier, kinds):

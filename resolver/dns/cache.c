@@ -8,15 +8,13 @@
  */
 #include "cache.h"
 
-#include <assert.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "check.h"
 #include "dnsmsg_int.h"
+#include "hash.h"
 
 #define NIL	    UINT32_MAX
 #define KEY_EXTRA   5	/* qtype, qclass, DO */
@@ -52,22 +50,6 @@ struct cache {
 	struct dnsmsg_answer result;	/* what cache_lookup returns */
 };
 
-static uint64_t
-random_seed(void)
-{
-	uint64_t s = 0;
-	struct timespec ts;
-	FILE *f = fopen("/dev/urandom", "rb");
-
-	if (f != NULL) {
-		if (fread(&s, sizeof(s), 1, f) != 1)
-			s = 0;
-		fclose(f);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return s ^ ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid();
-}
-
 int
 cache_new(uint32_t entries, uint32_t min_ttl, uint32_t max_ttl, struct cache **out)
 {
@@ -79,7 +61,7 @@ cache_new(uint32_t entries, uint32_t min_ttl, uint32_t max_ttl, struct cache **o
 	c->nslots = entries;
 	c->min_ttl = min_ttl;
 	c->max_ttl = max_ttl < min_ttl ? min_ttl : max_ttl;
-	c->seed = random_seed();
+	c->seed = hash_seed();
 	c->nbuckets = 1;
 	while (c->nbuckets < entries && c->nbuckets < (1u << 31))
 		c->nbuckets <<= 1;
@@ -151,11 +133,7 @@ key_hash(const struct cache *c, const struct names_name *qname, uint16_t qtype, 
 	uint64_t h = names_hash(qname, c->seed);
 	uint64_t k = ((uint64_t)qtype << 32) | ((uint64_t)qclass << 8) | (do_bit ? 1 : 0);
 
-	h ^= k * 0x9e3779b97f4a7c15ull;
-	h ^= h >> 31;
-	h *= 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 29;
-	return h;
+	return hash_mix(h ^ k * 0x9e3779b97f4a7c15ull);
 }
 
 static size_t
@@ -203,7 +181,7 @@ remove_slot(struct cache *c, uint32_t i)
 
 	for (uint32_t j = c->buckets[c->slots[i].hash & (c->nbuckets - 1)]; j != i;
 	     j = c->slots[j].next) {
-		assert(j != NIL);
+		INSIST(j != NIL);
 		prev = j;
 	}
 	unlink_slot(c, i, prev);

@@ -6,7 +6,6 @@
  */
 #include "dnsmsg.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 
 #include <ldns/ldns.h>
 
+#include "check.h"
 #include "dnsmsg_int.h"
 
 /* The SOA of synthesised negative answers: "veto.invalid. hostmaster.veto.invalid." */
@@ -397,6 +397,7 @@ dnsmsg_write_blocked(const struct dnsmsg_query *q, enum config_action action,
 	uint16_t alen = 0;
 	bool soa = false;
 
+	REQUIRE(b != NULL);
 	if (!q->has_question)
 		return dnsmsg_write_error(q, DNSMSG_RCODE_FORMERR, buf, cap);
 	switch (action) {

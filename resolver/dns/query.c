@@ -3,7 +3,6 @@
  */
 #include "query.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +11,11 @@
 #include <netinet/in.h>
 
 #include "cache.h"
+#include "check.h"
 #include "log.h"
 #include "querylog.h"
 #include "server_int.h"
+#include "sockaddr.h"
 
 void
 query_pool_init(struct query_pool *p, size_t max)
@@ -26,7 +27,7 @@ query_pool_init(struct query_pool *p, size_t max)
 void
 query_pool_destroy(struct query_pool *p)
 {
-	assert(p->used == 0);
+	REQUIRE(p->used == 0);
 	for (size_t i = 0; i < p->nblocks; i++)
 		free(p->blocks[i]);
 	free(p->blocks);
@@ -51,12 +52,6 @@ pool_grow(struct query_pool *p)
 		p->free = &b[i];
 	}
 	return 0;
-}
-
-static size_t
-sockaddr_len(const struct sockaddr *sa)
-{
-	return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
 struct query *
@@ -101,7 +96,7 @@ query_get(struct server *s, const struct sockaddr *client, bool tcp)
 static void
 pool_put(struct query_pool *p, struct query *q)
 {
-	assert(p->used > 0);
+	INSIST(p->used > 0);
 	q->next = p->free;
 	p->free = q;
 	p->used--;
@@ -131,23 +126,12 @@ async_unlink(struct server *s, struct query *q)
 	q->async = false;
 }
 
-static void
-copy_name(char *dst, const char *src)
-{
-	if (src == NULL) {
-		dst[0] = '\0';
-		return;
-	}
-	size_t n = strlen(src);
-	if (n >= QUERYLOG_NAME_MAX)
-		n = QUERYLOG_NAME_MAX - 1;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
+/* A bounded, NUL-terminated copy of src (NULL copies as ""). */
 static void
 copy_str(char *dst, size_t size, const char *src)
 {
+	if (src == NULL)
+		src = "";
 	size_t n = strlen(src);
 	if (n >= size)
 		n = size - 1;
@@ -184,9 +168,9 @@ log_query(struct query *q, const struct policy *pol)
 	const char *g = q->group >= 0 ? policy_group_name(pol, q->group) : NULL;
 	const char *l = q->list >= 0 ? policy_list_name(pol, q->list) : NULL;
 	r.has_group = g != NULL;
-	copy_name(r.group, g);
+	copy_str(r.group, sizeof(r.group), g);
 	r.has_list = l != NULL;
-	copy_name(r.list, l);
+	copy_str(r.list, sizeof(r.list), l);
 	r.rule_label = (int16_t)q->rule_label;
 	r.rule_len = q->rule_len;
 	memcpy(r.rule_wire, q->rule_wire, q->rule_len);
@@ -228,7 +212,7 @@ finish(struct query *q, uint8_t *buf, size_t len)
 {
 	struct server *s = q->srv;
 
-	assert(!q->finished);
+	INSIST(!q->finished);
 	q->finished = true;
 	if (len > 0) {
 		if (q->rcode == 0)

@@ -3,7 +3,6 @@
  */
 #include "server.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -13,6 +12,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include "check.h"
 #include "config.h"
 #include "diag.h"
 #include "log.h"
@@ -54,7 +54,7 @@ server_addr_text(const struct sockaddr *sa)
 void *
 server_listener_new(struct server *s, const struct sockaddr *sa, size_t size)
 {
-	assert(size >= sizeof(struct server_listener));
+	REQUIRE(size >= sizeof(struct server_listener));
 	struct server_listener *l = calloc(1, size);
 	if (l == NULL)
 		return NULL;
@@ -211,7 +211,7 @@ server_start(struct server *s)
 {
 	const struct config *cfg = policy_config(s->policy);
 
-	assert(s->state == SERVER_NEW);
+	REQUIRE(s->state == SERVER_NEW);
 	s->state = SERVER_RUNNING;
 	if (cfg->server.nlisten == 0) {
 		log_error("%s: server.listen: no address to listen on", cfg->path);
@@ -576,7 +576,7 @@ finalize(struct server *s)
 void
 server_object_closed(struct server *s)
 {
-	assert(s->nobjects > 0);
+	INSIST(s->nobjects > 0);
 	if (--s->nobjects == 0 && s->state == SERVER_CLOSING)
 		finalize(s);
 }
@@ -641,7 +641,7 @@ server_free(struct server **sp)
 
 	if (s == NULL)
 		return;
-	assert(s->state == SERVER_STOPPED);
+	REQUIRE(s->state == SERVER_STOPPED);
 	query_pool_destroy(&s->pool);
 	devices_free(&s->devices);
 	if (s->policy != NULL)

@@ -16,12 +16,12 @@
  * and each write request; it is freed when the last one goes. A query finishing on a closed
  * connection has its reply discarded.
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
 
+#include "check.h"
 #include "config.h"
 #include "log.h"
 #include "query.h"
@@ -41,7 +41,7 @@ conn_unref(struct tcp_conn *c)
 {
 	struct server *s = c->srv;
 
-	assert(c->refs > 0);
+	INSIST(c->refs > 0);
 	if (--c->refs > 0)
 		return;
 	if (c->prev != NULL)
@@ -326,7 +326,7 @@ process(struct tcp_conn *c, const uint8_t *data, size_t n)
 void
 tcp_query_done(struct tcp_conn *c)
 {
-	assert(c->inflight > 0);
+	INSIST(c->inflight > 0);
 	c->inflight--;
 	if (!c->closing && !c->in_process) {
 		if (!c->reading && c->inflight < c->max_inflight) {

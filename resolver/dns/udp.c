@@ -18,6 +18,7 @@
 #include "log.h"
 #include "query.h"
 #include "server_int.h"
+#include "sockaddr.h"
 
 struct udp_send {
 	uv_udp_send_t req;
@@ -60,12 +61,6 @@ udp_batch_free(struct udp_batch **b)
 
 static void queue_send(struct udp_listener *l, const uint8_t *buf, size_t len,
 		       const struct sockaddr *to);
-
-static socklen_t
-addr_len(const struct sockaddr *sa)
-{
-	return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-}
 
 /* Sends what the batch holds. */
 static void
@@ -217,7 +212,7 @@ udp_reply(struct query *q, const uint8_t *buf, size_t len)
 		bt->l = l;
 		memcpy(bt->data[i], buf, len);
 		bt->iov[i].iov_len = len;
-		socklen_t alen = addr_len(to);
+		socklen_t alen = sockaddr_len(to);
 		memcpy(&bt->to[i], to, alen);
 		bt->msgs[i].msg_hdr.msg_namelen = alen;
 		return;

@@ -18,13 +18,14 @@
  * and one syscall per 256 IDs; a splitmix64 stream seeded from getrandom() stands in should a
  * refill ever fail. Source ports are the kernel's random ephemeral ports (a bind to port 0).
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
+#include "check.h"
+#include "hash.h"
 #include "log.h"
 #include "upstream_int.h"
 
@@ -189,10 +190,7 @@ key_hash(const struct upstream *u, const struct dnsmsg_query *q)
 	uint64_t h = names_hash(&q->qname, u->seed);
 	uint64_t k = (uint64_t)q->qtype | (uint64_t)q->qclass << 16 | (uint64_t)key_flags(q) << 32;
 
-	h ^= k * 0x9e3779b97f4a7c15ULL;
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	return h ^ (h >> 32);
+	return hash_mix(h ^ k * 0x9e3779b97f4a7c15ULL);
 }
 
 static bool
@@ -256,7 +254,7 @@ table_remove(struct upstream *u, struct upstream_req *r)
 			return;
 		}
 	}
-	assert(!"request not in the dedup table");
+	INSIST(!"request not in the dedup table");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -297,10 +295,10 @@ waiter_queue(struct upstream *u, struct upstream_wait *w, int status)
 static void
 req_unref(struct upstream_req *req)
 {
-	assert(req->refs > 0);
+	INSIST(req->refs > 0);
 	if (--req->refs > 0)
 		return;
-	assert(upstream_link_empty(&req->waiters));
+	INSIST(upstream_link_empty(&req->waiters));
 	upstream_servers_unref(&req->servers);
 	req_put(req->u, req);
 }
@@ -309,7 +307,7 @@ req_unref(struct upstream_req *req)
 static void
 req_detach(struct upstream_req *req)
 {
-	assert(!req->done);
+	INSIST(!req->done);
 	req->done = true;
 	table_remove(req->u, req);
 	upstream_link_remove(&req->link);
@@ -386,7 +384,7 @@ attempt_close_handles(struct upstream_attempt *a)
 void
 upstream_attempt_unpend(struct upstream_attempt *a)
 {
-	assert(a->pending > 0);
+	INSIST(a->pending > 0);
 	if (--a->pending > 0)
 		return;
 	struct upstream *u = a->u;
@@ -419,8 +417,8 @@ on_attempt_timer(uv_timer_t *timer)
 	upstream_attempt_done(a, UPSTREAM_RESULT_TIMEOUT, NULL, 0);
 }
 
-static void
-on_udp_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+void
+upstream_on_attempt_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
 	struct upstream_attempt *a = handle->data;
 
@@ -498,7 +496,7 @@ udp_start(struct upstream_attempt *a)
 	err = uv_udp_connect(&a->h.udp, (const struct sockaddr *)&s->ss);
 	if (err != 0)
 		return err;
-	err = uv_udp_recv_start(&a->h.udp, on_udp_alloc, on_udp_recv);
+	err = uv_udp_recv_start(&a->h.udp, upstream_on_attempt_alloc, on_udp_recv);
 	if (err != 0)
 		return err;
 	uv_buf_t b = uv_buf_init((char *)a->qbuf + 2, (unsigned)a->qlen);
@@ -688,7 +686,7 @@ maybe_free(struct upstream *u)
 {
 	if (!u->closing || u->live > 0)
 		return;
-	assert(u->nreqs == 0);
+	INSIST(u->nreqs == 0);
 	void (*done)(void *) = u->close_done;
 	void *arg = u->close_arg;
 	while (u->free_reqs != NULL) {
@@ -722,7 +720,7 @@ upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **out)
 	struct upstream *u;
 	int err;
 
-	assert(loop != NULL && cfg != NULL && out != NULL);
+	REQUIRE(loop != NULL && cfg != NULL && out != NULL);
 	u = calloc(1, sizeof(*u));
 	if (u == NULL)
 		return -ENOMEM;
@@ -735,14 +733,14 @@ upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **out)
 		goto cleanup;
 	}
 	u->tmask = UPSTREAM_TABLE_MIN - 1;
-	uint64_t seeds[2];
-	if (getrandom(seeds, sizeof(seeds), 0) != (ssize_t)sizeof(seeds)) {
+	/* The dedup table's seed is a table seed (hash_seed); the fallback ID stream is seeded
+	 * from the kernel CSPRNG only, like the IDs themselves. */
+	if (getrandom(&u->prng, sizeof(u->prng), 0) != (ssize_t)sizeof(u->prng)) {
 		err = -errno;
 		log_error("upstream: getrandom: %s", strerror(errno));
 		goto cleanup;
 	}
-	u->seed = seeds[0];
-	u->prng = seeds[1];
+	u->seed = hash_seed();
 	refill_random(u);
 	u->loop = loop;
 	upstream_link_init(&u->starting);
@@ -766,7 +764,7 @@ upstream_reconfigure(struct upstream *u, const struct config *cfg)
 	struct upstream_servers *s;
 	int err;
 
-	assert(u != NULL && cfg != NULL && !u->closing);
+	REQUIRE(u != NULL && cfg != NULL && !u->closing);
 	err = upstream_servers_new(cfg, u->servers, &s);
 	if (err != 0)
 		return err;
@@ -779,8 +777,8 @@ int
 upstream_query(struct upstream *u, const struct dnsmsg_query *q, upstream_done_cb cb, void *arg,
 	       struct upstream_wait **wait)
 {
-	assert(u != NULL && q != NULL && cb != NULL && wait != NULL);
-	assert(q->has_question);
+	REQUIRE(u != NULL && q != NULL && cb != NULL && wait != NULL);
+	REQUIRE(q->has_question);
 	if (u->closing)
 		return -ECANCELED;
 	struct upstream_wait *w = wait_get(u);
@@ -845,7 +843,7 @@ cancel_all(struct upstream *u, struct upstream_link *list)
 void
 upstream_close(struct upstream *u, void (*done)(void *arg), void *arg)
 {
-	assert(u != NULL && !u->closing);
+	REQUIRE(u != NULL && !u->closing);
 	u->closing = true;
 	u->close_done = done;
 	u->close_arg = arg;
@@ -857,6 +855,6 @@ upstream_close(struct upstream *u, void (*done)(void *arg), void *arg)
 void
 upstream_get_stats(const struct upstream *u, struct upstream_stats *st)
 {
-	assert(u != NULL && st != NULL);
+	REQUIRE(u != NULL && st != NULL);
 	*st = u->st;
 }

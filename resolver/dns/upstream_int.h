@@ -218,6 +218,9 @@ void upstream_attempt_done(struct upstream_attempt *a, enum upstream_result r,
 void upstream_attempt_unpend(struct upstream_attempt *a);
 /* Starts a's timer: the per-attempt timeout, cut to the request's deadline. */
 void upstream_attempt_start_timer(struct upstream_attempt *a);
+/* The read buffer of an attempt's socket (UDP or TCP; handle->data is the attempt): the
+ * upstream's shared receive buffer, u->rbuf. */
+void upstream_on_attempt_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 
 /* upstream_tcp.c: opens the TCP connection of a (timer already initialised, query written) and
  * sends the query once connected. 0 or a libuv error (then a->h_open says what to close). */

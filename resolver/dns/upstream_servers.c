@@ -4,13 +4,13 @@
  * of the server for the next attempt.
  */
 #include <arpa/inet.h>
-#include <assert.h>
 #include <errno.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "log.h"
 #include "upstream_int.h"
 
@@ -182,7 +182,7 @@ upstream_servers_new(const struct config *cfg, const struct upstream_servers *ol
 	struct upstream_servers *s = NULL;
 	int err;
 
-	assert(cfg != NULL && out != NULL);
+	REQUIRE(cfg != NULL && out != NULL);
 	for (size_t i = 0; i < cfg->upstream.nservers; i++) {
 		const struct config_addr *a = &cfg->upstream.servers[i];
 		err = server_vec_add(&v, (const struct sockaddr *)&a->ss, a->len);
@@ -242,7 +242,7 @@ upstream_servers_unref(struct upstream_servers **sp)
 	if (s == NULL)
 		return;
 	*sp = NULL;
-	assert(s->refs > 0);
+	INSIST(s->refs > 0);
 	if (--s->refs > 0)
 		return;
 	free(s->s);

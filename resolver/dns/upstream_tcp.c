@@ -12,16 +12,6 @@
 #include "log.h"
 #include "upstream_int.h"
 
-static void
-on_tcp_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
-{
-	struct upstream_attempt *a = handle->data;
-
-	(void)suggested;
-	buf->base = (char *)a->u->rbuf;
-	buf->len = sizeof(a->u->rbuf);
-}
-
 /* A complete message of a->tneed octets is in a->tbuf. */
 static void
 tcp_message(struct upstream_attempt *a)
@@ -116,7 +106,7 @@ on_tcp_connect(uv_connect_t *cr, int status)
 	if (a->finished)
 		goto cleanup;
 	if (err == 0)
-		err = uv_read_start((uv_stream_t *)&a->h.tcp, on_tcp_alloc, on_tcp_read);
+		err = uv_read_start((uv_stream_t *)&a->h.tcp, upstream_on_attempt_alloc, on_tcp_read);
 	if (err == 0) {
 		uv_buf_t b = uv_buf_init((char *)a->qbuf, (unsigned)(a->qlen + 2));
 		err = uv_write(&a->write, (uv_stream_t *)&a->h.tcp, &b, 1, on_tcp_write);

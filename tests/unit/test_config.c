@@ -708,6 +708,61 @@ test_values(void **state)
 	diag_clear(&d);
 }
 
+/* Keys stored straight from their table entry (config_schema.c): each field type, in each kind
+ * of object (the config, an inventory device, a hostname vendor), lands in its own field. */
+static void
+test_schema_fields(void **state)
+{
+	(void)state;
+	static const char yaml[] =
+		"server: {tcp_idle_timeout_ms: 100, tcp_connections: 65536, tcp_pipeline: 7}\n"
+		"upstream: {servers: [192.0.2.53], timeout_ms: 60000}\n"
+		"cache: {entries: 12}\n"
+		"block: {ttl: 2147483647}\n"
+		"log: {retention_days: 0}\n"
+		"state_dir: state\n"
+		"devices:\n"
+		"  arp: false\n"
+		"  arp_file: arp.txt\n"
+		"  arp_refresh_s: 86400\n"
+		"  oui: {dir: /usr/share/ieee-data}\n"
+		"  inventory:\n"
+		"    - {name: tv, mac: aa:bb:cc:00:00:01, owner: it, vendor: Sony}\n"
+		"    - {name: pc, mac: aa:bb:cc:00:00:02}\n"
+		"  hostname_vendors: [{pattern: \"Redmi-*\", vendor: Xiaomi}]\n";
+	struct diag d;
+	struct config *cfg = NULL;
+	diag_init(&d);
+	int rc = load(yaml, &d, &cfg);
+	if (rc != 0)
+		dump(&d);
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg->server.tcp_idle_timeout_ms, 100);
+	assert_int_equal(cfg->server.tcp_connections, 65536);
+	assert_int_equal(cfg->server.tcp_pipeline, 7);
+	assert_int_equal(cfg->upstream.timeout_ms, 60000);
+	assert_int_equal(cfg->cache.entries, 12);
+	assert_int_equal(cfg->block.ttl, 2147483647u);
+	assert_int_equal(cfg->log.retention_days, 0);
+	assert_string_equal(cfg->state_dir, "/etc/veto/state");
+	assert_false(cfg->devices.arp);
+	assert_string_equal(cfg->devices.arp_file, "/etc/veto/arp.txt");
+	assert_int_equal(cfg->devices.arp_refresh_s, 86400);
+	assert_string_equal(cfg->devices.oui_dir, "/usr/share/ieee-data");
+	assert_int_equal(cfg->devices.ninventory, 2);
+	assert_string_equal(cfg->devices.inventory[0].name, "tv");
+	assert_string_equal(cfg->devices.inventory[0].owner, "it");
+	assert_string_equal(cfg->devices.inventory[0].vendor, "Sony");
+	assert_string_equal(cfg->devices.inventory[1].name, "pc");
+	assert_null(cfg->devices.inventory[1].owner);
+	assert_null(cfg->devices.inventory[1].vendor);
+	assert_int_equal(cfg->devices.nhostname_vendors, 1);
+	assert_string_equal(cfg->devices.hostname_vendors[0].pattern, "Redmi-*");
+	assert_string_equal(cfg->devices.hostname_vendors[0].vendor, "Xiaomi");
+	config_free(&cfg);
+	diag_clear(&d);
+}
+
 /* Relative list files and the query log resolve against the folder of the file. */
 static void
 test_relative_paths(void **state)
@@ -1156,6 +1211,7 @@ main(void)
 		cmocka_unit_test(test_server_tcp_values),
 		cmocka_unit_test(test_store_settings),
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_schema_fields),
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_parse_addr),
 		cmocka_unit_test(test_parse_cidr),

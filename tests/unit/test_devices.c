@@ -1,5 +1,5 @@
 /*
- * test_devices: device identity (issue 4): the devices: configuration keys and the group
+ * test_devices: device identity: the devices: configuration keys and the group
  * selectors (FILE:LINE:COL messages), group selection for each selector, behavioural signatures,
  * identity from inventory / leases / ARP / the real IEEE registry, EDNS MAC and ECS parsing, the
  * SQLite state (round trip, corrupt file set aside) and the daemon's table on a real loop.
