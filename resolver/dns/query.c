@@ -15,6 +15,7 @@
 #include "log.h"
 #include "querylog.h"
 #include "server_int.h"
+#include "text.h"
 #include "sockaddr.h"
 
 void
@@ -126,19 +127,6 @@ async_unlink(struct server *s, struct query *q)
 	q->async = false;
 }
 
-/* A bounded, NUL-terminated copy of src (NULL copies as ""). */
-static void
-copy_str(char *dst, size_t size, const char *src)
-{
-	if (src == NULL)
-		src = "";
-	size_t n = strlen(src);
-	if (n >= size)
-		n = size - 1;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
 static void
 log_query(struct query *q, const struct policy *pol)
 {
@@ -168,9 +156,9 @@ log_query(struct query *q, const struct policy *pol)
 	const char *g = q->group >= 0 ? policy_group_name(pol, q->group) : NULL;
 	const char *l = q->list >= 0 ? policy_list_name(pol, q->list) : NULL;
 	r.has_group = g != NULL;
-	copy_str(r.group, sizeof(r.group), g);
+	text_copy(r.group, sizeof(r.group), g);
 	r.has_list = l != NULL;
-	copy_str(r.list, sizeof(r.list), l);
+	text_copy(r.list, sizeof(r.list), l);
 	r.rule_label = (int16_t)q->rule_label;
 	r.rule_len = q->rule_len;
 	memcpy(r.rule_wire, q->rule_wire, q->rule_len);
@@ -181,8 +169,8 @@ log_query(struct query *q, const struct policy *pol)
 	/* device identity (devices_query); enum identity_source has querylog's values */
 	r.has_mac = q->ident.has_mac;
 	memcpy(r.mac, q->ident.mac.b, sizeof(r.mac));
-	copy_str(r.device, sizeof(r.device), q->ident.device);
-	copy_str(r.vendor, sizeof(r.vendor), q->ident.vendor);
+	text_copy(r.device, sizeof(r.device), q->ident.device);
+	text_copy(r.vendor, sizeof(r.vendor), q->ident.vendor);
 	r.vendor_source = q->ident.vendor_source;
 	querylog_submit(s->qlog, &r);
 }
