@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "fileio.h"
+#include "hash.h"
 #include "leases.h"
 
 #define KEA_INFINITE_LIFETIME UINT32_C(4294967295)
@@ -80,13 +81,7 @@ note(struct builder *b, int line, const char *fmt, ...)
 static size_t
 addr_hash(int family, const uint8_t *addr)
 {
-	uint64_t h = UINT64_C(0xcbf29ce484222325) ^ (uint64_t)family;
-	size_t n = family == AF_INET ? 4 : 16;
-	for (size_t i = 0; i < n; i++) {
-		h ^= addr[i];
-		h *= UINT64_C(0x100000001b3);
-	}
-	return (size_t)(h ^ (h >> 29));
+	return (size_t)hash_bytes(addr, family == AF_INET ? 4 : 16, (uint64_t)family);
 }
 
 static bool

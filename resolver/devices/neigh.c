@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fileio.h"
+#include "hash.h"
 #include "neigh.h"
 
 #define ATF_COM_FLAG 0x2
@@ -79,8 +80,7 @@ addr_key(const uint8_t *a)
 static size_t
 addr_hash(uint32_t k)
 {
-	uint64_t x = (uint64_t)k * UINT64_C(0x9e3779b97f4a7c15);
-	return (size_t)(x >> 32);
+	return (size_t)hash_mix(k);
 }
 
 static int

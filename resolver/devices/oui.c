@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "hash.h"
 #include "oui.h"
 
 struct oui {
@@ -155,17 +156,6 @@ oui_registry_name(enum oui_registry r)
 }
 
 static uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64_C(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
-}
-
-static uint64_t
 block_key(uint64_t prefix, unsigned bits)
 {
 	return prefix | ((uint64_t)bits << 48);
@@ -178,7 +168,7 @@ oui_find(const struct oui *o, uint64_t prefix, unsigned bits)
 		return NULL;
 	uint64_t key = block_key(prefix, bits);
 	size_t mask = o->nslots - 1;
-	for (size_t i = (size_t)mix64(key) & mask;; i = (i + 1) & mask) {
+	for (size_t i = (size_t)hash_mix(key) & mask;; i = (i + 1) & mask) {
 		uint32_t s = o->slots[i];
 		if (s == 0)
 			return NULL;
@@ -331,12 +321,7 @@ grow(void **v, size_t *cap, size_t need, size_t size)
 static uint64_t
 str_hash(const char *s, size_t len)
 {
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= UINT64_C(0x100000001b3);
-	}
-	return h;
+	return hash_bytes(s, len, 0);
 }
 
 static int
@@ -403,7 +388,7 @@ slot_insert(struct oui *o, size_t idx, size_t *probe)
 	uint64_t key = block_key(e->prefix, e->bits);
 	size_t mask = o->nslots - 1;
 	size_t n = 1;
-	size_t i = (size_t)mix64(key) & mask;
+	size_t i = (size_t)hash_mix(key) & mask;
 	for (; o->slots[i] != 0; i = (i + 1) & mask, n++) {
 		const struct oui_entry *f = &o->v[o->slots[i] - 1];
 		if (f->prefix == e->prefix && f->bits == e->bits)
