@@ -507,7 +507,7 @@ config_devices_section(struct config_check_ctx *c, const struct config_node *key
 }
 
 /* The shipped signatures: operating-system names (connectivity checks, push, HTTPDNS, routing)
- * that a vendor's ROM resolves on its own; see docs and ../shared/data/oui.md section 4. */
+ * that a vendor's ROM resolves on its own; see docs and conf/lists/data/oui.md section 4. */
 static const char *const default_signatures[][8] = {
         {"Xiaomi", "connect.rom.miui.com", "cn.wifi.miui.com", "resolver.gslb.mi-idc.com",
          "app.chat.xiaomi.net", "tracking.intl.miui.com", NULL},
