@@ -378,6 +378,8 @@ config_new_defaults(const char *file, const char *dir, struct config **out)
 	cfg->state_dir = strdup("/var/lib/veto");
 	cfg->devices.arp = true;
 	cfg->devices.arp_refresh_s = 30;
+	cfg->devices.max_devices = 65536;
+	cfg->devices.address_ttl_s = 4 * 3600;
 	cfg->devices.arp_file = strdup("/proc/net/arp");
 	cfg->devices.oui_dir = strdup("/usr/share/ieee-data");
 	if (cfg->path == NULL || cfg->dir == NULL || cfg->server.listen == NULL ||

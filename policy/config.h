@@ -212,6 +212,9 @@ struct config {
 		bool arp;			/* read arp_file (and IPv6 neighbours); default true */
 		char *arp_file;			/* owned; default "/proc/net/arp" */
 		uint32_t arp_refresh_s;		/* default 30 */
+		uint32_t max_devices;		/* the device table's bound; default 65536 */
+		uint32_t address_ttl_s;		/* a device known only by its address is forgotten
+						   after this long without a query; default 14400 */
 		struct config_cidr *trusted;	/* trusted_forwarders: EDNS MAC and ECS honoured */
 		size_t ntrusted;
 		char *oui_dir;			/* owned; default "/usr/share/ieee-data"; NULL = off */

@@ -388,6 +388,74 @@ devices_store_get(struct devices_store *s, const char *key, struct devices_recor
 	return 0;
 }
 
+/* Runs sql (one statement, ?1 = each key) for every key, in one transaction. */
+static int
+each_key(struct devices_store *s, const char *const *sql, size_t nsql,
+	 const char (*keys)[DEVICES_KEY_MAX], size_t n)
+{
+	sqlite3_stmt *st[4] = {NULL};
+	int rc = -EIO;
+
+	if (s->readonly)
+		return -EROFS;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return -EIO;
+	for (size_t q = 0; q < nsql; q++)
+		if (sqlite3_prepare_v2(s->db, sql[q], -1, &st[q], NULL) != SQLITE_OK)
+			goto cleanup;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t q = 0; q < nsql; q++) {
+			sqlite3_reset(st[q]);
+			sqlite3_bind_text(st[q], 1, keys[i], -1, SQLITE_STATIC);
+			if (sqlite3_step(st[q]) != SQLITE_DONE)
+				goto cleanup;
+		}
+	}
+	rc = 0;
+cleanup:
+	for (size_t q = 0; q < nsql; q++)
+		sqlite3_finalize(st[q]);
+	if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -EIO;
+	if (rc != 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int
+devices_store_delete(struct devices_store *s, const char (*keys)[DEVICES_KEY_MAX], size_t n)
+{
+	static const char *const sql[] = {
+		"DELETE FROM devices WHERE key = ?1",
+		"DELETE FROM observations WHERE key = ?1",
+	};
+	return each_key(s, sql, 2, keys, n);
+}
+
+int
+devices_store_keep_only(struct devices_store *s, const char (*keys)[DEVICES_KEY_MAX], size_t n)
+{
+	static const char *const sql[] = {"INSERT OR IGNORE INTO temp.keep (key) VALUES (?1)"};
+	int rc;
+
+	if (s->readonly)
+		return -EROFS;
+	if (sqlite3_exec(s->db, "CREATE TEMP TABLE IF NOT EXISTS keep (key TEXT PRIMARY KEY);"
+			 "DELETE FROM temp.keep;", NULL, NULL, NULL) != SQLITE_OK)
+		return -EIO;
+	rc = each_key(s, sql, 1, keys, n);
+	if (rc == 0 &&
+	    sqlite3_exec(s->db, "BEGIN IMMEDIATE;"
+			 "DELETE FROM devices WHERE key NOT IN (SELECT key FROM temp.keep);"
+			 "DELETE FROM observations WHERE key NOT IN (SELECT key FROM temp.keep);"
+			 "COMMIT;", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		rc = -EIO;
+	}
+	sqlite3_exec(s->db, "DELETE FROM temp.keep", NULL, NULL, NULL);
+	return rc;
+}
+
 int
 devices_store_path(const struct config *cfg, char *buf, size_t size)
 {

@@ -1022,6 +1022,154 @@ test_reload_keeps_sources(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A table at devices.max_devices forgets address-only, unattributed devices first, least
+ * recently seen first; never an inventory device, and an attributed device only after every
+ * unattributed one. The saved state holds what the table holds. */
+static void
+test_table_bounded(void **state)
+{
+	(void)state;
+	char dir[64], yaml[1024], path[128], err[256];
+	uv_loop_t loop;
+	struct devices *d = NULL;
+	struct closed closed = {0};
+	struct sockaddr_storage sa;
+	struct test_query tq;
+	struct devices_ident ident;
+	char ip[32];
+
+	tmpdir(dir, sizeof(dir));
+	snprintf(yaml, sizeof(yaml),
+		 "state_dir: %s/state\n"
+		 "devices:\n"
+		 "  max_devices: 16\n"
+		 "  arp: false\n"
+		 "  oui: false\n"
+		 "  inventory:\n"
+		 "    - {name: printer, mac: '00:00:5e:00:53:99', ip: 127.0.5.1}\n"
+		 "groups:\n"
+		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
+		 "  - {name: rest}\n",
+		 dir);
+	struct policy *p = compile(yaml);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(devices_new(&loop, p, &d), 0);
+	/* the inventory device and an address-only handset caught by its ROM's query */
+	sockaddr_of("127.0.5.1", &sa);
+	query_for("www.example.com", &tq, NULL);
+	run_query(d, p, (struct sockaddr *)&sa, &tq, &ident);
+	sockaddr_of("127.0.5.2", &sa);
+	query_for("connect.rom.miui.com", &tq, NULL);
+	run_query(d, p, (struct sockaddr *)&sa, &tq, &ident);
+	/* 500 one-off addresses */
+	for (int i = 0; i < 500; i++) {
+		snprintf(ip, sizeof(ip), "127.0.%d.%d", 6 + i / 200, 1 + i % 200);
+		sockaddr_of(ip, &sa);
+		query_for("www.example.com", &tq, NULL);
+		run_query(d, p, (struct sockaddr *)&sa, &tq, &ident);
+		assert_true(devices_count(d) <= 16);
+	}
+	assert_non_null(devices_find(d, "mac:00:00:5e:00:53:99"));
+	const struct devices_record *h = devices_find(d, "ip:127.0.5.2");
+	assert_non_null(h);
+	assert_string_equal(h->vendor, "Xiaomi");
+	/* the handset is still banned */
+	sockaddr_of("127.0.5.2", &sa);
+	query_for("www.example.com", &tq, NULL);
+	assert_string_equal(policy_group_name(p, run_query(d, p, (struct sockaddr *)&sa, &tq,
+							   &ident)), "banned");
+	/* the newest one-off address is known, the oldest forgotten */
+	assert_non_null(devices_find(d, "ip:127.0.8.100"));
+	assert_null(devices_find(d, "ip:127.0.6.1"));
+
+	devices_close(d, on_closed, &closed);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	devices_free(&d);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	policy_unref(&p);
+
+	/* the saved state is as bounded as the table, and holds the handset */
+	struct devices_store *st = NULL;
+	struct devices_record got[64];
+	struct devices_record rec;
+	snprintf(path, sizeof(path), "%s/state/devices.db", dir);
+	assert_int_equal(devices_store_open(path, true, err, sizeof(err), &st), 0);
+	memset(got, 0, sizeof(got));
+	assert_int_equal(devices_store_load(st, collect_cb, got), 0);
+	size_t saved = 0;
+	while (saved < 64 && got[saved].key[0] != '\0')
+		saved++;
+	assert_true(saved <= 16);
+	assert_int_equal(devices_store_get(st, "ip:127.0.5.2", &rec), 0);
+	assert_string_equal(rec.vendor, "Xiaomi");
+	devices_store_close(&st);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* A device known only by its address is forgotten after devices.address_ttl_s without a query
+ * (at the next save tick); one known by its MAC is not. */
+static void
+test_address_expiry(void **state)
+{
+	(void)state;
+	char dir[64], yaml[1024];
+	uv_loop_t loop;
+	struct devices *d = NULL;
+	struct closed closed = {0};
+	struct sockaddr_storage sa;
+	struct test_query tq;
+	struct devices_ident ident;
+	static const uint8_t mac[6] = {0x00, 0x00, 0x5e, 0x00, 0x53, 0x10};
+
+	tmpdir(dir, sizeof(dir));
+	snprintf(yaml, sizeof(yaml),
+		 "state_dir: %s/state\n"
+		 "devices:\n"
+		 "  address_ttl_s: 60\n"
+		 "  trusted_forwarders: [127.0.0.30/32]\n"
+		 "  arp: false\n"
+		 "  oui: false\n"
+		 "groups:\n"
+		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
+		 "  - {name: rest}\n",
+		 dir);
+	struct policy *p = compile(yaml);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(devices_new(&loop, p, &d), 0);
+	sockaddr_of("127.0.5.2", &sa);
+	query_for("connect.rom.miui.com", &tq, NULL);
+	run_query(d, p, (struct sockaddr *)&sa, &tq, &ident);
+	sockaddr_of("127.0.0.30", &sa);
+	query_for("connect.rom.miui.com", &tq, mac);
+	run_query(d, p, (struct sockaddr *)&sa, &tq, &ident);
+	/* an hour without a query: age both records (the test reaches into the table) */
+	struct devices_record *a = (struct devices_record *)devices_find(d, "ip:127.0.5.2");
+	struct devices_record *m = (struct devices_record *)devices_find(d, "mac:00:00:5e:00:53:10");
+	assert_non_null(a);
+	assert_non_null(m);
+	a->last_seen -= 3600;
+	m->last_seen -= 3600;
+	run_for(&loop, DEVICES_SAVE_MS + 500);
+	assert_null(devices_find(d, "ip:127.0.5.2"));
+	assert_non_null(devices_find(d, "mac:00:00:5e:00:53:10"));
+	/* the next device on that address starts clean */
+	sockaddr_of("127.0.5.2", &sa);
+	query_for("www.example.com", &tq, NULL);
+	assert_string_equal(policy_group_name(p, run_query(d, p, (struct sockaddr *)&sa, &tq,
+							   &ident)), "rest");
+
+	devices_close(d, on_closed, &closed);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	devices_free(&d);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	policy_unref(&p);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -1038,6 +1186,8 @@ main(void)
 		cmocka_unit_test(test_table_on_loop),
 		cmocka_unit_test(test_failed_save_requeued),
 		cmocka_unit_test(test_reload_keeps_sources),
+		cmocka_unit_test(test_table_bounded),
+		cmocka_unit_test(test_address_expiry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
