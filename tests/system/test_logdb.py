@@ -324,6 +324,8 @@ def test_schema_2_database_converted(veto_factory, state_dir):
 
 	v = veto_factory(edit=with_db(state_dir))
 	v.query("new.test", "A", src=NOGROUP_CLIENT)
+	# the daemon converts the file on its writer thread: readers are told so until it is done
+	wait_until(lambda: run_veto(["log", "--db", str(path), "--limit", "1"]).returncode == 0)
 	wait_rows(v, 1, "--domain", "new.test")
 	old = wait_until(lambda: len(rows(v, "--device", "old-phone")) == 30000
 			 and rows(v, "--device", "old-phone"), 20)
