@@ -282,7 +282,7 @@ parse_ips(const char *text, struct devices_record *r)
 static uint8_t
 source_from_name(const char *s)
 {
-	for (uint8_t i = IDENTITY_SRC_INVENTORY; i <= IDENTITY_SRC_HOSTNAME; i++)
+	for (uint8_t i = IDENTITY_SRC_INVENTORY; i <= IDENTITY_SRC_PIN; i++)
 		if (strcmp(identity_source_name(i), s) == 0)
 			return i;
 	return IDENTITY_SRC_NONE;

@@ -125,7 +125,10 @@ identify_vendor(const struct config *cfg, struct devices_record *rec)
 	const char *v = NULL;
 	uint8_t src = IDENTITY_SRC_NONE;
 
-	if (rec->inv >= 0 && (size_t)rec->inv < cfg->devices.ninventory &&
+	if (rec->pin_vendor[0] != '\0') {
+		v = rec->pin_vendor;
+		src = IDENTITY_SRC_PIN;
+	} else if (rec->inv >= 0 && (size_t)rec->inv < cfg->devices.ninventory &&
 	    cfg->devices.inventory[rec->inv].vendor != NULL) {
 		v = cfg->devices.inventory[rec->inv].vendor;
 		src = IDENTITY_SRC_INVENTORY;
@@ -168,6 +171,7 @@ identify_policy(const struct config *cfg, const struct devices_record *rec,
 	id->manufacturer = rec->oui_vendor[0] != '\0'	? rec->oui_vendor
 			   : rec->manufacturer[0] != '\0' ? rec->manufacturer
 							  : NULL;
+	id->group = rec->pin_group[0] != '\0' ? rec->pin_group : NULL;
 	if (rec->inv >= 0 && (size_t)rec->inv < cfg->devices.ninventory) {
 		const struct config_device *d = &cfg->devices.inventory[rec->inv];
 		id->device = d->name;

@@ -27,12 +27,15 @@
 #define DEVICES_MAX_IPS	     4
 #define DEVICES_MAX_OBS	     4
 
-/* A vendor observed from the device's queries. */
+/* A vendor observed from the device's queries (devices.signatures / the shipped catalog). */
 struct devices_obs {
 	char vendor[IDENTITY_VENDOR_MAX];
-	uint32_t count;
+	uint32_t count;			/* every query for one of the vendor's names */
+	uint32_t rom;			/* of them: names only the vendor's own OS resolves */
+	uint32_t app;			/* of them: names its apps and SDKs resolve on any phone */
 	int64_t first, last;		/* Unix time */
-	char evidence[DEVICES_EVIDENCE_MAX]; /* the last name queried */
+	char evidence[DEVICES_EVIDENCE_MAX];	/* the last name queried */
+	char rom_evidence[DEVICES_EVIDENCE_MAX]; /* the last rom name queried, "" = none */
 };
 
 /* One device. Strings are NUL-terminated, "" = unknown. */
@@ -54,6 +57,11 @@ struct devices_record {
 	struct devices_obs obs[DEVICES_MAX_OBS];
 	uint8_t nobs;
 	char group[IDENTITY_NAME_MAX];		/* of its last query */
+	uint16_t os_families;			/* IDENTITY_OS_* bits: OS connectivity checks seen */
+	bool shared;				/* the address carries several devices: never
+						   attributed as a whole */
+	char pin_vendor[IDENTITY_VENDOR_MAX];	/* pinned by an administrator, "" = none */
+	char pin_group[IDENTITY_NAME_MAX];	/* pinned by an administrator, "" = none */
 	int64_t first_seen, last_seen;
 	int32_t inv;				/* index in devices.inventory, -1 (not saved) */
 };
@@ -85,8 +93,8 @@ void identify_key_text(const struct devices_record *rec, const struct devices_ip
 void identify_fill(const struct config *cfg, const struct devices_sources *src,
 		   const struct sockaddr *sa, const struct mac *hint, struct devices_record *rec);
 
-/* Recomputes rec->vendor and vendor_source: inventory > OUI > signature observations (the most
- * counted) > hostname patterns. */
+/* Recomputes rec->vendor and vendor_source: pinned > inventory > OUI > signature observations
+ * (the most counted) > hostname patterns. */
 void identify_vendor(const struct config *cfg, struct devices_record *rec);
 
 /* Records that rec queried a name (evidence) of vendor's signatures at now (Unix time). */
