@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "diag.h"
+#include "identity.h"
 #include "mac.h"
 
 /* How a blocked query is answered. CONFIG_ACTION_INHERIT = not set here, use the outer one. */
@@ -125,7 +126,8 @@ struct config_leases {
 
 /* devices.signatures.VENDOR: names whose queries reveal the vendor of a device */
 struct config_signature {
-	char *vendor;		/* owned, as written ("Xiaomi") */
+	char *vendor;		/* owned, as written ("Xiaomi"); an OS family for strength os */
+	enum identity_strength strength;
 	size_t *lists;		/* indexes into config.lists */
 	size_t nlists;
 	char **domains;		/* owned, inline names */

@@ -400,6 +400,27 @@ remove_marked(struct devices *d, const uint8_t *victim)
 	return removed;
 }
 
+/* Removes record i (the last record takes its place). O(1). */
+static void
+remove_one(struct devices *d, size_t i)
+{
+	struct dkey k;
+
+	if (text_dkey(d->recs[i].key, &k) == 0)
+		kmap_del(d->index, &k);
+	if (d->dirty[i])
+		d->ndirty--;
+	forget_key(d, d->recs[i].key);
+	size_t last = d->n - 1;
+	if (i != last) {
+		d->recs[i] = d->recs[last];
+		d->dirty[i] = d->dirty[last];
+		if (text_dkey(d->recs[i].key, &k) == 0)
+			INSIST(kmap_put(d->index, &k, (uint32_t)i) == 0); /* a replacement */
+	}
+	d->n--;
+}
+
 /* Which devices go first when the table is full: -1 never (inventory devices); then devices
  * without an attribution before those with one, and among each, devices known only by their
  * address before those with a MAC. */
@@ -957,21 +978,26 @@ devices_set_event_cb(struct devices *d, devices_event_cb cb, void *arg)
 }
 
 /* The address a query from a trusted forwarder stands for (a host ECS option), else client;
- * its MAC option into *hint. */
+ * its MAC option into *hint; *anonymous when a trusted forwarder's query names no client. */
 static const struct sockaddr *
 forwarded_client(const struct devices *d, const struct sockaddr *client,
 		 const struct devices_hints *h, struct sockaddr_storage *ecs, struct mac *hint,
-		 bool *has_hint)
+		 bool *has_hint, bool *anonymous)
 {
 	*has_hint = false;
+	*anonymous = false;
 	if (d->trusted == NULL || h == NULL || clients_find(d->trusted, client) < 0)
 		return client;
 	if (h->has_mac) {
 		memcpy(hint->b, h->mac, MAC_LEN);
 		*has_hint = !mac_is_zero(hint) && !mac_is_multicast(hint);
 	}
-	if (!h->has_ecs || h->ecs_prefix != (h->ecs_family == AF_INET ? 32 : 128))
+	if (!h->has_ecs || h->ecs_prefix != (h->ecs_family == AF_INET ? 32 : 128)) {
+		/* a forwarder's query that names no client: the forwarder's address stands
+		 * for every device behind it */
+		*anonymous = !*has_hint;
 		return client;
+	}
 	memset(ecs, 0, sizeof(*ecs));
 	if (h->ecs_family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)ecs;
@@ -983,6 +1009,24 @@ forwarded_client(const struct devices *d, const struct sockaddr *client,
 		memcpy(&in6->sin6_addr, h->ecs_addr, 16);
 	}
 	return (const struct sockaddr *)ecs;
+}
+
+/* The address sa is now known with a MAC (a lease or neighbour entry): a record kept for it by
+ * address alone, and any attribution on it, ends; the device continues under its MAC. */
+static void
+forget_address_record(struct devices *d, const struct sockaddr *sa)
+{
+	struct devices_ip ip;
+
+	identify_ip_of(sa, &ip);
+	struct dkey k = kmap_ip_key(ip.family, ip.addr);
+	int i = kmap_get(d->index, &k);
+	if (i < 0 || d->recs[i].inventory[0] != '\0')
+		return;
+	if (d->recs[i].vendor[0] != '\0')
+		log_info("devices: %s: the address now belongs to a device with a MAC: its record "
+			 "(vendor '%s') ends", d->recs[i].key, d->recs[i].vendor);
+	remove_one(d, (size_t)i);
 }
 
 static void
@@ -1008,11 +1052,15 @@ devices_identify(struct devices *d, const struct policy *pol, const struct socka
 	struct dkey k;
 	int64_t now = (int64_t)time(NULL);
 
-	const struct sockaddr *sa = forwarded_client(d, client, h, &ecs, &hint, &has_hint);
+	bool anonymous;
+	const struct sockaddr *sa =
+		forwarded_client(d, client, h, &ecs, &hint, &has_hint, &anonymous);
 	bool has_mac = identify_key(cfg, d->src, sa, has_hint ? &hint : NULL, key, &m);
 	if (text_dkey(key, &k) != 0) { /* cannot happen: identify_key writes a valid key */
 		memset(&k, 0, sizeof(k));
 	}
+	if (has_mac)
+		forget_address_record(d, sa);
 	struct devices_record *r = lookup(d, &k);
 	d->cur_new = false;
 	if (r == NULL) {
@@ -1031,10 +1079,107 @@ devices_identify(struct devices *d, const struct policy *pol, const struct socka
 	}
 	identify_fill(cfg, d->src, sa, has_mac ? &m : NULL, r);
 	r->last_seen = now;
+	if (anonymous)
+		r->shared = true;
 	memcpy(&d->cur_sa, sa, sockaddr_len(sa));
 	d->cur = r;
 	identify_policy(cfg, r, (const struct sockaddr *)&d->cur_sa, id);
 	fill_ident(r, ident);
+}
+
+/* Which OS families' checks a record showed, as text ("Apple, Android"). */
+static void
+families_text(unsigned bits, char *buf, size_t size)
+{
+	static const char *const names[] = {"Apple", "Android", "Windows", "Linux", "other"};
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < 5; i++)
+		if (bits & (1u << i))
+			n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? ", " : "",
+					      names[i]);
+}
+
+static unsigned
+rom_vendors(const struct devices_record *r)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < r->nobs; i++)
+		n += r->obs[i].rom > 0;
+	return n;
+}
+
+/*
+ * Records one signature query: an OS family's check (evidence for that family, and against
+ * handset vendors of other families), or a vendor's name of strength rom or app. An address
+ * without a MAC that shows several OS families, or the rom names of several vendors, carries
+ * several devices (a NAT gateway): it is marked shared and never attributed as a whole. The
+ * first time evidence is not acted on, the log says what was seen and why.
+ */
+static void
+observe(struct devices_record *r, const struct config_signature *sg, const char *name,
+	int64_t now)
+{
+	char fams[64];
+
+	if (sg->strength == IDENTITY_STRENGTH_OS)
+		r->os_families |= (uint16_t)identity_os_from_name(sg->vendor);
+	else
+		identify_observe(r, sg->vendor, sg->strength, name, now);
+	if (!r->has_mac && !r->shared &&
+	    (__builtin_popcount(r->os_families) >= 2 || rom_vendors(r) >= 2)) {
+		r->shared = true;
+		families_text(r->os_families, fams, sizeof(fams));
+		log_info("devices: %s: several devices behind one address (OS checks seen: %s; "
+			 "vendors with ROM evidence: %u): its queries will not attribute a vendor to "
+			 "it", r->key, fams[0] ? fams : "none", rom_vendors(r));
+		r->noted |= DEVICES_NOTED_SHARED;
+	}
+	if (sg->strength != IDENTITY_STRENGTH_ROM || identify_behaviour_usable(r))
+		return;
+	if (r->shared && !(r->noted & DEVICES_NOTED_SHARED)) {
+		log_info("devices: %s: query '%s' (%s, rom) not acted on: the address carries several "
+			 "devices", r->key, name, sg->vendor);
+		r->noted |= DEVICES_NOTED_SHARED;
+	} else if (!r->shared && !(r->noted & DEVICES_NOTED_OS)) {
+		families_text(r->os_families & ~IDENTITY_OS_ANDROID, fams, sizeof(fams));
+		log_info("devices: %s: query '%s' (%s, rom) not acted on: the device showed the "
+			 "connectivity check of %s", r->key, name, sg->vendor, fams);
+		r->noted |= DEVICES_NOTED_OS;
+	}
+}
+
+/* The device's vendor changed (attributed, or an attribution ended): log, move its group from
+ * its next query on, report the events. */
+static void
+vendor_changed(struct devices *d, const struct policy *pol, struct devices_record *r,
+	       const struct sockaddr *sa, int group, const char *old_vendor, const char *name,
+	       const struct config_signature *sg, bool kept)
+{
+	const struct config *cfg = policy_config(pol);
+	struct policy_identity id;
+	struct policy_decision next;
+	char evidence[NAMES_MAX_TEXT + 24];
+
+	identify_policy(cfg, r, sa, &id);
+	policy_decide(pol, &id, NULL, &next);
+	const char *og = policy_group_name(pol, group);
+	const char *nn = policy_group_name(pol, next.group);
+	const char *shown = identify_display_name(r);
+	snprintf(evidence, sizeof(evidence), "'%s' (%s)", name,
+		 identity_strength_name(sg->strength));
+	log_info("devices: %s%s%s: vendor '%s' (was '%s') from query %s: group '%s' -> '%s'%s",
+		 r->key, shown ? " " : "", shown ? shown : "", r->vendor, old_vendor, evidence,
+		 og ? og : "(none)", nn ? nn : "(none)",
+		 kept ? "" : " for this query only: the device table is full and this device is "
+			     "not remembered");
+	text_copy(r->group, sizeof(r->group), nn);
+	if (kept) {
+		emit_event(d, "vendor", r, sa, og, nn, name);
+		if (next.group != group)
+			emit_event(d, "group_change", r, sa, og, nn, name);
+	}
 }
 
 void
@@ -1056,32 +1201,14 @@ devices_record_query(struct devices *d, const struct policy *pol, int group,
 
 	int sig = qname != NULL ? policy_signature(pol, qname) : -1;
 	if (sig >= 0 && (size_t)sig < cfg->devices.nsignatures) {
-		const char *vendor = cfg->devices.signatures[sig].vendor;
+		const struct config_signature *sg = &cfg->devices.signatures[sig];
 		char name[NAMES_MAX_TEXT], old_vendor[IDENTITY_VENDOR_MAX];
 		names_to_text(qname, name);
 		text_copy(old_vendor, sizeof(old_vendor), r->vendor);
-		identify_observe(r, vendor, name, now);
+		observe(r, sg, name, now);
 		identify_vendor(cfg, r);
-		if (strcmp(old_vendor, r->vendor) != 0) {
-			struct policy_identity id;
-			struct policy_decision next;
-			identify_policy(cfg, r, sa, &id);
-			policy_decide(pol, &id, NULL, &next);
-			const char *og = policy_group_name(pol, group);
-			const char *nn = policy_group_name(pol, next.group);
-			const char *shown = identify_display_name(r);
-			log_info("devices: %s%s%s: vendor '%s' (was '%s') from query '%s': group '%s' "
-				 "-> '%s'%s", r->key, shown ? " " : "", shown ? shown : "", r->vendor,
-				 old_vendor, name, og ? og : "(none)", nn ? nn : "(none)",
-				 kept ? "" : " for this query only: the device table is full and "
-					     "this device is not remembered");
-			text_copy(r->group, sizeof(r->group), nn);
-			if (kept) {
-				emit_event(d, "vendor", r, sa, og, nn, name);
-				if (next.group != group)
-					emit_event(d, "group_change", r, sa, og, nn, name);
-			}
-		}
+		if (strcmp(old_vendor, r->vendor) != 0)
+			vendor_changed(d, pol, r, sa, group, old_vendor, name, sg, kept);
 	}
 	if (kept)
 		mark_dirty(d, r);

@@ -27,6 +27,9 @@
 #define DEVICES_MAX_IPS	     4
 #define DEVICES_MAX_OBS	     4
 
+#define DEVICES_NOTED_SHARED  (1u << 0)
+#define DEVICES_NOTED_OS      (1u << 1)
+
 /* A vendor observed from the device's queries (devices.signatures / the shipped catalog). */
 struct devices_obs {
 	char vendor[IDENTITY_VENDOR_MAX];
@@ -60,6 +63,8 @@ struct devices_record {
 	uint16_t os_families;			/* IDENTITY_OS_* bits: OS connectivity checks seen */
 	bool shared;				/* the address carries several devices: never
 						   attributed as a whole */
+	uint8_t noted;				/* at run time only: the reasons for not acting
+						   on evidence already logged (DEVICES_NOTED_*) */
 	char pin_vendor[IDENTITY_VENDOR_MAX];	/* pinned by an administrator, "" = none */
 	char pin_group[IDENTITY_NAME_MAX];	/* pinned by an administrator, "" = none */
 	int64_t first_seen, last_seen;
@@ -93,13 +98,26 @@ void identify_key_text(const struct devices_record *rec, const struct devices_ip
 void identify_fill(const struct config *cfg, const struct devices_sources *src,
 		   const struct sockaddr *sa, const struct mac *hint, struct devices_record *rec);
 
-/* Recomputes rec->vendor and vendor_source: pinned > inventory > OUI > signature observations
- * (the most counted) > hostname patterns. */
+/* Recomputes rec->vendor and vendor_source: pinned > inventory > OUI > behaviour
+ * (identify_rom_vendor) > hostname patterns. */
 void identify_vendor(const struct config *cfg, struct devices_record *rec);
 
-/* Records that rec queried a name (evidence) of vendor's signatures at now (Unix time). */
-void identify_observe(struct devices_record *rec, const char *vendor, const char *evidence,
-		      int64_t now);
+/* Records that rec queried evidence, a name of vendor's signatures of that strength (rom or
+ * app), at now (Unix time). */
+void identify_observe(struct devices_record *rec, const char *vendor,
+		      enum identity_strength strength, const char *evidence, int64_t now);
+
+/*
+ * Whether behaviour may attribute a handset vendor to rec: not when its address carries several
+ * devices (rec->shared), nor when it showed the connectivity check of an OS family other than
+ * Android's (an iPhone, a laptop: evidence against every handset vendor).
+ */
+bool identify_behaviour_usable(const struct devices_record *rec);
+
+/* The vendor behaviour attributes: among the observations with rom evidence, the one with the
+ * most rom queries (the latest on a tie); app evidence never attributes. NULL when none, or
+ * when identify_behaviour_usable() says no. */
+const char *identify_rom_vendor(const struct devices_record *rec);
 
 /* The identity the decision reads (strings point into rec and cfg) for client address sa. */
 void identify_policy(const struct config *cfg, const struct devices_record *rec,

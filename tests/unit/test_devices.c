@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "catalog.h"
 #include "config.h"
 #include "config_int.h"
 #include "config_harness.h"
@@ -120,6 +121,21 @@ test_config_errors(void **state)
 			 0);
 }
 
+/* The signatures the shipped catalog makes: one per vendor and strength. */
+static size_t
+catalog_signatures(void)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < catalog_nentries; i++) {
+		size_t j = 0;
+		while (j < i && !(strcmp(catalog_entries[j].vendor, catalog_entries[i].vendor) == 0 &&
+				  catalog_entries[j].strength == catalog_entries[i].strength))
+			j++;
+		n += j == i;
+	}
+	return n;
+}
+
 static void
 test_config_values(void **state)
 {
@@ -187,7 +203,7 @@ test_config_values(void **state)
 	assert_string_equal(cfg->devices.arp_file, "/proc/net/arp");
 	assert_string_equal(cfg->devices.oui_dir, "/usr/share/ieee-data");
 	assert_int_equal(cfg->devices.arp_refresh_s, 30);
-	assert_int_equal(cfg->devices.nsignatures, 5);
+	assert_int_equal(cfg->devices.nsignatures, catalog_signatures());
 	config_free(&cfg);
 	assert_int_equal(load("lists: {}\n", &d, &cfg), 0);
 	assert_false(cfg->devices.enabled);
@@ -221,7 +237,7 @@ test_config_identity_on(void **state)
 		assert_string_equal(cfg->devices.arp_file, "/proc/net/arp");
 		assert_string_equal(cfg->devices.oui_dir, "/usr/share/ieee-data");
 		assert_int_equal(cfg->devices.arp_refresh_s, 30);
-		assert_int_equal(cfg->devices.nsignatures, 5);
+		assert_int_equal(cfg->devices.nsignatures, catalog_signatures());
 		assert_true(cfg->devices.nhostname_vendors > 5);
 		config_free(&cfg);
 		diag_clear(&d);
@@ -539,6 +555,7 @@ test_fill(void **state)
 	r.nobs = 1;
 	strcpy(r.obs[0].vendor, "Oppo");
 	r.obs[0].count = 1;
+	r.obs[0].rom = 1;
 	sockaddr_of("192.0.2.22", &ss);
 	identify_fill(cfg, &src, (struct sockaddr *)&ss, NULL, &r);
 	assert_string_equal(r.vendor, "Oppo");
@@ -660,6 +677,8 @@ test_store(void **state)
 	recs[0].nobs = 1;
 	strcpy(recs[0].obs[0].vendor, "Xiaomi");
 	recs[0].obs[0].count = 3;
+	recs[0].obs[0].rom = 2;
+	recs[0].obs[0].app = 1;
 	recs[0].obs[0].first = 10;
 	recs[0].obs[0].last = 20;
 	strcpy(recs[0].obs[0].evidence, "connect.rom.miui.com");
@@ -687,6 +706,8 @@ test_store(void **state)
 	assert_int_equal(got[1].nips, 2);
 	assert_memory_equal(&got[1].ips[1], &recs[0].ips[1], sizeof(got[1].ips[1]));
 	assert_int_equal(got[1].nobs, 1);
+	assert_int_equal(got[1].obs[0].rom, 2);
+	assert_int_equal(got[1].obs[0].app, 1);
 	assert_int_equal(got[1].obs[0].count, 3);
 	assert_string_equal(got[1].obs[0].evidence, "connect.rom.miui.com");
 	assert_int_equal(got[1].vendor_source, IDENTITY_SRC_SIGNATURE);
