@@ -29,15 +29,23 @@ struct clientkey {
 	uint8_t addr[16]; /* the address (IPv4 in the first 4 octets), masked for a prefix */
 };
 
-/* The key of kind for sa (AF_INET or AF_INET6; anything else gets an all-zero address). A
- * _PREFIX kind keeps the first CLIENTKEY_PREFIX4/6 bits. */
+/* The key of kind for sa (AF_INET or AF_INET6, an IPv4-mapped IPv6 address as IPv4; anything
+ * else gets an all-zero address). A _PREFIX kind keeps the first CLIENTKEY_PREFIX4/6 bits. */
 static inline void
 clientkey_of(const struct sockaddr *sa, enum clientkey_kind kind, struct clientkey *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->kind = (uint8_t)kind;
 	bool prefix = kind == CLIENTKEY_QUERIES_PREFIX;
-	if (sa->sa_family == AF_INET6) {
+	if (sa->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+		/* ::ffff:192.0.2.7 counts as 192.0.2.7 */
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		k->family = 4;
+		memcpy(k->addr, in6->sin6_addr.s6_addr + 12, 4);
+		if (prefix)
+			k->addr[3] = 0;
+	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
 		k->family = 6;
 		memcpy(k->addr, &in6->sin6_addr, 16);
