@@ -51,6 +51,8 @@ test_prefix_keys(void **state)
 	        {"2001:db8:0:1ab::1", "2001:db8:0:ab::1", CLIENTKEY_QUERIES_PREFIX, false,
 	         "2001:db8:0:100::/56"},
 	        {"2001:db8::1", "2001:db8::1", CLIENTKEY_TCP, true, "2001:db8::1"},
+	        {"::ffff:192.0.2.7", "192.0.2.7", CLIENTKEY_QUERIES, true, "192.0.2.7"},
+	        {"::ffff:192.0.2.7", "192.0.2.99", CLIENTKEY_QUERIES_PREFIX, true, "192.0.2.0/24"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
