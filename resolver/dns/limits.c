@@ -61,6 +61,23 @@ raise_nofile(void)
 	return cur;
 }
 
+void
+limits_size(uint64_t nofile, size_t nlisten, uint32_t tcp_connections, uint32_t *upstream,
+	    uint32_t *tcp)
+{
+	uint64_t reserve = LIMITS_FD_RESERVE + 2 * (uint64_t)nlisten;
+	uint64_t avail = nofile > reserve + 64 ? nofile - reserve : 64;
+	uint64_t t = avail / 4 > 0 ? avail / 4 : 1;
+
+	if (t > tcp_connections)
+		t = tcp_connections;
+	uint64_t up = avail - t;
+	if (up > SERVER_MAX_QUERIES)
+		up = SERVER_MAX_QUERIES;
+	*upstream = (uint32_t)up;
+	*tcp = (uint32_t)t;
+}
+
 static void
 on_limits_timer(uv_timer_t *t)
 {
@@ -75,15 +92,8 @@ limits_start(struct server *s)
 	uint64_t reserve = LIMITS_FD_RESERVE + 2 * (uint64_t)cfg->server.nlisten;
 
 	l->nofile = raise_nofile();
-	uint64_t avail = l->nofile > reserve + 64 ? l->nofile - reserve : 64;
-	uint64_t tcp = avail / 4 > 0 ? avail / 4 : 1;
-	if (tcp > cfg->server.tcp_connections)
-		tcp = cfg->server.tcp_connections;
-	uint64_t up = avail - tcp;
-	if (up > SERVER_MAX_QUERIES)
-		up = SERVER_MAX_QUERIES;
-	l->tcp = (uint32_t)tcp;
-	l->upstream = (uint32_t)up;
+	limits_size(l->nofile, cfg->server.nlisten, cfg->server.tcp_connections, &l->upstream,
+		    &l->tcp);
 	if (l->tcp < cfg->server.tcp_connections)
 		log_warning("file descriptors: %" PRIu64 " allow %" PRIu32 " tcp connections, "
 		            "fewer than server.tcp_connections (%" PRIu32 "); raise the limit "

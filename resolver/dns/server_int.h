@@ -244,6 +244,10 @@ void limits_destroy(struct server *s);
 /* server_start: raises RLIMIT_NOFILE to the hard limit, sizes the budgets, logs them, starts
  * the report timer (counted in s->nobjects; limits_close closes it). */
 void limits_start(struct server *s);
+/* The budgets for nofile descriptors, nlisten listen addresses and server.tcp_connections:
+ * queries waiting for upstream and TCP connections at most. */
+void limits_size(uint64_t nofile, size_t nlisten, uint32_t tcp_connections, uint32_t *upstream,
+		 uint32_t *tcp);
 void limits_close(struct server *s);
 /* Logs the counts of the period (warning) if any; final: also the totals since start. */
 void limits_report(struct server *s, bool final);
