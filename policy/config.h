@@ -147,6 +147,20 @@ struct config_hostname_vendor {
 #define CONFIG_TCP_IDLE_TIMEOUT_MS	10000
 #define CONFIG_TCP_CONNECTIONS		256
 #define CONFIG_TCP_PIPELINE		32
+/* Defaults of the per-client limits (server.*): high enough that a LAN of ordinary devices never
+ * reaches them, low enough that one client cannot take every descriptor or query slot. */
+#define CONFIG_QUERIES_PER_CLIENT	  256
+#define CONFIG_QUERIES_PER_PREFIX	  1024
+#define CONFIG_TCP_CONNECTIONS_PER_CLIENT 64
+#define CONFIG_ERROR_REPLIES_PER_SECOND	  10
+
+/* server.rate_limit.action: what a query beyond its client's rate gets. */
+enum config_rate_action {
+	CONFIG_RATE_TRUNCATE = 0,	/* UDP: empty reply with TC=1 (the client retries over TCP,
+					   which is not rate limited); the default */
+	CONFIG_RATE_REFUSED,		/* REFUSED */
+	CONFIG_RATE_DROP,		/* no reply */
+};
 
 struct config {
 	char *path;		/* owned, the file as given */
@@ -163,6 +177,24 @@ struct config {
 						   listeners) */
 		uint32_t tcp_pipeline;		/* default 32, 1..16384: queries in flight per
 						   connection */
+		uint32_t tcp_connections_per_client; /* default 64, 1..65536: open at once from
+							one address */
+		/* queries waiting for upstream at once, per client address and per /24 (IPv4)
+		 * or /56 (IPv6); beyond: SERVFAIL at once */
+		uint32_t queries_per_client;	/* default 256, 1..65536 */
+		uint32_t queries_per_prefix;	/* default 1024, 1..65536 */
+		/* FORMERR/NOTIMP/BADVERS replies per second per client address (burst twice
+		 * that); beyond: no reply. 0 = no limit. Default 10, 0..1000000 */
+		uint32_t error_replies_per_second;
+		/* token buckets per client address and per prefix; a rate of 0 is off (the
+		 * default); a burst of 0 means twice the rate */
+		struct {
+			uint32_t queries_per_second;		/* 0..1000000 */
+			uint32_t burst;				/* 0..1000000 */
+			uint32_t prefix_queries_per_second;	/* 0..1000000 */
+			uint32_t prefix_burst;			/* 0..1000000 */
+			enum config_rate_action action;
+		} rate_limit;
 	} server;
 
 	struct {
