@@ -51,7 +51,7 @@ struct logdb {
 	uint32_t max_pages;
 
 	sqlite3 *db; /* NULL while broken */
-	sqlite3_stmt *ins, *ins_ev, *prune_q, *prune_ev;
+	sqlite3_stmt *ins, *ins_ev, *ins_unl, *prune_q, *prune_ev;
 	sqlite3_stmt *dict_sel[LOGDB_NDICTS], *dict_ins[LOGDB_NDICTS];
 	sqlite3_stmt *dict_prune[2]; /* sources, names no query refers to */
 	struct logdb_dict dicts[LOGDB_NDICTS];
