@@ -110,6 +110,7 @@ close_db(struct logdb *db)
 		/* the ids of a rolled-back transaction are not in the file */
 		logdb_dict_clear(&db->dicts[k]);
 	}
+	memset(db->last_text, 0, sizeof(db->last_text));
 	if (db->db != NULL)
 		sqlite3_close_v2(db->db);
 	db->db = NULL;
@@ -512,8 +513,22 @@ logdb_insert_row(struct logdb *db, const struct logdb_row *row)
 			rc = dict_fetch(db, LOGDB_NAMES, name_fields, 2, row->qname, n, h, &name);
 		}
 	}
-	for (int i = 0; i < 7 && rc == SQLITE_OK; i++)
+	for (int i = 0; i < 7 && rc == SQLITE_OK; i++) {
+		if (texts[i] == NULL || texts[i][0] == '\0') {
+			tid[i] = 0;
+			continue;
+		}
+		if (db->last_text[i].id > 0 && strcmp(db->last_text[i].text, texts[i]) == 0) {
+			tid[i] = db->last_text[i].id;
+			continue;
+		}
 		rc = text_id(db, texts[i], &tid[i]);
+		size_t len = strlen(texts[i]);
+		if (rc == SQLITE_OK && len < sizeof(db->last_text[i].text)) {
+			memcpy(db->last_text[i].text, texts[i], len + 1);
+			db->last_text[i].id = tid[i];
+		}
+	}
 	if (rc != SQLITE_OK)
 		return rc;
 	bind_id(st, 1, row->id);

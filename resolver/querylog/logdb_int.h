@@ -55,6 +55,13 @@ struct logdb {
 	sqlite3_stmt *dict_sel[LOGDB_NDICTS], *dict_ins[LOGDB_NDICTS];
 	sqlite3_stmt *dict_prune[2]; /* sources, names no query refers to */
 	struct logdb_dict dicts[LOGDB_NDICTS];
+	/* per text column of queries (qtype, proto, list, rule, action, rcode, upstream): the
+	   last text and its id. Consecutive rows mostly repeat them: a strcmp instead of a hash
+	   and a probe. Cleared with the dictionaries. */
+	struct {
+		char text[48];
+		int64_t id; /* 0: empty */
+	} last_text[7];
 	bool in_tx;
 	uint32_t tx_rows;   /* rows (and events) in the open transaction */
 	uint64_t tx_start;  /* monotonic ms (of the tick before it began) */

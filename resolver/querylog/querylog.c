@@ -104,6 +104,7 @@ struct querylog {
 	atomic_uint_fast64_t ovf_out;	/* overflow records taken */
 	char pad2[CACHE_LINE];
 	atomic_size_t ovf_chunks;	/* allocated; the producer adds, the writer subtracts */
+	_Atomic(struct ovf_chunk *) ovf_spare; /* a drained chunk kept for the next one */
 	atomic_uint_fast64_t ovf_peak;	/* most overflow records waiting at once */
 
 	atomic_uint_fast64_t unlogged;	/* forwarded records not stored one by one */
@@ -112,6 +113,7 @@ struct querylog {
 	uint64_t unlogged_since;	/* writer: wall ms the current interval began */
 	uint64_t unlogged_at;		/* writer: monotonic ms of the last counter line */
 	uint64_t evidence_reported;	/* writer: evidence_lost already reported */
+	bool boosted;			/* writer: at nice 0 while evidence overflows */
 
 	atomic_uint_fast64_t dropped;
 	atomic_uint_fast64_t db_dropped;	/* copy of logdb_dropped() for other threads */
@@ -346,7 +348,9 @@ ovf_peek(struct querylog *ql)
 	if (ql->ovf_ridx == OVF_CHUNK) {
 		struct ovf_chunk *next = atomic_load_explicit(&ql->ovf_r->next, memory_order_acquire);
 		INSIST(next != NULL);
-		free(ql->ovf_r); /* the producer moved on when it linked next */
+		/* the producer moved on when it linked next: the chunk is kept as the spare (one
+		 * only, so a long burst gives its memory back) */
+		free(atomic_exchange(&ql->ovf_spare, ql->ovf_r));
 		ql->ovf_r = next;
 		ql->ovf_ridx = 0;
 		atomic_fetch_sub(&ql->ovf_chunks, 1);
@@ -397,6 +401,7 @@ drain_batch(struct querylog *ql, size_t end, uint64_t ovf_end)
 }
 
 static void apply_reconf(struct querylog *ql);
+static void evidence_priority(struct querylog *ql);
 
 /* Formats and writes everything in the ring, batch by batch; applies a reload's settings when
  * its mark is reached. */
@@ -414,6 +419,7 @@ drain(struct querylog *ql)
 			apply_reconf(ql);
 			continue;
 		}
+		evidence_priority(ql);
 		if (!drain_batch(ql, h, o))
 			break;
 	}
@@ -476,15 +482,38 @@ open_db(struct querylog *ql)
 }
 
 /* The writer yields to the event loop when they share a CPU: on Linux, nice applies to a
- * thread (its tid). Under a load that saturates the CPU the ring then fills and drops (counted)
- * instead of DNS slowing down; below that, the writer uses the idle time. */
+ * thread (its tid). Under a load that saturates the CPU the ring then fills and forwarded
+ * records are counted instead of stored (never blocked ones) rather than DNS slowing down;
+ * below that, the writer uses the idle time. */
 static void
-lower_priority(void)
+set_nice(int nice)
 {
 	pid_t tid = (pid_t)syscall(SYS_gettid);
 
-	if (setpriority(PRIO_PROCESS, (id_t)tid, QUERYLOG_WRITER_NICE) != 0)
-		log_debug("query log: writer priority unchanged: %s", strerror(errno));
+	if (setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0)
+		log_debug("query log: writer priority unchanged (nice %d): %s", nice,
+			  strerror(errno));
+}
+
+static void
+lower_priority(void)
+{
+	set_nice(QUERYLOG_WRITER_NICE);
+}
+
+/* While blocked records wait in the overflow, the writer competes with DNS as an equal (nice
+ * 0: evidence comes before DNS latency); back to nice QUERYLOG_WRITER_NICE once the overflow
+ * is empty. Raising the priority needs CAP_SYS_NICE (root) or RLIMIT_NICE; without it the
+ * writer stays where it is. */
+static void
+evidence_priority(struct querylog *ql)
+{
+	bool waiting = atomic_load(&ql->ovf_in) != atomic_load(&ql->ovf_out);
+
+	if (waiting == ql->boosted)
+		return;
+	ql->boosted = waiting;
+	set_nice(waiting ? 0 : QUERYLOG_WRITER_NICE);
 }
 
 static bool
@@ -631,6 +660,7 @@ writer_main(void *arg)
 		if (atomic_exchange(&ql->reopen, false))
 			do_reopen(ql);
 		jsonl_retry(&ql->file, clock_ms(CLOCK_MONOTONIC));
+		evidence_priority(ql);
 		drain(ql);
 		report_unlogged(ql, stop);
 		jsonl_report_drops(&ql->file, atomic_load(&ql->unlogged), ql->db_path, stop);
@@ -816,7 +846,9 @@ ovf_push(struct querylog *ql, const struct querylog_record *r)
 	if (waiting >= QUERYLOG_OVERFLOW_MAX)
 		goto lost;
 	if (ql->ovf_widx == OVF_CHUNK) {
-		struct ovf_chunk *c = malloc(sizeof(*c));
+		struct ovf_chunk *c = atomic_exchange(&ql->ovf_spare, NULL);
+		if (c == NULL)
+			c = malloc(sizeof(*c));
 		if (c == NULL)
 			goto lost;
 		atomic_init(&c->next, NULL);
@@ -973,6 +1005,7 @@ querylog_free(struct querylog **qlp)
 		pthread_mutex_destroy(&ql->mu);
 	}
 	free(ql->ring);
+	free(atomic_load(&ql->ovf_spare));
 	for (struct ovf_chunk *c = ql->ovf_r, *next; c != NULL; c = next) {
 		next = atomic_load(&c->next);
 		free(c);
