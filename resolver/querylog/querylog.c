@@ -95,6 +95,7 @@ struct querylog {
 	struct ovf_chunk *ovf_w;	/* the chunk the producer appends to */
 	size_t ovf_widx;
 	atomic_uint_fast64_t ovf_in;	/* overflow records published */
+	uint64_t ovf_out_cache;		/* producer's last view of ovf_out */
 	char pad1[CACHE_LINE];
 
 	/* consumer side */
@@ -887,9 +888,12 @@ querylog_submit(struct querylog *ql, const struct querylog_record *r)
 	/* forwarded (allowed) records use at most fwd_cap slots; blocked ones the whole ring,
 	 * then the overflow. While the overflow holds records nothing goes to the ring. */
 	size_t limit = r->blocked ? ql->cap : ql->fwd_cap;
-	if (atomic_load_explicit(&ql->ovf_in, memory_order_relaxed) !=
-	    atomic_load_explicit(&ql->ovf_out, memory_order_acquire))
-		return r->blocked ? ovf_push(ql, r) : unlogged(ql);
+	uint64_t in = atomic_load_explicit(&ql->ovf_in, memory_order_relaxed);
+	if (in != ql->ovf_out_cache) { /* the writer's line only while the overflow is in use */
+		ql->ovf_out_cache = atomic_load_explicit(&ql->ovf_out, memory_order_acquire);
+		if (in != ql->ovf_out_cache)
+			return r->blocked ? ovf_push(ql, r) : unlogged(ql);
+	}
 	size_t h = atomic_load_explicit(&ql->head, memory_order_relaxed);
 	if (h - ql->tail_cache >= limit) {
 		ql->tail_cache = atomic_load_explicit(&ql->tail, memory_order_acquire);
