@@ -18,8 +18,7 @@ a query logged in banned-handsets), the vendor-specific queries (catalog rom/app
 before the first such record (median), and false positives (innocent devices with a query logged
 in banned-handsets). The report is printed (pytest -s) and written to the test's tmp folder.
 
-Targets (test_attribution_targets, xfail until the evidence-strength engine lands): >= 95 % of
-the banned handsets caught, median <= 2 vendor-specific queries, 0 false positives.
+Targets (test_attribution_targets): >= 95 % of the banned handsets caught, median <= 2 vendor-specific queries, 0 false positives.
 test_simulation_ran holds the harness itself to account (every query answered and logged with
 the device's identity, lease changes seen, a clean daemon exit).
 """
@@ -529,7 +528,6 @@ def test_simulation_ran(sim):
 		assert names[n].addr != names[n + "-rejoined"].addr
 
 
-@pytest.mark.xfail(strict=False, reason="the evidence-strength engine is being written")
 def test_attribution_targets(sim):
 	assert sim["caught"] >= 0.95 * sim["banned"], report(sim)
 	assert sim["median"] is not None and sim["median"] <= 2, report(sim)
