@@ -277,6 +277,13 @@ int config_load_partial(const char *path, struct diag *diag, struct config **out
 			struct config **partial);
 void config_free(struct config **cfg);
 
+/*
+ * Reports to diag, as a warning, a devices.oui.dir whose registry files cannot be read (the
+ * daemon then knows no vendor from MAC prefixes). Nothing when identity or the registry is off.
+ * policy_load calls it: it reads the file system.
+ */
+void config_lint_oui(const struct config *cfg, struct diag *diag);
+
 const char *config_action_name(enum config_action a); /* "sinkhole", ...; "inherit" */
 /* Parses "127.0.0.1:53", "[::1]:5353", "192.0.2.1" (default_port used). 0 or -EINVAL. */
 int config_parse_addr(const char *text, uint16_t default_port, struct sockaddr_storage *ss,

@@ -809,6 +809,7 @@ config_check(const struct config_node *root, const char *file, struct config *cf
 		config_schema_path_key(path, "lists", cfg->lists[i].name);
 		warn(&c, &at, path, "used by no group");
 	}
+	config_lint(&c, root, errors);
 cleanup:
 	free(used);
 	if (c.rc != 0)

@@ -368,6 +368,7 @@ policy_load(const char *path, struct diag *diag, struct policy **out)
 	int rc = config_load_partial(path, diag, &cfg, &partial);
 
 	if (rc == 0) {
+		config_lint_oui(cfg, diag);
 		rc = policy_new(cfg, diag, out);
 		if (rc != 0)
 			config_free(&cfg);

@@ -160,7 +160,8 @@ test_config_values(void **state)
 		"groups:\n"
 		"  - name: g\n"
 		"    macs: [aa:bb:cc]\n"
-		"    randomised_mac: true\n";
+		"    randomised_mac: true\n"
+		"  - name: rest\n";
 	struct diag d;
 	struct config *cfg = NULL;
 	diag_init(&d);
@@ -219,10 +220,10 @@ test_config_identity_on(void **state)
 {
 	(void)state;
 	static const char *const on[] = {
-		"devices: {}\ngroups:\n  - {name: g, vendors: [Xiaomi]}\n",
-		"groups:\n  - {name: g, vendors: [Xiaomi]}\ndevices:\n",
+		"devices: {}\ngroups:\n  - {name: g, vendors: [Xiaomi]}\n  - {name: rest}\n",
+		"groups:\n  - {name: g, vendors: [Xiaomi]}\n  - {name: rest}\ndevices:\n",
 		("groups:\n  - {name: g, macs: [aa:bb:cc], tags: [x], randomised_mac: false,"
-		 " hostnames: [\"a*\"]}\ndevices: {}\n"),
+		 " hostnames: [\"a*\"]}\n  - {name: rest}\ndevices: {}\n"),
 	};
 	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
 		struct diag d;
