@@ -69,8 +69,9 @@ known_vendors(const struct config *cfg, const char ***out)
 		return -1;
 	for (size_t i = 0; i < VENDORS_COUNT; i++)
 		v[k++] = vendors_names[i];
-	for (size_t i = 0; i < cfg->devices.nsignatures; i++)
-		if (cfg->devices.signatures[i].vendor != NULL)
+	for (size_t i = 0; i < cfg->devices.nsignatures; i++)	/* an OS family is no vendor */
+		if (cfg->devices.signatures[i].vendor != NULL &&
+		    cfg->devices.signatures[i].strength != IDENTITY_STRENGTH_OS)
 			v[k++] = cfg->devices.signatures[i].vendor;
 	for (size_t i = 0; i < cfg->devices.nhostname_vendors; i++)
 		if (cfg->devices.hostname_vendors[i].vendor != NULL)

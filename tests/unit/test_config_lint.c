@@ -39,6 +39,11 @@ static const struct error_case error_cases[] = {
 	 "devices: {}\ngroups:\n  - {name: a, clients: [10.0.0.0/8]}\n  - {name: b, clients: "
 	 "[192.168.0.0/16]}\n  - name: c\n    vendors: [Xiomi]\n",
 	 "t.yaml:6:15: groups[2].vendors[0]: unknown vendor 'Xiomi' (did you mean 'Xiaomi'?)"},
+	{"an OS family of the catalog is no vendor", BANNED "[Apple]" REST,
+	 "t.yaml:4:15: groups[0].vendors[0]: unknown vendor 'Apple' (no signature, hostname pattern, "
+	 "inventory device or MAC registry gives it; known: Xiaomi, Oppo, OnePlus, Realme, Vivo, "
+	 "Huawei, Honor, Samsung and the vendors of devices.signatures and "
+	 "devices.hostname_vendors)"},
 	{"vendor nothing gives", BANNED "[Acme]" REST,
 	 "t.yaml:4:15: groups[0].vendors[0]: unknown vendor 'Acme' (no signature, hostname pattern, "
 	 "inventory device or MAC registry gives it; known: Xiaomi, Oppo, OnePlus, Realme, Vivo, "
