@@ -1,0 +1,134 @@
+/*
+ * devices_int.h: what the files of the daemon's device table share (devices.c: life cycle and the
+ * query path; devices_refresh.c: the sources in the thread pool and the lease watchers;
+ * devices_table.c: the table's records, forgetting and saving). Not for other folders: they use
+ * devices.h.
+ */
+#ifndef VETO_DEVICES_INT_H
+#define VETO_DEVICES_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "clients.h"
+#include "devices.h"
+#include "devices_store.h"
+#include "kmap.h"
+#include "sources.h"
+
+struct stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	int64_t mtime_ns;
+	bool seen;		/* a stat was taken */
+};
+
+struct refresh_job {
+	uv_work_t req;
+	struct devices *d;
+	struct policy *pol;		/* reference: the configuration read */
+	bool load_oui, build_inv;
+	int arp_rc, neigh6_rc;		/* out: as in devices_sources */
+	size_t nleases;
+	struct stamp *stamps;		/* in: the last ones; out: the new ones */
+	struct leases **leases;		/* new tables, NULL = keep */
+	struct neigh *arp;		/* new table, NULL = keep */
+	struct kmap *neigh6;	/* new IPv6 neighbours, NULL = keep */
+	struct mac *neigh6_macs;
+	struct oui *oui;
+	struct kmap *inv_mac, *inv_ip;
+	struct diag diag;
+};
+
+struct save_job {
+	uv_work_t req;
+	struct devices *d;
+	struct devices_record *recs;
+	size_t n;
+	char (*gone)[DEVICES_KEY_MAX];	/* devices forgotten since the last save */
+	size_t ngone;
+	bool keep_only;			/* gone overflowed: keep only the keys of recs... */
+	char (*keep)[DEVICES_KEY_MAX];	/* ...and of keep, every device in the table */
+	size_t nkeep;
+	int status;
+};
+
+struct watch {
+	uv_fs_event_t h;
+	struct devices *d;
+};
+
+struct devices {
+	uv_loop_t *loop;
+	struct policy *pol;		/* reference: configuration of the sources */
+	struct devices_sources *src;	/* the current snapshot (never NULL after new) */
+	struct stamp *stamps;
+	size_t nstamps;
+	struct clients *trusted;
+
+	struct devices_record *recs;
+	uint8_t *dirty;
+	size_t n, cap;
+	struct kmap *index;	/* key (MAC or IP) -> recs index */
+	size_t ndirty;
+	struct devices_record *cur;	/* between devices_identify and devices_record_query */
+	struct devices_record tmp;	/* cur when the table is full: identified, not kept */
+	struct sockaddr_storage cur_sa;	/* the address cur was identified for */
+	bool cur_new;			/* cur was added by this query */
+	size_t max;			/* devices.max_devices */
+	char (*gone)[DEVICES_KEY_MAX];	/* forgotten, to be deleted from the store (<= max) */
+	size_t ngone;
+	bool gone_overflow;		/* more were forgotten: the next save keeps only the table */
+	uint64_t evicted, expired;	/* since start */
+	uint64_t evicted_attributed;
+	uint64_t evicted_reported, attributed_reported;
+	uint64_t unrecorded;		/* queries whose device could not be kept (table full of
+					   devices that are never evicted) */
+	uint64_t unrecorded_reported;
+	int64_t full_warned;		/* when the table-full warning was last logged */
+
+	struct devices_store *store;	/* NULL: in memory only */
+	char *db_path;
+	devices_event_cb event_cb;	/* device events go to the query store */
+	void *event_arg;
+
+	uv_timer_t arp_timer, save_timer, debounce_timer;
+	struct watch **watches;		/* each freed by its close callback */
+	size_t nwatches;
+	unsigned open_handles;
+	struct refresh_job *refresh;
+	bool refresh_again, refresh_oui, refresh_inv;
+	struct save_job *save;
+	bool closing;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+
+/* devices_refresh.c */
+void devices_refresh_start(struct devices *d);	/* now, or after the one in flight */
+void devices_on_arp_timer(uv_timer_t *t);
+void devices_watch_leases(struct devices *d);	/* (re)creates the lease-folder watchers */
+void devices_unwatch_leases(struct devices *d);
+
+/* devices_table.c */
+struct devices_record *devices_table_add(struct devices *d, const char *key, int64_t now);
+struct devices_record *devices_table_lookup(struct devices *d, const struct dkey *k);
+void devices_table_mark_dirty(struct devices *d, const struct devices_record *r);
+void devices_table_remove_one(struct devices *d, size_t i);
+void devices_table_forget_key(struct devices *d, const char *key);
+int devices_text_dkey(const char *key, struct dkey *out);	/* "mac:..."/"ip:..." -> key */
+void devices_open_store(struct devices *d);	/* opens and loads state_dir/devices.db */
+void devices_on_save_timer(uv_timer_t *t);	/* expiry, reports, periodic save */
+struct save_job *devices_save_collect(struct devices *d);
+void devices_save_job_free(struct save_job *j);
+
+/* devices.c */
+void devices_maybe_closed(struct devices *d);	/* calls the close callback when all is done */
+void devices_on_handle_closed(uv_handle_t *h);
+
+#endif
