@@ -20,6 +20,7 @@
 struct devices_store {
 	sqlite3 *db;
 	bool readonly;
+	bool legacy;	/* read-only, a file from before the pin and evidence columns */
 };
 
 static const char schema[] =
@@ -27,14 +28,65 @@ static const char schema[] =
 	" key TEXT PRIMARY KEY, mac TEXT, randomised INTEGER NOT NULL DEFAULT 0,"
 	" ips TEXT NOT NULL DEFAULT '', hostname TEXT, client_id TEXT, vendor_class TEXT,"
 	" inventory TEXT, manufacturer TEXT, oui_vendor TEXT, vendor TEXT, vendor_source TEXT,"
-	" grp TEXT, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+	" grp TEXT, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, pin_vendor TEXT,"
+	" pin_group TEXT, os_families INTEGER NOT NULL DEFAULT 0,"
+	" shared INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS observations ("
 	" key TEXT NOT NULL, vendor TEXT NOT NULL, count INTEGER NOT NULL,"
 	" first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, evidence TEXT,"
+	" rom INTEGER NOT NULL DEFAULT 0, app INTEGER NOT NULL DEFAULT 0, rom_evidence TEXT,"
 	" PRIMARY KEY (key, vendor));"
 	/* Files written before the query store kept every device event had a second copy of
 	 * them here, read by nothing: dropped, the query store's device_events is the one. */
 	"DROP TABLE IF EXISTS events;";
+
+/* Columns added after the first release: a file from before gets them when the daemon (or an
+ * offline `veto devices pin`) opens it read-write. */
+static const struct {
+	const char *table, *column, *decl;
+} added_columns[] = {
+	{"devices", "pin_vendor", "TEXT"},
+	{"devices", "pin_group", "TEXT"},
+	{"devices", "os_families", "INTEGER NOT NULL DEFAULT 0"},
+	{"devices", "shared", "INTEGER NOT NULL DEFAULT 0"},
+	{"observations", "rom", "INTEGER NOT NULL DEFAULT 0"},
+	{"observations", "app", "INTEGER NOT NULL DEFAULT 0"},
+	{"observations", "rom_evidence", "TEXT"},
+};
+
+static bool
+has_column(sqlite3 *db, const char *table, const char *column)
+{
+	sqlite3_stmt *st = NULL;
+	bool found = false;
+	char sql[128];
+	snprintf(sql, sizeof(sql), "PRAGMA table_info(%s)", table);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return false;
+	while (!found && sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *name = sqlite3_column_text(st, 1);
+		found = name != NULL && strcmp((const char *)name, column) == 0;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* Adds the columns an older file lacks. SQLITE_OK or the error. */
+static int
+add_columns(sqlite3 *db)
+{
+	for (size_t i = 0; i < sizeof(added_columns) / sizeof(added_columns[0]); i++) {
+		char sql[256];
+		if (has_column(db, added_columns[i].table, added_columns[i].column))
+			continue;
+		snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s",
+			 added_columns[i].table, added_columns[i].column, added_columns[i].decl);
+		int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
 
 static void
 set_err(char *err, size_t size, const char *path, const char *what, sqlite3 *db)
@@ -70,6 +122,8 @@ open_rw(const char *path, sqlite3 **out)
 			  NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = add_columns(db);
 cleanup:
 	if (rc != SQLITE_OK) {
 		sqlite3_close(db);
@@ -109,6 +163,8 @@ devices_store_open(const char *path, bool readonly, char *err, size_t size,
 			return -EIO;
 		}
 		s->db = db;
+		s->legacy = !has_column(db, "devices", "pin_vendor") ||
+			    !has_column(db, "observations", "rom_evidence");
 		*out = s;
 		return 0;
 	}
@@ -184,15 +240,18 @@ devices_store_save(struct devices_store *s, const struct devices_record *recs, s
 	static const char up_dev[] =
 		"INSERT INTO devices (key, mac, randomised, ips, hostname, client_id, vendor_class,"
 		" inventory, manufacturer, oui_vendor, vendor, vendor_source, grp, first_seen,"
-		" last_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+		" last_seen, pin_vendor, pin_group, os_families, shared) VALUES (?1,?2,?3,?4,?5,?6,"
+		"?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)"
 		" ON CONFLICT(key) DO UPDATE SET mac=?2, randomised=?3, ips=?4, hostname=?5,"
 		" client_id=?6, vendor_class=?7, inventory=?8, manufacturer=?9, oui_vendor=?10,"
 		" vendor=?11, vendor_source=?12, grp=?13, first_seen=min(first_seen, ?14),"
-		" last_seen=max(last_seen, ?15)";
+		" last_seen=max(last_seen, ?15), pin_vendor=?16, pin_group=?17, os_families=?18,"
+		" shared=?19";
 	static const char up_obs[] =
-		"INSERT INTO observations (key, vendor, count, first_seen, last_seen, evidence)"
-		" VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT(key, vendor) DO UPDATE SET count=?3,"
-		" first_seen=?4, last_seen=?5, evidence=?6";
+		"INSERT INTO observations (key, vendor, count, first_seen, last_seen, evidence, rom,"
+		" app, rom_evidence) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(key, vendor) DO"
+		" UPDATE SET count=?3, first_seen=?4, last_seen=?5, evidence=?6, rom=?7, app=?8,"
+		" rom_evidence=?9";
 	sqlite3_stmt *sd = NULL, *so = NULL;
 	int rc = -EIO;
 
@@ -223,6 +282,10 @@ devices_store_save(struct devices_store *s, const struct devices_record *recs, s
 		bind_text(sd, 13, r->group);
 		sqlite3_bind_int64(sd, 14, r->first_seen);
 		sqlite3_bind_int64(sd, 15, r->last_seen);
+		bind_text(sd, 16, r->pin_vendor);
+		bind_text(sd, 17, r->pin_group);
+		sqlite3_bind_int(sd, 18, r->os_families);
+		sqlite3_bind_int(sd, 19, r->shared);
 		if (sqlite3_step(sd) != SQLITE_DONE)
 			goto cleanup;
 		for (size_t k = 0; k < r->nobs; k++) {
@@ -234,6 +297,9 @@ devices_store_save(struct devices_store *s, const struct devices_record *recs, s
 			sqlite3_bind_int64(so, 4, o->first);
 			sqlite3_bind_int64(so, 5, o->last);
 			bind_text(so, 6, o->evidence);
+			sqlite3_bind_int64(so, 7, o->rom);
+			sqlite3_bind_int64(so, 8, o->app);
+			bind_text(so, 9, o->rom_evidence);
 			if (sqlite3_step(so) != SQLITE_DONE)
 				goto cleanup;
 		}
@@ -312,6 +378,10 @@ read_row(sqlite3_stmt *st, struct devices_record *r)
 	col_text(st, 12, r->group, sizeof(r->group));
 	r->first_seen = sqlite3_column_int64(st, 13);
 	r->last_seen = sqlite3_column_int64(st, 14);
+	col_text(st, 15, r->pin_vendor, sizeof(r->pin_vendor));
+	col_text(st, 16, r->pin_group, sizeof(r->pin_group));
+	r->os_families = (uint16_t)sqlite3_column_int(st, 17);
+	r->shared = sqlite3_column_int(st, 18) != 0;
 }
 
 static int
@@ -320,8 +390,12 @@ read_obs(struct devices_store *s, struct devices_record *r)
 	sqlite3_stmt *st = NULL;
 	int rc;
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT vendor, count, first_seen, last_seen, evidence FROM "
-			       "observations WHERE key = ?1 ORDER BY first_seen, vendor",
+			       s->legacy ? "SELECT vendor, count, first_seen, last_seen, evidence,"
+					   " 0, 0, NULL FROM observations WHERE key = ?1"
+					   " ORDER BY first_seen, vendor"
+					 : "SELECT vendor, count, first_seen, last_seen, evidence, rom,"
+					   " app, rom_evidence FROM observations WHERE key = ?1"
+					   " ORDER BY first_seen, vendor",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, r->key, -1, SQLITE_TRANSIENT);
@@ -333,14 +407,19 @@ read_obs(struct devices_store *s, struct devices_record *r)
 		o->first = sqlite3_column_int64(st, 2);
 		o->last = sqlite3_column_int64(st, 3);
 		col_text(st, 4, o->evidence, sizeof(o->evidence));
+		o->rom = (uint32_t)sqlite3_column_int64(st, 5);
+		o->app = (uint32_t)sqlite3_column_int64(st, 6);
+		col_text(st, 7, o->rom_evidence, sizeof(o->rom_evidence));
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-#define SELECT_DEVICE                                                                            \
+#define SELECT_COMMON                                                                            \
 	"SELECT key, mac, randomised, ips, hostname, client_id, vendor_class, inventory,"         \
-	" manufacturer, oui_vendor, vendor, vendor_source, grp, first_seen, last_seen FROM devices"
+	" manufacturer, oui_vendor, vendor, vendor_source, grp, first_seen, last_seen, "
+#define SELECT_DEVICE	     SELECT_COMMON "pin_vendor, pin_group, os_families, shared FROM devices"
+#define SELECT_DEVICE_LEGACY SELECT_COMMON "NULL, NULL, 0, 0 FROM devices"
 
 int
 devices_store_load(struct devices_store *s, devices_store_record_cb cb, void *arg)
@@ -348,8 +427,10 @@ devices_store_load(struct devices_store *s, devices_store_record_cb cb, void *ar
 	sqlite3_stmt *st = NULL;
 	struct devices_record r;
 	int rc, result = 0;
-	if (sqlite3_prepare_v2(s->db, SELECT_DEVICE " ORDER BY last_seen DESC, key", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db,
+			       s->legacy ? SELECT_DEVICE_LEGACY " ORDER BY last_seen DESC, key"
+					 : SELECT_DEVICE " ORDER BY last_seen DESC, key",
+			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		read_row(st, &r);
@@ -372,8 +453,10 @@ devices_store_get(struct devices_store *s, const char *key, struct devices_recor
 	sqlite3_stmt *st = NULL;
 	struct devices_record r;
 	int rc;
-	if (sqlite3_prepare_v2(s->db, SELECT_DEVICE " WHERE key = ?1", -1, &st, NULL) !=
-	    SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db,
+			       s->legacy ? SELECT_DEVICE_LEGACY " WHERE key = ?1"
+					 : SELECT_DEVICE " WHERE key = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
