@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "clients.h"
+#include "devices_int.h"
 #include "devices_store.h"
 #include "check.h"
 #include "fileio.h"
@@ -406,7 +407,7 @@ remove_marked(struct devices *d, const uint8_t *victim)
 static int
 evict_rank(const struct devices_record *r)
 {
-	if (r->inventory[0] != '\0')
+	if (r->inventory[0] != '\0' || r->pin_vendor[0] != '\0' || r->pin_group[0] != '\0')
 		return -1;
 	bool attributed = r->vendor_source == IDENTITY_SRC_SIGNATURE || r->nobs > 0;
 	return (attributed ? 2 : 0) + (r->has_mac ? 1 : 0);
@@ -480,7 +481,8 @@ expire(struct devices *d, int64_t now)
 
 	for (size_t i = 0; i < d->n; i++) {
 		const struct devices_record *r = &d->recs[i];
-		if (r->has_mac || r->inventory[0] != '\0' || r->last_seen >= before)
+		if (r->has_mac || r->inventory[0] != '\0' || r->last_seen >= before ||
+		    r->pin_vendor[0] != '\0' || r->pin_group[0] != '\0')
 			continue;
 		if (victim == NULL && (victim = calloc(d->n, 1)) == NULL)
 			return;
@@ -1164,4 +1166,83 @@ devices_free(struct devices **dp)
 	policy_unref(&d->pol);
 	free(d);
 	*dp = NULL;
+}
+
+/* ---- for devices_admin.c (devices_int.h) ---- */
+
+const struct config *
+devices_int_config(const struct devices *d)
+{
+	return policy_config(d->pol);
+}
+
+const struct policy *
+devices_int_policy(const struct devices *d)
+{
+	return d->pol;
+}
+
+const struct devices_sources *
+devices_int_sources(const struct devices *d)
+{
+	return d->src;
+}
+
+struct devices_record *
+devices_int_lookup(struct devices *d, const char *key)
+{
+	struct dkey k;
+	return text_dkey(key, &k) == 0 ? lookup(d, &k) : NULL;
+}
+
+struct devices_record *
+devices_int_record(struct devices *d, size_t i)
+{
+	return i < d->n ? &d->recs[i] : NULL;
+}
+
+struct devices_record *
+devices_int_add(struct devices *d, const char *key)
+{
+	struct dkey k;
+	if (d->closing || text_dkey(key, &k) != 0)
+		return NULL;
+	d->cur = NULL;	/* an eviction may move records */
+	struct devices_record *r = add_record(d, key, (int64_t)time(NULL));
+	if (r != NULL && kmap_put(d->index, &k, (uint32_t)(d->n - 1)) != 0) {
+		d->n--;
+		r = NULL;
+	}
+	return r;
+}
+
+int
+devices_int_remove(struct devices *d, struct devices_record *r)
+{
+	size_t i = (size_t)(r - d->recs);
+	REQUIRE(i < d->n);
+	uint8_t *victim = calloc(d->n, 1);
+	if (victim == NULL)
+		return -ENOMEM;
+	d->cur = NULL;
+	victim[i] = 1;
+	remove_marked(d, victim);
+	free(victim);
+	return 0;
+}
+
+void
+devices_int_dirty(struct devices *d, struct devices_record *r)
+{
+	mark_dirty(d, r);
+}
+
+void
+devices_int_event(struct devices *d, const char *kind, const struct devices_record *r,
+		  const char *old_group, const char *new_group, const char *evidence)
+{
+	struct sockaddr_storage none;
+	memset(&none, 0, sizeof(none));
+	none.ss_family = AF_UNSPEC;
+	emit_event(d, kind, r, (const struct sockaddr *)&none, old_group, new_group, evidence);
 }
