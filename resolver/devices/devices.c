@@ -530,9 +530,11 @@ static void
 on_save_work(uv_work_t *req)
 {
 	struct save_job *j = req->data;
-	j->status = devices_store_save(j->d->store, j->recs, j->n);
-	if (j->status == 0 && j->ngone > 0)
-		j->status = devices_store_delete(j->d->store, j->gone, j->ngone);
+	/* deletions first: a device forgotten and seen (or pinned) again since the last save is
+	 * saved, not deleted */
+	j->status = j->ngone > 0 ? devices_store_delete(j->d->store, j->gone, j->ngone) : 0;
+	if (j->status == 0)
+		j->status = devices_store_save(j->d->store, j->recs, j->n);
 	if (j->status == 0 && j->keep_only)
 		j->status = devices_store_keep_only(j->d->store, j->keep, j->nkeep);
 }
@@ -1117,7 +1119,8 @@ maybe_closed(struct devices *d)
 	/* last save, on the loop: everything else has stopped */
 	struct save_job *j = collect(d);
 	if (j != NULL) {
-		if (devices_store_save(d->store, j->recs, j->n) != 0)
+		on_save_work(&j->req);	/* the forgotten devices leave the file too */
+		if (j->status != 0)
 			log_warning("devices: %s: cannot save the device state", d->db_path);
 		save_job_free(j);
 	}

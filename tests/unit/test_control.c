@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "config.h"
 #include "config_int.h"
@@ -26,6 +27,8 @@
 #include "devices_store.h"
 #include "diag.h"
 #include "identify.h"
+#include "names.h"
+#include "policy.h"
 
 /* ---- the protocol ---- */
 
@@ -376,6 +379,133 @@ test_store_pins(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+
+/* ---- the daemon's table ---- */
+
+struct loop_env {
+	uv_loop_t loop;
+	struct policy *pol;
+	struct devices *d;
+	int closed;
+};
+
+static void
+on_closed(void *arg)
+{
+	((struct loop_env *)arg)->closed++;
+}
+
+static void
+env_open(struct loop_env *e, const char *yaml)
+{
+	struct diag d;
+	struct config *cfg = NULL;
+	diag_init(&d);
+	assert_int_equal(config_load_text("t.yaml", "/etc/veto", yaml, strlen(yaml), &d, &cfg), 0);
+	assert_int_equal(policy_new(cfg, &d, &e->pol), 0);
+	diag_clear(&d);
+	assert_int_equal(uv_loop_init(&e->loop), 0);
+	assert_int_equal(devices_new(&e->loop, e->pol, &e->d), 0);
+	e->closed = 0;
+}
+
+/* Closes the table (its last save) and the loop. */
+static void
+env_close(struct loop_env *e)
+{
+	devices_close(e->d, on_closed, e);
+	assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(e->closed, 1);
+	devices_free(&e->d);
+	assert_int_equal(uv_loop_close(&e->loop), 0);
+	policy_unref(&e->pol);
+}
+
+static void
+query_from(struct loop_env *e, const char *ip, const char *name)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct names_name qn;
+	struct policy_identity id;
+	struct policy_decision dec;
+	struct devices_ident ident;
+	const char *why = NULL;
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	assert_int_equal(names_from_text(&qn, name, strlen(name), &why), 0);
+	devices_identify(e->d, e->pol, (struct sockaddr *)&sin, NULL, &id, &ident);
+	policy_decide(e->pol, &id, &qn, &dec);
+	devices_record_query(e->d, e->pol, dec.group, &qn, &ident);
+}
+
+static int
+saved(const char *path, const char *key, struct devices_record *r)
+{
+	struct devices_store *st = NULL;
+	char err[512];
+	assert_int_equal(devices_store_open(path, true, err, sizeof(err), &st), 0);
+	int rc = devices_store_get(st, key, r);
+	devices_store_close(&st);
+	return rc;
+}
+
+/* forget and pin on the running table: answered, and what the table saves at close (no
+ * periodic save in between) is what the administrator asked, also when a device is forgotten
+ * and pinned again before a save. */
+static void
+test_admin_on_loop(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/veto-test-control-XXXXXX", yaml[512], path[256], msg[256];
+	struct loop_env e;
+	struct devices_record r;
+	struct devices_admin_req forget = {DEVICES_ADMIN_FORGET, "127.0.0.40", "", "", 1000};
+	struct devices_admin_req pin = {DEVICES_ADMIN_PIN, "127.0.0.40", "", "staff", 1000};
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(yaml, sizeof(yaml),
+		 "state_dir: %s\n"
+		 "devices:\n  arp: false\n  oui: false\n"
+		 "  signatures: {Xiaomi: [connect.rom.miui.com]}\n"
+		 "groups:\n"
+		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
+		 "  - {name: staff, clients: [10.0.0.0/8]}\n"
+		 "  - {name: rest}\n",
+		 dir);
+	snprintf(path, sizeof(path), "%s/devices.db", dir);
+
+	env_open(&e, yaml);
+	query_from(&e, "127.0.0.40", "connect.rom.miui.com");
+	assert_string_equal(devices_find(e.d, "ip:127.0.0.40")->vendor, "Xiaomi");
+	env_close(&e);
+	assert_int_equal(saved(path, "ip:127.0.0.40", &r), 0);
+
+	/* forgotten, then the daemon stops before its next periodic save */
+	env_open(&e, yaml);
+	assert_int_equal(devices_admin_run(e.d, &forget, msg, sizeof(msg)), 0);
+	assert_string_equal(msg, "forgot ip:127.0.0.40 (vendor=Xiaomi (signature) by uid 1000)");
+	assert_null(devices_find(e.d, "ip:127.0.0.40"));
+	assert_int_equal(devices_admin_run(e.d, &forget, msg, sizeof(msg)), -ENOENT);
+	env_close(&e);
+	assert_int_equal(saved(path, "ip:127.0.0.40", &r), -ENOENT);
+
+	/* attributed, forgotten and pinned again before any save: the pin is what stays */
+	env_open(&e, yaml);
+	query_from(&e, "127.0.0.40", "connect.rom.miui.com");
+	env_close(&e);
+	env_open(&e, yaml);
+	assert_int_equal(devices_admin_run(e.d, &forget, msg, sizeof(msg)), 0);
+	assert_int_equal(devices_admin_run(e.d, &pin, msg, sizeof(msg)), 0);
+	assert_string_equal(devices_find(e.d, "ip:127.0.0.40")->pin_group, "staff");
+	env_close(&e);
+	assert_int_equal(saved(path, "ip:127.0.0.40", &r), 0);
+	assert_string_equal(r.pin_group, "staff");
+	assert_int_equal(r.nobs, 0);
+
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -387,6 +517,7 @@ main(void)
 	        cmocka_unit_test(test_admin_apply),
 	        cmocka_unit_test(test_inventory_by_address),
 	        cmocka_unit_test(test_store_pins),
+	        cmocka_unit_test(test_admin_on_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
