@@ -183,6 +183,13 @@ def test_control_socket(aveto):
 		reply = s.recv(1024)
 		s.close()
 		assert reply.startswith(want), reply
+	# a client that says nothing is answered and closed after the read timeout (2 s)
+	s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+	s.settimeout(15)
+	s.connect(str(aveto.sock))
+	assert s.recv(1024).startswith(b"error: timed out waiting for the request")
+	assert s.recv(1024) == b""
+	s.close()
 	aveto.assert_alive()
 	# a crash leaves the socket behind: the next start replaces it
 	aveto.send_signal(signal.SIGKILL)
