@@ -302,8 +302,8 @@ on_devices_inventory(struct config_check_ctx *c, const struct config_node *key,
 		bool has_mac = !mac_is_zero(&d->mac);
 		if (d->name == NULL)
 			err(c, it, item, "missing key 'name'");
-		if (!has_mac && !has_key(it, "mac"))
-			err(c, it, item, "missing key 'mac'");
+		if (!has_mac && !d->has_ip && !has_key(it, "mac") && !has_key(it, "ip"))
+			err(c, it, item, "missing key 'mac' or 'ip' (at least one)");
 		for (size_t j = 0; j + 1 < cfg->devices.ninventory; j++) {
 			const struct config_device *e = &cfg->devices.inventory[j];
 			if (d->name != NULL && e->name != NULL && strcmp(d->name, e->name) == 0) {
@@ -316,6 +316,11 @@ on_devices_inventory(struct config_check_ctx *c, const struct config_node *key,
 				err(c, it, config_schema_path_key(sub, item, "mac"),
 				    "duplicate MAC address '%s' (first at line %d)",
 				    mac_format(&d->mac, m), e->loc.line);
+			}
+			if (d->has_ip && e->has_ip && d->ip.family == e->ip.family &&
+			    memcmp(d->ip.addr, e->ip.addr, 16) == 0) {
+				err(c, it, config_schema_path_key(sub, item, "ip"),
+				    "duplicate address (first at line %d)", e->loc.line);
 			}
 		}
 	}

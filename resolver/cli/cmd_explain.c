@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_devices_int.h"
 #include "config.h"
 #include "devices_store.h"
 #include "identify.h"
@@ -129,6 +130,7 @@ print_json(const struct explain *e, FILE *out)
 		json_fput_str(out, r->vendor[0] ? r->vendor : NULL);
 		fputs(",\"vendor_source\":", out);
 		json_fput_str(out, identity_source_name(r->vendor_source));
+		cmd_devices_json_evidence(out, r);
 		fprintf(out, ",\"saved\":%s}", e->dev_saved ? "true" : "false");
 		fputs(",\"matched_by\":", out);
 		json_fput_str(out, e->group != NULL ? policy_selector_name(e->why.selector) : NULL);
@@ -150,7 +152,7 @@ print_text(const struct explain *e, FILE *out)
 	}
 	if (e->has_identity) {
 		char mac[MAC_STRLEN], inv[IDENTITY_NAME_MAX], host[IDENTITY_NAME_MAX];
-		char org[IDENTITY_NAME_MAX], ev[DEVICES_EVIDENCE_MAX];
+		char org[IDENTITY_NAME_MAX];
 		const struct devices_record *r = &e->dev;
 		fprintf(out, "device:  %s%s%s%s%s%s%s\n", r->key,
 			r->inventory[0] ? ", inventory '" : "",
@@ -165,10 +167,7 @@ print_text(const struct explain *e, FILE *out)
 		if (r->vendor[0] != '\0')
 			fprintf(out, "vendor:  %s (from %s)\n", text_safe(org, sizeof(org), r->vendor),
 				identity_source_name(r->vendor_source));
-		for (size_t i = 0; i < r->nobs; i++)
-			fprintf(out, "seen:    %s x%u, last '%s'\n",
-				text_safe(org, sizeof(org), r->obs[i].vendor),
-				(unsigned)r->obs[i].count, text_safe(ev, sizeof(ev), r->obs[i].evidence));
+		cmd_devices_text_evidence(out, r, "", 9);
 		if (!e->dev_saved)
 			fprintf(out, "state:   not in the saved device state\n");
 	}

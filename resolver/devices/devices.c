@@ -446,7 +446,8 @@ devices_maybe_closed(struct devices *d)
 	/* last save, on the loop: everything else has stopped */
 	struct save_job *j = devices_save_collect(d);
 	if (j != NULL) {
-		if (devices_store_save(d->store, j->recs, j->n) != 0)
+		devices_save_work(&j->req);	/* the forgotten devices leave the file too */
+		if (j->status != 0)
 			log_warning("devices: %s: cannot save the device state", d->db_path);
 		devices_save_job_free(j);
 	}
@@ -495,4 +496,78 @@ devices_free(struct devices **dp)
 	policy_unref(&d->pol);
 	free(d);
 	*dp = NULL;
+}
+
+/* ---- for devices_admin.c (devices_int.h) ---- */
+
+const struct config *
+devices_int_config(const struct devices *d)
+{
+	return policy_config(d->pol);
+}
+
+const struct policy *
+devices_int_policy(const struct devices *d)
+{
+	return d->pol;
+}
+
+const struct devices_sources *
+devices_int_sources(const struct devices *d)
+{
+	return d->src;
+}
+
+struct devices_record *
+devices_int_lookup(struct devices *d, const char *key)
+{
+	struct dkey k;
+	return devices_text_dkey(key, &k) == 0 ? devices_table_lookup(d, &k) : NULL;
+}
+
+struct devices_record *
+devices_int_record(struct devices *d, size_t i)
+{
+	return i < d->n ? &d->recs[i] : NULL;
+}
+
+struct devices_record *
+devices_int_add(struct devices *d, const char *key)
+{
+	struct dkey k;
+	if (d->closing || devices_text_dkey(key, &k) != 0)
+		return NULL;
+	d->cur = NULL;	/* an eviction may move records */
+	struct devices_record *r = devices_table_add(d, key, (int64_t)time(NULL));
+	if (r != NULL && kmap_put(d->index, &k, (uint32_t)(d->n - 1)) != 0) {
+		d->n--;
+		r = NULL;
+	}
+	return r;
+}
+
+int
+devices_int_remove(struct devices *d, struct devices_record *r)
+{
+	size_t i = (size_t)(r - d->recs);
+	REQUIRE(i < d->n);
+	d->cur = NULL;
+	devices_table_remove_one(d, i);
+	return 0;
+}
+
+void
+devices_int_dirty(struct devices *d, struct devices_record *r)
+{
+	devices_table_mark_dirty(d, r);
+}
+
+void
+devices_int_event(struct devices *d, const char *kind, const struct devices_record *r,
+		  const char *old_group, const char *new_group, const char *evidence)
+{
+	struct sockaddr_storage none;
+	memset(&none, 0, sizeof(none));
+	none.ss_family = AF_UNSPEC;
+	emit_event(d, kind, r, (const struct sockaddr *)&none, old_group, new_group, evidence);
 }

@@ -126,9 +126,31 @@ void devices_open_store(struct devices *d);	/* opens and loads state_dir/devices
 void devices_on_save_timer(uv_timer_t *t);	/* expiry, reports, periodic save */
 struct save_job *devices_save_collect(struct devices *d);
 void devices_save_job_free(struct save_job *j);
+void devices_save_work(uv_work_t *req);	/* thread pool (or the loop, at close) */
 
 /* devices.c */
 void devices_maybe_closed(struct devices *d);	/* calls the close callback when all is done */
 void devices_on_handle_closed(uv_handle_t *h);
+
+/* devices.c, for devices_admin.c (the administrator's forget, pin and unpin on the running
+ * table). Loop thread only; record pointers are valid until the next call that adds or removes
+ * a record. */
+const struct config *devices_int_config(const struct devices *d);
+const struct policy *devices_int_policy(const struct devices *d);
+const struct devices_sources *devices_int_sources(const struct devices *d);
+/* The record of a key text ("mac:...", "ip:..."), or NULL. */
+struct devices_record *devices_int_lookup(struct devices *d, const char *key);
+/* The i-th record, NULL past the end. */
+struct devices_record *devices_int_record(struct devices *d, size_t i);
+/* A new, empty record for key (not present), first and last seen now; NULL when the key is
+ * not valid, the table is full of devices that are never evicted, or memory runs out. */
+struct devices_record *devices_int_add(struct devices *d, const char *key);
+/* Removes r from the table and queues its deletion from the saved state. 0 or -ENOMEM. */
+int devices_int_remove(struct devices *d, struct devices_record *r);
+/* r changed: saved at the next save. */
+void devices_int_dirty(struct devices *d, struct devices_record *r);
+/* Reports a device event without a client address (an administrator's action). */
+void devices_int_event(struct devices *d, const char *kind, const struct devices_record *r,
+		       const char *old_group, const char *new_group, const char *evidence);
 
 #endif

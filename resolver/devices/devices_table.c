@@ -120,7 +120,7 @@ devices_table_remove_one(struct devices *d, size_t i)
 static int
 evict_rank(const struct devices_record *r)
 {
-	if (r->inventory[0] != '\0')
+	if (r->inventory[0] != '\0' || r->pin_vendor[0] != '\0' || r->pin_group[0] != '\0')
 		return -1;
 	bool attributed = r->vendor_source == IDENTITY_SRC_SIGNATURE || r->nobs > 0;
 	return (attributed ? 2 : 0) + (r->has_mac ? 1 : 0);
@@ -194,7 +194,8 @@ expire(struct devices *d, int64_t now)
 
 	for (size_t i = 0; i < d->n; i++) {
 		const struct devices_record *r = &d->recs[i];
-		if (r->has_mac || r->inventory[0] != '\0' || r->last_seen >= before)
+		if (r->has_mac || r->inventory[0] != '\0' || r->last_seen >= before ||
+		    r->pin_vendor[0] != '\0' || r->pin_group[0] != '\0')
 			continue;
 		if (victim == NULL && (victim = calloc(d->n, 1)) == NULL)
 			return;
@@ -238,13 +239,15 @@ report_full(struct devices *d, int64_t now)
 
 /* ---- saving ---- */
 
-static void
-on_save_work(uv_work_t *req)
+void
+devices_save_work(uv_work_t *req)
 {
 	struct save_job *j = req->data;
-	j->status = devices_store_save(j->d->store, j->recs, j->n);
-	if (j->status == 0 && j->ngone > 0)
-		j->status = devices_store_delete(j->d->store, j->gone, j->ngone);
+	/* deletions first: a device forgotten and seen (or pinned) again since the last save is
+	 * saved, not deleted */
+	j->status = j->ngone > 0 ? devices_store_delete(j->d->store, j->gone, j->ngone) : 0;
+	if (j->status == 0)
+		j->status = devices_store_save(j->d->store, j->recs, j->n);
 	if (j->status == 0 && j->keep_only)
 		j->status = devices_store_keep_only(j->d->store, j->keep, j->nkeep);
 }
@@ -349,7 +352,7 @@ devices_on_save_timer(uv_timer_t *t)
 	struct save_job *j = devices_save_collect(d);
 	if (j == NULL)
 		return;
-	if (uv_queue_work(d->loop, &j->req, on_save_work, on_save_done) != 0) {
+	if (uv_queue_work(d->loop, &j->req, devices_save_work, on_save_done) != 0) {
 		requeue(d, j); /* cannot happen with a valid loop: try again at the next tick */
 		devices_save_job_free(j);
 		return;

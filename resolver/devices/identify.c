@@ -47,7 +47,13 @@ static int
 find_inventory(const struct config *cfg, const struct devices_sources *src,
 	       const struct devices_record *rec, const struct devices_ip *ip)
 {
-	return rec->has_mac ? sources_inv_by_mac(cfg, src, &rec->mac) : sources_inv_by_ip(cfg, src, ip);
+	int inv = rec->has_mac ? sources_inv_by_mac(cfg, src, &rec->mac) : -1;
+	if (inv < 0) {	/* an entry keyed by address only names whoever is behind it */
+		int i = sources_inv_by_ip(cfg, src, ip);
+		if (i >= 0 && (!rec->has_mac || mac_is_zero(&cfg->devices.inventory[i].mac)))
+			inv = i;
+	}
+	return inv;
 }
 
 static void

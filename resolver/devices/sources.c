@@ -25,8 +25,8 @@ sources_build_inventory(const struct config *cfg, struct kmap **by_mac,
 	for (size_t k = 0; k < cfg->devices.ninventory; k++) {
 		const struct config_device *d = &cfg->devices.inventory[k];
 		struct dkey key = kmap_mac_key(&d->mac);
-		if ((rc = kmap_put(m, &key, (uint32_t)k)) != 0)
-			goto cleanup;
+		if (!mac_is_zero(&d->mac) && (rc = kmap_put(m, &key, (uint32_t)k)) != 0)
+			goto cleanup;	/* an entry keyed by address only has no MAC */
 		if (d->has_ip) {
 			struct devices_ip ip = {.family = (uint8_t)d->ip.family};
 			memcpy(ip.addr, d->ip.addr, 16);
@@ -191,7 +191,7 @@ sources_inv_by_mac(const struct config *cfg, const struct devices_sources *src, 
 		inv = kmap_get(src->inv_mac, &k);
 	} else {
 		for (size_t i = 0; i < cfg->devices.ninventory && inv < 0; i++)
-			if (mac_equal(&cfg->devices.inventory[i].mac, m))
+			if (!mac_is_zero(m) && mac_equal(&cfg->devices.inventory[i].mac, m))
 				inv = (int)i;
 	}
 	return inv >= 0 && (size_t)inv < cfg->devices.ninventory ? inv : -1;
@@ -206,7 +206,7 @@ sources_mac(const struct config *cfg, const struct devices_sources *src,
 		return true;
 	}
 	int inv = sources_inv_by_ip(cfg, src, ip);
-	if (inv >= 0) {
+	if (inv >= 0 && !mac_is_zero(&cfg->devices.inventory[inv].mac)) {
 		*out = cfg->devices.inventory[inv].mac;
 		return true;
 	}

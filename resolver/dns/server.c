@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "control.h"
 #include "diag.h"
 #include "log.h"
 #include "server_int.h"
@@ -141,6 +142,8 @@ start_devices(struct server *s, const char *when)
 	const char *dir = policy_config(s->policy)->state_dir;
 	free(s->applied.state_dir);
 	s->applied.state_dir = dir != NULL ? strdup(dir) : NULL; /* NULL on ENOMEM: no warning */
+	if (control_open(s->loop, s->devices, dir, &s->control) == 0)
+		s->nobjects++;	/* not fatal: veto devices then edits the saved state */
 	if (when[0] != '\0')
 		log_info("%sdevices: started", when);
 }
@@ -615,6 +618,8 @@ begin_close(struct server *s)
 		s->upstream = NULL;
 		upstream_close(u, on_upstream_closed, s);
 	}
+	if (s->control != NULL)
+		control_close(s->control, on_devices_closed, s);
 	if (s->devices != NULL)
 		devices_close(s->devices, on_devices_closed, s);
 	server_object_closed(s);
@@ -647,6 +652,7 @@ server_free(struct server **sp)
 		return;
 	REQUIRE(s->state == SERVER_STOPPED);
 	query_pool_destroy(&s->pool);
+	control_free(&s->control);
 	devices_free(&s->devices);
 	if (s->policy != NULL)
 		policy_unref(&s->policy);

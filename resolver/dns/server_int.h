@@ -158,6 +158,7 @@ struct server {
 	struct upstream *upstream;
 	struct querylog *qlog;
 	struct devices *devices;	/* device identity (devices: in the config), or NULL */
+	struct control *control;	/* state_dir/control.sock for the device table, or NULL */
 	struct server_stats stats;
 	/* what took effect at start (or when devices started): a reload compares with these to
 	 * say which changes need a restart */

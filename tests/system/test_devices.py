@@ -209,7 +209,7 @@ def test_randomised_mac_banned_after_one_signature_query(dveto, veto_factory):
 	while True:
 		p = run_veto(["devices", "-c", str(dveto.config_file), "--json"])
 		assert p.returncode == 0, p.stderr
-		devs = {d["key"]: d for d in map(json.loads, p.stdout.splitlines())}
+		devs = {d["key"]: d for d in json.loads(p.stdout)}
 		if f"mac:{RANDOM_MAC}" in devs or time.monotonic() > deadline:
 			break
 		time.sleep(0.25)
@@ -226,7 +226,7 @@ def test_randomised_mac_banned_after_one_signature_query(dveto, veto_factory):
 	r = ask(dveto, "restarted.test", TRUSTED, opts)
 	assert r.rcode() == dns.rcode.REFUSED
 	# text output too
-	p = run_veto(["devices", "-c", str(dveto.config_file)])
+	p = run_veto(["devices", "show", RANDOM_MAC, "-c", str(dveto.config_file)])
 	assert p.returncode == 0 and "02:aa:bb:cc:dd:01 (randomised)" in p.stdout
 	# times in local time, as veto log and veto report print them (JSON keeps UTC)
 	import re

@@ -179,11 +179,11 @@ def test_query_log_file(hostile, hid):
 @pytest.mark.parametrize("hid", case(IDS, "devices-json"))
 def test_devices_json(hostile, hid):
 	out = veto_bytes(["devices", "-c", str(hostile.config_file), "--json"])
-	mac = mac_of(HOSTILE[hid][0]).encode()
-	mine = [ln for ln in out.split(b"\n") if b'"mac:%s"' % mac in ln]
+	mac = mac_of(HOSTILE[hid][0])
+	assert not clean_json_problems(out, False)
+	mine = [d for d in json.loads(out) if d["key"] == f"mac:{mac}"]
 	assert len(mine) == 1, out
-	assert not clean_json_problems(mine[0] + b"\n", True)
-	assert json.loads(mine[0])["hostname"] is not None
+	assert mine[0]["hostname"] is not None
 
 
 @pytest.mark.parametrize("hid", case(IDS, "explain-json"))
@@ -225,19 +225,28 @@ def test_report_device_json(hostile, hid):
 
 # --- tables ------------------------------------------------------------------------------------
 
-DEVICE_LINE = re.compile(rb"^(mac|ip):\S+$|^  (ips|mac|hostname|inventory|oui|vendor|observed|"
-			 rb"group|seen): ")
+DEVICE_LINE = re.compile(rb"^(mac|ip):\S+$|^  (ips|mac|hostname|inventory|oui|vendor|evidence|"
+			 rb"observed|group|seen): ")
+
+
+@pytest.mark.parametrize("hid", case(IDS, "devices-show"))
+def test_devices_show(hostile, hid):
+	key = b"mac:" + mac_of(HOSTILE[hid][0]).encode()
+	out = veto_bytes(["devices", "show", key.decode(), "-c", str(hostile.config_file)])
+	assert out.startswith(key + b"\n"), out
+	assert not table_problems(out, DEVICE_LINE.match), out
+	assert out.count(b"\n  hostname:   ") == 1
 
 
 @pytest.mark.parametrize("hid", case(IDS, "devices-table"))
 def test_devices_table(hostile, hid):
 	out = veto_bytes(["devices", "-c", str(hostile.config_file)])
-	key = b"mac:" + mac_of(HOSTILE[hid][0]).encode()
-	start = out.index(key + b"\n")
-	nxt = re.search(rb"\n(mac|ip):", out[start + 1:])
-	block = out[start:start + 1 + nxt.start() + 1] if nxt else out[start:]
-	assert not table_problems(block, DEVICE_LINE.match), block
-	assert block.count(b"\n  hostname:   ") == 1
+	mac = mac_of(HOSTILE[hid][0]).encode()
+	# a header and one row per device, each at most 100 columns, the device's row once
+	assert not table_problems(out, lambda ln: ln.startswith(b"KEY ") or
+				  re.match(rb"^[0-9a-f:.]+ ", ln)), out
+	assert [ln for ln in out.split(b"\n") if ln.startswith(mac + b" ")], out
+	assert all(len(ln.decode()) <= 100 for ln in out.split(b"\n")), out
 
 
 @pytest.mark.parametrize("hid", case(IDS, "log-table"))

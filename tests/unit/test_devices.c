@@ -36,8 +36,12 @@
 static const struct error_case error_cases[] = {
 	{"unknown devices key", "devices:\n  inventroy: []\n",
 	 "t.yaml:2:3: devices.inventroy: unknown key (did you mean 'inventory'?)"},
-	{"inventory without mac", "devices:\n  inventory:\n    - name: a\n",
-	 "t.yaml:3:7: devices.inventory[0]: missing key 'mac'"},
+	{"inventory without mac or ip", "devices:\n  inventory:\n    - name: a\n",
+	 "t.yaml:3:7: devices.inventory[0]: missing key 'mac' or 'ip' (at least one)"},
+	{"inventory duplicate address",
+	 "devices:\n  inventory:\n    - {name: a, ip: 192.0.2.10}\n"
+	 "    - {name: b, mac: 00:11:22:33:44:55, ip: 192.0.2.10}\n",
+	 "t.yaml:4:7: devices.inventory[1].ip: duplicate address (first at line 3)"},
 	{"inventory without name", "devices:\n  inventory:\n    - mac: 00:11:22:33:44:55\n",
 	 "t.yaml:3:7: devices.inventory[0]: missing key 'name'"},
 	{"inventory bad mac", "devices:\n  inventory:\n    - {name: a, mac: 00:11:22}\n",

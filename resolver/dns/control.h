@@ -1,0 +1,59 @@
+/*
+ * control: the daemon's local control channel, a Unix stream socket in state_dir
+ * (state_dir/control.sock) that `veto devices forget|pin|unpin` talk to.
+ *
+ * The socket is created by the daemon with mode 0600 whatever the umask (owner only: the
+ * daemon's user and root can connect, and a peer of another uid is refused after a
+ * SO_PEERCRED check), replaces a stale socket left by a crash (one nobody listens on), and is
+ * removed at stop. Never on the network.
+ *
+ * Protocol: one request line per connection, one reply line, then the daemon closes:
+ *     forget KEY
+ *     pin KEY [vendor=VENDOR] [group=GROUP]
+ *     unpin KEY
+ * Words are separated by one space; in a word, '%', space and control octets are written
+ * %XX (hex). Replies: "ok TEXT" or "error: TEXT". Bounded: CONTROL_LINE_MAX octets per
+ * request, CONTROL_MAX_CLIENTS connections at once (more are closed at once),
+ * CONTROL_TIMEOUT_MS to send the request.
+ *
+ * Loop thread only. The handle lifetime follows STYLE.md: control_close() closes every handle
+ * and calls cb once the last close callback ran; control_free() after that.
+ */
+#ifndef VETO_CONTROL_H
+#define VETO_CONTROL_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "devices.h"
+#include "devices_admin.h"
+
+#define CONTROL_SOCKET_FILE "control.sock"
+#define CONTROL_LINE_MAX    512
+#define CONTROL_MAX_CLIENTS 8
+#define CONTROL_TIMEOUT_MS  2000
+
+/* Parses one request line (without its newline) into req (uid 0). 0, or -EINVAL with the
+ * reason in err. */
+int control_parse(const char *line, size_t len, struct devices_admin_req *req, char *err,
+                  size_t size);
+/* Writes req as a request line, newline included. 0, or -ENAMETOOLONG when it does not fit
+ * in size (at most CONTROL_LINE_MAX counts). */
+int control_format(const struct devices_admin_req *req, char *buf, size_t size);
+
+/* state_dir/control.sock into buf: 0 or -ENAMETOOLONG (too long for a socket address). */
+int control_path(const char *state_dir, char *buf, size_t size);
+
+struct control;
+
+/*
+ * Listens on state_dir/control.sock for requests on d's table (d must outlive the channel).
+ * 0, or -errno (logged: the daemon runs without the channel): -ENAMETOOLONG, -EADDRINUSE
+ * (another daemon serves that socket), or the socket's error.
+ */
+int control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, struct control **out);
+/* Stops listening, closes every connection, removes the socket, then calls cb(arg). */
+void control_close(struct control *c, void (*cb)(void *arg), void *arg);
+void control_free(struct control **c); /* after the close callback; NULL-safe */
+
+#endif
