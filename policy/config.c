@@ -378,6 +378,8 @@ config_new_defaults(const char *file, const char *dir, struct config **out)
 	cfg->state_dir = strdup("/var/lib/veto");
 	cfg->devices.arp = true;
 	cfg->devices.arp_refresh_s = 30;
+	cfg->devices.max_devices = 65536;
+	cfg->devices.address_ttl_s = 4 * 3600;
 	cfg->devices.arp_file = strdup("/proc/net/arp");
 	cfg->devices.oui_dir = strdup("/usr/share/ieee-data");
 	if (cfg->path == NULL || cfg->dir == NULL || cfg->server.listen == NULL ||
@@ -407,6 +409,11 @@ config_new_defaults(const char *file, const char *dir, struct config **out)
 	cfg->server.tcp_idle_timeout_ms = CONFIG_TCP_IDLE_TIMEOUT_MS;
 	cfg->server.tcp_connections = CONFIG_TCP_CONNECTIONS;
 	cfg->server.tcp_pipeline = CONFIG_TCP_PIPELINE;
+	cfg->server.tcp_connections_per_client = CONFIG_TCP_CONNECTIONS_PER_CLIENT;
+	cfg->server.queries_per_client = CONFIG_QUERIES_PER_CLIENT;
+	cfg->server.queries_per_prefix = CONFIG_QUERIES_PER_PREFIX;
+	cfg->server.error_replies_per_second = CONFIG_ERROR_REPLIES_PER_SECOND;
+	cfg->server.rate_limit.action = CONFIG_RATE_TRUNCATE;
 	cfg->upstream.resolv_conf = true;
 	cfg->upstream.timeout_ms = 1500;
 	cfg->cache.entries = 100000;

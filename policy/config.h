@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "diag.h"
+#include "identity.h"
 #include "mac.h"
 
 /* How a blocked query is answered. CONFIG_ACTION_INHERIT = not set here, use the outer one. */
@@ -125,7 +126,8 @@ struct config_leases {
 
 /* devices.signatures.VENDOR: names whose queries reveal the vendor of a device */
 struct config_signature {
-	char *vendor;		/* owned, as written ("Xiaomi") */
+	char *vendor;		/* owned, as written ("Xiaomi"); an OS family for strength os */
+	enum identity_strength strength;
 	size_t *lists;		/* indexes into config.lists */
 	size_t nlists;
 	char **domains;		/* owned, inline names */
@@ -145,6 +147,20 @@ struct config_hostname_vendor {
 #define CONFIG_TCP_IDLE_TIMEOUT_MS	10000
 #define CONFIG_TCP_CONNECTIONS		256
 #define CONFIG_TCP_PIPELINE		32
+/* Defaults of the per-client limits (server.*): high enough that a LAN of ordinary devices never
+ * reaches them, low enough that one client cannot take every descriptor or query slot. */
+#define CONFIG_QUERIES_PER_CLIENT	  256
+#define CONFIG_QUERIES_PER_PREFIX	  1024
+#define CONFIG_TCP_CONNECTIONS_PER_CLIENT 64
+#define CONFIG_ERROR_REPLIES_PER_SECOND	  10
+
+/* server.rate_limit.action: what a query beyond its client's rate gets. */
+enum config_rate_action {
+	CONFIG_RATE_TRUNCATE = 0,	/* UDP: empty reply with TC=1 (the client retries over TCP,
+					   which is not rate limited); the default */
+	CONFIG_RATE_REFUSED,		/* REFUSED */
+	CONFIG_RATE_DROP,		/* no reply */
+};
 
 struct config {
 	char *path;		/* owned, the file as given */
@@ -161,6 +177,24 @@ struct config {
 						   listeners) */
 		uint32_t tcp_pipeline;		/* default 32, 1..16384: queries in flight per
 						   connection */
+		uint32_t tcp_connections_per_client; /* default 64, 1..65536: open at once from
+							one address */
+		/* queries waiting for upstream at once, per client address and per /24 (IPv4)
+		 * or /56 (IPv6); beyond: SERVFAIL at once */
+		uint32_t queries_per_client;	/* default 256, 1..65536 */
+		uint32_t queries_per_prefix;	/* default 1024, 1..65536 */
+		/* FORMERR/NOTIMP/BADVERS replies per second per client address (burst twice
+		 * that); beyond: no reply. 0 = no limit. Default 10, 0..1000000 */
+		uint32_t error_replies_per_second;
+		/* token buckets per client address and per prefix; a rate of 0 is off (the
+		 * default); a burst of 0 means twice the rate */
+		struct {
+			uint32_t queries_per_second;		/* 0..1000000 */
+			uint32_t burst;				/* 0..1000000 */
+			uint32_t prefix_queries_per_second;	/* 0..1000000 */
+			uint32_t prefix_burst;			/* 0..1000000 */
+			enum config_rate_action action;
+		} rate_limit;
 	} server;
 
 	struct {
@@ -212,6 +246,9 @@ struct config {
 		bool arp;			/* read arp_file (and IPv6 neighbours); default true */
 		char *arp_file;			/* owned; default "/proc/net/arp" */
 		uint32_t arp_refresh_s;		/* default 30 */
+		uint32_t max_devices;		/* the device table's bound; default 65536 */
+		uint32_t address_ttl_s;		/* a device known only by its address is forgotten
+						   after this long without a query; default 14400 */
 		struct config_cidr *trusted;	/* trusted_forwarders: EDNS MAC and ECS honoured */
 		size_t ntrusted;
 		char *oui_dir;			/* owned; default "/usr/share/ieee-data"; NULL = off */
@@ -239,6 +276,13 @@ int config_load(const char *path, struct diag *diag, struct config **out);
 int config_load_partial(const char *path, struct diag *diag, struct config **out,
 			struct config **partial);
 void config_free(struct config **cfg);
+
+/*
+ * Reports to diag, as a warning, a devices.oui.dir whose registry files cannot be read (the
+ * daemon then knows no vendor from MAC prefixes). Nothing when identity or the registry is off.
+ * policy_load calls it: it reads the file system.
+ */
+void config_lint_oui(const struct config *cfg, struct diag *diag);
 
 const char *config_action_name(enum config_action a); /* "sinkhole", ...; "inherit" */
 /* Parses "127.0.0.1:53", "[::1]:5353", "192.0.2.1" (default_port used). 0 or -EINVAL. */

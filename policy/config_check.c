@@ -79,6 +79,55 @@ on_server_allow(struct config_check_ctx *c, const struct config_node *key,
 		warn(c, key, path, "empty: every client is refused");
 }
 
+static const char *const rate_actions[] = {"truncate", "refused", "drop"};
+
+static void
+on_rate_action(struct config_check_ctx *c, const struct config_node *key,
+               const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	int i = config_schema_get_enum(c, key, val, path, rate_actions,
+	                               sizeof(rate_actions) / sizeof(rate_actions[0]));
+	if (i >= 0)
+		cfg->server.rate_limit.action = (enum config_rate_action)i;
+}
+
+#define RATE_MAX 1000000
+static const struct config_schema_key rate_limit_keys[] = {
+        CONFIG_SCHEMA_UINT_KEY("queries_per_second", struct config,
+                               server.rate_limit.queries_per_second, 0, RATE_MAX),
+        CONFIG_SCHEMA_UINT_KEY("burst", struct config, server.rate_limit.burst, 0, RATE_MAX),
+        CONFIG_SCHEMA_UINT_KEY("prefix_queries_per_second", struct config,
+                               server.rate_limit.prefix_queries_per_second, 0, RATE_MAX),
+        CONFIG_SCHEMA_UINT_KEY("prefix_burst", struct config, server.rate_limit.prefix_burst, 0,
+                               RATE_MAX),
+        CONFIG_SCHEMA_CALL_KEY("action", on_rate_action),
+};
+
+static void
+on_server_rate_limit(struct config_check_ctx *c, const struct config_node *key,
+                     const struct config_node *val, const char *path, void *obj)
+{
+	if (config_schema_is_mapping(c, key, val, path, true))
+		config_schema_walk_map(c, val, path, rate_limit_keys,
+		                       sizeof(rate_limit_keys) / sizeof(rate_limit_keys[0]), obj);
+}
+
+/* A burst of 0 is twice the rate (at least 1). */
+static void
+finish_rate_limit(struct config *cfg)
+{
+	uint32_t *pairs[][2] = {
+	        {&cfg->server.rate_limit.queries_per_second, &cfg->server.rate_limit.burst},
+	        {&cfg->server.rate_limit.prefix_queries_per_second,
+	         &cfg->server.rate_limit.prefix_burst},
+	};
+	for (size_t i = 0; i < 2; i++) {
+		if (*pairs[i][1] == 0)
+			*pairs[i][1] = *pairs[i][0] > 0 ? 2 * *pairs[i][0] : 0;
+	}
+}
+
 static const struct config_schema_key server_keys[] = {
         CONFIG_SCHEMA_CALL_KEY("listen", on_server_listen),
         CONFIG_SCHEMA_CALL_KEY("allow", on_server_allow),
@@ -88,6 +137,15 @@ static const struct config_schema_key server_keys[] = {
         CONFIG_SCHEMA_UINT_KEY("tcp_connections", struct config, server.tcp_connections, 1, 65536),
         /* At most the daemon's queries in flight (SERVER_MAX_QUERIES, dns/server_int.h). */
         CONFIG_SCHEMA_UINT_KEY("tcp_pipeline", struct config, server.tcp_pipeline, 1, 16384),
+        CONFIG_SCHEMA_UINT_KEY("tcp_connections_per_client", struct config,
+                               server.tcp_connections_per_client, 1, 65536),
+        CONFIG_SCHEMA_UINT_KEY("queries_per_client", struct config, server.queries_per_client, 1,
+                               65536),
+        CONFIG_SCHEMA_UINT_KEY("queries_per_prefix", struct config, server.queries_per_prefix, 1,
+                               65536),
+        CONFIG_SCHEMA_UINT_KEY("error_replies_per_second", struct config,
+                               server.error_replies_per_second, 0, RATE_MAX),
+        CONFIG_SCHEMA_CALL_KEY("rate_limit", on_server_rate_limit),
 };
 
 /* ---- upstream ---- */
@@ -724,6 +782,7 @@ config_check(const struct config_node *root, const char *file, struct config *cf
 	}
 	config_schema_walk_map(&c, root, "", top_keys, sizeof(top_keys) / sizeof(top_keys[0]), cfg);
 	finish_log(&c);
+	finish_rate_limit(cfg);
 
 	if (cfg->cache.min_ttl > cfg->cache.max_ttl) {
 		const struct config_node *at =
@@ -750,6 +809,7 @@ config_check(const struct config_node *root, const char *file, struct config *cf
 		config_schema_path_key(path, "lists", cfg->lists[i].name);
 		warn(&c, &at, path, "used by no group");
 	}
+	config_lint(&c, root, errors);
 cleanup:
 	free(used);
 	if (c.rc != 0)

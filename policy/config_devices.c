@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "catalog.h"
 #include "hostglob.h"
 #include "lists.h"
 #include "mac.h"
@@ -489,6 +490,9 @@ static const struct config_schema_key devices_keys[] = {
         CONFIG_SCHEMA_BOOL_KEY("arp", struct config, devices.arp),
         CONFIG_SCHEMA_PATH_KEY("arp_file", struct config, devices.arp_file),
         CONFIG_SCHEMA_UINT_KEY("arp_refresh_s", struct config, devices.arp_refresh_s, 1, 86400),
+        CONFIG_SCHEMA_UINT_KEY("max_devices", struct config, devices.max_devices, 16, 4194304),
+        CONFIG_SCHEMA_UINT_KEY("address_ttl_s", struct config, devices.address_ttl_s, 60,
+                               31 * 86400),
         CONFIG_SCHEMA_CALL_KEY("trusted_forwarders", on_devices_trusted),
         CONFIG_SCHEMA_CALL_KEY("oui", on_devices_oui),
         CONFIG_SCHEMA_CALL_KEY("signatures", on_devices_signatures),
@@ -505,19 +509,6 @@ config_devices_section(struct config_check_ctx *c, const struct config_node *key
 		config_schema_walk_map(c, val, path, devices_keys,
 		                       sizeof(devices_keys) / sizeof(devices_keys[0]), obj);
 }
-
-/* The shipped signatures: operating-system names (connectivity checks, push, HTTPDNS, routing)
- * that a vendor's ROM resolves on its own; see docs and ../shared/data/oui.md section 4. */
-static const char *const default_signatures[][8] = {
-        {"Xiaomi", "connect.rom.miui.com", "cn.wifi.miui.com", "resolver.gslb.mi-idc.com",
-         "app.chat.xiaomi.net", "tracking.intl.miui.com", NULL},
-        {"Oppo", "conn1.oppomobile.com", "conn2.oppomobile.com", "httpdns-push.heytapmobile.com",
-         "push.heytapmobile.com", "httpdns.push.oppomobile.com", NULL},
-        {"Vivo", "wifi.vivo.com.cn", NULL},
-        {"Huawei", "connectivitycheck.platform.hicloud.com", "connectivitycheck.cbg-app.huawei.com",
-         "grs.hicloud.com", "dnkeeper.hicloud.com", NULL},
-        {"Honor", "connectivitycheck.hihonor.com", "grs.hihonorcloud.com", NULL},
-};
 
 static int
 add_signature_domain(struct config_signature *sg, const char *name, int line, int col)
@@ -578,42 +569,98 @@ signature_entry(struct config_check_ctx *c, struct config_signature *sg,
 		config_schema_oom(c);
 }
 
+/* The signature of (vendor, strength), added when missing. NULL on ENOMEM. */
+static struct config_signature *
+signature_of(struct config *cfg, const char *vendor, enum identity_strength strength,
+             size_t cap)
+{
+	for (size_t i = 0; i < cfg->devices.nsignatures; i++) {
+		struct config_signature *sg = &cfg->devices.signatures[i];
+		if (sg->strength == strength && strcmp(sg->vendor, vendor) == 0)
+			return sg;
+	}
+	if (cfg->devices.nsignatures == cap)
+		return NULL;
+	struct config_signature *sg = &cfg->devices.signatures[cfg->devices.nsignatures];
+	if ((sg->vendor = strdup(vendor)) == NULL)
+		return NULL;
+	sg->strength = strength;
+	cfg->devices.nsignatures++;
+	return sg;
+}
+
+/* devices.signatures unset: the shipped catalog (policy/catalog.h), one signature per vendor
+ * and strength, in catalog order. */
+static void
+catalog_signatures(struct config_check_ctx *c)
+{
+	struct config *cfg = c->cfg;
+	size_t cap = catalog_nentries ? catalog_nentries : 1;
+
+	cfg->devices.signatures = calloc(cap, sizeof(*cfg->devices.signatures));
+	if (cfg->devices.signatures == NULL) {
+		config_schema_oom(c);
+		return;
+	}
+	for (size_t i = 0; i < catalog_nentries; i++) {
+		const struct catalog_entry *e = &catalog_entries[i];
+		struct config_signature *sg =
+		        signature_of(cfg, e->vendor, (enum identity_strength)e->strength, cap);
+		if (sg == NULL || add_signature_domain(sg, e->name, 0, 0) != 0) {
+			config_schema_oom(c);
+			return;
+		}
+	}
+}
+
+/* The names of one vendor at one strength: a sequence of names and list names. */
+static void
+signature_seq(struct config_check_ctx *c, const struct config_node *k,
+              const struct config_node *v, const char *vendor, enum identity_strength strength,
+              size_t cap, const char *path, bool *used)
+{
+	char item[CONFIG_PATH_MAX + 24];
+
+	if (!config_schema_is_sequence(c, k, v, path))
+		return;
+	struct config_signature *sg = signature_of(c->cfg, vendor, strength, cap);
+	if (sg == NULL) {
+		config_schema_oom(c);
+		return;
+	}
+	if (sg->loc.line == 0) {
+		sg->loc.line = k->line;
+		sg->loc.col = k->col;
+	}
+	if (v->n == 0)
+		warn(c, k, path, "empty: no name reveals this vendor");
+	for (size_t j = 0; j < v->n; j++) {
+		snprintf(item, sizeof(item), "%s[%zu]", path, j);
+		signature_entry(c, sg, v->items[j], item, used);
+	}
+}
+
+/*
+ * devices.signatures: VENDOR: [names] (each name attributes on its own: strength rom), or
+ * VENDOR: {rom: [names], app: [names]}; an OS family: {os: [names]}.
+ */
 static void
 check_signatures(struct config_check_ctx *c, bool *used)
 {
 	struct config *cfg = c->cfg;
 	const struct config_node *val = c->sig_val;
-	char path[CONFIG_PATH_MAX], item[CONFIG_PATH_MAX + 24];
+	char path[CONFIG_PATH_MAX], sub[CONFIG_PATH_MAX + 24];
 
 	if (!cfg->devices.enabled)
 		return;
 	if (!c->signatures_set) {
-		size_t n = sizeof(default_signatures) / sizeof(default_signatures[0]);
-		cfg->devices.signatures = calloc(n, sizeof(*cfg->devices.signatures));
-		if (cfg->devices.signatures == NULL) {
-			config_schema_oom(c);
-			return;
-		}
-		for (size_t i = 0; i < n; i++) {
-			struct config_signature *sg = &cfg->devices.signatures[i];
-			cfg->devices.nsignatures++;
-			if ((sg->vendor = strdup(default_signatures[i][0])) == NULL) {
-				config_schema_oom(c);
-				return;
-			}
-			for (size_t k = 1; default_signatures[i][k] != NULL; k++) {
-				if (add_signature_domain(sg, default_signatures[i][k], 0, 0) != 0) {
-					config_schema_oom(c);
-					return;
-				}
-			}
-		}
+		catalog_signatures(c);
 		return;
 	}
 	if (val == NULL || val->kind != CONFIG_NODE_MAPPING)
 		return;
-	cfg->devices.signatures =
-	        calloc(val->n / 2 ? val->n / 2 : 1, sizeof(*cfg->devices.signatures));
+	size_t cap = 3 * (val->n / 2) + 1;	/* at most one signature per vendor and strength */
+	cfg->devices.signatures = calloc(cap, sizeof(*cfg->devices.signatures));
 	if (cfg->devices.signatures == NULL) {
 		config_schema_oom(c);
 		return;
@@ -627,20 +674,23 @@ check_signatures(struct config_check_ctx *c, bool *used)
 			err(c, k, path, "vendor name must not be empty");
 			continue;
 		}
-		struct config_signature *sg = &cfg->devices.signatures[cfg->devices.nsignatures++];
-		sg->loc.line = k->line;
-		sg->loc.col = k->col;
-		if ((sg->vendor = strdup(k->str)) == NULL) {
-			config_schema_oom(c);
-			return;
-		}
-		if (!config_schema_is_sequence(c, k, v, path))
+		if (v->kind != CONFIG_NODE_MAPPING) {
+			signature_seq(c, k, v, k->str, IDENTITY_STRENGTH_ROM, cap, path, used);
 			continue;
-		if (v->n == 0)
-			warn(c, k, path, "empty: no name reveals this vendor");
-		for (size_t j = 0; j < v->n; j++) {
-			snprintf(item, sizeof(item), "%s[%zu]", path, j);
-			signature_entry(c, sg, v->items[j], item, used);
+		}
+		for (size_t j = 0; j < v->n / 2; j++) {
+			const struct config_node *sk = v->items[2 * j];
+			const struct config_node *sv = v->items[2 * j + 1];
+			enum identity_strength st;
+			if (!config_schema_map_key(c, v, j, path, sub))
+				continue;
+			if (identity_strength_from_name(sk->str, &st) != 0) {
+				char buf[CONFIG_SHOW_MAX + 8];
+				err(c, sk, sub, "unknown strength '%s' (expected rom, app or os)",
+				    config_schema_show(sk->str, buf, sizeof(buf)));
+				continue;
+			}
+			signature_seq(c, sk, sv, k->str, st, cap, sub, used);
 		}
 	}
 }

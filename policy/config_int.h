@@ -242,4 +242,12 @@ void config_devices_group_tags(struct config_check_ctx *c, const struct config_n
 void config_devices_group_randomised(struct config_check_ctx *c, const struct config_node *key,
                                      const struct config_node *val, const char *path, void *obj);
 
+/*
+ * config_lint.c: the checks of the whole configuration, once config_check has built the model
+ * (group vendors, listen ports, signature list names, the OUI directory, clients no group
+ * covers). errors is the error count of diag before the configuration was checked: the
+ * coverage of server.allow is worked out only when there is none since.
+ */
+void config_lint(struct config_check_ctx *c, const struct config_node *root, size_t errors);
+
 #endif

@@ -12,7 +12,7 @@
  * pattern length x hostname length (one backtracking point, the last '*').
  *
  * A hostname is a hint, never proof: users rename their devices, and Android sends option 12
- * only on some ROMs (see docs and ../shared/data/oui.md section 4).
+ * only on some ROMs (see docs and conf/lists/data/oui.md section 4).
  */
 #ifndef VETO_HOSTGLOB_H
 #define VETO_HOSTGLOB_H

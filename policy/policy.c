@@ -368,6 +368,7 @@ policy_load(const char *path, struct diag *diag, struct policy **out)
 	int rc = config_load_partial(path, diag, &cfg, &partial);
 
 	if (rc == 0) {
+		config_lint_oui(cfg, diag);
 		rc = policy_new(cfg, diag, out);
 		if (rc != 0)
 			config_free(&cfg);
@@ -480,9 +481,21 @@ policy_client_group_ex(const struct policy *p, const struct policy_identity *id,
 		       struct policy_group_match *why)
 {
 	const struct config *cfg = p->cfg;
+	struct policy_group_match m = {POLICY_SEL_NONE, -1};
+
+	if (id->group != NULL) {	/* pinned by an administrator */
+		for (size_t i = 0; i < cfg->ngroups; i++) {
+			if (strcmp(cfg->groups[i].name, id->group) == 0) {
+				if (why != NULL) {
+					why->selector = POLICY_SEL_PINNED;
+					why->value = -1;
+				}
+				return (int)i;
+			}
+		}
+	}
 	int cg = clients_find(p->groups, id->sa);
 	size_t limit = cg >= 0 ? (size_t)cg : cfg->ngroups;
-	struct policy_group_match m = {POLICY_SEL_NONE, -1};
 
 	for (size_t i = 0; i < p->ndev_groups && p->dev_groups[i] < limit; i++) {
 		uint32_t g = p->dev_groups[i];
@@ -527,6 +540,8 @@ policy_selector_name(enum policy_selector s)
 		return "tags";
 	case POLICY_SEL_RANDOMISED:
 		return "randomised_mac";
+	case POLICY_SEL_PINNED:
+		return "pinned";
 	}
 	return "unknown";
 }

@@ -89,6 +89,7 @@ enum policy_selector {
 	POLICY_SEL_DEVICES,
 	POLICY_SEL_TAGS,
 	POLICY_SEL_RANDOMISED,
+	POLICY_SEL_PINNED,		/* the identity's pinned group */
 };
 
 struct policy_group_match {

@@ -9,15 +9,19 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Copies src into dst (size > 0 octets), cut to size - 1 octets and NUL-terminated; NULL
- * gives "". The cut is octet-wise: display code cuts at character boundaries itself. */
+/* Copies src into dst (size > 0 octets), NUL-terminated, cut to at most size - 1 octets and
+ * never inside a UTF-8 sequence (a cut backs up to the start of the character it would split);
+ * NULL gives "". */
 static inline void
 text_copy(char *dst, size_t size, const char *src)
 {
 	size_t n = src != NULL ? strlen(src) : 0;
 
-	if (n >= size)
+	if (n >= size) {
 		n = size - 1;
+		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+			n--;
+	}
 	if (n > 0)
 		memcpy(dst, src, n);
 	dst[n] = '\0';

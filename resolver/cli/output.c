@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "json.h"
+#include "text.h"
 
 /* ---- time ---- */
 
@@ -164,17 +165,29 @@ output_csv(FILE *out, const char *s)
 {
 	if (s == NULL)
 		return;
-	if (strpbrk(s, ",\"\r\n") == NULL) {
-		fputs(s, out);
+	char *safe = malloc(strlen(s) + 1);
+	if (safe == NULL) {
+		fputs("?", out);
+		return;
+	}
+	text_safe(safe, strlen(s) + 1, s);
+	/* a cell a spreadsheet would read as a formula is kept as text */
+	bool formula = strchr("=+-@", safe[0]) != NULL && safe[0] != '\0';
+	if (!formula && strpbrk(safe, ",\"") == NULL) {
+		fputs(safe, out);
+		free(safe);
 		return;
 	}
 	fputc('"', out);
-	for (const char *p = s; *p != '\0'; p++) {
+	if (formula)
+		fputc('\'', out);
+	for (const char *p = safe; *p != '\0'; p++) {
 		if (*p == '"')
 			fputc('"', out);
 		fputc(*p, out);
 	}
 	fputc('"', out);
+	free(safe);
 }
 
 void
@@ -252,7 +265,10 @@ output_table_add(struct output_table *t, const char *const *cells)
 	}
 	char **row = t->cells + t->nrows * t->ncols;
 	for (size_t i = 0; i < t->ncols; i++) {
-		row[i] = strdup(cells[i] != NULL ? cells[i] : "-");
+		const char *c = cells[i] != NULL ? cells[i] : "-";
+		row[i] = malloc(strlen(c) + 1);
+		if (row[i] != NULL)	/* no control octet or broken character on the screen */
+			text_safe(row[i], strlen(c) + 1, c);
 		if (row[i] == NULL) {
 			while (i-- > 0)
 				free(row[i]);

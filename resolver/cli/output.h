@@ -20,7 +20,9 @@ int output_parse_time(const char *text, uint64_t now_ms, uint64_t *out);
 #define OUTPUT_TIME_MAX 64
 void output_format_time(uint64_t ts_ms, bool local, char buf[OUTPUT_TIME_MAX]);
 
-/* A CSV field (RFC 4180: quoted when it holds a comma, quote, CR or LF); NULL is empty. */
+/* A CSV field (RFC 4180: quoted when it holds a comma or a quote); NULL is empty. Control octets
+ * and invalid UTF-8 become '?' (text_safe), and a field that starts with '=', '+', '-' or '@'
+ * is quoted with a leading apostrophe so that a spreadsheet shows it as text, not a formula. */
 void output_csv(FILE *out, const char *s);
 
 /* ,"key":"value" (or "key":"value" without comma); the value through json_fput_str(), NULL
@@ -31,7 +33,8 @@ void output_json_u64(FILE *f, const char *key, uint64_t v);
 /* ,"key":"2026-11-22T03:58:22.123Z" */
 void output_json_time(FILE *f, const char *key, uint64_t ts);
 
-/* An aligned text table: cells are copied; NULL cells print as "-". */
+/* An aligned text table: cells are copied terminal-safe (text_safe: control octets and invalid
+ * UTF-8 become '?', so a row stays one line); NULL cells print as "-". */
 struct output_table;
 /* heads: ncols strings, copied. 0 or -ENOMEM; *out (owned by the caller, output_table_free)
  * written only on success. */

@@ -24,6 +24,7 @@
 
 #include "clients.h"
 #include "devices_store.h"
+#include "check.h"
 #include "fileio.h"
 #include "log.h"
 #include "names.h"
@@ -62,6 +63,11 @@ struct save_job {
 	struct devices *d;
 	struct devices_record *recs;
 	size_t n;
+	char (*gone)[DEVICES_KEY_MAX];	/* devices forgotten since the last save */
+	size_t ngone;
+	bool keep_only;			/* gone overflowed: keep only the keys of recs... */
+	char (*keep)[DEVICES_KEY_MAX];	/* ...and of keep, every device in the table */
+	size_t nkeep;
 	int status;
 };
 
@@ -87,6 +93,17 @@ struct devices {
 	struct devices_record tmp;	/* cur when the table is full: identified, not kept */
 	struct sockaddr_storage cur_sa;	/* the address cur was identified for */
 	bool cur_new;			/* cur was added by this query */
+	size_t max;			/* devices.max_devices */
+	char (*gone)[DEVICES_KEY_MAX];	/* forgotten, to be deleted from the store (<= max) */
+	size_t ngone;
+	bool gone_overflow;		/* more were forgotten: the next save keeps only the table */
+	uint64_t evicted, expired;	/* since start */
+	uint64_t evicted_attributed;
+	uint64_t evicted_reported, attributed_reported;
+	uint64_t unrecorded;		/* queries whose device could not be kept (table full of
+					   devices that are never evicted) */
+	uint64_t unrecorded_reported;
+	int64_t full_warned;		/* when the table-full warning was last logged */
 
 	struct devices_store *store;	/* NULL: in memory only */
 	char *db_path;
@@ -328,6 +345,204 @@ on_lease_dir_event(uv_fs_event_t *h, const char *filename, int events, int statu
 
 static int text_dkey(const char *key, struct dkey *out);
 
+/* ---- forgetting: expiry and eviction ---- */
+
+/* Queues key for deletion from the saved state; beyond max queued keys, the next save keeps only
+ * the devices of the table instead. */
+static void
+forget_key(struct devices *d, const char *key)
+{
+	if (d->store == NULL)
+		return;
+	if (d->ngone == d->max || d->gone_overflow) {
+		d->gone_overflow = true;
+		return;
+	}
+	if (d->gone == NULL) {
+		d->gone = malloc(d->max * sizeof(*d->gone));
+		if (d->gone == NULL) {
+			d->gone_overflow = true;
+			return;
+		}
+	}
+	memcpy(d->gone[d->ngone++], key, DEVICES_KEY_MAX);
+}
+
+/* Removes the records marked in victim[0..n), keeping the others in order. Returns how many. */
+static size_t
+remove_marked(struct devices *d, const uint8_t *victim)
+{
+	size_t w = 0, removed = 0;
+	struct dkey k;
+
+	for (size_t i = 0; i < d->n; i++) {	/* deletions first: the index never grows below */
+		if (!victim[i])
+			continue;
+		if (text_dkey(d->recs[i].key, &k) == 0)
+			kmap_del(d->index, &k);
+		if (d->dirty[i])
+			d->ndirty--;
+		forget_key(d, d->recs[i].key);
+		removed++;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		if (victim[i])
+			continue;
+		if (w != i) {
+			d->recs[w] = d->recs[i];
+			d->dirty[w] = d->dirty[i];
+			if (text_dkey(d->recs[w].key, &k) == 0)
+				INSIST(kmap_put(d->index, &k, (uint32_t)w) == 0); /* a replacement */
+		}
+		w++;
+	}
+	d->n = w;
+	return removed;
+}
+
+/* Removes record i (the last record takes its place). O(1). */
+static void
+remove_one(struct devices *d, size_t i)
+{
+	struct dkey k;
+
+	if (text_dkey(d->recs[i].key, &k) == 0)
+		kmap_del(d->index, &k);
+	if (d->dirty[i])
+		d->ndirty--;
+	forget_key(d, d->recs[i].key);
+	size_t last = d->n - 1;
+	if (i != last) {
+		d->recs[i] = d->recs[last];
+		d->dirty[i] = d->dirty[last];
+		if (text_dkey(d->recs[i].key, &k) == 0)
+			INSIST(kmap_put(d->index, &k, (uint32_t)i) == 0); /* a replacement */
+	}
+	d->n--;
+}
+
+/* Which devices go first when the table is full: -1 never (inventory devices); then devices
+ * without an attribution before those with one, and among each, devices known only by their
+ * address before those with a MAC. */
+static int
+evict_rank(const struct devices_record *r)
+{
+	if (r->inventory[0] != '\0')
+		return -1;
+	bool attributed = r->vendor_source == IDENTITY_SRC_SIGNATURE || r->nobs > 0;
+	return (attributed ? 2 : 0) + (r->has_mac ? 1 : 0);
+}
+
+struct candidate {
+	int rank;
+	int64_t last_seen;
+	uint32_t i;
+};
+
+static int
+cmp_candidate(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	if (x->last_seen != y->last_seen)
+		return x->last_seen < y->last_seen ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * The table is full: forgets a sixteenth of it (at least what brings it below max), in
+ * evict_rank order, least recently seen first. O(n log n), once per max/16 new devices. Returns
+ * how many were forgotten (0: every device is one that is never evicted).
+ */
+static size_t
+evict(struct devices *d)
+{
+	size_t want = d->max / 16 > 0 ? d->max / 16 : 1, nc = 0;
+
+	if (d->n >= d->max && d->n - d->max + 1 > want)
+		want = d->n - d->max + 1;
+	struct candidate *c = malloc(d->n * sizeof(*c));
+	uint8_t *victim = calloc(d->n ? d->n : 1, 1);
+	if (c == NULL || victim == NULL) {
+		free(c);
+		free(victim);
+		return 0;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		int rank = evict_rank(&d->recs[i]);
+		if (rank >= 0)
+			c[nc++] = (struct candidate){rank, d->recs[i].last_seen, (uint32_t)i};
+	}
+	qsort(c, nc, sizeof(*c), cmp_candidate);
+	if (want > nc)
+		want = nc;
+	for (size_t i = 0; i < want; i++) {
+		victim[c[i].i] = 1;
+		if (c[i].rank >= 2)
+			d->evicted_attributed++;
+	}
+	size_t removed = remove_marked(d, victim);
+	d->evicted += removed;
+	free(c);
+	free(victim);
+	return removed;
+}
+
+/* Forgets the devices known only by their address that sent no query for address_ttl_s: the
+ * address may belong to another device now, which starts clean. */
+static void
+expire(struct devices *d, int64_t now)
+{
+	const struct config *cfg = policy_config(d->pol);
+	int64_t before = now - (int64_t)cfg->devices.address_ttl_s;
+	uint8_t *victim = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->n; i++) {
+		const struct devices_record *r = &d->recs[i];
+		if (r->has_mac || r->inventory[0] != '\0' || r->last_seen >= before)
+			continue;
+		if (victim == NULL && (victim = calloc(d->n, 1)) == NULL)
+			return;
+		victim[i] = 1;
+		n++;
+	}
+	if (n == 0)
+		return;
+	size_t removed = remove_marked(d, victim);
+	free(victim);
+	d->expired += removed;
+	log_info("devices: forgot %zu devices known only by their address (no query for %us)",
+		 removed, (unsigned)cfg->devices.address_ttl_s);
+}
+
+/* Evictions, and a table full of devices that are never evicted: said at most once a minute,
+ * with the counts since the last report. */
+static void
+report_full(struct devices *d, int64_t now)
+{
+	if (now - d->full_warned < 60)
+		return;
+	if (d->evicted != d->evicted_reported) {
+		log_info("devices: the table is full (devices.max_devices %zu): forgot %llu devices "
+			 "(%llu of them with an attribution), least recently seen first",
+			 d->max, (unsigned long long)(d->evicted - d->evicted_reported),
+			 (unsigned long long)(d->evicted_attributed - d->attributed_reported));
+		d->evicted_reported = d->evicted;
+		d->attributed_reported = d->evicted_attributed;
+		d->full_warned = now;
+	}
+	if (d->unrecorded == d->unrecorded_reported)
+		return;
+	log_warning("devices: the device table is full (%zu devices, none of which may be "
+		    "forgotten): %llu queries identified without being remembered; raise "
+		    "devices.max_devices", d->n,
+		    (unsigned long long)(d->unrecorded - d->unrecorded_reported));
+	d->unrecorded_reported = d->unrecorded;
+	d->full_warned = now;
+}
+
 /* ---- saving ---- */
 
 static void
@@ -335,16 +550,23 @@ on_save_work(uv_work_t *req)
 {
 	struct save_job *j = req->data;
 	j->status = devices_store_save(j->d->store, j->recs, j->n);
+	if (j->status == 0 && j->ngone > 0)
+		j->status = devices_store_delete(j->d->store, j->gone, j->ngone);
+	if (j->status == 0 && j->keep_only)
+		j->status = devices_store_keep_only(j->d->store, j->keep, j->nkeep);
 }
 
 static void
 save_job_free(struct save_job *j)
 {
 	free(j->recs);
+	free(j->gone);
+	free(j->keep);
 	free(j);
 }
 
-/* A save that failed: its records are marked dirty again for the next save. */
+/* A save that failed: its records are marked dirty again for the next save, its deletions
+ * queued again. */
 static void
 requeue(struct devices *d, struct save_job *j)
 {
@@ -356,6 +578,10 @@ requeue(struct devices *d, struct save_job *j)
 			d->ndirty++;
 		}
 	}
+	for (size_t i = 0; i < j->ngone; i++)
+		forget_key(d, j->gone[i]);
+	if (j->keep_only)
+		d->gone_overflow = true;
 }
 
 static void
@@ -373,11 +599,11 @@ on_save_done(uv_work_t *req, int status)
 		maybe_closed(d);
 }
 
-/* Takes the dirty records into a new job (NULL: nothing to save). */
+/* Takes the dirty records and the forgotten keys into a new job (NULL: nothing to save). */
 static struct save_job *
 collect(struct devices *d)
 {
-	if (d->store == NULL || d->ndirty == 0)
+	if (d->store == NULL || (d->ndirty == 0 && d->ngone == 0 && !d->gone_overflow))
 		return NULL;
 	struct save_job *j = calloc(1, sizeof(*j));
 	if (j == NULL)
@@ -387,6 +613,22 @@ collect(struct devices *d)
 		free(j);
 		return NULL;
 	}
+	if (d->gone_overflow) {
+		j->keep = malloc((d->n ? d->n : 1) * sizeof(*j->keep));
+		if (j->keep == NULL) {
+			save_job_free(j);
+			return NULL;
+		}
+		for (size_t i = 0; i < d->n; i++)
+			memcpy(j->keep[i], d->recs[i].key, DEVICES_KEY_MAX);
+		j->nkeep = d->n;
+		j->keep_only = true;
+		d->gone_overflow = false;
+	}
+	j->gone = d->gone;
+	j->ngone = d->ngone;
+	d->gone = NULL;
+	d->ngone = 0;
 	for (size_t i = 0; i < d->n && j->n < d->ndirty; i++) {
 		if (!d->dirty[i])
 			continue;
@@ -403,7 +645,13 @@ static void
 on_save_timer(uv_timer_t *t)
 {
 	struct devices *d = t->data;
-	if (d->closing || d->save != NULL)
+	int64_t now = (int64_t)time(NULL);
+
+	if (d->closing)
+		return;
+	expire(d, now);
+	report_full(d, now);
+	if (d->save != NULL)
 		return;
 	struct save_job *j = collect(d);
 	if (j == NULL)
@@ -418,10 +666,12 @@ on_save_timer(uv_timer_t *t)
 
 /* ---- creation ---- */
 
+static size_t evict(struct devices *d);
+
 static struct devices_record *
 add_record(struct devices *d, const char *key, int64_t now)
 {
-	if (d->n >= DEVICES_MAX)
+	if (d->n >= d->max && evict(d) == 0)
 		return NULL;
 	if (d->n == d->cap) {
 		size_t ncap = d->cap ? d->cap * 2 : 64;
@@ -475,6 +725,10 @@ on_loaded(void *arg, const struct devices_record *rec)
 	struct dkey k;
 	if (text_dkey(rec->key, &k) != 0 || kmap_get(d->index, &k) >= 0)
 		return 0;
+	if (d->n >= d->max) {	/* newest first: the rest is older than the table holds */
+		d->gone_overflow = true;	/* the next save drops it from the file too */
+		return 0;
+	}
 	struct devices_record *r = add_record(d, rec->key, rec->first_seen);
 	if (r == NULL || kmap_put(d->index, &k, (uint32_t)(d->n - 1)) != 0)
 		return -ENOMEM;
@@ -600,6 +854,7 @@ devices_new(uv_loop_t *loop, struct policy *policy, struct devices **out)
 		return -ENOMEM;
 	d->loop = loop;
 	d->pol = policy_ref(policy);
+	d->max = cfg->devices.max_devices;
 	d->stamps = calloc(cfg->devices.nleases + 1, sizeof(*d->stamps));
 	if (d->stamps == NULL || sources_carry(NULL, NULL, cfg, &d->src, NULL) != 0 ||
 	    kmap_new(256, &d->index) != 0 ||
@@ -658,6 +913,7 @@ devices_reconfigure(struct devices *d, struct policy *policy)
 	d->nstamps = cfg->devices.nleases;
 	policy_unref(&d->pol);
 	d->pol = policy_ref(policy);
+	d->max = cfg->devices.max_devices;	/* a lower bound applies at the next new device */
 	unwatch_leases(d);
 	watch_leases(d);
 	uint64_t every = (uint64_t)cfg->devices.arp_refresh_s * 1000;
@@ -722,21 +978,26 @@ devices_set_event_cb(struct devices *d, devices_event_cb cb, void *arg)
 }
 
 /* The address a query from a trusted forwarder stands for (a host ECS option), else client;
- * its MAC option into *hint. */
+ * its MAC option into *hint; *anonymous when a trusted forwarder's query names no client. */
 static const struct sockaddr *
 forwarded_client(const struct devices *d, const struct sockaddr *client,
 		 const struct devices_hints *h, struct sockaddr_storage *ecs, struct mac *hint,
-		 bool *has_hint)
+		 bool *has_hint, bool *anonymous)
 {
 	*has_hint = false;
+	*anonymous = false;
 	if (d->trusted == NULL || h == NULL || clients_find(d->trusted, client) < 0)
 		return client;
 	if (h->has_mac) {
 		memcpy(hint->b, h->mac, MAC_LEN);
 		*has_hint = !mac_is_zero(hint) && !mac_is_multicast(hint);
 	}
-	if (!h->has_ecs || h->ecs_prefix != (h->ecs_family == AF_INET ? 32 : 128))
+	if (!h->has_ecs || h->ecs_prefix != (h->ecs_family == AF_INET ? 32 : 128)) {
+		/* a forwarder's query that names no client: the forwarder's address stands
+		 * for every device behind it */
+		*anonymous = !*has_hint;
 		return client;
+	}
 	memset(ecs, 0, sizeof(*ecs));
 	if (h->ecs_family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)ecs;
@@ -748,6 +1009,24 @@ forwarded_client(const struct devices *d, const struct sockaddr *client,
 		memcpy(&in6->sin6_addr, h->ecs_addr, 16);
 	}
 	return (const struct sockaddr *)ecs;
+}
+
+/* The address sa is now known with a MAC (a lease or neighbour entry): a record kept for it by
+ * address alone, and any attribution on it, ends; the device continues under its MAC. */
+static void
+forget_address_record(struct devices *d, const struct sockaddr *sa)
+{
+	struct devices_ip ip;
+
+	identify_ip_of(sa, &ip);
+	struct dkey k = kmap_ip_key(ip.family, ip.addr);
+	int i = kmap_get(d->index, &k);
+	if (i < 0 || d->recs[i].inventory[0] != '\0')
+		return;
+	if (d->recs[i].vendor[0] != '\0')
+		log_info("devices: %s: the address now belongs to a device with a MAC: its record "
+			 "(vendor '%s') ends", d->recs[i].key, d->recs[i].vendor);
+	remove_one(d, (size_t)i);
 }
 
 static void
@@ -773,11 +1052,15 @@ devices_identify(struct devices *d, const struct policy *pol, const struct socka
 	struct dkey k;
 	int64_t now = (int64_t)time(NULL);
 
-	const struct sockaddr *sa = forwarded_client(d, client, h, &ecs, &hint, &has_hint);
+	bool anonymous;
+	const struct sockaddr *sa =
+		forwarded_client(d, client, h, &ecs, &hint, &has_hint, &anonymous);
 	bool has_mac = identify_key(cfg, d->src, sa, has_hint ? &hint : NULL, key, &m);
 	if (text_dkey(key, &k) != 0) { /* cannot happen: identify_key writes a valid key */
 		memset(&k, 0, sizeof(k));
 	}
+	if (has_mac)
+		forget_address_record(d, sa);
 	struct devices_record *r = lookup(d, &k);
 	d->cur_new = false;
 	if (r == NULL) {
@@ -789,16 +1072,114 @@ devices_identify(struct devices *d, const struct policy *pol, const struct socka
 		}
 	}
 	if (r == NULL) {	/* table full: identify without remembering */
+		d->unrecorded++;
 		memset(&d->tmp, 0, sizeof(d->tmp));
 		d->tmp.inv = -1;
 		r = &d->tmp;
 	}
 	identify_fill(cfg, d->src, sa, has_mac ? &m : NULL, r);
 	r->last_seen = now;
+	if (anonymous)
+		r->shared = true;
 	memcpy(&d->cur_sa, sa, sockaddr_len(sa));
 	d->cur = r;
 	identify_policy(cfg, r, (const struct sockaddr *)&d->cur_sa, id);
 	fill_ident(r, ident);
+}
+
+/* Which OS families' checks a record showed, as text ("Apple, Android"). */
+static void
+families_text(unsigned bits, char *buf, size_t size)
+{
+	static const char *const names[] = {"Apple", "Android", "Windows", "Linux", "other"};
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < 5; i++)
+		if (bits & (1u << i))
+			n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? ", " : "",
+					      names[i]);
+}
+
+static unsigned
+rom_vendors(const struct devices_record *r)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < r->nobs; i++)
+		n += r->obs[i].rom > 0;
+	return n;
+}
+
+/*
+ * Records one signature query: an OS family's check (evidence for that family, and against
+ * handset vendors of other families), or a vendor's name of strength rom or app. An address
+ * without a MAC that shows several OS families, or the rom names of several vendors, carries
+ * several devices (a NAT gateway): it is marked shared and never attributed as a whole. The
+ * first time evidence is not acted on, the log says what was seen and why.
+ */
+static void
+observe(struct devices_record *r, const struct config_signature *sg, const char *name,
+	int64_t now)
+{
+	char fams[64];
+
+	if (sg->strength == IDENTITY_STRENGTH_OS)
+		r->os_families |= (uint16_t)identity_os_from_name(sg->vendor);
+	else
+		identify_observe(r, sg->vendor, sg->strength, name, now);
+	if (!r->has_mac && !r->shared &&
+	    (__builtin_popcount(r->os_families) >= 2 || rom_vendors(r) >= 2)) {
+		r->shared = true;
+		families_text(r->os_families, fams, sizeof(fams));
+		log_info("devices: %s: several devices behind one address (OS checks seen: %s; "
+			 "vendors with ROM evidence: %u): its queries will not attribute a vendor to "
+			 "it", r->key, fams[0] ? fams : "none", rom_vendors(r));
+		r->noted |= DEVICES_NOTED_SHARED;
+	}
+	if (sg->strength != IDENTITY_STRENGTH_ROM || identify_behaviour_usable(r))
+		return;
+	if (r->shared && !(r->noted & DEVICES_NOTED_SHARED)) {
+		log_info("devices: %s: query '%s' (%s, rom) not acted on: the address carries several "
+			 "devices", r->key, name, sg->vendor);
+		r->noted |= DEVICES_NOTED_SHARED;
+	} else if (!r->shared && !(r->noted & DEVICES_NOTED_OS)) {
+		families_text(r->os_families & ~IDENTITY_OS_ANDROID, fams, sizeof(fams));
+		log_info("devices: %s: query '%s' (%s, rom) not acted on: the device showed the "
+			 "connectivity check of %s", r->key, name, sg->vendor, fams);
+		r->noted |= DEVICES_NOTED_OS;
+	}
+}
+
+/* The device's vendor changed (attributed, or an attribution ended): log, move its group from
+ * its next query on, report the events. */
+static void
+vendor_changed(struct devices *d, const struct policy *pol, struct devices_record *r,
+	       const struct sockaddr *sa, int group, const char *old_vendor, const char *name,
+	       const struct config_signature *sg, bool kept)
+{
+	const struct config *cfg = policy_config(pol);
+	struct policy_identity id;
+	struct policy_decision next;
+	char evidence[NAMES_MAX_TEXT + 24];
+
+	identify_policy(cfg, r, sa, &id);
+	policy_decide(pol, &id, NULL, &next);
+	const char *og = policy_group_name(pol, group);
+	const char *nn = policy_group_name(pol, next.group);
+	const char *shown = identify_display_name(r);
+	snprintf(evidence, sizeof(evidence), "'%s' (%s)", name,
+		 identity_strength_name(sg->strength));
+	log_info("devices: %s%s%s: vendor '%s' (was '%s') from query %s: group '%s' -> '%s'%s",
+		 r->key, shown ? " " : "", shown ? shown : "", r->vendor, old_vendor, evidence,
+		 og ? og : "(none)", nn ? nn : "(none)",
+		 kept ? "" : " for this query only: the device table is full and this device is "
+			     "not remembered");
+	text_copy(r->group, sizeof(r->group), nn);
+	if (kept) {
+		emit_event(d, "vendor", r, sa, og, nn, name);
+		if (next.group != group)
+			emit_event(d, "group_change", r, sa, og, nn, name);
+	}
 }
 
 void
@@ -820,30 +1201,14 @@ devices_record_query(struct devices *d, const struct policy *pol, int group,
 
 	int sig = qname != NULL ? policy_signature(pol, qname) : -1;
 	if (sig >= 0 && (size_t)sig < cfg->devices.nsignatures) {
-		const char *vendor = cfg->devices.signatures[sig].vendor;
+		const struct config_signature *sg = &cfg->devices.signatures[sig];
 		char name[NAMES_MAX_TEXT], old_vendor[IDENTITY_VENDOR_MAX];
 		names_to_text(qname, name);
 		text_copy(old_vendor, sizeof(old_vendor), r->vendor);
-		identify_observe(r, vendor, name, now);
+		observe(r, sg, name, now);
 		identify_vendor(cfg, r);
-		if (strcmp(old_vendor, r->vendor) != 0) {
-			struct policy_identity id;
-			struct policy_decision next;
-			identify_policy(cfg, r, sa, &id);
-			policy_decide(pol, &id, NULL, &next);
-			const char *og = policy_group_name(pol, group);
-			const char *nn = policy_group_name(pol, next.group);
-			const char *shown = identify_display_name(r);
-			log_info("devices: %s%s%s: vendor '%s' (was '%s') from query '%s': group '%s' "
-				 "-> '%s'", r->key, shown ? " " : "", shown ? shown : "", r->vendor,
-				 old_vendor, name, og ? og : "(none)", nn ? nn : "(none)");
-			text_copy(r->group, sizeof(r->group), nn);
-			if (kept) {
-				emit_event(d, "vendor", r, sa, og, nn, name);
-				if (next.group != group)
-					emit_event(d, "group_change", r, sa, og, nn, name);
-			}
-		}
+		if (strcmp(old_vendor, r->vendor) != 0)
+			vendor_changed(d, pol, r, sa, group, old_vendor, name, sg, kept);
 	}
 	if (kept)
 		mark_dirty(d, r);
@@ -921,6 +1286,7 @@ devices_free(struct devices **dp)
 	free(d->db_path);
 	free(d->recs);
 	free(d->dirty);
+	free(d->gone);
 	free(d->watches);
 	policy_unref(&d->pol);
 	free(d);

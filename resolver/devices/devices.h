@@ -15,6 +15,12 @@
  * and verdict from policy_decide(), the same functions `veto explain` calls.
  *
  * One query, on the loop: devices_identify() -> policy_decide() -> devices_record_query().
+ *
+ * Bounded: at most devices.max_devices records. When full, a sixteenth is forgotten: never an
+ * inventory device; devices without an attribution before those with one; devices known only
+ * by their address before those with a MAC; least recently seen first. A device known only by
+ * its address is forgotten after devices.address_ttl_s without a query (the address may have
+ * changed hands). Forgotten devices leave the saved state at the next save.
  * Lookups are hash probes. The table is saved to state_dir/devices.db (devices_store.h) from
  * the thread pool every DEVICES_SAVE_MS when something changed, and at close. Device events
  * (first sight, vendor attribution, group change) go to an event callback: the query store.
@@ -33,7 +39,6 @@
 #include "names.h"
 #include "policy.h"
 
-#define DEVICES_MAX	    65536	/* devices remembered; beyond, queries are not recorded */
 #define DEVICES_SAVE_MS	    5000
 #define DEVICES_DEBOUNCE_MS 200
 

@@ -20,6 +20,7 @@
 struct devices_store {
 	sqlite3 *db;
 	bool readonly;
+	bool legacy;		/* read-only, a file of an earlier version: no evidence columns */
 };
 
 static const char schema[] =
@@ -27,10 +28,13 @@ static const char schema[] =
 	" key TEXT PRIMARY KEY, mac TEXT, randomised INTEGER NOT NULL DEFAULT 0,"
 	" ips TEXT NOT NULL DEFAULT '', hostname TEXT, client_id TEXT, vendor_class TEXT,"
 	" inventory TEXT, manufacturer TEXT, oui_vendor TEXT, vendor TEXT, vendor_source TEXT,"
-	" grp TEXT, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+	" grp TEXT, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+	" os_families INTEGER NOT NULL DEFAULT 0, shared INTEGER NOT NULL DEFAULT 0,"
+	" pin_vendor TEXT, pin_group TEXT);"
 	"CREATE TABLE IF NOT EXISTS observations ("
 	" key TEXT NOT NULL, vendor TEXT NOT NULL, count INTEGER NOT NULL,"
 	" first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, evidence TEXT,"
+	" rom INTEGER NOT NULL DEFAULT 0, app INTEGER NOT NULL DEFAULT 0, rom_evidence TEXT,"
 	" PRIMARY KEY (key, vendor));"
 	/* Files written before the query store kept every device event had a second copy of
 	 * them here, read by nothing: dropped, the query store's device_events is the one. */
@@ -42,6 +46,41 @@ set_err(char *err, size_t size, const char *path, const char *what, sqlite3 *db)
 	if (err != NULL && size > 0)
 		snprintf(err, size, "%s: %s: %s", path, what,
 			 db != NULL ? sqlite3_errmsg(db) : "out of memory");
+}
+
+/*
+ * Files of earlier versions: the evidence columns are added. Their observations carry no
+ * strength; they are kept as app evidence (shown, never attributing), so that a device banned
+ * by the old one-query rule is attributed again only by a rom query, never kept banned by a
+ * name any phone may resolve. 0 or the SQLite error code.
+ */
+static int
+migrate(sqlite3 *db)
+{
+	static const char *const add[] = {
+		"ALTER TABLE devices ADD COLUMN os_families INTEGER NOT NULL DEFAULT 0",
+		"ALTER TABLE devices ADD COLUMN shared INTEGER NOT NULL DEFAULT 0",
+		"ALTER TABLE devices ADD COLUMN pin_vendor TEXT",
+		"ALTER TABLE devices ADD COLUMN pin_group TEXT",
+		"ALTER TABLE observations ADD COLUMN rom INTEGER NOT NULL DEFAULT 0",
+		"ALTER TABLE observations ADD COLUMN app INTEGER NOT NULL DEFAULT 0",
+		"ALTER TABLE observations ADD COLUMN rom_evidence TEXT",
+	};
+	bool added = false;
+
+	for (size_t i = 0; i < sizeof(add) / sizeof(add[0]); i++) {
+		char *msg = NULL;
+		int rc = sqlite3_exec(db, add[i], NULL, NULL, &msg);
+		bool dup = rc == SQLITE_ERROR && msg != NULL && strstr(msg, "duplicate column") != NULL;
+		sqlite3_free(msg);
+		if (rc != SQLITE_OK && !dup)
+			return rc;
+		added = added || rc == SQLITE_OK;
+	}
+	if (!added)
+		return SQLITE_OK;
+	return sqlite3_exec(db, "UPDATE observations SET app = count WHERE rom = 0 AND app = 0",
+			    NULL, NULL, NULL);
 }
 
 /* Read-write open: schema, WAL and an integrity check. 0, or the SQLite error code. */
@@ -70,6 +109,8 @@ open_rw(const char *path, sqlite3 **out)
 			  NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = migrate(db);
 cleanup:
 	if (rc != SQLITE_OK) {
 		sqlite3_close(db);
@@ -102,6 +143,10 @@ devices_store_open(const char *path, bool readonly, char *err, size_t size,
 			sqlite3_busy_timeout(db, 2000);
 			rc = sqlite3_exec(db, "SELECT count(*) FROM devices", NULL, NULL, NULL);
 		}
+		if (rc == SQLITE_OK)
+			s->legacy = sqlite3_exec(db, "SELECT os_families FROM devices LIMIT 0;"
+						 "SELECT rom FROM observations LIMIT 0",
+						 NULL, NULL, NULL) != SQLITE_OK;
 		if (rc != SQLITE_OK) {
 			set_err(err, size, path, "cannot read the device state", db);
 			sqlite3_close(db);
@@ -184,15 +229,18 @@ devices_store_save(struct devices_store *s, const struct devices_record *recs, s
 	static const char up_dev[] =
 		"INSERT INTO devices (key, mac, randomised, ips, hostname, client_id, vendor_class,"
 		" inventory, manufacturer, oui_vendor, vendor, vendor_source, grp, first_seen,"
-		" last_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+		" last_seen, os_families, shared, pin_vendor, pin_group)"
+		" VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)"
 		" ON CONFLICT(key) DO UPDATE SET mac=?2, randomised=?3, ips=?4, hostname=?5,"
 		" client_id=?6, vendor_class=?7, inventory=?8, manufacturer=?9, oui_vendor=?10,"
 		" vendor=?11, vendor_source=?12, grp=?13, first_seen=min(first_seen, ?14),"
-		" last_seen=max(last_seen, ?15)";
+		" last_seen=max(last_seen, ?15), os_families=?16, shared=?17, pin_vendor=?18,"
+		" pin_group=?19";
 	static const char up_obs[] =
-		"INSERT INTO observations (key, vendor, count, first_seen, last_seen, evidence)"
-		" VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT(key, vendor) DO UPDATE SET count=?3,"
-		" first_seen=?4, last_seen=?5, evidence=?6";
+		"INSERT INTO observations (key, vendor, count, first_seen, last_seen, evidence, rom,"
+		" app, rom_evidence) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(key, vendor)"
+		" DO UPDATE SET count=?3, first_seen=?4, last_seen=?5, evidence=?6, rom=?7, app=?8,"
+		" rom_evidence=?9";
 	sqlite3_stmt *sd = NULL, *so = NULL;
 	int rc = -EIO;
 
@@ -223,6 +271,10 @@ devices_store_save(struct devices_store *s, const struct devices_record *recs, s
 		bind_text(sd, 13, r->group);
 		sqlite3_bind_int64(sd, 14, r->first_seen);
 		sqlite3_bind_int64(sd, 15, r->last_seen);
+		sqlite3_bind_int(sd, 16, r->os_families);
+		sqlite3_bind_int(sd, 17, r->shared);
+		bind_text(sd, 18, r->pin_vendor);
+		bind_text(sd, 19, r->pin_group);
 		if (sqlite3_step(sd) != SQLITE_DONE)
 			goto cleanup;
 		for (size_t k = 0; k < r->nobs; k++) {
@@ -234,6 +286,9 @@ devices_store_save(struct devices_store *s, const struct devices_record *recs, s
 			sqlite3_bind_int64(so, 4, o->first);
 			sqlite3_bind_int64(so, 5, o->last);
 			bind_text(so, 6, o->evidence);
+			sqlite3_bind_int64(so, 7, o->rom);
+			sqlite3_bind_int64(so, 8, o->app);
+			bind_text(so, 9, o->rom_evidence);
 			if (sqlite3_step(so) != SQLITE_DONE)
 				goto cleanup;
 		}
@@ -282,7 +337,7 @@ parse_ips(const char *text, struct devices_record *r)
 static uint8_t
 source_from_name(const char *s)
 {
-	for (uint8_t i = IDENTITY_SRC_INVENTORY; i <= IDENTITY_SRC_HOSTNAME; i++)
+	for (uint8_t i = IDENTITY_SRC_INVENTORY; i <= IDENTITY_SRC_PIN; i++)
 		if (strcmp(identity_source_name(i), s) == 0)
 			return i;
 	return IDENTITY_SRC_NONE;
@@ -312,6 +367,10 @@ read_row(sqlite3_stmt *st, struct devices_record *r)
 	col_text(st, 12, r->group, sizeof(r->group));
 	r->first_seen = sqlite3_column_int64(st, 13);
 	r->last_seen = sqlite3_column_int64(st, 14);
+	r->os_families = (uint16_t)sqlite3_column_int(st, 15);
+	r->shared = sqlite3_column_int(st, 16) != 0;
+	col_text(st, 17, r->pin_vendor, sizeof(r->pin_vendor));
+	col_text(st, 18, r->pin_group, sizeof(r->pin_group));
 }
 
 static int
@@ -319,10 +378,14 @@ read_obs(struct devices_store *s, struct devices_record *r)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT vendor, count, first_seen, last_seen, evidence FROM "
-			       "observations WHERE key = ?1 ORDER BY first_seen, vendor",
-			       -1, &st, NULL) != SQLITE_OK)
+	/* an earlier version's observations: app evidence, as the daemon migrates them */
+	const char *sql = s->legacy ? "SELECT vendor, count, first_seen, last_seen, evidence, 0,"
+				      " count, NULL FROM observations WHERE key = ?1"
+				      " ORDER BY first_seen, vendor"
+				    : "SELECT vendor, count, first_seen, last_seen, evidence, rom, app,"
+				      " rom_evidence FROM observations WHERE key = ?1"
+				      " ORDER BY first_seen, vendor";
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, r->key, -1, SQLITE_TRANSIENT);
 	r->nobs = 0;
@@ -333,14 +396,19 @@ read_obs(struct devices_store *s, struct devices_record *r)
 		o->first = sqlite3_column_int64(st, 2);
 		o->last = sqlite3_column_int64(st, 3);
 		col_text(st, 4, o->evidence, sizeof(o->evidence));
+		o->rom = (uint32_t)sqlite3_column_int64(st, 5);
+		o->app = (uint32_t)sqlite3_column_int64(st, 6);
+		col_text(st, 7, o->rom_evidence, sizeof(o->rom_evidence));
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-#define SELECT_DEVICE                                                                            \
+#define SELECT_DEVICE_COLUMNS                                                                    \
 	"SELECT key, mac, randomised, ips, hostname, client_id, vendor_class, inventory,"         \
-	" manufacturer, oui_vendor, vendor, vendor_source, grp, first_seen, last_seen FROM devices"
+	" manufacturer, oui_vendor, vendor, vendor_source, grp, first_seen, last_seen,"
+#define SELECT_DEVICE	     SELECT_DEVICE_COLUMNS " os_families, shared, pin_vendor, pin_group FROM devices"
+#define SELECT_DEVICE_LEGACY SELECT_DEVICE_COLUMNS " 0, 0, NULL, NULL FROM devices"
 
 int
 devices_store_load(struct devices_store *s, devices_store_record_cb cb, void *arg)
@@ -348,8 +416,9 @@ devices_store_load(struct devices_store *s, devices_store_record_cb cb, void *ar
 	sqlite3_stmt *st = NULL;
 	struct devices_record r;
 	int rc, result = 0;
-	if (sqlite3_prepare_v2(s->db, SELECT_DEVICE " ORDER BY last_seen DESC, key", -1, &st,
-			       NULL) != SQLITE_OK)
+	const char *sql = s->legacy ? SELECT_DEVICE_LEGACY " ORDER BY last_seen DESC, key"
+				    : SELECT_DEVICE " ORDER BY last_seen DESC, key";
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		read_row(st, &r);
@@ -372,8 +441,9 @@ devices_store_get(struct devices_store *s, const char *key, struct devices_recor
 	sqlite3_stmt *st = NULL;
 	struct devices_record r;
 	int rc;
-	if (sqlite3_prepare_v2(s->db, SELECT_DEVICE " WHERE key = ?1", -1, &st, NULL) !=
-	    SQLITE_OK)
+	const char *sql = s->legacy ? SELECT_DEVICE_LEGACY " WHERE key = ?1"
+				    : SELECT_DEVICE " WHERE key = ?1";
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
@@ -386,6 +456,74 @@ devices_store_get(struct devices_store *s, const char *key, struct devices_recor
 		return -EIO;
 	*out = r;
 	return 0;
+}
+
+/* Runs sql (one statement, ?1 = each key) for every key, in one transaction. */
+static int
+each_key(struct devices_store *s, const char *const *sql, size_t nsql,
+	 const char (*keys)[DEVICES_KEY_MAX], size_t n)
+{
+	sqlite3_stmt *st[4] = {NULL};
+	int rc = -EIO;
+
+	if (s->readonly)
+		return -EROFS;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return -EIO;
+	for (size_t q = 0; q < nsql; q++)
+		if (sqlite3_prepare_v2(s->db, sql[q], -1, &st[q], NULL) != SQLITE_OK)
+			goto cleanup;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t q = 0; q < nsql; q++) {
+			sqlite3_reset(st[q]);
+			sqlite3_bind_text(st[q], 1, keys[i], -1, SQLITE_STATIC);
+			if (sqlite3_step(st[q]) != SQLITE_DONE)
+				goto cleanup;
+		}
+	}
+	rc = 0;
+cleanup:
+	for (size_t q = 0; q < nsql; q++)
+		sqlite3_finalize(st[q]);
+	if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -EIO;
+	if (rc != 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int
+devices_store_delete(struct devices_store *s, const char (*keys)[DEVICES_KEY_MAX], size_t n)
+{
+	static const char *const sql[] = {
+		"DELETE FROM devices WHERE key = ?1",
+		"DELETE FROM observations WHERE key = ?1",
+	};
+	return each_key(s, sql, 2, keys, n);
+}
+
+int
+devices_store_keep_only(struct devices_store *s, const char (*keys)[DEVICES_KEY_MAX], size_t n)
+{
+	static const char *const sql[] = {"INSERT OR IGNORE INTO temp.keep (key) VALUES (?1)"};
+	int rc;
+
+	if (s->readonly)
+		return -EROFS;
+	if (sqlite3_exec(s->db, "CREATE TEMP TABLE IF NOT EXISTS keep (key TEXT PRIMARY KEY);"
+			 "DELETE FROM temp.keep;", NULL, NULL, NULL) != SQLITE_OK)
+		return -EIO;
+	rc = each_key(s, sql, 1, keys, n);
+	if (rc == 0 &&
+	    sqlite3_exec(s->db, "BEGIN IMMEDIATE;"
+			 "DELETE FROM devices WHERE key NOT IN (SELECT key FROM temp.keep);"
+			 "DELETE FROM observations WHERE key NOT IN (SELECT key FROM temp.keep);"
+			 "COMMIT;", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		rc = -EIO;
+	}
+	sqlite3_exec(s->db, "DELETE FROM temp.keep", NULL, NULL, NULL);
+	return rc;
 }
 
 int

@@ -33,6 +33,14 @@ void devices_store_close(struct devices_store **st);	/* NULL-safe */
 /* Saves records (upsert, with their observations) in one transaction. 0, -EROFS or -EIO. */
 int devices_store_save(struct devices_store *st, const struct devices_record *recs, size_t n);
 
+/* Deletes the devices with these keys (and their observations), in one transaction. 0, -EROFS
+ * or -EIO. */
+int devices_store_delete(struct devices_store *st, const char (*keys)[DEVICES_KEY_MAX], size_t n);
+/* Deletes every device whose key is not one of these (the table after more evictions than
+ * could be listed). 0, -EROFS or -EIO. */
+int devices_store_keep_only(struct devices_store *st, const char (*keys)[DEVICES_KEY_MAX],
+			    size_t n);
+
 typedef int (*devices_store_record_cb)(void *arg, const struct devices_record *rec);
 /* Calls cb for every saved device (newest last_seen first); stops at a non-zero return and
  * returns it. -EIO on a database error. */

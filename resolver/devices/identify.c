@@ -125,19 +125,17 @@ identify_vendor(const struct config *cfg, struct devices_record *rec)
 	const char *v = NULL;
 	uint8_t src = IDENTITY_SRC_NONE;
 
-	if (rec->inv >= 0 && (size_t)rec->inv < cfg->devices.ninventory &&
+	if (rec->pin_vendor[0] != '\0') {
+		v = rec->pin_vendor;
+		src = IDENTITY_SRC_PIN;
+	} else if (rec->inv >= 0 && (size_t)rec->inv < cfg->devices.ninventory &&
 	    cfg->devices.inventory[rec->inv].vendor != NULL) {
 		v = cfg->devices.inventory[rec->inv].vendor;
 		src = IDENTITY_SRC_INVENTORY;
 	} else if (rec->oui_vendor[0] != '\0' || rec->manufacturer[0] != '\0') {
 		v = rec->oui_vendor[0] != '\0' ? rec->oui_vendor : rec->manufacturer;
 		src = IDENTITY_SRC_OUI;
-	} else if (rec->nobs > 0) {
-		const struct devices_obs *best = &rec->obs[0];
-		for (size_t i = 1; i < rec->nobs; i++)
-			if (rec->obs[i].count > best->count)
-				best = &rec->obs[i];
-		v = best->vendor;
+	} else if ((v = identify_rom_vendor(rec)) != NULL) {
 		src = IDENTITY_SRC_SIGNATURE;
 	} else if (rec->hostname[0] != '\0') {
 		for (size_t i = 0; i < cfg->devices.nhostname_vendors; i++) {
@@ -168,6 +166,7 @@ identify_policy(const struct config *cfg, const struct devices_record *rec,
 	id->manufacturer = rec->oui_vendor[0] != '\0'	? rec->oui_vendor
 			   : rec->manufacturer[0] != '\0' ? rec->manufacturer
 							  : NULL;
+	id->group = rec->pin_group[0] != '\0' ? rec->pin_group : NULL;
 	if (rec->inv >= 0 && (size_t)rec->inv < cfg->devices.ninventory) {
 		const struct config_device *d = &cfg->devices.inventory[rec->inv];
 		id->device = d->name;
@@ -176,8 +175,16 @@ identify_policy(const struct config *cfg, const struct devices_record *rec,
 	}
 }
 
+/* Weaker evidence goes first when a fifth vendor comes: fewer rom queries, then fewer queries. */
+static bool
+weaker(const struct devices_obs *a, const struct devices_obs *b)
+{
+	return a->rom != b->rom ? a->rom < b->rom : a->count < b->count;
+}
+
 void
-identify_observe(struct devices_record *r, const char *vendor, const char *evidence, int64_t now)
+identify_observe(struct devices_record *r, const char *vendor, enum identity_strength strength,
+		 const char *evidence, int64_t now)
 {
 	size_t i = 0;
 	while (i < r->nobs && strcasecmp(r->obs[i].vendor, vendor) != 0)
@@ -186,19 +193,47 @@ identify_observe(struct devices_record *r, const char *vendor, const char *evide
 		if (r->nobs < DEVICES_MAX_OBS) {
 			r->nobs++;
 		} else {
-			/* replace the weakest */
 			i = 0;
 			for (size_t k = 1; k < r->nobs; k++)
-				if (r->obs[k].count < r->obs[i].count)
+				if (weaker(&r->obs[k], &r->obs[i]))
 					i = k;
 		}
 		memset(&r->obs[i], 0, sizeof(r->obs[i]));
 		text_copy(r->obs[i].vendor, sizeof(r->obs[i].vendor), vendor);
 		r->obs[i].first = now;
 	}
-	r->obs[i].count++;
-	r->obs[i].last = now;
-	text_copy(r->obs[i].evidence, sizeof(r->obs[i].evidence), evidence);
+	struct devices_obs *o = &r->obs[i];
+	o->count++;
+	if (strength == IDENTITY_STRENGTH_ROM) {
+		o->rom++;
+		text_copy(o->rom_evidence, sizeof(o->rom_evidence), evidence);
+	} else {
+		o->app++;
+	}
+	o->last = now;
+	text_copy(o->evidence, sizeof(o->evidence), evidence);
+}
+
+bool
+identify_behaviour_usable(const struct devices_record *r)
+{
+	return !r->shared && (r->os_families & ~IDENTITY_OS_ANDROID) == 0;
+}
+
+const char *
+identify_rom_vendor(const struct devices_record *r)
+{
+	const struct devices_obs *best = NULL;
+
+	if (!identify_behaviour_usable(r))
+		return NULL;
+	for (size_t i = 0; i < r->nobs; i++) {
+		const struct devices_obs *o = &r->obs[i];
+		if (o->rom > 0 && (best == NULL || o->rom > best->rom ||
+				   (o->rom == best->rom && o->last > best->last)))
+			best = o;
+	}
+	return best != NULL ? best->vendor : NULL;
 }
 
 const char *

@@ -27,12 +27,18 @@
 #define DEVICES_MAX_IPS	     4
 #define DEVICES_MAX_OBS	     4
 
-/* A vendor observed from the device's queries. */
+#define DEVICES_NOTED_SHARED  (1u << 0)
+#define DEVICES_NOTED_OS      (1u << 1)
+
+/* A vendor observed from the device's queries (devices.signatures / the shipped catalog). */
 struct devices_obs {
 	char vendor[IDENTITY_VENDOR_MAX];
-	uint32_t count;
+	uint32_t count;			/* every query for one of the vendor's names */
+	uint32_t rom;			/* of them: names only the vendor's own OS resolves */
+	uint32_t app;			/* of them: names its apps and SDKs resolve on any phone */
 	int64_t first, last;		/* Unix time */
-	char evidence[DEVICES_EVIDENCE_MAX]; /* the last name queried */
+	char evidence[DEVICES_EVIDENCE_MAX];	/* the last name queried */
+	char rom_evidence[DEVICES_EVIDENCE_MAX]; /* the last rom name queried, "" = none */
 };
 
 /* One device. Strings are NUL-terminated, "" = unknown. */
@@ -54,6 +60,13 @@ struct devices_record {
 	struct devices_obs obs[DEVICES_MAX_OBS];
 	uint8_t nobs;
 	char group[IDENTITY_NAME_MAX];		/* of its last query */
+	uint16_t os_families;			/* IDENTITY_OS_* bits: OS connectivity checks seen */
+	bool shared;				/* the address carries several devices: never
+						   attributed as a whole */
+	uint8_t noted;				/* at run time only: the reasons for not acting
+						   on evidence already logged (DEVICES_NOTED_*) */
+	char pin_vendor[IDENTITY_VENDOR_MAX];	/* pinned by an administrator, "" = none */
+	char pin_group[IDENTITY_NAME_MAX];	/* pinned by an administrator, "" = none */
 	int64_t first_seen, last_seen;
 	int32_t inv;				/* index in devices.inventory, -1 (not saved) */
 };
@@ -85,13 +98,26 @@ void identify_key_text(const struct devices_record *rec, const struct devices_ip
 void identify_fill(const struct config *cfg, const struct devices_sources *src,
 		   const struct sockaddr *sa, const struct mac *hint, struct devices_record *rec);
 
-/* Recomputes rec->vendor and vendor_source: inventory > OUI > signature observations (the most
- * counted) > hostname patterns. */
+/* Recomputes rec->vendor and vendor_source: pinned > inventory > OUI > behaviour
+ * (identify_rom_vendor) > hostname patterns. */
 void identify_vendor(const struct config *cfg, struct devices_record *rec);
 
-/* Records that rec queried a name (evidence) of vendor's signatures at now (Unix time). */
-void identify_observe(struct devices_record *rec, const char *vendor, const char *evidence,
-		      int64_t now);
+/* Records that rec queried evidence, a name of vendor's signatures of that strength (rom or
+ * app), at now (Unix time). */
+void identify_observe(struct devices_record *rec, const char *vendor,
+		      enum identity_strength strength, const char *evidence, int64_t now);
+
+/*
+ * Whether behaviour may attribute a handset vendor to rec: not when its address carries several
+ * devices (rec->shared), nor when it showed the connectivity check of an OS family other than
+ * Android's (an iPhone, a laptop: evidence against every handset vendor).
+ */
+bool identify_behaviour_usable(const struct devices_record *rec);
+
+/* The vendor behaviour attributes: among the observations with rom evidence, the one with the
+ * most rom queries (the latest on a tie); app evidence never attributes. NULL when none, or
+ * when identify_behaviour_usable() says no. */
+const char *identify_rom_vendor(const struct devices_record *rec);
 
 /* The identity the decision reads (strings point into rec and cfg) for client address sa. */
 void identify_policy(const struct config *cfg, const struct devices_record *rec,

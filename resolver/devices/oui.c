@@ -21,6 +21,7 @@
 #include "fileio.h"
 #include "hash.h"
 #include "oui.h"
+#include "vendors.h"
 
 struct oui {
 	struct oui_entry *v;
@@ -42,17 +43,8 @@ struct loader {
 	struct diag *diag;
 };
 
-static const char *const vendor_names[OUI_VENDOR_COUNT] = {
-	[OUI_VENDOR_NONE] = NULL,
-	[OUI_VENDOR_XIAOMI] = "Xiaomi",
-	[OUI_VENDOR_OPPO] = "Oppo",
-	[OUI_VENDOR_ONEPLUS] = "OnePlus",
-	[OUI_VENDOR_REALME] = "Realme",
-	[OUI_VENDOR_VIVO] = "Vivo",
-	[OUI_VENDOR_HUAWEI] = "Huawei",
-	[OUI_VENDOR_HONOR] = "Honor",
-	[OUI_VENDOR_SAMSUNG] = "Samsung",
-};
+/* vendors_names[] (policy/vendors.c) lists the vendors in the order of enum oui_vendor. */
+_Static_assert(OUI_VENDOR_COUNT == VENDORS_COUNT + 1, "enum oui_vendor and vendors_names differ");
 
 static const char *const registry_names[OUI_REGISTRY_COUNT] = {
 	[OUI_MA_L] = "MA-L",
@@ -109,23 +101,14 @@ has_prefix_ci(const char *s, size_t len, const char *p)
 const char *
 oui_vendor_name(enum oui_vendor v)
 {
-	return (unsigned)v < OUI_VENDOR_COUNT ? vendor_names[v] : NULL;
+	return v > OUI_VENDOR_NONE && v < OUI_VENDOR_COUNT ? vendors_names[v - 1] : NULL;
 }
 
 enum oui_vendor
 oui_vendor_from_name(const char *name, size_t len)
 {
-	for (unsigned v = OUI_VENDOR_NONE + 1; v < OUI_VENDOR_COUNT; v++) {
-		size_t vlen = strlen(vendor_names[v]);
-		if (vlen != len)
-			continue;
-		size_t i = 0;
-		while (i < len && lower(name[i]) == lower(vendor_names[v][i]))
-			i++;
-		if (i == len)
-			return (enum oui_vendor)v;
-	}
-	return OUI_VENDOR_NONE;
+	int i = vendors_find(name, len);
+	return i >= 0 ? (enum oui_vendor)(i + 1) : OUI_VENDOR_NONE;
 }
 
 enum oui_vendor

@@ -48,6 +48,7 @@ enum oui_registry {
 	OUI_REGISTRY_COUNT,
 };
 
+/* The names are policy/vendors.c's vendors_names[], in this order. */
 enum oui_vendor {
 	OUI_VENDOR_NONE,
 	OUI_VENDOR_XIAOMI,

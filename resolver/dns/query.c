@@ -84,6 +84,8 @@ query_get(struct server *s, const struct sockaddr *client, bool tcp)
 	q->blocked = false;
 	q->async = false;
 	q->finished = false;
+	q->admitted = false;
+	q->nolog = false;
 	q->dq.has_question = false;
 	q->dq.qname.len = 0;
 	q->dq.qtype = 0;
@@ -185,6 +187,10 @@ release(struct query *q)
 
 	if (q->policy != NULL)
 		policy_unref(&q->policy);
+	if (q->admitted) {
+		q->admitted = false;
+		limits_release(s, (const struct sockaddr *)&q->client);
+	}
 	pool_put(&s->pool, q);
 	if (tcp)
 		tcp_query_done(c);
@@ -212,7 +218,8 @@ finish(struct query *q, uint8_t *buf, size_t len)
 	} else {
 		s->stats.send_errors++;
 	}
-	log_query(q, q->policy != NULL ? q->policy : s->policy);
+	if (!q->nolog)
+		log_query(q, q->policy != NULL ? q->policy : s->policy);
 	release(q);
 }
 
@@ -233,6 +240,46 @@ finish_servfail(struct query *q)
 {
 	q->srv->stats.servfail++;
 	finish_error(q, DNSMSG_RCODE_SERVFAIL, QUERYLOG_ACTION_SERVFAIL);
+}
+
+/* No reply, no query log record. */
+static void
+drop(struct query *q)
+{
+	q->srv->stats.dropped++;
+	q->finished = true;
+	release(q);
+}
+
+/* Over server.rate_limit: as server.rate_limit.action says (not in the query log: a flood would
+ * fill it; the daemon log counts them). */
+static void
+finish_rate_limited(struct query *q, const struct policy *pol)
+{
+	struct server *s = q->srv;
+	uint8_t *buf = server_reply_buf(s);
+	size_t cap = dnsmsg_max_reply(&q->dq, q->tcp);
+
+	q->nolog = true;
+	switch (policy_config(pol)->server.rate_limit.action) {
+	case CONFIG_RATE_DROP:
+		drop(q);
+		return;
+	case CONFIG_RATE_REFUSED:
+		s->stats.refused++;
+		finish_error(q, DNSMSG_RCODE_REFUSED, QUERYLOG_ACTION_REFUSED);
+		return;
+	case CONFIG_RATE_TRUNCATE:
+	default: {
+		/* an empty NOERROR reply with TC set: the client asks again over TCP */
+		size_t len = dnsmsg_write_error(&q->dq, 0, buf, cap);
+		if (len >= 12)
+			buf[2] |= 0x02;
+		s->stats.dropped++;
+		finish(q, buf, len);
+		return;
+	}
+	}
 }
 
 /* SERVFAIL after the upstream failed: with an Extended DNS Error for EDNS clients (RFC 8914),
@@ -361,11 +408,13 @@ on_upstream_done(void *arg, int status, const uint8_t *reply, size_t len,
 
 	q->wait = NULL;
 	async_unlink(s, q);
-	if (status == -ECANCELED) {
-		finish_servfail(q);
-		return;
-	}
 	if (status != 0) {
+		if (status == -EMFILE || status == -ENFILE)
+			LIMITS_COUNT(s, fds);
+		if (status == -ECANCELED) {
+			finish_servfail(q);
+			return;
+		}
 		log_debug("upstream: no answer for query: %s", uv_strerror(status));
 		finish_upstream_failed(q, status);
 		return;
@@ -394,9 +443,11 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 	const struct sockaddr *client = (const struct sockaddr *)&q->client;
 
 	if (dnsmsg_parse_query(pkt, len, &q->dq) != 0) {
-		s->stats.dropped++;
-		q->finished = true;
-		release(q);
+		drop(q);
+		return;
+	}
+	if (!limits_rate_ok(s, client, q->tcp)) {
+		finish_rate_limited(q, pol);
 		return;
 	}
 	if (!policy_client_allowed(pol, client)) {
@@ -405,6 +456,10 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 		return;
 	}
 	if (q->dq.rcode != 0) {
+		if (!limits_error_reply_ok(s, client)) {
+			drop(q);
+			return;
+		}
 		s->stats.errors++;
 		finish_error(q, q->dq.rcode,
 			     q->dq.rcode == DNSMSG_RCODE_NOTIMP ? QUERYLOG_ACTION_NOTIMP
@@ -466,6 +521,11 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 		}
 	}
 
+	if (limits_admit(s, client) != 0) {
+		finish_servfail(q);
+		return;
+	}
+	q->admitted = true;
 	q->policy = policy_ref(s->policy);
 	async_link(s, q);
 	int err = upstream_query(s->upstream, &q->dq, on_upstream_done, q, &q->wait);

@@ -52,6 +52,8 @@ struct query {
 	bool blocked;
 	bool async;			/* waiting for upstream */
 	bool finished;			/* guard: finishes once */
+	bool admitted;			/* counted by limits_admit() until released */
+	bool nolog;			/* not written to the query log (rate limited) */
 	struct dnsmsg_query dq;
 	struct policy_decision decision; /* policy_decide() for this query */
 	struct devices_ident ident;	/* who sent it (when devices are on) */

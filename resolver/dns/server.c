@@ -103,6 +103,7 @@ static void
 free_server_memory(struct server *s)
 {
 	udp_batch_free(&s->batch);
+	limits_destroy(s);
 	free(s->applied.listen);
 	free(s->applied.state_dir);
 	free(s->udp_rbuf);
@@ -172,7 +173,7 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 		       cfg->server.nlisten * sizeof(*s->applied.listen));
 	}
 	if (s->udp_rbuf == NULL || s->tcp_rbuf == NULL || s->reply == NULL ||
-	    s->answer_wire == NULL || udp_batch_new(&s->batch) != 0)
+	    s->answer_wire == NULL || udp_batch_new(&s->batch) != 0 || limits_init(s) != 0)
 		goto cleanup;
 	if (cfg->cache.entries > 0) {
 		err = cache_new(cfg->cache.entries, cfg->cache.min_ttl, cfg->cache.max_ttl,
@@ -217,6 +218,7 @@ server_start(struct server *s)
 		log_error("%s: server.listen: no address to listen on", cfg->path);
 		return -EINVAL;
 	}
+	limits_start(s);
 	for (size_t i = 0; i < cfg->server.nlisten; i++) {
 		int err = udp_listener_open(s, &cfg->server.listen[i]);
 		if (err == 0)
@@ -544,6 +546,7 @@ finalize(struct server *s)
 	uint64_t qdropped = 0;
 
 	s->state = SERVER_STOPPED;
+	limits_report(s, true);
 	if (s->qlog != NULL) {
 		qdropped = querylog_dropped(s->qlog);
 		querylog_free(&s->qlog);
@@ -602,6 +605,7 @@ begin_close(struct server *s)
 		uv_timer_stop(&s->drain_timer);
 		uv_close((uv_handle_t *)&s->drain_timer, on_handle_close);
 	}
+	limits_close(s);
 	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
 		udp_listener_close((struct udp_listener *)l);
 	for (struct server_listener *l = s->tcp; l != NULL; l = l->next)

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "cache.h"
+#include "clientcount.h"
 #include "devices.h"
 #include "dnsmsg.h"
 #include "policy.h"
@@ -51,6 +52,48 @@
 #define TCP_LISTEN_BACKLOG	 128
 #define TCP_READ_SIZE		 (64 * 1024)
 
+/* Per-client limits and resource budgets (limits.c). Descriptors kept out of the budgets for
+ * the listeners (two per address, added), the logs, the databases, list files being read and
+ * libuv's own; the rest is split: at most a quarter for TCP connections (and no more than
+ * server.tcp_connections), the others for queries waiting for upstream (each may hold a socket),
+ * at most SERVER_MAX_QUERIES. */
+#define LIMITS_FD_RESERVE	128
+#define LIMITS_REPORT_MS	10000	/* exhaustion and rate-limit counts: one line per period */
+#define LIMITS_RATE_ENTRIES	8192	/* token buckets (clients and prefixes) */
+#define LIMITS_TOP		5	/* clients named in the rate-limit line */
+#define LIMITS_EVICT_SCAN	64	/* connections looked at for an idle one to close */
+
+/* Events counted for the periodic warning (one period, and since start). */
+struct limits_counts {
+	uint64_t client_cap;	/* SERVFAIL: server.queries_per_client reached */
+	uint64_t prefix_cap;	/* SERVFAIL: server.queries_per_prefix reached */
+	uint64_t budget;	/* SERVFAIL: the upstream budget (descriptors) reached */
+	uint64_t slots;		/* dropped: no query slot */
+	uint64_t fds;		/* descriptor errors (accept, upstream) */
+	uint64_t tcp_client_cap; /* connections closed: server.tcp_connections_per_client */
+	uint64_t tcp_evicted;	/* idle connections closed to make room */
+	uint64_t tcp_full;	/* connections closed: table full, none idle */
+	uint64_t rate_limited;	/* server.rate_limit */
+	uint64_t errors_dropped; /* error replies not sent: server.error_replies_per_second */
+};
+
+/* Counts one event of field (a member of struct limits_counts) for the report. */
+#define LIMITS_COUNT(s, field) ((s)->limits.win.field++, (s)->limits.total.field++)
+
+struct ratelimit;
+
+struct limits {
+	uint64_t nofile;	/* RLIMIT_NOFILE soft limit in use */
+	uint32_t upstream;	/* queries waiting for upstream at most */
+	uint32_t tcp;		/* TCP connections at most (with server.tcp_connections) */
+	uint32_t nupstream;	/* queries waiting for upstream now (admitted) */
+	struct clientcount counts;	/* CLIENTKEY_QUERIES, _QUERIES_PREFIX, _TCP */
+	struct ratelimit *rl;		/* token buckets */
+	uv_timer_t timer;
+	bool timer_init;
+	struct limits_counts win, total;
+};
+
 enum server_state {
 	SERVER_NEW = 0,		/* created, nothing bound */
 	SERVER_RUNNING,
@@ -86,7 +129,7 @@ struct tcp_conn {
 	uv_tcp_t handle;
 	uv_timer_t timer;	/* idle timeout */
 	struct server *srv;
-	struct tcp_conn *prev, *next;
+	struct tcp_conn *prev, *next;	/* most recently active first */
 	struct sockaddr_storage peer;
 	uint8_t *pbuf;		/* bytes received but not processed yet, from pbuf[poff] */
 	size_t poff, plen, pcap;
@@ -100,6 +143,7 @@ struct tcp_conn {
 	bool reading;
 	bool eof;		/* the client closed its side: answer what is in flight, then close */
 	bool in_process;	/* inside process(): completions must not re-enter it */
+	bool counted;		/* in s->nactive and the per-client count */
 	bool closing;
 };
 
@@ -126,8 +170,11 @@ struct server {
 
 	struct server_listener *udp;	/* struct udp_listener, linked by base.next */
 	struct server_listener *tcp;	/* struct tcp_listener */
-	struct tcp_conn *conns;		/* doubly linked */
-	unsigned nconns;		/* at most server.tcp_connections of the current policy */
+	struct tcp_conn *conns;		/* doubly linked, most recently active first */
+	struct tcp_conn *conns_tail;	/* idle longest */
+	unsigned nconns;		/* allocated (closing ones included) */
+	unsigned nactive;		/* not closing: at most server.tcp_connections */
+	struct limits limits;
 
 	struct query_pool pool;
 	struct query *async;		/* queries waiting for upstream (doubly linked) */
@@ -190,6 +237,33 @@ void udp_listener_stop(struct udp_listener *l);	/* stop receiving, keep sending 
 void udp_listener_close(struct udp_listener *l);
 /* Sends the reply to q's client (buf/len: valid only during the call). */
 void udp_reply(struct query *q, const uint8_t *buf, size_t len);
+
+/* limits.c */
+int limits_init(struct server *s);	/* server_new: 0 or -ENOMEM */
+void limits_destroy(struct server *s);
+/* server_start: raises RLIMIT_NOFILE to the hard limit, sizes the budgets, logs them, starts
+ * the report timer (counted in s->nobjects; limits_close closes it). */
+void limits_start(struct server *s);
+/* The budgets for nofile descriptors, nlisten listen addresses and server.tcp_connections:
+ * queries waiting for upstream and TCP connections at most. */
+void limits_size(uint64_t nofile, size_t nlisten, uint32_t tcp_connections, uint32_t *upstream,
+		 uint32_t *tcp);
+void limits_close(struct server *s);
+/* Logs the counts of the period (warning) if any; final: also the totals since start. */
+void limits_report(struct server *s, bool final);
+/* A query about to go upstream: 0 (counted until limits_release), or -EBUSY (over a cap or the
+ * budget: counted, the caller answers SERVFAIL). */
+int limits_admit(struct server *s, const struct sockaddr *client);
+void limits_release(struct server *s, const struct sockaddr *client);
+/* server.rate_limit for a query of client: true to answer it. */
+bool limits_rate_ok(struct server *s, const struct sockaddr *client, bool tcp);
+/* server.error_replies_per_second: true to send an error reply to client. */
+bool limits_error_reply_ok(struct server *s, const struct sockaddr *client);
+/* TCP connections per client: 0 (counted until limits_tcp_sub) or -EBUSY. */
+int limits_tcp_add(struct server *s, const struct sockaddr *peer);
+void limits_tcp_sub(struct server *s, const struct sockaddr *peer);
+/* The connection cap now: server.tcp_connections, within the descriptor budget. */
+unsigned limits_tcp_max(const struct server *s);
 
 /* tcp.c */
 int tcp_listener_open(struct server *s, const struct config_addr *addr);

@@ -3,8 +3,10 @@
  * split or merged across reads in any way. Several queries of one connection are answered
  * concurrently and their replies written as they complete (out of order).
  *
- * Resource bounds: server.tcp_connections connections across all listeners (beyond: accepted
- * and closed at once, and the listener keeps accepting), server.tcp_pipeline queries in flight
+ * Resource bounds: server.tcp_connections connections across all listeners (within the
+ * descriptor budget, limits.c; beyond: the connection idle longest is closed for the newcomer,
+ * or the newcomer if none is idle), server.tcp_connections_per_client from one address
+ * (beyond: the newcomer is closed), server.tcp_pipeline queries in flight
  * per connection (at the limit reading stops until one finishes), server.tcp_idle_timeout_ms
  * without a complete query while nothing is in flight (half-open or silent clients), and
  * TCP_MAX_BACKLOG octets of replies a slow reader may leave unread. The cap is read from the
@@ -36,6 +38,47 @@ struct tcp_write {
 
 static void process(struct tcp_conn *c, const uint8_t *data, size_t n);
 
+/* The connection list, most recently active first (s->conns_tail has been idle longest). */
+static void
+conn_unlink(struct tcp_conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	else
+		s->conns_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void
+conn_link_first(struct tcp_conn *c)
+{
+	struct server *s = c->srv;
+
+	c->prev = NULL;
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	else
+		s->conns_tail = c;
+	s->conns = c;
+}
+
+/* c received a query: it moves to the front. */
+static void
+conn_touch(struct tcp_conn *c)
+{
+	if (c->srv->conns != c) {
+		conn_unlink(c);
+		conn_link_first(c);
+	}
+}
+
 static void
 conn_unref(struct tcp_conn *c)
 {
@@ -44,12 +87,7 @@ conn_unref(struct tcp_conn *c)
 	INSIST(c->refs > 0);
 	if (--c->refs > 0)
 		return;
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	conn_unlink(c);
 	s->nconns--;
 	free(c->pbuf);
 	free(c);
@@ -69,6 +107,11 @@ tcp_conn_close(struct tcp_conn *c)
 		return;
 	c->closing = true;
 	c->reading = false;
+	if (c->counted) {
+		c->counted = false;
+		c->srv->nactive--;
+		limits_tcp_sub(c->srv, (const struct sockaddr *)&c->peer);
+	}
 	uv_close((uv_handle_t *)&c->timer, on_conn_close);
 	uv_close((uv_handle_t *)&c->handle, on_conn_close);
 }
@@ -259,12 +302,14 @@ handle_frame(struct tcp_conn *c, const uint8_t *msg, size_t len)
 	struct query *q = query_get(s, (const struct sockaddr *)&c->peer, true);
 	if (q == NULL) {
 		s->stats.dropped++;
+		LIMITS_COUNT(s, slots);
 		return;
 	}
 	q->via.tcp = c;
 	c->inflight++;
 	c->refs++;
 	uv_timer_stop(&c->timer);
+	conn_touch(c);
 	query_process(q, msg, len);
 }
 
@@ -352,12 +397,31 @@ tcp_conn_drain(struct tcp_conn *c)
 	maybe_close_done(c);
 }
 
-static void
-on_reject_close(uv_handle_t *handle)
+/* Closes the connection idle longest (nothing in flight, nothing to write), looking at no more
+ * than LIMITS_EVICT_SCAN from the idle end. True if one was closed. */
+static bool
+evict_idle(struct server *s, const struct tcp_conn *newcomer)
 {
-	free(handle);
+	unsigned seen = 0;
+
+	for (struct tcp_conn *c = s->conns_tail; c != NULL && seen < LIMITS_EVICT_SCAN;
+	     c = c->prev) {
+		if (c->closing || !c->counted || c == newcomer)
+			continue;
+		seen++;
+		if (c->inflight == 0 && c->backlog == 0) {
+			tcp_conn_close(c);
+			return true;
+		}
+	}
+	return false;
 }
 
+/*
+ * A new connection: accepted first (its peer decides). Beyond server.tcp_connections_per_client
+ * for its address it is closed; when server.tcp_connections are open, the one idle longest is
+ * closed to make room (the newcomer is closed only if none is idle).
+ */
 static void
 on_tcp_connection(uv_stream_t *server_handle, int status)
 {
@@ -367,22 +431,14 @@ on_tcp_connection(uv_stream_t *server_handle, int status)
 	if (l->closing)
 		return;
 	if (status < 0) {
-		log_warning("%s: tcp accept: %s", l->base.name, uv_strerror(status));
+		/* EMFILE and the like: counted and reported once per period */
+		if (status == UV_EMFILE || status == UV_ENFILE)
+			LIMITS_COUNT(s, fds);
+		else
+			log_debug("%s: tcp accept: %s", l->base.name, uv_strerror(status));
 		return;
 	}
 	const struct config *cfg = policy_config(s->policy);
-	if (s->nconns >= cfg->server.tcp_connections || s->state != SERVER_RUNNING) {
-		uv_tcp_t *t = malloc(sizeof(*t));
-		if (t == NULL || uv_tcp_init(s->loop, t) != 0) {
-			free(t);
-			return;
-		}
-		s->stats.tcp_rejected++;
-		if (uv_accept(server_handle, (uv_stream_t *)t) != 0)
-			log_debug("%s: tcp accept failed", l->base.name);
-		uv_close((uv_handle_t *)t, on_reject_close);
-		return;
-	}
 	struct tcp_conn *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return;
@@ -397,12 +453,8 @@ on_tcp_connection(uv_stream_t *server_handle, int status)
 	c->handle.data = c;
 	c->timer.data = c;
 	c->refs = 2;
-	c->next = s->conns;
-	if (s->conns != NULL)
-		s->conns->prev = c;
-	s->conns = c;
+	conn_link_first(c);
 	s->nconns++;
-	s->stats.tcp_accepted++;
 
 	int namelen = sizeof(c->peer);
 	if (uv_accept(server_handle, (uv_stream_t *)&c->handle) != 0 ||
@@ -411,6 +463,29 @@ on_tcp_connection(uv_stream_t *server_handle, int status)
 		tcp_conn_close(c);
 		return;
 	}
+	if (s->state != SERVER_RUNNING) {
+		s->stats.tcp_rejected++;
+		tcp_conn_close(c);
+		return;
+	}
+	if (limits_tcp_add(s, (const struct sockaddr *)&c->peer) != 0) {
+		s->stats.tcp_rejected++;
+		tcp_conn_close(c);
+		return;
+	}
+	c->counted = true;
+	s->nactive++;
+	if (s->nactive > limits_tcp_max(s)) {
+		if (evict_idle(s, c)) {
+			LIMITS_COUNT(s, tcp_evicted);
+		} else {
+			LIMITS_COUNT(s, tcp_full);
+			s->stats.tcp_rejected++;
+			tcp_conn_close(c);
+			return;
+		}
+	}
+	s->stats.tcp_accepted++;
 	uv_tcp_nodelay(&c->handle, 1);
 	arm_idle_timer(c);
 	start_reading(c);

@@ -140,6 +140,7 @@ on_udp_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct s
 	struct query *q = query_get(s, addr, false);
 	if (q == NULL) {
 		s->stats.dropped++;
+		LIMITS_COUNT(s, slots);
 		return;
 	}
 	q->via.udp = l;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/types.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -88,6 +89,27 @@ count_lines(const char *p, size_t n)
 	return c;
 }
 
+/* After a short write: the file's bytes past its last complete line (a line cut by ENOSPC)
+ * are cut off, so every line in the file stays whole. start: the file's size before the
+ * batch; written: octets of buf written. True when nothing partial is left. */
+static bool
+cut_partial_line(struct jsonl *f, off_t start, size_t written)
+{
+	size_t keep = written;
+
+	while (keep > 0 && f->buf[keep - 1] != '\n')
+		keep--;
+	if (keep == written)
+		return true;
+	if (start < 0)
+		return false;
+	while (ftruncate(f->fd, start + (off_t)keep) != 0) {
+		if (errno != EINTR)
+			return false;
+	}
+	return true;
+}
+
 int
 jsonl_flush(struct jsonl *f)
 {
@@ -96,6 +118,9 @@ jsonl_flush(struct jsonl *f)
 
 	if (f->len == 0)
 		return 0;
+	/* where this batch starts (O_APPEND: the end), to cut a partial line; -1 for a pipe
+	 * or terminal (standard output) */
+	off_t start = f->is_stdout ? -1 : lseek(f->fd, 0, SEEK_END);
 	if (f->need_newline) {
 		ssize_t n = write(f->fd, "\n", 1);
 		if (n == 1)
@@ -117,7 +142,8 @@ jsonl_flush(struct jsonl *f)
 	}
 	if (err != 0) {
 		uint64_t lost = count_lines(f->buf + off, f->len - off);
-		if (off > 0 && f->buf[off - 1] != '\n')
+		/* a pipe cannot be cut: the next batch starts on a line of its own at least */
+		if (!cut_partial_line(f, start, off))
 			f->need_newline = true;
 		atomic_fetch_add(&f->lost, lost);
 		f->lost_in_burst += lost;
@@ -239,7 +265,8 @@ jsonl_report_drops(struct jsonl *f, uint64_t d, const char *what, bool final)
 		if (now - f->drop_burst_start < JSONL_DROP_REPORT_MAX_S)
 			return;
 	}
-	log_warning("query log: dropped %llu records (buffer full: '%s' is too slow)",
+	log_warning("query log: %llu forwarded queries not stored one by one (buffer full: '%s' "
+		    "is too slow; counted in 'unlogged' lines and rows)",
 		    (unsigned long long)(d - f->drop_reported),
 		    f->path != NULL ? f->path : what != NULL ? what : "(none)");
 	f->drop_reported = d;

@@ -4,8 +4,10 @@
  *
  * The writer formats a batch of lines into buf (record.h), then jsonl_flush() writes it with
  * write(2). Write errors (ENOSPC, EIO, ...): the lines of the failed batch are counted as lost,
- * the error is logged once per burst, and the next batch is tried again; a partial line is
- * ended with a newline before the next batch. A file a reload named that cannot be opened is
+ * the error is logged once per burst, and the next batch is tried again. A line cut short by
+ * the error (ENOSPC in the middle of it) is truncated away (ftruncate back to the end of the
+ * last whole line), so every line in the file parses; only where that is impossible (a pipe
+ * on standard output) is the partial line ended with a newline before the next batch. A file a reload named that cannot be opened is
  * retried with backoff (JSONL_RETRY_MIN_MS doubling to JSONL_RETRY_MAX_MS); what the writer
  * takes from the ring meanwhile is counted as lost. The sink also reports the ring's overflow
  * (dropped records), once per burst.

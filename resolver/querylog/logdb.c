@@ -73,6 +73,14 @@ static const char insert_event_sql[] =
         "INSERT INTO device_events (ts_ms, device, mac, client, kind, old_group, new_group,"
         " evidence, vendor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
+/* Forwarded queries the writer could not store one by one (it fell behind): one row per
+ * interval with their exact number. */
+static const char create_unlogged_sql[] =
+        "CREATE TABLE IF NOT EXISTS unlogged (id INTEGER PRIMARY KEY, since_ms INTEGER NOT NULL,"
+        " ts_ms INTEGER NOT NULL, forwarded INTEGER NOT NULL)";
+static const char insert_unlogged_sql[] =
+        "INSERT INTO unlogged (since_ms, ts_ms, forwarded) VALUES (?1, ?2, ?3)";
+
 static const char prune_sql[] =
         /* the rows are in time order by id (no time index): look at the oldest ?2 only */
         "DELETE FROM queries WHERE id IN (SELECT id FROM"
@@ -87,7 +95,7 @@ static const char prune_events_sql[] =
 static void
 close_db(struct logdb *db)
 {
-	sqlite3_stmt **sts[] = {&db->ins,         &db->ins_ev,        &db->prune_q,
+	sqlite3_stmt **sts[] = {&db->ins,         &db->ins_ev,        &db->ins_unl,  &db->prune_q,
 	                        &db->prune_ev,    &db->dict_prune[0], &db->dict_prune[1],
 	                        &db->mig_sel,     &db->mig_del};
 
@@ -102,6 +110,7 @@ close_db(struct logdb *db)
 		/* the ids of a rolled-back transaction are not in the file */
 		logdb_dict_clear(&db->dicts[k]);
 	}
+	memset(db->last_text, 0, sizeof(db->last_text));
 	if (db->db != NULL)
 		sqlite3_close_v2(db->db);
 	db->db = NULL;
@@ -248,12 +257,17 @@ open_db(struct logdb *db, bool may_set_aside)
 	rc = check_schema(db, &why);
 	if (rc == SQLITE_OK)
 		rc = add_event_vendor(db->db);
+	if (rc == SQLITE_OK)
+		rc = logdb_exec(db->db, create_unlogged_sql);
 	if (rc != SQLITE_OK)
 		goto failed;
 	rc = sqlite3_prepare_v3(db->db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &db->ins, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v3(db->db, insert_event_sql, -1, SQLITE_PREPARE_PERSISTENT,
 		                        &db->ins_ev, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(db->db, insert_unlogged_sql, -1, SQLITE_PREPARE_PERSISTENT,
+		                        &db->ins_unl, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v3(db->db, prune_sql, -1, SQLITE_PREPARE_PERSISTENT,
 		                        &db->prune_q, NULL);
@@ -276,14 +290,10 @@ open_db(struct logdb *db, bool may_set_aside)
 		rc = logdb_migrate_prepare(db);
 	if (rc != SQLITE_OK)
 		goto failed;
-	if (db->failing) {
-		db->failing = false;
-		log_warning("query database: '%s': writing again; %llu queries were not stored",
-		            db->path, (unsigned long long)db->lost_in_burst);
-	} else {
+	/* after a failure, opening proves little (a full disk opens fine): the backoff and the
+	 * burst end with the first commit that works (logdb_commit) */
+	if (!db->failing)
 		log_info("query database: '%s': open", db->path);
-	}
-	db->backoff_ms = 0;
 	db->retry_set = false;
 	/* the newest old rows first, before any new one: new ids continue above theirs */
 	if (db->migrating && logdb_migrate_step(db, LOGDB_MIGRATE_ROWS) != 0)
@@ -503,8 +513,22 @@ logdb_insert_row(struct logdb *db, const struct logdb_row *row)
 			rc = dict_fetch(db, LOGDB_NAMES, name_fields, 2, row->qname, n, h, &name);
 		}
 	}
-	for (int i = 0; i < 7 && rc == SQLITE_OK; i++)
+	for (int i = 0; i < 7 && rc == SQLITE_OK; i++) {
+		if (texts[i] == NULL || texts[i][0] == '\0') {
+			tid[i] = 0;
+			continue;
+		}
+		if (db->last_text[i].id > 0 && strcmp(db->last_text[i].text, texts[i]) == 0) {
+			tid[i] = db->last_text[i].id;
+			continue;
+		}
 		rc = text_id(db, texts[i], &tid[i]);
+		size_t len = strlen(texts[i]);
+		if (rc == SQLITE_OK && len < sizeof(db->last_text[i].text)) {
+			memcpy(db->last_text[i].text, texts[i], len + 1);
+			db->last_text[i].id = tid[i];
+		}
+	}
 	if (rc != SQLITE_OK)
 		return rc;
 	bind_id(st, 1, row->id);
@@ -591,6 +615,42 @@ logdb_add_event(struct logdb *db, const struct logdb_event *ev)
 	return 0;
 }
 
+/* A commit worked: a burst of failures is over. Reported once, with its loss. */
+static void
+recovered(struct logdb *db)
+{
+	if (!db->failing)
+		return;
+	db->failing = false;
+	db->backoff_ms = 0;
+	log_warning("query database: '%s': writing again; %llu records not stored while the "
+	            "database failed",
+	            db->path, (unsigned long long)db->lost_in_burst);
+	db->lost_in_burst = 0;
+}
+
+int
+logdb_add_unlogged(struct logdb *db, uint64_t since_ms, uint64_t ts_ms, uint64_t forwarded)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db->db == NULL || !begin(db)) {
+		drop(db, 1);
+		return -EIO;
+	}
+	st = db->ins_unl;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since_ms);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)ts_ms);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)forwarded);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return step_failed(db, rc);
+	db->tx_rows++;
+	return 0;
+}
+
 int
 logdb_commit(struct logdb *db)
 {
@@ -609,6 +669,7 @@ logdb_commit(struct logdb *db)
 	atomic_fetch_add(&db->written, db->tx_rows);
 	db->in_tx = false;
 	db->tx_rows = 0;
+	recovered(db);
 	return 0;
 }
 

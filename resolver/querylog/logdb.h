@@ -13,7 +13,10 @@
  * Failures never reach the caller: a database that is locked, read-only, corrupt, full or
  * missing is reported once per burst (log.h), the rows of the failed batch and every row
  * offered while it stays broken are dropped and counted, and the connection is reopened with
- * backoff (LOGDB_RETRY_MIN_MS doubling to LOGDB_RETRY_MAX_MS) until writing works again; a
+ * backoff (LOGDB_RETRY_MIN_MS doubling to LOGDB_RETRY_MAX_MS) until writing works again (a
+ * commit that works ends the burst and resets the backoff; a reopen alone does not, since a full
+ * disk opens fine), reported once with the burst's loss ("N records not stored while the
+ * database failed"); a
  * file that is not a database at all is renamed aside ("PATH.corrupt-SECONDS") and a new one
  * started. Retention deletes rows older than retention_days in batches of LOGDB_PRUNE_ROWS
  * from logdb_tick(), so one call never holds the writer long.
@@ -63,6 +66,9 @@ void logdb_free(struct logdb **db);
 /* Adds one row to the open transaction. 0, or -EIO when the row was dropped (counted). */
 int logdb_add(struct logdb *db, const struct querylog_record *r);
 int logdb_add_event(struct logdb *db, const struct logdb_event *ev);
+/* A row of the table unlogged: 'forwarded' queries between since_ms and ts_ms (ms since the
+ * epoch) were not stored one by one (the querylog writer fell behind). 0, or -EIO (counted). */
+int logdb_add_unlogged(struct logdb *db, uint64_t since_ms, uint64_t ts_ms, uint64_t forwarded);
 
 /* Ends the open transaction. 0, or -EIO when its rows were dropped (counted). */
 int logdb_commit(struct logdb *db);

@@ -51,10 +51,17 @@ struct logdb {
 	uint32_t max_pages;
 
 	sqlite3 *db; /* NULL while broken */
-	sqlite3_stmt *ins, *ins_ev, *prune_q, *prune_ev;
+	sqlite3_stmt *ins, *ins_ev, *ins_unl, *prune_q, *prune_ev;
 	sqlite3_stmt *dict_sel[LOGDB_NDICTS], *dict_ins[LOGDB_NDICTS];
 	sqlite3_stmt *dict_prune[2]; /* sources, names no query refers to */
 	struct logdb_dict dicts[LOGDB_NDICTS];
+	/* per text column of queries (qtype, proto, list, rule, action, rcode, upstream): the
+	   last text and its id. Consecutive rows mostly repeat them: a strcmp instead of a hash
+	   and a probe. Cleared with the dictionaries. */
+	struct {
+		char text[48];
+		int64_t id; /* 0: empty */
+	} last_text[7];
 	bool in_tx;
 	uint32_t tx_rows;   /* rows (and events) in the open transaction */
 	uint64_t tx_start;  /* monotonic ms (of the tick before it began) */

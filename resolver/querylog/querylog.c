@@ -40,6 +40,8 @@
 #include "sockaddr.h"
 
 #define WRITER_SLEEP_MS	    50
+#define UNLOGGED_REPORT_MS  1000 /* a counter line at most this often */
+#define OVF_CHUNK	    256	 /* slots per overflow chunk */
 #define QUERYLOG_WRITER_NICE 19 /* the writer thread's nice value (lower_priority) */
 #define CACHE_LINE	    64
 
@@ -71,20 +73,48 @@ _Static_assert(2 * sizeof(struct sockaddr_in6) + 3 * NAMES_MAX_WIRE + 2 * QUERYL
 		       sizeof(((struct slot *)0)->data),
 	       "slot data too small");
 
+/* The evidence overflow: a single-producer single-consumer list of chunks, grown by the loop
+ * thread only while the ring is full (never in steady state), up to QUERYLOG_OVERFLOW_MAX
+ * records; the writer frees a chunk once it has read all of it. */
+struct ovf_chunk {
+	_Atomic(struct ovf_chunk *) next;
+	struct slot slots[OVF_CHUNK];
+};
+
 struct querylog {
 	atomic_int mode;		/* enum config_log_queries; written by the loop */
 	size_t cap, mask, wake_at;
+	size_t fwd_cap;			/* forwarded records take at most this many slots: the
+					   rest of the ring is kept for evidence (blocked) */
 	struct slot *ring;
 
 	/* producer side */
 	char pad0[CACHE_LINE];
 	atomic_size_t head;
 	size_t tail_cache;		/* producer's last view of tail */
+	struct ovf_chunk *ovf_w;	/* the chunk the producer appends to */
+	size_t ovf_widx;
+	atomic_uint_fast64_t ovf_in;	/* overflow records published */
+	uint64_t ovf_out_cache;		/* producer's last view of ovf_out */
 	char pad1[CACHE_LINE];
 
 	/* consumer side */
 	atomic_size_t tail;
+	struct ovf_chunk *ovf_r;	/* the chunk the writer reads */
+	size_t ovf_ridx;
+	atomic_uint_fast64_t ovf_out;	/* overflow records taken */
 	char pad2[CACHE_LINE];
+	atomic_size_t ovf_chunks;	/* allocated; the producer adds, the writer subtracts */
+	_Atomic(struct ovf_chunk *) ovf_spare; /* a drained chunk kept for the next one */
+	atomic_uint_fast64_t ovf_peak;	/* most overflow records waiting at once */
+
+	atomic_uint_fast64_t unlogged;	/* forwarded records not stored one by one */
+	atomic_uint_fast64_t evidence_lost; /* blocked records lost: the overflow was full */
+	uint64_t unlogged_done;		/* writer: counted in a counter line already */
+	uint64_t unlogged_since;	/* writer: wall ms the current interval began */
+	uint64_t unlogged_at;		/* writer: monotonic ms of the last counter line */
+	uint64_t evidence_reported;	/* writer: evidence_lost already reported */
+	bool boosted;			/* writer: at nice 0 while evidence overflows */
 
 	atomic_uint_fast64_t dropped;
 	atomic_uint_fast64_t db_dropped;	/* copy of logdb_dropped() for other threads */
@@ -107,6 +137,7 @@ struct querylog {
 		bool set;
 		size_t mark;		/* head when asked: the records before it go to the old
 					   sinks, the others to the new ones */
+		uint64_t ovf_mark;	/* ovf_in when asked: the same for the overflow */
 		uint64_t ev_mark;	/* events_in when asked: the same for device events */
 		char *path;		/* owned; JSONL sink, NULL = none */
 		char *db_path;		/* owned; database, NULL = none */
@@ -123,8 +154,8 @@ struct querylog {
 	uint64_t db_dropped_base;	/* logdb_dropped() of the databases closed by reloads */
 
 	/* device events, under mu */
-	struct identity_event *events;	/* QUERYLOG_EVENTS; allocated with the first database */
-	size_t nevents;
+	struct identity_event *events;	/* ncap; allocated with the first database */
+	size_t nevents, ncap;		/* grows from QUERYLOG_EVENTS to QUERYLOG_EVENTS_MAX */
 	bool events_on;			/* a database is configured: events are accepted */
 	uint64_t events_in, events_out;	/* queued and taken since the start */
 	atomic_uint_fast64_t events_dropped;
@@ -295,41 +326,83 @@ publish_db_dropped(struct querylog *ql)
 	atomic_store(&ql->db_dropped, d);
 }
 
-/* Formats and writes the records before 'end', one buffer at most. False when there were
- * none. A record whose file is not open (a reload named one that cannot be opened) is counted
- * as lost. */
+/* One record to both sinks; false when the file's buffer has no room for another. */
 static bool
-drain_batch(struct querylog *ql, size_t end)
+emit(struct querylog *ql, const struct slot *s, uint64_t *unopened)
 {
-	size_t t = atomic_load_explicit(&ql->tail, memory_order_relaxed);
-	uint64_t unopened = 0;
+	struct querylog_record r;
 
-	if (t == end)
-		return false;
-	while (t != end && ql->file.len + QUERYLOG_LINE_MAX <= JSONL_BUF) {
-		struct querylog_record r;
+	slot_unpack(s, &r);
+	if (ql->file.fd >= 0)
+		ql->file.len += querylog_format(&r, ql->file.buf + ql->file.len, QUERYLOG_LINE_MAX);
+	else if (ql->file.path != NULL)
+		(*unopened)++;
+	if (ql->db != NULL)
+		logdb_add(ql->db, &r);
+	return ql->file.len + QUERYLOG_LINE_MAX <= JSONL_BUF;
+}
 
-		slot_unpack(&ql->ring[t & ql->mask], &r);
-		if (ql->file.fd >= 0)
-			ql->file.len += querylog_format(&r, ql->file.buf + ql->file.len,
-							QUERYLOG_LINE_MAX);
-		else if (ql->file.path != NULL)
-			unopened++;
-		if (ql->db != NULL)
-			logdb_add(ql->db, &r);
-		t++;
+/* The next overflow record for the writer (there is one: ovf_out < ovf_in). */
+static const struct slot *
+ovf_peek(struct querylog *ql)
+{
+	if (ql->ovf_ridx == OVF_CHUNK) {
+		struct ovf_chunk *next = atomic_load_explicit(&ql->ovf_r->next, memory_order_acquire);
+		INSIST(next != NULL);
+		/* the producer moved on when it linked next: the chunk is kept as the spare (one
+		 * only, so a long burst gives its memory back) */
+		free(atomic_exchange(&ql->ovf_spare, ql->ovf_r));
+		ql->ovf_r = next;
+		ql->ovf_ridx = 0;
+		atomic_fetch_sub(&ql->ovf_chunks, 1);
 	}
-	atomic_store_explicit(&ql->tail, t, memory_order_release);
+	return &ql->ovf_r->slots[ql->ovf_ridx];
+}
+
+static void
+end_batch(struct querylog *ql, uint64_t unopened)
+{
 	if (unopened > 0)
 		jsonl_lost(&ql->file, unopened);
 	if (atomic_exchange(&ql->reopen, false))
 		do_reopen(ql);
 	if (jsonl_flush(&ql->file) == -EBADF)
 		do_reopen(ql);
+}
+
+/* Formats and writes the records before ring index 'end', then (once the ring is empty up to
+ * there) the overflow records before 'ovf_end', one buffer at most. What waits is always the
+ * ring's records first, then the overflow's: the producer puts nothing in the ring while the
+ * overflow holds records. False when there were none. A record whose file is not open (a
+ * reload named one that cannot be opened) is counted as lost. */
+static bool
+drain_batch(struct querylog *ql, size_t end, uint64_t ovf_end)
+{
+	size_t t = atomic_load_explicit(&ql->tail, memory_order_relaxed);
+	uint64_t o = atomic_load_explicit(&ql->ovf_out, memory_order_relaxed);
+	uint64_t unopened = 0;
+	bool room = true;
+
+	if (t != end) {
+		while (t != end && room)
+			room = emit(ql, &ql->ring[t++ & ql->mask], &unopened);
+		atomic_store_explicit(&ql->tail, t, memory_order_release);
+	} else if (o != ovf_end) {
+		while (o != ovf_end && room) {
+			room = emit(ql, ovf_peek(ql), &unopened);
+			ql->ovf_ridx++;
+			o++;
+		}
+		atomic_store_explicit(&ql->ovf_out, o, memory_order_release);
+	} else {
+		return false;
+	}
+	end_batch(ql, unopened);
 	return true;
 }
 
 static void apply_reconf(struct querylog *ql);
+static void evidence_priority(struct querylog *ql);
 
 /* Formats and writes everything in the ring, batch by batch; applies a reload's settings when
  * its mark is reached. */
@@ -337,6 +410,9 @@ static void
 drain(struct querylog *ql)
 {
 	for (;;) {
+		/* the overflow's count first, then head: a record put in the ring after the
+		 * overflow emptied is seen with it, so the ring is drained before the overflow */
+		uint64_t o = atomic_load_explicit(&ql->ovf_in, memory_order_acquire);
 		size_t h = atomic_load_explicit(&ql->head, memory_order_acquire);
 		/* read after head: a record submitted after querylog_reconfigure() is seen only
 		 * with the flag that call set, so nothing past its mark goes to the old sinks */
@@ -344,7 +420,8 @@ drain(struct querylog *ql)
 			apply_reconf(ql);
 			continue;
 		}
-		if (!drain_batch(ql, h))
+		evidence_priority(ql);
+		if (!drain_batch(ql, h, o))
 			break;
 	}
 	if (ql->db != NULL) {
@@ -367,6 +444,8 @@ writer_sleep(struct querylog *ql)
 	pthread_mutex_lock(&ql->mu);
 	atomic_store(&ql->sleeping, true);
 	size_t used = atomic_load(&ql->head) - atomic_load(&ql->tail);
+	if (atomic_load(&ql->ovf_in) != atomic_load(&ql->ovf_out))
+		used = ql->cap; /* evidence waits in the overflow: no sleep */
 	bool paused = atomic_load(&ql->paused);
 	if (atomic_load(&ql->stop) || atomic_load(&ql->reopen) ||
 	    (!paused && (atomic_load(&ql->reconf) || used >= ql->wake_at)))
@@ -404,15 +483,38 @@ open_db(struct querylog *ql)
 }
 
 /* The writer yields to the event loop when they share a CPU: on Linux, nice applies to a
- * thread (its tid). Under a load that saturates the CPU the ring then fills and drops (counted)
- * instead of DNS slowing down; below that, the writer uses the idle time. */
+ * thread (its tid). Under a load that saturates the CPU the ring then fills and forwarded
+ * records are counted instead of stored (never blocked ones) rather than DNS slowing down;
+ * below that, the writer uses the idle time. */
 static void
-lower_priority(void)
+set_nice(int nice)
 {
 	pid_t tid = (pid_t)syscall(SYS_gettid);
 
-	if (setpriority(PRIO_PROCESS, (id_t)tid, QUERYLOG_WRITER_NICE) != 0)
-		log_debug("query log: writer priority unchanged: %s", strerror(errno));
+	if (setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0)
+		log_debug("query log: writer priority unchanged (nice %d): %s", nice,
+			  strerror(errno));
+}
+
+static void
+lower_priority(void)
+{
+	set_nice(QUERYLOG_WRITER_NICE);
+}
+
+/* While blocked records wait in the overflow, the writer competes with DNS as an equal (nice
+ * 0: evidence comes before DNS latency); back to nice QUERYLOG_WRITER_NICE once the overflow
+ * is empty. Raising the priority needs CAP_SYS_NICE (root) or RLIMIT_NICE; without it the
+ * writer stays where it is. */
+static void
+evidence_priority(struct querylog *ql)
+{
+	bool waiting = atomic_load(&ql->ovf_in) != atomic_load(&ql->ovf_out);
+
+	if (waiting == ql->boosted)
+		return;
+	ql->boosted = waiting;
+	set_nice(waiting ? 0 : QUERYLOG_WRITER_NICE);
 }
 
 static bool
@@ -482,6 +584,7 @@ apply_reconf(struct querylog *ql)
 	pthread_mutex_lock(&ql->mu);
 	atomic_store(&ql->reconf, false);
 	size_t mark = ql->next.mark;
+	uint64_t ovf_mark = ql->next.ovf_mark;
 	uint64_t ev_mark = ql->next.ev_mark;
 	char *path = ql->next.path, *db_path = ql->next.db_path, *state_dir = ql->next.state_dir;
 	uint32_t retention_days = ql->next.retention_days;
@@ -491,7 +594,7 @@ apply_reconf(struct querylog *ql)
 	size_t t = atomic_load_explicit(&ql->tail, memory_order_relaxed);
 	INSIST(mark - t <= atomic_load(&ql->head) - t); /* drain() never passes a mark */
 	(void)t;
-	while (drain_batch(ql, mark))
+	while (drain_batch(ql, mark, ovf_mark))
 		continue;
 	if (ql->db != NULL)
 		drain_events(ql, &ev_mark);
@@ -500,6 +603,42 @@ apply_reconf(struct querylog *ql)
 	free(path);
 	free(db_path);
 	free(state_dir);
+}
+
+/* The forwarded records not stored one by one since the last counter line: one line in the
+ * file and one row in the database's unlogged table with their exact number, at most every
+ * UNLOGGED_REPORT_MS (and at the end). Evidence lost (the overflow was full) is reported as an
+ * error, with its count. */
+static void
+report_unlogged(struct querylog *ql, bool final)
+{
+	uint64_t now = clock_ms(CLOCK_MONOTONIC);
+	uint64_t lost = atomic_load(&ql->evidence_lost);
+
+	if (lost != ql->evidence_reported) {
+		log_error("query log: %llu blocked records lost: the writer is too slow and the "
+			  "overflow buffer (%u records) is full",
+			  (unsigned long long)(lost - ql->evidence_reported),
+			  (unsigned)QUERYLOG_OVERFLOW_MAX);
+		ql->evidence_reported = lost;
+	}
+	uint64_t n = atomic_load(&ql->unlogged);
+	if (n == ql->unlogged_done || (!final && now - ql->unlogged_at < UNLOGGED_REPORT_MS))
+		return;
+	uint64_t wall = clock_ms(CLOCK_REALTIME);
+	uint64_t count = n - ql->unlogged_done;
+	if (ql->file.fd >= 0) {
+		if (ql->file.len + 128 > JSONL_BUF)
+			jsonl_flush(&ql->file);
+		ql->file.len += querylog_format_unlogged(ql->unlogged_since, wall, count,
+							 ql->file.buf + ql->file.len, 128);
+		jsonl_flush(&ql->file);
+	}
+	if (ql->db != NULL)
+		logdb_add_unlogged(ql->db, ql->unlogged_since, wall, count);
+	ql->unlogged_done = n;
+	ql->unlogged_since = wall;
+	ql->unlogged_at = now;
 }
 
 static void *
@@ -511,6 +650,7 @@ writer_main(void *arg)
 	lower_priority();
 	if (ql->db_path != NULL)
 		open_db(ql);
+	ql->unlogged_since = clock_ms(CLOCK_REALTIME);
 	for (;;) {
 		bool stop = atomic_load(&ql->stop);
 		if (atomic_load(&ql->paused) && !stop) {
@@ -521,8 +661,10 @@ writer_main(void *arg)
 		if (atomic_exchange(&ql->reopen, false))
 			do_reopen(ql);
 		jsonl_retry(&ql->file, clock_ms(CLOCK_MONOTONIC));
+		evidence_priority(ql);
 		drain(ql);
-		jsonl_report_drops(&ql->file, atomic_load(&ql->dropped), ql->db_path, stop);
+		report_unlogged(ql, stop);
+		jsonl_report_drops(&ql->file, atomic_load(&ql->unlogged), ql->db_path, stop);
 		if (stop)
 			break;
 		if (ql->db != NULL) {
@@ -605,6 +747,9 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	ql->cap = round_pow2(capacity);
 	ql->mask = ql->cap - 1;
 	ql->wake_at = ql->cap / 16 > 0 ? ql->cap / 16 : 1;
+	ql->fwd_cap = ql->cap - ql->cap / QUERYLOG_EVIDENCE_SHARE;
+	ql->ovf_w = ql->ovf_r = calloc(1, sizeof(*ql->ovf_w)); /* the first chunk, kept */
+	ql->ovf_widx = ql->ovf_ridx = 0;
 	ql->file.path = path != NULL ? strdup(path) : NULL;
 	ql->db_path = cfg->log.database != NULL ? strdup(cfg->log.database) : NULL;
 	ql->retention_days = cfg->log.retention_days;
@@ -616,11 +761,12 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 			rc = -ENOMEM;
 			goto cleanup;
 		}
+		ql->ncap = QUERYLOG_EVENTS;
 		ql->events_on = true;
 	}
 	if ((path != NULL && ql->file.path == NULL) ||
 	    (cfg->log.database != NULL && ql->db_path == NULL) || ql->ring == NULL ||
-	    ql->file.buf == NULL) {
+	    ql->file.buf == NULL || ql->ovf_w == NULL) {
 		rc = -ENOMEM;
 		goto cleanup;
 	}
@@ -689,18 +835,70 @@ querylog_wants(const struct querylog *ql, bool blocked)
 	}
 }
 
+/* A blocked record when the ring is full (or the overflow already holds records: they keep
+ * their order). 0, or -ENOBUFS when QUERYLOG_OVERFLOW_MAX records wait already (lost, counted
+ * and reported as an error). Allocates only while the overflow grows. */
+static int
+ovf_push(struct querylog *ql, const struct querylog_record *r)
+{
+	uint64_t in = atomic_load_explicit(&ql->ovf_in, memory_order_relaxed);
+	uint64_t waiting = in - atomic_load_explicit(&ql->ovf_out, memory_order_acquire);
+
+	if (waiting >= QUERYLOG_OVERFLOW_MAX)
+		goto lost;
+	if (ql->ovf_widx == OVF_CHUNK) {
+		struct ovf_chunk *c = atomic_exchange(&ql->ovf_spare, NULL);
+		if (c == NULL)
+			c = malloc(sizeof(*c));
+		if (c == NULL)
+			goto lost;
+		atomic_init(&c->next, NULL);
+		atomic_fetch_add(&ql->ovf_chunks, 1);
+		atomic_store_explicit(&ql->ovf_w->next, c, memory_order_release);
+		ql->ovf_w = c;
+		ql->ovf_widx = 0;
+	}
+	slot_pack(&ql->ovf_w->slots[ql->ovf_widx++], r);
+	atomic_store_explicit(&ql->ovf_in, in + 1, memory_order_release);
+	if (waiting + 1 > atomic_load_explicit(&ql->ovf_peak, memory_order_relaxed))
+		atomic_store_explicit(&ql->ovf_peak, waiting + 1, memory_order_relaxed);
+	if (atomic_load(&ql->sleeping) && atomic_exchange(&ql->sleeping, false))
+		wake_writer(ql);
+	return 0;
+lost:
+	atomic_fetch_add(&ql->evidence_lost, 1);
+	atomic_fetch_add_explicit(&ql->dropped, 1, memory_order_relaxed);
+	return -ENOBUFS;
+}
+
+/* A forwarded record that finds no room: counted exactly, reported per interval. */
+static int
+unlogged(struct querylog *ql)
+{
+	atomic_fetch_add_explicit(&ql->unlogged, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ql->dropped, 1, memory_order_relaxed);
+	return -ENOBUFS;
+}
+
 int
 querylog_submit(struct querylog *ql, const struct querylog_record *r)
 {
 	if (ql == NULL || !ql->thread_started)
 		return 0;
+	/* forwarded (allowed) records use at most fwd_cap slots; blocked ones the whole ring,
+	 * then the overflow. While the overflow holds records nothing goes to the ring. */
+	size_t limit = r->blocked ? ql->cap : ql->fwd_cap;
+	uint64_t in = atomic_load_explicit(&ql->ovf_in, memory_order_relaxed);
+	if (in != ql->ovf_out_cache) { /* the writer's line only while the overflow is in use */
+		ql->ovf_out_cache = atomic_load_explicit(&ql->ovf_out, memory_order_acquire);
+		if (in != ql->ovf_out_cache)
+			return r->blocked ? ovf_push(ql, r) : unlogged(ql);
+	}
 	size_t h = atomic_load_explicit(&ql->head, memory_order_relaxed);
-	if (h - ql->tail_cache >= ql->cap) {
+	if (h - ql->tail_cache >= limit) {
 		ql->tail_cache = atomic_load_explicit(&ql->tail, memory_order_acquire);
-		if (h - ql->tail_cache >= ql->cap) {
-			atomic_fetch_add_explicit(&ql->dropped, 1, memory_order_relaxed);
-			return -ENOBUFS;
-		}
+		if (h - ql->tail_cache >= limit)
+			return r->blocked ? ovf_push(ql, r) : unlogged(ql);
 	}
 	slot_pack(&ql->ring[h & ql->mask], r);
 	/* seq_cst store, then seq_cst load of 'sleeping': pairs with writer_sleep() so that either
@@ -763,6 +961,7 @@ querylog_reconfigure(struct querylog *ql, const struct config *cfg)
 	pthread_mutex_lock(&ql->mu);
 	if (events != NULL) {
 		ql->events = events; /* the writer reads it under mu only */
+		ql->ncap = QUERYLOG_EVENTS;
 		events = NULL;
 	}
 	free(ql->next.path);
@@ -771,6 +970,7 @@ querylog_reconfigure(struct querylog *ql, const struct config *cfg)
 	ql->next.set = true;
 	/* this thread is the producer: its head is exact */
 	ql->next.mark = atomic_load_explicit(&ql->head, memory_order_relaxed);
+	ql->next.ovf_mark = atomic_load_explicit(&ql->ovf_in, memory_order_relaxed);
 	ql->next.ev_mark = ql->events_in;
 	ql->next.path = p;
 	ql->next.db_path = d;
@@ -809,6 +1009,11 @@ querylog_free(struct querylog **qlp)
 		pthread_mutex_destroy(&ql->mu);
 	}
 	free(ql->ring);
+	free(atomic_load(&ql->ovf_spare));
+	for (struct ovf_chunk *c = ql->ovf_r, *next; c != NULL; c = next) {
+		next = atomic_load(&c->next);
+		free(c);
+	}
 	free(ql->db_path);
 	free(ql->next.path);
 	free(ql->next.db_path);
@@ -822,6 +1027,18 @@ uint64_t
 querylog_dropped(const struct querylog *ql)
 {
 	return ql != NULL ? atomic_load(&ql->dropped) : 0;
+}
+
+uint64_t
+querylog_unlogged(const struct querylog *ql)
+{
+	return ql != NULL ? atomic_load(&ql->unlogged) : 0;
+}
+
+uint64_t
+querylog_evidence_lost(const struct querylog *ql)
+{
+	return ql != NULL ? atomic_load(&ql->evidence_lost) : 0;
 }
 
 uint64_t
@@ -850,7 +1067,17 @@ querylog_submit_event(struct querylog *ql, const struct identity_event *ev)
 		pthread_mutex_unlock(&ql->mu);
 		return -ENOTSUP;
 	}
-	if (ql->nevents == QUERYLOG_EVENTS) {
+	if (ql->nevents == ql->ncap && ql->ncap < QUERYLOG_EVENTS_MAX) {
+		/* rare: events come one per device change; grown under mu (the writer copies out
+		 * under it too) */
+		size_t ncap = ql->ncap * 2 < QUERYLOG_EVENTS_MAX ? ql->ncap * 2 : QUERYLOG_EVENTS_MAX;
+		struct identity_event *e = realloc(ql->events, ncap * sizeof(*e));
+		if (e != NULL) {
+			ql->events = e;
+			ql->ncap = ncap;
+		}
+	}
+	if (ql->nevents == ql->ncap) {
 		rc = -ENOBUFS;
 	} else {
 		ql->events_in++;
@@ -863,8 +1090,13 @@ querylog_submit_event(struct querylog *ql, const struct identity_event *ev)
 		}
 	}
 	pthread_mutex_unlock(&ql->mu);
-	if (rc != 0)
-		atomic_fetch_add(&ql->events_dropped, 1);
+	if (rc != 0) {
+		uint64_t n = atomic_fetch_add(&ql->events_dropped, 1);
+		if ((n & (n + 1)) == 0) /* 1st, 2nd, 4th, 8th...: loud but bounded */
+			log_error("query log: device event lost: %llu events wait already (the "
+				  "writer is too slow); %llu lost in all",
+				  (unsigned long long)ql->ncap, (unsigned long long)n + 1);
+	}
 	return rc;
 }
 
@@ -891,7 +1123,14 @@ querylog_pending(const struct querylog *ql)
 {
 	if (ql == NULL || !ql->thread_started)
 		return 0;
-	return atomic_load(&ql->head) - atomic_load(&ql->tail);
+	return atomic_load(&ql->head) - atomic_load(&ql->tail) +
+	       (size_t)(atomic_load(&ql->ovf_in) - atomic_load(&ql->ovf_out));
+}
+
+size_t
+querylog_test_overflow_chunks(const struct querylog *ql)
+{
+	return ql != NULL ? atomic_load(&ql->ovf_chunks) : 0;
 }
 
 bool

@@ -5,9 +5,16 @@
  * (no allocation, no lock held across I/O, never blocks); a writer thread drains the ring once
  * and feeds both sinks: the JSON line to log.file ("-" = standard output) and a row to the
  * SQLite database log.database (see logdb.h). log.file unset means standard output, unless
- * log.database is set: then only the database is written. When the ring is full (slow or full disk)
- * the record is dropped and counted; the writer reports the drop count on standard error (once
- * per burst, via log.h). querylog_reopen() (SIGHUP) makes the writer reopen the file (logrotate).
+ * log.database is set: then only the database is written.
+ * Evidence first: when the writer falls behind (slow disk, a CPU shared with the loop), a
+ * forwarded (not blocked) record that finds the ring's first 3/4 (1 - 1/QUERYLOG_EVIDENCE_SHARE)
+ * in use is not stored one by one but counted exactly: the writer writes, at most once a second,
+ * one counter line {"ts":...,"type":"unlogged","since":...,"forwarded":N} to the file and one row
+ * to the database's unlogged table, and warns once per burst. A blocked record uses the whole
+ * ring, and when that is full goes to an overflow list that grows (allocating, only then) up to
+ * QUERYLOG_OVERFLOW_MAX records; records keep their order. Only past that bound is a blocked
+ * record lost: counted (querylog_evidence_lost) and reported as an error. Device events wait in
+ * a queue that grows from QUERYLOG_EVENTS to QUERYLOG_EVENTS_MAX. querylog_reopen() (SIGHUP) makes the writer reopen the file (logrotate).
  * querylog_free() writes what is buffered, then stops the thread. The database sink reports
  * and counts its own failures (locked, read-only, corrupt, full) and retries with backoff;
  * querylog_reopen() also reopens the database at once. A reload applies new log settings
@@ -35,6 +42,8 @@
 #include "record.h"
 
 #define QUERYLOG_RING	  16384	/* records buffered between the loop and the writer */
+#define QUERYLOG_EVIDENCE_SHARE 4 /* 1/4 of the ring is kept for blocked records */
+#define QUERYLOG_OVERFLOW_MAX 65536 /* blocked records waiting beyond a full ring, at most */
 
 struct querylog;
 
@@ -48,15 +57,19 @@ int querylog_new(const struct config *cfg, struct querylog **out);
 /* True when a record with this 'blocked' value should be submitted (log.queries filter). */
 bool querylog_wants(const struct querylog *ql, bool blocked);
 
-/* Copies r into the ring. 0, or -ENOBUFS when full (the record is dropped and counted). */
+/* Copies r into the ring (a blocked one into the overflow when the ring is full). 0, or -ENOBUFS
+ * when r was not stored one by one: a forwarded record (counted in querylog_unlogged), or a
+ * blocked one with the overflow full (counted in querylog_evidence_lost). */
 int querylog_submit(struct querylog *ql, const struct querylog_record *r);
 
 /* A device event for the database's device_events table (first sight of a device, group
  * change, vendor attribution). Strings are copied (truncated to the sizes below); NULL or
  * "" is stored as NULL. Any thread; takes a mutex briefly (events are rare), never blocks on
- * I/O. 0, or -ENOBUFS when QUERYLOG_EVENTS are already waiting (dropped and counted in
- * querylog_db_dropped), or -ENOTSUP without a database (nothing counted). */
+ * I/O. 0, or -ENOBUFS when QUERYLOG_EVENTS_MAX are already waiting (dropped, counted in
+ * querylog_db_dropped and reported as an error), or -ENOTSUP without a database (nothing
+ * counted). The queue grows past QUERYLOG_EVENTS only when the writer falls behind. */
 #define QUERYLOG_EVENTS 256
+#define QUERYLOG_EVENTS_MAX 16384
 int querylog_submit_event(struct querylog *ql, const struct identity_event *ev);
 
 /* Asks the writer to reopen the file (SIGHUP). Non-blocking. */
@@ -84,8 +97,13 @@ int querylog_reconfigure(struct querylog *ql, const struct config *cfg);
 /* Writes out what is buffered, stops the writer, closes the file, frees, sets *ql = NULL. */
 void querylog_free(struct querylog **ql);
 
-/* Records dropped because the ring was full. */
+/* Records not stored one by one because the writer was behind: querylog_unlogged() +
+ * querylog_evidence_lost(). */
 uint64_t querylog_dropped(const struct querylog *ql);
+/* Forwarded records counted in 'unlogged' lines and rows instead of stored one by one. */
+uint64_t querylog_unlogged(const struct querylog *ql);
+/* Blocked records lost because the overflow was full (0 unless the writer stalled for long). */
+uint64_t querylog_evidence_lost(const struct querylog *ql);
 /* Records lost because writing them failed (ENOSPC, EIO, ...). */
 uint64_t querylog_lost(const struct querylog *ql);
 /* Records the database sink could not store (database locked, read-only, corrupt, full, or

@@ -19,6 +19,9 @@ void querylog_test_pause(struct querylog *ql, bool paused);
 /* Number of records currently in the ring. */
 size_t querylog_pending(const struct querylog *ql);
 
+/* Chunks the evidence overflow holds beyond its first one. */
+size_t querylog_test_overflow_chunks(const struct querylog *ql);
+
 /* True while settings given to querylog_reconfigure() wait for the writer to apply them. */
 bool querylog_test_reconfiguring(const struct querylog *ql);
 

@@ -402,3 +402,25 @@ querylog_format(const struct querylog_record *r, char *buf, size_t cap)
 	buf[o.len] = '\0';
 	return o.len;
 }
+
+size_t
+querylog_format_unlogged(uint64_t since_ms, uint64_t ts_ms, uint64_t forwarded, char *buf,
+			 size_t cap)
+{
+	struct out o = { .p = buf, .len = 0, .cap = cap > 0 ? cap - 1 : 0, .full = cap == 0 };
+
+	puts_lit(&o, "{\"ts\":");
+	put_ts(&o, ts_ms);
+	puts_lit(&o, ",\"type\":\"unlogged\",\"since\":");
+	put_ts(&o, since_ms);
+	puts_lit(&o, ",\"forwarded\":");
+	put_uint(&o, forwarded);
+	puts_lit(&o, "}\n");
+	if (o.full) {
+		if (cap > 0)
+			buf[0] = '\0';
+		return 0;
+	}
+	buf[o.len] = '\0';
+	return o.len;
+}

@@ -105,4 +105,10 @@ const char *querylog_action_name(uint8_t action);
  * always enough, 2048 is enough unless names are full of escaped octets. Exposed for tests. */
 size_t querylog_format(const struct querylog_record *r, char *buf, size_t cap);
 
+/* The counter line of the forwarded queries that were not logged one by one (the writer fell
+ * behind), for the JSON-lines file: {"ts":NOW,"type":"unlogged","since":SINCE,"forwarded":N}
+ * with '\n', NUL-terminated. Its length, or 0 when cap is too small (128 is enough). */
+size_t querylog_format_unlogged(uint64_t since_ms, uint64_t ts_ms, uint64_t forwarded,
+				char *buf, size_t cap);
+
 #endif

@@ -250,7 +250,8 @@ class Veto:
 
 	# life cycle
 
-	def start(self, wait_ready=True):
+	def start(self, wait_ready=True, preexec_fn=None):
+		"""preexec_fn runs in the child before exec (e.g. to lower its descriptor limit)."""
 		env = dict(os.environ)
 		env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
 		env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
@@ -259,7 +260,7 @@ class Veto:
 		self._err = open(self.stderr_file, "wb")
 		self.proc = subprocess.Popen([str(self.binary), "serve", "-c", str(self.config_file)],
 					     stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
-					     cwd=self.dir, env=env)
+					     cwd=self.dir, env=env, preexec_fn=preexec_fn)
 		if wait_ready:
 			self.wait_ready()
 		return self
@@ -436,15 +437,15 @@ def make_upstream():
 
 @pytest.fixture
 def veto_factory(veto_bin, tmp_path, upstream):
-	"""make(upstreams=None, edit=None, start=True) -> Veto. Every daemon is stopped with SIGTERM
+	"""make(upstreams=None, edit=None, start=True, preexec_fn=None) -> Veto. Every daemon is stopped with SIGTERM
 	at teardown; it must exit 0 without sanitizer reports."""
 	made = []
 
-	def make(upstreams=None, edit=None, start=True):
+	def make(upstreams=None, edit=None, start=True, preexec_fn=None):
 		v = Veto(veto_bin, tmp_path / f"veto{len(made)}", upstreams or [upstream], edit)
 		made.append(v)
 		if start:
-			v.start()
+			v.start(preexec_fn=preexec_fn)
 		return v
 	yield make
 	problems = []

@@ -1,4 +1,4 @@
-"""Device identity (issue 4): the real daemon with fixture lease files of each format, a fixture
+"""Device identity: the real daemon with fixture lease files of each format, a fixture
 ARP file, the real ieee-data registry, EDNS MAC and Client Subnet options from a trusted and an
 untrusted address, group selection by every selector, behavioural attribution of a randomised
 MAC, the query log fields, `veto devices --json`, and state kept across a restart.

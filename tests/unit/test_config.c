@@ -182,9 +182,38 @@ static const struct error_case error_cases[] = {
 	 "t.yaml:2:3: server.tcp_conections: unknown key (did you mean 'tcp_connections'?)"},
 	{"tcp idle without unit", "server:\n  tcp_idle_timeout: 300\n",
 	 "t.yaml:2:3: server.tcp_idle_timeout: unknown key (did you mean 'tcp_idle_timeout_ms'?)"},
+	/* per-client limits and server.rate_limit */
+	{"queries per client zero", "server:\n  queries_per_client: 0\n",
+	 "t.yaml:2:3: server.queries_per_client: expected an integer from 1 to 65536, got '0'"},
+	{"queries per prefix too many", "server:\n  queries_per_prefix: 65537\n",
+	 "t.yaml:2:3: server.queries_per_prefix: expected an integer from 1 to 65536, got '65537'"},
+	{"tcp per client zero", "server:\n  tcp_connections_per_client: 0\n",
+	 "t.yaml:2:3: server.tcp_connections_per_client: expected an integer from 1 to 65536, got "
+	 "'0'"},
+	{"error replies negative", "server:\n  error_replies_per_second: -1\n",
+	 "t.yaml:2:3: server.error_replies_per_second: expected an integer from 0 to 1000000, got "
+	 "'-1'"},
+	{"queries per client typo", "server:\n  queries_per_clients: 9\n",
+	 "t.yaml:2:3: server.queries_per_clients: unknown key (did you mean 'queries_per_client'?)"},
+	{"rate limit not a mapping", "server:\n  rate_limit: 20\n",
+	 "t.yaml:2:3: server.rate_limit: expected a mapping, got a scalar"},
+	{"rate too high", "server:\n  rate_limit: {queries_per_second: 1000001}\n",
+	 "t.yaml:2:16: server.rate_limit.queries_per_second: expected an integer from 0 to "
+	 "1000000, got '1000001'"},
+	{"rate burst words", "server:\n  rate_limit:\n    burst: lots\n",
+	 "t.yaml:3:5: server.rate_limit.burst: expected an integer from 0 to 1000000, got 'lots'"},
+	{"rate action unknown", "server:\n  rate_limit:\n    action: truncat\n",
+	 "t.yaml:3:5: server.rate_limit.action: unknown value 'truncat' (expected truncate, "
+	 "refused, drop)"},
+	{"rate key typo", "server:\n  rate_limit:\n    queries_per_secnd: 5\n",
+	 "t.yaml:3:5: server.rate_limit.queries_per_secnd: unknown key (did you mean "
+	 "'queries_per_second'?)"},
+	{"rate prefix typo", "server:\n  rate_limit:\n    prefix_brust: 5\n",
+	 "t.yaml:3:5: server.rate_limit.prefix_brust: unknown key (did you mean 'prefix_burst'?)"},
 	{"unknown server key, no suggestion", "server:\n  zzz: 1\n",
 	 "t.yaml:2:3: server.zzz: unknown key 'zzz' (expected one of listen, allow, "
-	 "tcp_idle_timeout_ms, tcp_connections, tcp_pipeline)"},
+	 "tcp_idle_timeout_ms, tcp_connections, tcp_pipeline, tcp_connections_per_client, "
+	 "queries_per_client, queries_per_prefix, error_replies_per_second, rate_limit)"},
 	{"entries too big", "cache:\n  entries: 99999999999\n",
 	 "t.yaml:2:3: cache.entries: expected an integer from 0 to 100000000, got '99999999999'"},
 	{"ttl negative", "block:\n  ttl: -1\n",
@@ -567,8 +596,68 @@ test_defaults(void **state)
 	assert_int_equal(cfg->server.tcp_idle_timeout_ms, 10000);
 	assert_int_equal(cfg->server.tcp_connections, 256);
 	assert_int_equal(cfg->server.tcp_pipeline, 32);
+	/* the per-client limits: on; rate limiting: off */
+	assert_int_equal(cfg->server.tcp_connections_per_client, 64);
+	assert_int_equal(cfg->server.queries_per_client, 256);
+	assert_int_equal(cfg->server.queries_per_prefix, 1024);
+	assert_int_equal(cfg->server.error_replies_per_second, 10);
+	assert_int_equal(cfg->server.rate_limit.queries_per_second, 0);
+	assert_int_equal(cfg->server.rate_limit.burst, 0);
+	assert_int_equal(cfg->server.rate_limit.prefix_queries_per_second, 0);
+	assert_int_equal(cfg->server.rate_limit.prefix_burst, 0);
+	assert_int_equal(cfg->server.rate_limit.action, CONFIG_RATE_TRUNCATE);
 	config_free(&cfg);
 	diag_clear(&d);
+}
+
+/* server.rate_limit and the per-client limits: values, bounds, a burst of 0 (or none) is twice
+ * the rate. */
+static void
+test_server_rate_limit_values(void **state)
+{
+	static const struct {
+		const char *yaml;
+		uint32_t qps, burst, pqps, pburst;
+		enum config_rate_action action;
+		uint32_t per_client, per_prefix, tcp_per_client, errors;
+	} cases[] = {
+		{"server:\n  rate_limit: {queries_per_second: 20}\n", 20, 40, 0, 0,
+		 CONFIG_RATE_TRUNCATE, 256, 1024, 64, 10},
+		{"server:\n  rate_limit: {queries_per_second: 20, burst: 100, action: drop}\n", 20,
+		 100, 0, 0, CONFIG_RATE_DROP, 256, 1024, 64, 10},
+		{"server:\n  rate_limit:\n    prefix_queries_per_second: 1000000\n"
+		 "    action: refused\n",
+		 0, 0, 1000000, 2000000, CONFIG_RATE_REFUSED, 256, 1024, 64, 10},
+		{"server:\n  rate_limit: {queries_per_second: 0, burst: 0, prefix_burst: 1}\n", 0, 0,
+		 0, 1, CONFIG_RATE_TRUNCATE, 256, 1024, 64, 10},
+		{"server:\n  rate_limit:\n", 0, 0, 0, 0, CONFIG_RATE_TRUNCATE, 256, 1024, 64, 10},
+		{"server:\n  queries_per_client: 1\n  queries_per_prefix: 65536\n"
+		 "  tcp_connections_per_client: 65536\n  error_replies_per_second: 0\n",
+		 0, 0, 0, 0, CONFIG_RATE_TRUNCATE, 1, 65536, 65536, 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct diag d;
+		struct config *cfg = NULL;
+		diag_init(&d);
+		int rc = load(cases[i].yaml, &d, &cfg);
+		if (rc != 0 || d.n != 0) {
+			dump(&d);
+			fail_msg("case %zu: rc %d, %zu messages", i, rc, d.n);
+		}
+		assert_int_equal(cfg->server.rate_limit.queries_per_second, cases[i].qps);
+		assert_int_equal(cfg->server.rate_limit.burst, cases[i].burst);
+		assert_int_equal(cfg->server.rate_limit.prefix_queries_per_second, cases[i].pqps);
+		assert_int_equal(cfg->server.rate_limit.prefix_burst, cases[i].pburst);
+		assert_int_equal(cfg->server.rate_limit.action, cases[i].action);
+		assert_int_equal(cfg->server.queries_per_client, cases[i].per_client);
+		assert_int_equal(cfg->server.queries_per_prefix, cases[i].per_prefix);
+		assert_int_equal(cfg->server.tcp_connections_per_client, cases[i].tcp_per_client);
+		assert_int_equal(cfg->server.error_replies_per_second, cases[i].errors);
+		config_free(&cfg);
+		diag_clear(&d);
+	}
 }
 
 /* server.tcp_*: valid values, the bounds included; keys not written keep their default. */
@@ -1209,6 +1298,7 @@ main(void)
 		cmocka_unit_test(test_spec_example),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_server_tcp_values),
+		cmocka_unit_test(test_server_rate_limit_values),
 		cmocka_unit_test(test_store_settings),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_schema_fields),

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "catalog.h"
 #include "config.h"
 #include "config_int.h"
 #include "config_harness.h"
@@ -120,6 +121,21 @@ test_config_errors(void **state)
 			 0);
 }
 
+/* The signatures the shipped catalog makes: one per vendor and strength. */
+static size_t
+catalog_signatures(void)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < catalog_nentries; i++) {
+		size_t j = 0;
+		while (j < i && !(strcmp(catalog_entries[j].vendor, catalog_entries[i].vendor) == 0 &&
+				  catalog_entries[j].strength == catalog_entries[i].strength))
+			j++;
+		n += j == i;
+	}
+	return n;
+}
+
 static void
 test_config_values(void **state)
 {
@@ -144,7 +160,8 @@ test_config_values(void **state)
 		"groups:\n"
 		"  - name: g\n"
 		"    macs: [aa:bb:cc]\n"
-		"    randomised_mac: true\n";
+		"    randomised_mac: true\n"
+		"  - name: rest\n";
 	struct diag d;
 	struct config *cfg = NULL;
 	diag_init(&d);
@@ -187,7 +204,7 @@ test_config_values(void **state)
 	assert_string_equal(cfg->devices.arp_file, "/proc/net/arp");
 	assert_string_equal(cfg->devices.oui_dir, "/usr/share/ieee-data");
 	assert_int_equal(cfg->devices.arp_refresh_s, 30);
-	assert_int_equal(cfg->devices.nsignatures, 5);
+	assert_int_equal(cfg->devices.nsignatures, catalog_signatures());
 	config_free(&cfg);
 	assert_int_equal(load("lists: {}\n", &d, &cfg), 0);
 	assert_false(cfg->devices.enabled);
@@ -203,10 +220,10 @@ test_config_identity_on(void **state)
 {
 	(void)state;
 	static const char *const on[] = {
-		"devices: {}\ngroups:\n  - {name: g, vendors: [Xiaomi]}\n",
-		"groups:\n  - {name: g, vendors: [Xiaomi]}\ndevices:\n",
+		"devices: {}\ngroups:\n  - {name: g, vendors: [Xiaomi]}\n  - {name: rest}\n",
+		"groups:\n  - {name: g, vendors: [Xiaomi]}\n  - {name: rest}\ndevices:\n",
 		("groups:\n  - {name: g, macs: [aa:bb:cc], tags: [x], randomised_mac: false,"
-		 " hostnames: [\"a*\"]}\ndevices: {}\n"),
+		 " hostnames: [\"a*\"]}\n  - {name: rest}\ndevices: {}\n"),
 	};
 	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
 		struct diag d;
@@ -221,7 +238,7 @@ test_config_identity_on(void **state)
 		assert_string_equal(cfg->devices.arp_file, "/proc/net/arp");
 		assert_string_equal(cfg->devices.oui_dir, "/usr/share/ieee-data");
 		assert_int_equal(cfg->devices.arp_refresh_s, 30);
-		assert_int_equal(cfg->devices.nsignatures, 5);
+		assert_int_equal(cfg->devices.nsignatures, catalog_signatures());
 		assert_true(cfg->devices.nhostname_vendors > 5);
 		config_free(&cfg);
 		diag_clear(&d);
@@ -539,6 +556,7 @@ test_fill(void **state)
 	r.nobs = 1;
 	strcpy(r.obs[0].vendor, "Oppo");
 	r.obs[0].count = 1;
+	r.obs[0].rom = 1;
 	sockaddr_of("192.0.2.22", &ss);
 	identify_fill(cfg, &src, (struct sockaddr *)&ss, NULL, &r);
 	assert_string_equal(r.vendor, "Oppo");
@@ -660,6 +678,8 @@ test_store(void **state)
 	recs[0].nobs = 1;
 	strcpy(recs[0].obs[0].vendor, "Xiaomi");
 	recs[0].obs[0].count = 3;
+	recs[0].obs[0].rom = 2;
+	recs[0].obs[0].app = 1;
 	recs[0].obs[0].first = 10;
 	recs[0].obs[0].last = 20;
 	strcpy(recs[0].obs[0].evidence, "connect.rom.miui.com");
@@ -687,6 +707,8 @@ test_store(void **state)
 	assert_int_equal(got[1].nips, 2);
 	assert_memory_equal(&got[1].ips[1], &recs[0].ips[1], sizeof(got[1].ips[1]));
 	assert_int_equal(got[1].nobs, 1);
+	assert_int_equal(got[1].obs[0].rom, 2);
+	assert_int_equal(got[1].obs[0].app, 1);
 	assert_int_equal(got[1].obs[0].count, 3);
 	assert_string_equal(got[1].obs[0].evidence, "connect.rom.miui.com");
 	assert_int_equal(got[1].vendor_source, IDENTITY_SRC_SIGNATURE);
@@ -1010,7 +1032,154 @@ test_reload_keeps_sources(void **state)
 	}
 	assert_int_equal(devices_count(d), known);
 	assert_int_equal(events.n, nev);
-	assert_null(devices_find(d, "ip:127.0.0.41"));
+
+	devices_close(d, on_closed, &closed);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	devices_free(&d);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	policy_unref(&p);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* A table at devices.max_devices forgets address-only, unattributed devices first, least
+ * recently seen first; never an inventory device, and an attributed device only after every
+ * unattributed one. The saved state holds what the table holds. */
+static void
+test_table_bounded(void **state)
+{
+	(void)state;
+	char dir[64], yaml[1024], path[128], err[256];
+	uv_loop_t loop;
+	struct devices *d = NULL;
+	struct closed closed = {0};
+	struct sockaddr_storage sa;
+	struct test_query tq;
+	struct devices_ident ident;
+	char ip[32];
+
+	tmpdir(dir, sizeof(dir));
+	snprintf(yaml, sizeof(yaml),
+		 "state_dir: %s/state\n"
+		 "devices:\n"
+		 "  max_devices: 16\n"
+		 "  arp: false\n"
+		 "  oui: false\n"
+		 "  inventory:\n"
+		 "    - {name: printer, mac: '00:00:5e:00:53:99', ip: 127.0.5.1}\n"
+		 "groups:\n"
+		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
+		 "  - {name: rest}\n",
+		 dir);
+	struct policy *p = compile(yaml);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(devices_new(&loop, p, &d), 0);
+	/* the inventory device and an address-only handset caught by its ROM's query */
+	sockaddr_of("127.0.5.1", &sa);
+	query_for("www.example.com", &tq, NULL);
+	run_query(d, p, (struct sockaddr *)&sa, &tq, &ident);
+	sockaddr_of("127.0.5.2", &sa);
+	query_for("connect.rom.miui.com", &tq, NULL);
+	run_query(d, p, (struct sockaddr *)&sa, &tq, &ident);
+	/* 500 one-off addresses */
+	for (int i = 0; i < 500; i++) {
+		snprintf(ip, sizeof(ip), "127.0.%d.%d", 6 + i / 200, 1 + i % 200);
+		sockaddr_of(ip, &sa);
+		query_for("www.example.com", &tq, NULL);
+		run_query(d, p, (struct sockaddr *)&sa, &tq, &ident);
+		assert_true(devices_count(d) <= 16);
+	}
+	assert_non_null(devices_find(d, "mac:00:00:5e:00:53:99"));
+	const struct devices_record *h = devices_find(d, "ip:127.0.5.2");
+	assert_non_null(h);
+	assert_string_equal(h->vendor, "Xiaomi");
+	/* the handset is still banned */
+	sockaddr_of("127.0.5.2", &sa);
+	query_for("www.example.com", &tq, NULL);
+	assert_string_equal(policy_group_name(p, run_query(d, p, (struct sockaddr *)&sa, &tq,
+							   &ident)), "banned");
+	/* the newest one-off address is known, the oldest forgotten */
+	assert_non_null(devices_find(d, "ip:127.0.8.100"));
+	assert_null(devices_find(d, "ip:127.0.6.1"));
+
+	devices_close(d, on_closed, &closed);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	devices_free(&d);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	policy_unref(&p);
+
+	/* the saved state is as bounded as the table, and holds the handset */
+	struct devices_store *st = NULL;
+	struct devices_record got[64];
+	struct devices_record rec;
+	snprintf(path, sizeof(path), "%s/state/devices.db", dir);
+	assert_int_equal(devices_store_open(path, true, err, sizeof(err), &st), 0);
+	memset(got, 0, sizeof(got));
+	assert_int_equal(devices_store_load(st, collect_cb, got), 0);
+	size_t saved = 0;
+	while (saved < 64 && got[saved].key[0] != '\0')
+		saved++;
+	assert_true(saved <= 16);
+	assert_int_equal(devices_store_get(st, "ip:127.0.5.2", &rec), 0);
+	assert_string_equal(rec.vendor, "Xiaomi");
+	devices_store_close(&st);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* A device known only by its address is forgotten after devices.address_ttl_s without a query
+ * (at the next save tick); one known by its MAC is not. */
+static void
+test_address_expiry(void **state)
+{
+	(void)state;
+	char dir[64], yaml[1024];
+	uv_loop_t loop;
+	struct devices *d = NULL;
+	struct closed closed = {0};
+	struct sockaddr_storage sa;
+	struct test_query tq;
+	struct devices_ident ident;
+	static const uint8_t mac[6] = {0x00, 0x00, 0x5e, 0x00, 0x53, 0x10};
+
+	tmpdir(dir, sizeof(dir));
+	snprintf(yaml, sizeof(yaml),
+		 "state_dir: %s/state\n"
+		 "devices:\n"
+		 "  address_ttl_s: 60\n"
+		 "  trusted_forwarders: [127.0.0.30/32]\n"
+		 "  arp: false\n"
+		 "  oui: false\n"
+		 "groups:\n"
+		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
+		 "  - {name: rest}\n",
+		 dir);
+	struct policy *p = compile(yaml);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(devices_new(&loop, p, &d), 0);
+	sockaddr_of("127.0.5.2", &sa);
+	query_for("connect.rom.miui.com", &tq, NULL);
+	run_query(d, p, (struct sockaddr *)&sa, &tq, &ident);
+	sockaddr_of("127.0.0.30", &sa);
+	query_for("connect.rom.miui.com", &tq, mac);
+	run_query(d, p, (struct sockaddr *)&sa, &tq, &ident);
+	/* an hour without a query: age both records (the test reaches into the table) */
+	struct devices_record *a = (struct devices_record *)devices_find(d, "ip:127.0.5.2");
+	struct devices_record *m = (struct devices_record *)devices_find(d, "mac:00:00:5e:00:53:10");
+	assert_non_null(a);
+	assert_non_null(m);
+	a->last_seen -= 3600;
+	m->last_seen -= 3600;
+	run_for(&loop, DEVICES_SAVE_MS + 500);
+	assert_null(devices_find(d, "ip:127.0.5.2"));
+	assert_non_null(devices_find(d, "mac:00:00:5e:00:53:10"));
+	/* the next device on that address starts clean */
+	sockaddr_of("127.0.5.2", &sa);
+	query_for("www.example.com", &tq, NULL);
+	assert_string_equal(policy_group_name(p, run_query(d, p, (struct sockaddr *)&sa, &tq,
+							   &ident)), "rest");
 
 	devices_close(d, on_closed, &closed);
 	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -1038,6 +1207,8 @@ main(void)
 		cmocka_unit_test(test_table_on_loop),
 		cmocka_unit_test(test_failed_save_requeued),
 		cmocka_unit_test(test_reload_keeps_sources),
+		cmocka_unit_test(test_table_bounded),
+		cmocka_unit_test(test_address_expiry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

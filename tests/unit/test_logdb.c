@@ -1292,11 +1292,11 @@ test_querylog_without_state_dir(void **state)
 		nanosleep(&ts, NULL);
 	}
 	assert_int_equal(querylog_db_dropped(ql), 2);
-	/* events: a bounded queue, overflow counted */
+	/* events: a queue that grows to a bound, overflow counted */
 	struct identity_event ev;
 	memset(&ev, 0, sizeof(ev));
 	querylog_test_pause(ql, true);
-	for (int i = 0; i < QUERYLOG_EVENTS; i++)
+	for (int i = 0; i < QUERYLOG_EVENTS_MAX; i++)
 		assert_int_equal(querylog_submit_event(ql, &ev), 0);
 	assert_int_equal(querylog_submit_event(ql, &ev), -ENOBUFS);
 	assert_int_equal(querylog_db_dropped(ql), 3);

@@ -1,7 +1,7 @@
 /*
  * test_oui: the IEEE registries from Debian's ieee-data, the most-specific-block lookup, the
  * randomised-MAC rule and the vendor attribution, checked against the real files and against
- * ../shared/data/oui-vendors.tsv (every vendor block listed there, and nothing more).
+ * conf/lists/data/oui-vendors.tsv (every vendor block listed there, and nothing more).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -17,7 +17,7 @@
 
 #include "oui.h"
 
-#define VENDORS_TSV VETO_SOURCE_DIR "/../shared/data/oui-vendors.tsv"
+#define VENDORS_TSV VETO_SOURCE_DIR "/conf/lists/data/oui-vendors.tsv"
 
 static struct oui *registry;	/* loaded once from OUI_DEFAULT_DIR */
 

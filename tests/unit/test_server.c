@@ -914,13 +914,14 @@ on_probe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
-/* One connection more than server.tcp_connections (the default): that one is closed at once,
- * the others stay. */
+/* One connection more than server.tcp_connections_per_client (the default) from one address: that
+ * one is closed at once, the others stay. */
 static void
 test_tcp_conn_limit(void **state)
 {
 	struct fixture *fx = *state;
-	enum { N = CONFIG_TCP_CONNECTIONS + 1 };
+	/* one source address: its cap is server.tcp_connections_per_client */
+	enum { N = CONFIG_TCP_CONNECTIONS_PER_CLIENT + 1 };
 	struct conn_probe *p = calloc(N, sizeof(*p));
 	int connected = 0, eofs = 0;
 	struct sockaddr_in sa;
@@ -952,7 +953,7 @@ test_tcp_conn_limit(void **state)
 	assert_int_equal(eofs, 1);
 	struct server_stats st;
 	server_get_stats(fx->srv, &st);
-	assert_int_equal(st.tcp_accepted, CONFIG_TCP_CONNECTIONS);
+	assert_int_equal(st.tcp_accepted, CONFIG_TCP_CONNECTIONS_PER_CLIENT);
 	assert_int_equal(st.tcp_rejected, 1);
 	for (unsigned i = 0; i < N; i++)
 		uv_close((uv_handle_t *)&p[i].tcp, close_cb_noop);

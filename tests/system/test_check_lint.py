@@ -1,0 +1,116 @@
+"""veto check (and start-up) catch what would load but silently disable a ban: unknown vendors in
+a group, listen addresses without a port, signature entries naming no list, an unreadable OUI
+directory, clients that match no group. The shipped configurations still pass."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import VETO_BIN, run_veto
+
+SOURCE = Path(os.environ.get("VETO_SOURCE_DIR", Path(__file__).resolve().parents[2]))
+
+BANNED = """\
+server:
+  listen: ["127.0.0.1:5399"]
+upstream:
+  servers: ["127.0.0.1:5300"]
+devices:
+  oui: false
+groups:
+  - name: staff
+    clients: [10.0.0.0/8]
+  - name: banned
+    vendors: [Xiomi]
+    default: deny
+  - name: rest
+log:
+  file: "-"
+"""
+
+
+def check(tmp_path, text):
+	path = tmp_path / "veto.yaml"
+	path.write_text(text)
+	return path, run_veto(["check", "-c", str(path)])
+
+
+def test_unknown_vendor_is_an_error(veto_bin, tmp_path):
+	path, p = check(tmp_path, BANNED)
+	assert p.returncode == 2, p.stdout + p.stderr
+	want = f"{path}:11:15: groups[1].vendors[0]: unknown vendor 'Xiomi' (did you mean 'Xiaomi'?)"
+	assert want in p.stderr.splitlines(), p.stderr
+	assert p.stderr.rstrip().endswith("1 error, 0 warnings"), p.stderr
+
+
+def test_vendor_in_another_case_is_fine(veto_bin, tmp_path):
+	path, p = check(tmp_path, BANNED.replace("[Xiomi]", "[xiaomi, HUAWEI]"))
+	assert p.returncode == 0, p.stdout + p.stderr
+	assert "warning" not in p.stderr, p.stderr
+
+
+def test_serve_refuses_the_same_configuration(veto_bin, tmp_path):
+	"""The daemon loads through the same code: it exits 2 with the same message, serving
+	nothing."""
+	path = tmp_path / "veto.yaml"
+	path.write_text(BANNED)
+	p = subprocess.run([str(VETO_BIN), "serve", "-c", str(path)], capture_output=True, text=True,
+			   timeout=30)
+	assert p.returncode == 2, p.stdout + p.stderr
+	assert "groups[1].vendors[0]: unknown vendor 'Xiomi' (did you mean 'Xiaomi'?)" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("listen, message", [
+	("127.0.0.1", "'127.0.0.1' has no port (write '127.0.0.1:53')"),
+	("[::1]", "'[::1]' has no port (write '[::1]:53')"),
+	("::1:53", "'::1:53' is an IPv6 address without brackets: with a port, write '[::1]:53'"),
+])
+def test_listen_needs_a_port(veto_bin, tmp_path, listen, message):
+	path, p = check(tmp_path, BANNED.replace("[Xiomi]", "[Xiaomi]").replace("127.0.0.1:5399", listen))
+	assert p.returncode == 2, p.stdout + p.stderr
+	assert f"{path}:2:12: server.listen[0]: {message}" in p.stderr.splitlines(), p.stderr
+
+
+def test_signature_entry_naming_no_list(veto_bin, tmp_path):
+	text = BANNED.replace("[Xiomi]", "[Xiaomi]").replace(
+		"  oui: false\n", "  oui: false\n  signatures:\n    Xiaomi: [xiaomi-servces]\n")
+	text = text.replace("groups:\n", "lists:\n  xiaomi-services: {domains: [a.example]}\ngroups:\n")
+	path, p = check(tmp_path, text)
+	assert p.returncode == 2, p.stdout + p.stderr
+	assert (f"{path}:8:14: devices.signatures.Xiaomi[0]: unknown list 'xiaomi-servces' "
+		"(did you mean 'xiaomi-services'?)") in p.stderr.splitlines(), p.stderr
+
+
+def test_unreadable_oui_dir_is_a_warning(veto_bin, tmp_path):
+	missing = tmp_path / "no-ieee-data"
+	path, p = check(tmp_path, BANNED.replace("[Xiomi]", "[Xiaomi]").replace(
+		"oui: false", f"oui: {{dir: {missing}}}"))
+	assert p.returncode == 0, p.stdout + p.stderr
+	assert (f"{path}: devices.oui.dir: warning: cannot read '{missing}': no such file or "
+		"directory; vendors from MAC prefixes are not known (install ieee-data, or write "
+		"'oui: false')") in p.stderr.splitlines(), p.stderr
+
+
+def test_clients_matching_no_group_is_a_warning(veto_bin, tmp_path):
+	text = BANNED.replace("[Xiomi]", "[Xiaomi]").replace("  - name: rest\n", "")
+	text = text.replace("server:\n", "server:\n  allow: [10.0.0.0/8, 192.168.0.0/16]\n")
+	path, p = check(tmp_path, text)
+	assert p.returncode == 0, p.stdout + p.stderr
+	assert (f"{path}:8:1: groups: warning: clients in 192.168.0.0/16 match no group and are "
+		"forwarded unfiltered") in p.stderr.splitlines(), p.stderr
+
+
+SHIPPED = [SOURCE / "conf" / "veto.yaml", *sorted((SOURCE / "conf" / "examples").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("conf", SHIPPED, ids=[c.name for c in SHIPPED])
+def test_shipped_configurations_pass(veto_bin, conf):
+	p = run_veto(["check", "-c", str(conf)])
+	assert p.returncode == 0, p.stdout + p.stderr
+	for line in p.stderr.splitlines():
+		# the registry is the machine's, not the file's
+		if "warning" in line:
+			assert "devices.oui.dir" in line, p.stderr

@@ -1,0 +1,206 @@
+/*
+ * test_querylog_evidence: when the writer falls behind, the evidence is kept. Blocked records
+ * and device events are never dropped while the disk has room; forwarded records that find no
+ * room are counted exactly ('unlogged' lines and rows), and what is stored keeps its order.
+ * The ring is filled faster than the writer drains it two ways: with the writer parked, and
+ * with a tiny ring flooded while the writer runs.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define LOGDB_HARNESS_TMP "/tmp/test_querylog_evidence.XXXXXX"
+#include "logdb_harness.h"
+#include "querylog_int.h"
+
+/* What one run submitted, and what the sinks hold. */
+struct tally {
+	uint64_t blocked, forwarded, refused; /* submitted; refused: forwarded not taken */
+	uint64_t events;
+};
+
+/* Record i: every third one blocked; latency_us carries i (the order check). */
+static void
+numbered(struct querylog_record *r, uint32_t i, bool blocked)
+{
+	struct rec x = {.client = "10.0.0.7", .qname = blocked ? "t.miui.com" : "ok.example",
+	                .blocked = blocked, .list = blocked ? "xiaomi" : NULL,
+	                .action = blocked ? QUERYLOG_ACTION_SINKHOLE : QUERYLOG_ACTION_FORWARD};
+	make_record(r, &x);
+	r->latency_us = i;
+}
+
+static void
+submit(struct querylog *ql, struct tally *t, uint32_t i)
+{
+	struct querylog_record r;
+	bool blocked = i % 3 == 0;
+
+	numbered(&r, i, blocked);
+	int rc = querylog_submit(ql, &r);
+	if (blocked) {
+		assert_int_equal(rc, 0); /* evidence is never refused */
+		t->blocked++;
+	} else {
+		assert_true(rc == 0 || rc == -ENOBUFS);
+		t->forwarded++;
+		t->refused += rc != 0;
+	}
+}
+
+static void
+event(struct querylog *ql, struct tally *t)
+{
+	struct identity_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	snprintf(ev.kind, sizeof(ev.kind), "group_change");
+	snprintf(ev.device, sizeof(ev.device), "phone-%llu", (unsigned long long)t->events);
+	snprintf(ev.new_group, sizeof(ev.new_group), "banned");
+	assert_int_equal(querylog_submit_event(ql, &ev), 0);
+	t->events++;
+}
+
+static void
+open_log(struct querylog **ql, size_t capacity, char *file, char *db, const char *file_name,
+         const char *db_name)
+{
+	struct config cfg;
+
+	tmp_path(file, 300, file_name);
+	tmp_path(db, 300, db_name);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.log.queries = CONFIG_LOG_ALL;
+	cfg.log.file = file;
+	cfg.log.database = db;
+	assert_int_equal(querylog_new_capacity(&cfg, capacity, ql), 0);
+}
+
+/* The file: every line a whole JSON object; the records in submission order; every blocked
+ * one there; the counter lines add up to the forwarded records refused. */
+static void
+check_file(const char *path, const struct tally *t)
+{
+	FILE *f = fopen(path, "r");
+	char line[QUERYLOG_LINE_MAX];
+	uint64_t blocked = 0, forwarded = 0, counted = 0;
+	long long last = -1;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t n = strlen(line);
+		assert_true(n > 2 && line[0] == '{' && line[n - 2] == '}' && line[n - 1] == '\n');
+		const char *u = strstr(line, "\"type\":\"unlogged\"");
+		if (u != NULL) {
+			const char *c = strstr(line, "\"forwarded\":");
+			assert_non_null(c);
+			counted += strtoull(c + 12, NULL, 10);
+			continue;
+		}
+		const char *l = strstr(line, "\"latency_us\":");
+		assert_non_null(l);
+		long long i = strtoll(l + 13, NULL, 10);
+		if (i <= last)
+			fail_msg("record %lld after %lld: out of order", i, last);
+		last = i;
+		if (strstr(line, "\"blocked\":true") != NULL)
+			blocked++;
+		else
+			forwarded++;
+	}
+	fclose(f);
+	assert_int_equal(blocked, t->blocked);
+	assert_int_equal(forwarded, t->forwarded - t->refused);
+	assert_int_equal(counted, t->refused);
+}
+
+static void
+check_db(const char *path, const struct tally *t)
+{
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries WHERE blocked = 1"),
+	                 (int64_t)t->blocked);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries WHERE blocked = 0"),
+	                 (int64_t)(t->forwarded - t->refused));
+	assert_int_equal(sql_int(path, "SELECT coalesce(sum(forwarded), 0) FROM unlogged"),
+	                 (int64_t)t->refused);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM device_events"), (int64_t)t->events);
+	/* ids follow submission order */
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries a JOIN queries b"
+	                               " ON b.id = a.id + 1 WHERE b.latency_us <= a.latency_us"),
+	                 0);
+}
+
+/* The writer parked: the ring fills, forwarded records stop at 3/4 of it, blocked ones take
+ * the rest and then the overflow, events queue past QUERYLOG_EVENTS. */
+static void
+test_parked_writer_keeps_evidence(void **state)
+{
+	char file[300], db[300];
+	struct querylog *ql = NULL;
+	struct tally t = {0};
+	const uint32_t n = 3000;
+
+	(void)state;
+	open_log(&ql, 64, file, db, "parked.jsonl", "parked.db");
+	querylog_test_pause(ql, true);
+	for (uint32_t i = 0; i < n; i++) {
+		submit(ql, &t, i);
+		if (i % 4 == 0)
+			event(ql, &t);
+	}
+	assert_true(t.events > QUERYLOG_EVENTS);
+	assert_int_equal(t.blocked, 1000);
+	assert_int_equal(t.refused, 2000 - 32); /* records 0-47 fill 3/4 of the ring: 32 forwarded */
+	assert_int_equal(querylog_unlogged(ql), t.refused);
+	assert_int_equal(querylog_dropped(ql), t.refused);
+	assert_int_equal(querylog_evidence_lost(ql), 0);
+	assert_true(querylog_test_overflow_chunks(ql) > 0); /* it grew */
+	querylog_test_pause(ql, false);
+	querylog_free(&ql);
+	check_file(file, &t);
+	check_db(db, &t);
+}
+
+/* A tiny ring flooded while the writer runs: producer and writer race over the ring and the
+ * overflow; still every blocked record and event stored, in order, losses counted exactly. */
+static void
+test_flood_keeps_evidence(void **state)
+{
+	char file[300], db[300];
+	struct querylog *ql = NULL;
+	struct tally t = {0};
+	const uint32_t n = 60000;
+
+	(void)state;
+	open_log(&ql, 256, file, db, "flood.jsonl", "flood.db");
+	for (uint32_t i = 0; i < n; i++) {
+		submit(ql, &t, i);
+		if (i % 64 == 0)
+			event(ql, &t);
+	}
+	uint64_t lost = querylog_evidence_lost(ql), unlogged = querylog_unlogged(ql);
+	print_message("flood: %llu of %llu forwarded counted, not stored\n",
+	              (unsigned long long)t.refused, (unsigned long long)t.forwarded);
+	querylog_free(&ql);
+	assert_int_equal(lost, 0);
+	assert_int_equal(unlogged, t.refused);
+	check_file(file, &t);
+	check_db(db, &t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_parked_writer_keeps_evidence),
+	        cmocka_unit_test(test_flood_keeps_evidence),
+	};
+	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
