@@ -340,8 +340,8 @@ dnsmsg_answer_from_reply(const uint8_t *pkt, size_t len, bool do_bit, uint8_t *w
 	unsigned kept[2] = { 0, 0 };
 	int err;
 
-	if (scan_reply(pkt, len, &s) != 0)
-		return -EBADMSG;
+	if (scan_reply(pkt, len, &s) != 0 || s.count[0] > MAX_RECORDS)
+		return -EBADMSG;	/* (every record parsed: the count cannot exceed the bitmap) */
 	memset(keep, 0, sizeof(keep));
 	walk_chain(pkt, len, &s, do_bit, keep, &last, &found);
 	uint8_t rcode = (uint8_t)((s.flags & 0x0f) | (s.ext_rcode << 4));
