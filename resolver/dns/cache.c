@@ -2,7 +2,7 @@
  * cache: a fixed table of `entries` slots, a chained hash index over them, CLOCK eviction.
  *
  * Each used slot points to one allocation (made on insert, the miss path) holding the key
- * (canonical name wire + type + class + DO), the TTL offsets and the answer bytes. A lookup
+ * (canonical name wire + type + class + DO/CD bits), the TTL offsets and the answer bytes. A lookup
  * allocates nothing: it fills the cache's result struct to point into the stored entry.
  * Stored record TTLs are clamped to [min_ttl, lifetime] so a served TTL never outlives the entry.
  */
@@ -17,7 +17,7 @@
 #include "hash.h"
 
 #define NIL	    UINT32_MAX
-#define KEY_EXTRA   5	/* qtype, qclass, DO */
+#define KEY_EXTRA   5	/* qtype, qclass, CACHE_KEY_* bits */
 
 struct blob {
 	size_t size;		/* bytes of this allocation */
@@ -128,22 +128,22 @@ cache_free(struct cache **cp)
 
 static uint64_t
 key_hash(const struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
-	 bool do_bit)
+	 uint8_t bits)
 {
 	uint64_t h = names_hash(qname, c->seed);
-	uint64_t k = ((uint64_t)qtype << 32) | ((uint64_t)qclass << 8) | (do_bit ? 1 : 0);
+	uint64_t k = ((uint64_t)qtype << 32) | ((uint64_t)qclass << 8) | bits;
 
 	return hash_mix(h ^ k * 0x9e3779b97f4a7c15ull);
 }
 
 static size_t
 key_make(uint8_t *key, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
-	 bool do_bit)
+	 uint8_t bits)
 {
 	memcpy(key, qname->wire, qname->len);
 	dnsmsg_wr16(key + qname->len, qtype);
 	dnsmsg_wr16(key + qname->len + 2, qclass);
-	key[qname->len + 4] = do_bit ? 1 : 0;
+	key[qname->len + 4] = bits;
 	return (size_t)qname->len + KEY_EXTRA;
 }
 
@@ -188,24 +188,19 @@ remove_slot(struct cache *c, uint32_t i)
 	release(c, i);
 }
 
-const struct dnsmsg_answer *
-cache_lookup(struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
-	     bool do_bit, uint64_t now_ms, uint32_t *age_s)
+/* The unexpired slot for the key, or NIL (an expired one is dropped). */
+static uint32_t
+lookup_slot(struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
+	    uint8_t bits, uint64_t now_ms)
 {
 	uint8_t key[NAMES_MAX_WIRE + KEY_EXTRA];
 	uint32_t prev;
-
-	if (c->nslots == 0) {
-		c->st.misses++;
-		return NULL;
-	}
-	size_t keylen = key_make(key, qname, qtype, qclass, do_bit);
-	uint64_t h = key_hash(c, qname, qtype, qclass, do_bit);
+	size_t keylen = key_make(key, qname, qtype, qclass, bits);
+	uint64_t h = key_hash(c, qname, qtype, qclass, bits);
 	uint32_t i = find(c, h, key, keylen, &prev);
-	if (i == NIL) {
-		c->st.misses++;
-		return NULL;
-	}
+
+	if (i == NIL)
+		return NIL;
 	struct slot *s = &c->slots[i];
 	if (now_ms >= s->expire_ms) {
 		unlink_slot(c, i, prev);
@@ -213,9 +208,27 @@ cache_lookup(struct cache *c, const struct names_name *qname, uint16_t qtype, ui
 		s->next = c->free_head;
 		c->free_head = i;
 		c->st.expired++;
+		return NIL;
+	}
+	return i;
+}
+
+const struct dnsmsg_answer *
+cache_lookup(struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
+	     uint8_t bits, uint64_t now_ms, uint32_t *age_s)
+{
+	if (c->nslots == 0) {
 		c->st.misses++;
 		return NULL;
 	}
+	uint32_t i = lookup_slot(c, qname, qtype, qclass, bits, now_ms);
+	if (i == NIL && (bits & CACHE_KEY_CD))
+		i = lookup_slot(c, qname, qtype, qclass, (uint8_t)(bits & ~CACHE_KEY_CD), now_ms);
+	if (i == NIL) {
+		c->st.misses++;
+		return NULL;
+	}
+	struct slot *s = &c->slots[i];
 	const struct blob *b = s->blob;
 	struct dnsmsg_answer *r = &c->result;
 	s->referenced = true;
@@ -275,7 +288,7 @@ clamp(uint32_t v, uint32_t lo, uint32_t hi)
 
 int
 cache_insert(struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
-	     bool do_bit, const struct dnsmsg_answer *a, uint64_t now_ms)
+	     uint8_t bits, const struct dnsmsg_answer *a, uint64_t now_ms)
 {
 	uint8_t key[NAMES_MAX_WIRE + KEY_EXTRA];
 	uint32_t prev;
@@ -289,7 +302,7 @@ cache_insert(struct cache *c, const struct names_name *qname, uint16_t qtype, ui
 	if (ttl == 0)
 		return 0;	/* would expire at once */
 
-	size_t keylen = key_make(key, qname, qtype, qclass, do_bit);
+	size_t keylen = key_make(key, qname, qtype, qclass, bits);
 	size_t size = sizeof(struct blob) + keylen + 2 * (size_t)a->nttl + a->len;
 	struct blob *b = malloc(size);
 	if (b == NULL)
@@ -313,7 +326,7 @@ cache_insert(struct cache *c, const struct names_name *qname, uint16_t qtype, ui
 				    clamp(ttl_or_zero(dnsmsg_rd32(wire + off)), c->min_ttl, ttl));
 	}
 
-	uint64_t h = key_hash(c, qname, qtype, qclass, do_bit);
+	uint64_t h = key_hash(c, qname, qtype, qclass, bits);
 	uint32_t i = find(c, h, key, keylen, &prev);
 	if (i != NIL) {
 		/* replace in place, keeping the slot's place in the chain and its mark */
@@ -339,6 +352,13 @@ cache_insert(struct cache *c, const struct names_name *qname, uint16_t qtype, ui
 	c->st.bytes += size;
 	c->st.inserts++;
 	return 0;
+}
+
+uint8_t
+cache_key_bits(const struct dnsmsg_query *q)
+{
+	return (uint8_t)((q->do_bit ? CACHE_KEY_DO : 0) |
+			 ((q->flags & DNSMSG_FLAG_CD) ? CACHE_KEY_CD : 0));
 }
 
 void

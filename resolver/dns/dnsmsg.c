@@ -321,29 +321,30 @@ utf8_cut(const char *s, size_t max)
 }
 
 void
-dnsmsg_put_opt(struct dnsmsg_wbuf *w, const struct dnsmsg_query *q, uint8_t rcode, bool ede,
+dnsmsg_put_opt(struct dnsmsg_wbuf *w, const struct dnsmsg_query *q, uint8_t rcode, int ede,
 	       const char *ede_text)
 {
-	size_t tlen = ede && ede_text != NULL ? utf8_cut(ede_text, EDE_MAX_TEXT) : 0;
+	size_t tlen = ede >= 0 && ede_text != NULL ? utf8_cut(ede_text, EDE_MAX_TEXT) : 0;
 	uint32_t ttl = ((uint32_t)(rcode >> 4) << 24) | (q->do_bit ? DNSMSG_EDNS_DO : 0);
 
 	dnsmsg_put(w, "", 1);	/* root owner */
 	dnsmsg_put16(w, DNSMSG_TYPE_OPT);
 	dnsmsg_put16(w, DNSMSG_EDNS_UDP);
 	dnsmsg_put32(w, ttl);
-	if (!ede) {
+	if (ede < 0) {
 		dnsmsg_put16(w, 0);
 		return;
 	}
 	dnsmsg_put16(w, (uint16_t)(4 + 2 + tlen));
 	dnsmsg_put16(w, DNSMSG_EDNS_OPT_EDE);
 	dnsmsg_put16(w, (uint16_t)(2 + tlen));
-	dnsmsg_put16(w, DNSMSG_EDE_BLOCKED);
+	dnsmsg_put16(w, (uint16_t)ede);
 	dnsmsg_put(w, ede_text, tlen);
 }
 
 size_t
-dnsmsg_write_error(const struct dnsmsg_query *q, uint8_t rcode, uint8_t *buf, size_t cap)
+dnsmsg_write_error_ede(const struct dnsmsg_query *q, uint8_t rcode, int ede, const char *text,
+		       uint8_t *buf, size_t cap)
 {
 	struct dnsmsg_wbuf w = { buf, cap, 0, false };
 
@@ -351,7 +352,34 @@ dnsmsg_write_error(const struct dnsmsg_query *q, uint8_t rcode, uint8_t *buf, si
 		rcode = DNSMSG_RCODE_SERVFAIL;	/* an extended rcode needs an OPT record */
 	dnsmsg_put_header(&w, q, dnsmsg_reply_flags(q, 0, rcode), 0, 0, q->edns ? 1 : 0);
 	if (q->edns)
-		dnsmsg_put_opt(&w, q, rcode, false, NULL);
+		dnsmsg_put_opt(&w, q, rcode, ede, text);
+	return w.err ? 0 : w.len;
+}
+
+size_t
+dnsmsg_write_error(const struct dnsmsg_query *q, uint8_t rcode, uint8_t *buf, size_t cap)
+{
+	return dnsmsg_write_error_ede(q, rcode, DNSMSG_EDE_NONE, NULL, buf, cap);
+}
+
+size_t
+dnsmsg_write_any(const struct dnsmsg_query *q, uint8_t *buf, size_t cap)
+{
+	static const uint8_t hinfo[] = "\007RFC8482\000";	/* CPU "RFC8482", OS "" */
+	struct dnsmsg_wbuf w = { buf, cap, 0, false };
+
+	if (!q->has_question)
+		return dnsmsg_write_error(q, DNSMSG_RCODE_FORMERR, buf, cap);
+	dnsmsg_put_header(&w, q, dnsmsg_reply_flags(q, 0, DNSMSG_RCODE_NOERROR), 1, 0,
+			  q->edns ? 1 : 0);
+	dnsmsg_put16(&w, DNSMSG_PTR_QNAME);
+	dnsmsg_put16(&w, DNSMSG_TYPE_HINFO);
+	dnsmsg_put16(&w, q->qclass);
+	dnsmsg_put32(&w, DNSMSG_ANY_TTL);
+	dnsmsg_put16(&w, (uint16_t)(sizeof(hinfo) - 1));
+	dnsmsg_put(&w, hinfo, sizeof(hinfo) - 1);
+	if (q->edns)
+		dnsmsg_put_opt(&w, q, DNSMSG_RCODE_NOERROR, DNSMSG_EDE_NONE, NULL);
 	return w.err ? 0 : w.len;
 }
 
@@ -431,7 +459,7 @@ dnsmsg_write_blocked(const struct dnsmsg_query *q, enum config_action action,
 	if (soa)
 		put_soa(&w, q, b->ttl);
 	if (q->edns)
-		dnsmsg_put_opt(&w, q, rcode, true, extra_text);
+		dnsmsg_put_opt(&w, q, rcode, DNSMSG_EDE_BLOCKED, extra_text);
 	return w.err ? 0 : w.len;
 }
 

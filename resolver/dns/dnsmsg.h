@@ -32,7 +32,13 @@
 #define DNSMSG_RCODE_REFUSED  5
 #define DNSMSG_RCODE_BADVERS  16	/* extended rcode, needs OPT */
 
-#define DNSMSG_EDE_BLOCKED 15		/* RFC 8914 */
+#define DNSMSG_EDE_NONE			(-1)
+#define DNSMSG_EDE_BLOCKED		15	/* RFC 8914 */
+#define DNSMSG_EDE_NO_REACHABLE_AUTHORITY 22
+#define DNSMSG_EDE_NETWORK_ERROR	23
+
+#define DNSMSG_QTYPE_ANY 255
+#define DNSMSG_ANY_TTL	 3600		/* TTL of the RFC 8482 answer to ANY */
 
 /* A parsed client query: everything a reply needs, copied out of the receive buffer. */
 struct dnsmsg_query {
@@ -82,6 +88,14 @@ size_t dnsmsg_max_reply(const struct dnsmsg_query *q, bool tcp);
  * question with the client's case, and append an OPT record when the client sent one.
  */
 size_t dnsmsg_write_error(const struct dnsmsg_query *q, uint8_t rcode, uint8_t *buf, size_t cap);
+/* The same with an Extended DNS Error (RFC 8914) code ede (DNSMSG_EDE_NONE: none) and text (may
+ * be NULL) when the client sent EDNS. */
+size_t dnsmsg_write_error_ede(const struct dnsmsg_query *q, uint8_t rcode, int ede,
+			      const char *text, uint8_t *buf, size_t cap);
+
+/* The answer to a question of type ANY, without asking anyone (RFC 8482 4.2): one synthesised
+ * HINFO record, CPU "RFC8482" and OS "", TTL DNSMSG_ANY_TTL. */
+size_t dnsmsg_write_any(const struct dnsmsg_query *q, uint8_t *buf, size_t cap);
 
 /* A locally decided answer for a blocked name, action as policy_decide() resolved it.
  * SINKHOLE: A -> b->ipv4, AAAA -> b->ipv6, other types NODATA; NXDOMAIN; NODATA; REFUSED (and
@@ -121,10 +135,19 @@ struct dnsmsg_answer {
 int dnsmsg_check_reply(const uint8_t *pkt, size_t len, uint16_t id, const struct dnsmsg_query *q,
 		       bool *tc);
 
-/* Reduces a checked upstream reply into a (wire is written to out->wire, cap octets). 0 or
- * -EBADMSG (malformed records) / -ENOSPC. */
-int dnsmsg_answer_from_reply(const uint8_t *pkt, size_t len, uint8_t *wire, size_t cap,
-			     struct dnsmsg_answer *out);
+/*
+ * Judges a checked upstream reply: 0 when it is an answer (every record parses; rcode NOERROR,
+ * NXDOMAIN or YXDOMAIN), -EBADMSG when something does not parse, -EPROTO for any other rcode
+ * (SERVFAIL, REFUSED, FORMERR, NOTIMP...: the server failed, another one may answer).
+ */
+int dnsmsg_judge_reply(const uint8_t *pkt, size_t len);
+
+/* Reduces a checked upstream reply to the answer chain of its question (see dnsmsg_reply.c:
+ * the CNAME/DNAME chain and the records of the question's type, for negative answers the SOA;
+ * with do_bit their RRSIGs and the NSEC/NSEC3 proofs; nothing else) into wire (cap octets).
+ * 0 or -EBADMSG (malformed records) / -ENOSPC. */
+int dnsmsg_answer_from_reply(const uint8_t *pkt, size_t len, bool do_bit, uint8_t *wire,
+			     size_t cap, struct dnsmsg_answer *out);
 
 /*
  * Walks the CNAME/DNAME chain in the answer section of a, starting at q's name, calling cb for

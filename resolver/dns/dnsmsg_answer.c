@@ -46,123 +46,13 @@ dnsmsg_check_reply(const uint8_t *pkt, size_t len, uint16_t id, const struct dns
 }
 
 static inline uint32_t
-min32(uint32_t a, uint32_t b)
-{
-	return a < b ? a : b;
-}
-
-static inline uint32_t
 ttl_value(uint32_t ttl)
 {
 	return ttl > DNSMSG_TTL_MAX ? 0 : ttl;
 }
 
-/* SOA RDATA: two names then five 32-bit fields; returns MINIMUM, or -1 when malformed. */
-static int64_t
-soa_minimum(const uint8_t *pkt, const struct dnsmsg_rr *rr)
-{
-	size_t p = rr->rdata;
-
-	if (dnsmsg_skip_name(pkt, rr->end, &p) != 0 || dnsmsg_skip_name(pkt, rr->end, &p) != 0 ||
-	    p + 20 != rr->end)
-		return -1;
-	return dnsmsg_rd32(pkt + rr->end - 4);
-}
-
-int
-dnsmsg_answer_from_reply(const uint8_t *pkt, size_t len, uint8_t *wire, size_t cap,
-			 struct dnsmsg_answer *out)
-{
-	struct dnsmsg_answer t;
-	struct names_name n;
-	size_t pos = DNSMSG_HEADER_LEN;
-
-	if (len < DNSMSG_HEADER_LEN || len > DNSMSG_MAX_LEN)
-		return -EBADMSG;
-	uint16_t flags = dnsmsg_rd16(pkt + 2);
-	unsigned count[3] = { dnsmsg_rd16(pkt + 6), dnsmsg_rd16(pkt + 8), dnsmsg_rd16(pkt + 10) };
-	if (dnsmsg_rd16(pkt + 4) != 1)
-		return -EBADMSG;
-	if (names_from_wire(&n, pkt, len, &pos) != 0 || pos - DNSMSG_HEADER_LEN != n.len ||
-	    pos + 4 > len)
-		return -EBADMSG;
-	pos += 4;
-
-	uint32_t pos_ttl = UINT32_MAX, neg_ttl = UINT32_MAX;
-	bool have_soa = false, overflow = false, opt_seen = false;
-	unsigned ext_rcode = 0, kept_ar = 0;
-	size_t keep_end = 0;
-
-	t.nttl = 0;
-	for (unsigned s = 0; s < 3; s++) {
-		for (unsigned i = 0; i < count[s]; i++) {
-			struct dnsmsg_rr rr;
-			struct names_name owner;
-			size_t p = pos;
-			if (names_from_wire(&owner, pkt, len, &p) != 0 ||
-			    dnsmsg_read_rr(pkt, len, &pos, &rr) != 0)
-				return -EBADMSG;
-			if (s == 2 && rr.type == DNSMSG_TYPE_OPT) {
-				if (!opt_seen) {
-					keep_end = rr.owner;
-					ext_rcode = rr.ttl >> 24;
-				}
-				opt_seen = true;
-			}
-			if (opt_seen)
-				continue;	/* cut here: OPT and what follows it */
-			if (t.nttl < DNSMSG_MAX_TTLS)
-				t.ttl_off[t.nttl++] = (uint16_t)rr.ttl_off;
-			else
-				overflow = true;
-			uint32_t ttl = ttl_value(rr.ttl);
-			if (s == 0) {
-				pos_ttl = min32(pos_ttl, ttl);
-			} else if (s == 1 && rr.type == DNSMSG_TYPE_SOA) {
-				int64_t minimum = soa_minimum(pkt, &rr);
-				if (minimum < 0)
-					return -EBADMSG;
-				neg_ttl = min32(neg_ttl, min32(ttl, ttl_value((uint32_t)minimum)));
-				have_soa = true;
-			} else if (s == 2) {
-				kept_ar++;
-			}
-		}
-	}
-	/* extended rcodes are relayed (BADCOOKIE = 23); one above 255 (none is assigned) would not
-	 * fit the answer's rcode and wrap to another, NOERROR included: not an answer */
-	if (ext_rcode > 0x0f)
-		return -EBADMSG;
-	if (!opt_seen)
-		keep_end = pos;	/* trailing octets after the last record are not kept */
-	if (keep_end > cap)
-		return -ENOSPC;
-
-	memcpy(wire, pkt, keep_end);
-	dnsmsg_wr16(wire, 0);
-	dnsmsg_wr16(wire + 10, (uint16_t)kept_ar);
-	memcpy(wire + DNSMSG_HEADER_LEN, n.wire, n.len);	/* canonical question */
-
-	t.wire = wire;
-	t.len = (uint16_t)keep_end;
-	t.rcode = (uint8_t)((flags & 0x0f) | (ext_rcode << 4));
-	t.negative = t.rcode == DNSMSG_RCODE_NXDOMAIN ||
-		     (t.rcode == DNSMSG_RCODE_NOERROR && count[0] == 0);
-	if (have_soa)
-		t.ttl = min32(pos_ttl, neg_ttl);
-	else
-		t.ttl = t.negative ? 0 : pos_ttl;
-	t.cacheable = (t.rcode == DNSMSG_RCODE_NOERROR || t.rcode == DNSMSG_RCODE_NXDOMAIN) &&
-		      !(flags & DNSMSG_FLAG_TC) && !overflow && (!t.negative || have_soa);
-	if (t.ttl == UINT32_MAX)
-		t.ttl = 0;
-	*out = t;
-	return 0;
-}
-
-/* True when suffix is a proper ancestor of name (a suffix on a label boundary, shorter). */
-static bool
-is_ancestor(const struct names_name *suffix, const struct names_name *name)
+bool
+dnsmsg_is_ancestor(const struct names_name *suffix, const struct names_name *name)
 {
 	if (suffix->nlabels >= name->nlabels)
 		return false;
@@ -171,9 +61,8 @@ is_ancestor(const struct names_name *suffix, const struct names_name *name)
 	       memcmp(name->wire + off, suffix->wire, suffix->len) == 0;
 }
 
-/* DNAME substitution (RFC 6672): the labels of name below owner, followed by target. */
-static int
-dname_substitute(const struct names_name *name, const struct names_name *owner,
+int
+dnsmsg_dname_substitute(const struct names_name *name, const struct names_name *owner,
 		 const struct names_name *target, struct names_name *out)
 {
 	uint8_t buf[2 * NAMES_MAX_WIRE];
@@ -205,7 +94,7 @@ chain_next(const struct dnsmsg_answer *a, size_t start, unsigned an, uint16_t qc
 		    (rr.type != DNSMSG_TYPE_CNAME && rr.type != DNSMSG_TYPE_DNAME))
 			continue;
 		bool cname = rr.type == DNSMSG_TYPE_CNAME;
-		if (cname ? !names_equal(&owner, cur) : !is_ancestor(&owner, cur))
+		if (cname ? !names_equal(&owner, cur) : !dnsmsg_is_ancestor(&owner, cur))
 			continue;
 		p = rr.rdata;
 		if (names_from_wire(&target, a->wire, rr.end, &p) != 0 || p != rr.end)
@@ -214,7 +103,7 @@ chain_next(const struct dnsmsg_answer *a, size_t start, unsigned an, uint16_t qc
 			*next = target;
 			return 0;
 		}
-		if (dname_substitute(cur, &owner, &target, next) == 0)
+		if (dnsmsg_dname_substitute(cur, &owner, &target, next) == 0)
 			return 0;
 	}
 	return -ENOENT;
@@ -277,7 +166,7 @@ dnsmsg_write_answer(const struct dnsmsg_answer *a, const struct dnsmsg_query *q,
 		dnsmsg_put_header(&w, q, dnsmsg_reply_flags(q, keep | DNSMSG_FLAG_TC, rcode), 0, 0,
 				  q->edns ? 1 : 0);
 		if (q->edns)
-			dnsmsg_put_opt(&w, q, rcode, false, NULL);
+			dnsmsg_put_opt(&w, q, rcode, DNSMSG_EDE_NONE, NULL);
 		return w.err ? 0 : w.len;
 	}
 
@@ -294,7 +183,7 @@ dnsmsg_write_answer(const struct dnsmsg_answer *a, const struct dnsmsg_query *q,
 	}
 	if (q->edns) {
 		struct dnsmsg_wbuf w = { buf, cap, a->len, false };
-		dnsmsg_put_opt(&w, q, rcode, false, NULL);
+		dnsmsg_put_opt(&w, q, rcode, DNSMSG_EDE_NONE, NULL);
 		dnsmsg_wr16(buf + 10, (uint16_t)(dnsmsg_rd16(buf + 10) + 1));
 	}
 	return need;

@@ -27,6 +27,11 @@
 #define DNSMSG_TYPE_AAAA  28
 #define DNSMSG_TYPE_DNAME 39
 #define DNSMSG_TYPE_OPT	  41
+#define DNSMSG_TYPE_RRSIG 46
+#define DNSMSG_TYPE_NSEC  47
+#define DNSMSG_TYPE_NSEC3 50
+#define DNSMSG_TYPE_HINFO 13
+#define DNSMSG_TYPE_ANY	  255
 
 #define DNSMSG_EDNS_DO	    0x8000u	/* in the OPT TTL field */
 #define DNSMSG_EDNS_OPT_EDE 15		/* option code, RFC 8914 */
@@ -74,6 +79,13 @@ int dnsmsg_skip_name(const uint8_t *pkt, size_t len, size_t *pos);
 /* Reads the record at *pos (owner skipped, not validated). 0 or -EBADMSG. */
 int dnsmsg_read_rr(const uint8_t *pkt, size_t len, size_t *pos, struct dnsmsg_rr *rr);
 
+/* True when suffix is a proper ancestor of name (a suffix on a label boundary, shorter). */
+bool dnsmsg_is_ancestor(const struct names_name *suffix, const struct names_name *name);
+/* DNAME substitution (RFC 6672): the labels of name below owner (an ancestor of name), followed
+ * by target. 0 or -EBADMSG (the result would be too long: YXDOMAIN). */
+int dnsmsg_dname_substitute(const struct names_name *name, const struct names_name *owner,
+			    const struct names_name *target, struct names_name *out);
+
 /* A bounded writer: once something does not fit, err stays set and nothing more is written. */
 struct dnsmsg_wbuf {
 	uint8_t *p;
@@ -90,8 +102,8 @@ uint16_t dnsmsg_reply_flags(const struct dnsmsg_query *q, uint16_t keep, uint8_t
 void dnsmsg_put_header(struct dnsmsg_wbuf *w, const struct dnsmsg_query *q, uint16_t flags,
 		       uint16_t an, uint16_t ns, uint16_t ar);
 /* Our OPT record: size DNSMSG_EDNS_UDP, the extended part of rcode, the client's DO bit, and
- * when ede an Extended DNS Error 15 with ede_text (may be NULL). */
-void dnsmsg_put_opt(struct dnsmsg_wbuf *w, const struct dnsmsg_query *q, uint8_t rcode, bool ede,
+ * unless ede is DNSMSG_EDE_NONE an Extended DNS Error ede with ede_text (may be NULL). */
+void dnsmsg_put_opt(struct dnsmsg_wbuf *w, const struct dnsmsg_query *q, uint8_t rcode, int ede,
 		    const char *ede_text);
 
 #endif

@@ -282,6 +282,27 @@ finish_rate_limited(struct query *q, const struct policy *pol)
 	}
 }
 
+/* SERVFAIL after the upstream failed: with an Extended DNS Error for EDNS clients (RFC 8914),
+ * 23 (Network Error) when every attempt failed on the network, else 22 (No Reachable
+ * Authority). */
+static void
+finish_upstream_failed(struct query *q, int status)
+{
+	struct server *s = q->srv;
+	uint8_t *buf = server_reply_buf(s);
+	bool net = status == -ECONNREFUSED;
+	size_t len = dnsmsg_write_error_ede(
+		&q->dq, DNSMSG_RCODE_SERVFAIL,
+		net ? DNSMSG_EDE_NETWORK_ERROR : DNSMSG_EDE_NO_REACHABLE_AUTHORITY,
+		net ? "upstream servers unreachable" : "no upstream server answered", buf,
+		dnsmsg_max_reply(&q->dq, q->tcp));
+
+	s->stats.servfail++;
+	q->action = QUERYLOG_ACTION_SERVFAIL;
+	q->rcode = DNSMSG_RCODE_SERVFAIL;
+	finish(q, buf, len);
+}
+
 static uint8_t
 action_of(enum config_action a)
 {
@@ -390,22 +411,26 @@ on_upstream_done(void *arg, int status, const uint8_t *reply, size_t len,
 	if (status != 0) {
 		if (status == -EMFILE || status == -ENFILE)
 			LIMITS_COUNT(s, fds);
-		if (status != -ECANCELED)
-			log_debug("upstream: no answer for query: %s", uv_strerror(status));
-		finish_servfail(q);
+		if (status == -ECANCELED) {
+			finish_servfail(q);
+			return;
+		}
+		log_debug("upstream: no answer for query: %s", uv_strerror(status));
+		finish_upstream_failed(q, status);
 		return;
 	}
 	if (server != NULL)
 		memcpy(&q->upstream, server, sockaddr_len(server));
 	struct dnsmsg_answer *a = &s->answer;
-	int err = dnsmsg_answer_from_reply(reply, len, s->answer_wire, DNSMSG_MAX_LEN, a);
+	int err = dnsmsg_answer_from_reply(reply, len, q->dq.do_bit, s->answer_wire,
+					   DNSMSG_MAX_LEN, a);
 	if (err != 0) {
 		finish_servfail(q);
 		return;
 	}
 	if (s->cache != NULL && a->cacheable)
-		cache_insert(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass, q->dq.do_bit, a,
-			     uv_now(s->loop));
+		cache_insert(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass,
+			     cache_key_bits(&q->dq), a, uv_now(s->loop));
 	q->action = QUERYLOG_ACTION_FORWARD;
 	finish_answer(q, q->policy, a, 0);
 }
@@ -476,11 +501,19 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 		return;
 	}
 
+	if (q->dq.qtype == DNSMSG_QTYPE_ANY) {	/* RFC 8482: answered here, never forwarded */
+		uint8_t *buf = server_reply_buf(s);
+		size_t n = dnsmsg_write_any(&q->dq, buf, dnsmsg_max_reply(&q->dq, q->tcp));
+		q->action = QUERYLOG_ACTION_CACHE;
+		finish(q, buf, n);
+		return;
+	}
+
 	if (s->cache != NULL) {
 		uint32_t age;
 		const struct dnsmsg_answer *a =
 			cache_lookup(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass,
-				     q->dq.do_bit, uv_now(s->loop), &age);
+				     cache_key_bits(&q->dq), uv_now(s->loop), &age);
 		if (a != NULL) {
 			q->action = QUERYLOG_ACTION_CACHE;
 			finish_answer(q, pol, a, age);

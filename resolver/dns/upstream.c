@@ -7,9 +7,17 @@
  * inside upstream_query(). Each attempt picks a server (the next healthy one, see
  * upstream_servers.c, which also tracks failures and backoff), opens a fresh UDP socket on an ephemeral port, connects it to the server, sends the query with a
  * fresh random ID and starts its timer when the send completes. Replies failing validation are
- * counted and dropped; the attempt ends on a valid reply (complete the request), a truncated one
- * (retry over TCP, upstream_tcp.c), an error or the timeout (next attempt, or -ETIMEDOUT after
- * UPSTREAM_MAX_ATTEMPTS or when the request deadline, attempts x timeout, has passed).
+ * counted and dropped; the attempt ends on a valid answer (complete the request), a truncated
+ * reply (retry over TCP, upstream_tcp.c), a reply that is no answer (SERVFAIL, REFUSED...,
+ * unparsable records), an error or the timeout (next attempt; the request fails after
+ * UPSTREAM_MAX_ATTEMPTS or when its deadline, attempts x timeout, has passed).
+ *
+ * A UDP attempt that times out is counted as a failure, but its socket stays open (and its timer
+ * is re-armed to the request's deadline) while the next attempt runs: a server that always
+ * needs longer than the timeout still answers within the request's budget. The request lists
+ * its live attempts; whichever gets the first valid answer completes it and every other attempt
+ * is closed. When no attempt is left to start, the request waits for its live attempts and
+ * fails once the last one has ended.
  *
  * Cancelling the last waiter aborts the request: a reply nobody waits for is not worth the
  * socket (the cache is filled by the query path, which has gone).
@@ -298,7 +306,7 @@ req_unref(struct upstream_req *req)
 	INSIST(req->refs > 0);
 	if (--req->refs > 0)
 		return;
-	INSIST(upstream_link_empty(&req->waiters));
+	INSIST(upstream_link_empty(&req->waiters) && upstream_link_empty(&req->live));
 	upstream_servers_unref(&req->servers);
 	req_put(req->u, req);
 }
@@ -316,6 +324,26 @@ req_detach(struct upstream_req *req)
 static void
 attempt_close_handles(struct upstream_attempt *a);
 
+/* Marks a finished, takes it off its request's live attempts and closes its handles. */
+static void
+attempt_finish(struct upstream_attempt *a)
+{
+	INSIST(!a->finished);
+	a->finished = true;
+	upstream_link_remove(&a->rlink);
+	a->req->nlive--;
+	attempt_close_handles(a);
+}
+
+/* Closes every live attempt of req. */
+static void
+req_close_attempts(struct upstream_req *req)
+{
+	while (!upstream_link_empty(&req->live))
+		attempt_finish(UPSTREAM_CONTAINER(req->live.next, struct upstream_attempt,
+						  rlink));
+}
+
 /* Ends req without calling anyone (its waiters are gone or queued). */
 static void
 req_abort(struct upstream_req *req)
@@ -323,12 +351,7 @@ req_abort(struct upstream_req *req)
 	if (req->done)
 		return;
 	req_detach(req);
-	if (req->cur != NULL) {
-		struct upstream_attempt *a = req->cur;
-		req->cur = NULL;
-		a->finished = true;
-		attempt_close_handles(a);
-	}
+	req_close_attempts(req);
 	req_unref(req);
 }
 
@@ -352,6 +375,7 @@ req_finish(struct upstream_req *req, int status, const uint8_t *reply, size_t le
 	/* the in-flight reference, dropped at the end, keeps req while callbacks run (they may
 	 * cancel other waiters or close: req is done, so neither touches that reference) */
 	req_detach(req);
+	req_close_attempts(req);
 	while (!upstream_link_empty(&req->waiters)) {
 		struct upstream_wait *w =
 			UPSTREAM_CONTAINER(req->waiters.next, struct upstream_wait, link);
@@ -413,7 +437,8 @@ on_attempt_timer(uv_timer_t *timer)
 {
 	struct upstream_attempt *a = timer->data;
 
-	a->u->st.timeouts++;
+	if (!a->expired)
+		a->u->st.timeouts++;
 	upstream_attempt_done(a, UPSTREAM_RESULT_TIMEOUT, NULL, 0);
 }
 
@@ -450,8 +475,12 @@ on_udp_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct s
 		a->u->st.dropped_replies++;
 		return;
 	}
-	upstream_attempt_done(a, tc ? UPSTREAM_RESULT_TRUNCATED : UPSTREAM_RESULT_REPLY,
-			      (const uint8_t *)buf->base, (size_t)nread);
+	enum upstream_result r = UPSTREAM_RESULT_TRUNCATED;
+	if (!tc)
+		r = dnsmsg_judge_reply((const uint8_t *)buf->base, (size_t)nread) == 0
+			    ? UPSTREAM_RESULT_REPLY
+			    : UPSTREAM_RESULT_BAD;
+	upstream_attempt_done(a, r, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 static void
@@ -525,6 +554,7 @@ attempt_start(struct upstream_req *req, size_t server, bool tcp)
 	a->server = server;
 	a->tcp = tcp;
 	a->finished = false;
+	a->expired = false;
 	a->h_open = false;
 	a->pending = 0;
 	a->thave_len = 0;
@@ -544,13 +574,13 @@ attempt_start(struct upstream_req *req, size_t server, bool tcp)
 	uv_timer_init(u->loop, &a->timer);
 	a->timer.data = a;
 	a->pending = 1;
+	upstream_link_append(&req->live, &a->rlink);
+	req->nlive++;
 	err = tcp ? upstream_tcp_start(a) : udp_start(a);
 	if (err != 0) {
-		a->finished = true;
-		attempt_close_handles(a);
+		attempt_finish(a);
 		return err;
 	}
-	req->cur = a;
 	return 0;
 }
 
@@ -559,39 +589,79 @@ upstream_attempt_done(struct upstream_attempt *a, enum upstream_result r, const 
 		      size_t len)
 {
 	struct upstream_req *req = a->req;
+	struct upstream *u = a->u;
 
 	if (a->finished)
 		return;
-	a->finished = true;
-	attempt_close_handles(a);
-	if (req->cur == a)
-		req->cur = NULL;
+	struct upstream_server *s = &req->servers->s[a->server];
+	uint64_t now = uv_now(u->loop);
+	bool was_expired = a->expired;
+
+	if (r == UPSTREAM_RESULT_TIMEOUT && !a->tcp && !was_expired && !req->done &&
+	    now < req->deadline) {
+		/* a failure, but the socket keeps listening for a late reply until the deadline */
+		a->expired = true;
+		req->ntimeouts++;
+		upstream_server_failed(s, now);
+		uv_timer_start(&a->timer, on_attempt_timer, req->deadline - now, 0);
+		req_next_attempt(req);
+		return;
+	}
+	attempt_finish(a);
 	if (req->done)
 		return;
-	struct upstream_server *s = &req->servers->s[a->server];
 	switch (r) {
 	case UPSTREAM_RESULT_REPLY:
+		if (was_expired)
+			u->st.late_replies++;
 		upstream_server_ok(s);
 		req_finish(req, 0, reply, len, (const struct sockaddr *)&s->ss);
 		return;
 	case UPSTREAM_RESULT_TRUNCATED:
 		if (!a->tcp) {
-			upstream_server_ok(s);
 			int err = attempt_start(req, a->server, true);
-			if (err == 0)
+			if (err == 0) {
+				if (!was_expired)
+					upstream_server_ok(s);
 				return;
+			}
 			log_debug("upstream: '%s': tcp: %s", s->text, uv_strerror(err));
 		}
+		req->nnetfails++;
 		break;	/* TCP could not start, or TC over TCP: a failed attempt */
+	case UPSTREAM_RESULT_BAD:
+		u->st.bad_replies++;
+		log_debug("upstream: '%s': reply with rcode %u or malformed records, trying another "
+			  "server", s->text, len >= 4 ? (unsigned)(reply[3] & 0x0f) : 0u);
+		if (req->nbad < UPSTREAM_MAX_ATTEMPTS)
+			req->bad[req->nbad++] = a->server;
+		break;
 	case UPSTREAM_RESULT_FAILED:
+		req->nnetfails++;
+		break;
 	case UPSTREAM_RESULT_TIMEOUT:
+		if (!was_expired)
+			req->ntimeouts++;
 		break;
 	}
-	upstream_server_failed(s, uv_now(a->u->loop));
-	req_next_attempt(req);
+	/* an expired attempt's failure was counted when it timed out, and the attempt after it
+	 * is running: it only matters when it was the last one alive */
+	if (!was_expired)
+		upstream_server_failed(s, now);
+	if (!was_expired || req->nlive == 0)
+		req_next_attempt(req);
 }
 
-/* Starts the next attempt of req, or completes it with -ETIMEDOUT when none is left. */
+/* The status of a request that failed: -ECONNREFUSED when every attempt failed on the network,
+ * -ETIMEDOUT otherwise. */
+static int
+req_fail_status(const struct upstream_req *req)
+{
+	return req->nnetfails > 0 && req->ntimeouts == 0 && req->nbad == 0 ? -ECONNREFUSED
+									     : -ETIMEDOUT;
+}
+
+/* Starts the next attempt of req; when none is left, fails it once no attempt is alive. */
 static void
 req_next_attempt(struct upstream_req *req)
 {
@@ -603,17 +673,21 @@ req_next_attempt(struct upstream_req *req)
 			req_finish(req, -ENETUNREACH, NULL, 0, NULL);
 			return;
 		}
-		if (req->attempts >= UPSTREAM_MAX_ATTEMPTS || now >= req->deadline) {
-			req_finish(req, -ETIMEDOUT, NULL, 0, NULL);
-			return;
+		size_t k = SIZE_MAX;
+		if (req->attempts < UPSTREAM_MAX_ATTEMPTS && now < req->deadline)
+			k = upstream_server_pick(req, now);
+		if (k == SIZE_MAX) {
+			if (req->nlive == 0)
+				req_finish(req, req_fail_status(req), NULL, 0, NULL);
+			return;	/* else the last attempt alive decides */
 		}
-		size_t k = upstream_server_pick(req, now);
 		req->tried[req->attempts++] = k;
 		req->last = k;
 		int err = attempt_start(req, k, false);
 		if (err == 0)
 			return;
 		log_debug("upstream: '%s': %s", req->servers->s[k].text, uv_strerror(err));
+		req->nnetfails++;
 		if (err != UV_EMFILE && err != UV_ENFILE && err != UV_ENOMEM && err != UV_ENOBUFS)
 			upstream_server_failed(&req->servers->s[k], now);
 	}
@@ -806,7 +880,11 @@ upstream_query(struct upstream *u, const struct dnsmsg_query *q, upstream_done_c
 		req->hnext = NULL;
 		upstream_link_init(&req->waiters);
 		req->nwaiters = 0;
-		req->cur = NULL;
+		upstream_link_init(&req->live);
+		req->nlive = 0;
+		req->nbad = 0;
+		req->ntimeouts = 0;
+		req->nnetfails = 0;
 		memcpy(&req->q, q, sizeof(*q));
 		table_insert(u, req);
 		upstream_link_append(&u->starting, &req->link);

@@ -6,7 +6,13 @@
  *   and the same question (dnsmsg_check_reply); everything else is counted and dropped.
  * - Per-attempt timeout (upstream.timeout_ms) starting when the send completes; failover to the
  *   next server; a server that keeps failing is skipped for a while (backoff) and retried later;
- *   at most UPSTREAM_MAX_ATTEMPTS attempts, then the request completes with -ETIMEDOUT.
+ *   at most UPSTREAM_MAX_ATTEMPTS attempts, then the request fails (-ETIMEDOUT/-ECONNREFUSED).
+ * - An attempt that timed out keeps its socket open until the request's deadline: the first
+ *   valid reply on any of the request's attempts (same checks) completes it.
+ * - A reply that is not an answer (SERVFAIL, REFUSED, FORMERR, NOTIMP or any rcode other than
+ *   NOERROR, NXDOMAIN, YXDOMAIN, or records that do not parse: dnsmsg_judge_reply) is a failed
+ *   attempt: it counts against the server's health and the next server is tried; the request
+ *   does not ask that server again.
  * - A truncated (TC) reply is retried over TCP to the same server.
  * - Identical queries (name, type, class, RD, DO, CD) in flight at the same time are sent once;
  *   every waiter gets the reply.
@@ -18,7 +24,6 @@
  * - The TCP retry of a truncated reply belongs to the attempt that got it (it does not use one
  *   of the UPSTREAM_MAX_ATTEMPTS); the whole request is bounded by UPSTREAM_MAX_ATTEMPTS x
  *   upstream.timeout_ms from its start (every attempt timer is cut to that deadline).
- * - The rcode of a reply is not judged: a validated SERVFAIL or REFUSED is a reply.
  * Runs on the event loop thread only.
  */
 #ifndef VETO_UPSTREAM_H
@@ -41,8 +46,10 @@ struct upstream_wait;	/* one waiter: what upstream_query() hands back for cancel
 /*
  * Completion: called exactly once per upstream_query() that returned 0, never synchronously from
  * upstream_query(). status 0: reply (validated, not truncated) with reply/len valid only during
- * the call, and server the address that answered. status < 0: -ETIMEDOUT (every attempt failed
- * or timed out), -ECANCELED (upstream_cancel or shutdown), -ENETUNREACH (no server configured).
+ * the call, and server the address that answered. status < 0: -ECONNREFUSED (every attempt
+ * failed on the network: ICMP unreachable, send or connect error), -ETIMEDOUT (every attempt
+ * failed, timed out or answered badly, otherwise), -ECANCELED (upstream_cancel or shutdown),
+ * -ENETUNREACH (no server configured).
  */
 typedef void (*upstream_done_cb)(void *arg, int status, const uint8_t *reply, size_t len,
 				 const struct sockaddr *server);
@@ -53,6 +60,8 @@ struct upstream_stats {
 	uint64_t sent_udp, sent_tcp;	/* queries handed to the kernel */
 	uint64_t timeouts;		/* attempts that timed out */
 	uint64_t dropped_replies;	/* wrong address, port, ID, question, or malformed */
+	uint64_t bad_replies;		/* valid replies that were no answer (failed over) */
+	uint64_t late_replies;		/* answers taken from an attempt after its timeout */
 	uint64_t failed;		/* waiters completed with an error other than -ECANCELED */
 };
 

@@ -9,9 +9,11 @@
  *                            the upstream holds one reference and every request another, so that
  *                            upstream_reconfigure() lets requests in flight finish on the old list.
  *   struct upstream_req      one upstream resolution, keyed by (name, type, class, RD, DO, CD) in
- *                            the dedup table while in flight; has waiters (upstream_wait) and at
- *                            most one current attempt. Refcounted: one reference while in flight,
- *                            one per attempt whose handles are not yet closed.
+ *                            the dedup table while in flight; has waiters (upstream_wait) and its
+ *                            live attempts: the current one, and earlier UDP attempts that timed
+ *                            out but still listen for a late reply until the request's deadline.
+ *                            Refcounted: one reference while in flight, one per attempt whose
+ *                            handles are not yet closed.
  *   struct upstream_attempt  one exchange with one server: a fresh UDP socket (or a TCP connection
  *                            after a truncated reply), a timer, the query with a fresh ID. Owns
  *                            its handles; returned to the pool after the last close callback.
@@ -106,6 +108,9 @@ struct upstream_wait {
 enum upstream_result {
 	UPSTREAM_RESULT_REPLY = 0,	/* validated, complete */
 	UPSTREAM_RESULT_TRUNCATED,	/* validated, TC=1 */
+	UPSTREAM_RESULT_BAD,		/* validated, but not an answer (dnsmsg_judge_reply): an
+					   rcode such as SERVFAIL or REFUSED, or records that do not
+					   parse */
 	UPSTREAM_RESULT_FAILED,		/* send/connect/read error, ICMP refused, EOF */
 	UPSTREAM_RESULT_TIMEOUT,
 };
@@ -117,6 +122,9 @@ struct upstream_attempt {
 	uint16_t id;
 	bool tcp;
 	bool finished;			/* result decided; handles closing */
+	bool expired;			/* UDP, timed out (counted as a failure) but still listening
+					   for a late reply until the request's deadline */
+	struct upstream_link rlink;	/* in req->live while not finished */
 	bool h_open;			/* h was initialised (must be closed) */
 	unsigned pending;		/* open handles + libuv requests in flight */
 	union {
@@ -148,13 +156,18 @@ struct upstream_req {
 	unsigned attempts;		/* UDP attempts started */
 	size_t tried[UPSTREAM_MAX_ATTEMPTS];
 	size_t last;			/* server of the last attempt */
+	size_t bad[UPSTREAM_MAX_ATTEMPTS]; /* servers that answered with UPSTREAM_RESULT_BAD: not
+					   asked again by this request */
+	unsigned nbad;
+	unsigned ntimeouts, nnetfails;	/* attempts that timed out, that failed on the network */
 	uint64_t deadline;		/* uv_now() bound for the whole request */
 	uint64_t hash;
 	struct upstream_req *hnext;	/* dedup table chain; pool link when free */
 	struct upstream_link link;	/* u->starting or u->inflight */
 	struct upstream_link waiters;
 	unsigned nwaiters;
-	struct upstream_attempt *cur;	/* the attempt in progress, if any */
+	struct upstream_link live;	/* attempts not finished (rlink) */
+	unsigned nlive;			/* their number */
 	struct dnsmsg_query q;		/* copy */
 };
 
@@ -201,7 +214,8 @@ bool upstream_same_addr(const struct sockaddr *a, const struct sockaddr *b);
 /*
  * The server for req's next attempt: scanning from the first server (first attempt) or the one
  * after the last tried, the first healthy server req has not tried yet, else the first healthy
- * one; when every server is down, the least recently failed (untried first).
+ * one; when every server is down, the least recently failed (untried first). Servers that gave
+ * req a bad answer (req->bad) are never chosen: SIZE_MAX when no other server is left.
  */
 size_t upstream_server_pick(const struct upstream_req *req, uint64_t now);
 /* A failed attempt to s at now: after UPSTREAM_DOWN_AFTER consecutive failures s is skipped for

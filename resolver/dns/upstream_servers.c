@@ -264,10 +264,20 @@ req_tried(const struct upstream_req *req, size_t idx)
 	return false;
 }
 
+static bool
+req_bad(const struct upstream_req *req, size_t idx)
+{
+	for (unsigned i = 0; i < req->nbad && i < UPSTREAM_MAX_ATTEMPTS; i++)
+		if (req->bad[i] == idx)
+			return true;
+	return false;
+}
+
 /*
  * The server for the next attempt: scanning from the first server (first attempt) or the one
  * after the last tried, the first healthy server this request has not tried yet, else the first
- * healthy one; when every server is down, the least recently failed (untried first).
+ * healthy one; when every server is down, the least recently failed (untried first). A server
+ * that gave this request a bad answer is skipped (SIZE_MAX when none is left).
  */
 size_t
 upstream_server_pick(const struct upstream_req *req, uint64_t now)
@@ -279,14 +289,15 @@ upstream_server_pick(const struct upstream_req *req, uint64_t now)
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < ss->n; i++) {
 			size_t k = (start + i) % ss->n;
-			if (server_up(&ss->s[k], now) && (pass == 1 || !req_tried(req, k)))
+			if (server_up(&ss->s[k], now) && !req_bad(req, k) &&
+			    (pass == 1 || !req_tried(req, k)))
 				return k;
 		}
 	}
 	for (int pass = 0; pass < 2 && best == SIZE_MAX; pass++) {
 		for (size_t i = 0; i < ss->n; i++) {
 			size_t k = (start + i) % ss->n;
-			if (pass == 0 && req_tried(req, k))
+			if (req_bad(req, k) || (pass == 0 && req_tried(req, k)))
 				continue;
 			if (best == SIZE_MAX || ss->s[k].last_fail < ss->s[best].last_fail)
 				best = k;

@@ -22,8 +22,11 @@ tcp_message(struct upstream_attempt *a)
 		a->u->st.dropped_replies++;
 		return;
 	}
-	upstream_attempt_done(a, tc ? UPSTREAM_RESULT_FAILED : UPSTREAM_RESULT_REPLY, a->tbuf,
-			      a->tneed);
+	enum upstream_result r = UPSTREAM_RESULT_FAILED;	/* still truncated over TCP */
+	if (!tc)
+		r = dnsmsg_judge_reply(a->tbuf, a->tneed) == 0 ? UPSTREAM_RESULT_REPLY
+							       : UPSTREAM_RESULT_BAD;
+	upstream_attempt_done(a, r, a->tbuf, a->tneed);
 }
 
 static void

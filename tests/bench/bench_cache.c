@@ -94,7 +94,7 @@ main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < entries; i++) {
 		size_t n = make_reply(pkt, i), qn = make_query(out, i);
-		if (dnsmsg_answer_from_reply(pkt, n, wire, sizeof(wire), &a) != 0 ||
+		if (dnsmsg_answer_from_reply(pkt, n, true, wire, sizeof(wire), &a) != 0 ||
 		    dnsmsg_parse_query(out, qn, &q) != 0 ||
 		    cache_insert(c, &q.qname, q.qtype, q.qclass, q.do_bit, &a, 0) != 0) {
 			fprintf(stderr, "bench_cache: setup failed at %u\n", i);
@@ -153,7 +153,7 @@ main(int argc, char **argv)
 	for (unsigned long i = 0; i < ins; i++) {
 		unsigned id = (unsigned)(entries + NQ + i);
 		size_t n = make_reply(pkt, id), qn = make_query(out, id);
-		if (dnsmsg_answer_from_reply(pkt, n, wire, sizeof(wire), &a) != 0 ||
+		if (dnsmsg_answer_from_reply(pkt, n, true, wire, sizeof(wire), &a) != 0 ||
 		    dnsmsg_parse_query(out, qn, &q) != 0 ||
 		    cache_insert(c, &q.qname, q.qtype, q.qclass, q.do_bit, &a, 6000) != 0)
 			return 1;

@@ -4,6 +4,7 @@
  * Invariants are checked with abort(): replies fit their limit and start with a full header.
  */
 #include <stdbool.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,9 +80,14 @@ as_reply(const uint8_t *data, size_t size, struct cache *c)
 	if (dnsmsg_parse_query(copy, size, &q) != 0 || !q.has_question)
 		return;
 	(void)dnsmsg_check_reply(data, size, q.id, &q, &tc);
-	if (dnsmsg_answer_from_reply(data, size, wire, sizeof(wire), &a) != 0)
+	int judged = dnsmsg_judge_reply(data, size);
+	int err = dnsmsg_answer_from_reply(data, size, q.do_bit, wire, sizeof(wire), &a);
+	/* what the upstream client accepts reduces (or is too large once decompressed) */
+	check(judged != 0 || err == 0 || err == -ENOSPC);
+	if (err != 0)
 		return;
-	check(a.len >= DNSMSG_HEADER_LEN && a.len <= size && a.nttl <= DNSMSG_MAX_TTLS);
+	/* names are written uncompressed: the answer may be longer than the reply */
+	check(a.len >= DNSMSG_HEADER_LEN && a.nttl <= DNSMSG_MAX_TTLS);
 	unsigned links = 0;
 	(void)dnsmsg_answer_chain(&a, &q, on_link, &links);
 	check(links <= 16);
@@ -90,10 +96,10 @@ as_reply(const uint8_t *data, size_t size, struct cache *c)
 		check_reply_len(dnsmsg_write_answer(&a, &q, (uint32_t)size, max, out, sizeof(out)),
 				max);
 	}
-	(void)cache_insert(c, &q.qname, q.qtype, q.qclass, q.do_bit, &a, 1000);
+	(void)cache_insert(c, &q.qname, q.qtype, q.qclass, cache_key_bits(&q), &a, 1000);
 	uint32_t age = 0;
-	const struct dnsmsg_answer *hit = cache_lookup(c, &q.qname, q.qtype, q.qclass, q.do_bit,
-						       2000, &age);
+	const struct dnsmsg_answer *hit = cache_lookup(c, &q.qname, q.qtype, q.qclass,
+						       cache_key_bits(&q), 2000, &age);
 	if (hit != NULL)
 		check_reply_len(dnsmsg_write_answer(hit, &q, age, 512, out, sizeof(out)), 512);
 }

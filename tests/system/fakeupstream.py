@@ -158,6 +158,55 @@ def ServFail():
 	return RcodeOnly(dns.rcode.SERVFAIL)
 
 
+def Refused():
+	return RcodeOnly(dns.rcode.REFUSED)
+
+
+class Garbled(Rule):
+	"""A reply with the right ID and question whose answer record is cut short (its RDLENGTH
+	runs past the end of the message): passes the header checks, fails to parse."""
+
+	def respond(self, query, transport):
+		r = make_reply(query)
+		r.use_edns(False)
+		r.answer.append(dns.rrset.from_text(query.question[0].name, 300, "IN", "A", SPOOF_ADDRESS))
+		wire = r.to_wire(max_size=65535)
+		return [Send(0, wire[:-2])]	# the A record's RDATA loses its last 2 octets
+
+
+class Poison(Rule):
+	"""The real answer for the question plus records about another name in every section: an
+	A for victim in the answer, an NS for it in the authority, that NS's address in the
+	additional section (all SPOOF_ADDRESS)."""
+
+	def __init__(self, victim="victim.test", address="192.0.2.80"):
+		self.victim = victim.rstrip(".") + "."
+		self.address = address
+
+	def respond(self, query, transport):
+		r = make_reply(query)
+		qname = query.question[0].name
+		if _qtype(query) == "A":
+			r.answer.append(dns.rrset.from_text(qname, 300, "IN", "A", self.address))
+		r.answer.append(dns.rrset.from_text(self.victim, 300, "IN", "A", SPOOF_ADDRESS))
+		r.authority.append(dns.rrset.from_text(self.victim, 300, "IN", "NS", "ns.evil.invalid."))
+		r.additional.append(dns.rrset.from_text("ns.evil.invalid.", 300, "IN", "A", SPOOF_ADDRESS))
+		return [Send(0, r.to_wire(max_size=65535))]
+
+
+class CdSensitive(Rule):
+	"""A validating resolver's view of a bogus name: with CD=1 the data (SPOOF_ADDRESS),
+	with CD=0 SERVFAIL."""
+
+	def respond(self, query, transport):
+		if query.flags & dns.flags.CD:
+			r = make_reply(query)
+			r.answer.append(dns.rrset.from_text(query.question[0].name, 300, "IN", "A", SPOOF_ADDRESS))
+		else:
+			r = make_reply(query, dns.rcode.SERVFAIL)
+		return [Send(0, r.to_wire(max_size=65535))]
+
+
 class Cname(Rule):
 	"""qname CNAME chain[0], chain[0] CNAME chain[1], ..., then the last name's records."""
 

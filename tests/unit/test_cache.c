@@ -52,7 +52,7 @@ make_answer(struct fixture *f, const char *name, uint32_t ttl, ldns_pkt_rcode rc
 	ldns_pkt_set_qr(p, true);
 	ldns_pkt_set_rcode(p, (uint8_t)rcode);
 	assert_int_equal(ldns_pkt2wire(&w, p, &n), LDNS_STATUS_OK);
-	assert_int_equal(dnsmsg_answer_from_reply(w, n, f->wire, sizeof(f->wire), &f->a), 0);
+	assert_int_equal(dnsmsg_answer_from_reply(w, n, true, f->wire, sizeof(f->wire), &f->a), 0);
 	free(w);
 	ldns_pkt_free(p);
 	assert_int_equal(names_from_text(&f->qname, name, strlen(name), &why), 0);
@@ -168,6 +168,22 @@ test_key_separation(void **state)
 	a = cache_lookup(c, &f.qname, 1, 1, false, 10, &age);
 	assert_non_null(a);
 	assert_int_equal(a->ttl, 60);
+
+	/* CD: a CD=1 answer is never served to CD=0; a CD=1 miss falls back to the CD=0 entry */
+	make_answer(&f, "cd.example", 20, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, CACHE_KEY_CD, &f.a, 0), 0);
+	assert_null(cache_lookup(c, &f.qname, 1, 1, 0, 10, &age));
+	a = cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_CD, 10, &age);
+	assert_non_null(a);
+	assert_int_equal(a->ttl, 20);
+	make_answer(&f, "cd.example", 40, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 0), 0);
+	assert_int_equal(cache_lookup(c, &f.qname, 1, 1, 0, 10, &age)->ttl, 40);
+	assert_int_equal(cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_CD, 10, &age)->ttl, 20);
+	make_answer(&f, "cd0.example", 50, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 0), 0);
+	assert_int_equal(cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_CD, 10, &age)->ttl, 50);
+	assert_null(cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_CD | CACHE_KEY_DO, 10, &age));
 	cache_free(&c);
 }
 

@@ -670,7 +670,7 @@ struct norm_case {
 	bool negative, cacheable;
 	uint32_t ttl;
 	uint16_t nttl;
-	uint16_t arcount;	/* after OPT removal */
+	uint16_t arcount;	/* after reduction (always 0: the additional section is dropped) */
 	uint32_t ttls[8];	/* the TTL found at each recorded offset */
 };
 
@@ -681,7 +681,7 @@ static const struct norm_case norm_cases[] = {
 		    "edge.example.net. 120 IN A 192.0.2.1", "edge.example.net. 200 IN A 192.0.2.2" },
 	    .ns = { "example.net. 7200 IN NS ns1.example.net." },
 	    .ar = { "ns1.example.net. 30 IN A 192.0.2.53" } },
-	  0, 0, false, true, 120, 5, 1, { 300, 120, 200, 7200, 30 } },
+	  0, 0, false, true, 120, 3, 0, { 300, 120, 200 } },	/* NS and glue dropped */
 	{ "nxdomain soa ttl > minimum",
 	  { .qname = "nx.example.com.", .rcode = LDNS_RCODE_NXDOMAIN, .edns_udp = 1232,
 	    .ns = { "example.com. 900 IN SOA ns.example.com. h.example.com. 1 2 3 4 60" } },
@@ -743,14 +743,14 @@ test_answer_norm_table(void **state)
 		struct dnsmsg_answer a;
 		print_message("case '%s'\n", c->name);
 		size_t n = make_reply(&c->spec, 99, pkt, sizeof(pkt));
-		assert_int_equal(dnsmsg_answer_from_reply(pkt, n, wire, sizeof(wire), &a), c->ret);
+		assert_int_equal(dnsmsg_answer_from_reply(pkt, n, true, wire, sizeof(wire), &a), c->ret);
 		assert_ptr_equal(a.wire, wire);
-		assert_int_equal(a.len, n - (c->spec.edns_udp ? 11 : 0));
+		assert_true(a.len >= DNSMSG_HEADER_LEN);
 		check_norm(c, pkt, n, &a);
 		/* too small storage */
 		struct dnsmsg_answer b;
 		memset(&b, 0x77, sizeof(b));
-		assert_int_equal(dnsmsg_answer_from_reply(pkt, n, wire, a.len - 1, &b), -ENOSPC);
+		assert_int_equal(dnsmsg_answer_from_reply(pkt, n, true, wire, a.len - 1, &b), -ENOSPC);
 		assert_int_equal(b.len, 0x7777);
 	}
 }
@@ -765,12 +765,13 @@ test_answer_extended_rcode(void **state)
 	uint8_t pkt[2048], wire[2048];
 	struct dnsmsg_answer a;
 	size_t n = make_reply(&spec, 99, pkt, sizeof(pkt));
-	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, wire, sizeof(wire), &a), 0);
+	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, true, wire, sizeof(wire), &a), 0);
 	pkt[n - 6] = 0x10; /* the OPT is last: its TTL's first octet is the extended rcode */
-	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, wire, sizeof(wire), &a), -EBADMSG);
+	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, true, wire, sizeof(wire), &a), -EBADMSG);
 }
 
-/* OPT in the middle of the additional section: the message is cut at the OPT. */
+/* OPT in the middle of the additional section: its extended rcode is read; the additional
+ * section is dropped. */
 static void
 test_answer_opt_not_last(void **state)
 {
@@ -784,14 +785,14 @@ test_answer_opt_not_last(void **state)
 	size_t extra = hex("c00c 0001 0001 00000050 0004 c0000203", pkt + n, sizeof(pkt) - n);
 
 	pkt[11]++;	/* arcount: A, OPT, A */
-	assert_int_equal(dnsmsg_answer_from_reply(pkt, n + extra, wire, sizeof(wire), &a), 0);
-	assert_int_equal(a.len, n - 11);
-	assert_int_equal(a.nttl, 2);
+	assert_int_equal(dnsmsg_answer_from_reply(pkt, n + extra, true, wire, sizeof(wire), &a), 0);
+	assert_int_equal(a.nttl, 1);
 	assert_true(a.cacheable);
-	assert_int_equal(dnsmsg_rd16(a.wire + 10), 1);
+	assert_int_equal(dnsmsg_rd16(a.wire + 10), 0);
 	ldns_pkt *p = parse_ldns(a.wire, a.len);
 	assert_false(ldns_pkt_edns(p));
-	assert_int_equal(ldns_pkt_arcount(p), 1);
+	assert_int_equal(ldns_pkt_arcount(p), 0);
+	assert_int_equal(ldns_pkt_ancount(p), 1);
 	ldns_pkt_free(p);
 }
 
@@ -815,7 +816,165 @@ test_answer_malformed(void **state)
 		struct dnsmsg_answer a;
 		size_t n = hex(bad[i], pkt, sizeof(pkt));
 		print_message("bad %zu\n", i);
-		assert_int_equal(dnsmsg_answer_from_reply(pkt, n, wire, sizeof(wire), &a), -EBADMSG);
+		assert_int_equal(dnsmsg_answer_from_reply(pkt, n, true, wire, sizeof(wire), &a), -EBADMSG);
+	}
+}
+
+/* ---------- answer-chain sanitising, judging ---------- */
+
+struct sanitize_case {
+	const char *name;
+	struct reply_spec spec;
+	bool do_bit;
+	const char *keep_an[6];		/* the records kept, in order (ldns text, lowercase) */
+	const char *keep_ns[4];
+};
+
+#define SIG(owner, covered) \
+	owner " 300 IN RRSIG " covered " 8 2 300 20300101000000 20200101000000 1 example.com. AAAA"
+
+static const struct sanitize_case sanitize_cases[] = {
+	{ "out-of-bailiwick answer, authority and additional records dropped",
+	  { .qname = "poison.test.", .an = { "poison.test. 60 IN A 192.0.2.1",
+					      "victim.test. 60 IN A 6.6.6.6" },
+	    .ns = { "victim.test. 60 IN NS ns.evil." }, .ar = { "ns.evil. 60 IN A 6.6.6.7" } },
+	  false, { "poison.test.\t60\tIN\tA\t192.0.2.1" }, { NULL } },
+	{ "cname chain kept, other types at the chain names dropped",
+	  { .qname = "www.example.com.",
+	    .an = { "www.example.com. 60 IN CNAME e.example.net.", "e.example.net. 60 IN TXT \"x\"",
+		    "e.example.net. 60 IN A 192.0.2.2", "other.example.net. 60 IN A 6.6.6.6" } },
+	  false, { "www.example.com.\t60\tIN\tCNAME\te.example.net.",
+		   "e.example.net.\t60\tIN\tA\t192.0.2.2" }, { NULL } },
+	{ "dname and synthesised cname kept",
+	  { .qname = "a.old.test.", .an = { "old.test. 60 IN DNAME new.test.",
+					     "a.old.test. 60 IN CNAME a.new.test.",
+					     "a.new.test. 60 IN A 192.0.2.3",
+					     "b.new.test. 60 IN A 6.6.6.6" } },
+	  false, { "old.test.\t60\tIN\tDNAME\tnew.test.", "a.old.test.\t60\tIN\tCNAME\ta.new.test.",
+		   "a.new.test.\t60\tIN\tA\t192.0.2.3" }, { NULL } },
+	{ "rrsigs kept with do",
+	  { .qname = "s.example.com.", .an = { "s.example.com. 60 IN A 192.0.2.4",
+					     SIG("s.example.com.", "A"), SIG("x.example.com.", "A") } },
+	  true, { "s.example.com.\t60\tIN\tA\t192.0.2.4", SIG("s.example.com.", "A") }, { NULL } },
+	{ "rrsigs dropped without do",
+	  { .qname = "s.example.com.", .an = { "s.example.com. 60 IN A 192.0.2.4",
+					     SIG("s.example.com.", "A") } },
+	  false, { "s.example.com.\t60\tIN\tA\t192.0.2.4" }, { NULL } },
+	{ "negative: the zone's soa kept, a foreign soa and ns dropped",
+	  { .qname = "nx.example.com.", .rcode = LDNS_RCODE_NXDOMAIN,
+	    .ns = { "example.com. 60 IN SOA ns.example.com. h.example.com. 1 2 3 4 60",
+		    "victim.test. 60 IN SOA ns.evil. h.evil. 1 2 3 4 60",
+		    "example.com. 60 IN NS ns.evil." } },
+	  false, { NULL }, { "example.com.\t60\tIN\tSOA\tns.example.com. h.example.com. 1 2 3 4 60" } },
+	{ "negative with do: soa, its rrsig and nsec kept",
+	  { .qname = "nd.example.com.",
+	    .ns = { "example.com. 60 IN SOA ns.example.com. h.example.com. 1 2 3 4 60",
+		    SIG("example.com.", "SOA"), "nd.example.com. 60 IN NSEC z.example.com. A",
+		    "example.com. 60 IN NS ns.example.com." } },
+	  true, { NULL }, { "example.com.\t60\tIN\tSOA\tns.example.com. h.example.com. 1 2 3 4 60",
+			    SIG("example.com.", "SOA"), "nd.example.com.\t60\tIN\tNSEC\tz.example.com. A" } },
+	{ "positive answer: no soa",
+	  { .qname = "p.example.com.", .an = { "p.example.com. 60 IN A 192.0.2.5" },
+	    .ns = { "example.com. 60 IN SOA ns.example.com. h.example.com. 1 2 3 4 60" } },
+	  false, { "p.example.com.\t60\tIN\tA\t192.0.2.5" }, { NULL } },
+};
+
+/* The records of list, each as ldns prints it (tabs), compared with the expected texts (whose
+ * spaces are read as ldns reads them). */
+static void
+check_rrs(const ldns_rr_list *list, const char *const *want, size_t max)
+{
+	size_t n = 0;
+	while (n < max && want[n] != NULL)
+		n++;
+	assert_int_equal(ldns_rr_list_rr_count(list), n);
+	for (size_t i = 0; i < n; i++) {
+		ldns_rr *w = NULL;
+		assert_int_equal(ldns_rr_new_frm_str(&w, want[i], 0, NULL, NULL), LDNS_STATUS_OK);
+		assert_int_equal(ldns_rr_compare(ldns_rr_list_rr(list, i), w), 0);
+		ldns_rr_free(w);
+	}
+}
+
+static void
+test_answer_sanitize_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(sanitize_cases) / sizeof(sanitize_cases[0]); i++) {
+		const struct sanitize_case *c = &sanitize_cases[i];
+		uint8_t pkt[2048], wire[2048];
+		struct dnsmsg_answer a;
+		print_message("case '%s'\n", c->name);
+		size_t n = make_reply(&c->spec, 9, pkt, sizeof(pkt));
+		assert_int_equal(dnsmsg_answer_from_reply(pkt, n, c->do_bit, wire, sizeof(wire), &a),
+				 0);
+		ldns_pkt *p = parse_ldns(a.wire, a.len);
+		check_rrs(ldns_pkt_answer(p), c->keep_an, 6);
+		check_rrs(ldns_pkt_authority(p), c->keep_ns, 4);
+		assert_int_equal(ldns_pkt_arcount(p), 0);
+		assert_int_equal(a.nttl, ldns_pkt_ancount(p) + ldns_pkt_nscount(p));
+		ldns_pkt_free(p);
+	}
+}
+
+static void
+test_judge_reply(void **state)
+{
+	(void)state;
+	static const struct {
+		ldns_pkt_rcode rcode;
+		int ret;
+	} cases[] = {
+		{ LDNS_RCODE_NOERROR, 0 },	 { LDNS_RCODE_NXDOMAIN, 0 },
+		{ LDNS_RCODE_YXDOMAIN, 0 },	 { LDNS_RCODE_SERVFAIL, -EPROTO },
+		{ LDNS_RCODE_REFUSED, -EPROTO }, { LDNS_RCODE_FORMERR, -EPROTO },
+		{ LDNS_RCODE_NOTIMPL, -EPROTO },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct reply_spec s = { .qname = "j.example.com.", .rcode = cases[i].rcode,
+					.an = { "j.example.com. 60 IN A 192.0.2.1" } };
+		uint8_t pkt[512];
+		size_t n = make_reply(&s, 1, pkt, sizeof(pkt));
+		assert_int_equal(dnsmsg_judge_reply(pkt, n), cases[i].ret);
+		/* a record cut short is malformed whatever the rcode */
+		assert_int_equal(dnsmsg_judge_reply(pkt, n - 1), -EBADMSG);
+	}
+}
+
+static void
+test_write_any_and_ede(void **state)
+{
+	(void)state;
+	uint8_t out[512];
+	struct dnsmsg_query q;
+
+	for (int edns = 0; edns < 2; edns++) {
+		parse_ok(&q, "Any.example.com.", LDNS_RR_TYPE_ANY, edns ? 1232 : 0, false);
+		size_t len = dnsmsg_write_any(&q, out, sizeof(out));
+		ldns_pkt *p = parse_ldns(out, len);
+		assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+		assert_int_equal(ldns_pkt_ancount(p), 1);
+		ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(p), 0);
+		assert_int_equal(ldns_rr_get_type(rr), LDNS_RR_TYPE_HINFO);
+		assert_int_equal(ldns_rr_ttl(rr), DNSMSG_ANY_TTL);
+		char *text = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+		assert_string_equal(text, "\"RFC8482\"");
+		free(text);
+		text = ldns_rdf2str(ldns_rr_rdf(rr, 1));
+		assert_string_equal(text, "\"\"");
+		free(text);
+		assert_int_equal(ldns_pkt_edns(p), edns);
+		ldns_pkt_free(p);
+
+		parse_ok(&q, "x.example.com.", LDNS_RR_TYPE_A, edns ? 1232 : 0, false);
+		len = dnsmsg_write_error_ede(&q, DNSMSG_RCODE_SERVFAIL,
+					     DNSMSG_EDE_NO_REACHABLE_AUTHORITY, "t", out, sizeof(out));
+		assert_int_equal(out[3] & 0x0f, DNSMSG_RCODE_SERVFAIL);
+		/* the option: code 15, length 3, info-code 22, text "t" */
+		static const uint8_t opt[] = { 0, 15, 0, 3, 0, 22, 't' };
+		assert_int_equal(len, 12 + 19 + (edns ? 11 + sizeof(opt) : 0));
+		if (edns)
+			assert_memory_equal(out + len - sizeof(opt), opt, sizeof(opt));
 	}
 }
 
@@ -826,7 +985,7 @@ norm(const struct reply_spec *s, uint8_t *wire, size_t cap, struct dnsmsg_answer
 {
 	uint8_t pkt[8192];
 	size_t n = make_reply(s, 5, pkt, sizeof(pkt));
-	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, wire, cap, a), 0);
+	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, true, wire, cap, a), 0);
 }
 
 static void
@@ -874,8 +1033,7 @@ test_write_answer_ttl(void **state)
 			for (int k = 0; k < 2; k++)
 				assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), k)),
 						 cases[i].expect[k]);
-			assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_authority(p), 0)),
-					 cases[i].expect[2]);
+			assert_int_equal(ldns_pkt_nscount(p), 0);	/* the NS is dropped */
 			assert_int_equal(ldns_pkt_edns(p), edns);
 			if (edns)
 				assert_true(ldns_pkt_edns_do(p));
@@ -890,7 +1048,7 @@ static void
 test_write_answer_truncation(void **state)
 {
 	(void)state;
-	struct reply_spec s = { .qname = "big.example.com." };
+	struct reply_spec s = { .qname = "big.example.com.", .qtype = LDNS_RR_TYPE_AAAA };
 	char texts[24][80];
 	for (int i = 0; i < 24; i++) {
 		snprintf(texts[i], sizeof(texts[i]), "big.example.com. 60 IN AAAA 2001:db8::%x",
@@ -942,7 +1100,7 @@ test_write_answer_extended_rcode(void **state)
 	size_t n = hex("0005 8187 0001 0000 0000 0001" QNAME_EX Q_A OPT("04d0", "01000000", "0000"),
 		       pkt, sizeof(pkt));
 
-	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, wire, sizeof(wire), &a), 0);
+	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, true, wire, sizeof(wire), &a), 0);
 	assert_int_equal(a.rcode, 23);
 	assert_false(a.cacheable);
 	parse_ok(&q, "example.com.", LDNS_RR_TYPE_A, 1232, false);
@@ -1113,6 +1271,9 @@ main(void)
 		cmocka_unit_test(test_answer_extended_rcode),
 		cmocka_unit_test(test_answer_opt_not_last),
 		cmocka_unit_test(test_answer_malformed),
+		cmocka_unit_test(test_answer_sanitize_table),
+		cmocka_unit_test(test_judge_reply),
+		cmocka_unit_test(test_write_any_and_ede),
 		cmocka_unit_test(test_write_answer_ttl),
 		cmocka_unit_test(test_write_answer_truncation),
 		cmocka_unit_test(test_write_answer_extended_rcode),

@@ -45,6 +45,7 @@ enum fake_mode {
 	FAKE_GARBAGE,		/* 5 octets, then the real one */
 	FAKE_NOT_RESPONSE,	/* QR=0, then the real one */
 	FAKE_TC,		/* TC=1 over UDP; the TCP listener (if any) answers fully */
+	FAKE_SERVFAIL,		/* a valid reply with rcode SERVFAIL */
 };
 
 struct env;
@@ -350,6 +351,11 @@ on_fake_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct socka
 		break;
 	case FAKE_TC:
 		n = build_reply(q, (size_t)nread, FLAG_TC, 0, f->ip, out, sizeof(out));
+		fake_send(f, &f->udp, out, n, addr);
+		return;
+	case FAKE_SERVFAIL:
+		n = build_reply(q, (size_t)nread, 0, 0, f->ip, out, sizeof(out));
+		out[3] = (uint8_t)((out[3] & 0xf0) | 2);
 		fake_send(f, &f->udp, out, n, addr);
 		return;
 	}
@@ -854,11 +860,16 @@ struct late_case {
 	uint32_t timeout_ms;
 	int answered_by;	/* fake index */
 	unsigned timeouts;
+	bool second_silent;
+	uint64_t late_replies;
 };
 
 static const struct late_case late_cases[] = {
-	{ 50, 1000, 0, 0 },	/* late but within the timeout */
-	{ 400, 150, 1, 1 },	/* after the timeout: the second server answers */
+	{ 50, 1000, 0, 0, false, 0 },	/* late but within the timeout */
+	{ 400, 150, 1, 1, false, 0 },	/* after the timeout: the second server answers */
+	/* after the timeout, the second server silent: the first attempt's socket still listens
+	 * and takes the late reply (at 450 ms, the second attempt runs until 600 ms) */
+	{ 450, 300, 0, 1, true, 1 },
 };
 
 static void
@@ -872,7 +883,7 @@ test_late_reply(void **state)
 
 		env->nfakes = 0;
 		struct fake *slow = fake_add(env, AF_INET, FAKE_ANSWER, false);
-		fake_add(env, AF_INET, FAKE_ANSWER, false);
+		fake_add(env, AF_INET, c->second_silent ? FAKE_SILENT : FAKE_ANSWER, false);
 		slow->delay_ms = c->delay_ms;
 		env_start(env, c->timeout_ms);
 		ask(env, "late.example", 1, false, &r, 3000);
@@ -882,6 +893,7 @@ test_late_reply(void **state)
 		assert_true(same_server(&r, &env->fakes[c->answered_by]));
 		assert_int_equal(reply_ip(&r), ip32(env->fakes[c->answered_by].ip));
 		assert_int_equal(stats(env).timeouts, c->timeouts);
+		assert_int_equal(stats(env).late_replies, c->late_replies);
 		/* next case: a fresh upstream and fresh fakes */
 		close_and_wait(env);
 		env->closed = 0;
@@ -892,6 +904,36 @@ test_late_reply(void **state)
 		}
 		run_for(env, 5);
 	}
+}
+
+/* A SERVFAIL is not an answer: the next server is asked; when every server answers so, the
+ * request fails at once without asking any server twice. */
+static void
+test_bad_rcode_fails_over(void **state)
+{
+	struct env *env = *state;
+	struct result r = { 0 }, r2 = { 0 };
+
+	struct fake *bad = fake_add(env, AF_INET, FAKE_SERVFAIL, false);
+	struct fake *good = fake_add(env, AF_INET, FAKE_ANSWER, false);
+	env_start(env, 2000);
+	uint64_t t0 = uv_now(&env->loop);
+	ask(env, "sf.example", 1, false, &r, 3000);
+	expect_done(&r, 0);
+	assert_true(same_server(&r, good));
+	assert_int_equal(reply_ip(&r), ip32(good->ip));
+	assert_true(r.at - t0 < 1000);
+	assert_int_equal(stats(env).bad_replies, 1);
+	assert_int_equal(stats(env).timeouts, 0);
+
+	good->mode = FAKE_SERVFAIL;
+	unsigned before = bad->nudp + good->nudp;
+	t0 = uv_now(&env->loop);
+	ask(env, "sf2.example", 1, false, &r2, 3000);
+	expect_done(&r2, -ETIMEDOUT);
+	assert_true(r2.at - t0 < 1000);
+	assert_int_equal(bad->nudp + good->nudp - before, 2);
+	assert_int_equal(stats(env).bad_replies, 3);
 }
 
 /* Every server silent: -ETIMEDOUT after UPSTREAM_MAX_ATTEMPTS attempts, within attempts x
@@ -962,7 +1004,7 @@ test_refused_fails_over_fast(void **state)
 }
 
 /* A server that fails at once, locally (link-local address on a missing interface: the connect
- * fails, no packet leaves): still asynchronous, -ETIMEDOUT without waiting for any timer. */
+ * fails, no packet leaves): still asynchronous, -ECONNREFUSED without waiting for any timer. */
 static void
 unusable_config(struct env *env)
 {
@@ -990,7 +1032,7 @@ test_local_failure(void **state)
 	assert_int_equal(upstream_new(&env->loop, &env->cfg, &env->u), 0);
 	uint64_t t0 = uv_now(&env->loop);
 	ask(env, "nowhere.example", 1, false, &r, 3000);
-	assert_int_equal(r.status, -ETIMEDOUT);
+	assert_int_equal(r.status, -ECONNREFUSED);	/* only network failures */
 	assert_true(r.at - t0 < 500);
 	struct upstream_stats st = stats(env);
 	assert_int_equal(st.sent_udp, 0);
@@ -1014,7 +1056,7 @@ test_close_while_starting(void **state)
 	query(env, &q1, &r1, NULL);
 	query(env, &q2, &r2, NULL);
 	assert_true(run_until(env, &env->closed, 1, 3000));
-	expect_done(&r1, -ETIMEDOUT);
+	expect_done(&r1, -ECONNREFUSED);
 	expect_done(&r2, -ECANCELED);
 	assert_true(r2.order < env->closed_order);
 }
@@ -1067,7 +1109,10 @@ test_all_down(void **state)
 
 	fake_add(env, AF_INET, FAKE_SILENT, false);
 	fake_add(env, AF_INET, FAKE_SILENT, false);
-	env_start(env, 60);
+	/* 150 ms (not less): the third attempt starts only when the second times out before the
+	 * request's deadline, which a loaded sanitizer build could miss with a shorter timeout;
+	 * y (450-900 ms) still runs within server 0's first 1 s down period */
+	env_start(env, 150);
 	one_query(env, "x.example", -ETIMEDOUT);	/* 0, 1, 0: server 0 is down */
 	one_query(env, "y.example", -ETIMEDOUT);	/* 1 (down now), then 0, then 1 */
 	assert_int_equal(env->nseq, 6);
@@ -1573,6 +1618,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fresh_port_and_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_replies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_rcode_fails_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_all_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failover_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_fails_over_fast, setup, teardown),
