@@ -238,7 +238,9 @@ devices_admin_forget_evidence(const struct devices_admin_req *req, const struct 
 {
 	if (r->vendor[0] != '\0')
 		snprintf(evidence, size, "vendor=%s (%s) by uid %u", r->vendor,
-		         identity_source_name(r->vendor_source), (unsigned)req->uid);
+		         identity_source_name(r->vendor_source) ? identity_source_name(r->vendor_source)
+		                                                : "?",
+		         (unsigned)req->uid);
 	else
 		snprintf(evidence, size, "by uid %u", (unsigned)req->uid);
 }
@@ -331,9 +333,10 @@ devices_admin_run(struct devices *d, const struct devices_admin_req *req, char *
 	log_info("devices: %s: %s (%s): vendor '%s', group '%s' from its next query", key,
 	         req->op == DEVICES_ADMIN_PIN ? "pinned" : "unpinned", evidence, r->vendor,
 	         r->group);
-	snprintf(msg, size, "%s %s (%s): vendor %s (%s), group %s",
+	const char *src = identity_source_name(r->vendor_source);
+	snprintf(msg, size, "%s %s (%s): vendor %s%s%s%s, group %s",
 	         req->op == DEVICES_ADMIN_PIN ? "pinned" : "unpinned", key, evidence,
-	         r->vendor[0] ? r->vendor : "-", identity_source_name(r->vendor_source),
+	         r->vendor[0] ? r->vendor : "-", src ? " (" : "", src ? src : "", src ? ")" : "",
 	         r->group[0] ? r->group : "-");
 	return 0;
 }
