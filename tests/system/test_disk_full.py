@@ -98,7 +98,7 @@ def test_disk_full_no_torn_line_no_flapping(small_fs, veto_factory):
 		assert v.query(f"after{i}.{pad}.test", "A", src=NOGROUP_CLIENT).rcode() == 0
 	assert len(v.wait_log(lambda r: r["qname"].startswith("after"), count=20, timeout=10)) == 20
 	assert wait_until(lambda: db_count(db, "SELECT count(*) FROM query_log WHERE qname LIKE"
-				   " 'after%'") == 20, timeout=40)
+				   " 'after%'") == 20, timeout=60), v.stderr()[-3000:]
 	assert v.stop() == 0
 
 	# every line whole: parses as JSON; no fragment of a cut line ended with a newline

@@ -59,7 +59,7 @@ def rows(v, *filters):
 
 
 def wait_rows(v, count, *filters):
-	got = wait_until(lambda: len(rows(v, *filters)) >= count and rows(v, *filters))
+	got = wait_until(lambda: len(rows(v, *filters)) >= count and rows(v, *filters), 30)
 	assert got and len(got) >= count, f"expected {count} rows, got {rows(v, *filters)}\n{v.stderr()}"
 	return got
 
@@ -327,7 +327,7 @@ def test_schema_2_database_converted(veto_factory, state_dir):
 	assert "converting schema 2" in v.wait_stderr("converting schema 2", timeout=10)
 	v.query("new.test", "A", src=NOGROUP_CLIENT)
 	# the daemon converts the file on its writer thread: readers are told so until it is done
-	wait_until(lambda: run_veto(["log", "--db", str(path), "--limit", "1"]).returncode == 0)
+	wait_until(lambda: run_veto(["log", "--db", str(path), "--limit", "1"]).returncode == 0, 60)
 	wait_rows(v, 1, "--domain", "new.test")
 	old = wait_until(lambda: len(rows(v, "--device", "old-phone")) == 30000
 			 and rows(v, "--device", "old-phone"), 20)
