@@ -6,6 +6,7 @@
 #ifndef VETO_TEXT_H
 #define VETO_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -25,6 +26,13 @@ text_copy(char *dst, size_t size, const char *src)
 	if (n > 0)
 		memcpy(dst, src, n);
 	dst[n] = '\0';
+}
+
+/* True when a and b are both NULL or equal strings. */
+static inline bool
+text_equal(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
 }
 
 /*

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "neigh6_dump.h"
+#include "text.h"
 
 int
 sources_build_inventory(const struct config *cfg, struct kmap **by_mac,
@@ -233,12 +234,6 @@ sources_mac(const struct config *cfg, const struct devices_sources *src,
 	return false;
 }
 
-static bool
-same_str(const char *a, const char *b)
-{
-	return (a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0);
-}
-
 int
 sources_carry(const struct config *old_cfg, struct devices_sources *old,
 	      const struct config *cfg, struct devices_sources **out, bool *same_oui)
@@ -253,7 +248,7 @@ sources_carry(const struct config *old_cfg, struct devices_sources *old,
 		return -ENOMEM;
 	}
 	s->nleases = cfg->devices.nleases;
-	bool oui_kept = old_cfg != NULL && same_str(old_cfg->devices.oui_dir, cfg->devices.oui_dir);
+	bool oui_kept = old_cfg != NULL && text_equal(old_cfg->devices.oui_dir, cfg->devices.oui_dir);
 	if (same_oui != NULL)
 		*same_oui = oui_kept;
 	if (old == NULL || old_cfg == NULL) {
@@ -265,7 +260,7 @@ sources_carry(const struct config *old_cfg, struct devices_sources *old,
 		for (size_t k = 0; k < old->nleases && k < old_cfg->devices.nleases; k++) {
 			const struct config_leases *ol = &old_cfg->devices.leases[k];
 			if (old->leases[k] != NULL && ol->format == l->format &&
-			    same_str(ol->file, l->file)) {
+			    text_equal(ol->file, l->file)) {
 				s->leases[i] = old->leases[k];
 				old->leases[k] = NULL;
 				break;
@@ -273,7 +268,7 @@ sources_carry(const struct config *old_cfg, struct devices_sources *old,
 		}
 	}
 	if (cfg->devices.arp && old_cfg->devices.arp &&
-	    same_str(old_cfg->devices.arp_file, cfg->devices.arp_file)) {
+	    text_equal(old_cfg->devices.arp_file, cfg->devices.arp_file)) {
 		s->arp = old->arp;
 		s->neigh6 = old->neigh6;
 		s->neigh6_macs = old->neigh6_macs;

@@ -15,21 +15,10 @@
 
 #include "check.h"
 #include "log.h"
+#include "mac.h"
 #include "text.h"
 
 /* ---- the protocol ---- */
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decodes word [p, p+n) into dst (size octets). 0, or -EINVAL (bad escape, NUL, too long). */
 static int
@@ -39,9 +28,9 @@ decode(const char *p, size_t n, char *dst, size_t size)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 		if (c == '%') {
-			if (i + 2 >= n || hexval(p[i + 1]) < 0 || hexval(p[i + 2]) < 0)
+			if (i + 2 >= n || mac_hexval(p[i + 1]) < 0 || mac_hexval(p[i + 2]) < 0)
 				return -EINVAL;
-			c = (unsigned char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+			c = (unsigned char)(mac_hexval(p[i + 1]) * 16 + mac_hexval(p[i + 2]));
 			i += 2;
 		}
 		if (c < 0x20 || c == 0x7f) /* raw or escaped: never in a name */

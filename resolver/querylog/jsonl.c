@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "text.h"
 
 static int
 open_log(const char *path, int *fd)
@@ -20,14 +21,6 @@ open_log(const char *path, int *fd)
 		return -errno;
 	*fd = f;
 	return 0;
-}
-
-static bool
-str_equal(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
 }
 
 int
@@ -213,7 +206,7 @@ jsonl_set_path(struct jsonl *f, char **path, uint64_t now)
 {
 	int rc;
 
-	if (str_equal(*path, f->path))
+	if (text_equal(*path, f->path))
 		return;
 	end_error_burst(f);
 	if (f->fd >= 0 && !f->is_stdout)

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "logdb.h"
 #include "sockaddr.h"
+#include "text.h"
 
 
 static void
@@ -383,14 +384,6 @@ evidence_priority(struct querylog *ql)
 	set_nice(waiting ? 0 : QUERYLOG_WRITER_NICE);
 }
 
-static bool
-str_equal(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
 /* The state directory and its missing parents (fileio_mkdir_p, mode 0750 for what it creates);
  * something there that is not a directory is -ENOTDIR. 0 or -errno. */
 int
@@ -410,7 +403,7 @@ querylog_make_state_dir(const char *dir)
 static void
 apply_db(struct querylog *ql, char **db_path, const char *state_dir, uint32_t retention_days)
 {
-	if (str_equal(*db_path, ql->db_path)) {
+	if (text_equal(*db_path, ql->db_path)) {
 		if (ql->db != NULL && retention_days != ql->retention_days) {
 			logdb_set_retention(ql->db, retention_days);
 			log_info("query database: '%s': retention %u days%s", ql->db_path,
