@@ -238,7 +238,8 @@ end_batch(struct querylog *ql, uint64_t unopened)
 }
 
 /* Formats and writes the records before ring index 'end', then (once the ring is empty up to
- * there) the overflow records before 'ovf_end', one buffer at most. What waits is always the
+ * there) the overflow records before 'ovf_end', one buffer at most. While the overflow holds
+ * blocked records, the ring's forwarded records are counted as unlogged instead of written. What waits is always the
  * ring's records first, then the overflow's: the producer puts nothing in the ring while the
  * overflow holds records. False when there were none. A record whose file is not open (a
  * reload named one that cannot be opened) is counted as lost. */
@@ -251,9 +252,20 @@ drain_batch(struct querylog *ql, size_t end, uint64_t ovf_end)
 	bool room = true;
 
 	if (t != end) {
-		while (t != end && room)
-			room = emit(ql, &ql->ring[t++ & ql->mask], &unopened);
+		/* blocked records wait in the overflow: the forwarded records still in the ring
+		 * are counted, not stored, so that the writer reaches the evidence sooner */
+		bool shed = atomic_load_explicit(&ql->ovf_in, memory_order_acquire) != o;
+		uint64_t shed_n = 0;
+		while (t != end && room) {
+			const struct slot *sl = &ql->ring[t++ & ql->mask];
+			if (shed && !(sl->flags & SLOT_BLOCKED))
+				shed_n++;
+			else
+				room = emit(ql, sl, &unopened);
+		}
 		atomic_store_explicit(&ql->tail, t, memory_order_release);
+		if (shed_n > 0)
+			atomic_fetch_add_explicit(&ql->unlogged, shed_n, memory_order_relaxed);
 	} else if (o != ovf_end) {
 		while (o != ovf_end && room) {
 			room = emit(ql, ovf_peek(ql), &unopened);
