@@ -121,6 +121,10 @@ v = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True).execute(sys.ar
 print(v if v is not None else 0)' "$work/state/queries.db" "$1"
 }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# VmRSS, RssAnon (heap: SQLite's page cache, the ring, the caches), RssFile (mostly the
+# database's pages mapped by SQLite's mmap_size, bounded at 256 MB) as "rss,anon,file"
+rss_split() { awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2}
+	END { printf "%d,%d,%d\n", r, a, f }' "/proc/$1/status" 2>/dev/null || echo "0,0,0"; }
 
 # --- peak --------------------------------------------------------------------------------------
 start_veto peak
@@ -133,12 +137,12 @@ echo "peak (mix, both logs on, ${PEAK_S} s): $peak qps; soak rate ${SHARE}%: $ra
 
 # --- soak --------------------------------------------------------------------------------------
 start_veto soak
-echo "t_s,rss_kb" >"$work/rss.csv"
+echo "t_s,rss_kb,anon_kb,file_kb" >"$work/rss.csv"
 (
 	t0=$(date +%s)
 	for _ in $(seq 0 $((DURATION / 10 + 6))); do
-		r=$(rss_kb "$vpid")
-		[ "$r" != 0 ] || break
+		r=$(rss_split "$vpid")
+		[ "${r%%,*}" != 0 ] || break
 		echo "$(($(date +%s) - t0)),$r" >>"$work/rss.csv"
 		sleep 10
 	done
@@ -152,7 +156,7 @@ pids+=($dev_pid)
 "${pin_load[@]}" dnsperf -s 127.0.0.1 -p $VETO_PORT -d "$work/mix.txt" -l "$DURATION" -c "$CLIENTS" \
 	-q "$OUTSTANDING" -Q "$rate" -t 2 2>/dev/null >"$work/soak.txt"
 wait "$dev_pid"
-rss_end=$(rss_kb "$vpid")
+rss_end=$(rss_split "$vpid")
 sleep 2 # the writer commits about once a second
 stop_veto
 kill "$rss_pid" 2>/dev/null || true
@@ -212,16 +216,20 @@ echo "| stored + unlogged vs daemon queries | $((db_rows + db_unlogged)) vs $dae
 echo "| device events caused (3 per new client) / missing | $ev_expected / $ev_missing |"
 echo "| device events stored: first_seen / vendor / group_change / all | $ev_first / $ev_vendor / $ev_group / $ev_total |"
 echo "| device events the daemon reported lost | $events_lost |"
-awk -F, -v end="$rss_end" 'NR > 1 { n++; t[n] = $1; v[n] = $2
-		if (min == "" || $2 < min) min = $2; if ($2 > max) max = $2
-		if (base == "" && $1 >= 60) base = $2 }
+for col in 2:RSS 3:RssAnon 4:RssFile; do
+	awk -F, -v c="${col%%:*}" -v what="${col#*:}" -v end="$(echo "$rss_end" | cut -d, -f"$((${col%%:*} - 1))")" '
+	NR > 1 { n++; t[n] = $1; v[n] = $c
+		if (min == "" || $c < min) min = $c; if ($c > max) max = $c
+		if (base == "" && $1 >= 60) base = $c }
 	END { if (base == "") base = v[n]
-		# least-squares slope over the samples after the first minute, kB per minute
-		for (i = 1; i <= n; i++) if (t[i] >= 60) { m++; sx += t[i]; sy += v[i]; sxx += t[i] * t[i]; sxy += t[i] * v[i] }
+		# least-squares slope over the samples of the second half, kB per minute
+		for (i = 1; i <= n; i++) if (t[i] >= t[n] / 2) { m++; sx += t[i]; sy += v[i]; sxx += t[i] * t[i]; sxy += t[i] * v[i] }
 		slope = (m > 1 && m * sxx - sx * sx != 0) ? (m * sxy - sx * sy) / (m * sxx - sx * sx) * 60 : 0
-		printf "| RSS kB: start / after 1 min / min / max / end | %d / %d / %d / %d / %d |\n", v[1], base, min, max, end
-		printf "| RSS end vs after 1 min; trend after 1 min | %+.1f%%; %+.1f kB/min (%d samples) |\n", base ? 100 * (end - base) / base : 0, slope, n }' "$work/rss.csv"
+		printf "| %s kB: start / after 1 min / min / max / end | %d / %d / %d / %d / %d |\n", what, v[1], base, min, max, end
+		printf "| %s end vs after 1 min; trend over the second half | %+.1f%%; %+.1f kB/min (%d samples) |\n", what, base ? 100 * (end - base) / base : 0, slope, m }' "$work/rss.csv"
+done
 echo
-echo "RSS samples (t_s,rss_kb): $(tail -n +2 "$work/rss.csv" | tr '\n' ' ')"
-grep -h "query log\|query database\|device event" "$work/soak.err" | grep -v ": open$\|writing to" | head -5 || true
+echo "RSS samples (t_s,rss_kb,anon_kb,file_kb): $(tail -n +2 "$work/rss.csv" | tr '\n' ' ')"
+grep -h "lost" "$work/soak.err" | head -20 || true
+grep -h "query log\|query database" "$work/soak.err" | grep -v ": open$\|writing to\|lost" | head -3 || true
 echo "work folder: $work"
