@@ -94,6 +94,14 @@ def test_disk_full_no_torn_line_no_flapping(small_fs, veto_factory):
 
 	os.unlink(small_fs / "filler")
 	v.send_signal(signal.SIGHUP)	# reopens both sinks at once (no wait for the backoff)
+	# the database counts what arrives until its first commit works again (a record starts
+	# that commit): the queries below are sent once it writes again
+	deadline = time.monotonic() + 30
+	while "not stored while the database failed" not in v.stderr() and time.monotonic() < deadline:
+		assert v.query(f"kick.{pad}.test", "A", src=NOGROUP_CLIENT).rcode() == 0
+		time.sleep(0.2)
+	assert "not stored while the database failed" in v.wait_stderr(
+		"not stored while the database failed", timeout=30), v.stderr()[-3000:]
 	for i in range(20):
 		assert v.query(f"after{i}.{pad}.test", "A", src=NOGROUP_CLIENT).rcode() == 0
 	assert len(v.wait_log(lambda r: r["qname"].startswith("after"), count=20, timeout=10)) == 20
