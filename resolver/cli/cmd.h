@@ -6,11 +6,19 @@
 #ifndef VETO_CMD_H
 #define VETO_CMD_H
 
+#include <stddef.h>
+
 #define CMD_EXIT_OK	 0
 #define CMD_EXIT_RUNTIME 1
 #define CMD_EXIT_USAGE	 2
 
+/* The configuration file commands read without -c: VETO_DEFAULT_CONFIG from CMake
+ * (-DVETO_DEFAULT_CONFIG=/etc/veto/veto.yaml in the container image). */
+#ifdef VETO_DEFAULT_CONFIG
+#define CMD_DEFAULT_CONFIG VETO_DEFAULT_CONFIG
+#else
 #define CMD_DEFAULT_CONFIG "conf/veto.yaml"
+#endif
 
 int cmd_serve(int argc, char **argv);	/* cmd_serve.c */
 int cmd_check(int argc, char **argv);	/* cmd_check.c */
