@@ -26,6 +26,13 @@ int cmd_explain(int argc, char **argv); /* cmd_explain.c */
 int cmd_log(int argc, char **argv);	/* cmd_log.c */
 int cmd_report(int argc, char **argv);	/* cmd_report.c */
 int cmd_devices(int argc, char **argv); /* cmd_devices.c */
+int cmd_health(int argc, char **argv);	/* cmd_health.c */
+
+/* Sends line (newline included) to the daemon's control socket at path and reads its reply
+ * line (without the newline) into reply, waiting at most timeout_ms for it. 0, -ENOENT or
+ * -ECONNREFUSED (nobody listens there), -ETIMEDOUT, -EPIPE (closed without a word), or another
+ * -errno. cmd_control.c */
+int cmd_ask_daemon(const char *path, const char *line, char *reply, size_t size, int timeout_ms);
 
 struct logdb_reader;
 struct logdb_filter;

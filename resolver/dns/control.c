@@ -135,7 +135,7 @@ control_parse(const char *line, size_t len, struct devices_admin_req *req, char 
 	}
 	return 0;
 bad_verb:
-	snprintf(err, size, "unknown request (expected forget, pin or unpin)");
+	snprintf(err, size, "unknown request (expected forget, pin, unpin or health)");
 	return -EINVAL;
 }
 
@@ -309,6 +309,12 @@ handle_line(struct control_client *cl, size_t len)
 	struct devices_admin_req req;
 	char msg[CONTROL_LINE_MAX - 16];
 
+	if (len > 0 && cl->buf[len - 1] == '\r')
+		len--;
+	if (len == strlen(CONTROL_HEALTH) && memcmp(cl->buf, CONTROL_HEALTH, len) == 0) {
+		reply(cl, true, "serving"); /* the loop answered: that is the health */
+		return;
+	}
 	if (control_parse(cl->buf, len, &req, msg, sizeof(msg)) != 0) {
 		reply(cl, false, msg);
 		return;

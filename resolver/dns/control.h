@@ -1,6 +1,7 @@
 /*
  * control: the daemon's local control channel, a Unix stream socket in state_dir
- * (state_dir/control.sock) that `veto devices forget|pin|unpin` talk to.
+ * (state_dir/control.sock) that `veto devices forget|pin|unpin` and `veto health` talk to.
+ * It is open while device identity is on (a devices section).
  *
  * The socket is created by the daemon with mode 0600 whatever the umask (owner only: the
  * daemon's user and root can connect, and a peer of another uid is refused after a
@@ -11,6 +12,7 @@
  *     forget KEY
  *     pin KEY [vendor=VENDOR] [group=GROUP]
  *     unpin KEY
+ *     health                  (answered "ok serving" by the loop itself: `veto health`)
  * Words are separated by one space; in a word, '%', space and control octets are written
  * %XX (hex). Replies: "ok TEXT" or "error: TEXT". Bounded: CONTROL_LINE_MAX octets per
  * request, CONTROL_MAX_CLIENTS connections at once (more are closed at once),
@@ -32,6 +34,7 @@
 #define CONTROL_LINE_MAX    512
 #define CONTROL_MAX_CLIENTS 8
 #define CONTROL_TIMEOUT_MS  2000
+#define CONTROL_HEALTH      "health"
 
 /* Parses one request line (without its newline) into req (uid 0). 0, or -EINVAL with the
  * reason in err. */
