@@ -283,6 +283,12 @@ void config_free(struct config **cfg);
  * policy_load calls it: it reads the file system.
  */
 void config_lint_oui(const struct config *cfg, struct diag *diag);
+/*
+ * Reports to diag, as warnings, a state_dir (when device identity or log.database uses it),
+ * log.database or log.file that this process's real uid could not create or write: a read-only
+ * root, a missing volume, the wrong owner. policy_load calls it: it reads the file system.
+ */
+void config_lint_paths(const struct config *cfg, struct diag *diag);
 
 const char *config_action_name(enum config_action a); /* "sinkhole", ...; "inherit" */
 /* Parses "127.0.0.1:53", "[::1]:5353", "192.0.2.1" (default_port used). 0 or -EINVAL. */

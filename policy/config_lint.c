@@ -7,6 +7,8 @@
  *   - a devices.signatures entry without a dot that names no list (it was taken as a domain);
  *   - an OUI directory that cannot be read (no vendor from MAC prefixes): config_lint_oui,
  *     called by policy_load, as it reads files;
+ *   - a state_dir, log.database or log.file the daemon could not create or write (no device
+ *     state, no query store): config_lint_paths, from policy_load too;
  *   - clients allowed by server.allow that match no group (forwarded unfiltered).
  * It reads the node tree and the model config_check.c and config_devices.c built, and changes
  * neither.
@@ -18,9 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config_int.h"
+#include "text.h"
 #include "lists.h"
 #include "vendors.h"
 
@@ -285,6 +289,98 @@ config_lint_oui(const struct config *cfg, struct diag *diag)
 	         "cannot read '%s': %s; vendors from MAC prefixes are not known (install "
 	         "ieee-data, or write 'oui: false')",
 	         config_schema_show(missing, buf, sizeof(buf)), why);
+}
+
+/* ---- places the daemon writes ---- */
+
+/* 0 when the daemon's user (this process's real uid) can write in directory dir, creating it
+ * and its missing parents first when create is set; else an errno, with the component at
+ * fault (dir or the nearest existing parent) in at. */
+static int
+dir_writable(const char *dir, bool create, char *at, size_t size)
+{
+	struct stat st;
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= size)
+		return ENAMETOOLONG;
+	memcpy(at, dir, n + 1);
+	for (;;) {
+		if (stat(at, &st) == 0) {
+			if (!S_ISDIR(st.st_mode))
+				return ENOTDIR;
+			return access(at, W_OK | X_OK) == 0 ? 0 : errno;
+		}
+		if (errno != ENOENT || !create)
+			return errno;
+		char *slash = strrchr(at, '/');
+		if (slash == NULL) {
+			at[0] = '.';
+			at[1] = '\0';
+		} else if (slash == at) {
+			at[1] = '\0';
+		} else {
+			*slash = '\0';
+		}
+	}
+}
+
+/* The directory of file path into buf ("." when it has none). */
+static void
+parent_of(const char *path, char *buf, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+
+	if (n == 0 || n >= size)
+		snprintf(buf, size, "%s", n == 0 ? "." : path);
+	else
+		snprintf(buf, size, "%.*s", (int)n, path);
+}
+
+static void
+report_unwritable(const struct config *cfg, struct diag *diag, const char *key, const char *what,
+                  const char *at, int e, const char *uses)
+{
+	char a[1024], b[1024], why[128]; /* paths in full: a cut one would not say where */
+
+	snprintf(why, sizeof(why), "%s", strerror(e));
+	why[0] = (char)tolower((unsigned char)why[0]);
+	diag_add(diag, DIAG_WARNING, cfg->path, 0, 0, key,
+	         "cannot write '%s' (at '%s': %s, as uid %u): %s", text_safe(a, sizeof(a), what),
+	         text_safe(b, sizeof(b), at), why, (unsigned)getuid(), uses);
+}
+
+void
+config_lint_paths(const struct config *cfg, struct diag *diag)
+{
+	char at[4096], dir[4096];
+	int e;
+
+	if (cfg->state_dir != NULL && (cfg->devices.enabled || cfg->log.database != NULL) &&
+	    (e = dir_writable(cfg->state_dir, true, at, sizeof(at))) != 0)
+		report_unwritable(cfg, diag, "state_dir", cfg->state_dir, at, e,
+		                  "no saved device state, control channel or query database");
+	if (cfg->log.database != NULL) {
+		parent_of(cfg->log.database, dir, sizeof(dir));
+		bool in_state = cfg->state_dir != NULL && strcmp(dir, cfg->state_dir) == 0;
+		if (!in_state && (e = dir_writable(dir, false, at, sizeof(at))) != 0)
+			report_unwritable(
+			        cfg, diag, "log.database", cfg->log.database, at, e,
+			        "no query database (veto log and veto report have nothing)");
+	}
+	if (cfg->log.file != NULL && strcmp(cfg->log.file, "-") != 0) {
+		if (access(cfg->log.file, F_OK) == 0) {
+			e = access(cfg->log.file, W_OK) == 0 ? 0 : errno;
+			snprintf(at, sizeof(at), "%s", cfg->log.file);
+		} else {
+			parent_of(cfg->log.file, dir, sizeof(dir));
+			e = dir_writable(dir, false, at, sizeof(at));
+		}
+		if (e != 0)
+			report_unwritable(cfg, diag, "log.file", cfg->log.file, at, e,
+			                  "no JSON lines query log");
+	}
 }
 
 /* ---- coverage of server.allow by the groups' clients ---- */

@@ -369,6 +369,7 @@ policy_load(const char *path, struct diag *diag, struct policy **out)
 
 	if (rc == 0) {
 		config_lint_oui(cfg, diag);
+		config_lint_paths(cfg, diag);
 		rc = policy_new(cfg, diag, out);
 		if (rc != 0)
 			config_free(&cfg);

@@ -1,8 +1,10 @@
 """veto check (and start-up) catch what would load but silently disable a ban: unknown vendors in
 a group, listen addresses without a port, signature entries naming no list, an unreadable OUI
-directory, clients that match no group. The shipped configurations still pass."""
+directory, clients that match no group, a state_dir or log file the daemon could not write. The
+shipped configurations still pass."""
 
 import os
+import stat
 import re
 import subprocess
 from pathlib import Path
@@ -33,7 +35,10 @@ log:
 
 
 def check(tmp_path, text):
+	"""Writes text (with a state_dir in tmp_path unless it names one) and checks it."""
 	path = tmp_path / "veto.yaml"
+	if "state_dir:" not in text:
+		text += f"state_dir: {tmp_path / 'state'}\n"
 	path.write_text(text)
 	return path, run_veto(["check", "-c", str(path)])
 
@@ -103,6 +108,83 @@ def test_clients_matching_no_group_is_a_warning(veto_bin, tmp_path):
 		"forwarded unfiltered") in p.stderr.splitlines(), p.stderr
 
 
+def unwritable_line(path, key, what, at, why, uses):
+	return (f"{path}: {key}: warning: cannot write '{what}' (at '{at}': {why}, as uid "
+		f"{os.getuid()}): {uses}")
+
+
+STATE_USES = "no saved device state, control channel or query database"
+
+
+def test_state_dir_under_a_file_is_a_warning(veto_bin, tmp_path):
+	(tmp_path / "afile").write_text("")
+	state = tmp_path / "afile" / "state"
+	path, p = check(tmp_path, BANNED.replace("[Xiomi]", "[Xiaomi]") + f"state_dir: {state}\n")
+	assert p.returncode == 0, p.stdout + p.stderr
+	want = unwritable_line(path, "state_dir", state, state, "not a directory", STATE_USES)
+	assert want in p.stderr.splitlines(), p.stderr
+	assert p.stdout.rstrip().endswith(f"{path}: ok (1 warning)"), p.stdout
+
+
+def test_log_file_in_a_missing_folder_is_a_warning(veto_bin, tmp_path):
+	target = tmp_path / "nowhere" / "q.jsonl"
+	text = BANNED.replace("[Xiomi]", "[Xiaomi]").replace('file: "-"', f"file: {target}")
+	path, p = check(tmp_path, text)
+	assert p.returncode == 0, p.stdout + p.stderr
+	want = unwritable_line(path, "log.file", target, tmp_path / "nowhere",
+			       "no such file or directory", "no JSON lines query log")
+	assert want in p.stderr.splitlines(), p.stderr
+
+
+@pytest.fixture
+def ro_tree(tmp_path):
+	"""tmp/ro: a tmpfs holding etc/veto/, then remounted read-only, as a container's root is;
+	skipped only when mounting is not permitted here."""
+	mnt = tmp_path / "ro"
+	mnt.mkdir()
+	p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mnt)],
+			   capture_output=True, text=True)
+	if p.returncode != 0:
+		pytest.skip(f"cannot mount a tmpfs (needs root and mount permission): {p.stderr.strip()}")
+	try:
+		(mnt / "etc" / "veto").mkdir(parents=True)
+		(mnt / "etc" / "veto" / "veto.yaml").write_text(
+			BANNED.replace("[Xiomi]", "[Xiaomi]") + "state_dir: ../var\n")
+		subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+		yield mnt
+	finally:
+		subprocess.run(["umount", str(mnt)], check=False)
+		if os.path.ismount(mnt):
+			subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_state_dir_on_a_read_only_root_is_a_warning(veto_bin, ro_tree):
+	"""The container's mistake: state_dir '../var' next to /etc/veto on a read-only root. Even
+	as root (permissions do not stop root; a read-only file system does)."""
+	path = ro_tree / "etc" / "veto" / "veto.yaml"
+	p = run_veto(["check", "-c", str(path)])
+	assert p.returncode == 0, p.stdout + p.stderr
+	state = ro_tree / "etc" / "veto" / ".." / "var"
+	want = unwritable_line(path, "state_dir", state, ro_tree / "etc" / "veto" / "..",
+			       "read-only file system", STATE_USES)
+	assert want in p.stderr.splitlines(), p.stderr
+	assert "ok (0 warnings)" not in p.stdout, p.stdout
+
+
+@pytest.mark.skipif(os.getuid() == 0, reason="root writes in a folder of mode 0555")
+def test_state_dir_in_a_folder_of_another_owner_is_a_warning(veto_bin, tmp_path):
+	locked = tmp_path / "locked"
+	locked.mkdir()
+	locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+	state = locked / "state"
+	try:
+		path, p = check(tmp_path, BANNED.replace("[Xiomi]", "[Xiaomi]") + f"state_dir: {state}\n")
+	finally:
+		locked.chmod(stat.S_IRWXU)
+	want = unwritable_line(path, "state_dir", state, locked, "permission denied", STATE_USES)
+	assert want in p.stderr.splitlines(), p.stderr
+
+
 SHIPPED = [SOURCE / "conf" / "veto.yaml", *sorted((SOURCE / "conf" / "examples").glob("*.yaml"))]
 
 
@@ -111,6 +193,6 @@ def test_shipped_configurations_pass(veto_bin, conf):
 	p = run_veto(["check", "-c", str(conf)])
 	assert p.returncode == 0, p.stdout + p.stderr
 	for line in p.stderr.splitlines():
-		# the registry is the machine's, not the file's
+		# the registry and /var are the machine's, not the file's
 		if "warning" in line:
-			assert "devices.oui.dir" in line, p.stderr
+			assert "devices.oui.dir" in line or "cannot write '/var/" in line, p.stderr

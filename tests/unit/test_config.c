@@ -552,7 +552,7 @@ test_spec_example(void **state)
 	assert_int_equal(g->action, CONFIG_ACTION_INHERIT);
 
 	assert_int_equal(cfg->log.queries, CONFIG_LOG_ALL);
-	assert_string_equal(cfg->log.file, "/var/log/veto/queries.jsonl");
+	assert_string_equal(cfg->log.file, "/dev/null");
 	config_free(&cfg);
 	assert_null(cfg);
 	diag_clear(&d);
