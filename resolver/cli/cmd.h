@@ -18,6 +18,7 @@ int cmd_explain(int argc, char **argv); /* cmd_explain.c */
 int cmd_log(int argc, char **argv);	/* cmd_log.c */
 int cmd_report(int argc, char **argv);	/* cmd_report.c */
 int cmd_devices(int argc, char **argv); /* cmd_devices.c */
+int cmd_lists(int argc, char **argv);	/* cmd_lists.c */
 
 struct logdb_reader;
 struct logdb_filter;

@@ -128,6 +128,46 @@ on_device_event(void *arg, const struct identity_event *ev)
 }
 
 static void
+open_control(struct server *s)
+{
+	if (control_open(s->loop, s->devices, policy_config(s->policy)->state_dir,
+			 &s->control) != 0)
+		return;
+	s->nobjects++;
+	if (s->lists != NULL)
+		control_set_lists(s->control, s->lists);
+}
+
+static bool
+has_url_lists(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nlists; i++)
+		if (cfg->lists[i].nurls > 0)
+			return true;
+	return false;
+}
+
+static void server_reload_lists(void *arg, const char *why);
+
+/* List downloads and watchers, and the control channel `veto lists` asks (opened here when
+ * lists are downloaded; device identity opens it otherwise). Not fatal. */
+static void
+start_lists(struct server *s)
+{
+	int err = updater_new(s->loop, s->policy, server_reload_lists, s, &s->lists);
+	if (err != 0) {
+		log_error("lists: cannot start downloads and watchers: %s", uv_strerror(err));
+		s->lists = NULL;
+		return;
+	}
+	s->nobjects++;
+	if (s->control != NULL)
+		control_set_lists(s->control, s->lists);
+	else if (has_url_lists(policy_config(s->policy)))
+		open_control(s);
+}
+
+static void
 start_devices(struct server *s, const char *when)
 {
 	int err = devices_new(s->loop, s->policy, &s->devices);
@@ -142,8 +182,10 @@ start_devices(struct server *s, const char *when)
 	const char *dir = policy_config(s->policy)->state_dir;
 	free(s->applied.state_dir);
 	s->applied.state_dir = dir != NULL ? strdup(dir) : NULL; /* NULL on ENOMEM: no warning */
-	if (control_open(s->loop, s->devices, dir, &s->control) == 0)
-		s->nobjects++;	/* not fatal: veto devices then edits the saved state */
+	if (s->control != NULL)
+		control_set_devices(s->control, s->devices);
+	else
+		open_control(s);	/* not fatal: veto devices then edits the saved state */
 	if (when[0] != '\0')
 		log_info("%sdevices: started", when);
 }
@@ -196,6 +238,7 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 		goto cleanup;
 	s->nobjects++;
 	s->policy = policy;
+	start_lists(s);
 	if (cfg->devices.enabled)
 		start_devices(s, "");
 	*out = s;
@@ -402,6 +445,10 @@ on_reload_done(uv_work_t *req, int status)
 			devices_reconfigure(s->devices, s->policy);
 		else if (cur->devices.enabled)
 			start_devices(s, "reload: ");
+		if (s->lists != NULL)
+			updater_reconfigure(s->lists, s->policy);
+		if (s->control == NULL && s->lists != NULL && has_url_lists(cur))
+			open_control(s);
 		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
 			 policy_names(s->policy));
 	}
@@ -452,6 +499,22 @@ start_reload(struct server *s, server_reload_cb cb, void *arg)
 		return;
 	}
 	s->reload = job;
+}
+
+/* A list changed (a new download, an edited list file): the policy is rebuilt the usual way;
+ * the query log is not reopened (that is SIGHUP's job). */
+static void
+server_reload_lists(void *arg, const char *why)
+{
+	struct server *s = arg;
+	if (s->state >= SERVER_DRAINING)
+		return;
+	log_info("reload: %s", why);
+	if (s->reload != NULL) {
+		s->reload_again = true;
+		return;
+	}
+	start_reload(s, NULL, NULL);
 }
 
 int
@@ -620,6 +683,8 @@ begin_close(struct server *s)
 	}
 	if (s->control != NULL)
 		control_close(s->control, on_devices_closed, s);
+	if (s->lists != NULL)
+		updater_close(s->lists, on_devices_closed, s);
 	if (s->devices != NULL)
 		devices_close(s->devices, on_devices_closed, s);
 	server_object_closed(s);
@@ -653,6 +718,7 @@ server_free(struct server **sp)
 	REQUIRE(s->state == SERVER_STOPPED);
 	query_pool_destroy(&s->pool);
 	control_free(&s->control);
+	updater_free(&s->lists);
 	devices_free(&s->devices);
 	if (s->policy != NULL)
 		policy_unref(&s->policy);
