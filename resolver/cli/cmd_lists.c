@@ -223,7 +223,7 @@ rows_from_files(const struct policy *p, struct rows *r)
 			            good > 0 ? good + cl->refresh_s : 0) != 0)
 				return -ENOMEM;
 		}
-		snprintf(inl, sizeof(inl), "%zu names", cl->ndomains);
+		snprintf(inl, sizeof(inl), "inline (%zu)", cl->ndomains);
 		if (cl->ndomains > 0 && add_row(r, cl->name, "inline", inl, &st, 0, 0) != 0)
 			return -ENOMEM;
 	}

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "control.h"
 #include "diag.h"
+#include "fileio.h"
 #include "log.h"
 #include "server_int.h"
 
@@ -161,9 +162,11 @@ start_lists(struct server *s)
 		return;
 	}
 	s->nobjects++;
+	const struct config *cfg = policy_config(s->policy);
 	if (s->control != NULL)
 		control_set_lists(s->control, s->lists);
-	else if (has_url_lists(policy_config(s->policy)))
+	else if (has_url_lists(cfg) && cfg->state_dir != NULL &&
+		 fileio_mkdir_p(cfg->state_dir, 0750) == 0)
 		open_control(s);
 }
 
@@ -447,7 +450,8 @@ on_reload_done(uv_work_t *req, int status)
 			start_devices(s, "reload: ");
 		if (s->lists != NULL)
 			updater_reconfigure(s->lists, s->policy);
-		if (s->control == NULL && s->lists != NULL && has_url_lists(cur))
+		if (s->control == NULL && s->lists != NULL && has_url_lists(cur) &&
+		    cur->state_dir != NULL && fileio_mkdir_p(cur->state_dir, 0750) == 0)
 			open_control(s);
 		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
 			 policy_names(s->policy));

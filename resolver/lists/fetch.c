@@ -352,7 +352,7 @@ fetch_run(const struct fetch_req *req, struct fetch_result *res)
 		goto cleanup;
 	}
 	if (cc != CURLE_OK) {
-		fail(res, "%s%s%s", curl_easy_strerror(cc), errbuf[0] ? ": " : "", errbuf);
+		fail(res, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		goto cleanup;
 	}
 	if (!write_ok) {

@@ -606,7 +606,7 @@ updater_status(const struct updater *u)
 			put_line(&o, cl->name, "url", cl->urls[i], &st, s);
 		}
 		if (cl->ndomains > 0) {
-			snprintf(inl, sizeof(inl), "%zu names", cl->ndomains);
+			snprintf(inl, sizeof(inl), "inline (%zu)", cl->ndomains);
 			put_line(&o, cl->name, "inline", inl, &st, NULL);
 		}
 	}
