@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,8 @@ struct reload_job {
 	server_reload_cb cb;
 	void *arg;
 };
+
+#define SERVER_MMAP_THRESHOLD (128 * 1024) /* glibc's initial value, kept fixed */
 
 static void begin_close(struct server *s);
 
@@ -202,6 +205,12 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 
 	if (s == NULL)
 		return -ENOMEM;
+	/* A policy's big tables (name slots, arenas, list file buffers) are malloc'd in a pool
+	 * thread at every reload and freed at the next. glibc's sliding mmap threshold would move
+	 * them into the heap after the first free, where freed pages stay resident: RSS would keep
+	 * two policies after each reload. A fixed threshold keeps every large block an mmap that
+	 * free() returns (docs/PERFORMANCE.md, list reload memory). */
+	mallopt(M_MMAP_THRESHOLD, SERVER_MMAP_THRESHOLD);
 	s->loop = loop;
 	s->drain_ms = SERVER_DRAIN_MS;
 	query_pool_init(&s->pool, SERVER_MAX_QUERIES);
