@@ -1,6 +1,6 @@
 # Thin wrapper around CMake. `make run` and `make test` install what is missing first.
 PKGS := build-essential cmake pkg-config libuv1-dev libldns-dev libyaml-dev libcmocka-dev \
-        libsqlite3-dev ieee-data python3-pytest python3-dnspython python3-yaml
+        libsqlite3-dev libcurl4-openssl-dev ieee-data python3-pytest python3-dnspython python3-yaml
 BENCH_PKGS := dnsperf dnsdist
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= conf/veto.yaml

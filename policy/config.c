@@ -332,6 +332,15 @@ config_free(struct config **cfgp)
 			free(l->domains[j]);
 		free(l->domains);
 		free(l->domain_locs);
+		for (size_t j = 0; j < l->nurls; j++) {
+			free(l->urls[j]);
+			if (l->cache_files != NULL)
+				free(l->cache_files[j]);
+		}
+		free(l->urls);
+		free(l->url_locs);
+		free(l->cache_files);
+		free(l->ca_file);
 	}
 	free(cfg->lists);
 	for (size_t i = 0; i < cfg->ngroups; i++) {

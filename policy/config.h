@@ -64,6 +64,16 @@ struct config_list {
 	struct config_loc *domain_locs;
 	size_t ndomains;
 	enum config_action action; /* INHERIT unless the list fixes its own action */
+	/* urls: downloaded by the daemon (resolver/lists/); policy_new reads the cached copy
+	 * cache_files[i] of urls[i] (a missing copy is an empty source, with a warning) */
+	char **urls;		/* owned, http:// or https:// */
+	struct config_loc *url_locs;
+	size_t nurls;
+	char **cache_files;	/* owned, nurls entries: state_dir/lists/NAME.I.txt */
+	uint32_t refresh_s;	/* refresh: default 86400 (24h), 1 s .. 30 days */
+	uint32_t timeout_s;	/* timeout: default 60, 1 s .. 1 h: one whole download */
+	uint32_t max_size;	/* max_size: bytes, default 64 MiB, 1 KiB .. 1 GiB */
+	char *ca_file;		/* owned, resolved; NULL = the system's CA store */
 	struct config_loc loc;
 	bool valid;		/* its own definition had no error (every list of a loaded config;
 				   in a partial one, the lists whose files may still be read) */
@@ -219,6 +229,10 @@ struct config {
 	} block;
 
 	struct config_list *lists;		/* in file order */
+#define CONFIG_LIST_REFRESH_S	86400
+#define CONFIG_LIST_TIMEOUT_S	60
+#define CONFIG_LIST_MAX_SIZE	(64u << 20)
+#define CONFIG_LISTS_CACHE_DIR	"lists"	/* under state_dir: the downloaded copies */
 	size_t nlists;
 	struct config_group *groups;		/* in file order: the first match applies */
 	size_t ngroups;

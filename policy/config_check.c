@@ -336,11 +336,100 @@ on_list_action(struct config_check_ctx *c, const struct config_node *key,
 	config_schema_get_action(c, key, val, path, &l->action);
 }
 
+/* urls: http:// or https:// only (what the downloader allows), no white space or controls */
+static void
+on_list_urls(struct config_check_ctx *c, const struct config_node *key,
+             const struct config_node *val, const char *path, void *obj)
+{
+	struct config_list *l = obj;
+	char item[CONFIG_PATH_MAX], show[CONFIG_SHOW_MAX + 8];
+	size_t first = l->nurls;
+	string_seq(c, key, val, path, NULL, &l->urls, &l->url_locs, &l->nurls);
+	for (size_t i = first; i < l->nurls; i++) {
+		const char *u = l->urls[i];
+		bool ok = strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0;
+		for (const unsigned char *p = (const unsigned char *)u; ok && *p != '\0'; p++)
+			ok = *p > 0x20 && *p != 0x7f;
+		if (ok && strlen(u) > 2048)
+			ok = false;
+		if (!ok) {
+			struct config_node at = {.line = l->url_locs[i].line, .col = l->url_locs[i].col};
+			config_schema_path_index(item, path, i);
+			err(c, &at, item, "'%s' is not an http:// or https:// URL",
+			    config_schema_show(u, show, sizeof(show)));
+		}
+	}
+}
+
+static void
+on_list_refresh(struct config_check_ctx *c, const struct config_node *key,
+                const struct config_node *val, const char *path, void *obj)
+{
+	struct config_list *l = obj;
+	config_schema_get_duration(c, key, val, path, 1, 30 * 86400, &l->refresh_s);
+}
+
+static void
+on_list_timeout(struct config_check_ctx *c, const struct config_node *key,
+                const struct config_node *val, const char *path, void *obj)
+{
+	struct config_list *l = obj;
+	config_schema_get_duration(c, key, val, path, 1, 3600, &l->timeout_s);
+}
+
+static void
+on_list_max_size(struct config_check_ctx *c, const struct config_node *key,
+                 const struct config_node *val, const char *path, void *obj)
+{
+	struct config_list *l = obj;
+	config_schema_get_size(c, key, val, path, 1024, 1u << 30, &l->max_size);
+}
+
+static void
+on_list_ca_file(struct config_check_ctx *c, const struct config_node *key,
+                const struct config_node *val, const char *path, void *obj)
+{
+	struct config_list *l = obj;
+	config_schema_set_path(c, key, val, path, &l->ca_file);
+}
+
 static const struct config_schema_key list_keys[] = {
         CONFIG_SCHEMA_CALL_KEY("files", on_list_files),
         CONFIG_SCHEMA_CALL_KEY("domains", on_list_domains),
+        CONFIG_SCHEMA_CALL_KEY("urls", on_list_urls),
+        CONFIG_SCHEMA_CALL_KEY("refresh", on_list_refresh),
+        CONFIG_SCHEMA_CALL_KEY("timeout", on_list_timeout),
+        CONFIG_SCHEMA_CALL_KEY("max_size", on_list_max_size),
+        CONFIG_SCHEMA_CALL_KEY("ca_file", on_list_ca_file),
         CONFIG_SCHEMA_CALL_KEY("action", on_list_action),
 };
+
+/* The cached copy of each URL: state_dir/lists/NAME.I.txt (state_dir is known only once the
+ * whole file is read). */
+static void
+finish_lists(struct config_check_ctx *c)
+{
+	struct config *cfg = c->cfg;
+	for (size_t i = 0; i < cfg->nlists; i++) {
+		struct config_list *l = &cfg->lists[i];
+		if (l->nurls == 0)
+			continue;
+		l->cache_files = calloc(l->nurls, sizeof(*l->cache_files));
+		if (l->cache_files == NULL) {
+			config_schema_oom(c);
+			return;
+		}
+		for (size_t u = 0; u < l->nurls; u++) {
+			char rel[128];
+			snprintf(rel, sizeof(rel), "%s/%s.%zu.txt", CONFIG_LISTS_CACHE_DIR, l->name, u);
+			l->cache_files[u] = config_resolve_path(cfg->state_dir, rel);
+			if (l->cache_files[u] == NULL) {
+				config_schema_oom(c);
+				return;
+			}
+		}
+	}
+}
 
 static bool
 list_name_ok(const char *s)
@@ -386,14 +475,17 @@ on_lists(struct config_check_ctx *c, const struct config_node *key, const struct
 			config_schema_oom(c);
 			return;
 		}
+		l->refresh_s = CONFIG_LIST_REFRESH_S;
+		l->timeout_s = CONFIG_LIST_TIMEOUT_S;
+		l->max_size = CONFIG_LIST_MAX_SIZE;
 		cfg->nlists++;
 		if (!config_schema_is_mapping(c, k, v, child, false))
 			continue;
 		size_t errors = c->diag->nerrors;
 		config_schema_walk_map(c, v, child, list_keys,
 		                       sizeof(list_keys) / sizeof(list_keys[0]), l);
-		if (l->nfiles == 0 && l->ndomains == 0)
-			err(c, k, child, "list has neither files nor domains");
+		if (l->nfiles == 0 && l->ndomains == 0 && l->nurls == 0)
+			err(c, k, child, "list has neither files, domains nor urls");
 		l->valid = c->diag->nerrors == errors && c->rc == 0;
 	}
 }
@@ -782,6 +874,7 @@ config_check(const struct config_node *root, const char *file, struct config *cf
 	}
 	config_schema_walk_map(&c, root, "", top_keys, sizeof(top_keys) / sizeof(top_keys[0]), cfg);
 	finish_log(&c);
+	finish_lists(&c);
 	finish_rate_limit(cfg);
 
 	if (cfg->cache.min_ttl > cfg->cache.max_ttl) {

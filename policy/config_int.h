@@ -173,6 +173,16 @@ const char *config_schema_get_string(struct config_check_ctx *c, const struct co
 int config_schema_get_uint(struct config_check_ctx *c, const struct config_node *at,
                            const struct config_node *val, const char *path, uint32_t min,
                            uint32_t max, uint32_t *out);
+/* A duration: an integer with an optional unit s, m, h or d (seconds without), from min to max
+ * seconds. */
+int config_schema_get_duration(struct config_check_ctx *c, const struct config_node *at,
+                               const struct config_node *val, const char *path, uint32_t min,
+                               uint32_t max, uint32_t *out);
+/* A size: an integer with an optional unit K, M or G (powers of 1024; octets without), from min
+ * to max octets. */
+int config_schema_get_size(struct config_check_ctx *c, const struct config_node *at,
+                           const struct config_node *val, const char *path, uint32_t min,
+                           uint32_t max, uint32_t *out);
 int config_schema_get_bool(struct config_check_ctx *c, const struct config_node *at,
                            const struct config_node *val, const char *path, bool *out);
 /* One of names[]: its index, or -1 (reported). */

@@ -147,6 +147,69 @@ config_schema_get_uint(struct config_check_ctx *c, const struct config_node *at,
 	return 0;
 }
 
+/* digits then an optional unit among units[] (multipliers mult[]); false on anything else */
+static bool
+scaled_uint(const struct config_node *val, const char *units, const uint64_t *mult, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i = 0;
+	if (val->kind != CONFIG_NODE_SCALAR || config_node_is_null(val))
+		return false;
+	for (; i < val->len && val->str[i] >= '0' && val->str[i] <= '9'; i++) {
+		if (i >= 10)
+			return false;
+		v = v * 10 + (uint64_t)(val->str[i] - '0');
+	}
+	if (i == 0)
+		return false;
+	if (i < val->len) {
+		const char *u = strchr(units, val->str[i]);
+		if (u == NULL || val->str[i] == '\0' || i + 1 != val->len)
+			return false;
+		v *= mult[u - units];
+	}
+	*out = v;
+	return true;
+}
+
+int
+config_schema_get_duration(struct config_check_ctx *c, const struct config_node *at,
+                           const struct config_node *val, const char *path, uint32_t min,
+                           uint32_t max, uint32_t *out)
+{
+	static const uint64_t mult[] = {1, 60, 3600, 86400};
+	char buf[CONFIG_SHOW_MAX + 8];
+	uint64_t v;
+	if (!scaled_uint(val, "smhd", mult, &v) || v < min || v > max) {
+		err(c, at, path, "expected a duration from %us to %us (such as 30s, 15m, 24h, 7d), "
+		    "got '%s'", (unsigned)min, (unsigned)max,
+		    val->kind == CONFIG_NODE_SCALAR ? config_schema_show(val->str, buf, sizeof(buf))
+		                                    : config_schema_kind_name(val));
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int
+config_schema_get_size(struct config_check_ctx *c, const struct config_node *at,
+                       const struct config_node *val, const char *path, uint32_t min,
+                       uint32_t max, uint32_t *out)
+{
+	static const uint64_t mult[] = {1024, 1u << 20, 1u << 30};
+	char buf[CONFIG_SHOW_MAX + 8];
+	uint64_t v;
+	if (!scaled_uint(val, "KMG", mult, &v) || v < min || v > max) {
+		err(c, at, path, "expected a size from %u to %u octets (such as 512K, 64M, 1G), "
+		    "got '%s'", (unsigned)min, (unsigned)max,
+		    val->kind == CONFIG_NODE_SCALAR ? config_schema_show(val->str, buf, sizeof(buf))
+		                                    : config_schema_kind_name(val));
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
 bool
 config_schema_is_sequence(struct config_check_ctx *c, const struct config_node *at,
                           const struct config_node *val, const char *path)

@@ -71,6 +71,24 @@ load_list(const struct config *cfg, struct nameset *ns, struct diag *diag, size_
 		if (rc < 0 && result == 0)
 			result = rc;
 	}
+	for (size_t i = 0; i < cl->nurls && cl->cache_files != NULL; i++) {
+		const struct config_loc *loc = cl->url_locs != NULL ? &cl->url_locs[i] : &cl->loc;
+		struct stat sb;
+		snprintf(key, sizeof(key), "lists.%s.urls[%zu]", cl->name, i);
+		if (stat(cl->cache_files[i], &sb) != 0 && errno == ENOENT) {
+			/* the daemon downloads it; until then the source is empty */
+			diag_add(diag, DIAG_WARNING, cfg->path, loc->line, loc->col, key,
+				 "not downloaded yet (no copy '%s'): empty until the first download",
+				 cl->cache_files[i]);
+			continue;
+		}
+		int rc = lists_read_file(cl->cache_files[i], cfg->path, loc->line, loc->col, key,
+					 diag, on_list_name, &ctx, &st);
+		if (rc == -ENOMEM || rc == -E2BIG)
+			return rc;
+		if (rc < 0 && result == 0)
+			result = rc;
+	}
 	for (size_t i = 0; i < cl->ndomains; i++) {
 		const struct config_loc *loc =
 			cl->domain_locs != NULL ? &cl->domain_locs[i] : &cl->loc;
@@ -298,6 +316,11 @@ expected_names(const struct config *cfg)
 		for (size_t i = 0; i < cfg->lists[l].nfiles; i++) {
 			struct stat sb;
 			if (stat(cfg->lists[l].files[i], &sb) == 0 && S_ISREG(sb.st_mode))
+				total += (size_t)sb.st_size / BYTES_PER_NAME_GUESS;
+		}
+		for (size_t i = 0; i < cfg->lists[l].nurls && cfg->lists[l].cache_files; i++) {
+			struct stat sb;
+			if (stat(cfg->lists[l].cache_files[i], &sb) == 0 && S_ISREG(sb.st_mode))
 				total += (size_t)sb.st_size / BYTES_PER_NAME_GUESS;
 		}
 	}

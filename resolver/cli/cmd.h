@@ -33,6 +33,7 @@ int cmd_health(int argc, char **argv);	/* cmd_health.c */
  * -ECONNREFUSED (nobody listens there), -ETIMEDOUT, -EPIPE (closed without a word), or another
  * -errno. cmd_control.c */
 int cmd_ask_daemon(const char *path, const char *line, char *reply, size_t size, int timeout_ms);
+int cmd_lists(int argc, char **argv);	/* cmd_lists.c */
 
 struct logdb_reader;
 struct logdb_filter;

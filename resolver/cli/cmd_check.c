@@ -54,6 +54,11 @@ print_lists(const struct policy *p, const struct config *cfg, FILE *out)
 		}
 		if (l->ndomains > 0)
 			fprintf(out, ", %zu inline", l->ndomains);
+		if (l->nurls > 0) {
+			fprintf(out, ", urls");
+			for (size_t j = 0; j < l->nurls; j++)
+				fprintf(out, " %s", l->urls[j]);
+		}
 		fputc('\n', out);
 	}
 }

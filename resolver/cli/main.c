@@ -26,6 +26,8 @@ usage(FILE *out)
 		"  devices  the devices the daemon knows (veto devices -c FILE [--format F]), one in\n"
 		"           detail (show KEY), and a way back (forget KEY, pin KEY, unpin KEY)\n"
 		"  health   ask the running daemon whether it serves (veto health -c FILE)\n"
+		"  lists    every list source: entries, last and next download, last error\n"
+		"           (veto lists -c FILE [--json] [--refresh])\n"
 		"  version  print the version\n"
 		"\n"
 		"'veto COMMAND --help' describes each command. Exit codes: 0 ok, 1 runtime error,\n"
@@ -66,6 +68,8 @@ main(int argc, char **argv)
 		return cmd_devices(argc - 1, argv + 1);
 	if (strcmp(cmd, "health") == 0)
 		return cmd_health(argc - 1, argv + 1);
+	if (strcmp(cmd, "lists") == 0)
+		return cmd_lists(argc - 1, argv + 1);
 	fprintf(stderr, "veto: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return CMD_EXIT_USAGE;

@@ -220,12 +220,14 @@ struct control_client {
 	size_t len;
 	char buf[CONTROL_LINE_MAX + 1];
 	char reply[CONTROL_LINE_MAX];
+	char *long_reply; /* owned: the `lists` reply */
 };
 
 struct control {
 	uv_loop_t *loop;
 	uv_pipe_t listener;
 	struct devices *devices;
+	struct updater *lists;
 	char *path;
 	struct control_client *clients;
 	unsigned nclients; /* in clients */
@@ -259,6 +261,7 @@ on_client_handle_closed(uv_handle_t *h)
 	if (cl->next != NULL)
 		cl->next->prev = cl->prev;
 	c->nclients--;
+	free(cl->long_reply);
 	free(cl);
 	c->open--;
 	maybe_closed(c);
@@ -303,6 +306,42 @@ reply(struct control_client *cl, bool ok, const char *text)
 		client_close(cl);
 }
 
+/* `lists [refresh]`: "ok lists N" and the updater's N lines. */
+static void
+reply_lists(struct control_client *cl, bool refresh)
+{
+	struct control *c = cl->c;
+	if (c->lists == NULL) {
+		reply(cl, false, "lists: not running");
+		return;
+	}
+	if (refresh) {
+		updater_refresh(c->lists);
+		log_info("lists: downloading every URL again (asked by uid %u)", (unsigned)cl->uid);
+	}
+	char *status = updater_status(c->lists);
+	size_t n = 0, len = status != NULL ? strlen(status) : 0;
+	char *text = NULL;
+	for (size_t i = 0; i < len; i++)
+		n += status[i] == '\n';
+	if (status == NULL || (text = malloc(len + 32)) == NULL) {
+		free(status);
+		reply(cl, false, "out of memory");
+		return;
+	}
+	int head = snprintf(text, 32, "ok lists %zu\n", n);
+	memcpy(text + head, status, len);
+	free(status);
+	cl->answered = true;
+	cl->long_reply = text;
+	uv_read_stop((uv_stream_t *)&cl->pipe);
+	uv_timer_stop(&cl->timer);
+	uv_buf_t b = uv_buf_init(text, (unsigned)((size_t)head + len));
+	cl->wr.data = cl;
+	if (uv_write(&cl->wr, (uv_stream_t *)&cl->pipe, &b, 1, on_reply_written) != 0)
+		client_close(cl);
+}
+
 static void
 handle_line(struct control_client *cl, size_t len)
 {
@@ -315,8 +354,20 @@ handle_line(struct control_client *cl, size_t len)
 		reply(cl, true, "serving"); /* the loop answered: that is the health */
 		return;
 	}
+	if (len == 5 && memcmp(cl->buf, "lists", 5) == 0) {
+		reply_lists(cl, false);
+		return;
+	}
+	if (len == 13 && memcmp(cl->buf, "lists refresh", 13) == 0) {
+		reply_lists(cl, true);
+		return;
+	}
 	if (control_parse(cl->buf, len, &req, msg, sizeof(msg)) != 0) {
 		reply(cl, false, msg);
+		return;
+	}
+	if (cl->c->devices == NULL) {
+		reply(cl, false, "device identity is off (no devices: section)");
 		return;
 	}
 	req.uid = cl->uid;
@@ -545,6 +596,18 @@ control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, struct c
 	log_info("control: listening on %s", path);
 	*out = c;
 	return 0;
+}
+
+void
+control_set_devices(struct control *c, struct devices *d)
+{
+	c->devices = d;
+}
+
+void
+control_set_lists(struct control *c, struct updater *u)
+{
+	c->lists = u;
 }
 
 static void

@@ -13,8 +13,11 @@
  *     pin KEY [vendor=VENDOR] [group=GROUP]
  *     unpin KEY
  *     health                  (answered "ok serving" by the loop itself: `veto health`)
+ *     lists [refresh]
  * Words are separated by one space; in a word, '%', space and control octets are written
- * %XX (hex). Replies: "ok TEXT" or "error: TEXT". Bounded: CONTROL_LINE_MAX octets per
+ * %XX (hex). Replies: "ok TEXT" or "error: TEXT"; `lists` (after downloading every URL again
+ * with `refresh`) answers "ok lists N" and N lines of updater_status() (updater.h), whatever
+ * their length. Bounded: CONTROL_LINE_MAX octets per
  * request, CONTROL_MAX_CLIENTS connections at once (more are closed at once),
  * CONTROL_TIMEOUT_MS to send the request.
  *
@@ -29,6 +32,7 @@
 
 #include "devices.h"
 #include "devices_admin.h"
+#include "updater.h"
 
 #define CONTROL_SOCKET_FILE "control.sock"
 #define CONTROL_LINE_MAX    512
@@ -55,6 +59,11 @@ struct control;
  * (another daemon serves that socket), or the socket's error.
  */
 int control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, struct control **out);
+/* The device table (d may be NULL: device requests are answered "device identity is off") and
+ * the lists' updater (u may be NULL: `lists` is answered with an error) the requests act on;
+ * both must outlive the channel. */
+void control_set_devices(struct control *c, struct devices *d);
+void control_set_lists(struct control *c, struct updater *u);
 /* Stops listening, closes every connection, removes the socket, then calls cb(arg). */
 void control_close(struct control *c, void (*cb)(void *arg), void *arg);
 void control_free(struct control **c); /* after the close callback; NULL-safe */

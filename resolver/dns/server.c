@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "config.h"
 #include "control.h"
 #include "diag.h"
+#include "fileio.h"
 #include "log.h"
 #include "server_int.h"
 
@@ -29,6 +31,8 @@ struct reload_job {
 	server_reload_cb cb;
 	void *arg;
 };
+
+#define SERVER_MMAP_THRESHOLD (128 * 1024) /* glibc's initial value, kept fixed */
 
 static void begin_close(struct server *s);
 
@@ -128,6 +132,48 @@ on_device_event(void *arg, const struct identity_event *ev)
 }
 
 static void
+open_control(struct server *s)
+{
+	if (control_open(s->loop, s->devices, policy_config(s->policy)->state_dir,
+			 &s->control) != 0)
+		return;
+	s->nobjects++;
+	if (s->lists != NULL)
+		control_set_lists(s->control, s->lists);
+}
+
+static bool
+has_url_lists(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nlists; i++)
+		if (cfg->lists[i].nurls > 0)
+			return true;
+	return false;
+}
+
+static void server_reload_lists(void *arg, const char *why);
+
+/* List downloads and watchers, and the control channel `veto lists` asks (opened here when
+ * lists are downloaded; device identity opens it otherwise). Not fatal. */
+static void
+start_lists(struct server *s)
+{
+	int err = updater_new(s->loop, s->policy, server_reload_lists, s, &s->lists);
+	if (err != 0) {
+		log_error("lists: cannot start downloads and watchers: %s", uv_strerror(err));
+		s->lists = NULL;
+		return;
+	}
+	s->nobjects++;
+	const struct config *cfg = policy_config(s->policy);
+	if (s->control != NULL)
+		control_set_lists(s->control, s->lists);
+	else if (has_url_lists(cfg) && cfg->state_dir != NULL &&
+		 fileio_mkdir_p(cfg->state_dir, 0750) == 0)
+		open_control(s);
+}
+
+static void
 start_devices(struct server *s, const char *when)
 {
 	int err = devices_new(s->loop, s->policy, &s->devices);
@@ -142,8 +188,10 @@ start_devices(struct server *s, const char *when)
 	const char *dir = policy_config(s->policy)->state_dir;
 	free(s->applied.state_dir);
 	s->applied.state_dir = dir != NULL ? strdup(dir) : NULL; /* NULL on ENOMEM: no warning */
-	if (control_open(s->loop, s->devices, dir, &s->control) == 0)
-		s->nobjects++;	/* not fatal: veto devices then edits the saved state */
+	if (s->control != NULL)
+		control_set_devices(s->control, s->devices);
+	else
+		open_control(s);	/* not fatal: veto devices then edits the saved state */
 	if (when[0] != '\0')
 		log_info("%sdevices: started", when);
 }
@@ -157,6 +205,12 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 
 	if (s == NULL)
 		return -ENOMEM;
+	/* A policy's big tables (name slots, arenas, list file buffers) are malloc'd in a pool
+	 * thread at every reload and freed at the next. glibc's sliding mmap threshold would move
+	 * them into the heap after the first free, where freed pages stay resident: RSS would keep
+	 * two policies after each reload. A fixed threshold keeps every large block an mmap that
+	 * free() returns (docs/PERFORMANCE.md, list reload memory). */
+	mallopt(M_MMAP_THRESHOLD, SERVER_MMAP_THRESHOLD);
 	s->loop = loop;
 	s->drain_ms = SERVER_DRAIN_MS;
 	query_pool_init(&s->pool, SERVER_MAX_QUERIES);
@@ -196,6 +250,7 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 		goto cleanup;
 	s->nobjects++;
 	s->policy = policy;
+	start_lists(s);
 	if (cfg->devices.enabled)
 		start_devices(s, "");
 	*out = s;
@@ -402,6 +457,11 @@ on_reload_done(uv_work_t *req, int status)
 			devices_reconfigure(s->devices, s->policy);
 		else if (cur->devices.enabled)
 			start_devices(s, "reload: ");
+		if (s->lists != NULL)
+			updater_reconfigure(s->lists, s->policy);
+		if (s->control == NULL && s->lists != NULL && has_url_lists(cur) &&
+		    cur->state_dir != NULL && fileio_mkdir_p(cur->state_dir, 0750) == 0)
+			open_control(s);
 		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
 			 policy_names(s->policy));
 	}
@@ -452,6 +512,22 @@ start_reload(struct server *s, server_reload_cb cb, void *arg)
 		return;
 	}
 	s->reload = job;
+}
+
+/* A list changed (a new download, an edited list file): the policy is rebuilt the usual way;
+ * the query log is not reopened (that is SIGHUP's job). */
+static void
+server_reload_lists(void *arg, const char *why)
+{
+	struct server *s = arg;
+	if (s->state >= SERVER_DRAINING)
+		return;
+	log_info("reload: %s", why);
+	if (s->reload != NULL) {
+		s->reload_again = true;
+		return;
+	}
+	start_reload(s, NULL, NULL);
 }
 
 int
@@ -620,6 +696,8 @@ begin_close(struct server *s)
 	}
 	if (s->control != NULL)
 		control_close(s->control, on_devices_closed, s);
+	if (s->lists != NULL)
+		updater_close(s->lists, on_devices_closed, s);
 	if (s->devices != NULL)
 		devices_close(s->devices, on_devices_closed, s);
 	server_object_closed(s);
@@ -653,6 +731,7 @@ server_free(struct server **sp)
 	REQUIRE(s->state == SERVER_STOPPED);
 	query_pool_destroy(&s->pool);
 	control_free(&s->control);
+	updater_free(&s->lists);
 	devices_free(&s->devices);
 	if (s->policy != NULL)
 		policy_unref(&s->policy);

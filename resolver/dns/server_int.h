@@ -22,6 +22,7 @@
 #include "query.h"
 #include "querylog.h"
 #include "server.h"
+#include "updater.h"
 #include "upstream.h"
 
 /*
@@ -158,7 +159,8 @@ struct server {
 	struct upstream *upstream;
 	struct querylog *qlog;
 	struct devices *devices;	/* device identity (devices: in the config), or NULL */
-	struct control *control;	/* state_dir/control.sock for the device table, or NULL */
+	struct control *control;	/* state_dir/control.sock (devices, lists), or NULL */
+	struct updater *lists;		/* list downloads and list-file watchers, or NULL */
 	struct server_stats stats;
 	/* what took effect at start (or when devices started): a reload compares with these to
 	 * say which changes need a restart */

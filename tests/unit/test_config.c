@@ -261,9 +261,32 @@ static const struct error_case error_cases[] = {
 	{"bad list name", "lists:\n  \"a b\": {domains: [x.example]}\n",
 	 "t.yaml:2:3: lists.a b: bad list name (use letters, digits, '-', '_' and '.')"},
 	{"list without entries", "lists:\n  a: {}\ngroups: [{name: g, block: [a]}]\n",
-	 "t.yaml:2:3: lists.a: list has neither files nor domains"},
+	 "t.yaml:2:3: lists.a: list has neither files, domains nor urls"},
 	{"list with empty files", "lists:\n  a: {files: []}\ngroups: [{name: g, block: [a]}]\n",
-	 "t.yaml:2:3: lists.a: list has neither files nor domains"},
+	 "t.yaml:2:3: lists.a: list has neither files, domains nor urls"},
+	/* lists downloaded from URLs */
+	{"list url scheme", "lists:\n  a: {urls: [\"ftp://x.example/l.txt\"]}\n"
+	 "groups: [{name: g, block: [a]}]\n",
+	 "t.yaml:2:14: lists.a.urls[0]: 'ftp://x.example/l.txt' is not an http:// or https:// URL"},
+	{"list url with a space", "lists:\n  a: {urls: [\"https://x.example/a b\"]}\n"
+	 "groups: [{name: g, block: [a]}]\n",
+	 "t.yaml:2:14: lists.a.urls[0]: 'https://x.example/a b' is not an http:// or https:// URL"},
+	{"list refresh unit", "lists:\n  a: {urls: [\"https://x.example/l\"], refresh: 24y}\n"
+	 "groups: [{name: g, block: [a]}]\n",
+	 "t.yaml:2:38: lists.a.refresh: expected a duration from 1s to 2592000s (such as 30s, 15m, "
+	 "24h, 7d), got '24y'"},
+	{"list refresh too long", "lists:\n  a: {urls: [\"https://x.example/l\"], refresh: 31d}\n"
+	 "groups: [{name: g, block: [a]}]\n",
+	 "t.yaml:2:38: lists.a.refresh: expected a duration from 1s to 2592000s (such as 30s, 15m, "
+	 "24h, 7d), got '31d'"},
+	{"list timeout zero", "lists:\n  a: {urls: [\"https://x.example/l\"], timeout: 0s}\n"
+	 "groups: [{name: g, block: [a]}]\n",
+	 "t.yaml:2:38: lists.a.timeout: expected a duration from 1s to 3600s (such as 30s, 15m, "
+	 "24h, 7d), got '0s'"},
+	{"list max_size", "lists:\n  a: {urls: [\"https://x.example/l\"], max_size: 2T}\n"
+	 "groups: [{name: g, block: [a]}]\n",
+	 "t.yaml:2:38: lists.a.max_size: expected a size from 1024 to 1073741824 octets (such as "
+	 "512K, 64M, 1G), got '2T'"},
 	{"list is null", "lists:\n  a:\ngroups: [{name: g, block: [a]}]\n",
 	 "t.yaml:2:3: lists.a: expected a mapping, got null"},
 	{"clients empty", LISTS_AB "groups:\n  - name: g\n    clients: []\n    block: [a, b]\n",
@@ -420,6 +443,39 @@ test_missing_file(void **state)
 	assert_int_equal(config_load(DATA, &d, &cfg), -EISDIR);
 	assert_null(cfg);
 	assert_int_equal(d.nerrors, 1);
+	diag_clear(&d);
+}
+
+/* urls: the limits with their units and defaults, and the copy of each URL under state_dir. */
+static void
+test_list_urls(void **state)
+{
+	(void)state;
+	struct diag d;
+	struct config *cfg = NULL;
+	diag_init(&d);
+	assert_int_equal(load("state_dir: /var/lib/v\n"
+			      "lists:\n"
+			      "  r: {urls: [\"https://x.example/a\", \"HTTP://y.example/b\"],\n"
+			      "      refresh: 90m, timeout: 45s, max_size: 512K, ca_file: ca.pem}\n"
+			      "  d: {urls: [\"http://z.example/\"], refresh: 120}\n"
+			      "groups: [{name: g, block: [r, d]}]\n",
+			      &d, &cfg),
+			 0);
+	const struct config_list *r = &cfg->lists[0], *dl = &cfg->lists[1];
+	assert_int_equal(r->nurls, 2);
+	assert_string_equal(r->urls[1], "HTTP://y.example/b");
+	assert_int_equal(r->refresh_s, 90 * 60);
+	assert_int_equal(r->timeout_s, 45);
+	assert_int_equal(r->max_size, 512 * 1024);
+	assert_non_null(r->ca_file);
+	assert_string_equal(r->cache_files[0], "/var/lib/v/lists/r.0.txt");
+	assert_string_equal(r->cache_files[1], "/var/lib/v/lists/r.1.txt");
+	assert_int_equal(dl->refresh_s, 120);
+	assert_int_equal(dl->timeout_s, CONFIG_LIST_TIMEOUT_S);
+	assert_int_equal(dl->max_size, CONFIG_LIST_MAX_SIZE);
+	assert_null(dl->ca_file);
+	config_free(&cfg);
 	diag_clear(&d);
 }
 
@@ -1295,6 +1351,7 @@ main(void)
 		cmocka_unit_test(test_warning_cases),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_sinkhol_fixture),
+		cmocka_unit_test(test_list_urls),
 		cmocka_unit_test(test_spec_example),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_server_tcp_values),

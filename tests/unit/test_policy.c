@@ -13,9 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "config_int.h"
 #include "policy.h"
 
 /* --- building a struct config by hand (heap-owned, as config_free expects) --- */
@@ -516,6 +519,50 @@ test_errors(void **state)
 	policy_unref(&p);
 }
 
+/* A list from a URL reads its downloaded copy; before the first download it is empty, with a
+ * warning: the daemon must start (and download) with the network down and no copy yet. */
+static void
+test_url_list_copy(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/veto-test-policy-XXXXXX", yaml[512], copy[600];
+	struct diag d;
+	struct config *c = NULL;
+	struct policy *p = NULL;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(yaml, sizeof(yaml),
+		 "state_dir: %s\nlists:\n  r: {urls: [\"https://x.example/l\"]}\n"
+		 "groups: [{name: g, block: [r]}]\n", dir);
+	for (int round = 0; round < 2; round++) {
+		diag_init(&d);
+		assert_int_equal(config_load_text("t.yaml", dir, yaml, strlen(yaml), &d, &c), 0);
+		assert_int_equal(policy_new(c, &d, &p), 0);
+		assert_int_equal(d.nerrors, 0);
+		if (round == 0) {
+			assert_int_equal(d.nwarnings, 1);
+			assert_non_null(strstr(d.v[0].text, "lists.r.urls[0]: warning: not downloaded yet"));
+			assert_int_equal(policy_names(p), 0);
+			snprintf(copy, sizeof(copy), "%s/lists", dir);
+			assert_int_equal(mkdir(copy, 0700), 0);
+			snprintf(copy, sizeof(copy), "%s/lists/r.0.txt", dir);
+			FILE *f = fopen(copy, "w");
+			assert_non_null(f);
+			fputs("a.example\n0.0.0.0 b.example\n", f);
+			fclose(f);
+		} else {
+			assert_int_equal(d.nwarnings, 0);
+			assert_int_equal(policy_names(p), 2);
+		}
+		diag_clear(&d);
+		policy_unref(&p);
+	}
+	unlink(copy);
+	snprintf(copy, sizeof(copy), "%s/lists", dir);
+	rmdir(copy);
+	rmdir(dir);
+}
+
 /* --- differential test against a naive matcher --- */
 
 #define DIFF_LISTS 6
@@ -778,6 +825,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stats, setup_scenario, teardown_scenario),
 		cmocka_unit_test(test_no_group),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_url_list_copy),
 		cmocka_unit_test(test_differential),
 		cmocka_unit_test(test_load),
 	};
