@@ -52,7 +52,7 @@ prepare_state_dir(const char *dir, const struct privdrop *pd)
 		rc = hand_over(dir, pd);
 	if (rc != 0) {
 		log_error("state_dir '%s': cannot prepare it for user '%s': %s", dir, pd->user,
-			  strerror(-rc));
+		          strerror(-rc));
 		return rc;
 	}
 	DIR *d = opendir(dir);
@@ -67,7 +67,7 @@ prepare_state_dir(const char *dir, const struct privdrop *pd)
 		if (fchownat(dirfd(d), e->d_name, pd->uid, pd->gid, AT_SYMLINK_NOFOLLOW) != 0) {
 			rc = -errno;
 			log_error("'%s/%s': cannot give it to user '%s': %s", dir, e->d_name,
-				  pd->user, strerror(-rc));
+			          pd->user, strerror(-rc));
 			break;
 		}
 	}
@@ -97,7 +97,7 @@ prepare_file(const char *path, const struct privdrop *pd)
 				rc = hand_over(dir, pd);
 			if (rc != 0) {
 				log_error("'%s': cannot create it for user '%s': %s", dir, pd->user,
-					  strerror(-rc));
+				          strerror(-rc));
 				return rc;
 			}
 		}
@@ -119,7 +119,7 @@ prepare_files(const struct config *cfg, const struct privdrop *pd)
 		rc = prepare_file(cfg->log.database, pd);
 		for (int i = 0; rc == 0 && i < 2; i++) {
 			if ((size_t)snprintf(side, sizeof(side), "%s%s", cfg->log.database,
-					     i == 0 ? "-wal" : "-shm") < sizeof(side))
+			                     i == 0 ? "-wal" : "-shm") < sizeof(side))
 				rc = prepare_file(side, pd);
 		}
 	}
@@ -142,9 +142,9 @@ lookup(const struct config *cfg, const char *user, struct privdrop *pd)
 			return -ENOENT;
 		}
 		log_error("started as root and there is no user '%s' to drop to: create it "
-			  "(adduser --system --group %s), or set server.user to another user, or "
-			  "to root to stay root (not recommended)",
-			  user, user);
+		          "(adduser --system --group %s), or set server.user to another user, or "
+		          "to root to stay root (not recommended)",
+		          user, user);
 		return -EPERM;
 	}
 	if ((size_t)snprintf(pd->user, sizeof(pd->user), "%s", pw->pw_name) >= sizeof(pd->user)) {
@@ -176,8 +176,8 @@ privdrop_begin(const struct config *cfg, const char *user, struct privdrop *pd)
 		struct passwd *me = getpwuid(geteuid());
 		if (user != NULL && (me == NULL || strcmp(me->pw_name, user) != 0))
 			log_warning("server.user '%s' not applied: not started as root (running as "
-				    "uid %u)",
-				    user, (unsigned)geteuid());
+			            "uid %u)",
+			            user, (unsigned)geteuid());
 		*pd = p;
 		return 0;
 	}
@@ -238,7 +238,8 @@ privdrop_end(const struct privdrop *pd)
 	if (!pd->active)
 		return 0;
 	/* glibc applies these to every thread of the process (the query log writer too) */
-	if (setresgid(pd->gid, pd->gid, pd->gid) != 0 || setresuid(pd->uid, pd->uid, pd->uid) != 0) {
+	if (setresgid(pd->gid, pd->gid, pd->gid) != 0 ||
+	    setresuid(pd->uid, pd->uid, pd->uid) != 0) {
 		int rc = -errno;
 		log_error("cannot drop to user '%s': %s", pd->user, strerror(-rc));
 		return rc;
@@ -252,6 +253,6 @@ privdrop_end(const struct privdrop *pd)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		log_warning("cannot set no_new_privs: %s", strerror(errno));
 	log_info("running as user '%s' (uid %u, gid %u)", pd->user, (unsigned)pd->uid,
-		 (unsigned)pd->gid);
+	         (unsigned)pd->gid);
 	return 0;
 }

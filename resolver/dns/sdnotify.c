@@ -27,7 +27,7 @@ sdnotify_reloading(void)
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
 		usec = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	(void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
-			 (unsigned long long)usec);
+	                 (unsigned long long)usec);
 }
 
 void
