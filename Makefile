@@ -3,6 +3,7 @@ PKGS := build-essential cmake pkg-config libuv1-dev libldns-dev libyaml-dev libc
         libsqlite3-dev libsystemd-dev ieee-data python3-pytest python3-dnspython python3-yaml \
         logrotate
 BENCH_PKGS := dnsperf dnsdist
+DEB_PKGS := dpkg-dev file   # dpkg-shlibdeps, and the file(1) CPack runs before it
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= conf/veto.yaml
 BUILD ?= build
@@ -55,6 +56,7 @@ test-fast: build
 
 # The Debian package (CPack): a /usr build of its own, then build/deb/veto_VERSION_ARCH.deb.
 deb: deps
+	@$(MAKE) --no-print-directory deps PKGS="$(DEB_PKGS)"
 	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVETO_WERROR=ON -DVETO_TESTS=OFF \
 	  -DCMAKE_INSTALL_PREFIX=/usr $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(DEB_BUILD) -j $(JOBS)

@@ -109,6 +109,7 @@ def test_root_drops_to_server_user(veto_bin, upstream, throwaway_user, open_dir)
 		assert v.wait_log(lambda rec: rec["qname"] == "tracker.test"), v.stderr()
 		assert v.log_file.stat().st_uid == pw.pw_uid
 		assert v.stop() == 0, v.stderr()
+		assert not v.sanitizer_reports(), v.stderr()
 		assert (state / "queries.db").stat().st_uid == pw.pw_uid
 		assert (state / "devices.db").stat().st_uid == pw.pw_uid
 	finally:
