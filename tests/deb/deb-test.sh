@@ -7,7 +7,6 @@
 set -eu
 build=${1:?usage: deb-test.sh BUILD_DIR}
 image=${VETO_DEB_TEST_IMAGE:-docker.io/library/debian:12-slim}
-here=$(cd "$(dirname "$0")" && pwd)
 
 if ! command -v podman >/dev/null 2>&1; then
 	echo "deb-test: SKIPPED: podman is not installed"
@@ -20,6 +19,7 @@ fi
 set -- "$build"/veto_*.deb
 [ -f "$1" ] || { echo "deb-test: no package in $build (make deb)" >&2; exit 1; }
 
+here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/veto-deb-test.XXXXXX)
 name=veto-deb-test-$$
 trap 'podman rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
