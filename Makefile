@@ -1,17 +1,22 @@
 # Thin wrapper around CMake. `make run` and `make test` install what is missing first.
 PKGS := build-essential cmake pkg-config libuv1-dev libldns-dev libyaml-dev libcmocka-dev \
-        libsqlite3-dev libcurl4-openssl-dev ieee-data python3-pytest python3-dnspython python3-yaml
+        libsqlite3-dev libcurl4-openssl-dev libsystemd-dev ieee-data python3-pytest \
+        python3-dnspython python3-yaml logrotate
 BENCH_PKGS := dnsperf dnsdist
+DEB_PKGS := dpkg-dev file   # dpkg-shlibdeps, and the file(1) CPack runs before it
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= conf/veto.yaml
 BUILD ?= build
 ASAN_BUILD ?= build/asan
+DEB_BUILD ?= build/deb
 CMAKE_FLAGS ?=
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# `make run` as root stays root (a development run in the source tree, not a deployment)
+RUN_USER := $(shell [ "$$(id -u)" -eq 0 ] && echo --user root)
 
 .PHONY: all deps bench-deps build build-asan run test test-fast test-asan bench clean format \
-        container-test
+        container-test deb deb-test
 
 all: build
 
@@ -38,7 +43,7 @@ build-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: build
-	./$(BUILD)/veto serve -c $(CONFIG)
+	./$(BUILD)/veto serve -c $(CONFIG) $(RUN_USER)
 
 # Every test, twice: a normal build and an ASan+UBSan build. Warnings are errors.
 test: build build-asan
@@ -53,6 +58,20 @@ container-test: deps
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE system
+
+# The Debian package (CPack): a /usr build of its own, then build/deb/veto_VERSION_ARCH.deb.
+deb: deps
+	@$(MAKE) --no-print-directory deps PKGS="$(DEB_PKGS)"
+	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVETO_WERROR=ON -DVETO_TESTS=OFF \
+	  -DCMAKE_INSTALL_PREFIX=/usr $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(DEB_BUILD) -j $(JOBS)
+	cd $(DEB_BUILD) && cpack -G DEB >/dev/null
+	@ls $(DEB_BUILD)/veto_*.deb
+
+# Installs the package in a clean Debian 12 container (podman), checks, serves, queries and
+# purges it. Not part of `make test`: it says so and succeeds when podman or the image is missing.
+deb-test: deb
+	tests/deb/deb-test.sh $(DEB_BUILD)
 
 bench: build bench-deps
 	tests/bench/run.sh $(BUILD)/veto

@@ -360,6 +360,8 @@ config_free(struct config **cfgp)
 	free(cfg->log.file);
 	free(cfg->log.database);
 	free(cfg->state_dir);
+	free(cfg->server.user);
+	free(cfg->server.group);
 	free(cfg);
 	*cfgp = NULL;
 }

@@ -205,6 +205,10 @@ struct config {
 			uint32_t prefix_burst;			/* 0..1000000 */
 			enum config_rate_action action;
 		} rate_limit;
+		/* started as root, `veto serve` drops to this user (and group) once its sockets
+		 * are bound; NULL = "veto" when that user exists. Ignored when not root */
+		char *user;			/* owned; "root" = stay root */
+		char *group;			/* owned; NULL = the user's primary group */
 	} server;
 
 	struct {

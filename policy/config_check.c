@@ -146,6 +146,8 @@ static const struct config_schema_key server_keys[] = {
         CONFIG_SCHEMA_UINT_KEY("error_replies_per_second", struct config,
                                server.error_replies_per_second, 0, RATE_MAX),
         CONFIG_SCHEMA_CALL_KEY("rate_limit", on_server_rate_limit),
+        CONFIG_SCHEMA_STR_KEY("user", struct config, server.user),
+        CONFIG_SCHEMA_STR_KEY("group", struct config, server.group),
 };
 
 /* ---- upstream ---- */

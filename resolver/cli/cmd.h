@@ -12,13 +12,14 @@
 #define CMD_EXIT_RUNTIME 1
 #define CMD_EXIT_USAGE	 2
 
-/* The configuration file commands read without -c: VETO_DEFAULT_CONFIG from CMake
- * (-DVETO_DEFAULT_CONFIG=/etc/veto/veto.yaml in the container image). */
-#ifdef VETO_DEFAULT_CONFIG
-#define CMD_DEFAULT_CONFIG VETO_DEFAULT_CONFIG
-#else
-#define CMD_DEFAULT_CONFIG "conf/veto.yaml"
+/* The configuration file when no -c is given: $VETO_CONFIG when set and not empty, else
+ * VETO_DEFAULT_CONFIG (set by CMake: /etc/veto/veto.yaml for a /usr or /usr/local install). */
+#ifndef VETO_DEFAULT_CONFIG
+#define VETO_DEFAULT_CONFIG "/etc/veto/veto.yaml"
 #endif
+#define CMD_DEFAULT_CONFIG VETO_DEFAULT_CONFIG
+#define CMD_DEFAULT_CONFIG_HELP "$VETO_CONFIG, else " CMD_DEFAULT_CONFIG
+const char *cmd_default_config(void); /* cmd_config.c; never NULL, static storage */
 
 int cmd_serve(int argc, char **argv);	/* cmd_serve.c */
 int cmd_check(int argc, char **argv);	/* cmd_check.c */
@@ -38,7 +39,7 @@ int cmd_lists(int argc, char **argv);	/* cmd_lists.c */
 struct logdb_reader;
 struct logdb_filter;
 /* Opens the query database read-only for `veto log` and `veto report`: db when not NULL,
- * else log.database of the configuration file config (CMD_DEFAULT_CONFIG when NULL). Problems
+ * else log.database of the configuration file config (cmd_default_config() when NULL). Problems
  * are printed on standard error, prefixed with cmd ("veto log"). Returns an exit code. */
 int cmd_log_open(const char *cmd, const char *config, const char *db,
 		 struct logdb_reader **out);

@@ -23,7 +23,7 @@ usage(FILE *out)
 		"and per group, the number of distinct names and the memory of the compiled policy.\n"
 		"\n"
 		"options:\n"
-		"  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG ")\n"
+		"  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG_HELP ")\n"
 		"  -h, --help         show this help\n"
 		"\n"
 		"exit codes: 0 valid, 1 runtime error, 2 bad usage or configuration\n");
@@ -136,7 +136,7 @@ cmd_check(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *path = CMD_DEFAULT_CONFIG;
+	const char *path = cmd_default_config();
 	struct diag d;
 	struct policy *p = NULL;
 	int c, rc, code;

@@ -48,7 +48,7 @@ usage(FILE *out)
 		"inventory name.\n"
 		"\n"
 		"options:\n"
-		"  -c, --config FILE      configuration file (default " CMD_DEFAULT_CONFIG ")\n"
+		"  -c, --config FILE      configuration file (default " CMD_DEFAULT_CONFIG_HELP ")\n"
 		"      --vendor V         list: devices of that vendor; pin: the vendor to pin\n"
 		"      --group G          list: devices whose last query was in group G; pin: the\n"
 		"                         group to pin\n"
@@ -574,7 +574,7 @@ cmd_devices(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config = CMD_DEFAULT_CONFIG;
+	const char *config = cmd_default_config();
 	struct list_ctx c = {.out = stdout, .format = FORMAT_TABLE, .now = now_s()};
 	int ch;
 

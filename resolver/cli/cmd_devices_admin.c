@@ -177,7 +177,7 @@ cmd_devices_admin(int argc, char **argv)
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	const char *config = CMD_DEFAULT_CONFIG, *verb = argv[0];
+	const char *config = cmd_default_config(), *verb = argv[0];
 	struct devices_admin_req req;
 	struct config *cfg = NULL;
 	struct diag diag;

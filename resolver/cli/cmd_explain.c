@@ -35,7 +35,7 @@ usage(FILE *out)
 		"and the list and entry that decided it, or why nothing matched.\n"
 		"\n"
 		"options:\n"
-		"  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG ")\n"
+		"  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG_HELP ")\n"
 		"      --client IP    the client's IPv4 or IPv6 address\n"
 		"      --mac MAC      the client's MAC address (else found from the devices:\n"
 		"                     inventory, lease files, ARP table and the saved state)\n"
@@ -343,7 +343,7 @@ cmd_explain(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *path = CMD_DEFAULT_CONFIG;
+	const char *path = cmd_default_config();
 	const char *client = NULL;
 	const char *mac_text = NULL;
 	struct mac mac;

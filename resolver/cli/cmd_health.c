@@ -28,7 +28,7 @@ usage(FILE *out)
 	        "while device identity is on (a devices section), for the daemon's user and root.\n"
 	        "\n"
 	        "options:\n"
-	        "  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG ")\n"
+	        "  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG_HELP ")\n"
 	        "  -t, --timeout MS   how long to wait for the answer (default 5000)\n"
 	        "  -h, --help         show this help\n"
 	        "\n"
@@ -44,7 +44,7 @@ cmd_health(int argc, char **argv)
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	const char *path = CMD_DEFAULT_CONFIG;
+	const char *path = cmd_default_config();
 	char sock[CONTROL_LINE_MAX], reply[CONTROL_LINE_MAX];
 	struct config *cfg = NULL;
 	struct diag d;

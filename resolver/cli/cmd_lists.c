@@ -306,7 +306,7 @@ usage(FILE *out)
 	        "  -c, --config FILE  configuration (default %s)\n"
 	        "  --json             one JSON array, one object per source\n"
 	        "  --refresh          ask the daemon to download every URL again now\n",
-	        CMD_DEFAULT_CONFIG);
+	        CMD_DEFAULT_CONFIG_HELP);
 }
 
 int
@@ -317,7 +317,7 @@ cmd_lists(int argc, char **argv)
 	        {"refresh", no_argument, NULL, 'r'},      {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	const char *config = CMD_DEFAULT_CONFIG;
+	const char *config = cmd_default_config();
 	bool json = false, refresh = false;
 	int opt, code = CMD_EXIT_OK;
 	struct diag diag;

@@ -42,7 +42,7 @@ usage(FILE *out)
 	        "\n"
 	        "options:\n"
 	        "  -c, --config FILE  configuration naming log.database "
-	        "(default " CMD_DEFAULT_CONFIG ")\n"
+	        "(default " CMD_DEFAULT_CONFIG_HELP ")\n"
 	        "  --db PATH          the database file itself\n"
 	        "  --since WHEN       from WHEN: 30m, 24h, 7d, 2w ago, or ISO 8601 (2026-11-22,\n"
 	        "                     2026-11-22T03:58, ...Z or +01:00; no zone = local time);\n"
@@ -79,7 +79,7 @@ cmd_log_open(const char *cmd, const char *config, const char *db, struct logdb_r
 	int rc;
 
 	if (db == NULL) {
-		const char *path = config != NULL ? config : CMD_DEFAULT_CONFIG;
+		const char *path = config != NULL ? config : cmd_default_config();
 		diag_init(&d);
 		rc = config_load(path, &d, &cfg);
 		diag_print(&d, stderr, DIAG_ERROR);

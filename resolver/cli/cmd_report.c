@@ -44,7 +44,7 @@ usage(FILE *out)
 	        "\n"
 	        "options:\n"
 	        "  -c, --config FILE  configuration naming log.database "
-	        "(default " CMD_DEFAULT_CONFIG ")\n"
+	        "(default " CMD_DEFAULT_CONFIG_HELP ")\n"
 	        "  --db PATH          the database file itself\n"
 	        "  --since WHEN       default " DEFAULT_SINCE
 	        " ('all' for everything); see veto log --help\n"

@@ -12,20 +12,27 @@
 #include "diag.h"
 #include "log.h"
 #include "policy.h"
+#include "privdrop.h"
+#include "sdnotify.h"
 #include "server.h"
 
 static void
 usage(FILE *out)
 {
 	fprintf(out,
-		"usage: veto serve [-c FILE]\n"
+		"usage: veto serve [-c FILE] [--user USER]\n"
 		"\n"
 		"runs the DNS resolver: listens on server.listen (UDP and TCP), applies the policy,\n"
 		"forwards to upstream.servers, caches, and writes the query log.\n"
 		"\n"
 		"options:\n"
-		"  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG ")\n"
+		"  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG_HELP ")\n"
+		"  -u, --user USER    started as root: the user to run as once the sockets are\n"
+		"                     bound (default server.user, else 'veto'; root = stay root)\n"
 		"  -h, --help         show this help\n"
+		"\n"
+		"started as root, veto binds its sockets, then runs as USER with no capability,\n"
+		"and refuses to start when there is no such user.\n"
 		"\n"
 		"signals: SIGHUP reloads the configuration and reopens the query log;\n"
 		"SIGTERM and SIGINT stop after the queries in flight are answered.\n"
@@ -42,7 +49,7 @@ on_walk_report(uv_handle_t *h, void *arg)
 }
 
 static int
-run(const char *path)
+run(const char *path, const char *user)
 {
 	struct diag diag;
 	struct policy *policy = NULL;
@@ -64,6 +71,15 @@ run(const char *path)
 	log_diagnostics(&diag);
 	diag_clear(&diag);
 
+	/* root: files are created as server.user from here on; the ids follow once bound */
+	struct privdrop pd;
+	err = privdrop_begin(policy_config(policy), user, &pd);
+	if (err != 0) {
+		fprintf(stderr, "%s: not started\n", path);
+		policy_unref(&policy);
+		return err == -ENOENT || err == -EPERM ? CMD_EXIT_USAGE : CMD_EXIT_RUNTIME;
+	}
+
 	/* a client closing its TCP connection must not kill the daemon */
 	signal(SIGPIPE, SIG_IGN);
 	err = uv_loop_init(&loop);
@@ -82,6 +98,10 @@ run(const char *path)
 	err = server_start(srv);
 	if (err == 0)
 		err = server_watch_signals(srv);
+	if (err == 0)
+		err = privdrop_end(&pd);
+	if (err == 0)
+		sdnotify_ready("serving");
 	if (err != 0) {
 		rc = CMD_EXIT_RUNTIME;
 		server_stop(srv, NULL, NULL);
@@ -99,7 +119,8 @@ run(const char *path)
 int
 cmd_serve(int argc, char **argv)
 {
-	const char *path = CMD_DEFAULT_CONFIG;
+	const char *path = cmd_default_config();
+	const char *user = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -119,9 +140,21 @@ cmd_serve(int argc, char **argv)
 			path = a + 9;
 			continue;
 		}
+		if (strcmp(a, "-u") == 0 || strcmp(a, "--user") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "veto serve: option '%s' needs a user\n", a);
+				return CMD_EXIT_USAGE;
+			}
+			user = argv[++i];
+			continue;
+		}
+		if (strncmp(a, "--user=", 7) == 0) {
+			user = a + 7;
+			continue;
+		}
 		fprintf(stderr, "veto serve: unknown argument '%s'\n\n", a);
 		usage(stderr);
 		return CMD_EXIT_USAGE;
 	}
-	return run(path);
+	return run(path, user);
 }

@@ -19,6 +19,7 @@
 #include "diag.h"
 #include "fileio.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "server_int.h"
 
 struct reload_job {
@@ -441,6 +442,7 @@ on_reload_done(uv_work_t *req, int status)
 			log_error("%s: cannot load: %s", job->path, uv_strerror(result));
 		log_error("reload: failed (%zu error%s): keeping the current policy",
 			  job->diag.nerrors, job->diag.nerrors == 1 ? "" : "s");
+		sdnotify_ready("reload failed: serving the previous policy (see the log)");
 	} else {
 		const struct config *cur = policy_config(job->policy);
 		log_diagnostics(&job->diag);
@@ -464,6 +466,7 @@ on_reload_done(uv_work_t *req, int status)
 			open_control(s);
 		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
 			 policy_names(s->policy));
+		sdnotify_ready("serving (reloaded)");
 	}
 	server_reload_cb cb = job->cb;
 	void *arg = job->arg;
@@ -512,6 +515,7 @@ start_reload(struct server *s, server_reload_cb cb, void *arg)
 		return;
 	}
 	s->reload = job;
+	sdnotify_reloading(); /* READY=1 follows from on_reload_done, on the same thread */
 }
 
 /* A list changed (a new download, an edited list file): the policy is rebuilt the usual way;
@@ -602,6 +606,7 @@ server_stop(struct server *s, void (*done)(void *arg), void *arg)
 	s->stop_cb = done;
 	s->stop_arg = arg;
 	s->state = SERVER_DRAINING;
+	sdnotify_stopping();
 	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
 		udp_listener_stop((struct udp_listener *)l);
 	for (struct server_listener *l = s->tcp; l != NULL; l = l->next)

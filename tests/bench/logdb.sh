@@ -70,6 +70,7 @@ write_config() { # file logsection
 	cat >"$1" <<YAML
 server:
   listen: ["127.0.0.1:$VETO_PORT"]
+  user: "$(id -un)"          # as root: stay root (no drop to veto)
 upstream:
   servers: ["127.0.0.1:$UP_PORT"]
   timeout_ms: 1000

@@ -58,6 +58,7 @@ pids+=($!)
 cat >"$work/veto.yaml" <<YAML
 server:
   listen: ["127.0.0.1:$VETO_PORT"]
+  user: "$(id -un)"          # as root: stay root (no drop to veto)
 upstream:
   servers: ["127.0.0.1:$UP_PORT"]
   timeout_ms: 1000

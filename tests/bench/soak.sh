@@ -67,6 +67,7 @@ vendors=$(awk -F'\t' '$3 == "rom" { v[$2] = 1 } END { s = ""; for (k in v) s = s
 cat >"$work/soak.yaml" <<YAML
 server:
   listen: ["127.0.0.1:$VETO_PORT"]
+  user: "$(id -un)"          # as root: stay root (no drop to veto)
 upstream:
   servers: ["127.0.0.1:$UP_PORT"]
   timeout_ms: 1000

@@ -21,6 +21,7 @@ Clients stand for groups by their source address (see GROUP_CLIENT); the base co
 import copy
 import json
 import os
+import pwd
 import signal
 import socket
 import struct
@@ -72,13 +73,16 @@ def ipv6_loopback_works():
 
 
 HAVE_IPV6 = ipv6_loopback_works()
+CURRENT_USER = pwd.getpwuid(os.geteuid()).pw_name
 
 
 def base_config(port, upstreams, log_file, list_dir):
 	"""The configuration every daemon test starts from (a dict, dumped as YAML)."""
 	listen = [f"127.0.0.1:{port}"] + ([f"[::1]:{port}"] if HAVE_IPV6 else [])
 	return {
-		"server": {"listen": listen, "allow": ["127.0.0.0/24", "::1/128"]},
+		# the user running the tests: as root the daemon stays root (test_privdrop.py
+		# covers the drop), otherwise the key changes nothing
+		"server": {"listen": listen, "allow": ["127.0.0.0/24", "::1/128"], "user": CURRENT_USER},
 		"upstream": {"servers": [u.address if hasattr(u, "address") else u for u in upstreams],
 			     "timeout_ms": TIMEOUT_MS},
 		"cache": {"entries": 1000, "min_ttl": 0, "max_ttl": 86400},

@@ -439,6 +439,10 @@ def test_reload_adds_database(veto_factory, state_dir):
 	assert "reload: ok" in v.wait_stderr("reload: ok")
 	v.query("after.test", src=SINK)
 	v.query("after.tracker.test", src=SINK)
+	# the writer thread creates the database after the reload, at its own pace (slow under
+	# a loaded sanitizer build): `veto log` fails on a database that does not exist yet
+	opened = lambda: run_veto(["log", "-c", str(v.config_file), "--limit", "1"]).returncode == 0
+	assert wait_until(opened, 30), v.stderr()
 	got = wait_rows(v, 2)
 	assert sorted(r["qname"] for r in got) == ["after.test", "after.tracker.test"]
 	assert [r["blocked"] for r in sorted(got, key=lambda r: r["qname"])] == [False, True]

@@ -213,7 +213,13 @@ static const struct error_case error_cases[] = {
 	{"unknown server key, no suggestion", "server:\n  zzz: 1\n",
 	 "t.yaml:2:3: server.zzz: unknown key 'zzz' (expected one of listen, allow, "
 	 "tcp_idle_timeout_ms, tcp_connections, tcp_pipeline, tcp_connections_per_client, "
-	 "queries_per_client, queries_per_prefix, error_replies_per_second, rate_limit)"},
+	 "queries_per_client, queries_per_prefix, error_replies_per_second, rate_limit, user, "
+	 "group)"},
+	{"user empty", "server:\n  user: \"\"\n", "t.yaml:2:3: server.user: must not be empty"},
+	{"user not a string", "server:\n  user: [veto]\n",
+	 "t.yaml:2:3: server.user: expected a string, got a sequence"},
+	{"group typo", "server:\n  grup: veto\n",
+	 "t.yaml:2:3: server.grup: unknown key (did you mean 'group'?)"},
 	{"entries too big", "cache:\n  entries: 99999999999\n",
 	 "t.yaml:2:3: cache.entries: expected an integer from 0 to 100000000, got '99999999999'"},
 	{"ttl negative", "block:\n  ttl: -1\n",
@@ -718,6 +724,24 @@ test_server_rate_limit_values(void **state)
 
 /* server.tcp_*: valid values, the bounds included; keys not written keep their default. */
 static void
+test_server_user_group(void **state)
+{
+	struct diag d;
+	struct config *cfg = NULL;
+
+	(void)state;
+	diag_init(&d);
+	if (load("server:\n  user: dns\n  group: nogroup\n", &d, &cfg) != 0 || d.n != 0) {
+		dump(&d);
+		fail_msg("server.user/group did not load");
+	}
+	assert_string_equal(cfg->server.user, "dns");
+	assert_string_equal(cfg->server.group, "nogroup");
+	config_free(&cfg);
+	diag_clear(&d);
+}
+
+static void
 test_server_tcp_values(void **state)
 {
 	static const struct {
@@ -747,6 +771,8 @@ test_server_tcp_values(void **state)
 		assert_int_equal(cfg->server.tcp_idle_timeout_ms, cases[i].idle_ms);
 		assert_int_equal(cfg->server.tcp_connections, cases[i].conns);
 		assert_int_equal(cfg->server.tcp_pipeline, cases[i].pipeline);
+		assert_null(cfg->server.user); /* unset: "veto" when started as root */
+		assert_null(cfg->server.group);
 		config_free(&cfg);
 		diag_clear(&d);
 	}
@@ -1355,6 +1381,7 @@ main(void)
 		cmocka_unit_test(test_spec_example),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_server_tcp_values),
+		cmocka_unit_test(test_server_user_group),
 		cmocka_unit_test(test_server_rate_limit_values),
 		cmocka_unit_test(test_store_settings),
 		cmocka_unit_test(test_values),
