@@ -369,6 +369,12 @@ querylog_free(struct querylog **qlp)
 		atomic_store(&ql->stop, true);
 		querylog_wake_writer(ql);
 		pthread_join(ql->thread, NULL);
+		uint64_t peak = atomic_load(&ql->ovf_peak);
+		if (peak > 0)
+			log_info("query log: evidence buffer: at most %llu blocked records waited in it "
+				 "at once (log.evidence_buffer_mb: %zu MiB)",
+				 (unsigned long long)peak,
+				 atomic_load(&ql->ovf_max_chunks) * OVF_CHUNK_BYTES >> 20);
 	}
 	jsonl_close(&ql->file);
 	if (ql->sync_init) {

@@ -143,6 +143,8 @@ def test_stalled_writer_keeps_every_blocked_query(veto_factory, upstream, tmp_pa
 	assert lines == rows == blocked
 	assert dropped == 0
 	assert "blocked records lost" not in v.stderr()
+	m = re.search(r"evidence buffer: at most (\d+) blocked records waited", v.stderr())
+	assert m and int(m.group(1)) > 65536, "the evidence buffer held fewer than the old bound"
 
 
 def test_evidence_bound_loss_is_counted(veto_factory, upstream, tmp_path):
