@@ -13,7 +13,7 @@
  * to the database's unlogged table, and warns once per burst. A blocked record uses the whole
  * ring, and when that is full goes to an overflow list of packed records (only the octets a
  * record uses, ~150 for a blocked query) that grows in chunks of 256 KiB (allocating, only then)
- * up to log.evidence_buffer_mb (default QUERYLOG_EVIDENCE_MB MiB: about 400,000 blocked
+ * up to log.evidence_buffer_mb (default QUERYLOG_EVIDENCE_MB MiB: 300,000-600,000 blocked
  * records); records keep their order. Only past that bound is a blocked record lost: counted
  * (querylog_evidence_lost) and reported as an error. Device events wait in
  * a queue that grows from QUERYLOG_EVENTS to QUERYLOG_EVENTS_MAX. querylog_reopen() (SIGHUP) makes the writer reopen the file (logrotate).
