@@ -434,6 +434,7 @@ config_new_defaults(const char *file, const char *dir, struct config **out)
 	cfg->block.ttl = 60;
 	cfg->log.queries = CONFIG_LOG_ALL;
 	cfg->log.retention_days = 90;
+	cfg->log.evidence_buffer_mb = 64;
 	*out = cfg;
 	return 0;
 cleanup:

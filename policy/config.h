@@ -249,6 +249,9 @@ struct config {
 						    (default); relative paths resolve against
 						    state_dir */
 		uint32_t retention_days;	 /* default 90, 0 = keep forever */
+		uint32_t evidence_buffer_mb;	 /* blocked records waiting beyond the ring
+						    take at most this much memory; default
+						    64, 1-65536 */
 	} log;
 
 	char *state_dir;			/* owned; default "/var/lib/veto"; relative paths

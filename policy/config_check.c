@@ -795,6 +795,8 @@ static const struct config_schema_key log_keys[] = {
         CONFIG_SCHEMA_CALL_KEY("file", on_log_file),
         CONFIG_SCHEMA_CALL_KEY("database", on_log_database),
         CONFIG_SCHEMA_UINT_KEY("retention_days", struct config, log.retention_days, 0, 36500),
+        CONFIG_SCHEMA_UINT_KEY("evidence_buffer_mb", struct config, log.evidence_buffer_mb, 1,
+                               65536),
 };
 
 /* log.database resolves against state_dir; with a database and no log.file, no JSON lines. */

@@ -66,6 +66,16 @@ ring_alloc(size_t cap)
 	return p;
 }
 
+/* The chunks log.evidence_buffer_mb allows (0: the default), the first one included. */
+static size_t
+evidence_chunks(uint32_t mb)
+{
+	uint64_t bytes = (uint64_t)(mb > 0 ? mb : QUERYLOG_EVIDENCE_MB) << 20;
+	uint64_t n = bytes / OVF_CHUNK_BYTES;
+
+	return n > 1 ? (size_t)n : 1;
+}
+
 static size_t
 round_pow2(size_t n)
 {
@@ -99,7 +109,8 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	ql->wake_at = ql->cap / 16 > 0 ? ql->cap / 16 : 1;
 	ql->fwd_cap = ql->cap - ql->cap / QUERYLOG_EVIDENCE_SHARE;
 	ql->ovf_w = ql->ovf_r = calloc(1, sizeof(*ql->ovf_w)); /* the first chunk, kept */
-	ql->ovf_widx = ql->ovf_ridx = 0;
+	ql->ovf_woff = ql->ovf_roff = 0;
+	atomic_init(&ql->ovf_max_chunks, evidence_chunks(cfg->log.evidence_buffer_mb));
 	ql->file.path = path != NULL ? strdup(path) : NULL;
 	ql->db_path = cfg->log.database != NULL ? strdup(cfg->log.database) : NULL;
 	ql->retention_days = cfg->log.retention_days;
@@ -186,17 +197,18 @@ querylog_wants(const struct querylog *ql, bool blocked)
 }
 
 /* A blocked record when the ring is full (or the overflow already holds records: they keep
- * their order). 0, or -ENOBUFS when QUERYLOG_OVERFLOW_MAX records wait already (lost, counted
- * and reported as an error). Allocates only while the overflow grows. */
+ * their order). 0, or -ENOBUFS when the overflow has reached its bound (ovf_max_chunks) and
+ * its last chunk is full (lost, counted and reported as an error). Allocates only while the
+ * overflow grows past the chunk it has (and the spare the writer keeps). */
 static int
 ovf_push(struct querylog *ql, const struct querylog_record *r)
 {
 	uint64_t in = atomic_load_explicit(&ql->ovf_in, memory_order_relaxed);
-	uint64_t waiting = in - atomic_load_explicit(&ql->ovf_out, memory_order_acquire);
 
-	if (waiting >= QUERYLOG_OVERFLOW_MAX)
-		goto lost;
-	if (ql->ovf_widx == OVF_CHUNK) {
+	if (ql->ovf_woff + SLOT_SIZE > OVF_CHUNK_BYTES) {
+		if (atomic_load(&ql->ovf_chunks) + 1 >=
+		    atomic_load_explicit(&ql->ovf_max_chunks, memory_order_relaxed))
+			goto lost;
 		struct ovf_chunk *c = atomic_exchange(&ql->ovf_spare, NULL);
 		if (c == NULL)
 			c = malloc(sizeof(*c));
@@ -206,12 +218,15 @@ ovf_push(struct querylog *ql, const struct querylog_record *r)
 		atomic_fetch_add(&ql->ovf_chunks, 1);
 		atomic_store_explicit(&ql->ovf_w->next, c, memory_order_release);
 		ql->ovf_w = c;
-		ql->ovf_widx = 0;
+		ql->ovf_woff = 0;
 	}
-	querylog_slot_pack(&ql->ovf_w->slots[ql->ovf_widx++], r);
+	struct slot *s = (struct slot *)((unsigned char *)ql->ovf_w->words + ql->ovf_woff);
+	querylog_slot_pack(s, r);
+	ql->ovf_woff += querylog_slot_bytes(s);
 	atomic_store_explicit(&ql->ovf_in, in + 1, memory_order_release);
-	if (waiting + 1 > atomic_load_explicit(&ql->ovf_peak, memory_order_relaxed))
-		atomic_store_explicit(&ql->ovf_peak, waiting + 1, memory_order_relaxed);
+	uint64_t waiting = in + 1 - atomic_load_explicit(&ql->ovf_out, memory_order_relaxed);
+	if (waiting > atomic_load_explicit(&ql->ovf_peak, memory_order_relaxed))
+		atomic_store_explicit(&ql->ovf_peak, waiting, memory_order_relaxed);
 	if (atomic_load(&ql->sleeping) && atomic_exchange(&ql->sleeping, false))
 		querylog_wake_writer(ql);
 	return 0;
@@ -331,6 +346,8 @@ querylog_reconfigure(struct querylog *ql, const struct config *cfg)
 	pthread_cond_signal(&ql->cv);
 	pthread_mutex_unlock(&ql->mu);
 	atomic_store_explicit(&ql->mode, (int)cfg->log.queries, memory_order_relaxed);
+	/* the producer's own bound: applies from the next overflow chunk on */
+	atomic_store(&ql->ovf_max_chunks, evidence_chunks(cfg->log.evidence_buffer_mb));
 	return 0;
 
 nomem:
@@ -352,6 +369,12 @@ querylog_free(struct querylog **qlp)
 		atomic_store(&ql->stop, true);
 		querylog_wake_writer(ql);
 		pthread_join(ql->thread, NULL);
+		uint64_t peak = atomic_load(&ql->ovf_peak);
+		if (peak > 0)
+			log_info("query log: evidence buffer: at most %llu blocked records waited in it "
+				 "at once (log.evidence_buffer_mb: %zu MiB)",
+				 (unsigned long long)peak,
+				 atomic_load(&ql->ovf_max_chunks) * OVF_CHUNK_BYTES >> 20);
 	}
 	jsonl_close(&ql->file);
 	if (ql->sync_init) {

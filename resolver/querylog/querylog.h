@@ -11,9 +11,11 @@
  * in use is not stored one by one but counted exactly: the writer writes, at most once a second,
  * one counter line {"ts":...,"type":"unlogged","since":...,"forwarded":N} to the file and one row
  * to the database's unlogged table, and warns once per burst. A blocked record uses the whole
- * ring, and when that is full goes to an overflow list that grows (allocating, only then) up to
- * QUERYLOG_OVERFLOW_MAX records; records keep their order. Only past that bound is a blocked
- * record lost: counted (querylog_evidence_lost) and reported as an error. Device events wait in
+ * ring, and when that is full goes to an overflow list of packed records (only the octets a
+ * record uses, ~150 for a blocked query) that grows in chunks of 256 KiB (allocating, only then)
+ * up to log.evidence_buffer_mb (default QUERYLOG_EVIDENCE_MB MiB: 300,000-600,000 blocked
+ * records); records keep their order. Only past that bound is a blocked record lost: counted
+ * (querylog_evidence_lost) and reported as an error. Device events wait in
  * a queue that grows from QUERYLOG_EVENTS to QUERYLOG_EVENTS_MAX. querylog_reopen() (SIGHUP) makes the writer reopen the file (logrotate).
  * querylog_free() writes what is buffered, then stops the thread. The database sink reports
  * and counts its own failures (locked, read-only, corrupt, full) and retries with backoff;
@@ -43,7 +45,7 @@
 
 #define QUERYLOG_RING	  16384	/* records buffered between the loop and the writer */
 #define QUERYLOG_EVIDENCE_SHARE 4 /* 1/4 of the ring is kept for blocked records */
-#define QUERYLOG_OVERFLOW_MAX 65536 /* blocked records waiting beyond a full ring, at most */
+#define QUERYLOG_EVIDENCE_MB 64 /* log.evidence_buffer_mb's default: the overflow's bound */
 
 struct querylog;
 

@@ -17,7 +17,7 @@
 
 #define WRITER_SLEEP_MS	    50
 #define UNLOGGED_REPORT_MS  1000 /* a counter line at most this often */
-#define OVF_CHUNK	    256	 /* slots per overflow chunk */
+#define OVF_CHUNK_BYTES	    (256u << 10) /* octets per evidence-buffer chunk */
 #define QUERYLOG_WRITER_NICE 19 /* the writer thread's nice value (lower_priority) */
 #define CACHE_LINE	    64
 
@@ -49,12 +49,20 @@ _Static_assert(2 * sizeof(struct sockaddr_in6) + 3 * NAMES_MAX_WIRE + 2 * QUERYL
 		       sizeof(((struct slot *)0)->data),
 	       "slot data too small");
 
-/* The evidence overflow: a single-producer single-consumer list of chunks, grown by the loop
- * thread only while the ring is full (never in steady state), up to QUERYLOG_OVERFLOW_MAX
- * records; the writer frees a chunk once it has read all of it. */
+/* The octets a packed slot uses (header and data in use, rounded up to 8): what it takes in the
+ * evidence overflow. */
+size_t querylog_slot_bytes(const struct slot *s);
+
+/* The evidence overflow: a single-producer single-consumer list of chunks of packed records,
+ * each record taking only the octets it uses (querylog_slot_bytes: ~100-200 for a blocked
+ * query instead of a slot's 1,088), grown by the loop thread only while the ring is full (never
+ * in steady state), up to ovf_max_chunks chunks (log.evidence_buffer_mb); the writer frees a
+ * chunk once it has read all of it. A record starts at an offset where a whole struct slot
+ * still fits in the chunk (so packing never runs past it); both sides apply that rule, so the
+ * writer finds the records where the producer put them. */
 struct ovf_chunk {
 	_Atomic(struct ovf_chunk *) next;
-	struct slot slots[OVF_CHUNK];
+	uint64_t words[OVF_CHUNK_BYTES / sizeof(uint64_t)];
 };
 
 struct querylog {
@@ -69,7 +77,7 @@ struct querylog {
 	atomic_size_t head;
 	size_t tail_cache;		/* producer's last view of tail */
 	struct ovf_chunk *ovf_w;	/* the chunk the producer appends to */
-	size_t ovf_widx;
+	size_t ovf_woff;		/* octet offset in ovf_w */
 	atomic_uint_fast64_t ovf_in;	/* overflow records published */
 	uint64_t ovf_out_cache;		/* producer's last view of ovf_out */
 	char pad1[CACHE_LINE];
@@ -77,10 +85,12 @@ struct querylog {
 	/* consumer side */
 	atomic_size_t tail;
 	struct ovf_chunk *ovf_r;	/* the chunk the writer reads */
-	size_t ovf_ridx;
+	size_t ovf_roff;		/* octet offset in ovf_r */
 	atomic_uint_fast64_t ovf_out;	/* overflow records taken */
 	char pad2[CACHE_LINE];
-	atomic_size_t ovf_chunks;	/* allocated; the producer adds, the writer subtracts */
+	atomic_size_t ovf_chunks;	/* allocated beyond the first; the producer adds, the
+					   writer subtracts */
+	atomic_size_t ovf_max_chunks;	/* the bound, first chunk included (set by the loop) */
 	_Atomic(struct ovf_chunk *) ovf_spare; /* a drained chunk kept for the next one */
 	atomic_uint_fast64_t ovf_peak;	/* most overflow records waiting at once */
 
@@ -155,7 +165,7 @@ void querylog_test_pause(struct querylog *ql, bool paused);
 /* Number of records currently in the ring. */
 size_t querylog_pending(const struct querylog *ql);
 
-/* Chunks the evidence overflow holds beyond its first one. */
+/* Chunks the evidence overflow holds beyond its first one (each OVF_CHUNK_BYTES). */
 size_t querylog_test_overflow_chunks(const struct querylog *ql);
 
 /* True while settings given to querylog_reconfigure() wait for the writer to apply them. */

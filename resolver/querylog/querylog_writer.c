@@ -90,6 +90,16 @@ querylog_slot_pack(struct slot *s, const struct querylog_record *r)
 		memcpy(p, r->mac, 6);
 }
 
+size_t
+querylog_slot_bytes(const struct slot *s)
+{
+	size_t n = offsetof(struct slot, data) + (size_t)s->client_len + s->upstream_len +
+		   s->qname_len + s->group_len + s->list_len + s->rule_len + s->device_len +
+		   s->vendor_len + ((s->flags & SLOT_MAC) != 0 ? 6 : 0);
+
+	return (n + 7) & ~(size_t)7;
+}
+
 static void
 slot_unpack(const struct slot *s, struct querylog_record *r)
 {
@@ -209,21 +219,22 @@ emit(struct querylog *ql, const struct slot *s, uint64_t *unopened)
 	return ql->file.len + QUERYLOG_LINE_MAX <= JSONL_BUF;
 }
 
-/* The next overflow record for the writer (there is one: ovf_out < ovf_in). */
+/* The next overflow record for the writer (there is one: ovf_out < ovf_in). The producer
+ * started a new chunk where a whole slot no longer fitted: so does the reader. */
 static const struct slot *
 ovf_peek(struct querylog *ql)
 {
-	if (ql->ovf_ridx == OVF_CHUNK) {
+	if (ql->ovf_roff + SLOT_SIZE > OVF_CHUNK_BYTES) {
 		struct ovf_chunk *next = atomic_load_explicit(&ql->ovf_r->next, memory_order_acquire);
 		INSIST(next != NULL);
 		/* the producer moved on when it linked next: the chunk is kept as the spare (one
 		 * only, so a long burst gives its memory back) */
 		free(atomic_exchange(&ql->ovf_spare, ql->ovf_r));
 		ql->ovf_r = next;
-		ql->ovf_ridx = 0;
+		ql->ovf_roff = 0;
 		atomic_fetch_sub(&ql->ovf_chunks, 1);
 	}
-	return &ql->ovf_r->slots[ql->ovf_ridx];
+	return (const struct slot *)((const unsigned char *)ql->ovf_r->words + ql->ovf_roff);
 }
 
 static void
@@ -268,8 +279,9 @@ drain_batch(struct querylog *ql, size_t end, uint64_t ovf_end)
 			atomic_fetch_add_explicit(&ql->unlogged, shed_n, memory_order_relaxed);
 	} else if (o != ovf_end) {
 		while (o != ovf_end && room) {
-			room = emit(ql, ovf_peek(ql), &unopened);
-			ql->ovf_ridx++;
+			const struct slot *sl = ovf_peek(ql);
+			room = emit(ql, sl, &unopened);
+			ql->ovf_roff += querylog_slot_bytes(sl);
 			o++;
 		}
 		atomic_store_explicit(&ql->ovf_out, o, memory_order_release);
@@ -488,9 +500,9 @@ report_unlogged(struct querylog *ql, bool final)
 
 	if (lost != ql->evidence_reported) {
 		log_error("query log: %llu blocked records lost: the writer is too slow and the "
-			  "overflow buffer (%u records) is full",
+			  "evidence buffer (log.evidence_buffer_mb: %zu MiB) is full",
 			  (unsigned long long)(lost - ql->evidence_reported),
-			  (unsigned)QUERYLOG_OVERFLOW_MAX);
+			  atomic_load(&ql->ovf_max_chunks) * OVF_CHUNK_BYTES >> 20);
 		ql->evidence_reported = lost;
 	}
 	uint64_t n = atomic_load(&ql->unlogged);

@@ -7,7 +7,10 @@
  * ns/submit is CPU time of the submitting thread (clock_gettime per burst of submits).
  * Phases: "paced" submits in bursts of 100 records every 1 ms (about 100k records/s, a busy
  * resolver): nothing should be dropped; "flood" submits as fast as possible: the ring fills and
- * records are dropped, which shows the cost of the drop path too.
+ * records are dropped, which shows the cost of the drop path too; "sinks": both sinks (JSON
+ * lines and database) on the soak's mix at RATE records a second (default 50000; SINKS=file or
+ * SINKS=db for one sink; SINKS_ONLY=1 skips the other phases): the writer thread's CPU per
+ * record.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,6 +122,119 @@ run_phase(const char *name, const char *path, unsigned long n, bool paced)
 	return 0;
 }
 
+/* A record of the soak's mix: 70% of 1,000 cached names, 20% blocked names seen once, 10%
+ * forwarded names seen once, from 64 clients. */
+static void
+mix_record(struct querylog_record *r, unsigned long i, uint32_t *rnd)
+{
+	char name[64];
+	struct sockaddr_in *sin = (struct sockaddr_in *)&r->client;
+	uint32_t x = (*rnd = *rnd * 1103515245u + 12345u) >> 8;
+	unsigned pick = x % 10;
+
+	make_record(r);
+	if (pick < 7)
+		snprintf(name, sizeof(name), "h%u.bench.example", 1 + (x / 10) % 1000);
+	else if (pick < 9)
+		snprintf(name, sizeof(name), "t%lu.blocked.soak.example", i);
+	else
+		snprintf(name, sizeof(name), "m%lu.miss.example", i);
+	r->blocked = pick == 7 || pick == 8;
+	r->has_list = r->blocked;
+	r->rule_label = r->blocked ? 1 : -1;
+	r->action = r->blocked ? QUERYLOG_ACTION_NXDOMAIN : pick < 7 ? QUERYLOG_ACTION_CACHE
+								      : QUERYLOG_ACTION_FORWARD;
+	r->rcode = r->blocked ? 3 : 0;
+	sin->sin_addr.s_addr = htonl(0x0a000000u | (x % 64));
+	if (!r->blocked && pick == 9) {
+		struct sockaddr_in *up = (struct sockaddr_in *)&r->upstream;
+		up->sin_family = AF_INET;
+		up->sin_port = htons(53);
+		inet_pton(AF_INET, "192.0.2.53", &up->sin_addr);
+	}
+	/* the name in wire form */
+	size_t len = 0;
+	for (char *l = name, *dot; *l != '\0'; l = dot + 1) {
+		dot = strchr(l, '.');
+		size_t n = dot != NULL ? (size_t)(dot - l) : strlen(l);
+		r->qname_wire[len++] = (uint8_t)n;
+		memcpy(r->qname_wire + len, l, n);
+		len += n;
+		if (dot == NULL)
+			break;
+	}
+	r->qname_wire[len++] = 0;
+	r->qname_len = (uint8_t)len;
+}
+
+static double
+process_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Both sinks (JSON lines and database; SINKS=file or SINKS=db: one only, to split the cost),
+ * the soak's mix, paced at about 'rate' records a second in bursts of 100: the writer
+ * thread's CPU per record (the process's CPU minus the submitting thread's), and what was
+ * not stored one by one. */
+static int
+run_sinks(const char *dir, unsigned long n, unsigned long rate)
+{
+	char path[300], db[300];
+	struct config cfg;
+	struct querylog *ql = NULL;
+	struct querylog_record r;
+	uint32_t rnd = 7;
+	const char *only = getenv("SINKS") != NULL ? getenv("SINKS") : "";
+
+	snprintf(path, sizeof(path), "%s/sinks.jsonl", dir);
+	snprintf(db, sizeof(db), "%s/sinks.db", dir);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.log.queries = CONFIG_LOG_ALL;
+	cfg.log.file = strcmp(only, "db") != 0 ? path : NULL;
+	cfg.log.database = strcmp(only, "file") != 0 ? db : NULL;
+	int rc = querylog_new(&cfg, &ql);
+	if (rc != 0) {
+		fprintf(stderr, "bench_querylog: '%s': %s\n", path, strerror(-rc));
+		return 1;
+	}
+	double cpu0 = process_cpu_s();
+	uint64_t main0 = cpu_ns(), start = now_ns();
+	uint64_t period = 100 * 1000000000ull / rate;
+	for (unsigned long i = 0; i < n;) {
+		for (unsigned long k = 0; k < 100 && i < n; k++, i++) {
+			mix_record(&r, i, &rnd);
+			(void)querylog_submit(ql, &r);
+		}
+		uint64_t due = start + (i / 100) * period, now = now_ns();
+		if (due > now) {
+			struct timespec ts = { (time_t)((due - now) / 1000000000u),
+					       (long)((due - now) % 1000000000u) };
+			nanosleep(&ts, NULL);
+		}
+	}
+	uint64_t submitted = now_ns();
+	uint64_t dropped = querylog_dropped(ql), lost = querylog_evidence_lost(ql);
+	double main_s = (double)(cpu_ns() - main0) / 1e9;
+	querylog_free(&ql);
+	double writer_s = process_cpu_s() - cpu0 - main_s;
+	printf("sinks  %9lu records  %.0f records/s offered  writer %.2f us CPU/record  dropped "
+	       "%lu (%.1f%%), blocked lost %lu\n",
+	       n, (double)n / ((double)(submitted - start) / 1e9), writer_s * 1e6 / (double)n,
+	       (unsigned long)dropped, 100.0 * (double)dropped / (double)n, (unsigned long)lost);
+	unlink(path);
+	unlink(db);
+	snprintf(path, sizeof(path), "%s/sinks.db-wal", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/sinks.db-shm", dir);
+	unlink(path);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -150,10 +267,14 @@ main(int argc, char **argv)
 	printf("format %9lu records  %6.1f ns/record  (%.0f octets/line)\n", nf,
 	       (double)(t1 - t0) / (double)nf, (double)len / (double)nf);
 
-	rc |= run_phase("paced", path, n / 10 > 0 ? n / 10 : 1, true);
-	unlink(path);
-	rc |= run_phase("flood", path, n, false);
-	unlink(path);
+	if (getenv("SINKS_ONLY") == NULL) {
+		rc |= run_phase("paced", path, n / 10 > 0 ? n / 10 : 1, true);
+		unlink(path);
+		rc |= run_phase("flood", path, n, false);
+		unlink(path);
+	}
+	const char *rate = getenv("RATE");
+	rc |= run_sinks(dir, n / 2 > 0 ? n / 2 : 1, rate != NULL ? strtoul(rate, NULL, 10) : 50000);
 	if (argc <= 2)
 		rmdir(dir);
 	return rc;

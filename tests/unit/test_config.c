@@ -88,6 +88,8 @@ static const struct error_case error_cases[] = {
 	 "t.yaml:2:3: log.retention_days: expected an integer from 0 to 36500, got '36501'"},
 	{"retention text", "log:\n  retention_days: \"90\"\n",
 	 "t.yaml:2:3: log.retention_days: expected an integer, got a string"},
+	{"evidence buffer zero", "log:\n  evidence_buffer_mb: 0\n",
+	 "t.yaml:2:3: log.evidence_buffer_mb: expected an integer from 1 to 65536, got '0'"},
 	{"state_dir null", "state_dir:\n",
 	 "t.yaml:1:1: state_dir: expected a string, got null"},
 	{"state_dir mapping", "state_dir: {a: b}\n",
@@ -653,6 +655,7 @@ test_defaults(void **state)
 	assert_string_equal(cfg->log.file, "-");
 	assert_null(cfg->log.database);
 	assert_int_equal(cfg->log.retention_days, 90);
+	assert_int_equal(cfg->log.evidence_buffer_mb, 64);
 	assert_string_equal(cfg->state_dir, "/var/lib/veto");
 	/* the TCP limits the daemon had before they were keys */
 	assert_int_equal(cfg->server.tcp_idle_timeout_ms, 10000);

@@ -69,8 +69,8 @@ event(struct querylog *ql, struct tally *t)
 }
 
 static void
-open_log(struct querylog **ql, size_t capacity, char *file, char *db, const char *file_name,
-         const char *db_name)
+open_log_mb(struct querylog **ql, size_t capacity, uint32_t evidence_mb, char *file, char *db,
+            const char *file_name, const char *db_name)
 {
 	struct config cfg;
 
@@ -80,7 +80,15 @@ open_log(struct querylog **ql, size_t capacity, char *file, char *db, const char
 	cfg.log.queries = CONFIG_LOG_ALL;
 	cfg.log.file = file;
 	cfg.log.database = db;
+	cfg.log.evidence_buffer_mb = evidence_mb; /* 0: the default */
 	assert_int_equal(querylog_new_capacity(&cfg, capacity, ql), 0);
+}
+
+static void
+open_log(struct querylog **ql, size_t capacity, char *file, char *db, const char *file_name,
+         const char *db_name)
+{
+	open_log_mb(ql, capacity, 0, file, db, file_name, db_name);
 }
 
 /* The file: every line a whole JSON object; the records in submission order; every blocked
@@ -147,7 +155,7 @@ test_parked_writer_keeps_evidence(void **state)
 	char file[300], db[300];
 	struct querylog *ql = NULL;
 	struct tally t = {0};
-	const uint32_t n = 3000;
+	const uint32_t n = 30000;
 
 	(void)state;
 	open_log(&ql, 64, file, db, "parked.jsonl", "parked.db");
@@ -158,12 +166,15 @@ test_parked_writer_keeps_evidence(void **state)
 			event(ql, &t);
 	}
 	assert_true(t.events > QUERYLOG_EVENTS);
-	assert_int_equal(t.blocked, 1000);
-	assert_int_equal(t.refused, 2000 - 32); /* records 0-47 fill 3/4 of the ring: 32 forwarded */
+	assert_int_equal(t.blocked, 10000);
+	assert_int_equal(t.refused, 20000 - 32); /* records 0-47 fill 3/4 of the ring: 32 forwarded */
 	assert_int_equal(querylog_unlogged(ql), t.refused);
 	assert_int_equal(querylog_dropped(ql), t.refused);
 	assert_int_equal(querylog_evidence_lost(ql), 0);
-	assert_true(querylog_test_overflow_chunks(ql) > 0); /* it grew */
+	/* it grew, by packed records: 10,000 - 16 blocked ones in a few chunks of 256 KiB, not
+	 * the 10 MB whole slots would take */
+	size_t chunks = querylog_test_overflow_chunks(ql);
+	assert_true(chunks > 0 && chunks < 10);
 	querylog_test_pause(ql, false);
 	querylog_free(&ql);
 	check_file(file, &t);
@@ -197,12 +208,55 @@ test_flood_keeps_evidence(void **state)
 	check_db(db, &t);
 }
 
+/* The bound: log.evidence_buffer_mb 1 and the writer parked. The overflow holds records as
+ * packed octets, so 1 MiB keeps several times the blocked records whole slots would (1 MiB /
+ * 1,088); past the bound every blocked record refused is counted as lost, exactly, and what
+ * was taken is stored, in order. */
+static void
+test_bound_counts_evidence_lost(void **state)
+{
+	char file[300], db[300];
+	struct querylog *ql = NULL;
+	struct querylog_record r;
+	uint64_t taken = 0, lost = 0;
+
+	(void)state;
+	open_log_mb(&ql, 64, 1, file, db, "bound.jsonl", "bound.db");
+	querylog_test_pause(ql, true);
+	for (uint32_t i = 0; i < 20000; i++) {
+		numbered(&r, i, true);
+		int rc = querylog_submit(ql, &r);
+		assert_true(rc == 0 || rc == -ENOBUFS);
+		if (rc == 0) {
+			assert_int_equal(lost, 0); /* nothing taken once the bound was reached */
+			taken++;
+		} else {
+			lost++;
+		}
+	}
+	print_message("bound: %llu blocked records kept in 1 MiB, %llu lost\n",
+	              (unsigned long long)taken, (unsigned long long)lost);
+	assert_true(taken - 64 > 4 * ((1u << 20) / SLOT_SIZE)); /* packed, not whole slots */
+	assert_true(lost > 0);
+	assert_int_equal(querylog_evidence_lost(ql), lost);
+	assert_int_equal(querylog_dropped(ql), lost);
+	assert_int_equal(querylog_test_overflow_chunks(ql) + 1, (1u << 20) / OVF_CHUNK_BYTES);
+	querylog_test_pause(ql, false);
+	querylog_free(&ql);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM queries WHERE blocked = 1"),
+	                 (int64_t)taken);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM queries a JOIN queries b"
+	                             " ON b.id = a.id + 1 WHERE b.latency_us <= a.latency_us"),
+	                 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_parked_writer_keeps_evidence),
 	        cmocka_unit_test(test_flood_keeps_evidence),
+	        cmocka_unit_test(test_bound_counts_evidence_lost),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
