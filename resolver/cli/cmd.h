@@ -18,6 +18,12 @@ int cmd_explain(int argc, char **argv); /* cmd_explain.c */
 int cmd_log(int argc, char **argv);	/* cmd_log.c */
 int cmd_report(int argc, char **argv);	/* cmd_report.c */
 int cmd_devices(int argc, char **argv); /* cmd_devices.c */
+int cmd_stats(int argc, char **argv);	/* cmd_stats.c */
+
+/* Sends line (newline included) to the daemon's control socket at path and reads its reply
+ * line (without the newline) into reply (cmd_devices_admin.c). 0, -ENOENT or -ECONNREFUSED
+ * (no daemon listens there), or another -errno. */
+int cmd_ask_daemon(const char *path, const char *line, char *reply, size_t size);
 
 struct logdb_reader;
 struct logdb_filter;

@@ -31,11 +31,8 @@
 
 /* ---- the running daemon ---- */
 
-/* Sends line to the daemon at path and reads its reply line into reply. 0, -ENOENT or
- * -ECONNREFUSED (no daemon: the caller edits the saved state), or another -errno (the daemon
- * may be running: nothing is edited). */
-static int
-ask_daemon(const char *path, const char *line, char *reply, size_t size)
+int
+cmd_ask_daemon(const char *path, const char *line, char *reply, size_t size)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	size_t len = strlen(line), got = 0;
@@ -318,7 +315,7 @@ cmd_devices_admin(int argc, char **argv)
 		code = CMD_EXIT_USAGE;
 		goto cleanup;
 	}
-	int rc = ask_daemon(sock, line, reply, sizeof(reply));
+	int rc = cmd_ask_daemon(sock, line, reply, sizeof(reply));
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {
 		code = edit_saved(cfg, &req);
 		goto cleanup;

@@ -168,9 +168,12 @@ cmd_log_filter_opt(const char *cmd, int argc, char **argv, int *i, struct logdb_
 	}
 	struct logdb_values *vs = (struct logdb_values *)((char *)f + opts[k].off);
 	/* "xiaomi,huawei": each value (the argument is cut in place; it lives as long as the
-	 * process) */
+	 * process). A comma followed by a space is part of the value: OUI vendor names are
+	 * written so ("ICANN, IANA Department") */
 	for (char *p = v;;) {
-		char *comma = strchr(p, ',');
+		char *comma = p;
+		while ((comma = strchr(comma, ',')) != NULL && comma[1] == ' ')
+			comma++;
 		if (comma != NULL)
 			*comma = '\0';
 		if (filter_value(cmd, a, vs, p) != 0)

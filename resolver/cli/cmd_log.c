@@ -99,7 +99,7 @@ static const struct output_col table_cols[] = {
         {.prio = 4, .min = 5, .max = 16}, /* GROUP */
         {.prio = 0, .min = 16},           /* NAME */
         {.prio = 7, .min = 4},            /* TYPE */
-        {.prio = 0, .min = 6},            /* ACTION */
+        {.prio = 0, .min = 8},            /* ACTION */
         {.prio = 1, .min = 6, .max = 16}, /* LIST */
         {.prio = 9, .min = 8, .max = 32}, /* RULE */
         {.prio = 8, .min = 5},            /* RCODE */

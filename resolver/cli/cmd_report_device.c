@@ -24,7 +24,7 @@ static const struct output_col device_cols[] = {
         {.prio = 2, .min = 5, .max = 16},  /* GROUP */
         {.prio = 0, .min = 24},            /* NAME / EVENT */
         {.prio = 5, .min = 4},             /* TYPE */
-        {.prio = 0, .min = 6},             /* ACTION */
+        {.prio = 0, .min = 8},             /* ACTION */
         {.prio = 1, .min = 6, .max = 16},  /* LIST */
         {.prio = 6, .min = 5},             /* RCODE */
 };

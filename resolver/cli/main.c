@@ -25,6 +25,7 @@ usage(FILE *out)
 		"  report   reports from the query database (veto report attempts|summary|device)\n"
 		"  devices  the devices the daemon knows (veto devices -c FILE [--format F]), one in\n"
 		"           detail (show KEY), and a way back (forget KEY, pin KEY, unpin KEY)\n"
+		"  stats    the running daemon's counters (veto stats -c FILE [--json])\n"
 		"  version  print the version\n"
 		"\n"
 		"'veto COMMAND --help' describes each command. Exit codes: 0 ok, 1 runtime error,\n"
@@ -63,6 +64,8 @@ main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (strcmp(cmd, "devices") == 0)
 		return cmd_devices(argc - 1, argv + 1);
+	if (strcmp(cmd, "stats") == 0)
+		return cmd_stats(argc - 1, argv + 1);
 	fprintf(stderr, "veto: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return CMD_EXIT_USAGE;

@@ -219,13 +219,15 @@ struct control_client {
 	uint32_t uid;
 	size_t len;
 	char buf[CONTROL_LINE_MAX + 1];
-	char reply[CONTROL_LINE_MAX];
+	char reply[CONTROL_REPLY_MAX];
 };
 
 struct control {
 	uv_loop_t *loop;
 	uv_pipe_t listener;
-	struct devices *devices;
+	struct devices *devices; /* NULL until the device table starts */
+	control_stats_cb stats;
+	void *stats_arg;
 	char *path;
 	struct control_client *clients;
 	unsigned nclients; /* in clients */
@@ -287,7 +289,7 @@ on_reply_written(uv_write_t *req, int status)
 static void
 reply(struct control_client *cl, bool ok, const char *text)
 {
-	char safe[CONTROL_LINE_MAX];
+	char safe[CONTROL_REPLY_MAX];
 	if (cl->answered || cl->closing)
 		return;
 	cl->answered = true;
@@ -309,11 +311,25 @@ handle_line(struct control_client *cl, size_t len)
 	struct devices_admin_req req;
 	char msg[CONTROL_LINE_MAX - 16];
 
+	if (len == 5 && memcmp(cl->buf, "stats", 5) == 0) {
+		char json[CONTROL_REPLY_MAX - 16];
+		if (cl->c->stats == NULL)
+			reply(cl, false, "no counters here");
+		else if (cl->c->stats(cl->c->stats_arg, json, sizeof(json)) != 0)
+			reply(cl, false, "counters too long for a reply");
+		else
+			reply(cl, true, json);
+		return;
+	}
 	if (control_parse(cl->buf, len, &req, msg, sizeof(msg)) != 0) {
 		reply(cl, false, msg);
 		return;
 	}
 	req.uid = cl->uid;
+	if (cl->c->devices == NULL) {
+		reply(cl, false, "device identity is off (no devices: section)");
+		return;
+	}
 	int rc = devices_admin_run(cl->c->devices, &req, msg, sizeof(msg));
 	reply(cl, rc == 0, msg);
 }
@@ -491,8 +507,15 @@ on_failed_closed(uv_handle_t *h)
 	free(c);
 }
 
+void
+control_set_devices(struct control *c, struct devices *d)
+{
+	c->devices = d;
+}
+
 int
-control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, struct control **out)
+control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, control_stats_cb stats,
+             void *stats_arg, struct control **out)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int fd = -1, rc;
@@ -522,6 +545,8 @@ control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, struct c
 	}
 	c->loop = loop;
 	c->devices = d;
+	c->stats = stats;
+	c->stats_arg = stats_arg;
 	uv_pipe_init(loop, &c->listener, 0);
 	c->listener.data = c;
 	c->open = 1;

@@ -1,6 +1,6 @@
 /*
  * control: the daemon's local control channel, a Unix stream socket in state_dir
- * (state_dir/control.sock) that `veto devices forget|pin|unpin` talk to.
+ * (state_dir/control.sock) that `veto devices forget|pin|unpin` and `veto stats` talk to.
  *
  * The socket is created by the daemon with mode 0600 whatever the umask (owner only: the
  * daemon's user and root can connect, and a peer of another uid is refused after a
@@ -11,6 +11,7 @@
  *     forget KEY
  *     pin KEY [vendor=VENDOR] [group=GROUP]
  *     unpin KEY
+ *     stats                    (reply: "ok " and the counters as one JSON object, metrics.h)
  * Words are separated by one space; in a word, '%', space and control octets are written
  * %XX (hex). Replies: "ok TEXT" or "error: TEXT". Bounded: CONTROL_LINE_MAX octets per
  * request, CONTROL_MAX_CLIENTS connections at once (more are closed at once),
@@ -32,6 +33,11 @@
 #define CONTROL_LINE_MAX    512
 #define CONTROL_MAX_CLIENTS 8
 #define CONTROL_TIMEOUT_MS  2000
+#define CONTROL_REPLY_MAX   4096 /* octets of a reply line, newline included */
+
+/* Writes the daemon's counters as one JSON line (no newline) into buf: 0 or -ENOSPC. Called
+ * on the loop for each "stats" request. */
+typedef int (*control_stats_cb)(void *arg, char *buf, size_t size);
 
 /* Parses one request line (without its newline) into req (uid 0). 0, or -EINVAL with the
  * reason in err. */
@@ -47,11 +53,15 @@ int control_path(const char *state_dir, char *buf, size_t size);
 struct control;
 
 /*
- * Listens on state_dir/control.sock for requests on d's table (d must outlive the channel).
- * 0, or -errno (logged: the daemon runs without the channel): -ENAMETOOLONG, -EADDRINUSE
- * (another daemon serves that socket), or the socket's error.
+ * Listens on state_dir/control.sock for requests on d's table (d must outlive the channel; NULL:
+ * no device table yet, device requests are answered with an error) and for "stats" (stats
+ * with stats_arg; NULL: none). 0, or -errno (logged: the daemon runs without the channel):
+ * -ENAMETOOLONG, -EADDRINUSE (another daemon serves that socket), or the socket's error.
  */
-int control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, struct control **out);
+int control_open(uv_loop_t *loop, struct devices *d, const char *state_dir,
+                 control_stats_cb stats, void *stats_arg, struct control **out);
+/* The device table started after the channel (a reload turned device identity on). */
+void control_set_devices(struct control *c, struct devices *d);
 /* Stops listening, closes every connection, removes the socket, then calls cb(arg). */
 void control_close(struct control *c, void (*cb)(void *arg), void *arg);
 void control_free(struct control **c); /* after the close callback; NULL-safe */

@@ -15,6 +15,7 @@
 #include "check.h"
 #include "config.h"
 #include "control.h"
+#include "metrics.h"
 #include "diag.h"
 #include "log.h"
 #include "server_int.h"
@@ -127,6 +128,31 @@ on_device_event(void *arg, const struct identity_event *ev)
 		querylog_submit_event(s->qlog, ev);
 }
 
+static int
+on_control_stats(void *arg, char *buf, size_t size)
+{
+	struct metrics m;
+
+	metrics_snapshot(arg, &m);
+	return metrics_json(&m, buf, size);
+}
+
+/* The control channel (control.h) in state_dir, for the device table and `veto stats`: opened
+ * with the device table or, without one, when the daemon keeps a query database there. */
+static void
+open_control(struct server *s)
+{
+	const char *dir = policy_config(s->policy)->state_dir;
+
+	if (s->control != NULL) {
+		control_set_devices(s->control, s->devices);
+		return;
+	}
+	if (dir != NULL &&
+	    control_open(s->loop, s->devices, dir, on_control_stats, s, &s->control) == 0)
+		s->nobjects++; /* not fatal: veto devices then edits the saved state */
+}
+
 static void
 start_devices(struct server *s, const char *when)
 {
@@ -142,8 +168,7 @@ start_devices(struct server *s, const char *when)
 	const char *dir = policy_config(s->policy)->state_dir;
 	free(s->applied.state_dir);
 	s->applied.state_dir = dir != NULL ? strdup(dir) : NULL; /* NULL on ENOMEM: no warning */
-	if (control_open(s->loop, s->devices, dir, &s->control) == 0)
-		s->nobjects++;	/* not fatal: veto devices then edits the saved state */
+	open_control(s);
 	if (when[0] != '\0')
 		log_info("%sdevices: started", when);
 }
@@ -158,6 +183,7 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 	if (s == NULL)
 		return -ENOMEM;
 	s->loop = loop;
+	s->started_ms = uv_now(loop);
 	s->drain_ms = SERVER_DRAIN_MS;
 	query_pool_init(&s->pool, SERVER_MAX_QUERIES);
 	s->udp_rbuf = malloc((size_t)UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE);
@@ -198,6 +224,8 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 	s->policy = policy;
 	if (cfg->devices.enabled)
 		start_devices(s, "");
+	else if (cfg->log.database != NULL)
+		open_control(s);
 	*out = s;
 	return 0;
 

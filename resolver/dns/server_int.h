@@ -160,6 +160,7 @@ struct server {
 	struct devices *devices;	/* device identity (devices: in the config), or NULL */
 	struct control *control;	/* state_dir/control.sock for the device table, or NULL */
 	struct server_stats stats;
+	uint64_t started_ms;		/* uv_now() at server_new (metrics: uptime) */
 	/* what took effect at start (or when devices started): a reload compares with these to
 	 * say which changes need a restart */
 	struct {
