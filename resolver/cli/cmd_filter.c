@@ -266,8 +266,7 @@ known_fill(struct known *k, const char *opt, const struct config *cfg, struct lo
 
 /* Each value of vs is one k knows (vendors: in any case); else a message and -1. */
 static int
-check_values(const char *cmd, const char *opt, const struct logdb_values *vs,
-             const struct known *k)
+check_values(const char *cmd, const char *opt, const struct logdb_values *vs, const struct known *k)
 {
 	for (size_t i = 0; i < LOGDB_FILTER_VALUES && vs->v[i] != NULL; i++) {
 		const char *v = vs->v[i];
@@ -285,7 +284,8 @@ check_values(const char *cmd, const char *opt, const struct logdb_values *vs,
 			        opt + 2, shown, text_safe(sug, sizeof(sug), s));
 		} else {
 			fprintf(stderr,
-			        "%s: %s: unknown %s '%s' (not in the configuration, never seen in the "
+			        "%s: %s: unknown %s '%s' (not in the configuration, never seen in "
+			        "the "
 			        "query database)\n",
 			        cmd, opt, opt + 2, shown);
 		}

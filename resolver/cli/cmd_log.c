@@ -92,7 +92,7 @@ static const bool table_right[] = {false, false, false, false, false, false, fal
 /* what gives way first in a narrow terminal: the rule, latency, rcode, then vendor, MAC... */
 static const struct output_col table_cols[] = {
         {.prio = 0, .min = 19},           /* TIME */
-        {.prio = 3, .min = 9, .max = 39}, /* CLIENT */
+        {.prio = 3, .min = 15, .max = 39}, /* CLIENT */
         {.prio = 2, .min = 8, .max = 24}, /* DEVICE */
         {.prio = 5, .min = 17},           /* MAC */
         {.prio = 6, .min = 6, .max = 16}, /* VENDOR */

@@ -90,7 +90,7 @@ static const bool attempts_right[] = {false, false, false, false, false, false,
 static const struct output_col attempts_cols[] = {
         {.prio = 0, .min = 12, .max = 39}, /* DEVICE: MAC or address */
         {.prio = 3, .min = 8, .max = 24},  /* NAME */
-        {.prio = 6, .min = 9, .max = 39},  /* CLIENT */
+        {.prio = 6, .min = 15, .max = 39}, /* CLIENT */
         {.prio = 4, .min = 8, .max = 24},  /* VENDOR */
         {.prio = 5, .min = 10, .max = 32}, /* EVIDENCE */
         {.prio = 3, .min = 5, .max = 16},  /* GROUP */

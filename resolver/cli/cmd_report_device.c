@@ -19,11 +19,11 @@ static const char *const device_heads[] = {"TIME", "CLIENT", "MAC",  "GROUP", "N
 
 static const struct output_col device_cols[] = {
         {.prio = 0, .min = 19},            /* TIME */
-        {.prio = 3, .min = 9, .max = 39},  /* CLIENT */
-        {.prio = 4, .min = 17},            /* MAC */
+        {.prio = 3, .min = 15, .max = 39}, /* CLIENT */
+        {.prio = 5, .min = 17},            /* MAC */
         {.prio = 2, .min = 5, .max = 16},  /* GROUP */
         {.prio = 0, .min = 24},            /* NAME / EVENT */
-        {.prio = 5, .min = 4},             /* TYPE */
+        {.prio = 4, .min = 4},             /* TYPE */
         {.prio = 0, .min = 8},             /* ACTION */
         {.prio = 1, .min = 6, .max = 16},  /* LIST */
         {.prio = 6, .min = 5},             /* RCODE */

@@ -104,14 +104,16 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 	        {"timeouts", st->tcp_timeouts},
 	};
 	const struct field cache[] = {
-	        {"entries", m->cache.entries},     {"bytes", m->cache.bytes},
-	        {"hits", m->cache.hits},           {"misses", m->cache.misses},
-	        {"inserts", m->cache.inserts},     {"evictions", m->cache.evictions},
+	        {"entries", m->cache.entries}, {"bytes", m->cache.bytes},
+	        {"hits", m->cache.hits},       {"misses", m->cache.misses},
+	        {"inserts", m->cache.inserts}, {"evictions", m->cache.evictions},
 	        {"expired", m->cache.expired},
 	};
 	const struct field qlog[] = {
-	        {"dropped", m->ql_dropped},   {"unlogged", m->ql_unlogged},
-	        {"evidence_lost", m->ql_evidence_lost}, {"file_lost", m->ql_lost},
+	        {"dropped", m->ql_dropped},
+	        {"unlogged", m->ql_unlogged},
+	        {"evidence_lost", m->ql_evidence_lost},
+	        {"file_lost", m->ql_lost},
 	        {"db_dropped", m->ql_db_dropped},
 	};
 	const struct field reloads[] = {

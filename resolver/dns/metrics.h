@@ -22,14 +22,14 @@ struct metrics {
 	bool cache_on;
 	struct cache_stats cache;
 	bool querylog_on;
-	uint64_t ql_dropped;        /* records not stored one by one (unlogged + evidence lost) */
-	uint64_t ql_unlogged;       /* forwarded records counted instead of stored */
-	uint64_t ql_evidence_lost;  /* blocked records lost (overflow full) */
-	uint64_t ql_lost;           /* JSON lines lost to write errors */
-	uint64_t ql_db_dropped;     /* records the database did not store (failures) */
+	uint64_t ql_dropped;       /* records not stored one by one (unlogged + evidence lost) */
+	uint64_t ql_unlogged;      /* forwarded records counted instead of stored */
+	uint64_t ql_evidence_lost; /* blocked records lost (overflow full) */
+	uint64_t ql_lost;          /* JSON lines lost to write errors */
+	uint64_t ql_db_dropped;    /* records the database did not store (failures) */
 	bool devices_on;
-	uint64_t devices;           /* in the device table */
-	uint64_t tcp_connections;   /* open now */
+	uint64_t devices;         /* in the device table */
+	uint64_t tcp_connections; /* open now */
 };
 
 /* Fills m from s. Loop thread only. */
