@@ -570,7 +570,8 @@ emit_attempt(struct attempts *a, struct attempt *g, logdb_attempt_cb cb, void *a
 			return rc;
 		g->lists[k].name = t->col[0];
 	}
-	qsort(g->lists, g->nlists, sizeof(g->lists[0]), cmp_attempt_list);
+	if (g->nlists > 0) /* none for a device the default deny alone refused */
+		qsort(g->lists, g->nlists, sizeof(g->lists[0]), cmp_attempt_list);
 	lists[0] = '\0';
 	for (size_t k = 0; k < g->nlists && k < LOGDB_TOP_LISTS; k++) {
 		int w = snprintf(lists + off, sizeof(lists) - off, "%s%s (%llu)",
