@@ -312,6 +312,9 @@ void config_lint_oui(const struct config *cfg, struct diag *diag);
 void config_lint_paths(const struct config *cfg, struct diag *diag);
 
 const char *config_action_name(enum config_action a); /* "sinkhole", ...; "inherit" */
+/* The candidate closest to word (a few edits at most, as `veto check` suggests keys, lists and
+ * vendors), or NULL: the "did you mean" of the commands. cands: n strings, borrowed. */
+const char *config_suggest(const char *word, const char *const *cands, size_t n);
 /* Parses "127.0.0.1:53", "[::1]:5353", "192.0.2.1" (default_port used). 0 or -EINVAL. */
 int config_parse_addr(const char *text, uint16_t default_port, struct sockaddr_storage *ss,
 		      socklen_t *len);

@@ -445,6 +445,12 @@ config_schema_suggest(const char *word, const char *const *cands, size_t n)
 	return best;
 }
 
+const char *
+config_suggest(const char *word, const char *const *cands, size_t n)
+{
+	return config_schema_suggest(word, cands, n);
+}
+
 /* ---- mappings ---- */
 
 /* True when the key at pair i repeats an earlier key of the same mapping (reported). */

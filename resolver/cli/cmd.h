@@ -36,16 +36,22 @@ int cmd_health(int argc, char **argv);	/* cmd_health.c */
 int cmd_ask_daemon(const char *path, const char *line, char *reply, size_t size, int timeout_ms);
 int cmd_lists(int argc, char **argv);	/* cmd_lists.c */
 
+int cmd_stats(int argc, char **argv);	/* cmd_stats.c */
+
 struct logdb_reader;
 struct logdb_filter;
-/* Opens the query database read-only for `veto log` and `veto report`: db when not NULL,
- * else log.database of the configuration file config (cmd_default_config() when NULL). Problems
- * are printed on standard error, prefixed with cmd ("veto log"). Returns an exit code. */
+/* Opens the query database read-only for `veto log` and `veto report` (cmd_filter.c): db when
+ * not NULL, else log.database of the configuration file config (cmd_default_config() when NULL).
+ * f (may be NULL): its group, list, vendor and device values must be names the configuration
+ * (when loaded) or the database know, else CMD_EXIT_USAGE with a "did you mean". Problems are
+ * printed on standard error, prefixed with cmd ("veto log"). Returns an exit code; *out is
+ * written on CMD_EXIT_OK only. */
 int cmd_log_open(const char *cmd, const char *config, const char *db,
-		 struct logdb_reader **out);
+		 const struct logdb_filter *f, struct logdb_reader **out);
 /* Parses the filter option at argv[*i] (--since, --until, --client, --mac, --device, --group,
  * --vendor, --domain, --list, --blocked, --allowed, --action) into f, advancing *i past its
- * value. 1 when consumed, 0 when argv[*i] is not a filter option, -1 on a bad value (printed). */
+ * value; a repeated option and "a,b" add values (ORed); argv's strings are cut in place. 1
+ * when consumed, 0 when argv[*i] is not a filter option, -1 on a bad value (printed). */
 int cmd_log_filter_opt(const char *cmd, int argc, char **argv, int *i, struct logdb_filter *f);
 
 #endif

@@ -55,6 +55,8 @@ usage(FILE *out)
 		"      --since TIME       devices seen since TIME (24h, 7d, 2026-11-22T03:58)\n"
 		"      --format F         table (default), csv, or json (one JSON array)\n"
 		"      --json             --format json\n"
+		"      --wide             every column at full width (the table otherwise fits\n"
+		"                         COLUMNS, else the terminal, else 100 columns)\n"
 		"  -h, --help             show this help\n"
 		"\n"
 		"exit codes: 0 ok, 1 runtime error, 2 bad usage or configuration\n");
@@ -254,6 +256,7 @@ struct list_ctx {
 	int64_t now;
 	size_t n;
 	struct output_table *table;
+	bool wide; /* --wide: the table is not fitted to the terminal */
 	int err;
 };
 
@@ -448,7 +451,17 @@ list(const char *config, struct list_ctx *c)
 
 	if (code != CMD_EXIT_OK)
 		goto cleanup;
-	if (c->format == FORMAT_TABLE && output_table_new(6, heads, &c->table) != 0) {
+	static const struct output_col cols[] = {
+		{.prio = 0, .min = 17, .max = 42}, /* KEY */
+		{.prio = 1, .min = 8, .max = 32},  /* NAME */
+		{.prio = 2, .min = 10, .max = 32}, /* VENDOR (SOURCE) */
+		{.prio = 1, .min = 5, .max = 16},  /* GROUP */
+		{.prio = 4, .min = 8, .max = 40},  /* EVIDENCE */
+		{.prio = 3, .min = 9},             /* LAST SEEN */
+	};
+	if (c->format == FORMAT_TABLE &&
+	    (output_table_new(6, heads, &c->table) != 0 ||
+	     output_table_fit(c->table, cols, output_term_width(c->wide)) != 0)) {
 		code = CMD_EXIT_RUNTIME;
 		goto cleanup;
 	}
@@ -571,6 +584,7 @@ cmd_devices(int argc, char **argv)
 		{"vendor", required_argument, NULL, 'v'},
 		{"group", required_argument, NULL, 'g'},
 		{"since", required_argument, NULL, 's'},
+		{"wide", no_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -611,6 +625,9 @@ cmd_devices(int argc, char **argv)
 			break;
 		case 'v':
 			c.vendor = optarg;
+			break;
+		case 'w':
+			c.wide = true;
 			break;
 		case 'g':
 			c.group = optarg;

@@ -2,7 +2,6 @@
  * cmd_log: `veto log`, searching the query database (read-only; works while the daemon runs
  * and on a copied file). Also the database and filter options shared with `veto report`.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
@@ -34,7 +33,7 @@ usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: veto log [-c FILE | --db PATH] [filters] [--limit N] [--format FORMAT]\n"
-	        "                [--follow]\n"
+	        "                [--wide] [--follow]\n"
 	        "\n"
 	        "searches the query database (log.database of the configuration) and prints the\n"
 	        "matching queries, newest first. Works while the daemon runs and on a copied "
@@ -48,6 +47,8 @@ usage(FILE *out)
 	        "                     2026-11-22T03:58, ...Z or +01:00; no zone = local time);\n"
 	        "                     'all' for no bound (the default)\n"
 	        "  --until WHEN       before WHEN\n"
+	        "filters (repeat one, or give VALUE,VALUE: any of the values; different filters\n"
+	        "all apply; an unknown group, list, vendor or device is an error):\n"
 	        "  --client IP        queries from this client address\n"
 	        "  --mac MAC          from this MAC address\n"
 	        "  --device NAME      from this device (inventory name or hostname)\n"
@@ -61,156 +62,16 @@ usage(FILE *out)
 	        "servfail,\n"
 	        "                     formerr, notimp\n"
 	        "  --limit N          at most N rows (default 100, 0 = all)\n"
-	        "  --format FORMAT    table (default: aligned, local time), csv, json (an array),\n"
-	        "                     jsonl (one object per line, as in log.file)\n"
+	        "  --format FORMAT    table (default: aligned, local time), csv (UTC times as\n"
+	        "                     2026-11-22 03:58:22.123), json (an array), jsonl (one object\n"
+	        "                     per line, as in log.file)\n"
+	        "  --wide             every column at full width (the table otherwise fits COLUMNS,\n"
+	        "                     else the terminal, else 100 columns, leaving out and\n"
+	        "                     shortening columns)\n"
 	        "  -f, --follow       print new queries as they arrive, until SIGINT or SIGTERM\n"
 	        "  -h, --help         show this help\n"
 	        "\n"
 	        "exit codes: 0 ok, 1 the database cannot be read, 2 bad usage or configuration.\n");
-}
-
-/* ---- shared with cmd_report.c ---- */
-
-int
-cmd_log_open(const char *cmd, const char *config, const char *db, struct logdb_reader **out)
-{
-	struct config *cfg = NULL;
-	struct diag d;
-	int rc;
-
-	if (db == NULL) {
-		const char *path = config != NULL ? config : cmd_default_config();
-		diag_init(&d);
-		rc = config_load(path, &d, &cfg);
-		diag_print(&d, stderr, DIAG_ERROR);
-		diag_clear(&d);
-		if (rc != 0) {
-			fprintf(stderr, "%s: %s: configuration not valid\n", cmd, path);
-			return CMD_EXIT_USAGE;
-		}
-		if (cfg->log.database == NULL) {
-			fprintf(stderr, "%s: %s: log.database is not set (or use --db PATH)\n", cmd,
-			        path);
-			config_free(&cfg);
-			return CMD_EXIT_USAGE;
-		}
-		db = cfg->log.database;
-	}
-	rc = logdb_reader_open(db, out);
-	config_free(&cfg);
-	return rc == 0 ? CMD_EXIT_OK : CMD_EXIT_RUNTIME;
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static const char *const actions[] = {"forward", "cache",    "sinkhole", "nxdomain", "nodata",
-                                      "refused", "servfail", "formerr",  "notimp"};
-
-/* "2001:DB8::1" -> "2001:db8::1", "::ffff:10.0.0.1" -> "10.0.0.1". 0 or -EINVAL. */
-static int
-canonical_ip(const char *text, char out[INET6_ADDRSTRLEN])
-{
-	uint8_t a[16];
-
-	if (inet_pton(AF_INET, text, a) == 1)
-		return inet_ntop(AF_INET, a, out, INET6_ADDRSTRLEN) != NULL ? 0 : -EINVAL;
-	if (inet_pton(AF_INET6, text, a) != 1)
-		return -EINVAL;
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	if (memcmp(a, mapped, sizeof(mapped)) == 0)
-		return inet_ntop(AF_INET, a + 12, out, INET6_ADDRSTRLEN) != NULL ? 0 : -EINVAL;
-	return inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN) != NULL ? 0 : -EINVAL;
-}
-
-int
-cmd_log_filter_opt(const char *cmd, int argc, char **argv, int *i, struct logdb_filter *f)
-{
-	static const struct {
-		const char *name;
-		size_t off;
-	} strs[] = {
-	        {"--client", offsetof(struct logdb_filter, client)},
-	        {"--mac", offsetof(struct logdb_filter, mac)},
-	        {"--device", offsetof(struct logdb_filter, device)},
-	        {"--group", offsetof(struct logdb_filter, group)},
-	        {"--vendor", offsetof(struct logdb_filter, vendor)},
-	        {"--domain", offsetof(struct logdb_filter, domain)},
-	        {"--list", offsetof(struct logdb_filter, list)},
-	        {"--action", offsetof(struct logdb_filter, action)},
-	};
-	const char *a = argv[*i];
-
-	if (strcmp(a, "--blocked") == 0 || strcmp(a, "--allowed") == 0) {
-		int want = a[2] == 'b' ? 1 : 0;
-		if (f->blocked >= 0 && f->blocked != want) {
-			fprintf(stderr, "%s: --blocked and --allowed exclude each other\n", cmd);
-			return -1;
-		}
-		f->blocked = want;
-		return 1;
-	}
-	bool since = strcmp(a, "--since") == 0, until = strcmp(a, "--until") == 0;
-	size_t k = 0;
-	while (k < sizeof(strs) / sizeof(strs[0]) && strcmp(a, strs[k].name) != 0)
-		k++;
-	if (!since && !until && k == sizeof(strs) / sizeof(strs[0]))
-		return 0;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "%s: option '%s' needs a value\n", cmd, a);
-		return -1;
-	}
-	const char *v = argv[++*i];
-	if (since && strcmp(v, "all") == 0) {
-		f->since_ms = 0;
-		return 1;
-	}
-	if (since || until) {
-		uint64_t t;
-		if (output_parse_time(v, now_ms(), &t) != 0) {
-			fprintf(stderr,
-			        "%s: %s: bad time '%s' (expected 30m, 24h, 7d, 2w or ISO 8601 such "
-			        "as 2026-11-22T03:58:22Z)\n",
-			        cmd, a, v);
-			return -1;
-		}
-		if (since)
-			f->since_ms = t > 0 ? t : 1;
-		else
-			f->until_ms = t > 0 ? t : 1;
-		return 1;
-	}
-	if (strcmp(a, "--action") == 0) {
-		size_t j = 0;
-		while (j < sizeof(actions) / sizeof(actions[0]) && strcmp(v, actions[j]) != 0)
-			j++;
-		if (j == sizeof(actions) / sizeof(actions[0])) {
-			fprintf(stderr,
-			        "%s: --action: unknown value '%s' (expected forward, cache, "
-			        "sinkhole, "
-			        "nxdomain, nodata, refused, servfail, formerr, notimp)\n",
-			        cmd, v);
-			return -1;
-		}
-	}
-	if (strcmp(a, "--client") == 0) {
-		/* as the log writes it: canonical text, IPv4-mapped addresses as IPv4 */
-		static char canon[INET6_ADDRSTRLEN];
-		if (canonical_ip(v, canon) != 0) {
-			fprintf(stderr, "%s: --client: '%s' is not an IPv4 or IPv6 address\n", cmd,
-			        v);
-			return -1;
-		}
-		v = canon;
-	}
-	*(const char **)((char *)f + strs[k].off) = v;
-	return 1;
 }
 
 /* ---- output ---- */
@@ -223,10 +84,27 @@ struct out {
 	struct output_table *table;
 };
 
-static const char *const table_heads[] = {"TIME",   "CLIENT", "DEVICE", "GROUP", "NAME", "TYPE",
-                                          "ACTION", "LIST",   "RULE",   "RCODE", "MS"};
-static const bool table_right[] = {false, false, false, false, false, false,
-                                   false, false, false, false, true};
+static const char *const table_heads[] = {"TIME", "CLIENT", "DEVICE", "MAC",    "VENDOR",
+                                          "GROUP", "NAME", "TYPE",  "ACTION", "LIST",
+                                          "RULE", "RCODE", "MS"};
+static const bool table_right[] = {false, false, false, false, false, false, false,
+                                   false, false, false, false, false, true};
+/* what gives way first in a narrow terminal: the rule, latency, rcode, then vendor, MAC... */
+static const struct output_col table_cols[] = {
+        {.prio = 0, .min = 19},           /* TIME */
+        {.prio = 3, .min = 15, .max = 39}, /* CLIENT */
+        {.prio = 2, .min = 8, .max = 24}, /* DEVICE */
+        {.prio = 5, .min = 17},           /* MAC */
+        {.prio = 6, .min = 6, .max = 16}, /* VENDOR */
+        {.prio = 4, .min = 5, .max = 16}, /* GROUP */
+        {.prio = 0, .min = 16},           /* NAME */
+        {.prio = 7, .min = 4},            /* TYPE */
+        {.prio = 0, .min = 8},            /* ACTION */
+        {.prio = 1, .min = 6, .max = 16}, /* LIST */
+        {.prio = 9, .min = 8, .max = 32}, /* RULE */
+        {.prio = 8, .min = 5},            /* RCODE */
+        {.prio = 8, .min = 4},            /* MS */
+};
 
 static void
 print_json_obj(FILE *f, const struct logdb_row *r)
@@ -276,7 +154,7 @@ print_csv_row(FILE *f, const struct logdb_row *r)
 	const char *cols3[] = {r->mac, r->device, r->vendor, r->vendor_source};
 	char ts[OUTPUT_TIME_MAX];
 
-	output_format_time(r->ts_ms, false, ts);
+	output_format_csv_time(r->ts_ms, ts);
 	fputs(ts, f);
 	for (size_t i = 0; i < 5; i++) {
 		fputc(',', f);
@@ -299,12 +177,12 @@ static int
 table_row(struct out *o, const struct logdb_row *r)
 {
 	char ts[OUTPUT_TIME_MAX], ms[24];
-	const char *device = r->device != NULL ? r->device : r->mac;
 
 	output_format_time(r->ts_ms, true, ts);
 	snprintf(ms, sizeof(ms), "%.1f", r->latency_us / 1000.0);
-	const char *cells[] = {ts,        r->client, device,  r->group, r->qname, r->qtype,
-	                       r->action, r->list,   r->rule, r->rcode, ms};
+	const char *cells[] = {ts,       r->client, r->device, r->mac,  r->vendor,
+	                       r->group, r->qname,  r->qtype,  r->action, r->list,
+	                       r->rule,  r->rcode,  ms};
 	return output_table_add(o->table, cells);
 }
 
@@ -502,7 +380,7 @@ cmd_log(int argc, char **argv)
 	struct logdb_reader *r = NULL;
 	struct logdb_filter f;
 	struct out o = {.format = FORMAT_TABLE, .f = stdout, .first = true};
-	bool follow_mode = false;
+	bool follow_mode = false, wide = false;
 	int rc;
 
 	logdb_filter_init(&f);
@@ -520,6 +398,10 @@ cmd_log(int argc, char **argv)
 		}
 		if (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0) {
 			follow_mode = true;
+			continue;
+		}
+		if (strcmp(a, "--wide") == 0) {
+			wide = true;
 			continue;
 		}
 		bool needs = strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 ||
@@ -561,12 +443,14 @@ cmd_log(int argc, char **argv)
 		        "veto log: --follow cannot write one JSON array: use --format jsonl\n");
 		return CMD_EXIT_USAGE;
 	}
-	rc = cmd_log_open("veto log", config, db, &r);
+	rc = cmd_log_open("veto log", config, db, &f, &r);
 	if (rc != CMD_EXIT_OK)
 		return rc;
 	if (o.format == FORMAT_TABLE) {
 		rc = output_table_new(sizeof(table_heads) / sizeof(table_heads[0]), table_heads,
 		                     &o.table);
+		if (rc == 0)
+			rc = output_table_fit(o.table, table_cols, output_term_width(wide));
 		if (rc != 0) {
 			logdb_reader_free(&r);
 			return CMD_EXIT_RUNTIME;

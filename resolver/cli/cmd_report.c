@@ -28,17 +28,18 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: veto report attempts [options] [filters]\n"
+	        "usage: veto report attempts [options] [filters] [--wide]\n"
 	        "       veto report summary [options] [filters] [--top N]\n"
 	        "       veto report device NAME|MAC|IP [options] [filters]\n"
 	        "\n"
-	        "  attempts  one row per device that attempted blocked names: device (its name,\n"
-	        "            else its MAC, else its client IP), MAC, vendor and its evidence, "
-	        "group,\n"
-	        "            attempts, distinct names, top lists, first and last attempt\n"
-	        "  summary   totals and blocked share per group and per list, top blocked names, "
-	        "top\n"
-	        "            clients, queries per hour (a bar chart in the table format)\n"
+	        "  attempts  one row per device (its MAC, else its address, whatever its name)\n"
+	        "            with blocked queries: its latest name, address, vendor (source) and\n"
+	        "            the names that proved it, group, attempts (queries a list blocked),\n"
+	        "            distinct names attempted, queries refused by the group's default\n"
+	        "            deny (no list matched: counted apart), top lists, first and last\n"
+	        "  summary   totals and blocked share per group and per list, top names blocked by\n"
+	        "            a list (not by a default deny), top clients, queries per hour (a bar\n"
+	        "            chart in the table format)\n"
 	        "  device    one device's queries and device events (first seen, vendor, group\n"
 	        "            change) in time order, by device name, MAC or client IP\n"
 	        "\n"
@@ -49,15 +50,17 @@ usage(FILE *out)
 	        "  --since WHEN       default " DEFAULT_SINCE
 	        " ('all' for everything); see veto log --help\n"
 	        "  --until WHEN\n"
-	        "  --format FORMAT    table (default), csv, json\n"
+	        "  --format FORMAT    table (default), csv (UTC times as 2026-11-22 03:58:22.123),\n"
+	        "                     json\n"
+	        "  --wide             every column at full width (the table otherwise fits COLUMNS,\n"
+	        "                     else the terminal, else 100 columns)\n"
 	        "  --limit N          attempts: at most N devices; device: the newest N queries\n"
 	        "                     (default 1000) and the events since the oldest; 0 = all\n"
 	        "  --top N            summary: rows of top blocked names and top clients\n"
 	        "                     (default 10)\n"
 	        "  -h, --help         show this help\n"
-	        "filters (as in veto log): --client, --mac, --device, --group, --vendor, "
-	        "--domain,\n"
-	        "  --list, --blocked, --allowed, --action\n"
+	        "filters (as in veto log; repeated or a,b: any of the values): --client, --mac,\n"
+	        "  --device, --group, --vendor, --domain, --list, --blocked, --allowed, --action\n"
 	        "\n"
 	        "exit codes: 0 ok, 1 the database cannot be read, 2 bad usage or configuration.\n");
 }
@@ -79,16 +82,32 @@ fmt_share(char *buf, size_t cap, uint64_t part, uint64_t whole)
 
 /* ---- attempts ---- */
 
-static const char *const attempts_heads[] = {"DEVICE",   "CLIENT", "MAC",       "VENDOR", "GROUP",
-                                             "ATTEMPTS", "NAMES",  "TOP LISTS", "FIRST",  "LAST"};
-static const bool attempts_right[] = {false, false, false, false, false,
-                                      true,  true,  false, false, false};
+static const char *const attempts_heads[] = {
+        "DEVICE",   "NAME",  "CLIENT",       "VENDOR",    "EVIDENCE", "GROUP",
+        "ATTEMPTS", "NAMES", "DEFAULT DENY", "TOP LISTS", "FIRST",    "LAST"};
+static const bool attempts_right[] = {false, false, false, false, false, false,
+                                      true,  true,  true,  false, false, false};
+static const struct output_col attempts_cols[] = {
+        {.prio = 0, .min = 12, .max = 39}, /* DEVICE: MAC or address */
+        {.prio = 3, .min = 8, .max = 24},  /* NAME */
+        {.prio = 6, .min = 15, .max = 39}, /* CLIENT */
+        {.prio = 4, .min = 8, .max = 24},  /* VENDOR */
+        {.prio = 5, .min = 10, .max = 32}, /* EVIDENCE */
+        {.prio = 3, .min = 5, .max = 16},  /* GROUP */
+        {.prio = 0, .min = 8},             /* ATTEMPTS */
+        {.prio = 7, .min = 5},             /* NAMES */
+        {.prio = 1, .min = 12},            /* DEFAULT DENY */
+        {.prio = 1, .min = 10, .max = 40}, /* TOP LISTS */
+        {.prio = 8, .min = 19},            /* FIRST */
+        {.prio = 2, .min = 19},            /* LAST */
+};
 
 static int
 on_attempt(void *arg, const struct logdb_attempt *a)
 {
 	struct cmd_report_ctx *c = arg;
-	char first[OUTPUT_TIME_MAX], last[OUTPUT_TIME_MAX], att[24], names[24], vendor[96];
+	char first[OUTPUT_TIME_MAX], last[OUTPUT_TIME_MAX], att[24], names[24], denied[24];
+	char vendor[96];
 	FILE *f = c->out;
 
 	switch (c->format) {
@@ -97,12 +116,15 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 		output_format_time(a->last_ms, true, last);
 		fmt_u64(att, sizeof(att), a->attempts);
 		fmt_u64(names, sizeof(names), a->names);
+		fmt_u64(denied, sizeof(denied), a->denied);
 		if (a->vendor != NULL && a->vendor_source != NULL)
 			snprintf(vendor, sizeof(vendor), "%s (%s)", a->vendor, a->vendor_source);
 		else
 			snprintf(vendor, sizeof(vendor), "%s", a->vendor != NULL ? a->vendor : "-");
-		const char *cells[] = {a->key, a->client, a->mac,       vendor, a->group,
-		                       att,    names,     a->top_lists, first,  last};
+		const char *cells[] = {
+		        a->key, a->device, a->client, vendor,
+		        a->evidence, a->group, att, names,
+		        denied, a->top_lists[0] != '\0' ? a->top_lists : NULL, first, last};
 		return output_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	case CMD_REPORT_CSV: {
 		const char *cols[] = {a->key,    a->device,        a->client, a->mac,
@@ -112,11 +134,13 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 				fputc(',', f);
 			output_csv(f, cols[i]);
 		}
-		output_format_time(a->first_ms, false, first);
-		output_format_time(a->last_ms, false, last);
+		output_format_csv_time(a->first_ms, first);
+		output_format_csv_time(a->last_ms, last);
 		fprintf(f, ",%" PRIu64 ",%" PRIu64 ",", a->attempts, a->names);
 		output_csv(f, a->top_lists);
-		fprintf(f, ",%s,%s\n", first, last);
+		fprintf(f, ",%s,%s,%" PRIu64 ",", first, last, a->denied);
+		output_csv(f, a->evidence);
+		fputc('\n', f);
 		break;
 	}
 	case CMD_REPORT_JSON:
@@ -128,8 +152,10 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 		output_json_str(f, true, "vendor", a->vendor);
 		output_json_str(f, true, "vendor_source", a->vendor_source);
 		output_json_str(f, true, "group", a->group);
+		output_json_str(f, true, "vendor_evidence", a->evidence);
 		output_json_u64(f, "attempts", a->attempts);
 		output_json_u64(f, "names", a->names);
+		output_json_u64(f, "default_deny", a->denied);
 		fputs(",\"top_lists\":[", f);
 		for (size_t k = 0; k < a->ntop; k++) {
 			fputs(k > 0 ? ",{" : "{", f);
@@ -155,17 +181,23 @@ report_attempts(struct logdb_reader *r, const struct logdb_filter *f, struct cmd
 	if (c->format == CMD_REPORT_TABLE) {
 		rc = output_table_new(sizeof(attempts_heads) / sizeof(attempts_heads[0]),
 		                     attempts_heads, &c->table);
+		if (rc == 0)
+			rc = output_table_fit(c->table, attempts_cols, c->width);
 		if (rc != 0)
 			return rc;
 	} else if (c->format == CMD_REPORT_CSV) {
 		fputs("device_key,device,client,mac,vendor,vendor_source,group,attempts,names,"
-		      "top_lists,first,last\n",
+		      "top_lists,first,last,default_deny,vendor_evidence\n",
 		      c->out);
 	}
 	rc = logdb_report_attempts(r, f, on_attempt, c);
 	if (c->format == CMD_REPORT_TABLE) {
 		if (rc == 0)
 			output_table_print(c->table, c->out, attempts_right, true);
+		if (rc == 0 && !c->first)
+			fputs("ATTEMPTS: queries a block list matched; DEFAULT DENY: queries the "
+			      "group's default deny refused\n(no list matched), counted apart\n",
+			      c->out);
 	} else if (c->format == CMD_REPORT_JSON) {
 		fputs(c->first ? "[]\n" : "\n]\n", c->out);
 	}
@@ -231,6 +263,10 @@ static void
 print_hours(struct cmd_report_ctx *c)
 {
 	char t[OUTPUT_TIME_MAX];
+	/* "2026-11-22 04:00  " 18, counts 8 + 1 + 7 + 2: the bar takes what is left */
+	uint64_t bar = c->width == 0 || c->width >= 36 + BAR_WIDTH ? BAR_WIDTH
+	               : c->width > 36 + 4                       ? c->width - 36
+	                                                         : 4;
 
 	if (c->nhours == 0)
 		return;
@@ -242,7 +278,7 @@ print_hours(struct cmd_report_ctx *c)
 		const struct cmd_report_hour *h = &c->hours[i];
 		size_t len =
 		        c->hour_max > 0
-		                ? (size_t)((h->total * BAR_WIDTH + c->hour_max - 1) / c->hour_max)
+		                ? (size_t)((h->total * bar + c->hour_max - 1) / c->hour_max)
 		                : 0;
 		size_t nb =
 		        h->total > 0 ? (size_t)((h->blocked * len + h->total - 1) / h->total) : 0;
@@ -283,8 +319,12 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 		switch (row->section) {
 		case LOGDB_SUMMARY_TOTAL:
 			fmt_share(share, sizeof(share), row->blocked, row->total);
-			fprintf(f, "queries %" PRIu64 ", blocked %" PRIu64 " (%s)\n", row->total,
+			fprintf(f, "queries %" PRIu64 ", blocked %" PRIu64 " (%s)", row->total,
 			        row->blocked, share);
+			if (row->denied > 0)
+				fprintf(f, ", of which %" PRIu64 " refused by a group's default deny",
+				        row->denied);
+			fputc('\n', f);
 			return 0;
 		case LOGDB_SUMMARY_HOUR:
 			return hours_add(c, row);
@@ -304,8 +344,11 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 			                       list ? "BLOCKED" : "QUERIES",
 			                       list ? "OF BLOCKED" : "BLOCKED",
 			                       list ? "ALLOWED" : "BLOCKED %"};
+			static const struct output_col cols[] = {
+			        {.prio = 0, .min = 16}, {.prio = 0}, {.prio = 0}, {.prio = 0}};
 			fputc('\n', f);
-			if (output_table_new(4, heads, &c->table) != 0)
+			if (output_table_new(4, heads, &c->table) != 0 ||
+			    output_table_fit(c->table, cols, c->width) != 0)
 				return -ENOMEM;
 		}
 		char allowed[24];
@@ -315,14 +358,23 @@ on_summary(void *arg, const struct logdb_summary_row *row)
 		return output_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
 	}
 	if (c->format == CMD_REPORT_CSV) {
+		if (row->section == LOGDB_SUMMARY_HOUR) {
+			output_format_csv_time(row->ts_ms, t);
+			label = t;
+		}
 		fprintf(f, "%s,", section_json[row->section]);
 		output_csv(f, label);
 		fprintf(f, ",%" PRIu64 ",%" PRIu64 "\n", row->total, row->blocked);
+		if (row->section == LOGDB_SUMMARY_TOTAL)
+			fprintf(f, "default_deny,,%" PRIu64 ",%" PRIu64 "\n", row->denied,
+			        row->denied);
 		return 0;
 	}
 	/* json */
 	if (row->section == LOGDB_SUMMARY_TOTAL) {
-		fprintf(f, "{\"total\":%" PRIu64 ",\"blocked\":%" PRIu64, row->total, row->blocked);
+		fprintf(f,
+		        "{\"total\":%" PRIu64 ",\"blocked\":%" PRIu64 ",\"default_deny\":%" PRIu64,
+		        row->total, row->blocked, row->denied);
 		c->section = row->section;
 		c->section_open = true;
 		return 0;
@@ -403,7 +455,7 @@ cmd_report(int argc, char **argv)
 	struct cmd_report_ctx c = {.format = CMD_REPORT_TABLE, .out = stdout, .first = true};
 	enum report which;
 	uint32_t top = 10;
-	bool limit_set = false;
+	bool limit_set = false, wide = false;
 	int rc;
 
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -434,6 +486,10 @@ cmd_report(int argc, char **argv)
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			return CMD_EXIT_OK;
+		}
+		if (strcmp(a, "--wide") == 0) {
+			wide = true;
+			continue;
 		}
 		if (a[0] != '-' && which == REPORT_DEVICE && who == NULL) {
 			who = a;
@@ -487,7 +543,8 @@ cmd_report(int argc, char **argv)
 		if (!limit_set)
 			f.limit = 1000;
 	}
-	rc = cmd_log_open("veto report", config, db, &r);
+	c.width = output_term_width(wide);
+	rc = cmd_log_open("veto report", config, db, &f, &r);
 	if (rc != CMD_EXIT_OK)
 		return rc;
 	switch (which) {

@@ -17,6 +17,18 @@
 static const char *const device_heads[] = {"TIME", "CLIENT", "MAC",  "GROUP", "NAME / EVENT",
                                            "TYPE", "ACTION", "LIST", "RCODE"};
 
+static const struct output_col device_cols[] = {
+        {.prio = 0, .min = 19},            /* TIME */
+        {.prio = 3, .min = 15, .max = 39}, /* CLIENT */
+        {.prio = 5, .min = 17},            /* MAC */
+        {.prio = 2, .min = 5, .max = 16},  /* GROUP */
+        {.prio = 0, .min = 24},            /* NAME / EVENT */
+        {.prio = 4, .min = 4},             /* TYPE */
+        {.prio = 0, .min = 8},             /* ACTION */
+        {.prio = 1, .min = 6, .max = 16},  /* LIST */
+        {.prio = 6, .min = 5},             /* RCODE */
+};
+
 static const char csv_head[] = "ts,kind,client,mac,device,group,qname,qtype,action,list,rule,"
                                "rcode,blocked,old_group,vendor,evidence\n";
 
@@ -135,7 +147,7 @@ write_event(struct cmd_report_ctx *c, const struct logdb_event_row *e)
 		const char *cols[] = {e->kind, e->client, e->mac,       e->device, e->new_group,
 		                      NULL,    NULL,      NULL,         NULL,      NULL,
 		                      NULL,    NULL,      e->old_group, e->vendor, e->evidence};
-		output_format_time(e->ts_ms, false, t);
+		output_format_csv_time(e->ts_ms, t);
 		fputs(t, f);
 		csv_fields(f, cols, sizeof(cols) / sizeof(cols[0]));
 		fputc('\n', f);
@@ -179,7 +191,7 @@ write_query(struct cmd_report_ctx *c, const struct logdb_row *row)
 		                      row->qtype,  row->action, row->list,
 		                      row->rule,   row->rcode,  row->blocked ? "true" : "false",
 		                      NULL,        NULL,        NULL};
-		output_format_time(row->ts_ms, false, t);
+		output_format_csv_time(row->ts_ms, t);
 		fputs(t, f);
 		csv_fields(f, cols, sizeof(cols) / sizeof(cols[0]));
 		fputc('\n', f);
@@ -280,6 +292,8 @@ cmd_report_device(struct logdb_reader *r, struct logdb_filter *f, struct cmd_rep
 	if (c->format == CMD_REPORT_TABLE) {
 		rc = output_table_new(sizeof(device_heads) / sizeof(device_heads[0]), device_heads,
 		                     &c->table);
+		if (rc == 0)
+			rc = output_table_fit(c->table, device_cols, c->width);
 		if (rc != 0)
 			goto cleanup;
 	} else if (c->format == CMD_REPORT_CSV) {

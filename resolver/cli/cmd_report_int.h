@@ -25,6 +25,7 @@ struct cmd_report_ctx {
 	FILE *out;
 	bool first;
 	struct output_table *table;
+	size_t width; /* of the tables: output_term_width() */
 	/* summary */
 	enum logdb_summary_section section;
 	bool section_open;

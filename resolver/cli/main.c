@@ -28,6 +28,7 @@ usage(FILE *out)
 		"  health   ask the running daemon whether it serves (veto health -c FILE)\n"
 		"  lists    every list source: entries, last and next download, last error\n"
 		"           (veto lists -c FILE [--json] [--refresh])\n"
+		"  stats    the running daemon's counters (veto stats -c FILE [--json])\n"
 		"  version  print the version\n"
 		"\n"
 		"'veto COMMAND --help' describes each command. Exit codes: 0 ok, 1 runtime error,\n"
@@ -70,6 +71,8 @@ main(int argc, char **argv)
 		return cmd_health(argc - 1, argv + 1);
 	if (strcmp(cmd, "lists") == 0)
 		return cmd_lists(argc - 1, argv + 1);
+	if (strcmp(cmd, "stats") == 0)
+		return cmd_stats(argc - 1, argv + 1);
 	fprintf(stderr, "veto: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return CMD_EXIT_USAGE;

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "text.h"
@@ -207,12 +209,31 @@ output_format_time(uint64_t ts_ms, bool local, char buf[OUTPUT_TIME_MAX])
 		         tm.tm_sec, (unsigned)(ts_ms % 1000));
 }
 
+void
+output_format_csv_time(uint64_t ts_ms, char buf[OUTPUT_TIME_MAX])
+{
+	char *t;
+
+	output_format_time(ts_ms, false, buf); /* "2026-11-22T03:58:22.123Z" */
+	if ((t = strchr(buf, 'T')) != NULL)
+		*t = ' ';
+	if ((t = strchr(buf, 'Z')) != NULL)
+		*t = '\0';
+}
+
 struct output_table {
 	size_t ncols;
 	char **heads;
 	size_t *width;
 	char **cells; /* nrows * ncols */
 	size_t nrows, cap;
+	/* fitting (output_table_fit): the columns' bounds, the width to fit in (0: none) and,
+	 * from the first print on, the layout: which columns show and how wide */
+	struct output_col *cols;
+	size_t limit;
+	bool laid_out;
+	bool *shown;
+	size_t *fitw;
 };
 
 /* Display width: UTF-8 continuation octets do not count. */
@@ -227,6 +248,26 @@ text_width(const char *s)
 	return w;
 }
 
+size_t
+output_term_width(bool wide)
+{
+	const char *env = getenv("COLUMNS");
+	struct winsize ws;
+
+	if (wide)
+		return 0;
+	if (env != NULL && *env >= '0' && *env <= '9') {
+		char *end;
+		unsigned long v = strtoul(env, &end, 10);
+		if (*end == '\0' && v >= OUTPUT_MIN_WIDTH && v <= 100000)
+			return (size_t)v;
+	}
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 &&
+	    ws.ws_col >= OUTPUT_MIN_WIDTH)
+		return ws.ws_col;
+	return OUTPUT_DEFAULT_WIDTH;
+}
+
 int
 output_table_new(size_t ncols, const char *const *heads, struct output_table **out)
 {
@@ -237,7 +278,9 @@ output_table_new(size_t ncols, const char *const *heads, struct output_table **o
 	t->ncols = ncols;
 	t->heads = calloc(ncols, sizeof(*t->heads));
 	t->width = calloc(ncols, sizeof(*t->width));
-	if (t->heads == NULL || t->width == NULL)
+	t->shown = calloc(ncols, sizeof(*t->shown));
+	t->fitw = calloc(ncols, sizeof(*t->fitw));
+	if (t->heads == NULL || t->width == NULL || t->shown == NULL || t->fitw == NULL)
 		goto cleanup;
 	for (size_t i = 0; i < ncols; i++) {
 		t->heads[i] = strdup(heads[i]);
@@ -250,6 +293,18 @@ output_table_new(size_t ncols, const char *const *heads, struct output_table **o
 cleanup:
 	output_table_free(&t);
 	return -ENOMEM;
+}
+
+int
+output_table_fit(struct output_table *t, const struct output_col *cols, size_t width)
+{
+	if (width == 0)
+		return 0;
+	if (t->cols == NULL && (t->cols = malloc(t->ncols * sizeof(*t->cols))) == NULL)
+		return -ENOMEM;
+	memcpy(t->cols, cols, t->ncols * sizeof(*t->cols));
+	t->limit = width;
+	return 0;
 }
 
 int
@@ -284,37 +339,127 @@ output_table_add(struct output_table *t, const char *const *cells)
 	return 0;
 }
 
+/* The line width of the shown columns at widths w, two spaces between columns. */
+static size_t
+line_width(const struct output_table *t, const size_t *w)
+{
+	size_t sum = 0, n = 0;
+
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (t->shown[i]) {
+			sum += w[i];
+			n++;
+		}
+	}
+	return n > 0 ? sum + 2 * (n - 1) : 0;
+}
+
+/*
+ * The layout, made once at the first print: every column at its widest cell (at most its max);
+ * while the columns' minimums do not fit, the least important column (the highest prio, the
+ * rightmost of equals; prio 0 never) is left out; then the column with the most room above
+ * its minimum gives one position at a time until the line fits.
+ */
+static void
+lay_out(struct output_table *t)
+{
+	size_t *floor = t->fitw; /* first the minimums, then the widths */
+	size_t w[64];
+
+	t->laid_out = true;
+	for (size_t i = 0; i < t->ncols; i++) {
+		t->shown[i] = true;
+		t->fitw[i] = t->width[i];
+	}
+	if (t->cols == NULL || t->limit == 0 || t->ncols > sizeof(w) / sizeof(w[0]))
+		return;
+	for (size_t i = 0; i < t->ncols; i++) {
+		w[i] = t->width[i];
+		if (t->cols[i].max > 0 && w[i] > t->cols[i].max)
+			w[i] = t->cols[i].max;
+		floor[i] = t->cols[i].min < w[i] ? t->cols[i].min : w[i];
+	}
+	while (line_width(t, floor) > t->limit) {
+		size_t drop = t->ncols;
+		for (size_t i = 0; i < t->ncols; i++)
+			if (t->shown[i] && t->cols[i].prio > 0 &&
+			    (drop == t->ncols || t->cols[i].prio >= t->cols[drop].prio))
+				drop = i;
+		if (drop == t->ncols)
+			break; /* only what is always shown is left: it is printed as it is */
+		t->shown[drop] = false;
+	}
+	while (line_width(t, w) > t->limit) {
+		size_t best = t->ncols;
+		for (size_t i = 0; i < t->ncols; i++)
+			if (t->shown[i] && w[i] > floor[i] &&
+			    (best == t->ncols || w[i] - floor[i] >= w[best] - floor[best]))
+				best = i;
+		if (best == t->ncols)
+			break;
+		w[best]--;
+	}
+	memcpy(t->fitw, w, t->ncols * sizeof(*w));
+}
+
+/* s in width positions: cut at a character boundary, with "…" as its last position. */
 static void
 print_cell(FILE *out, const char *s, size_t width, bool right, bool last)
 {
-	size_t pad = width - text_width(s);
+	size_t tw = text_width(s), pad = 0, len = strlen(s);
+	bool cut = tw > width;
 
+	if (cut) {
+		size_t keep = width > 0 ? width - 1 : 0, n = 0;
+		len = 0;
+		while (s[len] != '\0') {
+			if (((unsigned char)s[len] & 0xc0) != 0x80 && n++ == keep)
+				break;
+			len++;
+		}
+	} else {
+		pad = width - tw;
+	}
 	if (right)
 		fprintf(out, "%*s", (int)pad, "");
-	fputs(s, out);
+	fwrite(s, 1, len, out);
+	if (cut && width > 0)
+		fputs("\u2026", out);
 	if (!right && !last)
 		fprintf(out, "%*s", (int)pad, "");
 	if (!last)
 		fputs("  ", out);
 }
 
+static void
+print_line(struct output_table *t, FILE *out, const bool *right, char **cells)
+{
+	size_t last = 0;
+
+	for (size_t i = 0; i < t->ncols; i++)
+		if (t->shown[i])
+			last = i;
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (!t->shown[i])
+			continue;
+		size_t w = t->limit > 0 ? t->fitw[i] : t->width[i];
+		print_cell(out, cells[i], w, right != NULL && right[i], i == last);
+	}
+	fputc('\n', out);
+}
+
 void
 output_table_print(struct output_table *t, FILE *out, const bool *right, bool header)
 {
-	if (header) {
-		for (size_t i = 0; i < t->ncols; i++)
-			print_cell(out, t->heads[i], t->width[i], right != NULL && right[i],
-			           i + 1 == t->ncols);
-		fputc('\n', out);
-	}
+	if (!t->laid_out)
+		lay_out(t);
+	if (header)
+		print_line(t, out, right, t->heads);
 	for (size_t r = 0; r < t->nrows; r++) {
-		for (size_t i = 0; i < t->ncols; i++) {
-			char *c = t->cells[r * t->ncols + i];
-			print_cell(out, c, t->width[i], right != NULL && right[i],
-			           i + 1 == t->ncols);
-			free(c);
-		}
-		fputc('\n', out);
+		char **row = t->cells + r * t->ncols;
+		print_line(t, out, right, row);
+		for (size_t i = 0; i < t->ncols; i++)
+			free(row[i]);
 	}
 	t->nrows = 0;
 }
@@ -333,6 +478,9 @@ output_table_free(struct output_table **tp)
 		free(t->heads[i]);
 	free(t->heads);
 	free(t->width);
+	free(t->cols);
+	free(t->shown);
+	free(t->fitw);
 	free(t);
 	*tp = NULL;
 }

@@ -219,15 +219,17 @@ struct control_client {
 	uint32_t uid;
 	size_t len;
 	char buf[CONTROL_LINE_MAX + 1];
-	char reply[CONTROL_LINE_MAX];
+	char reply[CONTROL_REPLY_MAX];
 	char *long_reply; /* owned: the `lists` reply */
 };
 
 struct control {
 	uv_loop_t *loop;
 	uv_pipe_t listener;
-	struct devices *devices;
+	struct devices *devices; /* NULL until the device table starts */
 	struct updater *lists;
+	control_stats_cb stats;
+	void *stats_arg;
 	char *path;
 	struct control_client *clients;
 	unsigned nclients; /* in clients */
@@ -290,7 +292,7 @@ on_reply_written(uv_write_t *req, int status)
 static void
 reply(struct control_client *cl, bool ok, const char *text)
 {
-	char safe[CONTROL_LINE_MAX];
+	char safe[CONTROL_REPLY_MAX];
 	if (cl->answered || cl->closing)
 		return;
 	cl->answered = true;
@@ -360,6 +362,16 @@ handle_line(struct control_client *cl, size_t len)
 	}
 	if (len == 13 && memcmp(cl->buf, "lists refresh", 13) == 0) {
 		reply_lists(cl, true);
+		return;
+	}
+	if (len == 5 && memcmp(cl->buf, "stats", 5) == 0) {
+		char json[CONTROL_REPLY_MAX - 16];
+		if (cl->c->stats == NULL)
+			reply(cl, false, "no counters here");
+		else if (cl->c->stats(cl->c->stats_arg, json, sizeof(json)) != 0)
+			reply(cl, false, "counters too long for a reply");
+		else
+			reply(cl, true, json);
 		return;
 	}
 	if (control_parse(cl->buf, len, &req, msg, sizeof(msg)) != 0) {
@@ -549,7 +561,8 @@ on_failed_closed(uv_handle_t *h)
 }
 
 int
-control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, struct control **out)
+control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, control_stats_cb stats,
+             void *stats_arg, struct control **out)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int fd = -1, rc;
@@ -579,6 +592,8 @@ control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, struct c
 	}
 	c->loop = loop;
 	c->devices = d;
+	c->stats = stats;
+	c->stats_arg = stats_arg;
 	uv_pipe_init(loop, &c->listener, 0);
 	c->listener.data = c;
 	c->open = 1;

@@ -1,7 +1,7 @@
 /*
  * control: the daemon's local control channel, a Unix stream socket in state_dir
- * (state_dir/control.sock) that `veto devices forget|pin|unpin` and `veto health` talk to.
- * It is open while device identity is on (a devices section).
+ * (state_dir/control.sock) that `veto devices forget|pin|unpin`, `veto health`, `veto lists`
+ * and `veto stats` talk to. It is open whenever state_dir is set.
  *
  * The socket is created by the daemon with mode 0600 whatever the umask (owner only: the
  * daemon's user and root can connect, and a peer of another uid is refused after a
@@ -14,6 +14,7 @@
  *     unpin KEY
  *     health                  (answered "ok serving" by the loop itself: `veto health`)
  *     lists [refresh]
+ *     stats                    (reply: "ok " and the counters as one JSON object, metrics.h)
  * Words are separated by one space; in a word, '%', space and control octets are written
  * %XX (hex). Replies: "ok TEXT" or "error: TEXT"; `lists` (after downloading every URL again
  * with `refresh`) answers "ok lists N" and N lines of updater_status() (updater.h), whatever
@@ -39,6 +40,11 @@
 #define CONTROL_MAX_CLIENTS 8
 #define CONTROL_TIMEOUT_MS  2000
 #define CONTROL_HEALTH      "health"
+#define CONTROL_REPLY_MAX   4096 /* octets of a reply line, newline included */
+
+/* Writes the daemon's counters as one JSON line (no newline) into buf: 0 or -ENOSPC. Called
+ * on the loop for each "stats" request. */
+typedef int (*control_stats_cb)(void *arg, char *buf, size_t size);
 
 /* Parses one request line (without its newline) into req (uid 0). 0, or -EINVAL with the
  * reason in err. */
@@ -54,11 +60,13 @@ int control_path(const char *state_dir, char *buf, size_t size);
 struct control;
 
 /*
- * Listens on state_dir/control.sock for requests on d's table (d must outlive the channel).
- * 0, or -errno (logged: the daemon runs without the channel): -ENAMETOOLONG, -EADDRINUSE
- * (another daemon serves that socket), or the socket's error.
+ * Listens on state_dir/control.sock for requests on d's table (d must outlive the channel; NULL:
+ * no device table yet, device requests are answered with an error) and for "stats" (stats
+ * with stats_arg; NULL: none). 0, or -errno (logged: the daemon runs without the channel):
+ * -ENAMETOOLONG, -EADDRINUSE (another daemon serves that socket), or the socket's error.
  */
-int control_open(uv_loop_t *loop, struct devices *d, const char *state_dir, struct control **out);
+int control_open(uv_loop_t *loop, struct devices *d, const char *state_dir,
+                 control_stats_cb stats, void *stats_arg, struct control **out);
 /* The device table (d may be NULL: device requests are answered "device identity is off") and
  * the lists' updater (u may be NULL: `lists` is answered with an error) the requests act on;
  * both must outlive the channel. */

@@ -16,6 +16,7 @@
 #include "check.h"
 #include "config.h"
 #include "control.h"
+#include "metrics.h"
 #include "diag.h"
 #include "fileio.h"
 #include "log.h"
@@ -132,30 +133,42 @@ on_device_event(void *arg, const struct identity_event *ev)
 		querylog_submit_event(s->qlog, ev);
 }
 
+static int
+on_control_stats(void *arg, char *buf, size_t size)
+{
+	struct metrics m;
+
+	metrics_snapshot(arg, &m);
+	return metrics_json(&m, buf, size);
+}
+
+static void server_reload_lists(void *arg, const char *why);
+
+/* The control channel (control.h), state_dir/control.sock: `veto devices forget|pin|unpin`,
+ * `veto health`, `veto lists` and `veto stats`. Opened at start whenever state_dir is set
+ * (made when missing), or at the first reload that sets it. Not fatal: without it `veto
+ * devices` edits the saved state and the other commands say that no daemon answers. */
 static void
 open_control(struct server *s)
 {
-	if (control_open(s->loop, s->devices, policy_config(s->policy)->state_dir,
-			 &s->control) != 0)
+	const char *dir = policy_config(s->policy)->state_dir;
+	int err;
+
+	if (s->control != NULL || dir == NULL)
+		return;
+	if ((err = fileio_mkdir_p(dir, 0750)) != 0) {
+		log_warning("control: %s: cannot create: %s: no control channel", dir,
+			    strerror(-err));
+		return;
+	}
+	if (control_open(s->loop, s->devices, dir, on_control_stats, s, &s->control) != 0)
 		return;
 	s->nobjects++;
 	if (s->lists != NULL)
 		control_set_lists(s->control, s->lists);
 }
 
-static bool
-has_url_lists(const struct config *cfg)
-{
-	for (size_t i = 0; i < cfg->nlists; i++)
-		if (cfg->lists[i].nurls > 0)
-			return true;
-	return false;
-}
-
-static void server_reload_lists(void *arg, const char *why);
-
-/* List downloads and watchers, and the control channel `veto lists` asks (opened here when
- * lists are downloaded; device identity opens it otherwise). Not fatal. */
+/* List downloads and watchers. Not fatal. */
 static void
 start_lists(struct server *s)
 {
@@ -166,12 +179,8 @@ start_lists(struct server *s)
 		return;
 	}
 	s->nobjects++;
-	const struct config *cfg = policy_config(s->policy);
 	if (s->control != NULL)
 		control_set_lists(s->control, s->lists);
-	else if (has_url_lists(cfg) && cfg->state_dir != NULL &&
-		 fileio_mkdir_p(cfg->state_dir, 0750) == 0)
-		open_control(s);
 }
 
 static void
@@ -191,8 +200,6 @@ start_devices(struct server *s, const char *when)
 	s->applied.state_dir = dir != NULL ? strdup(dir) : NULL; /* NULL on ENOMEM: no warning */
 	if (s->control != NULL)
 		control_set_devices(s->control, s->devices);
-	else
-		open_control(s);	/* not fatal: veto devices then edits the saved state */
 	if (when[0] != '\0')
 		log_info("%sdevices: started", when);
 }
@@ -213,6 +220,7 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 	 * free() returns (docs/PERFORMANCE.md, list reload memory). */
 	mallopt(M_MMAP_THRESHOLD, SERVER_MMAP_THRESHOLD);
 	s->loop = loop;
+	s->started_ms = uv_now(loop);
 	s->drain_ms = SERVER_DRAIN_MS;
 	query_pool_init(&s->pool, SERVER_MAX_QUERIES);
 	s->udp_rbuf = malloc((size_t)UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE);
@@ -252,6 +260,7 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 	s->nobjects++;
 	s->policy = policy;
 	start_lists(s);
+	open_control(s);
 	if (cfg->devices.enabled)
 		start_devices(s, "");
 	*out = s;
@@ -461,9 +470,7 @@ on_reload_done(uv_work_t *req, int status)
 			start_devices(s, "reload: ");
 		if (s->lists != NULL)
 			updater_reconfigure(s->lists, s->policy);
-		if (s->control == NULL && s->lists != NULL && has_url_lists(cur) &&
-		    cur->state_dir != NULL && fileio_mkdir_p(cur->state_dir, 0750) == 0)
-			open_control(s);
+		open_control(s); /* a first state_dir */
 		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
 			 policy_names(s->policy));
 		sdnotify_ready("serving (reloaded)");

@@ -162,6 +162,7 @@ struct server {
 	struct control *control;	/* state_dir/control.sock (devices, lists), or NULL */
 	struct updater *lists;		/* list downloads and list-file watchers, or NULL */
 	struct server_stats stats;
+	uint64_t started_ms;		/* uv_now() at server_new (metrics: uptime) */
 	/* what took effect at start (or when devices started): a reload compares with these to
 	 * say which changes need a restart */
 	struct {

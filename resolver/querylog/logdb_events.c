@@ -50,7 +50,7 @@ logdb_query_events(struct logdb_reader *r, const struct logdb_filter *f, logdb_e
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (f->mac != NULL && logdb_canonical_mac(f->mac, mac) != 0)
+	if (f->mac.v[0] != NULL && logdb_canonical_mac(f->mac.v[0], mac) != 0)
 		return -EINVAL;
 	if (f->who != NULL)
 		who_is_mac = logdb_canonical_mac(f->who, who_mac) == 0;
@@ -73,9 +73,9 @@ logdb_query_events(struct logdb_reader *r, const struct logdb_filter *f, logdb_e
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)f->until_ms);
 	bind_opt(st, 3, who_is_mac ? NULL : f->who);
 	bind_opt(st, 4, who_is_mac ? who_mac : NULL);
-	bind_opt(st, 5, f->client);
-	bind_opt(st, 6, f->mac != NULL ? mac : NULL);
-	bind_opt(st, 7, f->device);
+	bind_opt(st, 5, f->client.v[0]);
+	bind_opt(st, 6, f->mac.v[0] != NULL ? mac : NULL);
+	bind_opt(st, 7, f->device.v[0]);
 	sqlite3_bind_int64(st, 8, f->limit > 0 ? (sqlite3_int64)f->limit : -1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		sqlite3_int64 ts = sqlite3_column_int64(st, 1);

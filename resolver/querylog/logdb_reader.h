@@ -32,10 +32,17 @@ void logdb_reader_free(struct logdb_reader **r);
 int logdb_snapshot_begin(struct logdb_reader *r);
 void logdb_snapshot_end(struct logdb_reader *r);
 
+/* The values of one filter, ORed: v[0], v[1], ... up to the first NULL (all NULL: no filter). */
+#define LOGDB_FILTER_VALUES 8
+struct logdb_values {
+	const char *v[LOGDB_FILTER_VALUES];
+};
+
 struct logdb_filter {
 	uint64_t since_ms, until_ms; /* 0 = unbounded; since inclusive, until exclusive */
-	const char *client, *mac, *device, *group, *vendor, *list, *action;
-	const char *domain; /* the name and its subdomains (canonical text) */
+	/* each matches one of its values; the filters are ANDed */
+	struct logdb_values client, mac, device, group, vendor, list, action;
+	struct logdb_values domain; /* the names and their subdomains (canonical text) */
 	const char *who;    /* device name, MAC or client IP (veto report device) */
 	int blocked;        /* -1 any, 0 allowed only, 1 blocked only */
 	int64_t after_id;   /* rows with a greater id only; 0 = any */
@@ -66,19 +73,23 @@ struct logdb_event_row {
 typedef int (*logdb_event_cb)(void *arg, const struct logdb_event_row *ev);
 
 /* Device events matching f's time window and its who, client, mac and device filters (the
- * other filters are about queries and are ignored), in time order; with f->limit, the newest
+ * first value of each; the other filters are about queries and are ignored), in time order; with f->limit, the newest
  * f->limit of them. 0, a callback's value, -EINVAL (bad MAC), -EIO. */
 int logdb_query_events(struct logdb_reader *r, const struct logdb_filter *f, logdb_event_cb cb,
                        void *arg);
 
 /* ---- reports (logdb_report.c) ---- */
 
-/* `veto report attempts`: one row per device that attempted blocked names. */
+/* `veto report attempts`: one row per device (its MAC, else its client address, whatever its
+ * name) with blocked queries. An attempt is a query a list blocked (whatever the group's
+ * default); a query blocked by no list was refused by its group's default deny: counted apart
+ * (denied), in neither attempts, names nor top lists. */
 #define LOGDB_TOP_LISTS 3
 struct logdb_attempt {
-	const char *key; /* device name, else MAC, else client IP */
-	const char *device, *mac, *client, *vendor, *vendor_source, *group;
-	uint64_t attempts, names;
+	const char *key; /* MAC, else client IP */
+	const char *device, *mac, *client, *vendor, *vendor_source, *group; /* the latest */
+	const char *evidence; /* the names of the latest vendor events ("a, b"), or NULL */
+	uint64_t attempts, denied, names;
 	const char *top_lists; /* "xiaomi (120), huawei (3)": at most LOGDB_TOP_LISTS */
 	size_t ntop;           /* the same, one by one (list NULL: blocked by no list) */
 	struct logdb_list_count {
@@ -89,7 +100,8 @@ struct logdb_attempt {
 };
 typedef int (*logdb_attempt_cb)(void *arg, const struct logdb_attempt *a);
 
-/* Uses f's time, client, mac, device, group, vendor, list filters; most attempts first. */
+/* Uses f's time, client, mac, device, group, vendor, list filters; most attempts first, then
+ * most denied. */
 int logdb_report_attempts(struct logdb_reader *r, const struct logdb_filter *f, logdb_attempt_cb cb,
                           void *arg);
 
@@ -98,7 +110,7 @@ enum logdb_summary_section {
 	LOGDB_SUMMARY_TOTAL = 0,   /* one row, label NULL */
 	LOGDB_SUMMARY_GROUP,       /* per group (label NULL = no group) */
 	LOGDB_SUMMARY_LIST,        /* per list, blocked rows only */
-	LOGDB_SUMMARY_TOP_BLOCKED, /* top blocked names */
+	LOGDB_SUMMARY_TOP_BLOCKED, /* top names blocked by a list (not by a default deny) */
 	LOGDB_SUMMARY_TOP_CLIENT,  /* top clients (device key) */
 	LOGDB_SUMMARY_HOUR,        /* per hour: label "2026-11-22T03" (UTC), ts_ms its start */
 };
@@ -107,12 +119,26 @@ struct logdb_summary_row {
 	const char *label;
 	uint64_t ts_ms;
 	uint64_t total, blocked;
+	uint64_t denied; /* TOTAL: of the blocked, refused by a default deny (no list) */
 };
 typedef int (*logdb_summary_cb)(void *arg, const struct logdb_summary_row *row);
 
 /* top: rows in the top sections. Uses f's filters. */
 int logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint32_t top,
                          logdb_summary_cb cb, void *arg);
+
+/* The values the store has seen, for a filter's "did you mean": group names, vendors and
+ * device names (of the sources of queries), or every text of its dictionary (LOGDB_KNOWN_TEXT:
+ * list names among query types, rules, actions...). cb gets each once (borrowed for the call);
+ * a non-zero return stops and is returned. 0, -EIO. */
+enum logdb_known {
+	LOGDB_KNOWN_GROUP,
+	LOGDB_KNOWN_VENDOR,
+	LOGDB_KNOWN_DEVICE,
+	LOGDB_KNOWN_TEXT,
+};
+int logdb_known_values(struct logdb_reader *r, enum logdb_known kind,
+                       int (*cb)(void *arg, const char *value), void *arg);
 
 /* The id of the newest row (0 for an empty table): --follow starts after it (logdb_query.c). */
 int logdb_last_id(struct logdb_reader *r, int64_t *out);

@@ -15,8 +15,8 @@
 #include "logdb_reader.h"
 #include "names.h"
 
-#define LOGDB_SQL_MAX   2048
-#define LOGDB_BINDS_MAX 24
+#define LOGDB_SQL_MAX   8192
+#define LOGDB_BINDS_MAX 96
 
 /* Called by veto_each for every row of a report's scan: 0 to go on, else -errno to stop. */
 typedef int (*logdb_each_cb)(void *arg, sqlite3_value **v);
@@ -55,8 +55,9 @@ struct logdb_sql {
 	bool full;
 	struct logdb_bind b[LOGDB_BINDS_MAX];
 	int nb;
-	char mac[18], who_mac[18];                           /* canonical MACs of the filter */
-	char lo[NAMES_MAX_TEXT + 2], hi[NAMES_MAX_TEXT + 2]; /* domain range */
+	char mac[LOGDB_FILTER_VALUES][18], who_mac[18]; /* canonical MACs of the filter */
+	/* the ranges of the domains */
+	char lo[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2], hi[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2];
 };
 
 /* Starts one call of the reader: its read transaction (a snapshot) and an empty statement *q

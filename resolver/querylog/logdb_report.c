@@ -282,6 +282,15 @@ dict_free(struct dict *d)
 	d->n = d->cap = 0;
 }
 
+/* The identity of a source: its MAC, else its client IP (kind 0, 1): one device whatever its
+ * name was. */
+static const char *
+source_identity(const struct dict_row *s, int *kind)
+{
+	*kind = s->col[SRC_MAC] != NULL ? 0 : 1;
+	return s->col[SRC_MAC] != NULL ? s->col[SRC_MAC] : s->col[SRC_CLIENT];
+}
+
 /* The device key of a source: its device name, else its MAC, else its client IP. */
 static const char *
 source_key(const struct dict_row *s, int *kind)
@@ -316,9 +325,12 @@ cmp_u64_desc(uint64_t a, uint64_t b)
 /*
  * `veto report attempts` in one pass over the blocked rows of the window: (ts_ms, source, name,
  * list) from the partial index queries_blocked, which holds them all (no table access). Per
- * source id, the device it belongs to (looked up once); per device: attempts, first and last,
- * the source of the latest attempt (its details are printed), counts per list id, and the
- * distinct name ids through one set of (device, name id) pairs.
+ * source id, the device it belongs to (looked up once: its MAC, else its address, whatever its
+ * name); per device: attempts (a list matched), queries refused by the group's default deny
+ * (blocked, no list: counted apart), first and last, the source of the latest row (its
+ * details are printed), counts per list id, and the distinct names of the attempts through one
+ * set of (device, name id) pairs. Then, for the devices printed, the names that attributed
+ * their vendor (device_events of kind 'vendor').
  */
 
 struct attempt_list {
@@ -329,8 +341,8 @@ struct attempt_list {
 
 struct attempt {
 	const char *key; /* owned by the sources dict */
-	int kind;        /* 0 device, 1 MAC, 2 client IP */
-	uint64_t attempts, names, first, last;
+	int kind;        /* 0 MAC, 1 client IP */
+	uint64_t attempts, denied, names, first, last;
 	int64_t last_source;
 	struct attempt_list *lists;
 	size_t nlists, caplists;
@@ -339,6 +351,7 @@ struct attempt {
 struct attempts {
 	struct logdb_reader *r;
 	struct dict sources, texts;
+	sqlite3_stmt *evidence; /* the names of a device's vendor events */
 	struct attempt *v;
 	size_t n, cap;
 	struct idmap by_source; /* source id -> device */
@@ -394,7 +407,7 @@ attempt_of_source(struct attempts *a, int64_t source, uint32_t *out)
 	rc = dict_get(a->r, &a->sources, source, &s);
 	if (rc != 0)
 		return rc;
-	const char *key = source_key(s, &kind);
+	const char *key = source_identity(s, &kind);
 	if (key == NULL)
 		key = "";
 	int64_t h = (int64_t)hash_str(key, a->seed + (uint64_t)kind);
@@ -437,12 +450,17 @@ on_attempt_row(void *arg, sqlite3_value **v)
 	if (k == 0 && (rc = attempt_of_source(a, source, &k)) != 0)
 		return rc;
 	struct attempt *g = &a->v[k - 1];
-	if (g->attempts == 0 || ts < g->first)
+	bool seen = g->attempts + g->denied > 0;
+	if (!seen || ts < g->first)
 		g->first = ts;
 	/* the rows come in time order: at equal times, the later one holds the latest details */
-	if (g->attempts == 0 || ts >= g->last) {
+	if (!seen || ts >= g->last) {
 		g->last = ts;
 		g->last_source = source;
+	}
+	if (list == ID_NULL) { /* blocked by no list: the group's default deny */
+		g->denied++;
+		return 0;
 	}
 	g->attempts++;
 	if (pair_add(a, k, value_id(v[2]), &added) != 0)
@@ -466,6 +484,8 @@ cmp_attempt(const void *x, const void *y)
 	const struct attempt *a = x, *b = y;
 	int c = cmp_u64_desc(a->attempts, b->attempts);
 
+	if (c == 0)
+		c = cmp_u64_desc(a->denied, b->denied);
 	if (c == 0)
 		c = strcmp(a->key, b->key);
 	return c != 0 ? c : a->kind - b->kind;
@@ -492,6 +512,47 @@ attempts_free(struct attempts *a)
 	free(a->pair_dev);
 	dict_free(&a->sources);
 	dict_free(&a->texts);
+	sqlite3_finalize(a->evidence);
+}
+
+/* "connect.rom.miui.com, ..." into buf: the evidence of the device's latest vendor events
+ * (the names that attributed its vendor), "" when none. 0 or -EIO. */
+static int
+vendor_evidence(struct attempts *a, const struct dict_row *s, char *buf, size_t cap)
+{
+	static const char sql[] = "SELECT evidence FROM device_events"
+	                          " WHERE kind = 'vendor' AND evidence IS NOT NULL"
+	                          " AND (mac = ?1 OR (?1 IS NULL AND client = ?2))"
+	                          " GROUP BY evidence ORDER BY max(id) DESC LIMIT 3";
+	size_t off = 0;
+	int rc;
+
+	buf[0] = '\0';
+	if (a->evidence == NULL &&
+	    sqlite3_prepare_v2(a->r->db, sql, -1, &a->evidence, NULL) != SQLITE_OK)
+		return logdb_reader_error(a->r);
+	sqlite3_reset(a->evidence);
+	if (s->col[SRC_MAC] != NULL)
+		sqlite3_bind_text(a->evidence, 1, s->col[SRC_MAC], -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(a->evidence, 1);
+	if (s->col[SRC_CLIENT] != NULL)
+		sqlite3_bind_text(a->evidence, 2, s->col[SRC_CLIENT], -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(a->evidence, 2);
+	while ((rc = sqlite3_step(a->evidence)) == SQLITE_ROW) {
+		const char *e = (const char *)sqlite3_column_text(a->evidence, 0);
+		int w = snprintf(buf + off, cap - off, "%s%s", off > 0 ? ", " : "", e);
+		if (w < 0 || (size_t)w >= cap - off) {
+			buf[off] = '\0';
+			break;
+		}
+		off += (size_t)w;
+	}
+	rc = rc == SQLITE_ROW ? 0 : logdb_step_error(a->r, rc);
+	sqlite3_reset(a->evidence);
+	sqlite3_clear_bindings(a->evidence);
+	return rc;
 }
 
 /* The output of one device. */
@@ -499,7 +560,7 @@ static int
 emit_attempt(struct attempts *a, struct attempt *g, logdb_attempt_cb cb, void *arg)
 {
 	const struct dict_row *s, *t;
-	char lists[256];
+	char lists[256], evidence[512];
 	size_t off = 0;
 	int rc;
 
@@ -509,7 +570,8 @@ emit_attempt(struct attempts *a, struct attempt *g, logdb_attempt_cb cb, void *a
 			return rc;
 		g->lists[k].name = t->col[0];
 	}
-	qsort(g->lists, g->nlists, sizeof(g->lists[0]), cmp_attempt_list);
+	if (g->nlists > 0) /* none for a device the default deny alone refused */
+		qsort(g->lists, g->nlists, sizeof(g->lists[0]), cmp_attempt_list);
 	lists[0] = '\0';
 	for (size_t k = 0; k < g->nlists && k < LOGDB_TOP_LISTS; k++) {
 		int w = snprintf(lists + off, sizeof(lists) - off, "%s%s (%llu)",
@@ -521,10 +583,14 @@ emit_attempt(struct attempts *a, struct attempt *g, logdb_attempt_cb cb, void *a
 		off += (size_t)w;
 	}
 	rc = dict_get(a->r, &a->sources, g->last_source, &s);
+	if (rc == 0)
+		rc = vendor_evidence(a, s, evidence, sizeof(evidence));
 	if (rc != 0)
 		return rc;
 	struct logdb_attempt at = {
 	        .key = g->key,
+	        .evidence = evidence[0] != '\0' ? evidence : NULL,
+	        .denied = g->denied,
 	        .device = s->col[SRC_DEVICE],
 	        .mac = s->col[SRC_MAC],
 	        .client = s->col[SRC_CLIENT],
@@ -621,7 +687,7 @@ counts_free(struct counts *c)
 
 struct summary {
 	struct logdb_reader *r;
-	uint64_t total, blocked;
+	uint64_t total, blocked, denied;
 	struct counts sources, lists, hours, names;
 	int64_t hour_key; /* the hour of the last row, and its counter's index */
 	size_t hour_index;
@@ -641,6 +707,7 @@ on_summary_row(void *arg, sqlite3_value **v)
 
 	s->total++;
 	s->blocked += blocked;
+	s->denied += blocked != 0 && list == ID_NULL;
 	c = counts_at(&s->sources, sqlite3_value_int64(v[1]));
 	if (c == NULL)
 		return -ENOMEM;
@@ -888,8 +955,9 @@ logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint3
 		rc = run_each(r, q, on_summary_row, &s);
 	if (rc == 0) {
 		memset(q, 0, sizeof(*q));
+		/* the top blocked names are those a list matched, not the default deny's */
 		logdb_sql_add(q, "SELECT veto_each(name) FROM queries INDEXED BY queries_blocked");
-		rc = logdb_build_where(r, q, f, "blocked = 1");
+		rc = logdb_build_where(r, q, f, "blocked = 1 AND list IS NOT NULL");
 	}
 	if (rc == 0)
 		rc = run_each(r, q, on_summary_blocked, &s);
@@ -897,7 +965,11 @@ logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint3
 		goto cleanup;
 
 	struct logdb_summary_row total = {
-	        .section = LOGDB_SUMMARY_TOTAL, .total = s.total, .blocked = s.blocked};
+	        .section = LOGDB_SUMMARY_TOTAL,
+	        .total = s.total,
+	        .blocked = s.blocked,
+	        .denied = s.denied,
+	};
 	rc = cb(arg, &total);
 	if (rc == 0)
 		rc = emit_per_source(&s, true, 0, cb, arg);

@@ -312,10 +312,10 @@ main(int argc, char **argv)
 		int rc;
 		logdb_filter_init(&f);
 		f.since_ms = since;
-		f.device = cases[i].device;
+		f.device.v[0] = cases[i].device;
 		f.who = cases[i].who;
 		f.chronological = cases[i].who != NULL;
-		f.domain = cases[i].domain;
+		f.domain.v[0] = cases[i].domain;
 		f.limit = cases[i].limit;
 		double t0 = now_s();
 		if (cases[i].kind == ATTEMPTS)

@@ -110,6 +110,8 @@ def base_config(port, upstreams, log_file, list_dir):
 			{"name": "v6", "clients": ["::1/128"], "block": ["ads"], "action": "nxdomain"},
 		],
 		"log": {"queries": "all", "file": str(log_file)},
+		# the daemon's own folder (the control socket is opened whenever state_dir is set)
+		"state_dir": str(list_dir / "state"),
 	}
 
 

@@ -394,7 +394,7 @@ def test_device_events_in_query_database(veto_factory, tmp_path):
 	change = tl[kinds.index("group_change")]
 	assert (change["old_group"], change["group"]) == ("random", "banned")
 	assert change["mac"] == RANDOM_MAC and change["client"] == TRUSTED
-	p = run_veto(["report", "device", RANDOM_MAC, "--db", path])
+	p = run_veto(["report", "device", RANDOM_MAC, "--db", path, "--wide"])
 	assert p.returncode == 0, p.stderr
 	assert "[group] random -> banned, from connect.rom.miui.com" in p.stdout
 	assert "[first seen] by mac" in p.stdout

@@ -26,6 +26,7 @@
 #include "devices_admin.h"
 #include "devices_store.h"
 #include "diag.h"
+#include "metrics.h"
 #include "identify.h"
 #include "names.h"
 #include "policy.h"
@@ -507,6 +508,35 @@ test_admin_on_loop(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* The counters' JSON line: sections present only for what runs, numbers as given, and a buffer
+ * too small is -ENOSPC with a terminated text. */
+static void
+test_metrics_json(void **state)
+{
+	struct metrics m = {
+	        .uptime_ms = 61500,
+	        .server = {.udp_queries = 10, .tcp_queries = 2, .blocked = 5, .reloads = 1},
+	        .cache_on = true,
+	        .cache = {.hits = 3, .entries = 7},
+	        .devices_on = true,
+	        .devices = 4,
+	};
+	char buf[CONTROL_REPLY_MAX], small[40];
+
+	(void)state;
+	assert_int_equal(metrics_json(&m, buf, sizeof(buf)), 0);
+	assert_non_null(strstr(buf, "{\"uptime_s\":61,\"queries\":{\"total\":12,\"udp\":10,"));
+	assert_non_null(strstr(buf, "\"blocked\":5,"));
+	assert_non_null(strstr(buf, "\"cache\":{\"entries\":7,"));
+	assert_non_null(strstr(buf, "\"hits\":3,"));
+	assert_non_null(strstr(buf, "\"devices\":{\"known\":4}"));
+	assert_non_null(strstr(buf, "\"reloads\":{\"ok\":1,\"failed\":0}}"));
+	assert_null(strstr(buf, "querylog")); /* no query log: no section */
+	assert_null(strchr(buf, '\n'));
+	assert_int_equal(metrics_json(&m, small, sizeof(small)), -ENOSPC);
+	assert_true(strlen(small) < sizeof(small));
+}
+
 int
 main(void)
 {
@@ -519,6 +549,7 @@ main(void)
 	        cmocka_unit_test(test_inventory_by_address),
 	        cmocka_unit_test(test_store_pins),
 	        cmocka_unit_test(test_admin_on_loop),
+	        cmocka_unit_test(test_metrics_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -555,34 +555,45 @@ test_filters(void **state)
 	         "tracking.miui.com miui.com notmiui.com a.b.miui.com miui.com.evil.net "
 	         "www.example.org hicloud.com old.miui.com"},
 	        {"domain subtree",
-	         {.blocked = 2, .domain = "miui.com"},
+	         {.blocked = 2, .domain = {{"miui.com"}}},
 	         "tracking.miui.com miui.com a.b.miui.com old.miui.com"},
 	        {"domain any case, trailing dot",
-	         {.blocked = 2, .domain = "MIUI.Com."},
+	         {.blocked = 2, .domain = {{"MIUI.Com."}}},
 	         "tracking.miui.com miui.com a.b.miui.com old.miui.com"},
-	        {"domain leaf", {.blocked = 2, .domain = "b.miui.com"}, "a.b.miui.com"},
-	        {"domain tld", {.blocked = 2, .domain = "net"}, "miui.com.evil.net"},
+	        {"domain leaf", {.blocked = 2, .domain = {{"b.miui.com"}}}, "a.b.miui.com"},
+	        {"domain tld", {.blocked = 2, .domain = {{"net"}}}, "miui.com.evil.net"},
 	        {"since 7 days",
-	         {.blocked = 2, .domain = "miui.com", .since_ms = NOW_MS - 7 * DAY_MS},
+	         {.blocked = 2, .domain = {{"miui.com"}}, .since_ms = NOW_MS - 7 * DAY_MS},
 	         "tracking.miui.com miui.com a.b.miui.com"},
 	        {"until", {.blocked = 2, .until_ms = NOW_MS - DAY_MS}, "hicloud.com old.miui.com"},
 	        {"client",
-	         {.blocked = 2, .client = "10.0.0.3"},
+	         {.blocked = 2, .client = {{"10.0.0.3"}}},
 	         "miui.com.evil.net hicloud.com old.miui.com"},
-	        {"mac any spelling", {.blocked = 2, .mac = "0A-00-00-00-00-02"}, "a.b.miui.com"},
+	        {"mac any spelling", {.blocked = 2, .mac = {{"0A-00-00-00-00-02"}}}, "a.b.miui.com"},
 	        {"device",
-	         {.blocked = 2, .device = "redmi"},
+	         {.blocked = 2, .device = {{"redmi"}}},
 	         "tracking.miui.com miui.com notmiui.com"},
 	        {"group",
-	         {.blocked = 2, .group = "staff"},
+	         {.blocked = 2, .group = {{"staff"}}},
 	         "miui.com.evil.net hicloud.com old.miui.com"},
 	        {"vendor, any case",
-	         {.blocked = 2, .vendor = "xiaomi"},
+	         {.blocked = 2, .vendor = {{"xiaomi"}}},
 	         "tracking.miui.com miui.com notmiui.com"},
-	        {"list", {.blocked = 2, .list = "huawei"}, "hicloud.com"},
-	        {"blocked", {.blocked = 1, .client = "10.0.0.1"}, "tracking.miui.com miui.com"},
-	        {"allowed", {.blocked = 0, .client = "10.0.0.1"}, "notmiui.com"},
-	        {"action", {.blocked = 2, .action = "nxdomain"}, "a.b.miui.com"},
+	        {"list", {.blocked = 2, .list = {{"huawei"}}}, "hicloud.com"},
+	        /* the values of one filter are ORed */
+	        {"lists ored", {.blocked = 2, .list = {{"nosuch", "huawei"}}}, "hicloud.com"},
+	        {"domains ored",
+	         {.blocked = 2, .domain = {{"hicloud.com", "evil.net"}}},
+	         "miui.com.evil.net hicloud.com"},
+	        {"macs ored",
+	         {.blocked = 2, .mac = {{"0a-00-00-00-00-02", "00:14:22:01:23:45"}}},
+	         "a.b.miui.com www.example.org"},
+	        {"vendors ored, any case",
+	         {.blocked = 2, .vendor = {{"dell", "XIAOMI"}}},
+	         "tracking.miui.com miui.com notmiui.com www.example.org"},
+	        {"blocked", {.blocked = 1, .client = {{"10.0.0.1"}}}, "tracking.miui.com miui.com"},
+	        {"allowed", {.blocked = 0, .client = {{"10.0.0.1"}}}, "notmiui.com"},
+	        {"action", {.blocked = 2, .action = {{"nxdomain"}}}, "a.b.miui.com"},
 	        {"who: device", {.blocked = 2, .who = "laptop"}, "www.example.org"},
 	        {"who: mac", {.blocked = 2, .who = "00:14:22:01:23:45"}, "www.example.org"},
 	        {"who: ip", {.blocked = 2, .who = "10.0.0.2"}, "a.b.miui.com"},
@@ -594,10 +605,10 @@ test_filters(void **state)
 	         {.blocked = 2, .limit = 2, .chronological = true},
 	         "miui.com tracking.miui.com"},
 	        {"combined",
-	         {.blocked = 1, .group = "lab", .domain = "miui.com", .limit = 10},
+	         {.blocked = 1, .group = {{"lab"}}, .domain = {{"miui.com"}}, .limit = 10},
 	         "tracking.miui.com miui.com a.b.miui.com"},
-	        {"no match", {.blocked = 2, .client = "10.9.9.9"}, ""},
-	        {"no injection", {.blocked = 2, .client = "10.0.0.1' OR '1'='1"}, ""},
+	        {"no match", {.blocked = 2, .client = {{"10.9.9.9"}}}, ""},
+	        {"no injection", {.blocked = 2, .client = {{"10.0.0.1' OR '1'='1"}}}, ""},
 	};
 	char path[300];
 	struct logdb_reader *r = NULL;
@@ -627,10 +638,10 @@ test_filters(void **state)
 	struct logdb_filter f;
 	struct collect c = {.n = 0};
 	logdb_filter_init(&f);
-	f.domain = "bad..name";
+	f.domain.v[0] = "bad..name";
 	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), -EINVAL);
 	logdb_filter_init(&f);
-	f.mac = "02:00:00:00:00";
+	f.mac.v[0] = "02:00:00:00:00";
 	assert_int_equal(logdb_query_rows(r, &f, on_collect, &c), -EINVAL);
 	assert_int_equal(c.n, 0);
 	int64_t last = 0;
@@ -713,6 +724,7 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 		keep_str(s->groups[i], sizeof(s->groups[i]), &s->a[i].group);
 		keep_str(s->macs[i], sizeof(s->macs[i]), &s->a[i].mac);
 		s->a[i].device = s->a[i].client = s->a[i].vendor_source = NULL;
+		s->a[i].evidence = NULL;
 		/* the top lists one by one agree with their text */
 		char text[256];
 		size_t off = 0;
@@ -815,9 +827,9 @@ test_report_attempts(void **state)
 	logdb_filter_init(&f);
 	f.since_ms = NOW_MS - 7 * DAY_MS;
 	assert_int_equal(logdb_report_attempts(r, &f, on_attempt, &s), 0);
-	/* redmi: 2 attempts (keyed by device); 0a:..:02 (by MAC): 1; 10.0.0.3 (by IP): 1 in 7 d */
+	/* redmi: 2 attempts (keyed by its MAC); 0a:..:02 (by MAC): 1; 10.0.0.3 (by IP): 1 in 7 d */
 	assert_int_equal(s.n, 3);
-	assert_string_equal(s.a[0].key, "redmi");
+	assert_string_equal(s.a[0].key, "02:00:00:00:00:01");
 	assert_int_equal(s.a[0].attempts, 2);
 	assert_int_equal(s.a[0].names, 2);
 	assert_string_equal(s.a[0].top_lists, "xiaomi (2)");
@@ -836,11 +848,12 @@ test_report_attempts(void **state)
 	f.since_ms = 0;
 	assert_int_equal(logdb_report_attempts(r, &f, on_attempt, &s), 0);
 	assert_int_equal(s.n, 3);
-	assert_string_equal(s.a[0].key, "10.0.0.3");
-	assert_int_equal(s.a[0].attempts, 2);
-	assert_string_equal(s.a[0].top_lists, "huawei (1), xiaomi (1)");
-	assert_int_equal(s.a[0].ntop, 2);
-	assert_int_equal(s.a[0].top[0].attempts + s.a[0].top[1].attempts, 2);
+	assert_string_equal(s.a[0].key, "02:00:00:00:00:01"); /* equal counts: by key */
+	assert_string_equal(s.a[1].key, "10.0.0.3");
+	assert_int_equal(s.a[1].attempts, 2);
+	assert_string_equal(s.a[1].top_lists, "huawei (1), xiaomi (1)");
+	assert_int_equal(s.a[1].ntop, 2);
+	assert_int_equal(s.a[1].top[0].attempts + s.a[1].top[1].attempts, 2);
 	logdb_reader_free(&r);
 }
 
@@ -1081,11 +1094,12 @@ test_report_ids_to_text(void **state)
 {
 	static const char *const want_summary[] = {
 	        "0 NULL 9 6",   "1 kids 5 4",     "1 NULL 3 1",   "1 staff 1 1",
-	        "2 ads 5 5",    "2 allow 1 0",    "3 a.test 3 2", /* a, b and c.test are blocked
-	                                                             twice each: the first two by
-	                                                             name; a.test was also
-	                                                             forwarded once */
-	        "3 b.test 2 2", "4 10.0.0.3 3 2", /* the address and the device named so */
+	        "2 ads 5 5",    "2 allow 1 0",    "3 a.test 3 2", /* a and c.test are blocked
+	                                                             by a list twice each, b.test
+	                                                             once (its other block is the
+	                                                             default deny's); a.test was
+	                                                             also forwarded once */
+	        "3 c.test 2 2", "4 10.0.0.3 3 2", /* the address and the device named so */
 	        "4 tv 3 3",
 	};
 	static const struct {
@@ -1100,10 +1114,10 @@ test_report_ids_to_text(void **state)
 	         {.blocked = -1, .who = "10.0.0.3"},
 	         "ok.test c.test b.test"},
 	        {"device and group: one of its sources",
-	         {.blocked = -1, .device = "tv", .group = "staff"},
+	         {.blocked = -1, .device = {{"tv"}}, .group = {{"staff"}}},
 	         "a.test"},
-	        {"list of an allowed row", {.blocked = 0, .list = "allow"}, "ok.test"},
-	        {"a list nobody has", {.blocked = -1, .list = "nosuch"}, ""},
+	        {"list of an allowed row", {.blocked = 0, .list = {{"allow"}}}, "ok.test"},
+	        {"a list nobody has", {.blocked = -1, .list = {{"nosuch"}}}, ""},
 	};
 	char path[300];
 	struct logdb_reader *r = NULL;
@@ -1124,19 +1138,25 @@ test_report_ids_to_text(void **state)
 
 	logdb_filter_init(&f);
 	assert_int_equal(logdb_report_attempts(r, &f, on_attempt, &a), 0);
-	assert_int_equal(a.n, 4);
-	assert_string_equal(a.a[0].key, "tv");
-	assert_int_equal(a.a[0].attempts, 3);
-	assert_int_equal(a.a[0].names, 2);
-	assert_string_equal(a.a[0].top_lists, "ads (2), - (1)");
-	assert_string_equal(a.a[0].group, "kids"); /* of the latest attempt */
-	assert_int_equal(a.a[0].first_ms, NOW_MS - 9000);
+	/* keyed by address (no MAC): 'tv' on two addresses is two devices, the device named
+	 * 10.0.0.3 at 10.0.0.7 is 10.0.0.7; a blocked row without a list is the default deny's,
+	 * counted apart, in neither attempts, names nor lists */
+	assert_int_equal(a.n, 5);
+	assert_string_equal(a.a[0].key, "10.0.0.6");
+	assert_int_equal(a.a[0].attempts, 1);
+	assert_int_equal(a.a[0].denied, 1);
+	assert_int_equal(a.a[0].names, 1);
+	assert_string_equal(a.a[0].top_lists, "ads (1)");
+	assert_string_equal(a.a[0].group, "kids"); /* of the latest row */
+	assert_int_equal(a.a[0].first_ms, NOW_MS - 8000);
 	assert_int_equal(a.a[0].last_ms, NOW_MS - 7000);
-	/* one attempt each, by key: the device named 10.0.0.3 and the address stay apart */
+	/* one attempt each, no denied: by key */
 	assert_string_equal(a.a[1].key, "10.0.0.3");
-	assert_string_equal(a.a[2].key, "10.0.0.3");
-	assert_string_equal(a.a[3].key, "10.0.0.8");
-	assert_null(a.a[3].group);
+	assert_string_equal(a.a[2].key, "10.0.0.5");
+	assert_string_equal(a.a[3].key, "10.0.0.7");
+	assert_int_equal(a.a[3].denied, 0);
+	assert_string_equal(a.a[4].key, "10.0.0.8");
+	assert_null(a.a[4].group);
 
 	assert_int_equal(logdb_report_summary(r, &f, 2, on_summary_line, &s), 0);
 	assert_int_equal(s.hour_total, 9);

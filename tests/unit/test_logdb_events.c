@@ -120,18 +120,18 @@ test_match_device(void **state)
 	/* everyone, and the client / mac / device filters */
 	logdb_filter_init(&f);
 	assert_int_equal(events(r, &f).n, 5);
-	f.client = "10.0.0.9";
+	f.client.v[0] = "10.0.0.9";
 	s = events(r, &f);
 	assert_int_equal(s.n, 2);
 	assert_string_equal(s.vendor[1], "OPPO");
 	logdb_filter_init(&f);
-	f.mac = "02:00:00:00:00:09";
+	f.mac.v[0] = "02:00:00:00:00:09";
 	assert_int_equal(events(r, &f).n, 2);
 	logdb_filter_init(&f);
-	f.device = "phone";
+	f.device.v[0] = "phone";
 	assert_int_equal(events(r, &f).n, 3);
 	/* a bad MAC filter is an error, not "nothing" */
-	f.mac = "zz";
+	f.mac.v[0] = "zz";
 	assert_int_equal(logdb_query_events(r, &f, collect, &s), -EINVAL);
 	logdb_reader_free(&r);
 }
