@@ -334,7 +334,7 @@ cmd_log_open(const char *cmd, const char *config, const char *db, const struct l
 	int rc;
 
 	if (db == NULL) {
-		const char *path = config != NULL ? config : CMD_DEFAULT_CONFIG;
+		const char *path = config != NULL ? config : cmd_default_config();
 		diag_init(&d);
 		rc = config_load(path, &d, &cfg);
 		diag_print(&d, stderr, DIAG_ERROR);

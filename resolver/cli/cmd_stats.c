@@ -28,7 +28,7 @@ usage(FILE *out)
 	        "daemon with device identity or a query database opens.\n"
 	        "\n"
 	        "options:\n"
-	        "  -c, --config FILE  the daemon's configuration (default " CMD_DEFAULT_CONFIG ")\n"
+	        "  -c, --config FILE  the daemon's configuration (default " CMD_DEFAULT_CONFIG_HELP ")\n"
 	        "  --json             one JSON object, as the daemon sends it\n"
 	        "  -h, --help         show this help\n"
 	        "\n"
@@ -107,7 +107,7 @@ print_compact(const char *j, size_t width)
 int
 cmd_stats(int argc, char **argv)
 {
-	const char *config = CMD_DEFAULT_CONFIG;
+	const char *config = cmd_default_config();
 	char sock[256], reply[CONTROL_REPLY_MAX];
 	struct config *cfg = NULL;
 	struct diag d;

@@ -22,6 +22,7 @@ COMMANDS = [
 	["devices", "pin", "192.0.2.1", "--vendor", "Xiaomi"],
 	["health"],
 	["lists"],
+	["stats"],
 ]
 
 
