@@ -111,69 +111,6 @@ parse_status(char *text, struct rows *r)
 	return 0;
 }
 
-/* Sends req and reads the whole reply into *out (owned). 0, -ENOENT / -ECONNREFUSED (no
- * daemon), or another -errno. */
-static int
-ask(const char *path, const char *req, char **out)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	size_t got = 0, cap = 65536;
-	char *buf = malloc(cap);
-	int rc = 0, fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || buf == NULL) {
-		rc = fd < 0 ? -errno : -ENOMEM;
-		goto cleanup;
-	}
-	text_copy(sun.sun_path, sizeof(sun.sun_path), path);
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
-		rc = -errno;
-		goto cleanup;
-	}
-	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int pr = poll(&p, 1, REPLY_TIMEOUT_MS);
-		if (pr == 0) {
-			rc = -ETIMEDOUT;
-			goto cleanup;
-		}
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (got + 1 >= cap) {
-			if (cap >= REPLY_MAX) {
-				rc = -EMSGSIZE;
-				goto cleanup;
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (nb == NULL) {
-				rc = -ENOMEM;
-				goto cleanup;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			goto cleanup;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
-	*out = buf;
-	buf = NULL;
-cleanup:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return rc;
-}
-
 static char *
 num_text(long long v)
 {
@@ -360,7 +297,8 @@ cmd_lists(int argc, char **argv)
 	}
 	int rc = control_path(cfg->state_dir, path, sizeof(path));
 	if (rc == 0)
-		rc = ask(path, refresh ? "lists refresh\n" : "lists\n", &reply);
+		rc = cmd_ask_daemon_all(path, refresh ? "lists refresh\n" : "lists\n", REPLY_MAX,
+		                        REPLY_TIMEOUT_MS, &reply);
 	if (rc == 0) {
 		char *body = strchr(reply, '\n');
 		if (strncmp(reply, "ok lists ", 9) != 0 || body == NULL) {
