@@ -1,6 +1,6 @@
 /*
  * logdb_batch: the writer's rows wait here, as the values of their columns, until
- * LOGDB_INSERT_MANY of them go into the queries table with one multi-row INSERT.
+ * LOGDB_INSERT_MANY (256) of them go into the queries table with one multi-row INSERT.
  *
  * One statement per row costs SQLite a cursor per B-tree (the table and each index) allocated
  * and freed, its registers' buffers grown again, and the start and halt of the statement,

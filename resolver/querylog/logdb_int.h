@@ -49,7 +49,7 @@ enum logdb_dict_kind { LOGDB_SOURCES = 0, LOGDB_NAMES, LOGDB_TEXTS, LOGDB_NDICTS
  * blocked, list, rule, action, rcode, upstream, latency_us); 0 stands for NULL in the id and
  * the dictionary ids other than the source. */
 #define LOGDB_ROW_VALUES  13
-#define LOGDB_INSERT_MANY 64 /* rows per multi-row INSERT (logdb_batch.c) */
+#define LOGDB_INSERT_MANY 256 /* rows per multi-row INSERT (logdb_batch.c): 3,072 parameters */
 
 struct logdb {
 	char *path;
