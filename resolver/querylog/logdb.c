@@ -55,8 +55,9 @@ static const char *const dict_sel_sql[LOGDB_NDICTS] = {
 static const char *const dict_ins_sql[LOGDB_NDICTS] = {
         ("INSERT INTO sources (client, mac, device, group_name, vendor, vendor_source)"
          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        "INSERT INTO names (qname, rname) VALUES (?1, ?2)",
-        "INSERT INTO texts (text) VALUES (?1)",
+        /* UNIQUE keys: tried first, found only when ignored (a new name costs one statement) */
+        "INSERT OR IGNORE INTO names (qname, rname) VALUES (?1, ?2)",
+        "INSERT OR IGNORE INTO texts (text) VALUES (?1)",
 };
 
 /* One stride of the pass over the dictionaries: the sources and names in (?1, ?2] that no
@@ -409,9 +410,27 @@ bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
+/* Adds an entry whose key is UNIQUE (names, texts): its new id, or 0 when it exists. */
+static int
+dict_insert_new(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, int nfields,
+                sqlite3_int64 *id)
+{
+	sqlite3_stmt *st = db->dict_ins[k];
+
+	for (int i = 0; i < nfields; i++)
+		bind_text(st, i + 1, fields[i]);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	*id = sqlite3_changes(db->db) > 0 ? sqlite3_last_insert_rowid(db->db) : 0;
+	return SQLITE_OK;
+}
+
 /* The id of a dictionary entry that is not in memory: found, or added to the open
  * transaction; then remembered under key (NULL: not remembered). fields bind ?1, ?2... of both
- * statements. An SQLite result code. */
+ * statements. Names and texts are inserted first (most misses are new names), sources looked
+ * up first (no UNIQUE key over six nullable columns). An SQLite result code. */
 static int
 dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, int nfields,
            const char *key, size_t keylen, uint64_t hash, sqlite3_int64 *out)
@@ -420,6 +439,13 @@ dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, 
 	sqlite3_int64 id = 0;
 	int rc;
 
+	if (k != LOGDB_SOURCES) {
+		rc = dict_insert_new(db, k, fields, nfields, &id);
+		if (rc != SQLITE_OK)
+			return rc;
+		if (id > 0)
+			goto found;
+	}
 	for (int i = 0; i < nfields; i++)
 		bind_text(st, i + 1, fields[i]);
 	rc = sqlite3_step(st);
@@ -428,6 +454,8 @@ dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, 
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return rc;
+	if (id == 0 && k != LOGDB_SOURCES)
+		return SQLITE_CONSTRAINT; /* ignored, yet not there: a NULL key */
 	if (id == 0) {
 		st = db->dict_ins[k];
 		for (int i = 0; i < nfields; i++)
@@ -438,6 +466,7 @@ dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, 
 			return rc;
 		id = sqlite3_last_insert_rowid(db->db);
 	}
+found:
 	if (key != NULL)
 		logdb_dict_put(&db->dicts[k], hash, key, keylen, id);
 	*out = id;
