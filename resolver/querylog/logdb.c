@@ -1,9 +1,10 @@
 /*
  * logdb: the writer side of the SQLite query store (see logdb.h).
  *
- * One connection, owned by the querylog writer thread. A row goes into the open transaction
- * with one prepared INSERT; logdb_commit() (after every drain of the ring) or the
- * LOGDB_BATCH_ROWS-th row ends it. Any SQLite error on the write path closes the connection:
+ * One connection, owned by the querylog writer thread. A row's dictionary ids are found or
+ * added at once; the row itself waits in logdb_batch.c and goes into the open transaction with
+ * the next multi-row INSERT, at the latest when logdb_commit() (from logdb_tick, once the
+ * transaction is LOGDB_COMMIT_MS old) or the LOGDB_BATCH_ROWS-th row ends it. Any SQLite error on the write path closes the connection:
  * the rows of the transaction are dropped and counted, the problem is logged once, and
  * logdb_tick() reopens after a backoff, which also brings back a database whose page limit,
  * permissions or disk space changed in the meantime.
