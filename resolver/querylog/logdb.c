@@ -1,9 +1,10 @@
 /*
  * logdb: the writer side of the SQLite query store (see logdb.h).
  *
- * One connection, owned by the querylog writer thread. A row goes into the open transaction
- * with one prepared INSERT; logdb_commit() (after every drain of the ring) or the
- * LOGDB_BATCH_ROWS-th row ends it. Any SQLite error on the write path closes the connection:
+ * One connection, owned by the querylog writer thread. A row's dictionary ids are found or
+ * added at once; the row itself waits in logdb_batch.c and goes into the open transaction with
+ * the next multi-row INSERT, at the latest when logdb_commit() (from logdb_tick, once the
+ * transaction is LOGDB_COMMIT_MS old) or the LOGDB_BATCH_ROWS-th row ends it. Any SQLite error on the write path closes the connection:
  * the rows of the transaction are dropped and counted, the problem is logged once, and
  * logdb_tick() reopens after a backoff, which also brings back a database whose page limit,
  * permissions or disk space changed in the meantime.
@@ -38,7 +39,6 @@
 #define TEXTS_ARENA       (1u << 20)
 #define DICT_PRUNE_STRIDE 5000 /* ids looked at per step of the pass over the dictionaries */
 
-
 static const char insert_sql[] =
         "INSERT INTO queries (id, ts_ms, source, name, qtype, proto, blocked, list, rule, action,"
         " rcode, upstream, latency_us)"
@@ -56,8 +56,9 @@ static const char *const dict_sel_sql[LOGDB_NDICTS] = {
 static const char *const dict_ins_sql[LOGDB_NDICTS] = {
         ("INSERT INTO sources (client, mac, device, group_name, vendor, vendor_source)"
          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        "INSERT INTO names (qname, rname) VALUES (?1, ?2)",
-        "INSERT INTO texts (text) VALUES (?1)",
+        /* UNIQUE keys: tried first, found only when ignored (a new name costs one statement) */
+        "INSERT OR IGNORE INTO names (qname, rname) VALUES (?1, ?2)",
+        "INSERT OR IGNORE INTO texts (text) VALUES (?1)",
 };
 
 /* One stride of the pass over the dictionaries: the sources and names in (?1, ?2] that no
@@ -95,9 +96,9 @@ static const char prune_events_sql[] =
 static void
 close_db(struct logdb *db)
 {
-	sqlite3_stmt **sts[] = {&db->ins,         &db->ins_ev,        &db->ins_unl,  &db->prune_q,
-	                        &db->prune_ev,    &db->dict_prune[0], &db->dict_prune[1],
-	                        &db->mig_sel,     &db->mig_del};
+	sqlite3_stmt **sts[] = {&db->ins,      &db->ins_ev,        &db->ins_unl,       &db->prune_q,
+	                        &db->prune_ev, &db->dict_prune[0], &db->dict_prune[1], &db->mig_sel,
+	                        &db->mig_del,  &db->ins_many};
 
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
 		sqlite3_finalize(*sts[i]);
@@ -116,6 +117,7 @@ close_db(struct logdb *db)
 	db->db = NULL;
 	db->in_tx = false;
 	db->tx_rows = 0;
+	db->npend = 0; /* counted in tx_rows, dropped with the transaction */
 	db->dict_pass = 0;
 }
 
@@ -281,6 +283,8 @@ open_db(struct logdb *db, bool may_set_aside)
 			rc = sqlite3_prepare_v3(db->db, dict_ins_sql[k], -1,
 			                        SQLITE_PREPARE_PERSISTENT, &db->dict_ins[k], NULL);
 	}
+	if (rc == SQLITE_OK)
+		rc = logdb_batch_prepare(db);
 	for (int k = 0; k < 2 && rc == SQLITE_OK; k++)
 		rc = sqlite3_prepare_v3(db->db, dict_prune_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
 		                        &db->dict_prune[k], NULL);
@@ -407,18 +411,27 @@ bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
-static void
-bind_id(sqlite3_stmt *st, int i, sqlite3_int64 id)
+/* Adds an entry whose key is UNIQUE (names, texts): its new id, or 0 when it exists. */
+static int
+dict_insert_new(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, int nfields,
+                sqlite3_int64 *id)
 {
-	if (id > 0)
-		sqlite3_bind_int64(st, i, id);
-	else
-		sqlite3_bind_null(st, i);
+	sqlite3_stmt *st = db->dict_ins[k];
+
+	for (int i = 0; i < nfields; i++)
+		bind_text(st, i + 1, fields[i]);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	*id = sqlite3_changes(db->db) > 0 ? sqlite3_last_insert_rowid(db->db) : 0;
+	return SQLITE_OK;
 }
 
 /* The id of a dictionary entry that is not in memory: found, or added to the open
  * transaction; then remembered under key (NULL: not remembered). fields bind ?1, ?2... of both
- * statements. An SQLite result code. */
+ * statements. Names and texts are inserted first (most misses are new names), sources looked
+ * up first (no UNIQUE key over six nullable columns). An SQLite result code. */
 static int
 dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, int nfields,
            const char *key, size_t keylen, uint64_t hash, sqlite3_int64 *out)
@@ -427,6 +440,13 @@ dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, 
 	sqlite3_int64 id = 0;
 	int rc;
 
+	if (k != LOGDB_SOURCES) {
+		rc = dict_insert_new(db, k, fields, nfields, &id);
+		if (rc != SQLITE_OK)
+			return rc;
+		if (id > 0)
+			goto found;
+	}
 	for (int i = 0; i < nfields; i++)
 		bind_text(st, i + 1, fields[i]);
 	rc = sqlite3_step(st);
@@ -435,6 +455,8 @@ dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, 
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return rc;
+	if (id == 0 && k != LOGDB_SOURCES)
+		return SQLITE_CONSTRAINT; /* ignored, yet not there: a NULL key */
 	if (id == 0) {
 		st = db->dict_ins[k];
 		for (int i = 0; i < nfields; i++)
@@ -445,6 +467,7 @@ dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, 
 			return rc;
 		id = sqlite3_last_insert_rowid(db->db);
 	}
+found:
 	if (key != NULL)
 		logdb_dict_put(&db->dicts[k], hash, key, keylen, id);
 	*out = id;
@@ -484,16 +507,16 @@ source_key(const char *const *f, char *buf, size_t cap)
 	return o;
 }
 
-int
-logdb_insert_row(struct logdb *db, const struct logdb_row *row)
+/* The values of row's columns (LOGDB_ROW_VALUES), its dictionary entries found or added. */
+static int
+row_values(struct logdb *db, const struct logdb_row *row, sqlite3_int64 *v)
 {
 	const char *src_fields[6] = {row->client, row->mac,    row->device,
 	                             row->group,  row->vendor, row->vendor_source};
-	const char *texts[7] = {row->qtype, row->proto,  row->list,    row->rule,
+	const char *texts[7] = {row->qtype,  row->proto, row->list,    row->rule,
 	                        row->action, row->rcode, row->upstream};
 	char key[1024], rname[NAMES_MAX_TEXT + 2];
 	sqlite3_int64 src = 0, name = 0, tid[7];
-	sqlite3_stmt *st = db->ins;
 	uint64_t h = 0;
 	int rc = SQLITE_OK;
 
@@ -531,19 +554,44 @@ logdb_insert_row(struct logdb *db, const struct logdb_row *row)
 	}
 	if (rc != SQLITE_OK)
 		return rc;
-	bind_id(st, 1, row->id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)row->ts_ms);
-	sqlite3_bind_int64(st, 3, src);
-	bind_id(st, 4, name);
-	for (int i = 0; i < 2; i++)
-		bind_id(st, 5 + i, tid[i]); /* qtype, proto */
-	sqlite3_bind_int(st, 7, row->blocked ? 1 : 0);
+	v[0] = row->id > 0 ? row->id : 0;
+	v[1] = (sqlite3_int64)row->ts_ms;
+	v[2] = src;
+	v[3] = name;
+	v[4] = tid[0]; /* qtype */
+	v[5] = tid[1]; /* proto */
+	v[6] = row->blocked ? 1 : 0;
 	for (int i = 2; i < 7; i++)
-		bind_id(st, 6 + i, tid[i]); /* list, rule, action, rcode, upstream */
-	sqlite3_bind_int64(st, 13, row->latency_us);
+		v[5 + i] = tid[i]; /* list, rule, action, rcode, upstream */
+	v[12] = row->latency_us;
+	return SQLITE_OK;
+}
+
+int
+logdb_insert_row(struct logdb *db, const struct logdb_row *row)
+{
+	sqlite3_int64 v[LOGDB_ROW_VALUES];
+	sqlite3_stmt *st = db->ins;
+	int rc = row_values(db, row, v);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	logdb_bind_values(st, 1, v, 0, LOGDB_ROW_VALUES);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int
+logdb_insert_row_later(struct logdb *db, const struct logdb_row *row)
+{
+	sqlite3_int64 v[LOGDB_ROW_VALUES];
+	int rc = row_values(db, row, v);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	v[0] = 0; /* the next id */
+	return logdb_batch_add(db, v);
 }
 
 int
@@ -576,7 +624,7 @@ logdb_add(struct logdb *db, const struct querylog_record *r)
 	        .vendor = t.vendor,
 	        .vendor_source = identity_source_name(r->vendor_source),
 	};
-	rc = logdb_insert_row(db, &row);
+	rc = logdb_insert_row_later(db, &row); /* step_failed counts this row */
 	if (rc != SQLITE_OK)
 		return step_failed(db, rc);
 	db->tx_rows++;
@@ -656,7 +704,9 @@ logdb_commit(struct logdb *db)
 {
 	if (db->db == NULL || !db->in_tx)
 		return 0;
-	int rc = logdb_exec(db->db, "COMMIT");
+	int rc = logdb_batch_flush(db);
+	if (rc == SQLITE_OK)
+		rc = logdb_exec(db->db, "COMMIT");
 	if (rc != SQLITE_OK) {
 		char why[256];
 		snprintf(why, sizeof(why), "%s", sqlite3_errmsg(db->db));

@@ -1,10 +1,10 @@
 /*
  * logdb: the writer of the SQLite query-log store (log.database), used by the querylog writer
- * thread (logdb.c; logdb_dict.c its memory of dictionary ids; logdb_migrate.c the conversion of
- * older schemas). The schema and what writer and reader share: logdb_schema.h; the read side
+ * thread (logdb.c; logdb_dict.c its memory of dictionary ids; logdb_batch.c the rows waiting
+ * for their multi-row INSERT; logdb_migrate.c the conversion of older schemas). The schema and what writer and reader share: logdb_schema.h; the read side
  * (`veto log`, `veto report`): logdb_reader.h.
  *
- * Writer: rows are inserted with one prepared statement inside an open transaction that
+ * Writer: rows are inserted 256 per prepared statement inside an open transaction that
  * logdb_tick() commits once it is LOGDB_COMMIT_MS old (logdb_add() commits by itself every
  * LOGDB_BATCH_ROWS rows, logdb_commit() at once). Large transactions matter: every index leaf a
  * transaction touches (one per device, client, MAC and name) is written to the WAL once per

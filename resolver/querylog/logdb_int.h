@@ -45,6 +45,12 @@ void logdb_dict_put(struct logdb_dict *d, uint64_t hash, const char *key, size_t
 
 enum logdb_dict_kind { LOGDB_SOURCES = 0, LOGDB_NAMES, LOGDB_TEXTS, LOGDB_NDICTS };
 
+/* The values of one queries row in column order (id, ts_ms, source, name, qtype, proto,
+ * blocked, list, rule, action, rcode, upstream, latency_us); 0 stands for NULL in the id and
+ * the dictionary ids other than the source. */
+#define LOGDB_ROW_VALUES  13
+#define LOGDB_INSERT_MANY 256 /* rows per multi-row INSERT (logdb_batch.c): 3,072 parameters */
+
 struct logdb {
 	char *path;
 	uint32_t retention_days;
@@ -54,6 +60,10 @@ struct logdb {
 	sqlite3_stmt *ins, *ins_ev, *ins_unl, *prune_q, *prune_ev;
 	sqlite3_stmt *dict_sel[LOGDB_NDICTS], *dict_ins[LOGDB_NDICTS];
 	sqlite3_stmt *dict_prune[2]; /* sources, names no query refers to */
+	sqlite3_stmt *ins_many;      /* LOGDB_INSERT_MANY rows without their ids */
+	/* rows of the open transaction not yet inserted (logdb_batch.c) */
+	sqlite3_int64 pend[LOGDB_INSERT_MANY][LOGDB_ROW_VALUES];
+	uint32_t npend;
 	struct logdb_dict dicts[LOGDB_NDICTS];
 	/* per text column of queries (qtype, proto, list, rule, action, rcode, upstream): the
 	   last text and its id. Consecutive rows mostly repeat them: a strcmp instead of a hash
@@ -91,9 +101,25 @@ struct logdb {
  * entries. An SQLite result code. */
 int logdb_insert_row(struct logdb *db, const struct logdb_row *row);
 
+/* The same, kept in the batch (logdb_batch_add) instead of inserted at once. */
+int logdb_insert_row_later(struct logdb *db, const struct logdb_row *row);
+
 int logdb_exec(sqlite3 *s, const char *sql);
 /* Ends a burst of failures' start: reports (once per burst) and closes the connection. */
 void logdb_fail(struct logdb *db, const char *what, const char *why);
+
+/* ---- logdb_batch.c ---- */
+
+/* Prepares ins_many and empties the batch. An SQLite result code. */
+int logdb_batch_prepare(struct logdb *db);
+/* Binds v[from..to) (0 as NULL where the column allows it) to ?first... of st. */
+void logdb_bind_values(sqlite3_stmt *st, int first, const sqlite3_int64 *v, int from, int to);
+/* Keeps a row's values (v[0], the id, must be 0); inserts the batch once it is full. An
+ * SQLite result code (the batch is empty afterwards either way). */
+int logdb_batch_add(struct logdb *db, const sqlite3_int64 *v);
+/* Inserts the waiting rows into the open transaction. An SQLite result code (the batch is
+ * empty afterwards either way). */
+int logdb_batch_flush(struct logdb *db);
 
 /* ---- logdb_migrate.c ---- */
 

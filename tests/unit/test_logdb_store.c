@@ -1,8 +1,8 @@
 /*
  * test_logdb_store: the writer's side of query-store schema 3: the dictionary memory
  * (logdb_dict.c), rows through the dictionaries, ids forgotten with a rolled-back transaction,
- * retention of the dictionaries, and the in-place conversion of schema 1 and 2 databases
- * (logdb_migrate.c), interrupted and resumed.
+ * rows written in batches, retention of the dictionaries, and the in-place conversion of schema 1
+ * and 2 databases (logdb_migrate.c), interrupted and resumed.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -63,9 +63,10 @@ view_qnames(const char *path, char *out, size_t cap)
 
 	out[0] = '\0';
 	assert_int_equal(sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(s, "SELECT coalesce(qname, '?') FROM query_log ORDER BY id",
-	                                    -1, &st, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_prepare_v2(s, "SELECT coalesce(qname, '?') FROM query_log ORDER BY id", -1,
+	                           &st, NULL),
+	        SQLITE_OK);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		o += (size_t)snprintf(out + o, cap - o, "%s%s", o > 0 ? " " : "",
 		                      (const char *)sqlite3_column_text(st, 0));
@@ -90,8 +91,9 @@ test_dict(void **state)
 	}
 	for (int i = 0; i < 1000; i++) {
 		int n = snprintf(key, sizeof(key), "name-%d.example", i);
-		assert_int_equal(logdb_dict_get(&d, logdb_dict_hash(&d, key, (size_t)n), key, (size_t)n),
-		                 i + 1);
+		assert_int_equal(
+		        logdb_dict_get(&d, logdb_dict_hash(&d, key, (size_t)n), key, (size_t)n),
+		        i + 1);
 	}
 	/* a key that is a prefix of another, and one absent */
 	assert_int_equal(logdb_dict_get(&d, logdb_dict_hash(&d, "name-1", 6), "name-1", 6), 0);
@@ -102,7 +104,8 @@ test_dict(void **state)
 	/* full: the next key clears the memory and is the only one left */
 	logdb_dict_put(&d, logdb_dict_hash(&d, "one-more", 8), "one-more", 8, 5000);
 	assert_int_equal(d.count, 1);
-	assert_int_equal(logdb_dict_get(&d, logdb_dict_hash(&d, "one-more", 8), "one-more", 8), 5000);
+	assert_int_equal(logdb_dict_get(&d, logdb_dict_hash(&d, "one-more", 8), "one-more", 8),
+	                 5000);
 	assert_int_equal(logdb_dict_get(&d, 42, "x", 1), 0);
 	logdb_dict_free(&d);
 
@@ -141,8 +144,9 @@ test_rows_share_dictionaries(void **state)
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM names"), 10);
 	/* texts: the type, the protocol, the action, the rcode */
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM texts WHERE text IN ('A', 'udp')"), 2);
-	assert_int_equal(sql_int(path, "SELECT count(*) FROM query_log WHERE qname = 'n4.example'"
-	                               " AND client = '10.0.0.2' AND qtype = 'A' AND proto = 'udp'"),
+	assert_int_equal(sql_int(path,
+	                         "SELECT count(*) FROM query_log WHERE qname = 'n4.example'"
+	                         " AND client = '10.0.0.2' AND qtype = 'A' AND proto = 'udp'"),
 	                 20);
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM query_log WHERE device = 'phone'"
 	                               " AND client = '10.0.0.1'"),
@@ -221,6 +225,69 @@ test_failure_forgets_ids(void **state)
 	                 stored - 1 + 10);
 }
 
+/* ---- rows in batches (logdb_batch.c) ---- */
+
+/* Rows wait in the writer and go in LOGDB_INSERT_MANY at a time: a commit stores the tail of
+ * a batch too, every column of every row arrives in order, and a transaction that fails
+ * counts the rows still waiting as lost with the others (written + dropped = added). */
+static void
+test_batched_rows(void **state)
+{
+	const int n = 2 * LOGDB_INSERT_MANY + 37;
+	char path[300];
+
+	(void)state;
+	tmp_path(path, sizeof(path), "batch.db");
+	struct logdb *db = open_db(path, 0, 0);
+	for (int i = 0; i < n; i++) {
+		char name[32];
+		struct querylog_record r;
+		snprintf(name, sizeof(name), "r%04d.example", i);
+		make_record(&r, &(struct rec){.age_ms = (uint64_t)(n - i),
+		                              .client = "10.0.0.1",
+		                              .qname = name,
+		                              .blocked = i % 3 == 0,
+		                              .list = i % 3 == 0 ? "ads" : NULL,
+		                              .action = i % 3 == 0 ? QUERYLOG_ACTION_SINKHOLE
+		                                                   : QUERYLOG_ACTION_FORWARD});
+		r.latency_us = (uint32_t)i;
+		assert_int_equal(logdb_add(db, &r), 0);
+	}
+	/* nothing reaches the file before the commit */
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), 0);
+	assert_int_equal(logdb_commit(db), 0);
+	assert_int_equal(logdb_written(db), (uint64_t)n);
+	logdb_free(&db);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), n);
+	/* in id order: the names, times, latencies and blocked flags as added */
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM query_log WHERE qname = printf('r%%04d.example', latency_us)"
+	         " AND ts_ms = %llu - (%d - latency_us) AND id = latency_us + 1"
+	         " AND blocked = (latency_us %% 3 = 0) AND (list IS 'ads') = (latency_us %% 3 = 0)"
+	         " AND action = CASE WHEN latency_us %% 3 = 0 THEN 'sinkhole' ELSE 'forward' END",
+	         (unsigned long long)NOW_MS, n);
+	assert_int_equal(sql_int(path, sql), n);
+
+	/* a failed transaction: the rows in the open batch are counted with it */
+	db = open_db(path, 0, 0);
+	logdb_set_max_pages(db, (uint32_t)sql_int(path, "PRAGMA page_count"));
+	uint64_t added = 0;
+	for (int i = 0; i < 20000 && logdb_is_open(db); i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "f%05d.a-long-label-to-fill-pages.example", i);
+		try_query(db, 0, "10.0.0.2", name, NULL);
+		added++;
+		if (i % 1000 == 999 && logdb_is_open(db))
+			logdb_commit(db);
+	}
+	assert_false(logdb_is_open(db));
+	assert_int_equal(logdb_written(db) + logdb_dropped(db), added);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"),
+	                 n + (int64_t)logdb_written(db));
+	logdb_free(&db);
+}
+
 /* ---- retention of the dictionaries ---- */
 
 static void
@@ -248,15 +315,17 @@ test_dictionary_retention(void **state)
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), 1);
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM names"), 1);
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM sources"), 1);
-	assert_int_equal(sql_int(path, "SELECT count(*) FROM names WHERE qname = 'kept.example'"), 1);
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM names WHERE qname = 'kept.example'"),
+	                 1);
 
 	/* the device comes back: stored under new entries, read back right */
 	add_query(db, 0, "10.0.0.1", "old-7.example", "gone");
 	add_query(db, 0, "10.0.0.2", "kept.example", NULL);
 	assert_int_equal(logdb_commit(db), 0);
 	logdb_free(&db);
-	assert_int_equal(sql_int(path, "SELECT count(*) FROM query_log WHERE qname = 'old-7.example'"
-	                               " AND client = '10.0.0.1' AND device = 'gone'"),
+	assert_int_equal(sql_int(path,
+	                         "SELECT count(*) FROM query_log WHERE qname = 'old-7.example'"
+	                         " AND client = '10.0.0.1' AND device = 'gone'"),
 	                 1);
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM query_log WHERE qname = 'kept.example'"
 	                               " AND client = '10.0.0.2' AND device IS NULL"),
@@ -347,32 +416,33 @@ check_converted(const char *path, int rows)
 	assert_non_null(into);
 	memcpy(into, "INSERT INTO want   ", 19);
 	sqlite3_exec(s, "DROP TABLE temp.want", NULL, NULL, NULL);
-	assert_int_equal(sqlite3_exec(s,
-	                              "CREATE TEMP TABLE want (id INTEGER PRIMARY KEY, ts_ms, client,"
-	                              " proto, group_name, qname, rname, qtype, blocked, list,"
-	                              " rule, action, rcode, upstream, latency_us, mac, device,"
-	                              " vendor, vendor_source)",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_exec(s,
+	                     "CREATE TEMP TABLE want (id INTEGER PRIMARY KEY, ts_ms, client,"
+	                     " proto, group_name, qname, rname, qtype, blocked, list,"
+	                     " rule, action, rcode, upstream, latency_us, mac, device,"
+	                     " vendor, vendor_source)",
+	                     NULL, NULL, NULL),
+	        SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(s, sql, -1, &st, NULL), SQLITE_OK);
 	sqlite3_bind_int(st, 1, rows);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)(NOW_MS - DAY_MS));
 	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
 	sqlite3_finalize(st);
-	assert_int_equal(
-	        sqlite3_prepare_v2(s,
-	                           "SELECT count(*) FROM want w JOIN query_log q ON q.id = w.id"
-	                           " WHERE q.ts_ms IS w.ts_ms AND q.client IS w.client"
-	                           " AND q.proto IS w.proto AND q.group_name IS w.group_name"
-	                           " AND q.qname IS w.qname AND q.rname IS w.rname"
-	                           " AND q.qtype IS w.qtype AND q.blocked IS w.blocked"
-	                           " AND q.list IS w.list AND q.rule IS w.rule"
-	                           " AND q.action IS w.action AND q.rcode IS w.rcode"
-	                           " AND q.upstream IS w.upstream AND q.latency_us IS w.latency_us"
-	                           " AND q.mac IS w.mac AND q.device IS w.device"
-	                           " AND q.vendor IS w.vendor AND q.vendor_source IS w.vendor_source",
-	                           -1, &st, NULL),
-	        SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(
+	                         s,
+	                         "SELECT count(*) FROM want w JOIN query_log q ON q.id = w.id"
+	                         " WHERE q.ts_ms IS w.ts_ms AND q.client IS w.client"
+	                         " AND q.proto IS w.proto AND q.group_name IS w.group_name"
+	                         " AND q.qname IS w.qname AND q.rname IS w.rname"
+	                         " AND q.qtype IS w.qtype AND q.blocked IS w.blocked"
+	                         " AND q.list IS w.list AND q.rule IS w.rule"
+	                         " AND q.action IS w.action AND q.rcode IS w.rcode"
+	                         " AND q.upstream IS w.upstream AND q.latency_us IS w.latency_us"
+	                         " AND q.mac IS w.mac AND q.device IS w.device"
+	                         " AND q.vendor IS w.vendor AND q.vendor_source IS w.vendor_source",
+	                         -1, &st, NULL),
+	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int64(st, 0), rows);
 	sqlite3_finalize(st);
@@ -457,6 +527,7 @@ main(void)
 	        cmocka_unit_test(test_dict),
 	        cmocka_unit_test(test_rows_share_dictionaries),
 	        cmocka_unit_test(test_failure_forgets_ids),
+	        cmocka_unit_test(test_batched_rows),
 	        cmocka_unit_test(test_dictionary_retention),
 	        cmocka_unit_test(test_convert_schema_2),
 	        cmocka_unit_test(test_convert_schema_1),
