@@ -295,8 +295,18 @@ def test_list_formats_and_explain(aveto):
 	rows = p.stdout.strip().split("\n")
 	assert rows[0].startswith("key,mac,ip,name,vendor") and len(rows) == 2, rows
 	assert rows[1].startswith("ip:127.0.0.40,"), rows
+	# an unknown group or vendor is an error with a suggestion, as in veto log and veto check;
+	# a known one that no device has is an empty answer; a pinned vendor is known from the table
 	p = devices(aveto, "--group", "nope")
-	assert p.returncode == 0 and "no devices match" in p.stdout
+	assert p.returncode == 2 and "unknown group 'nope'" in p.stderr, p.stderr
+	p = devices(aveto, "--group", "banne")
+	assert p.returncode == 2 and "did you mean 'banned'" in p.stderr, p.stderr
+	p = devices(aveto, "--vendor", "Xiomi")
+	assert p.returncode == 2 and "did you mean 'Xiaomi'" in p.stderr, p.stderr
+	p = devices(aveto, "--vendor", "Samsung")
+	assert p.returncode == 0 and "no devices match" in p.stdout, p.stdout + p.stderr
+	p = devices(aveto, "--vendor", "some very long pinned vendor", "--format", "csv")
+	assert p.returncode == 0 and "ip:127.0.0.41," in p.stdout, p.stdout + p.stderr
 	p = devices(aveto, "--since", "1h", "--format", "json")
 	assert len(json.loads(p.stdout)) >= 3
 	p = devices(aveto, "--format", "yaml")
