@@ -230,6 +230,15 @@ void config_schema_walk_map(struct config_check_ctx *c, const struct config_node
                             void *obj);
 
 /*
+ * The lists section (config_lists.c). config_lists_section handles the top-level key "lists"
+ * (obj is the struct config); config_lists_finish, called once state_dir is known, names the
+ * saved copy of each URL.
+ */
+void config_lists_section(struct config_check_ctx *c, const struct config_node *key,
+			  const struct config_node *val, const char *path, void *obj);
+void config_lists_finish(struct config_check_ctx *c);
+
+/*
  * The devices section (config_devices.c). config_devices_section handles the top-level key
  * "devices" (obj is the struct config); config_devices_finish, called once lists are known, fills
  * the signatures (marking the lists they use in used[]) and the default hostname vendors.
