@@ -25,7 +25,7 @@ usage(FILE *out)
 	        "Asks the running daemon, over its control channel (state_dir/control.sock), "
 	        "whether\n"
 	        "it serves; the event loop itself answers. Prints one line. The channel is open\n"
-	        "while device identity is on (a devices section), for the daemon's user and root.\n"
+	        "whenever state_dir is set (it is by default), for the daemon's user and root.\n"
 	        "\n"
 	        "options:\n"
 	        "  -c, --config FILE  configuration file (default " CMD_DEFAULT_CONFIG_HELP ")\n"
@@ -90,10 +90,10 @@ cmd_health(int argc, char **argv)
 		code = CMD_EXIT_USAGE;
 		goto cleanup;
 	}
-	if (!cfg->devices.enabled) {
+	if (cfg->state_dir == NULL || cfg->state_dir[0] == '\0') {
 		fprintf(stderr,
-		        "veto health: %s: no devices section, so the daemon has no control "
-		        "channel to ask\n",
+		        "veto health: %s: no state_dir, so the daemon has no control channel "
+		        "to ask\n",
 		        path);
 		code = CMD_EXIT_USAGE;
 		goto cleanup;
