@@ -387,8 +387,8 @@ finish_answer(struct query *q, const struct policy *pol, const struct dnsmsg_ans
 	}
 	if (q->action == QUERYLOG_ACTION_CACHE)
 		s->stats.cache_hits++;
-	else
-		s->stats.forwarded++;
+	else if (q->action == QUERYLOG_ACTION_FORWARD)
+		s->stats.forwarded++;	/* stale answers are counted by the cache (stale_served) */
 	uint8_t *buf = server_reply_buf(s);
 	size_t len = dnsmsg_write_answer(a, &q->dq, age_s, dnsmsg_max_reply(&q->dq, q->tcp), buf,
 					 SERVER_REPLY_CAP);
@@ -397,6 +397,31 @@ finish_answer(struct query *q, const struct policy *pol, const struct dnsmsg_ans
 		return;
 	}
 	finish(q, buf, len);
+}
+
+/*
+ * RFC 8767: every upstream attempt failed; the answer kept past its TTL (cache.serve_stale),
+ * with TTLs of CACHE_STALE_TTL, serves the client instead of SERVFAIL. The query's name was
+ * allowed by its policy (decided before the cache), and the answer's chain is checked again by
+ * finish_answer. False when there is none.
+ */
+static bool
+finish_stale(struct query *q)
+{
+	struct server *s = q->srv;
+	uint32_t age;
+	bool stale;
+
+	if (s->cache == NULL)
+		return false;
+	const struct dnsmsg_answer *a =
+		cache_lookup_stale(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass,
+				   cache_key_bits(&q->dq), uv_now(s->loop), &age, &stale);
+	if (a == NULL)
+		return false;
+	q->action = stale ? QUERYLOG_ACTION_STALE : QUERYLOG_ACTION_CACHE;
+	finish_answer(q, q->policy, a, age);
+	return true;
 }
 
 static void
@@ -416,7 +441,8 @@ on_upstream_done(void *arg, int status, const uint8_t *reply, size_t len,
 			return;
 		}
 		log_debug("upstream: no answer for query: %s", uv_strerror(status));
-		finish_upstream_failed(q, status);
+		if (!finish_stale(q))
+			finish_upstream_failed(q, status);
 		return;
 	}
 	if (server != NULL)
@@ -425,7 +451,8 @@ on_upstream_done(void *arg, int status, const uint8_t *reply, size_t len,
 	int err = dnsmsg_answer_from_reply(reply, len, q->dq.do_bit, s->answer_wire,
 					   DNSMSG_MAX_LEN, a);
 	if (err != 0) {
-		finish_servfail(q);
+		if (!finish_stale(q))
+			finish_servfail(q);
 		return;
 	}
 	if (s->cache != NULL && a->cacheable)
@@ -515,6 +542,10 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 			cache_lookup(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass,
 				     cache_key_bits(&q->dq), uv_now(s->loop), &age);
 		if (a != NULL) {
+			/* cache.prefetch: a popular entry about to expire is refreshed in the
+			 * background (before serving: nothing may call the cache in between) */
+			if (cache_prefetch_due(s->cache))
+				(void)prefetch_start(s, &q->dq);
 			q->action = QUERYLOG_ACTION_CACHE;
 			finish_answer(q, pol, a, age);
 			return;

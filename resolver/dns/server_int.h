@@ -19,6 +19,7 @@
 #include "devices.h"
 #include "dnsmsg.h"
 #include "policy.h"
+#include "prefetch.h"
 #include "query.h"
 #include "querylog.h"
 #include "server.h"
@@ -182,6 +183,7 @@ struct server {
 
 	struct query_pool pool;
 	struct query *async;		/* queries waiting for upstream (doubly linked) */
+	struct prefetch prefetch;	/* cache refreshes in flight (cache.prefetch) */
 
 	/* Objects with libuv handles not yet closed: listeners, connections, the drain timer, the
 	 * signal handles, the upstream client. */
