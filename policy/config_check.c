@@ -216,14 +216,14 @@ on_cache_max_ttl(struct config_check_ctx *c, const struct config_node *key,
 		c->max_ttl_key = key;
 }
 
-/* serve_stale: off (or false, no) or a duration */
+/* serve_stale: off (or false, no; quoted or not) or a duration */
 static void
 on_cache_serve_stale(struct config_check_ctx *c, const struct config_node *key,
                      const struct config_node *val, const char *path, void *obj)
 {
 	static const char *const off[] = {"off", "false", "no"};
 	struct config *cfg = obj;
-	if (val->kind == CONFIG_NODE_SCALAR && val->plain) {
+	if (val->kind == CONFIG_NODE_SCALAR) {
 		for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
 			if (strcmp(val->str, off[i]) == 0) {
 				cfg->cache.serve_stale_s = 0;
