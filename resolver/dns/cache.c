@@ -427,6 +427,28 @@ cache_lookup_stale(struct cache *c, const struct names_name *qname, uint16_t qty
 	return result_of(c, i);
 }
 
+bool
+cache_has_stale(const struct cache *c, const struct names_name *qname, uint16_t qtype,
+		uint16_t qclass, uint8_t bits, uint64_t now_ms)
+{
+	uint8_t key[NAMES_MAX_WIRE + KEY_EXTRA];
+	uint32_t prev;
+
+	if (c->nslots == 0 || c->stale_ms == 0)
+		return false;
+	for (int k = 0; k < 2; k++) {
+		uint8_t kb = k == 0 ? bits : (uint8_t)(bits & ~CACHE_KEY_CD);
+		if (k == 1 && kb == bits)
+			break;
+		size_t keylen = key_make(key, qname, qtype, qclass, kb);
+		uint32_t i = find(c, key_hash(c, qname, qtype, qclass, kb), key, keylen, &prev);
+		if (i != NIL && now_ms >= c->slots[i].expire_ms &&
+		    now_ms - c->slots[i].expire_ms < c->stale_ms)
+			return true;
+	}
+	return false;
+}
+
 /* A slot to fill: a free one, else the entry that expired longest ago (stale ones included),
  * else the CLOCK victim among live entries. */
 static uint32_t

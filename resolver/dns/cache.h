@@ -95,6 +95,11 @@ const struct dnsmsg_answer *cache_lookup_stale(struct cache *c, const struct nam
 					       uint16_t qtype, uint16_t qclass, uint8_t bits,
 					       uint64_t now_ms, uint32_t *age_s, bool *stale);
 
+/* True when cache_lookup_stale would serve an expired answer for the key now (a peek: nothing
+ * counted, nothing dropped). */
+bool cache_has_stale(const struct cache *c, const struct names_name *qname, uint16_t qtype,
+		     uint16_t qclass, uint8_t bits, uint64_t now_ms);
+
 /* Stores a copy of a when a->cacheable (replacing the entry for the key, if any: its hit count
  * and prefetch mark start again). 0, or -ENOMEM / -E2BIG (nothing stored, not fatal). */
 int cache_insert(struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,

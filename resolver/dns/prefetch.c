@@ -34,7 +34,7 @@ on_prefetch_done(void *arg, int status, const uint8_t *reply, size_t len,
 }
 
 int
-prefetch_start(struct server *s, const struct dnsmsg_query *q)
+prefetch_start(struct server *s, const struct dnsmsg_query *q, bool mark)
 {
 	struct prefetch *pf = &s->prefetch;
 
@@ -52,6 +52,7 @@ prefetch_start(struct server *s, const struct dnsmsg_query *q)
 	p->busy = true;
 	pf->busy++;
 	s->limits.nupstream++;
-	cache_prefetch_started(s->cache);
+	if (mark)
+		cache_prefetch_started(s->cache);
 	return 0;
 }

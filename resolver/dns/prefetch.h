@@ -35,9 +35,11 @@ struct prefetch {
 	struct prefetch_slot slot[PREFETCH_MAX];
 };
 
-/* Right after a cache hit that cache_prefetch_due() said is due: starts the refresh of q's
- * answer (q is copied) and marks the entry (cache_prefetch_started). 0, or -EBUSY (at the cap,
- * the budget reached, or the server stopping) or upstream_query's error: nothing started. */
-int prefetch_start(struct server *s, const struct dnsmsg_query *q);
+/* Starts the refresh of q's answer (q is copied). mark: right after a cache hit that
+ * cache_prefetch_due() said is due, marks that entry (cache_prefetch_started); false for the
+ * refresh that carries on a request whose client got a stale answer (stale.c). 0, or -EBUSY
+ * (at the cap, the budget reached, or the server stopping) or upstream_query's error: nothing
+ * started. */
+int prefetch_start(struct server *s, const struct dnsmsg_query *q, bool mark);
 
 #endif

@@ -86,6 +86,8 @@ query_get(struct server *s, const struct sockaddr *client, bool tcp)
 	q->finished = false;
 	q->admitted = false;
 	q->nolog = false;
+	q->stale_watched = false;
+	q->want_stale = false;
 	q->dq.has_question = false;
 	q->dq.qname.len = 0;
 	q->dq.qtype = 0;
@@ -433,11 +435,14 @@ on_upstream_done(void *arg, int status, const uint8_t *reply, size_t len,
 
 	q->wait = NULL;
 	async_unlink(s, q);
+	stale_unwatch(s, q);
 	if (status != 0) {
 		if (status == -EMFILE || status == -ENFILE)
 			LIMITS_COUNT(s, fds);
 		if (status == -ECANCELED) {
-			finish_servfail(q);
+			/* the stale timer's cancel, or the server stopping */
+			if (!q->want_stale || !finish_stale(q))
+				finish_servfail(q);
 			return;
 		}
 		log_debug("upstream: no answer for query: %s", uv_strerror(status));
@@ -545,7 +550,7 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 			/* cache.prefetch: a popular entry about to expire is refreshed in the
 			 * background (before serving: nothing may call the cache in between) */
 			if (cache_prefetch_due(s->cache))
-				(void)prefetch_start(s, &q->dq);
+				(void)prefetch_start(s, &q->dq, true);
 			q->action = QUERYLOG_ACTION_CACHE;
 			finish_answer(q, pol, a, age);
 			return;
@@ -564,7 +569,12 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 		log_warning("upstream: cannot start query: %s", uv_strerror(err));
 		async_unlink(s, q);
 		finish_servfail(q);
+		return;
 	}
+	/* RFC 8767 client response timer: an expired answer is kept for it */
+	if (s->cache != NULL && cache_has_stale(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass,
+						cache_key_bits(&q->dq), uv_now(s->loop)))
+		stale_watch(s, q);
 }
 
 void

@@ -288,6 +288,7 @@ server_start(struct server *s)
 		return -EINVAL;
 	}
 	limits_start(s);
+	stale_start(s);
 	for (size_t i = 0; i < cfg->server.nlisten; i++) {
 		int err = udp_listener_open(s, &cfg->server.listen[i]);
 		if (err == 0)
@@ -702,6 +703,7 @@ begin_close(struct server *s)
 		uv_close((uv_handle_t *)&s->drain_timer, on_handle_close);
 	}
 	limits_close(s);
+	stale_close(s);
 	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
 		udp_listener_close((struct udp_listener *)l);
 	for (struct server_listener *l = s->tcp; l != NULL; l = l->next)

@@ -2,7 +2,9 @@
 
 The fake upstream answers a name, then dies for it (never answers, SERVFAIL, REFUSED, garbage):
 once the TTL has passed, the next query gets the kept answer with TTL 30 (CACHE_STALE_TTL), logged
-with action "stale"; past TTL + serve_stale, or with serve_stale off, SERVFAIL as before. A name
+with action "stale"; past TTL + serve_stale, or with serve_stale off, SERVFAIL as before. An
+upstream slower than the client response timer (1.8 s) gets the client the kept answer first,
+and its reply, when it comes, replaces the entry. A name
 the policy blocks after a reload is answered blocked, never stale. A popular name (2 hits) hit in
 the last tenth of its TTL is refreshed once in the background: the upstream sees exactly one more
 query and the client never waits for a miss; with prefetch off, the same timeline misses.
@@ -16,7 +18,7 @@ import dns.rcode
 import pytest
 
 from conftest import BLOCK_IPV4, GROUP_CLIENT, answer_ttls, answer_values, run_veto
-from fakeupstream import Answer, Garbled, NxDomain, Refused, ServFail, Timeout
+from fakeupstream import Answer, Delay, Garbled, NxDomain, Refused, ServFail, Timeout
 
 STALE_TTL = 30
 
@@ -109,6 +111,27 @@ def test_name_blocked_after_reload_is_never_served_stale(veto, upstream):
 	assert answer_ttls(veto.query("turned.test")) == [STALE_TTL]
 	recs = records(veto, "turned.test", 3)
 	assert [x["action"] for x in recs] == ["forward", "sinkhole", "stale"]
+
+
+def test_slow_upstream_client_gets_stale_then_refresh(veto_factory, upstream):
+	"""RFC 8767 client response timer: the upstream answers after 3 s (within timeout_ms 5000);
+	the client gets the kept answer after 1.8 s instead, and the same upstream request goes on
+	and replaces the entry (no second upstream query)."""
+	v = veto_factory(edit=lambda cfg: cfg["upstream"].update(timeout_ms=5000))
+	upstream.set_rule("slow.test", Answer({"A": ["192.0.2.37"]}, ttl=1))
+	v.query("slow.test")
+	time.sleep(1.3)
+	upstream.set_rule("slow.test", Delay(3.0, Answer({"A": ["192.0.2.38"]}, ttl=300)))
+	t = time.monotonic()
+	r = v.query("slow.test", timeout=4.5)
+	assert answer_values(r, "A") == ["192.0.2.37"], "the kept answer, before the slow reply"
+	assert answer_ttls(r) == [STALE_TTL]
+	time.sleep(max(0.0, t + 3.6 - time.monotonic()))	# the slow reply has come
+	r = v.query("slow.test")
+	assert answer_values(r, "A") == ["192.0.2.38"]
+	assert len(upstream.queries(name="slow.test")) == 2
+	recs = records(v, "slow.test", 3)
+	assert [x["action"] for x in recs] == ["forward", "stale", "cache"]
 
 
 @pytest.mark.parametrize("prefetch", [True, False])

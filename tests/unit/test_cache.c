@@ -401,6 +401,7 @@ test_stale_kept_and_expiry(void **state)
 	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 1000), 0);
 
 	/* fresh: cache_lookup_stale serves it as cache_lookup would */
+	assert_false(cache_has_stale(c, &f.qname, 1, 1, 0, 11000));
 	const struct dnsmsg_answer *a = cache_lookup_stale(c, &f.qname, 1, 1, 0, 11000, &age,
 							   &stale);
 	assert_non_null(a);
@@ -416,6 +417,8 @@ test_stale_kept_and_expiry(void **state)
 		{ 200000, false },
 	};
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		assert_int_equal(cache_has_stale(c, &f.qname, 1, 1, CACHE_KEY_CD, steps[i].now),
+				 steps[i].stale_hit);
 		assert_null(cache_lookup(c, &f.qname, 1, 1, 0, steps[i].now, &age));
 		a = cache_lookup_stale(c, &f.qname, 1, 1, 0, steps[i].now, &age, &stale);
 		assert_int_equal(a != NULL, steps[i].stale_hit);
@@ -431,7 +434,7 @@ test_stale_kept_and_expiry(void **state)
 					       &stale));
 	}
 	cache_get_stats(c, &st);
-	assert_int_equal(st.stale_served, 6);
+	assert_int_equal(st.stale_served, 6);	/* cache_has_stale counts nothing */
 	assert_int_equal(st.expired, 1);
 	assert_int_equal(st.entries, 0);
 
