@@ -55,6 +55,7 @@ struct cache {
 	uint64_t stale_ms;	/* serve-stale window, 0 = off */
 	bool prefetch;
 	uint32_t last_hit;	/* the slot of the last cache_lookup hit (exact key), or NIL */
+	bool missed_stale;	/* the last cache_lookup found an expired entry and kept it */
 	struct cache_stats st;
 	size_t table_bytes;
 	struct dnsmsg_answer result;	/* what cache_lookup returns */
@@ -310,6 +311,8 @@ lookup_slot(struct cache *c, const struct names_name *qname, uint16_t qtype, uin
 	if (now_ms >= s->expire_ms) {
 		if (now_ms - s->expire_ms >= c->stale_ms)
 			drop_expired(c, i, prev);
+		else
+			c->missed_stale = true;
 		return NIL;
 	}
 	return i;
@@ -342,6 +345,7 @@ cache_lookup(struct cache *c, const struct names_name *qname, uint16_t qtype, ui
 		return NULL;
 	}
 	c->last_hit = NIL;
+	c->missed_stale = false;
 	uint32_t i = lookup_slot(c, qname, qtype, qclass, bits, now_ms);
 	if (i == NIL && (bits & CACHE_KEY_CD))
 		i = lookup_slot(c, qname, qtype, qclass, (uint8_t)(bits & ~CACHE_KEY_CD), now_ms);
@@ -428,25 +432,9 @@ cache_lookup_stale(struct cache *c, const struct names_name *qname, uint16_t qty
 }
 
 bool
-cache_has_stale(const struct cache *c, const struct names_name *qname, uint16_t qtype,
-		uint16_t qclass, uint8_t bits, uint64_t now_ms)
+cache_missed_stale(const struct cache *c)
 {
-	uint8_t key[NAMES_MAX_WIRE + KEY_EXTRA];
-	uint32_t prev;
-
-	if (c->nslots == 0 || c->stale_ms == 0)
-		return false;
-	for (int k = 0; k < 2; k++) {
-		uint8_t kb = k == 0 ? bits : (uint8_t)(bits & ~CACHE_KEY_CD);
-		if (k == 1 && kb == bits)
-			break;
-		size_t keylen = key_make(key, qname, qtype, qclass, kb);
-		uint32_t i = find(c, key_hash(c, qname, qtype, qclass, kb), key, keylen, &prev);
-		if (i != NIL && now_ms >= c->slots[i].expire_ms &&
-		    now_ms - c->slots[i].expire_ms < c->stale_ms)
-			return true;
-	}
-	return false;
+	return c->missed_stale;
 }
 
 /* A slot to fill: a free one, else the entry that expired longest ago (stale ones included),

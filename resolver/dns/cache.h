@@ -95,10 +95,9 @@ const struct dnsmsg_answer *cache_lookup_stale(struct cache *c, const struct nam
 					       uint16_t qtype, uint16_t qclass, uint8_t bits,
 					       uint64_t now_ms, uint32_t *age_s, bool *stale);
 
-/* True when cache_lookup_stale would serve an expired answer for the key now (a peek: nothing
- * counted, nothing dropped). */
-bool cache_has_stale(const struct cache *c, const struct names_name *qname, uint16_t qtype,
-		     uint16_t qclass, uint8_t bits, uint64_t now_ms);
+/* Right after a cache_lookup miss (no other call on c in between): true when an expired answer
+ * is kept for the key (cache_lookup_stale would serve it now). */
+bool cache_missed_stale(const struct cache *c);
 
 /* Stores a copy of a when a->cacheable (replacing the entry for the key, if any: its hit count
  * and prefetch mark start again). 0, or -ENOMEM / -E2BIG (nothing stored, not fatal). */

@@ -541,6 +541,7 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 		return;
 	}
 
+	bool kept = false;	/* an expired answer is kept for the client response timer */
 	if (s->cache != NULL) {
 		uint32_t age;
 		const struct dnsmsg_answer *a =
@@ -555,6 +556,7 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 			finish_answer(q, pol, a, age);
 			return;
 		}
+		kept = cache_missed_stale(s->cache);
 	}
 
 	if (limits_admit(s, client) != 0) {
@@ -571,9 +573,7 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 		finish_servfail(q);
 		return;
 	}
-	/* RFC 8767 client response timer: an expired answer is kept for it */
-	if (s->cache != NULL && cache_has_stale(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass,
-						cache_key_bits(&q->dq), uv_now(s->loop)))
+	if (kept)	/* RFC 8767 client response timer */
 		stale_watch(s, q);
 }
 

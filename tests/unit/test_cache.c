@@ -401,7 +401,6 @@ test_stale_kept_and_expiry(void **state)
 	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 1000), 0);
 
 	/* fresh: cache_lookup_stale serves it as cache_lookup would */
-	assert_false(cache_has_stale(c, &f.qname, 1, 1, 0, 11000));
 	const struct dnsmsg_answer *a = cache_lookup_stale(c, &f.qname, 1, 1, 0, 11000, &age,
 							   &stale);
 	assert_non_null(a);
@@ -417,9 +416,8 @@ test_stale_kept_and_expiry(void **state)
 		{ 200000, false },
 	};
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		assert_int_equal(cache_has_stale(c, &f.qname, 1, 1, CACHE_KEY_CD, steps[i].now),
-				 steps[i].stale_hit);
-		assert_null(cache_lookup(c, &f.qname, 1, 1, 0, steps[i].now, &age));
+		assert_null(cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_CD, steps[i].now, &age));
+		assert_int_equal(cache_missed_stale(c), steps[i].stale_hit);
 		a = cache_lookup_stale(c, &f.qname, 1, 1, 0, steps[i].now, &age, &stale);
 		assert_int_equal(a != NULL, steps[i].stale_hit);
 		if (a == NULL)
@@ -434,7 +432,7 @@ test_stale_kept_and_expiry(void **state)
 					       &stale));
 	}
 	cache_get_stats(c, &st);
-	assert_int_equal(st.stale_served, 6);	/* cache_has_stale counts nothing */
+	assert_int_equal(st.stale_served, 6);
 	assert_int_equal(st.expired, 1);
 	assert_int_equal(st.entries, 0);
 
@@ -458,10 +456,17 @@ test_stale_kept_and_expiry(void **state)
 	assert_non_null(a);
 	assert_int_equal(served_ttl(a, age), 55);
 
+	/* a hit and a plain miss are not stale */
+	assert_non_null(cache_lookup(c, &f.qname, 1, 1, 0, 361000, &age));
+	assert_false(cache_missed_stale(c));
+	assert_null(cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_DO, 361000, &age));
+	assert_false(cache_missed_stale(c));
+
 	/* off: dropped at the TTL, nothing served stale */
 	cache_configure(c, 0, false);
 	assert_null(cache_lookup_stale(c, &f.qname, 1, 1, 0, 420000, &age, &stale));
 	assert_null(cache_lookup(c, &f.qname, 1, 1, 0, 420000, &age));
+	assert_false(cache_missed_stale(c));
 	cache_get_stats(c, &st);
 	assert_int_equal(st.entries, 1);	/* nx.example: not looked up since */
 	cache_configure(c, 100, false);
