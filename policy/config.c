@@ -430,6 +430,8 @@ config_new_defaults(const char *file, const char *dir, struct config **out)
 	cfg->cache.entries = 100000;
 	cfg->cache.min_ttl = 0;
 	cfg->cache.max_ttl = 86400;
+	cfg->cache.serve_stale_s = CONFIG_SERVE_STALE_S;
+	cfg->cache.prefetch = true;
 	cfg->block.action = CONFIG_ACTION_SINKHOLE;
 	cfg->block.ttl = 60;
 	cfg->log.queries = CONFIG_LOG_ALL;

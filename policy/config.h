@@ -163,6 +163,9 @@ struct config_hostname_vendor {
 #define CONFIG_QUERIES_PER_PREFIX	  1024
 #define CONFIG_TCP_CONNECTIONS_PER_CLIENT 64
 #define CONFIG_ERROR_REPLIES_PER_SECOND	  10
+/* cache.serve_stale: the default (RFC 8767 suggests 1 to 3 days) and the most accepted */
+#define CONFIG_SERVE_STALE_S		  86400
+#define CONFIG_SERVE_STALE_MAX_S	  (30u * 86400)
 
 /* server.rate_limit.action: what a query beyond its client's rate gets. */
 enum config_rate_action {
@@ -223,6 +226,11 @@ struct config {
 		uint32_t entries;		/* default 100000, 0 = off */
 		uint32_t min_ttl;		/* default 0 */
 		uint32_t max_ttl;		/* default 86400 */
+		uint32_t serve_stale_s;		/* RFC 8767: an expired answer is kept and served
+						   when every upstream attempt fails, until this long
+						   past its TTL; 0 = off; default 86400 (1d) */
+		bool prefetch;			/* refresh popular answers before they expire;
+						   default true */
 	} cache;
 
 	struct config_block {

@@ -216,10 +216,31 @@ on_cache_max_ttl(struct config_check_ctx *c, const struct config_node *key,
 		c->max_ttl_key = key;
 }
 
+/* serve_stale: off (or false, no; quoted or not) or a duration */
+static void
+on_cache_serve_stale(struct config_check_ctx *c, const struct config_node *key,
+                     const struct config_node *val, const char *path, void *obj)
+{
+	static const char *const off[] = {"off", "false", "no"};
+	struct config *cfg = obj;
+	if (val->kind == CONFIG_NODE_SCALAR) {
+		for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+			if (strcmp(val->str, off[i]) == 0) {
+				cfg->cache.serve_stale_s = 0;
+				return;
+			}
+		}
+	}
+	config_schema_get_duration(c, key, val, path, 1, CONFIG_SERVE_STALE_MAX_S,
+	                           &cfg->cache.serve_stale_s);
+}
+
 static const struct config_schema_key cache_keys[] = {
         CONFIG_SCHEMA_UINT_KEY("entries", struct config, cache.entries, 0, 100000000),
         CONFIG_SCHEMA_CALL_KEY("min_ttl", on_cache_min_ttl),
         CONFIG_SCHEMA_CALL_KEY("max_ttl", on_cache_max_ttl),
+        CONFIG_SCHEMA_CALL_KEY("serve_stale", on_cache_serve_stale),
+        CONFIG_SCHEMA_BOOL_KEY("prefetch", struct config, cache.prefetch),
 };
 
 /* ---- block ---- */

@@ -32,7 +32,8 @@ now_ms(void)
 }
 
 static const char *const actions[] = {"forward", "cache",    "sinkhole", "nxdomain", "nodata",
-                                      "refused", "servfail", "formerr",  "notimp"};
+                                      "refused", "servfail", "formerr",  "notimp",
+                                      "stale"};
 
 /* "2001:DB8::1" -> "2001:db8::1", "::ffff:10.0.0.1" -> "10.0.0.1". 0 or -EINVAL. */
 static int
@@ -86,7 +87,7 @@ filter_value(const char *cmd, const char *opt, struct logdb_values *vs, const ch
 			const char *s = config_suggest(v, actions, j);
 			fprintf(stderr,
 			        "%s: --action: unknown value '%s' (%s%s%sexpected forward, cache, "
-			        "sinkhole, nxdomain, nodata, refused, servfail, formerr, notimp)\n",
+			        "sinkhole, nxdomain, nodata, refused, servfail, formerr, notimp, stale)\n",
 			        cmd, v, s != NULL ? "did you mean '" : "", s != NULL ? s : "",
 			        s != NULL ? "'? " : "");
 			return -1;

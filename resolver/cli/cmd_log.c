@@ -60,7 +60,7 @@ usage(FILE *out)
 	        "  --allowed          queries that were not blocked only\n"
 	        "  --action ACTION    forward, cache, sinkhole, nxdomain, nodata, refused, "
 	        "servfail,\n"
-	        "                     formerr, notimp\n"
+	        "                     formerr, notimp, stale\n"
 	        "  --limit N          at most N rows (default 100, 0 = all)\n"
 	        "  --format FORMAT    table (default: aligned, local time), csv (UTC times as\n"
 	        "                     2026-11-22 03:58:22.123), json (an array), jsonl (one object\n"

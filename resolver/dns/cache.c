@@ -1,5 +1,7 @@
 /*
- * cache: a fixed table of `entries` slots, a chained hash index over them, CLOCK eviction.
+ * cache: a fixed table of `entries` slots, a chained hash index over them, a min-heap of the
+ * used slots on expiry time (expired entries are reused first, longest expired first), CLOCK
+ * eviction among live ones.
  *
  * Each used slot points to one allocation (made on insert, the miss path) holding the key
  * (canonical name wire + type + class + DO/CD bits), the TTL offsets and the answer bytes. A lookup
@@ -31,7 +33,10 @@ struct blob {
 struct slot {
 	uint64_t hash;
 	uint64_t stored_ms, expire_ms;
+	uint64_t prefetch_ms;	/* a hit from then on may ask for a refresh; UINT64_MAX = never */
 	uint32_t next;		/* next slot in the bucket chain, or in the free list */
+	uint32_t hpos;		/* index in the heap */
+	uint16_t hits;		/* since stored, saturating */
 	bool used, referenced;
 	struct blob *blob;
 };
@@ -45,6 +50,12 @@ struct cache {
 	uint32_t high;		/* slots [0, high) have been used at least once */
 	uint32_t free_head;	/* freed slots below high */
 	uint32_t hand;		/* CLOCK hand */
+	uint32_t *heap;		/* used slots, a min-heap on expire_ms */
+	uint32_t nheap;
+	uint64_t stale_ms;	/* serve-stale window, 0 = off */
+	bool prefetch;
+	uint32_t last_hit;	/* the slot of the last cache_lookup hit (exact key), or NIL */
+	bool missed_stale;	/* the last cache_lookup found an expired entry and kept it */
 	struct cache_stats st;
 	size_t table_bytes;
 	struct dnsmsg_answer result;	/* what cache_lookup returns */
@@ -67,12 +78,15 @@ cache_new(uint32_t entries, uint32_t min_ttl, uint32_t max_ttl, struct cache **o
 		c->nbuckets <<= 1;
 	c->slots = calloc(entries ? entries : 1, sizeof(*c->slots));
 	c->buckets = malloc((size_t)c->nbuckets * sizeof(*c->buckets));
-	if (c->slots == NULL || c->buckets == NULL)
+	c->heap = malloc((size_t)(entries ? entries : 1) * sizeof(*c->heap));
+	if (c->slots == NULL || c->buckets == NULL || c->heap == NULL)
 		goto cleanup;
 	for (uint32_t i = 0; i < c->nbuckets; i++)
 		c->buckets[i] = NIL;
 	c->free_head = NIL;
-	c->table_bytes = sizeof(*c) + (size_t)(entries ? entries : 1) * sizeof(*c->slots) +
+	c->last_hit = NIL;
+	c->table_bytes = sizeof(*c) +
+			 (size_t)(entries ? entries : 1) * (sizeof(*c->slots) + sizeof(*c->heap)) +
 			 (size_t)c->nbuckets * sizeof(*c->buckets);
 	*out = c;
 	c = NULL;
@@ -81,13 +95,81 @@ cleanup:
 	if (c != NULL) {
 		free(c->slots);
 		free(c->buckets);
+		free(c->heap);
 		free(c);
 	}
 	return rc;
 }
 
+void
+cache_configure(struct cache *c, uint32_t serve_stale_s, bool prefetch)
+{
+	c->stale_ms = (uint64_t)serve_stale_s * 1000;
+	c->prefetch = prefetch;
+}
+
+/* The heap of used slots on expire_ms: the root expired first. */
+static bool
+heap_less(const struct cache *c, uint32_t a, uint32_t b)
+{
+	return c->slots[c->heap[a]].expire_ms < c->slots[c->heap[b]].expire_ms;
+}
+
 static void
-release(struct cache *c, uint32_t i)
+heap_swap(struct cache *c, uint32_t a, uint32_t b)
+{
+	uint32_t t = c->heap[a];
+
+	c->heap[a] = c->heap[b];
+	c->heap[b] = t;
+	c->slots[c->heap[a]].hpos = a;
+	c->slots[c->heap[b]].hpos = b;
+}
+
+static void
+heap_fix(struct cache *c, uint32_t k)
+{
+	while (k > 0 && heap_less(c, k, (k - 1) / 2)) {
+		heap_swap(c, k, (k - 1) / 2);
+		k = (k - 1) / 2;
+	}
+	for (;;) {
+		uint32_t l = 2 * k + 1, m = k;
+		if (l < c->nheap && heap_less(c, l, m))
+			m = l;
+		if (l + 1 < c->nheap && heap_less(c, l + 1, m))
+			m = l + 1;
+		if (m == k)
+			return;
+		heap_swap(c, k, m);
+		k = m;
+	}
+}
+
+static void
+heap_add(struct cache *c, uint32_t i)
+{
+	c->heap[c->nheap] = i;
+	c->slots[i].hpos = c->nheap++;
+	heap_fix(c, c->nheap - 1);
+}
+
+static void
+heap_remove(struct cache *c, uint32_t i)
+{
+	uint32_t k = c->slots[i].hpos;
+
+	INSIST(k < c->nheap && c->heap[k] == i);
+	c->nheap--;
+	if (k == c->nheap)
+		return;
+	c->heap[k] = c->heap[c->nheap];
+	c->slots[c->heap[k]].hpos = k;
+	heap_fix(c, k);
+}
+
+static void
+free_blob(struct cache *c, uint32_t i)
 {
 	struct slot *s = &c->slots[i];
 
@@ -99,12 +181,23 @@ release(struct cache *c, uint32_t i)
 	s->referenced = false;
 }
 
+static void
+release(struct cache *c, uint32_t i)
+{
+	if (c->last_hit == i)
+		c->last_hit = NIL;
+	heap_remove(c, i);
+	free_blob(c, i);
+}
+
 void
 cache_clear(struct cache *c)
 {
 	for (uint32_t i = 0; i < c->high; i++)
 		if (c->slots[i].used)
-			release(c, i);
+			free_blob(c, i);
+	c->nheap = 0;
+	c->last_hit = NIL;
 	for (uint32_t i = 0; i < c->nbuckets; i++)
 		c->buckets[i] = NIL;
 	c->high = 0;
@@ -122,6 +215,7 @@ cache_free(struct cache **cp)
 	cache_clear(c);
 	free(c->slots);
 	free(c->buckets);
+	free(c->heap);
 	free(c);
 	*cp = NULL;
 }
@@ -188,7 +282,19 @@ remove_slot(struct cache *c, uint32_t i)
 	release(c, i);
 }
 
-/* The unexpired slot for the key, or NIL (an expired one is dropped). */
+/* Drops slot i (found with prev before it in its chain): expired. */
+static void
+drop_expired(struct cache *c, uint32_t i, uint32_t prev)
+{
+	unlink_slot(c, i, prev);
+	release(c, i);
+	c->slots[i].next = c->free_head;
+	c->free_head = i;
+	c->st.expired++;
+}
+
+/* The unexpired slot for the key, or NIL (an expired one is dropped, unless within the stale
+ * window: kept). */
 static uint32_t
 lookup_slot(struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,
 	    uint8_t bits, uint64_t now_ms)
@@ -203,14 +309,31 @@ lookup_slot(struct cache *c, const struct names_name *qname, uint16_t qtype, uin
 		return NIL;
 	struct slot *s = &c->slots[i];
 	if (now_ms >= s->expire_ms) {
-		unlink_slot(c, i, prev);
-		release(c, i);
-		s->next = c->free_head;
-		c->free_head = i;
-		c->st.expired++;
+		if (now_ms - s->expire_ms >= c->stale_ms)
+			drop_expired(c, i, prev);
+		else
+			c->missed_stale = true;
 		return NIL;
 	}
 	return i;
+}
+
+/* Points the result at slot i's answer (inlined: it is on the hit path). */
+static inline __attribute__((always_inline)) const struct dnsmsg_answer *
+result_of(struct cache *c, uint32_t i)
+{
+	const struct blob *b = c->slots[i].blob;
+	struct dnsmsg_answer *r = &c->result;
+
+	r->wire = (uint8_t *)(b->data + b->keylen + 2 * (size_t)b->nttl);
+	r->len = b->len;
+	r->nttl = b->nttl;
+	memcpy(r->ttl_off, b->data + b->keylen, 2 * (size_t)b->nttl);
+	r->ttl = b->ttl;
+	r->rcode = b->rcode;
+	r->negative = b->negative;
+	r->cacheable = true;
+	return r;
 }
 
 const struct dnsmsg_answer *
@@ -221,31 +344,101 @@ cache_lookup(struct cache *c, const struct names_name *qname, uint16_t qtype, ui
 		c->st.misses++;
 		return NULL;
 	}
+	c->last_hit = NIL;
+	c->missed_stale = false;
 	uint32_t i = lookup_slot(c, qname, qtype, qclass, bits, now_ms);
 	if (i == NIL && (bits & CACHE_KEY_CD))
 		i = lookup_slot(c, qname, qtype, qclass, (uint8_t)(bits & ~CACHE_KEY_CD), now_ms);
+	else if (i != NIL && now_ms >= c->slots[i].prefetch_ms)
+		c->last_hit = i;	/* in its prefetch window: see cache_prefetch_due */
 	if (i == NIL) {
 		c->st.misses++;
 		return NULL;
 	}
 	struct slot *s = &c->slots[i];
-	const struct blob *b = s->blob;
-	struct dnsmsg_answer *r = &c->result;
 	s->referenced = true;
-	r->wire = (uint8_t *)(b->data + b->keylen + 2 * (size_t)b->nttl);
-	r->len = b->len;
-	r->nttl = b->nttl;
-	memcpy(r->ttl_off, b->data + b->keylen, 2 * (size_t)b->nttl);
-	r->ttl = b->ttl;
-	r->rcode = b->rcode;
-	r->negative = b->negative;
-	r->cacheable = true;
+	s->hits += s->hits < UINT16_MAX;
 	*age_s = (uint32_t)((now_ms - s->stored_ms) / 1000);
 	c->st.hits++;
-	return r;
+	return result_of(c, i);
 }
 
-/* A slot to fill: a free one, else the CLOCK victim (expired entries first on the way). */
+bool
+cache_prefetch_due(const struct cache *c)
+{
+	uint32_t i = c->last_hit;
+
+	/* last_hit is only set in the window, and prefetch_ms is UINT64_MAX once started */
+	return i != NIL && c->prefetch && c->slots[i].hits >= CACHE_PREFETCH_HITS;
+}
+
+void
+cache_prefetch_started(struct cache *c)
+{
+	uint32_t i = c->last_hit;
+
+	if (i == NIL)
+		return;
+	c->last_hit = NIL;
+	c->slots[i].prefetch_ms = UINT64_MAX;
+	c->st.prefetches++;
+}
+
+const struct dnsmsg_answer *
+cache_lookup_stale(struct cache *c, const struct names_name *qname, uint16_t qtype,
+		   uint16_t qclass, uint8_t bits, uint64_t now_ms, uint32_t *age_s, bool *stale)
+{
+	uint8_t key[NAMES_MAX_WIRE + KEY_EXTRA];
+	uint32_t prev, i = NIL;
+
+	c->last_hit = NIL;
+	if (c->nslots == 0 || c->stale_ms == 0)
+		return NULL;
+	for (int k = 0; k < 2 && i == NIL; k++) {
+		uint8_t kb = k == 0 ? bits : (uint8_t)(bits & ~CACHE_KEY_CD);
+		if (k == 1 && kb == bits)
+			break;
+		size_t keylen = key_make(key, qname, qtype, qclass, kb);
+		i = find(c, key_hash(c, qname, qtype, qclass, kb), key, keylen, &prev);
+		if (i != NIL && now_ms >= c->slots[i].expire_ms &&
+		    now_ms - c->slots[i].expire_ms >= c->stale_ms) {
+			drop_expired(c, i, prev);
+			i = NIL;
+		}
+	}
+	if (i == NIL)
+		return NULL;
+	struct slot *s = &c->slots[i];
+	s->referenced = true;
+	if (now_ms < s->expire_ms) {
+		*age_s = (uint32_t)((now_ms - s->stored_ms) / 1000);
+		*stale = false;
+		c->st.hits++;
+		return result_of(c, i);
+	}
+	/* never served fresh again: its TTLs become the stale answer TTL, once and for all */
+	struct blob *b = s->blob;
+	uint8_t *wire = b->data + b->keylen + 2 * (size_t)b->nttl;
+	for (unsigned k = 0; k < b->nttl; k++) {
+		uint16_t off;
+		memcpy(&off, b->data + b->keylen + 2 * k, 2);
+		if ((size_t)off + 4 <= b->len)
+			dnsmsg_wr32(wire + off, CACHE_STALE_TTL);
+	}
+	*age_s = 0;
+	*stale = true;
+	c->st.stale_served++;
+	return result_of(c, i);
+}
+
+bool
+cache_missed_stale(const struct cache *c)
+{
+	return c->missed_stale;
+}
+
+/* A slot to fill: a free one, else the entry that expired longest ago (stale ones included),
+ * else the CLOCK victim among live entries. */
 static uint32_t
 take_slot(struct cache *c, uint64_t now_ms)
 {
@@ -256,19 +449,23 @@ take_slot(struct cache *c, uint64_t now_ms)
 	}
 	if (c->high < c->nslots)
 		return c->high++;
-	/* every slot is used: after one full turn all reference bits are clear */
+	INSIST(c->nheap == c->nslots);
+	if (now_ms >= c->slots[c->heap[0]].expire_ms) {
+		uint32_t i = c->heap[0];
+		c->st.expired++;
+		remove_slot(c, i);
+		return i;
+	}
+	/* every slot is used and live: after one full turn all reference bits are clear */
 	for (uint64_t step = 0;; step++) {
 		uint32_t i = c->hand;
 		struct slot *s = &c->slots[i];
 		c->hand = (c->hand + 1 == c->nslots) ? 0 : c->hand + 1;
-		if (now_ms >= s->expire_ms) {
-			c->st.expired++;
-		} else if (s->referenced && step < 2 * (uint64_t)c->nslots) {
+		if (s->referenced && step < 2 * (uint64_t)c->nslots) {
 			s->referenced = false;
 			continue;
-		} else {
-			c->st.evictions++;
 		}
+		c->st.evictions++;
 		remove_slot(c, i);
 		return i;
 	}
@@ -328,7 +525,9 @@ cache_insert(struct cache *c, const struct names_name *qname, uint16_t qtype, ui
 
 	uint64_t h = key_hash(c, qname, qtype, qclass, bits);
 	uint32_t i = find(c, h, key, keylen, &prev);
-	if (i != NIL) {
+	bool fresh = i == NIL;
+	c->last_hit = NIL;
+	if (!fresh) {
 		/* replace in place, keeping the slot's place in the chain and its mark */
 		struct slot *s = &c->slots[i];
 		c->st.bytes -= s->blob->size;
@@ -349,6 +548,14 @@ cache_insert(struct cache *c, const struct names_name *qname, uint16_t qtype, ui
 	struct slot *s = &c->slots[i];
 	s->stored_ms = now_ms;
 	s->expire_ms = now_ms + (uint64_t)ttl * 1000;
+	s->prefetch_ms = ttl >= CACHE_PREFETCH_MIN_TTL
+				 ? s->expire_ms - (uint64_t)ttl * (1000 / CACHE_PREFETCH_DIV)
+				 : UINT64_MAX;
+	s->hits = 0;
+	if (fresh)
+		heap_add(c, i);
+	else
+		heap_fix(c, s->hpos);
 	c->st.bytes += size;
 	c->st.inserts++;
 	return 0;

@@ -107,7 +107,8 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 	        {"entries", m->cache.entries}, {"bytes", m->cache.bytes},
 	        {"hits", m->cache.hits},       {"misses", m->cache.misses},
 	        {"inserts", m->cache.inserts}, {"evictions", m->cache.evictions},
-	        {"expired", m->cache.expired},
+	        {"expired", m->cache.expired}, {"stale_served", m->cache.stale_served},
+	        {"prefetches", m->cache.prefetches},
 	};
 	const struct field qlog[] = {
 	        {"dropped", m->ql_dropped},

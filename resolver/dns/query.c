@@ -86,6 +86,8 @@ query_get(struct server *s, const struct sockaddr *client, bool tcp)
 	q->finished = false;
 	q->admitted = false;
 	q->nolog = false;
+	q->stale_watched = false;
+	q->want_stale = false;
 	q->dq.has_question = false;
 	q->dq.qname.len = 0;
 	q->dq.qtype = 0;
@@ -387,8 +389,8 @@ finish_answer(struct query *q, const struct policy *pol, const struct dnsmsg_ans
 	}
 	if (q->action == QUERYLOG_ACTION_CACHE)
 		s->stats.cache_hits++;
-	else
-		s->stats.forwarded++;
+	else if (q->action == QUERYLOG_ACTION_FORWARD)
+		s->stats.forwarded++;	/* stale answers are counted by the cache (stale_served) */
 	uint8_t *buf = server_reply_buf(s);
 	size_t len = dnsmsg_write_answer(a, &q->dq, age_s, dnsmsg_max_reply(&q->dq, q->tcp), buf,
 					 SERVER_REPLY_CAP);
@@ -397,6 +399,31 @@ finish_answer(struct query *q, const struct policy *pol, const struct dnsmsg_ans
 		return;
 	}
 	finish(q, buf, len);
+}
+
+/*
+ * RFC 8767: every upstream attempt failed; the answer kept past its TTL (cache.serve_stale),
+ * with TTLs of CACHE_STALE_TTL, serves the client instead of SERVFAIL. The query's name was
+ * allowed by its policy (decided before the cache), and the answer's chain is checked again by
+ * finish_answer. False when there is none.
+ */
+static bool
+finish_stale(struct query *q)
+{
+	struct server *s = q->srv;
+	uint32_t age;
+	bool stale;
+
+	if (s->cache == NULL)
+		return false;
+	const struct dnsmsg_answer *a =
+		cache_lookup_stale(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass,
+				   cache_key_bits(&q->dq), uv_now(s->loop), &age, &stale);
+	if (a == NULL)
+		return false;
+	q->action = stale ? QUERYLOG_ACTION_STALE : QUERYLOG_ACTION_CACHE;
+	finish_answer(q, q->policy, a, age);
+	return true;
 }
 
 static void
@@ -408,15 +435,19 @@ on_upstream_done(void *arg, int status, const uint8_t *reply, size_t len,
 
 	q->wait = NULL;
 	async_unlink(s, q);
+	stale_unwatch(s, q);
 	if (status != 0) {
 		if (status == -EMFILE || status == -ENFILE)
 			LIMITS_COUNT(s, fds);
 		if (status == -ECANCELED) {
-			finish_servfail(q);
+			/* the stale timer's cancel, or the server stopping */
+			if (!q->want_stale || !finish_stale(q))
+				finish_servfail(q);
 			return;
 		}
 		log_debug("upstream: no answer for query: %s", uv_strerror(status));
-		finish_upstream_failed(q, status);
+		if (!finish_stale(q))
+			finish_upstream_failed(q, status);
 		return;
 	}
 	if (server != NULL)
@@ -425,7 +456,8 @@ on_upstream_done(void *arg, int status, const uint8_t *reply, size_t len,
 	int err = dnsmsg_answer_from_reply(reply, len, q->dq.do_bit, s->answer_wire,
 					   DNSMSG_MAX_LEN, a);
 	if (err != 0) {
-		finish_servfail(q);
+		if (!finish_stale(q))
+			finish_servfail(q);
 		return;
 	}
 	if (s->cache != NULL && a->cacheable)
@@ -509,16 +541,22 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 		return;
 	}
 
+	bool kept = false;	/* an expired answer is kept for the client response timer */
 	if (s->cache != NULL) {
 		uint32_t age;
 		const struct dnsmsg_answer *a =
 			cache_lookup(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass,
 				     cache_key_bits(&q->dq), uv_now(s->loop), &age);
 		if (a != NULL) {
+			/* cache.prefetch: a popular entry about to expire is refreshed in the
+			 * background (before serving: nothing may call the cache in between) */
+			if (cache_prefetch_due(s->cache))
+				(void)prefetch_start(s, &q->dq, true);
 			q->action = QUERYLOG_ACTION_CACHE;
 			finish_answer(q, pol, a, age);
 			return;
 		}
+		kept = cache_missed_stale(s->cache);
 	}
 
 	if (limits_admit(s, client) != 0) {
@@ -533,7 +571,10 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 		log_warning("upstream: cannot start query: %s", uv_strerror(err));
 		async_unlink(s, q);
 		finish_servfail(q);
+		return;
 	}
+	if (kept)	/* RFC 8767 client response timer */
+		stale_watch(s, q);
 }
 
 void

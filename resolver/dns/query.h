@@ -37,6 +37,8 @@ struct query {
 		struct tcp_conn *tcp;
 	} via;
 	struct upstream_wait *wait;	/* while waiting for upstream */
+	struct query *sprev, *snext;	/* in the server's stale list while stale_watched */
+	uint64_t stale_at;		/* uv_now() when the kept answer is served (stale.c) */
 	uint64_t t_start;		/* uv_hrtime() at receive */
 	struct sockaddr_storage client;
 	struct sockaddr_storage upstream; /* who answered; ss_family 0 = none */
@@ -54,6 +56,9 @@ struct query {
 	bool finished;			/* guard: finishes once */
 	bool admitted;			/* counted by limits_admit() until released */
 	bool nolog;			/* not written to the query log (rate limited) */
+	bool stale_watched;		/* in the stale list (stale.h) */
+	bool want_stale;		/* the stale timer cancelled the wait: answer from the kept
+					   entry (cache_lookup_stale) */
 	struct dnsmsg_query dq;
 	struct policy_decision decision; /* policy_decide() for this query */
 	struct devices_ident ident;	/* who sent it (when devices are on) */

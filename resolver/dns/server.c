@@ -249,6 +249,7 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 				  cfg->cache.entries, uv_strerror(err));
 			goto cleanup;
 		}
+		cache_configure(s->cache, cfg->cache.serve_stale_s, cfg->cache.prefetch);
 	}
 	err = querylog_new(cfg, &s->qlog);
 	if (err != 0)
@@ -287,6 +288,7 @@ server_start(struct server *s)
 		return -EINVAL;
 	}
 	limits_start(s);
+	stale_start(s);
 	for (size_t i = 0; i < cfg->server.nlisten; i++) {
 		int err = udp_listener_open(s, &cfg->server.listen[i]);
 		if (err == 0)
@@ -457,6 +459,10 @@ on_reload_done(uv_work_t *req, int status)
 		log_diagnostics(&job->diag);
 		warn_restart_needed(s, cur);
 		apply_log_settings(s, cur);
+		/* serve_stale and prefetch apply at once; the entries stay (policy is decided
+		 * before the cache on every query, so a name blocked now is never served) */
+		if (s->cache != NULL)
+			cache_configure(s->cache, cur->cache.serve_stale_s, cur->cache.prefetch);
 		int err = upstream_reconfigure(s->upstream, cur);
 		if (err != 0)
 			log_warning("reload: upstream servers not changed: %s", uv_strerror(err));
@@ -697,6 +703,7 @@ begin_close(struct server *s)
 		uv_close((uv_handle_t *)&s->drain_timer, on_handle_close);
 	}
 	limits_close(s);
+	stale_close(s);
 	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
 		udp_listener_close((struct udp_listener *)l);
 	for (struct server_listener *l = s->tcp; l != NULL; l = l->next)

@@ -19,8 +19,10 @@
 #include "devices.h"
 #include "dnsmsg.h"
 #include "policy.h"
+#include "prefetch.h"
 #include "query.h"
 #include "querylog.h"
+#include "stale.h"
 #include "server.h"
 #include "updater.h"
 #include "upstream.h"
@@ -182,6 +184,8 @@ struct server {
 
 	struct query_pool pool;
 	struct query *async;		/* queries waiting for upstream (doubly linked) */
+	struct prefetch prefetch;	/* cache refreshes in flight (cache.prefetch) */
+	struct stale stale;		/* RFC 8767 client response timer (stale.c) */
 
 	/* Objects with libuv handles not yet closed: listeners, connections, the drain timer, the
 	 * signal handles, the upstream client. */

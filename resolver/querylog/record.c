@@ -202,7 +202,7 @@ static const char *const action_names[] = {
 	[QUERYLOG_ACTION_SINKHOLE] = "sinkhole", [QUERYLOG_ACTION_NXDOMAIN] = "nxdomain",
 	[QUERYLOG_ACTION_NODATA] = "nodata",	 [QUERYLOG_ACTION_REFUSED] = "refused",
 	[QUERYLOG_ACTION_SERVFAIL] = "servfail", [QUERYLOG_ACTION_FORMERR] = "formerr",
-	[QUERYLOG_ACTION_NOTIMP] = "notimp",
+	[QUERYLOG_ACTION_NOTIMP] = "notimp",	 [QUERYLOG_ACTION_STALE] = "stale",
 };
 
 const char *

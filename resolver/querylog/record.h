@@ -36,6 +36,8 @@ enum querylog_action {
 	QUERYLOG_ACTION_SERVFAIL,
 	QUERYLOG_ACTION_FORMERR,
 	QUERYLOG_ACTION_NOTIMP,
+	QUERYLOG_ACTION_STALE,		/* every upstream attempt failed: answered from an entry
+					   kept past its TTL (cache.serve_stale, RFC 8767) */
 };
 
 #define QUERYLOG_NAME_MAX   IDENTITY_NAME_MAX /* group and list names are cut to this in records */

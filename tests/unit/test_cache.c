@@ -1,6 +1,8 @@
 /*
  * Unit tests for resolver/cache.c: hit, miss, expiry, TTL clamps, DO separation, what is not
- * stored, CLOCK eviction keeping hot entries, replacement, stats. Answers are real upstream
+ * stored, CLOCK eviction keeping hot entries, replacement, stats; serve-stale (kept past the
+ * TTL, served with TTL 30, dropped past the window, expired entries reused first, longest
+ * expired first) and the prefetch trigger (popular, last tenth, once per stored answer). Answers are real upstream
  * replies built by ldns and reduced with dnsmsg_answer_from_reply.
  */
 #include <errno.h>
@@ -381,6 +383,227 @@ test_many(void **state)
 	cache_free(&c);
 }
 
+/* Serve-stale: an expired entry is a miss for cache_lookup but kept for cache_lookup_stale, with
+ * TTL 30, until TTL + the window; then dropped. Off: dropped at the TTL as before. */
+static void
+test_stale_kept_and_expiry(void **state)
+{
+	(void)state;
+	struct cache *c = NULL;
+	struct fixture f;
+	struct cache_stats st;
+	uint32_t age = 7;
+	bool stale = false;
+
+	assert_int_equal(cache_new(16, 0, 86400, &c), 0);
+	cache_configure(c, 100, false);
+	make_answer(&f, "stale.example", 60, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 1000), 0);
+
+	/* fresh: cache_lookup_stale serves it as cache_lookup would */
+	const struct dnsmsg_answer *a = cache_lookup_stale(c, &f.qname, 1, 1, 0, 11000, &age,
+							   &stale);
+	assert_non_null(a);
+	assert_false(stale);
+	assert_int_equal(age, 10);
+	assert_int_equal(served_ttl(a, age), 50);
+
+	static const struct {
+		uint64_t now;
+		bool stale_hit;		/* cache_lookup_stale finds it (cache_lookup never does) */
+	} steps[] = {
+		{ 61000, true }, { 100000, true }, { 160999, true }, { 161000, false },
+		{ 200000, false },
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		assert_null(cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_CD, steps[i].now, &age));
+		assert_int_equal(cache_missed_stale(c), steps[i].stale_hit);
+		a = cache_lookup_stale(c, &f.qname, 1, 1, 0, steps[i].now, &age, &stale);
+		assert_int_equal(a != NULL, steps[i].stale_hit);
+		if (a == NULL)
+			continue;
+		assert_true(stale);
+		assert_int_equal(age, 0);
+		assert_int_equal(served_ttl(a, age), CACHE_STALE_TTL);
+		/* a CD=1 query falls back to the CD=0 entry here too */
+		assert_non_null(cache_lookup_stale(c, &f.qname, 1, 1, CACHE_KEY_CD, steps[i].now,
+						   &age, &stale));
+		assert_null(cache_lookup_stale(c, &f.qname, 1, 1, CACHE_KEY_DO, steps[i].now, &age,
+					       &stale));
+	}
+	cache_get_stats(c, &st);
+	assert_int_equal(st.stale_served, 6);
+	assert_int_equal(st.expired, 1);
+	assert_int_equal(st.entries, 0);
+
+	/* a negative answer is served stale too, with its rcode */
+	make_answer(&f, "nx.example", 60, LDNS_RCODE_NXDOMAIN, true);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 0), 0);
+	a = cache_lookup_stale(c, &f.qname, 1, 1, 0, 90000, &age, &stale);
+	assert_non_null(a);
+	assert_true(stale);
+	assert_int_equal(a->rcode, DNSMSG_RCODE_NXDOMAIN);
+	assert_int_equal(served_ttl(a, age), CACHE_STALE_TTL);
+
+	/* a fresh answer replaces the stale one and is served with its own TTLs again */
+	make_answer(&f, "stale.example", 60, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 300000), 0);
+	assert_null(cache_lookup(c, &f.qname, 1, 1, 0, 360000, &age));
+	assert_non_null(cache_lookup_stale(c, &f.qname, 1, 1, 0, 360000, &age, &stale));
+	make_answer(&f, "stale.example", 60, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 360000), 0);
+	a = cache_lookup(c, &f.qname, 1, 1, 0, 365000, &age);
+	assert_non_null(a);
+	assert_int_equal(served_ttl(a, age), 55);
+
+	/* a hit and a plain miss are not stale */
+	assert_non_null(cache_lookup(c, &f.qname, 1, 1, 0, 361000, &age));
+	assert_false(cache_missed_stale(c));
+	assert_null(cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_DO, 361000, &age));
+	assert_false(cache_missed_stale(c));
+
+	/* off: dropped at the TTL, nothing served stale */
+	cache_configure(c, 0, false);
+	assert_null(cache_lookup_stale(c, &f.qname, 1, 1, 0, 420000, &age, &stale));
+	assert_null(cache_lookup(c, &f.qname, 1, 1, 0, 420000, &age));
+	assert_false(cache_missed_stale(c));
+	cache_get_stats(c, &st);
+	assert_int_equal(st.entries, 1);	/* nx.example: not looked up since */
+	cache_configure(c, 100, false);
+	assert_null(cache_lookup_stale(c, &f.qname, 1, 1, 0, 420000, &age, &stale));
+	cache_free(&c);
+}
+
+/* A full cache reuses expired entries first, the one that expired longest ago first, however
+ * hot; live entries only when none has expired (CLOCK among them). */
+static void
+test_eviction_prefers_expired(void **state)
+{
+	(void)state;
+	enum { CAP = 4 };
+	static const uint32_t ttl[CAP] = { 100, 50, 200, 1000 };
+	struct cache *c = NULL;
+	struct fixture f[CAP], g;
+	struct cache_stats st;
+	uint32_t age;
+	bool stale;
+	char name[64];
+
+	assert_int_equal(cache_new(CAP, 0, 86400, &c), 0);
+	cache_configure(c, 86400, false);
+	for (int i = 0; i < CAP; i++) {
+		snprintf(name, sizeof(name), "e%d.example", i);
+		make_answer(&f[i], name, ttl[i], LDNS_RCODE_NOERROR, false);
+		assert_int_equal(cache_insert(c, &f[i].qname, 1, 1, 0, &f[i].a, 0), 0);
+		/* every entry hot; e3 (live) is not looked up again */
+		assert_non_null(cache_lookup(c, &f[i].qname, 1, 1, 0, 1000, &age));
+	}
+	/* at 300 s e0, e1, e2 are expired (at 100, 50, 200 s), e3 is live: they go e1, e0, e2 */
+	static const int order[] = { 1, 0, 2 };
+	for (int k = 0; k < 3; k++) {
+		snprintf(name, sizeof(name), "new%d.example", k);
+		make_answer(&g, name, 3600, LDNS_RCODE_NOERROR, false);
+		assert_int_equal(cache_insert(c, &g.qname, 1, 1, 0, &g.a, 300000), 0);
+		for (int i = 0; i < CAP; i++) {
+			bool gone = false;
+			for (int j = 0; j <= k; j++)
+				gone |= order[j] == i;
+			assert_int_equal(cache_lookup_stale(c, &f[i].qname, 1, 1, 0, 300000, &age,
+							    &stale) == NULL,
+					 gone);
+		}
+	}
+	cache_get_stats(c, &st);
+	assert_int_equal(st.expired, 3);
+	assert_int_equal(st.evictions, 0);
+	assert_int_equal(st.entries, CAP);
+	/* nothing expired now: a live entry is evicted */
+	make_answer(&g, "new3.example", 3600, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &g.qname, 1, 1, 0, &g.a, 300000), 0);
+	cache_get_stats(c, &st);
+	assert_int_equal(st.evictions, 1);
+	assert_int_equal(st.entries, CAP);
+	cache_free(&c);
+}
+
+/* Prefetch: due on a hit in the last tenth of the lifetime of an entry with a TTL of at least
+ * 10 s and at least 2 hits since stored; once per stored answer; never when off, for short
+ * TTLs, or through the CD fallback. */
+static void
+test_prefetch_trigger_once(void **state)
+{
+	(void)state;
+	struct cache *c = NULL;
+	struct fixture f;
+	struct cache_stats st;
+	uint32_t age;
+
+	assert_int_equal(cache_new(16, 0, 86400, &c), 0);
+	cache_configure(c, 0, true);
+	make_answer(&f, "pf.example", 100, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 0), 0);
+
+	static const struct {
+		uint64_t now;
+		bool due;
+		bool start;	/* call cache_prefetch_started when due */
+	} steps[] = {
+		{ 10000, false, false },	/* 1 hit, not in the window */
+		{ 89999, false, false },	/* 2 hits, not yet in the window (90 s) */
+		{ 90000, true, false },		/* due, but not started (at the cap): due again */
+		{ 95000, true, true },		/* started */
+		{ 96000, false, false },	/* once per stored answer */
+		{ 99999, false, false },
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		assert_non_null(cache_lookup(c, &f.qname, 1, 1, 0, steps[i].now, &age));
+		assert_int_equal(cache_prefetch_due(c), steps[i].due);
+		if (steps[i].due && steps[i].start)
+			cache_prefetch_started(c);
+	}
+	cache_get_stats(c, &st);
+	assert_int_equal(st.prefetches, 1);
+
+	/* the refresh replaces it: counted again from zero, due again in its own last tenth */
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 99000), 0);
+	assert_non_null(cache_lookup(c, &f.qname, 1, 1, 0, 189000, &age));
+	assert_false(cache_prefetch_due(c));	/* 1 hit since stored */
+	assert_non_null(cache_lookup(c, &f.qname, 1, 1, 0, 189500, &age));
+	assert_true(cache_prefetch_due(c));
+	/* any other call forgets the hit */
+	make_answer(&f, "other.example", 100, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 189500), 0);
+	assert_false(cache_prefetch_due(c));
+	assert_null(cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_DO, 189500, &age));
+	assert_false(cache_prefetch_due(c));
+
+	/* the CD fallback is never due (the refresh would store another key) */
+	make_answer(&f, "cd.example", 100, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 0), 0);
+	for (int k = 0; k < 3; k++) {
+		assert_non_null(cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_CD, 95000, &age));
+		assert_false(cache_prefetch_due(c));
+	}
+	/* a TTL below 10 s is never prefetched */
+	make_answer(&f, "short.example", 9, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 0), 0);
+	for (int k = 0; k < 3; k++) {
+		assert_non_null(cache_lookup(c, &f.qname, 1, 1, 0, 8500, &age));
+		assert_false(cache_prefetch_due(c));
+	}
+	/* off */
+	cache_configure(c, 0, false);
+	make_answer(&f, "off.example", 100, LDNS_RCODE_NOERROR, false);
+	assert_int_equal(cache_insert(c, &f.qname, 1, 1, 0, &f.a, 0), 0);
+	for (int k = 0; k < 3; k++) {
+		assert_non_null(cache_lookup(c, &f.qname, 1, 1, 0, 95000, &age));
+		assert_false(cache_prefetch_due(c));
+	}
+	cache_get_stats(c, &st);
+	assert_int_equal(st.prefetches, 1);
+	cache_free(&c);
+}
+
 int
 main(void)
 {
@@ -392,6 +615,9 @@ main(void)
 		cmocka_unit_test(test_eviction_keeps_hot),
 		cmocka_unit_test(test_replace),
 		cmocka_unit_test(test_many),
+		cmocka_unit_test(test_stale_kept_and_expiry),
+		cmocka_unit_test(test_eviction_prefers_expired),
+		cmocka_unit_test(test_prefetch_trigger_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

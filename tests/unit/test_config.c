@@ -44,7 +44,19 @@ static const struct error_case error_cases[] = {
 	{"unknown upstream key", "upstream:\n  timeout: 5\n",
 	 "t.yaml:2:3: upstream.timeout: unknown key (did you mean 'timeout_ms'?)"},
 	{"unknown cache key", "cache:\n  size: 5\n",
-	 "t.yaml:2:3: cache.size: unknown key 'size' (expected one of entries, min_ttl, max_ttl)"},
+	 "t.yaml:2:3: cache.size: unknown key 'size' (expected one of entries, min_ttl, max_ttl, "
+	 "serve_stale, prefetch)"},
+	{"serve_stale not a duration", "cache:\n  serve_stale: forever\n",
+	 "t.yaml:2:3: cache.serve_stale: expected a duration from 1s to 2592000s (such as 30s, 15m, "
+	 "24h, 7d), got 'forever'"},
+	{"serve_stale zero", "cache:\n  serve_stale: 0\n",
+	 "t.yaml:2:3: cache.serve_stale: expected a duration from 1s to 2592000s (such as 30s, 15m, "
+	 "24h, 7d), got '0'"},
+	{"serve_stale too long", "cache:\n  serve_stale: 31d\n",
+	 "t.yaml:2:3: cache.serve_stale: expected a duration from 1s to 2592000s (such as 30s, 15m, "
+	 "24h, 7d), got '31d'"},
+	{"prefetch not a bool", "cache:\n  prefetch: often\n",
+	 "t.yaml:2:3: cache.prefetch: expected true or false, got 'often'"},
 	{"unknown block key", "block:\n  actoin: nxdomain\n",
 	 "t.yaml:2:3: block.actoin: unknown key (did you mean 'action'?)"},
 	{"unknown log key", "log:\n  queris: all\n",
@@ -574,6 +586,8 @@ test_spec_example(void **state)
 	assert_int_equal(cfg->cache.entries, 100000);
 	assert_int_equal(cfg->cache.min_ttl, 0);
 	assert_int_equal(cfg->cache.max_ttl, 86400);
+	assert_int_equal(cfg->cache.serve_stale_s, 86400);
+	assert_true(cfg->cache.prefetch);
 	assert_int_equal(cfg->block.action, CONFIG_ACTION_SINKHOLE);
 	assert_int_equal(cfg->block.ttl, 60);
 
@@ -846,7 +860,7 @@ test_values(void **state)
 		"upstream:\n"
 		"  servers: [\"192.0.2.53\", \"192.0.2.53:5300\", \"[2001:db8::1]:5353\", 2001:db8::2]\n"
 		"  timeout_ms: 250\n"
-		"cache: {entries: 0, min_ttl: 30, max_ttl: 30}\n"
+		"cache: {entries: 0, min_ttl: 30, max_ttl: 30, serve_stale: off, prefetch: false}\n"
 		"block: {action: nodata, ipv4: 192.0.2.1, ipv6: \"2001:db8::53\", ttl: 5}\n"
 		"log: {queries: blocked, file: \"-\"}\n";
 	struct diag d;
@@ -872,6 +886,8 @@ test_values(void **state)
 	assert_int_equal(cfg->cache.entries, 0);
 	assert_int_equal(cfg->cache.min_ttl, 30);
 	assert_int_equal(cfg->cache.max_ttl, 30);
+	assert_int_equal(cfg->cache.serve_stale_s, 0);
+	assert_false(cfg->cache.prefetch);
 	assert_int_equal(cfg->block.action, CONFIG_ACTION_NODATA);
 	assert_memory_equal(cfg->block.ipv4, "\xc0\x00\x02\x01", 4);
 	assert_int_equal(cfg->block.ipv6[15], 0x53);

@@ -333,10 +333,10 @@ static void
 test_format_every_action(void **state)
 {
 	static const char *const names[] = { "forward", "cache", "sinkhole", "nxdomain", "nodata",
-					     "refused", "servfail", "formerr", "notimp" };
+					     "refused", "servfail", "formerr", "notimp", "stale" };
 	(void)state;
-	assert_int_equal(sizeof(names) / sizeof(names[0]), QUERYLOG_ACTION_NOTIMP + 1);
-	for (unsigned a = 0; a <= QUERYLOG_ACTION_NOTIMP; a++) {
+	assert_int_equal(sizeof(names) / sizeof(names[0]), QUERYLOG_ACTION_STALE + 1);
+	for (unsigned a = 0; a <= QUERYLOG_ACTION_STALE; a++) {
 		struct querylog_record r;
 		char buf[2048], want[64];
 
