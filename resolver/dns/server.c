@@ -473,6 +473,8 @@ on_reload_done(uv_work_t *req, int status)
 		open_control(s); /* a first state_dir */
 		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
 			 policy_names(s->policy));
+		if (s->on_reload != NULL)
+			s->on_reload(s->on_reload_arg, s->policy);
 		sdnotify_ready("serving (reloaded)");
 	}
 	server_reload_cb cb = job->cb;
@@ -719,6 +721,13 @@ void
 server_set_drain_timeout(struct server *s, uint64_t ms)
 {
 	s->drain_ms = ms;
+}
+
+void
+server_on_reload(struct server *s, server_policy_cb cb, void *arg)
+{
+	s->on_reload = cb;
+	s->on_reload_arg = arg;
 }
 
 void

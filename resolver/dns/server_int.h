@@ -197,6 +197,8 @@ struct server {
 	void *stop_arg;
 
 	struct reload_job *reload;	/* the reload running, NULL if none */
+	server_policy_cb on_reload;	/* server_on_reload() */
+	void *on_reload_arg;
 	bool reload_again;
 
 	/* Loop-owned scratch, used only inside one callback. */
