@@ -18,6 +18,7 @@
 #include "clientcount.h"
 #include "devices.h"
 #include "dnsmsg.h"
+#include "metrics.h"
 #include "policy.h"
 #include "query.h"
 #include "querylog.h"
@@ -163,6 +164,8 @@ struct server {
 	struct updater *lists;		/* list downloads and list-file watchers, or NULL */
 	struct server_stats stats;
 	uint64_t started_ms;		/* uv_now() at server_new (metrics: uptime) */
+	uint64_t policy_ms;		/* uv_now() when the policy in use was loaded */
+	struct metrics_counts counts;	/* metrics.c: per transport, action, rcode, group */
 	/* what took effect at start (or when devices started): a reload compares with these to
 	 * say which changes need a restart */
 	struct {

@@ -17,6 +17,8 @@ struct metrics_feed {
 	uint64_t asked, filled; /* requests made, requests answered (under mu) */
 	bool closing;
 	struct metrics staging; /* loop thread only */
+	struct metrics_devices dev; /* loop thread only: the last walk of the device table */
+	uint64_t dev_ms;            /* uv_now() of that walk */
 	struct metrics m;       /* the last snapshot, under mu */
 };
 
@@ -27,6 +29,14 @@ on_feed_async(uv_async_t *h)
 	if (f->closing)
 		return;
 	metrics_snapshot(f->srv, &f->staging);
+	uint64_t now = uv_now(f->async.loop);
+	if (!f->dev.taken || now - f->dev_ms >= METRICS_DEVICES_EVERY_MS) {
+		metrics_snapshot_devices(f->srv, &f->staging);
+		f->dev = f->staging.dev;
+		f->dev_ms = now;
+	} else {
+		f->staging.dev = f->dev;
+	}
 	pthread_mutex_lock(&f->mu);
 	uint64_t asked = f->asked;
 	f->m = f->staging;
