@@ -61,14 +61,17 @@ on_policy_reloaded(void *arg, const struct policy *policy)
  * The HTTP listener's routes: /metrics, then the web console's pages. Started after the
  * privilege drop (its threads inherit nothing); its sockets were bound before it.
  */
+#define SERVE_HTTP_ROUTES 64
+
 static int
 start_http(struct http_server *http, struct metrics_feed *feed)
 {
-	const struct http_route routes[] = {
-	        {"/metrics", HTTP_ROLE_READ, false, http_metrics_page, feed},
-	        /* the web console's routes are added here */
-	};
-	return http_start(http, routes, sizeof(routes) / sizeof(routes[0]));
+	struct http_route routes[SERVE_HTTP_ROUTES];
+	size_t n = 0;
+
+	routes[n++] = (struct http_route){"/metrics", HTTP_ROLE_READ, false, http_metrics_page, feed};
+	/* the web console's routes are appended here (at most SERVE_HTTP_ROUTES - n) */
+	return http_start(http, routes, n);
 }
 
 static int
