@@ -2,6 +2,7 @@
 configuration checks, and a listener that survives garbage and slow clients."""
 
 import hashlib
+import signal
 import socket
 import subprocess
 import time
@@ -190,3 +191,48 @@ def test_passwd_hash_passes_check(veto_factory):
 		"tokens": [{"name": "prom", "sha256": token, "role": "read"}]}))
 	p = run_veto(["check", "-c", str(v.config_file)])
 	assert p.returncode == 0, p.stderr
+
+
+def test_reload_keeps_group_counts_by_name(http_veto):
+	"""Groups reordered by a reload: each group's counters follow its name, not its index."""
+	port = http_veto.http_port
+	for _ in range(3):
+		assert http_veto.query("ads.test", src=GROUP_CLIENT["sink"]) is not None
+	assert http_veto.query("ads.test", src=GROUP_CLIENT["nx"]) is not None
+	before, _ = scrape(port)
+	new_port = free_port(["127.0.0.1"])
+
+	def edit(cfg):
+		cfg["groups"] = list(reversed(cfg["groups"]))
+		cfg["http"]["listen"] = [f"127.0.0.1:{new_port}"]
+	http_veto.rewrite_config(edit)
+	http_veto.send_signal(signal.SIGHUP)
+	err = http_veto.wait_stderr("reload: ok")
+	assert "http.listen changed: restart veto" in err
+	after, _ = scrape(port)	# still on the old address until a restart
+	for group, action in (("sink", "sinkhole"), ("nx", "nxdomain"), ("probe", "sinkhole")):
+		assert value(after, "veto_group_queries_total", group=group, action=action) == \
+			value(before, "veto_group_queries_total", group=group, action=action), group
+	assert value(after, "veto_group_queries_total", group="sink", action="sinkhole") >= 3
+	assert value(after, "veto_reloads_total", result="ok") == 1
+	assert value(after, "veto_reloads_total", result="failed") == 0
+
+
+def test_device_metrics(veto_factory, tmp_path):
+	port = free_port(["127.0.0.1"])
+	inv = [{"name": "tv", "mac": "00:00:5e:00:53:25", "ip": GROUP_CLIENT["sink"],
+		"vendor": "Xiaomi"}]
+
+	def edit(cfg):
+		cfg["http"] = {"listen": [f"127.0.0.1:{port}"]}
+		cfg["devices"] = {"inventory": inv, "arp": False}
+	v = veto_factory(edit=edit)
+	for _ in range(2):
+		assert v.query("ads.test", src=GROUP_CLIENT["sink"]) is not None
+	samples, families = scrape(port)
+	assert value(samples, "veto_devices") >= 1
+	assert value(samples, "veto_devices_by_source", source="inventory") >= 1
+	assert value(samples, "veto_devices_by_vendor", vendor="Xiaomi") >= 1
+	assert value(samples, "veto_devices_by_group", group="sink") >= 1
+	assert value(samples, "veto_device_events_total", kind="first_seen") >= 1
+	assert families["veto_devices_by_vendor"][0] == "gauge"
