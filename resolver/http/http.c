@@ -174,19 +174,6 @@ peer_text(const struct sockaddr_storage *ss, char *buf, size_t size)
 		snprintf(buf, size, "?");
 }
 
-/* An Origin header, when sent, must name this listener (the Host the browser asked). */
-static bool
-origin_ok(struct MHD_Connection *conn)
-{
-	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
-	if (origin == NULL)
-		return true;
-	if (host == NULL || strncmp(origin, "http://", 7) != 0)
-		return false;
-	return strcasecmp(origin + 7, host) == 0;
-}
-
 /* Runs the request through the rules and the handler; the answer is in resp. */
 static void
 dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *req,
@@ -203,23 +190,32 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 		log_info("http: %s: unknown bearer token for %s", req->peer, req->path);
 		return;
 	}
-	r = find_route(h, req->path);
-	if (r == NULL) {
-		error_page(resp, 404, "Not Found", NULL);
+	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+	if (!http_auth_on(h->auth) && !http_host_is_local(host)) {
+		/* without users or tokens, only a loopback name: not a rebound web page's */
+		error_page(resp, 403, "Forbidden",
+		           "without http.users or http.tokens, use the address itself "
+		           "(http://127.0.0.1:PORT/)");
+		log_info("http: %s: %s refused: Host is not a loopback name", req->peer, req->path);
 		return;
 	}
-	if (req->post && !r->allow_post) {
+	r = find_route(h, req->path);
+	switch (http_route_refusal(r, req)) {
+	case 0:
+		break;
+	case 404:
+		error_page(resp, 404, "Not Found", NULL);
+		return;
+	case 405:
 		error_page(resp, 405, "Method Not Allowed", NULL);
 		http_resp_header(resp, "Allow", "GET, HEAD");
 		return;
-	}
-	if (req->role < r->min_role) {
-		if (req->role == HTTP_ROLE_NONE) {
-			error_page(resp, 401, "Unauthorized", "this page needs a login");
-			http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"veto\"");
-		} else {
-			error_page(resp, 403, "Forbidden", "your role does not allow this");
-		}
+	case 401:
+		error_page(resp, 401, "Unauthorized", "this page needs a login");
+		http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"veto\"");
+		return;
+	default:
+		error_page(resp, 403, "Forbidden", "your role does not allow this");
 		return;
 	}
 	if (req->post) {
@@ -239,7 +235,8 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 			error_page(resp, rc == -ENOMEM ? 500 : 400, "Bad Request", "malformed form");
 			return;
 		}
-		if (!origin_ok(conn)) {
+		if (!http_origin_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+		                    host)) {
 			error_page(resp, 403, "Forbidden", "cross-origin form");
 			log_info("http: %s: POST %s refused: foreign Origin", req->peer, req->path);
 			return;

@@ -88,6 +88,15 @@ struct http_req {
 	struct http_server *srv;
 };
 
+/* ---- rules (http_rules.c) ---- */
+/* 0 when route r serves req, else the refusal: 404 (r NULL), 405 (a POST where the route has
+ * none), 401 (no role), 403 (a role below the route's). */
+int http_route_refusal(const struct http_route *r, const struct http_req *req);
+/* An Origin header (NULL: absent, accepted) naming http://HOST of the request. */
+bool http_origin_ok(const char *origin, const char *host);
+/* A Host header naming a loopback address or localhost, with or without a port. */
+bool http_host_is_local(const char *host);
+
 /* ---- SHA-256 (sha256.c) ---- */
 void sha256(const void *data, size_t len, uint8_t out[32]);
 

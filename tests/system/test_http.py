@@ -90,6 +90,10 @@ def test_security_headers_and_refusals(http_veto):
 	# no users or tokens: every request is admin, but a POST still needs the CSRF token
 	assert post(port, "/logout", {}).status == 403
 	assert post(port, "/logout", {"csrf": "0" * 64}).status == 403
+	# ... and only a loopback Host: a web page that rebinds its own name to 127.0.0.1 gets
+	# nothing
+	assert get(port, "/metrics", headers={"Host": "evil.example"}).status == 403
+	assert get(port, "/metrics", headers={"Host": f"localhost:{port}"}).status == 200
 
 
 def test_garbage_and_slow_clients_while_dns_answers(http_veto):
