@@ -134,9 +134,28 @@ on_get_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
 	return w->rc == 0 ? MHD_YES : MHD_NO;
 }
 
-/* A plain page for the listener's own refusals. */
+/* "/login?next=PATH" with PATH percent-encoded (unreserved octets and '/' kept). */
 static void
-error_page(struct http_resp *resp, int status, const char *title, const char *detail)
+login_link(struct http_resp *resp, const char *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	http_resp_printf(resp, "<p><a href=\"/login?next=");
+	for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("/-._~", *p) != NULL) {
+			http_resp_write(resp, p, 1);
+		} else {
+			char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+			http_resp_write(resp, e, 3);
+		}
+	}
+	http_resp_printf(resp, "\">Log in</a></p>");
+}
+
+/* A plain page for the listener's own refusals (path: the page asked for, for 401). */
+static void
+error_page_for(struct http_resp *resp, int status, const char *title, const char *detail,
+               const char *path)
 {
 	http_resp_reset(resp);
 	resp->status = status;
@@ -150,8 +169,14 @@ error_page(struct http_resp *resp, int status, const char *title, const char *de
 		http_resp_printf(resp, "</p>");
 	}
 	if (status == 401)
-		http_resp_printf(resp, "<p><a href=\"/login\">Log in</a></p>");
+		login_link(resp, path != NULL ? path : "/");
 	http_resp_printf(resp, "</body></html>\n");
+}
+
+static void
+error_page(struct http_resp *resp, int status, const char *title, const char *detail)
+{
+	error_page_for(resp, status, title, detail, NULL);
 }
 
 static const struct http_route *
@@ -211,7 +236,7 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 		http_resp_header(resp, "Allow", "GET, HEAD");
 		return;
 	case 401:
-		error_page(resp, 401, "Unauthorized", "this page needs a login");
+		error_page_for(resp, 401, "Unauthorized", "this page needs a login", req->path);
 		http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"veto\"");
 		return;
 	default:
