@@ -182,8 +182,8 @@ static const struct config_schema_key token_keys[] = {
 
 /* Walks item i of users or tokens into e; false when it has an error (reported). */
 static bool
-entry_walk(struct config_check_ctx *c, const struct config_node *it, const char *item,
-           bool token, struct entry *e)
+entry_walk(struct config_check_ctx *c, const struct config_node *it, const char *item, bool token,
+           struct entry *e)
 {
 	size_t errors = c->diag->nerrors;
 	memset(e, 0, sizeof(*e));

@@ -141,8 +141,8 @@ login_link(struct http_resp *resp, const char *path)
 	static const char hex[] = "0123456789ABCDEF";
 	http_resp_printf(resp, "<p><a href=\"/login?next=");
 	for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("/-._~", *p) != NULL) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("/-._~", *p) != NULL) {
 			http_resp_write(resp, p, 1);
 		} else {
 			char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
@@ -249,15 +249,16 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 			return;
 		}
 		const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-		if (p->len > 0 && (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded",
-		                                             33) != 0)) {
+		if (p->len > 0 &&
+		    (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0)) {
 			error_page(resp, 415, "Unsupported Media Type",
 			           "forms are application/x-www-form-urlencoded");
 			return;
 		}
 		rc = http_args_parse(&req->args, p->body != NULL ? p->body : "", p->len);
 		if (rc != 0) {
-			error_page(resp, rc == -ENOMEM ? 500 : 400, "Bad Request", "malformed form");
+			error_page(resp, rc == -ENOMEM ? 500 : 400, "Bad Request",
+			           "malformed form");
 			return;
 		}
 		if (!http_origin_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
@@ -268,7 +269,8 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 		}
 		const char *csrf = http_args_get(&req->args, "csrf");
 		if (!req->bearer && (csrf == NULL || !http_auth_equal(csrf, req->csrf))) {
-			error_page(resp, 403, "Forbidden", "missing or wrong CSRF token: reload the page");
+			error_page(resp, 403, "Forbidden",
+			           "missing or wrong CSRF token: reload the page");
 			log_info("http: %s: POST %s refused: CSRF token", req->peer, req->path);
 			return;
 		}
@@ -321,8 +323,7 @@ send_resp(struct MHD_Connection *conn, struct http_resp *resp)
 
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-           const char *version, const char *upload_data, size_t *upload_data_size,
-           void **con_cls)
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	struct http_server *h = cls;
 	struct pending *p = *con_cls;
@@ -466,19 +467,20 @@ http_start(struct http_server *h, const struct http_route *routes, size_t nroute
 	for (size_t i = 0; i < h->nls; i++) {
 		struct listener *l = &h->ls[i];
 		l->d = MHD_start_daemon(
-		        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
-		        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd, MHD_OPTION_THREAD_POOL_SIZE,
-		        (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
-		        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_CONN_PER_IP,
-		        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT,
-		        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-		        on_mhd_log, NULL, MHD_OPTION_END);
+		        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
+		        h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd, MHD_OPTION_THREAD_POOL_SIZE,
+		        (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+		        (unsigned)HTTP_CONN_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		        (unsigned)HTTP_CONN_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+		        (unsigned)HTTP_CONN_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+		        NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
 		if (l->d == NULL) {
 			log_error("http: cannot start the listener on %s", l->text);
 			return -EIO;
 		}
 		log_info("http: listening on %s%s", l->text,
-		         http_auth_on(h->auth) ? "" : " (no users or tokens: every request is admin)");
+		         http_auth_on(h->auth) ? ""
+		                               : " (no users or tokens: every request is admin)");
 	}
 	return 0;
 }

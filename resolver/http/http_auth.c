@@ -30,7 +30,7 @@ struct token {
 };
 
 struct session {
-	char id[65];	/* hex; "" = free slot */
+	char id[65]; /* hex; "" = free slot */
 	char csrf[65];
 	char user[64];
 	enum http_role role;
@@ -51,7 +51,7 @@ struct http_auth {
 	size_t ntokens;
 	struct session sessions[HTTP_SESSIONS_MAX];
 	struct source sources[HTTP_LOGIN_SOURCES];
-	char anon_csrf[65];	/* the CSRF token of requests without a session */
+	char anon_csrf[65];                    /* the CSRF token of requests without a session */
 	char dummy[CRYPT_GENSALT_OUTPUT_SIZE]; /* a setting for unknown users: they cost as much */
 };
 

@@ -175,7 +175,7 @@ test_metrics_labels_escaped(void **state)
 	http_resp_init(&r);
 	assert_int_equal(http_metrics_render(&m, &r), 0);
 	assert_non_null(strstr(r.body, "veto_group_queries_total{group=\"we\\\"ird\\\\gr\\noup\","
-	                                "action=\"sinkhole\"} 3\n"));
+	                               "action=\"sinkhole\"} 3\n"));
 	assert_non_null(strstr(r.body, "veto_list_entries{list=\"ads\"} 12\n"));
 	assert_non_null(strstr(r.body, "# TYPE veto_queries_total counter\n"));
 	http_resp_clear(&r);
@@ -237,11 +237,13 @@ test_origin_and_host(void **state)
 		const char *host;
 		bool local;
 	} hosts[] = {
-	        {"127.0.0.1:9153", true}, {"127.1.2.3", true},     {"localhost:80", true},
-	        {"LOCALHOST", true},      {"[::1]:9153", true},    {"[::1]", true},
+	        {"127.0.0.1:9153", true}, {"127.1.2.3", true},
+	        {"localhost:80", true},   {"LOCALHOST", true},
+	        {"[::1]:9153", true},     {"[::1]", true},
 	        {"evil.example", false},  {"127.0.0.1.evil.example:80", false},
-	        {"10.0.0.1:9153", false}, {"[::2]:80", false},     {"[::1", false},
-	        {"", false},              {":80", false},
+	        {"10.0.0.1:9153", false}, {"[::2]:80", false},
+	        {"[::1", false},          {"", false},
+	        {":80", false},
 	};
 	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
 		assert_int_equal(http_host_is_local(hosts[i].host), hosts[i].local);
@@ -252,10 +254,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_args_parse),     cmocka_unit_test(test_args_bounds),
-	        cmocka_unit_test(test_html_escape),    cmocka_unit_test(test_resp_headers),
-	        cmocka_unit_test(test_sha256),         cmocka_unit_test(test_metrics_labels_escaped),
-	        cmocka_unit_test(test_route_refusal),  cmocka_unit_test(test_origin_and_host),
+	        cmocka_unit_test(test_args_parse),    cmocka_unit_test(test_args_bounds),
+	        cmocka_unit_test(test_html_escape),   cmocka_unit_test(test_resp_headers),
+	        cmocka_unit_test(test_sha256),        cmocka_unit_test(test_metrics_labels_escaped),
+	        cmocka_unit_test(test_route_refusal), cmocka_unit_test(test_origin_and_host),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
