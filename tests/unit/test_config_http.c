@@ -62,6 +62,11 @@ static const struct error_case error_cases[] = {
         {"token not hex", "http:\n  tokens:\n    - {name: t, sha256: " HEX "z, role: read}\n",
          "t.yaml:3:17: http.tokens[0].sha256: not a SHA-256 in hex (64 digits: `printf %s TOKEN "
          "| sha256sum`)"},
+        {"no port", "http:\n  listen: [\"127.0.0.1\"]\n",
+         "t.yaml:2:12: http.listen[0]: '127.0.0.1' has no port (write '127.0.0.1:9153')"},
+        {"v6 without brackets", "http:\n  listen: [\"::1:9153\"]\n",
+         "t.yaml:2:12: http.listen[0]: '::1:9153' is an IPv6 address without brackets: with a "
+         "port, write '[::1]:9153'"},
         {"unknown key", "http:\n  listn: []\n",
          "t.yaml:2:3: http.listn: unknown key (did you mean 'listen'?)"},
 };
@@ -81,7 +86,7 @@ test_loaded(void **state)
 	struct diag d;
 	struct config *cfg = NULL;
 	const char *yaml = "http:\n"
-	                   "  listen: [\"0.0.0.0:9153\", \"[::1]:9154\", \"127.0.0.1\"]\n"
+	                   "  listen: [\"0.0.0.0:9153\", \"[::1]:9154\", \"127.0.0.1:80\"]\n"
 	                   "  users:\n"
 	                   "    - {name: alice, password: '" Y "', role: admin}\n"
 	                   "    - {name: bob, password: '" S6 "', role: read}\n"
