@@ -242,3 +242,19 @@ def test_device_metrics(veto_factory, tmp_path):
 	assert value(samples, "veto_devices_by_group", group="sink") >= 1
 	assert value(samples, "veto_device_events_total", kind="first_seen") >= 1
 	assert families["veto_devices_by_vendor"][0] == "gauge"
+
+
+def test_http_address_in_use_stops_the_start(veto_factory):
+	busy = socket.socket()
+	busy.bind(("127.0.0.1", 0))
+	busy.listen(1)
+	port = busy.getsockname()[1]
+	try:
+		v = veto_factory(edit=with_http(port), start=False)
+		v.start(wait_ready=False)
+		v.expected_exit = 1
+		assert v.wait_exit() == 1
+		assert f"http: cannot listen on 127.0.0.1:{port}" in v.stderr()
+		assert not v.sanitizer_reports(), v.stderr()
+	finally:
+		busy.close()
