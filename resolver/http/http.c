@@ -335,6 +335,18 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		if (p == NULL)
 			return MHD_NO;
 		*con_cls = p;
+		const char *cl =
+		        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		if (post && cl != NULL && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
+			/* refused before the body is read: the connection closes after the answer
+			 */
+			struct http_resp resp;
+			http_resp_init(&resp);
+			error_page(&resp, 413, "Content Too Large", NULL);
+			enum MHD_Result ret = send_resp(conn, &resp);
+			http_resp_clear(&resp);
+			return ret;
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {

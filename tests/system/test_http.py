@@ -258,3 +258,20 @@ def test_http_address_in_use_stops_the_start(veto_factory):
 		assert not v.sanitizer_reports(), v.stderr()
 	finally:
 		busy.close()
+
+
+def test_large_form_refused(http_veto):
+	port = http_veto.http_port
+	r = request(port, "POST", "/logout", body="csrf=" + "a" * (70 * 1024),
+		    headers={"Content-Type": "application/x-www-form-urlencoded"})
+	assert r.status == 413
+	# announced larger than the bound: refused before the body is sent
+	s = socket.create_connection(("127.0.0.1", port), timeout=5)
+	try:
+		s.sendall(b"POST /logout HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n"
+			  b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+		head = s.recv(4096)
+		assert head.startswith(b"HTTP/1.1 413"), head
+	finally:
+		s.close()
+	assert get(port, "/metrics").status == 200
