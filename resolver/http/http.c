@@ -212,7 +212,7 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 	if (http_auth_request(h->auth, req, cookie, authz) != 0) {
 		error_page(resp, 401, "Unauthorized", "unknown token");
 		http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"veto\"");
-		log_info("http: %s: unknown bearer token for %s", req->peer, req->path);
+		log_info("http: %s: unknown bearer token for %s", req->peer, req->logpath);
 		return;
 	}
 	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
@@ -221,7 +221,8 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 		error_page(resp, 403, "Forbidden",
 		           "without http.users or http.tokens, use the address itself "
 		           "(http://127.0.0.1:PORT/)");
-		log_info("http: %s: %s refused: Host is not a loopback name", req->peer, req->path);
+		log_info("http: %s: %s refused: Host is not a loopback name", req->peer,
+		         req->logpath);
 		return;
 	}
 	r = find_route(h, req->path);
@@ -264,14 +265,15 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 		if (!http_origin_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
 		                    host)) {
 			error_page(resp, 403, "Forbidden", "cross-origin form");
-			log_info("http: %s: POST %s refused: foreign Origin", req->peer, req->path);
+			log_info("http: %s: POST %s refused: foreign Origin", req->peer,
+			         req->logpath);
 			return;
 		}
 		const char *csrf = http_args_get(&req->args, "csrf");
 		if (!req->bearer && (csrf == NULL || !http_auth_equal(csrf, req->csrf))) {
 			error_page(resp, 403, "Forbidden",
 			           "missing or wrong CSRF token: reload the page");
-			log_info("http: %s: POST %s refused: CSRF token", req->peer, req->path);
+			log_info("http: %s: POST %s refused: CSRF token", req->peer, req->logpath);
 			return;
 		}
 	} else {
@@ -285,7 +287,7 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 	}
 	rc = r->fn(r->ctx, req, resp);
 	if (rc != 0 || resp->oom) {
-		log_error("http: %s %s: %s", req->post ? "POST" : "GET", req->path,
+		log_error("http: %s %s: %s", req->post ? "POST" : "GET", req->logpath,
 		          strerror(rc != 0 ? -rc : ENOMEM));
 		error_page(resp, rc == -EAGAIN ? 503 : 500,
 		           rc == -EAGAIN ? "Service Unavailable" : "Internal Server Error", NULL);
@@ -371,6 +373,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	http_args_init(&req.args);
 	http_resp_init(&resp);
 	req.path = url;
+	http_log_safe(url, req.logpath, sizeof(req.logpath));
 	req.post = post;
 	req.srv = h;
 	const union MHD_ConnectionInfo *ci =

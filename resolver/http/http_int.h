@@ -81,8 +81,9 @@ struct http_req {
 	enum http_role role;
 	char user[64];
 	char csrf[65];
-	char session[65]; /* the session's id in hex, "" without one */
-	char peer[64];    /* the client's address, for the log */
+	char session[65];  /* the session's id in hex, "" without one */
+	char peer[64];     /* the client's address, for the log */
+	char logpath[128]; /* the path for the log (http_log_safe) */
 	struct sockaddr_storage peer_ss;
 	struct http_args args;
 	struct http_server *srv;
@@ -96,6 +97,10 @@ int http_route_refusal(const struct http_route *r, const struct http_req *req);
 bool http_origin_ok(const char *origin, const char *host);
 /* A Host header naming a loopback address or localhost, with or without a port. */
 bool http_host_is_local(const char *host);
+
+/* s for a log line: control octets become '?', cut to size (ending "...") so that what a client
+ * sends cannot forge or split lines. Returns buf. */
+const char *http_log_safe(const char *s, char *buf, size_t size);
 
 /* ---- SHA-256 (sha256.c) ---- */
 void sha256(const void *data, size_t len, uint8_t out[32]);

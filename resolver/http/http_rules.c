@@ -65,3 +65,21 @@ http_host_is_local(const char *host)
 		return IN6_IS_ADDR_LOOPBACK(&a6);
 	return false;
 }
+
+const char *
+http_log_safe(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+	if (size == 0)
+		return "";
+	for (; *s != '\0' && o + 1 < size; s++) {
+		unsigned char ch = (unsigned char)*s;
+		buf[o++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	if (*s != '\0' && size >= 4) {
+		memcpy(buf + size - 4, "...", 3);
+		o = size - 1;
+	}
+	buf[o] = '\0';
+	return buf;
+}

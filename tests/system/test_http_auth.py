@@ -155,3 +155,11 @@ def test_login_returns_to_the_page_asked(auth_veto):
 		r = post(port, "/login", {"user": "alice", "password": "alice-pw", "next": bad,
 					  "csrf": csrf_of(page.text)})
 		assert r.status == 303 and r.header("Location") == "/", bad
+
+
+def test_log_lines_cannot_be_forged(auth_veto):
+	port = auth_veto.http_port
+	login(port, "eve\n2026-01-01T00:00:00.000Z info: http: 127.0.0.1: 'alice' logged in", "x")
+	err = auth_veto.wait_stderr("login as 'eve?2026")
+	assert "login as 'eve?2026-01-01" in err
+	assert "'alice' logged in" not in err

@@ -250,6 +250,18 @@ test_origin_and_host(void **state)
 	assert_false(http_host_is_local(NULL));
 }
 
+static void
+test_log_safe(void **state)
+{
+	(void)state;
+	char buf[12];
+	assert_string_equal(http_log_safe("alice", buf, sizeof(buf)), "alice");
+	assert_string_equal(http_log_safe("a\nb\r\x7f", buf, sizeof(buf)), "a?b??");
+	assert_string_equal(http_log_safe("0123456789ab", buf, sizeof(buf)), "01234567...");
+	assert_string_equal(http_log_safe("0123456789a", buf, sizeof(buf)), "0123456789a");
+	assert_string_equal(http_log_safe("", buf, sizeof(buf)), "");
+}
+
 int
 main(void)
 {
@@ -258,6 +270,7 @@ main(void)
 	        cmocka_unit_test(test_html_escape),   cmocka_unit_test(test_resp_headers),
 	        cmocka_unit_test(test_sha256),        cmocka_unit_test(test_metrics_labels_escaped),
 	        cmocka_unit_test(test_route_refusal), cmocka_unit_test(test_origin_and_host),
+	        cmocka_unit_test(test_log_safe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
