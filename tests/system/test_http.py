@@ -275,3 +275,22 @@ def test_large_form_refused(http_veto):
 	finally:
 		s.close()
 	assert get(port, "/metrics").status == 200
+
+
+def test_upstream_errors_per_server(veto_factory, upstream):
+	from fakeupstream import Timeout
+	port = free_port(["127.0.0.1"])
+	upstream.set_rule("slow.example", Timeout())
+	v = veto_factory(edit=with_http(port))
+	before, _ = scrape(port)
+	r = v.query("slow.example", src=NOGROUP_CLIENT, timeout=5)
+	assert r is not None and r.rcode() == 2	# SERVFAIL after the attempts timed out
+	after, _ = scrape(port)
+	server = upstream.address
+	assert value(after, "veto_upstream_errors_total", server=server) > \
+		value(before, "veto_upstream_errors_total", server=server)
+	assert value(after, "veto_upstream_timeouts_total") > value(before, "veto_upstream_timeouts_total")
+	assert value(after, "veto_responses_total", rcode="SERVFAIL") - \
+		value(before, "veto_responses_total", rcode="SERVFAIL") == 1
+	assert value(after, "veto_queries_total", protocol="udp", action="servfail") - \
+		value(before, "veto_queries_total", protocol="udp", action="servfail") == 1
