@@ -75,6 +75,15 @@ def test_metrics_parse_and_exact_counts(http_veto):
 	assert value(after, "veto_list_entries", list="ads") == 2
 	assert value(after, "veto_process_resident_memory_bytes") > 1_000_000
 
+	assert http_veto.query("tracker.test", src=GROUP_CLIENT["nx"], tcp=True) is not None
+	last, _ = scrape(port)
+	assert value(last, "veto_queries_total", protocol="tcp", action="nxdomain") - \
+		value(after, "veto_queries_total", protocol="tcp", action="nxdomain") == 1
+	assert value(last, "veto_responses_total", rcode="NXDOMAIN") - \
+		value(after, "veto_responses_total", rcode="NXDOMAIN") == 1
+	assert value(last, "veto_group_queries_total", group="nx", action="nxdomain") - \
+		value(after, "veto_group_queries_total", group="nx", action="nxdomain") == 1
+
 
 def test_security_headers_and_refusals(http_veto):
 	port = http_veto.http_port
