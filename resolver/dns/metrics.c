@@ -164,10 +164,14 @@ metrics_snapshot_devices(const struct server *s, struct metrics *m)
 	if (s->devices == NULL)
 		return;
 	d->taken = true;
-	/* the vendors named by the configuration's signatures, once each */
-	for (size_t i = 0; i < cfg->devices.nsignatures && d->nvendors < METRICS_VENDORS; i++) {
-		const char *v = cfg->devices.signatures[i].vendor;
+	/* the vendors named by the configuration (signatures, inventory), once each */
+	size_t nsig = cfg->devices.nsignatures, ninv = cfg->devices.ninventory;
+	for (size_t i = 0; i < nsig + ninv && d->nvendors < METRICS_VENDORS; i++) {
+		const char *v = i < nsig ? cfg->devices.signatures[i].vendor
+		                         : cfg->devices.inventory[i - nsig].vendor;
 		size_t j = 0;
+		if (v == NULL || v[0] == '\0')
+			continue;
 		while (j < d->nvendors && strcasecmp(d->vendors[j], v) != 0)
 			j++;
 		if (j == d->nvendors)

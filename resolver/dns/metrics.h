@@ -56,7 +56,7 @@ struct metrics_list {
 struct metrics_devices {
 	bool taken;
 	size_t nvendors;
-	char vendors[METRICS_VENDORS][METRICS_NAME];	/* the configured signature vendors */
+	char vendors[METRICS_VENDORS][METRICS_NAME];	/* signature and inventory vendors */
 	uint64_t by_vendor[METRICS_VENDORS + 2];	/* + other, + unknown (no vendor) */
 	uint64_t by_source[METRICS_SOURCES];
 	uint64_t by_group[METRICS_GROUPS + 2];		/* slots as metrics_counts.by_group */

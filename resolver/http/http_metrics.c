@@ -137,7 +137,7 @@ render_devices(const struct metrics *m, struct http_resp *r)
 	if (!d->taken)
 		return;
 	family(r, "veto_devices_by_vendor", "gauge",
-	       "Devices by vendor (the vendors of the configured signatures; other, unknown).");
+	       "Devices by vendor (the vendors the configuration names; other, unknown).");
 	for (size_t i = 0; i < d->nvendors; i++)
 		sample(r, "veto_devices_by_vendor",
 		       (const char *const[]){"vendor", d->vendors[i], NULL}, d->by_vendor[i]);

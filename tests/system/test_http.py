@@ -236,7 +236,7 @@ def test_reload_keeps_group_counts_by_name(http_veto):
 def test_device_metrics(veto_factory, tmp_path):
 	port = free_port(["127.0.0.1"])
 	inv = [{"name": "tv", "mac": "00:00:5e:00:53:25", "ip": GROUP_CLIENT["sink"],
-		"vendor": "Xiaomi"}]
+		"vendor": "Acme TV"}]
 
 	def edit(cfg):
 		cfg["http"] = {"listen": [f"127.0.0.1:{port}"]}
@@ -247,7 +247,8 @@ def test_device_metrics(veto_factory, tmp_path):
 	samples, families = scrape(port)
 	assert value(samples, "veto_devices") >= 1
 	assert value(samples, "veto_devices_by_source", source="inventory") >= 1
-	assert value(samples, "veto_devices_by_vendor", vendor="Xiaomi") >= 1
+	assert value(samples, "veto_devices_by_vendor", vendor="Acme TV") == 1	# an inventory vendor
+	assert ("veto_devices_by_vendor", frozenset({("vendor", "Xiaomi")})) in samples	# a signature's
 	assert value(samples, "veto_devices_by_group", group="sink") >= 1
 	assert value(samples, "veto_device_events_total", kind="first_seen") >= 1
 	assert families["veto_devices_by_vendor"][0] == "gauge"
