@@ -41,6 +41,7 @@ int cmd_ask_daemon_all(const char *path, const char *line, size_t max, int timeo
 int cmd_lists(int argc, char **argv);	/* cmd_lists.c */
 
 int cmd_stats(int argc, char **argv);	/* cmd_stats.c */
+int cmd_passwd(int argc, char **argv);	/* cmd_passwd.c */
 
 struct logdb_reader;
 struct logdb_filter;

@@ -18,6 +18,7 @@
 #include "clientcount.h"
 #include "devices.h"
 #include "dnsmsg.h"
+#include "metrics.h"
 #include "policy.h"
 #include "prefetch.h"
 #include "query.h"
@@ -165,6 +166,8 @@ struct server {
 	struct updater *lists;		/* list downloads and list-file watchers, or NULL */
 	struct server_stats stats;
 	uint64_t started_ms;		/* uv_now() at server_new (metrics: uptime) */
+	uint64_t policy_ms;		/* uv_now() when the policy in use was loaded */
+	struct metrics_counts counts;	/* metrics.c: per transport, action, rcode, group */
 	/* what took effect at start (or when devices started): a reload compares with these to
 	 * say which changes need a restart */
 	struct {
@@ -201,6 +204,8 @@ struct server {
 	void *stop_arg;
 
 	struct reload_job *reload;	/* the reload running, NULL if none */
+	server_policy_cb on_reload;	/* server_on_reload() */
+	void *on_reload_arg;
 	bool reload_again;
 
 	/* Loop-owned scratch, used only inside one callback. */
