@@ -1,15 +1,21 @@
 /*
  * logdb_migrate: converts a query database of schema 1 or 2 (one wide row of text per query)
- * to schema 3 in place, without stopping the log.
+ * to schema 4 in place, without stopping the log.
  *
  * logdb_migrate_begin renames the old table to queries_old (dropping its indexes, which only
- * slowed the conversion) and creates schema 3 beside it, in one transaction. Then each
+ * slowed the conversion) and creates schema 4 beside it, in one transaction. Then each
  * logdb_migrate_step moves the newest LOGDB_MIGRATE_ROWS rows of queries_old through the
- * writer's own insert (logdb_insert_row: the dictionaries fill as for live rows), keeping their
+ * writer's own insert (logdb_insert_row: the dictionaries and rollups fill as for live rows), keeping their
  * ids, and deletes them from queries_old, in one transaction: a stop or a crash between steps
  * loses nothing, the next open continues. The first step runs before the first new row, so new
  * ids continue above every old one and id order stays time order. queries_old is dropped once
  * empty (its pages are reused by later rows; the file does not shrink).
+ *
+ * A schema-3 database (the same rows, with indexes by source and by name) becomes schema 4 in
+ * one transaction at open (logdb_migrate_rollups): the hourly rollups are built from the rows
+ * with GROUP BY, LOGDB_ROLLUP_CHUNK ids per statement with the progress logged, and the two
+ * indexes dropped. A stop or a crash before its commit leaves schema 3 as it was; the next
+ * open starts again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -128,7 +134,9 @@ logdb_migrate_step(struct logdb *db, uint32_t rows)
 		if (rc != SQLITE_OK)
 			goto failed;
 	}
-	rc = logdb_exec(db->db, "COMMIT");
+	rc = logdb_rollup_flush(db); /* the moved rows' counts, in their transaction */
+	if (rc == SQLITE_OK)
+		rc = logdb_exec(db->db, "COMMIT");
 	if (rc != SQLITE_OK)
 		goto failed;
 	db->migrated += moved;
@@ -148,4 +156,91 @@ failed:;
 	logdb_exec(db->db, "ROLLBACK");
 	logdb_fail(db, "converting the old schema", why);
 	return -EIO;
+}
+
+/* ---- schema 3 -> 4 ---- */
+
+#define LOGDB_ROLLUP_CHUNK 1000000 /* ids per GROUP BY of the conversion */
+
+#define HOUR_OF_TS "(CASE WHEN ts_ms >= 0 THEN ts_ms / 3600000 * 3600000 ELSE 0 END)"
+
+/* ?1 <= id < ?2 of queries into each rollup table (the same sums as logdb_rollup.c's) */
+static const char *const build_sql[3] = {
+        "INSERT INTO rollup_sources (hour, source, list, action, blocked, n)"
+        " SELECT " HOUR_OF_TS ", source, coalesce(list, 0), coalesce(action, 0), blocked,"
+        " count(*) FROM queries WHERE id >= ?1 AND id < ?2 GROUP BY 1, 2, 3, 4, 5"
+        " ON CONFLICT (hour, source, list, action, blocked) DO UPDATE SET n = n + excluded.n",
+        "INSERT INTO rollup_names (name, hour, list, action, blocked, n)"
+        " SELECT coalesce(name, 0), " HOUR_OF_TS ", coalesce(list, 0), coalesce(action, 0),"
+        " blocked, count(*) FROM queries WHERE id >= ?1 AND id < ?2 GROUP BY 1, 2, 3, 4, 5"
+        " ON CONFLICT (name, hour, list, action, blocked) DO UPDATE SET n = n + excluded.n",
+        "INSERT INTO rollup_hours (hour, first_id, last_id)"
+        " SELECT " HOUR_OF_TS ", min(id), max(id) FROM queries WHERE id >= ?1 AND id < ?2"
+        " GROUP BY 1 ON CONFLICT (hour) DO UPDATE SET"
+        " first_id = min(first_id, excluded.first_id), last_id = max(last_id, excluded.last_id)",
+};
+
+static int
+build_rollups(struct logdb *db)
+{
+	sqlite3_stmt *st[3] = {NULL, NULL, NULL};
+	int64_t lo = 0, hi = 0, rows = 0;
+	int rc = logdb_query_int(db->db, "SELECT coalesce(min(id), 1) FROM queries", &lo);
+
+	if (rc == SQLITE_OK)
+		rc = logdb_query_int(db->db, "SELECT coalesce(max(id), 0) FROM queries", &hi);
+	if (rc == SQLITE_OK)
+		rc = logdb_query_int(db->db, "SELECT count(*) FROM queries", &rows);
+	for (int i = 0; i < 3 && rc == SQLITE_OK; i++)
+		rc = sqlite3_prepare_v2(db->db, build_sql[i], -1, &st[i], NULL);
+	if (rc == SQLITE_OK)
+		log_info("query database: '%s': converting schema 3 to %d: hourly rollups of %lld "
+		         "queries (the log waits)",
+		         db->path, LOGDB_SCHEMA_VERSION, (long long)rows);
+	for (int64_t from = lo; from <= hi && rc == SQLITE_OK; from += LOGDB_ROLLUP_CHUNK) {
+		for (int i = 0; i < 3 && rc == SQLITE_OK; i++) {
+			sqlite3_bind_int64(st[i], 1, from);
+			sqlite3_bind_int64(st[i], 2, from + LOGDB_ROLLUP_CHUNK);
+			rc = sqlite3_step(st[i]);
+			sqlite3_reset(st[i]);
+			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		}
+		int64_t done = from + LOGDB_ROLLUP_CHUNK - lo, all = hi - lo + 1;
+		if (rc == SQLITE_OK && all > LOGDB_ROLLUP_CHUNK)
+			log_info("query database: '%s': rollups: %lld%% of the ids", db->path,
+			         (long long)(done >= all ? 100 : done * 100 / all));
+	}
+	for (int i = 0; i < 3; i++)
+		sqlite3_finalize(st[i]);
+	return rc;
+}
+
+int
+logdb_migrate_rollups(struct logdb *db)
+{
+	char sql[64];
+	int rc = logdb_exec(db->db, "BEGIN IMMEDIATE");
+
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = logdb_exec(db->db, logdb_schema_sql);
+	if (rc == SQLITE_OK)
+		rc = build_rollups(db);
+	if (rc == SQLITE_OK)
+		rc = logdb_exec(db->db, "DROP INDEX IF EXISTS queries_source;"
+		                        "DROP INDEX IF EXISTS queries_name");
+	if (rc == SQLITE_OK) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", LOGDB_SCHEMA_VERSION);
+		rc = logdb_exec(db->db, sql);
+	}
+	if (rc == SQLITE_OK)
+		rc = logdb_exec(db->db, "COMMIT");
+	if (rc != SQLITE_OK) {
+		logdb_exec(db->db, "ROLLBACK");
+		return rc;
+	}
+	log_info("query database: '%s': schema %d: rollups built, indexes by source and name "
+	         "dropped",
+	         db->path, LOGDB_SCHEMA_VERSION);
+	return SQLITE_OK;
 }

@@ -52,7 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LOGDB_SCHEMA_VERSION 3 /* 1 and 2: converted by the writer (logdb_migrate.c) */
+#define LOGDB_SCHEMA_VERSION 4 /* 1, 2 and 3: converted by the writer (logdb_migrate.c) */
 
 /* The statements that create schema 3 (IF NOT EXISTS throughout). */
 extern const char logdb_schema_sql[];
