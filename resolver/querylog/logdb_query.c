@@ -520,6 +520,111 @@ text_cond(struct logdb_reader *r, struct logdb_sql *q, const char *column,
 	return 0;
 }
 
+/* ---- the hours that hold a match (the rollups) ---- */
+
+#define HOUR_MS    3600000
+#define RANGES_MAX 16 /* id ranges written out; past that, the one range around them all */
+
+/* "AND hour IN (SELECT hour FROM rollup_x WHERE ...)": the hours of rollup_hours that hold
+ * a row of a matching source and of a matching name; their id ranges, merged where they touch,
+ * become a condition on the id of q: exact (a superset of the matching rows) and what makes
+ * a filter by device or domain read those hours only, with no index by source or name. */
+static int
+hour_ranges(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filter *f,
+            bool by_source, bool who_is_mac, size_t ndom)
+{
+	struct logdb_sql *h = calloc(1, sizeof(*h));
+	sqlite3_stmt *st = NULL;
+	int64_t lo[RANGES_MAX], hi[RANGES_MAX], all_lo = 0, all_hi = 0;
+	size_t n = 0, total = 0;
+	char num[96];
+	int rc;
+
+	if (h == NULL)
+		return -ENOMEM;
+	memcpy(h->mac, q->mac, sizeof(h->mac));
+	memcpy(h->who_mac, q->who_mac, sizeof(h->who_mac));
+	logdb_sql_add(h, "SELECT first_id, last_id FROM rollup_hours WHERE 1");
+	if (f->since_ms > 0) {
+		snprintf(num, sizeof(num), " AND hour >= %lld",
+		         (long long)(f->since_ms / HOUR_MS * HOUR_MS));
+		logdb_sql_add(h, num);
+	}
+	if (f->until_ms > 0) {
+		snprintf(num, sizeof(num), " AND hour < %lld", (long long)f->until_ms);
+		logdb_sql_add(h, num);
+	}
+	if (by_source) {
+		logdb_sql_add(h, " AND hour IN (SELECT hour FROM rollup_sources WHERE source IN"
+		                 " (SELECT id FROM sources WHERE ");
+		source_conds(h, f, who_is_mac);
+		logdb_sql_add(h, "))");
+	}
+	if (ndom > 0) {
+		logdb_sql_add(h, " AND hour IN (SELECT hour FROM rollup_names WHERE name IN"
+		                 " (SELECT id FROM names WHERE ");
+		for (size_t i = 0; i < ndom; i++) {
+			if (domain_range(f->domain.v[i], h->lo[i], h->hi[i], sizeof(h->lo[i])) != 0) {
+				free(h);
+				return -EINVAL;
+			}
+			logdb_sql_add(h, i > 0 ? " OR (rname >= ? AND rname < ?)"
+			                       : "(rname >= ? AND rname < ?)");
+			bind_text(h, h->lo[i]);
+			bind_text(h, h->hi[i]);
+		}
+		logdb_sql_add(h, "))");
+	}
+	logdb_sql_add(h, " ORDER BY first_id");
+	rc = logdb_prepare(r, h, &st);
+	while (rc == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t a = sqlite3_column_int64(st, 0), b = sqlite3_column_int64(st, 1);
+		rc = 0;
+		if (total > 0 && a <= all_hi + 1) { /* touches the last one */
+			all_hi = b > all_hi ? b : all_hi;
+			if (n <= RANGES_MAX)
+				hi[n - 1] = all_hi;
+			continue;
+		}
+		if (total == 0)
+			all_lo = a;
+		all_hi = b > all_hi ? b : all_hi;
+		if (n < RANGES_MAX) {
+			lo[n] = a;
+			hi[n] = b;
+		}
+		n++;
+		total++;
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc != 0 && rc != -E2BIG && rc != -EIO)
+		rc = logdb_reader_error(r);
+	sqlite3_finalize(st);
+	free(h);
+	if (rc != 0)
+		return rc;
+	if (n == 0) {
+		cond(q, "?"); /* no hour holds a match (a parameter: see text_cond) */
+		bind_num(q, 0);
+		return 0;
+	}
+	if (n > RANGES_MAX) {
+		snprintf(num, sizeof(num), "id BETWEEN %lld AND %lld", (long long)all_lo,
+		         (long long)all_hi);
+		cond(q, num);
+		return 0;
+	}
+	cond(q, "(");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), "%sid BETWEEN %lld AND %lld", i > 0 ? " OR " : "",
+		         (long long)lo[i], (long long)hi[i]);
+		logdb_sql_add(q, num);
+	}
+	logdb_sql_add(q, ")");
+	return 0;
+}
+
 /* The WHERE clause of f on the columns of queries. extra: a condition always added (or
  * NULL). */
 int
@@ -532,14 +637,14 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 
 	/* ids are in time order (logdb.h): the id bounds make a time range a range of the table or
 	 * of any index, the ts_ms ones keep the result exact */
-	if (f->since_ms > 0) {
+	if (f->since_ms > 0 && !q->rollup) {
 		if (time_to_id(r, f->since_ms, &id) != 0)
 			return -EIO;
 		cond(q, "id >= ? AND ts_ms >= ?");
 		bind_num(q, id);
 		bind_num(q, (int64_t)f->since_ms);
 	}
-	if (f->until_ms > 0) {
+	if (f->until_ms > 0 && !q->rollup) {
 		if (time_to_id(r, f->until_ms, &id) != 0)
 			return -EIO;
 		cond(q, "id < ? AND ts_ms < ?");
@@ -551,8 +656,19 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 			return -EINVAL;
 	if (f->who != NULL) /* a device name, a MAC or a client IP */
 		who_is_mac = logdb_canonical_mac(f->who, q->who_mac) == 0;
-	if (f->client.v[0] != NULL || f->mac.v[0] != NULL || f->device.v[0] != NULL ||
-	    f->who != NULL || f->group.v[0] != NULL || f->vendor.v[0] != NULL) {
+	bool by_source = f->client.v[0] != NULL || f->mac.v[0] != NULL ||
+	                 f->device.v[0] != NULL || f->who != NULL || f->group.v[0] != NULL ||
+	                 f->vendor.v[0] != NULL;
+	bool root = false;
+	size_t ndom = nvalues(&f->domain);
+	for (size_t i = 0; i < ndom; i++)
+		root = root || strcmp(f->domain.v[i], ".") == 0;
+	if (root || q->rollup) /* the root is every name; rollup tables are filtered by hour */
+		ndom = 0;
+	if ((by_source || ndom > 0) && !q->rollup &&
+	    (rc = hour_ranges(r, q, f, by_source, who_is_mac, ndom)) != 0)
+		return rc;
+	if (by_source) {
 		cond(q, "source IN (SELECT id FROM sources WHERE ");
 		source_conds(q, f, who_is_mac);
 		logdb_sql_add(q, ")");
@@ -561,11 +677,7 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 		return rc;
 	if ((rc = text_cond(r, q, "action", &f->action)) != 0)
 		return rc;
-	bool root = false;
-	size_t ndom = nvalues(&f->domain);
-	for (size_t i = 0; i < ndom; i++)
-		root = root || strcmp(f->domain.v[i], ".") == 0;
-	if (ndom > 0 && !root) { /* the root is every name */
+	if (ndom > 0) {
 		cond(q, "name IN (SELECT id FROM names WHERE ");
 		for (size_t i = 0; i < ndom; i++) {
 			if (domain_range(f->domain.v[i], q->lo[i], q->hi[i], sizeof(q->lo[i])) != 0)
@@ -581,7 +693,7 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 		cond(q, "blocked = 0");
 	else if (f->blocked > 0)
 		cond(q, "blocked = 1");
-	if (f->after_id > 0) {
+	if (f->after_id > 0 && !q->rollup) {
 		cond(q, "id > ?");
 		bind_num(q, f->after_id);
 	}

@@ -53,6 +53,9 @@ struct logdb_sql {
 	size_t n;
 	bool where; /* a WHERE was written */
 	bool full;
+	/* on a rollup table (set by the caller): logdb_build_where writes no time, id or name
+	 * condition (the caller bounds the hours) */
+	bool rollup;
 	struct logdb_bind b[LOGDB_BINDS_MAX];
 	int nb;
 	char mac[LOGDB_FILTER_VALUES][18], who_mac[18]; /* canonical MACs of the filter */
@@ -70,8 +73,10 @@ void logdb_read_end(struct logdb_reader *r, struct logdb_sql **q);
 /* Appends text to the statement. */
 void logdb_sql_add(struct logdb_sql *q, const char *text);
 
-/* The WHERE clause of f on the columns of queries. extra: a condition always added (or
- * NULL). 0, -EINVAL (bad MAC or domain), -E2BIG, -EIO. */
+/* The WHERE clause of f on the columns of queries (restricted to the id ranges of the hours
+ * whose rollups hold a matching source and name, when f has such filters), or with q->rollup
+ * on those of a rollup table (source, list, action, blocked). extra: a condition always added
+ * (or NULL). 0, -EINVAL (bad MAC or domain), -E2BIG, -ENOMEM, -EIO. */
 int logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filter *f,
                       const char *extra);
 

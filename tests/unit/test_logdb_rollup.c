@@ -266,6 +266,252 @@ test_migrate_3(void **state)
 	check_rollups(path);
 }
 
+/* ---- the readers: rollups and rows give what a plain scan gives ---- */
+
+/* A database of 3000 mixed rows over five hours (6 s apart), and a rare device asking for a
+ * rare name in two of those hours. */
+static void
+make_reader_db(const char *path)
+{
+	struct logdb *db = open_db(path, 0, 0);
+	struct querylog_record r;
+
+	for (int i = 0; i < 3000; i++) {
+		add_mixed(db, i, (uint64_t)(3000 - i) * 6000, "n");
+		if (i == 400 || i == 410 || i == 2500) {
+			struct rec x = {.age_ms = (uint64_t)(3000 - i) * 6000,
+			                .client = "10.9.9.9",
+			                .qname = "rare.example",
+			                .device = "rare-dev",
+			                .blocked = i == 2500,
+			                .list = i == 2500 ? "xiaomi" : NULL};
+			make_record(&r, &x);
+			assert_int_equal(logdb_add(db, &r), 0);
+		}
+	}
+	logdb_free(&db);
+}
+
+struct lines {
+	char *v[4096];
+	size_t n;
+};
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+lines_add(struct lines *l, const char *text)
+{
+	assert_true(l->n < sizeof(l->v) / sizeof(l->v[0]));
+	l->v[l->n] = strdup(text);
+	assert_non_null(l->v[l->n]);
+	l->n++;
+}
+
+static void
+lines_free(struct lines *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	l->n = 0;
+}
+
+static void
+lines_equal(struct lines *a, struct lines *b, const char *what)
+{
+	qsort(a->v, a->n, sizeof(a->v[0]), cmp_str);
+	qsort(b->v, b->n, sizeof(b->v[0]), cmp_str);
+	for (size_t i = 0; i < a->n || i < b->n; i++) {
+		const char *x = i < a->n ? a->v[i] : "(none)", *y = i < b->n ? b->v[i] : "(none)";
+		if (strcmp(x, y) != 0)
+			fail_msg("%s: line %zu: got '%s', a plain scan gives '%s'", what, i, x, y);
+	}
+	lines_free(a);
+	lines_free(b);
+}
+
+/* The lines of a query's rows: its columns joined by ' '. */
+static void
+sql_lines(const char *path, const char *sql, struct lines *out)
+{
+	sqlite3 *s = NULL;
+	sqlite3_stmt *st = NULL;
+	char line[512];
+
+	assert_int_equal(sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(s));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		size_t o = 0;
+		for (int c = 0; c < sqlite3_column_count(st); c++) {
+			const char *t = (const char *)sqlite3_column_text(st, c);
+			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s", c > 0 ? " " : "",
+			                      t != NULL ? t : "-");
+		}
+		lines_add(out, line);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(s);
+}
+
+static int
+on_summary(void *arg, const struct logdb_summary_row *row)
+{
+	struct lines *l = arg;
+	char line[512];
+	const char *label = row->label != NULL ? row->label : "-";
+
+	switch (row->section) {
+	case LOGDB_SUMMARY_TOTAL:
+		snprintf(line, sizeof(line), "T%llu %llu %llu", (unsigned long long)row->total,
+		         (unsigned long long)row->blocked, (unsigned long long)row->denied);
+		break;
+	case LOGDB_SUMMARY_GROUP:
+		snprintf(line, sizeof(line), "G%s %llu %llu", label, (unsigned long long)row->total,
+		         (unsigned long long)row->blocked);
+		break;
+	case LOGDB_SUMMARY_LIST:
+		snprintf(line, sizeof(line), "L%s %llu %llu", label, (unsigned long long)row->total,
+		         (unsigned long long)row->blocked);
+		break;
+	case LOGDB_SUMMARY_TOP_BLOCKED:
+		snprintf(line, sizeof(line), "N%s %llu %llu", label, (unsigned long long)row->total,
+		         (unsigned long long)row->blocked);
+		break;
+	case LOGDB_SUMMARY_HOUR:
+		snprintf(line, sizeof(line), "H%llu %llu %llu", (unsigned long long)row->ts_ms,
+		         (unsigned long long)row->total, (unsigned long long)row->blocked);
+		break;
+	default:
+		return 0; /* top clients: keyed by device, checked elsewhere */
+	}
+	lines_add(l, line);
+	return 0;
+}
+
+static int
+on_row(void *arg, const struct logdb_row *row)
+{
+	char line[32];
+
+	snprintf(line, sizeof(line), "%lld", (long long)row->id);
+	lines_add(arg, line);
+	return 0;
+}
+
+struct reader_case {
+	const char *name;
+	uint64_t since_ago, until_ago; /* ms before NOW_MS, 0: unbounded */
+	const char *device, *list, *domain, *group;
+	int blocked;
+	const char *where; /* the same filter on query_log */
+};
+
+static void
+test_readers_match_scan(void **state)
+{
+	/* NOW_MS is 03:58:22.123: 2.5 h ago is inside an hour */
+	static const struct reader_case cases[] = {
+	        {"all", 0, 0, NULL, NULL, NULL, NULL, -1, "1"},
+	        {"since", 9000000, 0, NULL, NULL, NULL, NULL, -1, "ts_ms >= %S"},
+	        {"since-until", 15000000, 4000000, NULL, NULL, NULL, NULL, -1,
+	         "ts_ms >= %S AND ts_ms < %U"},
+	        {"device", 0, 0, "dev-3", NULL, NULL, NULL, -1, "device = 'dev-3'"},
+	        {"rare-device", 9000000, 0, "rare-dev", NULL, NULL, NULL, -1,
+	         "device = 'rare-dev' AND ts_ms >= %S"},
+	        {"list", 0, 0, NULL, "xiaomi", NULL, NULL, -1, "list = 'xiaomi'"},
+	        {"blocked", 15000000, 0, NULL, NULL, NULL, NULL, 1, "blocked = 1 AND ts_ms >= %S"},
+	        {"domain", 0, 0, NULL, NULL, "n7.example", NULL, -1, "qname = 'n7.example'"},
+	        {"rare-domain", 0, 0, NULL, NULL, "example", NULL, -1, "rname LIKE 'example.%'"},
+	        {"rare-name", 0, 0, NULL, NULL, "rare.example", NULL, -1, "qname = 'rare.example'"},
+	        {"group-since", 9000000, 0, NULL, NULL, NULL, "kids", -1,
+	         "group_name = 'kids' AND ts_ms >= %S"},
+	};
+	char path[300], where[256], sql[2048];
+	struct lines got = {0}, want = {0};
+
+	(void)state;
+	tmp_path(path, sizeof(path), "readers.db");
+	make_reader_db(path);
+	struct logdb_reader *r = NULL;
+	assert_int_equal(logdb_reader_open(path, &r), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct reader_case *c = &cases[i];
+		struct logdb_filter f;
+		logdb_filter_init(&f);
+		f.since_ms = c->since_ago > 0 ? NOW_MS - c->since_ago : 0;
+		f.until_ms = c->until_ago > 0 ? NOW_MS - c->until_ago : 0;
+		f.device.v[0] = c->device;
+		f.list.v[0] = c->list;
+		f.domain.v[0] = c->domain;
+		f.group.v[0] = c->group;
+		f.blocked = c->blocked;
+		/* %S and %U: the bounds */
+		size_t o = 0;
+		for (const char *p = c->where; *p != '\0'; p++) {
+			if (p[0] == '%' && (p[1] == 'S' || p[1] == 'U')) {
+				o += (size_t)snprintf(where + o, sizeof(where) - o, "%llu",
+				                      (unsigned long long)(p[1] == 'S' ? f.since_ms
+				                                                       : f.until_ms));
+				p++;
+			} else {
+				where[o++] = *p;
+			}
+		}
+		where[o] = '\0';
+
+		/* veto log: every matching row, newest first; and the 5 newest */
+		assert_int_equal(logdb_query_rows(r, &f, on_row, &got), 0);
+		snprintf(sql, sizeof(sql), "SELECT id FROM query_log WHERE %s", where);
+		sql_lines(path, sql, &want);
+		assert_true(want.n > 0);
+		lines_equal(&got, &want, c->name);
+		f.limit = 5;
+		assert_int_equal(logdb_query_rows(r, &f, on_row, &got), 0);
+		snprintf(sql, sizeof(sql),
+		         "SELECT id FROM query_log WHERE %s ORDER BY id DESC LIMIT 5", where);
+		sql_lines(path, sql, &want);
+		lines_equal(&got, &want, c->name);
+		f.limit = 0;
+
+		/* veto report summary, every top name */
+		assert_int_equal(logdb_report_summary(r, &f, 1000, on_summary, &got), 0);
+		snprintf(sql, sizeof(sql),
+		         "SELECT 'T' || count(*), sum(blocked), sum(blocked = 1 AND list IS NULL)"
+		         " FROM query_log WHERE %s",
+		         where);
+		sql_lines(path, sql, &want);
+		snprintf(sql, sizeof(sql),
+		         "SELECT 'H' || (ts_ms / 3600000 * 3600000), count(*), sum(blocked)"
+		         " FROM query_log WHERE %s GROUP BY 1",
+		         where);
+		sql_lines(path, sql, &want);
+		snprintf(sql, sizeof(sql),
+		         "SELECT 'G' || coalesce(group_name, '-'), count(*), sum(blocked)"
+		         " FROM query_log WHERE %s GROUP BY 1",
+		         where);
+		sql_lines(path, sql, &want);
+		snprintf(sql, sizeof(sql),
+		         "SELECT 'L' || list, count(*), sum(blocked) FROM query_log"
+		         " WHERE %s AND list IS NOT NULL GROUP BY 1",
+		         where);
+		sql_lines(path, sql, &want);
+		snprintf(sql, sizeof(sql),
+		         "SELECT 'N' || qname, count(*), (SELECT count(*) FROM query_log b"
+		         " WHERE (%s) AND b.qname = a.qname AND blocked = 1 AND list IS NOT NULL)"
+		         " FROM query_log a WHERE %s AND qname IN (SELECT qname FROM query_log"
+		         " WHERE (%s) AND blocked = 1 AND list IS NOT NULL) GROUP BY qname",
+		         where, where, where);
+		sql_lines(path, sql, &want);
+		lines_equal(&got, &want, c->name);
+	}
+	logdb_reader_free(&r);
+}
+
 int
 main(void)
 {
@@ -275,6 +521,7 @@ main(void)
 	        cmocka_unit_test(test_crash_mid_transaction),
 	        cmocka_unit_test(test_retention),
 	        cmocka_unit_test(test_migrate_3),
+	        cmocka_unit_test(test_readers_match_scan),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
