@@ -4,10 +4,10 @@
  * One connection, owned by the querylog writer thread. A row's dictionary ids are found or
  * added at once; the row itself waits in logdb_batch.c and goes into the open transaction with
  * the next multi-row INSERT, at the latest when logdb_commit() (from logdb_tick, once the
- * transaction is LOGDB_COMMIT_MS old) or the LOGDB_BATCH_ROWS-th row ends it. Any SQLite error on the write path closes the connection:
- * the rows of the transaction are dropped and counted, the problem is logged once, and
- * logdb_tick() reopens after a backoff, which also brings back a database whose page limit,
- * permissions or disk space changed in the meantime.
+ * transaction is LOGDB_COMMIT_MS old) or the LOGDB_BATCH_ROWS-th row ends it. Any SQLite error on
+ * the write path closes the connection: the rows of the transaction are dropped and counted, the
+ * problem is logged once, and logdb_tick() reopens after a backoff, which also brings back a
+ * database whose page limit, permissions or disk space changed in the meantime.
  */
 #include "logdb.h"
 #include "logdb_int.h"
@@ -30,12 +30,12 @@
 	                  leaves (one per device, client, MAC and name) */
 #define WAL_PAGES 8192 /* checkpoint after this many WAL pages (32 MB) */
 /* the writer's memory of dictionary ids: entries and key bytes (about 9 MB in all) */
-#define SOURCES_MAX       16384
-#define SOURCES_ARENA     (1u << 20)
-#define NAMES_MAX         131072
-#define NAMES_ARENA       (4u << 20)
-#define TEXTS_MAX         16384
-#define TEXTS_ARENA       (1u << 20)
+#define SOURCES_MAX   16384
+#define SOURCES_ARENA (1u << 20)
+#define NAMES_MAX     131072
+#define NAMES_ARENA   (4u << 20)
+#define TEXTS_MAX     16384
+#define TEXTS_ARENA   (1u << 20)
 
 static const char insert_sql[] =
         "INSERT INTO queries (id, ts_ms, source, name, qtype, proto, blocked, list, rule, action,"
@@ -771,7 +771,8 @@ logdb_tick(struct logdb *db, uint64_t mono_ms, uint64_t wall_ms)
 			log_debug("query database: '%s': retention: %llu rows deleted", db->path,
 			          (unsigned long long)n);
 		else if (db->pruned > 0)
-			logdb_dict_prune_start(db); /* a pass over sources and names, step by step */
+			logdb_dict_prune_start(
+			        db); /* a pass over sources and names, step by step */
 	}
 }
 

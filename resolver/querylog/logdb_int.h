@@ -83,8 +83,8 @@ struct logdb {
 	sqlite3 *db; /* NULL while broken */
 	sqlite3_stmt *ins, *ins_ev, *ins_unl, *prune_q, *prune_ev;
 	sqlite3_stmt *dict_sel[LOGDB_NDICTS], *dict_ins[LOGDB_NDICTS];
-	sqlite3_stmt *dict_prune[2]; /* sources, names no query refers to */
-	sqlite3_stmt *ins_many;      /* LOGDB_INSERT_MANY rows without their ids */
+	sqlite3_stmt *dict_prune[2];                 /* sources, names no query refers to */
+	sqlite3_stmt *ins_many;                      /* LOGDB_INSERT_MANY rows without their ids */
 	sqlite3_stmt *rollup_up[LOGDB_ROLLUP_NMAPS]; /* upserts (logdb_rollup.c) */
 	sqlite3_stmt *prune_ru[3];                   /* rollups of deleted hours */
 	struct logdb_rollup rollup;

@@ -5,11 +5,11 @@
  * logdb_migrate_begin renames the old table to queries_old (dropping its indexes, which only
  * slowed the conversion) and creates schema 4 beside it, in one transaction. Then each
  * logdb_migrate_step moves the newest LOGDB_MIGRATE_ROWS rows of queries_old through the
- * writer's own insert (logdb_insert_row: the dictionaries and rollups fill as for live rows), keeping their
- * ids, and deletes them from queries_old, in one transaction: a stop or a crash between steps
- * loses nothing, the next open continues. The first step runs before the first new row, so new
- * ids continue above every old one and id order stays time order. queries_old is dropped once
- * empty (its pages are reused by later rows; the file does not shrink).
+ * writer's own insert (logdb_insert_row: the dictionaries and rollups fill as for live rows),
+ * keeping their ids, and deletes them from queries_old, in one transaction: a stop or a crash
+ * between steps loses nothing, the next open continues. The first step runs before the first new
+ * row, so new ids continue above every old one and id order stays time order. queries_old is
+ * dropped once empty (its pages are reused by later rows; the file does not shrink).
  *
  * A schema-3 database (the same rows, with indexes by source and by name) becomes schema 4 in
  * one transaction at open (logdb_migrate_rollups): the hourly rollups are built from the rows
@@ -88,8 +88,8 @@ logdb_migrate_pending(struct logdb *db, bool *pending)
 int
 logdb_migrate_prepare(struct logdb *db)
 {
-	int rc = sqlite3_prepare_v3(db->db, select_sql, -1, SQLITE_PREPARE_PERSISTENT,
-	                            &db->mig_sel, NULL);
+	int rc = sqlite3_prepare_v3(db->db, select_sql, -1, SQLITE_PREPARE_PERSISTENT, &db->mig_sel,
+	                            NULL);
 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v3(db->db, delete_sql, -1, SQLITE_PREPARE_PERSISTENT,

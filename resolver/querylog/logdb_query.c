@@ -564,7 +564,8 @@ hour_ranges(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filt
 		logdb_sql_add(h, " AND hour IN (SELECT hour FROM rollup_names WHERE name IN"
 		                 " (SELECT id FROM names WHERE ");
 		for (size_t i = 0; i < ndom; i++) {
-			if (domain_range(f->domain.v[i], h->lo[i], h->hi[i], sizeof(h->lo[i])) != 0) {
+			if (domain_range(f->domain.v[i], h->lo[i], h->hi[i], sizeof(h->lo[i])) !=
+			    0) {
 				free(h);
 				return -EINVAL;
 			}
@@ -656,9 +657,8 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 			return -EINVAL;
 	if (f->who != NULL) /* a device name, a MAC or a client IP */
 		who_is_mac = logdb_canonical_mac(f->who, q->who_mac) == 0;
-	bool by_source = f->client.v[0] != NULL || f->mac.v[0] != NULL ||
-	                 f->device.v[0] != NULL || f->who != NULL || f->group.v[0] != NULL ||
-	                 f->vendor.v[0] != NULL;
+	bool by_source = f->client.v[0] != NULL || f->mac.v[0] != NULL || f->device.v[0] != NULL ||
+	                 f->who != NULL || f->group.v[0] != NULL || f->vendor.v[0] != NULL;
 	bool root = false;
 	size_t ndom = nvalues(&f->domain);
 	for (size_t i = 0; i < ndom; i++)
@@ -808,8 +808,10 @@ logdb_known_values(struct logdb_reader *r, enum logdb_known kind,
 	static const char *const sql[] = {
 	        [LOGDB_KNOWN_GROUP] = "SELECT DISTINCT group_name FROM sources"
 	                              " WHERE group_name IS NOT NULL",
-	        [LOGDB_KNOWN_VENDOR] = "SELECT DISTINCT vendor FROM sources WHERE vendor IS NOT NULL",
-	        [LOGDB_KNOWN_DEVICE] = "SELECT DISTINCT device FROM sources WHERE device IS NOT NULL",
+	        [LOGDB_KNOWN_VENDOR] =
+	                "SELECT DISTINCT vendor FROM sources WHERE vendor IS NOT NULL",
+	        [LOGDB_KNOWN_DEVICE] =
+	                "SELECT DISTINCT device FROM sources WHERE device IS NOT NULL",
 	        [LOGDB_KNOWN_TEXT] = "SELECT text FROM texts WHERE text IS NOT NULL",
 	};
 	sqlite3_stmt *st = NULL;

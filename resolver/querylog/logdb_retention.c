@@ -62,8 +62,8 @@ logdb_retention_prepare(struct logdb *db)
 		rc = sqlite3_prepare_v3(db->db, dict_prune_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
 		                        &db->dict_prune[k], NULL);
 	for (int k = 0; k < 3 && rc == SQLITE_OK; k++)
-		rc = sqlite3_prepare_v3(db->db, prune_rollups_sql[k], -1,
-		                        SQLITE_PREPARE_PERSISTENT, &db->prune_ru[k], NULL);
+		rc = sqlite3_prepare_v3(db->db, prune_rollups_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
+		                        &db->prune_ru[k], NULL);
 	return rc;
 }
 

@@ -195,4 +195,3 @@ logdb_row_read(sqlite3_stmt *st, struct logdb_row *row)
 	row->vendor = col_text(st, 16);
 	row->vendor_source = col_text(st, 17);
 }
-

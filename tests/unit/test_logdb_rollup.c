@@ -31,8 +31,8 @@
 
 static const char *const lists[] = {NULL, "xiaomi", "huawei"};
 
-/* Row i of a deterministic mix: 7 clients, 50 names (or one per row), a third blocked by one of two lists (or
- * by no list, a default deny), age_ms before NOW_MS. */
+/* Row i of a deterministic mix: 7 clients, 50 names (or one per row), a third blocked by one of two
+ * lists (or by no list, a default deny), age_ms before NOW_MS. */
 static void
 add_mixed(struct logdb *db, int i, uint64_t age_ms, const char *name_prefix)
 {
@@ -455,8 +455,9 @@ test_readers_match_scan(void **state)
 		for (const char *p = c->where; *p != '\0'; p++) {
 			if (p[0] == '%' && (p[1] == 'S' || p[1] == 'U')) {
 				o += (size_t)snprintf(where + o, sizeof(where) - o, "%llu",
-				                      (unsigned long long)(p[1] == 'S' ? f.since_ms
-				                                                       : f.until_ms));
+				                      (unsigned long long)(p[1] == 'S'
+				                                                   ? f.since_ms
+				                                                   : f.until_ms));
 				p++;
 			} else {
 				where[o++] = *p;
