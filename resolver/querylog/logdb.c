@@ -93,7 +93,7 @@ close_db(struct logdb *db)
 	}
 	memset(db->last_text, 0, sizeof(db->last_text));
 	logdb_rollup_finalize(db); /* and forget the counts of a rolled-back transaction */
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 4; k++) {
 		sqlite3_finalize(db->prune_ru[k]);
 		db->prune_ru[k] = NULL;
 	}

@@ -44,16 +44,24 @@ void logdb_dict_put(struct logdb_dict *d, uint64_t hash, const char *key, size_t
 
 /* ---- logdb_rollup.c: the hourly rollups kept in memory until the commit ---- */
 
-enum { LOGDB_ROLLUP_SOURCES = 0, LOGDB_ROLLUP_NAMES, LOGDB_ROLLUP_HOURS, LOGDB_ROLLUP_NMAPS };
+enum {
+	LOGDB_ROLLUP_SOURCES = 0,
+	LOGDB_ROLLUP_NAMES,
+	LOGDB_ROLLUP_DAYS,
+	LOGDB_ROLLUP_HOURS,
+	LOGDB_ROLLUP_NMAPS
+};
 #define LOGDB_ROLLUP_KEYS        5
 #define LOGDB_ROLLUP_SOURCES_MAX 4096  /* distinct keys kept before an early upsert */
 #define LOGDB_ROLLUP_NAMES_MAX   32768 /* (4 MB of slots) */
+#define LOGDB_ROLLUP_MANY        64    /* keys per multi-row upsert */
 
 struct logdb_rollup_entry {
 	uint64_t hash; /* 0: empty slot */
 	int64_t k[LOGDB_ROLLUP_KEYS];
-	int64_t n;    /* rows; for hours the first id */
-	int64_t last; /* hours: the last id */
+	int64_t n;              /* rows; for hours the first id */
+	int64_t last;           /* hours: the last id */
+	int64_t total, blocked; /* hours: rows, blocked rows */
 };
 
 struct logdb_rollup_map {
@@ -86,7 +94,8 @@ struct logdb {
 	sqlite3_stmt *dict_prune[2];                 /* sources, names no query refers to */
 	sqlite3_stmt *ins_many;                      /* LOGDB_INSERT_MANY rows without their ids */
 	sqlite3_stmt *rollup_up[LOGDB_ROLLUP_NMAPS]; /* upserts (logdb_rollup.c) */
-	sqlite3_stmt *prune_ru[3];                   /* rollups of deleted hours */
+	sqlite3_stmt *rollup_many[LOGDB_ROLLUP_HOURS]; /* of sources, names: LOGDB_ROLLUP_MANY */
+	sqlite3_stmt *prune_ru[4];                     /* rollups of deleted hours */
 	struct logdb_rollup rollup;
 	/* rows of the open transaction not yet inserted (logdb_batch.c) */
 	sqlite3_int64 pend[LOGDB_INSERT_MANY][LOGDB_ROW_VALUES];

@@ -13,13 +13,14 @@
  *
  * A schema-3 database (the same rows, with indexes by source and by name) becomes schema 4 in
  * one transaction at open (logdb_migrate_rollups): the hourly rollups are built from the rows
- * with GROUP BY, LOGDB_ROLLUP_CHUNK ids per statement with the progress logged, and the two
- * indexes dropped. A stop or a crash before its commit leaves schema 3 as it was; the next
+ * with one sorted GROUP BY per table (progress logged every 10 s), and the two indexes by
+ * source and name dropped. A stop or a crash before its commit leaves schema 3 as it was; the next
  * open starts again.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "logdb_int.h"
@@ -160,58 +161,81 @@ failed:;
 
 /* ---- schema 3 -> 4 ---- */
 
-#define LOGDB_ROLLUP_CHUNK 1000000 /* ids per GROUP BY of the conversion */
+#define PROGRESS_OPS 10000000 /* virtual machine steps between looks at the clock */
+#define PROGRESS_S   10       /* seconds between progress lines */
 
 #define HOUR_OF_TS "(CASE WHEN ts_ms >= 0 THEN ts_ms / 3600000 * 3600000 ELSE 0 END)"
 
-/* ?1 <= id < ?2 of queries into each rollup table (the same sums as logdb_rollup.c's) */
-static const char *const build_sql[3] = {
+/* Each rollup table in one sorted pass over the rows (the same sums as logdb_rollup.c's),
+ * appended in key order into the empty tables; the index of the blocked names is built after
+ * (a sort, rather than an insert at a random place per key). */
+static const char *const build_sql[] = {
+        "DROP INDEX IF EXISTS rollup_names_blocked",
+        "INSERT INTO rollup_hours (hour, first_id, last_id, total, blocked)"
+        " SELECT " HOUR_OF_TS ", min(id), max(id), count(*), sum(blocked) FROM queries"
+        " GROUP BY 1 ORDER BY 1",
         "INSERT INTO rollup_sources (hour, source, list, action, blocked, n)"
         " SELECT " HOUR_OF_TS ", source, coalesce(list, 0), coalesce(action, 0), blocked,"
-        " count(*) FROM queries WHERE id >= ?1 AND id < ?2 GROUP BY 1, 2, 3, 4, 5"
-        " ON CONFLICT (hour, source, list, action, blocked) DO UPDATE SET n = n + excluded.n",
+        " count(*) FROM queries GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+        "INSERT INTO rollup_days (day, source, list, action, blocked, n)"
+        " SELECT hour / 86400000 * 86400000, source, list, action, blocked, sum(n)"
+        " FROM rollup_sources GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
         "INSERT INTO rollup_names (name, hour, list, action, blocked, n)"
         " SELECT coalesce(name, 0), " HOUR_OF_TS ", coalesce(list, 0), coalesce(action, 0),"
-        " blocked, count(*) FROM queries WHERE id >= ?1 AND id < ?2 GROUP BY 1, 2, 3, 4, 5"
-        " ON CONFLICT (name, hour, list, action, blocked) DO UPDATE SET n = n + excluded.n",
-        "INSERT INTO rollup_hours (hour, first_id, last_id)"
-        " SELECT " HOUR_OF_TS ", min(id), max(id) FROM queries WHERE id >= ?1 AND id < ?2"
-        " GROUP BY 1 ON CONFLICT (hour) DO UPDATE SET"
-        " first_id = min(first_id, excluded.first_id), last_id = max(last_id, excluded.last_id)",
+        " blocked, count(*) FROM queries GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+        NULL, /* logdb_schema_sql: the index again */
 };
+
+struct progress {
+	struct logdb *db;
+	const char *step;
+	time_t start, last;
+};
+
+/* SQLite's progress callback: a line every PROGRESS_S seconds of a long step. */
+static int
+on_progress(void *arg)
+{
+	struct progress *p = arg;
+	time_t now = time(NULL);
+
+	if (now - p->last >= PROGRESS_S) {
+		p->last = now;
+		log_info("query database: '%s': converting to schema %d: %s (%lld s so far)",
+		         p->db->path, LOGDB_SCHEMA_VERSION, p->step, (long long)(now - p->start));
+	}
+	return 0;
+}
 
 static int
 build_rollups(struct logdb *db)
 {
-	sqlite3_stmt *st[3] = {NULL, NULL, NULL};
-	int64_t lo = 0, hi = 0, rows = 0;
-	int rc = logdb_query_int(db->db, "SELECT coalesce(min(id), 1) FROM queries", &lo);
+	static const char *const steps[] = {
+	        "",
+	        "rollup_hours",
+	        "rollup_sources",
+	        "rollup_days",
+	        "rollup_names",
+	        "the index of blocked names",
+	};
+	struct progress p = {.db = db, .start = time(NULL)};
+	int64_t rows = 0;
+	int rc = logdb_query_int(db->db, "SELECT count(*) FROM queries", &rows);
 
 	if (rc == SQLITE_OK)
-		rc = logdb_query_int(db->db, "SELECT coalesce(max(id), 0) FROM queries", &hi);
-	if (rc == SQLITE_OK)
-		rc = logdb_query_int(db->db, "SELECT count(*) FROM queries", &rows);
-	for (int i = 0; i < 3 && rc == SQLITE_OK; i++)
-		rc = sqlite3_prepare_v2(db->db, build_sql[i], -1, &st[i], NULL);
-	if (rc == SQLITE_OK)
 		log_info("query database: '%s': converting schema 3 to %d: hourly rollups of %lld "
-		         "queries (the log waits)",
+		         "queries (the log waits; one sorted pass over them per table)",
 		         db->path, LOGDB_SCHEMA_VERSION, (long long)rows);
-	for (int64_t from = lo; from <= hi && rc == SQLITE_OK; from += LOGDB_ROLLUP_CHUNK) {
-		for (int i = 0; i < 3 && rc == SQLITE_OK; i++) {
-			sqlite3_bind_int64(st[i], 1, from);
-			sqlite3_bind_int64(st[i], 2, from + LOGDB_ROLLUP_CHUNK);
-			rc = sqlite3_step(st[i]);
-			sqlite3_reset(st[i]);
-			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-		}
-		int64_t done = from + LOGDB_ROLLUP_CHUNK - lo, all = hi - lo + 1;
-		if (rc == SQLITE_OK && all > LOGDB_ROLLUP_CHUNK)
-			log_info("query database: '%s': rollups: %lld%% of the ids", db->path,
-			         (long long)(done >= all ? 100 : done * 100 / all));
+	p.last = p.start;
+	sqlite3_progress_handler(db->db, PROGRESS_OPS, on_progress, &p);
+	for (size_t i = 0; i < sizeof(build_sql) / sizeof(build_sql[0]) && rc == SQLITE_OK; i++) {
+		p.step = steps[i];
+		rc = logdb_exec(db->db, build_sql[i] != NULL ? build_sql[i] : logdb_schema_sql);
 	}
-	for (int i = 0; i < 3; i++)
-		sqlite3_finalize(st[i]);
+	sqlite3_progress_handler(db->db, 0, NULL, NULL);
+	if (rc == SQLITE_OK)
+		log_info("query database: '%s': rollups built in %lld s", db->path,
+		         (long long)(time(NULL) - p.start));
 	return rc;
 }
 

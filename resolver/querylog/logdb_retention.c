@@ -39,9 +39,11 @@ static const char prune_events_sql[] =
         " (SELECT id FROM device_events WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)";
 
 /* ?1: the hour of the oldest row left (or the cutoff when none is) */
-static const char *const prune_rollups_sql[3] = {
+static const char *const prune_rollups_sql[4] = {
         "DELETE FROM rollup_sources WHERE hour < ?1",
         "DELETE FROM rollup_hours WHERE hour < ?1",
+        /* a day some of whose hours are gone stays until all are (readers use its hours) */
+        "DELETE FROM rollup_days WHERE day < ?1 / 86400000 * 86400000",
         /* a stride of names (?1, ?2]: their hours before the first one kept */
         "DELETE FROM rollup_names WHERE name > ?1 AND name <= ?2 AND hour <"
         " (SELECT coalesce(min(hour), 9223372036854775807) FROM rollup_hours)",
@@ -61,7 +63,7 @@ logdb_retention_prepare(struct logdb *db)
 	for (int k = 0; k < 2 && rc == SQLITE_OK; k++)
 		rc = sqlite3_prepare_v3(db->db, dict_prune_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
 		                        &db->dict_prune[k], NULL);
-	for (int k = 0; k < 3 && rc == SQLITE_OK; k++)
+	for (int k = 0; k < 4 && rc == SQLITE_OK; k++)
 		rc = sqlite3_prepare_v3(db->db, prune_rollups_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
 		                        &db->prune_ru[k], NULL);
 	return rc;
@@ -91,7 +93,7 @@ prune_rollups(struct logdb *db, sqlite3_int64 cutoff)
 	if (hour > cutoff)
 		hour = cutoff;
 	rc = SQLITE_OK;
-	for (int k = 0; k < 2 && rc == SQLITE_OK; k++) {
+	for (int k = 0; k < 3 && rc == SQLITE_OK; k++) {
 		sqlite3_bind_int64(db->prune_ru[k], 1, hour);
 		rc = step_done(db->prune_ru[k]);
 	}
@@ -178,7 +180,7 @@ logdb_dict_prune_step(struct logdb *db)
 	int64_t hi = db->dict_cursor + DICT_PRUNE_STRIDE;
 	rc = SQLITE_OK;
 	if (k == 1) {
-		sqlite3_stmt *ru = db->prune_ru[2];
+		sqlite3_stmt *ru = db->prune_ru[3];
 		/* the first stride takes the rows without a name (0) too */
 		sqlite3_bind_int64(ru, 1, db->dict_cursor > 0 ? db->dict_cursor : -1);
 		sqlite3_bind_int64(ru, 2, hi);

@@ -47,7 +47,13 @@ const char logdb_schema_sql[] =
          * count; hour is the first ms of the hour (UTC), 0 stands for a NULL list, action or
          * name */
         "CREATE TABLE IF NOT EXISTS rollup_hours ("
-        " hour INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL);"
+        " hour INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL,"
+        " total INTEGER NOT NULL, blocked INTEGER NOT NULL);"
+        /* rollup_sources per day (UTC): what a summary of whole days reads */
+        "CREATE TABLE IF NOT EXISTS rollup_days ("
+        " day INTEGER NOT NULL, source INTEGER NOT NULL, list INTEGER NOT NULL,"
+        " action INTEGER NOT NULL, blocked INTEGER NOT NULL, n INTEGER NOT NULL,"
+        " PRIMARY KEY (day, source, list, action, blocked)) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS rollup_sources ("
         " hour INTEGER NOT NULL, source INTEGER NOT NULL, list INTEGER NOT NULL,"
         " action INTEGER NOT NULL, blocked INTEGER NOT NULL, n INTEGER NOT NULL,"

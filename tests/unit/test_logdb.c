@@ -87,6 +87,7 @@ test_schema(void **state)
 	        {"view", "query_log"},
 	        {"table", "rollup_hours"},
 	        {"table", "rollup_sources"},
+	        {"table", "rollup_days"},
 	        {"table", "rollup_names"},
 	        {"index", "rollup_sources_source"},
 	        {"index", "rollup_names_blocked"},

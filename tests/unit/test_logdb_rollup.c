@@ -69,6 +69,7 @@ sql_exec_count(const char *path, const char *sql)
 }
 
 #define HOUR_SQL "(CASE WHEN ts_ms >= 0 THEN ts_ms / 3600000 * 3600000 ELSE 0 END)"
+#define DAY_SQL  "(CASE WHEN ts_ms >= 0 THEN ts_ms / 86400000 * 86400000 ELSE 0 END)"
 
 /* The rollups equal GROUP BY over the rows, both ways round. */
 static void
@@ -90,10 +91,24 @@ check_rollups(const char *path)
 	        "SELECT count(*) FROM (SELECT coalesce(name, 0), " HOUR_SQL ", coalesce(list, 0),"
 	        " coalesce(action, 0), blocked, count(*) FROM queries GROUP BY 1, 2, 3, 4, 5"
 	        " EXCEPT SELECT name, hour, list, action, blocked, n FROM rollup_names)",
-	        "SELECT count(*) FROM (SELECT hour, first_id, last_id FROM rollup_hours EXCEPT"
-	        " SELECT " HOUR_SQL ", min(id), max(id) FROM queries GROUP BY 1)",
-	        "SELECT count(*) FROM (SELECT " HOUR_SQL ", min(id), max(id) FROM queries"
-	        " GROUP BY 1 EXCEPT SELECT hour, first_id, last_id FROM rollup_hours)",
+	        "SELECT count(*) FROM (SELECT hour, first_id, last_id, total, blocked FROM"
+	        " rollup_hours EXCEPT SELECT " HOUR_SQL ", min(id), max(id), count(*),"
+	        " sum(blocked) FROM queries GROUP BY 1)",
+	        "SELECT count(*) FROM (SELECT " HOUR_SQL
+	        ", min(id), max(id), count(*), sum(blocked)"
+	        " FROM queries GROUP BY 1 EXCEPT SELECT hour, first_id, last_id, total, blocked"
+	        " FROM rollup_hours)",
+	        /* the days from the first whole one kept (readers take the hours of the others) */
+	        "SELECT count(*) FROM (SELECT day, source, list, action, blocked, n FROM "
+	        "rollup_days"
+	        " WHERE day >= (SELECT coalesce(min(hour), 0) FROM rollup_hours) EXCEPT "
+	        "SELECT " DAY_SQL
+	        ", source, coalesce(list, 0), coalesce(action, 0), blocked, count(*)"
+	        " FROM queries GROUP BY 1, 2, 3, 4, 5)",
+	        "SELECT count(*) FROM (SELECT " DAY_SQL ", source, coalesce(list, 0),"
+	        " coalesce(action, 0), blocked, count(*) FROM queries WHERE " DAY_SQL " >= (SELECT"
+	        " coalesce(min(hour), 0) FROM rollup_hours) GROUP BY 1, 2, 3, 4, 5 EXCEPT SELECT"
+	        " day, source, list, action, blocked, n FROM rollup_days)",
 	};
 
 	for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++)
@@ -234,7 +249,7 @@ make_schema_3(const char *path)
 	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(s,
 	                              "BEGIN; DROP TABLE rollup_sources; DROP TABLE rollup_names;"
-	                              " DROP TABLE rollup_hours;"
+	                              " DROP TABLE rollup_hours; DROP TABLE rollup_days;"
 	                              " CREATE INDEX queries_source ON queries(source);"
 	                              " CREATE INDEX queries_name ON queries(name);"
 	                              " PRAGMA user_version = 3; COMMIT",
@@ -252,7 +267,8 @@ test_migrate_3(void **state)
 	tmp_path(path, sizeof(path), "v3.db");
 	make_schema_3(path);
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
-	                               " ('rollup_sources', 'rollup_names', 'rollup_hours')"),
+	                               " ('rollup_sources', 'rollup_names', 'rollup_hours',"
+	                               " 'rollup_days')"),
 	                 0);
 	struct logdb *db = open_db(path, 0, 0);
 	assert_true(logdb_is_open(db));
