@@ -522,8 +522,11 @@ text_cond(struct logdb_reader *r, struct logdb_sql *q, const char *column,
 
 /* ---- the hours that hold a match (the rollups) ---- */
 
-#define HOUR_MS    3600000
-#define RANGES_MAX 16 /* id ranges written out; past that, the one range around them all */
+#define HOUR_MS 3600000
+/* id ranges written out as an OR: SQLite reads each by its rowid up to about five of them,
+ * and scans the table past that; more are read one by one (logdb_query_rows) or as the one
+ * range around them all */
+#define RANGES_OR 4
 
 /* "AND hour IN (SELECT hour FROM rollup_x WHERE ...)": the hours of rollup_hours that hold
  * a row of a matching source and of a matching name; their id ranges, merged where they touch,
@@ -535,7 +538,7 @@ hour_ranges(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filt
 {
 	struct logdb_sql *h = calloc(1, sizeof(*h));
 	sqlite3_stmt *st = NULL;
-	int64_t lo[RANGES_MAX], hi[RANGES_MAX], all_lo = 0, all_hi = 0;
+	int64_t *lo = q->range_lo, *hi = q->range_hi, all_lo = 0, all_hi = 0;
 	size_t n = 0, total = 0;
 	char num[96];
 	int rc;
@@ -583,14 +586,14 @@ hour_ranges(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filt
 		rc = 0;
 		if (total > 0 && a <= all_hi + 1) { /* touches the last one */
 			all_hi = b > all_hi ? b : all_hi;
-			if (n <= RANGES_MAX)
+			if (n <= LOGDB_RANGES_MAX)
 				hi[n - 1] = all_hi;
 			continue;
 		}
 		if (total == 0)
 			all_lo = a;
 		all_hi = b > all_hi ? b : all_hi;
-		if (n < RANGES_MAX) {
+		if (n < LOGDB_RANGES_MAX) {
 			lo[n] = a;
 			hi[n] = b;
 		}
@@ -610,7 +613,16 @@ hour_ranges(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filt
 		bind_num(q, 0);
 		return 0;
 	}
-	if (n > RANGES_MAX) {
+	if (q->per_range && n <= LOGDB_RANGES_MAX) {
+		/* the caller binds each range in turn */
+		q->nranges = n;
+		q->range_bind = q->nb + 1;
+		cond(q, "id BETWEEN ? AND ?");
+		bind_num(q, all_lo);
+		bind_num(q, all_hi);
+		return 0;
+	}
+	if (n > RANGES_OR) {
 		snprintf(num, sizeof(num), "id BETWEEN %lld AND %lld", (long long)all_lo,
 		         (long long)all_hi);
 		cond(q, num);
@@ -736,6 +748,61 @@ logdb_filter_init(struct logdb_filter *f)
 
 /* ---- rows ---- */
 
+/* Steps st (its rows in the order of the statement), at most *left of them when limited. */
+static int
+emit_rows(struct logdb_reader *r, sqlite3_stmt *st, bool limited, uint32_t *left, logdb_row_cb cb,
+          void *arg)
+{
+	int rc;
+
+	while ((!limited || *left > 0) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct logdb_row row;
+		logdb_row_read(st, &row);
+		int cr = cb(arg, &row);
+		if (cr != 0)
+			return cr;
+		if (limited)
+			(*left)--;
+	}
+	if (limited && *left == 0)
+		return 0;
+	return logdb_step_error(r, rc);
+}
+
+/* The smallest id of the newest f->limit matches, reading the ranges newest first (ids only),
+ * for chronological output: *from, or the first range's start when there are fewer. */
+static int
+newest_from(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filter *f,
+            const char *ids_sql, int64_t *from)
+{
+	sqlite3_stmt *st = NULL;
+	uint32_t left = f->limit;
+	int rc = 0;
+
+	*from = q->range_lo[0];
+	struct logdb_sql *c = malloc(sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	memcpy(c, q, sizeof(*c));
+	memcpy(c->s, ids_sql, strlen(ids_sql) + 1);
+	c->n = strlen(ids_sql);
+	rc = logdb_prepare(r, c, &st);
+	for (size_t i = q->nranges; rc == 0 && i-- > 0 && left > 0;) {
+		sqlite3_bind_int64(st, q->range_bind, q->range_lo[i]);
+		sqlite3_bind_int64(st, q->range_bind + 1, q->range_hi[i]);
+		sqlite3_bind_int64(st, q->nb + 1, left);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW && left > 0) {
+			*from = sqlite3_column_int64(st, 0);
+			left--;
+		}
+		rc = rc == SQLITE_ROW ? 0 : logdb_step_error(r, rc);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	free(c);
+	return rc;
+}
+
 int
 logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row_cb cb, void *arg)
 {
@@ -749,11 +816,42 @@ logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row
 		return rc;
 	/* the ids first, sorted and limited while they are narrow; then their text */
 	bool asc = f->oldest_first && !f->chronological;
+	q->per_range = true;
 	logdb_sql_add(q, "SELECT " LOGDB_ROW_COLUMNS
 	                 " FROM query_log WHERE id IN (SELECT id FROM queries");
+	size_t head = q->n;
 	rc = logdb_build_where(r, q, f, NULL);
 	if (rc != 0)
 		goto cleanup;
+	if (q->nranges > 0) {
+		/* a device or domain in some hours only: each hour range by itself, in the
+		 * order of the output (SQLite would scan the table for a long OR of them) */
+		uint32_t left = f->limit;
+		int64_t from = 0;
+		if (f->chronological && f->limit > 0) {
+			char ids[LOGDB_SQL_MAX];
+			snprintf(ids, sizeof(ids),
+			         "SELECT id FROM queries%s ORDER BY id DESC LIMIT ?", q->s + head);
+			rc = newest_from(r, q, f, ids, &from);
+			if (rc != 0)
+				goto cleanup;
+		}
+		logdb_sql_add(q, asc || f->chronological ? ") ORDER BY id" : ") ORDER BY id DESC");
+		rc = logdb_prepare(r, q, &st);
+		bool up = asc || f->chronological;
+		bool limited = f->limit > 0 && !f->chronological;
+		for (size_t k = 0; rc == 0 && k < q->nranges && (!limited || left > 0); k++) {
+			size_t i = up ? k : q->nranges - 1 - k;
+			if (q->range_hi[i] < from)
+				continue;
+			sqlite3_bind_int64(st, q->range_bind,
+			                   q->range_lo[i] > from ? q->range_lo[i] : from);
+			sqlite3_bind_int64(st, q->range_bind + 1, q->range_hi[i]);
+			rc = emit_rows(r, st, limited, &left, cb, arg);
+			sqlite3_reset(st);
+		}
+		goto cleanup;
+	}
 	if (f->limit > 0) {
 		snprintf(lim, sizeof(lim), " ORDER BY id%s LIMIT %u", asc ? "" : " DESC",
 		         (unsigned)f->limit);
@@ -763,16 +861,8 @@ logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row
 	rc = logdb_prepare(r, q, &st);
 	if (rc != 0)
 		goto cleanup;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct logdb_row row;
-		logdb_row_read(st, &row);
-		int cr = cb(arg, &row);
-		if (cr != 0) {
-			rc = cr;
-			goto cleanup;
-		}
-	}
-	rc = logdb_step_error(r, rc);
+	uint32_t unlimited = 0;
+	rc = emit_rows(r, st, false, &unlimited, cb, arg);
 cleanup:
 	sqlite3_finalize(st);
 	logdb_read_end(r, &q);

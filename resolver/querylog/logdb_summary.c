@@ -11,6 +11,8 @@
 
 #include "logdb_report_int.h"
 
+#define DAY_MS 86400000
+
 /*
  * `veto report summary` in two passes, counted in C by integer key: the rows of the window
  * (ts_ms, source, list, blocked) give the totals per source id, list id and hour; the blocked
@@ -60,6 +62,7 @@ struct summary {
 	/* split: whole hours from the rollups, the partial hours at the ends of the window (if
 	 * any) from the rows; name_totals: every name's queries in those ends */
 	bool split;
+	bool no_hours;           /* the per-hour counts come from rollup_hours */
 	struct logdb_filter mid; /* the whole hours (since/until hour-aligned) */
 	struct counts name_totals;
 	int64_t hour_key; /* the hour of the last row, and its counter's index */
@@ -91,6 +94,8 @@ summary_count(struct summary *s, int64_t ts, int64_t source, int64_t list, bool 
 		c->total += n;
 		c->blocked += blocked;
 	}
+	if (s->no_hours)
+		return 0;
 	/* rows come in time order: an hour's rows follow each other */
 	int64_t hour = ts / HOUR_MS * HOUR_MS;
 	if (!s->has_hour || hour != s->hour_key) {
@@ -133,6 +138,20 @@ on_summary_rollup(void *arg, sqlite3_value **v)
 	return summary_count(arg, sqlite3_value_int64(v[0]), sqlite3_value_int64(v[1]),
 	                     list == 0 ? ID_NULL : list, sqlite3_value_int64(v[3]) != 0,
 	                     value_u64(v[4]));
+}
+
+/* veto_each(hour, total, blocked) of a row of rollup_hours */
+static int
+on_summary_hour(void *arg, sqlite3_value **v)
+{
+	struct summary *s = arg;
+	struct count *c = counts_at(&s->hours, sqlite3_value_int64(v[0]));
+
+	if (c == NULL)
+		return -ENOMEM;
+	c->total += value_u64(v[1]);
+	c->blocked += value_u64(v[2]);
+	return 0;
 }
 
 /* veto_each(name[, n]) of one blocked row of the window, or of a blocked rollup_names row
@@ -399,27 +418,79 @@ summary_rows(struct summary *s, const struct logdb_filter *f)
 	return rc;
 }
 
-/* The whole hours of s->mid from rollup_sources, and its top blocked names from rollup_names
- * (by the index of its blocked rows), or from the blocked rows when a source filter needs
- * them (rollup_names has no source). */
+/* Runs "SELECT veto_each(...) FROM table" over [from, to) of its column col (hour or day)
+ * with f's filters on the rollup columns. */
 static int
-summary_rollups(struct summary *s)
+scan_rollup(struct summary *s, const char *select, const char *col, int64_t from, int64_t to,
+            logdb_each_cb fn)
 {
-	const struct logdb_filter *f = &s->mid;
 	struct logdb_sql *q = calloc(1, sizeof(*q));
-	char hours[160];
+	char range[160];
 	int rc;
 
 	if (q == NULL)
 		return -ENOMEM;
-	snprintf(hours, sizeof(hours), "hour >= %lld AND hour < %lld", (long long)f->since_ms,
-	         f->until_ms > 0 ? (long long)f->until_ms : (long long)INT64_MAX);
+	if (from >= to) {
+		free(q);
+		return 0;
+	}
+	snprintf(range, sizeof(range), "%s >= %lld AND %s < %lld", col, (long long)from, col,
+	         (long long)to);
 	q->rollup = true;
-	logdb_sql_add(q, "SELECT veto_each(hour, source, list, blocked, n) FROM rollup_sources");
-	rc = logdb_build_where(s->r, q, f, hours);
+	logdb_sql_add(q, select);
+	rc = logdb_build_where(s->r, q, &s->mid, range);
 	if (rc == 0)
-		rc = run_each(s->r, q, on_summary_rollup, s);
-	if (rc == 0 && !has_source_filter(f)) {
+		rc = run_each(s->r, q, fn, s);
+	free(q);
+	return rc;
+}
+
+/* The whole hours of s->mid from rollup_sources (without a filter: whole days from
+ * rollup_days, the hours around them from rollup_sources, the per-hour counts from
+ * rollup_hours), and its top blocked names from rollup_names (by the index of its blocked
+ * rows), or from the blocked rows when a source filter needs them (rollup_names has no
+ * source). */
+static int
+summary_rollups(struct summary *s)
+{
+	static const char by_hour[] =
+	        "SELECT veto_each(hour, source, list, blocked, n) FROM rollup_sources";
+	const struct logdb_filter *f = &s->mid;
+	struct logdb_sql *q = NULL;
+	int64_t h0 = (int64_t)f->since_ms, h1 = f->until_ms > 0 ? (int64_t)f->until_ms : INT64_MAX;
+	int64_t d0 = (h0 + DAY_MS - 1) / DAY_MS * DAY_MS;
+	int64_t d1 = h1 == INT64_MAX ? INT64_MAX : h1 / DAY_MS * DAY_MS;
+	bool plain = !has_source_filter(f) && f->list.v[0] == NULL && f->action.v[0] == NULL &&
+	             f->blocked < 0;
+	char hours[160];
+	int rc;
+
+	if (plain && d0 < d1) {
+		s->no_hours = true;
+		rc = scan_rollup(s, by_hour, "hour", h0, d0, on_summary_rollup);
+		if (rc == 0)
+			rc = scan_rollup(s,
+			                 "SELECT veto_each(day, source, list, blocked, n)"
+			                 " FROM rollup_days",
+			                 "day", d0, d1, on_summary_rollup);
+		if (rc == 0)
+			rc = scan_rollup(s, by_hour, "hour", d1, h1, on_summary_rollup);
+		s->no_hours = false;
+		if (rc == 0)
+			rc = scan_rollup(s,
+			                 "SELECT veto_each(hour, total, blocked) FROM rollup_hours",
+			                 "hour", h0, h1, on_summary_hour);
+	} else {
+		rc = scan_rollup(s, by_hour, "hour", h0, h1, on_summary_rollup);
+	}
+	if (rc != 0)
+		return rc;
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return -ENOMEM;
+	snprintf(hours, sizeof(hours), "hour >= %lld AND hour < %lld", (long long)h0,
+	         (long long)h1);
+	if (!has_source_filter(f)) {
 		memset(q, 0, sizeof(*q));
 		q->rollup = true;
 		logdb_sql_add(q, "SELECT veto_each(name, n) FROM rollup_names"

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -336,11 +337,14 @@ lines_free(struct lines *l)
 	l->n = 0;
 }
 
+/* a and b hold the same lines (in the same order unless sorted), then are emptied */
 static void
-lines_equal(struct lines *a, struct lines *b, const char *what)
+lines_equal(struct lines *a, struct lines *b, const char *what, bool sort)
 {
-	qsort(a->v, a->n, sizeof(a->v[0]), cmp_str);
-	qsort(b->v, b->n, sizeof(b->v[0]), cmp_str);
+	if (sort) {
+		qsort(a->v, a->n, sizeof(a->v[0]), cmp_str);
+		qsort(b->v, b->n, sizeof(b->v[0]), cmp_str);
+	}
 	for (size_t i = 0; i < a->n || i < b->n; i++) {
 		const char *x = i < a->n ? a->v[i] : "(none)", *y = i < b->n ? b->v[i] : "(none)";
 		if (strcmp(x, y) != 0)
@@ -481,18 +485,36 @@ test_readers_match_scan(void **state)
 		}
 		where[o] = '\0';
 
-		/* veto log: every matching row, newest first; and the 5 newest */
+		/* veto log: every matching row, newest first; the 5 newest; the 5 oldest; the 5
+		 * newest in time order (veto report device) */
 		assert_int_equal(logdb_query_rows(r, &f, on_row, &got), 0);
-		snprintf(sql, sizeof(sql), "SELECT id FROM query_log WHERE %s", where);
+		snprintf(sql, sizeof(sql), "SELECT id FROM query_log WHERE %s ORDER BY id DESC",
+		         where);
 		sql_lines(path, sql, &want);
 		assert_true(want.n > 0);
-		lines_equal(&got, &want, c->name);
+		lines_equal(&got, &want, c->name, false);
 		f.limit = 5;
 		assert_int_equal(logdb_query_rows(r, &f, on_row, &got), 0);
 		snprintf(sql, sizeof(sql),
 		         "SELECT id FROM query_log WHERE %s ORDER BY id DESC LIMIT 5", where);
 		sql_lines(path, sql, &want);
-		lines_equal(&got, &want, c->name);
+		lines_equal(&got, &want, c->name, false);
+		f.oldest_first = true;
+		assert_int_equal(logdb_query_rows(r, &f, on_row, &got), 0);
+		snprintf(sql, sizeof(sql), "SELECT id FROM query_log WHERE %s ORDER BY id LIMIT 5",
+		         where);
+		sql_lines(path, sql, &want);
+		lines_equal(&got, &want, c->name, false);
+		f.oldest_first = false;
+		f.chronological = true;
+		assert_int_equal(logdb_query_rows(r, &f, on_row, &got), 0);
+		snprintf(sql, sizeof(sql),
+		         "SELECT id FROM (SELECT id FROM query_log WHERE %s ORDER BY id DESC"
+		         " LIMIT 5) ORDER BY id",
+		         where);
+		sql_lines(path, sql, &want);
+		lines_equal(&got, &want, c->name, false);
+		f.chronological = false;
 		f.limit = 0;
 
 		/* veto report summary, every top name */
@@ -524,7 +546,7 @@ test_readers_match_scan(void **state)
 		         " WHERE (%s) AND blocked = 1 AND list IS NOT NULL) GROUP BY qname",
 		         where, where, where);
 		sql_lines(path, sql, &want);
-		lines_equal(&got, &want, c->name);
+		lines_equal(&got, &want, c->name, true);
 	}
 	logdb_reader_free(&r);
 }
