@@ -836,10 +836,14 @@ logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row
 			if (rc != 0)
 				goto cleanup;
 		}
-		logdb_sql_add(q, asc || f->chronological ? ") ORDER BY id" : ") ORDER BY id DESC");
-		rc = logdb_prepare(r, q, &st);
 		bool up = asc || f->chronological;
 		bool limited = f->limit > 0 && !f->chronological;
+		/* the ids of a range sorted and limited while they are narrow, as below */
+		if (limited)
+			logdb_sql_add(q,
+			              asc ? " ORDER BY id LIMIT ?" : " ORDER BY id DESC LIMIT ?");
+		logdb_sql_add(q, up ? ") ORDER BY id" : ") ORDER BY id DESC");
+		rc = logdb_prepare(r, q, &st);
 		for (size_t k = 0; rc == 0 && k < q->nranges && (!limited || left > 0); k++) {
 			size_t i = up ? k : q->nranges - 1 - k;
 			if (q->range_hi[i] < from)
@@ -847,6 +851,8 @@ logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row
 			sqlite3_bind_int64(st, q->range_bind,
 			                   q->range_lo[i] > from ? q->range_lo[i] : from);
 			sqlite3_bind_int64(st, q->range_bind + 1, q->range_hi[i]);
+			if (limited)
+				sqlite3_bind_int64(st, q->nb + 1, left);
 			rc = emit_rows(r, st, limited, &left, cb, arg);
 			sqlite3_reset(st);
 		}
