@@ -4,10 +4,10 @@
  * One connection, owned by the querylog writer thread. A row's dictionary ids are found or
  * added at once; the row itself waits in logdb_batch.c and goes into the open transaction with
  * the next multi-row INSERT, at the latest when logdb_commit() (from logdb_tick, once the
- * transaction is LOGDB_COMMIT_MS old) or the LOGDB_BATCH_ROWS-th row ends it. Any SQLite error on the write path closes the connection:
- * the rows of the transaction are dropped and counted, the problem is logged once, and
- * logdb_tick() reopens after a backoff, which also brings back a database whose page limit,
- * permissions or disk space changed in the meantime.
+ * transaction is LOGDB_COMMIT_MS old) or the LOGDB_BATCH_ROWS-th row ends it. Any SQLite error on
+ * the write path closes the connection: the rows of the transaction are dropped and counted, the
+ * problem is logged once, and logdb_tick() reopens after a backoff, which also brings back a
+ * database whose page limit, permissions or disk space changed in the meantime.
  */
 #include "logdb.h"
 #include "logdb_int.h"
@@ -24,20 +24,18 @@
 #include "fileio.h"
 #include "log.h"
 
-#define DAY_MS        86400000ull
 #define PRUNE_IDLE_MS 60000 /* between retention passes when nothing was left to delete */
 #define CACHE_KIB                                                                                  \
 	65536          /* page cache of the writer's connection: holds the hot index               \
 	                  leaves (one per device, client, MAC and name) */
 #define WAL_PAGES 8192 /* checkpoint after this many WAL pages (32 MB) */
 /* the writer's memory of dictionary ids: entries and key bytes (about 9 MB in all) */
-#define SOURCES_MAX       16384
-#define SOURCES_ARENA     (1u << 20)
-#define NAMES_MAX         131072
-#define NAMES_ARENA       (4u << 20)
-#define TEXTS_MAX         16384
-#define TEXTS_ARENA       (1u << 20)
-#define DICT_PRUNE_STRIDE 5000 /* ids looked at per step of the pass over the dictionaries */
+#define SOURCES_MAX   16384
+#define SOURCES_ARENA (1u << 20)
+#define NAMES_MAX     131072
+#define NAMES_ARENA   (4u << 20)
+#define TEXTS_MAX     16384
+#define TEXTS_ARENA   (1u << 20)
 
 static const char insert_sql[] =
         "INSERT INTO queries (id, ts_ms, source, name, qtype, proto, blocked, list, rule, action,"
@@ -61,15 +59,6 @@ static const char *const dict_ins_sql[LOGDB_NDICTS] = {
         "INSERT OR IGNORE INTO texts (text) VALUES (?1)",
 };
 
-/* One stride of the pass over the dictionaries: the sources and names in (?1, ?2] that no
- * query refers to (the queries_source and queries_name indexes answer NOT EXISTS). */
-static const char *const dict_prune_sql[2] = {
-        "DELETE FROM sources WHERE id > ?1 AND id <= ?2"
-        " AND NOT EXISTS (SELECT 1 FROM queries WHERE source = sources.id)",
-        "DELETE FROM names WHERE id > ?1 AND id <= ?2"
-        " AND NOT EXISTS (SELECT 1 FROM queries WHERE name = names.id)",
-};
-
 static const char insert_event_sql[] =
         "INSERT INTO device_events (ts_ms, device, mac, client, kind, old_group, new_group,"
         " evidence, vendor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -81,15 +70,6 @@ static const char create_unlogged_sql[] =
         " ts_ms INTEGER NOT NULL, forwarded INTEGER NOT NULL)";
 static const char insert_unlogged_sql[] =
         "INSERT INTO unlogged (since_ms, ts_ms, forwarded) VALUES (?1, ?2, ?3)";
-
-static const char prune_sql[] =
-        /* the rows are in time order by id (no time index): look at the oldest ?2 only */
-        "DELETE FROM queries WHERE id IN (SELECT id FROM"
-        " (SELECT id, ts_ms FROM queries ORDER BY id LIMIT ?2) WHERE ts_ms < ?1)";
-
-static const char prune_events_sql[] =
-        "DELETE FROM device_events WHERE id IN"
-        " (SELECT id FROM device_events WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)";
 
 /* ---- connection ---- */
 
@@ -112,6 +92,11 @@ close_db(struct logdb *db)
 		logdb_dict_clear(&db->dicts[k]);
 	}
 	memset(db->last_text, 0, sizeof(db->last_text));
+	logdb_rollup_finalize(db); /* and forget the counts of a rolled-back transaction */
+	for (int k = 0; k < 4; k++) {
+		sqlite3_finalize(db->prune_ru[k]);
+		db->prune_ru[k] = NULL;
+	}
 	if (db->db != NULL)
 		sqlite3_close_v2(db->db);
 	db->db = NULL;
@@ -184,6 +169,8 @@ check_schema(struct logdb *db, const char **why)
 	}
 	if (version == 1 || version == 2)
 		return logdb_migrate_begin(db, version);
+	if (version == 3)
+		return logdb_migrate_rollups(db);
 	rc = logdb_query_int(db->db, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc != SQLITE_OK)
 		return rc;
@@ -271,11 +258,7 @@ open_db(struct logdb *db, bool may_set_aside)
 		rc = sqlite3_prepare_v3(db->db, insert_unlogged_sql, -1, SQLITE_PREPARE_PERSISTENT,
 		                        &db->ins_unl, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v3(db->db, prune_sql, -1, SQLITE_PREPARE_PERSISTENT,
-		                        &db->prune_q, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v3(db->db, prune_events_sql, -1, SQLITE_PREPARE_PERSISTENT,
-		                        &db->prune_ev, NULL);
+		rc = logdb_retention_prepare(db);
 	for (int k = 0; k < LOGDB_NDICTS && rc == SQLITE_OK; k++) {
 		rc = sqlite3_prepare_v3(db->db, dict_sel_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
 		                        &db->dict_sel[k], NULL);
@@ -285,9 +268,8 @@ open_db(struct logdb *db, bool may_set_aside)
 	}
 	if (rc == SQLITE_OK)
 		rc = logdb_batch_prepare(db);
-	for (int k = 0; k < 2 && rc == SQLITE_OK; k++)
-		rc = sqlite3_prepare_v3(db->db, dict_prune_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
-		                        &db->dict_prune[k], NULL);
+	if (rc == SQLITE_OK)
+		rc = logdb_rollup_prepare(db);
 	if (rc == SQLITE_OK)
 		rc = logdb_migrate_pending(db, &db->migrating);
 	if (rc == SQLITE_OK && db->migrating)
@@ -346,6 +328,13 @@ logdb_new(const struct logdb_options *opt, struct logdb **out)
 			return -ENOMEM;
 		}
 	}
+	if (logdb_rollup_init(&db->rollup) != 0) {
+		for (int k = 0; k < LOGDB_NDICTS; k++)
+			logdb_dict_free(&db->dicts[k]);
+		free(db->path);
+		free(db);
+		return -ENOMEM;
+	}
 	open_db(db, true);
 	*out = db;
 	return 0;
@@ -365,6 +354,7 @@ logdb_free(struct logdb **dbp)
 	close_db(db);
 	for (int k = 0; k < LOGDB_NDICTS; k++)
 		logdb_dict_free(&db->dicts[k]);
+	logdb_rollup_free(&db->rollup);
 	free(db->path);
 	free(db);
 	*dbp = NULL;
@@ -579,7 +569,9 @@ logdb_insert_row(struct logdb *db, const struct logdb_row *row)
 	logdb_bind_values(st, 1, v, 0, LOGDB_ROW_VALUES);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	if (rc != SQLITE_DONE)
+		return rc;
+	return logdb_rollup_add(db, v, v[0] > 0 ? v[0] : sqlite3_last_insert_rowid(db->db));
 }
 
 int
@@ -706,6 +698,8 @@ logdb_commit(struct logdb *db)
 		return 0;
 	int rc = logdb_batch_flush(db);
 	if (rc == SQLITE_OK)
+		rc = logdb_rollup_flush(db); /* in the transaction of the rows they count */
+	if (rc == SQLITE_OK)
 		rc = logdb_exec(db->db, "COMMIT");
 	if (rc != SQLITE_OK) {
 		char why[256];
@@ -721,91 +715,6 @@ logdb_commit(struct logdb *db)
 	db->tx_rows = 0;
 	recovered(db);
 	return 0;
-}
-
-int
-logdb_prune(struct logdb *db, uint64_t wall_ms, uint64_t *deleted)
-{
-	uint64_t total = 0;
-	int rc;
-
-	if (db->db == NULL)
-		return -EAGAIN;
-	if (db->retention_days == 0) {
-		*deleted = 0;
-		return 0;
-	}
-	if (logdb_commit(db) != 0)
-		return -EIO;
-	uint64_t keep = (uint64_t)db->retention_days * DAY_MS;
-	sqlite3_int64 cutoff = wall_ms > keep ? (sqlite3_int64)(wall_ms - keep) : 0;
-	sqlite3_stmt *sts[2] = {db->prune_q, db->prune_ev};
-	for (int i = 0; i < 2; i++) {
-		sqlite3_stmt *st = sts[i];
-		sqlite3_bind_int64(st, 1, cutoff);
-		sqlite3_bind_int(st, 2, LOGDB_PRUNE_ROWS);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			logdb_fail(db, "retention", sqlite3_errmsg(db->db));
-			return -EIO;
-		}
-		total += (uint64_t)sqlite3_changes(db->db);
-	}
-	*deleted = total;
-	return 0;
-}
-
-/* The pass over the dictionaries after retention: DICT_PRUNE_STRIDE ids per step, sources
- * then names, deleting the entries no query refers to any more (a device that left, a name
- * nobody asked for in retention_days). The writer's memory of ids is cleared when anything
- * was deleted: a remembered id must exist. */
-static void
-dict_prune_start(struct logdb *db)
-{
-	db->pruned = 0;
-	db->dict_pass = 1;
-	db->dict_cursor = 0;
-	db->dict_end = -1; /* read at the first step */
-}
-
-static void
-dict_prune_step(struct logdb *db)
-{
-	static const char *const max_sql[2] = {"SELECT coalesce(max(id), 0) FROM sources",
-	                                       "SELECT coalesce(max(id), 0) FROM names"};
-	int k = db->dict_pass - 1;
-	int rc;
-
-	if (db->dict_end < 0) {
-		rc = logdb_query_int(db->db, max_sql[k], &db->dict_end);
-		if (rc != SQLITE_OK) {
-			logdb_fail(db, "retention", sqlite3_errmsg(db->db));
-			return;
-		}
-	}
-	if (db->dict_cursor >= db->dict_end) {
-		db->dict_pass = db->dict_pass == 1 ? 2 : 0;
-		db->dict_cursor = 0;
-		db->dict_end = -1;
-		return;
-	}
-	sqlite3_stmt *st = db->dict_prune[k];
-	int64_t hi = db->dict_cursor + DICT_PRUNE_STRIDE;
-	sqlite3_bind_int64(st, 1, db->dict_cursor);
-	sqlite3_bind_int64(st, 2, hi);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		logdb_fail(db, "retention", sqlite3_errmsg(db->db));
-		return;
-	}
-	if (sqlite3_changes(db->db) > 0) {
-		logdb_dict_clear(&db->dicts[k == 0 ? LOGDB_SOURCES : LOGDB_NAMES]);
-		log_debug("query database: '%s': retention: %d %s deleted", db->path,
-		          sqlite3_changes(db->db), k == 0 ? "sources" : "names");
-	}
-	db->dict_cursor = hi;
 }
 
 void
@@ -846,7 +755,7 @@ logdb_tick(struct logdb *db, uint64_t mono_ms, uint64_t wall_ms)
 		return;
 	}
 	if (db->dict_pass != 0) {
-		dict_prune_step(db);
+		logdb_dict_prune_step(db);
 		return;
 	}
 	if (db->retention_days > 0 && mono_ms >= db->next_prune) {
@@ -862,7 +771,8 @@ logdb_tick(struct logdb *db, uint64_t mono_ms, uint64_t wall_ms)
 			log_debug("query database: '%s': retention: %llu rows deleted", db->path,
 			          (unsigned long long)n);
 		else if (db->pruned > 0)
-			dict_prune_start(db); /* a pass over sources and names, step by step */
+			logdb_dict_prune_start(
+			        db); /* a pass over sources and names, step by step */
 	}
 }
 

@@ -7,7 +7,8 @@
  * about a fifth of a row's instructions; one statement for many rows pays that once. The
  * buffer is flushed before every COMMIT (logdb_commit), so a committed transaction holds all
  * its rows; on a failed transaction its waiting rows are dropped with it (logdb.c counts
- * them in tx_rows).
+ * them in tx_rows). Each inserted row is counted in the hourly rollups under its id
+ * (logdb_rollup.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -67,7 +68,7 @@ logdb_bind_values(sqlite3_stmt *st, int first, const sqlite3_int64 *v, int from,
 	}
 }
 
-/* One row by itself (the tail of a batch). */
+/* One row by itself (the tail of a batch), counted in the rollups. */
 static int
 insert_one(struct logdb *db, const sqlite3_int64 *v)
 {
@@ -76,7 +77,9 @@ insert_one(struct logdb *db, const sqlite3_int64 *v)
 	logdb_bind_values(st, 1, v, 0, LOGDB_ROW_VALUES);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	if (rc != SQLITE_DONE)
+		return rc;
+	return logdb_rollup_add(db, v, v[0] > 0 ? v[0] : sqlite3_last_insert_rowid(db->db));
 }
 
 int
@@ -93,7 +96,14 @@ logdb_batch_flush(struct logdb *db)
 			                  LOGDB_ROW_VALUES);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
-		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+		if (rc != SQLITE_DONE)
+			return rc;
+		/* the rows got consecutive ids (each the largest + 1), ending at the last one */
+		sqlite3_int64 first = sqlite3_last_insert_rowid(db->db) - (sqlite3_int64)n + 1;
+		rc = SQLITE_OK;
+		for (uint32_t r = 0; r < n && rc == SQLITE_OK; r++)
+			rc = logdb_rollup_add(db, db->pend[r], first + r);
+		return rc;
 	}
 	for (uint32_t r = 0; r < n && rc == SQLITE_OK; r++)
 		rc = insert_one(db, db->pend[r]);

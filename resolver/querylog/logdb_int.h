@@ -1,5 +1,6 @@
 /*
- * logdb_int: what the writer's files share (logdb.c, logdb_dict.c, logdb_migrate.c). What the
+ * logdb_int: what the writer's files share (logdb.c, logdb_dict.c, logdb_batch.c,
+ * logdb_rollup.c, logdb_migrate.c). What the
  * writer shares with the reader is in logdb_schema.h. Not for other modules: they use logdb.h.
  */
 #ifndef VETO_LOGDB_INT_H
@@ -41,6 +42,37 @@ int64_t logdb_dict_get(const struct logdb_dict *d, uint64_t hash, const char *ke
 /* Remembers key -> id (id > 0; a key longer than the arena is not remembered). */
 void logdb_dict_put(struct logdb_dict *d, uint64_t hash, const char *key, size_t len, int64_t id);
 
+/* ---- logdb_rollup.c: the hourly rollups kept in memory until the commit ---- */
+
+enum {
+	LOGDB_ROLLUP_SOURCES = 0,
+	LOGDB_ROLLUP_NAMES,
+	LOGDB_ROLLUP_DAYS,
+	LOGDB_ROLLUP_HOURS,
+	LOGDB_ROLLUP_NMAPS
+};
+#define LOGDB_ROLLUP_KEYS        5
+#define LOGDB_ROLLUP_SOURCES_MAX 4096  /* distinct keys kept before an early upsert */
+#define LOGDB_ROLLUP_NAMES_MAX   32768 /* (4 MB of slots) */
+#define LOGDB_ROLLUP_MANY        64    /* keys per multi-row upsert */
+
+struct logdb_rollup_entry {
+	uint64_t hash; /* 0: empty slot */
+	int64_t k[LOGDB_ROLLUP_KEYS];
+	int64_t n;              /* rows; for hours the first id */
+	int64_t last;           /* hours: the last id */
+	int64_t total, blocked; /* hours: rows, blocked rows */
+};
+
+struct logdb_rollup_map {
+	struct logdb_rollup_entry *e;
+	size_t mask, count, max;
+};
+
+struct logdb_rollup {
+	struct logdb_rollup_map map[LOGDB_ROLLUP_NMAPS];
+};
+
 /* ---- logdb.c ---- */
 
 enum logdb_dict_kind { LOGDB_SOURCES = 0, LOGDB_NAMES, LOGDB_TEXTS, LOGDB_NDICTS };
@@ -59,8 +91,12 @@ struct logdb {
 	sqlite3 *db; /* NULL while broken */
 	sqlite3_stmt *ins, *ins_ev, *ins_unl, *prune_q, *prune_ev;
 	sqlite3_stmt *dict_sel[LOGDB_NDICTS], *dict_ins[LOGDB_NDICTS];
-	sqlite3_stmt *dict_prune[2]; /* sources, names no query refers to */
-	sqlite3_stmt *ins_many;      /* LOGDB_INSERT_MANY rows without their ids */
+	sqlite3_stmt *dict_prune[2];                 /* sources, names no query refers to */
+	sqlite3_stmt *ins_many;                      /* LOGDB_INSERT_MANY rows without their ids */
+	sqlite3_stmt *rollup_up[LOGDB_ROLLUP_NMAPS]; /* upserts (logdb_rollup.c) */
+	sqlite3_stmt *rollup_many[LOGDB_ROLLUP_HOURS]; /* of sources, names: LOGDB_ROLLUP_MANY */
+	sqlite3_stmt *prune_ru[4];                     /* rollups of deleted hours */
+	struct logdb_rollup rollup;
 	/* rows of the open transaction not yet inserted (logdb_batch.c) */
 	sqlite3_int64 pend[LOGDB_INSERT_MANY][LOGDB_ROW_VALUES];
 	uint32_t npend;
@@ -121,11 +157,38 @@ int logdb_batch_add(struct logdb *db, const sqlite3_int64 *v);
  * empty afterwards either way). */
 int logdb_batch_flush(struct logdb *db);
 
+/* ---- logdb_rollup.c ---- */
+
+/* Allocates the maps (0 or -ENOMEM); frees them. */
+int logdb_rollup_init(struct logdb_rollup *ru);
+void logdb_rollup_free(struct logdb_rollup *ru);
+/* Forgets what is not yet upserted (its transaction was rolled back). */
+void logdb_rollup_clear(struct logdb_rollup *ru);
+/* Prepares the upserts; finalizes them and clears the maps. An SQLite result code. */
+int logdb_rollup_prepare(struct logdb *db);
+void logdb_rollup_finalize(struct logdb *db);
+/* Counts the row of values v (LOGDB_ROW_VALUES) stored under id. An SQLite result code (a
+ * full map is upserted into the open transaction first). */
+int logdb_rollup_add(struct logdb *db, const sqlite3_int64 *v, int64_t id);
+/* Upserts the counts into the open transaction and empties the maps (also on failure). */
+int logdb_rollup_flush(struct logdb *db);
+
+/* ---- logdb_retention.c ---- */
+
+/* Prepares the statements of retention and of the pass over the dictionaries. */
+int logdb_retention_prepare(struct logdb *db);
+/* Starts the pass over the dictionaries; one step of it (reports and closes on failure). */
+void logdb_dict_prune_start(struct logdb *db);
+void logdb_dict_prune_step(struct logdb *db);
+
 /* ---- logdb_migrate.c ---- */
 
 /* Converts a schema-1/2 database (in its own transaction): renames queries to queries_old,
- * creates schema 3. An SQLite result code. */
+ * creates schema 4. An SQLite result code. */
 int logdb_migrate_begin(struct logdb *db, int64_t version);
+/* Converts a schema-3 database to 4 in one transaction: builds the rollups from the rows
+ * (progress logged), drops the indexes by source and name. An SQLite result code. */
+int logdb_migrate_rollups(struct logdb *db);
 /* Is there a queries_old table left to convert? An SQLite result code. */
 int logdb_migrate_pending(struct logdb *db, bool *pending);
 /* Prepares the conversion's statements. An SQLite result code. */

@@ -520,6 +520,124 @@ text_cond(struct logdb_reader *r, struct logdb_sql *q, const char *column,
 	return 0;
 }
 
+/* ---- the hours that hold a match (the rollups) ---- */
+
+#define HOUR_MS 3600000
+/* id ranges written out as an OR: SQLite reads each by its rowid up to about five of them,
+ * and scans the table past that; more are read one by one (logdb_query_rows) or as the one
+ * range around them all */
+#define RANGES_OR 4
+
+/* "AND hour IN (SELECT hour FROM rollup_x WHERE ...)": the hours of rollup_hours that hold
+ * a row of a matching source and of a matching name; their id ranges, merged where they touch,
+ * become a condition on the id of q: exact (a superset of the matching rows) and what makes
+ * a filter by device or domain read those hours only, with no index by source or name. */
+static int
+hour_ranges(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filter *f,
+            bool by_source, bool who_is_mac, size_t ndom)
+{
+	struct logdb_sql *h = calloc(1, sizeof(*h));
+	sqlite3_stmt *st = NULL;
+	int64_t *lo = q->range_lo, *hi = q->range_hi, all_lo = 0, all_hi = 0;
+	size_t n = 0, total = 0;
+	char num[96];
+	int rc;
+
+	if (h == NULL)
+		return -ENOMEM;
+	memcpy(h->mac, q->mac, sizeof(h->mac));
+	memcpy(h->who_mac, q->who_mac, sizeof(h->who_mac));
+	logdb_sql_add(h, "SELECT first_id, last_id FROM rollup_hours WHERE 1");
+	if (f->since_ms > 0) {
+		snprintf(num, sizeof(num), " AND hour >= %lld",
+		         (long long)(f->since_ms / HOUR_MS * HOUR_MS));
+		logdb_sql_add(h, num);
+	}
+	if (f->until_ms > 0) {
+		snprintf(num, sizeof(num), " AND hour < %lld", (long long)f->until_ms);
+		logdb_sql_add(h, num);
+	}
+	if (by_source) {
+		logdb_sql_add(h, " AND hour IN (SELECT hour FROM rollup_sources WHERE source IN"
+		                 " (SELECT id FROM sources WHERE ");
+		source_conds(h, f, who_is_mac);
+		logdb_sql_add(h, "))");
+	}
+	if (ndom > 0) {
+		logdb_sql_add(h, " AND hour IN (SELECT hour FROM rollup_names WHERE name IN"
+		                 " (SELECT id FROM names WHERE ");
+		for (size_t i = 0; i < ndom; i++) {
+			if (domain_range(f->domain.v[i], h->lo[i], h->hi[i], sizeof(h->lo[i])) !=
+			    0) {
+				free(h);
+				return -EINVAL;
+			}
+			logdb_sql_add(h, i > 0 ? " OR (rname >= ? AND rname < ?)"
+			                       : "(rname >= ? AND rname < ?)");
+			bind_text(h, h->lo[i]);
+			bind_text(h, h->hi[i]);
+		}
+		logdb_sql_add(h, "))");
+	}
+	logdb_sql_add(h, " ORDER BY first_id");
+	rc = logdb_prepare(r, h, &st);
+	while (rc == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t a = sqlite3_column_int64(st, 0), b = sqlite3_column_int64(st, 1);
+		rc = 0;
+		if (total > 0 && a <= all_hi + 1) { /* touches the last one */
+			all_hi = b > all_hi ? b : all_hi;
+			if (n <= LOGDB_RANGES_MAX)
+				hi[n - 1] = all_hi;
+			continue;
+		}
+		if (total == 0)
+			all_lo = a;
+		all_hi = b > all_hi ? b : all_hi;
+		if (n < LOGDB_RANGES_MAX) {
+			lo[n] = a;
+			hi[n] = b;
+		}
+		n++;
+		total++;
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc != 0 && rc != -E2BIG && rc != -EIO)
+		rc = logdb_reader_error(r);
+	sqlite3_finalize(st);
+	free(h);
+	if (rc != 0)
+		return rc;
+	if (n == 0) {
+		cond(q, "?"); /* no hour holds a match (a parameter: see text_cond) */
+		bind_num(q, 0);
+		return 0;
+	}
+	if (q->per_range && n <= LOGDB_RANGES_MAX) {
+		/* the caller binds each range in turn */
+		q->nranges = n;
+		q->range_bind = q->nb + 1;
+		cond(q, "id BETWEEN ? AND ?");
+		bind_num(q, all_lo);
+		bind_num(q, all_hi);
+		return 0;
+	}
+	if (n > RANGES_OR) {
+		snprintf(num, sizeof(num), "id BETWEEN %lld AND %lld", (long long)all_lo,
+		         (long long)all_hi);
+		cond(q, num);
+		return 0;
+	}
+	cond(q, "(");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), "%sid BETWEEN %lld AND %lld", i > 0 ? " OR " : "",
+		         (long long)lo[i], (long long)hi[i]);
+		logdb_sql_add(q, num);
+	}
+	logdb_sql_add(q, ")");
+	return 0;
+}
+
 /* The WHERE clause of f on the columns of queries. extra: a condition always added (or
  * NULL). */
 int
@@ -532,14 +650,14 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 
 	/* ids are in time order (logdb.h): the id bounds make a time range a range of the table or
 	 * of any index, the ts_ms ones keep the result exact */
-	if (f->since_ms > 0) {
+	if (f->since_ms > 0 && !q->rollup) {
 		if (time_to_id(r, f->since_ms, &id) != 0)
 			return -EIO;
 		cond(q, "id >= ? AND ts_ms >= ?");
 		bind_num(q, id);
 		bind_num(q, (int64_t)f->since_ms);
 	}
-	if (f->until_ms > 0) {
+	if (f->until_ms > 0 && !q->rollup) {
 		if (time_to_id(r, f->until_ms, &id) != 0)
 			return -EIO;
 		cond(q, "id < ? AND ts_ms < ?");
@@ -551,8 +669,18 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 			return -EINVAL;
 	if (f->who != NULL) /* a device name, a MAC or a client IP */
 		who_is_mac = logdb_canonical_mac(f->who, q->who_mac) == 0;
-	if (f->client.v[0] != NULL || f->mac.v[0] != NULL || f->device.v[0] != NULL ||
-	    f->who != NULL || f->group.v[0] != NULL || f->vendor.v[0] != NULL) {
+	bool by_source = f->client.v[0] != NULL || f->mac.v[0] != NULL || f->device.v[0] != NULL ||
+	                 f->who != NULL || f->group.v[0] != NULL || f->vendor.v[0] != NULL;
+	bool root = false;
+	size_t ndom = nvalues(&f->domain);
+	for (size_t i = 0; i < ndom; i++)
+		root = root || strcmp(f->domain.v[i], ".") == 0;
+	if (root || q->rollup) /* the root is every name; rollup tables are filtered by hour */
+		ndom = 0;
+	if ((by_source || ndom > 0) && !q->rollup &&
+	    (rc = hour_ranges(r, q, f, by_source, who_is_mac, ndom)) != 0)
+		return rc;
+	if (by_source) {
 		cond(q, "source IN (SELECT id FROM sources WHERE ");
 		source_conds(q, f, who_is_mac);
 		logdb_sql_add(q, ")");
@@ -561,11 +689,7 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 		return rc;
 	if ((rc = text_cond(r, q, "action", &f->action)) != 0)
 		return rc;
-	bool root = false;
-	size_t ndom = nvalues(&f->domain);
-	for (size_t i = 0; i < ndom; i++)
-		root = root || strcmp(f->domain.v[i], ".") == 0;
-	if (ndom > 0 && !root) { /* the root is every name */
+	if (ndom > 0) {
 		cond(q, "name IN (SELECT id FROM names WHERE ");
 		for (size_t i = 0; i < ndom; i++) {
 			if (domain_range(f->domain.v[i], q->lo[i], q->hi[i], sizeof(q->lo[i])) != 0)
@@ -581,7 +705,7 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 		cond(q, "blocked = 0");
 	else if (f->blocked > 0)
 		cond(q, "blocked = 1");
-	if (f->after_id > 0) {
+	if (f->after_id > 0 && !q->rollup) {
 		cond(q, "id > ?");
 		bind_num(q, f->after_id);
 	}
@@ -624,6 +748,61 @@ logdb_filter_init(struct logdb_filter *f)
 
 /* ---- rows ---- */
 
+/* Steps st (its rows in the order of the statement), at most *left of them when limited. */
+static int
+emit_rows(struct logdb_reader *r, sqlite3_stmt *st, bool limited, uint32_t *left, logdb_row_cb cb,
+          void *arg)
+{
+	int rc;
+
+	while ((!limited || *left > 0) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct logdb_row row;
+		logdb_row_read(st, &row);
+		int cr = cb(arg, &row);
+		if (cr != 0)
+			return cr;
+		if (limited)
+			(*left)--;
+	}
+	if (limited && *left == 0)
+		return 0;
+	return logdb_step_error(r, rc);
+}
+
+/* The smallest id of the newest f->limit matches, reading the ranges newest first (ids only),
+ * for chronological output: *from, or the first range's start when there are fewer. */
+static int
+newest_from(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filter *f,
+            const char *ids_sql, int64_t *from)
+{
+	sqlite3_stmt *st = NULL;
+	uint32_t left = f->limit;
+	int rc = 0;
+
+	*from = q->range_lo[0];
+	struct logdb_sql *c = malloc(sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	memcpy(c, q, sizeof(*c));
+	memcpy(c->s, ids_sql, strlen(ids_sql) + 1);
+	c->n = strlen(ids_sql);
+	rc = logdb_prepare(r, c, &st);
+	for (size_t i = q->nranges; rc == 0 && i-- > 0 && left > 0;) {
+		sqlite3_bind_int64(st, q->range_bind, q->range_lo[i]);
+		sqlite3_bind_int64(st, q->range_bind + 1, q->range_hi[i]);
+		sqlite3_bind_int64(st, q->nb + 1, left);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW && left > 0) {
+			*from = sqlite3_column_int64(st, 0);
+			left--;
+		}
+		rc = rc == SQLITE_ROW ? 0 : logdb_step_error(r, rc);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	free(c);
+	return rc;
+}
+
 int
 logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row_cb cb, void *arg)
 {
@@ -637,11 +816,48 @@ logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row
 		return rc;
 	/* the ids first, sorted and limited while they are narrow; then their text */
 	bool asc = f->oldest_first && !f->chronological;
+	q->per_range = true;
 	logdb_sql_add(q, "SELECT " LOGDB_ROW_COLUMNS
 	                 " FROM query_log WHERE id IN (SELECT id FROM queries");
+	size_t head = q->n;
 	rc = logdb_build_where(r, q, f, NULL);
 	if (rc != 0)
 		goto cleanup;
+	if (q->nranges > 0) {
+		/* a device or domain in some hours only: each hour range by itself, in the
+		 * order of the output (SQLite would scan the table for a long OR of them) */
+		uint32_t left = f->limit;
+		int64_t from = 0;
+		if (f->chronological && f->limit > 0) {
+			char ids[LOGDB_SQL_MAX];
+			snprintf(ids, sizeof(ids),
+			         "SELECT id FROM queries%s ORDER BY id DESC LIMIT ?", q->s + head);
+			rc = newest_from(r, q, f, ids, &from);
+			if (rc != 0)
+				goto cleanup;
+		}
+		bool up = asc || f->chronological;
+		bool limited = f->limit > 0 && !f->chronological;
+		/* the ids of a range sorted and limited while they are narrow, as below */
+		if (limited)
+			logdb_sql_add(q,
+			              asc ? " ORDER BY id LIMIT ?" : " ORDER BY id DESC LIMIT ?");
+		logdb_sql_add(q, up ? ") ORDER BY id" : ") ORDER BY id DESC");
+		rc = logdb_prepare(r, q, &st);
+		for (size_t k = 0; rc == 0 && k < q->nranges && (!limited || left > 0); k++) {
+			size_t i = up ? k : q->nranges - 1 - k;
+			if (q->range_hi[i] < from)
+				continue;
+			sqlite3_bind_int64(st, q->range_bind,
+			                   q->range_lo[i] > from ? q->range_lo[i] : from);
+			sqlite3_bind_int64(st, q->range_bind + 1, q->range_hi[i]);
+			if (limited)
+				sqlite3_bind_int64(st, q->nb + 1, left);
+			rc = emit_rows(r, st, limited, &left, cb, arg);
+			sqlite3_reset(st);
+		}
+		goto cleanup;
+	}
 	if (f->limit > 0) {
 		snprintf(lim, sizeof(lim), " ORDER BY id%s LIMIT %u", asc ? "" : " DESC",
 		         (unsigned)f->limit);
@@ -651,16 +867,8 @@ logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row
 	rc = logdb_prepare(r, q, &st);
 	if (rc != 0)
 		goto cleanup;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct logdb_row row;
-		logdb_row_read(st, &row);
-		int cr = cb(arg, &row);
-		if (cr != 0) {
-			rc = cr;
-			goto cleanup;
-		}
-	}
-	rc = logdb_step_error(r, rc);
+	uint32_t unlimited = 0;
+	rc = emit_rows(r, st, false, &unlimited, cb, arg);
 cleanup:
 	sqlite3_finalize(st);
 	logdb_read_end(r, &q);
@@ -696,8 +904,10 @@ logdb_known_values(struct logdb_reader *r, enum logdb_known kind,
 	static const char *const sql[] = {
 	        [LOGDB_KNOWN_GROUP] = "SELECT DISTINCT group_name FROM sources"
 	                              " WHERE group_name IS NOT NULL",
-	        [LOGDB_KNOWN_VENDOR] = "SELECT DISTINCT vendor FROM sources WHERE vendor IS NOT NULL",
-	        [LOGDB_KNOWN_DEVICE] = "SELECT DISTINCT device FROM sources WHERE device IS NOT NULL",
+	        [LOGDB_KNOWN_VENDOR] =
+	                "SELECT DISTINCT vendor FROM sources WHERE vendor IS NOT NULL",
+	        [LOGDB_KNOWN_DEVICE] =
+	                "SELECT DISTINCT device FROM sources WHERE device IS NOT NULL",
 	        [LOGDB_KNOWN_TEXT] = "SELECT text FROM texts WHERE text IS NOT NULL",
 	};
 	sqlite3_stmt *st = NULL;

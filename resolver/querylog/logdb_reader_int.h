@@ -15,8 +15,9 @@
 #include "logdb_reader.h"
 #include "names.h"
 
-#define LOGDB_SQL_MAX   8192
-#define LOGDB_BINDS_MAX 96
+#define LOGDB_SQL_MAX    8192
+#define LOGDB_BINDS_MAX  96
+#define LOGDB_RANGES_MAX 1024 /* hour ranges read one by one (more: one range around all) */
 
 /* Called by veto_each for every row of a report's scan: 0 to go on, else -errno to stop. */
 typedef int (*logdb_each_cb)(void *arg, sqlite3_value **v);
@@ -53,11 +54,22 @@ struct logdb_sql {
 	size_t n;
 	bool where; /* a WHERE was written */
 	bool full;
+	/* on a rollup table (set by the caller): logdb_build_where writes no time, id or name
+	 * condition (the caller bounds the hours) */
+	bool rollup;
+	/* set by the caller: the id ranges of the hours that hold a device or domain filter's
+	 * matches are left in range_lo/hi (nranges of them, in id order; 0: none were needed)
+	 * and the statement gets "id BETWEEN ?range_bind AND ?range_bind+1" to bind each */
+	bool per_range;
+	size_t nranges;
+	int range_bind;
+	int64_t range_lo[LOGDB_RANGES_MAX], range_hi[LOGDB_RANGES_MAX];
 	struct logdb_bind b[LOGDB_BINDS_MAX];
 	int nb;
 	char mac[LOGDB_FILTER_VALUES][18], who_mac[18]; /* canonical MACs of the filter */
 	/* the ranges of the domains */
-	char lo[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2], hi[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2];
+	char lo[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2],
+	        hi[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2];
 };
 
 /* Starts one call of the reader: its read transaction (a snapshot) and an empty statement *q
@@ -70,8 +82,10 @@ void logdb_read_end(struct logdb_reader *r, struct logdb_sql **q);
 /* Appends text to the statement. */
 void logdb_sql_add(struct logdb_sql *q, const char *text);
 
-/* The WHERE clause of f on the columns of queries. extra: a condition always added (or
- * NULL). 0, -EINVAL (bad MAC or domain), -E2BIG, -EIO. */
+/* The WHERE clause of f on the columns of queries (restricted to the id ranges of the hours
+ * whose rollups hold a matching source and name, when f has such filters), or with q->rollup
+ * on those of a rollup table (source, list, action, blocked). extra: a condition always added
+ * (or NULL). 0, -EINVAL (bad MAC or domain), -E2BIG, -ENOMEM, -EIO. */
 int logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logdb_filter *f,
                       const char *extra);
 

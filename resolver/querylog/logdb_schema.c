@@ -38,13 +38,34 @@ const char logdb_schema_sql[] =
         " upstream INTEGER,"
         " latency_us INTEGER NOT NULL);"
         /* rows are appended in time order, so the id orders them by time: no time index
-         * (logdb_query.c finds a time's id by bisection), and each index below is ordered by
-         * (key, id), i.e. by time within a key */
-        "CREATE INDEX IF NOT EXISTS queries_source ON queries(source);"
-        "CREATE INDEX IF NOT EXISTS queries_name ON queries(name);"
+         * (logdb_query.c finds a time's id by bisection). No index by source or name either
+         * (schema 4): the hourly rollups below say which hours hold a source or a name */
         /* covering for `veto report attempts` (an index-only scan of the blocked rows) */
         "CREATE INDEX IF NOT EXISTS queries_blocked ON queries(ts_ms, source, name, list)"
         " WHERE blocked = 1;"
+        /* the hourly rollups (logdb_rollup.c): written in the transaction of the rows they
+         * count; hour is the first ms of the hour (UTC), 0 stands for a NULL list, action or
+         * name */
+        "CREATE TABLE IF NOT EXISTS rollup_hours ("
+        " hour INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL,"
+        " total INTEGER NOT NULL, blocked INTEGER NOT NULL);"
+        /* rollup_sources per day (UTC): what a summary of whole days reads */
+        "CREATE TABLE IF NOT EXISTS rollup_days ("
+        " day INTEGER NOT NULL, source INTEGER NOT NULL, list INTEGER NOT NULL,"
+        " action INTEGER NOT NULL, blocked INTEGER NOT NULL, n INTEGER NOT NULL,"
+        " PRIMARY KEY (day, source, list, action, blocked)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS rollup_sources ("
+        " hour INTEGER NOT NULL, source INTEGER NOT NULL, list INTEGER NOT NULL,"
+        " action INTEGER NOT NULL, blocked INTEGER NOT NULL, n INTEGER NOT NULL,"
+        " PRIMARY KEY (hour, source, list, action, blocked)) WITHOUT ROWID;"
+        "CREATE INDEX IF NOT EXISTS rollup_sources_source ON rollup_sources(source, hour);"
+        "CREATE TABLE IF NOT EXISTS rollup_names ("
+        " name INTEGER NOT NULL, hour INTEGER NOT NULL, list INTEGER NOT NULL,"
+        " action INTEGER NOT NULL, blocked INTEGER NOT NULL, n INTEGER NOT NULL,"
+        " PRIMARY KEY (name, hour, list, action, blocked)) WITHOUT ROWID;"
+        /* the top blocked names of `veto report summary`: an index-only range of hours */
+        "CREATE INDEX IF NOT EXISTS rollup_names_blocked ON rollup_names(hour, name, n)"
+        " WHERE blocked = 1 AND list != 0;"
         "CREATE VIEW IF NOT EXISTS query_log AS SELECT"
         " q.id AS id, q.ts_ms AS ts_ms, s.client AS client, tp.text AS proto,"
         " s.group_name AS group_name, n.qname AS qname, n.rname AS rname, tq.text AS qtype,"
@@ -180,4 +201,3 @@ logdb_row_read(sqlite3_stmt *st, struct logdb_row *row)
 	row->vendor = col_text(st, 16);
 	row->vendor_source = col_text(st, 17);
 }
-

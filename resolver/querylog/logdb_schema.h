@@ -3,7 +3,7 @@
  * (logdb_reader.h) share below both: one row of a query as text, how it is read from a
  * statement, the reversed-name key, and two SQLite helpers.
  *
- * Schema 3 (PRAGMA user_version = LOGDB_SCHEMA_VERSION): one narrow row per query whose
+ * Schema 4 (PRAGMA user_version = LOGDB_SCHEMA_VERSION): one narrow row per query whose
  * repeated strings are numbers into three dictionaries, so that a row costs a few bytes and
  * every index has small integer keys (measured: 2.8x less writer CPU per row and a 5x smaller
  * file than schema 2, which stored the strings in every row and indexed four text columns).
@@ -33,16 +33,34 @@
  *     ordered by time within a key. The ts_ms conditions stay in every query, so results are
  *     exact; only rows stored after the wall clock stepped back can fall outside a window they
  *     belong to.
- * Indexes: queries(source); queries(name); the blocked rows by (ts_ms, source, name, list),
- * covering what `veto report attempts` reads; sources(client), (mac), (device); names(rname).
+ * Hourly rollups (schema 4), kept by the writer in the transaction of the rows they count
+ * (logdb_rollup.c), so that rows and rollups never disagree; hour and day are the first ms of
+ * the UTC hour or day, 0 stands for a NULL name, list or action:
+ *   rollup_hours(hour PRIMARY KEY, first_id, last_id, total, blocked): the ids of each hour's
+ *     first and last row, its rows and blocked rows.
+ *   rollup_sources(hour, source, list, action, blocked, n), rollup_days(day, ...the same):
+ *     rows per key (what `veto report summary` counts; a filter by device finds its hours
+ *     through rollup_sources(source, hour)).
+ *   rollup_names(name, hour, list, action, blocked, n): rows per name and hour (what a filter
+ *     by domain finds its hours with, and the top blocked names through its partial index
+ *     rollup_names_blocked(hour, name, n) WHERE blocked = 1 AND list != 0).
+ *   Retention keeps whole hours: rows, rollup_hours and rollup_sources go hour by hour in one
+ *     transaction, rollup_days once its day is gone; rollup_names keeps older hours until the
+ *     pass over the names, so readers ignore its hours before min(rollup_hours.hour).
+ * Indexes: the blocked rows by (ts_ms, source, name, list), covering what `veto report
+ * attempts` reads; sources(client), (mac), (device); names(rname). There is no index of
+ * queries by source or name (schema 3 had both: two thirds of a row's writer CPU): the reader
+ * (logdb_query.c) restricts such a filter to the id ranges of the hours whose rollups hold a
+ * match.
  * The writer keeps the ids of recent sources, names and texts in memory (logdb_dict.c), so a
  * row normally costs one INSERT. Retention deletes old queries, then the names and sources no
- * query refers to any more.
+ * rollup refers to any more.
  * Schemas 1 and 2 (one wide row of text per query) are converted in place by the writer
- * (logdb_migrate.c): their table is renamed queries_old and moved into schema 3 newest rows
+ * (logdb_migrate.c): their table is renamed queries_old and moved into schema 4 newest rows
  * first, LOGDB_MIGRATE_ROWS per step between batches, keeping the ids; new queries are stored
- * meanwhile, and `veto log` sees the history come back from the newest end. The reader reads
- * schema 3 only.
+ * meanwhile, and `veto log` sees the history come back from the newest end. Schema 3 (the
+ * same rows, indexed by source and by name, no rollups) is converted at open in one
+ * transaction (logdb_migrate_rollups). The reader reads schema 4 only.
  */
 #ifndef VETO_LOGDB_SCHEMA_H
 #define VETO_LOGDB_SCHEMA_H
@@ -52,9 +70,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LOGDB_SCHEMA_VERSION 3 /* 1 and 2: converted by the writer (logdb_migrate.c) */
+#define LOGDB_SCHEMA_VERSION 4 /* 1, 2 and 3: converted by the writer (logdb_migrate.c) */
 
-/* The statements that create schema 3 (IF NOT EXISTS throughout). */
+/* The statements that create schema 4 (IF NOT EXISTS throughout). */
 extern const char logdb_schema_sql[];
 
 /* One row as read; strings are NULL for SQL NULL and valid during the callback only. */

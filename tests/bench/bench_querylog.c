@@ -10,10 +10,16 @@
  * records are dropped, which shows the cost of the drop path too; "sinks": both sinks (JSON
  * lines and database) on the soak's mix at RATE records a second (default 50000; SINKS=file or
  * SINKS=db for one sink; SINKS_ONLY=1 skips the other phases): the writer thread's CPU per
- * record.
+ * record. "direct" (DIRECT=1, instead of "sinks"): the same records through the writer's two
+ * sinks on this one thread (querylog_format into 64 KiB writes; logdb_add, with logdb_tick on a
+ * clock that advances 1/RATE s a record, so transactions are as large as at RATE whatever the
+ * speed): run it under `valgrind --tool=callgrind` for the instructions per record of each
+ * sink at a given rate.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +30,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "logdb.h"
 #include "querylog.h"
 
 static uint64_t
@@ -51,8 +58,8 @@ cpu_ns(void)
 static void
 make_record(struct querylog_record *r)
 {
-	static const uint8_t wire[] = { 8, 't', 'r', 'a', 'c', 'k', 'i', 'n', 'g', 4, 'm', 'i', 'u',
-					'i', 3, 'c', 'o', 'm', 0 };
+	static const uint8_t wire[] = {8,   't', 'r', 'a', 'c', 'k', 'i', 'n', 'g', 4,
+	                               'm', 'i', 'u', 'i', 3,   'c', 'o', 'm', 0};
 	struct sockaddr_in *sin = (struct sockaddr_in *)&r->client;
 
 	memset(r, 0, sizeof(*r));
@@ -100,7 +107,7 @@ run_phase(const char *name, const char *path, unsigned long n, bool paced)
 		}
 		busy += cpu_ns() - t0;
 		if (paced) {
-			struct timespec ts = { 0, 1000000L };
+			struct timespec ts = {0, 1000000L};
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -116,7 +123,7 @@ run_phase(const char *name, const char *path, unsigned long n, bool paced)
 	       (double)(end - start) / 1e9);
 	if (dropped != rejected) {
 		fprintf(stderr, "bench_querylog: dropped %lu but %lu submits failed\n",
-			(unsigned long)dropped, rejected);
+		        (unsigned long)dropped, rejected);
 		return 1;
 	}
 	return 0;
@@ -142,8 +149,9 @@ mix_record(struct querylog_record *r, unsigned long i, uint32_t *rnd)
 	r->blocked = pick == 7 || pick == 8;
 	r->has_list = r->blocked;
 	r->rule_label = r->blocked ? 1 : -1;
-	r->action = r->blocked ? QUERYLOG_ACTION_NXDOMAIN : pick < 7 ? QUERYLOG_ACTION_CACHE
-								      : QUERYLOG_ACTION_FORWARD;
+	r->action = r->blocked ? QUERYLOG_ACTION_NXDOMAIN
+	            : pick < 7 ? QUERYLOG_ACTION_CACHE
+	                       : QUERYLOG_ACTION_FORWARD;
 	r->rcode = r->blocked ? 3 : 0;
 	sin->sin_addr.s_addr = htonl(0x0a000000u | (x % 64));
 	if (!r->blocked && pick == 9) {
@@ -212,8 +220,8 @@ run_sinks(const char *dir, unsigned long n, unsigned long rate)
 		}
 		uint64_t due = start + (i / 100) * period, now = now_ns();
 		if (due > now) {
-			struct timespec ts = { (time_t)((due - now) / 1000000000u),
-					       (long)((due - now) % 1000000000u) };
+			struct timespec ts = {(time_t)((due - now) / 1000000000u),
+			                      (long)((due - now) % 1000000000u)};
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -231,6 +239,79 @@ run_sinks(const char *dir, unsigned long n, unsigned long rate)
 	snprintf(path, sizeof(path), "%s/sinks.db-wal", dir);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/sinks.db-shm", dir);
+	unlink(path);
+	return 0;
+}
+
+/* The two sinks' work for n records of the soak's mix on this thread, on a virtual clock of
+ * `rate` records a second (see the top). */
+static int
+run_direct(const char *dir, unsigned long n, unsigned long rate)
+{
+	char path[300], db_path[300], buf[65536 + QUERYLOG_LINE_MAX];
+	const char *only = getenv("SINKS") != NULL ? getenv("SINKS") : "";
+	bool file = strcmp(only, "db") != 0, db_on = strcmp(only, "file") != 0;
+	struct logdb_options opt = {.path = db_path};
+	struct logdb *db = NULL;
+	struct querylog_record r;
+	uint32_t rnd = 7;
+	size_t len = 0;
+	int fd = -1;
+
+	snprintf(path, sizeof(path), "%s/direct.jsonl", dir);
+	snprintf(db_path, sizeof(db_path), "%s/direct.db", dir);
+	if (file && (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600)) < 0) {
+		perror("bench_querylog: direct.jsonl");
+		return 1;
+	}
+	if (db_on && logdb_new(&opt, &db) != 0) {
+		fprintf(stderr, "bench_querylog: '%s': cannot open\n", db_path);
+		return 1;
+	}
+	double cpu0 = process_cpu_s();
+	uint64_t wall0 = (uint64_t)time(NULL) * 1000;
+	for (unsigned long i = 0; i < n; i++) {
+		mix_record(&r, i, &rnd);
+		uint64_t at_ms = i * 1000 / rate;
+		r.ts_ms = wall0 + at_ms;
+		if (fd >= 0) {
+			len += querylog_format(&r, buf + len, QUERYLOG_LINE_MAX);
+			if (len >= 65536) {
+				if (write(fd, buf, len) != (ssize_t)len)
+					perror("bench_querylog: write");
+				len = 0;
+			}
+		}
+		if (db != NULL) {
+			logdb_add(db, &r);
+			if (i % 100 == 0)
+				logdb_tick(db, 1000000 + at_ms, wall0 + at_ms);
+		}
+	}
+	if (fd >= 0) {
+		if (len > 0 && write(fd, buf, len) != (ssize_t)len)
+			perror("bench_querylog: write");
+		close(fd);
+	}
+	uint64_t written = 0;
+	if (db != NULL) {
+		logdb_commit(db);
+		written = logdb_written(db);
+		logdb_free(&db);
+	}
+	double cpu = process_cpu_s() - cpu0;
+	printf("direct %9lu records  virtual %lu records/s  sinks %s  %.2f us CPU/record  stored "
+	       "%llu\n",
+	       n, rate,
+	       file && db_on ? "both"
+	       : file        ? "file"
+	                     : "db",
+	       cpu * 1e6 / (double)n, (unsigned long long)written);
+	unlink(path);
+	unlink(db_path);
+	snprintf(path, sizeof(path), "%s/direct.db-wal", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/direct.db-shm", dir);
 	unlink(path);
 	return 0;
 }
@@ -256,7 +337,7 @@ main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/queries.jsonl", dir);
 
 	make_record(&r);
-	unsigned long nf = 1000000;
+	unsigned long nf = getenv("DIRECT") != NULL ? 0 : 1000000;
 	size_t len = 0;
 	uint64_t t0 = now_ns();
 	for (unsigned long i = 0; i < nf; i++) {
@@ -264,8 +345,9 @@ main(int argc, char **argv)
 		len += querylog_format(&r, line, sizeof(line));
 	}
 	uint64_t t1 = now_ns();
-	printf("format %9lu records  %6.1f ns/record  (%.0f octets/line)\n", nf,
-	       (double)(t1 - t0) / (double)nf, (double)len / (double)nf);
+	if (nf > 0)
+		printf("format %9lu records  %6.1f ns/record  (%.0f octets/line)\n", nf,
+		       (double)(t1 - t0) / (double)nf, (double)len / (double)nf);
 
 	if (getenv("SINKS_ONLY") == NULL) {
 		rc |= run_phase("paced", path, n / 10 > 0 ? n / 10 : 1, true);
@@ -274,6 +356,13 @@ main(int argc, char **argv)
 		unlink(path);
 	}
 	const char *rate = getenv("RATE");
+	if (getenv("DIRECT") != NULL) {
+		rc |= run_direct(dir, n / 2 > 0 ? n / 2 : 1,
+		                 rate != NULL ? strtoul(rate, NULL, 10) : 100000);
+		if (argc <= 2)
+			rmdir(dir);
+		return rc;
+	}
 	rc |= run_sinks(dir, n / 2 > 0 ? n / 2 : 1, rate != NULL ? strtoul(rate, NULL, 10) : 50000);
 	if (argc <= 2)
 		rmdir(dir);

@@ -85,8 +85,12 @@ test_schema(void **state)
 	        {"table", "texts"},
 	        {"table", "device_events"},
 	        {"view", "query_log"},
-	        {"index", "queries_source"},
-	        {"index", "queries_name"},
+	        {"table", "rollup_hours"},
+	        {"table", "rollup_sources"},
+	        {"table", "rollup_days"},
+	        {"table", "rollup_names"},
+	        {"index", "rollup_sources_source"},
+	        {"index", "rollup_names_blocked"},
 	        {"index", "queries_blocked"},
 	        {"index", "sources_client"},
 	        {"index", "sources_mac"},
@@ -127,6 +131,10 @@ test_schema(void **state)
 		if (sql_int(path, sql) != 1)
 			fail_msg("missing %s '%s'", objects[i].type, objects[i].name);
 	}
+	/* one index on queries: the blocked rows' (the rollups find sources and names) */
+	assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	                               " AND tbl_name = 'queries'"),
+	                 1);
 	/* the id is the time: no time index but the blocked rows' */
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
 	                               " AND tbl_name = 'queries' AND sql LIKE '%(ts_ms%'"
