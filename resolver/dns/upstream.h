@@ -63,6 +63,7 @@ struct upstream_stats {
 	uint64_t bad_replies;		/* valid replies that were no answer (failed over) */
 	uint64_t late_replies;		/* answers taken from an attempt after its timeout */
 	uint64_t failed;		/* waiters completed with an error other than -ECANCELED */
+	uint64_t sockets_opened;	/* UDP sockets opened for the pool (each on a random port) */
 };
 
 /* Servers from cfg->upstream (and /etc/resolv.conf when cfg->upstream.resolv_conf). The config

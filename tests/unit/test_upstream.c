@@ -759,7 +759,7 @@ test_answer(void **state)
 	assert_int_equal(st.dropped_replies, 0);
 }
 
-/* Sequential queries use fresh sockets (source ports) and fresh IDs. */
+/* Sequential queries use fresh IDs, and sockets (source ports) picked at random from the pool. */
 static void
 test_fresh_port_and_id(void **state)
 {
@@ -782,9 +782,122 @@ test_fresh_port_and_id(void **state)
 		ports += f->ports[i] != f->ports[i - 1];
 		ids += f->ids[i] != f->ids[i - 1];
 	}
-	/* a repeat may happen by chance, not six times out of seven */
-	assert_true(ports >= 6);
+	/* an ID repeat may happen by chance, not six times out of seven; a port repeats when two
+	 * queries pick the same pool slot (1 in UPSTREAM_SOCKS), not every time */
+	assert_true(ports >= 2);
 	assert_true(ids >= 6);
+}
+
+/* Counts the pool's sockets: open (slot or retired), in a slot, the most uses of a slot's. */
+static void
+pool_count(const struct upstream *u, unsigned *open, unsigned *slots, unsigned *max_uses)
+{
+	*open = *slots = *max_uses = 0;
+	for (const struct upstream_sockset *set = u->sets; set != NULL; set = set->next) {
+		*open += set->nopen;
+		for (unsigned i = 0; i < UPSTREAM_SOCKS; i++) {
+			if (set->slot[i] == NULL)
+				continue;
+			(*slots)++;
+			if (set->slot[i]->uses > *max_uses)
+				*max_uses = set->slot[i]->uses;
+		}
+	}
+}
+
+/* The pool: 3,000 queries in batches of 100 in flight. No socket carries more than
+ * UPSTREAM_SOCK_QUERIES queries, sockets are retired and replaced (more opened than the pool
+ * holds), the descriptors in use stay bounded, and with no traffic every socket is retired and
+ * closed after its age (the sweep). */
+static void
+test_pool_rotation(void **state)
+{
+	struct env *env = *state;
+	struct fake *f = fake_add(env, AF_INET, FAKE_ANSWER, false);
+	static struct result r[100];
+	struct dnsmsg_query q;
+	char name[32];
+	unsigned open, slots, max_uses, most_open = 0;
+
+	env_start(env, 3000);
+	for (int round = 0; round < 30; round++) {
+		for (int i = 0; i < 100; i++) {
+			r[i] = (struct result){ 0 };
+			snprintf(name, sizeof(name), "p%d-%d.example", round, i);
+			make_query(&q, name, 1, false, false);
+			query(env, &q, &r[i], NULL);
+		}
+		for (int i = 0; i < 100; i++) {
+			assert_true(run_until(env, &r[i].calls, 1, 5000));
+			assert_int_equal(r[i].status, 0);
+		}
+		pool_count(env->u, &open, &slots, &max_uses);
+		assert_true(max_uses <= UPSTREAM_SOCK_QUERIES);
+		assert_true(slots <= UPSTREAM_SOCKS);
+		if (open > most_open)
+			most_open = open;
+	}
+	struct upstream_stats st = stats(env);
+	assert_int_equal(f->nudp, 3000);
+	assert_int_equal(st.sent_udp, 3000);
+	assert_int_equal(st.dropped_replies, 0);
+	/* 3,000 queries cannot fit in UPSTREAM_SOCKS sockets of UPSTREAM_SOCK_QUERIES each */
+	assert_true(st.sockets_opened >= 3000 / UPSTREAM_SOCK_QUERIES);
+	assert_true(st.sockets_opened > UPSTREAM_SOCKS);
+	/* answered at once, so retired sockets close at once: the pool and little more */
+	assert_true(most_open <= UPSTREAM_SOCKS + 2);
+	/* idle: the sweep retires every socket within two periods and closes it */
+	run_for(env, 2 * UPSTREAM_SOCK_MS + 200);
+	pool_count(env->u, &open, &slots, &max_uses);
+	assert_int_equal(slots, 0);
+	assert_int_equal(open, 0);
+}
+
+/* Attempts on one socket hold distinct IDs, and a reply is matched on its socket only: the
+ * real reply of each of 100 queries in flight at once is taken (none dropped), with no more
+ * sockets than the pool holds. */
+static void
+test_pool_shared_socket(void **state)
+{
+	struct env *env = *state;
+	struct fake *f = fake_add(env, AF_INET, FAKE_ANSWER, false);
+	static struct result r[100];
+	struct dnsmsg_query q;
+	char name[32];
+	unsigned open, slots, max_uses;
+
+	f->delay_ms = 200;
+	env_start(env, 3000);
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "s%d.example", i);
+		make_query(&q, name, 1, false, false);
+		query(env, &q, &r[i], NULL);
+	}
+	assert_true(run_until(env, (const int *)&f->nudp, 100, 3000));
+	pool_count(env->u, &open, &slots, &max_uses);
+	assert_true(open <= UPSTREAM_SOCKS);
+	assert_true(max_uses >= 100 / UPSTREAM_SOCKS);	/* several queries per socket */
+	for (const struct upstream_sockset *set = env->u->sets; set != NULL; set = set->next) {
+		for (unsigned i = 0; i < UPSTREAM_SOCKS; i++) {
+			const struct upstream_sock *sk = set->slot[i];
+			if (sk == NULL)
+				continue;
+			assert_int_equal(sk->nattempts, sk->uses);
+			for (unsigned b = 0; b < UPSTREAM_SOCK_BUCKETS; b++)
+				for (const struct upstream_attempt *a = sk->ids[b]; a != NULL;
+				     a = a->idnext) {
+					assert_ptr_equal(a->sock, sk);
+					for (const struct upstream_attempt *o = a->idnext; o != NULL;
+					     o = o->idnext)
+						assert_int_not_equal(a->id, o->id);
+				}
+		}
+	}
+	for (int i = 0; i < 100; i++) {
+		assert_true(run_until(env, &r[i].calls, 1, 5000));
+		assert_int_equal(r[i].status, 0);
+	}
+	assert_int_equal(stats(env).dropped_replies, 0);
 }
 
 struct bad_case {
@@ -1616,6 +1729,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fresh_port_and_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_shared_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_replies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_rcode_fails_over, setup, teardown),
