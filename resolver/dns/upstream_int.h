@@ -47,7 +47,8 @@
 #define UPSTREAM_DEFAULT_TIMEOUT_MS 1500
 /* the UDP socket pool (README: "Spoofing resistance") */
 #define UPSTREAM_SOCKS		16	/* sockets per server address in use at once */
-#define UPSTREAM_SOCK_QUERIES	128	/* queries sent on a socket before it is retired */
+#define UPSTREAM_SOCK_QUERIES	64	/* queries sent on a socket before it is retired (64
+					   replies of 1,232 octets fit the default receive buffer) */
 #define UPSTREAM_SOCK_MS	2000	/* age (ms) after which a socket takes no new query */
 #define UPSTREAM_SOCK_BUCKETS	64	/* ID buckets per socket (power of two) */
 

@@ -841,7 +841,7 @@ test_pool_rotation(void **state)
 	assert_int_equal(f->nudp, 3000);
 	assert_int_equal(st.sent_udp, 3000);
 	assert_int_equal(st.dropped_replies, 0);
-	/* 3,000 queries cannot fit in UPSTREAM_SOCKS sockets of UPSTREAM_SOCK_QUERIES each */
+	/* 3,000 queries do not fit in UPSTREAM_SOCKS sockets of UPSTREAM_SOCK_QUERIES each */
 	assert_true(st.sockets_opened >= 3000 / UPSTREAM_SOCK_QUERIES);
 	assert_true(st.sockets_opened > UPSTREAM_SOCKS);
 	/* answered at once, so retired sockets close at once: the pool and little more */
