@@ -51,6 +51,7 @@
 					   replies of 1,232 octets fit the default receive buffer) */
 #define UPSTREAM_SOCK_MS	2000	/* age (ms) after which a socket takes no new query */
 #define UPSTREAM_SOCK_BUCKETS	64	/* ID buckets per socket (power of two) */
+#define UPSTREAM_MMSG		8	/* replies read per recvmmsg(2) on a pool socket */
 
 /* Intrusive circular doubly linked list. */
 struct upstream_link {
@@ -214,6 +215,8 @@ struct upstream_sockset {
 struct upstream {
 	uv_loop_t *loop;
 	struct upstream_sockset *sets;	/* one per server address used (upstream_sock.c) */
+	uint8_t *mbuf;			/* pool sockets' receive buffer: UPSTREAM_MMSG x 64 KiB
+					   (libuv's recvmmsg chunk), allocated with the first */
 	uv_timer_t sweep;		/* retires sockets older than UPSTREAM_SOCK_MS */
 	bool sweep_closing;
 	struct upstream_servers *servers;

@@ -20,8 +20,8 @@
  * every attempt registered on it (they all went to that server) and retires the socket.
  *
  * Cost: opening a socket is five system calls (socket, bind, connect, getsockname, epoll_ctl)
- * and closing it two, once per UPSTREAM_SOCK_QUERIES queries; each query is one sendmsg and
- * its reply one recvmsg.
+ * and closing it two, once per UPSTREAM_SOCK_QUERIES queries; each query is one sendmsg, and
+ * replies are read with recvmmsg, up to UPSTREAM_MMSG per call.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +32,7 @@
 #include "upstream_int.h"
 
 #define SOCK_FREE_MAX (4 * UPSTREAM_SOCKS)	/* closed socket structs kept for reuse */
+#define SOCK_CHUNK    65536			/* libuv's recvmmsg chunk (UV__UDP_DGRAM_MAXSIZE) */
 
 static void
 on_sock_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -39,8 +40,8 @@ on_sock_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 	struct upstream_sock *sk = handle->data;
 
 	(void)suggested;
-	buf->base = (char *)sk->u->rbuf;
-	buf->len = sizeof(sk->u->rbuf);
+	buf->base = (char *)sk->u->mbuf;
+	buf->len = UPSTREAM_MMSG * SOCK_CHUNK;
 }
 
 static void
@@ -164,6 +165,11 @@ sock_open(struct upstream *u, struct upstream_sockset *set, unsigned slot,
 	struct sockaddr_storage any;
 	int err;
 
+	if (u->mbuf == NULL) {
+		u->mbuf = malloc(UPSTREAM_MMSG * SOCK_CHUNK);
+		if (u->mbuf == NULL)
+			return UV_ENOMEM;
+	}
 	if (sk != NULL) {
 		u->free_socks = sk->pool_next;
 		u->nfree_socks--;
@@ -173,7 +179,8 @@ sock_open(struct upstream *u, struct upstream_sockset *set, unsigned slot,
 			return UV_ENOMEM;
 	}
 	memset(sk, 0, sizeof(*sk));
-	err = uv_udp_init_ex(u->loop, &sk->udp, set->ss.ss_family);
+	/* replies are read UPSTREAM_MMSG at a time (one recvmmsg instead of one recvmsg each) */
+	err = uv_udp_init_ex(u->loop, &sk->udp, set->ss.ss_family | UV_UDP_RECVMMSG);
 	if (err != 0) {
 		free(sk);
 		return err;
@@ -426,4 +433,6 @@ upstream_sock_free(struct upstream *u)
 		free(sk);
 	}
 	u->nfree_socks = 0;
+	free(u->mbuf);
+	u->mbuf = NULL;
 }
