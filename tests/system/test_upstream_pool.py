@@ -137,7 +137,7 @@ def test_reply_to_a_retired_socket_reaches_no_new_query(veto, upstream):
 def test_descriptors_bounded_under_unique_name_flood(veto_factory, upstream):
 	"""3,000 unique names while the upstream takes 1.5 s to answer: thousands of queries wait for
 	upstream at once, yet the daemon's open descriptors grow by the pool (16 sockets) and the
-	retired sockets still waiting for replies (one per 64 queries), not one per query."""
+	retired sockets still waiting for replies (about one per 64 queries), not one per query."""
 	upstream.default = Delay(1.5, Answer())
 	veto = veto_factory(edit=lambda c: (c["upstream"].update(timeout_ms=3000),
 					    c["server"].update(queries_per_client=5000,
@@ -174,5 +174,7 @@ def test_descriptors_bounded_under_unique_name_flood(veto_factory, upstream):
 	first_answer = min(g.when for g in waits) + 1.5
 	assert sum(1 for g in waits if g.when < first_answer) >= 1000
 	grown = most[0] - base
-	assert grown <= SOCKS + 3000 // SOCK_QUERIES + 8, f"descriptors grew by {grown}"
+	# the pool, the sockets retired after 64 queries (47), and those retired by age (2 s) before
+	# they were full while the flood lasted (16 every 2 s); one socket per query would be ~3,000
+	assert grown <= 3 * SOCKS + 3000 // SOCK_QUERIES, f"descriptors grew by {grown}"
 	veto.assert_alive()
