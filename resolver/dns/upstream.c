@@ -3,21 +3,21 @@
  * contract and upstream_int.h for the objects).
  *
  * Life of a request: upstream_query() finds an identical request in flight (dedup table) or
- * creates one on u->starting; the idle callback starts it, so nothing happens synchronously
- * inside upstream_query(). Each attempt picks a server (the next healthy one, see
- * upstream_servers.c, which also tracks failures and backoff), takes a socket of that server's
- * pool (upstream_sock.c: random port, connected, shared by several attempts), sends the query
- * with a fresh random ID unique on that socket and starts its timer when the send completes.
- * Replies failing validation are counted and dropped; the attempt ends on a valid answer (complete the request), a truncated
+ * creates one on u->starting; the idle callback starts it, so nothing happens synchronously inside
+ * upstream_query(). Each attempt picks a server (the next healthy one, see upstream_servers.c,
+ * which also tracks failures and backoff), takes a socket of that server's pool (upstream_sock.c:
+ * random port, connected, shared by several attempts), sends the query with a fresh random ID
+ * unique on that socket and starts its timer when the send completes. Replies failing validation
+ * are counted and dropped; the attempt ends on a valid answer (complete the request), a truncated
  * reply (retry over TCP, upstream_tcp.c), a reply that is no answer (SERVFAIL, REFUSED...,
  * unparsable records), an error or the timeout (next attempt; the request fails after
  * UPSTREAM_MAX_ATTEMPTS or when its deadline, attempts x timeout, has passed).
  *
- * A UDP attempt that times out is counted as a failure, but it stays registered on its socket
- * (and its timer is re-armed to the request's deadline) while the next attempt runs: a server that always
- * needs longer than the timeout still answers within the request's budget. The request lists
- * its live attempts; whichever gets the first valid answer completes it and every other attempt
- * is closed. When no attempt is left to start, the request waits for its live attempts and
+ * A UDP attempt that times out is counted as a failure, but it stays registered on its socket (and
+ * its timer is re-armed to the request's deadline) while the next attempt runs: a server that
+ * always needs longer than the timeout still answers within the request's budget. The request
+ * lists its live attempts; whichever gets the first valid answer completes it and every other
+ * attempt is closed. When no attempt is left to start, the request waits for its live attempts and
  * fails once the last one has ended.
  *
  * Cancelling the last waiter aborts the request: a reply nobody waits for is not worth waiting

@@ -215,7 +215,8 @@ sock_open(struct upstream *u, struct upstream_sockset *set, unsigned slot,
 static bool
 same_server(const struct upstream_sockset *set, const struct upstream_server *s)
 {
-	return upstream_same_addr((const struct sockaddr *)&set->ss, (const struct sockaddr *)&s->ss) &&
+	return upstream_same_addr((const struct sockaddr *)&set->ss,
+				  (const struct sockaddr *)&s->ss) &&
 	       (s->ss.ss_family != AF_INET6 ||
 		((const struct sockaddr_in6 *)&set->ss)->sin6_scope_id ==
 			((const struct sockaddr_in6 *)&s->ss)->sin6_scope_id);
