@@ -3,28 +3,33 @@
  * contract and upstream_int.h for the objects).
  *
  * Life of a request: upstream_query() finds an identical request in flight (dedup table) or
- * creates one on u->starting; the idle callback starts it, so nothing happens synchronously
- * inside upstream_query(). Each attempt picks a server (the next healthy one, see
- * upstream_servers.c, which also tracks failures and backoff), opens a fresh UDP socket on an ephemeral port, connects it to the server, sends the query with a
- * fresh random ID and starts its timer when the send completes. Replies failing validation are
- * counted and dropped; the attempt ends on a valid answer (complete the request), a truncated
+ * creates one on u->starting; the idle callback starts it, so nothing happens synchronously inside
+ * upstream_query(). Each attempt picks a server (the next healthy one, see upstream_servers.c,
+ * which also tracks failures and backoff), takes a socket of that server's pool (upstream_sock.c:
+ * random port, connected, shared by several attempts), sends the query with a fresh random ID
+ * unique on that socket and starts its timer when the send completes. Replies failing validation
+ * are counted and dropped; the attempt ends on a valid answer (complete the request), a truncated
  * reply (retry over TCP, upstream_tcp.c), a reply that is no answer (SERVFAIL, REFUSED...,
  * unparsable records), an error or the timeout (next attempt; the request fails after
  * UPSTREAM_MAX_ATTEMPTS or when its deadline, attempts x timeout, has passed).
  *
- * A UDP attempt that times out is counted as a failure, but its socket stays open (and its timer
- * is re-armed to the request's deadline) while the next attempt runs: a server that always
- * needs longer than the timeout still answers within the request's budget. The request lists
- * its live attempts; whichever gets the first valid answer completes it and every other attempt
- * is closed. When no attempt is left to start, the request waits for its live attempts and
+ * A UDP attempt that times out is counted as a failure, but it stays registered on its socket (and
+ * its timer is re-armed to the request's deadline) while the next attempt runs: a server that
+ * always needs longer than the timeout still answers within the request's budget. The request
+ * lists its live attempts; whichever gets the first valid answer completes it and every other
+ * attempt is closed. When no attempt is left to start, the request waits for its live attempts and
  * fails once the last one has ended.
  *
- * Cancelling the last waiter aborts the request: a reply nobody waits for is not worth the
- * socket (the cache is filled by the query path, which has gone).
+ * Cancelling the last waiter aborts the request: a reply nobody waits for is not worth waiting
+ * for (the cache is filled by the query path, which has gone).
  *
  * IDs are read from getrandom() (the kernel CSPRNG) 512 octets at a time, so an ID costs a copy
  * and one syscall per 256 IDs; a splitmix64 stream seeded from getrandom() stands in should a
- * refill ever fail. Source ports are the kernel's random ephemeral ports (a bind to port 0).
+ * refill ever fail. Source ports are the kernel's random ephemeral ports (a bind to port 0 when
+ * the pool opens a socket).
+ *
+ * Counters: u->st (struct upstream_stats) is the one place for them; per-server figures would
+ * go in struct upstream_server beside its health.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -73,8 +78,8 @@ refill_random(struct upstream *u)
 	u->rnd_pos = 0;
 }
 
-static uint16_t
-random_id(struct upstream *u)
+uint16_t
+upstream_random_id(struct upstream *u)
 {
 	uint16_t id;
 
@@ -332,6 +337,7 @@ attempt_finish(struct upstream_attempt *a)
 	a->finished = true;
 	upstream_link_remove(&a->rlink);
 	a->req->nlive--;
+	upstream_sock_unregister(a);	/* its ID no longer matches a reply */
 	attempt_close_handles(a);
 }
 
@@ -452,91 +458,6 @@ upstream_on_attempt_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 	buf->len = sizeof(a->u->rbuf);
 }
 
-static void
-on_udp_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
-	    unsigned flags)
-{
-	struct upstream_attempt *a = handle->data;
-
-	if (a->finished || (nread == 0 && addr == NULL))
-		return;
-	const struct upstream_server *s = &a->req->servers->s[a->server];
-	if (nread < 0) {
-		/* ICMP port unreachable and the like, reported on the connected socket */
-		log_debug("upstream: '%s': %s", s->text, uv_strerror((int)nread));
-		upstream_attempt_done(a, UPSTREAM_RESULT_FAILED, NULL, 0);
-		return;
-	}
-	bool tc = false;
-	if ((flags & UV_UDP_PARTIAL) || addr == NULL ||
-	    !upstream_same_addr(addr, (const struct sockaddr *)&s->ss) ||
-	    dnsmsg_check_reply((const uint8_t *)buf->base, (size_t)nread, a->id, &a->req->q,
-			       &tc) != 0) {
-		a->u->st.dropped_replies++;
-		return;
-	}
-	enum upstream_result r = UPSTREAM_RESULT_TRUNCATED;
-	if (!tc)
-		r = dnsmsg_judge_reply((const uint8_t *)buf->base, (size_t)nread) == 0
-			    ? UPSTREAM_RESULT_REPLY
-			    : UPSTREAM_RESULT_BAD;
-	upstream_attempt_done(a, r, (const uint8_t *)buf->base, (size_t)nread);
-}
-
-static void
-on_udp_send(uv_udp_send_t *sr, int status)
-{
-	struct upstream_attempt *a = sr->data;
-
-	if (status >= 0)
-		a->u->st.sent_udp++;
-	if (!a->finished) {
-		if (status < 0) {
-			log_debug("upstream: '%s': send: %s",
-				  a->req->servers->s[a->server].text, uv_strerror(status));
-			upstream_attempt_done(a, UPSTREAM_RESULT_FAILED, NULL, 0);
-		} else {
-			upstream_attempt_start_timer(a);
-		}
-	}
-	upstream_attempt_unpend(a);
-}
-
-/* A fresh UDP socket on an ephemeral port chosen by the kernel, connected to the server so that
- * the kernel already drops datagrams from other sources. */
-static int
-udp_start(struct upstream_attempt *a)
-{
-	const struct upstream_server *s = &a->req->servers->s[a->server];
-	struct sockaddr_storage any;
-	int err;
-
-	err = uv_udp_init_ex(a->u->loop, &a->h.udp, s->ss.ss_family);
-	if (err != 0)
-		return err;
-	a->h.udp.data = a;
-	a->h_open = true;
-	a->pending++;
-	memset(&any, 0, sizeof(any));
-	any.ss_family = s->ss.ss_family;	/* wildcard address, port 0 */
-	err = uv_udp_bind(&a->h.udp, (const struct sockaddr *)&any, 0);
-	if (err != 0)
-		return err;
-	err = uv_udp_connect(&a->h.udp, (const struct sockaddr *)&s->ss);
-	if (err != 0)
-		return err;
-	err = uv_udp_recv_start(&a->h.udp, upstream_on_attempt_alloc, on_udp_recv);
-	if (err != 0)
-		return err;
-	uv_buf_t b = uv_buf_init((char *)a->qbuf + 2, (unsigned)a->qlen);
-	err = uv_udp_send(&a->send, &a->h.udp, &b, 1, NULL, on_udp_send);
-	if (err != 0)
-		return err;
-	a->send.data = a;
-	a->pending++;
-	return 0;
-}
-
 /* Starts an attempt of req to server (UDP, or TCP after a truncated reply). On failure nothing
  * is left running (handles already opened are closing). */
 static int
@@ -562,9 +483,22 @@ attempt_start(struct upstream_req *req, size_t server, bool tcp)
 	a->tgot = 0;
 	a->tbuf = NULL;
 	a->tcap = 0;
-	a->id = random_id(u);
+	a->sock = NULL;
+	a->idnext = NULL;
+	upstream_link_init(&a->slink);
+	if (tcp) {
+		a->id = upstream_random_id(u);
+	} else {
+		err = upstream_sock_register(a);	/* picks the socket and a->id */
+		if (err != 0) {
+			req_unref(req);
+			attempt_put(u, a);
+			return err;
+		}
+	}
 	a->qlen = dnsmsg_write_upstream_query(&req->q, a->id, a->qbuf + 2, UPSTREAM_QUERY_MAX);
 	if (a->qlen == 0) {
+		upstream_sock_unregister(a);
 		req_unref(req);
 		attempt_put(u, a);
 		return -EMSGSIZE;
@@ -576,7 +510,7 @@ attempt_start(struct upstream_req *req, size_t server, bool tcp)
 	a->pending = 1;
 	upstream_link_append(&req->live, &a->rlink);
 	req->nlive++;
-	err = tcp ? upstream_tcp_start(a) : udp_start(a);
+	err = tcp ? upstream_tcp_start(a) : upstream_sock_send(a);
 	if (err != 0) {
 		attempt_finish(a);
 		return err;
@@ -749,8 +683,13 @@ on_idle(uv_idle_t *handle)
 static void
 on_idle_close(uv_handle_t *handle)
 {
-	struct upstream *u = handle->data;
+	upstream_handle_released(handle->data);
+}
 
+void
+upstream_handle_released(struct upstream *u)
+{
+	INSIST(u->live > 0);
 	u->live--;
 	maybe_free(u);
 }
@@ -778,6 +717,7 @@ maybe_free(struct upstream *u)
 		u->free_waits = w->pool_next;
 		free(w);
 	}
+	upstream_sock_free(u);
 	upstream_servers_unref(&u->servers);
 	free(u->table);
 	free(u);
@@ -823,6 +763,7 @@ upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **out)
 	uv_idle_init(loop, &u->idle);
 	u->idle.data = u;
 	u->live = 1;
+	upstream_sock_init(u);
 	*out = u;
 	return 0;
 cleanup:
@@ -844,6 +785,7 @@ upstream_reconfigure(struct upstream *u, const struct config *cfg)
 		return err;
 	upstream_servers_unref(&u->servers);
 	u->servers = s;
+	upstream_sock_prune(u, s);	/* servers no longer listed: their sockets close */
 	return 0;
 }
 
@@ -927,6 +869,7 @@ upstream_close(struct upstream *u, void (*done)(void *arg), void *arg)
 	u->close_arg = arg;
 	cancel_all(u, &u->starting);
 	cancel_all(u, &u->inflight);
+	upstream_sock_close(u);
 	idle_kick(u);	/* runs the queued completions, then closes the idle handle */
 }
 

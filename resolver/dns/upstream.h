@@ -1,14 +1,18 @@
 /*
  * upstream: sends queries to the upstream servers and returns validated replies.
  *
- * - Every attempt uses a fresh random 16-bit ID and a fresh UDP socket on a random source port.
- * - A reply is accepted only from the server's address and port, with the expected ID, QR set
- *   and the same question (dnsmsg_check_reply); everything else is counted and dropped.
+ * - Every attempt uses a fresh random 16-bit ID and a UDP socket picked at random from the
+ *   server's pool (random source ports; a socket carries at most UPSTREAM_SOCK_QUERIES queries
+ *   within UPSTREAM_SOCK_MS, see upstream_sock.c); IDs are unique per socket.
+ * - A reply is accepted only on the attempt's socket, from the server's address and port, with
+ *   the expected ID, QR set and the same question (dnsmsg_check_reply); everything else is
+ *   counted and dropped.
  * - Per-attempt timeout (upstream.timeout_ms) starting when the send completes; failover to the
  *   next server; a server that keeps failing is skipped for a while (backoff) and retried later;
  *   at most UPSTREAM_MAX_ATTEMPTS attempts, then the request fails (-ETIMEDOUT/-ECONNREFUSED).
- * - An attempt that timed out keeps its socket open until the request's deadline: the first
- *   valid reply on any of the request's attempts (same checks) completes it.
+ * - An attempt that timed out stays registered on its socket (which stays open) until the
+ *   request's deadline: the first valid reply on any of the request's attempts (same checks)
+ *   completes it.
  * - A reply that is not an answer (SERVFAIL, REFUSED, FORMERR, NOTIMP or any rcode other than
  *   NOERROR, NXDOMAIN, YXDOMAIN, or records that do not parse: dnsmsg_judge_reply) is a failed
  *   attempt: it counts against the server's health and the next server is tried; the request
@@ -63,6 +67,7 @@ struct upstream_stats {
 	uint64_t bad_replies;		/* valid replies that were no answer (failed over) */
 	uint64_t late_replies;		/* answers taken from an attempt after its timeout */
 	uint64_t failed;		/* waiters completed with an error other than -ECANCELED */
+	uint64_t sockets_opened;	/* UDP sockets opened for the pool (each on a random port) */
 };
 
 /* Servers from cfg->upstream (and /etc/resolv.conf when cfg->upstream.resolv_conf). The config
@@ -81,7 +86,8 @@ int upstream_query(struct upstream *u, const struct dnsmsg_query *q, upstream_do
 
 /* Completes this waiter with -ECANCELED (asynchronously: cb runs from the loop, not from this
  * call). Other waiters are unaffected. When it was the last waiter the request is aborted (its
- * socket closed): a reply nobody waits for is not worth the socket. A no-op when the waiter's
+ * attempts unregistered from their sockets): a reply nobody waits for is not worth waiting
+ * for. A no-op when the waiter's
  * completion is already queued; wait must not be used after its cb has run. */
 void upstream_cancel(struct upstream_wait *wait);
 

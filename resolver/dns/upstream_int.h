@@ -14,9 +14,17 @@
  *                            out but still listen for a late reply until the request's deadline.
  *                            Refcounted: one reference while in flight, one per attempt whose
  *                            handles are not yet closed.
- *   struct upstream_attempt  one exchange with one server: a fresh UDP socket (or a TCP connection
- *                            after a truncated reply), a timer, the query with a fresh ID. Owns
- *                            its handles; returned to the pool after the last close callback.
+ *   struct upstream_attempt  one exchange with one server: a query with a fresh random ID sent on
+ *                            a socket of the server's pool (or a TCP connection after a truncated
+ *                            reply), and a timer. Registered on its socket under its ID while it
+ *                            runs (and while it waits for a late reply); owns its timer (and TCP
+ *                            handle); returned to the free list after the last close callback.
+ *   struct upstream_sockset  the socket pool of one server address (upstream_sock.c): up to
+ *                            UPSTREAM_SOCKS connected UDP sockets on random ports, each picked
+ *                            at random per attempt and retired after UPSTREAM_SOCK_QUERIES
+ *                            queries or UPSTREAM_SOCK_MS.
+ *   struct upstream_sock     one pooled UDP socket: its attempts by ID (unique on the socket).
+ *                            Closed once retired and no attempt is registered on it.
  * Requests, attempts and waiters come from free lists (at most UPSTREAM_POOL_MAX kept each).
  */
 #ifndef VETO_UPSTREAM_INT_H
@@ -37,6 +45,13 @@
 #define UPSTREAM_RBUF		65536	/* shared receive buffer (UDP and TCP reads) */
 #define UPSTREAM_TABLE_MIN	256	/* initial buckets of the dedup table (power of two) */
 #define UPSTREAM_DEFAULT_TIMEOUT_MS 1500
+/* the UDP socket pool (README: "Spoofing resistance") */
+#define UPSTREAM_SOCKS		16	/* sockets per server address in use at once */
+#define UPSTREAM_SOCK_QUERIES	64	/* queries sent on a socket before it is retired (64
+					   replies of 1,232 octets fit the default receive buffer) */
+#define UPSTREAM_SOCK_MS	2000	/* age (ms) after which a socket takes no new query */
+#define UPSTREAM_SOCK_BUCKETS	64	/* ID buckets per socket (power of two) */
+#define UPSTREAM_MMSG		8	/* replies read per recvmmsg(2) on a pool socket */
 
 /* Intrusive circular doubly linked list. */
 struct upstream_link {
@@ -128,9 +143,11 @@ struct upstream_attempt {
 	struct upstream_link rlink;	/* in req->live while not finished */
 	bool h_open;			/* h was initialised (must be closed) */
 	unsigned pending;		/* open handles + libuv requests in flight */
+	struct upstream_sock *sock;	/* UDP: the pooled socket a is registered on, else NULL */
+	struct upstream_attempt *idnext; /* chain of sock's ID bucket */
+	struct upstream_link slink;	/* in sock->attempts while registered */
 	union {
 		uv_handle_t handle;
-		uv_udp_t udp;
 		uv_tcp_t tcp;
 	} h;
 	uv_timer_t timer;
@@ -172,15 +189,45 @@ struct upstream_req {
 	struct dnsmsg_query q;		/* copy */
 };
 
+struct upstream_sock {
+	struct upstream *u;
+	struct upstream_sockset *set;
+	uv_udp_t udp;
+	uint64_t born;			/* uv_now() when opened */
+	unsigned uses;			/* queries sent on it */
+	unsigned slot;			/* index in set->slot while not retired */
+	bool retired;			/* takes no new query; closed once nattempts is 0 */
+	bool closing;
+	uint16_t port;			/* local port, host order */
+	unsigned nattempts;		/* attempts registered (their IDs are matched) */
+	struct upstream_link attempts;	/* those attempts (slink) */
+	struct upstream_attempt *ids[UPSTREAM_SOCK_BUCKETS]; /* by ID */
+	struct upstream_sock *pool_next; /* u->free_socks */
+};
+
+struct upstream_sockset {
+	struct sockaddr_storage ss;	/* the server */
+	socklen_t len;
+	struct upstream_sock *slot[UPSTREAM_SOCKS]; /* sockets taking queries (NULL: none yet) */
+	unsigned nopen;			/* sockets of this set not yet closed, retired ones too */
+	struct upstream_sockset *next;	/* u->sets */
+};
+
 struct upstream {
 	uv_loop_t *loop;
+	struct upstream_sockset *sets;	/* one per server address used (upstream_sock.c) */
+	uint8_t *mbuf;			/* pool sockets' receive buffer: UPSTREAM_MMSG x 64 KiB
+					   (libuv's recvmmsg chunk), allocated with the first */
+	uv_timer_t sweep;		/* retires sockets older than UPSTREAM_SOCK_MS */
+	bool sweep_closing;
 	struct upstream_servers *servers;
 	uv_idle_t idle;			/* starts requests and runs queued completions */
 	bool closing;
 	bool idle_closing;
 	void (*close_done)(void *arg);
 	void *close_arg;
-	unsigned live;			/* idle handle + attempts not yet released */
+	unsigned live;			/* idle and sweep handles + attempts and sockets not yet
+					   released */
 	unsigned nreqs;			/* requests not yet released */
 	struct upstream_link starting;	/* requests waiting for the idle callback */
 	struct upstream_link inflight;	/* requests with an attempt running */
@@ -192,7 +239,8 @@ struct upstream {
 	struct upstream_req *free_reqs;
 	struct upstream_attempt *free_attempts;
 	struct upstream_wait *free_waits;
-	size_t nfree_reqs, nfree_attempts, nfree_waits;
+	struct upstream_sock *free_socks;
+	size_t nfree_reqs, nfree_attempts, nfree_waits, nfree_socks;
 	uint8_t rnd[512];		/* getrandom() output, consumed 2 octets per ID */
 	size_t rnd_pos;
 	uint64_t prng;			/* fallback stream if getrandom() ever fails */
@@ -236,6 +284,31 @@ void upstream_attempt_start_timer(struct upstream_attempt *a);
 /* The read buffer of an attempt's socket (UDP or TCP; handle->data is the attempt): the
  * upstream's shared receive buffer, u->rbuf. */
 void upstream_on_attempt_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+
+/* The next random 16-bit ID (getrandom() output). */
+uint16_t upstream_random_id(struct upstream *u);
+
+/* upstream_sock.c: the UDP socket pool. */
+/* Starts the sweep timer (upstream_new). */
+void upstream_sock_init(struct upstream *u);
+/* Registers a (UDP, query not yet written) on a socket of its server's pool, opening one when
+ * the slot picked at random is empty or due for retirement, and sets a->id to a random ID that
+ * no other attempt on that socket holds. 0 or a libuv error (nothing registered). */
+int upstream_sock_register(struct upstream_attempt *a);
+/* Sends a's query on its socket (uv_udp_try_send, else a queued send counted in a->pending);
+ * starts a's timer once sent. 0 or a libuv error. */
+int upstream_sock_send(struct upstream_attempt *a);
+/* Takes a off its socket (its ID no longer matches); closes a retired socket left empty. */
+void upstream_sock_unregister(struct upstream_attempt *a);
+/* Retires the sockets of every pool whose server is not in servers (reconfigure), frees the
+ * pools left empty. */
+void upstream_sock_prune(struct upstream *u, const struct upstream_servers *servers);
+/* Shutdown: retires every socket (closed as their attempts finish), closes the sweep timer. */
+void upstream_sock_close(struct upstream *u);
+/* Frees the pools (every socket is closed). */
+void upstream_sock_free(struct upstream *u);
+/* Called when a handle owned by the upstream has closed (live count). */
+void upstream_handle_released(struct upstream *u);
 
 /* upstream_tcp.c: opens the TCP connection of a (timer already initialised, query written) and
  * sends the query once connected. 0 or a libuv error (then a->h_open says what to close). */

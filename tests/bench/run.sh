@@ -50,6 +50,11 @@ awk -v seed=7 'BEGIN { srand(seed) }
 			else printf "m%d.miss.example A\n", i;
 		}
 	}' "$work/blocked.list" /dev/null >"$work/mix.txt"
+# cache misses only: names never asked before (enough for a whole run at 100k qps), and another
+# set for the latency run so that it does not hit what the throughput run cached
+nmiss=$((DURATION * 100000))
+awk -v n="$nmiss" 'BEGIN { for (i = 1; i <= n; i++) printf "u%d.miss.example A\n", i }' >"$work/miss.txt"
+awk 'BEGIN { for (i = 1; i <= 500000; i++) printf "l%d.miss.example A\n", i }' >"$work/miss-lat.txt"
 
 # --- servers ---------------------------------------------------------------------------------
 taskset -c $LOAD_CPU "$upstream_bin" $UP_PORT $((DURATION * 12 + 120)) &
@@ -139,7 +144,9 @@ echo "veto vs dnsdist $(dnsdist --version 2>/dev/null | head -1 | awk '{print $2
 	"(server on CPU $SERVER_CPU, dnsperf on CPU $LOAD_CPU), $DURATION s per run, blocklist $nblocked names"
 printf '| mix | veto qps | dnsdist qps | qps ratio | veto CPU us/query | dnsdist CPU us/query | CPU ratio (dnsdist/veto) | veto p50/p99 us at half peak | dnsdist p50/p99 us at half peak |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
-for mix in hits blocked mix; do
+for mix in hits blocked mix miss; do
+	lat="$work/$mix.txt"
+	[ "$mix" = miss ] && lat="$work/miss-lat.txt"
 	t0=$(cpu_ticks $veto_pid)
 	v=$(run_qps $VETO_PORT "$work/$mix.txt")
 	vc=$(us_per_query "$t0" "$(cpu_ticks $veto_pid)" "$(completed)")
@@ -149,8 +156,8 @@ for mix in hits blocked mix; do
 	dc=$(us_per_query "$t0" "$(cpu_ticks $dd_pid)" "$(completed)")
 	ratio=$(awk -v a="$v" -v b="$d" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
 	cratio=$(awk -v a="$vc" -v b="$dc" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')
-	read -r vp50 vp99 < <(run_p99 $VETO_PORT "$work/$mix.txt" $((v / 2)))
-	read -r dp50 dp99 < <(run_p99 $DD_PORT "$work/$mix.txt" $((d / 2)))
+	read -r vp50 vp99 < <(run_p99 $VETO_PORT "$lat" $((v / 2)))
+	read -r dp50 dp99 < <(run_p99 $DD_PORT "$lat" $((d / 2)))
 	printf '| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s |\n' "$mix" "$v" "$d" \
 		"$ratio" "$vc" "$dc" "$cratio" "$vp50" "$vp99" "$dp50" "$dp99"
 	[ "${vl%%(*}" = "0" ] || echo "  (veto lost ${vl} queries on $mix)"

@@ -41,7 +41,9 @@ OUR_PAYLOAD = 1232
 class Send:
 	delay: float		# seconds after the query arrived
 	wire: bytes
-	via: str = "normal"	# "normal", or "altport": sent from another socket (wrong source port)
+	via: str = "normal"	# "normal", "altport": sent from another socket (wrong source port),
+				# "altaddr": from another address (127.0.0.2, same port; IPv4 only),
+				# "others": to every other port veto has queried from (right source)
 
 
 @dataclass
@@ -271,7 +273,10 @@ class Delay(Rule):
 class Spoof(Rule):
 	"""Sends forged replies first (all claiming SPOOF_ADDRESS), then inner's real reply after
 	`after` seconds. kinds: "id" (wrong ID), "question" (right ID, another name), "port" (right
-	ID and question, from another source port; UDP only), "noqr" (QR bit clear)."""
+	ID and question, from another source port; UDP only), "addr" (right ID and question, from
+	another address: 127.0.0.2; UDP over IPv4 only), "others" (right ID and question from the
+	right address and port, sent to every other source port veto has used; UDP only), "noqr" (QR
+	bit clear)."""
 
 	def __init__(self, inner=None, kinds=("id", "question", "port", "noqr"), after=0.05):
 		self.inner = inner or Answer()
@@ -291,10 +296,10 @@ class Spoof(Rule):
 				other = dns.name.from_text("spoofed-" + _qname(query).replace(".", "-") + ".invalid.")
 				forged.question = [dns.rrset.RRset(other, dns.rdataclass.IN, query.question[0].rdtype)]
 				forged.answer = [dns.rrset.from_text(other, 300, "IN", "A", SPOOF_ADDRESS)]
-			elif kind == "port":
+			elif kind in ("port", "addr", "others"):
 				if transport != "udp":
 					continue
-				via = "altport"
+				via = {"port": "altport", "addr": "altaddr", "others": "others"}[kind]
 			elif kind == "noqr":
 				forged.flags &= ~dns.flags.QR
 			out.append(Send(0, forged.to_wire(max_size=65535), via))
@@ -408,7 +413,8 @@ class FakeUpstream:
 		self._stopping = True
 		self._wake_w.send(b"x")
 		self._thread.join(timeout=5)
-		for s in [self._udp, self._tcp, self._alt, self._wake_r, self._wake_w, *self._conns]:
+		extra = [self._altaddr_sock] if getattr(self, "_altaddr_sock", None) is not None else []
+		for s in [self._udp, self._tcp, self._alt, self._wake_r, self._wake_w, *self._conns, *extra]:
 			try:
 				s.close()
 			except OSError:
@@ -495,9 +501,32 @@ class FakeUpstream:
 			else:
 				heapq.heappush(self._timers, (arrived + s.delay, next(self._seq), fn))
 
+	def _altaddr(self):
+		if getattr(self, "_altaddr_sock", None) is None:
+			a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+			a.bind(("127.0.0.2", self.port))
+			self._altaddr_sock = a
+		return self._altaddr_sock
+
+	def send_to_port(self, wire, port, host="127.0.0.1"):
+		"""Sends wire from the upstream's own address and port to port on host (what a spoofer
+		who guessed a port would send)."""
+		self._udp.sendto(wire, (host, port))
+
 	def _sender(self, s, transport, addr, conn):
 		if transport == "udp":
-			sock = self._alt if s.via == "altport" else self._udp
+			if s.via == "others":
+				with self.lock:
+					ports = {r.sport for r in self.received if r.transport == "udp"} - {addr[1]}
+
+				def send_others():
+					for p in sorted(ports):
+						self._udp.sendto(s.wire, (addr[0], p))
+				return send_others
+			if s.via == "altaddr":
+				sock = self._altaddr()
+			else:
+				sock = self._alt if s.via == "altport" else self._udp
 			return lambda: sock.sendto(s.wire, addr)
 
 		def send_tcp():

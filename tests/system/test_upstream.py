@@ -112,7 +112,9 @@ def test_random_ids_and_source_ports(veto, upstream):
 	ports = [g.sport for g in got]
 	assert sum(1 for i in ids if i == 0x1234) <= 1, f"client ID reused upstream: {ids}"
 	assert len(set(ids)) >= 5, f"upstream IDs not random: {ids}"
-	assert len(set(ports)) >= 5, f"upstream source ports not random: {ports}"
+	# sockets come from a pool picked at random per query (test_upstream_pool.py): a port
+	# repeats when two queries pick the same socket, not every time
+	assert len(set(ports)) >= 2, f"upstream source ports not random: {ports}"
 	assert veto.port not in ports, "queries must not be sent from the listening socket"
 
 
