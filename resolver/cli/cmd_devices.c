@@ -88,41 +88,6 @@ cmd_devices_os_text(unsigned bits, char *buf, size_t size)
 	return buf;
 }
 
-static const struct devices_obs *
-best_obs(const struct devices_record *r)
-{
-	const struct devices_obs *best = NULL;
-	for (size_t i = 0; i < r->nobs; i++)
-		if (best == NULL || strcasecmp(r->obs[i].vendor, r->vendor) == 0 ||
-		    (strcasecmp(best->vendor, r->vendor) != 0 && r->obs[i].count > best->count))
-			best = &r->obs[i];
-	return best;
-}
-
-const char *
-cmd_devices_evidence(const struct devices_record *r, char *buf, size_t size)
-{
-	const struct devices_obs *o = best_obs(r);
-	if (r->pin_vendor[0] != '\0' || r->pin_group[0] != '\0')
-		snprintf(buf, size, "pinned");
-	else if (r->vendor_source == IDENTITY_SRC_SIGNATURE && o != NULL && o->rom > 0)
-		snprintf(buf, size, "rom x%u %s", (unsigned)o->rom,
-			 o->rom_evidence[0] ? o->rom_evidence : o->evidence);
-	else if (r->vendor_source == IDENTITY_SRC_SIGNATURE && o != NULL && o->app > 0)
-		snprintf(buf, size, "app x%u %s", (unsigned)o->app, o->evidence);
-	else if (r->vendor_source == IDENTITY_SRC_SIGNATURE && o != NULL)
-		snprintf(buf, size, "x%u %s", (unsigned)o->count, o->evidence);
-	else if (r->vendor_source == IDENTITY_SRC_HOSTNAME)
-		snprintf(buf, size, "hostname %s", r->hostname);
-	else if (r->vendor_source == IDENTITY_SRC_OUI)
-		snprintf(buf, size, "oui");
-	else if (r->vendor_source == IDENTITY_SRC_INVENTORY)
-		snprintf(buf, size, "inventory");
-	else
-		snprintf(buf, size, "-");
-	return buf;
-}
-
 /* "" is null, as in the saved state */
 static void
 json_str(FILE *out, const char *s)
@@ -293,7 +258,7 @@ print_json(FILE *out, const struct devices_record *r)
 	fputs(",\"vendor_source\":", out);
 	json_str(out, identity_source_name(r->vendor_source));
 	fputs(",\"evidence\":", out);
-	cmd_devices_evidence(r, ev, sizeof(ev));
+	identify_evidence_text(r, ev, sizeof(ev));
 	json_str(out, strcmp(ev, "-") != 0 ? ev : NULL);
 	cmd_devices_json_evidence(out, r);
 	time_text(r->first_seen, false, t1, sizeof(t1));
@@ -358,7 +323,7 @@ on_list(void *arg, const struct devices_record *r)
 	if (r->has_mac)
 		k = mac_format(&r->mac, mac);
 	text_copy(key, sizeof(key), k);
-	cmd_devices_evidence(r, ev, sizeof(ev));
+	identify_evidence_text(r, ev, sizeof(ev));
 	if (r->vendor[0] != '\0')
 		snprintf(vendor, sizeof(vendor), "%s (%s)", r->vendor,
 			 identity_source_name(r->vendor_source));
@@ -619,7 +584,7 @@ print_text(FILE *out, const struct devices_record *r)
 		fprintf(out, " (from %s)", identity_source_name(r->vendor_source));
 	fputc('\n', out);
 	fprintf(out, "  evidence:   %s\n", text_safe(ev, sizeof(ev),
-							cmd_devices_evidence(r, ev, sizeof(ev))));
+							identify_evidence_text(r, ev, sizeof(ev))));
 	cmd_devices_text_evidence(out, r, "  ", 12);
 	time_text(r->first_seen, true, t1, sizeof(t1));
 	time_text(r->last_seen, true, t2, sizeof(t2));
