@@ -95,7 +95,9 @@ server_policy_text(void *arg, char **out)
 	put_field(f, cfg->path);
 	fprintf(f, "\t%zu\t%zu\n", policy_names(s->policy), policy_memory(s->policy));
 	fprintf(f, "reload\t%" PRIu64 "\t%s\t%" PRIu64 "\t%" PRIu64 "\n", s->reload_wall_ms,
-	        s->reload_status == 1 ? "none" : s->reload_status == 0 ? "ok" : "failed",
+	        s->reload_status == 1   ? "none"
+	        : s->reload_status == 0 ? "ok"
+	                                : "failed",
 	        s->stats.reloads, s->stats.reload_failures);
 	if (s->reload_problems != NULL)
 		for (const char *p = s->reload_problems; *p != '\0';) {
@@ -108,8 +110,8 @@ server_policy_text(void *arg, char **out)
 		}
 	for (size_t i = 0; i < cfg->ngroups; i++) {
 		const struct config_group *g = &cfg->groups[i];
-		enum config_action a = g->action == CONFIG_ACTION_INHERIT ? cfg->block.action
-		                                                          : g->action;
+		enum config_action a =
+		        g->action == CONFIG_ACTION_INHERIT ? cfg->block.action : g->action;
 		fputs("group\t", f);
 		put_field(f, g->name);
 		fprintf(f, "\t%s\t%s\t", config_action_name(a), g->default_deny ? "deny" : "allow");
@@ -125,8 +127,8 @@ server_policy_text(void *arg, char **out)
 		policy_list_stats(s->policy, (int)i, &st);
 		fputs("list\t", f);
 		put_field(f, l->name);
-		fprintf(f, "\t%zu\t%zu\t%zu\t%zu\t%zu\n", st.entries, st.skipped, l->nfiles, l->nurls,
-		        l->ndomains);
+		fprintf(f, "\t%zu\t%zu\t%zu\t%zu\t%zu\n", st.entries, st.skipped, l->nfiles,
+		        l->nurls, l->ndomains);
 	}
 	if (fclose(f) != 0) {
 		free(text);

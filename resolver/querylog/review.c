@@ -81,8 +81,9 @@ add_one(struct review_canon *canon, struct logdb_values *vs, const char *name, c
 			snprintf(err, size,
 			         "--action: unknown value '%s' (%s%s%sexpected forward, cache, "
 			         "sinkhole, nxdomain, nodata, refused, servfail, formerr, notimp)",
-			         text_safe(shown, sizeof(shown), v), s != NULL ? "did you mean '" : "",
-			         s != NULL ? s : "", s != NULL ? "'? " : "");
+			         text_safe(shown, sizeof(shown), v),
+			         s != NULL ? "did you mean '" : "", s != NULL ? s : "",
+			         s != NULL ? "'? " : "");
 			return -EINVAL;
 		}
 	}
@@ -233,7 +234,8 @@ check_values(const char *opt, const struct logdb_values *vs, const struct known 
 			         shown, text_safe(sug, sizeof(sug), s));
 		else
 			snprintf(err, size,
-			         "--%s: unknown %s '%s' (not in the configuration, never seen in the "
+			         "--%s: unknown %s '%s' (not in the configuration, never seen in "
+			         "the "
 			         "query database)",
 			         opt, opt, shown);
 		return 1;
