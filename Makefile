@@ -1,7 +1,8 @@
 # Thin wrapper around CMake. `make run` and `make test` install what is missing first.
 PKGS := build-essential cmake pkg-config libuv1-dev libldns-dev libyaml-dev libcmocka-dev \
         libsqlite3-dev libcurl4-openssl-dev libsystemd-dev ieee-data python3-pytest \
-        python3-dnspython python3-yaml logrotate
+        python3-dnspython python3-yaml logrotate libmicrohttpd-dev libcrypt-dev \
+        python3-prometheus-client
 BENCH_PKGS := dnsperf dnsdist
 DEB_PKGS := dpkg-dev file   # dpkg-shlibdeps, and the file(1) CPack runs before it
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

@@ -309,6 +309,20 @@ devices_free(struct config *cfg)
 	free(cfg->devices.hostname_vendors);
 }
 
+static void
+http_free(struct config *cfg)
+{
+	addr_free(cfg->http.listen, cfg->http.nlisten);
+	for (size_t i = 0; i < cfg->http.nusers; i++) {
+		free(cfg->http.users[i].name);
+		free(cfg->http.users[i].password);
+	}
+	free(cfg->http.users);
+	for (size_t i = 0; i < cfg->http.ntokens; i++)
+		free(cfg->http.tokens[i].name);
+	free(cfg->http.tokens);
+}
+
 void
 config_free(struct config **cfgp)
 {
@@ -319,6 +333,7 @@ config_free(struct config **cfgp)
 	free(cfg->dir);
 	addr_free(cfg->server.listen, cfg->server.nlisten);
 	free(cfg->server.allow);
+	http_free(cfg);
 	addr_free(cfg->upstream.servers, cfg->upstream.nservers);
 	free(cfg->upstream.resolv_conf_path);
 	for (size_t i = 0; i < cfg->nlists; i++) {

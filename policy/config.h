@@ -172,6 +172,26 @@ enum config_rate_action {
 	CONFIG_RATE_DROP,		/* no reply */
 };
 
+/* http.users[i] and http.tokens[i]: who may use the HTTP listener, and as what. */
+enum config_http_role {
+	CONFIG_HTTP_READ = 1,	/* reads pages and /metrics */
+	CONFIG_HTTP_ADMIN = 2,	/* also acts (forget, pin, unpin) */
+};
+
+struct config_http_user {
+	char *name;		/* owned, unique among users */
+	char *password;		/* owned, a crypt(3) hash: yescrypt "$y$..." or SHA-512 "$6$..." */
+	enum config_http_role role;
+	struct config_loc loc;
+};
+
+struct config_http_token {
+	char *name;		/* owned, unique among tokens (what the log says) */
+	uint8_t sha256[32];	/* SHA-256 of the token as sent in Authorization: Bearer */
+	enum config_http_role role;
+	struct config_loc loc;
+};
+
 struct config {
 	char *path;		/* owned, the file as given */
 	char *dir;		/* owned, its folder: the base of relative paths */
@@ -278,6 +298,17 @@ struct config {
 		struct config_hostname_vendor *hostname_vendors; /* default: hostglob's table */
 		size_t nhostname_vendors;
 	} devices;
+
+	/* the HTTP listener (/metrics and the web console); off when nlisten is 0 (default).
+	 * A non-loopback listen address needs users or tokens (checked) */
+	struct {
+		struct config_addr *listen;	/* "127.0.0.1:8080"; port 80 when not given */
+		size_t nlisten;
+		struct config_http_user *users;
+		size_t nusers;
+		struct config_http_token *tokens;
+		size_t ntokens;
+	} http;
 };
 
 /*
@@ -311,7 +342,10 @@ void config_lint_oui(const struct config *cfg, struct diag *diag);
  */
 void config_lint_paths(const struct config *cfg, struct diag *diag);
 
-const char *config_action_name(enum config_action a); /* "sinkhole", ...; "inherit" */
+const char *config_action_name(enum config_action a);
+const char *config_http_role_name(enum config_http_role r); /* "read", "admin" */
+/* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+bool config_addr_is_loopback(const struct sockaddr_storage *ss); /* "sinkhole", ...; "inherit" */
 /* The candidate closest to word (a few edits at most, as `veto check` suggests keys, lists and
  * vendors), or NULL: the "did you mean" of the commands. cands: n strings, borrowed. */
 const char *config_suggest(const char *word, const char *const *cands, size_t n);

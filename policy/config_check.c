@@ -637,6 +637,7 @@ static const struct config_schema_key top_keys[] = {
         CONFIG_SCHEMA_CALL_KEY("log", on_log),
         CONFIG_SCHEMA_PATH_KEY("state_dir", struct config, state_dir),
         CONFIG_SCHEMA_CALL_KEY("devices", config_devices_section),
+        CONFIG_SCHEMA_CALL_KEY("http", config_http_section),
 };
 
 int
@@ -660,6 +661,7 @@ config_check(const struct config_node *root, const char *file, struct config *cf
 	finish_log(&c);
 	config_lists_finish(&c);
 	finish_rate_limit(cfg);
+	config_http_finish(&c);
 
 	if (cfg->cache.min_ttl > cfg->cache.max_ttl) {
 		const struct config_node *at =

@@ -96,6 +96,7 @@ struct config_check_ctx {
 	bool log_file_set;
 	const struct config_node *sig_key, *sig_val; /* devices.signatures */
 	bool signatures_set, hostname_vendors_set;
+	const struct config_node *http_key; /* the http: key, where auth problems are reported */
 };
 
 /* What a group's key handlers share (config_check.c and the device selectors). */
@@ -237,6 +238,15 @@ void config_schema_walk_map(struct config_check_ctx *c, const struct config_node
 void config_lists_section(struct config_check_ctx *c, const struct config_node *key,
 			  const struct config_node *val, const char *path, void *obj);
 void config_lists_finish(struct config_check_ctx *c);
+
+/*
+ * The http section (config_http.c): listen, users, tokens. config_http_section handles the
+ * top-level key "http" (obj is the struct config); config_http_finish refuses a non-loopback
+ * listen address without users or tokens.
+ */
+void config_http_section(struct config_check_ctx *c, const struct config_node *key,
+			 const struct config_node *val, const char *path, void *obj);
+void config_http_finish(struct config_check_ctx *c);
 
 /*
  * The devices section (config_devices.c). config_devices_section handles the top-level key

@@ -32,6 +32,7 @@ int cmd_health(int argc, char **argv);	/* cmd_health.c */
 int cmd_lists(int argc, char **argv);	/* cmd_lists.c */
 
 int cmd_stats(int argc, char **argv);	/* cmd_stats.c */
+int cmd_passwd(int argc, char **argv);	/* cmd_passwd.c */
 
 struct logdb_reader;
 struct logdb_filter;

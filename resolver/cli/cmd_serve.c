@@ -10,11 +10,14 @@
 #include "cmd.h"
 #include "config.h"
 #include "diag.h"
+#include "http.h"
+#include "http_metrics.h"
 #include "log.h"
 #include "policy.h"
 #include "privdrop.h"
 #include "sdnotify.h"
 #include "server.h"
+#include "web.h"
 
 static void
 usage(FILE *out)
@@ -48,12 +51,38 @@ on_walk_report(uv_handle_t *h, void *arg)
 		  uv_handle_type_name(uv_handle_get_type(h)));
 }
 
+/* SIGHUP reloaded the policy: the listener's users and tokens follow (loop thread). */
+static void
+on_policy_reloaded(void *arg, const struct policy *policy)
+{
+	http_reload(arg, policy_config(policy));
+}
+
+/*
+ * The HTTP listener's routes: /metrics, then the web console's pages. Started after the
+ * privilege drop (its threads inherit nothing); its sockets were bound before it.
+ */
+static int
+start_http(struct http_server *http, struct metrics_feed *feed, struct web *web)
+{
+	struct http_route routes[1 + WEB_ROUTES_MAX] = {
+	        {"/metrics", HTTP_ROLE_READ, false, http_metrics_page, feed},
+	};
+	size_t nweb;
+	const struct http_route *pages = web_routes(web, &nweb);
+	memcpy(routes + 1, pages, nweb * sizeof(*pages));
+	return http_start(http, routes, 1 + nweb);
+}
+
 static int
 run(const char *path, const char *user)
 {
 	struct diag diag;
 	struct policy *policy = NULL;
 	struct server *srv = NULL;
+	struct http_server *http = NULL;
+	struct metrics_feed *feed = NULL;
+	struct web *web = NULL;
 	uv_loop_t loop;
 	int rc = CMD_EXIT_OK;
 	int err;
@@ -98,8 +127,23 @@ run(const char *path, const char *user)
 	err = server_start(srv);
 	if (err == 0)
 		err = server_watch_signals(srv);
+	if (err == 0) /* bound as root, like the DNS sockets (a port below 1024 needs it) */
+		err = http_new(policy_config(server_policy(srv)), &http);
 	if (err == 0)
 		err = privdrop_end(&pd);
+	if (err == 0 && http != NULL) {
+		const struct config *cfg = policy_config(server_policy(srv));
+		struct web_options wo = {.config_path = path,
+		                         .database = cfg->log.database,
+		                         .state_dir = cfg->state_dir};
+		err = metrics_feed_new(&loop, srv, &feed);
+		if (err == 0)
+			err = web_new(&wo, &web);
+		if (err == 0)
+			err = start_http(http, feed, web);
+		if (err == 0)
+			server_on_reload(srv, on_policy_reloaded, http);
+	}
 	if (err == 0)
 		sdnotify_ready("serving");
 	if (err != 0) {
@@ -107,6 +151,15 @@ run(const char *path, const char *user)
 		server_stop(srv, NULL, NULL);
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
+	/* the HTTP threads first (a handler waiting on the feed is woken), then the feed */
+	server_on_reload(srv, NULL, NULL);
+	if (feed != NULL) {
+		metrics_feed_close(feed);
+		http_free(&http);
+		uv_run(&loop, UV_RUN_DEFAULT);
+	}
+	http_free(&http);
+	web_free(&web); /* after the listener: its handlers used it */
 	server_free(&srv);
 	err = uv_loop_close(&loop);
 	if (err != 0) {

@@ -29,6 +29,7 @@ usage(FILE *out)
 		"  lists    every list source: entries, last and next download, last error\n"
 		"           (veto lists -c FILE [--json] [--refresh])\n"
 		"  stats    the running daemon's counters (veto stats -c FILE [--json])\n"
+		"  passwd   a password hash for http.users (veto passwd [--sha512])\n"
 		"  version  print the version\n"
 		"\n"
 		"'veto COMMAND --help' describes each command. Exit codes: 0 ok, 1 runtime error,\n"
@@ -73,6 +74,8 @@ main(int argc, char **argv)
 		return cmd_lists(argc - 1, argv + 1);
 	if (strcmp(cmd, "stats") == 0)
 		return cmd_stats(argc - 1, argv + 1);
+	if (strcmp(cmd, "passwd") == 0)
+		return cmd_passwd(argc - 1, argv + 1);
 	fprintf(stderr, "veto: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return CMD_EXIT_USAGE;

@@ -426,6 +426,12 @@ devices_count(const struct devices *d)
 }
 
 const struct devices_record *
+devices_record_at(const struct devices *d, size_t i)
+{
+	return i < d->n ? &d->recs[i] : NULL;
+}
+
+const struct devices_record *
 devices_find(const struct devices *d, const char *key)
 {
 	struct dkey k;

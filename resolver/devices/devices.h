@@ -106,6 +106,8 @@ void devices_free(struct devices **d);	/* after the close callback; NULL-safe */
 
 /* Number of devices in the table (tests). */
 size_t devices_count(const struct devices *d);
+/* Record i of the table, 0 <= i < devices_count() (metrics; valid until the next query). */
+const struct devices_record *devices_record_at(const struct devices *d, size_t i);
 /* The record with that key, or NULL (tests, valid until the next query). */
 const struct devices_record *devices_find(const struct devices *d, const char *key);
 

@@ -8,11 +8,108 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "devices.h"
+#include "identify.h"
+#include "query.h"
 #include "querylog.h"
 #include "server_int.h"
+
+static const char *const rcode_names[METRICS_RCODES] = {
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other",
+};
+static const char *const event_names[METRICS_EVENTS] = {
+        "first_seen", "vendor", "group_change", "other",
+};
+
+const char *
+metrics_rcode_name(size_t slot)
+{
+	return slot < METRICS_RCODES ? rcode_names[slot] : "other";
+}
+
+const char *
+metrics_action_name(size_t action)
+{
+	return querylog_action_name((uint8_t)action);
+}
+
+const char *
+metrics_event_name(size_t slot)
+{
+	return slot < METRICS_EVENTS ? event_names[slot] : "other";
+}
+
+/* The counters' slot of group g of pol (g < 0: none). */
+static size_t
+group_slot(int g)
+{
+	if (g < 0)
+		return METRICS_NONE;
+	return g < METRICS_GROUPS ? (size_t)g : METRICS_OTHER;
+}
+
+void
+metrics_count_query(struct server *s, const struct query *q, const struct policy *pol)
+{
+	struct metrics_counts *c = &s->counts;
+	size_t a = q->action < METRICS_ACTIONS ? q->action : 0;
+	size_t g = group_slot(q->group);
+
+	c->by_action[q->tcp ? 1 : 0][a]++;
+	c->by_rcode[q->rcode < METRICS_RCODES - 1 ? q->rcode : METRICS_RCODES - 1]++;
+	if (pol != s->policy && q->group >= 0) {
+		/* decided before a reload: find its group by name in the policy in use */
+		const char *name = policy_group_name(pol, q->group);
+		const struct config *cur = policy_config(s->policy);
+		g = METRICS_OTHER;
+		for (size_t i = 0; name != NULL && i < cur->ngroups; i++) {
+			if (strcmp(cur->groups[i].name, name) == 0) {
+				g = group_slot((int)i);
+				break;
+			}
+		}
+	}
+	c->by_group[g][a]++;
+}
+
+void
+metrics_count_event(struct server *s, const char *kind)
+{
+	size_t i = 0;
+	while (i < METRICS_EVENTS - 1 && strcmp(event_names[i], kind) != 0)
+		i++;
+	s->counts.device_events[i]++;
+}
+
+void
+metrics_remap_groups(struct metrics_counts *c, const struct policy *old,
+                     const struct policy *new_policy)
+{
+	const struct config *o = policy_config(old), *n = policy_config(new_policy);
+	uint64_t moved[METRICS_GROUPS + 2][METRICS_ACTIONS];
+
+	memset(moved, 0, sizeof(moved));
+	memcpy(moved[METRICS_OTHER], c->by_group[METRICS_OTHER], sizeof(moved[0]));
+	memcpy(moved[METRICS_NONE], c->by_group[METRICS_NONE], sizeof(moved[0]));
+	for (size_t i = 0; i < n->ngroups && i < METRICS_GROUPS; i++) {
+		for (size_t j = 0; j < o->ngroups && j < METRICS_GROUPS; j++) {
+			if (strcmp(n->groups[i].name, o->groups[j].name) == 0) {
+				memcpy(moved[i], c->by_group[j], sizeof(moved[0]));
+				break;
+			}
+		}
+	}
+	memcpy(c->by_group, moved, sizeof(moved));
+}
+
+static void
+copy_name(char dst[METRICS_NAME], const char *src)
+{
+	snprintf(dst, METRICS_NAME, "%s", src != NULL ? src : "");
+}
 
 void
 metrics_snapshot(const struct server *s, struct metrics *m)
@@ -37,6 +134,71 @@ metrics_snapshot(const struct server *s, struct metrics *m)
 	if (s->devices != NULL) {
 		m->devices_on = true;
 		m->devices = devices_count(s->devices);
+	}
+	m->counts = s->counts;
+	const struct config *cfg = policy_config(s->policy);
+	m->ngroups = cfg->ngroups < METRICS_GROUPS ? cfg->ngroups : METRICS_GROUPS;
+	for (size_t i = 0; i < m->ngroups; i++)
+		copy_name(m->groups[i], cfg->groups[i].name);
+	m->nlists = cfg->nlists < METRICS_LISTS ? cfg->nlists : METRICS_LISTS;
+	for (size_t i = 0; i < m->nlists; i++) {
+		struct policy_list_stats ls;
+		policy_list_stats(s->policy, (int)i, &ls);
+		copy_name(m->lists[i].name, cfg->lists[i].name);
+		m->lists[i].entries = ls.entries;
+	}
+	m->policy_age_ms = now > s->policy_ms ? now - s->policy_ms : 0;
+	if (s->upstream != NULL) {
+		upstream_get_stats(s->upstream, &m->upstream);
+		m->nservers = upstream_get_server_stats(s->upstream, m->servers, METRICS_SERVERS);
+	}
+}
+
+void
+metrics_snapshot_devices(const struct server *s, struct metrics *m)
+{
+	struct metrics_devices *d = &m->dev;
+	const struct config *cfg = policy_config(s->policy);
+
+	memset(d, 0, sizeof(*d));
+	if (s->devices == NULL)
+		return;
+	d->taken = true;
+	/* the vendors named by the configuration's signatures, once each */
+	for (size_t i = 0; i < cfg->devices.nsignatures && d->nvendors < METRICS_VENDORS; i++) {
+		const char *v = cfg->devices.signatures[i].vendor;
+		size_t j = 0;
+		while (j < d->nvendors && strcasecmp(d->vendors[j], v) != 0)
+			j++;
+		if (j == d->nvendors)
+			copy_name(d->vendors[d->nvendors++], v);
+	}
+	size_t n = devices_count(s->devices);
+	for (size_t i = 0; i < n; i++) {
+		const struct devices_record *r = devices_record_at(s->devices, i);
+		size_t v = METRICS_VENDORS + 1; /* unknown */
+		if (r->vendor[0] != '\0') {
+			v = METRICS_VENDORS; /* other */
+			for (size_t j = 0; j < d->nvendors; j++) {
+				if (strcasecmp(d->vendors[j], r->vendor) == 0) {
+					v = j;
+					break;
+				}
+			}
+		}
+		d->by_vendor[v]++;
+		d->by_source[r->vendor_source < METRICS_SOURCES ? r->vendor_source : 0]++;
+		size_t g = METRICS_NONE;
+		if (r->group[0] != '\0') {
+			g = METRICS_OTHER;
+			for (size_t j = 0; j < m->ngroups; j++) {
+				if (strcmp(m->groups[j], r->group) == 0) {
+					g = j;
+					break;
+				}
+			}
+		}
+		d->by_group[g]++;
 	}
 }
 
@@ -116,6 +278,23 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 	        {"file_lost", m->ql_lost},
 	        {"db_dropped", m->ql_db_dropped},
 	};
+	const struct field rcodes[] = {
+	        {"noerror", m->counts.by_rcode[0]},  {"formerr", m->counts.by_rcode[1]},
+	        {"servfail", m->counts.by_rcode[2]}, {"nxdomain", m->counts.by_rcode[3]},
+	        {"notimp", m->counts.by_rcode[4]},   {"refused", m->counts.by_rcode[5]},
+	        {"other", m->counts.by_rcode[6]},
+	};
+	const struct field upstream[] = {
+	        {"queries", m->upstream.queries},
+	        {"timeouts", m->upstream.timeouts},
+	        {"dropped_replies", m->upstream.dropped_replies},
+	        {"failed", m->upstream.failed},
+	};
+	const struct field events[] = {
+	        {"first_seen", m->counts.device_events[0]},
+	        {"vendor", m->counts.device_events[1]},
+	        {"group_change", m->counts.device_events[2]},
+	};
 	const struct field reloads[] = {
 	        {"ok", st->reloads},
 	        {"failed", st->reload_failures},
@@ -131,8 +310,12 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 		section(&o, "cache", cache, sizeof(cache) / sizeof(cache[0]));
 	if (m->querylog_on)
 		section(&o, "querylog", qlog, sizeof(qlog) / sizeof(qlog[0]));
-	if (m->devices_on)
+	section(&o, "rcodes", rcodes, sizeof(rcodes) / sizeof(rcodes[0]));
+	section(&o, "upstream", upstream, sizeof(upstream) / sizeof(upstream[0]));
+	if (m->devices_on) {
 		put(&o, ",\"devices\":{\"known\":%" PRIu64 "}", m->devices);
+		section(&o, "device_events", events, sizeof(events) / sizeof(events[0]));
+	}
 	section(&o, "reloads", reloads, sizeof(reloads) / sizeof(reloads[0]));
 	put(&o, "}");
 	if (o.full) {

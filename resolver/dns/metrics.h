@@ -15,6 +15,52 @@
 
 #include "cache.h"
 #include "server.h"
+#include "upstream.h"
+
+/*
+ * Bounds of the labelled counters: label sets come from the configuration (groups, lists,
+ * upstream servers, signature vendors), cut at these sizes (the rest counts as "other"), or
+ * from fixed sets (actions, rcodes, evidence sources, device event kinds).
+ */
+#define METRICS_GROUPS	64
+#define METRICS_ACTIONS 9	/* enum querylog_action */
+#define METRICS_RCODES	7	/* NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMP REFUSED, other */
+#define METRICS_LISTS	64
+#define METRICS_SERVERS 16
+#define METRICS_VENDORS 64
+#define METRICS_SOURCES 6	/* enum identity_source */
+#define METRICS_EVENTS	4	/* first_seen, vendor, group_change, other */
+#define METRICS_NAME	64	/* names are cut to this (NUL included) */
+#define METRICS_OTHER	METRICS_GROUPS		/* group slot: a group past the bound */
+#define METRICS_NONE	(METRICS_GROUPS + 1)	/* group slot: no group */
+/* How often the device table is walked for the per-vendor, per-source and per-group counts
+ * (metrics_snapshot_devices); between walks the last counts are served. */
+#define METRICS_DEVICES_EVERY_MS 10000
+
+/* The per-query counters the loop keeps in its server: plain increments, no lock. */
+struct metrics_counts {
+	uint64_t by_action[2][METRICS_ACTIONS]; /* [0 udp, 1 tcp][enum querylog_action] */
+	uint64_t by_rcode[METRICS_RCODES];
+	/* [group index of the current policy, METRICS_OTHER, METRICS_NONE][action]; remapped by
+	 * name when a reload changes the groups */
+	uint64_t by_group[METRICS_GROUPS + 2][METRICS_ACTIONS];
+	uint64_t device_events[METRICS_EVENTS];
+};
+
+struct metrics_list {
+	char name[METRICS_NAME];
+	uint64_t entries;
+};
+
+/* Devices of the table by vendor, evidence source and group (metrics_snapshot_devices). */
+struct metrics_devices {
+	bool taken;
+	size_t nvendors;
+	char vendors[METRICS_VENDORS][METRICS_NAME];	/* the configured signature vendors */
+	uint64_t by_vendor[METRICS_VENDORS + 2];	/* + other, + unknown (no vendor) */
+	uint64_t by_source[METRICS_SOURCES];
+	uint64_t by_group[METRICS_GROUPS + 2];		/* slots as metrics_counts.by_group */
+};
 
 struct metrics {
 	uint64_t uptime_ms;         /* since server_new */
@@ -30,10 +76,37 @@ struct metrics {
 	bool devices_on;
 	uint64_t devices;         /* in the device table */
 	uint64_t tcp_connections; /* open now */
+	struct metrics_counts counts;
+	size_t ngroups; /* names of the current policy's groups (at most METRICS_GROUPS) */
+	char groups[METRICS_GROUPS][METRICS_NAME];
+	size_t nlists;
+	struct metrics_list lists[METRICS_LISTS];
+	uint64_t policy_age_ms; /* since the policy in use was loaded (lists read) */
+	struct upstream_stats upstream;
+	size_t nservers;
+	struct upstream_server_stats servers[METRICS_SERVERS];
+	struct metrics_devices dev; /* filled by metrics_snapshot_devices only */
+	uint64_t rss_bytes;         /* resident memory; filled by the HTTP thread, 0 = unknown */
 };
 
-/* Fills m from s. Loop thread only. */
+/* Fills m from s (all but m->dev, which it clears). Loop thread only. */
 void metrics_snapshot(const struct server *s, struct metrics *m);
+/* Fills m->dev by walking the device table (O(devices), no allocation). Loop thread only. */
+void metrics_snapshot_devices(const struct server *s, struct metrics *m);
+
+struct query;
+/* Counts a query that is being answered (query.c's finish): its transport, action, rcode and
+ * group (pol: the policy it was decided with). Loop thread. */
+void metrics_count_query(struct server *s, const struct query *q, const struct policy *pol);
+/* Counts a device event of kind ("first_seen", "vendor", "group_change"). Loop thread. */
+void metrics_count_event(struct server *s, const char *kind);
+/* A reload replaces old by new: the per-group counters follow their group's name. */
+void metrics_remap_groups(struct metrics_counts *c, const struct policy *old,
+                          const struct policy *new_policy);
+/* The slot of rcode in metrics_counts.by_rcode and its name ("NOERROR", ..., "other"). */
+const char *metrics_rcode_name(size_t slot);
+const char *metrics_action_name(size_t action);
+const char *metrics_event_name(size_t slot);
 
 /* m as one JSON object on one line, no newline: {"uptime_s":..,"queries":{...},...}.
  * 0, or -ENOSPC when it does not fit in size (buf then holds a cut, terminated text). */

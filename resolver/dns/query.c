@@ -218,6 +218,7 @@ finish(struct query *q, uint8_t *buf, size_t len)
 	} else {
 		s->stats.send_errors++;
 	}
+	metrics_count_query(s, q, q->policy != NULL ? q->policy : s->policy);
 	if (!q->nolog)
 		log_query(q, q->policy != NULL ? q->policy : s->policy);
 	release(q);
@@ -419,8 +420,10 @@ on_upstream_done(void *arg, int status, const uint8_t *reply, size_t len,
 		finish_upstream_failed(q, status);
 		return;
 	}
-	if (server != NULL)
+	if (server != NULL) {
 		memcpy(&q->upstream, server, sockaddr_len(server));
+		upstream_observe(s->upstream, server, (uv_hrtime() - q->t_start) / 1000);
+	}
 	struct dnsmsg_answer *a = &s->answer;
 	int err = dnsmsg_answer_from_reply(reply, len, q->dq.do_bit, s->answer_wire,
 					   DNSMSG_MAX_LEN, a);

@@ -130,6 +130,7 @@ on_device_event(void *arg, const struct identity_event *ev)
 {
 	struct server *s = arg;
 
+	metrics_count_event(s, ev->kind);
 	if (s->qlog != NULL)
 		querylog_submit_event(s->qlog, ev);
 }
@@ -224,6 +225,7 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 	s->loop = loop;
 	s->started_ms = uv_now(loop);
 	server_note_reload(s, 1, NULL);
+	s->policy_ms = s->started_ms;
 	s->drain_ms = SERVER_DRAIN_MS;
 	query_pool_init(&s->pool, SERVER_MAX_QUERIES);
 	s->udp_rbuf = malloc((size_t)UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE);
@@ -464,9 +466,11 @@ on_reload_done(uv_work_t *req, int status)
 		int err = upstream_reconfigure(s->upstream, cur);
 		if (err != 0)
 			log_warning("reload: upstream servers not changed: %s", uv_strerror(err));
+		metrics_remap_groups(&s->counts, s->policy, job->policy);
 		policy_unref(&s->policy);
 		s->policy = job->policy;
 		job->policy = NULL;
+		s->policy_ms = uv_now(s->loop);
 		s->stats.reloads++;
 		server_note_reload(s, 0, &job->diag);
 		if (s->devices != NULL)
@@ -478,6 +482,8 @@ on_reload_done(uv_work_t *req, int status)
 		open_control(s); /* a first state_dir */
 		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
 			 policy_names(s->policy));
+		if (s->on_reload != NULL)
+			s->on_reload(s->on_reload_arg, s->policy);
 		sdnotify_ready("serving (reloaded)");
 	}
 	server_reload_cb cb = job->cb;
@@ -724,6 +730,13 @@ void
 server_set_drain_timeout(struct server *s, uint64_t ms)
 {
 	s->drain_ms = ms;
+}
+
+void
+server_on_reload(struct server *s, server_policy_cb cb, void *arg)
+{
+	s->on_reload = cb;
+	s->on_reload_arg = arg;
 }
 
 void

@@ -81,6 +81,11 @@ int server_reload(struct server *s, server_reload_cb cb, void *arg);
  */
 void server_stop(struct server *s, void (*done)(void *arg), void *arg);
 
+/* Called on the loop after each reload that put a new policy in use (not after a failed one). */
+typedef void (*server_policy_cb)(void *arg, const struct policy *policy);
+/* Sets the one reload observer (NULL: none). The HTTP listener takes its users from it. */
+void server_on_reload(struct server *s, server_policy_cb cb, void *arg);
+
 /* Changes the drain timeout of server_stop() (tests). */
 void server_set_drain_timeout(struct server *s, uint64_t ms);
 

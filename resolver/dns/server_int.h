@@ -18,6 +18,7 @@
 #include "clientcount.h"
 #include "devices.h"
 #include "dnsmsg.h"
+#include "metrics.h"
 #include "policy.h"
 #include "query.h"
 #include "querylog.h"
@@ -169,6 +170,8 @@ struct server {
 	int reload_status;
 	char *reload_problems;
 	uint64_t started_ms;		/* uv_now() at server_new (metrics: uptime) */
+	uint64_t policy_ms;		/* uv_now() when the policy in use was loaded */
+	struct metrics_counts counts;	/* metrics.c: per transport, action, rcode, group */
 	/* what took effect at start (or when devices started): a reload compares with these to
 	 * say which changes need a restart */
 	struct {
@@ -203,6 +206,8 @@ struct server {
 	void *stop_arg;
 
 	struct reload_job *reload;	/* the reload running, NULL if none */
+	server_policy_cb on_reload;	/* server_on_reload() */
+	void *on_reload_arg;
 	bool reload_again;
 
 	/* Loop-owned scratch, used only inside one callback. */

@@ -93,4 +93,23 @@ void upstream_close(struct upstream *u, void (*done)(void *arg), void *arg);
 
 void upstream_get_stats(const struct upstream *u, struct upstream_stats *st);
 
+/* Per server: answers and their latency (from the client's query to the answer; a histogram
+ * with these upper bounds, in microseconds, plus +Inf), failed attempts. Kept across reloads
+ * for the servers that stay. */
+#define UPSTREAM_LATENCY_BUCKETS 10
+extern const uint32_t upstream_latency_bounds_us[UPSTREAM_LATENCY_BUCKETS];
+struct upstream_server_stats {
+	char text[72];			/* "192.0.2.1:53" */
+	uint64_t answers;
+	uint64_t errors;		/* attempts that failed: timeout, network error, bad reply */
+	uint64_t sum_us;		/* of the answers' latencies */
+	uint64_t buckets[UPSTREAM_LATENCY_BUCKETS + 1]; /* per bucket (not cumulative); last +Inf */
+};
+/* Counts an answer from server (the address the reply came from) latency_us after the query
+ * arrived. Loop thread; an unknown address is ignored. */
+void upstream_observe(struct upstream *u, const struct sockaddr *server, uint64_t latency_us);
+/* Copies the counters of the servers in use (at most max); returns how many were copied. */
+size_t upstream_get_server_stats(const struct upstream *u, struct upstream_server_stats *out,
+				 size_t max);
+
 #endif

@@ -86,6 +86,7 @@ struct upstream_server {
 	uint32_t backoff_ms;		/* current down period, 0 when up */
 	uint64_t down_until;		/* uv_now() in ms; skipped while now < down_until */
 	uint64_t last_fail;		/* uv_now() of the last failure */
+	struct upstream_server_stats st; /* metrics (errors counted by upstream_server_failed) */
 };
 
 struct upstream_servers {

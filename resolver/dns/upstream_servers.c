@@ -222,6 +222,7 @@ upstream_servers_new(const struct config *cfg, const struct upstream_servers *ol
 					s->s[i].backoff_ms = old->s[j].backoff_ms;
 					s->s[i].down_until = old->s[j].down_until;
 					s->s[i].last_fail = old->s[j].last_fail;
+					s->s[i].st = old->s[j].st;
 					break;
 				}
 			}
@@ -311,6 +312,7 @@ upstream_server_failed(struct upstream_server *s, uint64_t now)
 {
 	bool was_down = s->backoff_ms != 0;
 
+	s->st.errors++;
 	s->fails++;
 	s->last_fail = now;
 	if (s->fails < UPSTREAM_DOWN_AFTER || s->down_until > now)
@@ -337,3 +339,37 @@ upstream_server_ok(struct upstream_server *s)
 	s->down_until = 0;
 }
 
+
+const uint32_t upstream_latency_bounds_us[UPSTREAM_LATENCY_BUCKETS] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+};
+
+void
+upstream_observe(struct upstream *u, const struct sockaddr *server, uint64_t latency_us)
+{
+	struct upstream_servers *ss = u->servers;
+	for (size_t i = 0; i < ss->n; i++) {
+		struct upstream_server *s = &ss->s[i];
+		if (!upstream_same_addr(server, (const struct sockaddr *)&s->ss))
+			continue;
+		size_t b = 0;
+		while (b < UPSTREAM_LATENCY_BUCKETS && latency_us > upstream_latency_bounds_us[b])
+			b++;
+		s->st.buckets[b]++;
+		s->st.answers++;
+		s->st.sum_us += latency_us;
+		return;
+	}
+}
+
+size_t
+upstream_get_server_stats(const struct upstream *u, struct upstream_server_stats *out, size_t max)
+{
+	const struct upstream_servers *ss = u->servers;
+	size_t n = ss->n < max ? ss->n : max;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = ss->s[i].st;
+		snprintf(out[i].text, sizeof(out[i].text), "%s", ss->s[i].text);
+	}
+	return n;
+}

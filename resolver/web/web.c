@@ -51,6 +51,7 @@ web_new(const struct web_options *o, struct web **out)
 	        {"/static/veto.js", HTTP_ROLE_NONE, false, web_static_js, w},
 	};
 	_Static_assert(sizeof(routes) / sizeof(routes[0]) == WEB_NROUTES, "WEB_NROUTES");
+	_Static_assert(WEB_NROUTES <= WEB_ROUTES_MAX, "WEB_ROUTES_MAX");
 	memcpy(w->routes, routes, sizeof(routes));
 	w->nroutes = WEB_NROUTES;
 	*out = w;

@@ -27,7 +27,8 @@ struct web;
 int web_new(const struct web_options *o, struct web **out);
 void web_free(struct web **w); /* NULL-safe; after the listener stopped */
 
-/* The console's routes (ctx = w), *n of them; valid as long as w. */
+/* The console's routes (ctx = w), *n of them (at most WEB_ROUTES_MAX); valid as long as w. */
+#define WEB_ROUTES_MAX 16
 const struct http_route *web_routes(struct web *w, size_t *n);
 
 #endif
