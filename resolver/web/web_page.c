@@ -47,9 +47,22 @@ web_page_begin(struct http_resp *resp, const struct http_req *req, const char *t
 	if (rc == 0)
 		rc = http_resp_html(resp, http_req_user(req));
 	if (rc == 0)
-		rc = http_resp_printf(resp, " (%s)</span></header>\n<main>\n<h1>",
+		rc = http_resp_printf(resp, " (%s)</span>",
 		                      http_req_role(req) >= HTTP_ROLE_ADMIN ? "admin"
 		                                                            : "read-only");
+	if (rc == 0 && http_req_user(req)[0] != '\0') { /* a session (not a token): log out */
+		rc = http_resp_printf(resp, "<form method=\"post\" action=\"/logout\" "
+		                            "class=\"inline\"><input type=\"hidden\" name=\"csrf\" "
+		                            "value=\"");
+		if (rc == 0)
+			rc = http_resp_html(resp, http_req_csrf(req));
+		if (rc == 0)
+			rc = http_resp_printf(resp,
+			                      "\"><button type=\"submit\" class=\"logout\">Log "
+			                      "out</button></form>");
+	}
+	if (rc == 0)
+		rc = http_resp_printf(resp, "</header>\n<main>\n<h1>");
 	if (rc == 0)
 		rc = http_resp_html(resp, title);
 	return rc != 0 ? rc : http_resp_printf(resp, "</h1>\n");
