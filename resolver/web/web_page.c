@@ -26,10 +26,12 @@ int
 web_page_begin(struct http_resp *resp, const struct http_req *req, const char *title,
                const char *path)
 {
-	int rc =
-	        http_resp_printf(resp, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta "
-	                               "charset=\"utf-8\">\n<meta name=\"viewport\" "
-	                               "content=\"width=device-width, initial-scale=1\">\n<title>");
+	int rc = http_resp_printf(
+	        resp,
+	        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta "
+	        "charset=\"utf-8\">\n<meta name=\"viewport\" "
+	        "content=\"width=device-width, initial-scale=1\">\n<link rel=\"icon\" "
+	        "href=\"data:,\">\n<meta name=\"referrer\" content=\"same-origin\">\n<title>");
 	if (rc == 0)
 		rc = http_resp_html(resp, title);
 	if (rc == 0)
