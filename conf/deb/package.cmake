@@ -13,7 +13,9 @@ for banned handsets, forwards and caches the rest, and logs who tried what.")
 set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 set(CPACK_DEBIAN_FILE_NAME "DEB-DEFAULT")
-# libraries from dpkg-shlibdeps; adduser for the postinst
+# libraries from dpkg-shlibdeps: it reads the binary's DT_NEEDED entries (libuv1, libldns3, ...,
+# libmicrohttpd12 and libcrypt1 for the HTTP listener) and writes their Depends with versions;
+# adduser for the postinst
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ieee-data, logrotate")

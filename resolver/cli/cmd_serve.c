@@ -62,16 +62,21 @@ on_policy_reloaded(void *arg, const struct policy *policy)
  * The HTTP listener's routes: /metrics, then the web console's pages. Started after the
  * privilege drop (its threads inherit nothing); its sockets were bound before it.
  */
+#define SERVE_HTTP_ROUTES 64
+
 static int
 start_http(struct http_server *http, struct metrics_feed *feed, struct web *web)
 {
-	struct http_route routes[1 + WEB_ROUTES_MAX] = {
-	        {"/metrics", HTTP_ROLE_READ, false, http_metrics_page, feed},
-	};
-	size_t nweb;
+	struct http_route routes[SERVE_HTTP_ROUTES];
+	size_t n = 0, nweb;
+
+	routes[n++] = (struct http_route){"/metrics", HTTP_ROLE_READ, false, http_metrics_page, feed};
+	/* the web console's routes are appended here (at most SERVE_HTTP_ROUTES - n) */
 	const struct http_route *pages = web_routes(web, &nweb);
-	memcpy(routes + 1, pages, nweb * sizeof(*pages));
-	return http_start(http, routes, 1 + nweb);
+	_Static_assert(WEB_ROUTES_MAX < SERVE_HTTP_ROUTES, "SERVE_HTTP_ROUTES");
+	memcpy(routes + n, pages, nweb * sizeof(*pages));
+	n += nweb;
+	return http_start(http, routes, n);
 }
 
 static int
