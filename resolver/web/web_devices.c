@@ -63,9 +63,13 @@ static int
 action_form(struct list *c, const struct devices_record *r, const char *op, const char *label)
 {
 	struct http_resp *resp = c->resp;
-	int rc = http_resp_printf(resp, "<form method=\"post\" action=\"/devices/action\" "
-	                                "class=\"inline\"><input type=\"hidden\" name=\"csrf\" "
-	                                "value=\"");
+	bool pin = strcmp(op, "pin") == 0;
+	/* pin's fields fold away (<details>: no script) so the row stays narrow */
+	int rc = pin ? http_resp_printf(resp, "<details class=\"pin\"><summary>Pin</summary>") : 0;
+	if (rc == 0)
+		rc = http_resp_printf(resp, "<form method=\"post\" action=\"/devices/action\" "
+		                            "class=\"inline\"><input type=\"hidden\" name=\"csrf\" "
+		                            "value=\"");
 	if (rc == 0)
 		rc = http_resp_html(resp, http_req_csrf(c->req));
 	if (rc == 0)
@@ -75,14 +79,15 @@ action_form(struct list *c, const struct devices_record *r, const char *op, cons
 	if (rc == 0)
 		rc = http_resp_printf(resp, "\"><input type=\"hidden\" name=\"op\" value=\"%s\">",
 		                      op);
-	if (rc == 0 && strcmp(op, "pin") == 0)
+	if (rc == 0 && pin)
 		rc = http_resp_printf(resp, "<input name=\"group\" placeholder=\"group\" "
 		                            "aria-label=\"group\" class=\"short\"><input "
 		                            "name=\"vendor\" placeholder=\"vendor\" "
 		                            "aria-label=\"vendor\" class=\"short\">");
 	if (rc == 0)
-		rc = http_resp_printf(
-		        resp, "<button type=\"submit\" class=\"%s\">%s</button></form>", op, label);
+		rc = http_resp_printf(resp,
+		                      "<button type=\"submit\" class=\"%s\">%s</button></form>%s",
+		                      op, label, pin ? "</details>" : "");
 	return rc;
 }
 

@@ -257,6 +257,12 @@ def test_pages_filters_and_live_tail(console, browser):
 	assert console_errors(d) == []
 
 
+def click(d, el):
+	"""The actions column may be scrolled out of its box (the table scrolls, not the page)."""
+	d.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'})", el)
+	el.click()
+
+
 def outcome(d):
 	"""The message an action left on /devices (it must be a success)."""
 	msgs = wait_until(lambda: d.find_elements(By.CSS_SELECTOR, ".msg"), timeout=10)
@@ -272,9 +278,10 @@ def test_pin_and_forget_change_the_next_answer(console, browser):
 	d.get(url(v, "/devices"))
 	row = row_of(d, key)
 	assert row is not None, d.page_source[:3000]
-	form = row.find_element(By.CSS_SELECTOR, "form:has(button.pin)")
+	click(d, row.find_element(By.CSS_SELECTOR, "details.pin summary"))	# unfolds its fields
+	form = row.find_element(By.CSS_SELECTOR, "details.pin form")
 	form.find_element(By.NAME, "group").send_keys("staff")
-	form.find_element(By.CSS_SELECTOR, "button.pin").click()
+	click(d, form.find_element(By.CSS_SELECTOR, "button.pin"))
 	ok = outcome(d)
 	assert "group=staff" in ok, ok
 	assert ask(v, "ads.test", src).rcode() == dns.rcode.NXDOMAIN	# staff: nxdomain
@@ -282,7 +289,7 @@ def test_pin_and_forget_change_the_next_answer(console, browser):
 	d.get(url(v, "/devices"))
 	row = row_of(d, key)
 	assert row is not None
-	row.find_element(By.CSS_SELECTOR, "button.forget").click()
+	click(d, row.find_element(By.CSS_SELECTOR, "button.forget"))
 	ok = outcome(d)
 	assert ok.startswith("forgot"), ok
 	r = ask(v, "ads.test", src)
