@@ -119,6 +119,8 @@ web_page_log(void *ctx, const struct http_req *req, struct http_resp *resp)
 	if (rc == 0 && p.before > 0 && until > 0 &&
 	    (wf.f.until_ms == 0 || until + 1 < wf.f.until_ms))
 		wf.f.until_ms = until + 1;
+	/* a page, and the rows of the previous page that share its last millisecond */
+	wf.f.limit = 2 * LOG_PAGE;
 	if (rc == 0)
 		rc = http_resp_printf(resp,
 		                      "<div class=\"scroll\"><table id=\"log\"><thead><tr>"

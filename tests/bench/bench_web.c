@@ -50,7 +50,7 @@ main(int argc, char **argv)
 	        {"/log?domain=miui.com&since=7d",
 	         "/log",
 	         {"domain", "miui.com", "since", "7d", NULL}},
-	        {"/log?blocked=1&group=home", "/log", {"blocked", "1", "group", "home", NULL}},
+	        {"/log?blocked=1&group=staff", "/log", {"blocked", "1", "group", "staff", NULL}},
 	        {"/log.json?after=0 (200 oldest)", "/log.json", {"after", "1", NULL}},
 	};
 	struct web *w = NULL;
