@@ -78,8 +78,8 @@ web_chart(struct http_resp *resp, const char *title, const struct web_bucket *b,
 	}
 	if (rc == 0)
 		rc = http_resp_printf(resp,
-		                      "</svg><p class=\"legend\"><span class=\"key q\"></span> "
-		                      "queries <span class=\"key b\"></span> blocked</p>"
+		                      "</svg><p class=\"legend\"><span class=\"swatch q\"></span> "
+		                      "queries <span class=\"swatch b\"></span> blocked</p>"
 		                      "</figure>\n");
 	return rc;
 }

@@ -39,50 +39,68 @@ num(const char *s)
 }
 
 static int
-cells(struct http_resp *resp, char **f, size_t from, size_t to, const char *cls)
+cells(struct http_resp *resp, char **f, size_t n, size_t first_num)
 {
 	int rc = http_resp_printf(resp, "<tr>");
 
-	for (size_t i = from; rc == 0 && i < to; i++)
-		rc = web_td(resp, cls != NULL && i > from ? cls : NULL, f[i]);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = web_td(resp, i >= first_num ? "num" : NULL, f[i]);
 	return rc != 0 ? rc : http_resp_printf(resp, "</tr>\n");
 }
 
-/* One section: the lines of one kind as a table. */
+/* The lines of one kind: the count, or with resp their rows. */
 static int
-section(struct http_resp *resp, char *text, const char *kind, const char *title, const char *heads,
-        size_t nfields, const char *cls)
+each_line(struct http_resp *resp, char *text, const char *kind, size_t nfields, size_t first_num,
+          size_t *count)
 {
-	size_t n = 0;
-	int rc = http_resp_printf(resp,
-	                          "<section><h2>%s</h2><div class=\"scroll\"><table><thead>"
-	                          "<tr>%s</tr></thead><tbody>\n",
-	                          title, heads);
 	size_t klen = strlen(kind);
+	int rc = 0;
 
+	*count = 0;
 	for (char *p = text; rc == 0 && p != NULL && *p != '\0';) {
 		char *nl = strchr(p, '\n');
-		if (nl != NULL)
-			*nl = '\0';
-		if (strncmp(p, kind, klen) == 0 && p[klen] == '\t') {
-			char *line = strdup(p + klen + 1), *f[POLICY_FIELDS];
-			if (line == NULL)
-				return -ENOMEM;
-			size_t nf = split(line, f);
-			static char empty[1];
-			while (nf < nfields)
-				f[nf++] = empty;
-			rc = cells(resp, f, 0, nfields, cls);
-			free(line);
-			n++;
+		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		if (len > klen && strncmp(p, kind, klen) == 0 && p[klen] == '\t') {
+			(*count)++;
+			if (resp != NULL) {
+				char *line = strndup(p + klen + 1, len - klen - 1),
+				     *f[POLICY_FIELDS];
+				static char empty[1];
+				if (line == NULL)
+					return -ENOMEM;
+				size_t nf = split(line, f);
+				while (nf < nfields)
+					f[nf++] = empty;
+				rc = cells(resp, f, nfields, first_num);
+				free(line);
+			}
 		}
-		if (nl != NULL)
-			*nl = '\n';
 		p = nl != NULL ? nl + 1 : NULL;
 	}
+	return rc;
+}
+
+/* One section: the lines of one kind as a table (columns from first_num on are numbers). */
+static int
+section(struct http_resp *resp, char *text, const char *kind, const char *title, const char *heads,
+        size_t nfields, size_t first_num)
+{
+	size_t n;
+	int rc = each_line(NULL, text, kind, nfields, first_num, &n);
+
 	if (rc == 0)
-		rc = http_resp_printf(resp, "</tbody></table></div>%s</section>\n",
-		                      n == 0 ? "<p class=\"msg note\">None.</p>" : "");
+		rc = http_resp_printf(resp, "<section><h2>%s</h2>\n", title);
+	if (rc == 0 && n == 0)
+		return http_resp_printf(resp, "<p class=\"msg note\">None.</p></section>\n");
+	if (rc == 0)
+		rc = http_resp_printf(resp,
+		                      "<div class=\"scroll\"><table><thead><tr>%s</tr></thead>"
+		                      "<tbody>\n",
+		                      heads);
+	if (rc == 0)
+		rc = each_line(resp, text, kind, nfields, first_num, &n);
+	if (rc == 0)
+		rc = http_resp_printf(resp, "</tbody></table></div></section>\n");
 	return rc;
 }
 
@@ -162,7 +180,7 @@ web_page_policy(void *ctx, const struct http_req *req, struct http_resp *resp)
 	rc = summary(resp, body);
 	if (rc == 0)
 		rc = section(resp, body, "problem", "Problems of the last reload",
-		             "<th>Level</th><th>Message</th>", 2, NULL);
+		             "<th>Level</th><th>Message</th>", 2, 2);
 	if (rc == 0)
 		rc = section(resp, body, "group", "Groups",
 		             "<th>Group</th><th>Action</th><th>Default</th><th>Block lists</th>"
@@ -170,13 +188,13 @@ web_page_policy(void *ctx, const struct http_req *req, struct http_resp *resp)
 		             "class=\"num\">MACs</th><th class=\"num\">Vendors</th><th "
 		             "class=\"num\">Hostnames</th><th class=\"num\">Devices</th><th "
 		             "class=\"num\">Tags</th>",
-		             11, NULL);
+		             11, 5);
 	if (rc == 0)
 		rc = section(resp, body, "list", "Lists",
 		             "<th>List</th><th class=\"num\">Entries</th><th "
 		             "class=\"num\">Skipped lines</th><th class=\"num\">Files</th><th "
 		             "class=\"num\">URLs</th><th class=\"num\">Inline names</th>",
-		             6, "num");
+		             6, 1);
 done:
 	free(text);
 	return rc != 0 ? rc : web_page_end(resp);

@@ -13,7 +13,7 @@ into DIR (docs/screenshots/ in the repository); not done otherwise.
 """
 
 import os
-import shutil
+import signal
 import subprocess
 import sqlite3
 import time
@@ -326,3 +326,28 @@ def test_login_form_in_the_browser(console, browser):
 	d.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
 	assert wait_until(lambda: d.find_elements(By.CSS_SELECTOR, "header .user"), timeout=10), \
 		d.page_source[:2000]
+
+
+def test_policy_page_follows_reloads(console, browser):
+	v, d = console, browser
+	login(d, v, "admin")
+	# a reload that fails: its errors show, the previous policy stays
+	v.rewrite_config(lambda c: c["groups"][0].update(action="sinkhol"))
+	v.send_signal(signal.SIGHUP)
+	v.wait_stderr("reload: failed")
+	d.get(url(v, "/policy"))
+	text = d.find_element(By.TAG_NAME, "main").text
+	assert "failed: the previous policy stays in use" in text, text
+	assert "unknown value 'sinkhol'" in text, text
+	# fixed: ok, and a new group is listed
+	def fixed(c):
+		c["groups"][0]["action"] = "refused"
+		c["groups"].append({"name": "guests", "clients": ["127.0.3.0/24"], "block": ["ads"]})
+	v.rewrite_config(fixed)
+	v.send_signal(signal.SIGHUP)
+	v.wait_stderr("reload: ok")
+	d.get(url(v, "/policy"))
+	text = d.find_element(By.TAG_NAME, "main").text
+	assert "Last reload:" in text and ", ok (1 ok, 1 failed since the start)" in text, text
+	assert "guests" in text and "sinkhol'" not in text
+	assert console_errors(d) == []
