@@ -302,7 +302,7 @@ struct config {
 	/* the HTTP listener (/metrics and the web console); off when nlisten is 0 (default).
 	 * A non-loopback listen address needs users or tokens (checked) */
 	struct {
-		struct config_addr *listen;	/* "127.0.0.1:8080"; port 80 when not given */
+		struct config_addr *listen;	/* "127.0.0.1:9153" (a port is needed: config_lint.c) */
 		size_t nlisten;
 		struct config_http_user *users;
 		size_t nusers;

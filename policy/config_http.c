@@ -182,8 +182,8 @@ static const struct config_schema_key token_keys[] = {
 
 /* Walks item i of users or tokens into e; false when it has an error (reported). */
 static bool
-entry_walk(struct config_check_ctx *c, const struct config_node *it, const char *item,
-           bool token, struct entry *e)
+entry_walk(struct config_check_ctx *c, const struct config_node *it, const char *item, bool token,
+           struct entry *e)
 {
 	size_t errors = c->diag->nerrors;
 	memset(e, 0, sizeof(*e));
@@ -204,23 +204,6 @@ entry_walk(struct config_check_ctx *c, const struct config_node *it, const char 
 	if (e->role == -1)
 		err(c, it, item, "needs a role (read or admin)");
 	return c->diag->nerrors == errors && e->name != NULL && e->secret != NULL && e->role >= 0;
-}
-
-static bool
-name_taken(struct config_check_ctx *c, const struct entry *e, const char *item,
-           const char *const *names, const struct config_loc *locs, size_t stride, size_t n)
-{
-	for (size_t j = 0; j < n; j++) {
-		const char *other = *(const char *const *)((const char *)names + j * stride);
-		if (strcmp(other, e->name) == 0) {
-			const struct config_loc *l =
-			        (const struct config_loc *)((const char *)locs + j * stride);
-			err(c, e->map, item, "duplicate name '%s' (first at line %d)", e->name,
-			    l->line);
-			return true;
-		}
-	}
-	return false;
 }
 
 static void
@@ -249,9 +232,14 @@ on_users(struct config_check_ctx *c, const struct config_node *key, const struct
 			    "as `veto passwd` prints)");
 			continue;
 		}
-		if (name_taken(c, &e, item, (const char *const *)&v[0].name, &v[0].loc,
-		               sizeof(v[0]), n))
+		int first = 0;
+		for (size_t j = 0; j < n && first == 0; j++)
+			first = strcmp(v[j].name, e.name) == 0 ? v[j].loc.line : 0;
+		if (first > 0) {
+			err(c, e.map, item, "duplicate name '%s' (first at line %d)", e.name,
+			    first);
 			continue;
+		}
 		v[n].name = strdup(e.name);
 		v[n].password = strdup(e.secret);
 		if (v[n].name == NULL || v[n].password == NULL) {
@@ -306,9 +294,14 @@ on_tokens(struct config_check_ctx *c, const struct config_node *key, const struc
 			    "not a SHA-256 in hex (64 digits: `printf %%s TOKEN | sha256sum`)");
 			continue;
 		}
-		if (name_taken(c, &e, item, (const char *const *)&v[0].name, &v[0].loc,
-		               sizeof(v[0]), n))
+		int first = 0;
+		for (size_t j = 0; j < n && first == 0; j++)
+			first = strcmp(v[j].name, e.name) == 0 ? v[j].loc.line : 0;
+		if (first > 0) {
+			err(c, e.map, item, "duplicate name '%s' (first at line %d)", e.name,
+			    first);
 			continue;
+		}
 		v[n].name = strdup(e.name);
 		if (v[n].name == NULL) {
 			config_schema_oom(c);

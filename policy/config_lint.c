@@ -136,9 +136,11 @@ check_group_vendors(struct config_check_ctx *c)
 
 /* ---- server.listen ---- */
 
-/* One listen address as written: it needs a port, and an IPv6 address needs brackets. */
+/* One listen address as written: it needs a port, and an IPv6 address needs brackets. port: the
+ * one suggested ("53" for server.listen, "9153" for http.listen). */
 static void
-check_listen_item(struct config_check_ctx *c, const struct config_node *it, const char *item)
+check_listen_item(struct config_check_ctx *c, const struct config_node *it, const char *item,
+                  const char *port_hint)
 {
 	char buf[CONFIG_SHOW_MAX + 8], head[INET6_ADDRSTRLEN + 1];
 	struct sockaddr_storage ss;
@@ -151,12 +153,12 @@ check_listen_item(struct config_check_ctx *c, const struct config_node *it, cons
 	config_schema_show(s, buf, sizeof(buf));
 	if (s[0] == '[') {
 		if (strstr(s, "]:") == NULL)
-			err(c, it, item, "'%s' has no port (write '%s:53')", buf, buf);
+			err(c, it, item, "'%s' has no port (write '%s:%s')", buf, buf, port_hint);
 		return;
 	}
 	const char *colon = strchr(s, ':');
 	if (colon == NULL) {
-		err(c, it, item, "'%s' has no port (write '%s:53')", buf, buf);
+		err(c, it, item, "'%s' has no port (write '%s:%s')", buf, buf, port_hint);
 		return;
 	}
 	if (strchr(colon + 1, ':') == NULL)
@@ -178,22 +180,24 @@ check_listen_item(struct config_check_ctx *c, const struct config_node *it, cons
 			return;
 		}
 	}
-	err(c, it, item, "'%s' has no port (write '[%s]:53')", buf, buf);
+	err(c, it, item, "'%s' has no port (write '[%s]:%s')", buf, buf, port_hint);
 }
 
 static void
-check_listen(struct config_check_ctx *c, const struct config_node *root)
+check_listen(struct config_check_ctx *c, const struct config_node *root, const char *section,
+             const char *port_hint)
 {
-	char item[CONFIG_PATH_MAX];
-	const struct config_node *listen = map_get(map_get(root, "server"), "listen");
+	char item[CONFIG_PATH_MAX], path[CONFIG_PATH_MAX];
+	const struct config_node *listen = map_get(map_get(root, section), "listen");
 	if (!is_sequence(listen))
 		return;
+	config_schema_path_key(path, section, "listen");
 	for (size_t i = 0; i < listen->n; i++) {
 		const struct config_node *it = listen->items[i];
 		if (!is_string(it))
 			continue;
-		config_schema_path_index(item, "server.listen", i);
-		check_listen_item(c, it, item);
+		config_schema_path_index(item, path, i);
+		check_listen_item(c, it, item, port_hint);
 	}
 }
 
@@ -526,7 +530,8 @@ cleanup:
 void
 config_lint(struct config_check_ctx *c, const struct config_node *root, size_t errors)
 {
-	check_listen(c, root);
+	check_listen(c, root, "server", "53");
+	check_listen(c, root, "http", "9153");
 	check_signature_lists(c);
 	check_group_vendors(c);
 	/* with errors in the groups, their clients are not all known */

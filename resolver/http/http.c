@@ -134,9 +134,28 @@ on_get_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
 	return w->rc == 0 ? MHD_YES : MHD_NO;
 }
 
-/* A plain page for the listener's own refusals. */
+/* "/login?next=PATH" with PATH percent-encoded (unreserved octets and '/' kept). */
 static void
-error_page(struct http_resp *resp, int status, const char *title, const char *detail)
+login_link(struct http_resp *resp, const char *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	http_resp_printf(resp, "<p><a href=\"/login?next=");
+	for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("/-._~", *p) != NULL) {
+			http_resp_write(resp, p, 1);
+		} else {
+			char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+			http_resp_write(resp, e, 3);
+		}
+	}
+	http_resp_printf(resp, "\">Log in</a></p>");
+}
+
+/* A plain page for the listener's own refusals (path: the page asked for, for 401). */
+static void
+error_page_for(struct http_resp *resp, int status, const char *title, const char *detail,
+               const char *path)
 {
 	http_resp_reset(resp);
 	resp->status = status;
@@ -150,8 +169,14 @@ error_page(struct http_resp *resp, int status, const char *title, const char *de
 		http_resp_printf(resp, "</p>");
 	}
 	if (status == 401)
-		http_resp_printf(resp, "<p><a href=\"/login\">Log in</a></p>");
+		login_link(resp, path != NULL ? path : "/");
 	http_resp_printf(resp, "</body></html>\n");
+}
+
+static void
+error_page(struct http_resp *resp, int status, const char *title, const char *detail)
+{
+	error_page_for(resp, status, title, detail, NULL);
 }
 
 static const struct http_route *
@@ -174,19 +199,6 @@ peer_text(const struct sockaddr_storage *ss, char *buf, size_t size)
 		snprintf(buf, size, "?");
 }
 
-/* An Origin header, when sent, must name this listener (the Host the browser asked). */
-static bool
-origin_ok(struct MHD_Connection *conn)
-{
-	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
-	if (origin == NULL)
-		return true;
-	if (host == NULL || strncmp(origin, "http://", 7) != 0)
-		return false;
-	return strcasecmp(origin + 7, host) == 0;
-}
-
 /* Runs the request through the rules and the handler; the answer is in resp. */
 static void
 dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *req,
@@ -200,26 +212,36 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 	if (http_auth_request(h->auth, req, cookie, authz) != 0) {
 		error_page(resp, 401, "Unauthorized", "unknown token");
 		http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"veto\"");
-		log_info("http: %s: unknown bearer token for %s", req->peer, req->path);
+		log_info("http: %s: unknown bearer token for %s", req->peer, req->logpath);
+		return;
+	}
+	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+	if (!http_auth_on(h->auth) && !http_host_is_local(host)) {
+		/* without users or tokens, only a loopback name: not a rebound web page's */
+		error_page(resp, 403, "Forbidden",
+		           "without http.users or http.tokens, use the address itself "
+		           "(http://127.0.0.1:PORT/)");
+		log_info("http: %s: %s refused: Host is not a loopback name", req->peer,
+		         req->logpath);
 		return;
 	}
 	r = find_route(h, req->path);
-	if (r == NULL) {
+	switch (http_route_refusal(r, req)) {
+	case 0:
+		break;
+	case 404:
 		error_page(resp, 404, "Not Found", NULL);
 		return;
-	}
-	if (req->post && !r->allow_post) {
+	case 405:
 		error_page(resp, 405, "Method Not Allowed", NULL);
 		http_resp_header(resp, "Allow", "GET, HEAD");
 		return;
-	}
-	if (req->role < r->min_role) {
-		if (req->role == HTTP_ROLE_NONE) {
-			error_page(resp, 401, "Unauthorized", "this page needs a login");
-			http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"veto\"");
-		} else {
-			error_page(resp, 403, "Forbidden", "your role does not allow this");
-		}
+	case 401:
+		error_page_for(resp, 401, "Unauthorized", "this page needs a login", req->path);
+		http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"veto\"");
+		return;
+	default:
+		error_page(resp, 403, "Forbidden", "your role does not allow this");
 		return;
 	}
 	if (req->post) {
@@ -228,26 +250,30 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 			return;
 		}
 		const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-		if (p->len > 0 && (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded",
-		                                             33) != 0)) {
+		if (p->len > 0 &&
+		    (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0)) {
 			error_page(resp, 415, "Unsupported Media Type",
 			           "forms are application/x-www-form-urlencoded");
 			return;
 		}
 		rc = http_args_parse(&req->args, p->body != NULL ? p->body : "", p->len);
 		if (rc != 0) {
-			error_page(resp, rc == -ENOMEM ? 500 : 400, "Bad Request", "malformed form");
+			error_page(resp, rc == -ENOMEM ? 500 : 400, "Bad Request",
+			           "malformed form");
 			return;
 		}
-		if (!origin_ok(conn)) {
+		if (!http_origin_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+		                    host)) {
 			error_page(resp, 403, "Forbidden", "cross-origin form");
-			log_info("http: %s: POST %s refused: foreign Origin", req->peer, req->path);
+			log_info("http: %s: POST %s refused: foreign Origin", req->peer,
+			         req->logpath);
 			return;
 		}
 		const char *csrf = http_args_get(&req->args, "csrf");
 		if (!req->bearer && (csrf == NULL || !http_auth_equal(csrf, req->csrf))) {
-			error_page(resp, 403, "Forbidden", "missing or wrong CSRF token: reload the page");
-			log_info("http: %s: POST %s refused: CSRF token", req->peer, req->path);
+			error_page(resp, 403, "Forbidden",
+			           "missing or wrong CSRF token: reload the page");
+			log_info("http: %s: POST %s refused: CSRF token", req->peer, req->logpath);
 			return;
 		}
 	} else {
@@ -261,7 +287,7 @@ dispatch(struct http_server *h, struct MHD_Connection *conn, struct http_req *re
 	}
 	rc = r->fn(r->ctx, req, resp);
 	if (rc != 0 || resp->oom) {
-		log_error("http: %s %s: %s", req->post ? "POST" : "GET", req->path,
+		log_error("http: %s %s: %s", req->post ? "POST" : "GET", req->logpath,
 		          strerror(rc != 0 ? -rc : ENOMEM));
 		error_page(resp, rc == -EAGAIN ? 503 : 500,
 		           rc == -EAGAIN ? "Service Unavailable" : "Internal Server Error", NULL);
@@ -299,8 +325,7 @@ send_resp(struct MHD_Connection *conn, struct http_resp *resp)
 
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-           const char *version, const char *upload_data, size_t *upload_data_size,
-           void **con_cls)
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	struct http_server *h = cls;
 	struct pending *p = *con_cls;
@@ -312,6 +337,18 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		if (p == NULL)
 			return MHD_NO;
 		*con_cls = p;
+		const char *cl =
+		        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		if (post && cl != NULL && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
+			/* refused before the body is read: the connection closes after the answer
+			 */
+			struct http_resp resp;
+			http_resp_init(&resp);
+			error_page(&resp, 413, "Content Too Large", NULL);
+			enum MHD_Result ret = send_resp(conn, &resp);
+			http_resp_clear(&resp);
+			return ret;
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -336,6 +373,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	http_args_init(&req.args);
 	http_resp_init(&resp);
 	req.path = url;
+	http_log_safe(url, req.logpath, sizeof(req.logpath));
 	req.post = post;
 	req.srv = h;
 	const union MHD_ConnectionInfo *ci =
@@ -444,19 +482,20 @@ http_start(struct http_server *h, const struct http_route *routes, size_t nroute
 	for (size_t i = 0; i < h->nls; i++) {
 		struct listener *l = &h->ls[i];
 		l->d = MHD_start_daemon(
-		        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
-		        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd, MHD_OPTION_THREAD_POOL_SIZE,
-		        (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
-		        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_CONN_PER_IP,
-		        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT,
-		        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-		        on_mhd_log, NULL, MHD_OPTION_END);
+		        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
+		        h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd, MHD_OPTION_THREAD_POOL_SIZE,
+		        (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+		        (unsigned)HTTP_CONN_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		        (unsigned)HTTP_CONN_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+		        (unsigned)HTTP_CONN_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+		        NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
 		if (l->d == NULL) {
 			log_error("http: cannot start the listener on %s", l->text);
 			return -EIO;
 		}
 		log_info("http: listening on %s%s", l->text,
-		         http_auth_on(h->auth) ? "" : " (no users or tokens: every request is admin)");
+		         http_auth_on(h->auth) ? ""
+		                               : " (no users or tokens: every request is admin)");
 	}
 	return 0;
 }

@@ -118,7 +118,8 @@ http_args_parse(struct http_args *a, const char *text, size_t len)
 				eq++;
 			rc = decode(text + i, eq - i, k);
 			if (rc == 0)
-				rc = eq < end ? decode(text + eq + 1, end - eq - 1, v) : (v[0] = '\0', 0);
+				rc = eq < end ? decode(text + eq + 1, end - eq - 1, v)
+				              : (v[0] = '\0', 0);
 			if (rc == 0 && k[0] != '\0')
 				rc = http_args_add(a, k, v);
 			if (rc != 0)

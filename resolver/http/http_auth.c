@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -29,7 +30,7 @@ struct token {
 };
 
 struct session {
-	char id[65];	/* hex; "" = free slot */
+	char id[65]; /* hex; "" = free slot */
 	char csrf[65];
 	char user[64];
 	enum http_role role;
@@ -50,7 +51,7 @@ struct http_auth {
 	size_t ntokens;
 	struct session sessions[HTTP_SESSIONS_MAX];
 	struct source sources[HTTP_LOGIN_SOURCES];
-	char anon_csrf[65];	/* the CSRF token of requests without a session */
+	char anon_csrf[65];                    /* the CSRF token of requests without a session */
 	char dummy[CRYPT_GENSALT_OUTPUT_SIZE]; /* a setting for unknown users: they cost as much */
 };
 
@@ -241,8 +242,12 @@ http_auth_request(struct http_auth *a, struct http_req *req, const char *cookie,
                   const char *authorization)
 {
 	char sid[65];
+	uint8_t h[32];
+	bool bearer = authorization != NULL && strncasecmp(authorization, "Bearer ", 7) == 0;
 	int rc = 0;
 
+	if (bearer) /* outside the lock: a header may be long */
+		sha256(authorization + 7, strlen(authorization + 7), h);
 	req->role = HTTP_ROLE_NONE;
 	req->user[0] = '\0';
 	req->session[0] = '\0';
@@ -253,10 +258,7 @@ http_auth_request(struct http_auth *a, struct http_req *req, const char *cookie,
 		req->role = HTTP_ROLE_ADMIN; /* loopback only (config_http.c) */
 		goto done;
 	}
-	if (authorization != NULL && strncasecmp(authorization, "Bearer ", 7) == 0) {
-		const char *tok = authorization + 7;
-		uint8_t h[32];
-		sha256(tok, strlen(tok), h);
+	if (bearer) {
 		rc = -EACCES;
 		for (size_t i = 0; i < a->ntokens; i++) {
 			unsigned char d = 0;

@@ -60,21 +60,23 @@ http_login_page(void *ctx, const struct http_req *req, struct http_resp *resp)
 		http_resp_status(resp, 400);
 		return form(req, resp, "user and password are needed");
 	}
+	char shown[64];
+	http_log_safe(user, shown, sizeof(shown));
 	int rc = http_auth_login(auth, &req->peer_ss, user, password, sid);
 	if (rc == -EAGAIN) {
-		log_info("http: %s: login as '%s' refused: too many failures", req->peer, user);
+		log_info("http: %s: login as '%s' refused: too many failures", req->peer, shown);
 		http_resp_status(resp, 429);
 		http_resp_header(resp, "Retry-After", "60");
 		return form(req, resp, "too many failed logins: wait a minute");
 	}
 	if (rc == -EACCES) {
-		log_info("http: %s: login as '%s' failed", req->peer, user);
+		log_info("http: %s: login as '%s' failed", req->peer, shown);
 		http_resp_status(resp, 401);
 		return form(req, resp, "wrong user or password");
 	}
 	if (rc != 0)
 		return rc;
-	log_info("http: %s: '%s' logged in", req->peer, user);
+	log_info("http: %s: '%s' logged in", req->peer, shown);
 	http_auth_logout(auth, req->session); /* a session before this login ends */
 	snprintf(cookie, sizeof(cookie), HTTP_COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/", sid);
 	explicit_bzero(sid, sizeof(sid));
@@ -88,9 +90,11 @@ int
 http_logout_page(void *ctx, const struct http_req *req, struct http_resp *resp)
 {
 	struct http_auth *auth = http_server_auth(ctx);
+	char shown[64];
 	http_auth_logout(auth, req->session);
 	if (req->user[0] != '\0')
-		log_info("http: %s: '%s' logged out", req->peer, req->user);
+		log_info("http: %s: '%s' logged out", req->peer,
+		         http_log_safe(req->user, shown, sizeof(shown)));
 	http_resp_header(resp, "Set-Cookie",
 	                 HTTP_COOKIE "=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
 	http_resp_redirect(resp, "/login");

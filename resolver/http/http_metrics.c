@@ -139,8 +139,8 @@ render_devices(const struct metrics *m, struct http_resp *r)
 	family(r, "veto_devices_by_vendor", "gauge",
 	       "Devices by vendor (the vendors of the configured signatures; other, unknown).");
 	for (size_t i = 0; i < d->nvendors; i++)
-		sample(r, "veto_devices_by_vendor", (const char *const[]){"vendor", d->vendors[i], NULL},
-		       d->by_vendor[i]);
+		sample(r, "veto_devices_by_vendor",
+		       (const char *const[]){"vendor", d->vendors[i], NULL}, d->by_vendor[i]);
 	sample(r, "veto_devices_by_vendor", (const char *const[]){"vendor", "(other)", NULL},
 	       d->by_vendor[METRICS_VENDORS]);
 	sample(r, "veto_devices_by_vendor", (const char *const[]){"vendor", "(unknown)", NULL},
@@ -148,8 +148,8 @@ render_devices(const struct metrics *m, struct http_resp *r)
 	family(r, "veto_devices_by_source", "gauge",
 	       "Devices by the evidence their vendor came from.");
 	for (size_t i = 0; i < METRICS_SOURCES; i++)
-		sample(r, "veto_devices_by_source", (const char *const[]){"source", sources[i], NULL},
-		       d->by_source[i]);
+		sample(r, "veto_devices_by_source",
+		       (const char *const[]){"source", sources[i], NULL}, d->by_source[i]);
 	family(r, "veto_devices_by_group", "gauge", "Devices by the group of their last query.");
 	for (size_t g = 0; g < METRICS_GROUPS + 2; g++) {
 		if (g == METRICS_OTHER ? d->by_group[g] == 0 : g >= m->ngroups && g != METRICS_NONE)
@@ -204,12 +204,13 @@ render_lists(const struct metrics *m, struct http_resp *r)
 {
 	family(r, "veto_list_entries", "gauge", "Names in each list as loaded.");
 	for (size_t i = 0; i < m->nlists; i++)
-		sample(r, "veto_list_entries", (const char *const[]){"list", m->lists[i].name, NULL},
-		       m->lists[i].entries);
+		sample(r, "veto_list_entries",
+		       (const char *const[]){"list", m->lists[i].name, NULL}, m->lists[i].entries);
 	family(r, "veto_list_age_seconds", "gauge",
 	       "Seconds since the lists in use were loaded (start, reload or download).");
 	for (size_t i = 0; i < m->nlists; i++)
-		sample(r, "veto_list_age_seconds", (const char *const[]){"list", m->lists[i].name, NULL},
+		sample(r, "veto_list_age_seconds",
+		       (const char *const[]){"list", m->lists[i].name, NULL},
 		       m->policy_age_ms / 1000);
 }
 
@@ -234,9 +235,10 @@ http_metrics_render(const struct metrics *m, struct http_resp *r)
 
 	family(r, "veto_build_info", "gauge", "Veto's version (the value is always 1).");
 	sample(r, "veto_build_info", (const char *const[]){"version", VETO_VERSION, NULL}, 1);
-	http_resp_printf(r, "# HELP veto_uptime_seconds Seconds since the daemon started.\n"
-	                    "# TYPE veto_uptime_seconds gauge\n"
-	                    "veto_uptime_seconds %" PRIu64 ".%03u\n",
+	http_resp_printf(r,
+	                 "# HELP veto_uptime_seconds Seconds since the daemon started.\n"
+	                 "# TYPE veto_uptime_seconds gauge\n"
+	                 "veto_uptime_seconds %" PRIu64 ".%03u\n",
 	                 m->uptime_ms / 1000, (unsigned)(m->uptime_ms % 1000));
 
 	family(r, "veto_queries_received_total", "counter", "DNS queries received, by transport.");

@@ -226,7 +226,8 @@ http_resp_html(struct http_resp *resp, const char *text)
 			run++;
 			continue;
 		}
-		if (http_resp_write(resp, s, run) != 0 || http_resp_write(resp, rep, strlen(rep)) != 0)
+		if (http_resp_write(resp, s, run) != 0 ||
+		    http_resp_write(resp, rep, strlen(rep)) != 0)
 			return -ENOMEM;
 		s += run + 1;
 		run = 0;

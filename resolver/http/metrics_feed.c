@@ -16,10 +16,10 @@ struct metrics_feed {
 	pthread_cond_t cv;
 	uint64_t asked, filled; /* requests made, requests answered (under mu) */
 	bool closing;
-	struct metrics staging; /* loop thread only */
+	struct metrics staging;     /* loop thread only */
 	struct metrics_devices dev; /* loop thread only: the last walk of the device table */
 	uint64_t dev_ms;            /* uv_now() of that walk */
-	struct metrics m;       /* the last snapshot, under mu */
+	struct metrics m;           /* the last snapshot, under mu */
 };
 
 static void

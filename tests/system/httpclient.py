@@ -26,8 +26,9 @@ class Resp:
 		return self.body.decode("utf-8", errors="replace")
 
 
-def request(port, method, path, body=None, headers=None, host="127.0.0.1", timeout=10):
-	conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def request(port, method, path, body=None, headers=None, host="127.0.0.1", timeout=10, source=None):
+	conn = http.client.HTTPConnection(host, port, timeout=timeout,
+					  source_address=(source, 0) if source else None)
 	try:
 		hdrs = dict(headers or {})
 		if body is not None and "Content-Type" not in hdrs:

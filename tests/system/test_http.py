@@ -2,6 +2,7 @@
 configuration checks, and a listener that survives garbage and slow clients."""
 
 import hashlib
+import signal
 import socket
 import subprocess
 import time
@@ -74,6 +75,15 @@ def test_metrics_parse_and_exact_counts(http_veto):
 	assert value(after, "veto_list_entries", list="ads") == 2
 	assert value(after, "veto_process_resident_memory_bytes") > 1_000_000
 
+	assert http_veto.query("tracker.test", src=GROUP_CLIENT["nx"], tcp=True) is not None
+	last, _ = scrape(port)
+	assert value(last, "veto_queries_total", protocol="tcp", action="nxdomain") - \
+		value(after, "veto_queries_total", protocol="tcp", action="nxdomain") == 1
+	assert value(last, "veto_responses_total", rcode="NXDOMAIN") - \
+		value(after, "veto_responses_total", rcode="NXDOMAIN") == 1
+	assert value(last, "veto_group_queries_total", group="nx", action="nxdomain") - \
+		value(after, "veto_group_queries_total", group="nx", action="nxdomain") == 1
+
 
 def test_security_headers_and_refusals(http_veto):
 	port = http_veto.http_port
@@ -89,6 +99,10 @@ def test_security_headers_and_refusals(http_veto):
 	# no users or tokens: every request is admin, but a POST still needs the CSRF token
 	assert post(port, "/logout", {}).status == 403
 	assert post(port, "/logout", {"csrf": "0" * 64}).status == 403
+	# ... and only a loopback Host: a web page that rebinds its own name to 127.0.0.1 gets
+	# nothing
+	assert get(port, "/metrics", headers={"Host": "evil.example"}).status == 403
+	assert get(port, "/metrics", headers={"Host": f"localhost:{port}"}).status == 200
 
 
 def test_garbage_and_slow_clients_while_dns_answers(http_veto):
@@ -125,6 +139,8 @@ def test_garbage_and_slow_clients_while_dns_answers(http_veto):
 			r = http_veto.query(f"slow{i}.example", src=NOGROUP_CLIENT)
 			answered += r is not None
 		assert answered == 20
+		# one address cannot take every connection: another one is served meanwhile
+		assert get(port, "/metrics", source="127.0.0.3").status == 200
 	finally:
 		for s in slow:
 			s.close()
@@ -190,3 +206,100 @@ def test_passwd_hash_passes_check(veto_factory):
 		"tokens": [{"name": "prom", "sha256": token, "role": "read"}]}))
 	p = run_veto(["check", "-c", str(v.config_file)])
 	assert p.returncode == 0, p.stderr
+
+
+def test_reload_keeps_group_counts_by_name(http_veto):
+	"""Groups reordered by a reload: each group's counters follow its name, not its index."""
+	port = http_veto.http_port
+	for _ in range(3):
+		assert http_veto.query("ads.test", src=GROUP_CLIENT["sink"]) is not None
+	assert http_veto.query("ads.test", src=GROUP_CLIENT["nx"]) is not None
+	before, _ = scrape(port)
+	new_port = free_port(["127.0.0.1"])
+
+	def edit(cfg):
+		cfg["groups"] = list(reversed(cfg["groups"]))
+		cfg["http"]["listen"] = [f"127.0.0.1:{new_port}"]
+	http_veto.rewrite_config(edit)
+	http_veto.send_signal(signal.SIGHUP)
+	err = http_veto.wait_stderr("reload: ok")
+	assert "http.listen changed: restart veto" in err
+	after, _ = scrape(port)	# still on the old address until a restart
+	for group, action in (("sink", "sinkhole"), ("nx", "nxdomain"), ("probe", "sinkhole")):
+		assert value(after, "veto_group_queries_total", group=group, action=action) == \
+			value(before, "veto_group_queries_total", group=group, action=action), group
+	assert value(after, "veto_group_queries_total", group="sink", action="sinkhole") >= 3
+	assert value(after, "veto_reloads_total", result="ok") == 1
+	assert value(after, "veto_reloads_total", result="failed") == 0
+
+
+def test_device_metrics(veto_factory, tmp_path):
+	port = free_port(["127.0.0.1"])
+	inv = [{"name": "tv", "mac": "00:00:5e:00:53:25", "ip": GROUP_CLIENT["sink"],
+		"vendor": "Xiaomi"}]
+
+	def edit(cfg):
+		cfg["http"] = {"listen": [f"127.0.0.1:{port}"]}
+		cfg["devices"] = {"inventory": inv, "arp": False}
+	v = veto_factory(edit=edit)
+	for _ in range(2):
+		assert v.query("ads.test", src=GROUP_CLIENT["sink"]) is not None
+	samples, families = scrape(port)
+	assert value(samples, "veto_devices") >= 1
+	assert value(samples, "veto_devices_by_source", source="inventory") >= 1
+	assert value(samples, "veto_devices_by_vendor", vendor="Xiaomi") >= 1
+	assert value(samples, "veto_devices_by_group", group="sink") >= 1
+	assert value(samples, "veto_device_events_total", kind="first_seen") >= 1
+	assert families["veto_devices_by_vendor"][0] == "gauge"
+
+
+def test_http_address_in_use_stops_the_start(veto_factory):
+	busy = socket.socket()
+	busy.bind(("127.0.0.1", 0))
+	busy.listen(1)
+	port = busy.getsockname()[1]
+	try:
+		v = veto_factory(edit=with_http(port), start=False)
+		v.start(wait_ready=False)
+		v.expected_exit = 1
+		assert v.wait_exit() == 1
+		assert f"http: cannot listen on 127.0.0.1:{port}" in v.stderr()
+		assert not v.sanitizer_reports(), v.stderr()
+	finally:
+		busy.close()
+
+
+def test_large_form_refused(http_veto):
+	port = http_veto.http_port
+	r = request(port, "POST", "/logout", body="csrf=" + "a" * (70 * 1024),
+		    headers={"Content-Type": "application/x-www-form-urlencoded"})
+	assert r.status == 413
+	# announced larger than the bound: refused before the body is sent
+	s = socket.create_connection(("127.0.0.1", port), timeout=5)
+	try:
+		s.sendall(b"POST /logout HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n"
+			  b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+		head = s.recv(4096)
+		assert head.startswith(b"HTTP/1.1 413"), head
+	finally:
+		s.close()
+	assert get(port, "/metrics").status == 200
+
+
+def test_upstream_errors_per_server(veto_factory, upstream):
+	from fakeupstream import Timeout
+	port = free_port(["127.0.0.1"])
+	upstream.set_rule("slow.example", Timeout())
+	v = veto_factory(edit=with_http(port))
+	before, _ = scrape(port)
+	r = v.query("slow.example", src=NOGROUP_CLIENT, timeout=5)
+	assert r is not None and r.rcode() == 2	# SERVFAIL after the attempts timed out
+	after, _ = scrape(port)
+	server = upstream.address
+	assert value(after, "veto_upstream_errors_total", server=server) > \
+		value(before, "veto_upstream_errors_total", server=server)
+	assert value(after, "veto_upstream_timeouts_total") > value(before, "veto_upstream_timeouts_total")
+	assert value(after, "veto_responses_total", rcode="SERVFAIL") - \
+		value(before, "veto_responses_total", rcode="SERVFAIL") == 1
+	assert value(after, "veto_queries_total", protocol="udp", action="servfail") - \
+		value(before, "veto_queries_total", protocol="udp", action="servfail") == 1

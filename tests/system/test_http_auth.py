@@ -140,3 +140,26 @@ def test_reload_changes_users(auth_veto, hashes):
 	assert r.status == 303
 	assert get(port, "/metrics", headers=cookie_header(sid_bob)).status == 401	# bob is gone
 	assert get(port, "/metrics", headers=cookie_header(sid_alice)).status == 200
+
+
+def test_login_returns_to_the_page_asked(auth_veto):
+	port = auth_veto.http_port
+	r = get(port, "/metrics")
+	assert r.status == 401 and 'href="/login?next=/metrics"' in r.text
+	page = get(port, "/login?next=/metrics")
+	r = post(port, "/login", {"user": "alice", "password": "alice-pw", "next": "/metrics",
+				  "csrf": csrf_of(page.text)})
+	assert r.status == 303 and r.header("Location") == "/metrics"
+	# never to another site
+	for bad in ("//evil.example/", "http://evil.example/", "/\\evil.example"):
+		r = post(port, "/login", {"user": "alice", "password": "alice-pw", "next": bad,
+					  "csrf": csrf_of(page.text)})
+		assert r.status == 303 and r.header("Location") == "/", bad
+
+
+def test_log_lines_cannot_be_forged(auth_veto):
+	port = auth_veto.http_port
+	login(port, "eve\n2026-01-01T00:00:00.000Z info: http: 127.0.0.1: 'alice' logged in", "x")
+	err = auth_veto.wait_stderr("login as 'eve?2026")
+	assert "login as 'eve?2026-01-01" in err
+	assert "'alice' logged in" not in err

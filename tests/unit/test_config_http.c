@@ -36,8 +36,7 @@ static const struct error_case error_cases[] = {
          "IPv6 or [IPv6]:port)"},
         {"duplicate", "http:\n  listen: [\"127.0.0.1:1\", \"127.0.0.1:1\"]\n",
          "t.yaml:2:27: http.listen[1]: duplicate address '127.0.0.1:1' (first at line 2)"},
-        {"plain password",
-         "http:\n  users:\n    - {name: a, password: secret, role: admin}\n",
+        {"plain password", "http:\n  users:\n    - {name: a, password: secret, role: admin}\n",
          "t.yaml:3:17: http.users[0].password: not a crypt(3) hash (expected yescrypt '$y$...' "
          "or SHA-512 '$6$...', as `veto passwd` prints)"},
         {"md5 hash",
@@ -60,10 +59,14 @@ static const struct error_case error_cases[] = {
         {"short token", "http:\n  tokens:\n    - {name: t, sha256: abcd, role: read}\n",
          "t.yaml:3:17: http.tokens[0].sha256: not a SHA-256 in hex (64 digits: `printf %s TOKEN "
          "| sha256sum`)"},
-        {"token not hex",
-         "http:\n  tokens:\n    - {name: t, sha256: " HEX "z, role: read}\n",
+        {"token not hex", "http:\n  tokens:\n    - {name: t, sha256: " HEX "z, role: read}\n",
          "t.yaml:3:17: http.tokens[0].sha256: not a SHA-256 in hex (64 digits: `printf %s TOKEN "
          "| sha256sum`)"},
+        {"no port", "http:\n  listen: [\"127.0.0.1\"]\n",
+         "t.yaml:2:12: http.listen[0]: '127.0.0.1' has no port (write '127.0.0.1:9153')"},
+        {"v6 without brackets", "http:\n  listen: [\"::1:9153\"]\n",
+         "t.yaml:2:12: http.listen[0]: '::1:9153' is an IPv6 address without brackets: with a "
+         "port, write '[::1]:9153'"},
         {"unknown key", "http:\n  listn: []\n",
          "t.yaml:2:3: http.listn: unknown key (did you mean 'listen'?)"},
 };
@@ -72,8 +75,8 @@ static void
 test_errors(void **state)
 {
 	(void)state;
-	assert_int_equal(run_cases(error_cases, sizeof(error_cases) / sizeof(error_cases[0]), false),
-	                 0);
+	assert_int_equal(
+	        run_cases(error_cases, sizeof(error_cases) / sizeof(error_cases[0]), false), 0);
 }
 
 static void
@@ -83,7 +86,7 @@ test_loaded(void **state)
 	struct diag d;
 	struct config *cfg = NULL;
 	const char *yaml = "http:\n"
-	                   "  listen: [\"0.0.0.0:9153\", \"[::1]:9154\", \"127.0.0.1\"]\n"
+	                   "  listen: [\"0.0.0.0:9153\", \"[::1]:9154\", \"127.0.0.1:80\"]\n"
 	                   "  users:\n"
 	                   "    - {name: alice, password: '" Y "', role: admin}\n"
 	                   "    - {name: bob, password: '" S6 "', role: read}\n"

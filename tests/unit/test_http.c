@@ -175,19 +175,102 @@ test_metrics_labels_escaped(void **state)
 	http_resp_init(&r);
 	assert_int_equal(http_metrics_render(&m, &r), 0);
 	assert_non_null(strstr(r.body, "veto_group_queries_total{group=\"we\\\"ird\\\\gr\\noup\","
-	                                "action=\"sinkhole\"} 3\n"));
+	                               "action=\"sinkhole\"} 3\n"));
 	assert_non_null(strstr(r.body, "veto_list_entries{list=\"ads\"} 12\n"));
 	assert_non_null(strstr(r.body, "# TYPE veto_queries_total counter\n"));
 	http_resp_clear(&r);
+}
+
+static int
+fake_handler(void *ctx, const struct http_req *req, struct http_resp *resp)
+{
+	(void)ctx;
+	(void)req;
+	(void)resp;
+	return 0;
+}
+
+static void
+test_route_refusal(void **state)
+{
+	(void)state;
+	const struct http_route pub = {"/login", HTTP_ROLE_NONE, true, fake_handler, NULL};
+	const struct http_route read = {"/metrics", HTTP_ROLE_READ, false, fake_handler, NULL};
+	const struct http_route admin = {"/devices/forget", HTTP_ROLE_ADMIN, true, fake_handler,
+	                                 NULL};
+	static const struct {
+		int route; /* 0 none, 1 pub, 2 read, 3 admin */
+		bool post;
+		enum http_role role;
+		int want;
+	} cases[] = {
+	        {0, false, HTTP_ROLE_ADMIN, 404}, {1, false, HTTP_ROLE_NONE, 0},
+	        {1, true, HTTP_ROLE_NONE, 0},     {2, false, HTTP_ROLE_NONE, 401},
+	        {2, false, HTTP_ROLE_READ, 0},    {2, true, HTTP_ROLE_ADMIN, 405},
+	        {3, true, HTTP_ROLE_NONE, 401},   {3, true, HTTP_ROLE_READ, 403},
+	        {3, false, HTTP_ROLE_READ, 403},  {3, true, HTTP_ROLE_ADMIN, 0},
+	};
+	const struct http_route *routes[] = {NULL, &pub, &read, &admin};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_req req;
+		memset(&req, 0, sizeof(req));
+		req.post = cases[i].post;
+		req.role = cases[i].role;
+		assert_int_equal(http_route_refusal(routes[cases[i].route], &req), cases[i].want);
+	}
+}
+
+static void
+test_origin_and_host(void **state)
+{
+	(void)state;
+	assert_true(http_origin_ok(NULL, "127.0.0.1:9153"));
+	assert_true(http_origin_ok("http://127.0.0.1:9153", "127.0.0.1:9153"));
+	assert_true(http_origin_ok("http://DNS.lan:9153", "dns.lan:9153"));
+	assert_false(http_origin_ok("http://evil.example", "127.0.0.1:9153"));
+	assert_false(http_origin_ok("http://127.0.0.1:9154", "127.0.0.1:9153"));
+	assert_false(http_origin_ok("https://127.0.0.1:9153", "127.0.0.1:9153"));
+	assert_false(http_origin_ok("null", "127.0.0.1:9153"));
+	assert_false(http_origin_ok("http://127.0.0.1:9153", NULL));
+
+	static const struct {
+		const char *host;
+		bool local;
+	} hosts[] = {
+	        {"127.0.0.1:9153", true}, {"127.1.2.3", true},
+	        {"localhost:80", true},   {"LOCALHOST", true},
+	        {"[::1]:9153", true},     {"[::1]", true},
+	        {"evil.example", false},  {"127.0.0.1.evil.example:80", false},
+	        {"10.0.0.1:9153", false}, {"[::2]:80", false},
+	        {"[::1", false},          {"", false},
+	        {":80", false},
+	};
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
+		assert_int_equal(http_host_is_local(hosts[i].host), hosts[i].local);
+	assert_false(http_host_is_local(NULL));
+}
+
+static void
+test_log_safe(void **state)
+{
+	(void)state;
+	char buf[12];
+	assert_string_equal(http_log_safe("alice", buf, sizeof(buf)), "alice");
+	assert_string_equal(http_log_safe("a\nb\r\x7f", buf, sizeof(buf)), "a?b??");
+	assert_string_equal(http_log_safe("0123456789ab", buf, sizeof(buf)), "01234567...");
+	assert_string_equal(http_log_safe("0123456789a", buf, sizeof(buf)), "0123456789a");
+	assert_string_equal(http_log_safe("", buf, sizeof(buf)), "");
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_args_parse),     cmocka_unit_test(test_args_bounds),
-	        cmocka_unit_test(test_html_escape),    cmocka_unit_test(test_resp_headers),
-	        cmocka_unit_test(test_sha256),         cmocka_unit_test(test_metrics_labels_escaped),
+	        cmocka_unit_test(test_args_parse),    cmocka_unit_test(test_args_bounds),
+	        cmocka_unit_test(test_html_escape),   cmocka_unit_test(test_resp_headers),
+	        cmocka_unit_test(test_sha256),        cmocka_unit_test(test_metrics_labels_escaped),
+	        cmocka_unit_test(test_route_refusal), cmocka_unit_test(test_origin_and_host),
+	        cmocka_unit_test(test_log_safe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
