@@ -29,15 +29,6 @@ int cmd_report(int argc, char **argv);	/* cmd_report.c */
 int cmd_devices(int argc, char **argv); /* cmd_devices.c */
 int cmd_health(int argc, char **argv);	/* cmd_health.c */
 
-/* Sends line (newline included) to the daemon's control socket at path and reads its reply
- * line (without the newline) into reply, waiting at most timeout_ms for it. 0, -ENOENT or
- * -ECONNREFUSED (nobody listens there), -ETIMEDOUT, -EPIPE (closed without a word), or another
- * -errno. cmd_control.c */
-int cmd_ask_daemon(const char *path, const char *line, char *reply, size_t size, int timeout_ms);
-/* Sends line as above and reads the whole reply, up to the daemon's close, into *out (owned,
- * NUL-terminated), at most max octets; timeout_ms for each wait. 0, -ENOENT or -ECONNREFUSED,
- * -ETIMEDOUT, -EMSGSIZE, or another -errno. cmd_control.c */
-int cmd_ask_daemon_all(const char *path, const char *line, size_t max, int timeout_ms, char **out);
 int cmd_lists(int argc, char **argv);	/* cmd_lists.c */
 
 int cmd_stats(int argc, char **argv);	/* cmd_stats.c */

@@ -88,41 +88,6 @@ cmd_devices_os_text(unsigned bits, char *buf, size_t size)
 	return buf;
 }
 
-static const struct devices_obs *
-best_obs(const struct devices_record *r)
-{
-	const struct devices_obs *best = NULL;
-	for (size_t i = 0; i < r->nobs; i++)
-		if (best == NULL || strcasecmp(r->obs[i].vendor, r->vendor) == 0 ||
-		    (strcasecmp(best->vendor, r->vendor) != 0 && r->obs[i].count > best->count))
-			best = &r->obs[i];
-	return best;
-}
-
-const char *
-cmd_devices_evidence(const struct devices_record *r, char *buf, size_t size)
-{
-	const struct devices_obs *o = best_obs(r);
-	if (r->pin_vendor[0] != '\0' || r->pin_group[0] != '\0')
-		snprintf(buf, size, "pinned");
-	else if (r->vendor_source == IDENTITY_SRC_SIGNATURE && o != NULL && o->rom > 0)
-		snprintf(buf, size, "rom x%u %s", (unsigned)o->rom,
-			 o->rom_evidence[0] ? o->rom_evidence : o->evidence);
-	else if (r->vendor_source == IDENTITY_SRC_SIGNATURE && o != NULL && o->app > 0)
-		snprintf(buf, size, "app x%u %s", (unsigned)o->app, o->evidence);
-	else if (r->vendor_source == IDENTITY_SRC_SIGNATURE && o != NULL)
-		snprintf(buf, size, "x%u %s", (unsigned)o->count, o->evidence);
-	else if (r->vendor_source == IDENTITY_SRC_HOSTNAME)
-		snprintf(buf, size, "hostname %s", r->hostname);
-	else if (r->vendor_source == IDENTITY_SRC_OUI)
-		snprintf(buf, size, "oui");
-	else if (r->vendor_source == IDENTITY_SRC_INVENTORY)
-		snprintf(buf, size, "inventory");
-	else
-		snprintf(buf, size, "-");
-	return buf;
-}
-
 /* "" is null, as in the saved state */
 static void
 json_str(FILE *out, const char *s)
@@ -293,7 +258,7 @@ print_json(FILE *out, const struct devices_record *r)
 	fputs(",\"vendor_source\":", out);
 	json_str(out, identity_source_name(r->vendor_source));
 	fputs(",\"evidence\":", out);
-	cmd_devices_evidence(r, ev, sizeof(ev));
+	identify_evidence_text(r, ev, sizeof(ev));
 	json_str(out, strcmp(ev, "-") != 0 ? ev : NULL);
 	cmd_devices_json_evidence(out, r);
 	time_text(r->first_seen, false, t1, sizeof(t1));
@@ -358,7 +323,7 @@ on_list(void *arg, const struct devices_record *r)
 	if (r->has_mac)
 		k = mac_format(&r->mac, mac);
 	text_copy(key, sizeof(key), k);
-	cmd_devices_evidence(r, ev, sizeof(ev));
+	identify_evidence_text(r, ev, sizeof(ev));
 	if (r->vendor[0] != '\0')
 		snprintf(vendor, sizeof(vendor), "%s (%s)", r->vendor,
 			 identity_source_name(r->vendor_source));
@@ -440,98 +405,6 @@ cleanup:
 	return code;
 }
 
-/* ---- --vendor and --group name something known ---- */
-
-#define KNOWN_MAX 512 /* candidates kept for the suggestion; matching does not need them */
-
-struct known {
-	const char *want; /* the option's value */
-	bool nocase;      /* vendors: any case */
-	bool vendor;      /* which field of a record to look at */
-	bool found;
-	const char *cand[KNOWN_MAX];
-	char *owned[KNOWN_MAX]; /* the candidates copied from records */
-	size_t n, nowned;
-};
-
-static void
-known_add(struct known *k, const char *v, bool copy)
-{
-	if (v == NULL || v[0] == '\0')
-		return;
-	if (k->nocase ? strcasecmp(v, k->want) == 0 : strcmp(v, k->want) == 0)
-		k->found = true;
-	for (size_t i = 0; i < k->n; i++)
-		if (strcmp(k->cand[i], v) == 0)
-			return;
-	if (k->n == KNOWN_MAX || (copy && k->nowned == KNOWN_MAX))
-		return;
-	if (copy) {
-		char *d = strdup(v);
-		if (d == NULL)
-			return; /* only the suggestion is poorer */
-		k->owned[k->nowned++] = d;
-		v = d;
-	}
-	k->cand[k->n++] = v;
-}
-
-static int
-on_known(void *arg, const struct devices_record *r)
-{
-	struct known *k = arg;
-
-	known_add(k, k->vendor ? r->vendor : r->group, true);
-	known_add(k, k->vendor ? r->pin_vendor : r->pin_group, true);
-	return 0;
-}
-
-/* The value of --vendor or --group is one the configuration (groups; vendors Veto knows and
- * the inventory's) or the saved device table knows; else a "did you mean" and -1. A group
- * removed from the configuration still matches the devices whose last query was in it. */
-static int
-check_known(const struct config *cfg, struct devices_store *st, const char *opt,
-	    const char *want)
-{
-	struct known *k = calloc(1, sizeof(*k));
-	int rc = 0;
-
-	if (k == NULL)
-		return 0; /* no check rather than no answer */
-	k->want = want;
-	k->vendor = strcmp(opt, "--vendor") == 0;
-	k->nocase = k->vendor;
-	if (k->vendor) {
-		for (size_t i = 0; i < VENDORS_COUNT; i++)
-			known_add(k, vendors_names[i], false);
-		for (size_t i = 0; cfg != NULL && i < cfg->devices.ninventory; i++)
-			known_add(k, cfg->devices.inventory[i].vendor, false);
-	} else {
-		for (size_t i = 0; cfg != NULL && i < cfg->ngroups; i++)
-			known_add(k, cfg->groups[i].name, false);
-	}
-	if (!k->found && st != NULL)
-		(void)devices_store_load(st, on_known, k); /* unreadable: the list says so */
-	if (!k->found) {
-		const char *s = config_suggest(want, k->cand, k->n);
-		char shown[128], sug[128];
-		text_safe(shown, sizeof(shown), want);
-		if (s != NULL)
-			fprintf(stderr, "veto devices: %s: unknown %s '%s' (did you mean '%s'?)\n",
-				opt, opt + 2, shown, text_safe(sug, sizeof(sug), s));
-		else
-			fprintf(stderr,
-				"veto devices: %s: unknown %s '%s' (not in the configuration, not in "
-				"the device table)\n",
-				opt, opt + 2, shown);
-		rc = -1;
-	}
-	for (size_t i = 0; i < k->nowned; i++)
-		free(k->owned[i]);
-	free(k);
-	return rc;
-}
-
 static int
 list(const char *config, struct list_ctx *c)
 {
@@ -544,8 +417,12 @@ list(const char *config, struct list_ctx *c)
 
 	if (code != CMD_EXIT_OK)
 		goto cleanup;
-	if ((c->vendor != NULL && check_known(cfg, st, "--vendor", c->vendor) != 0) ||
-	    (c->group != NULL && check_known(cfg, st, "--group", c->group) != 0)) {
+	char err[512];
+	if ((c->vendor != NULL &&
+	     devices_store_check_known(cfg, st, "--vendor", c->vendor, err, sizeof(err)) != 0) ||
+	    (c->group != NULL &&
+	     devices_store_check_known(cfg, st, "--group", c->group, err, sizeof(err)) != 0)) {
+		fprintf(stderr, "veto devices: %s\n", err);
 		code = CMD_EXIT_USAGE;
 		goto cleanup;
 	}
@@ -619,7 +496,7 @@ print_text(FILE *out, const struct devices_record *r)
 		fprintf(out, " (from %s)", identity_source_name(r->vendor_source));
 	fputc('\n', out);
 	fprintf(out, "  evidence:   %s\n", text_safe(ev, sizeof(ev),
-							cmd_devices_evidence(r, ev, sizeof(ev))));
+							identify_evidence_text(r, ev, sizeof(ev))));
 	cmd_devices_text_evidence(out, r, "  ", 12);
 	time_text(r->first_seen, true, t1, sizeof(t1));
 	time_text(r->last_seen, true, t2, sizeof(t2));

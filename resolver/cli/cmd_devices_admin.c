@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "control_client.h"
 #include "cmd_devices_int.h"
 #include "config.h"
 #include "control.h"
@@ -251,7 +252,7 @@ cmd_devices_admin(int argc, char **argv)
 		code = CMD_EXIT_USAGE;
 		goto cleanup;
 	}
-	int rc = cmd_ask_daemon(sock, line, reply, sizeof(reply), REPLY_TIMEOUT_MS);
+	int rc = control_ask(sock, line, reply, sizeof(reply), REPLY_TIMEOUT_MS);
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {
 		code = edit_saved(cfg, &req);
 		goto cleanup;

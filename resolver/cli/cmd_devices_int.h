@@ -15,11 +15,6 @@
 /* `veto devices forget|pin|unpin ...` (argv[0] is the verb). An exit code. */
 int cmd_devices_admin(int argc, char **argv);
 
-/* The evidence behind the device's vendor in a few words: "pinned", "rom x2
- * connect.rom.miui.com", "app x5 ...", "x3 NAME", "oui", "inventory", "hostname NAME", or
- * "-". Returns buf. */
-const char *cmd_devices_evidence(const struct devices_record *r, char *buf, size_t size);
-
 /* "Apple, Android" from IDENTITY_OS_* bits ("" for none). Returns buf. */
 const char *cmd_devices_os_text(unsigned bits, char *buf, size_t size);
 

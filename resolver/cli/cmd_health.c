@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "control_client.h"
 #include "config.h"
 #include "control.h"
 #include "diag.h"
@@ -103,7 +104,7 @@ cmd_health(int argc, char **argv)
 		code = CMD_EXIT_USAGE;
 		goto cleanup;
 	}
-	int rc = cmd_ask_daemon(sock, CONTROL_HEALTH "\n", reply, sizeof(reply), (int)timeout);
+	int rc = control_ask(sock, CONTROL_HEALTH "\n", reply, sizeof(reply), (int)timeout);
 	if (rc == 0 && strncmp(reply, "ok ", 3) == 0) {
 		printf("%s: %s\n", sock, reply + 3);
 		code = CMD_EXIT_OK;

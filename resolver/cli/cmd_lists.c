@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "control_client.h"
 #include "config.h"
 #include "control.h"
 #include "diag.h"
@@ -297,7 +298,7 @@ cmd_lists(int argc, char **argv)
 	}
 	int rc = control_path(cfg->state_dir, path, sizeof(path));
 	if (rc == 0)
-		rc = cmd_ask_daemon_all(path, refresh ? "lists refresh\n" : "lists\n", REPLY_MAX,
+		rc = control_ask_all(path, refresh ? "lists refresh\n" : "lists\n", REPLY_MAX,
 		                        REPLY_TIMEOUT_MS, &reply);
 	if (rc == 0) {
 		char *body = strchr(reply, '\n');

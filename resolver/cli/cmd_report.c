@@ -14,6 +14,7 @@
 #include "json.h"
 #include "logdb_reader.h"
 #include "output.h"
+#include "review.h"
 
 #define DEFAULT_SINCE "7d"
 #define BAR_WIDTH     40
@@ -126,23 +127,9 @@ on_attempt(void *arg, const struct logdb_attempt *a)
 		        a->evidence, a->group, att, names,
 		        denied, a->top_lists[0] != '\0' ? a->top_lists : NULL, first, last};
 		return output_table_add(c->table, cells) == 0 ? 0 : -ENOMEM;
-	case CMD_REPORT_CSV: {
-		const char *cols[] = {a->key,    a->device,        a->client, a->mac,
-		                      a->vendor, a->vendor_source, a->group};
-		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
-			if (i > 0)
-				fputc(',', f);
-			output_csv(f, cols[i]);
-		}
-		output_format_csv_time(a->first_ms, first);
-		output_format_csv_time(a->last_ms, last);
-		fprintf(f, ",%" PRIu64 ",%" PRIu64 ",", a->attempts, a->names);
-		output_csv(f, a->top_lists);
-		fprintf(f, ",%s,%s,%" PRIu64 ",", first, last, a->denied);
-		output_csv(f, a->evidence);
-		fputc('\n', f);
+	case CMD_REPORT_CSV:
+		review_attempts_csv_row(f, a);
 		break;
-	}
 	case CMD_REPORT_JSON:
 		fputs(c->first ? "[\n{" : ",\n{", f);
 		output_json_str(f, false, "key", a->key);
@@ -186,9 +173,7 @@ report_attempts(struct logdb_reader *r, const struct logdb_filter *f, struct cmd
 		if (rc != 0)
 			return rc;
 	} else if (c->format == CMD_REPORT_CSV) {
-		fputs("device_key,device,client,mac,vendor,vendor_source,group,attempts,names,"
-		      "top_lists,first,last,default_deny,vendor_evidence\n",
-		      c->out);
+		review_attempts_csv_head(c->out);
 	}
 	rc = logdb_report_attempts(r, f, on_attempt, c);
 	if (c->format == CMD_REPORT_TABLE) {

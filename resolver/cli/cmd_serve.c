@@ -17,6 +17,7 @@
 #include "privdrop.h"
 #include "sdnotify.h"
 #include "server.h"
+#include "web.h"
 
 static void
 usage(FILE *out)
@@ -64,13 +65,17 @@ on_policy_reloaded(void *arg, const struct policy *policy)
 #define SERVE_HTTP_ROUTES 64
 
 static int
-start_http(struct http_server *http, struct metrics_feed *feed)
+start_http(struct http_server *http, struct metrics_feed *feed, struct web *web)
 {
 	struct http_route routes[SERVE_HTTP_ROUTES];
-	size_t n = 0;
+	size_t n = 0, nweb;
 
 	routes[n++] = (struct http_route){"/metrics", HTTP_ROLE_READ, false, http_metrics_page, feed};
 	/* the web console's routes are appended here (at most SERVE_HTTP_ROUTES - n) */
+	const struct http_route *pages = web_routes(web, &nweb);
+	_Static_assert(WEB_ROUTES_MAX < SERVE_HTTP_ROUTES, "SERVE_HTTP_ROUTES");
+	memcpy(routes + n, pages, nweb * sizeof(*pages));
+	n += nweb;
 	return http_start(http, routes, n);
 }
 
@@ -82,6 +87,7 @@ run(const char *path, const char *user)
 	struct server *srv = NULL;
 	struct http_server *http = NULL;
 	struct metrics_feed *feed = NULL;
+	struct web *web = NULL;
 	uv_loop_t loop;
 	int rc = CMD_EXIT_OK;
 	int err;
@@ -131,9 +137,15 @@ run(const char *path, const char *user)
 	if (err == 0)
 		err = privdrop_end(&pd);
 	if (err == 0 && http != NULL) {
+		const struct config *cfg = policy_config(server_policy(srv));
+		struct web_options wo = {.config_path = path,
+		                         .database = cfg->log.database,
+		                         .state_dir = cfg->state_dir};
 		err = metrics_feed_new(&loop, srv, &feed);
 		if (err == 0)
-			err = start_http(http, feed);
+			err = web_new(&wo, &web);
+		if (err == 0)
+			err = start_http(http, feed, web);
 		if (err == 0)
 			server_on_reload(srv, on_policy_reloaded, http);
 	}
@@ -152,6 +164,7 @@ run(const char *path, const char *user)
 		uv_run(&loop, UV_RUN_DEFAULT);
 	}
 	http_free(&http);
+	web_free(&web); /* after the listener: its handlers used it */
 	server_free(&srv);
 	err = uv_loop_close(&loop);
 	if (err != 0) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "control_client.h"
 #include "config.h"
 #include "control.h"
 #include "diag.h"
@@ -144,7 +145,7 @@ cmd_stats(int argc, char **argv)
 		fprintf(stderr, "veto stats: the control socket path is too long\n");
 		return CMD_EXIT_USAGE;
 	}
-	rc = cmd_ask_daemon(sock, "stats\n", reply, sizeof(reply), 10000);
+	rc = control_ask(sock, "stats\n", reply, sizeof(reply), 10000);
 	if (rc != 0) {
 		fprintf(stderr,
 		        "veto stats: %s: %s (is the daemon running, with devices: or "

@@ -51,4 +51,12 @@ int devices_store_get(struct devices_store *st, const char *key, struct devices_
 /* state_dir/devices.db into buf; -ENAMETOOLONG when it does not fit. */
 int devices_store_path(const struct config *cfg, char *buf, size_t size);
 
+/* want, the value of opt ("--vendor" or "--group"), is one the configuration (groups;
+ * vendors Veto knows and the inventory's; cfg may be NULL) or the saved device table (st may
+ * be NULL) knows: 0; else -1 with a message and its "did you mean" in err ("--vendor: unknown
+ * vendor 'Xiomi' (did you mean 'Xiaomi'?)"). A group removed from the configuration still
+ * matches the devices whose last query was in it. devices_known.c */
+int devices_store_check_known(const struct config *cfg, struct devices_store *st, const char *opt,
+			      const char *want, char *err, size_t size);
+
 #endif

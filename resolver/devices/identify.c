@@ -267,3 +267,38 @@ identify_key(const struct config *cfg, const struct devices_sources *src,
 		*mac = r.mac;
 	return r.has_mac;
 }
+
+static const struct devices_obs *
+best_obs(const struct devices_record *r)
+{
+	const struct devices_obs *best = NULL;
+	for (size_t i = 0; i < r->nobs; i++)
+		if (best == NULL || strcasecmp(r->obs[i].vendor, r->vendor) == 0 ||
+		    (strcasecmp(best->vendor, r->vendor) != 0 && r->obs[i].count > best->count))
+			best = &r->obs[i];
+	return best;
+}
+
+const char *
+identify_evidence_text(const struct devices_record *r, char *buf, size_t size)
+{
+	const struct devices_obs *o = best_obs(r);
+	if (r->pin_vendor[0] != '\0' || r->pin_group[0] != '\0')
+		snprintf(buf, size, "pinned");
+	else if (r->vendor_source == IDENTITY_SRC_SIGNATURE && o != NULL && o->rom > 0)
+		snprintf(buf, size, "rom x%u %s", (unsigned)o->rom,
+			 o->rom_evidence[0] ? o->rom_evidence : o->evidence);
+	else if (r->vendor_source == IDENTITY_SRC_SIGNATURE && o != NULL && o->app > 0)
+		snprintf(buf, size, "app x%u %s", (unsigned)o->app, o->evidence);
+	else if (r->vendor_source == IDENTITY_SRC_SIGNATURE && o != NULL)
+		snprintf(buf, size, "x%u %s", (unsigned)o->count, o->evidence);
+	else if (r->vendor_source == IDENTITY_SRC_HOSTNAME)
+		snprintf(buf, size, "hostname %s", r->hostname);
+	else if (r->vendor_source == IDENTITY_SRC_OUI)
+		snprintf(buf, size, "oui");
+	else if (r->vendor_source == IDENTITY_SRC_INVENTORY)
+		snprintf(buf, size, "inventory");
+	else
+		snprintf(buf, size, "-");
+	return buf;
+}

@@ -126,4 +126,9 @@ void identify_policy(const struct config *cfg, const struct devices_record *rec,
 /* The name to show for a device: inventory name, else hostname, else NULL. */
 const char *identify_display_name(const struct devices_record *rec);
 
+/* The evidence behind the device's vendor in a few words (`veto devices`, the console's
+ * /devices): "pinned", "rom x2 connect.rom.miui.com", "app x5 ...", "x3 NAME", "oui",
+ * "inventory", "hostname NAME", or "-". Returns buf. */
+const char *identify_evidence_text(const struct devices_record *r, char *buf, size_t size);
+
 #endif

@@ -230,6 +230,8 @@ struct control {
 	struct updater *lists;
 	control_stats_cb stats;
 	void *stats_arg;
+	control_text_cb policy;
+	void *policy_arg;
 	char *path;
 	struct control_client *clients;
 	unsigned nclients; /* in clients */
@@ -308,6 +310,33 @@ reply(struct control_client *cl, bool ok, const char *text)
 		client_close(cl);
 }
 
+/* Sends "ok KIND N" and the N lines of body (owned, taken; NULL: out of memory), then
+ * closes. */
+static void
+send_lines(struct control_client *cl, const char *kind, char *body)
+{
+	size_t n = 0, len = body != NULL ? strlen(body) : 0;
+	char *text = NULL;
+	for (size_t i = 0; i < len; i++)
+		n += body[i] == '\n';
+	if (body == NULL || (text = malloc(len + 48)) == NULL) {
+		free(body);
+		reply(cl, false, "out of memory");
+		return;
+	}
+	int head = snprintf(text, 48, "ok %s %zu\n", kind, n);
+	memcpy(text + head, body, len);
+	free(body);
+	cl->answered = true;
+	cl->long_reply = text;
+	uv_read_stop((uv_stream_t *)&cl->pipe);
+	uv_timer_stop(&cl->timer);
+	uv_buf_t b = uv_buf_init(text, (unsigned)((size_t)head + len));
+	cl->wr.data = cl;
+	if (uv_write(&cl->wr, (uv_stream_t *)&cl->pipe, &b, 1, on_reply_written) != 0)
+		client_close(cl);
+}
+
 /* `lists [refresh]`: "ok lists N" and the updater's N lines. */
 static void
 reply_lists(struct control_client *cl, bool refresh)
@@ -321,27 +350,22 @@ reply_lists(struct control_client *cl, bool refresh)
 		updater_refresh(c->lists);
 		log_info("lists: downloading every URL again (asked by uid %u)", (unsigned)cl->uid);
 	}
-	char *status = updater_status(c->lists);
-	size_t n = 0, len = status != NULL ? strlen(status) : 0;
+	send_lines(cl, "lists", updater_status(c->lists));
+}
+
+/* `policy`: "ok policy N" and N lines from the server (server_policy.c). */
+static void
+reply_policy(struct control_client *cl)
+{
+	struct control *c = cl->c;
 	char *text = NULL;
-	for (size_t i = 0; i < len; i++)
-		n += status[i] == '\n';
-	if (status == NULL || (text = malloc(len + 32)) == NULL) {
-		free(status);
-		reply(cl, false, "out of memory");
+	if (c->policy == NULL) {
+		reply(cl, false, "policy: not available");
 		return;
 	}
-	int head = snprintf(text, 32, "ok lists %zu\n", n);
-	memcpy(text + head, status, len);
-	free(status);
-	cl->answered = true;
-	cl->long_reply = text;
-	uv_read_stop((uv_stream_t *)&cl->pipe);
-	uv_timer_stop(&cl->timer);
-	uv_buf_t b = uv_buf_init(text, (unsigned)((size_t)head + len));
-	cl->wr.data = cl;
-	if (uv_write(&cl->wr, (uv_stream_t *)&cl->pipe, &b, 1, on_reply_written) != 0)
-		client_close(cl);
+	if (c->policy(c->policy_arg, &text) != 0)
+		text = NULL;
+	send_lines(cl, "policy", text);
 }
 
 static void
@@ -362,6 +386,10 @@ handle_line(struct control_client *cl, size_t len)
 	}
 	if (len == 13 && memcmp(cl->buf, "lists refresh", 13) == 0) {
 		reply_lists(cl, true);
+		return;
+	}
+	if (len == 6 && memcmp(cl->buf, "policy", 6) == 0) {
+		reply_policy(cl);
 		return;
 	}
 	if (len == 5 && memcmp(cl->buf, "stats", 5) == 0) {
@@ -623,6 +651,13 @@ void
 control_set_lists(struct control *c, struct updater *u)
 {
 	c->lists = u;
+}
+
+void
+control_set_policy(struct control *c, control_text_cb cb, void *arg)
+{
+	c->policy = cb;
+	c->policy_arg = arg;
 }
 
 static void

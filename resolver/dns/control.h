@@ -15,6 +15,9 @@
  *     health                  (answered "ok serving" by the loop itself: `veto health`)
  *     lists [refresh]
  *     stats                    (reply: "ok " and the counters as one JSON object, metrics.h)
+ *     policy                   (reply: "ok policy N" and N tab-separated lines: the policy in
+ *                              use, the last reload and its problems, groups and lists; see
+ *                              server_policy.c)
  * Words are separated by one space; in a word, '%', space and control octets are written
  * %XX (hex). Replies: "ok TEXT" or "error: TEXT"; `lists` (after downloading every URL again
  * with `refresh`) answers "ok lists N" and N lines of updater_status() (updater.h), whatever
@@ -45,6 +48,9 @@
 /* Writes the daemon's counters as one JSON line (no newline) into buf: 0 or -ENOSPC. Called
  * on the loop for each "stats" request. */
 typedef int (*control_stats_cb)(void *arg, char *buf, size_t size);
+/* Writes the lines of a long reply (each ending with a newline) into *out (malloc'd, taken by
+ * the channel): 0 or -ENOMEM. Called on the loop. */
+typedef int (*control_text_cb)(void *arg, char **out);
 
 /* Parses one request line (without its newline) into req (uid 0). 0, or -EINVAL with the
  * reason in err. */
@@ -72,6 +78,8 @@ int control_open(uv_loop_t *loop, struct devices *d, const char *state_dir,
  * both must outlive the channel. */
 void control_set_devices(struct control *c, struct devices *d);
 void control_set_lists(struct control *c, struct updater *u);
+/* What answers `policy` (NULL: answered with an error). */
+void control_set_policy(struct control *c, control_text_cb cb, void *arg);
 /* Stops listening, closes every connection, removes the socket, then calls cb(arg). */
 void control_close(struct control *c, void (*cb)(void *arg), void *arg);
 void control_free(struct control **c); /* after the close callback; NULL-safe */

@@ -113,6 +113,7 @@ free_server_memory(struct server *s)
 	limits_destroy(s);
 	free(s->applied.listen);
 	free(s->applied.state_dir);
+	free(s->reload_problems);
 	free(s->udp_rbuf);
 	free(s->tcp_rbuf);
 	free(s->reply);
@@ -167,6 +168,7 @@ open_control(struct server *s)
 	s->nobjects++;
 	if (s->lists != NULL)
 		control_set_lists(s->control, s->lists);
+	control_set_policy(s->control, server_policy_text, s);
 }
 
 /* List downloads and watchers. Not fatal. */
@@ -222,6 +224,7 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 	mallopt(M_MMAP_THRESHOLD, SERVER_MMAP_THRESHOLD);
 	s->loop = loop;
 	s->started_ms = uv_now(loop);
+	server_note_reload(s, 1, NULL);
 	s->policy_ms = s->started_ms;
 	s->drain_ms = SERVER_DRAIN_MS;
 	query_pool_init(&s->pool, SERVER_MAX_QUERIES);
@@ -449,6 +452,7 @@ on_reload_done(uv_work_t *req, int status)
 		if (job->policy != NULL)
 			policy_unref(&job->policy);
 	} else if (result != 0) {
+		server_note_reload(s, result, &job->diag);
 		s->stats.reload_failures++;
 		log_diagnostics(&job->diag);
 		if (job->diag.nerrors == 0)
@@ -474,6 +478,7 @@ on_reload_done(uv_work_t *req, int status)
 		job->policy = NULL;
 		s->policy_ms = uv_now(s->loop);
 		s->stats.reloads++;
+		server_note_reload(s, 0, &job->diag);
 		if (s->devices != NULL)
 			devices_reconfigure(s->devices, s->policy);
 		else if (cur->devices.enabled)

@@ -17,6 +17,7 @@
 #include "cache.h"
 #include "clientcount.h"
 #include "devices.h"
+#include "diag.h"
 #include "dnsmsg.h"
 #include "metrics.h"
 #include "policy.h"
@@ -165,6 +166,11 @@ struct server {
 	struct control *control;	/* state_dir/control.sock (devices, lists), or NULL */
 	struct updater *lists;		/* list downloads and list-file watchers, or NULL */
 	struct server_stats stats;
+	/* the policy in use and the last reload (server_policy.c): wall-clock ms, the reload's
+	 * result (1: none yet, 0 ok, -errno) and its problems as "LEVEL\tTEXT\n" lines (owned) */
+	uint64_t policy_wall_ms, reload_wall_ms;
+	int reload_status;
+	char *reload_problems;
 	uint64_t started_ms;		/* uv_now() at server_new (metrics: uptime) */
 	uint64_t policy_ms;		/* uv_now() when the policy in use was loaded */
 	struct metrics_counts counts;	/* metrics.c: per transport, action, rcode, group */
@@ -289,5 +295,10 @@ void tcp_query_done(struct tcp_conn *c);
 /* Server stopping: stop reading; the connection closes once its queries are answered. */
 void tcp_conn_drain(struct tcp_conn *c);
 void tcp_conn_close(struct tcp_conn *c);
+
+/* server_policy.c: records a finished reload (status 0 or -errno, its diagnostics). */
+void server_note_reload(struct server *s, int status, const struct diag *d);
+/* The `policy` control request's lines (control.h): a control_text_cb. */
+int server_policy_text(void *arg, char **out);
 
 #endif

@@ -91,7 +91,7 @@ def test_security_headers_and_refusals(http_veto):
 		r = get(port, path)
 		assert r.header("Content-Security-Policy") == CSP, path
 		assert r.header("X-Content-Type-Options") == "nosniff"
-		assert r.header("Referrer-Policy") == "no-referrer"
+		assert r.header("Referrer-Policy") == "same-origin"
 		assert r.header("Cache-Control") == "no-store"
 	assert get(port, "/nowhere").status == 404
 	assert request(port, "DELETE", "/metrics").status == 405

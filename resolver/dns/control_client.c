@@ -1,7 +1,8 @@
 /*
- * cmd_control: the CLI's side of the daemon's control channel (resolver/dns/control.h): one
- * request line, then one reply line (`veto devices forget|pin|unpin`, `veto health`, `veto
- * stats`) or a whole reply up to the daemon's close (`veto lists`).
+ * control_client: the client side of the daemon's control channel (control.h), shared by the
+ * CLI (`veto devices forget|pin|unpin`, `veto health`, `veto stats`, `veto lists`) and the web
+ * console's actions: one request line, then one reply line or a whole reply up to the
+ * daemon's close.
  */
 #include <errno.h>
 #include <poll.h>
@@ -12,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cmd.h"
+#include "control_client.h"
 #include "text.h"
 
 /* Connects to path and sends line whole. 0 with *fd open, or -errno (*fd closed). */
@@ -69,7 +70,7 @@ read_some(int fd, char *buf, size_t size, size_t *got, int timeout_ms)
 }
 
 int
-cmd_ask_daemon(const char *path, const char *line, char *reply, size_t size, int timeout_ms)
+control_ask(const char *path, const char *line, char *reply, size_t size, int timeout_ms)
 {
 	size_t got = 0;
 	int fd, rc = connect_send(path, line, &fd);
@@ -90,7 +91,7 @@ cmd_ask_daemon(const char *path, const char *line, char *reply, size_t size, int
 }
 
 int
-cmd_ask_daemon_all(const char *path, const char *line, size_t max, int timeout_ms, char **out)
+control_ask_all(const char *path, const char *line, size_t max, int timeout_ms, char **out)
 {
 	size_t got = 0, cap = 65536;
 	char *buf = malloc(cap);
