@@ -3,7 +3,9 @@
 # driven by dnsperf over loopback. Bounded: every load run has a time limit, every process started
 # here is stopped by its PID. Usage: tests/bench/run.sh [BUILD_DIR] (default build).
 # Environment: DURATION (seconds per run, default 10), CLIENTS (dnsperf -c, default 8),
-# OUTSTANDING (dnsperf -q, default 256).
+# OUTSTANDING (dnsperf -q, default 256), SCRAPE (1: also the cache-hit mix three times with and
+# three times without a client fetching /metrics and the console's overview every second, to see
+# what the HTTP listener costs the DNS path).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -14,7 +16,8 @@ upstream_bin=$build/tests/bench_upstream
 DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-8}
 OUTSTANDING=${OUTSTANDING:-256}
-UP_PORT=15300 VETO_PORT=15301 DD_PORT=15302
+SCRAPE=${SCRAPE:-0}
+UP_PORT=15300 VETO_PORT=15301 DD_PORT=15302 HTTP_PORT=15303
 SERVER_CPU=1 LOAD_CPU=0
 work=$(mktemp -d /tmp/veto-bench.XXXXXX)
 pids=()
@@ -77,6 +80,13 @@ groups:
 log:
   queries: none
 YAML
+if [ "$SCRAPE" = 1 ]; then
+	cat >>"$work/veto.yaml" <<YAML
+state_dir: $work/state
+http:
+  listen: ["127.0.0.1:$HTTP_PORT"]
+YAML
+fi
 cat >"$work/dnsdist.lua" <<LUA
 setLocal("127.0.0.1:$DD_PORT")
 newServer({address="127.0.0.1:$UP_PORT", name="up", checkInterval=3600})
@@ -162,6 +172,31 @@ for mix in hits blocked mix miss; do
 		"$ratio" "$vc" "$dc" "$cratio" "$vp50" "$vp99" "$dp50" "$dp99"
 	[ "${vl%%(*}" = "0" ] || echo "  (veto lost ${vl} queries on $mix)"
 done
+if [ "$SCRAPE" = 1 ]; then
+	command -v curl >/dev/null || { echo "missing curl" >&2; exit 1; }
+	scrape_loop() { # for at most DURATION + 5 s: /metrics and the overview every second
+		local end=$((SECONDS + DURATION + 5))
+		while [ $SECONDS -lt $end ]; do
+			curl -s -o /dev/null -m 2 "http://127.0.0.1:$HTTP_PORT/metrics" || true
+			curl -s -o /dev/null -m 2 "http://127.0.0.1:$HTTP_PORT/" || true
+			sleep 1
+		done
+	}
+	echo
+	echo "cache-hit mix with and without a scraper (/metrics and / every second), alternating:"
+	printf '| round | veto qps, no scraper | veto qps, scraper | ratio |\n|---|---:|---:|---:|\n'
+	for round in 1 2 3; do
+		a=$(run_qps $VETO_PORT "$work/hits.txt")
+		taskset -c $LOAD_CPU bash -c "$(declare -f scrape_loop); DURATION=$DURATION HTTP_PORT=$HTTP_PORT scrape_loop" &
+		sp=$!
+		pids+=($sp)
+		b=$(run_qps $VETO_PORT "$work/hits.txt")
+		kill $sp 2>/dev/null || true
+		wait $sp 2>/dev/null || true
+		printf '| %s | %s | %s | %s |\n' $round "$a" "$b" \
+			"$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.3f", b / a; else print "-" }')"
+	done
+fi
 echo
 echo "resident memory after the runs: veto $(rss_kb $veto_pid) kB, dnsdist $(rss_kb $dd_pid) kB"
 
