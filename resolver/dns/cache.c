@@ -384,28 +384,46 @@ cache_prefetch_started(struct cache *c)
 	c->st.prefetches++;
 }
 
-const struct dnsmsg_answer *
-cache_lookup_stale(struct cache *c, const struct names_name *qname, uint16_t qtype,
-		   uint16_t qclass, uint8_t bits, uint64_t now_ms, uint32_t *age_s, bool *stale)
+/* The slot cache_lookup_stale serves for the key (the CD=0 entry after the exact one), or NIL.
+ * An entry past its TTL + the stale window is dropped when c is given, else left. */
+static uint32_t
+stale_slot(const struct cache *cc, struct cache *c, const struct names_name *qname,
+	   uint16_t qtype, uint16_t qclass, uint8_t bits, uint64_t now_ms)
 {
 	uint8_t key[NAMES_MAX_WIRE + KEY_EXTRA];
 	uint32_t prev, i = NIL;
 
-	c->last_hit = NIL;
-	if (c->nslots == 0 || c->stale_ms == 0)
-		return NULL;
+	if (cc->nslots == 0 || cc->stale_ms == 0)
+		return NIL;
 	for (int k = 0; k < 2 && i == NIL; k++) {
 		uint8_t kb = k == 0 ? bits : (uint8_t)(bits & ~CACHE_KEY_CD);
 		if (k == 1 && kb == bits)
 			break;
 		size_t keylen = key_make(key, qname, qtype, qclass, kb);
-		i = find(c, key_hash(c, qname, qtype, qclass, kb), key, keylen, &prev);
-		if (i != NIL && now_ms >= c->slots[i].expire_ms &&
-		    now_ms - c->slots[i].expire_ms >= c->stale_ms) {
-			drop_expired(c, i, prev);
+		i = find(cc, key_hash(cc, qname, qtype, qclass, kb), key, keylen, &prev);
+		if (i != NIL && now_ms >= cc->slots[i].expire_ms &&
+		    now_ms - cc->slots[i].expire_ms >= cc->stale_ms) {
+			if (c != NULL)
+				drop_expired(c, i, prev);
 			i = NIL;
 		}
 	}
+	return i;
+}
+
+bool
+cache_stale_kept(const struct cache *c, const struct names_name *qname, uint16_t qtype,
+		 uint16_t qclass, uint8_t bits, uint64_t now_ms)
+{
+	return stale_slot(c, NULL, qname, qtype, qclass, bits, now_ms) != NIL;
+}
+
+const struct dnsmsg_answer *
+cache_lookup_stale(struct cache *c, const struct names_name *qname, uint16_t qtype,
+		   uint16_t qclass, uint8_t bits, uint64_t now_ms, uint32_t *age_s, bool *stale)
+{
+	c->last_hit = NIL;
+	uint32_t i = stale_slot(c, c, qname, qtype, qclass, bits, now_ms);
 	if (i == NIL)
 		return NULL;
 	struct slot *s = &c->slots[i];

@@ -99,6 +99,11 @@ const struct dnsmsg_answer *cache_lookup_stale(struct cache *c, const struct nam
  * is kept for the key (cache_lookup_stale would serve it now). */
 bool cache_missed_stale(const struct cache *c);
 
+/* Whether cache_lookup_stale would return an answer for the key now (fresh, or expired within
+ * the stale window). Changes nothing, counts nothing. */
+bool cache_stale_kept(const struct cache *c, const struct names_name *qname, uint16_t qtype,
+		      uint16_t qclass, uint8_t bits, uint64_t now_ms);
+
 /* Stores a copy of a when a->cacheable (replacing the entry for the key, if any: its hit count
  * and prefetch mark start again). 0, or -ENOMEM / -E2BIG (nothing stored, not fatal). */
 int cache_insert(struct cache *c, const struct names_name *qname, uint16_t qtype, uint16_t qclass,

@@ -3,6 +3,7 @@
  */
 #include "stale.h"
 
+#include "cache.h"
 #include "check.h"
 #include "prefetch.h"
 #include "server_int.h"
@@ -19,6 +20,12 @@ on_stale_timer(uv_timer_t *t)
 		struct query *q = s->stale.head;
 		stale_unwatch(s, q);
 		if (q->wait == NULL)
+			continue;
+		/* nothing to serve any more (the window ended, the entry was evicted, serve_stale
+		 * was turned off): the query keeps waiting for its upstream request */
+		if (s->cache == NULL ||
+		    !cache_stale_kept(s->cache, &q->dq.qname, q->dq.qtype, q->dq.qclass,
+				      cache_key_bits(&q->dq), now))
 			continue;
 		/* the refresh joins this query's request (the in-flight dedup), so cancelling
 		 * the query's wait does not abort it */

@@ -3,6 +3,8 @@
  * expired answer for it (cache.serve_stale) is watched: if the upstream has not answered after
  * STALE_CLIENT_TIMER_MS, the client gets the kept answer (TTL 30, action stale) and the upstream
  * request goes on as a background refresh (prefetch_start), whose reply replaces the entry.
+ * When the answer is no longer kept by then (its window ended, it was evicted, serve_stale was
+ * turned off), the query simply goes on waiting for its upstream request.
  *
  * One timer for the server and a FIFO of watched queries (the delay is the same for all, so
  * the oldest is due first): nothing allocated per query. The timer never finishes a query: it

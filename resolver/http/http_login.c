@@ -9,14 +9,19 @@
 #include "http_int.h"
 #include "log.h"
 
-/* Where to go after logging in: a local path only ("/x", not "//host" or "/\host"). */
+/* Where to go after logging in: a local path only ("/x", not "//host" or "/\host"). No control
+ * octet anywhere: a browser drops tabs and newlines from a URL, so "/<TAB>/host" would become
+ * "//host", another site. */
 static const char *
 next_page(const struct http_req *req)
 {
 	const char *next = http_req_arg(req, "next");
-	if (next == NULL || next[0] != '/' || next[1] == '/' || next[1] == '\\' ||
-	    strpbrk(next, "\r\n") != NULL)
+	if (next == NULL || next[0] != '/' || next[1] == '/' || next[1] == '\\')
 		return "/";
+	for (const unsigned char *p = (const unsigned char *)next; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return "/";
+	}
 	return next;
 }
 

@@ -151,7 +151,8 @@ def test_login_returns_to_the_page_asked(auth_veto):
 				  "csrf": csrf_of(page.text)})
 	assert r.status == 303 and r.header("Location") == "/metrics"
 	# never to another site
-	for bad in ("//evil.example/", "http://evil.example/", "/\\evil.example"):
+	for bad in ("//evil.example/", "http://evil.example/", "/\\evil.example",
+		    "/\t/evil.example", "/\t\\evil.example", "/\x7f/evil.example"):
 		r = post(port, "/login", {"user": "alice", "password": "alice-pw", "next": bad,
 					  "csrf": csrf_of(page.text)})
 		assert r.status == 303 and r.header("Location") == "/", bad

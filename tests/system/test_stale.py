@@ -134,6 +134,23 @@ def test_slow_upstream_client_gets_stale_then_refresh(veto_factory, upstream):
 	assert [x["action"] for x in recs] == ["forward", "stale", "cache"]
 
 
+def test_slow_upstream_past_the_stale_window_is_waited_for(veto_factory, upstream):
+	"""The client response timer fires after the kept answer's window (TTL + serve_stale) has
+	ended: there is nothing to serve, so the query keeps waiting for its upstream request
+	(timeout_ms 5000) and gets the slow reply, not a SERVFAIL at 1.8 s."""
+	v = veto_factory(edit=lambda cfg: (cfg["cache"].update(serve_stale="2s"),
+					   cfg["upstream"].update(timeout_ms=5000)))
+	upstream.set_rule("late.test", Answer({"A": ["192.0.2.39"]}, ttl=1))
+	v.query("late.test")
+	time.sleep(2.0)		# TTL + 1 s: kept; the timer (1.8 s on) fires past TTL + 2 s
+	upstream.set_rule("late.test", Delay(3.0, Answer({"A": ["192.0.2.40"]}, ttl=300)))
+	r = v.query("late.test", timeout=4.5)
+	assert r.rcode() == dns.rcode.NOERROR, dns.rcode.to_text(r.rcode())
+	assert answer_values(r, "A") == ["192.0.2.40"]
+	assert len(upstream.queries(name="late.test")) == 2
+	assert [x["action"] for x in records(v, "late.test", 2)] == ["forward", "forward"]
+
+
 @pytest.mark.parametrize("prefetch", [True, False])
 def test_popular_name_refreshed_once(veto_factory, upstream, prefetch):
 	"""TTL 10: queried 3 times at once (popular), then again in its last second (9.0-10.0 s):

@@ -415,7 +415,11 @@ test_stale_kept_and_expiry(void **state)
 		{ 61000, true }, { 100000, true }, { 160999, true }, { 161000, false },
 		{ 200000, false },
 	};
+	assert_true(cache_stale_kept(c, &f.qname, 1, 1, 0, 11000));
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		/* the client response timer's look: the same answer, nothing changed */
+		assert_int_equal(cache_stale_kept(c, &f.qname, 1, 1, CACHE_KEY_CD, steps[i].now),
+				 steps[i].stale_hit);
 		assert_null(cache_lookup(c, &f.qname, 1, 1, CACHE_KEY_CD, steps[i].now, &age));
 		assert_int_equal(cache_missed_stale(c), steps[i].stale_hit);
 		a = cache_lookup_stale(c, &f.qname, 1, 1, 0, steps[i].now, &age, &stale);
@@ -464,6 +468,7 @@ test_stale_kept_and_expiry(void **state)
 
 	/* off: dropped at the TTL, nothing served stale */
 	cache_configure(c, 0, false);
+	assert_false(cache_stale_kept(c, &f.qname, 1, 1, 0, 420000));
 	assert_null(cache_lookup_stale(c, &f.qname, 1, 1, 0, 420000, &age, &stale));
 	assert_null(cache_lookup(c, &f.qname, 1, 1, 0, 420000, &age));
 	assert_false(cache_missed_stale(c));
