@@ -178,15 +178,18 @@ http_auth_set(struct http_auth *a, const struct config *cfg)
 	a->nusers = nu;
 	a->tokens = t;
 	a->ntokens = nt;
-	/* sessions follow their user: gone, or its current role */
+	/* sessions follow their user: ended when the user is gone or its password changed (a
+	 * rotated password must lock out whoever had the old one), else given its current role */
 	for (size_t i = 0; i < HTTP_SESSIONS_MAX; i++) {
 		struct session *s = &a->sessions[i];
 		if (s->id[0] == '\0')
 			continue;
-		size_t j = 0;
+		size_t j = 0, k = 0;
 		while (j < nu && strcmp(u[j].name, s->user) != 0)
 			j++;
-		if (j == nu)
+		while (k < onu && strcmp(ou[k].name, s->user) != 0)
+			k++;
+		if (j == nu || (k < onu && strcmp(ou[k].hash, u[j].hash) != 0))
 			memset(s, 0, sizeof(*s));
 		else
 			s->role = u[j].role;

@@ -142,6 +142,21 @@ def test_reload_changes_users(auth_veto, hashes):
 	assert get(port, "/metrics", headers=cookie_header(sid_alice)).status == 200
 
 
+def test_reload_with_a_new_password_ends_that_users_sessions(auth_veto, hashes):
+	"""A rotated password locks out whoever logged in with the old one; other users stay."""
+	port = auth_veto.http_port
+	sid_alice, _ = session_cookie(login(port, "alice", "alice-pw"))
+	sid_bob, _ = session_cookie(login(port, "bob", "bob-pw"))
+	rotated = dict(hashes, alice=passwd("alice-new-pw"))
+	auth_veto.rewrite_config(lambda c: c.update(http=http_section(port, rotated)))
+	auth_veto.send_signal(signal.SIGHUP)
+	auth_veto.wait_stderr("reload: ok")
+	assert get(port, "/metrics", headers=cookie_header(sid_alice)).status == 401
+	assert get(port, "/metrics", headers=cookie_header(sid_bob)).status == 200
+	assert login(port, "alice", "alice-pw").status == 401
+	assert login(port, "alice", "alice-new-pw").status == 303
+
+
 def test_login_returns_to_the_page_asked(auth_veto):
 	port = auth_veto.http_port
 	r = get(port, "/metrics")
