@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <uv.h>
 
 #include "cmd.h"
@@ -214,5 +215,10 @@ cmd_serve(int argc, char **argv)
 		usage(stderr);
 		return CMD_EXIT_USAGE;
 	}
+	/* no_new_privs before the first thread starts: it is a per-thread flag that threads
+	 * inherit, and the query log writer and libuv's pool start before the privilege drop
+	 * (privdrop.c sets it again). The daemon never executes a program. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		fprintf(stderr, "veto serve: cannot set no_new_privs: %s\n", strerror(errno));
 	return run(path, user);
 }

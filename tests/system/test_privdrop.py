@@ -66,6 +66,17 @@ def thread_ids(pid):
 	return {t.name: status_ids(f"{pid}/task/{t.name}")["Uid"] for t in Path(f"/proc/{pid}/task").iterdir()}
 
 
+def threads_without_no_new_privs(pid):
+	"""The threads whose NoNewPrivs flag is not set (it is per thread)."""
+	out = []
+	for t in Path(f"/proc/{pid}/task").iterdir():
+		status = (t / "status").read_text()
+		comm = (t / "comm").read_text().strip()
+		if "NoNewPrivs:\t1" not in status:
+			out.append(f"{t.name} ({comm})")
+	return out
+
+
 def test_root_drops_to_server_user(veto_bin, upstream, throwaway_user, open_dir):
 	pw = throwaway_user
 	state = open_dir / "state"
@@ -93,6 +104,7 @@ def test_root_drops_to_server_user(veto_bin, upstream, throwaway_user, open_dir)
 		assert ids["CapEff"] == 0 and ids["CapPrm"] == 0 and ids["CapAmb"] == 0, ids
 		for tid, uids in thread_ids(v.proc.pid).items():
 			assert uids == [pw.pw_uid] * 4, (tid, uids)
+		assert threads_without_no_new_privs(v.proc.pid) == []
 		assert f"running as user '{pw.pw_name}' (uid {pw.pw_uid}, gid {pw.pw_gid})" in v.stderr()
 
 		# it answers, and writes its log, its database and its device state as that user
