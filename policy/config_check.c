@@ -21,19 +21,19 @@
 
 /* ---- server ---- */
 
-/* Parses a sequence of addresses into a new array replacing *v / *n. */
-static void
-addr_seq(struct config_check_ctx *c, const struct config_node *key, const struct config_node *val,
-         const char *path, struct config_addr **v, size_t *n, const char *what)
+void
+config_addr_seq(struct config_check_ctx *c, const struct config_node *key,
+                const struct config_node *val, const char *path, uint16_t default_port,
+                const char *what, struct config_addr **v, size_t *n)
 {
 	char item[CONFIG_PATH_MAX];
 	if (!config_schema_is_sequence(c, key, val, path))
 		return;
-	if (val->n == 0) {
+	if (val->n == 0 && what != NULL) {
 		err(c, key, path, "needs at least one %s", what);
 		return;
 	}
-	struct config_addr *nv = calloc(val->n, sizeof(*nv));
+	struct config_addr *nv = calloc(val->n ? val->n : 1, sizeof(*nv));
 	size_t nn = 0;
 	if (nv == NULL) {
 		config_schema_oom(c);
@@ -42,7 +42,7 @@ addr_seq(struct config_check_ctx *c, const struct config_node *key, const struct
 	for (size_t i = 0; i < val->n; i++) {
 		const struct config_node *it = val->items[i];
 		config_schema_path_index(item, path, i);
-		if (config_schema_get_addr(c, it, it, item, 53, &nv[nn]) != 0)
+		if (config_schema_get_addr(c, it, it, item, default_port, &nv[nn]) != 0)
 			continue;
 		for (size_t j = 0; j < nn; j++) {
 			if (nv[j].len == nv[nn].len &&
@@ -66,7 +66,8 @@ on_server_listen(struct config_check_ctx *c, const struct config_node *key,
                  const struct config_node *val, const char *path, void *obj)
 {
 	struct config *cfg = obj;
-	addr_seq(c, key, val, path, &cfg->server.listen, &cfg->server.nlisten, "address");
+	config_addr_seq(c, key, val, path, 53, "address", &cfg->server.listen,
+	                &cfg->server.nlisten);
 }
 
 static void

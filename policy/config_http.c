@@ -100,35 +100,7 @@ on_listen(struct config_check_ctx *c, const struct config_node *key, const struc
           const char *path, void *obj)
 {
 	struct config *cfg = obj;
-	char item[CONFIG_PATH_MAX];
-	if (!config_schema_is_sequence(c, key, val, path))
-		return;
-	struct config_addr *nv = calloc(val->n ? val->n : 1, sizeof(*nv));
-	size_t nn = 0;
-	if (nv == NULL) {
-		config_schema_oom(c);
-		return;
-	}
-	for (size_t i = 0; i < val->n; i++) {
-		const struct config_node *it = val->items[i];
-		config_schema_path_index(item, path, i);
-		if (config_schema_get_addr(c, it, it, item, 80, &nv[nn]) != 0)
-			continue;
-		for (size_t j = 0; j < nn; j++) {
-			if (nv[j].len == nv[nn].len &&
-			    memcmp(&nv[j].ss, &nv[nn].ss, nv[nn].len) == 0) {
-				err(c, it, item, "duplicate address '%s' (first at line %d)",
-				    nv[nn].text, nv[j].loc.line);
-				break;
-			}
-		}
-		nn++;
-	}
-	for (size_t i = 0; i < cfg->http.nlisten; i++)
-		free(cfg->http.listen[i].text);
-	free(cfg->http.listen);
-	cfg->http.listen = nv;
-	cfg->http.nlisten = nn;
+	config_addr_seq(c, key, val, path, 80, NULL, &cfg->http.listen, &cfg->http.nlisten);
 }
 
 /* One entry of users or tokens, as the key handlers fill it. */

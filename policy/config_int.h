@@ -198,6 +198,11 @@ int config_schema_get_action(struct config_check_ctx *c, const struct config_nod
 int config_schema_get_addr(struct config_check_ctx *c, const struct config_node *at,
                            const struct config_node *val, const char *path, uint16_t default_port,
                            struct config_addr *out);
+/* A sequence of addresses (default_port where none is given; duplicates reported) into a new
+ * array replacing *v / *n. what: "needs at least one WHAT" when empty; NULL: empty is fine. */
+void config_addr_seq(struct config_check_ctx *c, const struct config_node *key,
+                     const struct config_node *val, const char *path, uint16_t default_port,
+                     const char *what, struct config_addr **v, size_t *n);
 bool config_schema_is_sequence(struct config_check_ctx *c, const struct config_node *at,
                                const struct config_node *val, const char *path);
 /* A null section counts as an empty mapping when null_ok (returns false, not reported). */
