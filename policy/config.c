@@ -334,6 +334,9 @@ config_free(struct config **cfgp)
 	addr_free(cfg->server.listen, cfg->server.nlisten);
 	free(cfg->server.allow);
 	http_free(cfg);
+	free(cfg->store.postgresql);
+	free(cfg->store.instance);
+	free(cfg->store.password_file);
 	addr_free(cfg->upstream.servers, cfg->upstream.nservers);
 	free(cfg->upstream.resolv_conf_path);
 	for (size_t i = 0; i < cfg->nlists; i++) {
@@ -452,6 +455,8 @@ config_new_defaults(const char *file, const char *dir, struct config **out)
 	cfg->log.queries = CONFIG_LOG_ALL;
 	cfg->log.retention_days = 90;
 	cfg->log.evidence_buffer_mb = 64;
+	cfg->store.spool_mb = 1024;
+	cfg->store.resync_s = 60;
 	*out = cfg;
 	return 0;
 cleanup:

@@ -317,6 +317,20 @@ struct config {
 		struct config_http_token *tokens;
 		size_t ntokens;
 	} http;
+
+	/* the shared store (the store: section); off when postgresql is NULL (default): the query
+	 * log, device events and the device table then stay in SQLite under state_dir */
+	struct {
+		char *postgresql;		/* owned; a libpq connection string or URI, without a
+						   password (checked) */
+		char *instance;			/* owned; this instance's name on its rows; NULL:
+						   the host name (the daemon fills it) */
+		char *password_file;		/* owned; resolved path; NULL: libpq's own sources
+						   (PGPASSWORD, ~/.pgpass, PGPASSFILE) */
+		uint32_t spool_mb;		/* records kept on local disk while the database is
+						   unreachable; default 1024 */
+		uint32_t resync_s;		/* full device-table resync period; default 60 */
+	} store;
 };
 
 /*

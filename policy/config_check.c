@@ -660,6 +660,7 @@ static const struct config_schema_key top_keys[] = {
         CONFIG_SCHEMA_PATH_KEY("state_dir", struct config, state_dir),
         CONFIG_SCHEMA_CALL_KEY("devices", config_devices_section),
         CONFIG_SCHEMA_CALL_KEY("http", config_http_section),
+        CONFIG_SCHEMA_CALL_KEY("store", config_store_section),
 };
 
 int

@@ -252,6 +252,12 @@ void config_lists_finish(struct config_check_ctx *c);
 void config_http_section(struct config_check_ctx *c, const struct config_node *key,
 			 const struct config_node *val, const char *path, void *obj);
 void config_http_finish(struct config_check_ctx *c);
+/*
+ * The store section (config_store.c): postgresql, instance, password_file, spool_mb, resync_s.
+ * config_store_section handles the top-level key "store" (obj is the struct config).
+ */
+void config_store_section(struct config_check_ctx *c, const struct config_node *key,
+                          const struct config_node *val, const char *path, void *obj);
 
 /*
  * The devices section (config_devices.c). config_devices_section handles the top-level key

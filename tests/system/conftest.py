@@ -468,6 +468,18 @@ def veto_factory(veto_bin, tmp_path, upstream):
 
 
 @pytest.fixture
+def pg_server():
+	"""A private PostgreSQL server, started (pgserver.py); skipped where the package is missing."""
+	from pgserver import PgServer
+	pg = PgServer()
+	try:
+		pg.start()
+		yield pg
+	finally:
+		pg.cleanup()
+
+
+@pytest.fixture
 def veto(veto_factory):
 	return veto_factory()
 

@@ -38,7 +38,7 @@ static const struct error_case error_cases[] = {
 	 "t.yaml:1:1: sever: unknown key (did you mean 'server'?)"},
 	{"unknown top key, no suggestion", "zzz: 1\n",
 	 "t.yaml:1:1: zzz: unknown key 'zzz' (expected one of server, upstream, cache, block, "
-	 "lists, groups, log, state_dir, devices, http)"},
+	 "lists, groups, log, state_dir, devices, http, store)"},
 	{"unknown server key", "server:\n  lisen: [\"127.0.0.1:53\"]\n",
 	 "t.yaml:2:3: server.lisen: unknown key (did you mean 'listen'?)"},
 	{"unknown upstream key", "upstream:\n  timeout: 5\n",
