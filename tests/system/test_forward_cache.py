@@ -223,7 +223,10 @@ def test_upstream_tc_retried_over_tcp(veto, upstream):
 
 # --- dedup ------------------------------------------------------------------------------------
 
-def test_identical_queries_in_flight_sent_once(veto, upstream):
+def test_identical_queries_in_flight_sent_once(veto_factory, upstream):
+	# a timeout far above the upstream's delay: on a loaded machine a retry after the base
+	# configuration's 300 ms would be a second upstream query that says nothing about merging
+	veto = veto_factory(edit=lambda cfg: cfg["upstream"].update(timeout_ms=3000))
 	upstream.set_rule("slow.test", Delay(0.2, Answer({"A": ["192.0.2.30"]})))
 	socks, ids = [], []
 	try:

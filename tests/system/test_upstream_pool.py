@@ -173,7 +173,9 @@ def test_descriptors_bounded_under_unique_name_flood(veto_factory, upstream):
 	# those sent before the first answer came back (1.5 s) all waited at once
 	first_answer = min(g.when for g in waits) + 1.5
 	together = sum(1 for g in waits if g.when < first_answer)
-	assert together >= 1000, f"only {together} queries waited at once"
+	# (2,000 a second when the machine keeps up; at least 500 on a loaded one, which is still
+	# twice the bound below: one socket per query could not stay under it)
+	assert together >= 500, f"only {together} queries waited at once"
 	grown = most[0] - base
 	# the pool (16), the sockets retired after 64 queries (47 for 3,000), those retired by age
 	# (2 s) before they were full (16 every 2 s), and on a loaded machine retries of queries
