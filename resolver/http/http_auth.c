@@ -340,7 +340,7 @@ int
 http_auth_login(struct http_auth *a, const struct sockaddr_storage *peer, const char *user,
                 const char *password, char sid[65])
 {
-	char hash[256] = "";
+	char hash[256] = "", dummy[256] = "";
 	enum http_role role = HTTP_ROLE_NONE;
 	time_t now = now_s();
 	int rc;
@@ -357,12 +357,17 @@ http_auth_login(struct http_auth *a, const struct sockaddr_storage *peer, const 
 			role = a->users[i].role;
 		}
 	}
+	/* An unknown user costs what a configured one does: the first user's hash as the setting
+	 * (same method and parameters; its result is never compared), so the time of a refusal
+	 * does not tell whether the name exists. */
+	if (hash[0] == '\0' && a->nusers > 0)
+		snprintf(dummy, sizeof(dummy), "%s", a->users[0].hash);
 	pthread_mutex_unlock(&a->mu);
 
 	struct crypt_data *cd = calloc(1, sizeof(*cd));
 	if (cd == NULL)
 		return -ENOMEM;
-	const char *setting = hash[0] != '\0' ? hash : a->dummy;
+	const char *setting = hash[0] != '\0' ? hash : dummy[0] != '\0' ? dummy : a->dummy;
 	const char *out = crypt_rn(password, setting, cd, (int)sizeof(*cd));
 	bool ok = out != NULL && out[0] != '*' && hash[0] != '\0' && http_auth_equal(out, hash);
 	explicit_bzero(cd, sizeof(*cd));

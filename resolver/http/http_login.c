@@ -1,6 +1,8 @@
 /*
  * http_login: the listener's own pages: /login (GET: the form; POST: check the password, start
- * a session) and /logout (POST: end it). The markup is minimal; /static/veto.css styles it.
+ * a session) and /logout (GET: a button that asks for it; POST with the session's CSRF token:
+ * end it; a link elsewhere cannot log anyone out). The markup is minimal; /static/veto.css
+ * styles it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -91,11 +93,30 @@ http_login_page(void *ctx, const struct http_req *req, struct http_resp *resp)
 	return resp->oom ? -ENOMEM : 0;
 }
 
+/* GET /logout: the form whose POST ends the session (the header's button sends the same). */
+static int
+logout_form(const struct http_req *req, struct http_resp *resp)
+{
+	http_resp_printf(resp, "<!doctype html><html><head><meta charset=utf-8>"
+	                       "<meta name=viewport content=\"width=device-width\">"
+	                       "<title>Veto: log out</title>"
+	                       "<link rel=stylesheet href=\"/static/veto.css\"></head>"
+	                       "<body class=login><main><h1>Veto</h1>"
+	                       "<form method=post action=\"/logout\">"
+	                       "<input type=hidden name=csrf value=\"");
+	http_resp_html(resp, http_req_csrf(req));
+	http_resp_printf(resp, "\"><button type=submit>Log out</button></form>"
+	                       "<p><a href=\"/\">Back to the console</a></p></main></body></html>\n");
+	return resp->oom ? -ENOMEM : 0;
+}
+
 int
 http_logout_page(void *ctx, const struct http_req *req, struct http_resp *resp)
 {
 	struct http_auth *auth = http_server_auth(ctx);
 	char shown[64];
+	if (!http_req_is_post(req))
+		return logout_form(req, resp);
 	http_auth_logout(auth, req->session);
 	if (req->user[0] != '\0')
 		log_info("http: %s: '%s' logged out", req->peer,

@@ -96,6 +96,10 @@ def test_login_cookie_and_logout(auth_veto):
 		 headers={**cookie_header(sid), "Origin": "http://evil.example"})
 	assert r.status == 403
 	assert get(port, "/metrics", headers=cookie_header(sid)).status == 200	# still logged in
+	# a GET (a link or an image on another page) does not log out: it shows the button
+	r = get(port, "/logout", headers=cookie_header(sid))
+	assert r.status == 200 and csrf_of(r.text) == csrf and 'action="/logout"' in r.text
+	assert get(port, "/metrics", headers=cookie_header(sid)).status == 200	# still logged in
 	r = post(port, "/logout", {"csrf": csrf},
 		 headers={**cookie_header(sid), "Origin": f"http://127.0.0.1:{port}"})
 	assert r.status == 303 and r.header("Location") == "/login"
