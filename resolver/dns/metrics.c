@@ -148,6 +148,20 @@ metrics_snapshot(const struct server *s, struct metrics *m)
 		m->lists[i].entries = ls.entries;
 	}
 	m->policy_age_ms = now > s->policy_ms ? now - s->policy_ms : 0;
+	m->nurls = 0;
+	for (size_t l = 0; l < cfg->nlists && s->lists != NULL; l++) {
+		for (size_t i = 0; i < cfg->lists[l].nurls && m->nurls < METRICS_URLS; i++) {
+			struct updater_url_stat st;
+			if (updater_url_stat(s->lists, l, i, &st) != 0)
+				continue;
+			struct metrics_url *mu = &m->urls[m->nurls++];
+			copy_name(mu->list, cfg->lists[l].name);
+			snprintf(mu->url, sizeof(mu->url), "%s", cfg->lists[l].urls[i]);
+			mu->last_attempt = st.last_attempt;
+			mu->last_good = st.last_good;
+			mu->failures = st.failures;
+		}
+	}
 	if (s->upstream != NULL) {
 		upstream_get_stats(s->upstream, &m->upstream);
 		m->nservers = upstream_get_server_stats(s->upstream, m->servers, METRICS_SERVERS);

@@ -27,6 +27,8 @@
 #define METRICS_RCODES	7	/* NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMP REFUSED, other */
 #define METRICS_LISTS	64
 #define METRICS_SERVERS 16
+#define METRICS_URLS	64	/* list URLs with download metrics */
+#define METRICS_URL	256	/* a URL label is cut to this (NUL included) */
 #define METRICS_VENDORS 64
 #define METRICS_SOURCES 6	/* enum identity_source */
 #define METRICS_EVENTS	4	/* first_seen, vendor, group_change, other */
@@ -50,6 +52,14 @@ struct metrics_counts {
 struct metrics_list {
 	char name[METRICS_NAME];
 	uint64_t entries;
+};
+
+/* One list URL's downloads (resolver/lists/updater.h). */
+struct metrics_url {
+	char list[METRICS_NAME];
+	char url[METRICS_URL];
+	int64_t last_attempt, last_good; /* unix seconds; 0 = none yet */
+	uint32_t failures;		 /* in a row */
 };
 
 /* Devices of the table by vendor, evidence source and group (metrics_snapshot_devices). */
@@ -82,6 +92,8 @@ struct metrics {
 	size_t nlists;
 	struct metrics_list lists[METRICS_LISTS];
 	uint64_t policy_age_ms; /* since the policy in use was loaded (lists read) */
+	size_t nurls;
+	struct metrics_url urls[METRICS_URLS];
 	struct upstream_stats upstream;
 	size_t nservers;
 	struct upstream_server_stats servers[METRICS_SERVERS];

@@ -212,6 +212,27 @@ render_lists(const struct metrics *m, struct http_resp *r)
 		sample(r, "veto_list_age_seconds",
 		       (const char *const[]){"list", m->lists[i].name, NULL},
 		       m->policy_age_ms / 1000);
+	if (m->nurls == 0)
+		return;
+	family(r, "veto_list_download_last_success_timestamp_seconds", "gauge",
+	       "Unix time of the last successful download of a list URL (a new copy or "
+	       "unchanged); 0 before the first.");
+	for (size_t i = 0; i < m->nurls; i++)
+		sample(r, "veto_list_download_last_success_timestamp_seconds",
+		       (const char *const[]){"list", m->urls[i].list, "url", m->urls[i].url, NULL},
+		       m->urls[i].last_good > 0 ? (uint64_t)m->urls[i].last_good : 0);
+	family(r, "veto_list_download_last_attempt_timestamp_seconds", "gauge",
+	       "Unix time of the last download attempt of a list URL; 0 before the first.");
+	for (size_t i = 0; i < m->nurls; i++)
+		sample(r, "veto_list_download_last_attempt_timestamp_seconds",
+		       (const char *const[]){"list", m->urls[i].list, "url", m->urls[i].url, NULL},
+		       m->urls[i].last_attempt > 0 ? (uint64_t)m->urls[i].last_attempt : 0);
+	family(r, "veto_list_download_failures", "gauge",
+	       "Failed downloads of a list URL in a row (0 after a success).");
+	for (size_t i = 0; i < m->nurls; i++)
+		sample(r, "veto_list_download_failures",
+		       (const char *const[]){"list", m->urls[i].list, "url", m->urls[i].url, NULL},
+		       m->urls[i].failures);
 }
 
 /* Resident memory from /proc/self/statm (this thread: never the loop). 0 when unknown. */

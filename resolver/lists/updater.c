@@ -26,6 +26,8 @@ struct source {
 	size_t list_idx, url_idx;
 	int64_t last;		/* unix seconds of the last attempt, 0 = none */
 	int64_t next;		/* unix seconds of the next one */
+	int64_t good;		/* unix seconds of the last success (a new copy or "unchanged"),
+				   from the copy's metadata at start; 0 = none */
 	unsigned failures;	/* in a row */
 	char outcome[OUTCOME_MAX];
 	char error[FETCH_ERROR_MAX]; /* the last error, kept after a success */
@@ -145,6 +147,7 @@ build_sources(struct updater *u, struct policy *p)
 				s->url = strdup(cl->urls[i]);
 				int64_t good = fetch_last_good(cl->cache_files[i], cl->urls[i]);
 				s->next = good > 0 ? good + cl->refresh_s : now;
+				s->good = good > 0 ? good : 0;
 			}
 			s->list_idx = l;
 			s->url_idx = i;
@@ -239,6 +242,7 @@ on_fetch_done(uv_work_t *req, int status)
 			text_copy(s->error, sizeof(s->error), r->error);
 		} else {
 			s->failures = 0;
+			s->good = now;
 			s->next = now + refresh;
 			if (r->outcome == FETCH_NOT_MODIFIED)
 				snprintf(s->outcome, sizeof(s->outcome), "%s",
@@ -580,6 +584,22 @@ put_line(struct out *o, const char *name, const char *kind, const char *source,
 	put(o, s != NULL ? s->outcome : NULL, true);
 	put(o, s != NULL ? s->error : NULL, true);
 	put(o, "\n", false);
+}
+
+int
+updater_url_stat(const struct updater *u, size_t list_idx, size_t url_idx,
+		 struct updater_url_stat *out)
+{
+	for (size_t k = 0; u != NULL && k < u->nsrc; k++) {
+		const struct source *s = &u->src[k];
+		if (s->list_idx == list_idx && s->url_idx == url_idx) {
+			out->last_attempt = s->last;
+			out->last_good = s->good;
+			out->failures = s->failures;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 char *

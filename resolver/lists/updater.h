@@ -53,6 +53,16 @@ void updater_refresh(struct updater *u);
  */
 char *updater_status(const struct updater *u);
 
+/* The state of URL url_idx of list list_idx (indexes of the policy the updater has, which is
+ * the policy in use): unix seconds of the last attempt and the last success (0 = none), and the
+ * failures in a row. 0, or -ENOENT when there is no such source. Loop thread; no allocation. */
+struct updater_url_stat {
+	int64_t last_attempt, last_good;
+	unsigned failures;
+};
+int updater_url_stat(const struct updater *u, size_t list_idx, size_t url_idx,
+		     struct updater_url_stat *out);
+
 void updater_close(struct updater *u, void (*cb)(void *arg), void *arg);
 void updater_free(struct updater **u);	/* after the close callback; NULL-safe */
 

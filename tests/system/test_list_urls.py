@@ -270,3 +270,41 @@ def test_list_file_edit_applies_without_sighup(veto):
 	# an edit in place too, removing a name
 	path.write_text("0.0.0.0 filetrack.test\n")
 	wait_for(lambda: not blocked(veto, "edited.test"), timeout=10, what="the second edit to apply")
+
+
+def test_list_download_metrics(veto_factory, list_server, tmp_path):
+	"""/metrics tells, per list URL, when it last downloaded, when it last tried, and how many
+	downloads failed in a row: what an alert on a list that stopped updating needs."""
+	from fakeupstream import free_port
+	from httpclient import get, parse_metrics, value
+	srv = list_server()
+	srv.set("ok", names=["m.remote.test"], etag='"m1"')
+	port = free_port(["127.0.0.1"])
+	edit = url_list_edit(srv.url(), tmp_path / "state")
+
+	def with_http(cfg):
+		edit(cfg)
+		cfg["http"] = {"listen": [f"127.0.0.1:{port}"]}
+	v = veto_factory(edit=with_http)
+	wait_for(lambda: blocked(v, "m.remote.test"), what="the first download to apply")
+	labels = {"list": "remote", "url": srv.url()}
+
+	def metrics():
+		r = get(port, "/metrics")
+		assert r.status == 200
+		return parse_metrics(r.text)[0]
+	m = metrics()
+	good = value(m, "veto_list_download_last_success_timestamp_seconds", **labels)
+	assert abs(good - time.time()) < 60, good
+	assert value(m, "veto_list_download_last_attempt_timestamp_seconds", **labels) >= good
+	assert value(m, "veto_list_download_failures", **labels) == 0
+
+	srv.set("404")
+	wait_for(lambda: value(metrics(), "veto_list_download_failures", **labels) >= 2,
+		 timeout=30, what="two failed downloads in the metrics", v=v)
+	m = metrics()
+	assert value(m, "veto_list_download_last_success_timestamp_seconds", **labels) >= good
+	assert value(m, "veto_list_download_last_attempt_timestamp_seconds", **labels) > good
+	srv.set("ok")
+	wait_for(lambda: value(metrics(), "veto_list_download_failures", **labels) == 0,
+		 timeout=30, what="a success to reset the failures", v=v)
