@@ -85,7 +85,9 @@ enqueue(struct devices_pg *p, const struct devices_record *r, bool forget)
 	if (ok) {
 		struct devices_pg_change *c = &p->q[(p->qhead + p->qlen) % DEVICES_PG_QUEUE];
 		c->forget = forget;
-		c->at = (int64_t)time(NULL);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		c->at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 		c->rec = *r;
 		p->qlen++;
 	}
@@ -352,6 +354,19 @@ fetch(struct devices_pg *p, PGconn *c, int64_t *last_seq, bool full, bool *initi
 	return 0;
 }
 
+/* Takes the notifications libpq has read; whether one came from another connection. */
+static bool
+others_notified(PGconn *c)
+{
+	bool others = false;
+	PGnotify *nt;
+	while ((nt = PQnotifies(c)) != NULL) {
+		others = others || nt->be_pid != PQbackendPID(c);
+		PQfreemem(nt);
+	}
+	return others;
+}
+
 static void *
 run(void *arg)
 {
@@ -392,7 +407,9 @@ run(void *arg)
 			npend = 0;
 			uv_async_send(&p->async);	/* room in the queue: the loop may go on */
 		}
-		int64_t wait = next_resync - mono_ms();
+		/* notifications that came in during the last statements are already read */
+		bool changed = others_notified(c);
+		int64_t wait = changed ? 0 : next_resync - mono_ms();
 		struct pollfd pf[2] = {{.fd = PQsocket(c), .events = POLLIN},
 				       {.fd = p->wake_fd, .events = POLLIN}};
 		if (poll(pf, 2, wait > 0 ? (int)wait : 0) < 0 && errno != EINTR)
@@ -407,15 +424,10 @@ run(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			break;
-		bool changed = false;
 		if (pf[0].revents != 0) {
 			if (PQconsumeInput(c) == 0)
 				goto lost;
-			PGnotify *nt;
-			while ((nt = PQnotifies(c)) != NULL) {
-				changed = changed || nt->be_pid != PQbackendPID(c);
-				PQfreemem(nt);
-			}
+			changed = others_notified(c) || changed;
 		}
 		bool full = mono_ms() >= next_resync;
 		if ((changed || full) && fetch(p, c, &last_seq, full, &initial) != 0)

@@ -13,10 +13,10 @@
 
 #include "devices_pg.h"
 
-/* One change from the loop: a record's state, or its removal (forget, at: Unix time). */
+/* One change from the loop: a record's state, or its removal (forget at at_ms, Unix ms). */
 struct devices_pg_change {
 	bool forget;
-	int64_t at;
+	int64_t at_ms;
 	struct devices_record rec;
 };
 

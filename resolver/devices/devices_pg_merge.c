@@ -135,8 +135,10 @@ devices_pg_merge(struct devices_record *r, const struct devices_pg_row *row, boo
 	bool changed = false;
 
 	if (row->forgotten_at != 0) {
-		/* a copy older than the forget goes; one seen again (or pinned) since stays */
-		if (r->first_seen < row->forgotten_at && r->pin_at <= row->forgotten_at * 1000)
+		/* a copy older than the forget goes (first seen before it, or in the same
+		 * second: times are seconds); one seen again (or pinned) since stays. A
+		 * tombstone's pin_at is the time of the forget (ms) */
+		if (r->first_seen <= row->forgotten_at && r->pin_at <= row->pin_at)
 			return DEVICES_PG_FORGET;
 		return DEVICES_PG_SAME;
 	}

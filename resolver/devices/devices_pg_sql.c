@@ -15,7 +15,7 @@
 #include "text.h"
 
 /* An upsert that never lets a copy older than a tombstone bring the device back (first seen
- * before the forget, no pin made after it); pins: the newest act wins; evidence against
+ * before the forget, no pin made after it: a tombstone's pin_at is the forget's time); pins: the newest act wins; evidence against
  * handset vendors only accumulates. Returns the row's new seq, no row when refused. */
 static const char upsert_sql[] =
 	"INSERT INTO devices AS d (key, pin_vendor, pin_group, pin_at, os_families, shared,"
@@ -36,8 +36,8 @@ static const char upsert_sql[] =
 	"  EXCLUDED.first_seen) ELSE EXCLUDED.first_seen END,"
 	" last_seen = greatest(d.last_seen, EXCLUDED.last_seen),"
 	" updated_at = now(), updated_by = EXCLUDED.updated_by"
-	" WHERE d.forgotten_at IS NULL OR EXCLUDED.first_seen >= d.forgotten_at"
-	"  OR EXCLUDED.pin_at > d.forgotten_at * 1000"
+	" WHERE d.forgotten_at IS NULL OR EXCLUDED.first_seen > d.forgotten_at"
+	"  OR EXCLUDED.pin_at > d.pin_at"
 	" RETURNING seq";
 
 /* This instance's own counts only grow (a restart does not lower them). */
@@ -107,8 +107,8 @@ write_forget(PGconn *c, const char *instance, const struct devices_pg_change *ch
 	     size_t whysz)
 {
 	char at[24], pin_at[24];
-	snprintf(at, sizeof(at), "%" PRId64, ch->at);
-	snprintf(pin_at, sizeof(pin_at), "%" PRId64, ch->at * 1000);
+	snprintf(at, sizeof(at), "%" PRId64, ch->at_ms / 1000);
+	snprintf(pin_at, sizeof(pin_at), "%" PRId64, ch->at_ms);
 	const char *p[4] = {ch->rec.key, at, pin_at, instance};
 	PGresult *r = run(c, forget_sql, 4, p, why, whysz);
 	if (r == NULL)
