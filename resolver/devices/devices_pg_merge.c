@@ -90,11 +90,20 @@ merge_evidence(struct devices_record *r, const struct devices_pg_row *row, bool 
 	bool changed = false;
 	static const struct devices_obs none;
 
-	/* vendors only the others saw get a slot (the weakest local one may go) */
-	for (size_t i = 0; i < row->nothers; i++)
-		(void)slot(r->obs, &r->nobs, &row->others[i]);
-	for (size_t i = 0; i < row->nown && initial; i++)
-		(void)slot(r->obs, &r->nobs, &row->own[i]);
+	/* vendors only the others saw get a slot (the weakest local one may go), with their
+	 * counts for now so that the next one compares against them */
+	size_t nin = (size_t)row->nothers + (initial ? row->nown : 0);
+	for (size_t i = 0; i < nin; i++) {
+		const struct devices_obs *in =
+			i < row->nothers ? &row->others[i] : &row->own[i - row->nothers];
+		struct devices_obs *o = slot(r->obs, &r->nobs, in);
+		if (o != NULL && o->count == 0) {
+			changed = true;	/* a vendor new to this table */
+			o->count = in->count;
+			o->rom = in->rom;
+			o->app = in->app;
+		}
+	}
 	for (size_t i = 0; i < r->nobs; i++) {
 		struct devices_obs *o = &r->obs[i];
 		const struct devices_obs *ot = find(row->others, row->nothers, o->vendor);
