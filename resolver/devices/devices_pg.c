@@ -38,7 +38,8 @@ struct batch {
 struct devices_pg {
 	struct devices *d;	/* owner (loop) */
 	uv_async_t async;
-	struct policy *pol;	/* reference: the store settings the thread reads */
+	struct config store;	/* the thread's copy of the store settings (only store.* set:
+				   no policy is kept alive across reloads for it) */
 	char instance[DEVICES_PG_INSTANCE_MAX];
 	int wake_fd;		/* eventfd: the loop wakes the thread */
 	pthread_t thread;
@@ -219,9 +220,14 @@ apply_row(struct devices_pg *p, const struct devices_pg_row *row, bool initial)
 		return;
 	identify_evidence_text(r, ev, sizeof(ev));
 	snprintf(evidence, sizeof(evidence), "%.150s (shared; last change on %.63s)", ev, by);
-	log_info("devices: %s: vendor '%s' (was '%s') from the shared evidence (%s, last change "
-		 "on instance %s): group '%s' -> '%s'", r->key, r->vendor, old_vendor, ev, by,
-		 old_group[0] ? old_group : "(none)", r->group[0] ? r->group : "(none)");
+	if (r->nips == 0)	/* not seen here yet: its group comes with its first query */
+		log_info("devices: %s: vendor '%s' (was '%s') from the shared evidence (%s, last "
+			 "change on instance %s)", r->key, r->vendor, old_vendor, ev, by);
+	else
+		log_info("devices: %s: vendor '%s' (was '%s') from the shared evidence (%s, last "
+			 "change on instance %s): group '%s' -> '%s'", r->key, r->vendor, old_vendor,
+			 ev, by, old_group[0] ? old_group : "(none)",
+			 r->group[0] ? r->group : "(none)");
 	devices_int_event(d, "vendor", r, old_group, r->group, evidence);
 	if (strcmp(old_group, r->group) != 0)
 		devices_int_event(d, "group_change", r, old_group, r->group, evidence);
@@ -296,7 +302,7 @@ nap(struct devices_pg *p, int ms)
 static PGconn *
 connect_store(struct devices_pg *p, bool *warned)
 {
-	const struct config *cfg = policy_config(p->pol);
+	const struct config *cfg = &p->store;
 	char why[512];
 	PGconn *c = NULL;
 	int rc = pg_connect(cfg, "devices", &c, why, sizeof(why));
@@ -371,7 +377,7 @@ static void *
 run(void *arg)
 {
 	struct devices_pg *p = arg;
-	const struct config *cfg = policy_config(p->pol);
+	const struct config *cfg = &p->store;
 	struct devices_pg_change *pend = malloc(DEVICES_PG_QUEUE * sizeof(*pend));
 	size_t npend = 0;
 	PGconn *c = NULL;
@@ -466,6 +472,14 @@ lost:
 /* ---- life cycle ---- */
 
 static void
+free_store(struct devices_pg *p)
+{
+	free(p->store.store.postgresql);
+	free(p->store.store.instance);
+	free(p->store.store.password_file);
+}
+
+static void
 on_async_closed(uv_handle_t *h)
 {
 	struct devices_pg *p = h->data;
@@ -492,14 +506,24 @@ devices_pg_new(struct devices *d, uv_loop_t *loop, struct policy *policy,
 		return -ENOMEM;
 	p->d = d;
 	p->wake_fd = -1;
+	pthread_mutex_init(&p->mu, NULL);
 	p->q = malloc(DEVICES_PG_QUEUE * sizeof(*p->q));
 	if (p->q == NULL) {
-		free(p);
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto cleanup;
 	}
-	p->pol = policy_ref(policy);
-	pg_instance(policy_config(policy), p->instance, sizeof(p->instance));
-	pthread_mutex_init(&p->mu, NULL);
+	const struct config *cfg = policy_config(policy);
+	p->store.store.spool_mb = cfg->store.spool_mb;
+	p->store.store.resync_s = cfg->store.resync_s;
+	if ((p->store.store.postgresql = strdup(cfg->store.postgresql)) == NULL ||
+	    (cfg->store.instance != NULL &&
+	     (p->store.store.instance = strdup(cfg->store.instance)) == NULL) ||
+	    (cfg->store.password_file != NULL &&
+	     (p->store.store.password_file = strdup(cfg->store.password_file)) == NULL)) {
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	pg_instance(cfg, p->instance, sizeof(p->instance));
 	if ((p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		rc = -errno;
 		goto cleanup;
@@ -518,7 +542,7 @@ cleanup:
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
 	pthread_mutex_destroy(&p->mu);
-	policy_unref(&p->pol);
+	free_store(p);
 	free(p->q);
 	free(p);
 	return rc;
@@ -564,7 +588,7 @@ devices_pg_free(struct devices_pg **pp)
 	}
 	close(p->wake_fd);
 	pthread_mutex_destroy(&p->mu);
-	policy_unref(&p->pol);
+	free_store(p);
 	free(p->q);
 	free(p);
 }
