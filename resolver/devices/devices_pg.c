@@ -340,14 +340,15 @@ take_changes(struct devices_pg *p, struct devices_pg_change *pend, size_t *n)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* Fetches the rows with seq > after (0: all) and hands them to the loop. */
 static int
-fetch(struct devices_pg *p, PGconn *c, int64_t *last_seq, bool full, bool *initial)
+fetch(struct devices_pg *p, PGconn *c, int64_t *last_seq, int64_t after, bool *initial)
 {
 	struct devices_pg_row *rows = NULL;
 	size_t n = 0;
 	char why[512];
-	int rc = devices_pg_sql_fetch(c, p->instance, full ? 0 : *last_seq, &rows, &n, last_seq,
-				      why, sizeof(why));
+	int rc = devices_pg_sql_fetch(c, p->instance, after, &rows, &n, last_seq, why,
+				      sizeof(why));
 	if (rc != 0) {
 		log_warning("devices: shared store: cannot read the device table: %s", why);
 		return rc;
@@ -360,14 +361,23 @@ fetch(struct devices_pg *p, PGconn *c, int64_t *last_seq, bool full, bool *initi
 	return 0;
 }
 
-/* Takes the notifications libpq has read; whether one came from another connection. */
+/*
+ * Takes the notifications libpq has read; whether one came from another connection. *from
+ * becomes at most the seq before the lowest one announced ("SEQ KEY"): a transaction that took
+ * its seq before a row already fetched but committed after it is fetched all the same.
+ */
 static bool
-others_notified(PGconn *c)
+others_notified(PGconn *c, int64_t *from)
 {
 	bool others = false;
 	PGnotify *nt;
 	while ((nt = PQnotifies(c)) != NULL) {
-		others = others || nt->be_pid != PQbackendPID(c);
+		if (nt->be_pid != PQbackendPID(c)) {
+			others = true;
+			int64_t seq = strtoll(nt->extra, NULL, 10);
+			if (seq > 0 && seq - 1 < *from)
+				*from = seq - 1;
+		}
 		PQfreemem(nt);
 	}
 	return others;
@@ -399,7 +409,7 @@ run(void *arg)
 				continue;
 			}
 			backoff = BACKOFF_MIN_MS;
-			if (fetch(p, c, &last_seq, true, &initial) != 0)
+			if (fetch(p, c, &last_seq, 0, &initial) != 0)
 				goto lost;
 			next_resync = mono_ms() + (int64_t)cfg->store.resync_s * 1000;
 		}
@@ -414,7 +424,8 @@ run(void *arg)
 			uv_async_send(&p->async);	/* room in the queue: the loop may go on */
 		}
 		/* notifications that came in during the last statements are already read */
-		bool changed = others_notified(c);
+		int64_t from = last_seq;
+		bool changed = others_notified(c, &from);
 		int64_t wait = changed ? 0 : next_resync - mono_ms();
 		struct pollfd pf[2] = {{.fd = PQsocket(c), .events = POLLIN},
 				       {.fd = p->wake_fd, .events = POLLIN}};
@@ -433,10 +444,10 @@ run(void *arg)
 		if (pf[0].revents != 0) {
 			if (PQconsumeInput(c) == 0)
 				goto lost;
-			changed = others_notified(c) || changed;
+			changed = others_notified(c, &from) || changed;
 		}
 		bool full = mono_ms() >= next_resync;
-		if ((changed || full) && fetch(p, c, &last_seq, full, &initial) != 0)
+		if ((changed || full) && fetch(p, c, &last_seq, full ? 0 : from, &initial) != 0)
 			goto lost;
 		if (full)
 			next_resync = mono_ms() + (int64_t)cfg->store.resync_s * 1000;
