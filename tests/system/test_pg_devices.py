@@ -98,6 +98,15 @@ def test_attribution_on_one_is_refused_by_the_other(pair, pg_server):
 	# a device never seen by the second instance is known there too
 	assert rcode(one, SIGNATURE, "127.0.0.41") == dns.rcode.NOERROR
 	assert wait_rcode(two, "127.0.0.41", dns.rcode.REFUSED, "new") is not None
+	# `veto devices` on the second shows its merged copy (saved every 5 s)
+	deadline = time.monotonic() + 10
+	while True:
+		p = devices(two, "show", src, "--json")
+		d = json.loads(p.stdout) if p.returncode == 0 else {}
+		if d.get("vendor") == "Xiaomi" or time.monotonic() > deadline:
+			break
+		time.sleep(0.2)
+	assert d.get("vendor") == "Xiaomi", p.stdout + p.stderr
 
 
 def test_pin_and_forget_on_one_apply_on_both(pair, pg_server):
@@ -175,3 +184,20 @@ def test_database_stopped_and_back(pair, pg_server):
 	assert "pinned on instance dns2" in one.wait_stderr("pinned on instance dns2", timeout=5)
 	for v in (one, two):
 		v.assert_alive()
+
+
+def test_database_down_at_start(veto_factory, pg_server):
+	"""Both start and answer without the database; what one learnt meanwhile (before it ever
+	reached the store) goes out once the database is there."""
+	pg_server.stop()
+	one = veto_factory(edit=shared_edit(pg_server, "dns1"))
+	two = veto_factory(edit=shared_edit(pg_server, "dns2"))
+	src = "127.0.0.40"
+	for v in (one, two):
+		assert "the device table is kept locally" in v.wait_stderr("kept locally")
+	assert rcode(one, SIGNATURE, src) == dns.rcode.NOERROR
+	assert rcode(one, "down.test", src) == dns.rcode.REFUSED
+	assert rcode(two, "down.test", src) == dns.rcode.NOERROR
+	pg_server.start()
+	assert wait_rcode(two, src, dns.rcode.REFUSED, "back", within=40.0) is not None, \
+		one.stderr() + two.stderr()
