@@ -77,23 +77,39 @@ wake(struct devices_pg *p)
 
 /* ---- the loop side ---- */
 
+/* The queued change of key to overwrite with a newer state: the last one queued for key, when
+ * it is a state (never across a forget). NULL: append. */
+static struct devices_pg_change *
+coalesce(struct devices_pg *p, const char *key)
+{
+	for (size_t i = p->qlen; i-- > 0;) {
+		struct devices_pg_change *c = &p->q[(p->qhead + i) % DEVICES_PG_QUEUE];
+		if (strcmp(c->rec.key, key) == 0)
+			return c->forget ? NULL : c;
+	}
+	return NULL;
+}
+
+/* Queues r's state (or its forget); a state replaces the one still queued for the same device,
+ * so that a device's repeated queries while the store is away take one slot. */
 static bool
 enqueue(struct devices_pg *p, const struct devices_record *r, bool forget)
 {
-	bool ok;
+	struct devices_pg_change *c = NULL;
 	pthread_mutex_lock(&p->mu);
-	ok = p->qlen < DEVICES_PG_QUEUE;
-	if (ok) {
-		struct devices_pg_change *c = &p->q[(p->qhead + p->qlen) % DEVICES_PG_QUEUE];
-		c->forget = forget;
+	if (!forget)
+		c = coalesce(p, r->key);
+	if (c == NULL && p->qlen < DEVICES_PG_QUEUE)
+		c = &p->q[(p->qhead + p->qlen++) % DEVICES_PG_QUEUE];
+	if (c != NULL) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
+		c->forget = forget;
 		c->at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 		c->rec = *r;
-		p->qlen++;
 	}
 	pthread_mutex_unlock(&p->mu);
-	return ok;
+	return c != NULL;
 }
 
 void
@@ -103,11 +119,17 @@ devices_pg_push(struct devices_pg *p, const struct devices_record *r, bool forge
 		return;	/* before the first fetch, push_all sends the whole table */
 	if (!enqueue(p, r, forget)) {
 		p->dropped++;
+		if (forget) {	/* a tombstone is not in the table to be sent again */
+			log_warning("devices: %s: the shared store's queue is full (%d devices "
+				    "waiting): this forget stays local; forget it again once the "
+				    "store is back", r->key, DEVICES_PG_QUEUE);
+			return;
+		}
 		p->push_all = true;
 		p->push_next = 0;
 		if (!p->drop_logged)
-			log_warning("devices: the shared store's queue is full (%d changes): every "
-				    "device will be sent again", DEVICES_PG_QUEUE);
+			log_warning("devices: the shared store's queue is full (%d devices "
+				    "waiting): every device will be sent again", DEVICES_PG_QUEUE);
 		p->drop_logged = true;
 		return;
 	}

@@ -5,8 +5,8 @@
  * Each instance keeps its own table (devices.h) and answers from it; this module keeps it in
  * step with the others. On the loop, devices_pg_push() hands a changed record (new evidence,
  * attribution, pin, unpin) or a forget to the sync thread through a bounded queue without
- * waiting (when the queue is full, the change is dropped and every record is pushed again
- * later). The sync thread, with its own connection, upserts the changes in one transaction and
+ * waiting (a device's newer state replaces the one still queued; when the queue is full, the
+ * change is dropped and every record is pushed again later; a forget is only logged). The sync thread, with its own connection, upserts the changes in one transaction and
  * announces them (NOTIFY veto_devices); it LISTENs, fetches the rows changed since the last it
  * saw on a notification, and every store.resync_s all rows, and hands them to the loop
  * (uv_async), which merges them into the table with devices_pg_merge() and logs and reports
