@@ -178,12 +178,23 @@ pins_text(const struct devices_record *r, const char *by, char *buf, size_t size
 		 r->pin_group, r->pin_group[0] ? " " : "", by);
 }
 
+/*
+ * Whether a device only the others know joins this table: it has something to say (a pin,
+ * evidence), the table has room (no eviction for it: the device's own first query here brings
+ * it in, and the next full resync its state), and it is not a device known by its address alone
+ * that this table would expire at once (the resync would bring it back every time).
+ */
 static bool
-has_content(const struct devices_pg_row *row)
+worth_adding(struct devices *d, const struct config *cfg, const struct devices_pg_row *row)
 {
-	return row->forgotten_at == 0 &&
-	       (row->pin_vendor[0] != '\0' || row->pin_group[0] != '\0' || row->nothers > 0 ||
-		row->nown > 0 || row->os_families != 0 || row->shared);
+	bool pinned = row->pin_vendor[0] != '\0' || row->pin_group[0] != '\0';
+	if (row->forgotten_at != 0 ||
+	    !(pinned || row->nothers > 0 || row->nown > 0 || row->os_families != 0 || row->shared))
+		return false;
+	if (devices_count(d) >= cfg->devices.max_devices)
+		return false;
+	return pinned || strncmp(row->key, "ip:", 3) != 0 ||
+	       row->last_seen >= (int64_t)time(NULL) - (int64_t)cfg->devices.address_ttl_s;
 }
 
 static void
@@ -197,10 +208,12 @@ apply_row(struct devices_pg *p, const struct devices_pg_row *row, bool initial)
 	const char *by = row->updated_by[0] ? row->updated_by : "?";
 
 	struct devices_record *r = devices_int_lookup(d, row->key);
+	bool added = false;
 	if (r == NULL) {
 		/* a device this instance has not seen: known from the others from now on */
-		if (!has_content(row) || (r = devices_int_add(d, row->key)) == NULL)
+		if (!worth_adding(d, cfg, row) || (r = devices_int_add(d, row->key)) == NULL)
 			return;
+		added = true;
 		devices_admin_new_record(row->key, row->first_seen ? row->first_seen : r->first_seen,
 					 r);
 		r->last_seen = row->last_seen ? row->last_seen : r->first_seen;
@@ -219,9 +232,12 @@ apply_row(struct devices_pg *p, const struct devices_pg_row *row, bool initial)
 		log_info("devices: %s: forgotten on instance %s", copy.key, by);
 		return;
 	}
-	devices_int_dirty(d, r);
-	if (m == DEVICES_PG_SAME)
+	if (m == DEVICES_PG_SAME) {
+		if (added)
+			devices_int_dirty(d, r);
 		return;
+	}
+	devices_int_dirty(d, r);
 	identify_vendor(cfg, r);
 	const char *ng = devices_int_next_group(d, r);
 	text_copy(r->group, sizeof(r->group), ng);
