@@ -83,12 +83,21 @@ devices_new(uv_loop_t *loop, struct policy *policy, struct devices **out)
 		goto cleanup;
 	d->nstamps = cfg->devices.nleases;
 	devices_open_store(d);
+	if (cfg->store.postgresql != NULL) {
+		/* the shared store: the table stays local (and answers) whatever it does */
+		int prc = devices_pg_new(d, loop, policy, &d->pg);
+		if (prc == 0)
+			d->open_handles++;
+		else
+			log_warning("devices: shared store: cannot start its sync: %s: the device "
+				    "table stays local", strerror(-prc));
+	}
 
 	uv_timer_init(loop, &d->arp_timer);
 	uv_timer_init(loop, &d->save_timer);
 	uv_timer_init(loop, &d->debounce_timer);
 	d->arp_timer.data = d->save_timer.data = d->debounce_timer.data = d;
-	d->open_handles = 3;
+	d->open_handles += 3;
 	uint64_t every = (uint64_t)cfg->devices.arp_refresh_s * 1000;
 	uv_timer_start(&d->arp_timer, devices_on_arp_timer, every, every);
 	uv_timer_start(&d->save_timer, devices_on_save_timer, DEVICES_SAVE_MS, DEVICES_SAVE_MS);
@@ -413,6 +422,8 @@ devices_record_query(struct devices *d, const struct policy *pol, int group,
 		identify_vendor(cfg, r);
 		if (strcmp(old_vendor, r->vendor) != 0)
 			vendor_changed(d, pol, r, sa, group, old_vendor, name, sg, kept);
+		if (kept)
+			devices_pg_push(d->pg, r, false);
 	}
 	if (kept)
 		devices_table_mark_dirty(d, r);
@@ -476,6 +487,7 @@ devices_close(struct devices *d, void (*cb)(void *arg), void *arg)
 	uv_close((uv_handle_t *)&d->arp_timer, devices_on_handle_closed);
 	uv_close((uv_handle_t *)&d->save_timer, devices_on_handle_closed);
 	uv_close((uv_handle_t *)&d->debounce_timer, devices_on_handle_closed);
+	devices_pg_close(d->pg);
 	devices_unwatch_leases(d);
 	if (d->refresh != NULL)
 		uv_cancel((uv_req_t *)&d->refresh->req);
@@ -494,6 +506,7 @@ devices_free(struct devices **dp)
 	kmap_free(&d->index);
 	clients_free(&d->trusted);
 	devices_store_close(&d->store);
+	devices_pg_free(&d->pg);
 	free(d->db_path);
 	free(d->recs);
 	free(d->dirty);
@@ -566,6 +579,25 @@ void
 devices_int_dirty(struct devices *d, struct devices_record *r)
 {
 	devices_table_mark_dirty(d, r);
+}
+
+void
+devices_int_share(struct devices *d, const struct devices_record *r, bool forget)
+{
+	devices_pg_push(d->pg, r, forget);
+}
+
+bool
+devices_int_closing(const struct devices *d)
+{
+	return d->closing;
+}
+
+void
+devices_int_handle_closed(struct devices *d)
+{
+	d->open_handles--;
+	devices_maybe_closed(d);
 }
 
 void

@@ -24,6 +24,8 @@
  * Lookups are hash probes. The table is saved to state_dir/devices.db (devices_store.h) from
  * the thread pool every DEVICES_SAVE_MS when something changed, and at close. Device events
  * (first sight, vendor attribution, group change) go to an event callback: the query store.
+ * With store.postgresql the table is also shared with the other instances (devices_pg.h): the
+ * same lookups, with what they learnt merged in between queries.
  */
 #ifndef VETO_DEVICES_H
 #define VETO_DEVICES_H

@@ -261,9 +261,8 @@ find(struct devices *d, const char *target, char key[DEVICES_KEY_MAX], struct de
 	return best;
 }
 
-/* The group r's next query gets (its most recent address stands for the client). */
-static const char *
-next_group(struct devices *d, const struct devices_record *r)
+const char *
+devices_int_next_group(struct devices *d, const struct devices_record *r)
 {
 	const struct policy *pol = devices_int_policy(d);
 	struct policy_identity id;
@@ -311,6 +310,7 @@ devices_admin_run(struct devices *d, const struct devices_admin_req *req, char *
 			return -ENOMEM;
 		}
 		devices_int_event(d, "forget", &copy, old_group, NULL, evidence);
+		devices_int_share(d, &copy, true);
 		log_info("devices: %s: forgotten (%s)", key, evidence);
 		snprintf(msg, size, "forgot %s (%s)", key, evidence);
 		return 0;
@@ -327,8 +327,12 @@ devices_admin_run(struct devices *d, const struct devices_admin_req *req, char *
 	}
 	text_copy(old_group, sizeof(old_group), r->group);
 	devices_admin_apply(cfg, req, r, evidence, sizeof(evidence));
-	text_copy(r->group, sizeof(r->group), next_group(d, r));
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r->pin_at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000; /* newest act wins */
+	text_copy(r->group, sizeof(r->group), devices_int_next_group(d, r));
 	devices_int_dirty(d, r);
+	devices_int_share(d, r, false);
 	devices_int_event(d, devices_admin_op_name(req->op), r, old_group, r->group, evidence);
 	log_info("devices: %s: %s (%s): vendor '%s', group '%s' from its next query", key,
 	         req->op == DEVICES_ADMIN_PIN ? "pinned" : "unpinned", evidence, r->vendor,

@@ -15,6 +15,7 @@
 
 #include "clients.h"
 #include "devices.h"
+#include "devices_pg.h"
 #include "devices_store.h"
 #include "kmap.h"
 #include "sources.h"
@@ -92,6 +93,7 @@ struct devices {
 	int64_t full_warned;		/* when the table-full warning was last logged */
 
 	struct devices_store *store;	/* NULL: in memory only */
+	struct devices_pg *pg;		/* the shared store's sync (devices_pg.h), NULL: none */
 	char *db_path;
 	devices_event_cb event_cb;	/* device events go to the query store */
 	void *event_arg;
@@ -149,6 +151,15 @@ struct devices_record *devices_int_add(struct devices *d, const char *key);
 int devices_int_remove(struct devices *d, struct devices_record *r);
 /* r changed: saved at the next save. */
 void devices_int_dirty(struct devices *d, struct devices_record *r);
+/* Hands r's state (forget: its removal) to the shared store, when there is one. */
+void devices_int_share(struct devices *d, const struct devices_record *r, bool forget);
+/* Whether devices_close() was called. */
+bool devices_int_closing(const struct devices *d);
+/* A handle of d's closed (the shared store's async): d may finish closing. */
+void devices_int_handle_closed(struct devices *d);
+/* The group r's next query gets (devices_admin.c; its most recent address stands for the
+ * client, else its pinned or last group). */
+const char *devices_int_next_group(struct devices *d, const struct devices_record *r);
 /* Reports a device event without a client address (an administrator's action). */
 void devices_int_event(struct devices *d, const char *kind, const struct devices_record *r,
 		       const char *old_group, const char *new_group, const char *evidence);

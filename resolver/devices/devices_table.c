@@ -426,6 +426,12 @@ on_loaded(void *arg, const struct devices_record *rec)
 		return -ENOMEM;
 	*r = *rec;
 	r->inv = -1;
+	for (size_t i = 0; i < r->nobs; i++) {	/* taken as this instance's own until the shared
+						   store says otherwise (devices_pg_merge) */
+		r->obs[i].own = r->obs[i].count;
+		r->obs[i].own_rom = r->obs[i].rom;
+		r->obs[i].own_app = r->obs[i].app;
+	}
 	return 0;
 }
 

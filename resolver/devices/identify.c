@@ -210,11 +210,14 @@ identify_observe(struct devices_record *r, const char *vendor, enum identity_str
 	}
 	struct devices_obs *o = &r->obs[i];
 	o->count++;
+	o->own++;
 	if (strength == IDENTITY_STRENGTH_ROM) {
 		o->rom++;
+		o->own_rom++;
 		text_copy(o->rom_evidence, sizeof(o->rom_evidence), evidence);
 	} else {
 		o->app++;
+		o->own_app++;
 	}
 	o->last = now;
 	text_copy(o->evidence, sizeof(o->evidence), evidence);

@@ -39,6 +39,9 @@ struct devices_obs {
 	int64_t first, last;		/* Unix time */
 	char evidence[DEVICES_EVIDENCE_MAX];	/* the last name queried */
 	char rom_evidence[DEVICES_EVIDENCE_MAX]; /* the last rom name queried, "" = none */
+	/* with a shared store: the part of count, rom and app this instance observed itself (the
+	 * rest came from the other instances; devices_pg.h). Not saved locally. */
+	uint32_t own, own_rom, own_app;
 };
 
 /* One device. Strings are NUL-terminated, "" = unknown. */
@@ -67,6 +70,9 @@ struct devices_record {
 						   on evidence already logged (DEVICES_NOTED_*) */
 	char pin_vendor[IDENTITY_VENDOR_MAX];	/* pinned by an administrator, "" = none */
 	char pin_group[IDENTITY_NAME_MAX];	/* pinned by an administrator, "" = none */
+	int64_t pin_at;				/* Unix ms of the last pin or unpin on the
+						   running daemon, 0 = none known (not saved
+						   locally; the shared store orders pins by it) */
 	int64_t first_seen, last_seen;
 	int32_t inv;				/* index in devices.inventory, -1 (not saved) */
 };

@@ -51,4 +51,7 @@ int pg_exec(PGconn *c, const char *sql, char *why, size_t whysz);
 extern const char pg_schema_log_sql[];
 extern const char pg_schema_devices_sql[];
 
+/* The channel a device-table change is announced on (payload "SEQ KEY"). */
+#define PG_DEVICES_CHANNEL "veto_devices"
+
 #endif
