@@ -266,6 +266,7 @@ addr_free(struct config_addr *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(v[i].text);
 		free(v[i].tls_name);
+		free(v[i].url);
 	}
 	free(v);
 }

@@ -51,6 +51,8 @@ struct config_cidr {
 enum config_transport {
 	CONFIG_TRANSPORT_DNS = 0,	/* plain DNS: UDP, TCP after a truncated reply */
 	CONFIG_TRANSPORT_TLS,		/* DNS over TLS (RFC 7858): "tls://host[:853][#name]" */
+	CONFIG_TRANSPORT_HTTPS,		/* DNS over HTTPS (RFC 8484):
+					   "https://host[:443]/path[#bootstrap address]" */
 };
 
 /* A socket address (listen address or upstream server). */
@@ -64,7 +66,9 @@ struct config_addr {
 	enum config_transport transport;
 	char *tls_name;		/* owned, lowercase; TLS: the name the server's certificate must
 				   match (and the SNI), NULL: its IP address must be in the
-				   certificate's IP SANs */
+				   certificate's IP SANs; HTTPS: the URL's host when it is a name
+				   (ss is then the bootstrap address) */
+	char *url;		/* owned; HTTPS: the URL without its #fragment, else NULL */
 };
 
 struct config_list {
@@ -377,8 +381,11 @@ int config_parse_addr(const char *text, uint16_t default_port, struct sockaddr_s
 		      socklen_t *len);
 /* Parses an upstream server: "192.0.2.1", "192.0.2.1:5353", "[2001:db8::1]:53" (plain DNS, port
  * 53 by default), "tls://192.0.2.1", "tls://[2001:db8::1]:8853#dns.example" (DNS over TLS, port
- * 853 by default; #name: the certificate's name). Fills ss, len, transport and tls_name (owned by
- * the caller; text is not set). 0, -EINVAL with *why (static text) set, or -ENOMEM. */
+ * 853 by default; #name: the certificate's name), "https://192.0.2.1/dns-query",
+ * "https://dns.example:8443/dns-query#192.0.2.1" (DNS over HTTPS, port 443 by default; a host
+ * name needs its address after '#', Veto never resolves it). Fills ss, len, transport, tls_name
+ * and url (owned by the caller; text is not set). 0, -EINVAL with *why (static text) set, or
+ * -ENOMEM. */
 int config_parse_upstream(const char *text, struct config_addr *out, const char **why);
 /* Parses "10.0.0.0/8", "::1/128", "10.9.9.9" (host prefix). Host bits must be 0. 0 or -EINVAL. */
 int config_parse_cidr(const char *text, struct config_cidr *out, const char **why);

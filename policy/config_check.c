@@ -172,6 +172,7 @@ get_upstream(struct config_check_ctx *c, const struct config_node *it, const cha
 	}
 	if (e == -ENOMEM) {
 		free(a.tls_name);
+		free(a.url);
 		config_schema_oom(c);
 		return e;
 	}
@@ -217,6 +218,7 @@ on_upstream_servers(struct config_check_ctx *c, const struct config_node *key,
 	for (size_t i = 0; i < cfg->upstream.nservers; i++) {
 		free(cfg->upstream.servers[i].text);
 		free(cfg->upstream.servers[i].tls_name);
+		free(cfg->upstream.servers[i].url);
 	}
 	free(cfg->upstream.servers);
 	cfg->upstream.servers = nv;

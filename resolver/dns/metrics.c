@@ -298,6 +298,7 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 	        {"tls_connections", m->upstream.tls_connections},
 	        {"tls_resumed", m->upstream.tls_resumed},
 	        {"tls_failures", m->upstream.tls_failures},
+	        {"sent_https", m->upstream.sent_https},
 	};
 	const struct field events[] = {
 	        {"first_seen", m->counts.device_events[0]},

@@ -345,6 +345,7 @@ attempt_finish(struct upstream_attempt *a)
 	a->req->nlive--;
 	upstream_sock_unregister(a);	/* its ID no longer matches a reply */
 	upstream_tls_unregister(a);
+	upstream_doh_stop(a);
 	attempt_close_handles(a);
 }
 
@@ -492,11 +493,13 @@ attempt_start(struct upstream_req *req, size_t server, bool tcp)
 	a->tcap = 0;
 	a->sock = NULL;
 	a->tls = NULL;
+	a->doh = NULL;
 	a->idnext = NULL;
 	upstream_link_init(&a->slink);
 	upstream_link_init(&a->wlink);
 	bool tls = !tcp && req->servers->s[server].transport == CONFIG_TRANSPORT_TLS;
-	if (tcp) {
+	bool doh = !tcp && req->servers->s[server].transport == CONFIG_TRANSPORT_HTTPS;
+	if (tcp || doh) {
 		a->id = upstream_random_id(u);
 	} else {
 		/* picks the socket (connection) and a->id */
@@ -522,7 +525,14 @@ attempt_start(struct upstream_req *req, size_t server, bool tcp)
 	a->pending = 1;
 	upstream_link_append(&req->live, &a->rlink);
 	req->nlive++;
-	err = tcp ? upstream_tcp_start(a) : tls ? upstream_tls_send(a) : upstream_sock_send(a);
+	if (tcp)
+		err = upstream_tcp_start(a);
+	else if (tls)
+		err = upstream_tls_send(a);
+	else if (doh)
+		err = upstream_doh_start(a);
+	else
+		err = upstream_sock_send(a);
 	if (err != 0) {
 		attempt_finish(a);
 		return err;
@@ -733,6 +743,7 @@ maybe_free(struct upstream *u)
 	}
 	upstream_sock_free(u);
 	upstream_tls_free(u);
+	upstream_doh_free(u);
 	upstream_servers_unref(&u->servers);
 	free(u->table);
 	free(u);
@@ -773,6 +784,8 @@ upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **out)
 	refill_random(u);
 	u->loop = loop;
 	err = upstream_tls_configure(u, cfg, u->servers);	/* opens no handle */
+	if (err == 0)
+		err = upstream_doh_configure(u, cfg, u->servers);	/* nor this */
 	if (err != 0)
 		goto cleanup;
 	upstream_link_init(&u->starting);
@@ -786,6 +799,7 @@ upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **out)
 	return 0;
 cleanup:
 	upstream_tls_free(u);
+	upstream_doh_free(u);
 	upstream_servers_unref(&u->servers);
 	free(u->table);
 	free(u);
@@ -803,6 +817,8 @@ upstream_reconfigure(struct upstream *u, const struct config *cfg)
 	if (err != 0)
 		return err;
 	err = upstream_tls_configure(u, cfg, s);
+	if (err == 0)
+		err = upstream_doh_configure(u, cfg, s);
 	if (err != 0) {
 		upstream_servers_unref(&s);
 		return err;
@@ -895,6 +911,7 @@ upstream_close(struct upstream *u, void (*done)(void *arg), void *arg)
 	cancel_all(u, &u->inflight);
 	upstream_sock_close(u);
 	upstream_tls_close(u);
+	upstream_doh_close(u);
 	idle_kick(u);	/* runs the queued completions, then closes the idle handle */
 }
 

@@ -77,6 +77,7 @@ struct upstream_stats {
 	uint64_t tls_resumed;		/* of which resumed a TLS session */
 	uint64_t tls_failures;		/* connections that failed: connect, handshake (certificate
 					   included), or closed with queries in flight */
+	uint64_t sent_https;		/* DNS-over-HTTPS transfers started */
 };
 
 /* Servers from cfg->upstream (and /etc/resolv.conf when cfg->upstream.resolv_conf). The config

@@ -96,7 +96,9 @@ struct upstream_server {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	enum config_transport transport;
-	char *tls_name;			/* owned by the list; TLS: the certificate's name, or NULL */
+	char *tls_name;			/* owned by the list; TLS: the certificate's name, or NULL;
+					   HTTPS: the URL's host when it is a name */
+	char *url;			/* owned by the list; HTTPS: the URL, else NULL */
 	char text[300];			/* "192.0.2.1:53", "[2001:db8::1]:53"; TLS: as written */
 	/* health, updated on the loop thread */
 	unsigned fails;			/* consecutive failed attempts */
@@ -148,6 +150,7 @@ struct upstream_attempt {
 	struct upstream_sock *sock;	/* UDP: the pooled socket a is registered on, else NULL */
 	struct upstream_tls *tls;	/* TLS: the connection a is registered on, else NULL */
 	struct upstream_link wlink;	/* TLS: in tls->wq until its query is handed to TLS */
+	struct upstream_doh_xfer *doh;	/* HTTPS: its transfer (upstream_doh.c), else NULL */
 	struct upstream_attempt *idnext; /* chain of sock's ID bucket */
 	struct upstream_link slink;	/* in sock->attempts while registered */
 	union {
@@ -254,6 +257,7 @@ struct upstream {
 	void *tls_ctx;			/* SSL_CTX *, created with the first TLS server */
 	char *tls_ca;			/* the CA file it trusts (owned) */
 	bool tls_dirty;			/* a connection has queries to write (flushed by on_idle) */
+	struct upstream_doh *doh;	/* DNS over HTTPS (upstream_doh.c), with the first server */
 	uint8_t rbuf[UPSTREAM_RBUF];
 };
 
@@ -339,6 +343,20 @@ void upstream_tls_flush(struct upstream *u);
 void upstream_tls_close(struct upstream *u);
 /* Frees the TLS context (every connection is closed and freed). */
 void upstream_tls_free(struct upstream *u);
+/* upstream_doh.c: DNS over HTTPS through one libcurl multi handle (HTTP/2, multiplexed).
+ * Sets up the multi handle when a server in servers uses HTTPS (CA file from cfg). 0, -ENOMEM
+ * or -EINVAL (logged). */
+int upstream_doh_configure(struct upstream *u, const struct config *cfg,
+			   const struct upstream_servers *servers);
+/* Starts a's transfer (POST of its query) and a's timer. 0 or a libuv error. */
+int upstream_doh_start(struct upstream_attempt *a);
+/* Stops a's transfer (the attempt finished). */
+void upstream_doh_stop(struct upstream_attempt *a);
+/* Shutdown: no transfer is left; closes the connections and the handles. */
+void upstream_doh_close(struct upstream *u);
+/* Frees what is left (every handle is closed). */
+void upstream_doh_free(struct upstream *u);
+
 /* Runs the idle callback soon (upstream.c). */
 void upstream_kick(struct upstream *u);
 

@@ -66,20 +66,22 @@ same_name(const char *a, const char *b)
 	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* The same server: address and port, transport, and certificate name. */
+/* The same server: address and port, transport, certificate name and URL. */
 static bool
 same_server(const struct upstream_server *s, const struct sockaddr *sa,
-	    enum config_transport transport, const char *tls_name)
+	    enum config_transport transport, const char *tls_name, const char *url)
 {
 	return s->transport == transport && same_name(s->tls_name, tls_name) &&
-	       upstream_same_addr((const struct sockaddr *)&s->ss, sa);
+	       same_name(s->url, url) && upstream_same_addr((const struct sockaddr *)&s->ss, sa);
 }
 
 static void
 vec_free(struct upstream_server *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(s[i].tls_name);
+		free(s[i].url);
+	}
 	free(s);
 }
 
@@ -91,11 +93,12 @@ server_vec_add(struct server_vec *v, const struct sockaddr *sa, socklen_t len,
 {
 	enum config_transport transport = a != NULL ? a->transport : CONFIG_TRANSPORT_DNS;
 	const char *tls_name = a != NULL ? a->tls_name : NULL;
+	const char *url = a != NULL ? a->url : NULL;
 
 	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
 		return 0;
 	for (size_t i = 0; i < v->n; i++)
-		if (same_server(&v->s[i], sa, transport, tls_name))
+		if (same_server(&v->s[i], sa, transport, tls_name, url))
 			return 0;
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 4;
@@ -115,7 +118,14 @@ server_vec_add(struct server_vec *v, const struct sockaddr *sa, socklen_t len,
 		if (s->tls_name == NULL)
 			return -ENOMEM;
 	}
-	if (transport == CONFIG_TRANSPORT_TLS)
+	if (url != NULL) {
+		s->url = strdup(url);
+		if (s->url == NULL) {
+			free(s->tls_name);
+			return -ENOMEM;
+		}
+	}
+	if (transport != CONFIG_TRANSPORT_DNS)
 		snprintf(s->text, sizeof(s->text), "%s", a->text);	/* as written */
 	else
 		format_server(s);
@@ -256,7 +266,7 @@ upstream_servers_new(const struct config *cfg, const struct upstream_servers *ol
 			for (size_t j = 0; j < old->n; j++) {
 				const struct upstream_server *o = &old->s[j];
 				if (same_server(&s->s[i], (const struct sockaddr *)&o->ss,
-						o->transport, o->tls_name)) {
+						o->transport, o->tls_name, o->url)) {
 					s->s[i].fails = old->s[j].fails;
 					s->s[i].backoff_ms = old->s[j].backoff_ms;
 					s->s[i].down_until = old->s[j].down_until;
