@@ -118,11 +118,11 @@ parse_https(const char *text, struct config_addr *out, const char **why)
 	memcpy(auth, text, alen);
 	auth[alen] = '\0';
 	bool literal = auth[0] == '[' || strchr(auth, ':') == strrchr(auth, ':');
-	if (literal && config_parse_addr(auth, 443, &a.ss, &a.len) == 0) {
-		if (auth[0] != '[' && strchr(auth, ':') != NULL && a.ss.ss_family == AF_INET6) {
-			*why = "an IPv6 address in a URL goes in brackets (https://[2001:db8::1]/dns-query)";
-			return -EINVAL;
-		}
+	if (!literal) {
+		*why = "an IPv6 address in a URL goes in brackets (https://[2001:db8::1]/dns-query)";
+		return -EINVAL;
+	}
+	if (config_parse_addr(auth, 443, &a.ss, &a.len) == 0) {
 		if (hash != NULL) {
 			*why = "the host is an IP address: nothing goes after '#'";
 			return -EINVAL;

@@ -1,8 +1,10 @@
-"""DNS over TLS upstreams (tls://address[:port][#name], upstream.tls_ca): dnsdist on loopback
-serves DoT with a certificate from a throwaway CA made with `openssl`, in front of the fake
-upstream. Answers and caching, one connection carrying many queries in flight (counted by a
-relay that counts TCP accepts), a certificate from another CA and a wrong name (logged, failed
-over to the next server), the DoT server dying and coming back (reconnect), `veto check`."""
+"""Encrypted upstreams: DNS over TLS (tls://address[:port][#name]) and DNS over HTTPS
+(https://host[:port]/path[#bootstrap address]), verified against upstream.tls_ca. dnsdist on
+loopback serves DoT and DoH with a certificate from a throwaway CA made with `openssl`, in front
+of the fake upstream. Answers and caching, one connection carrying many queries in flight
+(counted by a relay that counts TCP accepts), a certificate from another CA and a wrong name
+(logged, failed over to the next server), the DoT server dying and coming back (reconnect),
+`veto check`."""
 
 import json
 import os
@@ -60,17 +62,20 @@ def pki(tmp_path_factory):
 
 
 class Dnsdist:
-	"""dnsdist on 127.0.0.1 serving DoT with cert/key, forwarding to backend (host:port)."""
+	"""dnsdist on 127.0.0.1 serving DoT (port) and DoH (doh_port, /dns-query) with cert/key,
+	forwarding to backend (host:port)."""
 
 	def __init__(self, workdir, backend, cert, key, port=None):
 		self.dir = workdir
 		self.dir.mkdir(parents=True, exist_ok=True)
 		self.port = port or free_port(["127.0.0.1"])
+		self.doh_port = free_port(["127.0.0.1"])
 		self.conf = self.dir / "dnsdist.lua"
 		self.conf.write_text(
 			'setSecurityPollSuffix("")\n'
 			f'newServer({{address="{backend}"}})\n'
 			f'addTLSLocal("127.0.0.1:{self.port}", "{cert}", "{key}")\n'
+			f'addDOHLocal("127.0.0.1:{self.doh_port}", "{cert}", "{key}", "/dns-query")\n'
 			'addACL("127.0.0.0/8")\n')
 		self.proc = None
 
@@ -84,6 +89,7 @@ class Dnsdist:
 			assert self.proc.poll() is None, (self.dir / "dnsdist.out").read_text()
 			try:
 				socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+				socket.create_connection(("127.0.0.1", self.doh_port), timeout=0.2).close()
 				return self
 			except OSError:
 				time.sleep(0.05)
@@ -287,11 +293,78 @@ def test_dot_reload_keeps_serving(veto_factory, upstream, dot, pki):
 	assert {q.transport for q in upstream.queries(name="r3.dot.test")} == {"udp"}
 
 
+# --- DNS over HTTPS ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["name", "ip"])
+def test_doh_answers_and_caches(veto_factory, upstream, dot, pki, kind):
+	"""Answers come over DoH (a host name with its bootstrap address, checked against the DNS
+	SAN; or an IP address, against the IP SAN) and are cached."""
+	url = {"name": f"https://{TLS_NAME}:{dot.doh_port}/dns-query#127.0.0.1",
+	       "ip": f"https://127.0.0.1:{dot.doh_port}/dns-query"}[kind]
+	v = veto_factory(edit=tls_edit(pki, [url]))
+	before = stats(v)
+	r = v.query("www.doh.test", "A")
+	assert r.rcode() == 0 and answer_values(r, "A") == ["192.0.2.1"]
+	r = v.query("www.doh.test", "AAAA")
+	assert r.rcode() == 0
+	assert v.query("www.doh.test", "A").rcode() == 0
+	time.sleep(0.2)
+	assert len(upstream.queries(name="www.doh.test", qtype="A")) == 1, "not from the cache"
+	st = stats(v)
+	assert st["sent_https"] == before["sent_https"] + 2
+
+
+def test_doh_one_connection_many_in_flight(veto_factory, upstream, dot, pki):
+	"""500 distinct names, 64 at a time: all answered over one HTTP/2 connection."""
+	relay = Relay(dot.doh_port)
+	try:
+		v = veto_factory(edit=tls_edit(pki, [f"https://127.0.0.1:{relay.port}/dns-query"]))
+		before = stats(v)
+		names = [f"n{i}.h2.test" for i in range(500)]
+		replies = pipelined(v.port, names, window=64, timeout=30)
+		assert len(replies) == len(names)
+		assert all(answer_values(r, "A") == ["192.0.2.1"] for r in replies.values())
+		assert relay.accepts == 1
+		assert stats(v)["sent_https"] == before["sent_https"] + 500
+	finally:
+		relay.stop()
+
+
+def test_doh_unknown_ca_fails_over(veto_factory, upstream, pki, tmp_path):
+	"""A certificate from another CA: logged with the server and curl's reason, and the query
+	answered by the next server."""
+	bad = Dnsdist(tmp_path / "bad", upstream.address, pki / "stranger.pem",
+		      pki / "stranger.key").start()
+	try:
+		server = f"https://127.0.0.1:{bad.doh_port}/dns-query"
+		v = veto_factory(edit=tls_edit(pki, [server, upstream.address]))
+		r = v.query("fo.doh.test", "A")
+		assert r.rcode() == 0 and answer_values(r, "A") == ["192.0.2.1"]
+		err = v.wait_stderr("certificate does not verify")
+		assert f"upstream: '{server}': https: certificate does not verify: " in err
+		assert {q.transport for q in upstream.queries(name="fo.doh.test")} == {"udp"}
+	finally:
+		bad.stop()
+
+
+def test_doh_wrong_name(veto_factory, upstream, dot, pki):
+	"""A URL whose host the certificate does not carry: the error says so, SERVFAIL."""
+	server = f"https://other.test:{dot.doh_port}/dns-query#127.0.0.1"
+	v = veto_factory(edit=tls_edit(pki, [server]))
+	assert v.query("wn.doh.test", "A").rcode() == 2
+	err = v.wait_stderr("certificate does not verify")
+	assert f"upstream: '{server}': https: certificate does not verify: " in err
+	assert "other.test" in err.split("certificate does not verify: ", 1)[1].split("\n")[0]
+	assert upstream.queries(name="wn.doh.test") == []
+
+
 CHECKS = [
 	("tls://192.0.2.1", None),
 	("tls://192.0.2.1:8853#dns.example", None),
 	("tls://[2001:db8::1]:853#Dns.Example", None),
-	("https://dns.example/dns-query", "DNS over HTTPS (https://) is not supported yet"),
+	("https://dns.example/dns-query#192.0.2.1", None),
+	("https://[2001:db8::1]:8443/dns-query", None),
+	("https://dns.example/dns-query", "needs its address after '#'"),
 	("tls://dns.example", "tls:// takes an IP address"),
 	("tls://192.0.2.1#bad_name", "is not a host name"),
 	("tls://192.0.2.1#", "must have 1 to 253 characters"),

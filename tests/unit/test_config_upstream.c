@@ -1,8 +1,9 @@
 /*
  * test_config_upstream: the syntax of upstream.servers entries (policy/config_upstream.c):
  * plain addresses and tls://address[:port][#name], default ports, the name lowercased, and the
- * refusals (https:// not supported yet, a host name instead of an address, a bad #name, an
- * unknown scheme), directly and through the YAML loader with the key path.
+ * https://host[:port]/path[#bootstrap address], and the refusals (a host name instead of an
+ * address after tls://, a bad #name, a URL's host name without its address, an unknown scheme),
+ * directly and through the YAML loader with the key path.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,8 +28,9 @@ struct parse_case {
 	uint16_t port;
 	enum config_transport transport;
 	const char *name;		/* tls_name, or NULL */
-	const char *why;		/* for a failure: part of the reason */
+	const char *why;		/* for a failure: part of the reason; for HTTPS: the URL */
 };
+#define H CONFIG_TRANSPORT_HTTPS
 
 static const struct parse_case parse_cases[] = {
 	{"192.0.2.1", AF_INET, "192.0.2.1", 53, CONFIG_TRANSPORT_DNS, NULL, NULL},
@@ -42,8 +44,28 @@ static const struct parse_case parse_cases[] = {
 	{"tls://2001:db8::1", AF_INET6, "2001:db8::1", 853, CONFIG_TRANSPORT_TLS, NULL, NULL},
 	{"tls://[2001:db8::1]:853#a-b.c0", AF_INET6, "2001:db8::1", 853, CONFIG_TRANSPORT_TLS,
 	 "a-b.c0", NULL},
-	{"https://dns.example/dns-query", 0, NULL, 0, 0, NULL, "not supported yet"},
-	{"https://192.0.2.1/dns-query", 0, NULL, 0, 0, NULL, "not supported yet"},
+	{"https://192.0.2.1/dns-query", AF_INET, "192.0.2.1", 443, H, NULL,
+	 "https://192.0.2.1/dns-query"},
+	{"https://[2001:db8::1]:8443/q?x=1", AF_INET6, "2001:db8::1", 8443, H, NULL,
+	 "https://[2001:db8::1]:8443/q?x=1"},
+	{"https://Dns.Example/dns-query#192.0.2.7", AF_INET, "192.0.2.7", 443, H, "dns.example",
+	 "https://Dns.Example/dns-query"},
+	{"https://dns.example:8443/dns-query#[2001:db8::7]", AF_INET6, "2001:db8::7", 8443, H,
+	 "dns.example", "https://dns.example:8443/dns-query"},
+	{"https://dns.example:8443/dns-query#2001:db8::7", AF_INET6, "2001:db8::7", 8443, H,
+	 "dns.example", "https://dns.example:8443/dns-query"},
+	{"https://dns.example/dns-query", 0, NULL, 0, 0, NULL, "needs its address after '#'"},
+	{"https://dns.example/dns-query#dns.other", 0, NULL, 0, 0, NULL, "not an IP address"},
+	{"https://dns.example/dns-query#192.0.2.1:53", 0, NULL, 0, 0, NULL, "not an IP address"},
+	{"https://192.0.2.1/dns-query#192.0.2.2", 0, NULL, 0, 0, NULL, "nothing goes after '#'"},
+	{"https://192.0.2.1", 0, NULL, 0, 0, NULL, "needs a path"},
+	{"https://dns.example#192.0.2.1/x", 0, NULL, 0, 0, NULL, "needs a path"},
+	{"https:///dns-query", 0, NULL, 0, 0, NULL, "needs a host"},
+	{"https://2001:db8::1/dns-query", 0, NULL, 0, 0, NULL, "goes in brackets"},
+	{"https://dns.example:0/q#192.0.2.1", 0, NULL, 0, 0, NULL, "bad port"},
+	{"https://dns.example:x/q#192.0.2.1", 0, NULL, 0, 0, NULL, "bad port"},
+	{"https://dns_example/q#192.0.2.1", 0, NULL, 0, 0, NULL, "the URL's host is not a host name"},
+	{"https://192.0.2.1/a b", 0, NULL, 0, 0, NULL, "not printable ASCII"},
 	{"tls://dns.example", 0, NULL, 0, 0, NULL, "takes an IP address"},
 	{"tls://", 0, NULL, 0, 0, NULL, "needs an IP address"},
 	{"tls://#dns.example", 0, NULL, 0, 0, NULL, "needs an IP address"},
@@ -102,15 +124,21 @@ test_parse(void **state)
 			assert_null(a.tls_name);
 		else
 			assert_string_equal(a.tls_name, c->name);
+		if (c->transport == CONFIG_TRANSPORT_HTTPS)
+			assert_string_equal(a.url, c->why);
+		else
+			assert_null(a.url);
 		assert_null(a.text);
 		free(a.tls_name);
+		free(a.url);
 	}
 }
 
 static const struct error_case error_cases[] = {
         {"https", "upstream:\n  servers: [\"https://dns.example/dns-query\"]\n",
-         "t.yaml:2:13: upstream.servers[0]: bad address 'https://dns.example/dns-query' (DNS "
-         "over HTTPS (https://) is not supported yet; use tls:// or plain DNS)"},
+         "t.yaml:2:13: upstream.servers[0]: bad address 'https://dns.example/dns-query' (a host "
+         "name needs its address after '#' (Veto does not resolve it): "
+         "https://dns.example/dns-query#192.0.2.1)"},
         {"tls name", "upstream:\n  servers: [192.0.2.1, \"tls://192.0.2.2#x_y\"]\n",
          "t.yaml:2:24: upstream.servers[1]: bad address 'tls://192.0.2.2#x_y' (the name after "
          "'#' is not a host name (letters, digits, '-', '.'))"},
@@ -134,13 +162,17 @@ test_loaded(void **state)
 	struct config *cfg = NULL;
 	diag_init(&d);
 	int rc = load("upstream:\n"
-	              "  servers: [\"tls://192.0.2.1#Dns.Example\", 192.0.2.2, \"tls://[::1]:8853\"]\n"
+	              "  servers: [\"tls://192.0.2.1#Dns.Example\", 192.0.2.2, \"tls://[::1]:8853\",\n"
+	              "            \"https://dns.example/dns-query#192.0.2.3\"]\n"
 	              "  tls_ca: /etc/veto/ca.pem\n",
 	              &d, &cfg);
 	if (rc != 0)
 		dump(&d);
 	assert_int_equal(rc, 0);
-	assert_int_equal(cfg->upstream.nservers, 3);
+	assert_int_equal(cfg->upstream.nservers, 4);
+	assert_int_equal(cfg->upstream.servers[3].transport, CONFIG_TRANSPORT_HTTPS);
+	assert_string_equal(cfg->upstream.servers[3].url, "https://dns.example/dns-query");
+	assert_string_equal(cfg->upstream.servers[3].tls_name, "dns.example");
 	assert_int_equal(cfg->upstream.servers[0].transport, CONFIG_TRANSPORT_TLS);
 	assert_string_equal(cfg->upstream.servers[0].tls_name, "dns.example");
 	assert_string_equal(cfg->upstream.servers[0].text, "tls://192.0.2.1#Dns.Example");
