@@ -72,6 +72,9 @@ struct upstream_tls {
 	unsigned fails;			/* consecutive failed connects or handshakes */
 	uint64_t retry_at;		/* uv_now() before which no connect is tried */
 	uint32_t timeout_ms;		/* connect + handshake bound */
+	uint64_t wait_since;		/* uv_now() of the first write since the last read, or 0:
+					   a connection silent for UPSTREAM_MAX_ATTEMPTS x timeout_ms
+					   while queries wait is dropped (TLS_STALLED) */
 	unsigned nattempts;
 	struct upstream_link attempts;	/* registered (slink) */
 	struct upstream_link wq;	/* queries not yet handed to SSL_write (wlink) */
@@ -324,6 +327,7 @@ tls_drop(struct upstream_tls *t, bool failed)
 
 	if (t->state == TLS_IDLE || t->state == TLS_CLOSING)
 		return;
+	bool established = t->state == TLS_READY;
 	if (failed) {
 		u->st.tls_failures++;
 		if (t->state != TLS_READY) {
@@ -337,10 +341,13 @@ tls_drop(struct upstream_tls *t, bool failed)
 	t->wlen = 0;
 	t->rlen = 0;
 	t->want_write = false;
+	t->wait_since = 0;
 	uv_timer_stop(&t->timer);
 	uv_close((uv_handle_t *)&t->poll, on_tls_poll_close);
-	/* the attempts on this connection fail (over); those registering from their callbacks
-	 * go on t->attempts afresh and wait for the next connection */
+	/* the attempts whose query went out on this connection fail (over); those not yet written
+	 * to an established connection, and those registering from the callbacks, stay on
+	 * t->attempts and wait for the next connection (opened once this one has closed). After a
+	 * failed connect or handshake every attempt fails: the backoff applies to them. */
 	struct upstream_link gone;
 	upstream_link_init(&gone);
 	if (!upstream_link_empty(&t->attempts)) {
@@ -353,6 +360,11 @@ tls_drop(struct upstream_tls *t, bool failed)
 	while (!upstream_link_empty(&gone)) {
 		struct upstream_attempt *a =
 			UPSTREAM_CONTAINER(gone.next, struct upstream_attempt, slink);
+		if (established && !upstream_link_empty(&a->wlink)) {
+			upstream_link_remove(&a->slink);
+			upstream_link_append(&t->attempts, &a->slink);
+			continue;
+		}
 		upstream_attempt_done(a, UPSTREAM_RESULT_FAILED, NULL, 0);
 		INSIST(a->tls == NULL);	/* a failed attempt is finished, hence unregistered */
 	}
@@ -385,7 +397,11 @@ tls_fail_ssl(struct upstream_tls *t, const char *what, int ret)
 		snprintf(buf, sizeof(buf), "error %d", e);
 	}
 	ERR_clear_error();
-	bool quiet = t->state == TLS_READY && t->nattempts == 0;	/* the server's idle close */
+	/* the server's idle close, with at most queries not yet written: nothing was lost */
+	bool quiet = t->state == TLS_READY;
+	for (struct upstream_link *l = t->attempts.next; quiet && l != &t->attempts; l = l->next)
+		quiet = !upstream_link_empty(
+			&UPSTREAM_CONTAINER(l, struct upstream_attempt, slink)->wlink);
 	if (quiet)
 		log_debug("upstream: '%s': tls %s: %s", t->text, what, buf);
 	else
@@ -501,6 +517,7 @@ tls_read(struct upstream_tls *t)
 			return;
 		}
 		t->rlen += (size_t)n;
+		t->wait_since = 0;
 		size_t off = 0;
 		while (t->state == TLS_READY && t->rlen - off >= 2) {
 			size_t mlen = (size_t)t->rbuf[off] << 8 | t->rbuf[off + 1];
@@ -551,6 +568,8 @@ tls_write(struct upstream_tls *t)
 			return;
 		}
 		t->wlen = 0;	/* no partial writes: SSL_MODE_ENABLE_PARTIAL_WRITE is off */
+		if (t->wait_since == 0)
+			t->wait_since = uv_now(u->loop);
 	}
 }
 
@@ -733,10 +752,24 @@ upstream_tls_unregister(struct upstream_attempt *a)
 void
 upstream_tls_flush(struct upstream *u)
 {
+	uint64_t now = uv_now(u->loop);
+
 	u->tls_dirty = false;
-	for (struct upstream_tls *t = u->tls; t != NULL; t = t->next)
-		if (!upstream_link_empty(&t->wq) && (t->state == TLS_READY || t->state == TLS_IDLE))
+	for (struct upstream_tls *t = u->tls; t != NULL; t = t->next) {
+		if (upstream_link_empty(&t->wq))
+			continue;
+		uint64_t limit = (uint64_t)t->timeout_ms * UPSTREAM_MAX_ATTEMPTS;
+		if (t->state == TLS_READY && t->wait_since != 0 && now - t->wait_since >= limit) {
+			/* a connection that swallows queries (a middlebox that dropped it, a
+			 * server that hangs): its queries fail over, the new ones get a new one */
+			log_warning("upstream: '%s': tls: no reply on the connection for %u ms, "
+				    "reconnecting", t->text, (unsigned)(now - t->wait_since));
+			tls_drop(t, true);
+			continue;
+		}
+		if (t->state == TLS_READY || (t->state == TLS_IDLE && !t->retired))
 			tls_drive(t);
+	}
 }
 
 void

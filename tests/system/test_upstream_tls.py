@@ -384,3 +384,66 @@ def test_check_syntax(tmp_path, server, error):
 		assert p.returncode != 0
 		assert f"upstream.servers[0]: bad address '{server}' (" in p.stderr, p.stderr
 		assert error in p.stderr, p.stderr
+
+
+class SilentTls:
+	"""A TLS server (the test CA's certificate) that completes handshakes, reads queries and
+	never answers; counts the connections it accepts."""
+
+	def __init__(self, pki):
+		import ssl
+		self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+		self.ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
+		self.lsock = socket.socket()
+		self.lsock.bind(("127.0.0.1", 0))
+		self.lsock.listen(16)
+		self.lsock.settimeout(0.2)
+		self.port = self.lsock.getsockname()[1]
+		self.accepts = 0
+		self.conns = []
+		self.stopping = False
+		self.thread = threading.Thread(target=self.run, daemon=True)
+		self.thread.start()
+
+	def run(self):
+		while not self.stopping:
+			try:
+				c, _ = self.lsock.accept()
+			except OSError:
+				continue
+			self.accepts += 1
+			try:
+				c.settimeout(2)
+				self.conns.append(self.ctx.wrap_socket(c, server_side=True))
+			except OSError:
+				c.close()
+
+	def stop(self):
+		self.stopping = True
+		self.thread.join(timeout=5)
+		for s in [self.lsock, *self.conns]:
+			s.close()
+
+
+def test_dot_silent_connection_replaced(veto_factory, upstream, pki):
+	"""A connection that takes queries and never answers (a middlebox that dropped it, a hung
+	server) is given up once it has been silent for 3 x timeout_ms while queries keep coming,
+	and a new one is opened: the client gets SERVFAIL, Veto keeps trying."""
+	silent = SilentTls(pki)
+	try:
+		server = f"tls://127.0.0.1:{silent.port}#{TLS_NAME}"
+
+		def edit(cfg):
+			tls_edit(pki, [server])(cfg)
+			cfg["upstream"]["timeout_ms"] = 300
+		v = veto_factory(edit=edit)
+		deadline = time.monotonic() + 15	# bounded; 3 x 300 ms of silence is enough
+		i = 0
+		while silent.accepts < 2 and time.monotonic() < deadline:
+			assert v.query(f"s{i}.silent.test", "A", timeout=5).rcode() == 2
+			i += 1
+			time.sleep(0.2)
+		assert silent.accepts >= 2
+		assert "no reply on the connection for" in v.stderr()
+	finally:
+		silent.stop()
