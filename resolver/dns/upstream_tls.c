@@ -643,18 +643,17 @@ on_tls_poll(uv_poll_t *handle, int status, int events)
 	(void)events;
 	if (t->state == TLS_CLOSING || t->state == TLS_IDLE)
 		return;
-	if (status < 0) {
-		log_warning("upstream: '%s': tls: %s", t->text, uv_strerror(status));
-		tls_drop(t, true);
-		return;
-	}
-	if (t->state == TLS_CONNECTING) {
+	if (status < 0 || t->state == TLS_CONNECTING) {
+		/* libuv reports POLLERR as UV_EBADF: the socket's own error says what happened
+		 * (ECONNREFUSED, ETIMEDOUT, ...) */
 		int soerr = 0;
 		socklen_t sl = sizeof(soerr);
 		if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
 			soerr = errno;
-		if (soerr != 0) {
-			log_warning("upstream: '%s': tls: connect: %s", t->text, strerror(soerr));
+		if (soerr != 0 || status < 0) {
+			log_warning("upstream: '%s': tls: %s: %s", t->text,
+				    t->state == TLS_CONNECTING ? "connect" : "socket",
+				    soerr != 0 ? strerror(soerr) : uv_strerror(status));
 			tls_drop(t, true);
 			return;
 		}

@@ -121,6 +121,7 @@ setSecurityPollSuffix("")
 setLocal("127.0.0.1:$DD_DOT_PORT")
 newServer({address="127.0.0.1:$DOT_PORT", tls="openssl", subjectName="bench.test",
 	   caStore="$work/ca.pem", checkInterval=3600})
+getServer(0):setUp()   -- the terminator may start after the first health check
 LUA
 taskset -c $LOAD_CPU dnsdist --supervised --disable-syslog -C "$work/dot-terminator.lua" \
 	>"$work/dot-terminator.out" 2>&1 &

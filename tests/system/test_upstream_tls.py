@@ -263,6 +263,7 @@ def test_dot_server_restart_reconnects(veto_factory, upstream, dot, pki):
 	assert answer_values(v.query("before.dot.test", "A"), "A") == ["192.0.2.1"]
 	dot.stop()
 	assert v.query("during.dot.test", "A", timeout=10).rcode() == 2
+	assert "tls: connect: Connection refused" in v.wait_stderr("tls: connect: Connection refused")
 	dot.start()
 	deadline = time.monotonic() + 20	# past the server's backoff (1 s, doubling)
 	while True:
