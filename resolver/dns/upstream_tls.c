@@ -99,9 +99,14 @@ on_new_session(SSL *ssl, SSL_SESSION *sess)
 
 	if (t == NULL)
 		return 0;
-	SSL_SESSION_free(t->session);
-	t->session = sess;
-	return 1;	/* we keep the reference */
+	/* a copy: sess is the connection's current session, which OpenSSL marks not resumable
+	 * when the connection ends in an error (a server closing without close_notify) */
+	SSL_SESSION *copy = SSL_SESSION_dup(sess);
+	if (copy != NULL) {
+		SSL_SESSION_free(t->session);
+		t->session = copy;
+	}
+	return 0;	/* OpenSSL keeps its reference */
 }
 
 static void

@@ -118,6 +118,7 @@ class Relay:
 		self.port = self.lsock.getsockname()[1]
 		self.accepts = 0
 		self.pairs = {}
+		self.dropped = threading.Event()
 		self.wake_r, self.wake_w = socket.socketpair()
 		self.thread = threading.Thread(target=self.run, daemon=True)
 		self.thread.start()
@@ -126,7 +127,13 @@ class Relay:
 		while True:
 			r, _, _ = select.select([self.lsock, self.wake_r, *self.pairs], [], [], 1.0)
 			if self.wake_r in r:
-				return
+				if self.wake_r.recv(1) == b"x":
+					return
+				for x in list(self.pairs):	# b"d": drop every connection
+					x.close()
+				self.pairs.clear()
+				self.dropped.set()
+				continue
 			for s in r:
 				if s is self.lsock:
 					c, _ = self.lsock.accept()
@@ -147,6 +154,12 @@ class Relay:
 				for x in (s, peer):
 					self.pairs.pop(x, None)
 					x.close()
+
+	def drop(self):
+		"""Closes every relayed connection (as a server closing idle ones does)."""
+		self.dropped.clear()
+		self.wake_w.send(b"d")
+		assert self.dropped.wait(5)
 
 	def stop(self):
 		self.wake_w.send(b"x")
@@ -209,6 +222,26 @@ def test_dot_one_connection_many_in_flight(veto_factory, upstream, dot, pki):
 		assert relay.accepts == 1
 		st = stats(v)
 		assert st["sent_tls"] == before["sent_tls"] + 500 and st["tls_connections"] == 1
+	finally:
+		relay.stop()
+
+
+def test_dot_closed_connection_resumes_session(veto_factory, upstream, dot, pki):
+	"""The server closes the connection between queries (its idle timeout): not a failure; the
+	next query opens a new connection that resumes the TLS session."""
+	relay = Relay(dot.port)
+	try:
+		v = veto_factory(edit=tls_edit(pki, [f"tls://127.0.0.1:{relay.port}#{TLS_NAME}"]))
+		assert v.query("a.resume.test", "A").rcode() == 0
+		time.sleep(0.2)	# the session ticket arrives after the handshake
+		relay.drop()
+		time.sleep(0.3)	# Veto reads the EOF
+		assert v.query("b.resume.test", "A").rcode() == 0
+		st = stats(v)
+		assert relay.accepts == 2
+		assert st["tls_connections"] == 2 and st["tls_resumed"] == 1
+		assert st["tls_failures"] == 0
+		assert "warning: upstream" not in v.stderr()
 	finally:
 		relay.stop()
 
