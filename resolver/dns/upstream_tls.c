@@ -13,11 +13,14 @@
  * States: IDLE (no socket) -> CONNECTING (connect(2) in progress) -> HANDSHAKE -> READY;
  * CLOSING while the poll handle closes (then IDLE, and a new connection starts at once when
  * attempts are waiting). A connection that fails (connect error, handshake or certificate
- * error, EOF or error with attempts in flight) fails every attempt registered on it
+ * error, EOF or error with attempts in flight) fails the attempts whose query it carried
  * (UPSTREAM_RESULT_FAILED: counted against the server, the request fails over). Reconnecting
  * after a failed connect or handshake waits TLS_BACKOFF_MIN_MS, doubled per failure up to
- * TLS_BACKOFF_MAX_MS (attempts in that window fail at once); a connection that had completed its
- * handshake is reopened at once. The conn timer bounds connect + handshake (the upstream
+ * TLS_BACKOFF_MAX_MS (every attempt on it fails, and attempts in that window fail at once); a
+ * connection that had completed its handshake is reopened at once, and the attempts whose query
+ * it had not yet written wait for the new one instead of failing. A connection silent for
+ * UPSTREAM_MAX_ATTEMPTS x timeout_ms while queries wait on it is dropped as failed (a middlebox
+ * that forgot it, a hung server). The conn timer bounds connect + handshake (the upstream
  * timeout) and closes a connection left without attempts for TLS_IDLE_MS. The TLS session of
  * the last connection is offered when reconnecting (resumption: no certificate chain to verify).
  *
@@ -74,7 +77,7 @@ struct upstream_tls {
 	uint32_t timeout_ms;		/* connect + handshake bound */
 	uint64_t wait_since;		/* uv_now() of the first write since the last read, or 0:
 					   a connection silent for UPSTREAM_MAX_ATTEMPTS x timeout_ms
-					   while queries wait is dropped (TLS_STALLED) */
+					   while queries wait is dropped (upstream_tls_flush) */
 	unsigned nattempts;
 	struct upstream_link attempts;	/* registered (slink) */
 	struct upstream_link wq;	/* queries not yet handed to SSL_write (wlink) */
