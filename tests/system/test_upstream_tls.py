@@ -392,6 +392,24 @@ def test_doh_wrong_name(veto_factory, upstream, dot, pki):
 	assert upstream.queries(name="wn.doh.test") == []
 
 
+def test_doh_server_restart_reconnects(veto_factory, upstream, dot, pki):
+	"""The DoH server dies (its connection with it): SERVFAIL; back on the same port, the next
+	query opens a new connection through the same multi handle."""
+	v = veto_factory(edit=tls_edit(pki, [f"https://127.0.0.1:{dot.doh_port}/dns-query"]))
+	assert answer_values(v.query("before.doh.test", "A"), "A") == ["192.0.2.1"]
+	dot.stop()
+	assert v.query("during.doh.test", "A", timeout=10).rcode() == 2
+	dot.start()
+	deadline = time.monotonic() + 20	# past the server's backoff (1 s, doubling)
+	while True:
+		r = v.query(f"after{time.monotonic_ns()}.doh.test", "A", timeout=10)
+		if r.rcode() == 0 or time.monotonic() > deadline:
+			break
+		time.sleep(0.25)
+	assert r.rcode() == 0 and answer_values(r, "A") == ["192.0.2.1"]
+	v.assert_alive()
+
+
 CHECKS = [
 	("tls://192.0.2.1", None),
 	("tls://192.0.2.1:8853#dns.example", None),
