@@ -499,3 +499,44 @@ def test_dot_silent_connection_replaced(veto_factory, upstream, pki):
 		assert "no reply on the connection for" in v.stderr()
 	finally:
 		silent.stop()
+
+
+def test_metrics_name_servers_as_written(veto_factory, upstream, dot, pki, tmp_path):
+	"""/metrics labels each server as written in upstream.servers: errors for a DoT server with
+	a certificate from another CA, answers (latency) for a good DoT and a DoH server."""
+	from httpclient import get, parse_metrics, value
+	bad = Dnsdist(tmp_path / "bad", upstream.address, pki / "stranger.pem",
+		      pki / "stranger.key").start()
+	try:
+		bad_s = f"tls://127.0.0.1:{bad.port}#{TLS_NAME}"
+		dot_s = f"tls://127.0.0.1:{dot.port}#{TLS_NAME}"
+		doh_s = f"https://{TLS_NAME}:{dot.doh_port}/dns-query#127.0.0.1"
+		port = free_port(["127.0.0.1"])
+
+		def edit(cfg):
+			tls_edit(pki, [bad_s, dot_s])(cfg)
+			cfg["http"] = {"listen": [f"127.0.0.1:{port}"]}
+		v = veto_factory(edit=edit)
+		assert v.query("m1.metrics.test", "A").rcode() == 0
+		r = get(port, "/metrics")
+		assert r.status == 200
+		m, _ = parse_metrics(r.text)
+		assert value(m, "veto_upstream_errors_total", server=bad_s) >= 1
+		assert value(m, "veto_upstream_latency_seconds_count", server=dot_s) >= 1
+		assert value(m, "veto_upstream_tls_failures_total") >= 1
+		assert value(m, "veto_upstream_tls_connections_total") >= 1
+		v.rewrite_config(lambda cfg: cfg["upstream"].update(servers=[doh_s]))
+		v.send_signal(signal.SIGHUP)
+		deadline = time.monotonic() + 10	# the reload is asynchronous
+		i = 0
+		while True:
+			assert v.query(f"m{i}.metrics2.test", "A").rcode() == 0
+			m, _ = parse_metrics(get(port, "/metrics").text)
+			n = value(m, "veto_upstream_latency_seconds_count", server=doh_s)
+			if n >= 1 or time.monotonic() > deadline:
+				break
+			i += 1
+			time.sleep(0.1)
+		assert n == 1
+	finally:
+		bad.stop()
