@@ -540,3 +540,17 @@ def test_metrics_name_servers_as_written(veto_factory, upstream, dot, pki, tmp_p
 		assert n == 1
 	finally:
 		bad.stop()
+
+
+def test_check_warns_about_unreadable_ca(tmp_path, veto_factory):
+	"""`veto check` warns when the CA file of encrypted servers cannot be read; `veto serve`
+	refuses to start with the reason."""
+	missing = tmp_path / "missing.pem"
+	v = veto_factory(start=False, edit=lambda cfg: cfg["upstream"].update(
+		servers=["tls://127.0.0.1:853#dns.test"], tls_ca=str(missing)))
+	p = run_veto(["check", "-c", str(v.config_file)])
+	assert p.returncode == 0, p.stderr
+	assert f"upstream.tls_ca: warning: cannot read '{missing}'" in p.stderr, p.stderr
+	p = run_veto(["serve", "-c", str(v.config_file)], timeout=30)
+	assert p.returncode != 0
+	assert f"upstream.tls_ca: cannot load the CA certificates of '{missing}'" in p.stderr
