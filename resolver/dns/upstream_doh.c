@@ -37,6 +37,7 @@
 struct upstream_doh_xfer {
 	CURL *e;
 	struct upstream_attempt *a;	/* while running */
+	unsigned gen;			/* d->ca_gen when made (its CAINFO) */
 	size_t len;
 	bool overflow;
 	char err[CURL_ERROR_SIZE];
@@ -64,6 +65,7 @@ struct upstream_doh {
 	uv_timer_t timer;		/* initialised with multi */
 	bool closing;
 	char *ca;			/* CAINFO of the pooled handles */
+	unsigned ca_gen;		/* bumped when ca changes: older handles are not pooled */
 	struct curl_slist *headers;
 	struct doh_resolve *resolves;	/* newest first */
 	struct upstream_doh_xfer *pool;
@@ -223,6 +225,7 @@ xfer_get(struct upstream_doh *d)
 		return NULL;
 	}
 	CURL *e = x->e;
+	x->gen = d->ca_gen;
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->headers);
 	curl_easy_setopt(e, CURLOPT_CAINFO, d->ca);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -250,7 +253,7 @@ static void
 xfer_put(struct upstream_doh *d, struct upstream_doh_xfer *x)
 {
 	x->a = NULL;
-	if (d->npool >= DOH_POOL_MAX || d->closing) {
+	if (d->npool >= DOH_POOL_MAX || d->closing || x->gen != d->ca_gen) {
 		xfer_free(x);
 		return;
 	}
@@ -443,6 +446,7 @@ upstream_doh_configure(struct upstream *u, const struct config *cfg,
 		}
 		free(d->ca);
 		d->ca = copy;
+		d->ca_gen++;
 		pool_flush(d);	/* the pooled handles carry the old CAINFO */
 	}
 	if (r != NULL) {
