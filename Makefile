@@ -3,8 +3,8 @@ PKGS := build-essential cmake pkg-config libuv1-dev libldns-dev libyaml-dev libc
         libsqlite3-dev libcurl4-openssl-dev libsystemd-dev ieee-data python3-pytest \
         python3-dnspython python3-yaml logrotate libmicrohttpd-dev libcrypt-dev \
         python3-prometheus-client chromium chromium-driver python3-selenium \
-        libpq-dev postgresql
-BENCH_PKGS := dnsperf dnsdist sqlite3
+        libpq-dev postgresql libssl-dev openssl dnsdist
+BENCH_PKGS := dnsperf sqlite3
 DEB_PKGS := dpkg-dev file   # dpkg-shlibdeps, and the file(1) CPack runs before it
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= conf/veto.yaml

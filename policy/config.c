@@ -263,8 +263,11 @@ config_resolve_path(const char *dir, const char *path)
 static void
 addr_free(struct config_addr *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(v[i].text);
+		free(v[i].tls_name);
+		free(v[i].url);
+	}
 	free(v);
 }
 
@@ -339,6 +342,7 @@ config_free(struct config **cfgp)
 	free(cfg->store.password_file);
 	addr_free(cfg->upstream.servers, cfg->upstream.nservers);
 	free(cfg->upstream.resolv_conf_path);
+	free(cfg->upstream.tls_ca);
 	for (size_t i = 0; i < cfg->nlists; i++) {
 		struct config_list *l = &cfg->lists[i];
 		free(l->name);

@@ -47,12 +47,28 @@ struct config_cidr {
 	struct config_loc loc;
 };
 
+/* How an upstream server is asked. */
+enum config_transport {
+	CONFIG_TRANSPORT_DNS = 0,	/* plain DNS: UDP, TCP after a truncated reply */
+	CONFIG_TRANSPORT_TLS,		/* DNS over TLS (RFC 7858): "tls://host[:853][#name]" */
+	CONFIG_TRANSPORT_HTTPS,		/* DNS over HTTPS (RFC 8484):
+					   "https://host[:443]/path[#bootstrap address]" */
+};
+
 /* A socket address (listen address or upstream server). */
 struct config_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char *text;		/* owned, as written ("127.0.0.1:5353", "[::1]:5353") */
+	char *text;		/* owned, as written ("127.0.0.1:5353", "[::1]:5353",
+				   "tls://192.0.2.1:853#dns.example") */
 	struct config_loc loc;
+	/* upstream.servers only (zero for listen addresses) */
+	enum config_transport transport;
+	char *tls_name;		/* owned, lowercase; TLS: the name the server's certificate must
+				   match (and the SNI), NULL: its IP address must be in the
+				   certificate's IP SANs; HTTPS: the URL's host when it is a name
+				   (ss is then the bootstrap address) */
+	char *url;		/* owned; HTTPS: the URL without its #fragment, else NULL */
 };
 
 struct config_list {
@@ -240,6 +256,9 @@ struct config {
 		bool resolv_conf;		/* "resolv.conf" was listed: read /etc/resolv.conf */
 		char *resolv_conf_path;		/* owned, default "/etc/resolv.conf" */
 		uint32_t timeout_ms;		/* one attempt; default 1500 */
+		char *tls_ca;			/* owned, PEM file of the CAs that DNS-over-TLS
+						   servers' certificates must chain to; NULL: the
+						   system store (UPSTREAM_TLS_CA_DEFAULT) */
 	} upstream;
 
 	struct {
@@ -374,6 +393,14 @@ const char *config_suggest(const char *word, const char *const *cands, size_t n)
 /* Parses "127.0.0.1:53", "[::1]:5353", "192.0.2.1" (default_port used). 0 or -EINVAL. */
 int config_parse_addr(const char *text, uint16_t default_port, struct sockaddr_storage *ss,
 		      socklen_t *len);
+/* Parses an upstream server: "192.0.2.1", "192.0.2.1:5353", "[2001:db8::1]:53" (plain DNS, port
+ * 53 by default), "tls://192.0.2.1", "tls://[2001:db8::1]:8853#dns.example" (DNS over TLS, port
+ * 853 by default; #name: the certificate's name), "https://192.0.2.1/dns-query",
+ * "https://dns.example:8443/dns-query#192.0.2.1" (DNS over HTTPS, port 443 by default; a host
+ * name needs its address after '#', Veto never resolves it). Fills ss, len, transport, tls_name
+ * and url (owned by the caller; text is not set). 0, -EINVAL with *why (static text) set, or
+ * -ENOMEM. */
+int config_parse_upstream(const char *text, struct config_addr *out, const char **why);
 /* Parses "10.0.0.0/8", "::1/128", "10.9.9.9" (host prefix). Host bits must be 0. 0 or -EINVAL. */
 int config_parse_cidr(const char *text, struct config_cidr *out, const char **why);
 /* Writes the prefix as "10.0.0.0/8" or "2001:db8::/32" (64 octets are always enough). */

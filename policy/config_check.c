@@ -153,6 +153,39 @@ static const struct config_schema_key server_keys[] = {
 
 /* ---- upstream ---- */
 
+/* One upstream.servers entry: plain DNS or tls:// (config_parse_upstream). */
+static int
+get_upstream(struct config_check_ctx *c, const struct config_node *it, const char *item,
+             struct config_addr *out)
+{
+	char buf[CONFIG_SHOW_MAX + 8];
+	const char *why = NULL;
+	const char *s = config_schema_get_string(c, it, it, item, false);
+	if (s == NULL)
+		return -EINVAL;
+	struct config_addr a;
+	int e = config_parse_upstream(s, &a, &why);
+	if (e == 0) {
+		a.text = strdup(s);
+		if (a.text == NULL)
+			e = -ENOMEM;
+	}
+	if (e == -ENOMEM) {
+		free(a.tls_name);
+		free(a.url);
+		config_schema_oom(c);
+		return e;
+	}
+	if (e != 0) {
+		err(c, it, item, "bad address '%s' (%s)", config_schema_show(s, buf, sizeof(buf)), why);
+		return e;
+	}
+	a.loc.line = it->line;
+	a.loc.col = it->col;
+	*out = a;
+	return 0;
+}
+
 static void
 on_upstream_servers(struct config_check_ctx *c, const struct config_node *key,
                     const struct config_node *val, const char *path, void *obj)
@@ -179,11 +212,14 @@ on_upstream_servers(struct config_check_ctx *c, const struct config_node *key,
 			resolv = true;
 			continue;
 		}
-		if (config_schema_get_addr(c, it, it, item, 53, &nv[nn]) == 0)
+		if (get_upstream(c, it, item, &nv[nn]) == 0)
 			nn++;
 	}
-	for (size_t i = 0; i < cfg->upstream.nservers; i++)
+	for (size_t i = 0; i < cfg->upstream.nservers; i++) {
 		free(cfg->upstream.servers[i].text);
+		free(cfg->upstream.servers[i].tls_name);
+		free(cfg->upstream.servers[i].url);
+	}
 	free(cfg->upstream.servers);
 	cfg->upstream.servers = nv;
 	cfg->upstream.nservers = nn;
@@ -193,6 +229,7 @@ on_upstream_servers(struct config_check_ctx *c, const struct config_node *key,
 static const struct config_schema_key upstream_keys[] = {
         CONFIG_SCHEMA_CALL_KEY("servers", on_upstream_servers),
         CONFIG_SCHEMA_UINT_KEY("timeout_ms", struct config, upstream.timeout_ms, 1, 60000),
+        CONFIG_SCHEMA_PATH_KEY("tls_ca", struct config, upstream.tls_ca),
 };
 
 /* ---- cache ---- */

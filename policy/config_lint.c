@@ -355,6 +355,28 @@ report_unwritable(const struct config *cfg, struct diag *diag, const char *key, 
 	         text_safe(b, sizeof(b), at), why, (unsigned)getuid(), uses);
 }
 
+/* The CA file the encrypted upstreams are verified against must be readable (the daemon does
+ * not start without it). */
+static void
+lint_tls_ca(const struct config *cfg, struct diag *diag)
+{
+	char a[1024], why[128];
+	bool encrypted = false;
+
+	for (size_t i = 0; i < cfg->upstream.nservers; i++)
+		encrypted |= cfg->upstream.servers[i].transport != CONFIG_TRANSPORT_DNS;
+	const char *ca = cfg->upstream.tls_ca != NULL ? cfg->upstream.tls_ca
+						      : "/etc/ssl/certs/ca-certificates.crt";
+	if (!encrypted || access(ca, R_OK) == 0)
+		return;
+	snprintf(why, sizeof(why), "%s", strerror(errno));
+	why[0] = (char)tolower((unsigned char)why[0]);
+	diag_add(diag, DIAG_WARNING, cfg->path, 0, 0, "upstream.tls_ca",
+	         "cannot read '%s' (%s, as uid %u): tls:// and https:// servers cannot be "
+	         "verified and veto serve does not start",
+	         text_safe(a, sizeof(a), ca), why, (unsigned)getuid());
+}
+
 void
 config_lint_paths(const struct config *cfg, struct diag *diag)
 {
@@ -385,6 +407,7 @@ config_lint_paths(const struct config *cfg, struct diag *diag)
 			report_unwritable(cfg, diag, "log.file", cfg->log.file, at, e,
 			                  "no JSON lines query log");
 	}
+	lint_tls_ca(cfg, diag);
 }
 
 /* ---- coverage of server.allow by the groups' clients ---- */

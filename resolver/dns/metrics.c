@@ -308,6 +308,11 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 	        {"timeouts", m->upstream.timeouts},
 	        {"dropped_replies", m->upstream.dropped_replies},
 	        {"failed", m->upstream.failed},
+	        {"sent_tls", m->upstream.sent_tls},
+	        {"tls_connections", m->upstream.tls_connections},
+	        {"tls_resumed", m->upstream.tls_resumed},
+	        {"tls_failures", m->upstream.tls_failures},
+	        {"sent_https", m->upstream.sent_https},
 	};
 	const struct field events[] = {
 	        {"first_seen", m->counts.device_events[0]},

@@ -280,6 +280,12 @@ idle_kick(struct upstream *u)
 		uv_idle_start(&u->idle, on_idle);
 }
 
+void
+upstream_kick(struct upstream *u)
+{
+	idle_kick(u);
+}
+
 static void
 waiter_call(struct upstream *u, struct upstream_wait *w, int status, const uint8_t *reply,
 	    size_t len, const struct sockaddr *server)
@@ -338,6 +344,8 @@ attempt_finish(struct upstream_attempt *a)
 	upstream_link_remove(&a->rlink);
 	a->req->nlive--;
 	upstream_sock_unregister(a);	/* its ID no longer matches a reply */
+	upstream_tls_unregister(a);
+	upstream_doh_stop(a);
 	attempt_close_handles(a);
 }
 
@@ -484,12 +492,18 @@ attempt_start(struct upstream_req *req, size_t server, bool tcp)
 	a->tbuf = NULL;
 	a->tcap = 0;
 	a->sock = NULL;
+	a->tls = NULL;
+	a->doh = NULL;
 	a->idnext = NULL;
 	upstream_link_init(&a->slink);
-	if (tcp) {
+	upstream_link_init(&a->wlink);
+	bool tls = !tcp && req->servers->s[server].transport == CONFIG_TRANSPORT_TLS;
+	bool doh = !tcp && req->servers->s[server].transport == CONFIG_TRANSPORT_HTTPS;
+	if (tcp || doh) {
 		a->id = upstream_random_id(u);
 	} else {
-		err = upstream_sock_register(a);	/* picks the socket and a->id */
+		/* picks the socket (connection) and a->id */
+		err = tls ? upstream_tls_register(a) : upstream_sock_register(a);
 		if (err != 0) {
 			req_unref(req);
 			attempt_put(u, a);
@@ -499,6 +513,7 @@ attempt_start(struct upstream_req *req, size_t server, bool tcp)
 	a->qlen = dnsmsg_write_upstream_query(&req->q, a->id, a->qbuf + 2, UPSTREAM_QUERY_MAX);
 	if (a->qlen == 0) {
 		upstream_sock_unregister(a);
+		upstream_tls_unregister(a);
 		req_unref(req);
 		attempt_put(u, a);
 		return -EMSGSIZE;
@@ -510,7 +525,14 @@ attempt_start(struct upstream_req *req, size_t server, bool tcp)
 	a->pending = 1;
 	upstream_link_append(&req->live, &a->rlink);
 	req->nlive++;
-	err = tcp ? upstream_tcp_start(a) : upstream_sock_send(a);
+	if (tcp)
+		err = upstream_tcp_start(a);
+	else if (tls)
+		err = upstream_tls_send(a);
+	else if (doh)
+		err = upstream_doh_start(a);
+	else
+		err = upstream_sock_send(a);
 	if (err != 0) {
 		attempt_finish(a);
 		return err;
@@ -670,6 +692,8 @@ on_idle(uv_idle_t *handle)
 		upstream_link_remove(&w->link);
 		waiter_call(u, w, w->status, NULL, 0, NULL);
 	}
+	if (u->tls_dirty)
+		upstream_tls_flush(u);	/* the queries of this turn, a few per TLS record */
 	if (!upstream_link_empty(&u->starting) || !upstream_link_empty(&u->completions))
 		return;
 	if (!u->closing) {
@@ -718,6 +742,8 @@ maybe_free(struct upstream *u)
 		free(w);
 	}
 	upstream_sock_free(u);
+	upstream_tls_free(u);
+	upstream_doh_free(u);
 	upstream_servers_unref(&u->servers);
 	free(u->table);
 	free(u);
@@ -757,6 +783,11 @@ upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **out)
 	u->seed = hash_seed();
 	refill_random(u);
 	u->loop = loop;
+	err = upstream_tls_configure(u, cfg, u->servers);	/* opens no handle */
+	if (err == 0)
+		err = upstream_doh_configure(u, cfg, u->servers);	/* nor this */
+	if (err != 0)
+		goto cleanup;
 	upstream_link_init(&u->starting);
 	upstream_link_init(&u->inflight);
 	upstream_link_init(&u->completions);
@@ -767,6 +798,8 @@ upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **out)
 	*out = u;
 	return 0;
 cleanup:
+	upstream_tls_free(u);
+	upstream_doh_free(u);
 	upstream_servers_unref(&u->servers);
 	free(u->table);
 	free(u);
@@ -783,6 +816,13 @@ upstream_reconfigure(struct upstream *u, const struct config *cfg)
 	err = upstream_servers_new(cfg, u->servers, &s);
 	if (err != 0)
 		return err;
+	err = upstream_tls_configure(u, cfg, s);
+	if (err == 0)
+		err = upstream_doh_configure(u, cfg, s);
+	if (err != 0) {
+		upstream_servers_unref(&s);
+		return err;
+	}
 	upstream_servers_unref(&u->servers);
 	u->servers = s;
 	upstream_sock_prune(u, s);	/* servers no longer listed: their sockets close */
@@ -870,6 +910,8 @@ upstream_close(struct upstream *u, void (*done)(void *arg), void *arg)
 	cancel_all(u, &u->starting);
 	cancel_all(u, &u->inflight);
 	upstream_sock_close(u);
+	upstream_tls_close(u);
+	upstream_doh_close(u);
 	idle_kick(u);	/* runs the queued completions, then closes the idle handle */
 }
 

@@ -18,6 +18,10 @@
  *   attempt: it counts against the server's health and the next server is tried; the request
  *   does not ask that server again.
  * - A truncated (TC) reply is retried over TCP to the same server.
+ * - DNS-over-TLS servers (tls://, upstream_tls.c) are asked on one persistent TLS connection per
+ *   server with several queries in flight (RFC 7766 framing, random IDs unique on the
+ *   connection); an attempt there follows the same rules (timeout, late replies until the
+ *   deadline, failover); a certificate that does not verify fails the attempt (logged).
  * - Identical queries (name, type, class, RD, DO, CD) in flight at the same time are sent once;
  *   every waiter gets the reply.
  * Details (see upstream_int.h and resolver/README.md):
@@ -68,6 +72,12 @@ struct upstream_stats {
 	uint64_t late_replies;		/* answers taken from an attempt after its timeout */
 	uint64_t failed;		/* waiters completed with an error other than -ECANCELED */
 	uint64_t sockets_opened;	/* UDP sockets opened for the pool (each on a random port) */
+	uint64_t sent_tls;		/* queries written on DNS-over-TLS connections */
+	uint64_t tls_connections;	/* DNS-over-TLS handshakes completed */
+	uint64_t tls_resumed;		/* of which resumed a TLS session */
+	uint64_t tls_failures;		/* connections that failed: connect, handshake (certificate
+					   included), or closed with queries in flight */
+	uint64_t sent_https;		/* DNS-over-HTTPS transfers started */
 };
 
 /* Servers from cfg->upstream (and /etc/resolv.conf when cfg->upstream.resolv_conf). The config
@@ -105,7 +115,7 @@ void upstream_get_stats(const struct upstream *u, struct upstream_stats *st);
 #define UPSTREAM_LATENCY_BUCKETS 10
 extern const uint32_t upstream_latency_bounds_us[UPSTREAM_LATENCY_BUCKETS];
 struct upstream_server_stats {
-	char text[72];			/* "192.0.2.1:53" */
+	char text[128];			/* "192.0.2.1:53", "tls://192.0.2.1:853#dns.example" */
 	uint64_t answers;
 	uint64_t errors;		/* attempts that failed: timeout, network error, bad reply */
 	uint64_t sum_us;		/* of the answers' latencies */

@@ -95,7 +95,11 @@ upstream_link_remove(struct upstream_link *l)
 struct upstream_server {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char text[INET6_ADDRSTRLEN + 24];	/* "192.0.2.1:53", "[2001:db8::1]:53" */
+	enum config_transport transport;
+	char *tls_name;			/* owned by the list; TLS: the certificate's name, or NULL;
+					   HTTPS: the URL's host when it is a name */
+	char *url;			/* owned by the list; HTTPS: the URL, else NULL */
+	char text[300];			/* "192.0.2.1:53", "[2001:db8::1]:53"; TLS: as written */
 	/* health, updated on the loop thread */
 	unsigned fails;			/* consecutive failed attempts */
 	uint32_t backoff_ms;		/* current down period, 0 when up */
@@ -144,6 +148,9 @@ struct upstream_attempt {
 	bool h_open;			/* h was initialised (must be closed) */
 	unsigned pending;		/* open handles + libuv requests in flight */
 	struct upstream_sock *sock;	/* UDP: the pooled socket a is registered on, else NULL */
+	struct upstream_tls *tls;	/* TLS: the connection a is registered on, else NULL */
+	struct upstream_link wlink;	/* TLS: in tls->wq until its query is handed to TLS */
+	struct upstream_doh_xfer *doh;	/* HTTPS: its transfer (upstream_doh.c), else NULL */
 	struct upstream_attempt *idnext; /* chain of sock's ID bucket */
 	struct upstream_link slink;	/* in sock->attempts while registered */
 	union {
@@ -245,6 +252,12 @@ struct upstream {
 	size_t rnd_pos;
 	uint64_t prng;			/* fallback stream if getrandom() ever fails */
 	struct upstream_stats st;
+	/* DNS over TLS (upstream_tls.c) */
+	struct upstream_tls *tls;	/* one per TLS server used */
+	void *tls_ctx;			/* SSL_CTX *, created with the first TLS server */
+	char *tls_ca;			/* the CA file it trusts (owned) */
+	bool tls_dirty;			/* a connection has queries to write (flushed by on_idle) */
+	struct upstream_doh *doh;	/* DNS over HTTPS (upstream_doh.c), with the first server */
 	uint8_t rbuf[UPSTREAM_RBUF];
 };
 
@@ -309,6 +322,43 @@ void upstream_sock_close(struct upstream *u);
 void upstream_sock_free(struct upstream *u);
 /* Called when a handle owned by the upstream has closed (live count). */
 void upstream_handle_released(struct upstream *u);
+
+/* upstream_tls.c: DNS over TLS, one persistent connection per server.
+ * (Re)configures the TLS context from cfg (upstream.tls_ca) when a server in servers uses TLS;
+ * retires the connections of servers no longer listed. 0 or -EINVAL (CA file unusable, logged). */
+int upstream_tls_configure(struct upstream *u, const struct config *cfg,
+			   const struct upstream_servers *servers);
+/* Registers a (its server is a TLS server) on that server's connection (connecting when there is
+ * none) and sets a->id to a random ID no other attempt on the connection holds. 0 or a libuv error
+ * (nothing registered: a reconnect backoff, a socket error). */
+int upstream_tls_register(struct upstream_attempt *a);
+/* Queues a's query (written) for the connection and starts a's timer (it covers the connection
+ * and handshake too). 0. */
+int upstream_tls_send(struct upstream_attempt *a);
+/* Takes a off its connection. */
+void upstream_tls_unregister(struct upstream_attempt *a);
+/* Writes the queued queries of every connection (on_idle, when u->tls_dirty). */
+void upstream_tls_flush(struct upstream *u);
+/* Shutdown: closes every connection (no attempt is registered any more). */
+void upstream_tls_close(struct upstream *u);
+/* Frees the TLS context (every connection is closed and freed). */
+void upstream_tls_free(struct upstream *u);
+/* upstream_doh.c: DNS over HTTPS through one libcurl multi handle (HTTP/2, multiplexed).
+ * Sets up the multi handle when a server in servers uses HTTPS (CA file from cfg). 0, -ENOMEM
+ * or -EINVAL (logged). */
+int upstream_doh_configure(struct upstream *u, const struct config *cfg,
+			   const struct upstream_servers *servers);
+/* Starts a's transfer (POST of its query) and a's timer. 0 or a libuv error. */
+int upstream_doh_start(struct upstream_attempt *a);
+/* Stops a's transfer (the attempt finished). */
+void upstream_doh_stop(struct upstream_attempt *a);
+/* Shutdown: no transfer is left; closes the connections and the handles. */
+void upstream_doh_close(struct upstream *u);
+/* Frees what is left (every handle is closed). */
+void upstream_doh_free(struct upstream *u);
+
+/* Runs the idle callback soon (upstream.c). */
+void upstream_kick(struct upstream *u);
 
 /* upstream_tcp.c: opens the TCP connection of a (timer already initialised, query written) and
  * sends the query once connected. 0 or a libuv error (then a->h_open says what to close). */

@@ -60,14 +60,45 @@ struct server_vec {
 	size_t n, cap;
 };
 
-/* Appends sa unless already present. 0 or -ENOMEM. */
-static int
-server_vec_add(struct server_vec *v, const struct sockaddr *sa, socklen_t len)
+static bool
+same_name(const char *a, const char *b)
 {
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The same server: address and port, transport, certificate name and URL. */
+static bool
+same_server(const struct upstream_server *s, const struct sockaddr *sa,
+	    enum config_transport transport, const char *tls_name, const char *url)
+{
+	return s->transport == transport && same_name(s->tls_name, tls_name) &&
+	       same_name(s->url, url) && upstream_same_addr((const struct sockaddr *)&s->ss, sa);
+}
+
+static void
+vec_free(struct upstream_server *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(s[i].tls_name);
+		free(s[i].url);
+	}
+	free(s);
+}
+
+/* Appends sa unless already present; a is the upstream.servers entry, NULL for resolv.conf.
+ * 0 or -ENOMEM. */
+static int
+server_vec_add(struct server_vec *v, const struct sockaddr *sa, socklen_t len,
+	       const struct config_addr *a)
+{
+	enum config_transport transport = a != NULL ? a->transport : CONFIG_TRANSPORT_DNS;
+	const char *tls_name = a != NULL ? a->tls_name : NULL;
+	const char *url = a != NULL ? a->url : NULL;
+
 	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
 		return 0;
 	for (size_t i = 0; i < v->n; i++)
-		if (upstream_same_addr((const struct sockaddr *)&v->s[i].ss, sa))
+		if (same_server(&v->s[i], sa, transport, tls_name, url))
 			return 0;
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 4;
@@ -81,7 +112,23 @@ server_vec_add(struct server_vec *v, const struct sockaddr *sa, socklen_t len)
 	memset(s, 0, sizeof(*s));
 	memcpy(&s->ss, sa, len);
 	s->len = len;
-	format_server(s);
+	s->transport = transport;
+	if (tls_name != NULL) {
+		s->tls_name = strdup(tls_name);
+		if (s->tls_name == NULL)
+			return -ENOMEM;
+	}
+	if (url != NULL) {
+		s->url = strdup(url);
+		if (s->url == NULL) {
+			free(s->tls_name);
+			return -ENOMEM;
+		}
+	}
+	if (transport != CONFIG_TRANSPORT_DNS)
+		snprintf(s->text, sizeof(s->text), "%s", a->text);	/* as written */
+	else
+		format_server(s);
 	v->n++;
 	return 0;
 }
@@ -166,7 +213,7 @@ read_resolv_conf(const char *path, struct server_vec *v)
 		socklen_t len;
 		if (parse_nameserver(path, line, addr, &ss, &len) != 0)
 			continue;
-		err = server_vec_add(v, (const struct sockaddr *)&ss, len);
+		err = server_vec_add(v, (const struct sockaddr *)&ss, len, NULL);
 		if (err != 0)
 			break;
 	}
@@ -185,7 +232,7 @@ upstream_servers_new(const struct config *cfg, const struct upstream_servers *ol
 	REQUIRE(cfg != NULL && out != NULL);
 	for (size_t i = 0; i < cfg->upstream.nservers; i++) {
 		const struct config_addr *a = &cfg->upstream.servers[i];
-		err = server_vec_add(&v, (const struct sockaddr *)&a->ss, a->len);
+		err = server_vec_add(&v, (const struct sockaddr *)&a->ss, a->len, a);
 		if (err != 0)
 			goto cleanup;
 	}
@@ -213,11 +260,13 @@ upstream_servers_new(const struct config *cfg, const struct upstream_servers *ol
 	s->n = v.n;
 	s->s = v.s;
 	v.s = NULL;
+	v.n = 0;
 	if (old != NULL) {
 		for (size_t i = 0; i < s->n; i++) {
 			for (size_t j = 0; j < old->n; j++) {
-				if (upstream_same_addr((const struct sockaddr *)&s->s[i].ss,
-					      (const struct sockaddr *)&old->s[j].ss)) {
+				const struct upstream_server *o = &old->s[j];
+				if (same_server(&s->s[i], (const struct sockaddr *)&o->ss,
+						o->transport, o->tls_name, o->url)) {
 					s->s[i].fails = old->s[j].fails;
 					s->s[i].backoff_ms = old->s[j].backoff_ms;
 					s->s[i].down_until = old->s[j].down_until;
@@ -231,7 +280,7 @@ upstream_servers_new(const struct config *cfg, const struct upstream_servers *ol
 	*out = s;
 	err = 0;
 cleanup:
-	free(v.s);
+	vec_free(v.s, v.n);
 	return err;
 }
 
@@ -246,7 +295,7 @@ upstream_servers_unref(struct upstream_servers **sp)
 	INSIST(s->refs > 0);
 	if (--s->refs > 0)
 		return;
-	free(s->s);
+	vec_free(s->s, s->n);
 	free(s);
 }
 
@@ -369,7 +418,10 @@ upstream_get_server_stats(const struct upstream *u, struct upstream_server_stats
 	size_t n = ss->n < max ? ss->n : max;
 	for (size_t i = 0; i < n; i++) {
 		out[i] = ss->s[i].st;
-		snprintf(out[i].text, sizeof(out[i].text), "%s", ss->s[i].text);
+		/* a longer name (up to 253 octets after '#') is cut for the metrics label */
+		size_t len = strnlen(ss->s[i].text, sizeof(out[i].text) - 1);
+		memcpy(out[i].text, ss->s[i].text, len);
+		out[i].text[len] = '\0';
 	}
 	return n;
 }

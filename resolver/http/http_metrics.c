@@ -169,6 +169,12 @@ render_upstream(const struct metrics *m, struct http_resp *r)
 	one(r, "veto_upstream_dropped_replies_total", "counter",
 	    "Upstream replies dropped (wrong address, port, ID or question, or malformed).",
 	    u->dropped_replies);
+	one(r, "veto_upstream_tls_connections_total", "counter",
+	    "DNS-over-TLS connections established (handshakes completed).", u->tls_connections);
+	one(r, "veto_upstream_tls_failures_total", "counter",
+	    "DNS-over-TLS connections that failed (connect, handshake or certificate, or closed "
+	    "with queries in flight).",
+	    u->tls_failures);
 	family(r, "veto_upstream_errors_total", "counter",
 	       "Failed upstream attempts (timeout, network error, unusable reply), per server.");
 	for (size_t i = 0; i < m->nservers; i++)

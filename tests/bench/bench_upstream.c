@@ -3,12 +3,15 @@
  *
  * Answers every query on 127.0.0.1:PORT (UDP) at once: A -> 192.0.2.1, AAAA -> 2001:db8::1,
  * other types NODATA, all with TTL 86400, so that a forwarder's cache stays warm for the whole
- * run. Uses recvmmsg/sendmmsg. Stops after the given number of seconds (bounded by design).
+ * run. Uses recvmmsg/sendmmsg. Also TCP on the same port (RFC 7766 framing, up to MAXCONN
+ * connections, pipelined), which a DoT terminator in front of it forwards over. Stops after the
+ * given number of seconds (bounded by design).
  * Usage: bench_upstream PORT SECONDS
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +23,14 @@
 
 #define BATCH 64
 #define BUFSZ 1500
+#define MAXCONN 32
+#define TCPBUF 65536
+
+struct conn {
+	int fd;
+	size_t len;
+	uint8_t buf[TCPBUF];
+};
 
 static size_t
 answer(uint8_t *p, size_t len)
@@ -80,6 +91,44 @@ answer(uint8_t *p, size_t len)
 	return pos + rl;
 }
 
+/* Reads what conn c has and answers every complete query; -1 when the connection is done. */
+static int
+serve_tcp(struct conn *c)
+{
+	ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+	if (n <= 0)
+		return -1;
+	c->len += (size_t)n;
+	static uint8_t out[TCPBUF];
+	size_t off = 0, olen = 0;
+	while (c->len - off >= 2) {
+		size_t ml = (size_t)c->buf[off] << 8 | c->buf[off + 1];
+		if (c->len - off - 2 < ml)
+			break;
+		uint8_t m[BUFSZ];
+		if (ml <= sizeof(m) - 64) {
+			memcpy(m, c->buf + off + 2, ml);
+			size_t al = answer(m, ml);
+			if (al > 0 && olen + al + 2 <= sizeof(out)) {
+				out[olen] = (uint8_t)(al >> 8);
+				out[olen + 1] = (uint8_t)al;
+				memcpy(out + olen + 2, m, al);
+				olen += al + 2;
+			}
+		}
+		off += 2 + ml;
+	}
+	memmove(c->buf, c->buf + off, c->len - off);
+	c->len -= off;
+	for (size_t w = 0; w < olen;) {	/* blocking socket: small replies, a local reader */
+		ssize_t k = write(c->fd, out + w, olen - w);
+		if (k <= 0)
+			return -1;
+		w += (size_t)k;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -103,14 +152,44 @@ main(int argc, char **argv)
 		perror("bind");
 		return 1;
 	}
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(lfd, 64) != 0) {
+		perror("tcp");
+		return 1;
+	}
+	static struct conn conns[MAXCONN];
+	int nconns = 0;
 	static uint8_t bufs[BATCH][BUFSZ];
 	struct sockaddr_storage addrs[BATCH];
 	struct iovec iov[BATCH];
 	struct mmsghdr msgs[BATCH];
 	time_t end = time(NULL) + seconds;
 	while (time(NULL) < end) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		if (poll(&pfd, 1, 200) <= 0)
+		struct pollfd pfd[2 + MAXCONN] = {{.fd = fd, .events = POLLIN},
+						   {.fd = lfd, .events = POLLIN}};
+		for (int i = 0; i < nconns; i++)
+			pfd[2 + i] = (struct pollfd){.fd = conns[i].fd, .events = POLLIN};
+		if (poll(pfd, (nfds_t)(2 + nconns), 200) <= 0)
+			continue;
+		for (int i = nconns - 1; i >= 0; i--) {
+			if (pfd[2 + i].revents == 0 || serve_tcp(&conns[i]) == 0)
+				continue;
+			close(conns[i].fd);
+			conns[i].fd = conns[--nconns].fd;	/* the last one moves here */
+			memcpy(conns[i].buf, conns[nconns].buf, conns[nconns].len);
+			conns[i].len = conns[nconns].len;
+		}
+		if ((pfd[1].revents & POLLIN) && nconns < MAXCONN) {
+			int cfd = accept(lfd, NULL, NULL);
+			if (cfd >= 0) {
+				setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+				conns[nconns].fd = cfd;
+				conns[nconns].len = 0;
+				nconns++;
+			}
+		}
+		if (!(pfd[0].revents & POLLIN))
 			continue;
 		for (int i = 0; i < BATCH; i++) {
 			iov[i].iov_base = bufs[i];
@@ -138,6 +217,9 @@ main(int argc, char **argv)
 		if (out > 0)
 			sendmmsg(fd, msgs, (unsigned)out, 0);
 	}
+	for (int i = 0; i < nconns; i++)
+		close(conns[i].fd);
+	close(lfd);
 	close(fd);
 	return 0;
 }
