@@ -152,8 +152,17 @@ def test_database_absent_at_start(pg_server, veto_factory):
 	assert "cannot connect" in v.wait_stderr("cannot connect", timeout=10)
 	time.sleep(0.5)
 	assert list((v.dir / "state" / "spool").glob("*.spool"))
+	p = run_veto(["stats", "-c", str(v.config_file), "--json"])
+	assert p.returncode == 0, p.stderr
+	st = json.loads(p.stdout)
+	assert st["store_state"] == "down"
+	assert st["store"]["spooled_rows"] >= answered and st["store"]["spool_bytes"] > 0
 	pg_server.start()
 	assert wait_count(pg_server, answered, "qname LIKE 'd%'", timeout=60) == answered
+	v.wait_stderr("writing again", timeout=10)
+	st = json.loads(run_veto(["stats", "-c", str(v.config_file), "--json"]).stdout)
+	assert st["store_state"] == "up" and st["store"]["spooled_rows"] == 0
+	assert st["store"]["lost"] == 0 and st["store"]["stored"] >= answered
 
 
 def test_spool_bound(pg_server, veto_factory):
