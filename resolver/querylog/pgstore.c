@@ -1,14 +1,18 @@
 /*
- * pgstore: the PostgreSQL sink of the query log (see pgstore.h). Records become COPY text lines
- * here, with the values of the JSON line (record.c's querylog_text: the same text, NULL where
- * the line has null); batches go to the database (pgstore_send.c) or the spool
- * (pgstore_spool.c); the connection comes from the helper thread (pgstore_conn.c).
+ * pgstore: the PostgreSQL sink of the query log (see pgstore.h). On the querylog writer
+ * thread, records become COPY text lines with the values of the JSON line (record.c's
+ * querylog_text: the same text, NULL where the line has null) and a batch is handed to the
+ * sender thread; the sender connects (pgstore_conn.c), sends (pgstore_send.c), spools and
+ * replays (pgstore_spool.c). The writer never calls libpq: it only spools, itself, a batch
+ * that grew to PGSTORE_BATCH_MAX rows while the sender was busy with the previous one.
  */
 #include "pgstore.h"
 #include "pgstore_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,7 +140,7 @@ void
 pgstore_count_lost(struct pgstore *ps, uint64_t n)
 {
 	atomic_fetch_add(&ps->lost, n);
-	ps->lost_in_outage += n;
+	atomic_fetch_add(&ps->lost_in_outage, n);
 }
 
 static void
@@ -154,7 +158,7 @@ pgstore_conn_failed(struct pgstore *ps, const char *what, const char *why)
 	}
 	if (!ps->failing) {
 		ps->failing = true;
-		ps->replayed = ps->lost_in_outage = 0;
+		ps->replayed = 0;
 		log_error("query store: PostgreSQL: %s: %s (queries are spooled to '%s' until it is "
 		          "back; DNS is not affected)",
 		          what, why, ps->spool_dir);
@@ -178,60 +182,74 @@ batch_reset(struct pgstore_batch *b)
 	b->day_hi = INT32_MIN;
 }
 
-/* ---- public ---- */
-
-int
-pgstore_new(const struct config *cfg, struct pgstore **out)
+static int
+batch_init(struct pgstore_batch *b)
 {
-	struct pgstore *ps = calloc(1, sizeof(*ps));
-	char dir[4096];
-
-	if (ps == NULL)
+	b->row_off = calloc(PGSTORE_BATCH_MAX + 1, sizeof(*b->row_off));
+	b->row_blocked = calloc(PGSTORE_BATCH_MAX, 1);
+	if (b->row_off == NULL || b->row_blocked == NULL || !grow(&b->q, &b->qcap, BUF_START) ||
+	    !grow(&b->e, &b->ecap, 1u << 16))
 		return -ENOMEM;
-	pg_instance(cfg, ps->instance, sizeof(ps->instance));
-	snprintf(dir, sizeof(dir), "%s/spool", cfg->state_dir != NULL ? cfg->state_dir : ".");
-	ps->cfg.store.postgresql = strdup(cfg->store.postgresql);
-	ps->cfg.store.instance = strdup(ps->instance);
-	ps->cfg.store.password_file =
-	        cfg->store.password_file != NULL ? strdup(cfg->store.password_file) : NULL;
-	ps->spool_dir = strdup(dir);
-	ps->spool_max = (uint64_t)(cfg->store.spool_mb > 0 ? cfg->store.spool_mb : 1024) << 20;
-	ps->retention_days = cfg->log.retention_days;
-	ps->b.row_off = calloc(PGSTORE_BATCH_ROWS + 1, sizeof(*ps->b.row_off));
-	ps->b.row_blocked = calloc(PGSTORE_BATCH_ROWS, 1);
-	atomic_init(&ps->state, PGSTORE_CONNECTING);
-	if (ps->cfg.store.postgresql == NULL || ps->cfg.store.instance == NULL ||
-	    (cfg->store.password_file != NULL && ps->cfg.store.password_file == NULL) ||
-	    ps->spool_dir == NULL || ps->b.row_off == NULL || ps->b.row_blocked == NULL ||
-	    !grow(&ps->b.q, &ps->b.qcap, BUF_START) || !grow(&ps->b.e, &ps->b.ecap, 1u << 16)) {
-		pgstore_free(&ps);
-		return -ENOMEM;
-	}
-	batch_reset(&ps->b);
-	*out = ps;
+	batch_reset(b);
 	return 0;
 }
 
-void
-pgstore_start(struct pgstore *ps)
+static void
+batch_free(struct pgstore_batch *b)
 {
-	ps->started = true;
-	ps->mono = pgstore_mono_ms();
-	pgstore_spool_open(ps);
-	pgstore_job_start(ps, true, ps->retention_days);
+	free(b->q);
+	free(b->e);
+	free(b->row_off);
+	free(b->row_blocked);
 }
 
-/* Sends the batch, or spools it; empties it. */
+/* ---- the sender thread ---- */
+
+/* The outage is over once the spool is empty: one line with what it cost. */
 static void
-flush(struct pgstore *ps)
+recovered(struct pgstore *ps)
 {
-	struct pgstore_batch *b = &ps->b;
+	if (!ps->failing || ps->conn == NULL || !pgstore_spool_empty(ps))
+		return;
+	ps->failing = false;
+	pthread_mutex_lock(&ps->spool_mu);
+	ps->spool_full = false;
+	pthread_mutex_unlock(&ps->spool_mu);
+	log_warning("query store: PostgreSQL: writing again; %" PRIu64 " rows replayed from the "
+	            "spool, %" PRIu64 " queries were not stored",
+	            ps->replayed, atomic_exchange(&ps->lost_in_outage, 0));
+	ps->replayed = 0;
+}
+
+static void
+connect_now(struct pgstore *ps, uint64_t wall)
+{
+	char why[512];
+	int32_t today = (int32_t)(wall / PGSTORE_DAY_MS);
+	bool first = atomic_load(&ps->state) == PGSTORE_CONNECTING;
+
+	if (pgstore_connect(ps, wall, &ps->conn, why, sizeof(why)) != 0) {
+		pgstore_conn_failed(ps, "cannot connect", why);
+		return;
+	}
+	ps->part_lo = today;
+	ps->part_hi = today + 1;
+	ps->backoff_ms = 0;
+	set_state(ps, PGSTORE_UP);
+	if (first)
+		log_info("query store: PostgreSQL: connected as '%s' (schema version %d)",
+		         ps->instance, PG_SCHEMA_VERSION);
+}
+
+/* Sends the batch, or spools it (no connection, spooled batches before it, a failure). */
+static void
+send_batch(struct pgstore *ps, struct pgstore_batch *b)
+{
 	char why[512];
 	int rc = -EAGAIN;
 
 	if (b->nrows + b->nevents == 0)
 		return;
-	/* while older batches wait in the spool, new ones queue behind them (order) */
 	if (ps->conn != NULL && pgstore_spool_empty(ps)) {
 		uint64_t deadline = pgstore_mono_ms() + PGSTORE_SEND_MS;
 		rc = 0;
@@ -262,20 +280,192 @@ flush(struct pgstore *ps)
 	batch_reset(b);
 }
 
+/* Tomorrow's partition a day ahead; retention at connect, then daily or when changed. */
+static void
+housekeeping(struct pgstore *ps, uint64_t mono, uint64_t wall)
+{
+	char why[512];
+	int32_t tomorrow = (int32_t)(wall / PGSTORE_DAY_MS) + 1;
+
+	if (tomorrow > ps->part_hi) {
+		int rc = pgstore_partitions(ps->conn, ps->part_hi + 1, tomorrow,
+		                            pgstore_mono_ms() + PGSTORE_SEND_MS, why, sizeof(why));
+		if (rc == 0)
+			ps->part_hi = tomorrow;
+		else if (rc != -EINVAL)
+			pgstore_conn_failed(ps, "cannot create a partition", why);
+	}
+	uint32_t days = atomic_load(&ps->retention_days);
+	if (ps->conn == NULL || days == 0 ||
+	    (mono < ps->retention_at && days == ps->retention_done))
+		return;
+	int rc = pgstore_retention(ps->conn, days, wall, why, sizeof(why));
+	if (rc == -EPIPE) {
+		pgstore_conn_failed(ps, "connection lost", why);
+		return;
+	}
+	if (rc != 0)
+		log_warning("query store: retention: %s (tried again in an hour)", why);
+	ps->retention_done = days;
+	ps->retention_at = mono + (rc == 0 ? PGSTORE_RETENTION_MS : 3600u * 1000);
+}
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void *
+sender_main(void *arg)
+{
+	struct pgstore *ps = arg;
+
+	pthread_setname_np(pthread_self(), "veto-pg");
+	for (;;) {
+		pthread_mutex_lock(&ps->mu);
+		if (!ps->has_pending && !ps->stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&ps->cv, &ps->mu, &ts);
+		}
+		bool stop = ps->stop, got = ps->has_pending;
+		if (got) {
+			struct pgstore_batch t = ps->sending;
+			ps->sending = ps->pending;
+			ps->pending = t;
+			ps->has_pending = false;
+		}
+		pthread_mutex_unlock(&ps->mu);
+
+		uint64_t mono = pgstore_mono_ms(), wall = wall_ms();
+		if (ps->conn == NULL && mono >= ps->retry_at && !(stop && ps->failing))
+			connect_now(ps, wall);
+		/* older than the batch: first (at the end, left for the next start) */
+		if (ps->conn != NULL && !stop && !pgstore_spool_empty(ps))
+			pgstore_spool_replay(ps);
+		send_batch(ps, &ps->sending);
+		if (ps->conn != NULL) {
+			recovered(ps);
+			if (!stop)
+				housekeeping(ps, mono, wall);
+		}
+		if (stop && !got)
+			break;
+	}
+	if (ps->conn != NULL) {
+		PQfinish(ps->conn);
+		ps->conn = NULL;
+	}
+	return NULL;
+}
+
+/* ---- the writer's side ---- */
+
+/* Hands the batch to the sender when it has taken the last one; else keeps filling it, up to
+ * PGSTORE_BATCH_MAX rows, then spools it (the sender is that far behind). */
+static void
+hand_over(struct pgstore *ps, bool force)
+{
+	struct pgstore_batch *b = &ps->fill;
+
+	if (b->nrows + b->nevents == 0)
+		return;
+	pthread_mutex_lock(&ps->mu);
+	bool taken = !ps->has_pending;
+	if (taken) {
+		struct pgstore_batch t = ps->pending;
+		ps->pending = *b;
+		*b = t;
+		ps->has_pending = true;
+		pthread_cond_signal(&ps->cv);
+	}
+	pthread_mutex_unlock(&ps->mu);
+	if (!taken && (force || b->nrows >= PGSTORE_BATCH_MAX || b->qlen > (96u << 20))) {
+		pgstore_spool_batch(ps, b);
+		taken = true;
+	}
+	if (taken)
+		batch_reset(b);
+}
+
+/* ---- public ---- */
+
+int
+pgstore_new(const struct config *cfg, struct pgstore **out)
+{
+	struct pgstore *ps = calloc(1, sizeof(*ps));
+	char dir[4096];
+
+	if (ps == NULL)
+		return -ENOMEM;
+	pg_instance(cfg, ps->instance, sizeof(ps->instance));
+	snprintf(dir, sizeof(dir), "%s/spool", cfg->state_dir != NULL ? cfg->state_dir : ".");
+	ps->cfg.store.postgresql = strdup(cfg->store.postgresql);
+	ps->cfg.store.instance = strdup(ps->instance);
+	ps->cfg.store.password_file =
+	        cfg->store.password_file != NULL ? strdup(cfg->store.password_file) : NULL;
+	ps->spool_dir = strdup(dir);
+	ps->spool_max = (uint64_t)(cfg->store.spool_mb > 0 ? cfg->store.spool_mb : 1024) << 20;
+	atomic_init(&ps->retention_days, cfg->log.retention_days);
+	atomic_init(&ps->state, PGSTORE_CONNECTING);
+	if (ps->cfg.store.postgresql == NULL || ps->cfg.store.instance == NULL ||
+	    (cfg->store.password_file != NULL && ps->cfg.store.password_file == NULL) ||
+	    ps->spool_dir == NULL || batch_init(&ps->fill) != 0 || batch_init(&ps->pending) != 0 ||
+	    batch_init(&ps->sending) != 0) {
+		pgstore_free(&ps);
+		return -ENOMEM;
+	}
+	*out = ps;
+	return 0;
+}
+
+void
+pgstore_start(struct pgstore *ps)
+{
+	sigset_t all, old;
+	pthread_condattr_t ca;
+
+	ps->mono = pgstore_mono_ms();
+	pthread_mutex_init(&ps->mu, NULL);
+	pthread_mutex_init(&ps->spool_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ps->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	ps->started = true;
+	pgstore_spool_open(ps);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&ps->thread, NULL, sender_main, ps);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		log_error("query store: cannot start the PostgreSQL thread: %s (queries are "
+		          "spooled)",
+		          strerror(rc));
+	ps->thread_started = rc == 0;
+}
+
 static bool
 room(struct pgstore *ps)
 {
-	struct pgstore_batch *b = &ps->b;
+	struct pgstore_batch *b = &ps->fill;
 
 	if (b->nrows == 0 && b->nevents == 0)
 		b->started = ps->mono;
+	if (b->nrows >= PGSTORE_BATCH_MAX)
+		hand_over(ps, true);
 	return grow(&b->q, &b->qcap, b->qlen + ROW_MAX) && grow(&b->e, &b->ecap, b->elen + ROW_MAX);
 }
 
 void
 pgstore_add(struct pgstore *ps, const struct querylog_record *r)
 {
-	struct pgstore_batch *b = &ps->b;
+	struct pgstore_batch *b = &ps->fill;
 	struct querylog_text t;
 
 	if (!room(ps)) {
@@ -311,14 +501,14 @@ pgstore_add(struct pgstore *ps, const struct querylog_record *r)
 	int32_t day = (int32_t)(r->ts_ms / PGSTORE_DAY_MS);
 	b->day_lo = day < b->day_lo ? day : b->day_lo;
 	b->day_hi = day > b->day_hi ? day : b->day_hi;
-	if (b->nrows >= PGSTORE_BATCH_ROWS || b->qlen > (64u << 20))
-		flush(ps);
+	if (b->nrows >= PGSTORE_BATCH_ROWS && b->nrows % 1024 == 0)
+		hand_over(ps, false);
 }
 
 void
 pgstore_add_event(struct pgstore *ps, const struct logdb_event *ev)
 {
-	struct pgstore_batch *b = &ps->b;
+	struct pgstore_batch *b = &ps->fill;
 
 	if (!room(ps)) {
 		pgstore_count_lost(ps, 1);
@@ -339,98 +529,20 @@ pgstore_add_event(struct pgstore *ps, const struct logdb_event *ev)
 	b->nevents++;
 }
 
-/* The helper's job ended: a connection for the writer, or a retention pass done. */
-static void
-job_done(struct pgstore *ps)
-{
-	struct pgstore_job *j = &ps->job;
-	int32_t today = (int32_t)(j->wall_ms / PGSTORE_DAY_MS);
-
-	if (j->rc != 0) {
-		if (j->handoff)
-			pgstore_conn_failed(ps, ps->failing || atomic_load(&ps->state) ==
-			                                                PGSTORE_CONNECTING
-			                                ? "cannot connect"
-			                                : "cannot connect again",
-			                    j->why);
-		else
-			log_warning("query store: retention: %s (tried again in an hour)", j->why);
-		if (!j->handoff || j->retention_days > 0)
-			ps->retention_at = ps->mono + (j->handoff ? 0 : 3600u * 1000);
-		return;
-	}
-	if (j->retention_days > 0)
-		ps->retention_at = ps->mono + PGSTORE_RETENTION_MS;
-	if (!j->handoff)
-		return;
-	ps->conn = j->conn;
-	ps->part_lo = today;
-	ps->part_hi = today + 1;
-	ps->backoff_ms = 0;
-	set_state(ps, PGSTORE_UP);
-	if (!ps->failing)
-		log_info("query store: PostgreSQL: connected as '%s' (schema version %d)",
-		         ps->instance, PG_SCHEMA_VERSION);
-}
-
-/* The outage is over once the spool is empty: one line with what it cost. */
-static void
-recovered(struct pgstore *ps)
-{
-	if (!ps->failing || ps->conn == NULL || !pgstore_spool_empty(ps))
-		return;
-	ps->failing = ps->spool_full = false;
-	log_warning("query store: PostgreSQL: writing again; %" PRIu64 " rows replayed from the "
-	            "spool, %" PRIu64 " queries were not stored",
-	            ps->replayed, ps->lost_in_outage);
-	ps->replayed = ps->lost_in_outage = 0;
-}
-
 void
-pgstore_tick(struct pgstore *ps, uint64_t mono_ms, uint64_t wall_ms)
+pgstore_tick(struct pgstore *ps, uint64_t mono_ms, uint64_t wall_ms_now)
 {
+	(void)wall_ms_now;
 	ps->mono = mono_ms;
-	ps->wall = wall_ms;
-	if (pgstore_job_reap(ps))
-		job_done(ps);
-	if (ps->b.nrows + ps->b.nevents > 0 && mono_ms - ps->b.started >= PGSTORE_COMMIT_MS)
-		flush(ps);
-	if (ps->conn == NULL) {
-		if (!ps->job.running && mono_ms >= ps->retry_at)
-			pgstore_job_start(ps, true, ps->retention_at == 0 ? ps->retention_days : 0);
-		return;
-	}
-	if (!pgstore_spool_empty(ps)) {
-		int rc = pgstore_spool_replay(ps, mono_ms + PGSTORE_REPLAY_MS);
-		if (rc != 0 && rc != -EAGAIN)
-			return;
-	}
-	recovered(ps);
-	/* tomorrow's partition a day ahead; retention once a day on a connection of its own */
-	int32_t tomorrow = (int32_t)(wall_ms / PGSTORE_DAY_MS) + 1;
-	if (tomorrow > ps->part_hi) {
-		char why[512];
-		int rc = pgstore_partitions(ps->conn, ps->part_hi + 1, tomorrow,
-		                            pgstore_mono_ms() + PGSTORE_SEND_MS, why, sizeof(why));
-		if (rc == 0)
-			ps->part_hi = tomorrow;
-		else if (rc != -EINVAL)
-			pgstore_conn_failed(ps, "cannot create a partition", why);
-	}
-	if (ps->retention_days > 0 && !ps->job.running && ps->retention_at != 0 &&
-	    mono_ms >= ps->retention_at)
-		pgstore_job_start(ps, false, ps->retention_days);
+	struct pgstore_batch *b = &ps->fill;
+	if (b->nrows + b->nevents > 0 && mono_ms - b->started >= PGSTORE_COMMIT_MS)
+		hand_over(ps, false);
 }
 
 void
 pgstore_set_retention(struct pgstore *ps, uint32_t retention_days)
 {
-	if (retention_days == ps->retention_days)
-		return;
-	ps->retention_days = retention_days;
-	ps->retention_at = ps->mono; /* now */
-	if (ps->retention_at == 0)
-		ps->retention_at = 1;
+	atomic_store(&ps->retention_days, retention_days); /* the sender sees the change */
 }
 
 void
@@ -438,29 +550,36 @@ pgstore_finish(struct pgstore *ps)
 {
 	if (!ps->started)
 		return;
-	if (ps->job.running) {
-		pthread_join(ps->job.thread, NULL);
-		ps->job.running = false;
-		if (ps->job.handoff && ps->job.rc == 0 && ps->conn == NULL)
-			ps->conn = ps->job.conn;
-		else if (ps->job.conn != NULL && ps->job.conn != ps->conn)
-			PQfinish(ps->job.conn);
-		ps->job.conn = NULL;
+	if (!ps->thread_started) {
+		pgstore_spool_batch(ps, &ps->fill);
+		batch_reset(&ps->fill);
 	}
-	if (ps->conn != NULL && !pgstore_spool_empty(ps))
-		pgstore_spool_replay(ps, pgstore_mono_ms() + PGSTORE_SEND_MS);
-	flush(ps);
-	if (ps->conn != NULL) {
-		PQfinish(ps->conn);
-		ps->conn = NULL;
+	while (ps->thread_started && ps->fill.nrows + ps->fill.nevents > 0) {
+		hand_over(ps, false); /* waits for the sender to take the last one */
+		if (ps->fill.nrows + ps->fill.nevents > 0) {
+			struct timespec ts = {0, 5000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (ps->thread_started) {
+		pthread_mutex_lock(&ps->mu);
+		ps->stop = true;
+		pthread_cond_signal(&ps->cv);
+		pthread_mutex_unlock(&ps->mu);
+		pthread_join(ps->thread, NULL);
+		ps->thread_started = false;
 	}
 	uint64_t waiting = atomic_load(&ps->spooled_rows);
 	if (waiting > 0)
 		log_warning("query store: %" PRIu64 " rows wait in the spool '%s' (sent at the next "
 		            "start)",
 		            waiting, ps->spool_dir);
-	if (ps->lost_in_outage > 0)
-		log_warning("query store: %" PRIu64 " queries were not stored", ps->lost_in_outage);
+	uint64_t lost = atomic_load(&ps->lost_in_outage);
+	if (lost > 0)
+		log_warning("query store: %" PRIu64 " queries were not stored", lost);
+	pthread_cond_destroy(&ps->cv);
+	pthread_mutex_destroy(&ps->mu);
+	pthread_mutex_destroy(&ps->spool_mu);
 	ps->started = false;
 }
 
@@ -499,10 +618,9 @@ pgstore_free(struct pgstore **psp)
 	free(ps->cfg.store.instance);
 	free(ps->cfg.store.password_file);
 	free(ps->spool_dir);
-	free(ps->b.q);
-	free(ps->b.e);
-	free(ps->b.row_off);
-	free(ps->b.row_blocked);
+	batch_free(&ps->fill);
+	batch_free(&ps->pending);
+	batch_free(&ps->sending);
 	free(ps);
 	*psp = NULL;
 }

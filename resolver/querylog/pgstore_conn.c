@@ -1,17 +1,15 @@
 /*
- * pgstore_conn: the helper thread of the PostgreSQL sink. What may wait on the network for
- * long runs here, never on the writer: connecting (pg_connect, its own timeout), creating or
- * migrating the schema (pg_schema_ensure: instances starting together serialise on its lock),
- * today's and tomorrow's partitions, the staging table, and retention (whole daily partitions
- * dropped, rollup rows and device events older than the bound deleted). One job at a time; the
- * writer reaps it from pgstore_tick.
+ * pgstore_conn: what the PostgreSQL sink's sender thread does besides sending: connecting
+ * (pg_connect, its own timeout), creating or migrating the schema (pg_schema_ensure: instances
+ * starting together serialise on its lock), today's and tomorrow's partitions (under an
+ * advisory lock: two instances), the staging table, and retention (whole daily partitions
+ * dropped, rollup rows and device events older than the bound deleted). These block: never on
+ * the querylog writer thread.
  */
 #include "pgstore_int.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -64,8 +62,8 @@ pgstore_partitions(PGconn *c, int32_t lo, int32_t hi, uint64_t deadline, char *w
 
 /* Drops the partitions of days wholly older than the bound and deletes older rollup rows and
  * device events. Waits for locks at most 5 s (a long report holding the table). */
-static int
-retention(PGconn *c, uint32_t days, uint64_t wall_ms, char *why, size_t whysz)
+int
+pgstore_retention(PGconn *c, uint32_t days, uint64_t wall_ms, char *why, size_t whysz)
 {
 	uint64_t cut_ms = wall_ms - (uint64_t)days * PGSTORE_DAY_MS;
 	int32_t cut_day = (int32_t)(cut_ms / PGSTORE_DAY_MS);
@@ -121,75 +119,44 @@ retention(PGconn *c, uint32_t days, uint64_t wall_ms, char *why, size_t whysz)
 	return pgstore_exec(c, "RESET lock_timeout", FOREVER, why, whysz);
 }
 
-static void *
-job_main(void *arg)
+/* Rollup rows are updated in place every batch: with room left on their pages (fillfactor 50)
+ * an update stays on its page and touches no index (a HOT update), which measured about a
+ * third less time per upsert. A storage setting, set once; the tables keep their meaning. */
+static const char fillfactor_sql[] =
+        "DO $$BEGIN"
+        " IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = 'rollup_names'::regclass"
+        "  AND reloptions @> '{fillfactor=50}') THEN"
+        "  PERFORM pg_advisory_xact_lock(" PART_LOCK ");"
+        "  ALTER TABLE rollup_sources SET (fillfactor = 50);"
+        "  ALTER TABLE rollup_days SET (fillfactor = 50);"
+        "  ALTER TABLE rollup_names SET (fillfactor = 50);"
+        " END IF; END$$";
+
+int
+pgstore_connect(struct pgstore *ps, uint64_t wall_ms, PGconn **out, char *why, size_t whysz)
 {
-	struct pgstore *ps = arg;
-	struct pgstore_job *j = &ps->job;
 	PGconn *c = NULL;
-	int32_t today = (int32_t)(j->wall_ms / PGSTORE_DAY_MS);
+	int32_t today = (int32_t)(wall_ms / PGSTORE_DAY_MS);
+	int rc = pg_connect(&ps->cfg, "writer", &c, why, whysz);
 
-	j->rc = pg_connect(&ps->cfg, "writer", &c, j->why, sizeof(j->why));
-	if (j->rc == 0 && PQsetnonblocking(c, 1) != 0) {
-		pg_error(c, NULL, j->why, sizeof(j->why));
-		j->rc = -EIO;
+	if (rc != 0)
+		return rc;
+	rc = pg_schema_ensure(c, ps->instance, why, whysz);
+	if (rc == 0)
+		rc = pgstore_partitions(c, today, today + 1, FOREVER, why, whysz);
+	if (rc == 0)
+		rc = pgstore_exec(c, fillfactor_sql, FOREVER, why, whysz);
+	if (rc == 0)
+		rc = pgstore_exec(c, "CREATE TEMP TABLE veto_batch (LIKE queries) ON COMMIT DELETE ROWS",
+		                  FOREVER, why, whysz);
+	if (rc == 0 && PQsetnonblocking(c, 1) != 0) {
+		pg_error(c, NULL, why, whysz);
+		rc = -EIO;
 	}
-	if (j->rc == 0 && j->handoff) {
-		j->rc = pg_schema_ensure(c, ps->instance, j->why, sizeof(j->why));
-		if (j->rc == 0)
-			j->rc = pgstore_partitions(c, today, today + 1, FOREVER, j->why,
-			                           sizeof(j->why));
-		if (j->rc == 0)
-			j->rc = pgstore_exec(c,
-			                     "CREATE TEMP TABLE veto_batch (LIKE queries)"
-			                     " ON COMMIT DELETE ROWS",
-			                     FOREVER, j->why, sizeof(j->why));
-	}
-	if (j->rc == 0 && j->retention_days > 0)
-		j->rc = retention(c, j->retention_days, j->wall_ms, j->why, sizeof(j->why));
-	if (j->rc != 0 || !j->handoff) {
-		PQfinish(c);
-		c = NULL;
-	}
-	j->conn = c;
-	atomic_store(&j->done, true);
-	return NULL;
-}
-
-void
-pgstore_job_start(struct pgstore *ps, bool handoff, uint32_t retention_days)
-{
-	struct pgstore_job *j = &ps->job;
-	sigset_t all, old;
-
-	j->handoff = handoff;
-	j->retention_days = retention_days;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	j->wall_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	j->conn = NULL;
-	j->rc = 0;
-	j->why[0] = '\0';
-	atomic_store(&j->done, false);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&j->thread, NULL, job_main, ps);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		log_error("query store: cannot start the connection thread: %s", strerror(rc));
-		return;
+		PQfinish(c);
+		return rc;
 	}
-	j->running = true;
-}
-
-bool
-pgstore_job_reap(struct pgstore *ps)
-{
-	struct pgstore_job *j = &ps->job;
-
-	if (!j->running || !atomic_load(&j->done))
-		return false;
-	pthread_join(j->thread, NULL);
-	j->running = false;
-	return true;
+	*out = c;
+	return 0;
 }

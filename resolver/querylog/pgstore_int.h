@@ -1,7 +1,7 @@
 /*
- * pgstore_int: what the PostgreSQL sink's files share (pgstore.c: batches and the state
- * machine; pgstore_send.c: libpq with a deadline; pgstore_conn.c: the helper thread;
- * pgstore_spool.c: the spool files).
+ * pgstore_int: what the PostgreSQL sink's files share (pgstore.c: batches, the hand-over to
+ * the sender thread and its loop; pgstore_send.c: libpq with a deadline; pgstore_conn.c:
+ * connecting, partitions, retention; pgstore_spool.c: the spool files).
  */
 #ifndef VETO_PGSTORE_INT_H
 #define VETO_PGSTORE_INT_H
@@ -36,46 +36,42 @@ struct pgstore_batch {
 	uint64_t started;       /* monotonic ms of its first line */
 };
 
-/* One job of the helper thread: connect (and hand the connection over), or a retention pass on
- * a connection of its own. */
-struct pgstore_job {
-	pthread_t thread;
-	bool running;
-	atomic_bool done;
-	bool handoff;            /* keep the connection for the writer */
-	uint32_t retention_days; /* 0: no retention pass */
-	uint64_t wall_ms;
-	/* results */
-	PGconn *conn;
-	int rc;
-	char why[256];
-};
-
 struct pgstore {
 	struct config cfg; /* only the store.* strings (owned): what pg_connect reads */
 	char instance[64];
 	char *spool_dir;    /* owned: STATE_DIR/spool */
 	uint64_t spool_max; /* octets */
-	uint32_t retention_days;
+	atomic_uint retention_days;
 	bool started;
 
-	PGconn *conn;       /* the writer's connection, non-blocking; NULL when down */
-	atomic_int state;   /* enum pgstore_state */
-	struct pgstore_batch b;
-	struct pgstore_job job;
-	uint64_t mono, wall; /* the last tick's clocks */
+	/* the writer fills 'fill'; a full or old one is swapped with 'pending' when the sender
+	   has taken the previous one (under mu); the sender sends 'sending' */
+	struct pgstore_batch fill, pending, sending;
+	bool has_pending; /* under mu */
+	bool stop;        /* under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	bool thread_started;
+	uint64_t mono; /* the writer's last tick */
+
+	/* the sender thread only */
+	PGconn *conn; /* non-blocking; NULL when down */
 	uint64_t backoff_ms, retry_at;
 	int32_t part_lo, part_hi; /* days whose partitions are known to exist */
 	uint64_t retention_at;    /* monotonic ms of the next retention pass; 0: at connect */
+	uint32_t retention_done;  /* the retention_days of the last pass */
+	bool failing;
+	uint64_t replayed;
 
-	/* an outage: from the first failure to the spool replayed */
-	bool failing, spool_full;
-	uint64_t replayed, lost_in_outage;
-
-	/* the spool: files seq_head .. seq_next - 1 (some may be missing) */
+	/* the spool, under spool_mu (the writer spools when the sender is behind; the sender
+	   spools what it cannot send and replays): files seq_head .. seq_next - 1 */
+	pthread_mutex_t spool_mu;
 	uint64_t seq_head, seq_next;
+	bool spool_full;
 
-	atomic_uint_fast64_t stored, spooled_rows, spool_bytes, lost;
+	atomic_int state; /* enum pgstore_state */
+	atomic_uint_fast64_t stored, spooled_rows, spool_bytes, lost, lost_in_outage;
 };
 
 /* pgstore_send.c: libpq in non-blocking mode, everything before deadline (monotonic ms).
@@ -90,30 +86,32 @@ int pgstore_send(PGconn *c, const char *q, size_t qlen, const char *e, size_t el
                  uint64_t deadline, char *why, size_t whysz);
 uint64_t pgstore_mono_ms(void);
 
-/* pgstore_conn.c */
+/* pgstore_conn.c: the sender thread's blocking steps */
 /* Creates the partitions of days lo..hi (UTC days since the epoch) under an advisory lock,
- * blocking (helper thread) or before deadline (writer). 0 or as pgstore_exec. */
+ * before deadline (UINT64_MAX: none). 0 or as pgstore_exec. */
 int pgstore_partitions(PGconn *c, int32_t lo, int32_t hi, uint64_t deadline, char *why,
                        size_t whysz);
-/* Starts a helper job (none may be running). */
-void pgstore_job_start(struct pgstore *ps, bool handoff, uint32_t retention_days);
-/* The job is over: joins it. True when it was running and is now done. */
-bool pgstore_job_reap(struct pgstore *ps);
+/* Connects, creates or migrates the schema, today's and tomorrow's partitions, the staging
+ * table; the connection is then non-blocking. 0 or -errno (why). */
+int pgstore_connect(struct pgstore *ps, uint64_t wall_ms, PGconn **out, char *why, size_t whysz);
+/* Drops the daily partitions wholly older than days, deletes older rollup rows and events. */
+int pgstore_retention(PGconn *c, uint32_t days, uint64_t wall_ms, char *why, size_t whysz);
 
 /* pgstore_spool.c */
 /* Creates the folder, removes half-written files, counts the files an earlier run left. */
 void pgstore_spool_open(struct pgstore *ps);
 /* Appends the batch as the next file (fsync'd); past the bound keeps blocked rows and events
- * first and counts the rest lost. */
+ * first and counts the rest lost. Either thread (takes spool_mu). */
 void pgstore_spool_batch(struct pgstore *ps, struct pgstore_batch *b);
-/* Sends the oldest files while time is left (until deadline). 0 when the spool is empty,
- * -EAGAIN when time ran out, or the send error (the connection is then to be dropped). */
-int pgstore_spool_replay(struct pgstore *ps, uint64_t deadline);
-bool pgstore_spool_empty(const struct pgstore *ps);
+/* Sender: sends the oldest files. 0 when the spool is empty, or the send error (the
+ * connection has then been dropped). */
+int pgstore_spool_replay(struct pgstore *ps);
+bool pgstore_spool_empty(struct pgstore *ps);
 
 /* pgstore.c */
 void pgstore_count_lost(struct pgstore *ps, uint64_t n);
-/* A failed send: drops the connection, reports the outage once, schedules the reconnect. */
+/* Sender: a failed send or connect: drops the connection, reports the outage once, schedules
+ * the reconnect. */
 void pgstore_conn_failed(struct pgstore *ps, const char *what, const char *why);
 
 #endif

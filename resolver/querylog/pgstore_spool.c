@@ -117,9 +117,12 @@ pgstore_spool_open(struct pgstore *ps)
 }
 
 bool
-pgstore_spool_empty(const struct pgstore *ps)
+pgstore_spool_empty(struct pgstore *ps)
 {
-	return ps->seq_head >= ps->seq_next;
+	pthread_mutex_lock(&ps->spool_mu);
+	bool empty = ps->seq_head >= ps->seq_next;
+	pthread_mutex_unlock(&ps->spool_mu);
+	return empty;
 }
 
 /* Keeps only the blocked rows of b (the evidence), in order. */
@@ -161,10 +164,12 @@ write_all(int fd, const char *p, size_t n)
 void
 pgstore_spool_batch(struct pgstore *ps, struct pgstore_batch *b)
 {
-	uint64_t used = atomic_load(&ps->spool_bytes);
 	uint64_t rows0 = b->nrows, events0 = b->nevents;
 	char head[HEADER_MAX], tmp[4200], path[4200];
 
+	/* held while the file is written: the sender sees a file once it is whole */
+	pthread_mutex_lock(&ps->spool_mu);
+	uint64_t used = atomic_load(&ps->spool_bytes);
 	if (used + HEADER_MAX + b->qlen + b->elen > ps->spool_max) {
 		keep_blocked(b); /* the evidence first */
 		if (used + HEADER_MAX + b->qlen + b->elen > ps->spool_max)
@@ -218,6 +223,7 @@ pgstore_spool_batch(struct pgstore *ps, struct pgstore_batch *b)
 	atomic_fetch_add(&ps->spooled_rows, b->nrows);
 	atomic_fetch_add(&ps->spool_bytes, (uint64_t)hl + b->qlen + b->elen);
 done:
+	pthread_mutex_unlock(&ps->spool_mu);
 	if (lost > 0)
 		pgstore_count_lost(ps, lost);
 }
@@ -240,22 +246,39 @@ set_aside(struct pgstore *ps, const char *path, uint64_t seq, uint64_t rows, uin
 	pgstore_count_lost(ps, lost);
 }
 
+/* The sender's next file: seq_head moves only here. */
+static bool
+next_file(struct pgstore *ps, uint64_t *seq)
+{
+	pthread_mutex_lock(&ps->spool_mu);
+	bool any = ps->seq_head < ps->seq_next;
+	*seq = ps->seq_head;
+	pthread_mutex_unlock(&ps->spool_mu);
+	return any;
+}
+
+static void
+file_done(struct pgstore *ps)
+{
+	pthread_mutex_lock(&ps->spool_mu);
+	ps->seq_head++;
+	pthread_mutex_unlock(&ps->spool_mu);
+}
+
 int
-pgstore_spool_replay(struct pgstore *ps, uint64_t deadline)
+pgstore_spool_replay(struct pgstore *ps)
 {
 	char path[4200], why[512];
+	uint64_t seq;
 
-	while (ps->seq_head < ps->seq_next) {
-		if (pgstore_mono_ms() >= deadline)
-			return -EAGAIN;
-		uint64_t seq = ps->seq_head;
+	while (next_file(ps, &seq)) {
 		char *buf;
 		size_t len;
 		struct header h;
 		file_path(ps, seq, ".spool", path, sizeof(path));
 		int rc = fileio_read_all(path, &buf, &len);
 		if (rc == -ENOENT) {
-			ps->seq_head++;
+			file_done(ps);
 			continue;
 		}
 		if (rc != 0 || parse_header(buf, len, &h) != 0 ||
@@ -263,7 +286,7 @@ pgstore_spool_replay(struct pgstore *ps, uint64_t deadline)
 			if (rc == 0)
 				free(buf);
 			set_aside(ps, path, seq, 0, 0, 0, "not a whole spool file");
-			ps->seq_head++;
+			file_done(ps);
 			continue;
 		}
 		if (h.rows > 0 && (h.lo < ps->part_lo || h.hi > ps->part_hi)) {
@@ -279,7 +302,7 @@ pgstore_spool_replay(struct pgstore *ps, uint64_t deadline)
 		free(buf);
 		if (rc == -EINVAL) {
 			set_aside(ps, path, seq, h.rows, h.rows + h.events, len, why);
-			ps->seq_head++;
+			file_done(ps);
 			continue;
 		}
 		if (rc != 0) {
@@ -287,7 +310,7 @@ pgstore_spool_replay(struct pgstore *ps, uint64_t deadline)
 			return rc;
 		}
 		unlink(path);
-		ps->seq_head++;
+		file_done(ps);
 		atomic_fetch_sub(&ps->spooled_rows, h.rows);
 		atomic_fetch_sub(&ps->spool_bytes, len);
 		atomic_fetch_add(&ps->stored, h.rows);
