@@ -251,7 +251,7 @@ send_batch(struct pgstore *ps, struct pgstore_batch *b)
 	if (b->nrows + b->nevents == 0)
 		return;
 	if (ps->conn != NULL && pgstore_spool_empty(ps)) {
-		uint64_t deadline = pgstore_mono_ms() + PGSTORE_SEND_MS;
+		uint64_t deadline = pgstore_deadline(b->nrows);
 		rc = 0;
 		if (b->nrows > 0 && (b->day_lo < ps->part_lo || b->day_hi > ps->part_hi)) {
 			rc = pgstore_partitions(ps->conn, b->day_lo, b->day_hi, deadline, why,

@@ -12,7 +12,7 @@
  * COPY into a temporary staging table, one INSERT into the day-partitioned `queries` and one
  * upsert per rollup aggregated from the staging rows (so the rollups count exactly the rows
  * stored with them), COPY of the events, COMMIT; in libpq's non-blocking mode, abandoned when
- * not done within PGSTORE_SEND_MS. It also connects, creates or migrates the schema, creates
+ * not done within PGSTORE_SEND_MS per PGSTORE_BATCH_ROWS rows (pgstore_deadline). It also connects, creates or migrates the schema, creates
  * partitions a day ahead and runs retention (pgstore_conn.c).
  * A batch that cannot be sent (no connection, a lost or slow one) goes to the spool
  * (pgstore_spool.c): one fsync'd file per batch under STATE_DIR/spool/, in order, at most
@@ -36,7 +36,9 @@ struct config;
 #define PGSTORE_BATCH_ROWS   20000  /* a batch is handed to the sender at this many rows */
 #define PGSTORE_BATCH_MAX    200000 /* a batch the sender has not taken by then is spooled */
 #define PGSTORE_COMMIT_MS    1000  /* a batch is sent when this old */
-#define PGSTORE_SEND_MS      2000  /* a batch not sent within this goes to the spool */
+#define PGSTORE_SEND_MS      2000  /* a batch not sent within this (per PGSTORE_BATCH_ROWS
+                                      rows) goes to the spool: a database slower than 10,000
+                                      rows a second counts as down */
 #define PGSTORE_RETRY_MIN_MS 1000
 #define PGSTORE_RETRY_MAX_MS 30000
 #define PGSTORE_RETENTION_MS (24u * 3600 * 1000) /* a retention pass this often (and at start) */
@@ -77,6 +79,9 @@ void pgstore_finish(struct pgstore *ps);
 
 /* log.retention_days changed (a reload): the sender runs a retention pass. */
 void pgstore_set_retention(struct pgstore *ps, uint32_t retention_days);
+
+/* The monotonic ms by which a batch of rows must be committed. */
+uint64_t pgstore_deadline(uint64_t rows);
 
 /* Any thread. */
 void pgstore_stats(const struct pgstore *ps, struct pgstore_stats *st);

@@ -2,7 +2,7 @@
  * pgstore_send: libpq in non-blocking mode with a deadline, for the writer thread. A statement
  * or a COPY that is not done by the deadline is abandoned (the caller drops the connection; the
  * server rolls the transaction back), so a slow or silent database holds the writer at most
- * PGSTORE_SEND_MS per batch.
+ * PGSTORE_SEND_MS per PGSTORE_BATCH_ROWS rows.
  */
 #include "pgstore_int.h"
 
@@ -15,6 +15,14 @@
 #include "pg.h"
 
 #define COPY_CHUNK 65536
+
+uint64_t
+pgstore_deadline(uint64_t rows)
+{
+	uint64_t n = (rows + PGSTORE_BATCH_ROWS - 1) / PGSTORE_BATCH_ROWS;
+
+	return pgstore_mono_ms() + (n > 1 ? n : 1) * PGSTORE_SEND_MS;
+}
 
 uint64_t
 pgstore_mono_ms(void)

@@ -298,7 +298,7 @@ pgstore_spool_replay(struct pgstore *ps)
 			}
 		}
 		rc = pgstore_send(ps->conn, buf + h.len, h.qlen, buf + h.len + h.qlen, h.elen,
-		                  pgstore_mono_ms() + PGSTORE_SEND_MS, why, sizeof(why));
+		                  pgstore_deadline(h.rows), why, sizeof(why));
 		free(buf);
 		if (rc == -EINVAL) {
 			set_aside(ps, path, seq, h.rows, h.rows + h.events, len, why);
