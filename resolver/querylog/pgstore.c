@@ -205,6 +205,15 @@ batch_free(struct pgstore_batch *b)
 
 /* ---- the sender thread ---- */
 
+bool
+pgstore_stopping(struct pgstore *ps)
+{
+	pthread_mutex_lock(&ps->mu);
+	bool stop = ps->stop;
+	pthread_mutex_unlock(&ps->mu);
+	return stop;
+}
+
 /* The outage is over once the spool is empty: one line with what it cost. */
 static void
 recovered(struct pgstore *ps)
@@ -554,13 +563,9 @@ pgstore_finish(struct pgstore *ps)
 		pgstore_spool_batch(ps, &ps->fill);
 		batch_reset(&ps->fill);
 	}
-	while (ps->thread_started && ps->fill.nrows + ps->fill.nevents > 0) {
-		hand_over(ps, false); /* waits for the sender to take the last one */
-		if (ps->fill.nrows + ps->fill.nevents > 0) {
-			struct timespec ts = {0, 5000000L};
-			nanosleep(&ts, NULL);
-		}
-	}
+	/* the last batch to the sender, or to the spool when it is still busy (a long replay) */
+	if (ps->thread_started)
+		hand_over(ps, true);
 	if (ps->thread_started) {
 		pthread_mutex_lock(&ps->mu);
 		ps->stop = true;

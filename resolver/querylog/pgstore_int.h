@@ -110,6 +110,8 @@ bool pgstore_spool_empty(struct pgstore *ps);
 
 /* pgstore.c */
 void pgstore_count_lost(struct pgstore *ps, uint64_t n);
+/* The writer asked the sender to stop (a replay leaves the rest for the next start). */
+bool pgstore_stopping(struct pgstore *ps);
 /* Sender: a failed send or connect: drops the connection, reports the outage once, schedules
  * the reconnect. */
 void pgstore_conn_failed(struct pgstore *ps, const char *what, const char *why);

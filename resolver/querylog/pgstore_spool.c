@@ -271,7 +271,7 @@ pgstore_spool_replay(struct pgstore *ps)
 	char path[4200], why[512];
 	uint64_t seq;
 
-	while (next_file(ps, &seq)) {
+	while (!pgstore_stopping(ps) && next_file(ps, &seq)) {
 		char *buf;
 		size_t len;
 		struct header h;
