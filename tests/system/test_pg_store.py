@@ -264,3 +264,24 @@ def test_check_warns_database_ignored(pg_server, tmp_path):
 	assert p.returncode == 0, p.stdout + p.stderr
 	out = p.stdout + p.stderr
 	assert "log.database: warning: ignored: store.postgresql is set" in out
+
+
+def test_spool_survives_a_crash(pg_server, veto_factory):
+	"""Batches spooled while the database is away are sent by the next start after a SIGKILL."""
+	import signal
+	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False))
+	assert wait_count(pg_server, 1) >= 1
+	pg_server.stop()
+	answered = blast(v.port, [f"k{i}.ads.test" for i in range(3000)], GROUP_CLIENT["sink"])
+	deadline = time.monotonic() + 15
+	while time.monotonic() < deadline:
+		st = json.loads(run_veto(["stats", "-c", str(v.config_file), "--json"]).stdout)
+		if st["store"]["spooled_rows"] >= answered:
+			break
+		time.sleep(0.3)
+	assert st["store"]["spooled_rows"] >= answered
+	v.stop(signal.SIGKILL)
+	pg_server.start()
+	v.start()
+	assert wait_count(pg_server, answered, "qname LIKE 'k%'", timeout=60) == answered
+	assert "rows from an earlier run" in v.stderr()
