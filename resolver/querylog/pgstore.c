@@ -46,8 +46,8 @@ grow(char **buf, size_t *cap, size_t need)
 /* A text value: \N for none (NULL or ""), else escaped for COPY's text format (backslash, tab,
  * newline, carriage return) with each octet that does not start valid UTF-8 replaced by
  * U+FFFD, as the JSON line does (json.h). Then the separator. */
-static char *
-put_val(char *p, const char *s, size_t n, char sep)
+char *
+pgstore_put_value(char *p, const char *s, size_t n, char sep)
 {
 	if (s == NULL || n == 0) {
 		memcpy(p, "\\N", 2);
@@ -87,7 +87,7 @@ put_val(char *p, const char *s, size_t n, char sep)
 static char *
 put_str(char *p, const char *s, char sep)
 {
-	return put_val(p, s, s != NULL ? strlen(s) : 0, sep);
+	return pgstore_put_value(p, s, s != NULL ? strlen(s) : 0, sep);
 }
 
 /* "2026-11-22 03:58:22.123+00" and the separator; the date formatted once per second. */

@@ -109,6 +109,10 @@ int pgstore_spool_replay(struct pgstore *ps);
 bool pgstore_spool_empty(struct pgstore *ps);
 
 /* pgstore.c */
+/* Writes s[0..n) as a COPY text value and sep at p (at most 3 * n + 3 octets): \N for none (NULL
+ * or n == 0); backslash, tab, newline and carriage return escaped; an octet that does not start
+ * valid UTF-8 becomes U+FFFD (as in the JSON line); a NUL ends the value. Returns the end. */
+char *pgstore_put_value(char *p, const char *s, size_t n, char sep);
 void pgstore_count_lost(struct pgstore *ps, uint64_t n);
 /* The writer asked the sender to stop (a replay leaves the rest for the next start). */
 bool pgstore_stopping(struct pgstore *ps);
