@@ -627,6 +627,7 @@ on_log_database(struct config_check_ctx *c, const struct config_node *key,
 	(void)obj;
 	/* resolved against state_dir once the whole file is read */
 	c->database = config_schema_get_string(c, key, val, path, false);
+	c->database_at = val;
 }
 
 static const struct config_schema_key log_keys[] = {
@@ -638,11 +639,23 @@ static const struct config_schema_key log_keys[] = {
                                65536),
 };
 
-/* log.database resolves against state_dir; with a database and no log.file, no JSON lines. */
+/* log.database resolves against state_dir; with a database and no log.file, no JSON lines.
+ * store.postgresql is the database when set: log.database is then ignored (a warning). */
 static void
 finish_log(struct config_check_ctx *c)
 {
 	struct config *cfg = c->cfg;
+	if (cfg->store.postgresql != NULL) {
+		if (c->database != NULL)
+			warn(c, c->database_at, "log.database",
+			     "ignored: store.postgresql is set, the query log and device events go "
+			     "to PostgreSQL");
+		if (!c->log_file_set) {
+			free(cfg->log.file);
+			cfg->log.file = NULL;
+		}
+		return;
+	}
 	if (c->database == NULL)
 		return;
 	char *db = config_resolve_path(cfg->state_dir, c->database);

@@ -93,6 +93,7 @@ struct config_check_ctx {
 	const struct config_node *groups_key, *groups_val;
 	const struct config_node *min_ttl_key, *max_ttl_key;
 	const char *database; /* log.database as written (resolved at the end) */
+	const struct config_node *database_at; /* its value, for a message */
 	bool log_file_set;
 	const struct config_node *sig_key, *sig_val; /* devices.signatures */
 	bool signatures_set, hostname_vendors_set;

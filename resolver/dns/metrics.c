@@ -14,6 +14,7 @@
 #include "devices.h"
 #include "identify.h"
 #include "query.h"
+#include "pgstore.h"
 #include "querylog.h"
 #include "server_int.h"
 
@@ -130,6 +131,15 @@ metrics_snapshot(const struct server *s, struct metrics *m)
 		m->ql_evidence_lost = querylog_evidence_lost(s->qlog);
 		m->ql_lost = querylog_lost(s->qlog);
 		m->ql_db_dropped = querylog_db_dropped(s->qlog);
+		struct pgstore_stats pg;
+		if (querylog_pg_stats(s->qlog, &pg)) {
+			m->pg_on = true;
+			m->pg_state = pgstore_state_name(pg.state);
+			m->pg_stored = pg.stored;
+			m->pg_spooled_rows = pg.spooled_rows;
+			m->pg_spool_bytes = pg.spool_bytes;
+			m->pg_lost = pg.lost;
+		}
 	}
 	if (s->devices != NULL) {
 		m->devices_on = true;
@@ -334,6 +344,16 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 		section(&o, "cache", cache, sizeof(cache) / sizeof(cache[0]));
 	if (m->querylog_on)
 		section(&o, "querylog", qlog, sizeof(qlog) / sizeof(qlog[0]));
+	if (m->pg_on) {
+		const struct field pg[] = {
+		        {"stored", m->pg_stored},
+		        {"spooled_rows", m->pg_spooled_rows},
+		        {"spool_bytes", m->pg_spool_bytes},
+		        {"lost", m->pg_lost},
+		};
+		put(&o, ",\"store_state\":\"%s\"", m->pg_state);
+		section(&o, "store", pg, sizeof(pg) / sizeof(pg[0]));
+	}
 	section(&o, "rcodes", rcodes, sizeof(rcodes) / sizeof(rcodes[0]));
 	section(&o, "upstream", upstream, sizeof(upstream) / sizeof(upstream[0]));
 	if (m->devices_on) {

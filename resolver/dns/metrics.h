@@ -83,6 +83,9 @@ struct metrics {
 	uint64_t ql_evidence_lost; /* blocked records lost (overflow full) */
 	uint64_t ql_lost;          /* JSON lines lost to write errors */
 	uint64_t ql_db_dropped;    /* records the database did not store (failures) */
+	bool pg_on;                /* store.postgresql: the shared store's writer */
+	const char *pg_state;      /* "connecting", "up", "down" (static) */
+	uint64_t pg_stored, pg_spooled_rows, pg_spool_bytes, pg_lost;
 	bool devices_on;
 	uint64_t devices;         /* in the device table */
 	uint64_t tcp_connections; /* open now */

@@ -338,6 +338,18 @@ http_metrics_render(const struct metrics *m, struct http_resp *r)
 			sample(r, "veto_log_records_lost_total",
 			       (const char *const[]){"reason", lost[i].reason, NULL}, lost[i].v);
 	}
+	if (m->pg_on) {
+		one(r, "veto_store_rows_stored_total", "counter",
+		    "Query log rows committed to PostgreSQL (store.postgresql).", m->pg_stored);
+		one(r, "veto_store_spooled_rows", "gauge",
+		    "Rows waiting in the local spool for PostgreSQL.", m->pg_spooled_rows);
+		one(r, "veto_store_spool_bytes", "gauge", "Octets of the local spool's files.",
+		    m->pg_spool_bytes);
+		one(r, "veto_store_rows_lost_total", "counter",
+		    "Rows and events PostgreSQL did not get: spool full, or refused.", m->pg_lost);
+		one(r, "veto_store_up", "gauge", "1 while the writer's PostgreSQL connection is up.",
+		    strcmp(m->pg_state, "up") == 0);
+	}
 	if (m->devices_on)
 		render_devices(m, r);
 	render_groups(m, r);

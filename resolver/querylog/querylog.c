@@ -93,7 +93,7 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	sigset_t all, old;
 	/* no file named: standard output, unless the database is the sink */
 	const char *path = cfg->log.file != NULL ? cfg->log.file
-			   : cfg->log.database == NULL ? "-" : NULL;
+			   : cfg->log.database == NULL && cfg->store.postgresql == NULL ? "-" : NULL;
 	int rc;
 
 	ql = calloc(1, sizeof(*ql));
@@ -116,7 +116,15 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	ql->retention_days = cfg->log.retention_days;
 	ql->ring = ring_alloc(ql->cap);
 	ql->file.buf = malloc(JSONL_BUF);
-	if (ql->db_path != NULL) {
+	if (cfg->store.postgresql != NULL) {
+		/* the shared store replaces the SQLite one (config_check drops log.database) */
+		free(ql->db_path);
+		ql->db_path = NULL;
+		rc = pgstore_new(cfg, &ql->pg);
+		if (rc != 0)
+			goto cleanup;
+	}
+	if (ql->db_path != NULL || ql->pg != NULL) {
 		ql->events = calloc(QUERYLOG_EVENTS, sizeof(*ql->events));
 		if (ql->events == NULL) {
 			rc = -ENOMEM;
@@ -150,7 +158,7 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	if (rc != 0)
 		goto cleanup;
 
-	if (ql->db_path != NULL && cfg->state_dir != NULL) {
+	if ((ql->db_path != NULL || ql->pg != NULL) && cfg->state_dir != NULL) {
 		rc = querylog_make_state_dir(cfg->state_dir);
 		if (rc != 0)
 			log_error("state_dir '%s': cannot create: %s (the query database cannot be "
@@ -303,9 +311,10 @@ querylog_reconfigure(struct querylog *ql, const struct config *cfg)
 	/* the sinks as querylog_new() picks them; none at all with log.queries none */
 	const char *path = !on			     ? NULL
 			   : cfg->log.file != NULL   ? cfg->log.file
-			   : cfg->log.database == NULL ? "-"
+			   : cfg->log.database == NULL && ql->pg == NULL ? "-"
 						       : NULL;
-	const char *db = on ? cfg->log.database : NULL;
+	/* the shared store stays as started (store.* needs a restart); no SQLite beside it */
+	const char *db = on && ql->pg == NULL ? cfg->log.database : NULL;
 	struct identity_event *events = NULL;
 	char *p = NULL, *d = NULL, *sd = NULL;
 
@@ -341,7 +350,7 @@ querylog_reconfigure(struct querylog *ql, const struct config *cfg)
 	ql->next.db_path = d;
 	ql->next.state_dir = sd;
 	ql->next.retention_days = cfg->log.retention_days;
-	ql->events_on = db != NULL;
+	ql->events_on = db != NULL || (on && ql->pg != NULL);
 	atomic_store(&ql->reconf, true);
 	pthread_cond_signal(&ql->cv);
 	pthread_mutex_unlock(&ql->mu);
@@ -387,6 +396,7 @@ querylog_free(struct querylog **qlp)
 		next = atomic_load(&c->next);
 		free(c);
 	}
+	pgstore_free(&ql->pg); /* the writer has finished it */
 	free(ql->db_path);
 	free(ql->next.path);
 	free(ql->next.db_path);
@@ -425,7 +435,22 @@ querylog_db_dropped(const struct querylog *ql)
 {
 	if (ql == NULL)
 		return 0;
-	return atomic_load(&ql->db_dropped) + atomic_load(&ql->events_dropped);
+	uint64_t pg_lost = 0;
+	if (ql->pg != NULL) {
+		struct pgstore_stats st;
+		pgstore_stats(ql->pg, &st);
+		pg_lost = st.lost;
+	}
+	return atomic_load(&ql->db_dropped) + atomic_load(&ql->events_dropped) + pg_lost;
+}
+
+bool
+querylog_pg_stats(const struct querylog *ql, struct pgstore_stats *st)
+{
+	if (ql == NULL || ql->pg == NULL)
+		return false;
+	pgstore_stats(ql->pg, st);
+	return true;
 }
 
 int

@@ -111,5 +111,9 @@ uint64_t querylog_lost(const struct querylog *ql);
 /* Records the database sink could not store (database locked, read-only, corrupt, full, or
  * not open); counted apart from the JSONL sink's losses. */
 uint64_t querylog_db_dropped(const struct querylog *ql);
+/* With store.postgresql: fills st (connection state, rows stored, spooled rows and octets,
+ * rows lost; pgstore.h) and returns true; false without it. Any thread. */
+struct pgstore_stats;
+bool querylog_pg_stats(const struct querylog *ql, struct pgstore_stats *st);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "jsonl.h"
 #include "logdb.h"
+#include "pgstore.h"
 #include "querylog.h"
 
 #define WRITER_SLEEP_MS	    50
@@ -138,6 +139,9 @@ struct querylog {
 	uint32_t retention_days;
 	struct logdb *db;
 	uint64_t db_dropped_base;	/* logdb_dropped() of the databases closed by reloads */
+	struct pgstore *pg;		/* store.postgresql: the database sink instead of db;
+					   made by querylog_new, kept until querylog_free (its
+					   counters are read from any thread) */
 
 	/* device events, under mu */
 	struct identity_event *events;	/* ncap; allocated with the first database */

@@ -190,7 +190,10 @@ drain_events(struct querylog *ql, const uint64_t *mark)
 				.vendor = or_null(e->vendor),
 				.evidence = or_null(e->evidence),
 			};
-			logdb_add_event(ql->db, &le);
+			if (ql->pg != NULL)
+				pgstore_add_event(ql->pg, &le);
+			else
+				logdb_add_event(ql->db, &le);
 		}
 	} while (n == 16);
 }
@@ -216,6 +219,8 @@ emit(struct querylog *ql, const struct slot *s, uint64_t *unopened)
 		(*unopened)++;
 	if (ql->db != NULL)
 		logdb_add(ql->db, &r);
+	else if (ql->pg != NULL)
+		pgstore_add(ql->pg, &r);
 	return ql->file.len + QUERYLOG_LINE_MAX <= JSONL_BUF;
 }
 
@@ -315,7 +320,7 @@ drain(struct querylog *ql)
 		if (!drain_batch(ql, h, o))
 			break;
 	}
-	if (ql->db != NULL) {
+	if (ql->db != NULL || ql->pg != NULL) {
 		drain_events(ql, NULL);
 		publish_db_dropped(ql);
 	}
@@ -479,8 +484,10 @@ apply_reconf(struct querylog *ql)
 	(void)t;
 	while (drain_batch(ql, mark, ovf_mark))
 		continue;
-	if (ql->db != NULL)
+	if (ql->db != NULL || ql->pg != NULL)
 		drain_events(ql, &ev_mark);
+	if (ql->pg != NULL)
+		pgstore_set_retention(ql->pg, retention_days);
 	jsonl_set_path(&ql->file, &path, clock_ms(CLOCK_MONOTONIC));
 	apply_db(ql, &db_path, state_dir, retention_days);
 	free(path);
@@ -533,6 +540,8 @@ querylog_writer_main(void *arg)
 	lower_priority();
 	if (ql->db_path != NULL)
 		open_db(ql);
+	if (ql->pg != NULL)
+		pgstore_start(ql->pg);
 	ql->unlogged_since = clock_ms(CLOCK_REALTIME);
 	for (;;) {
 		bool stop = atomic_load(&ql->stop);
@@ -555,8 +564,12 @@ querylog_writer_main(void *arg)
 			logdb_tick(ql->db, clock_ms(CLOCK_MONOTONIC), clock_ms(CLOCK_REALTIME));
 			publish_db_dropped(ql);
 		}
+		if (ql->pg != NULL)
+			pgstore_tick(ql->pg, clock_ms(CLOCK_MONOTONIC), clock_ms(CLOCK_REALTIME));
 		querylog_writer_sleep(ql);
 	}
+	if (ql->pg != NULL)
+		pgstore_finish(ql->pg);
 	if (ql->db != NULL) {
 		publish_db_dropped(ql);
 		logdb_free(&ql->db);

@@ -1,0 +1,288 @@
+"""The query log written to PostgreSQL (store.postgresql): rows, rollups, device events, the
+spool while the database is away, two instances on one database, retention."""
+
+import json
+import os
+import socket
+import threading
+import time
+
+import dns.message
+
+from conftest import GROUP_CLIENT, NOGROUP_CLIENT, make_query, run_veto, write_yaml
+
+
+def store_edit(pg, instance, log_file=True, **store):
+	def edit(cfg):
+		cfg["store"] = {"postgresql": pg.conninfo, "instance": instance, **store}
+		if not log_file:
+			del cfg["log"]["file"]
+	return edit
+
+
+def blast(port, names, src, timeout=3.0):
+	"""Sends one UDP query per name from src without waiting for each reply (a window of 64 in
+	flight); returns the number answered."""
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind((src, 0))
+	s.settimeout(timeout)
+	pending = {}
+	answered = 0
+	it = iter(names)
+	done = False
+	seq = 0
+	while True:
+		while not done and len(pending) < 64:
+			name = next(it, None)
+			if name is None:
+				done = True
+				break
+			seq += 1
+			q = make_query(name, "A", id=seq & 0xffff)	# unique among those in flight
+			pending[q.id] = name
+			s.sendto(q.to_wire(), ("127.0.0.1", port))
+		if not pending:
+			break
+		try:
+			wire, _ = s.recvfrom(4096)
+		except socket.timeout:
+			break
+		r = dns.message.from_wire(wire)
+		if pending.pop(r.id, None) is not None:
+			answered += 1
+	s.close()
+	return answered
+
+
+def count(pg, where="true"):
+	return int(pg.psql(f"SELECT count(*) FROM queries WHERE {where}").strip())
+
+
+def wait_count(pg, n, where="true", timeout=30.0):
+	deadline = time.monotonic() + timeout
+	got = -1
+	while time.monotonic() < deadline:
+		try:
+			got = count(pg, where)
+		except RuntimeError:
+			got = -1
+		if got >= n:
+			return got
+		time.sleep(0.2)
+	return got
+
+
+def rows_json(pg, where="true"):
+	out = pg.psql(
+		"SELECT coalesce(json_agg(t ORDER BY t.ts, t.qname), '[]') FROM (SELECT"
+		" to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS ts, instance,"
+		" client, proto, group_name AS group, qname, qtype, blocked, list, rule, action, rcode,"
+		" upstream, latency_us, mac, device, vendor, vendor_source FROM queries"
+		f" WHERE {where}) t")
+	return json.loads(out)
+
+
+def test_rows_match_json_lines_and_rollups(pg_server, veto_factory):
+	v = veto_factory(edit=store_edit(pg_server, "dns1"))
+	v.query("fwd1.example.test", src=NOGROUP_CLIENT)
+	v.query("ads.test", src=GROUP_CLIENT["sink"])
+	v.query("x.tracker.test", "AAAA", src=GROUP_CLIENT["nx"])
+	v.query("fwd1.example.test", src=NOGROUP_CLIENT)	# from the cache
+	v.query("fwd2.example.test", tcp=True, src=NOGROUP_CLIENT)
+	lines = v.wait_log(count=5)
+	assert len(lines) == 5
+	assert wait_count(pg_server, 5, "qname <> 'probe.veto-test'") == 5
+	rows = rows_json(pg_server, "qname <> 'probe.veto-test'")
+	lines.sort(key=lambda r: (r["ts"], r["qname"]))
+	assert len(rows) == len(lines)
+	for row, line in zip(rows, lines):
+		assert row.pop("instance") == "dns1"
+		assert row == line, f"row {row} != line {line}"
+	# the rollups count every stored row
+	for table, key in (("rollup_sources", "date_trunc('hour', ts), instance, client, "
+			    "coalesce(mac,''), coalesce(device,''), coalesce(group_name,''), "
+			    "coalesce(vendor,''), coalesce(list,''), coalesce(action,''), blocked"),
+			   ("rollup_days", "(ts AT TIME ZONE 'UTC')::date, instance, client, "
+			    "coalesce(mac,''), coalesce(device,''), coalesce(group_name,''), "
+			    "coalesce(vendor,''), coalesce(list,''), coalesce(action,''), blocked"),
+			   ("rollup_names", "coalesce(qname,''), date_trunc('hour', ts), instance, "
+			    "coalesce(list,''), coalesce(action,''), blocked")):
+		cols = "hour, instance, client, mac, device, group_name, vendor, list, action, blocked"
+		if table == "rollup_days":
+			cols = cols.replace("hour", "day")
+		if table == "rollup_names":
+			cols = "qname, hour, instance, list, action, blocked"
+		diff = pg_server.psql(
+			f"SELECT count(*) FROM ((SELECT {cols}, n FROM {table} EXCEPT"
+			f" SELECT {key}, count(*) FROM queries GROUP BY {key}) UNION ALL"
+			f" (SELECT {key}, count(*) FROM queries GROUP BY {key} EXCEPT"
+			f" SELECT {cols}, n FROM {table})) d")
+		assert diff.strip() == "0", table
+	total = pg_server.psql("SELECT sum(n) FROM rollup_sources").strip()
+	assert int(total) == count(pg_server)
+
+
+def test_database_stopped_during_traffic(pg_server, veto_factory):
+	"""Every answered query is stored: spooled while the database is away, sent when back."""
+	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False))
+	assert wait_count(pg_server, 1) >= 1	# the readiness probe: connected
+	answered = blast(v.port, [f"a{i}.ads.test" for i in range(3000)], GROUP_CLIENT["sink"])
+	pg_server.stop()
+	answered += blast(v.port, [f"b{i}.ads.test" for i in range(3000)], GROUP_CLIENT["sink"])
+	err = v.wait_stderr("query store: PostgreSQL: ", timeout=10)
+	assert "until it is back" in err
+	time.sleep(0.5)
+	pg_server.start()
+	answered += blast(v.port, [f"c{i}.ads.test" for i in range(3000)], GROUP_CLIENT["sink"])
+	assert answered > 8000
+	names = "qname ~ '^[abc][0-9]+[.]ads[.]test$'"
+	got = wait_count(pg_server, answered, names, timeout=60)
+	time.sleep(0.5)
+	assert count(pg_server, names) == answered, pg_server.psql(
+		f"SELECT qname, count(*) FROM queries WHERE {names} GROUP BY 1 HAVING count(*) > 1")
+	err = v.wait_stderr("writing again", timeout=10)
+	assert "writing again;" in err and "0 queries were not stored" in err
+	assert not list((v.dir / "state" / "spool").glob("*.spool"))
+
+
+def test_database_absent_at_start(pg_server, veto_factory):
+	pg_server.stop()
+	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False))
+	answered = blast(v.port, [f"d{i}.ads.test" for i in range(2000)], GROUP_CLIENT["sink"])
+	assert "cannot connect" in v.wait_stderr("cannot connect", timeout=10)
+	time.sleep(0.5)
+	assert list((v.dir / "state" / "spool").glob("*.spool"))
+	p = run_veto(["stats", "-c", str(v.config_file), "--json"])
+	assert p.returncode == 0, p.stderr
+	st = json.loads(p.stdout)
+	assert st["store_state"] == "down"
+	assert st["store"]["spooled_rows"] >= answered and st["store"]["spool_bytes"] > 0
+	pg_server.start()
+	assert wait_count(pg_server, answered, "qname LIKE 'd%'", timeout=60) == answered
+	v.wait_stderr("writing again", timeout=10)
+	st = json.loads(run_veto(["stats", "-c", str(v.config_file), "--json"]).stdout)
+	assert st["store_state"] == "up" and st["store"]["spooled_rows"] == 0
+	assert st["store"]["lost"] == 0 and st["store"]["stored"] >= answered
+
+
+def test_spool_bound(pg_server, veto_factory):
+	"""Past store.spool_mb rows are counted lost, reported once, and the rest arrives."""
+	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False, spool_mb=1))
+	assert wait_count(pg_server, 1) >= 1
+	pg_server.stop()
+	answered = blast(v.port, [f"s{i}.ads.test" for i in range(12000)], GROUP_CLIENT["sink"])
+	err = v.wait_stderr("the spool is full", timeout=10)
+	assert err.count("the spool is full") == 1
+	pg_server.start()
+	err = v.wait_stderr("writing again", timeout=60)
+	line = [l for l in err.splitlines() if "writing again" in l][0]
+	lost = int(line.split(", ")[1].split()[0])
+	assert lost > 0
+	stored = count(pg_server, "qname LIKE 's%'")
+	assert stored + lost == answered
+	assert stored > 4000
+
+
+def test_two_instances_one_database(pg_server, veto_factory):
+	"""Two instances start together on an empty database: the schema is made once, both write,
+	counts per instance exact."""
+	a = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False), start=False)
+	b = veto_factory(edit=store_edit(pg_server, "dns2", log_file=False), start=False)
+	a.start(wait_ready=False)
+	b.start(wait_ready=False)
+	a.wait_ready()
+	b.wait_ready()
+	res = {}
+	ts = [threading.Thread(target=lambda v=v, k=k: res.__setitem__(
+		k, blast(v.port, [f"{k}{i}.ads.test" for i in range(4000)], GROUP_CLIENT["sink"])))
+		for k, v in (("dns1", a), ("dns2", b))]
+	for t in ts:
+		t.start()
+	for t in ts:
+		t.join()
+	for k in ("dns1", "dns2"):
+		assert wait_count(pg_server, res[k], f"instance = '{k}' AND qname LIKE '{k}%'") == res[k]
+		assert count(pg_server, f"instance <> '{k}' AND qname LIKE '{k}%'") == 0
+	assert pg_server.psql("SELECT string_agg(version::text, ',' ORDER BY version)"
+			      " FROM veto_schema").strip() == "1,2"
+	for v in (a, b):
+		errors = [l for l in v.stderr().splitlines() if "query store" in l and "error" in l]
+		assert not errors, errors
+
+
+def test_retention_drops_old_partitions(pg_server, veto_factory):
+	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False))
+	assert wait_count(pg_server, 1) >= 1
+	v.stop()
+	name = pg_server.psql("SELECT to_char(now() - interval '40 days', 'YYYYMMDD')").strip()
+	pg_server.psql(
+		f"CREATE TABLE queries_{name} PARTITION OF queries FOR VALUES FROM"
+		" (date_trunc('day', now() - interval '40 days'))"
+		" TO (date_trunc('day', now() - interval '39 days'));"
+		"INSERT INTO queries (ts, instance, client, blocked, latency_us)"
+		" VALUES (now() - interval '40 days', 'dns1', '10.0.0.1', false, 1);"
+		"INSERT INTO rollup_names VALUES ('old.test', date_trunc('hour', now() -"
+		" interval '40 days'), 'dns1', '', 'forward', false, 1)")
+	assert count(pg_server, "ts < now() - interval '30 days'") == 1
+	v.rewrite_config(lambda c: c["log"].__setitem__("retention_days", 30))
+	v.start()
+	deadline = time.monotonic() + 20
+	while time.monotonic() < deadline:
+		left = pg_server.psql(f"SELECT count(*) FROM pg_class WHERE relname = 'queries_{name}'")
+		if left.strip() == "0":
+			break
+		time.sleep(0.2)
+	assert left.strip() == "0"
+	assert pg_server.psql("SELECT count(*) FROM rollup_names WHERE qname = 'old.test'").strip() == "0"
+	assert count(pg_server) >= 1	# today's rows stay
+
+
+def test_device_event_stored(pg_server, veto_factory):
+	"""An identity event (first sight of an inventory device) lands in device_events."""
+	def edit(cfg):
+		store_edit(pg_server, "dns1", log_file=False)(cfg)
+		cfg["devices"] = {"arp": False, "inventory": [
+			{"name": "lab-pc", "mac": "00:00:5e:00:53:99", "ip": GROUP_CLIENT["sink"]}]}
+	v = veto_factory(edit=edit)
+	assert wait_count(pg_server, 1) >= 1
+	v.query("ads.test", src=GROUP_CLIENT["sink"])
+	deadline = time.monotonic() + 10
+	got = ""
+	while time.monotonic() < deadline:
+		got = pg_server.psql("SELECT instance || ' ' || coalesce(device, '-') FROM device_events")
+		if got.strip():
+			break
+		time.sleep(0.2)
+	assert "dns1" in got
+
+
+def test_check_warns_database_ignored(pg_server, tmp_path):
+	cfg = {"upstream": {"servers": ["127.0.0.1:5399"]}, "log": {"database": "q.db"},
+	       "store": {"postgresql": pg_server.conninfo, "instance": "dns1"},
+	       "state_dir": str(tmp_path)}
+	write_yaml(tmp_path / "veto.yaml", cfg)
+	p = run_veto(["check", "-c", str(tmp_path / "veto.yaml")])
+	assert p.returncode == 0, p.stdout + p.stderr
+	out = p.stdout + p.stderr
+	assert "log.database: warning: ignored: store.postgresql is set" in out
+
+
+def test_spool_survives_a_crash(pg_server, veto_factory):
+	"""Batches spooled while the database is away are sent by the next start after a SIGKILL."""
+	import signal
+	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False))
+	assert wait_count(pg_server, 1) >= 1
+	pg_server.stop()
+	answered = blast(v.port, [f"k{i}.ads.test" for i in range(3000)], GROUP_CLIENT["sink"])
+	deadline = time.monotonic() + 15
+	while time.monotonic() < deadline:
+		st = json.loads(run_veto(["stats", "-c", str(v.config_file), "--json"]).stdout)
+		if st["store"]["spooled_rows"] >= answered:
+			break
+		time.sleep(0.3)
+	assert st["store"]["spooled_rows"] >= answered
+	v.stop(signal.SIGKILL)
+	pg_server.start()
+	v.start()
+	assert wait_count(pg_server, answered, "qname LIKE 'k%'", timeout=60) == answered
+	assert "rows from an earlier run" in v.stderr()
