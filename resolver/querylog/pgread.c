@@ -276,6 +276,35 @@ domain_text(const char *domain, char *dot)
 }
 
 int
+pgread_domain(struct pgsql *q, const struct logdb_filter *f)
+{
+	size_t nd = nvalues(&f->domain);
+
+	if (!pgread_has_domain(f))
+		return 0;
+	pgsql_add(q, " AND (");
+	for (size_t i = 0; i < nd; i++) {
+		if (domain_text(f->domain.v[i], q->dom[i]) != 0)
+			return -EINVAL;
+		size_t l = strlen(q->dom[i]);
+		for (size_t k = 0; k < l; k++)
+			q->rlo[i][k] = q->dom[i][l - 1 - k];
+		q->rlo[i][l] = '\0';
+		memcpy(q->rhi[i], q->rlo[i], l + 1);
+		q->rhi[i][l - 1] = '/'; /* the octet after '.' */
+		pgsql_add(q, i > 0 ? " OR qname = " : "qname = ");
+		pgsql_param(q, q->dom[i] + 1);
+		pgsql_add(q, " OR (reverse(qname) COLLATE \"C\" >= ");
+		pgsql_param(q, q->rlo[i]);
+		pgsql_add(q, " AND reverse(qname) COLLATE \"C\" < ");
+		pgsql_param(q, q->rhi[i]);
+		pgsql_add(q, ")");
+	}
+	pgsql_add(q, ")");
+	return q->full ? -E2BIG : 0;
+}
+
+int
 pgread_where(struct pgsql *q, const struct logdb_filter *f, unsigned flags)
 {
 	bool rollup = (flags & PGW_ROLLUP) != 0;
@@ -325,21 +354,8 @@ pgread_where(struct pgsql *q, const struct logdb_filter *f, unsigned flags)
 	cond_in(q, "instance", f->instance.v, nvalues(&f->instance));
 	cond_in(q, "list", f->list.v, nvalues(&f->list));
 	cond_in(q, "action", f->action.v, nvalues(&f->action));
-	if (!rollup && pgread_has_domain(f)) {
-		size_t nd = nvalues(&f->domain);
-		pgsql_add(q, " AND (");
-		for (size_t i = 0; i < nd; i++) {
-			if (domain_text(f->domain.v[i], q->dom[i]) != 0)
-				return -EINVAL;
-			pgsql_add(q, i > 0 ? " OR qname = " : "qname = ");
-			pgsql_param(q, q->dom[i] + 1);
-			pgsql_add(q, " OR right(qname, ");
-			pgsql_num(q, (int64_t)strlen(q->dom[i]));
-			pgsql_add(q, "::int4) = ");
-			pgsql_param(q, q->dom[i]);
-		}
-		pgsql_add(q, ")");
-	}
+	if (!rollup && pgread_domain(q, f) != 0)
+		return -EINVAL;
 	if (f->blocked == 0)
 		pgsql_add(q, " AND NOT blocked");
 	else if (f->blocked > 0)
@@ -451,37 +467,27 @@ row_ranges(struct pgread *p, const struct logdb_filter *f, struct ranges *rg)
 {
 	struct pgsql *q = calloc(1, sizeof(*q));
 	bool src = pgread_has_source(f), dom = pgread_has_domain(f);
-	const char *unit = src || dom ? "hour" : "day";
 	int64_t len = src || dom ? HOUR_MS : DAY_MS;
 	PGresult *r = NULL;
 	int rc;
 
 	if (q == NULL)
 		return -ENOMEM;
-	pgsql_add(q, "SELECT ");
-	pgsql_add(q, src || dom ? PGREAD_MS("t.hour") : PGREAD_MS("t.day::timestamp AT TIME ZONE 'UTC'"));
-	pgsql_add(q, " FROM (SELECT DISTINCT ");
-	pgsql_add(q, unit);
-	pgsql_add(q, dom ? " FROM rollup_names WHERE true" : src ? " FROM rollup_sources WHERE true"
-	                                                         : " FROM rollup_days WHERE true");
-	rc = pgread_where(q, f, PGW_ROLLUP | (dom ? PGW_NO_SOURCE : 0));
+	if (src || dom) {
+		pgsql_add(q, "SELECT " PGREAD_MS("t.hour") " FROM (SELECT DISTINCT hour");
+		pgsql_add(q, dom ? " FROM rollup_names WHERE true" : " FROM rollup_sources WHERE true");
+		rc = pgread_where(q, f, PGW_ROLLUP | (dom ? PGW_NO_SOURCE : 0));
+	} else {
+		/* every day from the first to the last of rollup_days (by its primary key): the
+		 * other filters are left to the rows */
+		pgsql_add(q, "SELECT " PGREAD_MS("t.d AT TIME ZONE 'UTC'")
+		             " FROM (SELECT generate_series(min(day)::timestamp, max(day)::timestamp,"
+		             " interval '1 day') AS d FROM rollup_days WHERE true");
+		rc = 0;
+	}
 	if (dom) {
-		/* the names of the domains in rollup_names */
-		size_t nd = nvalues(&f->domain);
-		pgsql_add(q, " AND (");
-		for (size_t i = 0; i < nd; i++) {
-			if (domain_text(f->domain.v[i], q->dom[i]) != 0) {
-				rc = -EINVAL;
-				break;
-			}
-			pgsql_add(q, i > 0 ? " OR qname = " : "qname = ");
-			pgsql_param(q, q->dom[i] + 1);
-			pgsql_add(q, " OR right(qname, ");
-			pgsql_num(q, (int64_t)strlen(q->dom[i]));
-			pgsql_add(q, "::int4) = ");
-			pgsql_param(q, q->dom[i]);
-		}
-		pgsql_add(q, ")");
+		if (rc == 0)
+			rc = pgread_domain(q, f);
 		if (src) {
 			pgsql_add(q, " AND hour IN (SELECT hour FROM rollup_sources WHERE true");
 			if (rc == 0)

@@ -58,6 +58,8 @@ struct pgsql {
 	char num[PGREAD_PARAMS_MAX][64]; /* numbers and times written as text */
 	char mac[LOGDB_FILTER_VALUES][18], who_mac[18];
 	char dom[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2]; /* ".name" of each domain */
+	/* its subdomains as a range of reverse(qname): ["eman.", "eman/") */
+	char rlo[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2], rhi[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2];
 };
 
 int pgread_open(const struct config *cfg, const char *role, struct pgread **out);
@@ -87,6 +89,9 @@ enum {
  * statement has written its WHERE with a first condition. 0, -EINVAL (bad MAC or domain),
  * -E2BIG. */
 int pgread_where(struct pgsql *q, const struct logdb_filter *f, unsigned flags);
+/* " AND (qname = $n OR reverse(qname) in the range of its subdomains)" for f's domains (a
+ * b-tree on reverse(qname) COLLATE "C" serves it where there is one). 0 or -EINVAL. */
+int pgread_domain(struct pgsql *q, const struct logdb_filter *f);
 bool pgread_has_source(const struct logdb_filter *f);
 bool pgread_has_domain(const struct logdb_filter *f);
 
