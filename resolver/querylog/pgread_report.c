@@ -4,8 +4,8 @@
  * counts, top lists and names, in the same order (the orderings are applied here in C, as
  * there, so that equal counts sort the same way).
  *
- * Attempts: one aggregate over the blocked rows of the window (the partial index on ts WHERE
- * blocked), grouped first by (device, list, name) and then by device and by (device, list);
+ * Attempts: two hash aggregates over the blocked rows of the window (the partial index on ts
+ * WHERE blocked): by (device, list), and the distinct (device, name) pairs of attempts;
  * the latest row of each device printed is found by its time through the same index, and the
  * vendor evidence from device_events.
  * Summary: the whole UTC days of the window from rollup_days, its whole hours around them from
@@ -216,17 +216,20 @@ pgread_attempts(struct pgread *p, const struct logdb_filter *f, logdb_attempt_cb
 		free(q);
 		return rc;
 	}
-	pgsql_add(q, "WITH c AS (SELECT coalesce(mac, client) AS key, mac IS NULL AS by_ip, list,"
-	             " qname, count(*) AS n, min(ts) AS t0, max(ts) AS t1 FROM queries"
-	             " WHERE blocked");
+	/* per device and list: rows, first, last; per device: distinct names of its attempts.
+	 * Two hash aggregates over the blocked rows (a sort of them all costs several times more) */
+	pgsql_add(q, "WITH l AS (SELECT coalesce(mac, client) AS key, mac IS NULL AS by_ip, list,"
+	             " count(*) AS n, min(ts) AS t0, max(ts) AS t1 FROM queries WHERE blocked");
 	rc = pgread_where(q, f, 0);
-	pgsql_add(q, " GROUP BY 1, 2, 3, 4)"
-	             " SELECT key, by_ip, list, GROUPING(list), sum(n),"
-	             " sum(n) FILTER (WHERE list IS NOT NULL),"
-	             " count(DISTINCT qname) FILTER (WHERE list IS NOT NULL), " PGREAD_MS("min(t0)")
-	             ", " PGREAD_MS("max(t1)") " FROM c"
-	             " GROUP BY GROUPING SETS ((key, by_ip), (key, by_ip, list))"
-	             " ORDER BY key COLLATE \"C\", by_ip, GROUPING(list) DESC");
+	pgsql_add(q, " GROUP BY 1, 2, 3), d AS (SELECT key, by_ip, count(*) AS names FROM"
+	             " (SELECT DISTINCT coalesce(mac, client) AS key, mac IS NULL AS by_ip, qname"
+	             " FROM queries WHERE blocked AND list IS NOT NULL");
+	if (rc == 0)
+		rc = pgread_where(q, f, 0);
+	pgsql_add(q, ") x GROUP BY 1, 2)"
+	             " SELECT l.key, l.by_ip, l.list, l.n, " PGREAD_MS("l.t0") ", " PGREAD_MS("l.t1")
+	             ", coalesce(d.names, 0) FROM l LEFT JOIN d USING (key, by_ip)"
+	             " ORDER BY l.key COLLATE \"C\", l.by_ip");
 	if (rc == 0)
 		rc = pgread_exec(p, q, &r);
 	free(q);
@@ -238,20 +241,27 @@ pgread_attempts(struct pgread *p, const struct logdb_filter *f, logdb_attempt_cb
 		rc = -ENOMEM;
 		goto cleanup;
 	}
-	/* the device rows first in each key (GROUPING(list) = 1), then its lists */
+	/* the rows of a device follow each other: one per list (NULL: the default deny) */
 	for (int i = 0; i < nr; i++) {
-		if (pgread_int(r, i, 3) == 1) {
-			struct pattempt *a = &v[n++];
-			uint64_t all = u64(r, i, 4);
-			a->key = pgread_text(r, i, 0);
-			a->by_ip = pgread_text(r, i, 1)[0] == 't';
-			a->attempts = u64(r, i, 5);
-			a->denied = all - a->attempts;
+		const char *key = pgread_text(r, i, 0), *list = pgread_text(r, i, 2);
+		bool by_ip = pgread_text(r, i, 1)[0] == 't';
+		uint64_t cnt = u64(r, i, 3), t0 = u64(r, i, 4), t1 = u64(r, i, 5);
+		struct pattempt *a = n > 0 ? &v[n - 1] : NULL;
+		if (a == NULL || strcmp(a->key, key) != 0 || a->by_ip != by_ip) {
+			a = &v[n++];
+			a->key = key;
+			a->by_ip = by_ip;
+			a->first = t0;
+			a->last = t1;
 			a->names = u64(r, i, 6);
-			a->first = u64(r, i, 7);
-			a->last = u64(r, i, 8);
-		} else if (n > 0 && pgread_text(r, i, 2) != NULL) {
-			top_add(&v[n - 1], pgread_text(r, i, 2), u64(r, i, 4));
+		}
+		a->first = t0 < a->first ? t0 : a->first;
+		a->last = t1 > a->last ? t1 : a->last;
+		if (list == NULL) {
+			a->denied += cnt;
+		} else {
+			a->attempts += cnt;
+			top_add(a, list, cnt);
 		}
 	}
 	if (n > 0)

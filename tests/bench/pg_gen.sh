@@ -7,7 +7,8 @@
 # heytapmobi.com, blocked by lists xiaomi, huawei, oppo-realme; 2,000 popular names take 70% of
 # the other queries, 197,500 rarer ones the rest), 10% of the queries blocked, rows evenly
 # spread over DAYS days ending now, in time order, from two instances (dns1, dns2).
-# The schema is made by `veto log` itself (as the daemon makes it).
+# The rollups are stored in time order, as the writer appends them hour by hour (rows of one
+# hour together on disk). The schema is made by `veto log` itself (as the daemon makes it).
 # Usage: tests/bench/pg_gen.sh CONNINFO ROWS [DAYS] [BUILD_DIR]   (DAYS default 30)
 # CONNINFO: a libpq connection string to an empty database (psql and veto use it).
 set -euo pipefail
@@ -64,13 +65,15 @@ FROM (SELECT i, x, y, s, blk, CASE WHEN blk THEN y % 500 + 1 WHEN y % 10 < 7
       FROM generate_series(0::int8, $rows - 1) i) a) b) t;
 INSERT INTO rollup_sources SELECT date_trunc('hour', ts), instance, client, coalesce(mac, ''),
   coalesce(device, ''), coalesce(group_name, ''), coalesce(vendor, ''), coalesce(list, ''),
-  coalesce(action, ''), blocked, count(*) FROM queries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;
+  coalesce(action, ''), blocked, count(*) FROM queries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+  ORDER BY 1;
 INSERT INTO rollup_days SELECT (ts AT TIME ZONE 'UTC')::date, instance, client, coalesce(mac, ''),
   coalesce(device, ''), coalesce(group_name, ''), coalesce(vendor, ''), coalesce(list, ''),
-  coalesce(action, ''), blocked, count(*) FROM queries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;
+  coalesce(action, ''), blocked, count(*) FROM queries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+  ORDER BY 1;
 INSERT INTO rollup_names SELECT coalesce(qname, ''), date_trunc('hour', ts), instance,
   coalesce(list, ''), coalesce(action, ''), blocked, count(*) FROM queries
-  GROUP BY 1, 2, 3, 4, 5, 6;
+  GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 2;
 VACUUM ANALYZE;
 EOF
 echo "generated $rows rows in $(($(date +%s) - t0)) s"

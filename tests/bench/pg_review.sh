@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `veto log` and `veto report` on a large shared store: a private PostgreSQL server (initdb in a
 # folder under /tmp, Unix socket only, as the "postgres" user when run as root), ROWS rows made
-# by pg_gen.sh, then the wall-clock time (median of RUNS) of the commands of the issue's target
+# by pg_gen.sh, then the wall-clock and CPU time (veto and the server's backends; median of
+# RUNS) of the commands of the issue's target
 # (`report attempts` and `report summary` under 1 s) and of `veto log` with a device or domain
 # filter. The server is stopped by its PID at the end; DIR is removed unless KEEP=1 (then
 # reused by the next run when it holds a database).
@@ -50,19 +51,28 @@ echo "rows: $(psql -X -At "$conn" -c 'SELECT count(*) FROM queries')," \
 	"rollup_days: $(psql -X -At "$conn" -c 'SELECT count(*) FROM rollup_days')," \
 	"rollup_names: $(psql -X -At "$conn" -c 'SELECT count(*) FROM rollup_names')"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+# CPU of the server's backends (and parallel workers): the postmaster's reaped children
+# (cutime + cstime, clock ticks), read before a command and after its backend exited
+server_cpu() { awk '{ print $16 + $17 }' "/proc/$pid/stat"; }
+tick_ms=$((1000 / $(getconf CLK_TCK)))
 timeit() {
-	local t=()
+	local t=() c=()
 	for _ in $(seq "$RUNS"); do
-		local a b
+		local a b s0 s1 u
+		s0=$(server_cpu)
 		a=$(date +%s%N)
-		"$build/veto" "$@" -c "$cfg" >/dev/null
+		u=$( { /usr/bin/time -f '%U %S' "$build/veto" "$@" -c "$cfg" >/dev/null; } 2>&1 | tail -1)
 		b=$(date +%s%N)
+		sleep 0.3 # the backend exits and is reaped
+		s1=$(server_cpu)
 		t+=($(((b - a) / 1000000)))
+		c+=($(echo "$u" | awk -v s=$(((s1 - s0) * tick_ms)) '{ printf "%d", ($1 + $2) * 1000 + s }'))
 	done
-	local sorted
-	sorted=$(printf '%s\n' "${t[@]}" | sort -n | tr '\n' ' ')
-	printf '%-58s median %5d ms  (runs: %s)\n' "veto $*" \
-		"$(printf '%s\n' "${t[@]}" | sort -n | sed -n "$(((RUNS + 1) / 2))p")" "$sorted"
+	local mid=$(((RUNS + 1) / 2))
+	printf '%-52s wall %5d ms, CPU %5d ms (median; CPU runs: %s)\n' "veto $*" \
+		"$(printf '%s\n' "${t[@]}" | sort -n | sed -n "${mid}p")" \
+		"$(printf '%s\n' "${c[@]}" | sort -n | sed -n "${mid}p")" \
+		"$(printf '%s\n' "${c[@]}" | sort -n | tr '\n' ' ')"
 }
 timeit report attempts
 timeit report attempts --since all
