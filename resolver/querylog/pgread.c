@@ -402,9 +402,10 @@ pgread_int(const PGresult *r, int row, int col)
 /* ---- rows ---- */
 
 #define ROW_COLUMNS                                                                                \
-	PGREAD_ID_SQL " AS id, " PGREAD_MS("ts") ", client, proto, group_name, qname, qtype,"    \
-	             " blocked, list, rule, action, rcode, upstream, latency_us, mac, device,"     \
-	             " vendor, vendor_source, instance"
+	PGREAD_ID_SQL " AS id, " PGREAD_MS(                                                        \
+	        "ts") ", client, proto, group_name, qname, qtype,"                                 \
+	              " blocked, list, rule, action, rcode, upstream, latency_us, mac, device,"    \
+	              " vendor, vendor_source, instance"
 
 static void
 row_read(const PGresult *r, int i, struct logdb_row *row)
@@ -426,7 +427,9 @@ row_read(const PGresult *r, int i, struct logdb_row *row)
 	        .action = pgread_text(r, i, 10),
 	        .rcode = pgread_text(r, i, 11),
 	        .upstream = pgread_text(r, i, 12),
-	        .latency_us = lat < 0 ? 0 : lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat,
+	        .latency_us = lat < 0            ? 0
+	                      : lat > UINT32_MAX ? UINT32_MAX
+	                                         : (uint32_t)lat,
 	        .mac = pgread_text(r, i, 14),
 	        .device = pgread_text(r, i, 15),
 	        .vendor = pgread_text(r, i, 16),
@@ -475,14 +478,18 @@ row_ranges(struct pgread *p, const struct logdb_filter *f, struct ranges *rg)
 		return -ENOMEM;
 	if (src || dom) {
 		pgsql_add(q, "SELECT " PGREAD_MS("t.hour") " FROM (SELECT DISTINCT hour");
-		pgsql_add(q, dom ? " FROM rollup_names WHERE true" : " FROM rollup_sources WHERE true");
+		pgsql_add(q, dom ? " FROM rollup_names WHERE true"
+		                 : " FROM rollup_sources WHERE true");
 		rc = pgread_where(q, f, PGW_ROLLUP | (dom ? PGW_NO_SOURCE : 0));
 	} else {
 		/* every day from the first to the last of rollup_days (by its primary key): the
 		 * other filters are left to the rows */
-		pgsql_add(q, "SELECT " PGREAD_MS("t.d AT TIME ZONE 'UTC'")
-		             " FROM (SELECT generate_series(min(day)::timestamp, max(day)::timestamp,"
-		             " interval '1 day') AS d FROM rollup_days WHERE true");
+		pgsql_add(q, "SELECT " PGREAD_MS(
+		                     "t.d AT TIME ZONE 'UTC'") " FROM (SELECT "
+		                                               "generate_series(min(day)::"
+		                                               "timestamp, max(day)::timestamp,"
+		                                               " interval '1 day') AS d FROM "
+		                                               "rollup_days WHERE true");
 		rc = 0;
 	}
 	if (dom) {
@@ -686,7 +693,8 @@ pgread_events(struct pgread *p, const struct logdb_filter *f, logdb_event_cb cb,
 		rc = -EINVAL;
 	bool who_is_mac = f->who != NULL && logdb_canonical_mac(f->who, who_mac) == 0;
 	pgsql_add(q, "SELECT id, " PGREAD_MS("ts") ", device, mac, client, kind, old_group,"
-	             " new_group, evidence, vendor FROM (SELECT * FROM device_events WHERE true");
+	                                           " new_group, evidence, vendor FROM (SELECT * "
+	                                           "FROM device_events WHERE true");
 	if (f->since_ms > 0) {
 		pgsql_add(q, " AND ts >= ");
 		pgsql_time(q, f->since_ms);

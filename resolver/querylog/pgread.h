@@ -36,8 +36,9 @@ struct config;
 #define PGREAD_MS(x) "(floor(extract(epoch FROM " x ") * 1000)::int8)"
 /* the id of a row of queries (see above) */
 #define PGREAD_ID_SQL                                                                              \
-	"((" PGREAD_MS("ts") " << 20) | (hashtext(instance || '/' || client || '/' ||"          \
-	" coalesce(qname, '') || '/' || coalesce(qtype, ''))::int8 & 1048575))"
+	"((" PGREAD_MS(                                                                            \
+	        "ts") " << 20) | (hashtext(instance || '/' || client || '/' ||"                    \
+	              " coalesce(qname, '') || '/' || coalesce(qtype, ''))::int8 & 1048575))"
 
 #define PGREAD_SQL_MAX    12288
 #define PGREAD_PARAMS_MAX 128
@@ -59,7 +60,8 @@ struct pgsql {
 	char mac[LOGDB_FILTER_VALUES][18], who_mac[18];
 	char dom[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2]; /* ".name" of each domain */
 	/* its subdomains as a range of reverse(qname): ["eman.", "eman/") */
-	char rlo[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2], rhi[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2];
+	char rlo[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2],
+	        rhi[LOGDB_FILTER_VALUES][NAMES_MAX_TEXT + 2];
 };
 
 int pgread_open(const struct config *cfg, const char *role, struct pgread **out);
@@ -82,7 +84,7 @@ int pgsql_array(struct pgsql *q, const char *const *v, size_t n, char *buf, size
 
 /* What pgread_where writes. */
 enum {
-	PGW_ROLLUP = 1 << 0, /* on a rollup table: no time, domain or id condition ('' = none) */
+	PGW_ROLLUP = 1 << 0,    /* on a rollup table: no time, domain or id condition ('' = none) */
 	PGW_NO_SOURCE = 1 << 1, /* no client, mac, device, who, group, vendor condition */
 };
 /* " AND ..." for each filter of f on the columns of queries (or of a rollup table); the
@@ -108,8 +110,7 @@ int pgread_events(struct pgread *p, const struct logdb_filter *f, logdb_event_cb
 int pgread_known(struct pgread *p, enum logdb_known kind, int (*cb)(void *arg, const char *value),
                  void *arg);
 int pgread_last_id(struct pgread *p, int64_t *out);
-int pgread_attempts(struct pgread *p, const struct logdb_filter *f, logdb_attempt_cb cb,
-                    void *arg);
+int pgread_attempts(struct pgread *p, const struct logdb_filter *f, logdb_attempt_cb cb, void *arg);
 int pgread_summary(struct pgread *p, const struct logdb_filter *f, uint32_t top,
                    logdb_summary_cb cb, void *arg);
 

@@ -20,8 +20,8 @@
 
 #include "pgread.h"
 
-#define HOUR_MS 3600000LL
-#define DAY_MS  86400000LL
+#define HOUR_MS   3600000LL
+#define DAY_MS    86400000LL
 #define ARRAY_MAX (1 << 20)
 
 static int
@@ -98,8 +98,9 @@ latest_details(struct pgread *p, const struct logdb_filter *f, struct pattempt *
 	struct pgsql *q = calloc(1, sizeof(*q));
 	const char **keys = malloc((n + 1) * sizeof(*keys));
 	char *kbuf = malloc(ARRAY_MAX), *lbuf = malloc(ARRAY_MAX), *bbuf = malloc(ARRAY_MAX);
-	char (*nums)[24] = malloc((n + 1) * sizeof(*nums));
-	const char **lasts = malloc((n + 1) * sizeof(*lasts)), **ips = malloc((n + 1) * sizeof(*ips));
+	char(*nums)[24] = malloc((n + 1) * sizeof(*nums));
+	const char **lasts = malloc((n + 1) * sizeof(*lasts)),
+	           **ips = malloc((n + 1) * sizeof(*ips));
 	int rc = 0;
 
 	if (q == NULL || keys == NULL || kbuf == NULL || lbuf == NULL || bbuf == NULL ||
@@ -217,7 +218,8 @@ pgread_attempts(struct pgread *p, const struct logdb_filter *f, logdb_attempt_cb
 		return rc;
 	}
 	/* per device and list: rows, first, last; per device: distinct names of its attempts.
-	 * Two hash aggregates over the blocked rows (a sort of them all costs several times more) */
+	 * Two hash aggregates over the blocked rows (a sort of them all costs several times more)
+	 */
 	pgsql_add(q, "WITH l AS (SELECT coalesce(mac, client) AS key, mac IS NULL AS by_ip, list,"
 	             " count(*) AS n, min(ts) AS t0, max(ts) AS t1 FROM queries WHERE blocked");
 	rc = pgread_where(q, f, 0);
@@ -227,9 +229,9 @@ pgread_attempts(struct pgread *p, const struct logdb_filter *f, logdb_attempt_cb
 	if (rc == 0)
 		rc = pgread_where(q, f, 0);
 	pgsql_add(q, ") x GROUP BY 1, 2)"
-	             " SELECT l.key, l.by_ip, l.list, l.n, " PGREAD_MS("l.t0") ", " PGREAD_MS("l.t1")
-	             ", coalesce(d.names, 0) FROM l LEFT JOIN d USING (key, by_ip)"
-	             " ORDER BY l.key COLLATE \"C\", l.by_ip");
+	             " SELECT l.key, l.by_ip, l.list, l.n, " PGREAD_MS("l.t0") ", " PGREAD_MS(
+	                     "l.t1") ", coalesce(d.names, 0) FROM l LEFT JOIN d USING (key, by_ip)"
+	                             " ORDER BY l.key COLLATE \"C\", l.by_ip");
 	if (rc == 0)
 		rc = pgread_exec(p, q, &r);
 	free(q);
@@ -365,8 +367,8 @@ struct window {
 
 /* "SELECT ... FROM queries WHERE ..." over the partial hours of the window (or all of it) */
 static int
-rows_part(struct pgsql *q, const struct logdb_filter *f, const struct window *w,
-          const char *select, const char *extra)
+rows_part(struct pgsql *q, const struct logdb_filter *f, const struct window *w, const char *select,
+          const char *extra)
 {
 	struct logdb_filter e[2];
 	size_t ne = 0;
@@ -443,8 +445,9 @@ summary_parts(struct pgsql *q, const struct logdb_filter *f, const struct window
 		rollup_range(q, "hour", w->h0, w->d0, false);
 		rc = pgread_where(q, f, PGW_ROLLUP);
 	}
-	pgsql_add(q, " UNION ALL SELECT NULL::timestamptz, group_name, list, coalesce(nullif(device,"
-	             " ''), nullif(mac, ''), client), blocked, n FROM rollup_days WHERE true");
+	pgsql_add(q,
+	          " UNION ALL SELECT NULL::timestamptz, group_name, list, coalesce(nullif(device,"
+	          " ''), nullif(mac, ''), client), blocked, n FROM rollup_days WHERE true");
 	rollup_range(q, "day", w->d0, w->d1, true);
 	if (rc == 0)
 		rc = pgread_where(q, f, PGW_ROLLUP);
@@ -495,8 +498,10 @@ top_names(struct pgread *p, const struct logdb_filter *f, const struct window *w
 	}
 	pgsql_add(q, "SELECT qname, sum(n) FROM (");
 	if (rollup) {
-		rc = rows_part(q, f, w, "SELECT qname, 1::int8 AS n", " AND blocked AND list IS NOT NULL");
-		pgsql_add(q, " UNION ALL SELECT qname, n FROM rollup_names WHERE blocked AND list <> ''");
+		rc = rows_part(q, f, w, "SELECT qname, 1::int8 AS n",
+		               " AND blocked AND list IS NOT NULL");
+		pgsql_add(q, " UNION ALL SELECT qname, n FROM rollup_names WHERE blocked AND list "
+		             "<> ''");
 		rollup_range(q, "hour", w->h0, w->h1, false);
 		if (rc == 0)
 			rc = pgread_where(q, f, PGW_ROLLUP | PGW_NO_SOURCE);
@@ -584,8 +589,10 @@ pgread_summary(struct pgread *p, const struct logdb_filter *f, uint32_t top, log
 		rc = pgread_exec(p, q, &r);
 	if (rc == 0) {
 		memset(q, 0, sizeof(*q));
-		pgsql_add(q, "SELECT " PGREAD_MS("h")
-		             ", sum(n), coalesce(sum(n) FILTER (WHERE blocked), 0) FROM (");
+		pgsql_add(
+		        q,
+		        "SELECT " PGREAD_MS(
+		                "h") ", sum(n), coalesce(sum(n) FILTER (WHERE blocked), 0) FROM (");
 		rc = summary_parts(q, f, &w, true);
 		pgsql_add(q, ") u(h, g, l, k, blocked, n) GROUP BY h");
 	}
@@ -603,7 +610,8 @@ pgread_summary(struct pgread *p, const struct logdb_filter *f, uint32_t top, log
 	}
 	struct logdb_summary_row total = {.section = LOGDB_SUMMARY_TOTAL};
 	for (int i = 0; i < nr; i++) {
-		if (pgread_int(r, i, 0) == 1 && pgread_int(r, i, 1) == 1 && pgread_int(r, i, 2) == 1) {
+		if (pgread_int(r, i, 0) == 1 && pgread_int(r, i, 1) == 1 &&
+		    pgread_int(r, i, 2) == 1) {
 			total.total = u64(r, i, 6);
 			total.blocked = u64(r, i, 7);
 			total.denied = u64(r, i, 8);
@@ -639,7 +647,8 @@ pgread_summary(struct pgread *p, const struct logdb_filter *f, uint32_t top, log
 		}
 		if (n > 0)
 			qsort(v, n, sizeof(*v),
-			      secs[k].s == LOGDB_SUMMARY_LIST ? cmp_pcount_blocked : cmp_pcount_total);
+			      secs[k].s == LOGDB_SUMMARY_LIST ? cmp_pcount_blocked
+			                                      : cmp_pcount_total);
 		if (secs[k].s == LOGDB_SUMMARY_TOP_CLIENT && n > top)
 			n = top;
 		rc = emit_section(secs[k].s, v, n, cb, arg);
