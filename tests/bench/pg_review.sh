@@ -61,7 +61,9 @@ timeit() {
 		local a b s0 s1 u
 		s0=$(server_cpu)
 		a=$(date +%s%N)
-		u=$( { /usr/bin/time -f '%U %S' "$build/veto" "$@" -c "$cfg" >/dev/null; } 2>&1 | tail -1)
+		# a failed run is reported, the others still run
+		u=$( { /usr/bin/time -f '%U %S' "$build/veto" "$@" -c "$cfg" >/dev/null; } 2>&1 |
+			tail -1) || echo "veto $*: failed" >&2
 		b=$(date +%s%N)
 		sleep 0.3 # the backend exits and is reaped
 		s1=$(server_cpu)
