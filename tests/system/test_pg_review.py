@@ -12,13 +12,17 @@ ending now, one row per millisecond at most, so both orders are the same.
 import csv
 import io
 import json
+import os
+import select
+import signal
 import sqlite3
+import subprocess
 import time
 from datetime import datetime, timezone
 
 import pytest
 
-from conftest import run_veto, write_yaml
+from conftest import VETO_BIN, run_veto, write_yaml
 from fakeupstream import free_port
 from httpclient import get
 
@@ -120,11 +124,15 @@ def fill_pg(pg, rows, events):
 					"evidence", "vendor")) + ")" for e in events)
 	pg.psql("INSERT INTO device_events (ts, instance, device, mac, client, kind, old_group,"
 		f" new_group, evidence, vendor) VALUES {ev}")
-	# the rollups: GROUP BY of the rows, '' for none
+	rebuild_rollups(pg)
+
+
+def rebuild_rollups(pg):
+	"""The rollups as GROUP BY of the rows, '' for none (the writer's contract)."""
 	keys_sql = ("instance, client, coalesce(mac, ''), coalesce(device, ''),"
 		    " coalesce(group_name, ''), coalesce(vendor, ''), coalesce(list, ''),"
 		    " coalesce(action, ''), blocked")
-	pg.psql("SET TIME ZONE 'UTC';"
+	pg.psql("SET TIME ZONE 'UTC'; TRUNCATE rollup_sources, rollup_days, rollup_names;"
 		f"INSERT INTO rollup_sources SELECT date_trunc('hour', ts), {keys_sql}, count(*)"
 		" FROM queries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;"
 		f"INSERT INTO rollup_days SELECT (ts AT TIME ZONE 'UTC')::date, {keys_sql}, count(*)"
@@ -306,6 +314,62 @@ def test_reports_same(stores):
 	assert any(a.get("attempts", 0) > 0 for a in (att if isinstance(att, list) else att["devices"]))
 	pg, lite = both(stores, ["report", "attempts", "--since", "all", "--format", "csv"])
 	assert pg == lite and "connect.rom.miui.com" in pg
+
+
+class Lines:
+	"""p's output line by line, each wait bounded (a deadline on the monotonic clock)."""
+
+	def __init__(self, p):
+		self.fd, self.buf = p.stdout.fileno(), b""
+
+	def read(self, deadline):
+		while b"\n" not in self.buf:
+			left = deadline - time.monotonic()
+			if left <= 0 or not select.select([self.fd], [], [], min(left, 0.2))[0]:
+				if left <= 0:
+					return None
+				continue
+			chunk = os.read(self.fd, 65536)
+			if not chunk:
+				return None
+			self.buf += chunk
+		line, self.buf = self.buf.split(b"\n", 1)
+		return line.decode()
+
+
+def test_follow_tails_new_rows(stores, pg_server):
+	"""--follow: the newest rows, then the rows stored after, oldest first, from any instance."""
+	pg_cfg = stores[0]
+	p = subprocess.Popen([str(VETO_BIN), "log", "-c", str(pg_cfg), "--follow", "--format", "jsonl",
+			      "--domain", "example.com", "--limit", "2"], stdout=subprocess.PIPE,
+			     stderr=subprocess.PIPE)
+	lines = Lines(p)
+	try:
+		deadline = time.monotonic() + 20
+		first = [lines.read(deadline) for _ in range(2)]
+		assert all(line and json.loads(line)["qname"].endswith("example.com") for line in first), \
+			first
+		now_ms = int(time.time() * 1000)
+		day = datetime.fromtimestamp(now_ms / 1000, timezone.utc)
+		lo = day.strftime("%Y-%m-%d")
+		hi = datetime.fromtimestamp(now_ms / 1000 + 86400, timezone.utc).strftime("%Y-%m-%d")
+		pg_server.psql(f"CREATE TABLE IF NOT EXISTS queries_{lo.replace('-', '')} PARTITION OF"
+			       f" queries FOR VALUES FROM ('{lo} 00:00+00') TO ('{hi} 00:00+00')")
+		for i, inst in ((1, "dns2"), (2, "dns1")):
+			pg_server.psql("INSERT INTO queries (ts, instance, client, qname, qtype, proto,"
+				       f" blocked, action, rcode, latency_us) VALUES ({pg_ts(now_ms + i)},"
+				       f" '{inst}', '10.0.0.5', 'f{i}.follow.example.com', 'A', 'udp', false,"
+				       " 'forward', 'NOERROR', 1)")
+		rebuild_rollups(pg_server)
+		got = [lines.read(deadline) for _ in range(2)]
+		assert all(got), got
+		got = [json.loads(line) for line in got]
+		assert [(r["qname"], r["instance"]) for r in got] == [
+			("f1.follow.example.com", "dns2"), ("f2.follow.example.com", "dns1")]
+	finally:
+		os.kill(p.pid, signal.SIGTERM)
+		_, err = p.communicate(timeout=10)
+	assert p.returncode == 0, err
 
 
 def test_web_attempts_from_pg(stores, veto_factory, pg_server, tmp_path):
