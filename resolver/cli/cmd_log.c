@@ -273,7 +273,7 @@ on_keep_row(void *arg, const struct logdb_row *row)
 	const char *const *fields[] = {&row->client, &row->proto,        &row->group, &row->qname,
 	                               &row->qtype,  &row->list,         &row->rule,  &row->action,
 	                               &row->rcode,  &row->upstream,     &row->mac,   &row->device,
-	                               &row->vendor, &row->vendor_source};
+	                               &row->vendor, &row->vendor_source, &row->instance};
 	size_t total = 1;
 
 	if (k->n == k->cap) {
@@ -295,7 +295,7 @@ on_keep_row(void *arg, const struct logdb_row *row)
 	const char **dst[] = {&kr->r.client, &kr->r.proto,        &kr->r.group, &kr->r.qname,
 	                      &kr->r.qtype,  &kr->r.list,         &kr->r.rule,  &kr->r.action,
 	                      &kr->r.rcode,  &kr->r.upstream,     &kr->r.mac,   &kr->r.device,
-	                      &kr->r.vendor, &kr->r.vendor_source};
+	                      &kr->r.vendor, &kr->r.vendor_source, &kr->r.instance};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		*dst[i] = dup_or_null(*fields[i], &p);
 	k->n++;

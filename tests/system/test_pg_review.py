@@ -345,10 +345,10 @@ def test_follow_tails_new_rows(stores, pg_server):
 			     stderr=subprocess.PIPE)
 	lines = Lines(p)
 	try:
-		deadline = time.monotonic() + 20
+		deadline = time.monotonic() + 60
 		first = [lines.read(deadline) for _ in range(2)]
 		assert all(line and json.loads(line)["qname"].endswith("example.com") for line in first), \
-			first
+			(first, p.poll())
 		now_ms = int(time.time() * 1000)
 		day = datetime.fromtimestamp(now_ms / 1000, timezone.utc)
 		lo = day.strftime("%Y-%m-%d")
