@@ -1,6 +1,7 @@
 /*
- * cmd_filter: what `veto log` and `veto report` share to read the query store: opening it (the
- * configuration's log.database or --db) and the filter options, parsed (repeated and
+ * cmd_filter: what `veto log` and `veto report` share to read the query store: opening it (--db,
+ * else the configuration's shared store store.postgresql, else its log.database) and the
+ * filter options, parsed (repeated and
  * comma-separated values are ORed) and checked against the names the configuration and the
  * store know, with a "did you mean" for a typo.
  */
@@ -99,15 +100,20 @@ cmd_log_open(const char *cmd, const char *config, const char *db, const struct l
 			fprintf(stderr, "%s: %s: configuration not valid\n", cmd, path);
 			return CMD_EXIT_USAGE;
 		}
-		if (cfg->log.database == NULL) {
-			fprintf(stderr, "%s: %s: log.database is not set (or use --db PATH)\n", cmd,
-			        path);
+		if (cfg->store.postgresql == NULL && cfg->log.database == NULL) {
+			fprintf(stderr,
+			        "%s: %s: neither store.postgresql nor log.database is set (or use "
+			        "--db PATH)\n",
+			        cmd, path);
 			config_free(&cfg);
 			return CMD_EXIT_USAGE;
 		}
-		db = cfg->log.database;
+		db = cfg->store.postgresql == NULL ? cfg->log.database : NULL;
 	}
-	rc = logdb_reader_open(db, &r) == 0 ? CMD_EXIT_OK : CMD_EXIT_RUNTIME;
+	if (db != NULL)
+		rc = logdb_reader_open(db, &r) == 0 ? CMD_EXIT_OK : CMD_EXIT_RUNTIME;
+	else /* the shared store (messages on standard error) */
+		rc = logdb_reader_open_pg(cfg, "cli", &r) == 0 ? CMD_EXIT_OK : CMD_EXIT_RUNTIME;
 	if (rc == CMD_EXIT_OK && f != NULL) {
 		char err[512];
 		int c = review_filter_check(cfg, r, f, err, sizeof(err));

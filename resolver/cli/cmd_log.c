@@ -35,9 +35,9 @@ usage(FILE *out)
 	        "usage: veto log [-c FILE | --db PATH] [filters] [--limit N] [--format FORMAT]\n"
 	        "                [--wide] [--follow]\n"
 	        "\n"
-	        "searches the query database (log.database of the configuration) and prints the\n"
-	        "matching queries, newest first. Works while the daemon runs and on a copied "
-	        "file.\n"
+	        "searches the query store (store.postgresql of the configuration when set, else\n"
+	        "log.database) and prints the matching queries, newest first. Works while the\n"
+	        "daemon runs and on a copied file. The shared store adds an instance column.\n"
 	        "\n"
 	        "options:\n"
 	        "  -c, --config FILE  configuration naming log.database "
@@ -61,6 +61,8 @@ usage(FILE *out)
 	        "  --action ACTION    forward, cache, sinkhole, nxdomain, nodata, refused, "
 	        "servfail,\n"
 	        "                     formerr, notimp, stale\n"
+	        "  --instance NAME    answered by this instance (the shared store, "
+	        "store.postgresql)\n"
 	        "  --limit N          at most N rows (default 100, 0 = all)\n"
 	        "  --format FORMAT    table (default: aligned, local time), csv (UTC times as\n"
 	        "                     2026-11-22 03:58:22.123), json (an array), jsonl (one object\n"
@@ -81,14 +83,16 @@ struct out {
 	FILE *f;
 	bool first; /* json: no row printed yet */
 	bool header_done;
+	bool shared; /* the shared store: rows have an instance (a last column) */
 	struct output_table *table;
 };
 
 static const char *const table_heads[] = {"TIME", "CLIENT", "DEVICE", "MAC",    "VENDOR",
                                           "GROUP", "NAME", "TYPE",  "ACTION", "LIST",
-                                          "RULE", "RCODE", "MS"};
+                                          "RULE", "RCODE", "MS", "INSTANCE"};
 static const bool table_right[] = {false, false, false, false, false, false, false,
-                                   false, false, false, false, false, true};
+                                   false, false, false, false, false, true,  false};
+#define TABLE_NCOLS 13 /* without INSTANCE, the last one (the shared store only) */
 /* what gives way first in a narrow terminal: the rule, latency, rcode, then vendor, MAC... */
 static const struct output_col table_cols[] = {
         {.prio = 0, .min = 19},           /* TIME */
@@ -104,6 +108,7 @@ static const struct output_col table_cols[] = {
         {.prio = 9, .min = 8, .max = 32}, /* RULE */
         {.prio = 8, .min = 5},            /* RCODE */
         {.prio = 8, .min = 4},            /* MS */
+        {.prio = 6, .min = 4, .max = 16}, /* INSTANCE */
 };
 
 static void
@@ -140,6 +145,10 @@ print_json_obj(FILE *f, const struct logdb_row *r)
 	json_fput_str(f, r->vendor);
 	fputs(",\"vendor_source\":", f);
 	json_fput_str(f, r->vendor_source);
+	if (r->instance != NULL) {
+		fputs(",\"instance\":", f);
+		json_fput_str(f, r->instance);
+	}
 	fputc('}', f);
 }
 
@@ -147,7 +156,7 @@ static const char csv_header[] = "ts,client,proto,group,qname,qtype,blocked,list
                                  "rcode,upstream,latency_us,mac,device,vendor,vendor_source\n";
 
 static void
-print_csv_row(FILE *f, const struct logdb_row *r)
+print_csv_row(FILE *f, const struct logdb_row *r, bool shared)
 {
 	const char *cols[] = {r->client, r->proto, r->group, r->qname, r->qtype};
 	const char *cols2[] = {r->list, r->rule, r->action, r->rcode, r->upstream};
@@ -170,6 +179,10 @@ print_csv_row(FILE *f, const struct logdb_row *r)
 		fputc(',', f);
 		output_csv(f, cols3[i]);
 	}
+	if (shared) {
+		fputc(',', f);
+		output_csv(f, r->instance);
+	}
 	fputc('\n', f);
 }
 
@@ -182,7 +195,7 @@ table_row(struct out *o, const struct logdb_row *r)
 	snprintf(ms, sizeof(ms), "%.1f", r->latency_us / 1000.0);
 	const char *cells[] = {ts,       r->client, r->device, r->mac,  r->vendor,
 	                       r->group, r->qname,  r->qtype,  r->action, r->list,
-	                       r->rule,  r->rcode,  ms};
+	                       r->rule,  r->rcode,  ms,        r->instance};
 	return output_table_add(o->table, cells);
 }
 
@@ -193,7 +206,7 @@ emit(struct out *o, const struct logdb_row *r)
 	case FORMAT_TABLE:
 		return table_row(o, r) == 0 ? 0 : -ENOMEM;
 	case FORMAT_CSV:
-		print_csv_row(o->f, r);
+		print_csv_row(o->f, r, o->shared);
 		break;
 	case FORMAT_JSON:
 		fputs(o->first ? "[\n" : ",\n", o->f);
@@ -212,8 +225,9 @@ emit(struct out *o, const struct logdb_row *r)
 static void
 out_begin(struct out *o)
 {
-	if (o->format == FORMAT_CSV)
-		fputs(csv_header, o->f);
+	if (o->format == FORMAT_CSV) /* the header's newline after the shared store's column */
+		fprintf(o->f, "%.*s%s\n", (int)sizeof(csv_header) - 2, csv_header,
+		        o->shared ? ",instance" : "");
 }
 
 /* Ends one batch: the table is printed; json closes the array. */
@@ -259,7 +273,7 @@ on_keep_row(void *arg, const struct logdb_row *row)
 	const char *const *fields[] = {&row->client, &row->proto,        &row->group, &row->qname,
 	                               &row->qtype,  &row->list,         &row->rule,  &row->action,
 	                               &row->rcode,  &row->upstream,     &row->mac,   &row->device,
-	                               &row->vendor, &row->vendor_source};
+	                               &row->vendor, &row->vendor_source, &row->instance};
 	size_t total = 1;
 
 	if (k->n == k->cap) {
@@ -281,7 +295,7 @@ on_keep_row(void *arg, const struct logdb_row *row)
 	const char **dst[] = {&kr->r.client, &kr->r.proto,        &kr->r.group, &kr->r.qname,
 	                      &kr->r.qtype,  &kr->r.list,         &kr->r.rule,  &kr->r.action,
 	                      &kr->r.rcode,  &kr->r.upstream,     &kr->r.mac,   &kr->r.device,
-	                      &kr->r.vendor, &kr->r.vendor_source};
+	                      &kr->r.vendor, &kr->r.vendor_source, &kr->r.instance};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		*dst[i] = dup_or_null(*fields[i], &p);
 	k->n++;
@@ -446,9 +460,9 @@ cmd_log(int argc, char **argv)
 	rc = cmd_log_open("veto log", config, db, &f, &r);
 	if (rc != CMD_EXIT_OK)
 		return rc;
+	o.shared = logdb_reader_shared(r);
 	if (o.format == FORMAT_TABLE) {
-		rc = output_table_new(sizeof(table_heads) / sizeof(table_heads[0]), table_heads,
-		                     &o.table);
+		rc = output_table_new(o.shared ? TABLE_NCOLS + 1 : TABLE_NCOLS, table_heads, &o.table);
 		if (rc == 0)
 			rc = output_table_fit(o.table, table_cols, output_term_width(wide));
 		if (rc != 0) {

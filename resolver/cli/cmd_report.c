@@ -61,7 +61,8 @@ usage(FILE *out)
 	        "                     (default 10)\n"
 	        "  -h, --help         show this help\n"
 	        "filters (as in veto log; repeated or a,b: any of the values): --client, --mac,\n"
-	        "  --device, --group, --vendor, --domain, --list, --blocked, --allowed, --action\n"
+	        "  --device, --group, --vendor, --domain, --list, --blocked, --allowed, --action,\n"
+	        "  --instance (the shared store: store.postgresql, read instead of log.database)\n"
 	        "\n"
 	        "exit codes: 0 ok, 1 the database cannot be read, 2 bad usage or configuration.\n");
 }

@@ -141,6 +141,7 @@ run(const char *path, const char *user)
 		const struct config *cfg = policy_config(server_policy(srv));
 		struct web_options wo = {.config_path = path,
 		                         .database = cfg->log.database,
+		                         .shared = cfg->store.postgresql != NULL,
 		                         .state_dir = cfg->state_dir};
 		err = metrics_feed_new(&loop, srv, &feed);
 		if (err == 0)

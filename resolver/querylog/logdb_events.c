@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "logdb_reader_int.h"
+#include "pgread.h"
 
 /* ?1 since, ?2 until (0 = unbounded), ?3 who when not a MAC (device or client), ?4 who as a
  * MAC, ?5 client, ?6 mac, ?7 device (NULL = any), ?8 limit (-1 = none). %s: the vendor column,
@@ -50,6 +51,8 @@ logdb_query_events(struct logdb_reader *r, const struct logdb_filter *f, logdb_e
 	sqlite3_stmt *st = NULL;
 	int rc;
 
+	if (r->pg != NULL)
+		return pgread_events(r->pg, f, cb, arg);
 	if (f->mac.v[0] != NULL && logdb_canonical_mac(f->mac.v[0], mac) != 0)
 		return -EINVAL;
 	if (f->who != NULL)

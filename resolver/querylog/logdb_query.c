@@ -24,6 +24,7 @@
 #include "log.h"
 #include "logdb_reader_int.h"
 #include "names.h"
+#include "pgread.h"
 
 /* ---- opening ---- */
 
@@ -218,6 +219,7 @@ logdb_reader_free(struct logdb_reader **rp)
 
 	if (r == NULL)
 		return;
+	pgread_free(&r->pg);
 	if (r->db != NULL)
 		sqlite3_close_v2(r->db);
 	free(r->path);
@@ -235,6 +237,8 @@ logdb_reader_error(struct logdb_reader *r)
 int
 logdb_snapshot_begin(struct logdb_reader *r)
 {
+	if (r->pg != NULL)
+		return pgread_snapshot_begin(r->pg);
 	if (r->snapshots > 0) {
 		r->snapshots++;
 		return 0;
@@ -248,6 +252,10 @@ logdb_snapshot_begin(struct logdb_reader *r)
 void
 logdb_snapshot_end(struct logdb_reader *r)
 {
+	if (r->pg != NULL) {
+		pgread_snapshot_end(r->pg);
+		return;
+	}
 	if (r->snapshots > 0 && --r->snapshots == 0)
 		sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
 }
@@ -648,6 +656,8 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 	bool who_is_mac = false;
 	int rc;
 
+	if (f->instance.v[0] != NULL) /* one instance's file: rows have none */
+		return -EINVAL;
 	/* ids are in time order (logdb.h): the id bounds make a time range a range of the table or
 	 * of any index, the ts_ms ones keep the result exact */
 	if (f->since_ms > 0 && !q->rollup) {
@@ -811,6 +821,8 @@ logdb_query_rows(struct logdb_reader *r, const struct logdb_filter *f, logdb_row
 	char lim[48];
 	int rc;
 
+	if (r->pg != NULL)
+		return pgread_rows(r->pg, f, cb, arg);
 	rc = logdb_read_begin(r, &q);
 	if (rc != 0)
 		return rc;
@@ -881,6 +893,8 @@ logdb_last_id(struct logdb_reader *r, int64_t *out)
 	sqlite3_stmt *st = NULL;
 	int rc;
 
+	if (r->pg != NULL)
+		return pgread_last_id(r->pg, out);
 	if (sqlite3_prepare_v2(r->db, "SELECT coalesce(max(id), 0) FROM queries", -1, &st, NULL) !=
 	    SQLITE_OK)
 		return logdb_reader_error(r);
@@ -913,6 +927,8 @@ logdb_known_values(struct logdb_reader *r, enum logdb_known kind,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
+	if (r->pg != NULL)
+		return pgread_known(r->pg, kind, cb, arg);
 	if (sqlite3_prepare_v2(r->db, sql[kind], -1, &st, NULL) != SQLITE_OK)
 		return logdb_reader_error(r);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -1,7 +1,10 @@
 /*
- * logdb_reader: the read side of the SQLite query store, shared by `veto log` and `veto report`
- * (logdb_query.c: the reader and its rows; logdb_events.c: device events; logdb_report.c: the
- * reports). The schema it reads: logdb_schema.h.
+ * logdb_reader: the read side of the query store, shared by `veto log`, `veto report` and the
+ * web console (logdb_query.c: the reader and its rows; logdb_events.c: device events;
+ * logdb_report.c, logdb_summary.c: the reports). The schema it reads: logdb_schema.h. Two back
+ * ends answer the same calls with the same results: the SQLite file (log.database), and the
+ * shared store on PostgreSQL (store.postgresql: pgread*.c, pgread.h), whose rows also carry the
+ * instance that answered.
  *
  * Reader: a read-only connection (URI mode=ro) that works while the daemon writes and on a
  * copied file. Filters become SQL with bound parameters only.
@@ -26,6 +29,15 @@ struct logdb_reader;
 int logdb_reader_open(const char *path, struct logdb_reader **out);
 void logdb_reader_free(struct logdb_reader **r);
 
+struct config;
+/* Opens the shared store of cfg (store.postgresql) through pg_connect with role ("cli", "web"),
+ * creating or updating its schema as the daemon does when it has none or an older one (under
+ * the same lock). 0, -EINVAL (no store configured), -ECONNREFUSED, -EPROTO (a newer schema),
+ * -ENOMEM, -EIO; messages go to standard error. Blocks on the network: never on the loop. */
+int logdb_reader_open_pg(const struct config *cfg, const char *role, struct logdb_reader **out);
+/* Whether r reads the shared store (rows have an instance; the instance filter applies). */
+bool logdb_reader_shared(const struct logdb_reader *r);
+
 /* Makes the calls between begin and end read one snapshot of the file (each call reads one
  * snapshot by itself): `veto report device` reads its queries and its events consistently
  * while the daemon writes. Nests. 0 or -EIO. */
@@ -43,6 +55,7 @@ struct logdb_filter {
 	/* each matches one of its values; the filters are ANDed */
 	struct logdb_values client, mac, device, group, vendor, list, action;
 	struct logdb_values domain; /* the names and their subdomains (canonical text) */
+	struct logdb_values instance; /* the shared store's instances (SQLite: must be unset) */
 	const char *who;    /* device name, MAC or client IP (veto report device) */
 	int blocked;        /* -1 any, 0 allowed only, 1 blocked only */
 	int64_t after_id;   /* rows with a greater id only; 0 = any */
@@ -140,7 +153,10 @@ enum logdb_known {
 int logdb_known_values(struct logdb_reader *r, enum logdb_known kind,
                        int (*cb)(void *arg, const char *value), void *arg);
 
-/* The id of the newest row (0 for an empty table): --follow starts after it (logdb_query.c). */
+/* The id of the newest row (0 for an empty table): --follow starts after it (logdb_query.c).
+ * On the shared store an id is the row's time in ms shifted left by 20 bits, with a 20-bit
+ * hash of the row (instance, client, name, type) below: ids order rows by time, then by that
+ * hash (pgread.c). */
 int logdb_last_id(struct logdb_reader *r, int64_t *out);
 
 #endif

@@ -22,7 +22,10 @@
 /* Called by veto_each for every row of a report's scan: 0 to go on, else -errno to stop. */
 typedef int (*logdb_each_cb)(void *arg, sqlite3_value **v);
 
+struct pgread;
+
 struct logdb_reader {
+	struct pgread *pg; /* the shared store (pgread.h) instead of the file; db is then NULL */
 	sqlite3 *db;
 	char *path;
 	/* the scan veto_each feeds (run_each in logdb_report.c) */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "logdb_report_int.h"
+#include "pgread.h"
 
 /*
  * `veto report attempts` in one pass over the blocked rows of the window: (ts_ms, source, name,
@@ -314,6 +315,8 @@ logdb_report_attempts(struct logdb_reader *r, const struct logdb_filter *f, logd
 	};
 	int rc;
 
+	if (r->pg != NULL)
+		return pgread_attempts(r->pg, f, cb, arg);
 	rc = logdb_read_begin(r, &q);
 	if (rc != 0)
 		return rc;

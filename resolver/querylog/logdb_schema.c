@@ -200,4 +200,5 @@ logdb_row_read(sqlite3_stmt *st, struct logdb_row *row)
 	row->device = col_text(st, 15);
 	row->vendor = col_text(st, 16);
 	row->vendor_source = col_text(st, 17);
+	row->instance = NULL;
 }

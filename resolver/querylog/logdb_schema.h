@@ -84,6 +84,7 @@ struct logdb_row {
 	const char *list, *rule, *action, *rcode, *upstream;
 	uint32_t latency_us;
 	const char *mac, *device, *vendor, *vendor_source;
+	const char *instance; /* the shared store's instance that answered; NULL in SQLite */
 };
 
 /* The columns of a struct logdb_row, in the order logdb_row_read reads them: what the reader

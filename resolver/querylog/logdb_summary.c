@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "logdb_report_int.h"
+#include "pgread.h"
 
 #define DAY_MS 86400000
 
@@ -541,6 +542,8 @@ logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint3
 	int64_t first = -1, h0, h1;
 	int rc;
 
+	if (r->pg != NULL)
+		return pgread_summary(r->pg, f, top, cb, arg);
 	top = top > 0 ? top : 10;
 	rc = logdb_read_begin(r, &q);
 	if (rc != 0)

@@ -48,6 +48,7 @@ static const struct {
         {"domain", offsetof(struct logdb_filter, domain)},
         {"list", offsetof(struct logdb_filter, list)},
         {"action", offsetof(struct logdb_filter, action)},
+        {"instance", offsetof(struct logdb_filter, instance)},
 };
 
 struct logdb_values *
@@ -258,6 +259,11 @@ review_filter_check(const struct config *cfg, struct logdb_reader *r, const stru
 	        {"device", &f->device},
 	};
 
+	if (f->instance.v[0] != NULL && !logdb_reader_shared(r)) {
+		snprintf(err, size, "--instance: the store is not shared (store.postgresql): its "
+		                    "rows have no instance");
+		return 1;
+	}
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
 		struct known k = {0};
 		if (checks[i].vs->v[0] == NULL)

@@ -26,7 +26,7 @@ struct review_canon {
 };
 
 /* The value filter of f an option names ("--group" or "group"; the same for client, mac,
- * device, vendor, domain, list, action), or NULL. */
+ * device, vendor, domain, list, action, instance), or NULL. */
 struct logdb_values *review_filter_values(struct logdb_filter *f, const char *opt);
 
 /* Adds the values of text (cut in place at each ',' not followed by a space: "xiaomi,huawei";

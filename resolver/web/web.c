@@ -30,6 +30,7 @@ web_new(const struct web_options *o, struct web **out)
 	w->config_path = dup_or_null(o->config_path, &failed);
 	w->database = dup_or_null(o->database, &failed);
 	w->state_dir = dup_or_null(o->state_dir, &failed);
+	w->shared = o->shared;
 	if (failed) {
 		web_free(&w);
 		return -ENOMEM;

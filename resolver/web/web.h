@@ -4,13 +4,15 @@
  * /policy, /static/veto.css and /static/veto.js.
  *
  * Data: every request opens its own read-only connection to the query store (log.database;
- * the daemon writes through another one, WAL) and the device table (state_dir/devices.db);
+ * the daemon writes through another one, WAL; or the shared store on PostgreSQL, as
+ * application "veto/INSTANCE/web") and the device table (state_dir/devices.db);
  * actions and the policy ask the daemon through its control channel (state_dir/control.sock).
  * Handlers run on the listener's thread and never touch the DNS loop.
  */
 #ifndef VETO_WEB_H
 #define VETO_WEB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "http_route.h"
@@ -18,6 +20,8 @@
 struct web_options {
 	const char *config_path; /* the daemon's configuration file: filters' "did you mean" */
 	const char *database;    /* log.database, or NULL (the pages say it is not set) */
+	bool shared; /* store.postgresql is set: the pages read the shared store instead, with
+	                the connection settings of config_path */
 	const char *state_dir;   /* devices.db and control.sock, or NULL */
 };
 

@@ -69,7 +69,7 @@ open_filtered(struct web *w, const struct http_req *req, struct http_resp *resp,
 	int rc = web_filter_read(wf, req, ATTEMPTS_FILTERS, ATTEMPTS_SINCE);
 
 	if (rc == 0)
-		rc = html ? web_open_db(w, resp, r) : logdb_reader_open(w->database, r);
+		rc = html ? web_open_db(w, resp, r) : web_open_store(w, r);
 	if (rc == 0 && (rc = web_check_filter(w, *r, wf)) != 0)
 		logdb_reader_free(r);
 	if (rc == 1) {
@@ -145,7 +145,7 @@ web_attempts_csv(void *ctx, const struct http_req *req, struct http_resp *resp)
 	int rc;
 
 	http_resp_type(resp, "text/plain; charset=utf-8");
-	if (w->database == NULL) {
+	if (!web_has_store(w)) {
 		http_resp_status(resp, 404);
 		return http_resp_printf(resp, "log.database is not set\n");
 	}

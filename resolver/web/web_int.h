@@ -20,6 +20,7 @@
 
 struct web {
 	char *config_path, *database, *state_dir; /* owned; NULL when unset */
+	bool shared;                              /* read the shared store (web_options) */
 	char sock[256];                           /* state_dir/control.sock, or "" */
 	struct http_route routes[WEB_NROUTES];
 	size_t nroutes;
@@ -81,6 +82,11 @@ int web_filter_form(struct http_resp *resp, const struct http_req *req, unsigned
  * HTML-escaped, for links (CSV export, pages). */
 int web_filter_query(struct http_resp *resp, const struct http_req *req, unsigned mask);
 
+/* Whether a query store is configured (log.database or the shared store). */
+bool web_has_store(const struct web *w);
+/* Opens the query store, the shared one when configured: 0, -ENOENT (none, or no file yet),
+ * -errno. */
+int web_open_store(struct web *w, struct logdb_reader **out);
 /* Opens the query store: 0; 1 when there is none (a message was written); -errno. */
 int web_open_db(struct web *w, struct http_resp *resp, struct logdb_reader **out);
 /* wf's group, list, vendor and device values are known (as `veto log` checks them, with the

@@ -219,11 +219,11 @@ web_log_json(void *ctx, const struct http_req *req, struct http_resp *resp)
 	int rc;
 
 	http_resp_type(resp, "application/json");
-	if (w->database == NULL)
+	if (!web_has_store(w))
 		return http_resp_printf(resp, "[]\n");
 	rc = web_filter_read(&wf, req, LOG_FILTERS, "all");
 	if (rc == 0)
-		rc = logdb_reader_open(w->database, &r);
+		rc = web_open_store(w, &r);
 	if (rc == -ENOENT) {
 		web_filter_clear(&wf);
 		return http_resp_printf(resp, "[]\n");

@@ -307,16 +307,42 @@ web_filter_query(struct http_resp *resp, const struct http_req *req, unsigned ma
 
 /* ---- the stores ---- */
 
+bool
+web_has_store(const struct web *w)
+{
+	return w->shared || w->database != NULL;
+}
+
+int
+web_open_store(struct web *w, struct logdb_reader **out)
+{
+	struct config *cfg = NULL;
+	struct diag d;
+	int rc;
+
+	if (!w->shared)
+		return w->database != NULL ? logdb_reader_open(w->database, out) : -ENOENT;
+	/* the connection settings as the daemon's file has them now (a request's thread) */
+	diag_init(&d);
+	rc = w->config_path != NULL ? config_load(w->config_path, &d, &cfg) : -ENOENT;
+	diag_clear(&d);
+	if (rc != 0)
+		return rc == -ENOENT ? -ENOENT : -EIO;
+	rc = cfg->store.postgresql != NULL ? logdb_reader_open_pg(cfg, "web", out) : -ENOENT;
+	config_free(&cfg);
+	return rc;
+}
+
 int
 web_open_db(struct web *w, struct http_resp *resp, struct logdb_reader **out)
 {
-	if (w->database == NULL) {
+	if (!web_has_store(w)) {
 		int rc = web_msg(resp, "note",
 		                 "No query database: set log.database in the configuration to "
 		                 "review queries here.");
 		return rc != 0 ? rc : 1;
 	}
-	int rc = logdb_reader_open(w->database, out);
+	int rc = web_open_store(w, out);
 	if (rc == -ENOENT) {
 		rc = web_msg(resp, "note", "The query database does not exist yet.");
 		return rc != 0 ? rc : 1;
