@@ -24,7 +24,7 @@ struct out {
 	bool full;
 };
 
-static void
+static inline void
 put(struct out *o, const char *s, size_t n)
 {
 	if (o->full || n > o->cap - o->len) {
@@ -35,7 +35,7 @@ put(struct out *o, const char *s, size_t n)
 	o->len += n;
 }
 
-static void
+static inline void
 put_str(struct out *o, const char *s)
 {
 	put(o, s, strlen(s));
@@ -185,6 +185,127 @@ mac_text(const uint8_t *mac, char *buf)
 	}
 }
 
+/* ---- names as wire octets ---- */
+
+/* The octets of the uncompressed name at the start of w[0..len) if names_from_wire accepts it
+ * as it is (labels of at most 63 octets, 255 in all, a root label before len), else 0; with
+ * *at the offset of label `label` when the name has that many (label = its label count: the
+ * root octet), else untouched. */
+static size_t
+wire_span(const uint8_t *w, size_t len, int label, size_t *at)
+{
+	size_t p = 0;
+	unsigned nl = 0;
+
+	for (;;) {
+		if (p >= len)
+			return 0;
+		uint8_t c = w[p];
+		if (label >= 0 && nl == (unsigned)label)
+			*at = p;
+		if (c == 0)
+			return p + 1;
+		if ((c & 0xc0) != 0 || p + 1 + c + 1 > NAMES_MAX_WIRE ||
+		    nl + 1 >= NAMES_MAX_LABELS || p + 1 + c > len)
+			return 0;
+		p += 1 + (size_t)c;
+		nl++;
+	}
+}
+
+int
+querylog_qname_wire(const struct querylog_record *r, const uint8_t **wire, size_t *len)
+{
+	if (r->qname_len == 0)
+		return 0;
+	size_t n = wire_span(r->qname_wire, r->qname_len, -1, NULL);
+	if (n == 0)
+		return -1;
+	*wire = r->qname_wire;
+	*len = n;
+	return 1;
+}
+
+/* As querylog_text decides: the rule's own wire when it parses, else the question name's
+ * suffix from label rule_label. */
+int
+querylog_rule_wire(const struct querylog_record *r, const uint8_t **wire, size_t *len)
+{
+	size_t n, at = SIZE_MAX;
+
+	if (r->rule_len > 0) {
+		n = wire_span(r->rule_wire, r->rule_len, -1, NULL);
+		if (n == 0)
+			return -1;
+		*wire = r->rule_wire;
+		*len = n;
+		return 1;
+	}
+	if (r->rule_label < 0 || r->qname_len == 0)
+		return 0;
+	n = wire_span(r->qname_wire, r->qname_len, r->rule_label, &at);
+	if (n == 0)
+		return -1;
+	if (at == SIZE_MAX)
+		return 0; /* past the name's labels */
+	*wire = r->qname_wire + at;
+	*len = n - at;
+	return 1;
+}
+
+/* Octets a name's text and its JSON string show as they are: 0x21..0x7e but '.', '\\', '"'
+ * (names_to_text writes \DDD for those, which JSON then escapes again) and the capitals
+ * (names_from_wire lowers them; canonical names have none). */
+static const uint8_t plain_octet[256] = {
+	['!'] = 1, ['#' ... '-'] = 1, ['/' ... '@'] = 1, ['['] = 1, [']' ... '~'] = 1,
+};
+
+/* The JSON string of the name of well-formed wire octets w when no octet needs an escape (what
+ * names_to_text and put_json_str would write); false, with nothing written, otherwise. */
+static bool
+put_wire_name(struct out *o, const uint8_t *w)
+{
+	if (o->full || o->cap - o->len < NAMES_MAX_WIRE + 2)
+		return false;
+	char *d = o->p + o->len;
+	*d++ = '"';
+	if (*w == 0)
+		*d++ = '.';
+	for (bool first = true; *w != 0; first = false) {
+		uint8_t l = *w++;
+		if (!first)
+			*d++ = '.';
+		for (uint8_t k = 0; k < l; k++) {
+			if (!plain_octet[w[k]])
+				return false;
+			d[k] = (char)w[k];
+		}
+		d += l;
+		w += l;
+	}
+	*d++ = '"';
+	o->len = (size_t)(d - o->p);
+	return true;
+}
+
+/* The JSON string of a name of well-formed wire octets; text: NAMES_MAX_TEXT octets of room
+ * for a name that needs escapes. */
+static void
+put_name(struct out *o, const uint8_t *w, size_t len, char *text)
+{
+	struct names_name n;
+	size_t pos = 0;
+
+	if (put_wire_name(o, w))
+		return;
+	if (names_from_wire(&n, w, len, &pos) != 0) {
+		puts_lit(o, "null"); /* not reached: the octets are a well-formed name */
+		return;
+	}
+	size_t tl = names_to_text(&n, text);
+	put_json_str(o, text, tl);
+}
+
 /* A fixed-size string field: empty = null; a full array need not be NUL-terminated. */
 static void
 put_json_str_or_null(struct out *o, const char *s, size_t cap)
@@ -279,7 +400,12 @@ querylog_format(const struct querylog_record *r, char *buf, size_t cap)
 	uint16_t port;
 	bool v6;
 
-	if (r->qname_len > 0) {
+	const uint8_t *qwire = NULL, *rwire = NULL;
+	size_t qlen = 0, rlen = 0;
+	int qkind = querylog_qname_wire(r, &qwire, &qlen);
+	int rkind = querylog_rule_wire(r, &rwire, &rlen);
+	/* the names through names_from_wire only when they are not plain wire octets */
+	if (qkind < 0 || rkind < 0) {
 		size_t pos = 0;
 		if (names_from_wire(&name, r->qname_wire, r->qname_len, &pos) == 0)
 			have_name = true;
@@ -306,7 +432,9 @@ querylog_format(const struct querylog_record *r, char *buf, size_t cap)
 		puts_lit(&o, "null");
 
 	puts_lit(&o, ",\"qname\":");
-	if (have_name) {
+	if (qkind > 0) {
+		put_name(&o, qwire, qlen, text);
+	} else if (have_name) {
 		size_t n = names_to_text(&name, text);
 		put_json_str(&o, text, n);
 	} else {
@@ -333,7 +461,11 @@ querylog_format(const struct querylog_record *r, char *buf, size_t cap)
 	puts_lit(&o, ",\"rule\":");
 	struct names_name rule;
 	size_t rule_pos = 0;
-	if (r->rule_len > 0 &&
+	if (rkind == 0) {
+		puts_lit(&o, "null");
+	} else if (rkind > 0) {
+		put_name(&o, rwire, rlen, text);
+	} else if (r->rule_len > 0 &&
 	    names_from_wire(&rule, r->rule_wire, r->rule_len, &rule_pos) == 0) {
 		size_t n = names_to_text(&rule, text);
 		put_json_str(&o, text, n);
