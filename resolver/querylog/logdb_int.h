@@ -101,6 +101,9 @@ struct logdb {
 	/* rows of the open transaction not yet inserted (logdb_batch.c) */
 	sqlite3_int64 pend[LOGDB_INSERT_MANY][LOGDB_ROW_VALUES];
 	uint32_t npend;
+	/* the values bound to ins_many by its last run (valid after one full batch) */
+	sqlite3_int64 bound[LOGDB_INSERT_MANY][LOGDB_ROW_VALUES];
+	bool bound_valid;
 	struct logdb_dict dicts[LOGDB_NDICTS];
 	/* per text column of queries (qtype, proto, list, rule, action, rcode, upstream): the
 	   last text and its id. Consecutive rows mostly repeat them: a strcmp instead of a hash

@@ -126,29 +126,34 @@ source_id(struct logdb *db, struct lazy *lz, sqlite3_int64 *out)
 	return logdb_dict_fetch(db, LOGDB_SOURCES, fields, 6, (const char *)k.b, k.n, h, out);
 }
 
+/* kind, wire, len: querylog_qname_wire's answer for the record. */
 static int
-name_id(struct logdb *db, struct lazy *lz, sqlite3_int64 *out)
+name_id(struct logdb *db, struct lazy *lz, int kind, const uint8_t *wire, size_t len,
+        sqlite3_int64 *out)
 {
 	struct logdb_dict *d = &db->dicts[LOGDB_NAMES];
-	const uint8_t *wire;
-	size_t len;
-	int kind = querylog_qname_wire(lz->r, &wire, &len);
 	struct key k;
-	uint64_t h = 0;
+	uint64_t h;
 
 	*out = 0;
 	if (kind == 0)
 		return SQLITE_OK;
-	if (kind > 0) {
-		key_start(&k, 'N');
-		key_add(&k, wire, len);
-		h = logdb_dict_hash(d, (const char *)k.b, k.n);
-		*out = logdb_dict_get(d, h, (const char *)k.b, k.n);
-		if (*out > 0)
-			return SQLITE_OK;
-	}
-	const struct querylog_text *t = text_of(lz);
-	return logdb_name_id(db, t->qname, kind > 0 ? (const char *)k.b : NULL, k.n, h, out);
+	if (kind < 0)
+		return logdb_name_id(db, text_of(lz)->qname, NULL, 0, 0, out);
+	key_start(&k, 'N');
+	key_add(&k, wire, len);
+	h = logdb_dict_hash(d, (const char *)k.b, k.n);
+	*out = logdb_dict_get(d, h, (const char *)k.b, k.n);
+	if (*out > 0)
+		return SQLITE_OK;
+	/* a name not in memory (most often one never seen): its text alone */
+	struct names_name n;
+	char text[NAMES_MAX_TEXT];
+	size_t pos = 0;
+	if (names_from_wire(&n, wire, len, &pos) != 0)
+		return logdb_name_id(db, text_of(lz)->qname, NULL, 0, 0, out); /* not reached */
+	names_to_text(&n, text);
+	return logdb_name_id(db, text, (const char *)k.b, k.n, h, out);
 }
 
 /* The id of text column `col` whose key is k (NULL: no key, found by its text alone). */
@@ -189,7 +194,7 @@ text_col(struct logdb *db, int col, const struct key *k, const char *text, sqlit
 
 /* The ids of the text columns qtype, proto, list, rule, action, rcode, upstream. */
 static int
-text_ids(struct logdb *db, struct lazy *lz, sqlite3_int64 *tid)
+text_ids(struct logdb *db, struct lazy *lz, int qkind, sqlite3_int64 *tid)
 {
 	const struct querylog_record *r = lz->r;
 	const uint8_t *w = NULL;
@@ -199,7 +204,6 @@ text_ids(struct logdb *db, struct lazy *lz, sqlite3_int64 *tid)
 
 	memset(tid, 0, 7 * sizeof(*tid));
 	/* qtype: with a question name only */
-	int qkind = querylog_qname_wire(r, &w, &wl);
 	if (qkind > 0) {
 		key_start(&k, 'q');
 		key_add(&k, &r->qtype, sizeof(r->qtype));
@@ -261,12 +265,15 @@ logdb_record_values(struct logdb *db, const struct querylog_record *r, sqlite3_i
 {
 	struct lazy lz = {.r = r, .done = false};
 	sqlite3_int64 src = 0, name = 0, tid[7];
+	const uint8_t *wire = NULL;
+	size_t len = 0;
+	int qkind = querylog_qname_wire(r, &wire, &len);
 	int rc = source_id(db, &lz, &src);
 
 	if (rc == SQLITE_OK)
-		rc = name_id(db, &lz, &name);
+		rc = name_id(db, &lz, qkind, wire, len, &name);
 	if (rc == SQLITE_OK)
-		rc = text_ids(db, &lz, tid);
+		rc = text_ids(db, &lz, qkind, tid);
 	if (rc != SQLITE_OK)
 		return rc;
 	v[0] = 0; /* the next id */
