@@ -263,12 +263,16 @@ text_ids(struct logdb *db, struct lazy *lz, int qkind, sqlite3_int64 *tid)
 int
 logdb_record_values(struct logdb *db, const struct querylog_record *r, sqlite3_int64 *v)
 {
-	struct lazy lz = {.r = r, .done = false};
+	struct lazy lz; /* not zeroed: its text (3 KB) is written only when needed */
 	sqlite3_int64 src = 0, name = 0, tid[7];
 	const uint8_t *wire = NULL;
 	size_t len = 0;
-	int qkind = querylog_qname_wire(r, &wire, &len);
-	int rc = source_id(db, &lz, &src);
+	int qkind, rc;
+
+	lz.r = r;
+	lz.done = false;
+	qkind = querylog_qname_wire(r, &wire, &len);
+	rc = source_id(db, &lz, &src);
 
 	if (rc == SQLITE_OK)
 		rc = name_id(db, &lz, qkind, wire, len, &name);
