@@ -3,9 +3,10 @@
  *
  * Every row that goes into queries is also counted here, in memory, under its hour and the
  * dimensions the readers group and filter by: (hour, source, list, action, blocked) for
- * rollup_sources, the same per day (UTC) for rollup_days, (name, hour, list, action, blocked)
- * for rollup_names, and the first and last id of each hour with its rows and blocked rows for
- * rollup_hours. The counts are added to the tables (one upsert per distinct
+ * rollup_sources, (name, hour, list, action, blocked) for rollup_names, and the first and last
+ * id of each hour with its rows and blocked rows for rollup_hours; rollup_days (the same as
+ * rollup_sources per UTC day) is added up from the sources' keys when they are upserted
+ * (fold_days), one probe per key instead of one per row. The counts are added to the tables (one upsert per distinct
  * key) before the transaction that holds the rows commits (logdb_commit), or earlier in the same
  * transaction when a map is full: rows and rollups are committed, or rolled back, together.
  *
