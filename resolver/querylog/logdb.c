@@ -425,7 +425,7 @@ dict_insert_new(struct logdb *db, enum logdb_dict_kind k, const char *const *fie
  * up first (no UNIQUE key over six nullable columns). An SQLite result code. */
 int
 logdb_dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, int nfields,
-           const char *key, size_t keylen, uint64_t hash, sqlite3_int64 *out)
+                 const char *key, size_t keylen, uint64_t hash, sqlite3_int64 *out)
 {
 	sqlite3_stmt *st = db->dict_sel[k];
 	sqlite3_int64 id = 0;

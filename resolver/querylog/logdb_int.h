@@ -80,9 +80,9 @@ enum logdb_dict_kind { LOGDB_SOURCES = 0, LOGDB_NAMES, LOGDB_TEXTS, LOGDB_NDICTS
 /* The values of one queries row in column order (id, ts_ms, source, name, qtype, proto,
  * blocked, list, rule, action, rcode, upstream, latency_us); 0 stands for NULL in the id and
  * the dictionary ids other than the source. */
-#define LOGDB_ROW_VALUES  13
-#define LOGDB_KEYCACHE_WAYS 4 /* keys kept per text column (logdb_record.c) */
-#define LOGDB_INSERT_MANY 256 /* rows per multi-row INSERT (logdb_batch.c): 3,072 parameters */
+#define LOGDB_ROW_VALUES    13
+#define LOGDB_KEYCACHE_WAYS 4   /* keys kept per text column (logdb_record.c) */
+#define LOGDB_INSERT_MANY   256 /* rows per multi-row INSERT (logdb_batch.c): 3,072 parameters */
 
 struct logdb {
 	char *path;

@@ -184,7 +184,8 @@ text_col(struct logdb *db, int col, const struct key *k, const char *text, sqlit
 	}
 	if (k->n <= sizeof(c[0].b)) {
 		struct logdb_keycache *e = &c[db->keycache_next[col]];
-		db->keycache_next[col] = (uint8_t)((db->keycache_next[col] + 1) % LOGDB_KEYCACHE_WAYS);
+		db->keycache_next[col] =
+		        (uint8_t)((db->keycache_next[col] + 1) % LOGDB_KEYCACHE_WAYS);
 		memcpy(e->b, k->b, k->n);
 		e->n = (uint8_t)k->n;
 		e->id = *out;
@@ -249,8 +250,8 @@ text_ids(struct logdb *db, struct lazy *lz, int qkind, sqlite3_int64 *tid)
 		if (rc == SQLITE_OK && tid[5] == 0)
 			rc = text_col(db, 5, &k, text_of(lz)->rcode, &tid[5]);
 	}
-	if (rc == SQLITE_OK && (r->upstream.ss_family == AF_INET ||
-	                        r->upstream.ss_family == AF_INET6)) {
+	if (rc == SQLITE_OK &&
+	    (r->upstream.ss_family == AF_INET || r->upstream.ss_family == AF_INET6)) {
 		key_start(&k, 'u');
 		key_addr(&k, &r->upstream, true);
 		rc = text_col(db, 6, &k, NULL, &tid[6]);

@@ -6,9 +6,10 @@
  * rollup_sources, (name, hour, list, action, blocked) for rollup_names, and the first and last
  * id of each hour with its rows and blocked rows for rollup_hours; rollup_days (the same as
  * rollup_sources per UTC day) is added up from the sources' keys when they are upserted
- * (fold_days), one probe per key instead of one per row. The counts are added to the tables (one upsert per distinct
- * key) before the transaction that holds the rows commits (logdb_commit), or earlier in the same
- * transaction when a map is full: rows and rollups are committed, or rolled back, together.
+ * (fold_days), one probe per key instead of one per row. The counts are added to the tables (one
+ * upsert per distinct key) before the transaction that holds the rows commits (logdb_commit), or
+ * earlier in the same transaction when a map is full: rows and rollups are committed, or rolled
+ * back, together.
  *
  * The maps are open-addressing hash tables allocated once (logdb_rollup_init): nothing is
  * allocated per row.
@@ -299,8 +300,8 @@ fold_days(struct logdb *db)
 			continue;
 		/* k: hour, source, list, action, blocked; an hour of 0 stands for a negative time
 		   and so does its day */
-		int64_t kd[LOGDB_ROLLUP_KEYS] = {e->k[0] / DAY_MS * DAY_MS, e->k[1], e->k[2], e->k[3],
-		                                 e->k[4]};
+		int64_t kd[LOGDB_ROLLUP_KEYS] = {e->k[0] / DAY_MS * DAY_MS, e->k[1], e->k[2],
+		                                 e->k[3], e->k[4]};
 		rc = map_add(db, LOGDB_ROLLUP_DAYS, kd, 0, false, e->n);
 	}
 	return rc;

@@ -35,7 +35,7 @@ struct wcase {
 	int rule_label;
 	const char *rwire;
 	size_t rlen;
-	int client; /* 0 IPv4, 1 IPv4-mapped IPv6, 2 IPv6 */
+	int client;   /* 0 IPv4, 1 IPv4-mapped IPv6, 2 IPv6 */
 	int upstream; /* 0 none, 1 IPv4, 2 IPv6, 3 IPv4-mapped */
 	bool mac, tcp, group, empty_group, list, empty_list;
 	const char *device, *vendor;
@@ -46,53 +46,66 @@ struct wcase {
 #define W(s) s, sizeof(s) - 1
 
 static const struct wcase cases[] = {
-        {"plain", W("\x08tracking\x04miui\x03"
-                    "com\x00"),
+        {"plain",
+         W("\x08tracking\x04miui\x03"
+           "com\x00"),
          1, NULL, 0, 0, 0, false, false, true, false, true, false, NULL, NULL, 0, 2, 0, 1},
-        {"root", W("\x00"), 0, NULL, 0, 0, 1, false, false, false, false, false, false, NULL,
-         NULL, 0, 0, 0, 2},
-        {"escaped octets", W("\x05" "a.b\"c\x04\\ \xff"
-                             "A\x03"
-                             "com\x00"),
-         1, NULL, 0, 2, 2, true, true, true, false, true, false, "dev\"ice", "Xiao\x01mi", 1, 3,
-         3, 28},
-        {"a quote", W("\x03"
-                      "a\"b\x03"
-                      "com\x00"),
+        {"root", W("\x00"), 0, NULL, 0, 0, 1, false, false, false, false, false, false, NULL, NULL,
+         0, 0, 0, 2},
+        {"escaped octets",
+         W("\x05"
+           "a.b\"c\x04\\ \xff"
+           "A\x03"
+           "com\x00"),
+         1, NULL, 0, 2, 2, true, true, true, false, true, false, "dev\"ice", "Xiao\x01mi", 1, 3, 3,
+         28},
+        {"a quote",
+         W("\x03"
+           "a\"b\x03"
+           "com\x00"),
          0, NULL, 0, 0, 0, false, false, false, false, false, false, NULL, NULL, 0, 1, 0, 1},
-        {"a backslash", W("\x03"
-                          "a\\b\x03"
-                          "com\x00"),
+        {"a backslash",
+         W("\x03"
+           "a\\b\x03"
+           "com\x00"),
          0, NULL, 0, 0, 0, false, false, false, false, false, false, NULL, NULL, 0, 1, 0, 1},
-        {"a space and a DEL", W("\x03"
-                                "a b\x01\x7f\x00"),
+        {"a space and a DEL",
+         W("\x03"
+           "a b\x01\x7f\x00"),
          1, NULL, 0, 0, 0, false, false, false, false, false, false, NULL, NULL, 0, 1, 0, 1},
-        {"capitals", W("\x03WWW\x07"
-                       "Example\x03"
-                       "com\x00"),
-         0, NULL, 0, 1, 3, true, false, true, true, true, true, "phone", "Apple", 2, 1, 0,
-         65535},
-        {"rule from a CNAME target", W("\x01x\x07"
-                                       "example\x03"
-                                       "com\x00"),
-         1, W("\x03"
-              "cdn\x03net\x00"),
+        {"capitals",
+         W("\x03WWW\x07"
+           "Example\x03"
+           "com\x00"),
+         0, NULL, 0, 1, 3, true, false, true, true, true, true, "phone", "Apple", 2, 1, 0, 65535},
+        {"rule from a CNAME target",
+         W("\x01x\x07"
+           "example\x03"
+           "com\x00"),
+         1,
+         W("\x03"
+           "cdn\x03net\x00"),
          0, 0, false, false, true, false, true, false, NULL, NULL, 3, 2, 0, 1},
-        {"rule at the root", W("\x01x\x03"
-                               "com\x00"),
+        {"rule at the root",
+         W("\x01x\x03"
+           "com\x00"),
          2, NULL, 0, 0, 1, false, true, false, false, false, false, NULL, NULL, 4, 4, 5, 16},
-        {"rule past the labels", W("\x01x\x03"
-                                   "com\x00"),
+        {"rule past the labels",
+         W("\x01x\x03"
+           "com\x00"),
          3, NULL, 0, 0, 0, false, false, false, false, false, false, NULL, NULL, 9, 99, 200, 1},
-        {"no question", NULL, 0, 1, NULL, 0, 0, 0, false, false, false, false, false, false,
-         NULL, NULL, 0, 7, 1, 1},
-        {"rule wire cut short", W("\x01y\x03"
-                                  "org\x00"),
-         1, W("\x05"
-              "ab\x00"),
+        {"no question", NULL,  0,     1,     NULL, 0,    0, 0, false, false,
+         false,         false, false, false, NULL, NULL, 0, 7, 1,     1},
+        {"rule wire cut short",
+         W("\x01y\x03"
+           "org\x00"),
+         1,
+         W("\x05"
+           "ab\x00"),
          0, 0, false, false, false, false, true, false, NULL, NULL, 0, 2, 0, 1},
-        {"name with a pointer", W("\x03"
-                                  "abc\xc0\x00"),
+        {"name with a pointer",
+         W("\x03"
+           "abc\xc0\x00"),
          0, NULL, 0, 0, 0, false, false, false, false, false, false, NULL, NULL, 0, 1, 0, 1},
         {"label over 63", W("\x40x\x00"), 0, NULL, 0, 0, 0, false, false, false, false, false,
          false, NULL, NULL, 0, 1, 0, 1},
@@ -117,9 +130,9 @@ set_addr(struct sockaddr_storage *ss, int kind, uint16_t port)
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 	s6->sin6_family = AF_INET6;
 	s6->sin6_port = htons(port);
-	assert_int_equal(inet_pton(AF_INET6, kind == 2 ? "2001:db8::7" : "::ffff:192.0.2.7",
-	                           &s6->sin6_addr),
-	                 1);
+	assert_int_equal(
+	        inet_pton(AF_INET6, kind == 2 ? "2001:db8::7" : "::ffff:192.0.2.7", &s6->sin6_addr),
+	        1);
 }
 
 static void
@@ -194,12 +207,11 @@ test_line_matches_text(void **state)
 		case_record(&r, &cases[i]);
 		querylog_text(&r, &t);
 		assert_true(querylog_format(&r, line, sizeof(line)) > 0);
-		const char *cols[][2] = {{"client", t.client}, {"group", t.group},
-		                         {"qname", t.qname},   {"qtype", t.qtype},
-		                         {"list", t.list},     {"rule", t.rule},
-		                         {"rcode", t.rcode},   {"upstream", t.upstream},
-		                         {"mac", t.mac},       {"device", t.device},
-		                         {"vendor", t.vendor}};
+		const char *cols[][2] = {
+		        {"client", t.client}, {"group", t.group},       {"qname", t.qname},
+		        {"qtype", t.qtype},   {"list", t.list},         {"rule", t.rule},
+		        {"rcode", t.rcode},   {"upstream", t.upstream}, {"mac", t.mac},
+		        {"device", t.device}, {"vendor", t.vendor}};
 		for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
 			member(want, cols[k][0], cols[k][1]);
 			/* a group or list present but empty is "" in the line, null in the text */
@@ -263,9 +275,13 @@ test_rows_match_text(void **state)
 		case_record(&r, c);
 		querylog_text(&r, &t);
 		const char *vs = identity_source_name(r.vendor_source);
-		const char *want[] = {t.client, r.tcp ? "tcp" : "udp", t.group, t.qname, t.qtype,
-		                      t.list,   t.rule, querylog_action_name(r.action), t.rcode,
-		                      t.upstream, t.mac, t.device, t.vendor, vs != NULL ? vs : ""};
+		const char *want[] = {t.client, r.tcp ? "tcp" : "udp",
+		                      t.group,  t.qname,
+		                      t.qtype,  t.list,
+		                      t.rule,   querylog_action_name(r.action),
+		                      t.rcode,  t.upstream,
+		                      t.mac,    t.device,
+		                      t.vendor, vs != NULL ? vs : ""};
 		for (int k = 0; k < (int)(sizeof(want) / sizeof(want[0])); k++) {
 			if (strcmp(col(st, k), want[k]) != 0)
 				fail_msg("%s (pass %zu): column %d: '%s', want '%s'", c->what,
