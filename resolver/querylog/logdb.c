@@ -92,6 +92,7 @@ close_db(struct logdb *db)
 		logdb_dict_clear(&db->dicts[k]);
 	}
 	memset(db->last_text, 0, sizeof(db->last_text));
+	memset(db->keycache, 0, sizeof(db->keycache));
 	logdb_rollup_finalize(db); /* and forget the counts of a rolled-back transaction */
 	for (int k = 0; k < 4; k++) {
 		sqlite3_finalize(db->prune_ru[k]);
@@ -422,9 +423,9 @@ dict_insert_new(struct logdb *db, enum logdb_dict_kind k, const char *const *fie
  * transaction; then remembered under key (NULL: not remembered). fields bind ?1, ?2... of both
  * statements. Names and texts are inserted first (most misses are new names), sources looked
  * up first (no UNIQUE key over six nullable columns). An SQLite result code. */
-static int
-dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, int nfields,
-           const char *key, size_t keylen, uint64_t hash, sqlite3_int64 *out)
+int
+logdb_dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields, int nfields,
+                 const char *key, size_t keylen, uint64_t hash, sqlite3_int64 *out)
 {
 	sqlite3_stmt *st = db->dict_sel[k];
 	sqlite3_int64 id = 0;
@@ -464,9 +465,8 @@ found:
 	return SQLITE_OK;
 }
 
-/* The id of a text (0 for none). */
-static int
-text_id(struct logdb *db, const char *text, sqlite3_int64 *out)
+int
+logdb_text_id(struct logdb *db, const char *text, sqlite3_int64 *out)
 {
 	*out = 0;
 	if (text == NULL || text[0] == '\0')
@@ -476,7 +476,30 @@ text_id(struct logdb *db, const char *text, sqlite3_int64 *out)
 	*out = logdb_dict_get(&db->dicts[LOGDB_TEXTS], h, text, n);
 	if (*out > 0)
 		return SQLITE_OK;
-	return dict_fetch(db, LOGDB_TEXTS, &text, 1, text, n, h, out);
+	return logdb_dict_fetch(db, LOGDB_TEXTS, &text, 1, text, n, h, out);
+}
+
+int
+logdb_name_id(struct logdb *db, const char *qname, const char *key, size_t keylen, uint64_t hash,
+              sqlite3_int64 *out)
+{
+	char rname[NAMES_MAX_TEXT + 2];
+
+	*out = 0;
+	if (qname == NULL || qname[0] == '\0')
+		return SQLITE_OK;
+	if (key == NULL) {
+		key = qname;
+		keylen = strlen(qname);
+		hash = logdb_dict_hash(&db->dicts[LOGDB_NAMES], key, keylen);
+		*out = logdb_dict_get(&db->dicts[LOGDB_NAMES], hash, key, keylen);
+		if (*out > 0)
+			return SQLITE_OK;
+	}
+	if (logdb_rname(qname, rname, sizeof(rname)) != 0)
+		return SQLITE_OK;
+	const char *name_fields[2] = {qname, rname};
+	return logdb_dict_fetch(db, LOGDB_NAMES, name_fields, 2, key, keylen, hash, out);
 }
 
 /* "client\x1fmac\x1fdevice\x1fgroup\x1fvendor\x1fsource" (NULL and "" alike). Its length, or 0
@@ -505,7 +528,7 @@ row_values(struct logdb *db, const struct logdb_row *row, sqlite3_int64 *v)
 	                             row->group,  row->vendor, row->vendor_source};
 	const char *texts[7] = {row->qtype,  row->proto, row->list,    row->rule,
 	                        row->action, row->rcode, row->upstream};
-	char key[1024], rname[NAMES_MAX_TEXT + 2];
+	char key[1024];
 	sqlite3_int64 src = 0, name = 0, tid[7];
 	uint64_t h = 0;
 	int rc = SQLITE_OK;
@@ -516,16 +539,10 @@ row_values(struct logdb *db, const struct logdb_row *row, sqlite3_int64 *v)
 		src = logdb_dict_get(&db->dicts[LOGDB_SOURCES], h, key, n);
 	}
 	if (src == 0)
-		rc = dict_fetch(db, LOGDB_SOURCES, src_fields, 6, n > 0 ? key : NULL, n, h, &src);
-	if (rc == SQLITE_OK && row->qname != NULL && row->qname[0] != '\0') {
-		n = strlen(row->qname);
-		h = logdb_dict_hash(&db->dicts[LOGDB_NAMES], row->qname, n);
-		name = logdb_dict_get(&db->dicts[LOGDB_NAMES], h, row->qname, n);
-		if (name == 0 && logdb_rname(row->qname, rname, sizeof(rname)) == 0) {
-			const char *name_fields[2] = {row->qname, rname};
-			rc = dict_fetch(db, LOGDB_NAMES, name_fields, 2, row->qname, n, h, &name);
-		}
-	}
+		rc = logdb_dict_fetch(db, LOGDB_SOURCES, src_fields, 6, n > 0 ? key : NULL, n, h,
+		                      &src);
+	if (rc == SQLITE_OK)
+		rc = logdb_name_id(db, row->qname, NULL, 0, 0, &name);
 	for (int i = 0; i < 7 && rc == SQLITE_OK; i++) {
 		if (texts[i] == NULL || texts[i][0] == '\0') {
 			tid[i] = 0;
@@ -535,7 +552,7 @@ row_values(struct logdb *db, const struct logdb_row *row, sqlite3_int64 *v)
 			tid[i] = db->last_text[i].id;
 			continue;
 		}
-		rc = text_id(db, texts[i], &tid[i]);
+		rc = logdb_text_id(db, texts[i], &tid[i]);
 		size_t len = strlen(texts[i]);
 		if (rc == SQLITE_OK && len < sizeof(db->last_text[i].text)) {
 			memcpy(db->last_text[i].text, texts[i], len + 1);
@@ -589,34 +606,18 @@ logdb_insert_row_later(struct logdb *db, const struct logdb_row *row)
 int
 logdb_add(struct logdb *db, const struct querylog_record *r)
 {
-	struct querylog_text t;
+	sqlite3_int64 v[LOGDB_ROW_VALUES];
 	int rc;
 
 	if (db->db == NULL || !begin(db)) {
 		drop(db, 1);
 		return -EIO;
 	}
-	querylog_text(r, &t);
-	struct logdb_row row = {
-	        .ts_ms = r->ts_ms,
-	        .client = t.client,
-	        .proto = r->tcp ? "tcp" : "udp",
-	        .group = t.group,
-	        .qname = t.qname,
-	        .qtype = t.qtype,
-	        .blocked = r->blocked,
-	        .list = t.list,
-	        .rule = t.rule,
-	        .action = querylog_action_name(r->action),
-	        .rcode = t.rcode,
-	        .upstream = t.upstream,
-	        .latency_us = r->latency_us,
-	        .mac = t.mac,
-	        .device = t.device,
-	        .vendor = t.vendor,
-	        .vendor_source = identity_source_name(r->vendor_source),
-	};
-	rc = logdb_insert_row_later(db, &row); /* step_failed counts this row */
+	/* the ids from the record's octets, its text only for what is not in memory
+	   (logdb_record.c) */
+	rc = logdb_record_values(db, r, v);
+	if (rc == SQLITE_OK)
+		rc = logdb_batch_add(db, v); /* step_failed counts this row */
 	if (rc != SQLITE_OK)
 		return step_failed(db, rc);
 	db->tx_rows++;

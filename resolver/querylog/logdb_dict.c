@@ -58,11 +58,25 @@ logdb_dict_clear(struct logdb_dict *d)
 	d->used = 0;
 }
 
+/* Seeded, eight octets per step (keys are 5 to 300 octets; FNV-1a's octet per step was a
+ * tenth of the writer's work per row outside SQLite), finished with hash_mix. */
 uint64_t
 logdb_dict_hash(const struct logdb_dict *d, const char *key, size_t len)
 {
-	uint64_t h = hash_bytes(key, len, d->seed);
+	uint64_t h = d->seed ^ ((uint64_t)len * UINT64_C(0x9e3779b97f4a7c15)), w;
+	size_t i = 0;
 
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, key + i, 8);
+		h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
+		h ^= h >> 29;
+	}
+	if (i < len) {
+		w = 0;
+		memcpy(&w, key + i, len - i);
+		h = (h ^ w) * UINT64_C(0xc4ceb9fe1a85ec53);
+	}
+	h = hash_mix(h);
 	return h != 0 ? h : 1;
 }
 

@@ -80,8 +80,9 @@ enum logdb_dict_kind { LOGDB_SOURCES = 0, LOGDB_NAMES, LOGDB_TEXTS, LOGDB_NDICTS
 /* The values of one queries row in column order (id, ts_ms, source, name, qtype, proto,
  * blocked, list, rule, action, rcode, upstream, latency_us); 0 stands for NULL in the id and
  * the dictionary ids other than the source. */
-#define LOGDB_ROW_VALUES  13
-#define LOGDB_INSERT_MANY 256 /* rows per multi-row INSERT (logdb_batch.c): 3,072 parameters */
+#define LOGDB_ROW_VALUES    13
+#define LOGDB_KEYCACHE_WAYS 4   /* keys kept per text column (logdb_record.c) */
+#define LOGDB_INSERT_MANY   256 /* rows per multi-row INSERT (logdb_batch.c): 3,072 parameters */
 
 struct logdb {
 	char *path;
@@ -100,6 +101,9 @@ struct logdb {
 	/* rows of the open transaction not yet inserted (logdb_batch.c) */
 	sqlite3_int64 pend[LOGDB_INSERT_MANY][LOGDB_ROW_VALUES];
 	uint32_t npend;
+	/* the values bound to ins_many by its last run (valid after one full batch) */
+	sqlite3_int64 bound[LOGDB_INSERT_MANY][LOGDB_ROW_VALUES];
+	bool bound_valid;
 	struct logdb_dict dicts[LOGDB_NDICTS];
 	/* per text column of queries (qtype, proto, list, rule, action, rcode, upstream): the
 	   last text and its id. Consecutive rows mostly repeat them: a strcmp instead of a hash
@@ -108,6 +112,13 @@ struct logdb {
 		char text[48];
 		int64_t id; /* 0: empty */
 	} last_text[7];
+	/* the same for the keys of logdb_record.c: per text column its last few keys */
+	struct logdb_keycache {
+		uint8_t n;
+		uint8_t b[39];
+		int64_t id; /* 0: empty */
+	} keycache[7][LOGDB_KEYCACHE_WAYS];
+	uint8_t keycache_next[7];
 	bool in_tx;
 	uint32_t tx_rows;   /* rows (and events) in the open transaction */
 	uint64_t tx_start;  /* monotonic ms (of the tick before it began) */
@@ -139,6 +150,25 @@ int logdb_insert_row(struct logdb *db, const struct logdb_row *row);
 
 /* The same, kept in the batch (logdb_batch_add) instead of inserted at once. */
 int logdb_insert_row_later(struct logdb *db, const struct logdb_row *row);
+
+/* The id of a dictionary entry not in memory: found or added (an SQLite result code), then
+ * remembered under key (NULL: not remembered). fields bind ?1, ?2... of the dictionary's
+ * statements (logdb.c). */
+int logdb_dict_fetch(struct logdb *db, enum logdb_dict_kind k, const char *const *fields,
+                     int nfields, const char *key, size_t keylen, uint64_t hash,
+                     sqlite3_int64 *out);
+/* The id of a text (0 for none or ""); remembered under the text. An SQLite result code. */
+int logdb_text_id(struct logdb *db, const char *text, sqlite3_int64 *out);
+/* The id of a question name's text (0 for none or ""), remembered under key, or under the text
+ * when key is NULL (then keylen and hash are not used). An SQLite result code. */
+int logdb_name_id(struct logdb *db, const char *qname, const char *key, size_t keylen,
+                  uint64_t hash, sqlite3_int64 *out);
+
+/* ---- logdb_record.c ---- */
+
+/* The LOGDB_ROW_VALUES values of r's row (v[0], the id, 0), its dictionary entries found or
+ * added. An SQLite result code. */
+int logdb_record_values(struct logdb *db, const struct querylog_record *r, sqlite3_int64 *v);
 
 int logdb_exec(sqlite3 *s, const char *sql);
 /* Ends a burst of failures' start: reports (once per burst) and closes the connection. */

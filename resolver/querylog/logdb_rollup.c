@@ -3,11 +3,13 @@
  *
  * Every row that goes into queries is also counted here, in memory, under its hour and the
  * dimensions the readers group and filter by: (hour, source, list, action, blocked) for
- * rollup_sources, the same per day (UTC) for rollup_days, (name, hour, list, action, blocked)
- * for rollup_names, and the first and last id of each hour with its rows and blocked rows for
- * rollup_hours. The counts are added to the tables (one upsert per distinct
- * key) before the transaction that holds the rows commits (logdb_commit), or earlier in the same
- * transaction when a map is full: rows and rollups are committed, or rolled back, together.
+ * rollup_sources, (name, hour, list, action, blocked) for rollup_names, and the first and last
+ * id of each hour with its rows and blocked rows for rollup_hours; rollup_days (the same as
+ * rollup_sources per UTC day) is added up from the sources' keys when they are upserted
+ * (fold_days), one probe per key instead of one per row. The counts are added to the tables (one
+ * upsert per distinct key) before the transaction that holds the rows commits (logdb_commit), or
+ * earlier in the same transaction when a map is full: rows and rollups are committed, or rolled
+ * back, together.
  *
  * The maps are open-addressing hash tables allocated once (logdb_rollup_init): nothing is
  * allocated per row.
@@ -236,10 +238,13 @@ map_flush(struct logdb *db, int which)
 	return rc;
 }
 
-/* Counts key in map `which` (for hours: id, and whether blocked). An SQLite result code (a
- * full map is flushed first). */
+static int fold_days(struct logdb *db);
+
+/* Counts key in map `which`, `count` times (for hours: once, with id and whether blocked). An
+ * SQLite result code (a full map is flushed first; the sources are folded into the days
+ * before). */
 static int
-map_add(struct logdb *db, int which, const int64_t *k, int64_t id, bool blocked)
+map_add(struct logdb *db, int which, const int64_t *k, int64_t id, bool blocked, int64_t count)
 {
 	struct logdb_rollup_map *m = &db->rollup.map[which];
 	uint64_t h = key_hash(k);
@@ -256,14 +261,16 @@ map_add(struct logdb *db, int which, const int64_t *k, int64_t id, bool blocked)
 				e->total++;
 				e->blocked += blocked;
 			} else {
-				e->n++;
+				e->n += count;
 			}
 			return SQLITE_OK;
 		}
 		i = (i + 1) & m->mask;
 	}
 	if (m->count >= m->max) {
-		int rc = map_flush(db, which);
+		int rc = which == LOGDB_ROLLUP_SOURCES ? fold_days(db) : SQLITE_OK;
+		if (rc == SQLITE_OK)
+			rc = map_flush(db, which);
 		if (rc != SQLITE_OK)
 			return rc;
 		i = (size_t)h & m->mask; /* the map is empty now */
@@ -271,7 +278,7 @@ map_add(struct logdb *db, int which, const int64_t *k, int64_t id, bool blocked)
 	struct logdb_rollup_entry *e = &m->e[i];
 	e->hash = h;
 	memcpy(e->k, k, sizeof(e->k));
-	e->n = which == LOGDB_ROLLUP_HOURS ? id : 1;
+	e->n = which == LOGDB_ROLLUP_HOURS ? id : count;
 	e->last = id;
 	e->total = 1;
 	e->blocked = blocked;
@@ -279,31 +286,48 @@ map_add(struct logdb *db, int which, const int64_t *k, int64_t id, bool blocked)
 	return SQLITE_OK;
 }
 
+/* rollup_days is rollup_sources per day: the sources' counts are added to the days' keys when
+ * the sources are upserted (one map probe per key, not per row). */
+static int
+fold_days(struct logdb *db)
+{
+	const struct logdb_rollup_map *m = &db->rollup.map[LOGDB_ROLLUP_SOURCES];
+	int rc = SQLITE_OK;
+
+	for (size_t i = 0; m->count > 0 && i <= m->mask && rc == SQLITE_OK; i++) {
+		const struct logdb_rollup_entry *e = &m->e[i];
+		if (e->hash == 0)
+			continue;
+		/* k: hour, source, list, action, blocked; an hour of 0 stands for a negative time
+		   and so does its day */
+		int64_t kd[LOGDB_ROLLUP_KEYS] = {e->k[0] / DAY_MS * DAY_MS, e->k[1], e->k[2],
+		                                 e->k[3], e->k[4]};
+		rc = map_add(db, LOGDB_ROLLUP_DAYS, kd, 0, false, e->n);
+	}
+	return rc;
+}
+
 int
 logdb_rollup_add(struct logdb *db, const sqlite3_int64 *v, int64_t id)
 {
 	int64_t hour = v[1] >= 0 ? v[1] / HOUR_MS * HOUR_MS : 0;
-	int64_t day = v[1] >= 0 ? v[1] / DAY_MS * DAY_MS : 0;
 	/* v: id, ts_ms, source, name, qtype, proto, blocked, list, rule, action, ... */
 	int64_t ks[LOGDB_ROLLUP_KEYS] = {hour, v[2], v[7], v[9], v[6]};
 	int64_t kn[LOGDB_ROLLUP_KEYS] = {v[3], hour, v[7], v[9], v[6]};
-	int64_t kd[LOGDB_ROLLUP_KEYS] = {day, v[2], v[7], v[9], v[6]};
 	int64_t kh[LOGDB_ROLLUP_KEYS] = {hour, 0, 0, 0, 0};
-	int rc = map_add(db, LOGDB_ROLLUP_SOURCES, ks, 0, false);
+	int rc = map_add(db, LOGDB_ROLLUP_SOURCES, ks, 0, false, 1);
 
 	if (rc == SQLITE_OK)
-		rc = map_add(db, LOGDB_ROLLUP_NAMES, kn, 0, false);
+		rc = map_add(db, LOGDB_ROLLUP_NAMES, kn, 0, false, 1);
 	if (rc == SQLITE_OK)
-		rc = map_add(db, LOGDB_ROLLUP_DAYS, kd, 0, false);
-	if (rc == SQLITE_OK)
-		rc = map_add(db, LOGDB_ROLLUP_HOURS, kh, id, v[6] != 0);
+		rc = map_add(db, LOGDB_ROLLUP_HOURS, kh, id, v[6] != 0, 1);
 	return rc;
 }
 
 int
 logdb_rollup_flush(struct logdb *db)
 {
-	int rc = SQLITE_OK;
+	int rc = fold_days(db);
 
 	for (int i = 0; i < LOGDB_ROLLUP_NMAPS && rc == SQLITE_OK; i++)
 		rc = map_flush(db, i);

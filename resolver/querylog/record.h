@@ -99,6 +99,13 @@ struct querylog_text {
 /* Fills t from r (the database sink uses it). */
 void querylog_text(const struct querylog_record *r, struct querylog_text *t);
 
+/* The question name and the rule of r as canonical wire octets, for a key that stands for
+ * their text columns (the database sink's memory of ids): 1 with *wire and *len (the octets of
+ * the name, which names_from_wire accepts as it is), 0 for a null column, -1 when only
+ * querylog_text can tell (octets that are no plain uncompressed name; never from the loop). */
+int querylog_qname_wire(const struct querylog_record *r, const uint8_t **wire, size_t *len);
+int querylog_rule_wire(const struct querylog_record *r, const uint8_t **wire, size_t *len);
+
 /* "forward", "cache", ...; "unknown" for values out of range. */
 const char *querylog_action_name(uint8_t action);
 

@@ -11,7 +11,8 @@
 # Bounded: every load run has a time limit, every process started here is stopped by its PID.
 # Usage: tests/bench/soak.sh [BUILD_DIR] (default build).
 # Environment: DURATION (seconds, default 600), PEAK_S (default 15), SHARE (percent of the peak,
-# default 80), CLIENTS (dnsperf -c, default 8), OUTSTANDING (dnsperf -q, default 256),
+# default 80; RATE: a fixed rate in queries a second instead), CLIENTS (dnsperf -c, default
+# 8), OUTSTANDING (dnsperf -q, default 256),
 # TASKSET (default "1": the daemon on CPU 1, the load on CPU 0; "" runs unpinned), LOOP_ONLY
 # (1: pin only the event loop's thread to CPU 1, so the writer may use either core), KEEP (1:
 # keep the query logs in the work folder; by default they are deleted at exit, as a 10-minute
@@ -26,6 +27,7 @@ upstream_bin=$build/tests/bench_upstream
 DURATION=${DURATION:-600}
 PEAK_S=${PEAK_S:-15}
 SHARE=${SHARE:-80}
+RATE=${RATE:-}
 CLIENTS=${CLIENTS:-8}
 OUTSTANDING=${OUTSTANDING:-256}
 TASKSET=${TASKSET-1}
@@ -134,6 +136,7 @@ start_veto peak
 stop_veto
 peak=$(awk '/Queries per second/ {print int($4)}' "$work/peak.txt")
 rate=$((peak * SHARE / 100))
+[ -z "$RATE" ] || { rate=$RATE; SHARE=$((RATE * 100 / (peak > 0 ? peak : 1))); }
 echo "peak (mix, both logs on, ${PEAK_S} s): $peak qps; soak rate ${SHARE}%: $rate qps for $DURATION s"
 
 # --- soak --------------------------------------------------------------------------------------
