@@ -129,7 +129,29 @@ finish_rate_limit(struct config *cfg)
 	}
 }
 
+#define WORKERS_MAX 64
+static void
+on_server_workers(struct config_check_ctx *c, const struct config_node *key,
+                  const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	if (config_schema_get_uint(c, key, val, path, 0, WORKERS_MAX, &cfg->server.workers) == 0)
+		c->workers_key = key;
+}
+
+/* Several workers share the policy and the query log, not yet the device table. */
+static void
+finish_workers(struct config_check_ctx *c)
+{
+	if (c->cfg->server.workers != 1 && c->cfg->devices.enabled)
+		err(c, c->workers_key, "server.workers",
+		    "%u workers with a devices: section: device identity runs on one worker only "
+		    "(set server.workers: 1, or remove devices:)",
+		    (unsigned)c->cfg->server.workers);
+}
+
 static const struct config_schema_key server_keys[] = {
+        CONFIG_SCHEMA_CALL_KEY("workers", on_server_workers),
         CONFIG_SCHEMA_CALL_KEY("listen", on_server_listen),
         CONFIG_SCHEMA_CALL_KEY("allow", on_server_allow),
         /* RFC 7766 section 6.2.3 recommends idle timeouts of the order of seconds. */
@@ -684,6 +706,7 @@ config_check(const struct config_node *root, const char *file, struct config *cf
 	finish_log(&c);
 	config_lists_finish(&c);
 	finish_rate_limit(cfg);
+	finish_workers(&c);
 	config_http_finish(&c);
 
 	if (cfg->cache.min_ttl > cfg->cache.max_ttl) {

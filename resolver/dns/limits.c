@@ -94,6 +94,10 @@ limits_start(struct server *s)
 	l->nofile = raise_nofile();
 	limits_size(l->nofile, cfg->server.nlisten, cfg->server.tcp_connections, &l->upstream,
 		    &l->tcp);
+	if (s->nworkers > 1) { /* the process's descriptors, shared by the workers */
+		l->upstream = l->upstream / s->nworkers > 0 ? l->upstream / s->nworkers : 1;
+		l->tcp = l->tcp / s->nworkers > 0 ? l->tcp / s->nworkers : 1;
+	}
 	if (l->tcp < cfg->server.tcp_connections)
 		log_warning("file descriptors: %" PRIu64 " allow %" PRIu32 " tcp connections, "
 		            "fewer than server.tcp_connections (%" PRIu32 "); raise the limit "

@@ -16,6 +16,7 @@
 #include "query.h"
 #include "querylog.h"
 #include "server_int.h"
+#include "worker.h"
 
 static const char *const rcode_names[METRICS_RCODES] = {
         "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other",
@@ -166,6 +167,7 @@ metrics_snapshot(const struct server *s, struct metrics *m)
 		upstream_get_stats(s->upstream, &m->upstream);
 		m->nservers = upstream_get_server_stats(s->upstream, m->servers, METRICS_SERVERS);
 	}
+	workers_add_metrics(s, m); /* server.workers: the others' last published counters */
 }
 
 void
