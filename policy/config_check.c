@@ -151,7 +151,6 @@ finish_workers(struct config_check_ctx *c)
 }
 
 static const struct config_schema_key server_keys[] = {
-        CONFIG_SCHEMA_CALL_KEY("workers", on_server_workers),
         CONFIG_SCHEMA_CALL_KEY("listen", on_server_listen),
         CONFIG_SCHEMA_CALL_KEY("allow", on_server_allow),
         /* RFC 7766 section 6.2.3 recommends idle timeouts of the order of seconds. */
@@ -171,6 +170,7 @@ static const struct config_schema_key server_keys[] = {
         CONFIG_SCHEMA_CALL_KEY("rate_limit", on_server_rate_limit),
         CONFIG_SCHEMA_STR_KEY("user", struct config, server.user),
         CONFIG_SCHEMA_STR_KEY("group", struct config, server.group),
+        CONFIG_SCHEMA_CALL_KEY("workers", on_server_workers),
 };
 
 /* ---- upstream ---- */

@@ -474,6 +474,10 @@ warn_restart_needed(const struct server *s, const struct config *cur)
 		log_warning("reload: %s: cache settings differ from the running ones: restart "
 			    "needed to apply them",
 			    cur->path);
+	if (worker_count(cur) != s->nworkers)
+		log_warning("reload: %s: server.workers differs from the running one (%u): restart "
+			    "needed to apply it",
+			    cur->path, s->nworkers);
 	if (!addr_lists_equal(s->applied.listen, s->applied.nlisten, cur->server.listen,
 			      cur->server.nlisten))
 		log_warning("reload: %s: server.listen differs from the running one: restart "

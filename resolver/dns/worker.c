@@ -13,7 +13,9 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,6 +33,7 @@ struct worker_pub {
 	struct upstream_server_stats servers[METRICS_SERVERS];
 	size_t nservers;
 	uint64_t tcp_connections;
+	uint64_t policies;		/* policies swapped in since start */
 };
 
 struct worker {
@@ -47,6 +50,7 @@ struct worker {
 	uv_async_t wake;		/* main -> worker */
 	uv_timer_t publish;
 	unsigned stops_seen;
+	uint64_t policies;
 
 	uv_async_t done;		/* worker -> main, on the main loop */
 	bool done_open;
@@ -85,6 +89,7 @@ publish(struct worker *w)
 		p.nservers = upstream_get_server_stats(s->upstream, p.servers, METRICS_SERVERS);
 	}
 	p.tcp_connections = s->nactive;
+	p.policies = w->policies;
 	uv_mutex_lock(&w->mu);
 	w->pub = p;
 	uv_mutex_unlock(&w->mu);
@@ -123,9 +128,11 @@ on_worker_wake(uv_async_t *a)
 	unsigned stops = w->stops;
 	uv_mutex_unlock(&w->mu);
 	if (pol != NULL) {
-		if (w->srv->state == SERVER_RUNNING)
+		if (w->srv->state == SERVER_RUNNING) {
 			server_swap_policy(w->srv, pol);
-		else
+			w->policies++;
+			publish(w); /* the new count at once */
+		} else
 			policy_unref(&pol);
 	}
 	while (w->stops_seen < stops) {
@@ -141,6 +148,9 @@ worker_main(void *arg)
 	struct policy *pol = w->next_policy; /* the main loop waits on 'started' meanwhile */
 	int err;
 
+	char name[16];
+	snprintf(name, sizeof(name), "veto-dns%u", w->index);
+	pthread_setname_np(pthread_self(), name); /* for top -H, ps -L */
 	w->next_policy = NULL;
 	err = uv_loop_init(&w->loop);
 	if (err != 0) {
@@ -310,6 +320,9 @@ void
 workers_add_metrics(const struct server *s, struct metrics *m)
 {
 	_Static_assert(sizeof(size_t) == sizeof(uint64_t), "cache_stats sizes as counters");
+	m->nworkers = s->nworkers;
+	m->worker_queries[0] = s->stats.udp_queries + s->stats.tcp_queries;
+	m->worker_reloads[0] = s->stats.reloads;
 	for (unsigned i = 0; i < s->nstarted; i++) {
 		struct worker *w = &s->workers[i];
 		const struct worker_pub *p = &w->pub;
@@ -319,6 +332,10 @@ workers_add_metrics(const struct server *s, struct metrics *m)
 		ADD_ALL(&m->cache, &p->cache);
 		ADD_ALL(&m->upstream, &p->upstream);
 		m->tcp_connections += p->tcp_connections;
+		if (w->index < METRICS_WORKERS) {
+			m->worker_queries[w->index] = p->stats.udp_queries + p->stats.tcp_queries;
+			m->worker_reloads[w->index] = p->policies;
+		}
 		/* the same servers in the same order, unless a reload is being applied */
 		for (size_t j = 0; j < p->nservers && j < m->nservers; j++) {
 			if (strcmp(m->servers[j].text, p->servers[j].text) != 0)
