@@ -61,6 +61,8 @@ struct worker {
 	unsigned stops;			/* server_stop calls to pass on */
 	bool wake_closed;		/* no more messages: the worker has stopped */
 	struct worker_pub pub;
+	uint64_t pub_asked, pub_done;	/* snapshots asked for by the main loop, and made */
+	uv_cond_t pub_cv;		/* signalled when pub_done moves */
 };
 
 unsigned
@@ -92,6 +94,10 @@ publish(struct worker *w)
 	p.policies = w->policies;
 	uv_mutex_lock(&w->mu);
 	w->pub = p;
+	if (w->pub_done != w->pub_asked) {
+		w->pub_done = w->pub_asked;
+		uv_cond_broadcast(&w->pub_cv);
+	}
 	uv_mutex_unlock(&w->mu);
 }
 
@@ -111,6 +117,7 @@ on_worker_stopped(void *arg)
 	w->wake_closed = true;
 	if (w->next_policy != NULL)
 		policy_unref(&w->next_policy);
+	uv_cond_broadcast(&w->pub_cv); /* a snapshot waiting: this one is the last */
 	uv_mutex_unlock(&w->mu);
 	uv_close((uv_handle_t *)&w->wake, NULL);
 	uv_timer_stop(&w->publish);
@@ -126,7 +133,10 @@ on_worker_wake(uv_async_t *a)
 	struct policy *pol = w->next_policy;
 	w->next_policy = NULL;
 	unsigned stops = w->stops;
+	bool asked = w->pub_asked != w->pub_done;
 	uv_mutex_unlock(&w->mu);
+	if (asked)
+		publish(w);
 	if (pol != NULL) {
 		if (w->srv->state == SERVER_RUNNING) {
 			server_swap_policy(w->srv, pol);
@@ -232,8 +242,12 @@ workers_start(struct server *s)
 		struct worker *w = &s->workers[i];
 		w->main = s;
 		w->index = i + 1;
-		if (uv_mutex_init(&w->mu) != 0 || uv_sem_init(&w->started, 0) != 0)
+		if (uv_mutex_init(&w->mu) != 0)
 			return -ENOMEM;
+		if (uv_sem_init(&w->started, 0) != 0 || uv_cond_init(&w->pub_cv) != 0) {
+			uv_mutex_destroy(&w->mu);
+			return -ENOMEM;
+		}
 		uv_async_init(s->loop, &w->done, on_worker_done);
 		w->done.data = w;
 		w->done_open = true;
@@ -305,9 +319,37 @@ add_u64(uint64_t *dst, const uint64_t *src, size_t n)
 		        sizeof(*(dst)) / sizeof(uint64_t));                                         \
 	} while (0)
 
+/* Asks every running worker for a fresh snapshot and waits for them, each at most
+ * WORKER_SNAPSHOT_WAIT_MS (a worker answers between two of its callbacks; past the wait, its
+ * last published counters are used). */
+static void
+refresh(const struct server *s)
+{
+	for (unsigned i = 0; i < s->nstarted; i++) {
+		struct worker *w = &s->workers[i];
+		uv_mutex_lock(&w->mu);
+		if (!w->wake_closed) {
+			w->pub_asked++;
+			uv_async_send(&w->wake);
+		}
+		uv_mutex_unlock(&w->mu);
+	}
+	for (unsigned i = 0; i < s->nstarted; i++) {
+		struct worker *w = &s->workers[i];
+		uv_mutex_lock(&w->mu);
+		while (!w->wake_closed && w->pub_done != w->pub_asked) {
+			if (uv_cond_timedwait(&w->pub_cv, &w->mu,
+			                      (uint64_t)WORKER_SNAPSHOT_WAIT_MS * 1000000) != 0)
+				break;
+		}
+		uv_mutex_unlock(&w->mu);
+	}
+}
+
 void
 workers_add_stats(const struct server *s, struct server_stats *st)
 {
+	refresh(s);
 	for (unsigned i = 0; i < s->nstarted; i++) {
 		struct worker *w = &s->workers[i];
 		uv_mutex_lock(&w->mu);
@@ -320,6 +362,7 @@ void
 workers_add_metrics(const struct server *s, struct metrics *m)
 {
 	_Static_assert(sizeof(size_t) == sizeof(uint64_t), "cache_stats sizes as counters");
+	refresh(s);
 	m->nworkers = s->nworkers;
 	m->worker_queries[0] = s->stats.udp_queries + s->stats.tcp_queries;
 	m->worker_reloads[0] = s->stats.reloads;
@@ -359,6 +402,7 @@ workers_free(struct server *s)
 		if (w->next_policy != NULL)
 			policy_unref(&w->next_policy);
 		uv_sem_destroy(&w->started);
+		uv_cond_destroy(&w->pub_cv);
 		uv_mutex_destroy(&w->mu);
 	}
 	free(s->workers);

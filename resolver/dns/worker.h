@@ -8,9 +8,12 @@
  * pool, stale and prefetch state, limits, counters. It shares the main server's query log
  * (querylog_submit is safe from several threads) and the immutable, refcounted policy.
  *
- * Messages go through one uv_async per direction: main -> worker (a new policy, stop), worker
- * -> main (the thread ended). A worker publishes its counters for the main loop every
- * WORKER_PUBLISH_MS and when it stops, under its mutex (never taken on the query path).
+ * Messages go through one uv_async per direction: main -> worker (a new policy, stop, a
+ * snapshot of its counters), worker -> main (the thread ended). A worker publishes its counters
+ * under its mutex (never taken on the query path) when asked, every WORKER_PUBLISH_MS and when
+ * it stops; a snapshot on the main loop (veto stats, /metrics) asks every worker and waits for
+ * their answers, each at most WORKER_SNAPSHOT_WAIT_MS (a worker answers between two of its
+ * callbacks, so the wait is that of one callback).
  * Every function here runs on the main server's loop thread.
  */
 #ifndef VETO_WORKER_H
@@ -21,6 +24,7 @@
 #include "server.h"
 
 #define WORKER_PUBLISH_MS 250
+#define WORKER_SNAPSHOT_WAIT_MS 50
 
 /* server.workers as it takes effect: 0 is the number of CPUs online (at least 1). */
 unsigned worker_count(const struct config *cfg);
@@ -38,8 +42,8 @@ void workers_stop(struct server *s);
  * swaps it in between two of its callbacks. */
 void workers_swap_policy(struct server *s, struct policy *policy);
 
-/* Adds the other workers' last published counters (st, or the query counters, cache,
- * upstream and TCP figures of m). */
+/* Adds the other workers' counters (st, or the query counters, cache, upstream and TCP
+ * figures of m), fresh: each worker is asked for them (see above). */
 void workers_add_stats(const struct server *s, struct server_stats *st);
 void workers_add_metrics(const struct server *s, struct metrics *m);
 
