@@ -2,8 +2,12 @@
 # DURATION, CLIENTS, OUTSTANDING, pids). Veto with server.workers 1 and 2, dnsdist with 1 and 2
 # listener threads (SO_REUSEPORT), one server at a time on CPUs 0 and 1; dnsperf and the
 # upstream share those CPUs (a two-core machine has no third). Per mix: QPS and the server's CPU
-# (user + system, every thread) per answered query.
+# (user + system, every thread) per answered query. RATE: dnsperf -Q (queries per second
+# offered), to compare CPU per query at one load rather than at each server's peak. SYSCALLS=1:
+# also the server's system calls per answered query (perf stat, raw_syscalls:sys_enter: a
+# count, not a timing, so it holds on a busy machine).
 SCALE_CPUS=${SCALE_CPUS:-0,1}
+SYSCALLS=${SYSCALLS:-0}
 TICK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 completed() { awk '/Queries completed/ {print $3}' "$work/last.txt"; }
@@ -22,6 +26,25 @@ wait_up() { # port
 }
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
+# the configuration of run.sh's comparison (written there after this file is sourced)
+cat >"$work/veto.yaml" <<YAML
+server:
+  listen: ["127.0.0.1:$VETO_PORT"]
+  user: "$(id -un)"
+upstream:
+  servers: ["127.0.0.1:$UP_PORT"]
+  timeout_ms: 1000
+cache:
+  entries: 100000
+lists:
+  vendors: {files: [$work/blocked.list]}
+groups:
+  - name: everyone
+    block: [vendors]
+log:
+  queries: none
+YAML
+
 taskset -c "$SCALE_CPUS" "$upstream_bin" $UP_PORT $((DURATION * 8 * 4 + 120)) &
 up_pid=$!
 pids+=($up_pid)
@@ -33,17 +56,33 @@ measure() { # label port pid
 		-q 100 >/dev/null 2>&1
 	for mix in hits blocked miss; do
 		t0=$(cpu_ticks "$pid")
+		sc=""
+		if [ "$SYSCALLS" = 1 ]; then # system calls of the server during the run (counted)
+			perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$work/sc.txt" \
+				-- sleep $((DURATION + 1)) &
+			sc=$!
+		fi
 		taskset -c "$SCALE_CPUS" dnsperf -s 127.0.0.1 -p "$port" -d "$work/$mix.txt" \
-			-l "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING" -t 2 2>/dev/null >"$work/last.txt"
+			-l "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING" -t 2 ${RATE:+-Q "$RATE"} \
+			2>/dev/null >"$work/last.txt"
 		q=$(awk '/Queries per second/ {print int($4)}' "$work/last.txt")
 		c=$(us_per_query "$t0" "$(cpu_ticks "$pid")" "$(completed)")
+		if [ -n "$sc" ]; then
+			wait "$sc" 2>/dev/null || true
+			c="$c | $(awk -F, -v n="$(completed)" '/raw_syscalls/ {
+				if (n > 0) printf "%.2f", $1 / n; else print "-" }' "$work/sc.txt")"
+		fi
 		printf '| %s | %s | %s | %s |\n' "$label" "$mix" "$q" "$c"
 	done
 }
 
 echo "scaling: one server at a time on CPUs $SCALE_CPUS (dnsperf -c $CLIENTS and the upstream" \
-	"share them), $DURATION s per run; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| server | mix | qps | CPU us/query |\n|---|---|---:|---:|\n'
+	"share them), $DURATION s per run${RATE:+, $RATE queries/s offered}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$SYSCALLS" = 1 ]; then
+	printf '| server | mix | qps | CPU us/query | system calls/query |\n|---|---|---:|---:|---:|\n'
+else
+	printf '| server | mix | qps | CPU us/query |\n|---|---|---:|---:|\n'
+fi
 for w in 1 2; do
 	port=$((VETO_PORT + 20 + w))
 	sed -e "s#127.0.0.1:$VETO_PORT#127.0.0.1:$port#" "$work/veto.yaml" >"$work/veto-w$w.yaml"
