@@ -62,7 +62,8 @@ struct worker {
 	bool wake_closed;		/* no more messages: the worker has stopped */
 	struct worker_pub pub;
 	uint64_t pub_asked, pub_done;	/* snapshots asked for by the main loop, and made */
-	uv_cond_t pub_cv;		/* signalled when pub_done moves */
+	uint64_t swap_asked, swap_done;	/* policies handed over, and taken (or dropped) */
+	uv_cond_t pub_cv;		/* signalled when pub_done or swap_done moves */
 };
 
 unsigned
@@ -131,6 +132,7 @@ on_worker_wake(uv_async_t *a)
 
 	uv_mutex_lock(&w->mu);
 	struct policy *pol = w->next_policy;
+	uint64_t swap = w->swap_asked;
 	w->next_policy = NULL;
 	unsigned stops = w->stops;
 	bool asked = w->pub_asked != w->pub_done;
@@ -144,6 +146,12 @@ on_worker_wake(uv_async_t *a)
 			publish(w); /* the new count at once */
 		} else
 			policy_unref(&pol);
+	}
+	if (swap != w->swap_done) { /* written by this thread only */
+		uv_mutex_lock(&w->mu);
+		w->swap_done = swap;
+		uv_cond_broadcast(&w->pub_cv);
+		uv_mutex_unlock(&w->mu);
 	}
 	while (w->stops_seen < stops) {
 		w->stops_seen++;
@@ -298,7 +306,23 @@ workers_swap_policy(struct server *s, struct policy *policy)
 			if (w->next_policy != NULL)
 				policy_unref(&w->next_policy); /* never taken: replaced */
 			w->next_policy = policy_ref(policy);
+			w->swap_asked++;
 			uv_async_send(&w->wake);
+		}
+		uv_mutex_unlock(&w->mu);
+	}
+	/* one swap for all: back on the main loop (reload: ok, the reload's callback) only once
+	 * every worker uses it, each waited for at most WORKER_SWAP_WAIT_MS */
+	for (unsigned i = 0; i < s->nstarted; i++) {
+		struct worker *w = &s->workers[i];
+		uv_mutex_lock(&w->mu);
+		while (!w->wake_closed && w->swap_done != w->swap_asked) {
+			if (uv_cond_timedwait(&w->pub_cv, &w->mu,
+			                      (uint64_t)WORKER_SWAP_WAIT_MS * 1000000) != 0) {
+				log_warning("worker %u: still on the previous policy after %d ms",
+				            w->index, WORKER_SWAP_WAIT_MS);
+				break;
+			}
 		}
 		uv_mutex_unlock(&w->mu);
 	}

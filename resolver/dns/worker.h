@@ -25,6 +25,7 @@
 
 #define WORKER_PUBLISH_MS 250
 #define WORKER_SNAPSHOT_WAIT_MS 50
+#define WORKER_SWAP_WAIT_MS	200
 
 /* server.workers as it takes effect: 0 is the number of CPUs online (at least 1). */
 unsigned worker_count(const struct config *cfg);
@@ -39,7 +40,9 @@ int workers_start(struct server *s);
 void workers_stop(struct server *s);
 
 /* A reload put policy in use on the main server: each worker takes its own reference and
- * swaps it in between two of its callbacks. */
+ * swaps it in between two of its callbacks. Returns once every worker has (each waited for at
+ * most WORKER_SWAP_WAIT_MS, then warned about), so that when a reload says ok, every worker
+ * answers with the new policy. */
 void workers_swap_policy(struct server *s, struct policy *policy);
 
 /* Adds the other workers' counters (st, or the query counters, cache, upstream and TCP
