@@ -226,6 +226,10 @@ struct config {
 						   listeners) */
 		uint32_t tcp_pipeline;		/* default 32, 1..16384: queries in flight per
 						   connection */
+		/* event loops serving DNS, each on its own thread with its own SO_REUSEPORT
+		 * sockets, cache and upstream sockets; 0 = one per CPU. Default 1, 0..64.
+		 * Read at start only */
+		uint32_t workers;
 		uint32_t tcp_connections_per_client; /* default 64, 1..65536: open at once from
 							one address */
 		/* queries waiting for upstream at once, per client address and per /24 (IPv4)

@@ -129,6 +129,27 @@ finish_rate_limit(struct config *cfg)
 	}
 }
 
+#define WORKERS_MAX 64
+static void
+on_server_workers(struct config_check_ctx *c, const struct config_node *key,
+                  const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	if (config_schema_get_uint(c, key, val, path, 0, WORKERS_MAX, &cfg->server.workers) == 0)
+		c->workers_key = key;
+}
+
+/* Several workers share the policy and the query log, not yet the device table. */
+static void
+finish_workers(struct config_check_ctx *c)
+{
+	if (c->cfg->server.workers != 1 && c->cfg->devices.enabled)
+		err(c, c->workers_key, "server.workers",
+		    "%u workers with a devices: section: device identity runs on one worker only "
+		    "(set server.workers: 1, or remove devices:)",
+		    (unsigned)c->cfg->server.workers);
+}
+
 static const struct config_schema_key server_keys[] = {
         CONFIG_SCHEMA_CALL_KEY("listen", on_server_listen),
         CONFIG_SCHEMA_CALL_KEY("allow", on_server_allow),
@@ -149,6 +170,7 @@ static const struct config_schema_key server_keys[] = {
         CONFIG_SCHEMA_CALL_KEY("rate_limit", on_server_rate_limit),
         CONFIG_SCHEMA_STR_KEY("user", struct config, server.user),
         CONFIG_SCHEMA_STR_KEY("group", struct config, server.group),
+        CONFIG_SCHEMA_CALL_KEY("workers", on_server_workers),
 };
 
 /* ---- upstream ---- */
@@ -734,6 +756,7 @@ config_check(const struct config_node *root, const char *file, struct config *cf
 	finish_log(&c);
 	config_lists_finish(&c);
 	finish_rate_limit(cfg);
+	finish_workers(&c);
 	config_http_finish(&c);
 
 	if (cfg->cache.min_ttl > cfg->cache.max_ttl) {

@@ -94,14 +94,21 @@ limits_start(struct server *s)
 	l->nofile = raise_nofile();
 	limits_size(l->nofile, cfg->server.nlisten, cfg->server.tcp_connections, &l->upstream,
 		    &l->tcp);
-	if (l->tcp < cfg->server.tcp_connections)
+	if (s->self == NULL && l->tcp < cfg->server.tcp_connections)
 		log_warning("file descriptors: %" PRIu64 " allow %" PRIu32 " tcp connections, "
 		            "fewer than server.tcp_connections (%" PRIu32 "); raise the limit "
 		            "(LimitNOFILE= in systemd) to allow more",
 		            l->nofile, l->tcp, cfg->server.tcp_connections);
-	log_info("file descriptors: %" PRIu64 ": at most %" PRIu32 " queries waiting for upstream, "
-	         "%" PRIu32 " tcp connections (%" PRIu64 " kept for listeners, logs and databases)",
-	         l->nofile, l->upstream, l->tcp, reserve);
+	if (s->self == NULL)
+		log_info("file descriptors: %" PRIu64 ": at most %" PRIu32 " queries waiting for "
+		         "upstream, %" PRIu32 " tcp connections (%" PRIu64 " kept for listeners, logs "
+		         "and databases)%s",
+		         l->nofile, l->upstream, l->tcp, reserve,
+		         s->nworkers > 1 ? ", split evenly between the workers" : "");
+	if (s->nworkers > 1) { /* the process's descriptors, shared by the workers */
+		l->upstream = l->upstream / s->nworkers > 0 ? l->upstream / s->nworkers : 1;
+		l->tcp = l->tcp / s->nworkers > 0 ? l->tcp / s->nworkers : 1;
+	}
 
 	uv_timer_init(s->loop, &l->timer);
 	l->timer.data = s;
@@ -325,6 +332,9 @@ unsigned
 limits_tcp_max(const struct server *s)
 {
 	uint32_t cap = policy_config(s->policy)->server.tcp_connections;
+
+	if (s->nworkers > 1) /* all listeners together: a share per worker */
+		cap = cap / s->nworkers > 0 ? cap / s->nworkers : 1;
 
 	return cap < s->limits.tcp ? cap : s->limits.tcp;
 }

@@ -17,6 +17,7 @@
 #include "pgstore.h"
 #include "querylog.h"
 #include "server_int.h"
+#include "worker.h"
 
 static const char *const rcode_names[METRICS_RCODES] = {
         "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other",
@@ -176,6 +177,7 @@ metrics_snapshot(const struct server *s, struct metrics *m)
 		upstream_get_stats(s->upstream, &m->upstream);
 		m->nservers = upstream_get_server_stats(s->upstream, m->servers, METRICS_SERVERS);
 	}
+	workers_add_metrics(s, m); /* server.workers: the others' last published counters */
 }
 
 void
@@ -361,6 +363,11 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 		section(&o, "device_events", events, sizeof(events) / sizeof(events[0]));
 	}
 	section(&o, "reloads", reloads, sizeof(reloads) / sizeof(reloads[0]));
+	put(&o, ",\"workers\":{\"count\":%u", m->nworkers);
+	for (unsigned i = 0; i < m->nworkers && i < METRICS_WORKERS; i++)
+		put(&o, ",\"queries_%u\":%" PRIu64 ",\"reloads_%u\":%" PRIu64, i,
+		    m->worker_queries[i], i, m->worker_reloads[i]);
+	put(&o, "}");
 	put(&o, "}");
 	if (o.full) {
 		buf[o.off] = '\0';

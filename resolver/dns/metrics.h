@@ -27,6 +27,7 @@
 #define METRICS_RCODES	7	/* NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMP REFUSED, other */
 #define METRICS_LISTS	64
 #define METRICS_SERVERS 16
+#define METRICS_WORKERS 16	/* workers listed one by one in the JSON line */
 #define METRICS_URLS	64	/* list URLs with download metrics */
 #define METRICS_URL	256	/* a URL label is cut to this (NUL included) */
 #define METRICS_VENDORS 64
@@ -100,6 +101,11 @@ struct metrics {
 	struct upstream_stats upstream;
 	size_t nservers;
 	struct upstream_server_stats servers[METRICS_SERVERS];
+	/* server.workers: how many, and per worker (0: the main loop; the others as last
+	 * published) the queries received and the policies put in use since start */
+	unsigned nworkers;
+	uint64_t worker_queries[METRICS_WORKERS];
+	uint64_t worker_reloads[METRICS_WORKERS];
 	struct metrics_devices dev; /* filled by metrics_snapshot_devices only */
 	uint64_t rss_bytes;         /* resident memory; filled by the HTTP thread, 0 = unknown */
 };

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "sdnotify.h"
 #include "server_int.h"
+#include "worker.h"
 
 struct reload_job {
 	uv_work_t req;
@@ -207,10 +208,10 @@ start_devices(struct server *s, const char *when)
 		log_info("%sdevices: started", when);
 }
 
-int
-server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
+/* What every loop has: scratch buffers, limits, the cache. */
+static int
+server_alloc(uv_loop_t *loop, const struct config *cfg, struct server **out)
 {
-	const struct config *cfg = policy_config(policy);
 	struct server *s = calloc(1, sizeof(*s));
 	int err = -ENOMEM;
 
@@ -256,9 +257,29 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 		}
 		cache_configure(s->cache, cfg->cache.serve_stale_s, cfg->cache.prefetch);
 	}
+	s->nworkers = worker_count(cfg);
+	s->reuseport = s->nworkers > 1;
+	*out = s;
+	return 0;
+
+cleanup:
+	free_server_memory(s);
+	return err;
+}
+
+int
+server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
+{
+	const struct config *cfg = policy_config(policy);
+	struct server *s = NULL;
+	int err = server_alloc(loop, cfg, &s);
+
+	if (err != 0)
+		return err;
 	err = querylog_new(cfg, &s->qlog);
 	if (err != 0)
 		goto cleanup;
+	querylog_set_producers(s->qlog, s->nworkers);
 	/* last: from here on there are handles on the loop */
 	err = upstream_new(loop, cfg, &s->upstream);
 	if (err != 0)
@@ -282,6 +303,48 @@ cleanup:
 }
 
 int
+server_new_worker(uv_loop_t *loop, struct policy *policy, struct server *main_srv,
+		  struct server **out)
+{
+	const struct config *cfg = policy_config(policy);
+	struct server *s = NULL;
+	int err = server_alloc(loop, cfg, &s);
+
+	if (err != 0)
+		return err;
+	s->nworkers = main_srv->nworkers; /* as read at start, whatever cfg says now */
+	s->reuseport = s->nworkers > 1;
+	s->qlog = main_srv->qlog; /* shared: the main server frees it, after this one stopped */
+	err = upstream_new(loop, cfg, &s->upstream);
+	if (err != 0) {
+		if (s->cache != NULL)
+			cache_free(&s->cache);
+		free_server_memory(s);
+		return err;
+	}
+	s->nobjects++;
+	s->policy = policy;
+	*out = s;
+	return 0;
+}
+
+int
+server_reuseport(struct server *s, uv_handle_t *h, const char *name)
+{
+	uv_os_fd_t fd;
+	int on = 1;
+
+	if (!s->reuseport)
+		return 0;
+	int err = uv_fileno(h, &fd);
+	if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+		err = -errno;
+	if (err != 0)
+		log_error("%s: SO_REUSEPORT: %s", name, uv_strerror(err));
+	return err;
+}
+
+int
 server_start(struct server *s)
 {
 	const struct config *cfg = policy_config(s->policy);
@@ -301,8 +364,15 @@ server_start(struct server *s)
 		if (err != 0)
 			return err;
 	}
-	log_info("serving: %zu groups, %zu lists, %zu names, cache %" PRIu32 " entries",
-		 cfg->ngroups, cfg->nlists, policy_names(s->policy), cfg->cache.entries);
+	if (s->self != NULL)
+		return 0;
+	int err = workers_start(s);
+	if (err != 0)
+		return err;
+	log_info("serving: %zu groups, %zu lists, %zu names, cache %" PRIu32 " entries%s, "
+		 "%u worker%s",
+		 cfg->ngroups, cfg->nlists, policy_names(s->policy), cfg->cache.entries,
+		 s->nworkers > 1 ? " per worker" : "", s->nworkers, s->nworkers == 1 ? "" : "s");
 	return 0;
 }
 
@@ -404,6 +474,10 @@ warn_restart_needed(const struct server *s, const struct config *cur)
 		log_warning("reload: %s: cache settings differ from the running ones: restart "
 			    "needed to apply them",
 			    cur->path);
+	if (worker_count(cur) != s->nworkers)
+		log_warning("reload: %s: server.workers differs from the running one (%u): restart "
+			    "needed to apply it",
+			    cur->path, s->nworkers);
 	if (!addr_lists_equal(s->applied.listen, s->applied.nlisten, cur->server.listen,
 			      cur->server.nlisten))
 		log_warning("reload: %s: server.listen differs from the running one: restart "
@@ -425,6 +499,13 @@ apply_log_settings(struct server *s, const struct config *cur)
 	struct querylog *ql = NULL;
 	int err = querylog_reconfigure(s->qlog, cur);
 
+	if (err == -EAGAIN && s->nworkers > 1) {
+		/* the other workers hold the log that has no writer: not replaced under them */
+		log_warning("reload: %s: log.queries turned on: restart needed to apply it with "
+			    "several workers",
+			    cur->path);
+		return;
+	}
 	if (err == -EAGAIN) {
 		err = querylog_new(cur, &ql);
 		if (err == 0) {
@@ -438,6 +519,26 @@ apply_log_settings(struct server *s, const struct config *cur)
 }
 
 static void start_reload(struct server *s, server_reload_cb cb, void *arg);
+
+void
+server_swap_policy(struct server *s, struct policy *policy)
+{
+	const struct config *cur = policy_config(policy);
+
+	/* serve_stale and prefetch apply at once; the entries stay (policy is decided
+	 * before the cache on every query, so a name blocked now is never served) */
+	if (s->cache != NULL)
+		cache_configure(s->cache, cur->cache.serve_stale_s, cur->cache.prefetch);
+	if (s->upstream != NULL) {
+		int err = upstream_reconfigure(s->upstream, cur);
+		if (err != 0)
+			log_warning("reload: upstream servers not changed: %s", uv_strerror(err));
+	}
+	metrics_remap_groups(&s->counts, s->policy, policy);
+	policy_unref(&s->policy);
+	s->policy = policy;
+	s->policy_ms = uv_now(s->loop);
+}
 
 static void
 on_reload_done(uv_work_t *req, int status)
@@ -465,18 +566,9 @@ on_reload_done(uv_work_t *req, int status)
 		log_diagnostics(&job->diag);
 		warn_restart_needed(s, cur);
 		apply_log_settings(s, cur);
-		/* serve_stale and prefetch apply at once; the entries stay (policy is decided
-		 * before the cache on every query, so a name blocked now is never served) */
-		if (s->cache != NULL)
-			cache_configure(s->cache, cur->cache.serve_stale_s, cur->cache.prefetch);
-		int err = upstream_reconfigure(s->upstream, cur);
-		if (err != 0)
-			log_warning("reload: upstream servers not changed: %s", uv_strerror(err));
-		metrics_remap_groups(&s->counts, s->policy, job->policy);
-		policy_unref(&s->policy);
-		s->policy = job->policy;
+		server_swap_policy(s, job->policy);
 		job->policy = NULL;
-		s->policy_ms = uv_now(s->loop);
+		workers_swap_policy(s, s->policy); /* the same policy for every worker */
 		s->stats.reloads++;
 		server_note_reload(s, 0, &job->diag);
 		if (s->devices != NULL)
@@ -619,6 +711,7 @@ on_drain_timeout(uv_timer_t *t)
 void
 server_stop(struct server *s, void (*done)(void *arg), void *arg)
 {
+	workers_stop(s); /* the other workers too (again: they stop waiting as well) */
 	if (s->state == SERVER_DRAINING) {
 		/* asked again: do not wait any longer */
 		uv_timer_stop(&s->drain_timer);
@@ -630,7 +723,8 @@ server_stop(struct server *s, void (*done)(void *arg), void *arg)
 	s->stop_cb = done;
 	s->stop_arg = arg;
 	s->state = SERVER_DRAINING;
-	sdnotify_stopping();
+	if (s->self == NULL)
+		sdnotify_stopping();
 	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
 		udp_listener_stop((struct udp_listener *)l);
 	for (struct server_listener *l = s->tcp; l != NULL; l = l->next)
@@ -650,11 +744,21 @@ server_stop(struct server *s, void (*done)(void *arg), void *arg)
 static void
 finalize(struct server *s)
 {
-	struct server_stats *st = &s->stats;
+	struct server_stats all;
+	const struct server_stats *st = &all;
 	uint64_t qdropped = 0;
 
 	s->state = SERVER_STOPPED;
 	limits_report(s, true);
+	if (s->self != NULL) { /* a worker: the main server logs the totals and frees the log */
+		s->qlog = NULL;
+		if (s->cache != NULL)
+			cache_free(&s->cache);
+		if (s->stop_cb != NULL)
+			s->stop_cb(s->stop_arg);
+		return;
+	}
+	server_get_stats(s, &all); /* every worker has stopped: their last counts */
 	if (s->qlog != NULL) {
 		qdropped = querylog_dropped(s->qlog);
 		querylog_free(&s->qlog);
@@ -750,6 +854,7 @@ void
 server_get_stats(const struct server *s, struct server_stats *st)
 {
 	*st = s->stats;
+	workers_add_stats(s, st);
 }
 
 const struct policy *
@@ -766,6 +871,7 @@ server_free(struct server **sp)
 	if (s == NULL)
 		return;
 	REQUIRE(s->state == SERVER_STOPPED);
+	workers_free(s);
 	query_pool_destroy(&s->pool);
 	control_free(&s->control);
 	updater_free(&s->lists);

@@ -1,6 +1,9 @@
 /*
  * server: the daemon behind `veto serve`. Owns the listeners (UDP and TCP on every server.listen
- * address), the cache, the upstream client and the query log, all running on one libuv loop.
+ * address), the cache, the upstream client and the query log, all running on one libuv loop;
+ * with server.workers > 1, server_start also starts the other workers' threads, each with a
+ * loop, listeners, cache and upstream client of its own (worker.h); the calls below stay the
+ * main loop's and apply to every worker.
  *
  * Life cycle:
  *     server_new() -> server_start() -> [server_watch_signals()] -> uv_run()

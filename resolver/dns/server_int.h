@@ -154,6 +154,7 @@ struct tcp_conn {
 
 struct reload_job;
 struct udp_batch;
+struct worker;
 
 struct server {
 	uv_loop_t *loop;
@@ -213,6 +214,16 @@ struct server {
 	server_policy_cb on_reload;	/* server_on_reload() */
 	void *on_reload_arg;
 	bool reload_again;
+
+	/* server.workers (worker.c). The main server (the one server_new made) owns the other
+	 * workers' threads; each of those runs a server of its own (made by server_new_worker)
+	 * that shares the main server's query log and has no signals, reload, control channel,
+	 * list updater or device table. */
+	struct worker *workers;		/* main: nworkers - 1 of them (NULL when 1) */
+	unsigned nworkers;		/* loops serving DNS in all (both kinds of server) */
+	unsigned nstarted;		/* main: worker threads started */
+	struct worker *self;		/* a worker's server: its worker; NULL on the main one */
+	bool reuseport;			/* listeners with SO_REUSEPORT (nworkers > 1) */
 
 	/* Loop-owned scratch, used only inside one callback. */
 	uint8_t *udp_rbuf;		/* UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE */
@@ -295,6 +306,15 @@ void tcp_query_done(struct tcp_conn *c);
 /* Server stopping: stop reading; the connection closes once its queries are answered. */
 void tcp_conn_drain(struct tcp_conn *c);
 void tcp_conn_close(struct tcp_conn *c);
+
+/* server.c, for worker.c. server_new_worker: a worker's server on loop, sharing main's query
+ * log; takes over one reference to policy on success. server_swap_policy: puts policy (one
+ * reference, taken over) in use on s's loop: cache settings, upstream servers, group counters. */
+int server_new_worker(uv_loop_t *loop, struct policy *policy, struct server *main_srv,
+		      struct server **out);
+void server_swap_policy(struct server *s, struct policy *policy);
+/* SO_REUSEPORT on a listener's socket before it is bound, when s->reuseport (udp.c, tcp.c). */
+int server_reuseport(struct server *s, uv_handle_t *h, const char *name);
 
 /* server_policy.c: records a finished reload (status 0 or -errno, its diagnostics). */
 void server_note_reload(struct server *s, int status, const struct diag *d);

@@ -518,14 +518,17 @@ tcp_listener_open(struct server *s, const struct config_addr *addr)
 	l->handle.data = l;
 	server_listener_add(&s->tcp, &l->base);
 
-	err = uv_tcp_bind(&l->handle, sa, flags);
+	err = server_reuseport(s, (uv_handle_t *)&l->handle, l->base.name);
+	if (err == 0)
+		err = uv_tcp_bind(&l->handle, sa, flags);
 	if (err == 0)
 		err = uv_listen((uv_stream_t *)&l->handle, TCP_LISTEN_BACKLOG, on_tcp_connection);
 	if (err != 0) {
 		log_error("%s: cannot listen (tcp): %s", l->base.name, uv_strerror(err));
 		return err;
 	}
-	log_info("listening on %s (tcp)", l->base.name);
+	if (s->self == NULL) /* once, not per worker */
+		log_info("listening on %s (tcp)", l->base.name);
 	return 0;
 }
 

@@ -258,7 +258,9 @@ udp_listener_open(struct server *s, const struct config_addr *addr)
 	l->handle.data = l;
 	server_listener_add(&s->udp, &l->base);
 
-	err = uv_udp_bind(&l->handle, sa, flags);
+	err = server_reuseport(s, (uv_handle_t *)&l->handle, l->base.name);
+	if (err == 0)
+		err = uv_udp_bind(&l->handle, sa, flags);
 	if (err != 0) {
 		log_error("%s: cannot listen (udp): %s", l->base.name, uv_strerror(err));
 		return err;
@@ -271,7 +273,8 @@ udp_listener_open(struct server *s, const struct config_addr *addr)
 		return err;
 	}
 	l->receiving = true;
-	log_info("listening on %s (udp)", l->base.name);
+	if (s->self == NULL) /* once, not per worker */
+		log_info("listening on %s (udp)", l->base.name);
 	return 0;
 }
 

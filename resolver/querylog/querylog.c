@@ -100,6 +100,7 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	if (ql == NULL)
 		return -ENOMEM;
 	ql->file.fd = -1;
+	pthread_mutex_init(&ql->submit_mu, NULL); /* default attributes: cannot fail */
 	atomic_init(&ql->mode, (int)cfg->log.queries);
 	if (cfg->log.queries == CONFIG_LOG_NONE)
 		goto done;
@@ -253,11 +254,32 @@ unlogged(struct querylog *ql)
 	return -ENOBUFS;
 }
 
+static int submit(struct querylog *ql, const struct querylog_record *r);
+
+void
+querylog_set_producers(struct querylog *ql, unsigned n)
+{
+	if (ql != NULL)
+		ql->multi = n > 1;
+}
+
 int
 querylog_submit(struct querylog *ql, const struct querylog_record *r)
 {
 	if (ql == NULL || !ql->thread_started)
 		return 0;
+	if (!ql->multi)
+		return submit(ql, r);
+	pthread_mutex_lock(&ql->submit_mu);
+	int rc = submit(ql, r);
+	pthread_mutex_unlock(&ql->submit_mu);
+	return rc;
+}
+
+/* The single producer's submit (under submit_mu when there are several). */
+static int
+submit(struct querylog *ql, const struct querylog_record *r)
+{
 	/* forwarded (allowed) records use at most fwd_cap slots; blocked ones the whole ring,
 	 * then the overflow. While the overflow holds records nothing goes to the ring. */
 	size_t limit = r->blocked ? ql->cap : ql->fwd_cap;
@@ -332,6 +354,8 @@ querylog_reconfigure(struct querylog *ql, const struct config *cfg)
 			goto nomem;
 	}
 
+	if (ql->multi)
+		pthread_mutex_lock(&ql->submit_mu); /* head and ovf_in exact */
 	pthread_mutex_lock(&ql->mu);
 	if (events != NULL) {
 		ql->events = events; /* the writer reads it under mu only */
@@ -354,6 +378,8 @@ querylog_reconfigure(struct querylog *ql, const struct config *cfg)
 	atomic_store(&ql->reconf, true);
 	pthread_cond_signal(&ql->cv);
 	pthread_mutex_unlock(&ql->mu);
+	if (ql->multi)
+		pthread_mutex_unlock(&ql->submit_mu);
 	atomic_store_explicit(&ql->mode, (int)cfg->log.queries, memory_order_relaxed);
 	/* the producer's own bound: applies from the next overflow chunk on */
 	atomic_store(&ql->ovf_max_chunks, evidence_chunks(cfg->log.evidence_buffer_mb));
@@ -402,6 +428,7 @@ querylog_free(struct querylog **qlp)
 	free(ql->next.db_path);
 	free(ql->next.state_dir);
 	free(ql->events);
+	pthread_mutex_destroy(&ql->submit_mu);
 	free(ql);
 	*qlp = NULL;
 }

@@ -64,6 +64,10 @@ bool querylog_wants(const struct querylog *ql, bool blocked);
  * blocked one with the overflow full (counted in querylog_evidence_lost). */
 int querylog_submit(struct querylog *ql, const struct querylog_record *r);
 
+/* n threads call querylog_submit (server.workers): from then on each submit takes a mutex
+ * held for the copy only. Called before those threads start; 1 (the default): one thread. */
+void querylog_set_producers(struct querylog *ql, unsigned n);
+
 /* A device event for the database's device_events table (first sight of a device, group
  * change, vendor attribution). Strings are copied (truncated to the sizes below); NULL or
  * "" is stored as NULL. Any thread; takes a mutex briefly (events are rare), never blocks on

@@ -112,6 +112,11 @@ struct querylog {
 	atomic_bool paused;
 	atomic_bool parked;
 
+	/* several producers (server.workers > 1, querylog_set_producers): querylog_submit and
+	 * the producer's half of querylog_reconfigure run under submit_mu, held for one copy */
+	bool multi;
+	pthread_mutex_t submit_mu;
+
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thread;

@@ -5,7 +5,9 @@
 # Environment: DURATION (seconds per run, default 10), CLIENTS (dnsperf -c, default 8),
 # OUTSTANDING (dnsperf -q, default 256), SCRAPE (1: also the cache-hit mix three times with and
 # three times without a client fetching /metrics and the console's overview every second, to see
-# what the HTTP listener costs the DNS path).
+# what the HTTP listener costs the DNS path), SCALING (1: instead of the comparison above, Veto
+# with server.workers 1 and 2 and dnsdist with 1 and 2 listener threads, all on the same two
+# CPUs, on the hit, blocked and miss mixes: tests/bench/scaling.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -17,6 +19,7 @@ DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-8}
 OUTSTANDING=${OUTSTANDING:-256}
 SCRAPE=${SCRAPE:-0}
+SCALING=${SCALING:-0}
 UP_PORT=15300 VETO_PORT=15301 DD_PORT=15302 HTTP_PORT=15303
 # the dot row: veto forwards over DNS over TLS to a dnsdist DoT terminator (dnsdist 1.7's own
 # outgoing DoT, newServer{tls=...}, answered nothing here, so that row has Veto's figures only)
@@ -61,6 +64,11 @@ awk -v seed=7 'BEGIN { srand(seed) }
 nmiss=$((DURATION * 100000))
 awk -v n="$nmiss" 'BEGIN { for (i = 1; i <= n; i++) printf "u%d.miss.example A\n", i }' >"$work/miss.txt"
 awk 'BEGIN { for (i = 1; i <= 500000; i++) printf "l%d.miss.example A\n", i }' >"$work/miss-lat.txt"
+
+if [ "$SCALING" = 1 ]; then
+	. "$here/scaling.sh"
+	exit 0
+fi
 
 # --- servers ---------------------------------------------------------------------------------
 taskset -c $LOAD_CPU "$upstream_bin" $UP_PORT $((DURATION * 12 + 120)) &

@@ -1,6 +1,7 @@
 """Fixtures for the system tests: the real veto binary on loopback, a fake upstream, clients.
 
 Environment:
+  VETO_TEST_WORKERS  server.workers for every daemon (unset: the default)
   VETO_BIN         the veto binary (default $VETO_SOURCE_DIR/build/veto); a missing binary fails
                    every test that needs it, nothing is skipped silently
   VETO_SOURCE_DIR  the source tree (default: two folders up from this file)
@@ -74,6 +75,9 @@ def ipv6_loopback_works():
 
 HAVE_IPV6 = ipv6_loopback_works()
 CURRENT_USER = pwd.getpwuid(os.geteuid()).pw_name
+# VETO_TEST_WORKERS=N runs every daemon with server.workers: N (the default otherwise)
+TEST_WORKERS = ({"workers": int(os.environ["VETO_TEST_WORKERS"])}
+		if os.environ.get("VETO_TEST_WORKERS") else {})
 
 
 def base_config(port, upstreams, log_file, list_dir):
@@ -82,7 +86,8 @@ def base_config(port, upstreams, log_file, list_dir):
 	return {
 		# the user running the tests: as root the daemon stays root (test_privdrop.py
 		# covers the drop), otherwise the key changes nothing
-		"server": {"listen": listen, "allow": ["127.0.0.0/24", "::1/128"], "user": CURRENT_USER},
+		"server": {"listen": listen, "allow": ["127.0.0.0/24", "::1/128"], "user": CURRENT_USER,
+			   **TEST_WORKERS},
 		"upstream": {"servers": [u.address if hasattr(u, "address") else u for u in upstreams],
 			     "timeout_ms": TIMEOUT_MS},
 		"cache": {"entries": 1000, "min_ttl": 0, "max_ttl": 86400},

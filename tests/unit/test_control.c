@@ -520,6 +520,9 @@ test_metrics_json(void **state)
 	        .cache = {.hits = 3, .entries = 7},
 	        .devices_on = true,
 	        .devices = 4,
+	        .nworkers = 2,
+	        .worker_queries = {9, 3},
+	        .worker_reloads = {1, 1},
 	};
 	char buf[CONTROL_REPLY_MAX], small[40];
 
@@ -530,7 +533,9 @@ test_metrics_json(void **state)
 	assert_non_null(strstr(buf, "\"cache\":{\"entries\":7,"));
 	assert_non_null(strstr(buf, "\"hits\":3,"));
 	assert_non_null(strstr(buf, "\"devices\":{\"known\":4}"));
-	assert_non_null(strstr(buf, "\"reloads\":{\"ok\":1,\"failed\":0}}"));
+	assert_non_null(strstr(buf, "\"reloads\":{\"ok\":1,\"failed\":0},"));
+	assert_non_null(strstr(buf, "\"workers\":{\"count\":2,\"queries_0\":9,\"reloads_0\":1,"
+	                            "\"queries_1\":3,\"reloads_1\":1}}"));
 	assert_null(strstr(buf, "querylog")); /* no query log: no section */
 	assert_null(strchr(buf, '\n'));
 	assert_int_equal(metrics_json(&m, small, sizeof(small)), -ENOSPC);

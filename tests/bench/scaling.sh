@@ -1,0 +1,117 @@
+# Sourced by run.sh with SCALING=1 (uses its variables and helpers: work, veto, upstream_bin,
+# DURATION, CLIENTS, OUTSTANDING, pids). Veto with server.workers 1 and 2, dnsdist with 1 and 2
+# listener threads (SO_REUSEPORT), one server at a time on CPUs 0 and 1; dnsperf and the
+# upstream share those CPUs (a two-core machine has no third). Per mix: QPS and the server's CPU
+# (user + system, every thread) per answered query. RATE: dnsperf -Q (queries per second
+# offered), to compare CPU per query at one load rather than at each server's peak. SYSCALLS=1:
+# also the server's system calls per answered query (perf stat, raw_syscalls:sys_enter: a
+# count, not a timing, so it holds on a busy machine).
+SCALE_CPUS=${SCALE_CPUS:-0,1}
+SYSCALLS=${SYSCALLS:-0}
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+completed() { awk '/Queries completed/ {print $3}' "$work/last.txt"; }
+us_per_query() { # ticks_before ticks_after queries
+	awk -v a="$1" -v b="$2" -v n="$3" -v t="$TICK" \
+		'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1000000 / t / n; else print "-" }'
+}
+wait_up() { # port
+	for _ in $(seq 1 100); do
+		if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p "$1" -n 1 -t 1 2>/dev/null |
+			grep -q 'Queries completed: *1 '; then return 0; fi
+		sleep 0.1
+	done
+	echo "server on port $1 did not answer" >&2
+	return 1
+}
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# the configuration of run.sh's comparison (written there after this file is sourced)
+cat >"$work/veto.yaml" <<YAML
+server:
+  listen: ["127.0.0.1:$VETO_PORT"]
+  user: "$(id -un)"
+upstream:
+  servers: ["127.0.0.1:$UP_PORT"]
+  timeout_ms: 1000
+cache:
+  entries: 100000
+lists:
+  vendors: {files: [$work/blocked.list]}
+groups:
+  - name: everyone
+    block: [vendors]
+log:
+  queries: none
+YAML
+
+taskset -c "$SCALE_CPUS" "$upstream_bin" $UP_PORT $((DURATION * 8 * 4 + 120)) &
+up_pid=$!
+pids+=($up_pid)
+
+# one server: name, port, pid; prints a table row per mix
+measure() { # label port pid
+	local label=$1 port=$2 pid=$3 mix q t0 c
+	taskset -c "$SCALE_CPUS" dnsperf -s 127.0.0.1 -p "$port" -d "$work/hits.txt" -n 1 -c 1 \
+		-q 100 >/dev/null 2>&1
+	for mix in hits blocked miss; do
+		t0=$(cpu_ticks "$pid")
+		sc=""
+		if [ "$SYSCALLS" = 1 ]; then # system calls of the server during the run (counted)
+			perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$work/sc.txt" \
+				-- sleep $((DURATION + 1)) &
+			sc=$!
+		fi
+		taskset -c "$SCALE_CPUS" dnsperf -s 127.0.0.1 -p "$port" -d "$work/$mix.txt" \
+			-l "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING" -t 2 ${RATE:+-Q "$RATE"} \
+			2>/dev/null >"$work/last.txt"
+		q=$(awk '/Queries per second/ {print int($4)}' "$work/last.txt")
+		c=$(us_per_query "$t0" "$(cpu_ticks "$pid")" "$(completed)")
+		if [ -n "$sc" ]; then
+			wait "$sc" 2>/dev/null || true
+			c="$c | $(awk -F, -v n="$(completed)" '/raw_syscalls/ {
+				if (n > 0) printf "%.2f", $1 / n; else print "-" }' "$work/sc.txt")"
+		fi
+		printf '| %s | %s | %s | %s |\n' "$label" "$mix" "$q" "$c"
+	done
+}
+
+echo "scaling: one server at a time on CPUs $SCALE_CPUS (dnsperf -c $CLIENTS and the upstream" \
+	"share them), $DURATION s per run${RATE:+, $RATE queries/s offered}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$SYSCALLS" = 1 ]; then
+	printf '| server | mix | qps | CPU us/query | system calls/query |\n|---|---|---:|---:|---:|\n'
+else
+	printf '| server | mix | qps | CPU us/query |\n|---|---|---:|---:|\n'
+fi
+for w in 1 2; do
+	port=$((VETO_PORT + 20 + w))
+	sed -e "s#127.0.0.1:$VETO_PORT#127.0.0.1:$port#" "$work/veto.yaml" >"$work/veto-w$w.yaml"
+	sed -i -e "s#^server:#server:\n  workers: $w#" "$work/veto-w$w.yaml"
+	taskset -c "$SCALE_CPUS" "$veto" serve -c "$work/veto-w$w.yaml" >/dev/null \
+		2>"$work/veto-w$w.err" &
+	vp=$!
+	pids+=($vp)
+	wait_up $port
+	measure "veto, workers $w" $port $vp
+	stop_pid $vp
+done
+for t in 1 2; do
+	port=$((DD_PORT + 20 + t))
+	{
+		for _ in $(seq 1 $t); do echo "addLocal(\"127.0.0.1:$port\", {reusePort=true})"; done
+		echo "newServer({address=\"127.0.0.1:$UP_PORT\", name=\"up\", checkInterval=3600, sockets=$t})"
+		echo "pc = newPacketCache(100000, {maxTTL=86400, minTTL=0, numberOfShards=$t})"
+		echo 'getPool(""):setCache(pc)'
+		echo 'smn = newSuffixMatchNode()'
+		echo "for line in io.lines(\"$work/blocked.list\") do smn:add(line) end"
+		echo 'addAction(SuffixMatchNodeRule(smn), SpoofAction({"0.0.0.0", "::"}))'
+	} >"$work/dnsdist-t$t.lua"
+	taskset -c "$SCALE_CPUS" dnsdist --supervised --disable-syslog -C "$work/dnsdist-t$t.lua" \
+		>"$work/dnsdist-t$t.out" 2>&1 &
+	dp=$!
+	pids+=($dp)
+	wait_up $port
+	measure "dnsdist, $t listener thread$([ $t = 1 ] || echo s)" $port $dp
+	stop_pid $dp
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

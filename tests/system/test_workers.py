@@ -1,0 +1,197 @@
+"""server.workers: several event loops on SO_REUSEPORT sockets. Queries from many source ports
+(the kernel spreads them over the workers by 4-tuple hash) are all answered; a reload swaps the
+policy of every worker; SIGTERM under load answers or logs every query; `veto check` refuses
+workers with a devices: section."""
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import dns.message
+import dns.rcode
+
+from conftest import (BLOCK_IPV4, GROUP_CLIENT, NOGROUP_CLIENT, answer_values, frame, make_query,
+		      run_veto, tcp_connect, tcp_read_message, udp_exchange)
+from fakeupstream import DEFAULT_A
+
+SINK = GROUP_CLIENT["sink"]
+
+
+def two_workers(cfg):
+	cfg["server"]["workers"] = 2
+
+
+def wait_until(fn, timeout=10.0, step=0.05):
+	deadline = time.monotonic() + timeout
+	while True:
+		v = fn()
+		if v or time.monotonic() >= deadline:
+			return v
+		time.sleep(step)
+
+
+def stats(v):
+	p = run_veto(["stats", "-c", str(v.config_file), "--json"])
+	assert p.returncode == 0, p.stderr
+	return json.loads(p.stdout)
+
+
+def thread_names(pid):
+	out = []
+	for tid in os.listdir(f"/proc/{pid}/task"):
+		try:
+			with open(f"/proc/{pid}/task/{tid}/comm") as f:
+				out.append(f.read().strip())
+		except FileNotFoundError:
+			pass
+	return out
+
+
+def udp_query(v, name, src, timeout=3.0):
+	"""One query from a fresh socket (a fresh source port): the parsed reply or None."""
+	q = make_query(name, "A")
+	wire = udp_exchange(q.to_wire(), "127.0.0.1", v.port, src=src, timeout=timeout)
+	return dns.message.from_wire(wire) if wire is not None else None
+
+
+def tcp_query(v, name, src, timeout=3.0):
+	q = make_query(name, "A")
+	s = tcp_connect("127.0.0.1", v.port, src=src, timeout=timeout)
+	try:
+		s.sendall(frame(q.to_wire()))
+		wire = tcp_read_message(s, timeout)
+	finally:
+		s.close()
+	return dns.message.from_wire(wire) if wire is not None else None
+
+
+def test_workers_answer_from_many_ports(veto_factory, upstream):
+	v = veto_factory(edit=two_workers)
+	assert "veto-dns1" in thread_names(v.proc.pid), thread_names(v.proc.pid)
+	assert "2 workers" in v.stderr()
+	sent = 0
+	for i in range(200):
+		r = udp_query(v, f"fwd{i}.many.test", NOGROUP_CLIENT)
+		assert r is not None and answer_values(r, "A") == [DEFAULT_A], (i, r)
+		r = udp_query(v, "ads.test", SINK)
+		assert r is not None and answer_values(r, "A") == [BLOCK_IPV4], (i, r)
+		sent += 2
+	for i in range(40):
+		r = tcp_query(v, f"tcp{i}.many.test", NOGROUP_CLIENT)
+		assert r is not None and answer_values(r, "A") == [DEFAULT_A], (i, r)
+		r = tcp_query(v, "tracker.test", SINK)
+		assert r is not None and answer_values(r, "A") == [BLOCK_IPV4], (i, r)
+		sent += 2
+
+	# every worker answered some, and the totals are the sum (published every 250 ms)
+	def settled():
+		s = stats(v)
+		w = s["workers"]
+		return s if w["queries_0"] + w["queries_1"] >= sent else None
+	s = wait_until(settled)
+	assert s, stats(v)
+	w = s["workers"]
+	assert w["count"] == 2
+	assert w["queries_0"] > 0 and w["queries_1"] > 0, w
+	assert s["queries"]["total"] == w["queries_0"] + w["queries_1"]
+	assert s["queries"]["blocked"] >= 240
+	assert s["queries"]["tcp"] >= 80
+	names = {r["qname"] for r in v.wait_log(count=sent)}
+	assert all(f"fwd{i}.many.test" in names for i in range(200))
+
+
+class Load:
+	"""Threads sending queries from fresh sockets until stopped; records what was answered."""
+
+	def __init__(self, v, threads=4, blocked_every=3):
+		self.v = v
+		self.stop = threading.Event()
+		self.lock = threading.Lock()
+		self.answered = []	# (name, blocked)
+		self.wrong = []
+		self.threads = [threading.Thread(target=self.run, args=(t, blocked_every))
+				for t in range(threads)]
+
+	def run(self, t, blocked_every):
+		i = 0
+		while not self.stop.is_set():
+			i += 1
+			blocked = i % blocked_every == 0
+			name = f"b{t}-{i}.ads.test" if blocked else f"load{t}-{i}.test"
+			try:
+				r = udp_query(self.v, name, SINK if blocked else NOGROUP_CLIENT, timeout=1.0)
+			except OSError:
+				r = None
+			if r is None:
+				continue
+			want = BLOCK_IPV4 if blocked else DEFAULT_A
+			with self.lock:
+				if answer_values(r, "A") == [want]:
+					self.answered.append((name, blocked))
+				else:
+					self.wrong.append((name, r.rcode()))
+
+	def __enter__(self):
+		for t in self.threads:
+			t.start()
+		return self
+
+	def __exit__(self, *exc):
+		self.stop.set()
+		for t in self.threads:
+			t.join(timeout=10)
+		assert not any(t.is_alive() for t in self.threads)
+
+
+def test_reload_under_load_swaps_every_worker(veto_factory, upstream):
+	v = veto_factory(edit=two_workers)
+	with Load(v) as load:
+		wait_until(lambda: len(load.answered) >= 50)
+		v.rewrite_config(lambda c: c["lists"]["ads"]["domains"].append("newly.test"))
+		v.send_signal(signal.SIGHUP)
+		assert wait_until(lambda: "reload: ok" in v.stderr()), v.stderr()
+		# "reload: ok" comes once every worker has the new policy: many source ports, at
+		# once, and each is blocked
+		for i in range(200):
+			r = udp_query(v, "newly.test", SINK)
+			assert r is not None and answer_values(r, "A") == [BLOCK_IPV4], (i, r)
+		n = len(load.answered)
+		assert wait_until(lambda: len(load.answered) >= n + 50), "load stopped after the reload"
+	assert not load.wrong, load.wrong[:5]
+	assert not upstream.queries(name="newly.test")
+	w = stats(v)["workers"]
+	assert w["reloads_0"] == 1 and w["reloads_1"] == 1, w
+	assert w["queries_0"] > 0 and w["queries_1"] > 0, w
+
+
+def test_sigterm_under_load_logs_every_answer(veto_factory, upstream):
+	v = veto_factory(edit=two_workers)
+	with Load(v, threads=4, blocked_every=2) as load:
+		assert wait_until(lambda: len(load.answered) >= 300), len(load.answered)
+		v.send_signal(signal.SIGTERM)
+		assert v.wait_exit() == 0, v.stderr()
+	assert not load.wrong, load.wrong[:5]
+	assert not v.sanitizer_reports(), v.stderr()[-4000:]
+	logged = {r["qname"] for r in v.log_records()}
+	answered = [name for name, _ in load.answered]
+	missing = [name for name in answered if name not in logged]
+	assert not missing, f"{len(missing)} of {len(answered)} answered queries not logged: {missing[:5]}"
+	blocked = [name for name, b in load.answered if b]
+	assert blocked and all(n in logged for n in blocked)
+	err = v.stderr()
+	assert "stopped:" in err and "query log records dropped 0" in err, err[-2000:]
+
+
+def test_check_refuses_workers_with_devices(veto_factory):
+	v = veto_factory(start=False)
+
+	def edit(c):
+		c["server"]["workers"] = 2
+		c["devices"] = {"arp": False, "oui": False}
+	v.rewrite_config(edit)
+	p = run_veto(["check", "-c", str(v.config_file)])
+	assert p.returncode == 2, p.stdout + p.stderr
+	assert "server.workers" in p.stdout + p.stderr and "devices" in p.stdout + p.stderr
