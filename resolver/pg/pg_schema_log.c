@@ -48,7 +48,9 @@ const char pg_schema_log_sql[] =
         " qname text NOT NULL, hour timestamptz NOT NULL, instance text NOT NULL,"
         " list text NOT NULL, action text NOT NULL, blocked boolean NOT NULL, n bigint NOT NULL,"
         " PRIMARY KEY (qname, hour, instance, list, action, blocked));"
-        "CREATE INDEX rollup_names_blocked ON rollup_names (hour, qname, n) WHERE blocked;"
+        /* the summary's top blocked names (blocked by a list) from the index alone */
+        "CREATE INDEX rollup_names_blocked ON rollup_names (hour, qname, n)"
+        " WHERE blocked AND list <> '';"
         "CREATE TABLE device_events ("
         " id bigserial PRIMARY KEY,"
         " ts timestamptz NOT NULL,"
