@@ -5,7 +5,8 @@
  * answered. queries is partitioned by UTC day (the writer creates the partitions it needs,
  * retention drops whole ones); the rollups count rows per hour and per day as in the embedded
  * store, so a summary reads them, not rows; rollup_hours holds an hour's totals per instance
- * (the summary's per-hour section without a source, group, list or action filter). '' stands for "none" in rollup keys.
+ * (the summary's per-hour section without a source, list, action or blocked filter). '' stands
+ * for "none" in rollup keys.
  */
 #include "pg.h"
 

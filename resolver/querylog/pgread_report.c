@@ -5,9 +5,9 @@
  * there, so that equal counts sort the same way).
  *
  * Attempts: two hash aggregates over the blocked rows of the window (the partial index on ts
- * WHERE blocked, which includes the columns read: an index-only scan): by (device, list), and the distinct (device, name) pairs of attempts;
- * the latest row of each device printed is found by its time through the same index, and the
- * vendor evidence from device_events.
+ * WHERE blocked, which includes the columns read: an index-only scan): by (device, list), and
+ * the distinct (device, name) pairs of attempts; the latest row of each device printed is
+ * found by its time through the same index, and the vendor evidence from device_events.
  * Summary: the whole UTC days of the window from rollup_days, its whole hours around them from
  * rollup_sources, its partial hours at either end from the rows (a domain filter: all from the
  * rows); the per-hour counts from rollup_hours (from rollup_sources under a source, group,
