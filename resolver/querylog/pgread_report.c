@@ -5,12 +5,13 @@
  * there, so that equal counts sort the same way).
  *
  * Attempts: two hash aggregates over the blocked rows of the window (the partial index on ts
- * WHERE blocked): by (device, list), and the distinct (device, name) pairs of attempts;
- * the latest row of each device printed is found by its time through the same index, and the
- * vendor evidence from device_events.
+ * WHERE blocked, which includes the columns read: an index-only scan): by (device, list), and
+ * the distinct (device, name) pairs of attempts; the latest row of each device printed is
+ * found by its time through the same index, and the vendor evidence from device_events.
  * Summary: the whole UTC days of the window from rollup_days, its whole hours around them from
  * rollup_sources, its partial hours at either end from the rows (a domain filter: all from the
- * rows); the per-hour counts from rollup_sources; the top blocked names from rollup_names
+ * rows); the per-hour counts from rollup_hours (from rollup_sources under a source, group,
+ * list, action or blocked filter); the top blocked names from rollup_names
  * (from the blocked rows when a device filter needs them: rollup_names has no device).
  */
 #include <errno.h>
@@ -114,8 +115,10 @@ latest_details(struct pgread *p, const struct logdb_filter *f, struct pattempt *
 		lasts[i] = nums[i];
 		ips[i] = v[i].by_ip ? "t" : "f";
 	}
-	pgsql_add(q, "SELECT DISTINCT ON (k.i) k.i, q.device, q.mac, q.client, q.vendor,"
-	             " q.vendor_source, q.group_name FROM unnest(");
+	/* one probe of the blocked rows' index per device, at the time of its last attempt (a
+	 * join of the whole window sorted every blocked row by device: seconds at 10 M rows) */
+	pgsql_add(q, "SELECT k.i, q.device, q.mac, q.client, q.vendor, q.vendor_source,"
+	             " q.group_name FROM unnest(");
 	rc = pgsql_array(q, keys, n, kbuf, ARRAY_MAX);
 	pgsql_add(q, ", ");
 	if (rc == 0)
@@ -123,15 +126,16 @@ latest_details(struct pgread *p, const struct logdb_filter *f, struct pattempt *
 	pgsql_add(q, "::bool[], ");
 	if (rc == 0)
 		rc = pgsql_array(q, lasts, n, lbuf, ARRAY_MAX);
-	pgsql_add(q, "::int8[]) WITH ORDINALITY AS k(key, by_ip, ms, i) JOIN queries q ON"
-	             " q.blocked AND q.ts >= timestamptz 'epoch' + k.ms * interval '1 millisecond'"
-	             " AND q.ts < timestamptz 'epoch' + (k.ms + 1) * interval '1 millisecond'"
-	             " AND coalesce(q.mac, q.client) = k.key AND (q.mac IS NULL) = k.by_ip"
-	             " WHERE true");
+	pgsql_add(q, "::int8[]) WITH ORDINALITY AS k(key, by_ip, ms, i), LATERAL (SELECT"
+	             " device, mac, client, vendor, vendor_source, group_name FROM queries q"
+	             " WHERE q.blocked AND q.ts >= timestamptz 'epoch' + k.ms * interval"
+	             " '1 millisecond' AND q.ts < timestamptz 'epoch' + (k.ms + 1) * interval"
+	             " '1 millisecond' AND coalesce(q.mac, q.client) = k.key"
+	             " AND (q.mac IS NULL) = k.by_ip");
 	/* the filters: k's columns (key, by_ip, ms, i) are named apart from those of queries */
 	if (rc == 0)
 		rc = pgread_where(q, f, 0);
-	pgsql_add(q, " ORDER BY k.i, q.ts DESC");
+	pgsql_add(q, " ORDER BY q.ts DESC LIMIT 1) q ORDER BY k.i");
 	if (rc == 0)
 		rc = pgread_exec(p, q, out);
 cleanup:
@@ -460,6 +464,31 @@ summary_parts(struct pgsql *q, const struct logdb_filter *f, const struct window
 	return rc;
 }
 
+/* Whether rollup_hours (totals per hour and instance) answers the per-hour section of f */
+static bool
+hours_total(const struct logdb_filter *f, const struct window *w)
+{
+	return w->split && !pgread_has_source(f) && f->list.v[0] == NULL &&
+	       f->action.v[0] == NULL && f->blocked < 0;
+}
+
+/* The per-hour section (h ms, total, blocked): partial hours from the rows, the whole hours
+ * of the window from rollup_hours (a few rows an hour, not rollup_sources' one per source) */
+static int
+hour_parts(struct pgsql *q, const struct logdb_filter *f, const struct window *w)
+{
+	int rc;
+
+	pgsql_add(q, "SELECT " PGREAD_MS("h") ", sum(t), sum(b) FROM (");
+	rc = rows_part(q, f, w, "SELECT date_trunc('hour', ts), 1::int8, blocked::int::int8", NULL);
+	pgsql_add(q, " UNION ALL SELECT hour, total, blocked FROM rollup_hours WHERE true");
+	rollup_range(q, "hour", w->h0, w->h1, false);
+	if (rc == 0)
+		rc = pgread_where(q, f, PGW_ROLLUP | PGW_NO_SOURCE);
+	pgsql_add(q, ") u(h, t, b) GROUP BY h");
+	return rc;
+}
+
 static int
 emit_section(enum logdb_summary_section s, struct pcount *v, size_t n, logdb_summary_cb cb,
              void *arg)
@@ -589,12 +618,14 @@ pgread_summary(struct pgread *p, const struct logdb_filter *f, uint32_t top, log
 		rc = pgread_exec(p, q, &r);
 	if (rc == 0) {
 		memset(q, 0, sizeof(*q));
-		pgsql_add(
-		        q,
-		        "SELECT " PGREAD_MS(
-		                "h") ", sum(n), coalesce(sum(n) FILTER (WHERE blocked), 0) FROM (");
-		rc = summary_parts(q, f, &w, true);
-		pgsql_add(q, ") u(h, g, l, k, blocked, n) GROUP BY h");
+		if (hours_total(f, &w)) {
+			rc = hour_parts(q, f, &w);
+		} else {
+			pgsql_add(q, "SELECT " PGREAD_MS("h") ", sum(n), coalesce(sum(n) FILTER"
+			                                      " (WHERE blocked), 0) FROM (");
+			rc = summary_parts(q, f, &w, true);
+			pgsql_add(q, ") u(h, g, l, k, blocked, n) GROUP BY h");
+		}
 	}
 	if (rc == 0)
 		rc = pgread_exec(p, q, &h);

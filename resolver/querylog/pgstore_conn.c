@@ -101,12 +101,14 @@ pgstore_retention(PGconn *c, uint32_t days, uint64_t wall_ms, char *why, size_t 
 	         "BEGIN;"
 	         "DELETE FROM rollup_sources WHERE hour < to_timestamp(%llu / 1000.0);"
 	         "DELETE FROM rollup_names WHERE hour < to_timestamp(%llu / 1000.0);"
+	         "DELETE FROM rollup_hours WHERE hour < to_timestamp(%llu / 1000.0);"
 	         "DELETE FROM rollup_days WHERE day < (to_timestamp(%llu / 1000.0)"
 	         " AT TIME ZONE 'UTC')::date;"
 	         "DELETE FROM device_events WHERE ts < to_timestamp(%llu / 1000.0);"
 	         "COMMIT",
 	         (unsigned long long)cut_ms, (unsigned long long)cut_ms,
-	         (unsigned long long)cut_ms, (unsigned long long)cut_ms);
+	         (unsigned long long)cut_ms, (unsigned long long)cut_ms,
+	         (unsigned long long)cut_ms);
 	rc = pgstore_exec(c, sql, FOREVER, why, whysz);
 	if (rc != 0) {
 		char ignored[64];
@@ -130,6 +132,7 @@ static const char fillfactor_sql[] =
         "  ALTER TABLE rollup_sources SET (fillfactor = 50);"
         "  ALTER TABLE rollup_days SET (fillfactor = 50);"
         "  ALTER TABLE rollup_names SET (fillfactor = 50);"
+        "  ALTER TABLE rollup_hours SET (fillfactor = 50);"
         " END IF; END$$";
 
 int

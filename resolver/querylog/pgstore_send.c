@@ -231,7 +231,12 @@ static const char insert_sql[] =
         " coalesce(action, ''), blocked, count(*)"
         " FROM veto_batch GROUP BY 1, 2, 3, 4, 5, 6"
         " ON CONFLICT (qname, hour, instance, list, action, blocked)"
-        " DO UPDATE SET n = r.n + EXCLUDED.n";
+        " DO UPDATE SET n = r.n + EXCLUDED.n;"
+        "INSERT INTO rollup_hours AS r (hour, instance, total, blocked)"
+        " SELECT date_trunc('hour', ts), instance, count(*), count(*) FILTER (WHERE blocked)"
+        " FROM veto_batch GROUP BY 1, 2"
+        " ON CONFLICT (hour, instance)"
+        " DO UPDATE SET total = r.total + EXCLUDED.total, blocked = r.blocked + EXCLUDED.blocked";
 
 int
 pgstore_send(PGconn *c, const char *q, size_t qlen, const char *e, size_t elen,

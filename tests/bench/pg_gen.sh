@@ -74,6 +74,8 @@ INSERT INTO rollup_days SELECT (ts AT TIME ZONE 'UTC')::date, instance, client, 
 INSERT INTO rollup_names SELECT coalesce(qname, ''), date_trunc('hour', ts), instance,
   coalesce(list, ''), coalesce(action, ''), blocked, count(*) FROM queries
   GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 2;
+INSERT INTO rollup_hours SELECT date_trunc('hour', ts), instance, count(*),
+  count(*) FILTER (WHERE blocked) FROM queries GROUP BY 1, 2 ORDER BY 1;
 VACUUM ANALYZE;
 EOF
 echo "generated $rows rows in $(($(date +%s) - t0)) s"

@@ -132,14 +132,17 @@ def rebuild_rollups(pg):
 	keys_sql = ("instance, client, coalesce(mac, ''), coalesce(device, ''),"
 		    " coalesce(group_name, ''), coalesce(vendor, ''), coalesce(list, ''),"
 		    " coalesce(action, ''), blocked")
-	pg.psql("SET TIME ZONE 'UTC'; TRUNCATE rollup_sources, rollup_days, rollup_names;"
+	pg.psql("SET TIME ZONE 'UTC';"
+		" TRUNCATE rollup_sources, rollup_days, rollup_names, rollup_hours;"
 		f"INSERT INTO rollup_sources SELECT date_trunc('hour', ts), {keys_sql}, count(*)"
 		" FROM queries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;"
 		f"INSERT INTO rollup_days SELECT (ts AT TIME ZONE 'UTC')::date, {keys_sql}, count(*)"
 		" FROM queries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;"
 		"INSERT INTO rollup_names SELECT coalesce(qname, ''), date_trunc('hour', ts), instance,"
 		" coalesce(list, ''), coalesce(action, ''), blocked, count(*) FROM queries"
-		" GROUP BY 1, 2, 3, 4, 5, 6;")
+		" GROUP BY 1, 2, 3, 4, 5, 6;"
+		"INSERT INTO rollup_hours SELECT date_trunc('hour', ts), instance, count(*),"
+		" count(*) FILTER (WHERE blocked) FROM queries GROUP BY 1, 2;")
 
 
 def rname(q):

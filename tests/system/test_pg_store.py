@@ -106,17 +106,22 @@ def test_rows_match_json_lines_and_rollups(pg_server, veto_factory):
 			    "coalesce(mac,''), coalesce(device,''), coalesce(group_name,''), "
 			    "coalesce(vendor,''), coalesce(list,''), coalesce(action,''), blocked"),
 			   ("rollup_names", "coalesce(qname,''), date_trunc('hour', ts), instance, "
-			    "coalesce(list,''), coalesce(action,''), blocked")):
+			    "coalesce(list,''), coalesce(action,''), blocked"),
+			   ("rollup_hours", "date_trunc('hour', ts), instance, "
+			    "count(*) FILTER (WHERE blocked)")):
 		cols = "hour, instance, client, mac, device, group_name, vendor, list, action, blocked"
 		if table == "rollup_days":
 			cols = cols.replace("hour", "day")
 		if table == "rollup_names":
 			cols = "qname, hour, instance, list, action, blocked"
+		group, n = f" GROUP BY {key}", "n"
+		if table == "rollup_hours":	# (hour, instance, blocked, total)
+			cols, group, n = "hour, instance, blocked", " GROUP BY 1, 2", "total"
 		diff = pg_server.psql(
-			f"SELECT count(*) FROM ((SELECT {cols}, n FROM {table} EXCEPT"
-			f" SELECT {key}, count(*) FROM queries GROUP BY {key}) UNION ALL"
-			f" (SELECT {key}, count(*) FROM queries GROUP BY {key} EXCEPT"
-			f" SELECT {cols}, n FROM {table})) d")
+			f"SELECT count(*) FROM ((SELECT {cols}, {n} FROM {table} EXCEPT"
+			f" SELECT {key}, count(*) FROM queries{group}) UNION ALL"
+			f" (SELECT {key}, count(*) FROM queries{group} EXCEPT"
+			f" SELECT {cols}, {n} FROM {table})) d")
 		assert diff.strip() == "0", table
 	total = pg_server.psql("SELECT sum(n) FROM rollup_sources").strip()
 	assert int(total) == count(pg_server)
@@ -222,7 +227,9 @@ def test_retention_drops_old_partitions(pg_server, veto_factory):
 		"INSERT INTO queries (ts, instance, client, blocked, latency_us)"
 		" VALUES (now() - interval '40 days', 'dns1', '10.0.0.1', false, 1);"
 		"INSERT INTO rollup_names VALUES ('old.test', date_trunc('hour', now() -"
-		" interval '40 days'), 'dns1', '', 'forward', false, 1)")
+		" interval '40 days'), 'dns1', '', 'forward', false, 1);"
+		"INSERT INTO rollup_hours VALUES (date_trunc('hour', now() - interval '40 days'),"
+		" 'dns1', 1, 0)")
 	assert count(pg_server, "ts < now() - interval '30 days'") == 1
 	v.rewrite_config(lambda c: c["log"].__setitem__("retention_days", 30))
 	v.start()
@@ -234,6 +241,8 @@ def test_retention_drops_old_partitions(pg_server, veto_factory):
 		time.sleep(0.2)
 	assert left.strip() == "0"
 	assert pg_server.psql("SELECT count(*) FROM rollup_names WHERE qname = 'old.test'").strip() == "0"
+	assert pg_server.psql("SELECT count(*) FROM rollup_hours"
+			      " WHERE hour < now() - interval '30 days'").strip() == "0"
 	assert count(pg_server) >= 1	# today's rows stay
 
 
