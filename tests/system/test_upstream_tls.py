@@ -365,6 +365,18 @@ def test_doh_one_connection_many_in_flight(veto_factory, upstream, dot, pki):
 		relay.stop()
 
 
+def test_doh_more_in_flight_than_the_pool_keeps(veto_factory, upstream, dot, pki):
+	"""More transfers at once than idle handles are kept (64): the handles past the pool are
+	freed once their answer has been used, never before (each answer is right; the ASan build
+	catches a read of a freed transfer)."""
+	v = veto_factory(edit=tls_edit(pki, [f"https://127.0.0.1:{dot.doh_port}/dns-query"]))
+	names = [f"p{i}.pool.test" for i in range(800)]
+	replies = pipelined(v.port, names, window=240, timeout=30)
+	assert len(replies) == len(names)
+	assert all(answer_values(r, "A") == ["192.0.2.1"] for r in replies.values())
+	v.assert_alive()
+
+
 def test_doh_unknown_ca_fails_over(veto_factory, upstream, pki, tmp_path):
 	"""A certificate from another CA: logged with the server and curl's reason, and the query
 	answered by the next server."""
