@@ -247,6 +247,28 @@ def test_dot_closed_connection_resumes_session(veto_factory, upstream, dot, pki)
 		relay.stop()
 
 
+def test_dot_new_ca_is_not_bypassed_by_resumption(veto_factory, upstream, dot, pki):
+	"""A reload that changes upstream.tls_ca to a CA that did not sign the server's
+	certificate: the next connection makes a full handshake and fails verification instead
+	of resuming the session verified against the old CA."""
+	relay = Relay(dot.port)
+	try:
+		v = veto_factory(edit=tls_edit(pki, [f"tls://127.0.0.1:{relay.port}#{TLS_NAME}"]))
+		assert v.query("a.newca.test", "A").rcode() == 0
+		time.sleep(0.2)	# the session ticket arrives after the handshake
+		v.rewrite_config(lambda cfg: cfg["upstream"].update(tls_ca=str(pki / "otherca.pem")))
+		v.send_signal(signal.SIGHUP)
+		v.wait_stderr("reload: ok", timeout=5)
+		relay.drop()
+		time.sleep(0.3)	# Veto reads the EOF
+		assert v.query("b.newca.test", "A").rcode() == 2
+		assert "certificate does not verify" in v.wait_stderr("certificate does not verify")
+		assert stats(v)["tls_resumed"] == 0
+		assert upstream.queries(name="b.newca.test") == []
+	finally:
+		relay.stop()
+
+
 def test_dot_unknown_ca_fails_over(veto_factory, upstream, pki, tmp_path):
 	"""A certificate from another CA: a clear error naming the server and the reason, counted,
 	and the query answered by the next server (plain DNS)."""
