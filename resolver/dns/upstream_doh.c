@@ -273,16 +273,22 @@ pool_flush(struct upstream_doh *d)
 	d->npool = 0;
 }
 
-/* The result of a finished transfer for its attempt. */
+/* The result of a finished transfer for its attempt. The transfer leaves the attempt first:
+ * upstream_attempt_done() stops the attempt, which would return x to the pool or free it
+ * (pool full, CA changed, closing) while its buffer is still the reply being handed on. */
 static void
 xfer_done(struct upstream_doh *d, struct upstream_doh_xfer *x, CURLcode rc)
 {
 	struct upstream_attempt *a = x->a;
 	struct upstream *u = d->u;
 	const char *server = a->req->servers->s[a->server].text;
+	enum upstream_result r = UPSTREAM_RESULT_FAILED;
+	const uint8_t *reply = NULL;
 	long code = 0;
 	bool tc = false;
 
+	a->doh = NULL;
+	curl_multi_remove_handle(d->multi, x->e);
 	if (rc != CURLE_OK) {
 		const char *why = x->err[0] != '\0' ? x->err : curl_easy_strerror(rc);
 		if (rc == CURLE_PEER_FAILED_VERIFICATION)
@@ -293,25 +299,17 @@ xfer_done(struct upstream_doh *d, struct upstream_doh_xfer *x, CURLcode rc)
 				    (unsigned)DOH_REPLY_MAX);
 		else
 			log_warning("upstream: '%s': https: %s", server, why);
-		upstream_attempt_done(a, UPSTREAM_RESULT_FAILED, NULL, 0);
-		return;
-	}
-	curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &code);
-	if (code != 200) {
+	} else if (curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &code), code != 200) {
 		log_warning("upstream: '%s': https: HTTP status %ld", server, code);
-		upstream_attempt_done(a, UPSTREAM_RESULT_FAILED, NULL, 0);
-		return;
-	}
-	if (dnsmsg_check_reply(x->buf, x->len, a->id, &a->req->q, &tc) != 0) {
+	} else if (dnsmsg_check_reply(x->buf, x->len, a->id, &a->req->q, &tc) != 0) {
 		u->st.dropped_replies++;
-		upstream_attempt_done(a, UPSTREAM_RESULT_FAILED, NULL, 0);
-		return;
-	}
-	enum upstream_result r = UPSTREAM_RESULT_FAILED;
-	if (!tc)
+	} else if (!tc) {
 		r = dnsmsg_judge_reply(x->buf, x->len) == 0 ? UPSTREAM_RESULT_REPLY
 							    : UPSTREAM_RESULT_BAD;
-	upstream_attempt_done(a, r, x->buf, x->len);
+		reply = x->buf;
+	}
+	upstream_attempt_done(a, r, reply, reply != NULL ? x->len : 0);
+	xfer_put(d, x);	/* after the reply's last reader */
 }
 
 static void

@@ -100,7 +100,9 @@ on_new_session(SSL *ssl, SSL_SESSION *sess)
 {
 	struct upstream_tls *t = SSL_get_app_data(ssl);
 
-	if (t == NULL)
+	/* a connection made under an earlier upstream.tls_ca: its session was verified against
+	 * that CA, and a resumption would skip the check against the current one */
+	if (t == NULL || SSL_get_SSL_CTX(ssl) != t->u->tls_ctx)
 		return 0;
 	/* a copy: sess is the connection's current session, which OpenSSL marks not resumable
 	 * when the connection ends in an error (a server closing without close_notify) */
@@ -189,6 +191,12 @@ upstream_tls_configure(struct upstream *u, const struct config *cfg,
 	free(u->tls_ca);
 	u->tls_ctx = ctx;
 	u->tls_ca = copy;
+	/* sessions verified against the previous CA are not offered again: the next connection
+	 * makes a full handshake, its certificate checked against the new one */
+	for (struct upstream_tls *t = u->tls; t != NULL; t = t->next) {
+		SSL_SESSION_free(t->session);
+		t->session = NULL;
+	}
 	return 0;
 }
 

@@ -247,6 +247,28 @@ def test_dot_closed_connection_resumes_session(veto_factory, upstream, dot, pki)
 		relay.stop()
 
 
+def test_dot_new_ca_is_not_bypassed_by_resumption(veto_factory, upstream, dot, pki):
+	"""A reload that changes upstream.tls_ca to a CA that did not sign the server's
+	certificate: the next connection makes a full handshake and fails verification instead
+	of resuming the session verified against the old CA."""
+	relay = Relay(dot.port)
+	try:
+		v = veto_factory(edit=tls_edit(pki, [f"tls://127.0.0.1:{relay.port}#{TLS_NAME}"]))
+		assert v.query("a.newca.test", "A").rcode() == 0
+		time.sleep(0.2)	# the session ticket arrives after the handshake
+		v.rewrite_config(lambda cfg: cfg["upstream"].update(tls_ca=str(pki / "otherca.pem")))
+		v.send_signal(signal.SIGHUP)
+		v.wait_stderr("reload: ok", timeout=5)
+		relay.drop()
+		time.sleep(0.3)	# Veto reads the EOF
+		assert v.query("b.newca.test", "A").rcode() == 2
+		assert "certificate does not verify" in v.wait_stderr("certificate does not verify")
+		assert stats(v)["tls_resumed"] == 0
+		assert upstream.queries(name="b.newca.test") == []
+	finally:
+		relay.stop()
+
+
 def test_dot_unknown_ca_fails_over(veto_factory, upstream, pki, tmp_path):
 	"""A certificate from another CA: a clear error naming the server and the reason, counted,
 	and the query answered by the next server (plain DNS)."""
@@ -363,6 +385,18 @@ def test_doh_one_connection_many_in_flight(veto_factory, upstream, dot, pki):
 		assert stats(v)["sent_https"] >= before["sent_https"] + 500
 	finally:
 		relay.stop()
+
+
+def test_doh_more_in_flight_than_the_pool_keeps(veto_factory, upstream, dot, pki):
+	"""More transfers at once than idle handles are kept (64): the handles past the pool are
+	freed once their answer has been used, never before (each answer is right; the ASan build
+	catches a read of a freed transfer)."""
+	v = veto_factory(edit=tls_edit(pki, [f"https://127.0.0.1:{dot.doh_port}/dns-query"]))
+	names = [f"p{i}.pool.test" for i in range(800)]
+	replies = pipelined(v.port, names, window=240, timeout=30)
+	assert len(replies) == len(names)
+	assert all(answer_values(r, "A") == ["192.0.2.1"] for r in replies.values())
+	v.assert_alive()
 
 
 def test_doh_unknown_ca_fails_over(veto_factory, upstream, pki, tmp_path):
