@@ -385,7 +385,10 @@ fetch(struct devices_pg *p, PGconn *c, int64_t *last_seq, int64_t after, bool *i
 	struct devices_pg_row *rows = NULL;
 	size_t n = 0;
 	char why[512];
-	int rc = devices_pg_sql_fetch(c, p->instance, after, &rows, &n, last_seq, why,
+	/* evidence about an address (an ip: key) older than the address TTL belonged to whoever
+	 * had the address then: the local table would have forgotten that device */
+	int64_t ip_since = (int64_t)time(NULL) - (int64_t)p->store.devices.address_ttl_s;
+	int rc = devices_pg_sql_fetch(c, p->instance, after, ip_since, &rows, &n, last_seq, why,
 				      sizeof(why));
 	if (rc != 0) {
 		log_warning("devices: shared store: cannot read the device table: %s", why);
@@ -564,6 +567,7 @@ devices_pg_new(struct devices *d, uv_loop_t *loop, struct policy *policy,
 	const struct config *cfg = policy_config(policy);
 	p->store.store.spool_mb = cfg->store.spool_mb;
 	p->store.store.resync_s = cfg->store.resync_s;
+	p->store.devices.address_ttl_s = cfg->devices.address_ttl_s;
 	if ((p->store.store.postgresql = strdup(cfg->store.postgresql)) == NULL ||
 	    (cfg->store.instance != NULL &&
 	     (p->store.store.instance = strdup(cfg->store.instance)) == NULL) ||

@@ -26,9 +26,11 @@ int devices_pg_sql_write(PGconn *c, const char *instance, const struct devices_p
 			 size_t n, char *why, size_t whysz);
 
 /* The rows with seq > after (after 0: all), their evidence split into this instance's and the
- * sum of the others'. *rows is malloc'd (NULL when none); *max_seq the highest seq seen (left
+ * sum of the others'; for an address-keyed device ("ip:"), evidence last seen before ip_since
+ * (Unix time) is left out: an address changes hands, and the next holder must not inherit
+ * what the previous one queried (devices.address_ttl_s, as the local table). *rows is malloc'd (NULL when none); *max_seq the highest seq seen (left
  * as it was when none). Blocks. 0, -ENOMEM or -EIO. */
-int devices_pg_sql_fetch(PGconn *c, const char *instance, int64_t after,
+int devices_pg_sql_fetch(PGconn *c, const char *instance, int64_t after, int64_t ip_since,
 			 struct devices_pg_row **rows, size_t *n, int64_t *max_seq, char *why,
 			 size_t whysz);
 

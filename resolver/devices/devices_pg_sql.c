@@ -40,14 +40,22 @@ static const char upsert_sql[] =
 	"  OR EXCLUDED.pin_at > d.pin_at"
 	" RETURNING seq";
 
-/* This instance's own counts only grow (a restart does not lower them). */
+/* This instance's own counts only grow (a restart does not lower them), except when the local
+ * observation began after the stored one ended: a new device on the address (the old one was
+ * forgotten locally), whose counts replace the old ones instead of adding to them. */
 static const char evidence_sql[] =
 	"INSERT INTO device_evidence AS e (key, instance, vendor, count, rom, app, first_seen,"
 	" last_seen, evidence, rom_evidence)"
 	" VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, $10)"
 	" ON CONFLICT (key, instance, vendor) DO UPDATE SET"
-	" count = greatest(e.count, EXCLUDED.count), rom = greatest(e.rom, EXCLUDED.rom),"
-	" app = greatest(e.app, EXCLUDED.app), first_seen = least(e.first_seen, EXCLUDED.first_seen),"
+	" count = CASE WHEN EXCLUDED.first_seen > e.last_seen THEN EXCLUDED.count"
+	"  ELSE greatest(e.count, EXCLUDED.count) END,"
+	" rom = CASE WHEN EXCLUDED.first_seen > e.last_seen THEN EXCLUDED.rom"
+	"  ELSE greatest(e.rom, EXCLUDED.rom) END,"
+	" app = CASE WHEN EXCLUDED.first_seen > e.last_seen THEN EXCLUDED.app"
+	"  ELSE greatest(e.app, EXCLUDED.app) END,"
+	" first_seen = CASE WHEN EXCLUDED.first_seen > e.last_seen THEN EXCLUDED.first_seen"
+	"  ELSE least(e.first_seen, EXCLUDED.first_seen) END,"
 	" last_seen = greatest(e.last_seen, EXCLUDED.last_seen),"
 	" evidence = CASE WHEN EXCLUDED.last_seen >= e.last_seen THEN EXCLUDED.evidence"
 	"  ELSE e.evidence END,"
@@ -208,7 +216,7 @@ count32(const PGresult *r, int row, int col)
 }
 
 int
-devices_pg_sql_fetch(PGconn *c, const char *instance, int64_t after,
+devices_pg_sql_fetch(PGconn *c, const char *instance, int64_t after, int64_t ip_since,
 		     struct devices_pg_row **rows, size_t *n, int64_t *max_seq, char *why,
 		     size_t whysz)
 {
@@ -256,6 +264,8 @@ devices_pg_sql_fetch(PGconn *c, const char *instance, int64_t after,
 		o.last = num(r, i, 17);
 		text_copy(o.evidence, sizeof(o.evidence), PQgetvalue(r, i, 18));
 		text_copy(o.rom_evidence, sizeof(o.rom_evidence), PQgetvalue(r, i, 19));
+		if (strncmp(w->key, "ip:", 3) == 0 && o.last < ip_since)
+			continue;
 		devices_pg_row_add(w, &o, strcmp(PQgetvalue(r, i, 11), instance) == 0);
 	}
 	PQclear(r);

@@ -201,3 +201,27 @@ def test_database_down_at_start(veto_factory, pg_server):
 	pg_server.start()
 	assert wait_rcode(two, src, dns.rcode.REFUSED, "back", within=40.0) is not None, \
 		one.stderr() + two.stderr()
+
+
+def test_address_evidence_from_a_previous_holder_is_not_inherited(pair, pg_server):
+	"""An address changes hands: what an earlier device on 127.0.0.45 queried, longer ago than
+	devices.address_ttl_s (default 4 h), must not make the device now on that address a
+	Xiaomi. The same evidence, recent, on 127.0.0.46 does (the control)."""
+	one, two = pair(resync_s=5)
+	for src in ("127.0.0.45", "127.0.0.46"):
+		assert rcode(two, "before.test", src) == dns.rcode.NOERROR
+	for key, age in (("ip:127.0.0.45", 20000), ("ip:127.0.0.46", 0)):
+		pg_server.psql(
+			"INSERT INTO devices (key, first_seen, last_seen, updated_by) VALUES "
+			f"('{key}', extract(epoch from now())::bigint - 30000, "
+			"extract(epoch from now())::bigint, 'old') ON CONFLICT (key) DO UPDATE SET "
+			"seq = nextval('devices_seq'), last_seen = EXCLUDED.last_seen;"
+			"INSERT INTO device_evidence (key, instance, vendor, count, rom, first_seen, "
+			f"last_seen, evidence, rom_evidence) VALUES ('{key}', 'old', 'Xiaomi', 5, 5, "
+			f"extract(epoch from now())::bigint - 30000, extract(epoch from now())::bigint - {age}, "
+			f"'{SIGNATURE}', '{SIGNATURE}')")
+	for v in (one, two):
+		assert wait_rcode(v, "127.0.0.46", dns.rcode.REFUSED, "recent", within=8.0) is not None, \
+			v.stderr()
+		assert rcode(v, "still-home.test", "127.0.0.45") == dns.rcode.NOERROR, v.stderr()
+		assert "ip:127.0.0.45: vendor" not in v.stderr()
