@@ -50,6 +50,7 @@ struct devices_pg {
 	size_t qhead, qlen;
 	struct batch *in, *in_tail;	/* thread -> loop */
 	bool stop;
+	bool async_closed;	/* the loop closed async: the thread must not signal it */
 
 	/* loop only */
 	bool ready;		/* the first fetch was merged: own counts are known, push */
@@ -65,6 +66,14 @@ mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wakes the loop (thread side, p->mu held): never once the loop has closed the handle. */
+static void
+signal_loop_locked(struct devices_pg *p)
+{
+	if (!p->async_closed)
+		uv_async_send(&p->async);
 }
 
 static void
@@ -317,8 +326,8 @@ hand_over(struct devices_pg *p, struct devices_pg_row *rows, size_t n, bool init
 	else
 		p->in = b;
 	p->in_tail = b;
+	signal_loop_locked(p);
 	pthread_mutex_unlock(&p->mu);
-	uv_async_send(&p->async);
 }
 
 /* Sleeps up to ms or until woken; returns whether stop was asked. */
@@ -462,7 +471,9 @@ run(void *arg)
 				goto lost;
 			}
 			npend = 0;
-			uv_async_send(&p->async);	/* room in the queue: the loop may go on */
+			pthread_mutex_lock(&p->mu);
+			signal_loop_locked(p);	/* room in the queue: the loop may go on */
+			pthread_mutex_unlock(&p->mu);
 		}
 		/* notifications that came in during the last statements are already read */
 		int64_t from = last_seq;
@@ -620,6 +631,9 @@ devices_pg_close(struct devices_pg *p)
 		p->abandoned = true;	/* it may still read p: never freed */
 	}
 	p->started = false;
+	pthread_mutex_lock(&p->mu);
+	p->async_closed = true;	/* a thread left behind no longer signals the closing handle */
+	pthread_mutex_unlock(&p->mu);
 	uv_close((uv_handle_t *)&p->async, on_async_closed);
 }
 
