@@ -99,6 +99,8 @@ coalesce(struct devices_pg *p, const char *key)
 	return NULL;
 }
 
+#define DEVICES_PG_FORGET_ROOM 64
+
 /* Queues r's state (or its forget); a state replaces the one still queued for the same device,
  * so that a device's repeated queries while the store is away take one slot. */
 static bool
@@ -108,7 +110,10 @@ enqueue(struct devices_pg *p, const struct devices_record *r, bool forget)
 	pthread_mutex_lock(&p->mu);
 	if (!forget)
 		c = coalesce(p, r->key);
-	if (c == NULL && p->qlen < DEVICES_PG_QUEUE)
+	/* the last DEVICES_PG_FORGET_ROOM slots are kept for forgets: states come back with the
+	 * next full send, a forget (an administrator's act) would not */
+	size_t room = forget ? DEVICES_PG_QUEUE : DEVICES_PG_QUEUE - DEVICES_PG_FORGET_ROOM;
+	if (c == NULL && p->qlen < room)
 		c = &p->q[(p->qhead + p->qlen++) % DEVICES_PG_QUEUE];
 	if (c != NULL) {
 		struct timespec ts;
