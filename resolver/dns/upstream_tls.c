@@ -447,19 +447,28 @@ tls_connect(struct upstream_tls *t)
 		return UV_ENOMEM;
 	}
 	SSL_set_app_data(ssl, t);
+	/* the name or address the certificate must match: without it the chain alone would be
+	 * checked, so a failure to set it ends this connection */
+	int named;
 	if (t->name != NULL) {
 		/* RFC 8310: the authentication domain name; also sent as SNI */
-		SSL_set_tlsext_host_name(ssl, t->name);
-		SSL_set1_host(ssl, t->name);
+		named = SSL_set_tlsext_host_name(ssl, t->name) == 1 &&
+			SSL_set1_host(ssl, t->name) == 1;
 	} else {
 		X509_VERIFY_PARAM *p = SSL_get0_param(ssl);
 		if (t->ss.ss_family == AF_INET)
-			X509_VERIFY_PARAM_set1_ip(
+			named = X509_VERIFY_PARAM_set1_ip(
 				p, (const unsigned char *)&((struct sockaddr_in *)&t->ss)->sin_addr, 4);
 		else
-			X509_VERIFY_PARAM_set1_ip(
+			named = X509_VERIFY_PARAM_set1_ip(
 				p, (const unsigned char *)&((struct sockaddr_in6 *)&t->ss)->sin6_addr,
 				16);
+		named = named == 1;
+	}
+	if (!named) {
+		SSL_free(ssl);
+		close(fd);
+		return UV_ENOMEM;
 	}
 	if (t->session != NULL)
 		SSL_set_session(ssl, t->session);
