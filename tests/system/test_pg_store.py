@@ -155,11 +155,16 @@ def test_database_absent_at_start(pg_server, veto_factory):
 	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False))
 	answered = blast(v.port, [f"d{i}.ads.test" for i in range(2000)], GROUP_CLIENT["sink"])
 	assert "cannot connect" in v.wait_stderr("cannot connect", timeout=10)
-	time.sleep(0.5)
+	# batches close at most every second: wait (bounded) until all of them are spooled
+	deadline = time.monotonic() + 15
+	while True:
+		p = run_veto(["stats", "-c", str(v.config_file), "--json"])
+		assert p.returncode == 0, p.stderr
+		st = json.loads(p.stdout)
+		if st["store"]["spooled_rows"] >= answered or time.monotonic() > deadline:
+			break
+		time.sleep(0.2)
 	assert list((v.dir / "state" / "spool").glob("*.spool"))
-	p = run_veto(["stats", "-c", str(v.config_file), "--json"])
-	assert p.returncode == 0, p.stderr
-	st = json.loads(p.stdout)
 	assert st["store_state"] == "down"
 	assert st["store"]["spooled_rows"] >= answered and st["store"]["spool_bytes"] > 0
 	pg_server.start()
