@@ -13,6 +13,8 @@ means "never answer" (a timeout). Only dnspython and the standard library are us
 """
 
 import heapq
+import os
+import random
 import itertools
 import selectors
 import socket
@@ -309,12 +311,13 @@ class Spoof(Rule):
 
 def free_port(hosts):
 	"""A port free for both UDP and TCP on every host in hosts (best effort: checked, then
-	released)."""
+	released). Taken below the kernel's ephemeral range (32768-60999 on Debian): a port the
+	kernel hands out (bind to port 0) is also what it picks as the source port of the next
+	outgoing connection, so between this check and the daemon's bind another test's client
+	could take it (seen: 0.0.0.0:PORT in use for TCP)."""
+	rng = random.Random(os.getpid() ^ time.monotonic_ns())
 	for _ in range(200):
-		probe = socket.socket(socket.AF_INET6 if ":" in hosts[0] else socket.AF_INET, socket.SOCK_STREAM)
-		probe.bind((hosts[0], 0))
-		port = probe.getsockname()[1]
-		probe.close()
+		port = rng.randrange(10000, 32000)
 		socks = []
 		try:
 			for host in hosts:
