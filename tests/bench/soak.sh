@@ -36,6 +36,7 @@ KEEP=${KEEP:-0}
 UP_PORT=15320 VETO_PORT=15321
 work=$(mktemp -d /tmp/veto-soak.XXXXXX)
 pids=()
+. "$here/lib.sh"
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -95,22 +96,13 @@ YAML
 "${pin_load[@]}" "$upstream_bin" $UP_PORT $((PEAK_S + DURATION + 300)) &
 pids+=($!)
 
-wait_up() {
-	for _ in $(seq 1 100); do
-		if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p $VETO_PORT -n 1 -t 1 2>/dev/null |
-			grep -q 'Queries completed: *1 '; then return 0; fi
-		sleep 0.1
-	done
-	echo "veto did not answer" >&2
-	return 1
-}
 start_veto() { # name
 	rm -rf "$work/state" "$work/queries.jsonl"
 	"${pin_server[@]}" "$veto" serve -c "$work/soak.yaml" >"$work/$1.out" 2>"$work/$1.err" &
 	vpid=$!
 	pids+=($vpid)
 	if [ -n "$TASKSET" ] && [ "$LOOP_ONLY" = 1 ]; then taskset -p -c 1 "$vpid" >/dev/null; fi
-	wait_up
+	bench_wait_up $VETO_PORT
 	"${pin_load[@]}" dnsperf -s 127.0.0.1 -p $VETO_PORT -d "$work/hits.txt" -n 1 -c 1 -q 100 \
 		>/dev/null 2>&1
 }
