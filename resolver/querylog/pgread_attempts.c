@@ -4,10 +4,14 @@
  * (ordered by logdb_count.c, which both back ends call).
  *
  * Per device (its MAC, else its client address) and list: the blocked rows, first and last;
- * per device: the distinct names of its attempts: two hash aggregates over the blocked rows of
- * the window (the partial index on ts WHERE blocked, which includes the columns read: an
- * index-only scan). Then the latest row of each device printed is found by its time through
- * that index, and the vendor evidence from device_events.
+ * per device: the distinct names of its attempts. A window open at its end (no --until) with
+ * no filter but the time reads the rollups of pg_schema_attempts.c: its whole UTC days from
+ * rollup_attempts, its partial first day from the blocked rows, and the names from
+ * rollup_attempt_names (the pairs last attempted at or after --since). Any other window or
+ * filter reads the blocked rows of the window: two hash aggregates over the partial index on
+ * ts WHERE blocked, which includes the columns read (an index-only scan). Then the latest row
+ * of each device printed is found by its time through that index, and the vendor evidence
+ * from device_events.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 #include "logdb_report_int.h"
 #include "pgread.h"
 
+#define DAY_MS    86400000LL
 #define ARRAY_MAX (1 << 20)
 
 struct pattempt {
@@ -160,6 +165,16 @@ vendor_evidence(struct pgread *p, struct pattempt *v, size_t n)
 	return 0;
 }
 
+/* Whether the rollups answer f: a window open at its end, no filter but the time (the
+ * rollups have no source, name, action or instance of a name; the blocked filter is implied). */
+static bool
+from_rollups(const struct logdb_filter *f)
+{
+	return f->until_ms == 0 && f->blocked != 0 && !logdb_filter_has_source(f) &&
+	       !logdb_filter_has_domain(f) && f->list.v[0] == NULL && f->action.v[0] == NULL &&
+	       f->instance.v[0] == NULL && f->after_id == 0;
+}
+
 /* The query of (key, by_ip, list or NULL, rows, first ms, last ms, names) per device and list,
  * the rows of a device together. */
 static int
@@ -167,17 +182,39 @@ counts_sql(struct pgsql *q, const struct logdb_filter *f)
 {
 	int rc;
 
-	/* two hash aggregates over the blocked rows (a sort of them all costs several times
-	 * more) */
-	pgsql_add(q, "WITH l AS (SELECT coalesce(mac, client) AS key, mac IS NULL AS by_ip, list,"
-	             " count(*) AS n, min(ts) AS t0, max(ts) AS t1 FROM queries WHERE blocked");
-	rc = pgread_where(q, f, 0);
-	pgsql_add(q, " GROUP BY 1, 2, 3), d AS (SELECT key, by_ip, count(*) AS names FROM"
-	             " (SELECT DISTINCT coalesce(mac, client) AS key, mac IS NULL AS by_ip, qname"
-	             " FROM queries WHERE blocked AND list IS NOT NULL");
-	if (rc == 0)
+	if (!from_rollups(f)) {
+		/* two hash aggregates over the blocked rows (a sort of them all costs several
+		 * times more) */
+		pgsql_add(q, "WITH l AS (SELECT coalesce(mac, client) AS key, mac IS NULL AS by_ip,"
+		             " list, count(*) AS n, min(ts) AS t0, max(ts) AS t1 FROM queries"
+		             " WHERE blocked");
 		rc = pgread_where(q, f, 0);
-	pgsql_add(q, ") x GROUP BY 1, 2)");
+		pgsql_add(q, " GROUP BY 1, 2, 3), d AS (SELECT key, by_ip, count(*) AS names FROM"
+		             " (SELECT DISTINCT coalesce(mac, client) AS key, mac IS NULL AS by_ip,"
+		             " qname FROM queries WHERE blocked AND list IS NOT NULL");
+		if (rc == 0)
+			rc = pgread_where(q, f, 0);
+		pgsql_add(q, ") x GROUP BY 1, 2)");
+	} else {
+		/* the first whole day; before it, the rows */
+		uint64_t d0 = (f->since_ms + DAY_MS - 1) / DAY_MS * DAY_MS;
+		struct logdb_filter part = *f;
+		pgsql_add(q, "WITH l AS (SELECT key, by_ip, nullif(list, '') AS list, sum(n) AS n,"
+		             " min(t0) AS t0, max(t1) AS t1 FROM (SELECT coalesce(mac, client),"
+		             " mac IS NULL, coalesce(list, ''), 1::int8, ts, ts FROM queries"
+		             " WHERE blocked");
+		part.until_ms = d0;
+		rc = d0 > f->since_ms ? pgread_where(q, &part, 0) : 0;
+		pgsql_add(q, d0 > f->since_ms ? "" : " AND false");
+		pgsql_add(q, " UNION ALL SELECT key, by_ip, list, n, first_ts, last_ts"
+		             " FROM rollup_attempts WHERE day >= (");
+		pgsql_time(q, d0);
+		pgsql_add(q, " AT TIME ZONE 'UTC')::date) u(key, by_ip, list, n, t0, t1)"
+		             " GROUP BY 1, 2, 3), d AS (SELECT key, by_ip, count(*) AS names"
+		             " FROM rollup_attempt_names WHERE last_ts >= ");
+		pgsql_time(q, f->since_ms);
+		pgsql_add(q, " GROUP BY 1, 2)");
+	}
 	pgsql_add(q, " SELECT l.key, l.by_ip, l.list, l.n, " PGREAD_MS("l.t0") ", " PGREAD_MS(
 	                     "l.t1") ", coalesce(d.names, 0) FROM l LEFT JOIN d USING (key, by_ip)"
 	                             " ORDER BY l.key COLLATE \"C\", l.by_ip");

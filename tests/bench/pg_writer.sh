@@ -39,7 +39,8 @@ psql_() { /usr/bin/python3 "$here/pg_server.py" psql "$work" "$1"; }
 
 if [ "$ROWS" -gt 0 ]; then
 	timeout 600 "$build/tests/bench_pgstore" "$conninfo" "$ROWS"
-	psql_ "TRUNCATE queries, rollup_sources, rollup_days, rollup_names" >/dev/null
+	rollups="rollup_sources, rollup_days, rollup_names, rollup_hours, rollup_attempts"
+	psql_ "TRUNCATE queries, $rollups, rollup_attempt_names" >/dev/null
 fi
 
 # --- the fixed load ---------------------------------------------------------------------------
