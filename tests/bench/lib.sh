@@ -2,10 +2,9 @@
 # up alike. Uses the caller's variables: upstream_bin (bench_upstream), UP_PORT, VETO_PORT, and
 # the array pids (every process started here is added, for the caller's cleanup to stop by PID).
 
-# bench_veto_yaml FILE LIST LIST_FILE: veto on 127.0.0.1:VETO_PORT forwarding to the bench
-# upstream, one group "everyone" blocking LIST (names in LIST_FILE). The file ends inside the
-# group: a caller may append the group's own keys ("    action: nxdomain"), then top-level ones.
-bench_veto_yaml() {
+# bench_veto_base FILE LIST LIST_FILE: veto on 127.0.0.1:VETO_PORT forwarding to the bench
+# upstream, with a cache and the list LIST (names in LIST_FILE); the caller appends the rest.
+bench_veto_base() {
 	cat >"$1" <<YAML
 server:
   listen: ["127.0.0.1:$VETO_PORT"]
@@ -17,10 +16,15 @@ cache:
   entries: 100000
 lists:
   $2: {files: [$3]}
-groups:
-  - name: everyone
-    block: [$2]
 YAML
+}
+
+# bench_veto_yaml FILE LIST LIST_FILE: the base and one group "everyone" blocking LIST. The
+# file ends inside the group: a caller may append the group's own keys ("    action:
+# nxdomain"), then top-level ones.
+bench_veto_yaml() {
+	bench_veto_base "$@"
+	printf 'groups:\n  - name: everyone\n    block: [%s]\n' "$2" >>"$1"
 }
 
 # bench_upstream_start SECONDS [CPUS]: the fast fake authoritative server on UP_PORT for at most

@@ -67,17 +67,8 @@ awk 'BEGIN { srand(7); for (i = 0; i < 200000; i++) { r = rand();
 	else printf "m%d.miss.example A\n", i; } }' >"$work/mix.txt"
 catalog=$src/conf/catalog/signatures.tsv
 vendors=$(awk -F'\t' '$3 == "rom" { v[$2] = 1 } END { s = ""; for (k in v) s = s (s ? ", " : "") k; print s }' "$catalog")
-cat >"$work/soak.yaml" <<YAML
-server:
-  listen: ["127.0.0.1:$VETO_PORT"]
-  user: "$(id -un)"          # as root: stay root (no drop to veto)
-upstream:
-  servers: ["127.0.0.1:$UP_PORT"]
-  timeout_ms: 1000
-cache:
-  entries: 100000
-lists:
-  soak: {files: [$work/blocked.list]}
+bench_veto_base "$work/soak.yaml" soak "$work/blocked.list"
+cat >>"$work/soak.yaml" <<YAML
 state_dir: $work/state
 devices:
   oui: false
