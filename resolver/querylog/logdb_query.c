@@ -430,16 +430,6 @@ source_cond(struct logdb_sql *q, bool *first, const char *text)
 	*first = false;
 }
 
-static size_t
-nvalues(const struct logdb_values *v)
-{
-	size_t n = 0;
-
-	while (n < LOGDB_FILTER_VALUES && v->v[n] != NULL)
-		n++;
-	return n;
-}
-
 /* "column IN (?, ?)" with the values of v (texts: canonical MACs for mac). */
 static void
 source_in(struct logdb_sql *q, bool *first, const char *column, const char *const *texts, size_t n)
@@ -461,13 +451,13 @@ source_conds(struct logdb_sql *q, const struct logdb_filter *f, bool who_is_mac)
 {
 	const char *macs[LOGDB_FILTER_VALUES];
 	bool first = true;
-	size_t nmac = nvalues(&f->mac);
+	size_t nmac = logdb_values_count(&f->mac);
 
 	for (size_t i = 0; i < nmac; i++)
 		macs[i] = q->mac[i];
-	source_in(q, &first, "client", f->client.v, nvalues(&f->client));
+	source_in(q, &first, "client", f->client.v, logdb_values_count(&f->client));
 	source_in(q, &first, "mac", macs, nmac);
-	source_in(q, &first, "device", f->device.v, nvalues(&f->device));
+	source_in(q, &first, "device", f->device.v, logdb_values_count(&f->device));
 	if (f->who != NULL && who_is_mac) {
 		source_cond(q, &first, "mac = ?");
 		bind_text(q, q->who_mac);
@@ -476,8 +466,8 @@ source_conds(struct logdb_sql *q, const struct logdb_filter *f, bool who_is_mac)
 		bind_text(q, f->who);
 		bind_text(q, f->who);
 	}
-	source_in(q, &first, "group_name", f->group.v, nvalues(&f->group));
-	source_in(q, &first, "vendor COLLATE NOCASE", f->vendor.v, nvalues(&f->vendor));
+	source_in(q, &first, "group_name", f->group.v, logdb_values_count(&f->group));
+	source_in(q, &first, "vendor COLLATE NOCASE", f->vendor.v, logdb_values_count(&f->vendor));
 }
 
 /* A condition on a column of texts ids (list, action): "column IN (...)" with the ids of the
@@ -491,7 +481,7 @@ text_cond(struct logdb_reader *r, struct logdb_sql *q, const char *column,
 {
 	sqlite3_stmt *st = NULL;
 	int64_t ids[LOGDB_FILTER_VALUES];
-	size_t nids = 0, n = nvalues(texts);
+	size_t nids = 0, n = logdb_values_count(texts);
 	int rc = 0;
 
 	if (n == 0)
@@ -674,7 +664,7 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 		bind_num(q, id);
 		bind_num(q, (int64_t)f->until_ms);
 	}
-	for (size_t i = 0; i < nvalues(&f->mac); i++)
+	for (size_t i = 0; i < logdb_values_count(&f->mac); i++)
 		if (logdb_canonical_mac(f->mac.v[i], q->mac[i]) != 0)
 			return -EINVAL;
 	if (f->who != NULL) /* a device name, a MAC or a client IP */
@@ -682,7 +672,7 @@ logdb_build_where(struct logdb_reader *r, struct logdb_sql *q, const struct logd
 	bool by_source = f->client.v[0] != NULL || f->mac.v[0] != NULL || f->device.v[0] != NULL ||
 	                 f->who != NULL || f->group.v[0] != NULL || f->vendor.v[0] != NULL;
 	bool root = false;
-	size_t ndom = nvalues(&f->domain);
+	size_t ndom = logdb_values_count(&f->domain);
 	for (size_t i = 0; i < ndom; i++)
 		root = root || strcmp(f->domain.v[i], ".") == 0;
 	if (root || q->rollup) /* the root is every name; rollup tables are filtered by hour */
@@ -747,13 +737,6 @@ int
 logdb_step_error(struct logdb_reader *r, int rc)
 {
 	return rc == SQLITE_DONE ? 0 : logdb_reader_error(r);
-}
-
-void
-logdb_filter_init(struct logdb_filter *f)
-{
-	memset(f, 0, sizeof(*f));
-	f->blocked = -1;
 }
 
 /* ---- rows ---- */

@@ -39,6 +39,15 @@ struct logdb_reader {
  * (18 bytes). 0 or -EINVAL. */
 int logdb_canonical_mac(const char *in, char *out);
 
+/* ---- a filter's fields (logdb_filter.c; both back ends) ---- */
+
+/* How many values v holds (the first NULL ends them). */
+size_t logdb_values_count(const struct logdb_values *v);
+/* Whether f restricts the source of a row: client, MAC, device, who, group or vendor. */
+bool logdb_filter_has_source(const struct logdb_filter *f);
+/* Whether f filters by name (the root is every name). */
+bool logdb_filter_has_domain(const struct logdb_filter *f);
+
 /* Logs the connection's last error. -EIO. */
 int logdb_reader_error(struct logdb_reader *r);
 

@@ -27,15 +27,13 @@
  */
 
 struct attempt_list {
+	struct logdb_list_count c; /* its name (for the output) and count */
 	int64_t id;
-	uint64_t n;
-	const char *name; /* for the output */
 };
 
 struct attempt {
-	const char *key; /* owned by the sources dict */
-	int kind;        /* 0 MAC, 1 client IP */
-	uint64_t attempts, denied, names, first, last;
+	struct logdb_rank rank; /* first: the order (key owned by the sources dict) */
+	uint64_t names, first, last;
 	int64_t last_source;
 	struct attempt_list *lists;
 	size_t nlists, caplists;
@@ -105,19 +103,19 @@ attempt_of_source(struct attempts *a, int64_t source, uint32_t *out)
 		key = "";
 	int64_t h = (int64_t)hash_str(key, a->seed + (uint64_t)kind);
 	uint32_t k = idmap_get(&a->by_key, h);
-	if (k != 0 && (a->v[k - 1].kind != kind || strcmp(a->v[k - 1].key, key) != 0)) {
+	if (k != 0 && (a->v[k - 1].rank.kind != kind || strcmp(a->v[k - 1].rank.key, key) != 0)) {
 		/* another key with the same hash: look further by hand */
 		k = 0;
 		for (size_t i = 0; i < a->n && k == 0; i++)
-			if (a->v[i].kind == kind && strcmp(a->v[i].key, key) == 0)
+			if (a->v[i].rank.kind == kind && strcmp(a->v[i].rank.key, key) == 0)
 				k = (uint32_t)(i + 1);
 	}
 	if (k == 0) {
 		if (grow((void **)&a->v, &a->cap, a->n, sizeof(*a->v)) != 0)
 			return -ENOMEM;
 		memset(&a->v[a->n], 0, sizeof(a->v[0]));
-		a->v[a->n].key = key;
-		a->v[a->n].kind = kind;
+		a->v[a->n].rank.key = key;
+		a->v[a->n].rank.kind = kind;
 		if (idmap_get(&a->by_key, h) == 0 && idmap_put(&a->by_key, h, a->n) != 0)
 			return -ENOMEM;
 		k = (uint32_t)++a->n;
@@ -143,7 +141,7 @@ on_attempt_row(void *arg, sqlite3_value **v)
 	if (k == 0 && (rc = attempt_of_source(a, source, &k)) != 0)
 		return rc;
 	struct attempt *g = &a->v[k - 1];
-	bool seen = g->attempts + g->denied > 0;
+	bool seen = g->rank.attempts + g->rank.denied > 0;
 	if (!seen || ts < g->first)
 		g->first = ts;
 	/* the rows come in time order: at equal times, the later one holds the latest details */
@@ -152,10 +150,10 @@ on_attempt_row(void *arg, sqlite3_value **v)
 		g->last_source = source;
 	}
 	if (list == ID_NULL) { /* blocked by no list: the group's default deny */
-		g->denied++;
+		g->rank.denied++;
 		return 0;
 	}
-	g->attempts++;
+	g->rank.attempts++;
 	if (pair_add(a, k, value_id(v[2]), &added) != 0)
 		return -ENOMEM;
 	g->names += added ? 1 : 0;
@@ -167,30 +165,16 @@ on_attempt_row(void *arg, sqlite3_value **v)
 			return -ENOMEM;
 		g->lists[g->nlists++] = (struct attempt_list){.id = list};
 	}
-	g->lists[i].n++;
+	g->lists[i].c.attempts++;
 	return 0;
-}
-
-static int
-cmp_attempt(const void *x, const void *y)
-{
-	const struct attempt *a = x, *b = y;
-	int c = cmp_u64_desc(a->attempts, b->attempts);
-
-	if (c == 0)
-		c = cmp_u64_desc(a->denied, b->denied);
-	if (c == 0)
-		c = strcmp(a->key, b->key);
-	return c != 0 ? c : a->kind - b->kind;
 }
 
 static int
 cmp_attempt_list(const void *x, const void *y)
 {
 	const struct attempt_list *a = x, *b = y;
-	int c = cmp_u64_desc(a->n, b->n);
 
-	return c != 0 ? c : strcmp(a->name != NULL ? a->name : "", b->name != NULL ? b->name : "");
+	return logdb_list_count_cmp(&a->c, &b->c);
 }
 
 static void
@@ -254,51 +238,42 @@ emit_attempt(struct attempts *a, struct attempt *g, logdb_attempt_cb cb, void *a
 {
 	const struct dict_row *s, *t;
 	char lists[256], evidence[512];
-	size_t off = 0;
+	size_t ntop = g->nlists < LOGDB_TOP_LISTS ? g->nlists : LOGDB_TOP_LISTS;
 	int rc;
 
 	for (size_t k = 0; k < g->nlists; k++) {
 		rc = dict_get(a->r, &a->texts, g->lists[k].id, &t);
 		if (rc != 0)
 			return rc;
-		g->lists[k].name = t->col[0];
+		g->lists[k].c.list = t->col[0];
 	}
 	if (g->nlists > 0) /* none for a device the default deny alone refused */
 		qsort(g->lists, g->nlists, sizeof(g->lists[0]), cmp_attempt_list);
-	lists[0] = '\0';
-	for (size_t k = 0; k < g->nlists && k < LOGDB_TOP_LISTS; k++) {
-		int w = snprintf(lists + off, sizeof(lists) - off, "%s%s (%llu)",
-		                 off > 0 ? ", " : "",
-		                 g->lists[k].name != NULL ? g->lists[k].name : "-",
-		                 (unsigned long long)g->lists[k].n);
-		if (w < 0 || (size_t)w >= sizeof(lists) - off)
-			break;
-		off += (size_t)w;
-	}
 	rc = dict_get(a->r, &a->sources, g->last_source, &s);
 	if (rc == 0)
 		rc = vendor_evidence(a, s, evidence, sizeof(evidence));
 	if (rc != 0)
 		return rc;
 	struct logdb_attempt at = {
-	        .key = g->key,
+	        .key = g->rank.key,
 	        .evidence = evidence[0] != '\0' ? evidence : NULL,
-	        .denied = g->denied,
+	        .denied = g->rank.denied,
 	        .device = s->col[SRC_DEVICE],
 	        .mac = s->col[SRC_MAC],
 	        .client = s->col[SRC_CLIENT],
 	        .vendor = s->col[SRC_VENDOR],
 	        .vendor_source = s->col[SRC_VENDOR_SOURCE],
 	        .group = s->col[SRC_GROUP],
-	        .attempts = g->attempts,
+	        .attempts = g->rank.attempts,
 	        .names = g->names,
 	        .top_lists = lists,
-	        .ntop = g->nlists < LOGDB_TOP_LISTS ? g->nlists : LOGDB_TOP_LISTS,
+	        .ntop = ntop,
 	        .first_ms = g->first,
 	        .last_ms = g->last,
 	};
-	for (size_t k = 0; k < at.ntop; k++)
-		at.top[k] = (struct logdb_list_count){g->lists[k].name, g->lists[k].n};
+	for (size_t k = 0; k < ntop; k++)
+		at.top[k] = g->lists[k].c;
+	logdb_top_lists_text(at.top, ntop, lists, sizeof(lists));
 	return cb(arg, &at);
 }
 
@@ -328,7 +303,7 @@ logdb_report_attempts(struct logdb_reader *r, const struct logdb_filter *f, logd
 	if (rc != 0)
 		goto cleanup;
 	if (a.n > 0)
-		qsort(a.v, a.n, sizeof(a.v[0]), cmp_attempt);
+		qsort(a.v, a.n, sizeof(a.v[0]), logdb_rank_cmp);
 	size_t n = f->limit > 0 && f->limit < a.n ? f->limit : a.n;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = emit_attempt(&a, &a.v[i], cb, arg);

@@ -323,4 +323,41 @@ cmp_u64_desc(uint64_t a, uint64_t b)
 	return a == b ? 0 : a > b ? -1 : 1;
 }
 
+/* ---- the final counting and ordering of both back ends (logdb_count.c) ---- */
+
+/* A counter of the summary: a group, list, name or device key, or an hour. */
+struct logdb_count {
+	int64_t key;       /* an id of the back end, or the hour's first ms */
+	const char *label; /* NULL: none */
+	uint64_t total, blocked;
+};
+
+enum logdb_count_order {
+	LOGDB_COUNT_BY_TOTAL,   /* total DESC, label: groups, top clients */
+	LOGDB_COUNT_BY_BLOCKED, /* blocked DESC, total DESC, label: lists, top names */
+	LOGDB_COUNT_BY_LABEL,
+	LOGDB_COUNT_BY_KEY, /* the hours */
+};
+
+void logdb_count_sort(struct logdb_count *v, size_t n, enum logdb_count_order order);
+/* Merges the counters of equal labels (sorts by label; *n is updated). */
+void logdb_count_merge_labels(struct logdb_count *v, size_t *n);
+/* The rows of a section (ts_ms: the key of an hour). 0 or the callback's value. */
+int logdb_count_emit(enum logdb_summary_section section, const struct logdb_count *v, size_t n,
+                     logdb_summary_cb cb, void *arg);
+
+/* What orders the devices of `report attempts`: the first member of each back end's device
+ * record, so that an array of them sorts with logdb_rank_cmp. */
+struct logdb_rank {
+	uint64_t attempts, denied;
+	const char *key; /* MAC, else client IP */
+	int kind;        /* 0 MAC, 1 client IP */
+};
+/* qsort's comparator: attempts DESC, denied DESC, key, kind. */
+int logdb_rank_cmp(const void *x, const void *y);
+/* A device's lists: attempts DESC, then name (NULL as ""). */
+int logdb_list_count_cmp(const struct logdb_list_count *a, const struct logdb_list_count *b);
+/* "xiaomi (120), huawei (3)" of top[0..n) into buf (NULL list: "-"); what does not fit is cut. */
+void logdb_top_lists_text(const struct logdb_list_count *top, size_t n, char *buf, size_t cap);
+
 #endif

@@ -21,20 +21,14 @@
  * are merged per group and per device key, names are looked up for the top ones only.
  */
 
-struct count {
-	int64_t key; /* source, list or name id; the hour's first ms */
-	const char *label;
-	uint64_t total, blocked;
-};
-
 struct counts {
-	struct count *v;
+	struct logdb_count *v;
 	size_t n, cap;
 	struct idmap map;
 };
 
 /* The counter of key, added at zero when new; NULL on -ENOMEM. Valid until the next call. */
-static struct count *
+static struct logdb_count *
 counts_at(struct counts *c, int64_t key)
 {
 	uint32_t k = idmap_get(&c->map, key);
@@ -44,7 +38,7 @@ counts_at(struct counts *c, int64_t key)
 	if (grow((void **)&c->v, &c->cap, c->n, sizeof(*c->v)) != 0 ||
 	    idmap_put(&c->map, key, c->n) != 0)
 		return NULL;
-	c->v[c->n] = (struct count){.key = key};
+	c->v[c->n] = (struct logdb_count){.key = key};
 	return &c->v[c->n++];
 }
 
@@ -78,7 +72,7 @@ summary_count(struct summary *s, int64_t ts, int64_t source, int64_t list, bool 
               uint64_t n)
 {
 	uint64_t blocked = is_blocked ? n : 0;
-	struct count *c;
+	struct logdb_count *c;
 
 	s->total += n;
 	s->blocked += blocked;
@@ -122,7 +116,7 @@ on_summary_row(void *arg, sqlite3_value **v)
 	                       value_id(v[2]), sqlite3_value_int64(v[3]) != 0, 1);
 
 	if (rc == 0 && s->split) {
-		struct count *c = counts_at(&s->name_totals, value_id(v[4]));
+		struct logdb_count *c = counts_at(&s->name_totals, value_id(v[4]));
 		if (c == NULL)
 			return -ENOMEM;
 		c->total++;
@@ -146,7 +140,7 @@ static int
 on_summary_hour(void *arg, sqlite3_value **v)
 {
 	struct summary *s = arg;
-	struct count *c = counts_at(&s->hours, sqlite3_value_int64(v[0]));
+	struct logdb_count *c = counts_at(&s->hours, sqlite3_value_int64(v[0]));
 
 	if (c == NULL)
 		return -ENOMEM;
@@ -163,7 +157,7 @@ on_summary_blocked(void *arg, sqlite3_value **v, int argc)
 	struct summary *s = arg;
 	int64_t name = value_id(v[0]);
 	uint64_t n = argc > 1 ? value_u64(v[1]) : 1;
-	struct count *c = counts_at(&s->names, argc > 1 && name == 0 ? ID_NULL : name);
+	struct logdb_count *c = counts_at(&s->names, argc > 1 && name == 0 ? ID_NULL : name);
 
 	if (c == NULL)
 		return -ENOMEM;
@@ -184,86 +178,11 @@ on_summary_blocked_rollup(void *arg, sqlite3_value **v)
 	return on_summary_blocked(arg, v, 2);
 }
 
-static int
-cmp_count_label(const void *x, const void *y)
-{
-	const struct count *a = x, *b = y;
-
-	return cmp_label(a->label, b->label);
-}
-
-/* ORDER BY total DESC, label */
-static int
-cmp_count_total(const void *x, const void *y)
-{
-	const struct count *a = x, *b = y;
-	int c = cmp_u64_desc(a->total, b->total);
-
-	return c != 0 ? c : cmp_label(a->label, b->label);
-}
-
-/* ORDER BY blocked DESC, total DESC, label */
-static int
-cmp_count_blocked(const void *x, const void *y)
-{
-	const struct count *a = x, *b = y;
-	int c = cmp_u64_desc(a->blocked, b->blocked);
-
-	return c != 0 ? c : cmp_count_total(x, y);
-}
-
-static int
-cmp_count_key(const void *x, const void *y)
-{
-	const struct count *a = x, *b = y;
-
-	return a->key < b->key ? -1 : a->key > b->key;
-}
-
-/* Merges the counters of equal labels (sorts by label; n is updated). */
-static void
-merge_labels(struct count *v, size_t *n)
-{
-	size_t o = 0;
-
-	if (*n == 0)
-		return;
-	qsort(v, *n, sizeof(*v), cmp_count_label);
-	for (size_t i = 1; i < *n; i++) {
-		if (cmp_label(v[i].label, v[o].label) == 0) {
-			v[o].total += v[i].total;
-			v[o].blocked += v[i].blocked;
-		} else {
-			v[++o] = v[i];
-		}
-	}
-	*n = o + 1;
-}
-
-static int
-emit_counts(enum logdb_summary_section section, const struct count *v, size_t n, bool hours,
-            logdb_summary_cb cb, void *arg)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct logdb_summary_row row = {
-		        .section = section,
-		        .label = v[i].label,
-		        .ts_ms = hours && v[i].key > 0 ? (uint64_t)v[i].key : 0,
-		        .total = v[i].total,
-		        .blocked = v[i].blocked,
-		};
-		int rc = cb(arg, &row);
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
 /* Per group (group: true) or per device key, from the counts per source. */
 static int
 emit_per_source(struct summary *s, bool group, uint32_t top, logdb_summary_cb cb, void *arg)
 {
-	struct count *v = NULL;
+	struct logdb_count *v = NULL;
 	size_t n = s->sources.n;
 	int rc = 0;
 
@@ -278,23 +197,15 @@ emit_per_source(struct summary *s, bool group, uint32_t top, logdb_summary_cb cb
 			v[i].label = group ? src->col[SRC_GROUP] : source_key(src, &kind);
 	}
 	if (rc == 0) {
-		merge_labels(v, &n);
-		if (n > 0)
-			qsort(v, n, sizeof(*v), cmp_count_total);
+		logdb_count_merge_labels(v, &n);
+		logdb_count_sort(v, n, LOGDB_COUNT_BY_TOTAL);
 		if (top > 0 && n > top)
 			n = top;
-		rc = emit_counts(group ? LOGDB_SUMMARY_GROUP : LOGDB_SUMMARY_TOP_CLIENT, v, n,
-		                 false, cb, arg);
+		rc = logdb_count_emit(group ? LOGDB_SUMMARY_GROUP : LOGDB_SUMMARY_TOP_CLIENT, v, n,
+		                      cb, arg);
 	}
 	free(v);
 	return rc;
-}
-
-static bool
-has_source_filter(const struct logdb_filter *f)
-{
-	return f->client.v[0] != NULL || f->mac.v[0] != NULL || f->device.v[0] != NULL ||
-	       f->who != NULL || f->group.v[0] != NULL || f->vendor.v[0] != NULL;
 }
 
 /* All the queries of name id in the window of f, blocked or not: from the rows (the hours
@@ -346,13 +257,13 @@ static int
 emit_top_names(struct summary *s, const struct logdb_filter *f, uint32_t top, logdb_summary_cb cb,
                void *arg)
 {
-	struct count *v = s->names.v;
+	struct logdb_count *v = s->names.v;
 	size_t n = s->names.n, k = 0;
 	int rc;
 
 	if (n == 0)
 		return 0;
-	qsort(v, n, sizeof(*v), cmp_count_blocked); /* labels all NULL yet: by count */
+	logdb_count_sort(v, n, LOGDB_COUNT_BY_BLOCKED); /* labels all NULL yet: by count */
 	uint64_t least = v[(n > top ? top : n) - 1].blocked;
 	while (k < n && v[k].blocked >= least) {
 		const struct dict_row *name;
@@ -361,7 +272,7 @@ emit_top_names(struct summary *s, const struct logdb_filter *f, uint32_t top, lo
 			return rc;
 		v[k++].label = name->col[0];
 	}
-	qsort(v, k, sizeof(*v), cmp_count_blocked);
+	logdb_count_sort(v, k, LOGDB_COUNT_BY_BLOCKED);
 	k = k > top ? top : k;
 	for (size_t i = 0; i < k; i++) {
 		if (!s->split) {
@@ -370,13 +281,13 @@ emit_top_names(struct summary *s, const struct logdb_filter *f, uint32_t top, lo
 			/* the ends of the window from their rows, the whole hours from rollups */
 			uint32_t e = idmap_get(&s->name_totals.map, v[i].key);
 			uint64_t mid = 0;
-			rc = count_name(s->r, &s->mid, v[i].key, !has_source_filter(f), &mid);
+			rc = count_name(s->r, &s->mid, v[i].key, !logdb_filter_has_source(f), &mid);
 			v[i].total = mid + (e != 0 ? s->name_totals.v[e - 1].total : 0);
 		}
 		if (rc != 0)
 			return rc;
 	}
-	return emit_counts(LOGDB_SUMMARY_TOP_BLOCKED, v, k, false, cb, arg);
+	return logdb_count_emit(LOGDB_SUMMARY_TOP_BLOCKED, v, k, cb, arg);
 }
 
 static void
@@ -461,8 +372,8 @@ summary_rollups(struct summary *s)
 	int64_t h0 = (int64_t)f->since_ms, h1 = f->until_ms > 0 ? (int64_t)f->until_ms : INT64_MAX;
 	int64_t d0 = (h0 + DAY_MS - 1) / DAY_MS * DAY_MS;
 	int64_t d1 = h1 == INT64_MAX ? INT64_MAX : h1 / DAY_MS * DAY_MS;
-	bool plain = !has_source_filter(f) && f->list.v[0] == NULL && f->action.v[0] == NULL &&
-	             f->blocked < 0;
+	bool plain = !logdb_filter_has_source(f) && f->list.v[0] == NULL &&
+	             f->action.v[0] == NULL && f->blocked < 0;
 	char hours[160];
 	int rc;
 
@@ -491,7 +402,7 @@ summary_rollups(struct summary *s)
 		return -ENOMEM;
 	snprintf(hours, sizeof(hours), "hour >= %lld AND hour < %lld", (long long)h0,
 	         (long long)h1);
-	if (!has_source_filter(f)) {
+	if (!logdb_filter_has_source(f)) {
 		memset(q, 0, sizeof(*q));
 		q->rollup = true;
 		logdb_sql_add(q, "SELECT veto_each(name, n) FROM rollup_names"
@@ -510,16 +421,6 @@ summary_rollups(struct summary *s)
 	}
 	free(q);
 	return rc;
-}
-
-/* Whether f filters by name (the root is every name). */
-static bool
-has_domain_filter(const struct logdb_filter *f)
-{
-	for (size_t i = 0; i < LOGDB_FILTER_VALUES && f->domain.v[i] != NULL; i++)
-		if (strcmp(f->domain.v[i], ".") != 0)
-			return true;
-	return false;
 }
 
 /*
@@ -557,7 +458,7 @@ logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint3
 	h0 = f->since_ms > 0 ? (int64_t)((f->since_ms + HOUR_MS - 1) / HOUR_MS * HOUR_MS) : 0;
 	h0 = h0 > first ? h0 : first;
 	h1 = f->until_ms > 0 ? (int64_t)(f->until_ms / HOUR_MS * HOUR_MS) : INT64_MAX;
-	s.split = first >= 0 && h0 < h1 && !has_domain_filter(f);
+	s.split = first >= 0 && h0 < h1 && !logdb_filter_has_domain(f);
 	if (!s.split) {
 		rc = summary_rows(&s, f);
 	} else {
@@ -596,18 +497,16 @@ logdb_report_summary(struct logdb_reader *r, const struct logdb_filter *f, uint3
 			s.lists.v[i].label = t->col[0];
 	}
 	if (rc == 0) {
-		if (s.lists.n > 0)
-			qsort(s.lists.v, s.lists.n, sizeof(s.lists.v[0]), cmp_count_blocked);
-		rc = emit_counts(LOGDB_SUMMARY_LIST, s.lists.v, s.lists.n, false, cb, arg);
+		logdb_count_sort(s.lists.v, s.lists.n, LOGDB_COUNT_BY_BLOCKED);
+		rc = logdb_count_emit(LOGDB_SUMMARY_LIST, s.lists.v, s.lists.n, cb, arg);
 	}
 	if (rc == 0)
 		rc = emit_top_names(&s, f, top, cb, arg);
 	if (rc == 0)
 		rc = emit_per_source(&s, false, top, cb, arg);
 	if (rc == 0) {
-		if (s.hours.n > 0)
-			qsort(s.hours.v, s.hours.n, sizeof(s.hours.v[0]), cmp_count_key);
-		rc = emit_counts(LOGDB_SUMMARY_HOUR, s.hours.v, s.hours.n, true, cb, arg);
+		logdb_count_sort(s.hours.v, s.hours.n, LOGDB_COUNT_BY_KEY);
+		rc = logdb_count_emit(LOGDB_SUMMARY_HOUR, s.hours.v, s.hours.n, cb, arg);
 	}
 cleanup:
 	logdb_read_end(r, &q);

@@ -219,16 +219,6 @@ pgsql_array(struct pgsql *q, const char *const *v, size_t n, char *buf, size_t c
 	return 0;
 }
 
-static size_t
-nvalues(const struct logdb_values *v)
-{
-	size_t n = 0;
-
-	while (n < LOGDB_FILTER_VALUES && v->v[n] != NULL)
-		n++;
-	return n;
-}
-
 /* " AND column IN ($1, $2)" with texts[0..n) */
 static void
 cond_in(struct pgsql *q, const char *column, const char *const *texts, size_t n)
@@ -243,22 +233,6 @@ cond_in(struct pgsql *q, const char *column, const char *const *texts, size_t n)
 		pgsql_param(q, texts[i]);
 	}
 	pgsql_add(q, ")");
-}
-
-bool
-pgread_has_source(const struct logdb_filter *f)
-{
-	return f->client.v[0] != NULL || f->mac.v[0] != NULL || f->device.v[0] != NULL ||
-	       f->who != NULL || f->group.v[0] != NULL || f->vendor.v[0] != NULL;
-}
-
-bool
-pgread_has_domain(const struct logdb_filter *f)
-{
-	for (size_t i = 0; i < LOGDB_FILTER_VALUES && f->domain.v[i] != NULL; i++)
-		if (strcmp(f->domain.v[i], ".") != 0)
-			return true;
-	return false;
 }
 
 /* The canonical text of a domain filter ("Example.COM." -> ".example.com") into dot. */
@@ -278,9 +252,9 @@ domain_text(const char *domain, char *dot)
 int
 pgread_domain(struct pgsql *q, const struct logdb_filter *f)
 {
-	size_t nd = nvalues(&f->domain);
+	size_t nd = logdb_values_count(&f->domain);
 
-	if (!pgread_has_domain(f))
+	if (!logdb_filter_has_domain(f))
 		return 0;
 	pgsql_add(q, " AND (");
 	for (size_t i = 0; i < nd; i++) {
@@ -309,7 +283,7 @@ pgread_where(struct pgsql *q, const struct logdb_filter *f, unsigned flags)
 {
 	bool rollup = (flags & PGW_ROLLUP) != 0;
 	const char *macs[LOGDB_FILTER_VALUES];
-	size_t nmac = nvalues(&f->mac);
+	size_t nmac = logdb_values_count(&f->mac);
 
 	if (!rollup && f->since_ms > 0) {
 		pgsql_add(q, " AND ts >= ");
@@ -325,9 +299,9 @@ pgread_where(struct pgsql *q, const struct logdb_filter *f, unsigned flags)
 		macs[i] = q->mac[i];
 	}
 	if ((flags & PGW_NO_SOURCE) == 0) {
-		cond_in(q, "client", f->client.v, nvalues(&f->client));
+		cond_in(q, "client", f->client.v, logdb_values_count(&f->client));
 		cond_in(q, "mac", macs, nmac);
-		cond_in(q, "device", f->device.v, nvalues(&f->device));
+		cond_in(q, "device", f->device.v, logdb_values_count(&f->device));
 		if (f->who != NULL && logdb_canonical_mac(f->who, q->who_mac) == 0) {
 			pgsql_add(q, " AND mac = ");
 			pgsql_param(q, q->who_mac);
@@ -338,9 +312,9 @@ pgread_where(struct pgsql *q, const struct logdb_filter *f, unsigned flags)
 			pgsql_param(q, f->who);
 			pgsql_add(q, ")");
 		}
-		cond_in(q, "group_name", f->group.v, nvalues(&f->group));
+		cond_in(q, "group_name", f->group.v, logdb_values_count(&f->group));
 		/* SQLite's COLLATE NOCASE: ASCII letters folded */
-		size_t nv = nvalues(&f->vendor);
+		size_t nv = logdb_values_count(&f->vendor);
 		if (nv > 0) {
 			pgsql_add(q, " AND upper(vendor COLLATE \"C\") IN (");
 			for (size_t i = 0; i < nv; i++) {
@@ -351,9 +325,9 @@ pgread_where(struct pgsql *q, const struct logdb_filter *f, unsigned flags)
 			pgsql_add(q, ")");
 		}
 	}
-	cond_in(q, "instance", f->instance.v, nvalues(&f->instance));
-	cond_in(q, "list", f->list.v, nvalues(&f->list));
-	cond_in(q, "action", f->action.v, nvalues(&f->action));
+	cond_in(q, "instance", f->instance.v, logdb_values_count(&f->instance));
+	cond_in(q, "list", f->list.v, logdb_values_count(&f->list));
+	cond_in(q, "action", f->action.v, logdb_values_count(&f->action));
 	if (!rollup && pgread_domain(q, f) != 0)
 		return -EINVAL;
 	if (f->blocked == 0)
@@ -397,6 +371,14 @@ int64_t
 pgread_int(const PGresult *r, int row, int col)
 {
 	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+uint64_t
+pgread_u64(const PGresult *r, int row, int col)
+{
+	int64_t v = pgread_int(r, row, col);
+
+	return v > 0 ? (uint64_t)v : 0;
 }
 
 /* ---- rows ---- */
@@ -469,7 +451,7 @@ static int
 row_ranges(struct pgread *p, const struct logdb_filter *f, struct ranges *rg)
 {
 	struct pgsql *q = calloc(1, sizeof(*q));
-	bool src = pgread_has_source(f), dom = pgread_has_domain(f);
+	bool src = logdb_filter_has_source(f), dom = logdb_filter_has_domain(f);
 	int64_t len = src || dom ? HOUR_MS : DAY_MS;
 	PGresult *r = NULL;
 	int rc;

@@ -4,9 +4,9 @@
  * reader opened by logdb_reader_open_pg to these functions, which give the same results as
  * the SQLite back end (same rows, order, filters and counts), rows carrying their instance.
  * pgread.c: connection, snapshots, filters to SQL, rows, events, known values, last id;
- * pgread_report.c: `veto report attempts` and `summary`. Reads only the tables of
- * resolver/pg/pg_schema_log.c (queries, rollup_sources, rollup_days, rollup_names,
- * device_events). Not for other modules: they use logdb_reader.h.
+ * pgread_attempts.c: `veto report attempts`; pgread_report.c: `veto report summary`. Reads
+ * only the tables of resolver/pg/ (queries, the rollups, device_events). Not for other modules:
+ * they use logdb_reader.h.
  *
  * Filters become SQL with $n parameters only (values are never pasted into the text). Row ids:
  * the queries table has none, so a row's id is computed (PGREAD_ID_SQL): its time in ms
@@ -94,15 +94,14 @@ int pgread_where(struct pgsql *q, const struct logdb_filter *f, unsigned flags);
 /* " AND (qname = $n OR reverse(qname) in the range of its subdomains)" for f's domains (a
  * b-tree on reverse(qname) COLLATE "C" serves it where there is one). 0 or -EINVAL. */
 int pgread_domain(struct pgsql *q, const struct logdb_filter *f);
-bool pgread_has_source(const struct logdb_filter *f);
-bool pgread_has_domain(const struct logdb_filter *f);
 
 /* Runs q (text results). 0 and *out (PQclear it), or -E2BIG, -EIO (logged). */
 int pgread_exec(struct pgread *p, const struct pgsql *q, PGresult **out);
 
-/* A text value (NULL for SQL NULL), an integer column. */
+/* A text value (NULL for SQL NULL), an integer column (0 for NULL), a count (0 if not > 0). */
 const char *pgread_text(const PGresult *r, int row, int col);
 int64_t pgread_int(const PGresult *r, int row, int col);
+uint64_t pgread_u64(const PGresult *r, int row, int col);
 
 /* ---- the calls of logdb_reader.h ---- */
 int pgread_rows(struct pgread *p, const struct logdb_filter *f, logdb_row_cb cb, void *arg);

@@ -67,7 +67,7 @@ pgstore_retention(PGconn *c, uint32_t days, uint64_t wall_ms, char *why, size_t 
 {
 	uint64_t cut_ms = wall_ms - (uint64_t)days * PGSTORE_DAY_MS;
 	int32_t cut_day = (int32_t)(cut_ms / PGSTORE_DAY_MS);
-	char sql[1024], name[48];
+	char sql[2048], name[48];
 	int rc;
 
 	if ((uint64_t)days * PGSTORE_DAY_MS >= wall_ms)
@@ -104,10 +104,14 @@ pgstore_retention(PGconn *c, uint32_t days, uint64_t wall_ms, char *why, size_t 
 	         "DELETE FROM rollup_hours WHERE hour < to_timestamp(%llu / 1000.0);"
 	         "DELETE FROM rollup_days WHERE day < (to_timestamp(%llu / 1000.0)"
 	         " AT TIME ZONE 'UTC')::date;"
+	         "DELETE FROM rollup_attempts WHERE day < (to_timestamp(%llu / 1000.0)"
+	         " AT TIME ZONE 'UTC')::date;"
+	         "DELETE FROM rollup_attempt_names WHERE last_ts < ((to_timestamp(%llu / 1000.0)"
+	         " AT TIME ZONE 'UTC')::date)::timestamp AT TIME ZONE 'UTC';"
 	         "DELETE FROM device_events WHERE ts < to_timestamp(%llu / 1000.0);"
 	         "COMMIT",
-	         (unsigned long long)cut_ms, (unsigned long long)cut_ms,
-	         (unsigned long long)cut_ms, (unsigned long long)cut_ms,
+	         (unsigned long long)cut_ms, (unsigned long long)cut_ms, (unsigned long long)cut_ms,
+	         (unsigned long long)cut_ms, (unsigned long long)cut_ms, (unsigned long long)cut_ms,
 	         (unsigned long long)cut_ms);
 	rc = pgstore_exec(c, sql, FOREVER, why, whysz);
 	if (rc != 0) {

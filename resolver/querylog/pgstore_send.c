@@ -205,8 +205,8 @@ done:
 	return rc != 0 ? rc : -EIO;
 }
 
-/* The rollups, aggregated from the staging table in the transaction of its rows ('' for
- * none in every key column), then the rows themselves. */
+/* The rows, then the rollups aggregated from the staging table in the transaction of its
+ * rows ('' for none in every key column). */
 static const char insert_sql[] =
         "INSERT INTO queries (" PGSTORE_QUERY_COLS ") SELECT " PGSTORE_QUERY_COLS
         " FROM veto_batch;"
@@ -236,7 +236,21 @@ static const char insert_sql[] =
         " SELECT date_trunc('hour', ts), instance, count(*), count(*) FILTER (WHERE blocked)"
         " FROM veto_batch GROUP BY 1, 2"
         " ON CONFLICT (hour, instance)"
-        " DO UPDATE SET total = r.total + EXCLUDED.total, blocked = r.blocked + EXCLUDED.blocked";
+        " DO UPDATE SET total = r.total + EXCLUDED.total, blocked = r.blocked + EXCLUDED.blocked;"
+        /* what `report attempts` reads (pg_schema_attempts.c): the blocked rows per day and
+         * device, and the last attempt of each (device, name), upserted in key order */
+        "INSERT INTO rollup_attempts AS r (day, instance, key, by_ip, list, n, first_ts, last_ts)"
+        " SELECT (ts AT TIME ZONE 'UTC')::date, instance, coalesce(mac, client), mac IS NULL,"
+        " coalesce(list, ''), count(*), min(ts), max(ts) FROM veto_batch WHERE blocked"
+        " GROUP BY 1, 2, 3, 4, 5"
+        " ON CONFLICT (day, instance, key, by_ip, list) DO UPDATE SET n = r.n + EXCLUDED.n,"
+        " first_ts = least(r.first_ts, EXCLUDED.first_ts),"
+        " last_ts = greatest(r.last_ts, EXCLUDED.last_ts);"
+        "INSERT INTO rollup_attempt_names AS r (key, by_ip, qname, last_ts)"
+        " SELECT coalesce(mac, client), mac IS NULL, coalesce(qname, ''), max(ts)"
+        " FROM veto_batch WHERE blocked AND list IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        " ON CONFLICT (key, by_ip, qname) DO UPDATE SET last_ts = greatest(r.last_ts,"
+        " EXCLUDED.last_ts)";
 
 int
 pgstore_send(PGconn *c, const char *q, size_t qlen, const char *e, size_t elen,

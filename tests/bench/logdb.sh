@@ -32,6 +32,7 @@ RATES=${RATES:-50000 100000}
 UP_PORT=15310 VETO_PORT=15311
 work=$(mktemp -d /tmp/veto-bench-logdb.XXXXXX)
 pids=()
+. "$here/lib.sh"
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -67,37 +68,13 @@ awk -v seed=7 'BEGIN { srand(seed) }
 pids+=($!)
 
 write_config() { # file logsection
-	cat >"$1" <<YAML
-server:
-  listen: ["127.0.0.1:$VETO_PORT"]
-  user: "$(id -un)"          # as root: stay root (no drop to veto)
-upstream:
-  servers: ["127.0.0.1:$UP_PORT"]
-  timeout_ms: 1000
-cache:
-  entries: 100000
-lists:
-  vendors: {files: [$work/blocked.list]}
-groups:
-  - name: everyone
-    block: [vendors]
-state_dir: $work/state
-$2
-YAML
+	bench_veto_yaml "$1" vendors "$work/blocked.list"
+	printf 'state_dir: %s\n%s\n' "$work/state" "$2" >>"$1"
 }
 write_config "$work/off.yaml" "log: {queries: none}"
 write_config "$work/db.yaml" "log: {queries: all, database: queries.db}"
 write_config "$work/both.yaml" "log: {queries: all, file: $work/queries.jsonl, database: queries.db}"
 
-wait_up() {
-	for _ in $(seq 1 100); do
-		if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p $VETO_PORT -n 1 -t 1 2>/dev/null |
-			grep -q 'Queries completed: *1 '; then return 0; fi
-		sleep 0.1
-	done
-	echo "veto did not answer" >&2
-	return 1
-}
 run_qps() { # file -> qps
 	"${pin_load[@]}" dnsperf -s 127.0.0.1 -p $VETO_PORT -d "$1" -l "$DURATION" -c "$CLIENTS" \
 		-q "$OUTSTANDING" -t 2 2>/dev/null >"$work/last.txt"
@@ -115,7 +92,7 @@ start_veto() { # config name
 	pids+=($vpid)
 	# the main thread only (no -a): the writer thread keeps both cores
 	if [ -n "$TASKSET" ] && [ "$LOOP_ONLY" = 1 ]; then taskset -p -c 1 "$vpid" >/dev/null; fi
-	wait_up
+	bench_wait_up $VETO_PORT
 	"${pin_load[@]}" dnsperf -s 127.0.0.1 -p $VETO_PORT -d "$work/hits.txt" -n 1 -c 1 -q 100 \
 		>/dev/null 2>&1
 }

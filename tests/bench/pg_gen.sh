@@ -8,7 +8,7 @@
 # the other queries, 197,500 rarer ones the rest), 10% of the queries blocked, rows evenly
 # spread over DAYS days ending now, in time order, from two instances (dns1, dns2).
 # The rollups are stored in time order, as the writer appends them hour by hour (rows of one
-# hour together on disk). The schema is made by `veto log` itself (as the daemon makes it).
+# hour together on disk); rollup_attempt_names (one row per device and name) in key order. The schema is made by `veto log` itself (as the daemon makes it).
 # Usage: tests/bench/pg_gen.sh CONNINFO ROWS [DAYS] [BUILD_DIR]   (DAYS default 30)
 # CONNINFO: a libpq connection string to an empty database (psql and veto use it).
 set -euo pipefail
@@ -76,6 +76,11 @@ INSERT INTO rollup_names SELECT coalesce(qname, ''), date_trunc('hour', ts), ins
   GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 2;
 INSERT INTO rollup_hours SELECT date_trunc('hour', ts), instance, count(*),
   count(*) FILTER (WHERE blocked) FROM queries GROUP BY 1, 2 ORDER BY 1;
+INSERT INTO rollup_attempts SELECT (ts AT TIME ZONE 'UTC')::date, instance, coalesce(mac, client),
+  mac IS NULL, coalesce(list, ''), count(*), min(ts), max(ts) FROM queries WHERE blocked
+  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1;
+INSERT INTO rollup_attempt_names SELECT coalesce(mac, client), mac IS NULL, coalesce(qname, ''),
+  max(ts) FROM queries WHERE blocked AND list IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 VACUUM ANALYZE;
 EOF
 echo "generated $rows rows in $(($(date +%s) - t0)) s"

@@ -21,8 +21,10 @@ DURATION=${DURATION:-60}
 CLIENTS=${CLIENTS:-4}
 OUTSTANDING=${OUTSTANDING:-256}
 UP_PORT=15320 VETO_PORT=15321
+upstream_bin=$build/tests/bench_upstream
 work=$(mktemp -d /tmp/veto-bench-pg.XXXXXX)
 pids=()
+. "$here/lib.sh"
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -37,7 +39,8 @@ psql_() { /usr/bin/python3 "$here/pg_server.py" psql "$work" "$1"; }
 
 if [ "$ROWS" -gt 0 ]; then
 	timeout 600 "$build/tests/bench_pgstore" "$conninfo" "$ROWS"
-	psql_ "TRUNCATE queries, rollup_sources, rollup_days, rollup_names" >/dev/null
+	rollups="rollup_sources, rollup_days, rollup_names, rollup_hours, rollup_attempts"
+	psql_ "TRUNCATE queries, $rollups, rollup_attempt_names" >/dev/null
 fi
 
 # --- the fixed load ---------------------------------------------------------------------------
@@ -46,36 +49,19 @@ awk 'BEGIN { srand(7); for (i = 0; i < 200000; i++) { r = rand();
 	if (r < 0.7) printf "h%d.bench.example A\n", 1 + int(rand() * 1000);
 	else if (r < 0.9) printf "t%d.blocked.soak.example A\n", i;
 	else printf "m%d.miss.example A\n", i; } }' >"$work/mix.txt"
-cat >"$work/veto.yaml" <<YAML
-server:
-  listen: ["127.0.0.1:$VETO_PORT"]
-  user: "$(id -un)"
-upstream:
-  servers: ["127.0.0.1:$UP_PORT"]
-  timeout_ms: 1000
-cache:
-  entries: 100000
-lists:
-  soak: {files: [$work/blocked.list]}
-state_dir: $work/state
-groups:
-  - name: everyone
-    block: [soak]
+bench_veto_yaml "$work/veto.yaml" soak "$work/blocked.list"
+cat >>"$work/veto.yaml" <<YAML
     action: nxdomain
+state_dir: $work/state
 log: {queries: all}
 store: {postgresql: "$conninfo", instance: bench}
 YAML
 "$veto" check -c "$work/veto.yaml" >/dev/null
-"$build/tests/bench_upstream" $UP_PORT $((DURATION + 120)) &
-pids+=($!)
+bench_upstream_start $((DURATION + 120))
 "$veto" serve -c "$work/veto.yaml" 2>"$work/veto.err" &
 vpid=$!
 pids+=($vpid)
-for _ in $(seq 1 100); do
-	if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p $VETO_PORT -n 1 -t 1 2>/dev/null |
-		grep -q 'Queries completed: *1 '; then break; fi
-	sleep 0.1
-done
+bench_wait_up $VETO_PORT
 sleep 1
 base=$(psql_ "SELECT count(*) FROM queries")
 cpu0=$(awk '{print $14 + $15}' /proc/$vpid/stat)

@@ -27,6 +27,7 @@ DOT_PORT=15304 VETO_DOT_PORT=15305
 SERVER_CPU=1 LOAD_CPU=0
 work=$(mktemp -d /tmp/veto-bench.XXXXXX)
 pids=()
+. "$here/lib.sh"
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -71,26 +72,10 @@ if [ "$SCALING" = 1 ]; then
 fi
 
 # --- servers ---------------------------------------------------------------------------------
-taskset -c $LOAD_CPU "$upstream_bin" $UP_PORT $((DURATION * 12 + 120)) &
-pids+=($!)
+bench_upstream_start $((DURATION * 12 + 120)) $LOAD_CPU
 
-cat >"$work/veto.yaml" <<YAML
-server:
-  listen: ["127.0.0.1:$VETO_PORT"]
-  user: "$(id -un)"          # as root: stay root (no drop to veto)
-upstream:
-  servers: ["127.0.0.1:$UP_PORT"]
-  timeout_ms: 1000
-cache:
-  entries: 100000
-lists:
-  vendors: {files: [$work/blocked.list]}
-groups:
-  - name: everyone
-    block: [vendors]
-log:
-  queries: none
-YAML
+bench_veto_yaml "$work/veto.yaml" vendors "$work/blocked.list"
+printf 'log:\n  queries: none\n' >>"$work/veto.yaml"
 if [ "$SCRAPE" = 1 ]; then
 	cat >>"$work/veto.yaml" <<YAML
 state_dir: $work/state
@@ -145,18 +130,9 @@ taskset -c $SERVER_CPU dnsdist --supervised --disable-syslog -C "$work/dnsdist.l
 dd_pid=$!
 pids+=($dd_pid)
 
-wait_up() { # port
-	for _ in $(seq 1 100); do
-		if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p "$1" -n 1 -t 1 2>/dev/null |
-			grep -q 'Queries completed: *1 '; then return 0; fi
-		sleep 0.1
-	done
-	echo "server on port $1 did not answer" >&2
-	return 1
-}
-wait_up $VETO_PORT
-wait_up $DD_PORT
-wait_up $VETO_DOT_PORT
+bench_wait_up $VETO_PORT
+bench_wait_up $DD_PORT
+bench_wait_up $VETO_DOT_PORT
 
 run_qps() { # port file -> prints qps
 	taskset -c $LOAD_CPU dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c "$CLIENTS" \
@@ -270,7 +246,7 @@ start=$(date +%s.%N)
 taskset -c $SERVER_CPU "$veto" serve -c "$work/veto-1m.yaml" >/dev/null 2>"$work/veto-1m.err" &
 big_pid=$!
 pids+=($big_pid)
-wait_up $((VETO_PORT + 10))
+bench_wait_up $((VETO_PORT + 10))
 ready=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')
 rss_policy=$(rss_kb $big_pid)
 for i in $(seq 1 100000); do echo "c$i.fill.example A"; done >"$work/fill.txt"

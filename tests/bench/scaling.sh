@@ -1,5 +1,5 @@
 # Sourced by run.sh with SCALING=1 (uses its variables and helpers: work, veto, upstream_bin,
-# DURATION, CLIENTS, OUTSTANDING, pids). Veto with server.workers 1 and 2, dnsdist with 1 and 2
+# DURATION, CLIENTS, OUTSTANDING, pids, and lib.sh's bench_*). Veto with server.workers 1 and 2, dnsdist with 1 and 2
 # listener threads (SO_REUSEPORT), one server at a time on CPUs 0 and 1; dnsperf and the
 # upstream share those CPUs (a two-core machine has no third). Per mix: QPS and the server's CPU
 # (user + system, every thread) per answered query. RATE: dnsperf -Q (queries per second
@@ -15,39 +15,13 @@ us_per_query() { # ticks_before ticks_after queries
 	awk -v a="$1" -v b="$2" -v n="$3" -v t="$TICK" \
 		'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1000000 / t / n; else print "-" }'
 }
-wait_up() { # port
-	for _ in $(seq 1 100); do
-		if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p "$1" -n 1 -t 1 2>/dev/null |
-			grep -q 'Queries completed: *1 '; then return 0; fi
-		sleep 0.1
-	done
-	echo "server on port $1 did not answer" >&2
-	return 1
-}
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # the configuration of run.sh's comparison (written there after this file is sourced)
-cat >"$work/veto.yaml" <<YAML
-server:
-  listen: ["127.0.0.1:$VETO_PORT"]
-  user: "$(id -un)"
-upstream:
-  servers: ["127.0.0.1:$UP_PORT"]
-  timeout_ms: 1000
-cache:
-  entries: 100000
-lists:
-  vendors: {files: [$work/blocked.list]}
-groups:
-  - name: everyone
-    block: [vendors]
-log:
-  queries: none
-YAML
+bench_veto_yaml "$work/veto.yaml" vendors "$work/blocked.list"
+printf 'log:\n  queries: none\n' >>"$work/veto.yaml"
 
-taskset -c "$SCALE_CPUS" "$upstream_bin" $UP_PORT $((DURATION * 8 * 4 + 120)) &
-up_pid=$!
-pids+=($up_pid)
+bench_upstream_start $((DURATION * 8 * 4 + 120)) "$SCALE_CPUS"
 
 # one server: name, port, pid; prints a table row per mix
 measure() { # label port pid
@@ -91,7 +65,7 @@ for w in 1 2; do
 		2>"$work/veto-w$w.err" &
 	vp=$!
 	pids+=($vp)
-	wait_up $port
+	bench_wait_up $port
 	measure "veto, workers $w" $port $vp
 	stop_pid $vp
 done
@@ -110,7 +84,7 @@ for t in 1 2; do
 		>"$work/dnsdist-t$t.out" 2>&1 &
 	dp=$!
 	pids+=($dp)
-	wait_up $port
+	bench_wait_up $port
 	measure "dnsdist, $t listener thread$([ $t = 1 ] || echo s)" $port $dp
 	stop_pid $dp
 done

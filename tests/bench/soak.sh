@@ -36,6 +36,7 @@ KEEP=${KEEP:-0}
 UP_PORT=15320 VETO_PORT=15321
 work=$(mktemp -d /tmp/veto-soak.XXXXXX)
 pids=()
+. "$here/lib.sh"
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -66,17 +67,8 @@ awk 'BEGIN { srand(7); for (i = 0; i < 200000; i++) { r = rand();
 	else printf "m%d.miss.example A\n", i; } }' >"$work/mix.txt"
 catalog=$src/conf/catalog/signatures.tsv
 vendors=$(awk -F'\t' '$3 == "rom" { v[$2] = 1 } END { s = ""; for (k in v) s = s (s ? ", " : "") k; print s }' "$catalog")
-cat >"$work/soak.yaml" <<YAML
-server:
-  listen: ["127.0.0.1:$VETO_PORT"]
-  user: "$(id -un)"          # as root: stay root (no drop to veto)
-upstream:
-  servers: ["127.0.0.1:$UP_PORT"]
-  timeout_ms: 1000
-cache:
-  entries: 100000
-lists:
-  soak: {files: [$work/blocked.list]}
+bench_veto_base "$work/soak.yaml" soak "$work/blocked.list"
+cat >>"$work/soak.yaml" <<YAML
 state_dir: $work/state
 devices:
   oui: false
@@ -95,22 +87,13 @@ YAML
 "${pin_load[@]}" "$upstream_bin" $UP_PORT $((PEAK_S + DURATION + 300)) &
 pids+=($!)
 
-wait_up() {
-	for _ in $(seq 1 100); do
-		if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p $VETO_PORT -n 1 -t 1 2>/dev/null |
-			grep -q 'Queries completed: *1 '; then return 0; fi
-		sleep 0.1
-	done
-	echo "veto did not answer" >&2
-	return 1
-}
 start_veto() { # name
 	rm -rf "$work/state" "$work/queries.jsonl"
 	"${pin_server[@]}" "$veto" serve -c "$work/soak.yaml" >"$work/$1.out" 2>"$work/$1.err" &
 	vpid=$!
 	pids+=($vpid)
 	if [ -n "$TASKSET" ] && [ "$LOOP_ONLY" = 1 ]; then taskset -p -c 1 "$vpid" >/dev/null; fi
-	wait_up
+	bench_wait_up $VETO_PORT
 	"${pin_load[@]}" dnsperf -s 127.0.0.1 -p $VETO_PORT -d "$work/hits.txt" -n 1 -c 1 -q 100 \
 		>/dev/null 2>&1
 }

@@ -142,7 +142,19 @@ def rebuild_rollups(pg):
 		" coalesce(list, ''), coalesce(action, ''), blocked, count(*) FROM queries"
 		" GROUP BY 1, 2, 3, 4, 5, 6;"
 		"INSERT INTO rollup_hours SELECT date_trunc('hour', ts), instance, count(*),"
-		" count(*) FILTER (WHERE blocked) FROM queries GROUP BY 1, 2;")
+		" count(*) FILTER (WHERE blocked) FROM queries GROUP BY 1, 2;"
+		f"{ATTEMPT_ROLLUPS}")
+
+
+# what `report attempts` reads (resolver/pg/pg_schema_attempts.c), from the rows
+ATTEMPT_ROLLUPS = (
+	"TRUNCATE rollup_attempts, rollup_attempt_names;"
+	"INSERT INTO rollup_attempts SELECT (ts AT TIME ZONE 'UTC')::date, instance,"
+	" coalesce(mac, client), mac IS NULL, coalesce(list, ''), count(*), min(ts), max(ts)"
+	" FROM queries WHERE blocked GROUP BY 1, 2, 3, 4, 5;"
+	"INSERT INTO rollup_attempt_names SELECT coalesce(mac, client), mac IS NULL,"
+	" coalesce(qname, ''), max(ts) FROM queries WHERE blocked AND list IS NOT NULL"
+	" GROUP BY 1, 2, 3;")
 
 
 def rname(q):
@@ -299,7 +311,9 @@ def test_reports_same(stores):
 	t = sorted(r["ts"] for r in rows)
 	mid1, mid2 = iso(t[len(t) // 5] + 1), iso(t[4 * len(t) // 5])
 	cases = [
-		["attempts", "--since", "all"], ["attempts", "--since", "24h"],
+		["attempts", "--since", "all"], ["attempts", "--since", "24h"], ["attempts"],
+		["attempts", "--since", mid1], ["attempts", "--since", mid2, "--limit", "2"],
+		["attempts", "--since", "all", "--list", "ads"],
 		["attempts", "--group", "banned", "--since", "all"], ["attempts", "--since", mid1,
 								       "--until", mid2],
 		["summary", "--since", "all"], ["summary", "--since", "24h"], ["summary", "--since", "7d"],

@@ -125,6 +125,21 @@ def test_rows_match_json_lines_and_rollups(pg_server, veto_factory):
 		assert diff.strip() == "0", table
 	total = pg_server.psql("SELECT sum(n) FROM rollup_sources").strip()
 	assert int(total) == count(pg_server)
+	# what `report attempts` reads: the blocked rows per day, device and list, and the last
+	# attempt of each (device, name)
+	for rollup, rows in (
+			("SELECT day, instance, key, by_ip, list, n, first_ts, last_ts FROM rollup_attempts",
+			 "SELECT (ts AT TIME ZONE 'UTC')::date, instance, coalesce(mac, client),"
+			 " mac IS NULL, coalesce(list, ''), count(*), min(ts), max(ts) FROM queries"
+			 " WHERE blocked GROUP BY 1, 2, 3, 4, 5"),
+			("SELECT key, by_ip, qname, last_ts FROM rollup_attempt_names",
+			 "SELECT coalesce(mac, client), mac IS NULL, coalesce(qname, ''), max(ts)"
+			 " FROM queries WHERE blocked AND list IS NOT NULL GROUP BY 1, 2, 3")):
+		diff = pg_server.psql(f"SELECT count(*) FROM (({rollup} EXCEPT {rows}) UNION ALL"
+				      f" ({rows} EXCEPT {rollup})) d")
+		assert diff.strip() == "0", rollup
+	assert pg_server.psql("SELECT count(*) FROM rollup_attempt_names"
+			      " WHERE qname IN ('ads.test', 'x.tracker.test')").strip() == "2"
 
 
 def test_database_stopped_during_traffic(pg_server, veto_factory):
@@ -203,18 +218,29 @@ def test_two_instances_one_database(pg_server, veto_factory):
 	a.wait_ready()
 	b.wait_ready()
 	res = {}
-	ts = [threading.Thread(target=lambda v=v, k=k: res.__setitem__(
-		k, blast(v.port, [f"{k}{i}.ads.test" for i in range(4000)], GROUP_CLIENT["sink"])))
-		for k, v in (("dns1", a), ("dns2", b))]
-	for t in ts:
-		t.start()
-	for t in ts:
-		t.join()
+
+	def blast_both(names):
+		"""names(k) blasted at a (k "dns1") and b ("dns2") at once; answered counts in res."""
+		ts = [threading.Thread(target=lambda v=v, k=k: res.__setitem__(
+			k, blast(v.port, names(k), GROUP_CLIENT["sink"]))) for k, v in (("dns1", a), ("dns2", b))]
+		for t in ts:
+			t.start()
+		for t in ts:
+			t.join()
+	blast_both(lambda k: [f"{k}{i}.ads.test" for i in range(4000)])
 	for k in ("dns1", "dns2"):
 		assert wait_count(pg_server, res[k], f"instance = '{k}' AND qname LIKE '{k}%'") == res[k]
 		assert count(pg_server, f"instance <> '{k}' AND qname LIKE '{k}%'") == 0
 	assert pg_server.psql("SELECT string_agg(version::text, ',' ORDER BY version)"
-			      " FROM veto_schema").strip() == "1,2"
+			      " FROM veto_schema").strip() == "1,2,3"
+	# both attempt the same names from the same address: the writers upsert the same rows of
+	# rollup_attempt_names (one per device and name, whatever the instance) at once
+	blast_both(lambda k: [f"same{i}.ads.test" for i in range(3000)])
+	assert wait_count(pg_server, res["dns1"] + res["dns2"], "qname LIKE 'same%'") == \
+		res["dns1"] + res["dns2"]
+	assert pg_server.psql("SELECT count(*) FROM rollup_attempt_names WHERE qname LIKE 'same%'"
+			      ).strip() == pg_server.psql(
+		"SELECT count(DISTINCT qname) FROM queries WHERE qname LIKE 'same%'").strip()
 	for v in (a, b):
 		errors = [l for l in v.stderr().splitlines() if "query store" in l and "error" in l]
 		assert not errors, errors
@@ -234,7 +260,11 @@ def test_retention_drops_old_partitions(pg_server, veto_factory):
 		"INSERT INTO rollup_names VALUES ('old.test', date_trunc('hour', now() -"
 		" interval '40 days'), 'dns1', '', 'forward', false, 1);"
 		"INSERT INTO rollup_hours VALUES (date_trunc('hour', now() - interval '40 days'),"
-		" 'dns1', 1, 0)")
+		" 'dns1', 1, 0);"
+		"INSERT INTO rollup_attempts VALUES ((now() - interval '40 days')::date, 'dns1',"
+		" '10.0.0.1', true, 'ads', 1, now() - interval '40 days', now() - interval '40 days');"
+		"INSERT INTO rollup_attempt_names VALUES ('10.0.0.1', true, 'old.test',"
+		" now() - interval '40 days')")
 	assert count(pg_server, "ts < now() - interval '30 days'") == 1
 	v.rewrite_config(lambda c: c["log"].__setitem__("retention_days", 30))
 	v.start()
@@ -248,6 +278,10 @@ def test_retention_drops_old_partitions(pg_server, veto_factory):
 	assert pg_server.psql("SELECT count(*) FROM rollup_names WHERE qname = 'old.test'").strip() == "0"
 	assert pg_server.psql("SELECT count(*) FROM rollup_hours"
 			      " WHERE hour < now() - interval '30 days'").strip() == "0"
+	assert pg_server.psql("SELECT count(*) FROM rollup_attempts"
+			      " WHERE day < now() - interval '30 days'").strip() == "0"
+	assert pg_server.psql("SELECT count(*) FROM rollup_attempt_names"
+			      " WHERE qname = 'old.test'").strip() == "0"
 	assert count(pg_server) >= 1	# today's rows stay
 
 

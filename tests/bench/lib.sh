@@ -1,0 +1,51 @@
+# Sourced by run.sh (scaling.sh through it), pg_writer.sh, logdb.sh and soak.sh: what they set
+# up alike. Uses the caller's variables: upstream_bin (bench_upstream), UP_PORT, VETO_PORT, and
+# the array pids (every process started here is added, for the caller's cleanup to stop by PID).
+
+# bench_veto_base FILE LIST LIST_FILE: veto on 127.0.0.1:VETO_PORT forwarding to the bench
+# upstream, with a cache and the list LIST (names in LIST_FILE); the caller appends the rest.
+bench_veto_base() {
+	cat >"$1" <<YAML
+server:
+  listen: ["127.0.0.1:$VETO_PORT"]
+  user: "$(id -un)"          # as root: stay root (no drop to veto)
+upstream:
+  servers: ["127.0.0.1:$UP_PORT"]
+  timeout_ms: 1000
+cache:
+  entries: 100000
+lists:
+  $2: {files: [$3]}
+YAML
+}
+
+# bench_veto_yaml FILE LIST LIST_FILE: the base and one group "everyone" blocking LIST. The
+# file ends inside the group: a caller may append the group's own keys ("    action:
+# nxdomain"), then top-level ones.
+bench_veto_yaml() {
+	bench_veto_base "$@"
+	printf 'groups:\n  - name: everyone\n    block: [%s]\n' "$2" >>"$1"
+}
+
+# bench_upstream_start SECONDS [CPUS]: the fast fake authoritative server on UP_PORT for at most
+# SECONDS (pinned to CPUS when given); its PID in up_pid and in pids.
+bench_upstream_start() {
+	if [ -n "${2:-}" ]; then
+		taskset -c "$2" "$upstream_bin" "$UP_PORT" "$1" &
+	else
+		"$upstream_bin" "$UP_PORT" "$1" &
+	fi
+	up_pid=$!
+	pids+=("$up_pid")
+}
+
+# bench_wait_up PORT: until a DNS server on 127.0.0.1:PORT answers (10 s at most).
+bench_wait_up() {
+	for _ in $(seq 1 100); do
+		if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p "$1" -n 1 -t 1 2>/dev/null |
+			grep -q 'Queries completed: *1 '; then return 0; fi
+		sleep 0.1
+	done
+	echo "server on port $1 did not answer" >&2
+	return 1
+}
