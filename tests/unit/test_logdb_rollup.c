@@ -554,7 +554,6 @@ test_readers_match_scan(void **state)
 	logdb_reader_free(&r);
 }
 
-
 /* SQLITE_TMPDIR for this process (set in main, before SQLite reads it at its initialisation):
  * where SQLite would create temporary files, watched by test_no_temp_files. */
 static char sqlite_tmp[256];
