@@ -67,6 +67,7 @@ struct logdb_rollup_entry {
 struct logdb_rollup_map {
 	struct logdb_rollup_entry *e;
 	size_t mask, count, max;
+	uint32_t *order; /* max: the entries' slots in key order, made at each flush */
 };
 
 struct logdb_rollup {

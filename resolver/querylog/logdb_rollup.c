@@ -12,12 +12,15 @@
  * back, together.
  *
  * The maps are open-addressing hash tables allocated once (logdb_rollup_init): nothing is
- * allocated per row.
+ * allocated per row. A map is upserted in the order of its table's primary key (sorted at the
+ * flush): consecutive keys of a statement share B-tree pages, so each statement touches (and
+ * copies into its statement journal) a few pages instead of one per key.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "logdb_int.h"
 
 #define HOUR_MS 3600000
@@ -69,7 +72,8 @@ map_init(struct logdb_rollup_map *m, size_t max)
 	while (slots < 2 * max)
 		slots <<= 1;
 	m->e = calloc(slots, sizeof(*m->e));
-	if (m->e == NULL)
+	m->order = calloc(max, sizeof(*m->order));
+	if (m->e == NULL || m->order == NULL)
 		return -ENOMEM;
 	m->mask = slots - 1;
 	m->max = max;
@@ -110,7 +114,9 @@ logdb_rollup_free(struct logdb_rollup *ru)
 {
 	for (int i = 0; i < LOGDB_ROLLUP_NMAPS; i++) {
 		free(ru->map[i].e);
+		free(ru->map[i].order);
 		ru->map[i].e = NULL;
+		ru->map[i].order = NULL;
 	}
 }
 
@@ -192,8 +198,37 @@ step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Adds the map's entries to its table (in the open transaction) and empties the map:
- * LOGDB_ROLLUP_MANY keys per statement, the rest one by one. */
+/* qsort_r's order of two slots of a map: their keys, column by column (each table's primary
+ * key is its key columns in this order). */
+static int
+cmp_slots(const void *a, const void *b, void *arg)
+{
+	const struct logdb_rollup_entry *e = arg;
+	const int64_t *ka = e[*(const uint32_t *)a].k, *kb = e[*(const uint32_t *)b].k;
+
+	for (int k = 0; k < LOGDB_ROLLUP_KEYS; k++) {
+		if (ka[k] != kb[k])
+			return ka[k] < kb[k] ? -1 : 1;
+	}
+	return 0;
+}
+
+/* Fills m->order with the slots in use, sorted by key. */
+static void
+sort_slots(struct logdb_rollup_map *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i <= m->mask && n < m->count; i++) {
+		if (m->e[i].hash != 0)
+			m->order[n++] = (uint32_t)i;
+	}
+	INSIST(n == m->count);
+	qsort_r(m->order, n, sizeof(m->order[0]), cmp_slots, m->e);
+}
+
+/* Adds the map's entries to its table (in the open transaction), in key order, and empties the
+ * map: LOGDB_ROLLUP_MANY keys per statement, the rest one by one. */
 static int
 map_flush(struct logdb *db, int which)
 {
@@ -204,25 +239,21 @@ map_flush(struct logdb *db, int which)
 
 	if (m->count == 0)
 		return SQLITE_OK;
+	sort_slots(m);
 	if (which != LOGDB_ROLLUP_HOURS)
 		many = db->rollup_many[which];
 	for (size_t left = m->count; many != NULL && left >= LOGDB_ROLLUP_MANY && rc == SQLITE_OK;
 	     left -= LOGDB_ROLLUP_MANY) {
-		for (int r = 0; r < LOGDB_ROLLUP_MANY; i++) {
-			const struct logdb_rollup_entry *e = &m->e[i];
-			if (e->hash == 0)
-				continue;
+		for (int r = 0; r < LOGDB_ROLLUP_MANY; r++, i++) {
+			const struct logdb_rollup_entry *e = &m->e[m->order[i]];
 			for (int k = 0; k < LOGDB_ROLLUP_KEYS; k++)
 				sqlite3_bind_int64(many, r * 6 + k + 1, e->k[k]);
 			sqlite3_bind_int64(many, r * 6 + 6, e->n);
-			r++;
 		}
 		rc = step_done(many);
 	}
-	for (; i <= m->mask && rc == SQLITE_OK; i++) {
-		const struct logdb_rollup_entry *e = &m->e[i];
-		if (e->hash == 0)
-			continue;
+	for (; i < m->count && rc == SQLITE_OK; i++) {
+		const struct logdb_rollup_entry *e = &m->e[m->order[i]];
 		/* ?1..?5 the key, ?6 the count (the first id for hours), ?7 the last id */
 		for (int k = 0; k < LOGDB_ROLLUP_KEYS; k++)
 			sqlite3_bind_int64(st, k + 1, e->k[k]);

@@ -19,7 +19,6 @@
 #define WRITER_SLEEP_MS	    50
 #define UNLOGGED_REPORT_MS  1000 /* a counter line at most this often */
 #define OVF_CHUNK_BYTES	    (256u << 10) /* octets per evidence-buffer chunk */
-#define QUERYLOG_WRITER_NICE 19 /* the writer thread's nice value (lower_priority) */
 #define CACHE_LINE	    64
 
 
@@ -101,7 +100,6 @@ struct querylog {
 	uint64_t unlogged_since;	/* writer: wall ms the current interval began */
 	uint64_t unlogged_at;		/* writer: monotonic ms of the last counter line */
 	uint64_t evidence_reported;	/* writer: evidence_lost already reported */
-	bool boosted;			/* writer: at nice 0 while evidence overflows */
 
 	atomic_uint_fast64_t dropped;
 	atomic_uint_fast64_t db_dropped;	/* copy of logdb_dropped() for other threads */

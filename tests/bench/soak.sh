@@ -16,7 +16,11 @@
 # TASKSET (default "1": the daemon on CPU 1, the load on CPU 0; "" runs unpinned), LOOP_ONLY
 # (1: pin only the event loop's thread to CPU 1, so the writer may use either core), KEEP (1:
 # keep the query logs in the work folder; by default they are deleted at exit, as a 10-minute
-# run writes about 8 GB).
+# run writes about 8 GB), WRITER_NICE (a nice value given to the writer thread `veto-log` once
+# the daemon runs, e.g. 19 to compare with the writer's old priority), WRITER_POLICY ("other"
+# or "batch": the same with its scheduling policy, by chrt), LATENCY (1: dnsperf -v
+# during the soak, and the answers' p50/p99 in microseconds; costs dnsperf some CPU).
+# The writer thread's CPU time (user and system, from /proc) is printed at the end.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -33,6 +37,9 @@ OUTSTANDING=${OUTSTANDING:-256}
 TASKSET=${TASKSET-1}
 LOOP_ONLY=${LOOP_ONLY:-0}
 KEEP=${KEEP:-0}
+WRITER_NICE=${WRITER_NICE:-}
+WRITER_POLICY=${WRITER_POLICY:-}
+LATENCY=${LATENCY:-0}
 UP_PORT=15320 VETO_PORT=15321
 work=$(mktemp -d /tmp/veto-soak.XXXXXX)
 pids=()
@@ -94,9 +101,18 @@ start_veto() { # name
 	pids+=($vpid)
 	if [ -n "$TASKSET" ] && [ "$LOOP_ONLY" = 1 ]; then taskset -p -c 1 "$vpid" >/dev/null; fi
 	bench_wait_up $VETO_PORT
+	wtid=$(writer_tid "$vpid")
+	if [ -n "$WRITER_POLICY" ] && [ -n "$wtid" ]; then chrt "--$WRITER_POLICY" -p 0 "$wtid"; fi
+	if [ -n "$WRITER_NICE" ] && [ -n "$wtid" ]; then renice -n "$WRITER_NICE" -p "$wtid" >/dev/null; fi
 	"${pin_load[@]}" dnsperf -s 127.0.0.1 -p $VETO_PORT -d "$work/hits.txt" -n 1 -c 1 -q 100 \
 		>/dev/null 2>&1
 }
+writer_tid() { # pid -> the tid of the thread named veto-log
+	grep -l '^veto-log$' /proc/"$1"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5
+}
+# utime and stime of a thread in seconds, its nice and policy: "user sys nice policy"
+thread_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f %.2f %s %s\n",
+	$12 / hz, $13 / hz, $17, $39 }' "/proc/$1/task/$2/stat" 2>/dev/null || echo "0 0 - -"; }
 stop_veto() { # SIGTERM: the daemon writes what is buffered, then exits
 	kill -TERM "$vpid"
 	wait "$vpid" || true
@@ -140,11 +156,14 @@ pids+=($rss_pid)
 	"$work/devices.json" &
 dev_pid=$!
 pids+=($dev_pid)
+verbose=()
+[ "$LATENCY" = 1 ] && verbose=(-v)
 "${pin_load[@]}" dnsperf -s 127.0.0.1 -p $VETO_PORT -d "$work/mix.txt" -l "$DURATION" -c "$CLIENTS" \
-	-q "$OUTSTANDING" -Q "$rate" -t 2 2>/dev/null >"$work/soak.txt"
+	-q "$OUTSTANDING" -Q "$rate" -t 2 "${verbose[@]}" 2>/dev/null >"$work/soak.txt"
 wait "$dev_pid"
 rss_end=$(rss_split "$vpid")
 sleep 2 # the writer commits about once a second
+read -r w_user w_sys w_nice w_policy < <(thread_cpu "$vpid" "$wtid")
 stop_veto
 kill "$rss_pid" 2>/dev/null || true
 wait "$rss_pid" 2>/dev/null || true
@@ -152,8 +171,17 @@ echo "load average after: $(loadavg)"
 
 # --- what was answered, what was stored -------------------------------------------------------
 completed=$(awk '/Queries completed/ {print $3}' "$work/soak.txt")
+p50=- p99=-
+if [ "$LATENCY" = 1 ]; then
+	awk '$1 == ">" {print $NF * 1000000}' "$work/soak.txt" | sort -n >"$work/lat.txt"
+	nl=$(wc -l <"$work/lat.txt")
+	if [ "$nl" -gt 0 ]; then
+		p50=$(sed -n "$(((nl + 1) / 2))p" "$work/lat.txt" | awk '{printf "%.0f", $1}')
+		p99=$(sed -n "$(((nl * 99 + 99) / 100))p" "$work/lat.txt" | awk '{printf "%.0f", $1}')
+	fi
+fi
 lost=$(awk '/Queries lost/ {print $3}' "$work/soak.txt")
-nx=$({ grep -o 'NXDOMAIN [0-9]*' "$work/soak.txt" || true; } | awk '{print $2}')
+nx=$({ grep 'Response codes' "$work/soak.txt" | grep -o 'NXDOMAIN [0-9]*' || true; } | awk '{print $2}')
 nx=${nx:-0}
 read -r side_refused side_total caused unanswered < <(/usr/bin/python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
@@ -191,6 +219,8 @@ echo "| measure | value |"
 echo "|---|---:|"
 echo "| duration, rate | $DURATION s at $rate qps ($SHARE% of $peak) |"
 echo "| dnsperf answered / lost | $completed / $lost |"
+echo "| answer latency p50 / p99 (us; LATENCY=1) | $p50 / $p99 |"
+echo "| writer thread: nice, policy (0 other, 3 batch); CPU user / system (s) | $w_nice, $w_policy; $w_user / $w_sys |"
 echo "| side-load answered (new clients, unanswered) | $side_total ($caused, $unanswered) |"
 echo "| daemon: queries / blocked / refused (its stop line) | $daemon_total / $daemon_blocked / $daemon_refused |"
 echo "| blocked answered (dnsperf NXDOMAIN + side-load REFUSED) | $blocked_answered ($nx + $side_refused) |"

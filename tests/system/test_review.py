@@ -46,8 +46,8 @@ def db_rows(v, *filters):
 
 
 def wait_rows(v, pred, timeout=30.0):
-	"""The rows once pred holds (bounded): the writer thread, at nice 19, creates the file and
-	stores the rows when it gets the CPU."""
+	"""The rows once pred holds (bounded): the writer thread creates the file and stores the
+	rows when it gets the CPU."""
 	deadline = time.monotonic() + timeout
 	while True:
 		try:

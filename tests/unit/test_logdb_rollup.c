@@ -3,6 +3,7 @@
  * GROUP BY over the rows after a batch, across an hour boundary, after a crash in the middle of
  * a transaction (rows and rollups roll back together), after retention; a schema-3 file is
  * converted; and the reader's filters that use the rollups return what a plain scan returns.
+ * The rollups' upserts keep their statement journals in memory (no temporary files).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -551,6 +554,45 @@ test_readers_match_scan(void **state)
 	logdb_reader_free(&r);
 }
 
+/* SQLITE_TMPDIR for this process (set in main, before SQLite reads it at its initialisation):
+ * where SQLite would create temporary files, watched by test_no_temp_files. */
+static char sqlite_tmp[256];
+
+/* The multi-row upserts of the rollups need statement journals; past 64 KiB SQLite spills one
+ * to a temporary file (a pwrite per page: most of the writer's system time). Thousands of
+ * existing rollup_names keys updated in one transaction, 64 scattered keys per statement: no
+ * file may appear in SQLite's temporary directory. */
+static void
+test_no_temp_files(void **state)
+{
+	char path[300], ev[4096];
+	int n = 20000;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "tempfiles.db");
+	struct logdb *db = open_db(path, 0, 0);
+	for (int i = 0; i < n; i++)
+		add_mixed(db, i, 60000, "u-temp-");
+	assert_int_equal(logdb_commit(db), 0);
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_true(inotify_add_watch(fd, sqlite_tmp, IN_CREATE) >= 0);
+	/* the same names again: every key exists, the upserts update pages all over the table */
+	for (int i = 0; i < n; i++)
+		add_mixed(db, i, 30000, "u-temp-");
+	assert_int_equal(logdb_commit(db), 0);
+	ssize_t got = read(fd, ev, sizeof(ev));
+	if (got > 0) {
+		const struct inotify_event *e = (const struct inotify_event *)ev;
+		fail_msg("a temporary file was created in '%s': '%s'", sqlite_tmp,
+		         e->len > 0 ? e->name : "?");
+	}
+	close(fd);
+	logdb_free(&db);
+	check_rollups(path);
+	assert_int_equal(sql_int(path, "SELECT sum(n) FROM rollup_names"), 2 * n);
+}
+
 int
 main(void)
 {
@@ -561,7 +603,14 @@ main(void)
 	        cmocka_unit_test(test_retention),
 	        cmocka_unit_test(test_migrate_3),
 	        cmocka_unit_test(test_readers_match_scan),
+	        cmocka_unit_test(test_no_temp_files),
 	};
 
-	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+	snprintf(sqlite_tmp, sizeof(sqlite_tmp), "/tmp/test_logdb_rollup_tmp.XXXXXX");
+	if (mkdtemp(sqlite_tmp) == NULL || setenv("SQLITE_TMPDIR", sqlite_tmp, 1) != 0)
+		return 1;
+
+	int rc = cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+	rmdir(sqlite_tmp);
+	return rc;
 }

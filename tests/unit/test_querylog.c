@@ -1083,8 +1083,8 @@ wall_ms(void)
 }
 
 /* One integer through an independent read-only connection; -1 without a row, or before the
- * writer has made the tables. Waits while the writer holds a lock (it runs at nice 19: on a
- * busy machine it may hold one a while). */
+ * writer has made the tables. Waits while the writer holds a lock (on a busy machine it may
+ * hold one a while). */
 static int64_t
 sql_int(const char *path, const char *sql)
 {
@@ -1101,8 +1101,8 @@ sql_int(const char *path, const char *sql)
 	return n;
 }
 
-/* Waits up to 20 s (the writer runs at nice 19) for it to apply what querylog_reconfigure()
- * handed it. */
+/* Waits up to 20 s (on a busy machine the writer may wait for the CPU) for it to apply what
+ * querylog_reconfigure() handed it. */
 static void
 wait_applied(struct querylog *ql)
 {
