@@ -161,7 +161,7 @@ devices_reconfigure(struct devices *d, struct policy *policy)
 	uv_timer_start(&d->arp_timer, devices_on_arp_timer, every, every);
 	d->refresh_oui = !same_oui;
 	devices_refresh_start(d);
-	devices_share_touch(d->share, true);
+	devices_share_touch(d->share, NULL);
 }
 
 /* ---- the query path ---- */
@@ -203,7 +203,7 @@ emit_event(struct devices *d, const char *kind, const struct devices_record *r,
 	   const char *evidence)
 {
 	if (strcmp(kind, "first_seen") != 0)
-		devices_share_touch(d->share, true);
+		devices_share_touch(d->share, r->key);
 	report_event(d, kind, r, client, old_group, new_group, evidence);
 }
 

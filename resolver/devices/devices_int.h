@@ -147,15 +147,17 @@ const struct sockaddr *devices_forwarded_client(const struct clients *trusted,
 /* What a query's log record keeps of r. */
 void devices_fill_ident(const struct devices_record *r, struct devices_ident *ident);
 
-/* devices_share.c, for the table (each NULL-safe on sh). touch: the table changed in a way
- * every worker must see soon (an attribution, a pin, a forget, a group change, new sources);
- * other changes move d->gen. suspect: whether signature queries of the device with key, or at
+/* devices_share.c, for the table (each NULL-safe on sh). touch: the device with key (NULL: the
+ * sources or the configuration) changed in a way every worker must see soon (an attribution,
+ * a pin, a forget, a group change, new sources); other changes move d->gen. suspect: whether signature queries of the device with key, or at
  * address sa, are to be ignored (a worker dropped one). retire: source tables the table no
  * longer uses (a shell of them, taken): freed once no worker can read them. */
 struct devices_share;
-void devices_share_touch(struct devices_share *sh, bool urgent);
+void devices_share_touch(struct devices_share *sh, const char *key);
 bool devices_share_suspect(struct devices_share *sh, const char *key, const struct sockaddr *sa);
 void devices_share_retire(struct devices_share *sh, struct devices_sources **src);
+/* A full snapshot now (benchmarks). */
+void devices_share_rebuild(struct devices_share *sh);
 void devices_on_handle_closed(uv_handle_t *h);
 
 /* devices.c, for devices_admin.c (the administrator's forget, pin and unpin on the running

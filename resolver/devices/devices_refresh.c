@@ -175,7 +175,7 @@ on_refresh_done(uv_work_t *req, int status)
 	}
 	refresh_job_free(j);
 	devices_share_retire(d->share, &g);
-	devices_share_touch(d->share, true); /* MACs, hostnames: the other workers see them */
+	devices_share_touch(d->share, NULL); /* MACs, hostnames: the other workers see them */
 	if (d->refresh_again) {
 		d->refresh_again = false;
 		devices_refresh_start(d);

@@ -26,14 +26,27 @@
 #define SUSPECT_BITS 65536	/* devices whose evidence was dropped, by key hash */
 #define RECLAIM_MS   5		/* retry while a retired snapshot is still held */
 
-/* The strings of an entry (offsets into snap.strs; 0 is ""). */
+/* The strings of an entry (offsets into its table's strs; 0 is ""). */
 enum { S_HOST, S_MANU, S_OUIV, S_PINV, S_PING, S_ROMV, S_COUNT };
 
 struct snap_entry {
 	struct dkey k;
+	bool gone;			/* delta only: the device left, or is no longer worth it */
 	bool has_mac, randomised;
 	struct mac mac;
 	uint32_t s[S_COUNT];
+};
+
+/* Entries and their index. A base (every device worth it) is shared by the snapshots
+ * published until the next full build; each snapshot has its own delta (the devices changed
+ * urgently since the base was built), looked up first. */
+struct snap_table {
+	struct snap_entry *e;
+	size_t n;
+	uint32_t *slots;		/* entry index + 1, 0 = empty */
+	size_t mask;
+	char *strs;
+	unsigned refs;			/* a base: the snapshots using it (owner thread only) */
 };
 
 struct garbage {
@@ -47,11 +60,8 @@ struct snap {
 	struct policy *pol;		/* reference */
 	struct devices_sources src;	/* shallow: tables borrowed, the leases array owned */
 	struct clients *trusted;	/* owned, NULL = none */
-	struct snap_entry *e;
-	size_t n;
-	uint32_t *slots;		/* entry index + 1, 0 = empty */
-	size_t mask;
-	char *strs;
+	struct snap_table *base;	/* shared */
+	struct snap_table delta;	/* owned */
 };
 
 struct obs_msg {
@@ -105,16 +115,30 @@ struct devices_share {
 	bool open;
 	unsigned nopen;
 	bool closing, urgent;
-	uint64_t pub_gen, last_pub_ms, min_ms, timer_due;
+	struct dkey *pending;		/* devices changed urgently since the base was built */
+	size_t npending;
+	bool overflow;			/* more than DEVICES_SHARE_PENDING: a full one next */
+	uint64_t pub_gen;		/* the table's generation at the last full build */
+	uint64_t last_pub_ms, min_ms, last_full_ms, full_min_ms, timer_due;
 	bool timer_armed;
 	void (*close_cb)(void *arg);
 	void *close_arg;
 
-	uint64_t published, entries, build_us_last, build_us_max, observations, ignored;
+	uint64_t published, entries, observations, ignored;
+	uint64_t full_us_last, full_us_max, delta_us_last, delta_us_max;
 	bool warned_oom;
 };
 
 /* ---- snapshots ---- */
+
+static void
+table_clear(struct snap_table *t)
+{
+	free(t->e);
+	free(t->slots);
+	free(t->strs);
+	memset(t, 0, sizeof(*t));
+}
 
 static void
 snap_free(struct snap *s)
@@ -131,9 +155,11 @@ snap_free(struct snap *s)
 	clients_free(&s->trusted);
 	if (s->pol != NULL)
 		policy_unref(&s->pol);
-	free(s->e);
-	free(s->slots);
-	free(s->strs);
+	if (s->base != NULL && --s->base->refs == 0) {
+		table_clear(s->base);
+		free(s->base);
+	}
+	table_clear(&s->delta);
 	free(s);
 }
 
@@ -169,77 +195,149 @@ key_hash(const struct dkey *k, uint64_t seed)
 	return hash_bytes(k->b, sizeof(k->b), seed);
 }
 
-/* The table's identity as a new snapshot, or NULL (ENOMEM). */
-static struct snap *
-snap_build(struct devices_share *sh, struct devices *d)
+/* Item i of what a table is built from: record i of the table (keys NULL; NULL past the end),
+ * or the record of keys[i] (NULL when it is gone). *k: its key. */
+static const struct devices_record *
+item(struct devices *d, const struct dkey *keys, size_t i, struct dkey *k)
 {
-	const struct devices_sources *src = d->src;
-	struct snap *s = calloc(1, sizeof(*s));
-	size_t n = 0, bytes = 1, nslots = 16;
-	const char *romv;
-
-	if (s == NULL)
-		return NULL;
-	for (size_t i = 0; i < d->n; i++) {
+	if (keys == NULL) {
 		const struct devices_record *r = &d->recs[i];
-		if (!worth(r, &romv))
+		if (devices_text_dkey(r->key, k) != 0)
+			memset(k, 0, sizeof(*k));
+		return r;
+	}
+	*k = keys[i];
+	return devices_table_lookup(d, k);
+}
+
+/* Fills t from the table: every device worth it (keys NULL), or the devices of keys[0..nkeys)
+ * as they are now, those gone or no longer worth it as 'gone' entries. 0 or -ENOMEM. */
+static int
+table_build(struct snap_table *t, struct devices *d, const struct dkey *keys, size_t nkeys,
+	    uint64_t seed)
+{
+	size_t count = keys != NULL ? nkeys : d->n, n = 0, bytes = 1, nslots = 16;
+	const struct devices_record *r;
+	const char *romv;
+	struct dkey k;
+
+	memset(t, 0, sizeof(*t));
+	for (size_t i = 0; i < count; i++) {
+		r = item(d, keys, i, &k);
+		bool w = r != NULL && worth(r, &romv);
+		if (!w && keys == NULL)
 			continue;
 		n++;
-		bytes += str_bytes(r->hostname) + str_bytes(r->manufacturer) +
-			 str_bytes(r->oui_vendor) + str_bytes(r->pin_vendor) +
-			 str_bytes(r->pin_group) + str_bytes(romv);
+		if (w)
+			bytes += str_bytes(r->hostname) + str_bytes(r->manufacturer) +
+				 str_bytes(r->oui_vendor) + str_bytes(r->pin_vendor) +
+				 str_bytes(r->pin_group) + str_bytes(romv);
 	}
 	while (nslots < 2 * n)
 		nslots <<= 1;
-	s->e = malloc((n ? n : 1) * sizeof(*s->e));
-	s->slots = calloc(nslots, sizeof(*s->slots));
-	s->strs = malloc(bytes);
-	s->src = *src;
-	s->src.leases = calloc(src->nleases + 1, sizeof(*s->src.leases));
-	if (s->e == NULL || s->slots == NULL || s->strs == NULL || s->src.leases == NULL ||
-	    devices_trusted_new(policy_config(d->pol), &s->trusted) != 0)
-		goto fail;
-	memcpy(s->src.leases, src->leases, src->nleases * sizeof(*src->leases));
-	s->pol = policy_ref(d->pol);
-	s->mask = nslots - 1;
-	s->strs[0] = '\0';
-	size_t off = 1;
-	for (size_t i = 0; i < d->n; i++) {
-		const struct devices_record *r = &d->recs[i];
-		struct snap_entry *e = &s->e[s->n];
-		if (!worth(r, &romv) || devices_text_dkey(r->key, &e->k) != 0)
-			continue;
-		e->has_mac = r->has_mac;
-		e->randomised = r->randomised;
-		e->mac = r->mac;
-		e->s[S_HOST] = put_str(s->strs, &off, r->hostname);
-		e->s[S_MANU] = put_str(s->strs, &off, r->manufacturer);
-		e->s[S_OUIV] = put_str(s->strs, &off, r->oui_vendor);
-		e->s[S_PINV] = put_str(s->strs, &off, r->pin_vendor);
-		e->s[S_PING] = put_str(s->strs, &off, r->pin_group);
-		e->s[S_ROMV] = put_str(s->strs, &off, romv);
-		size_t j = key_hash(&e->k, sh->seed) & s->mask;
-		while (s->slots[j] != 0)
-			j = (j + 1) & s->mask;
-		s->slots[j] = (uint32_t)(s->n + 1);
-		s->n++;
+	t->e = malloc((n ? n : 1) * sizeof(*t->e));
+	t->slots = calloc(nslots, sizeof(*t->slots));
+	t->strs = malloc(bytes);
+	if (t->e == NULL || t->slots == NULL || t->strs == NULL) {
+		table_clear(t);
+		return -ENOMEM;
 	}
-	return s;
-fail:
-	snap_free(s);
-	return NULL;
+	t->mask = nslots - 1;
+	t->strs[0] = '\0';
+	size_t off = 1;
+	for (size_t i = 0; i < count && t->n < n; i++) {
+		r = item(d, keys, i, &k);
+		bool w = r != NULL && worth(r, &romv);
+		if (!w && keys == NULL)
+			continue;
+		struct snap_entry *e = &t->e[t->n];
+		memset(e, 0, sizeof(*e));
+		e->k = k;
+		e->gone = !w;
+		if (w) {
+			e->has_mac = r->has_mac;
+			e->randomised = r->randomised;
+			e->mac = r->mac;
+			e->s[S_HOST] = put_str(t->strs, &off, r->hostname);
+			e->s[S_MANU] = put_str(t->strs, &off, r->manufacturer);
+			e->s[S_OUIV] = put_str(t->strs, &off, r->oui_vendor);
+			e->s[S_PINV] = put_str(t->strs, &off, r->pin_vendor);
+			e->s[S_PING] = put_str(t->strs, &off, r->pin_group);
+			e->s[S_ROMV] = put_str(t->strs, &off, romv);
+		}
+		size_t j = key_hash(&e->k, seed) & t->mask;
+		while (t->slots[j] != 0)
+			j = (j + 1) & t->mask;
+		t->slots[j] = (uint32_t)(t->n + 1);
+		t->n++;
+	}
+	return 0;
 }
 
 static const struct snap_entry *
-snap_find(const struct snap *s, const struct dkey *k, uint64_t seed)
+table_find(const struct snap_table *t, const struct dkey *k, uint64_t seed)
 {
-	if (s->n == 0)
+	if (t == NULL || t->n == 0)
 		return NULL;
-	for (size_t j = key_hash(k, seed) & s->mask; s->slots[j] != 0; j = (j + 1) & s->mask) {
-		const struct snap_entry *e = &s->e[s->slots[j] - 1];
+	for (size_t j = key_hash(k, seed) & t->mask; t->slots[j] != 0; j = (j + 1) & t->mask) {
+		const struct snap_entry *e = &t->e[t->slots[j] - 1];
 		if (memcmp(&e->k, k, sizeof(*k)) == 0)
 			return e;
 	}
+	return NULL;
+}
+
+/* The entry of k in s (its delta first), or NULL. *strs: where its strings are. */
+static const struct snap_entry *
+snap_find(const struct snap *s, const struct dkey *k, uint64_t seed, const char **strs)
+{
+	const struct snap_entry *e = table_find(&s->delta, k, seed);
+	if (e != NULL) {
+		*strs = s->delta.strs;
+		return e->gone ? NULL : e;
+	}
+	e = table_find(s->base, k, seed);
+	*strs = s->base != NULL ? s->base->strs : NULL;
+	return e;
+}
+
+/* A new snapshot of the table: a new base when full (the pending keys then start again),
+ * else the current base and a delta of the pending keys. NULL on ENOMEM. */
+static struct snap *
+snap_build(struct devices_share *sh, struct devices *d, bool full)
+{
+	struct snap *cur = atomic_load(&sh->cur);
+	const struct devices_sources *src = d->src;
+	struct snap *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->src = *src;
+	s->src.leases = calloc(src->nleases + 1, sizeof(*s->src.leases));
+	if (s->src.leases == NULL || devices_trusted_new(policy_config(d->pol), &s->trusted) != 0)
+		goto fail;
+	memcpy(s->src.leases, src->leases, src->nleases * sizeof(*src->leases));
+	s->pol = policy_ref(d->pol);
+	if (full || cur == NULL || cur->base == NULL) {
+		if ((s->base = calloc(1, sizeof(*s->base))) == NULL ||
+		    table_build(s->base, d, NULL, 0, sh->seed) != 0)
+			goto fail;
+		s->base->refs = 1;
+		sh->npending = 0;
+		return s;
+	}
+	s->base = cur->base;
+	s->base->refs++;
+	if (table_build(&s->delta, d, sh->pending, sh->npending, sh->seed) != 0)
+		goto fail;
+	return s;
+fail:
+	if (s->base != NULL && s->base->refs == 0) {
+		table_clear(s->base);
+		free(s->base);
+		s->base = NULL;
+	}
+	snap_free(s);
 	return NULL;
 }
 
@@ -281,20 +379,22 @@ arm(struct devices_share *sh, uint64_t delay)
 	uv_timer_start(&sh->timer, on_timer, delay, 0);
 }
 
+/* Publishes a new snapshot: a full one (a new base) when asked, when the pending keys
+ * overflowed or when there is none yet, else the current base and a delta. */
 static void
-publish(struct devices_share *sh)
+publish(struct devices_share *sh, bool full)
 {
 	struct devices *d = sh->d;
 	if (d == NULL || sh->closing)
 		return;
+	full = full || sh->overflow || atomic_load(&sh->cur) == NULL;
 	uint64_t t0 = uv_hrtime();
-	struct snap *s = snap_build(sh, d);
+	struct snap *s = snap_build(sh, d, full);
 	if (s == NULL) {
 		if (!sh->warned_oom)
 			log_warning("devices: out of memory for the workers' copy of the device "
 				    "table: they keep the previous one");
 		sh->warned_oom = true;
-		arm(sh, DEVICES_SHARE_IDLE_MS);
 		return;
 	}
 	uint64_t us = (uv_hrtime() - t0) / 1000;
@@ -307,41 +407,79 @@ publish(struct devices_share *sh)
 			sh->retired = old;
 		sh->retired_tail = old;
 	}
+	uint64_t now = uv_now(sh->loop);
 	sh->urgent = false;
-	sh->pub_gen = d->gen;
-	sh->last_pub_ms = uv_now(sh->loop);
+	sh->last_pub_ms = now;
 	sh->published++;
-	sh->entries = s->n;
-	sh->build_us_last = us;
-	if (us > sh->build_us_max)
-		sh->build_us_max = us;
-	/* at most a tenth of the loop's time goes to publishing under constant change */
-	sh->min_ms = us * 10 / 1000 + 1;
-	if (sh->min_ms < DEVICES_SHARE_MIN_MS)
-		sh->min_ms = DEVICES_SHARE_MIN_MS;
+	sh->entries = s->base->n + s->delta.n;
+	/* at most a tenth of the loop's time goes to either kind under constant change */
+	if (full) {
+		sh->overflow = false;
+		sh->pub_gen = d->gen;
+		sh->last_full_ms = now;
+		sh->full_us_last = us;
+		if (us > sh->full_us_max)
+			sh->full_us_max = us;
+		sh->full_min_ms = us * 10 / 1000 + 1;
+	} else {
+		sh->delta_us_last = us;
+		if (us > sh->delta_us_max)
+			sh->delta_us_max = us;
+		sh->min_ms = us * 10 / 1000 + 1;
+		if (sh->min_ms < DEVICES_SHARE_MIN_MS)
+			sh->min_ms = DEVICES_SHARE_MIN_MS;
+	}
 	reclaim(sh);
 }
 
+/* The idle tick: changes that need no hurry (sh->d->gen moved) get a full snapshot within
+ * DEVICES_SHARE_IDLE_MS, or ten times a full build's time when that is longer. */
 static void
 on_timer(uv_timer_t *t)
 {
 	struct devices_share *sh = t->data;
+	uint64_t now = uv_now(sh->loop);
 
 	sh->timer_armed = false;
-	if (sh->d != NULL && (sh->urgent || sh->d->gen != sh->pub_gen))
-		publish(sh);
+	if (sh->d != NULL && sh->urgent)
+		publish(sh, false);
+	uint64_t every = sh->full_min_ms > DEVICES_SHARE_IDLE_MS ? sh->full_min_ms
+								 : DEVICES_SHARE_IDLE_MS;
+	if (sh->d != NULL && sh->d->gen != sh->pub_gen && now - sh->last_full_ms >= every)
+		publish(sh, true);
 	reclaim(sh);
-	arm(sh, sh->retired != NULL ? RECLAIM_MS : DEVICES_SHARE_IDLE_MS);
+	uint64_t next = sh->last_full_ms + every > now ? sh->last_full_ms + every - now : every;
+	arm(sh, sh->retired != NULL && next > RECLAIM_MS ? RECLAIM_MS : next);
 }
 
 void
-devices_share_touch(struct devices_share *sh, bool urgent)
+devices_share_touch(struct devices_share *sh, const char *key)
 {
-	if (sh == NULL || sh->d == NULL || sh->closing || !urgent)
-		return; /* other changes: the idle timer sees the table's generation move */
+	struct dkey k;
+
+	if (sh == NULL || sh->d == NULL || sh->closing)
+		return;
+	if (key != NULL && devices_text_dkey(key, &k) == 0) {
+		size_t i = 0;
+		while (i < sh->npending && memcmp(&sh->pending[i], &k, sizeof(k)) != 0)
+			i++;
+		if (i < sh->npending)
+			; /* already in the delta */
+		else if (sh->npending < DEVICES_SHARE_PENDING)
+			sh->pending[sh->npending++] = k;
+		else
+			sh->overflow = true; /* the next one is a full snapshot */
+	}
 	sh->urgent = true;
 	uint64_t now = uv_now(sh->loop), due = sh->last_pub_ms + sh->min_ms;
 	arm(sh, due > now ? due - now : 0);
+}
+
+void
+devices_share_rebuild(struct devices_share *sh)
+{
+	if (sh != NULL && sh->d != NULL && !sh->closing)
+		publish(sh, true);
 }
 
 void
@@ -349,8 +487,9 @@ devices_share_publish(struct devices_share *sh)
 {
 	if (sh == NULL || sh->d == NULL || sh->closing)
 		return;
-	publish(sh);
-	arm(sh, sh->retired != NULL ? RECLAIM_MS : DEVICES_SHARE_IDLE_MS);
+	publish(sh, false);
+	if (!sh->timer_armed)
+		arm(sh, sh->retired != NULL ? RECLAIM_MS : DEVICES_SHARE_IDLE_MS);
 }
 
 void
@@ -483,7 +622,8 @@ devices_share_new(uv_loop_t *loop, unsigned nreaders, struct devices_share **out
 		if (sh->readers[i].ring == NULL)
 			goto fail;
 	}
-	if (uv_mutex_init(&sh->mu) != 0)
+	sh->pending = calloc(DEVICES_SHARE_PENDING, sizeof(*sh->pending));
+	if (sh->pending == NULL || uv_mutex_init(&sh->mu) != 0)
 		goto fail;
 	sh->nreaders = nreaders;
 	sh->loop = loop;
@@ -501,6 +641,7 @@ fail:
 		for (unsigned i = 0; i < nreaders; i++)
 			free(sh->readers[i].ring);
 	free(sh->readers);
+	free(sh->pending);
 	free(sh);
 	return -ENOMEM;
 }
@@ -558,6 +699,7 @@ devices_share_free(struct devices_share **shp)
 	for (unsigned i = 0; i < sh->nreaders; i++)
 		free(sh->readers[i].ring);
 	free(sh->readers);
+	free(sh->pending);
 	uv_mutex_destroy(&sh->mu);
 	free(sh);
 	*shp = NULL;
@@ -569,8 +711,10 @@ devices_share_get_stats(const struct devices_share *sh, struct devices_share_sta
 	memset(st, 0, sizeof(*st));
 	st->published = sh->published;
 	st->entries = sh->entries;
-	st->build_us_last = sh->build_us_last;
-	st->build_us_max = sh->build_us_max;
+	st->full_us_last = sh->full_us_last;
+	st->full_us_max = sh->full_us_max;
+	st->delta_us_last = sh->delta_us_last;
+	st->delta_us_max = sh->delta_us_max;
 	st->observations = sh->observations;
 	st->evidence_ignored = sh->ignored;
 	for (const struct snap *s = sh->retired; s != NULL; s = s->next)
@@ -635,20 +779,21 @@ devices_reader_identify(struct devices_reader *r, const struct sockaddr *client,
 	struct devices_record *rec = &r->rec;
 	memset(rec, 0, sizeof(*rec));
 	rec->inv = -1;
-	const struct snap_entry *e = snap_find(s, &r->key, r->sh->seed);
+	const char *strs = NULL;
+	const struct snap_entry *e = snap_find(s, &r->key, r->sh->seed, &strs);
 	if (e != NULL) {
 		rec->has_mac = e->has_mac;
 		rec->randomised = e->randomised;
 		rec->mac = e->mac;
-		text_copy(rec->hostname, sizeof(rec->hostname), s->strs + e->s[S_HOST]);
-		text_copy(rec->manufacturer, sizeof(rec->manufacturer), s->strs + e->s[S_MANU]);
-		text_copy(rec->oui_vendor, sizeof(rec->oui_vendor), s->strs + e->s[S_OUIV]);
-		text_copy(rec->pin_vendor, sizeof(rec->pin_vendor), s->strs + e->s[S_PINV]);
-		text_copy(rec->pin_group, sizeof(rec->pin_group), s->strs + e->s[S_PING]);
+		text_copy(rec->hostname, sizeof(rec->hostname), strs + e->s[S_HOST]);
+		text_copy(rec->manufacturer, sizeof(rec->manufacturer), strs + e->s[S_MANU]);
+		text_copy(rec->oui_vendor, sizeof(rec->oui_vendor), strs + e->s[S_OUIV]);
+		text_copy(rec->pin_vendor, sizeof(rec->pin_vendor), strs + e->s[S_PINV]);
+		text_copy(rec->pin_group, sizeof(rec->pin_group), strs + e->s[S_PING]);
 		if (e->s[S_ROMV] != 0) { /* the vendor behaviour gave it, as one rom observation */
 			rec->nobs = 1;
 			text_copy(rec->obs[0].vendor, sizeof(rec->obs[0].vendor),
-				  s->strs + e->s[S_ROMV]);
+				  strs + e->s[S_ROMV]);
 			rec->obs[0].rom = rec->obs[0].count = 1;
 		}
 	}

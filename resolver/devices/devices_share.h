@@ -48,6 +48,7 @@
 #define DEVICES_SHARE_QUEUE   2048	/* observations waiting, per worker */
 #define DEVICES_SHARE_MIN_MS  2		/* between two publications after urgent changes */
 #define DEVICES_SHARE_IDLE_MS 1000	/* other changes published within this */
+#define DEVICES_SHARE_PENDING 4096	/* devices changed urgently between two full builds */
 
 struct devices_share;
 struct devices_reader;
@@ -55,7 +56,8 @@ struct devices_reader;
 struct devices_share_stats {
 	uint64_t published;		/* snapshots published since start */
 	uint64_t entries;		/* devices in the current snapshot */
-	uint64_t build_us_last, build_us_max; /* CPU-bound build time on the owner's loop */
+	uint64_t full_us_last, full_us_max;   /* building a full snapshot, on the owner's loop */
+	uint64_t delta_us_last, delta_us_max; /* building one with the devices changed since */
 	uint64_t observations;		/* replayed on the table */
 	uint64_t dropped;		/* lost to a full queue (sightings and evidence) */
 	uint64_t evidence_dropped;	/* of them: signature queries (their device: suspect) */

@@ -368,8 +368,10 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 			const struct field sh[] = {
 				{"snapshots", m->share.published},
 				{"snapshot_devices", m->share.entries},
-				{"build_us", m->share.build_us_last},
-				{"build_us_max", m->share.build_us_max},
+				{"full_us", m->share.full_us_last},
+				{"full_us_max", m->share.full_us_max},
+				{"delta_us", m->share.delta_us_last},
+				{"delta_us_max", m->share.delta_us_max},
 				{"observations", m->share.observations},
 				{"dropped", m->share.dropped},
 				{"evidence_dropped", m->share.evidence_dropped},

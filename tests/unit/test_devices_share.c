@@ -121,6 +121,7 @@ owner_query(struct devices *d, const struct policy *p, const char *client, const
 }
 
 struct fixture {
+	char dir[64];			/* state_dir: the table is saved at close */
 	uv_loop_t loop;
 	struct policy *p;
 	struct devices *d;
@@ -138,14 +139,21 @@ on_closed(void *arg)
 static void
 setup(struct fixture *fx)
 {
+	char yaml[512];
 	memset(fx, 0, sizeof(*fx));
-	fx->p = compile("devices:\n"
-			"  arp: false\n"
-			"  oui: false\n"
-			"groups:\n"
-			"  - {name: banned, vendors: [Xiaomi], default: deny}\n"
-			"  - {name: staff, clients: [10.9.9.0/24]}\n"
-			"  - {name: rest}\n");
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/veto-test-share-XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	snprintf(yaml, sizeof(yaml),
+		 "state_dir: %s\n"
+		 "devices:\n"
+		 "  arp: false\n"
+		 "  oui: false\n"
+		 "groups:\n"
+		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
+		 "  - {name: staff, clients: [10.9.9.0/24]}\n"
+		 "  - {name: rest}\n",
+		 fx->dir);
+	fx->p = compile(yaml);
 	assert_int_equal(uv_loop_init(&fx->loop), 0);
 	assert_int_equal(devices_new(&fx->loop, fx->p, &fx->d), 0);
 	assert_int_equal(devices_share_new(&fx->loop, 1, &fx->sh), 0);
@@ -164,6 +172,9 @@ teardown(struct fixture *fx)
 	devices_free(&fx->d);
 	assert_int_equal(uv_loop_close(&fx->loop), 0);
 	policy_unref(&fx->p);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 static void
@@ -196,6 +207,7 @@ test_attribution_round_trip(void **state)
 	struct devices_record *r = devices_int_lookup(fx.d, "ip:127.0.0.31");
 	assert_non_null(r);
 	strcpy(r->pin_group, "staff");
+	devices_share_touch(fx.sh, r->key);
 	devices_share_publish(fx.sh);
 	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.31", "z.test"), "staff");
 	teardown(&fx);
