@@ -463,11 +463,9 @@ devices_share_touch(struct devices_share *sh, const char *key)
 		size_t i = 0;
 		while (i < sh->npending && memcmp(&sh->pending[i], &k, sizeof(k)) != 0)
 			i++;
-		if (i < sh->npending)
-			; /* already in the delta */
-		else if (sh->npending < DEVICES_SHARE_PENDING)
+		if (i == sh->npending && sh->npending < DEVICES_SHARE_PENDING)
 			sh->pending[sh->npending++] = k;
-		else
+		else if (i == sh->npending)
 			sh->overflow = true; /* the next one is a full snapshot */
 	}
 	sh->urgent = true;
@@ -588,7 +586,8 @@ drain(struct devices_share *sh)
 {
 	for (unsigned i = 0; i < sh->nreaders; i++) {
 		struct devices_reader *r = &sh->readers[i];
-		atomic_store(&r->signalled, false);
+		/* an exchange (acquire): a reader that saw it set has published its entries */
+		(void)atomic_exchange(&r->signalled, false);
 		size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
 		size_t h = atomic_load_explicit(&r->head, memory_order_acquire);
 		for (; t != h; t++) {
