@@ -1,11 +1,12 @@
 /*
  * devices_share: the device table read by every worker (see devices_share.h).
  *
- * Owner (main loop): snap_build() copies what identification needs from the table; publish()
- * swaps it into sh->cur and retires the previous one; reclaim() frees retired snapshots, oldest
+ * Owner (main loop): snap_build() copies what identification needs from the table (a new base,
+ * or the current base and a delta of the pending keys); publish() swaps it into sh->cur and
+ * retires the previous one; reclaim() frees retired snapshots, oldest
  * first, once no reader's hazard slot names them; drain() replays the readers' observations.
- * Readers (one worker thread each): acquire() / release() around one query, push() into their
- * own ring.
+ * Readers (one worker thread each): acquire() / release() around one query, then the
+ * observation into their own ring (devices_reader_record).
  */
 #include "devices_share.h"
 #include "devices_int.h"

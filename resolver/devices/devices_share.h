@@ -8,11 +8,16 @@
  * device with a pin, a behaviour-attributed vendor, a remembered hostname or manufacturer, its
  * key, MAC and those strings; plus a shallow copy of the source tables, the trusted forwarders
  * and a reference to the policy whose configuration they belong to. Built on the owner's loop
- * (O(devices)) and published with an atomic pointer swap:
- *   - at most DEVICES_SHARE_MIN_MS (or ten times the last build's time, whichever is longer)
- *     after an attribution, an attribution's end, a pin, unpin or forget, a group change, a
- *     source refresh or a reload; at once after a control request (devices_share_publish);
- *   - within DEVICES_SHARE_IDLE_MS after any other change (a new device, a new hostname).
+ * and published with an atomic pointer swap, in two layers looked up delta first:
+ *   - a base, every device worth it (O(devices): 24 ms for 65,536), shared by the snapshots
+ *     that follow it; rebuilt when the table changed otherwise (a new device, a new hostname):
+ *     within DEVICES_SHARE_IDLE_MS, or ten times the last build's time when that is longer;
+ *   - a delta, the devices changed since the base was built by an attribution, an
+ *     attribution's end, a pin, unpin or forget, a group change (devices_share_touch; up to
+ *     DEVICES_SHARE_PENDING of them, then the next snapshot is a full one), in each snapshot
+ *     published after such a change or a source refresh or a reload: at most every
+ *     DEVICES_SHARE_MIN_MS (or ten times the last delta's build time), and at once after a
+ *     control request (devices_share_publish).
  * A worker reads the latest snapshot for one query (identify -> decide -> record): it announces
  * the pointer in its hazard slot before using it and clears the slot when the query's identity
  * is no longer needed, so it holds no snapshot between callbacks. The owner frees a replaced
