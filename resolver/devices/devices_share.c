@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "check.h"
@@ -33,6 +34,7 @@ enum { S_HOST, S_MANU, S_OUIV, S_PINV, S_PING, S_ROMV, S_COUNT };
 struct snap_entry {
 	struct dkey k;
 	bool gone;			/* delta only: the device left, or is no longer worth it */
+	bool usable;			/* identify_behaviour_usable() */
 	bool has_mac, randomised;
 	struct mac mac;
 	uint32_t s[S_COUNT];
@@ -97,6 +99,7 @@ struct devices_reader {
 	struct sockaddr_storage sa, ecs;
 	struct obs_msg msg;		/* the observation being prepared */
 	struct dkey key, ipkey;
+	bool usable;			/* behaviour may attribute the device (its entry says) */
 	struct sent_slot sent[SENT_SLOTS];
 };
 
@@ -168,7 +171,10 @@ static bool
 worth(const struct devices_record *r, const char **romv)
 {
 	*romv = identify_rom_vendor(r);
+	/* also any behaviour seen: without an entry a worker takes the device for one that
+	 * showed none (its log record's vendor, devices_reader_record) */
 	return r->pin_vendor[0] != '\0' || r->pin_group[0] != '\0' || *romv != NULL ||
+	       r->nobs > 0 || r->os_families != 0 || r->shared ||
 	       r->hostname[0] != '\0' || r->manufacturer[0] != '\0' || r->oui_vendor[0] != '\0';
 }
 
@@ -258,6 +264,7 @@ table_build(struct snap_table *t, struct devices *d, const struct dkey *keys, si
 		if (w) {
 			e->has_mac = r->has_mac;
 			e->randomised = r->randomised;
+			e->usable = identify_behaviour_usable(r);
 			e->mac = r->mac;
 			e->s[S_HOST] = put_str(t->strs, &off, r->hostname);
 			e->s[S_MANU] = put_str(t->strs, &off, r->manufacturer);
@@ -779,11 +786,13 @@ devices_reader_identify(struct devices_reader *r, const struct sockaddr *client,
 	struct devices_record *rec = &r->rec;
 	memset(rec, 0, sizeof(*rec));
 	rec->inv = -1;
+	r->usable = true;
 	const char *strs = NULL;
 	const struct snap_entry *e = snap_find(s, &r->key, r->sh->seed, &strs);
 	if (e != NULL) {
 		rec->has_mac = e->has_mac;
 		rec->randomised = e->randomised;
+		r->usable = e->usable;
 		rec->mac = e->mac;
 		text_copy(rec->hostname, sizeof(rec->hostname), strs + e->s[S_HOST]);
 		text_copy(rec->manufacturer, sizeof(rec->manufacturer), strs + e->s[S_MANU]);
@@ -825,16 +834,39 @@ wake_owner(struct devices_reader *r)
 	uv_mutex_unlock(&sh->mu);
 }
 
+/* A signature query's log record shows the vendor it attributes, as devices_record_query()
+ * shows it on the owner, when the worker can tell: a rom name, no stronger source (pin,
+ * inventory, OUI), behaviour usable and no other vendor with rom evidence. */
+static void
+predict_vendor(const struct devices_reader *r, const struct policy *pol, int sig,
+	       struct devices_ident *ident)
+{
+	const struct config *cfg = policy_config(pol);
+	const struct devices_record *rec = &r->rec;
+
+	if (sig < 0 || (size_t)sig >= cfg->devices.nsignatures)
+		return;
+	const struct config_signature *sg = &cfg->devices.signatures[sig];
+	if (sg->strength != IDENTITY_STRENGTH_ROM || !r->usable ||
+	    (rec->vendor_source != IDENTITY_SRC_NONE && rec->vendor_source != IDENTITY_SRC_SIGNATURE &&
+	     rec->vendor_source != IDENTITY_SRC_HOSTNAME) ||
+	    (rec->nobs > 0 && strcasecmp(rec->obs[0].vendor, sg->vendor) != 0))
+		return;
+	text_copy(ident->vendor, sizeof(ident->vendor), sg->vendor);
+	ident->vendor_source = IDENTITY_SRC_SIGNATURE;
+}
+
 void
 devices_reader_record(struct devices_reader *r, const struct policy *pol, int group,
-		      const struct names_name *qname)
+		      const struct names_name *qname, struct devices_ident *ident)
 {
 	struct devices_share *sh = r->sh;
 
 	if (r->cur == NULL)
 		return;
 	release(r);
-	bool evidence = qname != NULL && policy_signature(pol, qname) >= 0;
+	int sig = qname != NULL ? policy_signature(pol, qname) : -1;
+	bool evidence = sig >= 0;
 	uint64_t kh = key_hash(&r->key, sh->seed);
 	int64_t now = (int64_t)time(NULL);
 	struct sent_slot *slot = &r->sent[kh % SENT_SLOTS];
@@ -862,6 +894,8 @@ devices_reader_record(struct devices_reader *r, const struct policy *pol, int gr
 		m->qname = *qname;
 	text_copy(m->group, sizeof(m->group), policy_group_name(pol, group));
 	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+	if (evidence && ident != NULL && !suspect_has(sh, &r->key) && !suspect_has(sh, &r->ipkey))
+		predict_vendor(r, pol, sig, ident);
 	if (!evidence) {
 		slot->h = kh;
 		slot->sec = now;

@@ -97,8 +97,10 @@ bool devices_reader_identify(struct devices_reader *r, const struct sockaddr *cl
 			     const struct devices_hints *h, struct policy_identity *id,
 			     struct devices_ident *ident);
 /* Second step, after policy_decide() gave group (pol: the worker's policy): lets the snapshot
- * go and queues the observation (above) for the owner. */
+ * go and queues the observation (above) for the owner. A signature query that will attribute
+ * its device's vendor (as far as the snapshot tells) updates ident's vendor (may be NULL), as
+ * devices_record_query() does. */
 void devices_reader_record(struct devices_reader *r, const struct policy *pol, int group,
-			   const struct names_name *qname);
+			   const struct names_name *qname, struct devices_ident *ident);
 
 #endif

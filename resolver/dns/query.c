@@ -524,7 +524,7 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 	if (s->devices != NULL)
 		devices_record_query(s->devices, pol, dec->group, &q->dq.qname, &q->ident);
 	else if (shared)
-		devices_reader_record(s->devreader, pol, dec->group, &q->dq.qname);
+		devices_reader_record(s->devreader, pol, dec->group, &q->dq.qname, &q->ident);
 	if (!dec->allowed) {	/* a trusted forwarder's ECS client outside server.allow */
 		s->stats.refused++;
 		finish_error(q, DNSMSG_RCODE_REFUSED, QUERYLOG_ACTION_REFUSED);

@@ -148,7 +148,7 @@ main(int argc, char **argv)
 		id = (struct policy_identity){.sa = sa};
 		devices_reader_identify(rd, sa, NULL, &id, &ident);
 		policy_decide(pol, &id, &qname, &dec);
-		devices_reader_record(rd, pol, dec.group, &qname);
+		devices_reader_record(rd, pol, dec.group, &qname, &ident);
 		sink += (unsigned long)dec.group;
 	}
 	uint64_t reader_ns = (cpu_ns() - t0) / queries;

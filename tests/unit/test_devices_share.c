@@ -74,6 +74,9 @@ run_for(uv_loop_t *loop, uint64_t ms)
 	uv_run(loop, UV_RUN_NOWAIT);
 }
 
+/* What the last reader_query's log record would say about its device. */
+static struct devices_ident last_ident;
+
 /* One query on a worker: identify from the snapshot, decide, queue the observation. Returns
  * the group's name ("" when none). */
 static const char *
@@ -94,7 +97,8 @@ reader_query(struct devices_reader *r, const struct policy *p, const char *clien
 	assert_int_equal(names_from_text(&qname, name, strlen(name), &why), 0);
 	assert_true(devices_reader_identify(r, (struct sockaddr *)&ss, &h, &id, &ident));
 	policy_decide(p, &id, &qname, &dec);
-	devices_reader_record(r, p, dec.group, &qname);
+	devices_reader_record(r, p, dec.group, &qname, &ident);
+	last_ident = ident;
 	const char *g = policy_group_name(p, dec.group);
 	return g != NULL ? g : "";
 }
@@ -187,6 +191,9 @@ test_attribution_round_trip(void **state)
 	setup(&fx);
 	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.31", "x.test"), "rest");
 	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.31", SIGNATURE), "rest");
+	/* its log record names the vendor it attributes, as on the owner */
+	assert_string_equal(last_ident.vendor, "Xiaomi");
+	assert_int_equal(last_ident.vendor_source, IDENTITY_SRC_SIGNATURE);
 	/* not yet on the owner: nothing has run on its loop */
 	assert_null(devices_find(fx.d, "ip:127.0.0.31"));
 	run_for(&fx.loop, 30);
@@ -231,7 +238,7 @@ test_held_snapshot_kept(void **state)
 	devices_share_publish(fx.sh);
 	devices_share_get_stats(fx.sh, &st);
 	assert_int_equal(st.retired, 2); /* the held one, and the newer one behind it */
-	devices_reader_record(fx.r, fx.p, -1, NULL);
+	devices_reader_record(fx.r, fx.p, -1, NULL, NULL);
 	devices_share_publish(fx.sh);
 	devices_share_get_stats(fx.sh, &st);
 	assert_int_equal(st.retired, 0);
@@ -262,8 +269,9 @@ test_queue_full(void **state)
 	}
 	devices_share_get_stats(fx.sh, &st);
 	assert_int_equal(st.dropped, 10);
-	/* full: this device's evidence is lost */
+	/* full: this device's evidence is lost (and its log record names no vendor) */
 	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.50", SIGNATURE), "rest");
+	assert_string_equal(last_ident.vendor, "");
 	devices_share_get_stats(fx.sh, &st);
 	assert_int_equal(st.dropped, 11);
 	assert_int_equal(st.evidence_dropped, 1);
