@@ -177,6 +177,7 @@ report_event(struct devices *d, const char *kind, const struct devices_record *r
 		return;
 	struct identity_event ev;
 	memset(&ev, 0, sizeof(ev));
+	ev.ts_ms = d->event_ts_ms;
 	text_copy(ev.kind, sizeof(ev.kind), kind);
 	text_copy(ev.key, sizeof(ev.key), r->key);
 	text_copy(ev.device, sizeof(ev.device), identify_display_name(r));

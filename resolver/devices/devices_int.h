@@ -96,6 +96,8 @@ struct devices {
 	struct devices_pg *pg;		/* the shared store's sync (devices_pg.h), NULL: none */
 	struct devices_share *share;	/* read by other workers (devices_share.h), NULL: none */
 	uint64_t gen;			/* moves with every change of a record (devices_share.c) */
+	uint64_t event_ts_ms;		/* replaying a worker's query: its time for the events
+					   (Unix ms), 0 = now */
 	char *db_path;
 	devices_event_cb event_cb;	/* device events go to the query store */
 	void *event_arg;

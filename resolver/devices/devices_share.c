@@ -74,6 +74,7 @@ struct obs_msg {
 		struct sockaddr_in6 in6;
 	} client;
 	struct devices_hints h;
+	uint64_t ts_ms;			/* when the worker had it (Unix ms): its events' time */
 	bool evidence;			/* a signature name: qname is set */
 	struct names_name qname;
 	char group[IDENTITY_NAME_MAX];
@@ -583,9 +584,11 @@ replay(struct devices_share *sh, const struct obs_msg *m)
 	struct policy_identity id;
 	struct devices_ident ident;
 
+	d->event_ts_ms = m->ts_ms; /* its events come before the query's log record */
 	devices_identify(d, pol, &m->client.sa, &m->h, &id, &ident);
 	devices_record_query(d, pol, group_index(pol, m->group), m->evidence ? &m->qname : NULL,
 			     &ident);
+	d->event_ts_ms = 0;
 	sh->observations++;
 }
 
@@ -890,6 +893,9 @@ devices_reader_record(struct devices_reader *r, const struct policy *pol, int gr
 	m->client = r->msg.client;
 	m->h = r->msg.h;
 	m->evidence = evidence;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	m->ts_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	if (evidence)
 		m->qname = *qname;
 	text_copy(m->group, sizeof(m->group), policy_group_name(pol, group));
