@@ -48,6 +48,7 @@ awk 'BEGIN { srand(7); for (i = 0; i < 200000; i++) { r = rand();
 	else printf "m%d.miss.example A\n", i; } }' >"$work/mix.txt"
 cat >"$work/veto.yaml" <<YAML
 server:
+  workers: 1                  # one loop: the figures are per core (the default: one per CPU)
   listen: ["127.0.0.1:$VETO_PORT"]
   user: "$(id -un)"
 upstream:

@@ -76,6 +76,7 @@ pids+=($!)
 
 cat >"$work/veto.yaml" <<YAML
 server:
+  workers: 1                  # one loop: the figures are per core (the default: one per CPU)
   listen: ["127.0.0.1:$VETO_PORT"]
   user: "$(id -un)"          # as root: stay root (no drop to veto)
 upstream:

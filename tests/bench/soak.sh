@@ -68,6 +68,7 @@ catalog=$src/conf/catalog/signatures.tsv
 vendors=$(awk -F'\t' '$3 == "rom" { v[$2] = 1 } END { s = ""; for (k in v) s = s (s ? ", " : "") k; print s }' "$catalog")
 cat >"$work/soak.yaml" <<YAML
 server:
+  workers: 1                  # one loop: the figures are per core (the default: one per CPU)
   listen: ["127.0.0.1:$VETO_PORT"]
   user: "$(id -un)"          # as root: stay root (no drop to veto)
 upstream:
