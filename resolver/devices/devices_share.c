@@ -612,7 +612,12 @@ drain(struct devices_share *sh)
 static void
 on_async(uv_async_t *a)
 {
-	drain(a->data);
+	struct devices_share *sh = a->data;
+	drain(sh);
+	/* an attribution among them: published now unless the last one is too recent (the
+	 * timer then does it), so that the worker's next query already sees it */
+	if (sh->urgent && uv_now(sh->loop) >= sh->last_pub_ms + sh->min_ms)
+		publish(sh, false);
 }
 
 /* ---- life cycle ---- */
