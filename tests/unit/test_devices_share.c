@@ -278,6 +278,8 @@ test_queue_full(void **state)
 	run_for(&fx.loop, 30);
 	devices_share_get_stats(fx.sh, &st);
 	assert_int_equal(st.observations, DEVICES_SHARE_QUEUE);
+	/* (a device whose key hashes like the suspect one's is suspect too: only delayed) */
+	uint64_t ignored = st.evidence_ignored;
 	/* from then on, no signature query of that device attributes it: not from a worker... */
 	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.50", SIGNATURE), "rest");
 	run_for(&fx.loop, 30);
@@ -289,7 +291,7 @@ test_queue_full(void **state)
 	assert_non_null(rec);
 	assert_string_equal(rec->vendor, "");
 	devices_share_get_stats(fx.sh, &st);
-	assert_int_equal(st.evidence_ignored, 2);
+	assert_int_equal(st.evidence_ignored - ignored, 2);
 	/* another device is attributed as usual */
 	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.51", SIGNATURE), "rest");
 	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.51", "c.test"), "banned");
