@@ -442,7 +442,7 @@ config_new_defaults(const char *file, const char *dir, struct config **out)
 	cfg->server.tcp_idle_timeout_ms = CONFIG_TCP_IDLE_TIMEOUT_MS;
 	cfg->server.tcp_connections = CONFIG_TCP_CONNECTIONS;
 	cfg->server.tcp_pipeline = CONFIG_TCP_PIPELINE;
-	cfg->server.workers = 1;
+	cfg->server.workers = 0; /* one per CPU */
 	cfg->server.tcp_connections_per_client = CONFIG_TCP_CONNECTIONS_PER_CLIENT;
 	cfg->server.queries_per_client = CONFIG_QUERIES_PER_CLIENT;
 	cfg->server.queries_per_prefix = CONFIG_QUERIES_PER_PREFIX;

@@ -135,19 +135,7 @@ on_server_workers(struct config_check_ctx *c, const struct config_node *key,
                   const struct config_node *val, const char *path, void *obj)
 {
 	struct config *cfg = obj;
-	if (config_schema_get_uint(c, key, val, path, 0, WORKERS_MAX, &cfg->server.workers) == 0)
-		c->workers_key = key;
-}
-
-/* Several workers share the policy and the query log, not yet the device table. */
-static void
-finish_workers(struct config_check_ctx *c)
-{
-	if (c->cfg->server.workers != 1 && c->cfg->devices.enabled)
-		err(c, c->workers_key, "server.workers",
-		    "%u workers with a devices: section: device identity runs on one worker only "
-		    "(set server.workers: 1, or remove devices:)",
-		    (unsigned)c->cfg->server.workers);
+	config_schema_get_uint(c, key, val, path, 0, WORKERS_MAX, &cfg->server.workers);
 }
 
 static const struct config_schema_key server_keys[] = {
@@ -756,7 +744,6 @@ config_check(const struct config_node *root, const char *file, struct config *cf
 	finish_log(&c);
 	config_lists_finish(&c);
 	finish_rate_limit(cfg);
-	finish_workers(&c);
 	config_http_finish(&c);
 
 	if (cfg->cache.min_ttl > cfg->cache.max_ttl) {

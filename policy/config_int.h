@@ -98,7 +98,6 @@ struct config_check_ctx {
 	const struct config_node *sig_key, *sig_val; /* devices.signatures */
 	bool signatures_set, hostname_vendors_set;
 	const struct config_node *http_key; /* the http: key, where auth problems are reported */
-	const struct config_node *workers_key; /* server.workers, when written */
 };
 
 /* What a group's key handlers share (config_check.c and the device selectors). */

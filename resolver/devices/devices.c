@@ -30,8 +30,8 @@
 #include "sockaddr.h"
 #include "text.h"
 
-static int
-set_trusted(struct devices *d, const struct config *cfg)
+int
+devices_trusted_new(const struct config *cfg, struct clients **out)
 {
 	struct clients *t = NULL;
 	int rc;
@@ -46,6 +46,17 @@ set_trusted(struct devices *d, const struct config *cfg)
 			}
 		}
 	}
+	*out = t;
+	return 0;
+}
+
+static int
+set_trusted(struct devices *d, const struct config *cfg)
+{
+	struct clients *t = NULL;
+	int rc = devices_trusted_new(cfg, &t);
+	if (rc != 0)
+		return rc;
 	clients_free(&d->trusted);
 	d->trusted = t;
 	return 0;
@@ -135,8 +146,8 @@ devices_reconfigure(struct devices *d, struct policy *policy)
 		return;
 	}
 	/* the tables carried over stay until their refresh lands: a lease-known device is
-	 * still known by its MAC in the meantime */
-	sources_free(&d->src);
+	 * still known by its MAC in the meantime; the others may still be read by a worker */
+	devices_share_retire(d->share, &d->src);
 	d->src = s;
 	free(d->stamps);
 	d->stamps = stamps;
@@ -150,6 +161,7 @@ devices_reconfigure(struct devices *d, struct policy *policy)
 	uv_timer_start(&d->arp_timer, devices_on_arp_timer, every, every);
 	d->refresh_oui = !same_oui;
 	devices_refresh_start(d);
+	devices_share_touch(d->share, NULL);
 }
 
 /* ---- the query path ---- */
@@ -157,14 +169,15 @@ devices_reconfigure(struct devices *d, struct policy *policy)
 /* Reports a device event (first sight, vendor attribution, group change) to the event callback:
  * the query store. Rare, so the short lock it takes in querylog is fine. */
 static void
-emit_event(struct devices *d, const char *kind, const struct devices_record *r,
-	   const struct sockaddr *client, const char *old_group, const char *new_group,
-	   const char *evidence)
+report_event(struct devices *d, const char *kind, const struct devices_record *r,
+	     const struct sockaddr *client, const char *old_group, const char *new_group,
+	     const char *evidence)
 {
 	if (d->event_cb == NULL)
 		return;
 	struct identity_event ev;
 	memset(&ev, 0, sizeof(ev));
+	ev.ts_ms = d->event_ts_ms;
 	text_copy(ev.kind, sizeof(ev.kind), kind);
 	text_copy(ev.key, sizeof(ev.key), r->key);
 	text_copy(ev.device, sizeof(ev.device), identify_display_name(r));
@@ -183,6 +196,18 @@ emit_event(struct devices *d, const char *kind, const struct devices_record *r,
 	d->event_cb(d->event_arg, &ev);
 }
 
+/* Every event but a first sight changes who a device is or where it goes: the other workers
+ * see it soon (devices_share.h). */
+static void
+emit_event(struct devices *d, const char *kind, const struct devices_record *r,
+	   const struct sockaddr *client, const char *old_group, const char *new_group,
+	   const char *evidence)
+{
+	if (strcmp(kind, "first_seen") != 0)
+		devices_share_touch(d->share, r->key);
+	report_event(d, kind, r, client, old_group, new_group, evidence);
+}
+
 void
 devices_set_event_cb(struct devices *d, devices_event_cb cb, void *arg)
 {
@@ -190,16 +215,14 @@ devices_set_event_cb(struct devices *d, devices_event_cb cb, void *arg)
 	d->event_arg = arg;
 }
 
-/* The address a query from a trusted forwarder stands for (a host ECS option), else client;
- * its MAC option into *hint; *anonymous when a trusted forwarder's query names no client. */
-static const struct sockaddr *
-forwarded_client(const struct devices *d, const struct sockaddr *client,
-		 const struct devices_hints *h, struct sockaddr_storage *ecs, struct mac *hint,
-		 bool *has_hint, bool *anonymous)
+const struct sockaddr *
+devices_forwarded_client(const struct clients *trusted, const struct sockaddr *client,
+			 const struct devices_hints *h, struct sockaddr_storage *ecs,
+			 struct mac *hint, bool *has_hint, bool *anonymous)
 {
 	*has_hint = false;
 	*anonymous = false;
-	if (d->trusted == NULL || h == NULL || clients_find(d->trusted, client) < 0)
+	if (trusted == NULL || h == NULL || clients_find(trusted, client) < 0)
 		return client;
 	if (h->has_mac) {
 		memcpy(hint->b, h->mac, MAC_LEN);
@@ -242,8 +265,8 @@ forget_address_record(struct devices *d, const struct sockaddr *sa)
 	devices_table_remove_one(d, (size_t)i);
 }
 
-static void
-fill_ident(const struct devices_record *r, struct devices_ident *ident)
+void
+devices_fill_ident(const struct devices_record *r, struct devices_ident *ident)
 {
 	ident->has_mac = r->has_mac;
 	ident->mac = r->mac;
@@ -266,8 +289,8 @@ devices_identify(struct devices *d, const struct policy *pol, const struct socka
 	int64_t now = (int64_t)time(NULL);
 
 	bool anonymous;
-	const struct sockaddr *sa =
-		forwarded_client(d, client, h, &ecs, &hint, &has_hint, &anonymous);
+	const struct sockaddr *sa = devices_forwarded_client(d->trusted, client, h, &ecs, &hint,
+							     &has_hint, &anonymous);
 	bool has_mac = identify_key(cfg, d->src, sa, has_hint ? &hint : NULL, key, &m);
 	if (devices_text_dkey(key, &k) != 0) { /* cannot happen: identify_key writes a valid key */
 		memset(&k, 0, sizeof(k));
@@ -297,7 +320,7 @@ devices_identify(struct devices *d, const struct policy *pol, const struct socka
 	memcpy(&d->cur_sa, sa, sockaddr_len(sa));
 	d->cur = r;
 	identify_policy(cfg, r, (const struct sockaddr *)&d->cur_sa, id);
-	fill_ident(r, ident);
+	devices_fill_ident(r, ident);
 }
 
 /* Which OS families' checks a record showed, as text ("Apple, Android"). */
@@ -413,6 +436,8 @@ devices_record_query(struct devices *d, const struct policy *pol, int group,
 		emit_event(d, "first_seen", r, sa, NULL, r->group, r->has_mac ? "mac" : "address");
 
 	int sig = qname != NULL ? policy_signature(pol, qname) : -1;
+	if (sig >= 0 && devices_share_suspect(d->share, r->key, sa))
+		sig = -1; /* a worker lost some of its evidence (devices_share.h) */
 	if (sig >= 0 && (size_t)sig < cfg->devices.nsignatures) {
 		const struct config_signature *sg = &cfg->devices.signatures[sig];
 		char name[NAMES_MAX_TEXT], old_vendor[IDENTITY_VENDOR_MAX];
@@ -427,7 +452,7 @@ devices_record_query(struct devices *d, const struct policy *pol, int group,
 	}
 	if (kept)
 		devices_table_mark_dirty(d, r);
-	fill_ident(r, ident);
+	devices_fill_ident(r, ident);
 }
 
 size_t

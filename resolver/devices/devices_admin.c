@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "devices_int.h"
+#include "devices_share.h"
 #include "log.h"
 #include "text.h"
 
@@ -311,6 +312,7 @@ devices_admin_run(struct devices *d, const struct devices_admin_req *req, char *
 		}
 		devices_int_event(d, "forget", &copy, old_group, NULL, evidence);
 		devices_int_share(d, &copy, true);
+		devices_share_publish(d->share); /* every worker, before the reply */
 		log_info("devices: %s: forgotten (%s)", key, evidence);
 		snprintf(msg, size, "forgot %s (%s)", key, evidence);
 		return 0;
@@ -334,6 +336,7 @@ devices_admin_run(struct devices *d, const struct devices_admin_req *req, char *
 	devices_int_dirty(d, r);
 	devices_int_share(d, r, false);
 	devices_int_event(d, devices_admin_op_name(req->op), r, old_group, r->group, evidence);
+	devices_share_publish(d->share); /* every worker, before the reply */
 	log_info("devices: %s: %s (%s): vendor '%s', group '%s' from its next query", key,
 	         req->op == DEVICES_ADMIN_PIN ? "pinned" : "unpinned", evidence, r->vendor,
 	         r->group);

@@ -94,6 +94,10 @@ struct devices {
 
 	struct devices_store *store;	/* NULL: in memory only */
 	struct devices_pg *pg;		/* the shared store's sync (devices_pg.h), NULL: none */
+	struct devices_share *share;	/* read by other workers (devices_share.h), NULL: none */
+	uint64_t gen;			/* moves with every change of a record (devices_share.c) */
+	uint64_t event_ts_ms;		/* replaying a worker's query: its time for the events
+					   (Unix ms), 0 = now */
 	char *db_path;
 	devices_event_cb event_cb;	/* device events go to the query store */
 	void *event_arg;
@@ -132,6 +136,30 @@ void devices_save_work(uv_work_t *req);	/* thread pool (or the loop, at close) *
 
 /* devices.c */
 void devices_maybe_closed(struct devices *d);	/* calls the close callback when all is done */
+/* devices.trusted_forwarders of cfg as a client table (*out NULL when none). 0 or -ENOMEM. */
+int devices_trusted_new(const struct config *cfg, struct clients **out);
+/* The address a query from a trusted forwarder (trusted may be NULL) stands for: a host ECS
+ * option (written to *ecs), else client; its MAC option into *hint; *anonymous when a trusted
+ * forwarder's query names no client. */
+const struct sockaddr *devices_forwarded_client(const struct clients *trusted,
+						const struct sockaddr *client,
+						const struct devices_hints *h,
+						struct sockaddr_storage *ecs, struct mac *hint,
+						bool *has_hint, bool *anonymous);
+/* What a query's log record keeps of r. */
+void devices_fill_ident(const struct devices_record *r, struct devices_ident *ident);
+
+/* devices_share.c, for the table (each NULL-safe on sh). touch: the device with key (NULL: the
+ * sources or the configuration) changed in a way every worker must see soon (an attribution,
+ * a pin, a forget, a group change, new sources); other changes move d->gen. suspect: whether signature queries of the device with key, or at
+ * address sa, are to be ignored (a worker dropped one). retire: source tables the table no
+ * longer uses (a shell of them, taken): freed once no worker can read them. */
+struct devices_share;
+void devices_share_touch(struct devices_share *sh, const char *key);
+bool devices_share_suspect(struct devices_share *sh, const char *key, const struct sockaddr *sa);
+void devices_share_retire(struct devices_share *sh, struct devices_sources **src);
+/* A full snapshot now (benchmarks). */
+void devices_share_rebuild(struct devices_share *sh);
 void devices_on_handle_closed(uv_handle_t *h);
 
 /* devices.c, for devices_admin.c (the administrator's forget, pin and unpin on the running

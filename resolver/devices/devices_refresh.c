@@ -124,9 +124,19 @@ on_refresh_done(uv_work_t *req, int status)
 		if (e->level == DIAG_ERROR)
 			log_warning("devices: %s (keeping the last good table)", e->text);
 	}
+	/* the tables replaced: freed at once, or once no other worker can be reading them
+	 * (devices_share.h) */
+	struct devices_sources *g = calloc(1, sizeof(*g));
+	if (g == NULL || (g->leases = calloc(s->nleases + 1, sizeof(*g->leases))) == NULL) {
+		free(g);
+		log_warning("devices: out of memory: the sources' refresh is not applied");
+		refresh_job_free(j);
+		return;
+	}
+	g->nleases = s->nleases;
 	for (size_t i = 0; i < j->nleases && i < s->nleases; i++) {
 		if (j->leases[i] != NULL) {
-			leases_free(&s->leases[i]);
+			g->leases[i] = s->leases[i];
 			s->leases[i] = j->leases[i];
 			j->leases[i] = NULL;
 			log_debug("devices: %s: %zu leases", policy_config(d->pol)->devices.leases[i].file,
@@ -139,31 +149,33 @@ on_refresh_done(uv_work_t *req, int status)
 		report_read("IPv6 neighbours (netlink)", &s->neigh6_rc, j->neigh6_rc);
 	}
 	if (j->arp != NULL) {
-		neigh_free(&s->arp);
+		g->arp = s->arp;
 		s->arp = j->arp;
 		j->arp = NULL;
 	}
 	if (j->neigh6 != NULL) {
-		kmap_free(&s->neigh6);
-		free(s->neigh6_macs);
+		g->neigh6 = s->neigh6;
+		g->neigh6_macs = s->neigh6_macs;
 		s->neigh6 = j->neigh6;
 		s->neigh6_macs = j->neigh6_macs;
 		j->neigh6 = NULL;
 		j->neigh6_macs = NULL;
 	}
 	if (j->oui != NULL) {
-		oui_free(&s->oui);
+		g->oui = s->oui;
 		s->oui = j->oui;
 		j->oui = NULL;
 	}
 	if (j->inv_mac != NULL) {
-		kmap_free(&s->inv_mac);
-		kmap_free(&s->inv_ip);
+		g->inv_mac = s->inv_mac;
+		g->inv_ip = s->inv_ip;
 		s->inv_mac = j->inv_mac;
 		s->inv_ip = j->inv_ip;
 		j->inv_mac = j->inv_ip = NULL;
 	}
 	refresh_job_free(j);
+	devices_share_retire(d->share, &g);
+	devices_share_touch(d->share, NULL); /* MACs, hostnames: the other workers see them */
 	if (d->refresh_again) {
 		d->refresh_again = false;
 		devices_refresh_start(d);

@@ -32,6 +32,7 @@ void
 devices_table_mark_dirty(struct devices *d, const struct devices_record *r)
 {
 	size_t i = (size_t)(r - d->recs);
+	d->gen++;
 	if (!d->dirty[i]) {
 		d->dirty[i] = 1;
 		d->ndirty++;
@@ -99,6 +100,7 @@ devices_table_remove_one(struct devices *d, size_t i)
 {
 	struct dkey k;
 
+	d->gen++;
 	if (devices_text_dkey(d->recs[i].key, &k) == 0)
 		kmap_del(d->index, &k);
 	if (d->dirty[i])

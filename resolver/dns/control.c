@@ -216,6 +216,7 @@ struct control_client {
 	struct control_client *prev, *next;
 	unsigned open; /* handles not closed yet */
 	bool closing, answered;
+	bool want_stats; /* a `stats` request waiting for control_stats_ready */
 	uint32_t uid;
 	size_t len;
 	char buf[CONTROL_LINE_MAX + 1];
@@ -230,6 +231,8 @@ struct control {
 	struct updater *lists;
 	control_stats_cb stats;
 	void *stats_arg;
+	void (*stats_ask)(void *arg);
+	void *stats_ask_arg;
 	control_text_cb policy;
 	void *policy_arg;
 	char *path;
@@ -394,6 +397,12 @@ handle_line(struct control_client *cl, size_t len)
 	}
 	if (len == 5 && memcmp(cl->buf, "stats", 5) == 0) {
 		char json[CONTROL_REPLY_MAX - 16];
+		if (cl->c->stats != NULL && cl->c->stats_ask != NULL) {
+			cl->want_stats = true;
+			uv_read_stop((uv_stream_t *)&cl->pipe);
+			cl->c->stats_ask(cl->c->stats_ask_arg); /* may answer at once */
+			return;
+		}
 		if (cl->c->stats == NULL)
 			reply(cl, false, "no counters here");
 		else if (cl->c->stats(cl->c->stats_arg, json, sizeof(json)) != 0)
@@ -658,6 +667,30 @@ control_set_policy(struct control *c, control_text_cb cb, void *arg)
 {
 	c->policy = cb;
 	c->policy_arg = arg;
+}
+
+void
+control_set_stats_ask(struct control *c, void (*ask)(void *arg), void *arg)
+{
+	c->stats_ask = ask;
+	c->stats_ask_arg = arg;
+}
+
+void
+control_stats_ready(struct control *c)
+{
+	char json[CONTROL_REPLY_MAX - 16];
+
+	/* a client that went away meanwhile is closing: skipped (freed by its close callback) */
+	for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next) {
+		if (!cl->want_stats || cl->closing || cl->answered)
+			continue;
+		cl->want_stats = false;
+		if (c->stats(c->stats_arg, json, sizeof(json)) != 0)
+			reply(cl, false, "counters too long for a reply");
+		else
+			reply(cl, true, json);
+	}
 }
 
 static void

@@ -80,6 +80,11 @@ void control_set_devices(struct control *c, struct devices *d);
 void control_set_lists(struct control *c, struct updater *u);
 /* What answers `policy` (NULL: answered with an error). */
 void control_set_policy(struct control *c, control_text_cb cb, void *arg);
+/* `stats` with counters gathered from other threads: each request calls ask(arg) and waits
+ * (its connection open, the loop free) until control_stats_ready(), which answers every
+ * waiting request with the stats callback's JSON. Without ask, the reply is immediate. */
+void control_set_stats_ask(struct control *c, void (*ask)(void *arg), void *arg);
+void control_stats_ready(struct control *c);
 /* Stops listening, closes every connection, removes the socket, then calls cb(arg). */
 void control_close(struct control *c, void (*cb)(void *arg), void *arg);
 void control_free(struct control **c); /* after the close callback; NULL-safe */

@@ -145,6 +145,10 @@ metrics_snapshot(const struct server *s, struct metrics *m)
 	if (s->devices != NULL) {
 		m->devices_on = true;
 		m->devices = devices_count(s->devices);
+		if (s->devshare != NULL) {
+			m->share_on = true;
+			devices_share_get_stats(s->devshare, &m->share);
+		}
 	}
 	m->counts = s->counts;
 	const struct config *cfg = policy_config(s->policy);
@@ -360,6 +364,21 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 	section(&o, "upstream", upstream, sizeof(upstream) / sizeof(upstream[0]));
 	if (m->devices_on) {
 		put(&o, ",\"devices\":{\"known\":%" PRIu64 "}", m->devices);
+		if (m->share_on) { /* the other workers' copy and what they send back */
+			const struct field sh[] = {
+				{"snapshots", m->share.published},
+				{"snapshot_devices", m->share.entries},
+				{"full_us", m->share.full_us_last},
+				{"full_us_max", m->share.full_us_max},
+				{"delta_us", m->share.delta_us_last},
+				{"delta_us_max", m->share.delta_us_max},
+				{"observations", m->share.observations},
+				{"dropped", m->share.dropped},
+				{"evidence_dropped", m->share.evidence_dropped},
+				{"evidence_ignored", m->share.evidence_ignored},
+			};
+			section(&o, "devices_shared", sh, sizeof(sh) / sizeof(sh[0]));
+		}
 		section(&o, "device_events", events, sizeof(events) / sizeof(events[0]));
 	}
 	section(&o, "reloads", reloads, sizeof(reloads) / sizeof(reloads[0]));

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cache.h"
+#include "devices_share.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -89,6 +90,8 @@ struct metrics {
 	uint64_t pg_stored, pg_spooled_rows, pg_spool_bytes, pg_lost;
 	bool devices_on;
 	uint64_t devices;         /* in the device table */
+	bool share_on;            /* server.workers > 1: the table shared (devices_share.h) */
+	struct devices_share_stats share;
 	uint64_t tcp_connections; /* open now */
 	struct metrics_counts counts;
 	size_t ngroups; /* names of the current policy's groups (at most METRICS_GROUPS) */

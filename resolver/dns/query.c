@@ -505,7 +505,8 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 	/* server.allow was checked above, before anything is recorded about the client */
 	struct policy_identity id = {.sa = client};
 	struct policy_decision *dec = &q->decision;
-	if (s->devices != NULL) {
+	bool shared = false;	/* another worker: the table's snapshot (devices_share.h) */
+	if (s->devices != NULL || s->devreader != NULL) {
 		struct devices_hints h = {
 			.has_mac = q->dq.has_edns_mac,
 			.has_ecs = q->dq.has_ecs,
@@ -514,11 +515,16 @@ query_process(struct query *q, const uint8_t *pkt, size_t len)
 		};
 		memcpy(h.mac, q->dq.edns_mac, sizeof(h.mac));
 		memcpy(h.ecs_addr, q->dq.ecs_addr, sizeof(h.ecs_addr));
-		devices_identify(s->devices, pol, client, &h, &id, &q->ident);
+		if (s->devices != NULL)
+			devices_identify(s->devices, pol, client, &h, &id, &q->ident);
+		else
+			shared = devices_reader_identify(s->devreader, client, &h, &id, &q->ident);
 	}
 	policy_decide(pol, &id, &q->dq.qname, dec);
 	if (s->devices != NULL)
 		devices_record_query(s->devices, pol, dec->group, &q->dq.qname, &q->ident);
+	else if (shared)
+		devices_reader_record(s->devreader, pol, dec->group, &q->dq.qname, &q->ident);
 	if (!dec->allowed) {	/* a trusted forwarder's ECS client outside server.allow */
 		s->stats.refused++;
 		finish_error(q, DNSMSG_RCODE_REFUSED, QUERYLOG_ACTION_REFUSED);

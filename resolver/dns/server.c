@@ -145,6 +145,28 @@ on_control_stats(void *arg, char *buf, size_t size)
 	return metrics_json(&m, buf, size);
 }
 
+static void
+on_stats_fresh(void *arg)
+{
+	struct server *s = arg;
+	if (s->control != NULL)
+		control_stats_ready(s->control);
+}
+
+/* `stats`: the other workers are asked for their counters; the reply goes once they answered
+ * (control_stats_ready). */
+static void
+on_control_stats_ask(void *arg)
+{
+	workers_refresh(arg, on_stats_fresh, arg);
+}
+
+void
+server_refresh_counters(struct server *s, void (*cb)(void *arg), void *arg)
+{
+	workers_refresh(s, cb, arg);
+}
+
 static void server_reload_lists(void *arg, const char *why);
 
 /* The control channel (control.h), state_dir/control.sock: `veto devices forget|pin|unpin`,
@@ -170,6 +192,7 @@ open_control(struct server *s)
 	if (s->lists != NULL)
 		control_set_lists(s->control, s->lists);
 	control_set_policy(s->control, server_policy_text, s);
+	control_set_stats_ask(s->control, on_control_stats_ask, s);
 }
 
 /* List downloads and watchers. Not fatal. */
@@ -199,6 +222,8 @@ start_devices(struct server *s, const char *when)
 	}
 	s->nobjects++;
 	devices_set_event_cb(s->devices, on_device_event, s);
+	if (s->devshare != NULL)
+		devices_share_attach(s->devshare, s->devices);
 	const char *dir = policy_config(s->policy)->state_dir;
 	free(s->applied.state_dir);
 	s->applied.state_dir = dir != NULL ? strdup(dir) : NULL; /* NULL on ENOMEM: no warning */
@@ -286,6 +311,15 @@ server_new(uv_loop_t *loop, struct policy *policy, struct server **out)
 		goto cleanup;
 	s->nobjects++;
 	s->policy = policy;
+	if (s->nworkers > 1) {
+		/* made whatever devices: says, so that a reload can start the table */
+		err = devices_share_new(loop, s->nworkers - 1, &s->devshare);
+		if (err == 0)
+			s->nobjects++;
+		else
+			log_error("devices: cannot share the device table with the other workers: "
+				  "%s: they identify clients by address only", uv_strerror(err));
+	}
 	start_lists(s);
 	open_control(s);
 	if (cfg->devices.enabled)
@@ -540,6 +574,47 @@ server_swap_policy(struct server *s, struct policy *policy)
 	s->policy_ms = uv_now(s->loop);
 }
 
+/* The end of a reload: result 0 once every worker uses the new policy. s->reload stays set
+ * until here, so that a stop waits for it and another reload queues behind it. */
+static void
+finish_reload(struct reload_job *job, int result)
+{
+	struct server *s = job->srv;
+
+	if (result == 0) {
+		const struct config *cur = policy_config(s->policy);
+		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
+			 policy_names(s->policy));
+		if (s->on_reload != NULL)
+			s->on_reload(s->on_reload_arg, s->policy);
+		sdnotify_ready("serving (reloaded)");
+	}
+	s->reload = NULL;
+	server_reload_cb cb = job->cb;
+	void *arg = job->arg;
+	diag_clear(&job->diag);
+	free(job->path);
+	free(job);
+	if (cb != NULL)
+		cb(arg, result);
+
+	if (s->state >= SERVER_DRAINING) {
+		if (s->state == SERVER_DRAINING)
+			server_query_released(s); /* may be the last thing stop waited for */
+		return;
+	}
+	if (s->reload_again) {
+		s->reload_again = false;
+		start_reload(s, NULL, NULL);
+	}
+}
+
+static void
+on_workers_swapped(void *arg)
+{
+	finish_reload(arg, 0);
+}
+
 static void
 on_reload_done(uv_work_t *req, int status)
 {
@@ -547,7 +622,6 @@ on_reload_done(uv_work_t *req, int status)
 	struct server *s = job->srv;
 	int result = job->status;
 
-	s->reload = NULL;
 	if (status == UV_ECANCELED || s->state >= SERVER_DRAINING) {
 		result = -ECANCELED;
 		if (job->policy != NULL)
@@ -568,7 +642,6 @@ on_reload_done(uv_work_t *req, int status)
 		apply_log_settings(s, cur);
 		server_swap_policy(s, job->policy);
 		job->policy = NULL;
-		workers_swap_policy(s, s->policy); /* the same policy for every worker */
 		s->stats.reloads++;
 		server_note_reload(s, 0, &job->diag);
 		if (s->devices != NULL)
@@ -578,29 +651,12 @@ on_reload_done(uv_work_t *req, int status)
 		if (s->lists != NULL)
 			updater_reconfigure(s->lists, s->policy);
 		open_control(s); /* a first state_dir */
-		log_info("reload: ok (%zu groups, %zu lists, %zu names)", cur->ngroups, cur->nlists,
-			 policy_names(s->policy));
-		if (s->on_reload != NULL)
-			s->on_reload(s->on_reload_arg, s->policy);
-		sdnotify_ready("serving (reloaded)");
-	}
-	server_reload_cb cb = job->cb;
-	void *arg = job->arg;
-	diag_clear(&job->diag);
-	free(job->path);
-	free(job);
-	if (cb != NULL)
-		cb(arg, result);
-
-	if (s->state >= SERVER_DRAINING) {
-		if (s->state == SERVER_DRAINING)
-			server_query_released(s); /* may be the last thing stop waited for */
+		/* the same policy for every worker: "reload: ok" once they all use it, without
+		 * waiting on this loop (each answers through an async) */
+		workers_swap_policy(s, s->policy, on_workers_swapped, job);
 		return;
 	}
-	if (s->reload_again) {
-		s->reload_again = false;
-		start_reload(s, NULL, NULL);
-	}
+	finish_reload(job, result);
 }
 
 static void
@@ -813,6 +869,7 @@ begin_close(struct server *s)
 {
 	s->state = SERVER_CLOSING;
 	s->nobjects++; /* held while closing, so that nothing finalizes in between */
+	workers_close(s);
 	if (s->drain_timer_init) {
 		uv_timer_stop(&s->drain_timer);
 		uv_close((uv_handle_t *)&s->drain_timer, on_handle_close);
@@ -832,6 +889,9 @@ begin_close(struct server *s)
 		control_close(s->control, on_devices_closed, s);
 	if (s->lists != NULL)
 		updater_close(s->lists, on_devices_closed, s);
+	/* what the other workers saw reaches the table before it is saved */
+	if (s->devshare != NULL)
+		devices_share_close(s->devshare, on_devices_closed, s);
 	if (s->devices != NULL)
 		devices_close(s->devices, on_devices_closed, s);
 	server_object_closed(s);
@@ -876,6 +936,7 @@ server_free(struct server **sp)
 	control_free(&s->control);
 	updater_free(&s->lists);
 	devices_free(&s->devices);
+	devices_share_free(&s->devshare); /* every worker has stopped */
 	if (s->policy != NULL)
 		policy_unref(&s->policy);
 	free_server_memory(s);

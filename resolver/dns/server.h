@@ -93,6 +93,10 @@ void server_on_reload(struct server *s, server_policy_cb cb, void *arg);
 void server_set_drain_timeout(struct server *s, uint64_t ms);
 
 void server_get_stats(const struct server *s, struct server_stats *st);
+/* Asks the other workers (server.workers) for fresh counters and calls cb(arg) on the loop
+ * once they all answered (at most WORKER_SNAPSHOT_WAIT_MS later), at once when there are none:
+ * then metrics_snapshot() and server_get_stats() include them. The loop does not wait. */
+void server_refresh_counters(struct server *s, void (*cb)(void *arg), void *arg);
 
 /* The policy in use now (borrowed: valid until the next reload swaps it). */
 const struct policy *server_policy(const struct server *s);

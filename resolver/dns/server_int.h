@@ -17,6 +17,7 @@
 #include "cache.h"
 #include "clientcount.h"
 #include "devices.h"
+#include "devices_share.h"
 #include "diag.h"
 #include "dnsmsg.h"
 #include "metrics.h"
@@ -155,6 +156,7 @@ struct tcp_conn {
 struct reload_job;
 struct udp_batch;
 struct worker;
+struct workers_ctl;
 
 struct server {
 	uv_loop_t *loop;
@@ -164,6 +166,10 @@ struct server {
 	struct upstream *upstream;
 	struct querylog *qlog;
 	struct devices *devices;	/* device identity (devices: in the config), or NULL */
+	/* server.workers > 1: the main server shares its device table with the other workers
+	 * (owned by the main server); each of those reads it through its reader (borrowed) */
+	struct devices_share *devshare;
+	struct devices_reader *devreader;
 	struct control *control;	/* state_dir/control.sock (devices, lists), or NULL */
 	struct updater *lists;		/* list downloads and list-file watchers, or NULL */
 	struct server_stats stats;
@@ -223,6 +229,7 @@ struct server {
 	unsigned nworkers;		/* loops serving DNS in all (both kinds of server) */
 	unsigned nstarted;		/* main: worker threads started */
 	struct worker *self;		/* a worker's server: its worker; NULL on the main one */
+	struct workers_ctl *wctl;	/* main: what its loop waits for from the workers */
 	bool reuseport;			/* listeners with SO_REUSEPORT (nworkers > 1) */
 
 	/* Loop-owned scratch, used only inside one callback. */

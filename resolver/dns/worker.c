@@ -60,10 +60,29 @@ struct worker {
 	struct policy *next_policy;	/* one reference, for the worker to swap in */
 	unsigned stops;			/* server_stop calls to pass on */
 	bool wake_closed;		/* no more messages: the worker has stopped */
+	bool ended;			/* the thread's last act is sending 'done': join it */
 	struct worker_pub pub;
 	uint64_t pub_asked, pub_done;	/* snapshots asked for by the main loop, and made */
 	uint64_t swap_asked, swap_done;	/* policies handed over, and taken (or dropped) */
-	uv_cond_t pub_cv;		/* signalled when pub_done or swap_done moves */
+};
+
+/* What the main loop waits for (main loop only): a policy swap, rounds of counter snapshots.
+ * Each worker answers by its 'done' async; a timer bounds each wait. */
+#define WORKERS_WAITERS 16
+struct workers_waiter {
+	workers_done_cb cb;
+	void *arg;
+};
+
+struct workers_ctl {
+	uv_timer_t swap_timer, pub_timer;
+	bool closed;
+	bool swapping;
+	workers_done_cb swap_cb;
+	void *swap_arg;
+	bool refreshing;
+	struct workers_waiter cur[WORKERS_WAITERS], next[WORKERS_WAITERS];
+	size_t ncur, nnext;
 };
 
 unsigned
@@ -95,11 +114,11 @@ publish(struct worker *w)
 	p.policies = w->policies;
 	uv_mutex_lock(&w->mu);
 	w->pub = p;
-	if (w->pub_done != w->pub_asked) {
-		w->pub_done = w->pub_asked;
-		uv_cond_broadcast(&w->pub_cv);
-	}
+	bool answered = w->pub_done != w->pub_asked;
+	w->pub_done = w->pub_asked;
 	uv_mutex_unlock(&w->mu);
+	if (answered)
+		uv_async_send(&w->done); /* the main loop completes the snapshot */
 }
 
 static void
@@ -118,8 +137,8 @@ on_worker_stopped(void *arg)
 	w->wake_closed = true;
 	if (w->next_policy != NULL)
 		policy_unref(&w->next_policy);
-	uv_cond_broadcast(&w->pub_cv); /* a snapshot waiting: this one is the last */
 	uv_mutex_unlock(&w->mu);
+	uv_async_send(&w->done); /* a wait for this worker ends: it answers no more */
 	uv_close((uv_handle_t *)&w->wake, NULL);
 	uv_timer_stop(&w->publish);
 	uv_close((uv_handle_t *)&w->publish, NULL);
@@ -150,8 +169,8 @@ on_worker_wake(uv_async_t *a)
 	if (swap != w->swap_done) { /* written by this thread only */
 		uv_mutex_lock(&w->mu);
 		w->swap_done = swap;
-		uv_cond_broadcast(&w->pub_cv);
 		uv_mutex_unlock(&w->mu);
+		uv_async_send(&w->done);
 	}
 	while (w->stops_seen < stops) {
 		w->stops_seen++;
@@ -182,6 +201,8 @@ worker_main(void *arg)
 		goto failed;
 	}
 	w->srv->self = w;
+	if (w->main->devshare != NULL) /* made before the threads, never changed */
+		w->srv->devreader = devices_share_reader(w->main->devshare, w->index - 1);
 	uv_async_init(&w->loop, &w->wake, on_worker_wake);
 	w->wake.data = w;
 	uv_timer_init(&w->loop, &w->publish);
@@ -202,13 +223,17 @@ worker_main(void *arg)
 	err = uv_loop_close(&w->loop);
 	if (err != 0)
 		log_error("worker %u: loop not closed: %s", w->index, uv_strerror(err));
-	uv_async_send(&w->done);
+	uv_mutex_lock(&w->mu);
+	w->ended = true;
+	uv_mutex_unlock(&w->mu);
+	uv_async_send(&w->done); /* last: the main loop joins the thread */
 	return;
 
 failed:
 	log_error("worker %u: cannot start: %s", w->index, uv_strerror(err));
 	uv_mutex_lock(&w->mu);
 	w->wake_closed = true;
+	w->ended = true;
 	uv_mutex_unlock(&w->mu);
 	w->start_err = err;
 	uv_sem_post(&w->started);
@@ -222,6 +247,9 @@ on_done_closed(uv_handle_t *h)
 	server_object_closed(w->main);
 }
 
+static void check_waits(struct server *s);
+
+/* A worker answered (a swap, a snapshot), stopped, or its thread ended. */
 static void
 on_worker_done(uv_async_t *a)
 {
@@ -229,10 +257,16 @@ on_worker_done(uv_async_t *a)
 
 	if (!w->done_open)
 		return;
-	uv_thread_join(&w->thread);
-	w->thread_started = false;
-	w->done_open = false;
-	uv_close((uv_handle_t *)&w->done, on_done_closed);
+	uv_mutex_lock(&w->mu);
+	bool ended = w->ended;
+	uv_mutex_unlock(&w->mu);
+	if (ended) {
+		uv_thread_join(&w->thread); /* it is past its last act */
+		w->thread_started = false;
+		w->done_open = false;
+		uv_close((uv_handle_t *)&w->done, on_done_closed);
+	}
+	check_waits(w->main);
 }
 
 int
@@ -244,15 +278,20 @@ workers_start(struct server *s)
 	if (n == 0)
 		return 0;
 	s->workers = calloc(n, sizeof(*s->workers));
-	if (s->workers == NULL)
+	s->wctl = calloc(1, sizeof(*s->wctl));
+	if (s->workers == NULL || s->wctl == NULL)
 		return -ENOMEM;
+	uv_timer_init(s->loop, &s->wctl->swap_timer);
+	uv_timer_init(s->loop, &s->wctl->pub_timer);
+	s->wctl->swap_timer.data = s->wctl->pub_timer.data = s;
+	s->nobjects += 2; /* closed by workers_close */
 	for (unsigned i = 0; i < n; i++) {
 		struct worker *w = &s->workers[i];
 		w->main = s;
 		w->index = i + 1;
 		if (uv_mutex_init(&w->mu) != 0)
 			return -ENOMEM;
-		if (uv_sem_init(&w->started, 0) != 0 || uv_cond_init(&w->pub_cv) != 0) {
+		if (uv_sem_init(&w->started, 0) != 0) {
 			uv_mutex_destroy(&w->mu);
 			return -ENOMEM;
 		}
@@ -296,9 +335,113 @@ workers_stop(struct server *s)
 	}
 }
 
-void
-workers_swap_policy(struct server *s, struct policy *policy)
+/* Whether every started worker answered (or can answer no more): want_swap for the policy
+ * handed over last, else for the snapshot asked last. Names the laggards when warn. */
+static bool
+all_answered(const struct server *s, bool want_swap, bool warn)
 {
+	bool all = true;
+	for (unsigned i = 0; i < s->nstarted; i++) {
+		struct worker *w = &s->workers[i];
+		uv_mutex_lock(&w->mu);
+		bool ok = w->wake_closed ||
+			  (want_swap ? w->swap_done == w->swap_asked : w->pub_done == w->pub_asked);
+		uv_mutex_unlock(&w->mu);
+		if (!ok && warn)
+			log_warning("worker %u: still on the previous policy after %d ms", w->index,
+				    WORKER_SWAP_WAIT_MS);
+		all = all && ok;
+	}
+	return all;
+}
+
+static void
+swap_done(struct server *s)
+{
+	struct workers_ctl *c = s->wctl;
+	c->swapping = false;
+	uv_timer_stop(&c->swap_timer);
+	workers_done_cb cb = c->swap_cb;
+	c->swap_cb = NULL;
+	cb(c->swap_arg);
+}
+
+static void start_round(struct server *s);
+
+static void
+round_done(struct server *s)
+{
+	struct workers_ctl *c = s->wctl;
+	struct workers_waiter done[WORKERS_WAITERS];
+	size_t n = c->ncur;
+
+	c->refreshing = false;
+	uv_timer_stop(&c->pub_timer);
+	memcpy(done, c->cur, n * sizeof(done[0]));
+	/* asked during this round: the next one, so that their counters are fresh */
+	memcpy(c->cur, c->next, c->nnext * sizeof(c->cur[0]));
+	c->ncur = c->nnext;
+	c->nnext = 0;
+	for (size_t i = 0; i < n; i++)
+		done[i].cb(done[i].arg);
+	if (c->ncur > 0 && !c->refreshing && !c->closed)
+		start_round(s);
+}
+
+static void
+check_waits(struct server *s)
+{
+	struct workers_ctl *c = s->wctl;
+	if (c == NULL)
+		return;
+	if (c->swapping && all_answered(s, true, false))
+		swap_done(s);
+	if (c->refreshing && all_answered(s, false, false))
+		round_done(s);
+}
+
+static void
+on_swap_timeout(uv_timer_t *t)
+{
+	struct server *s = t->data;
+	if (s->wctl->swapping) {
+		all_answered(s, true, true);
+		swap_done(s);
+	}
+}
+
+static void
+on_pub_timeout(uv_timer_t *t)
+{
+	struct server *s = t->data;
+	if (s->wctl->refreshing)
+		round_done(s); /* past the wait: a worker's last published counters are used */
+}
+
+/* Asks every running worker for a fresh snapshot of its counters. */
+static void
+start_round(struct server *s)
+{
+	struct workers_ctl *c = s->wctl;
+	for (unsigned i = 0; i < s->nstarted; i++) {
+		struct worker *w = &s->workers[i];
+		uv_mutex_lock(&w->mu);
+		if (!w->wake_closed) {
+			w->pub_asked++;
+			uv_async_send(&w->wake);
+		}
+		uv_mutex_unlock(&w->mu);
+	}
+	c->refreshing = true;
+	uv_timer_start(&c->pub_timer, on_pub_timeout, WORKER_SNAPSHOT_WAIT_MS, 0);
+	check_waits(s);
+}
+
+void
+workers_swap_policy(struct server *s, struct policy *policy, workers_done_cb cb, void *arg)
+{
+	struct workers_ctl *c = s->wctl;
+
 	for (unsigned i = 0; i < s->nstarted; i++) {
 		struct worker *w = &s->workers[i];
 		uv_mutex_lock(&w->mu);
@@ -311,21 +454,60 @@ workers_swap_policy(struct server *s, struct policy *policy)
 		}
 		uv_mutex_unlock(&w->mu);
 	}
-	/* one swap for all: back on the main loop (reload: ok, the reload's callback) only once
-	 * every worker uses it, each waited for at most WORKER_SWAP_WAIT_MS */
-	for (unsigned i = 0; i < s->nstarted; i++) {
-		struct worker *w = &s->workers[i];
-		uv_mutex_lock(&w->mu);
-		while (!w->wake_closed && w->swap_done != w->swap_asked) {
-			if (uv_cond_timedwait(&w->pub_cv, &w->mu,
-			                      (uint64_t)WORKER_SWAP_WAIT_MS * 1000000) != 0) {
-				log_warning("worker %u: still on the previous policy after %d ms",
-				            w->index, WORKER_SWAP_WAIT_MS);
-				break;
-			}
-		}
-		uv_mutex_unlock(&w->mu);
+	if (c == NULL || c->closed || s->nstarted == 0) {
+		cb(arg);
+		return;
 	}
+	REQUIRE(!c->swapping); /* one reload at a time */
+	/* one swap for all: cb (reload: ok) once every worker uses it, each answering through
+	 * its 'done' async; past WORKER_SWAP_WAIT_MS, a warning names the ones that did not */
+	c->swapping = true;
+	c->swap_cb = cb;
+	c->swap_arg = arg;
+	uv_timer_start(&c->swap_timer, on_swap_timeout, WORKER_SWAP_WAIT_MS, 0);
+	check_waits(s);
+}
+
+void
+workers_refresh(struct server *s, workers_done_cb cb, void *arg)
+{
+	struct workers_ctl *c = s->wctl;
+
+	if (c == NULL || c->closed || s->nstarted == 0) {
+		cb(arg);
+		return;
+	}
+	struct workers_waiter *list = c->refreshing ? c->next : c->cur;
+	size_t *n = c->refreshing ? &c->nnext : &c->ncur;
+	if (*n == WORKERS_WAITERS) {
+		cb(arg); /* that many at once: the counters as last published */
+		return;
+	}
+	list[*n] = (struct workers_waiter){cb, arg};
+	(*n)++;
+	if (!c->refreshing)
+		start_round(s);
+}
+
+static void
+on_ctl_timer_closed(uv_handle_t *h)
+{
+	server_object_closed(h->data);
+}
+
+void
+workers_close(struct server *s)
+{
+	struct workers_ctl *c = s->wctl;
+	if (c == NULL || c->closed)
+		return;
+	c->closed = true;
+	if (c->swapping)
+		swap_done(s);
+	while (c->refreshing || c->ncur > 0)
+		round_done(s); /* the waiters, with the counters as last published */
+	uv_close((uv_handle_t *)&c->swap_timer, on_ctl_timer_closed);
+	uv_close((uv_handle_t *)&c->pub_timer, on_ctl_timer_closed);
 }
 
 /* Adds n uint64_t counters of src to dst. */
@@ -343,37 +525,9 @@ add_u64(uint64_t *dst, const uint64_t *src, size_t n)
 		        sizeof(*(dst)) / sizeof(uint64_t));                                         \
 	} while (0)
 
-/* Asks every running worker for a fresh snapshot and waits for them, each at most
- * WORKER_SNAPSHOT_WAIT_MS (a worker answers between two of its callbacks; past the wait, its
- * last published counters are used). */
-static void
-refresh(const struct server *s)
-{
-	for (unsigned i = 0; i < s->nstarted; i++) {
-		struct worker *w = &s->workers[i];
-		uv_mutex_lock(&w->mu);
-		if (!w->wake_closed) {
-			w->pub_asked++;
-			uv_async_send(&w->wake);
-		}
-		uv_mutex_unlock(&w->mu);
-	}
-	for (unsigned i = 0; i < s->nstarted; i++) {
-		struct worker *w = &s->workers[i];
-		uv_mutex_lock(&w->mu);
-		while (!w->wake_closed && w->pub_done != w->pub_asked) {
-			if (uv_cond_timedwait(&w->pub_cv, &w->mu,
-			                      (uint64_t)WORKER_SNAPSHOT_WAIT_MS * 1000000) != 0)
-				break;
-		}
-		uv_mutex_unlock(&w->mu);
-	}
-}
-
 void
 workers_add_stats(const struct server *s, struct server_stats *st)
 {
-	refresh(s);
 	for (unsigned i = 0; i < s->nstarted; i++) {
 		struct worker *w = &s->workers[i];
 		uv_mutex_lock(&w->mu);
@@ -386,7 +540,6 @@ void
 workers_add_metrics(const struct server *s, struct metrics *m)
 {
 	_Static_assert(sizeof(size_t) == sizeof(uint64_t), "cache_stats sizes as counters");
-	refresh(s);
 	m->nworkers = s->nworkers;
 	m->worker_queries[0] = s->stats.udp_queries + s->stats.tcp_queries;
 	m->worker_reloads[0] = s->stats.reloads;
@@ -426,10 +579,11 @@ workers_free(struct server *s)
 		if (w->next_policy != NULL)
 			policy_unref(&w->next_policy);
 		uv_sem_destroy(&w->started);
-		uv_cond_destroy(&w->pub_cv);
 		uv_mutex_destroy(&w->mu);
 	}
 	free(s->workers);
 	s->workers = NULL;
+	free(s->wctl);
+	s->wctl = NULL;
 	s->nstarted = 0;
 }

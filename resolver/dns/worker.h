@@ -9,11 +9,13 @@
  * (querylog_submit is safe from several threads) and the immutable, refcounted policy.
  *
  * Messages go through one uv_async per direction: main -> worker (a new policy, stop, a
- * snapshot of its counters), worker -> main (the thread ended). A worker publishes its counters
- * under its mutex (never taken on the query path) when asked, every WORKER_PUBLISH_MS and when
- * it stops; a snapshot on the main loop (veto stats, /metrics) asks every worker and waits for
- * their answers, each at most WORKER_SNAPSHOT_WAIT_MS (a worker answers between two of its
- * callbacks, so the wait is that of one callback).
+ * snapshot of its counters), worker -> main (a policy taken, a snapshot made, stopped, the
+ * thread ended). A worker publishes its counters under its mutex (never taken on the query
+ * path) when asked, every WORKER_PUBLISH_MS and when it stops. The main loop never waits for a
+ * worker: a snapshot (veto stats, /metrics) or a reload asks every worker and completes from
+ * the answer of the last one (a worker answers between two of its callbacks), or when a timer
+ * says a worker took too long: WORKER_SNAPSHOT_WAIT_MS (its last published counters are used),
+ * WORKER_SWAP_WAIT_MS (a warning names it).
  * Every function here runs on the main server's loop thread.
  */
 #ifndef VETO_WORKER_H
@@ -39,16 +41,27 @@ int workers_start(struct server *s);
 /* server_stop of the main server: asks every worker to stop (again: to stop waiting). */
 void workers_stop(struct server *s);
 
-/* A reload put policy in use on the main server: each worker takes its own reference and
- * swaps it in between two of its callbacks. Returns once every worker has (each waited for at
- * most WORKER_SWAP_WAIT_MS, then warned about), so that when a reload says ok, every worker
- * answers with the new policy. */
-void workers_swap_policy(struct server *s, struct policy *policy);
+typedef void (*workers_done_cb)(void *arg);
 
-/* Adds the other workers' counters (st, or the query counters, cache, upstream and TCP
- * figures of m), fresh: each worker is asked for them (see above). */
+/* A reload put policy in use on the main server: each worker takes its own reference and
+ * swaps it in between two of its callbacks. cb(arg) once every worker has (or after
+ * WORKER_SWAP_WAIT_MS, with a warning naming the others), so that when a reload says ok, every
+ * worker answers with the new policy; at once without other workers. One at a time. */
+void workers_swap_policy(struct server *s, struct policy *policy, workers_done_cb cb,
+			 void *arg);
+
+/* Asks every worker for fresh counters: cb(arg) once each has published them (or after
+ * WORKER_SNAPSHOT_WAIT_MS); at once without other workers, or once they stopped. */
+void workers_refresh(struct server *s, workers_done_cb cb, void *arg);
+
+/* Adds the other workers' counters as last published (st, or the query counters, cache,
+ * upstream and TCP figures of m): workers_refresh first for fresh ones. */
 void workers_add_stats(const struct server *s, struct server_stats *st);
 void workers_add_metrics(const struct server *s, struct metrics *m);
+
+/* begin_close of the main server: completes what waits (with the counters as last published)
+ * and closes the timers. */
+void workers_close(struct server *s);
 
 /* server_free of the main server (every worker joined). */
 void workers_free(struct server *s);

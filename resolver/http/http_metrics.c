@@ -128,6 +128,17 @@ render_devices(const struct metrics *m, struct http_resp *r)
 	};
 
 	one(r, "veto_devices", "gauge", "Devices in the device table.", m->devices);
+	if (m->share_on) {
+		one(r, "veto_devices_snapshots_total", "counter",
+		    "Copies of the device table published to the other workers.",
+		    m->share.published);
+		one(r, "veto_devices_observations_dropped_total", "counter",
+		    "Queries of other workers not recorded in the device table: queue full.",
+		    m->share.dropped);
+		one(r, "veto_devices_evidence_dropped_total", "counter",
+		    "Of them, signature queries (their device is no longer attributed).",
+		    m->share.evidence_dropped);
+	}
 	family(r, "veto_device_events_total", "counter",
 	       "Device events (first sight, vendor attribution, group change).");
 	for (size_t i = 0; i < METRICS_EVENTS; i++)

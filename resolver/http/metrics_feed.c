@@ -16,6 +16,7 @@ struct metrics_feed {
 	pthread_cond_t cv;
 	uint64_t asked, filled; /* requests made, requests answered (under mu) */
 	bool closing;
+	bool refreshing;            /* loop thread only: counters asked for, not yet answered */
 	struct metrics staging;     /* loop thread only */
 	struct metrics_devices dev; /* loop thread only: the last walk of the device table */
 	uint64_t dev_ms;            /* uv_now() of that walk */
@@ -23,9 +24,10 @@ struct metrics_feed {
 };
 
 static void
-on_feed_async(uv_async_t *h)
+on_feed_fresh(void *arg)
 {
-	struct metrics_feed *f = h->data;
+	struct metrics_feed *f = arg;
+	f->refreshing = false;
 	if (f->closing)
 		return;
 	metrics_snapshot(f->srv, &f->staging);
@@ -43,6 +45,18 @@ on_feed_async(uv_async_t *h)
 	f->filled = asked;
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->mu);
+}
+
+/* A handler asked: the other workers' counters are asked for first (server.workers); the
+ * snapshot is taken once they answered, the loop never waits. */
+static void
+on_feed_async(uv_async_t *h)
+{
+	struct metrics_feed *f = h->data;
+	if (f->closing || f->refreshing)
+		return; /* the round in flight answers this request too */
+	f->refreshing = true;
+	server_refresh_counters(f->srv, on_feed_fresh, f);
 }
 
 int

@@ -19,7 +19,7 @@ work=$(mktemp -d /tmp/veto-http-cost.XXXXXX)
 cd "$work"
 "$build/tests/bench_upstream" $UP 300 >/dev/null 2>&1 & UPID=$!
 {
-echo "server: {listen: [\"127.0.0.1:$PORT\"], user: $(id -un)}"
+echo "server: {workers: 1, listen: [\"127.0.0.1:$PORT\"], user: $(id -un)}"
 echo "upstream: {servers: [\"127.0.0.1:$UP\"]}"
 echo "cache: {entries: 100000}"
 echo "lists: {ads: {domains: [ads.test]}}"

@@ -7,6 +7,7 @@
 bench_veto_base() {
 	cat >"$1" <<YAML
 server:
+  workers: 1                  # one loop: the figures are per core (the default: one per CPU)
   listen: ["127.0.0.1:$VETO_PORT"]
   user: "$(id -un)"          # as root: stay root (no drop to veto)
 upstream:

@@ -68,7 +68,7 @@ def main():
 	srv = Srv()
 	work = Path(tempfile.mkdtemp(prefix="veto-listmem-"))
 	cfg = work / "veto.yaml"
-	cfg.write_text(f"""server: {{listen: ["127.0.0.1:{free_port()}"]}}
+	cfg.write_text(f"""server: {{workers: 1, listen: ["127.0.0.1:{free_port()}"]}}
 upstream: {{servers: ["127.0.0.1:9"]}}
 cache: {{entries: 1000}}
 state_dir: {work}/state

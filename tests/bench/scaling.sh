@@ -57,17 +57,30 @@ if [ "$SYSCALLS" = 1 ]; then
 else
 	printf '| server | mix | qps | CPU us/query |\n|---|---|---:|---:|\n'
 fi
-for w in 1 2; do
-	port=$((VETO_PORT + 20 + w))
-	sed -e "s#127.0.0.1:$VETO_PORT#127.0.0.1:$port#" "$work/veto.yaml" >"$work/veto-w$w.yaml"
-	sed -i -e "s#^server:#server:\n  workers: $w#" "$work/veto-w$w.yaml"
-	taskset -c "$SCALE_CPUS" "$veto" serve -c "$work/veto-w$w.yaml" >/dev/null \
-		2>"$work/veto-w$w.err" &
-	vp=$!
-	pids+=($vp)
-	bench_wait_up $port
-	measure "veto, workers $w" $port $vp
-	stop_pid $vp
+# DEVICES=1 (the default): also each with device identity on (a devices: section: the table on
+# the main loop, its snapshot on the other worker; the load's client is one device)
+devs=0
+[ "${DEVICES:-1}" = 1 ] && devs="0 1"
+for dev in $devs; do
+	for w in 1 2; do
+		port=$((VETO_PORT + 20 + w + 2 * dev))
+		cfg="$work/veto-w$w-d$dev.yaml"
+		sed -e "s#127.0.0.1:$VETO_PORT#127.0.0.1:$port#" "$work/veto.yaml" >"$cfg"
+		sed -i -e "s#^  workers: 1 .*#  workers: $w#" "$cfg"
+		label="veto, workers $w"
+		if [ "$dev" = 1 ]; then
+			mkdir -p "$work/state-w$w"
+			printf 'state_dir: %s\ndevices:\n  arp: false\n' "$work/state-w$w" >>"$cfg"
+			label="$label, devices"
+		fi
+		taskset -c "$SCALE_CPUS" "$veto" serve -c "$cfg" >/dev/null \
+			2>"$work/veto-w$w-d$dev.err" &
+		vp=$!
+		pids+=($vp)
+		bench_wait_up $port
+		measure "$label" $port $vp
+		stop_pid $vp
+	done
 done
 for t in 1 2; do
 	port=$((DD_PORT + 20 + t))

@@ -1,7 +1,7 @@
 """Fixtures for the system tests: the real veto binary on loopback, a fake upstream, clients.
 
 Environment:
-  VETO_TEST_WORKERS  server.workers for every daemon (unset: the default)
+  VETO_TEST_WORKERS  server.workers for every daemon (unset: 1)
   VETO_BIN         the veto binary (default $VETO_SOURCE_DIR/build/veto); a missing binary fails
                    every test that needs it, nothing is skipped silently
   VETO_SOURCE_DIR  the source tree (default: two folders up from this file)
@@ -75,9 +75,10 @@ def ipv6_loopback_works():
 
 HAVE_IPV6 = ipv6_loopback_works()
 CURRENT_USER = pwd.getpwuid(os.geteuid()).pw_name
-# VETO_TEST_WORKERS=N runs every daemon with server.workers: N (the default otherwise)
-TEST_WORKERS = ({"workers": int(os.environ["VETO_TEST_WORKERS"])}
-		if os.environ.get("VETO_TEST_WORKERS") else {})
+# VETO_TEST_WORKERS=N runs every daemon with server.workers: N; otherwise 1, not the default
+# (one per CPU): tests that count cache hits or upstream queries from fresh source ports assume
+# one cache, and the kernel spreads such queries over the workers
+TEST_WORKERS = {"workers": int(os.environ.get("VETO_TEST_WORKERS") or 1)}
 
 
 def base_config(port, upstreams, log_file, list_dir):

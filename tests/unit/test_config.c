@@ -231,9 +231,6 @@ static const struct error_case error_cases[] = {
 	 "group, workers)"},
 	{"workers too many", "server:\n  workers: 65\n",
 	 "t.yaml:2:3: server.workers: expected an integer from 0 to 64, got '65'"},
-	{"workers with devices", "server:\n  workers: 2\ndevices: {arp: false}\n",
-	 "t.yaml:2:3: server.workers: 2 workers with a devices: section: device identity runs on "
-	 "one worker only (set server.workers: 1, or remove devices:)"},
 	{"user empty", "server:\n  user: \"\"\n", "t.yaml:2:3: server.user: must not be empty"},
 	{"user not a string", "server:\n  user: [veto]\n",
 	 "t.yaml:2:3: server.user: expected a string, got a sequence"},

@@ -231,8 +231,10 @@ struct fixture {
 	bool reload_done;
 };
 
+/* One loop (server.workers: 1; the default is one per CPU): the tests drive it with uv_run. */
 #define BASE_CONFIG \
 	"server:\n" \
+	"  workers: 1\n" \
 	"  listen: [\"127.0.0.1:%u\"]\n" \
 	"  allow: [127.0.0.1/32, 127.0.0.3/32]\n" \
 	"upstream:\n" \

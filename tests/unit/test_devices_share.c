@@ -1,0 +1,310 @@
+/*
+ * test_devices_share: the device table read by the other workers (devices_share.h), on a real
+ * loop. A reader identifies from the published snapshot; its signature observation reaches the
+ * owner's table and the attribution comes back in the next snapshot; a pin is seen at once
+ * after devices_share_publish; a snapshot a reader holds is not freed (nor any newer one); a
+ * full queue drops sightings first, then evidence, counted, and a device whose evidence was
+ * dropped is not attributed from behaviour afterwards, on any path.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "config.h"
+#include "config_harness.h"
+#include "devices.h"
+#include "devices_int.h"
+#include "devices_share.h"
+#include "diag.h"
+#include "names.h"
+#include "policy.h"
+
+#define SIGNATURE "connect.rom.miui.com"
+
+static struct policy *
+compile(const char *yaml)
+{
+	struct diag d;
+	struct config *cfg = NULL;
+	struct policy *p = NULL;
+	diag_init(&d);
+	int rc = load(yaml, &d, &cfg);
+	if (rc == 0 && (rc = policy_new(cfg, &d, &p)) != 0)
+		config_free(&cfg);
+	if (rc != 0)
+		dump(&d);
+	assert_int_equal(rc, 0);
+	diag_clear(&d);
+	return p;
+}
+
+static void
+sockaddr_of(const char *ip, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	memset(ss, 0, sizeof(*ss));
+	in->sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
+}
+
+static void
+on_poll_timer(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+/* Runs the loop for about ms milliseconds. */
+static void
+run_for(uv_loop_t *loop, uint64_t ms)
+{
+	uv_timer_t t;
+	assert_int_equal(uv_timer_init(loop, &t), 0);
+	assert_int_equal(uv_timer_start(&t, on_poll_timer, ms, 0), 0);
+	uv_run(loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* What the last reader_query's log record would say about its device. */
+static struct devices_ident last_ident;
+
+/* One query on a worker: identify from the snapshot, decide, queue the observation. Returns
+ * the group's name ("" when none). */
+static const char *
+reader_query(struct devices_reader *r, const struct policy *p, const char *client,
+	     const char *name)
+{
+	struct sockaddr_storage ss;
+	struct names_name qname;
+	struct policy_identity id;
+	struct devices_ident ident;
+	struct devices_hints h;
+	struct policy_decision dec;
+	const char *why = NULL;
+
+	sockaddr_of(client, &ss);
+	memset(&h, 0, sizeof(h));
+	id = (struct policy_identity){.sa = (struct sockaddr *)&ss};
+	assert_int_equal(names_from_text(&qname, name, strlen(name), &why), 0);
+	assert_true(devices_reader_identify(r, (struct sockaddr *)&ss, &h, &id, &ident));
+	policy_decide(p, &id, &qname, &dec);
+	devices_reader_record(r, p, dec.group, &qname, &ident);
+	last_ident = ident;
+	const char *g = policy_group_name(p, dec.group);
+	return g != NULL ? g : "";
+}
+
+/* The same on the owner's table (the main loop's own queries). */
+static const char *
+owner_query(struct devices *d, const struct policy *p, const char *client, const char *name)
+{
+	struct sockaddr_storage ss;
+	struct names_name qname;
+	struct policy_identity id;
+	struct devices_ident ident;
+	struct policy_decision dec;
+	const char *why = NULL;
+
+	sockaddr_of(client, &ss);
+	id = (struct policy_identity){.sa = (struct sockaddr *)&ss};
+	assert_int_equal(names_from_text(&qname, name, strlen(name), &why), 0);
+	devices_identify(d, p, (struct sockaddr *)&ss, NULL, &id, &ident);
+	policy_decide(p, &id, &qname, &dec);
+	devices_record_query(d, p, dec.group, &qname, &ident);
+	const char *g = policy_group_name(p, dec.group);
+	return g != NULL ? g : "";
+}
+
+struct fixture {
+	char dir[64];			/* state_dir: the table is saved at close */
+	uv_loop_t loop;
+	struct policy *p;
+	struct devices *d;
+	struct devices_share *sh;
+	struct devices_reader *r;
+	int closed;
+};
+
+static void
+on_closed(void *arg)
+{
+	((struct fixture *)arg)->closed++;
+}
+
+static void
+setup(struct fixture *fx)
+{
+	char yaml[512];
+	memset(fx, 0, sizeof(*fx));
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/veto-test-share-XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	snprintf(yaml, sizeof(yaml),
+		 "state_dir: %s\n"
+		 "devices:\n"
+		 "  arp: false\n"
+		 "  oui: false\n"
+		 "groups:\n"
+		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
+		 "  - {name: staff, clients: [10.9.9.0/24]}\n"
+		 "  - {name: rest}\n",
+		 fx->dir);
+	fx->p = compile(yaml);
+	assert_int_equal(uv_loop_init(&fx->loop), 0);
+	assert_int_equal(devices_new(&fx->loop, fx->p, &fx->d), 0);
+	assert_int_equal(devices_share_new(&fx->loop, 1, &fx->sh), 0);
+	devices_share_attach(fx->sh, fx->d);
+	fx->r = devices_share_reader(fx->sh, 0);
+}
+
+static void
+teardown(struct fixture *fx)
+{
+	devices_share_close(fx->sh, on_closed, fx);
+	devices_close(fx->d, on_closed, fx);
+	assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(fx->closed, 2);
+	devices_share_free(&fx->sh);
+	devices_free(&fx->d);
+	assert_int_equal(uv_loop_close(&fx->loop), 0);
+	policy_unref(&fx->p);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void
+test_attribution_round_trip(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	struct devices_share_stats st;
+
+	setup(&fx);
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.31", "x.test"), "rest");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.31", SIGNATURE), "rest");
+	/* its log record names the vendor it attributes, as on the owner */
+	assert_string_equal(last_ident.vendor, "Xiaomi");
+	assert_int_equal(last_ident.vendor_source, IDENTITY_SRC_SIGNATURE);
+	/* not yet on the owner: nothing has run on its loop */
+	assert_null(devices_find(fx.d, "ip:127.0.0.31"));
+	run_for(&fx.loop, 30);
+	const struct devices_record *rec = devices_find(fx.d, "ip:127.0.0.31");
+	assert_non_null(rec);
+	assert_string_equal(rec->vendor, "Xiaomi");
+	assert_int_equal(rec->obs[0].rom, 1);
+	/* published again (an attribution is urgent): the worker's next query is banned */
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.31", "y.test"), "banned");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.32", "y.test"), "rest");
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.observations, 2);
+	assert_true(st.published >= 2);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(st.dropped, 0);
+
+	/* an administrator's pin on the owner's table: visible once published */
+	struct devices_record *r = devices_int_lookup(fx.d, "ip:127.0.0.31");
+	assert_non_null(r);
+	strcpy(r->pin_group, "staff");
+	devices_share_touch(fx.sh, r->key);
+	devices_share_publish(fx.sh);
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.31", "z.test"), "staff");
+	teardown(&fx);
+}
+
+static void
+test_held_snapshot_kept(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	struct devices_share_stats st;
+	struct sockaddr_storage ss;
+	struct policy_identity id;
+	struct devices_ident ident;
+
+	setup(&fx);
+	sockaddr_of("127.0.0.40", &ss);
+	/* the reader holds the current snapshot (between identify and record) */
+	assert_true(devices_reader_identify(fx.r, (struct sockaddr *)&ss, NULL, &id, &ident));
+	devices_share_publish(fx.sh);
+	devices_share_publish(fx.sh);
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.retired, 2); /* the held one, and the newer one behind it */
+	devices_reader_record(fx.r, fx.p, -1, NULL, NULL);
+	devices_share_publish(fx.sh);
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.retired, 0);
+	teardown(&fx);
+}
+
+static void
+test_queue_full(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	struct devices_share_stats st;
+	char ip[32];
+
+	setup(&fx);
+	/* sightings take at most half of the queue */
+	for (unsigned i = 0; i < DEVICES_SHARE_QUEUE / 2 + 10; i++) {
+		snprintf(ip, sizeof(ip), "10.1.%u.%u", i / 250, i % 250 + 1);
+		reader_query(fx.r, fx.p, ip, "x.test");
+	}
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.dropped, 10);
+	assert_int_equal(st.evidence_dropped, 0);
+	/* evidence takes the rest */
+	for (unsigned i = 0; i < DEVICES_SHARE_QUEUE / 2; i++) {
+		snprintf(ip, sizeof(ip), "10.2.%u.%u", i / 250, i % 250 + 1);
+		reader_query(fx.r, fx.p, ip, SIGNATURE);
+	}
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.dropped, 10);
+	/* full: this device's evidence is lost (and its log record names no vendor) */
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.50", SIGNATURE), "rest");
+	assert_string_equal(last_ident.vendor, "");
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.dropped, 11);
+	assert_int_equal(st.evidence_dropped, 1);
+	run_for(&fx.loop, 30);
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.observations, DEVICES_SHARE_QUEUE);
+	/* (a device whose key hashes like the suspect one's is suspect too: only delayed) */
+	uint64_t ignored = st.evidence_ignored;
+	/* from then on, no signature query of that device attributes it: not from a worker... */
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.50", SIGNATURE), "rest");
+	run_for(&fx.loop, 30);
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.50", "a.test"), "rest");
+	/* ...nor from the owner's own queries */
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.50", SIGNATURE), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.50", "b.test"), "rest");
+	const struct devices_record *rec = devices_find(fx.d, "ip:127.0.0.50");
+	assert_non_null(rec);
+	assert_string_equal(rec->vendor, "");
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.evidence_ignored - ignored, 2);
+	/* another device is attributed as usual */
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.51", SIGNATURE), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.51", "c.test"), "banned");
+	teardown(&fx);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_attribution_round_trip),
+		cmocka_unit_test(test_held_snapshot_kept),
+		cmocka_unit_test(test_queue_full),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
