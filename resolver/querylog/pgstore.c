@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hash.h"
 #include "json.h"
 #include "log.h"
 #include "pg.h"
@@ -180,6 +181,14 @@ batch_reset(struct pgstore_batch *b)
 	b->row_off[0] = 0;
 	b->day_lo = INT32_MAX;
 	b->day_hi = INT32_MIN;
+	b->seq = 0;
+}
+
+void
+pgstore_name_batch(struct pgstore *ps, struct pgstore_batch *b)
+{
+	if (b->seq == 0)
+		b->seq = atomic_fetch_add(&ps->seq, 1) + 1;
 }
 
 static int
@@ -259,6 +268,9 @@ send_batch(struct pgstore *ps, struct pgstore_batch *b)
 
 	if (b->nrows + b->nevents == 0)
 		return;
+	/* named before its first attempt: should its outcome be lost, the spooled copy keeps
+	   the name, and a second attempt finds it stored */
+	pgstore_name_batch(ps, b);
 	if (ps->conn != NULL && pgstore_spool_empty(ps)) {
 		uint64_t deadline = pgstore_deadline(b->nrows);
 		rc = 0;
@@ -270,9 +282,11 @@ send_batch(struct pgstore *ps, struct pgstore_batch *b)
 				ps->part_hi = b->day_hi > ps->part_hi ? b->day_hi : ps->part_hi;
 			}
 		}
+		struct pgstore_key key = {ps->instance, ps->run, b->seq, b->nrows, b->nevents};
+		bool already;
 		if (rc == 0)
-			rc = pgstore_send(ps->conn, b->q, b->qlen, b->e, b->elen, deadline, why,
-			                  sizeof(why));
+			rc = pgstore_send(ps->conn, &key, b->q, b->qlen, b->e, b->elen, deadline,
+			                  &already, why, sizeof(why));
 		if (rc == 0) {
 			atomic_fetch_add(&ps->stored, b->nrows);
 		} else if (rc == -EINVAL) {
@@ -303,6 +317,16 @@ housekeeping(struct pgstore *ps, uint64_t mono, uint64_t wall)
 			ps->part_hi = tomorrow;
 		else if (rc != -EINVAL)
 			pgstore_conn_failed(ps, "cannot create a partition", why);
+	}
+	/* this instance's batch keys, once none of its batches can be sent again */
+	if (ps->conn != NULL && mono >= ps->prune_at && pgstore_spool_empty(ps)) {
+		int rc = pgstore_prune_keys(ps->conn, ps->instance,
+		                            pgstore_mono_ms() + PGSTORE_SEND_MS, why, sizeof(why));
+		if (rc == -EPIPE || rc == -ETIMEDOUT)
+			pgstore_conn_failed(ps, "connection lost", why);
+		else if (rc != 0)
+			log_debug("query store: PostgreSQL: stored_batches: %s", why);
+		ps->prune_at = mono + PGSTORE_PRUNE_MS;
 	}
 	uint32_t days = atomic_load(&ps->retention_days);
 	if (ps->conn == NULL || days == 0 ||
@@ -420,6 +444,7 @@ pgstore_new(const struct config *cfg, struct pgstore **out)
 	        cfg->store.password_file != NULL ? strdup(cfg->store.password_file) : NULL;
 	ps->spool_dir = strdup(dir);
 	ps->spool_max = (uint64_t)(cfg->store.spool_mb > 0 ? cfg->store.spool_mb : 1024) << 20;
+	ps->run = (hash_seed() >> 1) | 1; /* a positive bigint in stored_batches */
 	atomic_init(&ps->retention_days, cfg->log.retention_days);
 	atomic_init(&ps->state, PGSTORE_CONNECTING);
 	if (ps->cfg.store.postgresql == NULL || ps->cfg.store.instance == NULL ||
