@@ -324,13 +324,28 @@ nap(struct devices_pg *p, int ms)
 	return stop;
 }
 
+static bool
+stop_asked(void *arg)
+{
+	struct devices_pg *p = arg;
+	pthread_mutex_lock(&p->mu);
+	bool stop = p->stop;
+	pthread_mutex_unlock(&p->mu);
+	return stop;
+}
+
+/* A connection, or NULL (warned once; not when stopping: the attempt was given up). */
 static PGconn *
 connect_store(struct devices_pg *p, bool *warned)
 {
 	const struct config *cfg = &p->store;
 	char why[512];
 	PGconn *c = NULL;
-	int rc = pg_connect(cfg, "devices", &c, why, sizeof(why));
+	/* a stop ends the attempt: a server that never answers does not hold the loop's close */
+	int rc = pg_connect_until(cfg, "devices", p->wake_fd, stop_asked, p, &c, why,
+				  sizeof(why));
+	if (rc == -ECANCELED)
+		return NULL;
 	if (rc == 0 && (rc = pg_schema_ensure(c, p->instance, why, sizeof(why))) != 0) {
 		PQfinish(c);
 		c = NULL;
@@ -427,7 +442,8 @@ run(void *arg)
 	for (;;) {
 		if (c == NULL) {
 			if ((c = connect_store(p, &warned)) == NULL) {
-				if (nap(p, backoff))
+				/* the attempt may have read the wake-up: ask first */
+				if (stop_asked(p) || nap(p, backoff))
 					break;
 				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 				continue;

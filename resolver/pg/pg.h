@@ -26,6 +26,18 @@ struct config;
  */
 int pg_connect(const struct config *cfg, const char *role, PGconn **out, char *why, size_t whysz);
 
+/* Asked by pg_connect_until whether to give up: true stops the attempt. */
+typedef bool pg_stop_cb(void *arg);
+
+/*
+ * pg_connect that a stopping thread can interrupt: while it waits for the server it also polls
+ * wake_fd (an eventfd; -1: none), reads it when readable, and asks stop(arg) (NULL: never) at
+ * every step: true ends the attempt with -ECANCELED. The connect timeout is counted here, over
+ * the whole attempt. Otherwise as pg_connect.
+ */
+int pg_connect_until(const struct config *cfg, const char *role, int wake_fd, pg_stop_cb *stop,
+                     void *arg, PGconn **out, char *why, size_t whysz);
+
 /* This instance's name: store.instance, else the host name ("veto" if it has none). */
 const char *pg_instance(const struct config *cfg, char *buf, size_t size);
 

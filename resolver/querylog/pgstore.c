@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hash.h"
 #include "json.h"
@@ -246,7 +248,12 @@ connect_now(struct pgstore *ps, uint64_t wall)
 	int32_t today = (int32_t)(wall / PGSTORE_DAY_MS);
 	bool first = atomic_load(&ps->state) == PGSTORE_CONNECTING;
 
-	if (pgstore_connect(ps, wall, &ps->conn, why, sizeof(why)) != 0) {
+	int rc = pgstore_connect(ps, wall, &ps->conn, why, sizeof(why));
+	if (rc == -ECANCELED) {
+		ps->failing = true; /* stopping: what is left goes to the spool */
+		return;
+	}
+	if (rc != 0) {
 		pgstore_conn_failed(ps, "cannot connect", why);
 		return;
 	}
@@ -445,6 +452,7 @@ pgstore_new(const struct config *cfg, struct pgstore **out)
 	ps->spool_dir = strdup(dir);
 	ps->spool_max = (uint64_t)(cfg->store.spool_mb > 0 ? cfg->store.spool_mb : 1024) << 20;
 	ps->run = (hash_seed() >> 1) | 1; /* a positive bigint in stored_batches */
+	ps->wake_fd = -1;
 	atomic_init(&ps->retention_days, cfg->log.retention_days);
 	atomic_init(&ps->state, PGSTORE_CONNECTING);
 	if (ps->cfg.store.postgresql == NULL || ps->cfg.store.instance == NULL ||
@@ -472,6 +480,10 @@ pgstore_start(struct pgstore *ps)
 	pthread_cond_init(&ps->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	ps->started = true;
+	ps->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ps->wake_fd < 0)
+		log_warning("query store: eventfd: %s (stopping may wait for a connection attempt)",
+		            strerror(errno));
 	pgstore_spool_open(ps);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -596,6 +608,11 @@ pgstore_finish(struct pgstore *ps)
 		ps->stop = true;
 		pthread_cond_signal(&ps->cv);
 		pthread_mutex_unlock(&ps->mu);
+		if (ps->wake_fd >= 0) { /* a connection attempt in progress gives up */
+			uint64_t one = 1;
+			ssize_t w = write(ps->wake_fd, &one, sizeof(one));
+			(void)w;
+		}
 		pthread_join(ps->thread, NULL);
 		ps->thread_started = false;
 	}
@@ -610,6 +627,9 @@ pgstore_finish(struct pgstore *ps)
 	pthread_cond_destroy(&ps->cv);
 	pthread_mutex_destroy(&ps->mu);
 	pthread_mutex_destroy(&ps->spool_mu);
+	if (ps->wake_fd >= 0)
+		close(ps->wake_fd);
+	ps->wake_fd = -1;
 	ps->started = false;
 }
 

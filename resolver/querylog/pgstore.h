@@ -22,7 +22,7 @@
  * beyond the bound blocked rows and events are kept before forwarded ones, and what does not
  * fit is counted lost. The connection is retried with backoff (PGSTORE_RETRY_MIN_MS doubling to
  * PGSTORE_RETRY_MAX_MS); one log line when it is lost, one when it is back with the rows
- * replayed and lost.
+ * replayed and lost. A connection attempt in progress is given up when the writer stops.
  */
 #ifndef VETO_PGSTORE_H
 #define VETO_PGSTORE_H

@@ -53,6 +53,7 @@ struct pgstore {
 	bool started;
 	uint64_t run;                /* random at start: this run's batches' keys */
 	atomic_uint_fast64_t seq;    /* the last batch number given */
+	int wake_fd;                 /* eventfd: stop, for a connection attempt in progress */
 
 	/* the writer fills 'fill'; a full or old one is swapped with 'pending' when the sender
 	   has taken the previous one (under mu); the sender sends 'sending' */
