@@ -439,3 +439,25 @@ def test_sigterm_with_database_black_holed(pg_server, veto_factory):
 	assert wait_count(pg_server, answered, "qname LIKE 'h%'", timeout=60) == answered
 	assert wait_spool_empty(v)
 	assert count(pg_server, "qname LIKE 'h%'") == answered
+
+
+def test_batch_keys_pruned_by_age_per_instance(pg_server, veto_factory):
+	"""A writer deletes its own batch keys older than an hour (at connect, its spool empty),
+	never another instance's, and keeps its recent ones."""
+	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False))
+	assert wait_count(pg_server, 1) >= 1
+	v.stop()
+	pg_server.psql("INSERT INTO stored_batches (instance, run, seq, rows, events, stored_at)"
+		       " VALUES ('dns1', 7, 1, 1, 0, now() - interval '2 hours'),"
+		       " ('dns2', 7, 1, 1, 0, now() - interval '2 hours'),"
+		       " ('dns1', 7, 2, 1, 0, now() - interval '10 minutes')")
+	v.start()
+	deadline = time.monotonic() + 20
+	left = ""
+	while time.monotonic() < deadline:
+		left = pg_server.psql("SELECT string_agg(instance || '/' || seq, ',' ORDER BY"
+				      " instance, seq) FROM stored_batches WHERE run = 7").strip()
+		if left == "dns1/2,dns2/1":
+			break
+		time.sleep(0.2)
+	assert left == "dns1/2,dns2/1"
