@@ -461,3 +461,18 @@ def test_batch_keys_pruned_by_age_per_instance(pg_server, veto_factory):
 			break
 		time.sleep(0.2)
 	assert left == "dns1/2,dns2/1"
+
+
+def test_damaged_spool_file_set_aside(pg_server, veto_factory):
+	"""A spool file whose header cannot be read (a damaged disk, a hand edit) is set aside as
+	NNN.rejected at the next start and new files are numbered above it (it was skipped by the
+	count at start, never replayed, and overwritten once the numbering reached it)."""
+	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False), start=False)
+	spool = v.dir / "state" / "spool"
+	spool.mkdir(parents=True)
+	(spool / "0000000000000005.spool").write_bytes(b"not a spool file\n")
+	v.start()
+	v.wait_stderr("not a whole spool file", timeout=20)
+	assert (spool / "0000000000000005.rejected").read_bytes() == b"not a spool file\n"
+	assert not spool_files(v)
+	assert wait_count(pg_server, 1) >= 1
