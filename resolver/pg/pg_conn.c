@@ -130,7 +130,8 @@ wait_connected(PGconn *c, int wake_fd, pg_stop_cb *stop, void *arg, char *why, s
 		}
 		uint64_t left = deadline - now;
 		struct pollfd pf[2] = {
-		        {.fd = PQsocket(c), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT},
+		        {.fd = PQsocket(c),
+		         .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT},
 		        {.fd = wake_fd, .events = POLLIN},
 		};
 		if (pf[0].fd < 0) { /* no socket yet: libpq's next step makes one */
