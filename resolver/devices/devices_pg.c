@@ -46,8 +46,7 @@ struct devices_pg {
 	bool started, abandoned;
 
 	pthread_mutex_t mu;	/* guards the fields below */
-	struct devices_pg_change *q;	/* ring of DEVICES_PG_QUEUE changes, loop -> thread */
-	size_t qhead, qlen;
+	struct devices_pg_queue q;	/* loop -> thread */
 	struct batch *in, *in_tail;	/* thread -> loop */
 	bool stop;
 	bool async_closed;	/* the loop closed async: the thread must not signal it */
@@ -86,44 +85,18 @@ wake(struct devices_pg *p)
 
 /* ---- the loop side ---- */
 
-/* The queued change of key to overwrite with a newer state: the last one queued for key, when
- * it is a state (never across a forget). NULL: append. */
-static struct devices_pg_change *
-coalesce(struct devices_pg *p, const char *key)
-{
-	for (size_t i = p->qlen; i-- > 0;) {
-		struct devices_pg_change *c = &p->q[(p->qhead + i) % DEVICES_PG_QUEUE];
-		if (strcmp(c->rec.key, key) == 0)
-			return c->forget ? NULL : c;
-	}
-	return NULL;
-}
-
-#define DEVICES_PG_FORGET_ROOM 64
-
 /* Queues r's state (or its forget); a state replaces the one still queued for the same device,
  * so that a device's repeated queries while the store is away take one slot. */
 static bool
 enqueue(struct devices_pg *p, const struct devices_record *r, bool forget)
 {
-	struct devices_pg_change *c = NULL;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
 	pthread_mutex_lock(&p->mu);
-	if (!forget)
-		c = coalesce(p, r->key);
-	/* the last DEVICES_PG_FORGET_ROOM slots are kept for forgets: states come back with the
-	 * next full send, a forget (an administrator's act) would not */
-	size_t room = forget ? DEVICES_PG_QUEUE : DEVICES_PG_QUEUE - DEVICES_PG_FORGET_ROOM;
-	if (c == NULL && p->qlen < room)
-		c = &p->q[(p->qhead + p->qlen++) % DEVICES_PG_QUEUE];
-	if (c != NULL) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		c->forget = forget;
-		c->at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-		c->rec = *r;
-	}
+	bool ok = devices_pg_queue_put(&p->q, r, forget,
+				       (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 	pthread_mutex_unlock(&p->mu);
-	return c != NULL;
+	return ok;
 }
 
 void
@@ -351,13 +324,28 @@ nap(struct devices_pg *p, int ms)
 	return stop;
 }
 
+static bool
+stop_asked(void *arg)
+{
+	struct devices_pg *p = arg;
+	pthread_mutex_lock(&p->mu);
+	bool stop = p->stop;
+	pthread_mutex_unlock(&p->mu);
+	return stop;
+}
+
+/* A connection, or NULL (warned once; not when stopping: the attempt was given up). */
 static PGconn *
 connect_store(struct devices_pg *p, bool *warned)
 {
 	const struct config *cfg = &p->store;
 	char why[512];
 	PGconn *c = NULL;
-	int rc = pg_connect(cfg, "devices", &c, why, sizeof(why));
+	/* a stop ends the attempt: a server that never answers does not hold the loop's close */
+	int rc = pg_connect_until(cfg, "devices", p->wake_fd, stop_asked, p, &c, why,
+				  sizeof(why));
+	if (rc == -ECANCELED)
+		return NULL;
 	if (rc == 0 && (rc = pg_schema_ensure(c, p->instance, why, sizeof(why))) != 0) {
 		PQfinish(c);
 		c = NULL;
@@ -384,11 +372,7 @@ static void
 take_changes(struct devices_pg *p, struct devices_pg_change *pend, size_t *n)
 {
 	pthread_mutex_lock(&p->mu);
-	while (p->qlen > 0 && *n < DEVICES_PG_QUEUE) {
-		pend[(*n)++] = p->q[p->qhead];
-		p->qhead = (p->qhead + 1) % DEVICES_PG_QUEUE;
-		p->qlen--;
-	}
+	*n += devices_pg_queue_take(&p->q, pend + *n, DEVICES_PG_QUEUE - *n);
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -458,7 +442,8 @@ run(void *arg)
 	for (;;) {
 		if (c == NULL) {
 			if ((c = connect_store(p, &warned)) == NULL) {
-				if (nap(p, backoff))
+				/* the attempt may have read the wake-up: ask first */
+				if (stop_asked(p) || nap(p, backoff))
 					break;
 				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 				continue;
@@ -575,11 +560,8 @@ devices_pg_new(struct devices *d, uv_loop_t *loop, struct policy *policy,
 	p->d = d;
 	p->wake_fd = -1;
 	pthread_mutex_init(&p->mu, NULL);
-	p->q = malloc(DEVICES_PG_QUEUE * sizeof(*p->q));
-	if (p->q == NULL) {
-		rc = -ENOMEM;
+	if ((rc = devices_pg_queue_init(&p->q)) != 0)
 		goto cleanup;
-	}
 	const struct config *cfg = policy_config(policy);
 	p->store.store.spool_mb = cfg->store.spool_mb;
 	p->store.store.resync_s = cfg->store.resync_s;
@@ -612,7 +594,7 @@ cleanup:
 		close(p->wake_fd);
 	pthread_mutex_destroy(&p->mu);
 	free_store(p);
-	free(p->q);
+	devices_pg_queue_free(&p->q);
 	free(p);
 	return rc;
 }
@@ -661,6 +643,6 @@ devices_pg_free(struct devices_pg **pp)
 	close(p->wake_fd);
 	pthread_mutex_destroy(&p->mu);
 	free_store(p);
-	free(p->q);
+	devices_pg_queue_free(&p->q);
 	free(p);
 }

@@ -8,12 +8,13 @@
 #define VETO_PG_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct config;
 
 /* The schema version this build creates and reads (the number of migration steps). */
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 4
 
 /*
  * Connects to cfg->store.postgresql as "veto/<instance>/<role>" (application_name; role says
@@ -24,6 +25,18 @@ struct config;
  * -ECONNREFUSED the server refused or could not be reached or authentication failed.
  */
 int pg_connect(const struct config *cfg, const char *role, PGconn **out, char *why, size_t whysz);
+
+/* Asked by pg_connect_until whether to give up: true stops the attempt. */
+typedef bool pg_stop_cb(void *arg);
+
+/*
+ * pg_connect that a stopping thread can interrupt: while it waits for the server it also polls
+ * wake_fd (an eventfd; -1: none), reads it when readable, and asks stop(arg) (NULL: never) at
+ * every step: true ends the attempt with -ECANCELED. The connect timeout is counted here, over
+ * the whole attempt. Otherwise as pg_connect.
+ */
+int pg_connect_until(const struct config *cfg, const char *role, int wake_fd, pg_stop_cb *stop,
+                     void *arg, PGconn **out, char *why, size_t whysz);
 
 /* This instance's name: store.instance, else the host name ("veto" if it has none). */
 const char *pg_instance(const struct config *cfg, char *buf, size_t size);
@@ -46,11 +59,12 @@ const char *pg_error(PGconn *c, const PGresult *r, char *buf, size_t size);
 /* Runs sql (no parameters) and says whether it succeeded; why gets the error. */
 int pg_exec(PGconn *c, const char *sql, char *why, size_t whysz);
 
-/* The migration steps (pg_schema_log.c, pg_schema_devices.c, pg_schema_attempts.c): step i
- * takes the schema from version i to i + 1. */
+/* The migration steps (pg_schema_log.c, pg_schema_devices.c, pg_schema_attempts.c,
+ * pg_schema_batches.c): step i takes the schema from version i to i + 1. */
 extern const char pg_schema_log_sql[];
 extern const char pg_schema_devices_sql[];
 extern const char pg_schema_attempts_sql[];
+extern const char pg_schema_batches_sql[];
 
 /* The channel a device-table change is announced on (payload "SEQ KEY"). */
 #define PG_DEVICES_CHANNEL "veto_devices"

@@ -14,7 +14,7 @@
 #define PG_SCHEMA_LOCK "1986359407"
 
 static const char *const steps[PG_SCHEMA_VERSION] = {pg_schema_log_sql, pg_schema_devices_sql,
-                                                     pg_schema_attempts_sql};
+                                                     pg_schema_attempts_sql, pg_schema_batches_sql};
 
 int
 pg_schema_version(PGconn *c)

@@ -16,8 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "hash.h"
 #include "json.h"
 #include "log.h"
 #include "pg.h"
@@ -180,6 +183,14 @@ batch_reset(struct pgstore_batch *b)
 	b->row_off[0] = 0;
 	b->day_lo = INT32_MAX;
 	b->day_hi = INT32_MIN;
+	b->seq = 0;
+}
+
+void
+pgstore_name_batch(struct pgstore *ps, struct pgstore_batch *b)
+{
+	if (b->seq == 0)
+		b->seq = atomic_fetch_add(&ps->seq, 1) + 1;
 }
 
 static int
@@ -237,7 +248,12 @@ connect_now(struct pgstore *ps, uint64_t wall)
 	int32_t today = (int32_t)(wall / PGSTORE_DAY_MS);
 	bool first = atomic_load(&ps->state) == PGSTORE_CONNECTING;
 
-	if (pgstore_connect(ps, wall, &ps->conn, why, sizeof(why)) != 0) {
+	int rc = pgstore_connect(ps, wall, &ps->conn, why, sizeof(why));
+	if (rc == -ECANCELED) {
+		ps->failing = true; /* stopping: what is left goes to the spool */
+		return;
+	}
+	if (rc != 0) {
 		pgstore_conn_failed(ps, "cannot connect", why);
 		return;
 	}
@@ -259,6 +275,9 @@ send_batch(struct pgstore *ps, struct pgstore_batch *b)
 
 	if (b->nrows + b->nevents == 0)
 		return;
+	/* named before its first attempt: should its outcome be lost, the spooled copy keeps
+	   the name, and a second attempt finds it stored */
+	pgstore_name_batch(ps, b);
 	if (ps->conn != NULL && pgstore_spool_empty(ps)) {
 		uint64_t deadline = pgstore_deadline(b->nrows);
 		rc = 0;
@@ -270,9 +289,11 @@ send_batch(struct pgstore *ps, struct pgstore_batch *b)
 				ps->part_hi = b->day_hi > ps->part_hi ? b->day_hi : ps->part_hi;
 			}
 		}
+		struct pgstore_key key = {ps->instance, ps->run, b->seq, b->nrows, b->nevents};
+		bool already;
 		if (rc == 0)
-			rc = pgstore_send(ps->conn, b->q, b->qlen, b->e, b->elen, deadline, why,
-			                  sizeof(why));
+			rc = pgstore_send(ps->conn, &key, b->q, b->qlen, b->e, b->elen, deadline,
+			                  &already, why, sizeof(why));
 		if (rc == 0) {
 			atomic_fetch_add(&ps->stored, b->nrows);
 		} else if (rc == -EINVAL) {
@@ -303,6 +324,16 @@ housekeeping(struct pgstore *ps, uint64_t mono, uint64_t wall)
 			ps->part_hi = tomorrow;
 		else if (rc != -EINVAL)
 			pgstore_conn_failed(ps, "cannot create a partition", why);
+	}
+	/* this instance's batch keys, once none of its batches can be sent again */
+	if (ps->conn != NULL && mono >= ps->prune_at && pgstore_spool_empty(ps)) {
+		int rc = pgstore_prune_keys(ps->conn, ps->instance,
+		                            pgstore_mono_ms() + PGSTORE_SEND_MS, why, sizeof(why));
+		if (rc == -EPIPE || rc == -ETIMEDOUT)
+			pgstore_conn_failed(ps, "connection lost", why);
+		else if (rc != 0)
+			log_debug("query store: PostgreSQL: stored_batches: %s", why);
+		ps->prune_at = mono + PGSTORE_PRUNE_MS;
 	}
 	uint32_t days = atomic_load(&ps->retention_days);
 	if (ps->conn == NULL || days == 0 ||
@@ -420,6 +451,8 @@ pgstore_new(const struct config *cfg, struct pgstore **out)
 	        cfg->store.password_file != NULL ? strdup(cfg->store.password_file) : NULL;
 	ps->spool_dir = strdup(dir);
 	ps->spool_max = (uint64_t)(cfg->store.spool_mb > 0 ? cfg->store.spool_mb : 1024) << 20;
+	ps->run = (hash_seed() >> 1) | 1; /* a positive bigint in stored_batches */
+	ps->wake_fd = -1;
 	atomic_init(&ps->retention_days, cfg->log.retention_days);
 	atomic_init(&ps->state, PGSTORE_CONNECTING);
 	if (ps->cfg.store.postgresql == NULL || ps->cfg.store.instance == NULL ||
@@ -447,6 +480,10 @@ pgstore_start(struct pgstore *ps)
 	pthread_cond_init(&ps->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	ps->started = true;
+	ps->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ps->wake_fd < 0)
+		log_warning("query store: eventfd: %s (stopping may wait for a connection attempt)",
+		            strerror(errno));
 	pgstore_spool_open(ps);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -571,6 +608,11 @@ pgstore_finish(struct pgstore *ps)
 		ps->stop = true;
 		pthread_cond_signal(&ps->cv);
 		pthread_mutex_unlock(&ps->mu);
+		if (ps->wake_fd >= 0) { /* a connection attempt in progress gives up */
+			uint64_t one = 1;
+			ssize_t w = write(ps->wake_fd, &one, sizeof(one));
+			(void)w;
+		}
 		pthread_join(ps->thread, NULL);
 		ps->thread_started = false;
 	}
@@ -585,6 +627,9 @@ pgstore_finish(struct pgstore *ps)
 	pthread_cond_destroy(&ps->cv);
 	pthread_mutex_destroy(&ps->mu);
 	pthread_mutex_destroy(&ps->spool_mu);
+	if (ps->wake_fd >= 0)
+		close(ps->wake_fd);
+	ps->wake_fd = -1;
 	ps->started = false;
 }
 

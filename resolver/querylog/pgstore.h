@@ -9,9 +9,11 @@
  * is sent. A batch is handed over at PGSTORE_BATCH_ROWS rows or when PGSTORE_COMMIT_MS old
  * (when the sender still holds the previous one it keeps growing, up to PGSTORE_BATCH_MAX rows,
  * then the writer spools it). The sender sends each batch as one transaction (pgstore_send.c):
- * COPY into a temporary staging table, one INSERT into the day-partitioned `queries` and one
- * upsert per rollup aggregated from the staging rows (so the rollups count exactly the rows
- * stored with them), COPY of the events, COMMIT; in libpq's non-blocking mode, abandoned when
+ * its key into stored_batches (instance, this run's random number, the batch's number: a batch
+ * sent again because the outcome of an earlier attempt was lost, live or from the spool, finds
+ * it and is skipped), COPY into a temporary staging table, one INSERT into the day-partitioned
+ * `queries` and one upsert per rollup aggregated from the staging rows (so the rollups count
+ * exactly the rows stored with them), COPY of the events, COMMIT; in libpq's non-blocking mode, abandoned when
  * not done within PGSTORE_SEND_MS per PGSTORE_BATCH_ROWS rows (pgstore_deadline). It also connects, creates or migrates the schema, creates
  * partitions a day ahead and runs retention (pgstore_conn.c).
  * A batch that cannot be sent (no connection, a lost or slow one) goes to the spool
@@ -20,7 +22,7 @@
  * beyond the bound blocked rows and events are kept before forwarded ones, and what does not
  * fit is counted lost. The connection is retried with backoff (PGSTORE_RETRY_MIN_MS doubling to
  * PGSTORE_RETRY_MAX_MS); one log line when it is lost, one when it is back with the rows
- * replayed and lost.
+ * replayed and lost. A connection attempt in progress is given up when the writer stops.
  */
 #ifndef VETO_PGSTORE_H
 #define VETO_PGSTORE_H
@@ -42,6 +44,7 @@ struct config;
 #define PGSTORE_RETRY_MIN_MS 1000
 #define PGSTORE_RETRY_MAX_MS 30000
 #define PGSTORE_RETENTION_MS (24u * 3600 * 1000) /* a retention pass this often (and at start) */
+#define PGSTORE_PRUNE_MS     (3600u * 1000) /* this instance's old batch keys deleted this often */
 
 enum pgstore_state {
 	PGSTORE_CONNECTING = 0, /* never connected yet */

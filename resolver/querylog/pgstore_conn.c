@@ -139,12 +139,18 @@ static const char fillfactor_sql[] =
         "  ALTER TABLE rollup_hours SET (fillfactor = 50);"
         " END IF; END$$";
 
+static bool
+stop_asked(void *arg)
+{
+	return pgstore_stopping(arg);
+}
+
 int
 pgstore_connect(struct pgstore *ps, uint64_t wall_ms, PGconn **out, char *why, size_t whysz)
 {
 	PGconn *c = NULL;
 	int32_t today = (int32_t)(wall_ms / PGSTORE_DAY_MS);
-	int rc = pg_connect(&ps->cfg, "writer", &c, why, whysz);
+	int rc = pg_connect_until(&ps->cfg, "writer", ps->wake_fd, stop_asked, ps, &c, why, whysz);
 
 	if (rc != 0)
 		return rc;

@@ -34,6 +34,14 @@ struct pgstore_batch {
 	uint8_t *row_blocked;  /* PGSTORE_BATCH_ROWS */
 	int32_t day_lo, day_hi; /* UTC days (since the epoch) of its rows; lo > hi: none */
 	uint64_t started;       /* monotonic ms of its first line */
+	uint64_t seq;           /* its number in this run (stored_batches), 0: not named yet */
+};
+
+/* A batch's name in stored_batches: a batch sent again is not stored twice. */
+struct pgstore_key {
+	const char *instance;
+	uint64_t run, seq;
+	uint32_t rows, events;
 };
 
 struct pgstore {
@@ -43,6 +51,9 @@ struct pgstore {
 	uint64_t spool_max; /* octets */
 	atomic_uint retention_days;
 	bool started;
+	uint64_t run;                /* random at start: this run's batches' keys */
+	atomic_uint_fast64_t seq;    /* the last batch number given */
+	int wake_fd;                 /* eventfd: stop, for a connection attempt in progress */
 
 	/* the writer fills 'fill'; a full or old one is swapped with 'pending' when the sender
 	   has taken the previous one (under mu); the sender sends 'sending' */
@@ -63,6 +74,7 @@ struct pgstore {
 	uint32_t retention_done;  /* the retention_days of the last pass */
 	bool failing;
 	uint64_t replayed;
+	uint64_t prune_at; /* monotonic ms of the next deletion of this instance's old keys */
 
 	/* the spool, under spool_mu (the writer spools when the sender is behind; the sender
 	   spools what it cannot send and replays): files seq_head .. seq_next - 1 */
@@ -81,15 +93,26 @@ struct pgstore {
 int pgstore_exec(PGconn *c, const char *sql, uint64_t deadline, char *why, size_t whysz);
 int pgstore_copy(PGconn *c, const char *sql, const char *data, size_t len, uint64_t deadline,
                  char *why, size_t whysz);
-/* One batch as one transaction: rows (COPY text) with their rollups, then events. */
-int pgstore_send(PGconn *c, const char *q, size_t qlen, const char *e, size_t elen,
-                 uint64_t deadline, char *why, size_t whysz);
+/* Runs sql with n text parameters; *affected (when not NULL) gets the rows it inserted,
+ * updated or deleted. 0 or as pgstore_exec. */
+int pgstore_exec_params(PGconn *c, const char *sql, int n, const char *const *values,
+                        uint64_t deadline, long *affected, char *why, size_t whysz);
+/* One batch as one transaction: its key (when not NULL) in stored_batches first, rows (COPY
+ * text) with their rollups, then events. 0: stored, now or (*already) by an earlier attempt
+ * whose outcome this writer did not learn; else as pgstore_exec (nothing stored). */
+int pgstore_send(PGconn *c, const struct pgstore_key *key, const char *q, size_t qlen,
+                 const char *e, size_t elen, uint64_t deadline, bool *already, char *why,
+                 size_t whysz);
 uint64_t pgstore_mono_ms(void);
 
 /* pgstore_conn.c: the sender thread's blocking steps */
 /* Creates the partitions of days lo..hi (UTC days since the epoch) under an advisory lock,
  * before deadline (UINT64_MAX: none). 0 or as pgstore_exec. */
 int pgstore_partitions(PGconn *c, int32_t lo, int32_t hi, uint64_t deadline, char *why,
+                       size_t whysz);
+/* Deletes this instance's batch keys stored more than an hour ago (the caller knows that none
+ * of its batches can be sent again). 0 or as pgstore_exec. */
+int pgstore_prune_keys(PGconn *c, const char *instance, uint64_t deadline, char *why,
                        size_t whysz);
 /* Connects, creates or migrates the schema, today's and tomorrow's partitions, the staging
  * table; the connection is then non-blocking. 0 or -errno (why). */
@@ -116,6 +139,8 @@ char *pgstore_put_value(char *p, const char *s, size_t n, char sep);
 void pgstore_count_lost(struct pgstore *ps, uint64_t n);
 /* The writer asked the sender to stop (a replay leaves the rest for the next start). */
 bool pgstore_stopping(struct pgstore *ps);
+/* Names b (its seq) when it has no name yet. Either thread. */
+void pgstore_name_batch(struct pgstore *ps, struct pgstore_batch *b);
 /* Sender: a failed send or connect: drops the connection, reports the outage once, schedules
  * the reconnect. */
 void pgstore_conn_failed(struct pgstore *ps, const char *what, const char *why);

@@ -7,7 +7,9 @@
 #include "pgstore_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -87,9 +89,9 @@ result_error(PGconn *c, const PGresult *r, char *why, size_t whysz)
 }
 
 /* Reads results until libpq has none left, or until one is COPY IN (then *copy_in). The first
- * error is kept. */
+ * error is kept; *affected (when not NULL) gets the row count of the last command. */
 static int
-collect(PGconn *c, uint64_t deadline, bool *copy_in, char *why, size_t whysz)
+collect(PGconn *c, uint64_t deadline, bool *copy_in, long *affected, char *why, size_t whysz)
 {
 	int rc = 0;
 
@@ -114,6 +116,8 @@ collect(PGconn *c, uint64_t deadline, bool *copy_in, char *why, size_t whysz)
 		}
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == 0)
 			rc = result_error(c, r, why, whysz);
+		if (st == PGRES_COMMAND_OK && affected != NULL)
+			*affected = atol(PQcmdTuples(r));
 		PQclear(r);
 		if (st == PGRES_COPY_IN) /* not expected: end it */
 			PQputCopyEnd(c, "unexpected");
@@ -137,9 +141,32 @@ pgstore_exec(PGconn *c, const char *sql, uint64_t deadline, char *why, size_t wh
 		snprintf(why, whysz, "%s", rc == -ETIMEDOUT ? "timed out" : "connection lost");
 		return rc;
 	}
-	rc = collect(c, deadline, NULL, why, whysz);
+	rc = collect(c, deadline, NULL, NULL, why, whysz);
 	if (rc == -ETIMEDOUT)
 		snprintf(why, whysz, "timed out");
+	return rc;
+}
+
+int
+pgstore_exec_params(PGconn *c, const char *sql, int n, const char *const *values,
+                    uint64_t deadline, long *affected, char *why, size_t whysz)
+{
+	long count = 0;
+
+	if (PQsendQueryParams(c, sql, n, NULL, values, NULL, NULL, 0) == 0) {
+		pg_error(c, NULL, why, whysz);
+		return PQstatus(c) != CONNECTION_OK ? -EPIPE : -EIO;
+	}
+	int rc = flush_out(c, deadline);
+	if (rc != 0) {
+		snprintf(why, whysz, "%s", rc == -ETIMEDOUT ? "timed out" : "connection lost");
+		return rc;
+	}
+	rc = collect(c, deadline, NULL, &count, why, whysz);
+	if (rc == -ETIMEDOUT)
+		snprintf(why, whysz, "timed out");
+	if (rc == 0 && affected != NULL)
+		*affected = count;
 	return rc;
 }
 
@@ -176,7 +203,7 @@ pgstore_copy(PGconn *c, const char *sql, const char *data, size_t len, uint64_t 
 	}
 	rc = flush_out(c, deadline);
 	if (rc == 0)
-		rc = collect(c, deadline, &copy_in, why, whysz);
+		rc = collect(c, deadline, &copy_in, NULL, why, whysz);
 	if (rc != 0 || !copy_in)
 		goto done;
 	for (size_t off = 0; off < len && rc == 0; off += COPY_CHUNK)
@@ -194,7 +221,7 @@ pgstore_copy(PGconn *c, const char *sql, const char *data, size_t len, uint64_t 
 	if (rc == 0)
 		rc = flush_out(c, deadline);
 	if (rc == 0)
-		return collect(c, deadline, NULL, why, whysz);
+		return collect(c, deadline, NULL, NULL, why, whysz);
 done:
 	if (rc == -ETIMEDOUT)
 		snprintf(why, whysz, "timed out");
@@ -252,12 +279,53 @@ static const char insert_sql[] =
         " ON CONFLICT (key, by_ip, qname) DO UPDATE SET last_ts = greatest(r.last_ts,"
         " EXCLUDED.last_ts)";
 
-int
-pgstore_send(PGconn *c, const char *q, size_t qlen, const char *e, size_t elen,
-             uint64_t deadline, char *why, size_t whysz)
+/* The batch's key, in its transaction before its rows: a second attempt finds it (or waits
+ * for the first attempt's transaction to end, then finds it or not). */
+static int
+claim(PGconn *c, const struct pgstore_key *k, uint64_t deadline, bool *already, char *why,
+      size_t whysz)
 {
+	char run[24], seq[24], rows[16], events[16];
+	long inserted = 0;
+
+	snprintf(run, sizeof(run), "%" PRId64, (int64_t)k->run);
+	snprintf(seq, sizeof(seq), "%" PRId64, (int64_t)k->seq);
+	snprintf(rows, sizeof(rows), "%" PRIu32, k->rows);
+	snprintf(events, sizeof(events), "%" PRIu32, k->events);
+	const char *const v[] = {k->instance, run, seq, rows, events};
+	int rc = pgstore_exec_params(c,
+	                             "INSERT INTO stored_batches (instance, run, seq, rows, events)"
+	                             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+	                             5, v, deadline, &inserted, why, whysz);
+	if (rc == 0)
+		*already = inserted == 0;
+	return rc;
+}
+
+int
+pgstore_prune_keys(PGconn *c, const char *instance, uint64_t deadline, char *why, size_t whysz)
+{
+	const char *const v[] = {instance};
+
+	return pgstore_exec_params(c,
+	                           "DELETE FROM stored_batches WHERE instance = $1"
+	                           " AND stored_at < now() - interval '1 hour'",
+	                           1, v, deadline, NULL, why, whysz);
+}
+
+int
+pgstore_send(PGconn *c, const struct pgstore_key *key, const char *q, size_t qlen,
+             const char *e, size_t elen, uint64_t deadline, bool *already, char *why,
+             size_t whysz)
+{
+	char ignored[64];
 	int rc = pgstore_exec(c, "BEGIN", deadline, why, whysz);
 
+	*already = false;
+	if (rc == 0 && key != NULL)
+		rc = claim(c, key, deadline, already, why, whysz);
+	if (rc == 0 && *already)
+		return pgstore_exec(c, "ROLLBACK", deadline, why, whysz);
 	if (rc == 0 && qlen > 0)
 		rc = pgstore_copy(c, "COPY veto_batch (" PGSTORE_QUERY_COLS ") FROM STDIN", q, qlen,
 		                  deadline, why, whysz);
@@ -268,9 +336,7 @@ pgstore_send(PGconn *c, const char *q, size_t qlen, const char *e, size_t elen,
 		                  elen, deadline, why, whysz);
 	if (rc == 0)
 		rc = pgstore_exec(c, "COMMIT", deadline, why, whysz);
-	if (rc == -EINVAL || rc == -EIO) {
-		char ignored[64];
+	if (rc == -EINVAL || rc == -EIO)
 		pgstore_exec(c, "ROLLBACK", deadline, ignored, sizeof(ignored));
-	}
 	return rc;
 }

@@ -3,9 +3,14 @@
  * batch, STATE_DIR/spool/NNNNNNNNNNNNNNNN.spool (a sequence number: names sort in order),
  * written as NAME.tmp, fsync'd, renamed, the folder fsync'd: a crash leaves whole files only
  * (a .tmp is removed at the next start). A file is a header line
- * "veto-spool 1 rows=R events=E qlen=Q elen=L days=LO..HI" and the COPY text of the rows (Q
- * octets) and of the events (L octets). Replayed oldest first, each as one transaction; a file
- * the server refuses (its data, not the connection) is renamed NAME.rejected and counted lost.
+ * "veto-spool 2 run=RUN seq=SEQ rows=R events=E qlen=Q elen=L days=LO..HI" and the COPY text of
+ * the rows (Q octets) and of the events (L octets). RUN and SEQ are the batch's key in
+ * stored_batches (a version 1 file, from an older veto, has none): a batch whose commit was in
+ * doubt when it was spooled, or a file replayed again after a crash, is not stored twice.
+ * Replayed oldest first, each as one transaction; a file the server refuses (its data, not the
+ * connection) is renamed NAME.rejected and counted lost. Numbers are never used twice: at start
+ * the next one is above every numbered file in the folder (rejected ones included), and a
+ * rejected file never replaces another.
  */
 #include "pgstore_int.h"
 
@@ -22,7 +27,7 @@
 #include "fileio.h"
 #include "log.h"
 
-#define HEADER_MAX 160
+#define HEADER_MAX 256
 
 static void
 file_path(const struct pgstore *ps, uint64_t seq, const char *ext, char *buf, size_t size)
@@ -31,6 +36,7 @@ file_path(const struct pgstore *ps, uint64_t seq, const char *ext, char *buf, si
 }
 
 struct header {
+	uint64_t run, seq; /* 0: a version 1 file, no key */
 	unsigned rows, events;
 	size_t qlen, elen;
 	int32_t lo, hi;
@@ -41,9 +47,18 @@ static int
 parse_header(const char *s, size_t n, struct header *h)
 {
 	const char *nl = memchr(s, '\n', n < HEADER_MAX ? n : HEADER_MAX);
+	char line[HEADER_MAX];
 	if (nl == NULL)
 		return -EINVAL;
-	if (sscanf(s, "veto-spool 1 rows=%u events=%u qlen=%zu elen=%zu days=%d..%d", &h->rows,
+	memcpy(line, s, (size_t)(nl - s));
+	line[nl - s] = '\0';
+	h->run = h->seq = 0;
+	if (sscanf(line,
+	           "veto-spool 2 run=%" SCNu64 " seq=%" SCNu64
+	           " rows=%u events=%u qlen=%zu elen=%zu days=%d..%d",
+	           &h->run, &h->seq, &h->rows, &h->events, &h->qlen, &h->elen, &h->lo,
+	           &h->hi) != 8 &&
+	    sscanf(line, "veto-spool 1 rows=%u events=%u qlen=%zu elen=%zu days=%d..%d", &h->rows,
 	           &h->events, &h->qlen, &h->elen, &h->lo, &h->hi) != 6)
 		return -EINVAL;
 	h->len = (size_t)(nl - s) + 1;
@@ -64,7 +79,7 @@ void
 pgstore_spool_open(struct pgstore *ps)
 {
 	int rc = fileio_mkdir_p(ps->spool_dir, 0750);
-	uint64_t lo = UINT64_MAX, hi = 0, rows = 0, bytes = 0;
+	uint64_t lo = UINT64_MAX, top = 0, rows = 0, bytes = 0;
 	char path[4200];
 
 	ps->seq_head = ps->seq_next = 1;
@@ -87,8 +102,11 @@ pgstore_spool_open(struct pgstore *ps)
 			unlink(path); /* a crash while it was written: its rows were never spooled */
 			continue;
 		}
+		/* no number is given again, whatever the file (NNN.rejected kept as evidence) */
+		top = seq > top ? seq : top;
 		if (strcmp(de->d_name + 16, ".spool") != 0)
 			continue;
+		lo = seq < lo ? seq : lo; /* a file that is not whole: replay sets it aside */
 		char head[HEADER_MAX];
 		struct header h;
 		struct stat st;
@@ -99,16 +117,14 @@ pgstore_spool_open(struct pgstore *ps)
 		int ok = n > 0 && fstat(fd, &st) == 0 && parse_header(head, (size_t)n, &h) == 0;
 		close(fd);
 		if (!ok)
-			continue; /* replay renames it aside */
+			continue;
 		rows += h.rows;
 		bytes += (uint64_t)st.st_size;
-		lo = seq < lo ? seq : lo;
-		hi = seq > hi ? seq : hi;
 	}
 	closedir(d);
+	ps->seq_next = top + 1;
+	ps->seq_head = lo != UINT64_MAX ? lo : ps->seq_next;
 	if (lo != UINT64_MAX) {
-		ps->seq_head = lo;
-		ps->seq_next = hi + 1;
 		atomic_store(&ps->spooled_rows, rows);
 		atomic_store(&ps->spool_bytes, bytes);
 		log_info("query store: spool '%s': %" PRIu64 " rows from an earlier run, to be sent",
@@ -186,10 +202,12 @@ pgstore_spool_batch(struct pgstore *ps, struct pgstore_batch *b)
 	uint64_t lost = rows0 - b->nrows + events0 - b->nevents;
 	if (b->nrows + b->nevents == 0)
 		goto done;
+	pgstore_name_batch(ps, b);
 	int hl = snprintf(head, sizeof(head),
-	                  "veto-spool 1 rows=%u events=%u qlen=%zu elen=%zu days=%d..%d\n",
-	                  (unsigned)b->nrows, (unsigned)b->nevents, b->qlen, b->elen,
-	                  (int)b->day_lo, (int)b->day_hi);
+	                  "veto-spool 2 run=%" PRIu64 " seq=%" PRIu64
+	                  " rows=%u events=%u qlen=%zu elen=%zu days=%d..%d\n",
+	                  ps->run, b->seq, (unsigned)b->nrows, (unsigned)b->nevents, b->qlen,
+	                  b->elen, (int)b->day_lo, (int)b->day_hi);
 	file_path(ps, ps->seq_next, ".tmp", tmp, sizeof(tmp));
 	file_path(ps, ps->seq_next, ".spool", path, sizeof(path));
 	int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -234,10 +252,22 @@ set_aside(struct pgstore *ps, const char *path, uint64_t seq, uint64_t rows, uin
           uint64_t size, const char *why)
 {
 	char aside[4200];
+	int rc = -EEXIST;
 
-	file_path(ps, seq, ".rejected", aside, sizeof(aside));
-	if (rename(path, aside) != 0)
+	/* never over an earlier file (the administrator's evidence): NNN.rejected, else
+	   NNN.rejected.2, ... */
+	for (unsigned k = 1; k <= 100 && rc == -EEXIST; k++) {
+		char ext[32];
+		snprintf(ext, sizeof(ext), k == 1 ? ".rejected" : ".rejected.%u", k);
+		file_path(ps, seq, ext, aside, sizeof(aside));
+		rc = renameat2(AT_FDCWD, path, AT_FDCWD, aside, RENAME_NOREPLACE) == 0 ? 0 : -errno;
+		if (rc == -EINVAL) /* a file system without it */
+			rc = link(path, aside) == 0 && unlink(path) == 0 ? 0 : -errno;
+	}
+	if (rc != 0) {
 		unlink(path);
+		snprintf(aside, sizeof(aside), "(removed: %s)", strerror(-rc));
+	}
 	log_error("query store: spool file '%s' refused by PostgreSQL: %s (kept as '%s'; %" PRIu64
 	          " rows not stored)",
 	          path, why, aside, rows);
@@ -297,8 +327,11 @@ pgstore_spool_replay(struct pgstore *ps)
 				return rc;
 			}
 		}
-		rc = pgstore_send(ps->conn, buf + h.len, h.qlen, buf + h.len + h.qlen, h.elen,
-		                  pgstore_deadline(h.rows), why, sizeof(why));
+		struct pgstore_key key = {ps->instance, h.run, h.seq, h.rows, h.events};
+		bool already = false;
+		rc = pgstore_send(ps->conn, h.run != 0 ? &key : NULL, buf + h.len, h.qlen,
+		                  buf + h.len + h.qlen, h.elen, pgstore_deadline(h.rows), &already,
+		                  why, sizeof(why));
 		free(buf);
 		if (rc == -EINVAL) {
 			set_aside(ps, path, seq, h.rows, h.rows + h.events, len, why);
@@ -309,6 +342,10 @@ pgstore_spool_replay(struct pgstore *ps)
 			pgstore_conn_failed(ps, "cannot replay the spool", why);
 			return rc;
 		}
+		if (already)
+			log_info("query store: spool file '%s' was stored by an earlier attempt whose "
+			         "outcome was not known: not stored again",
+			         path);
 		unlink(path);
 		file_done(ps);
 		atomic_fetch_sub(&ps->spooled_rows, h.rows);

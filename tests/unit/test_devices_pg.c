@@ -3,7 +3,8 @@
  * (devices_pg_merge, devices_pg_row_add): evidence summed over instances, a remote instance's
  * evidence attributing only as a local query would, evidence against handset vendors, pins
  * (newest act wins), tombstones (a stale copy goes, a newer one stays) and the first fetch
- * after start (own counts recovered from the loaded table).
+ * after start (own counts recovered from the loaded table); the queue of changes to the sync
+ * thread (a newer state replaces the queued one, never across a forget, in constant time).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,9 +12,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "devices_pg.h"
+#include "devices_pg_int.h"
 #include "identify.h"
 #include "text.h"
 
@@ -267,6 +271,133 @@ test_bounds(void **state)
 	assert_int_equal(r.nobs, DEVICES_MAX_OBS);
 }
 
+
+/* ---- the queue to the sync thread ---- */
+
+static bool
+put(struct devices_pg_queue *q, const char *key, bool forget, int64_t version)
+{
+	struct devices_record r;
+	local(&r, key, version);
+	return devices_pg_queue_put(q, &r, forget, version);
+}
+
+/* Sequences of puts ("+A3": state of A, version 3; "-A3": its forget; "|": take all so far)
+ * and what the thread takes, in order: a state replaces the last change of its key when that
+ * is a state, never a forget nor a change already taken. */
+static void
+test_queue_coalesces(void **state)
+{
+	static const struct {
+		const char *ops, *want;
+	} cases[] = {
+		{"+A1 +A2", "+A2"},
+		{"+A1 +B1 +A2 +B2 +C1", "+A2 +B2 +C1"},
+		{"+A1 -A2 +A3", "+A1 -A2 +A3"},
+		{"-A1 +A2 +A3", "-A1 +A3"},
+		{"+A1 -A2 -A3", "+A1 -A2 -A3"},
+		{"+A1 | +A2 +A3", "+A1 | +A3"},
+		{"+A1 +B1 | +B2 +A2 +B3", "+A1 +B1 | +B3 +A2"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct devices_pg_queue q;
+		struct devices_pg_change *out = calloc(DEVICES_PG_QUEUE, sizeof(*out));
+		char got[256] = "", key[8];
+		size_t used = 0;
+		assert_non_null(out);
+		assert_int_equal(devices_pg_queue_init(&q), 0);
+		char ops[64], *save = NULL;
+		snprintf(ops, sizeof(ops), "%s |", cases[i].ops);	/* a last take */
+		for (char *op = strtok_r(ops, " ", &save); op != NULL;
+		     op = strtok_r(NULL, " ", &save)) {
+			if (op[0] != '|') {
+				snprintf(key, sizeof(key), "%c", op[1]);
+				assert_true(put(&q, key, op[0] == '-', op[2] - '0'));
+				continue;
+			}
+			if (used > 0)
+				used += (size_t)snprintf(got + used, sizeof(got) - used, " |");
+			size_t n = devices_pg_queue_take(&q, out, DEVICES_PG_QUEUE);
+			for (size_t k = 0; k < n; k++)
+				used += (size_t)snprintf(got + used, sizeof(got) - used, "%s%c%s%d",
+							 used ? " " : "", out[k].forget ? '-' : '+',
+							 out[k].rec.key, (int)out[k].rec.first_seen);
+		}
+		if (strcmp(got, cases[i].want) != 0)
+			fail_msg("%s: took '%s', want '%s'", cases[i].ops, got, cases[i].want);
+		devices_pg_queue_free(&q);
+		free(out);
+	}
+}
+
+/* States fill the ring but for DEVICES_PG_FORGET_ROOM slots, which only forgets take; a full
+ * ring still takes a newer state of a device it holds. Nothing is taken out of order. */
+static void
+test_queue_bounds(void **state)
+{
+	struct devices_pg_queue q;
+	struct devices_pg_change *out = calloc(DEVICES_PG_QUEUE, sizeof(*out));
+	char key[32];
+	(void)state;
+	assert_non_null(out);
+	assert_int_equal(devices_pg_queue_init(&q), 0);
+	for (int i = 0; i < DEVICES_PG_QUEUE - DEVICES_PG_FORGET_ROOM; i++) {
+		snprintf(key, sizeof(key), "ip:10.0.%d.%d", i / 256, i % 256);
+		assert_true(put(&q, key, false, 1));
+	}
+	assert_false(put(&q, "ip:192.0.2.1", false, 1));
+	assert_true(put(&q, "ip:10.0.0.7", false, 2));	/* replaces its queued state */
+	for (int i = 0; i < DEVICES_PG_FORGET_ROOM; i++) {
+		snprintf(key, sizeof(key), "mac:00:00:5e:00:53:%02x", i);
+		assert_true(put(&q, key, true, 3));
+	}
+	assert_false(put(&q, "ip:192.0.2.2", true, 3));
+	assert_int_equal(devices_pg_queue_take(&q, out, DEVICES_PG_QUEUE), DEVICES_PG_QUEUE);
+	assert_string_equal(out[0].rec.key, "ip:10.0.0.0");
+	assert_string_equal(out[7].rec.key, "ip:10.0.0.7");
+	assert_int_equal(out[7].rec.first_seen, 2);
+	assert_true(out[DEVICES_PG_QUEUE - 1].forget);
+	assert_true(put(&q, "ip:192.0.2.1", false, 4));	/* room again */
+	devices_pg_queue_free(&q);
+	free(out);
+}
+
+/* While the store is away the loop queues a state for every signature query: finding the queued
+ * state of a device must not read the whole ring (it did: up to 1,024 key comparisons under the
+ * mutex, on the query path). Counted in key comparisons, not time: a full ring of distinct
+ * devices, each updated, then new devices refused, at most a few comparisons each. */
+static void
+test_queue_constant_time(void **state)
+{
+	struct devices_pg_queue q;
+	char key[32];
+	const int n = DEVICES_PG_QUEUE - DEVICES_PG_FORGET_ROOM;
+	(void)state;
+	assert_int_equal(devices_pg_queue_init(&q), 0);
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "ip:10.0.%d.%d", i / 256, i % 256);
+		assert_true(put(&q, key, false, 1));
+	}
+	q.compared = 0;
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < n; i++) {
+			snprintf(key, sizeof(key), "ip:10.0.%d.%d", i / 256, i % 256);
+			assert_true(put(&q, key, false, 2 + round));
+			snprintf(key, sizeof(key), "ip:10.1.%d.%d", i / 256, i % 256);
+			assert_false(put(&q, key, false, 2 + round));
+		}
+	}
+	uint64_t puts = 8 * (uint64_t)n;
+	print_message("%llu key comparisons for %llu puts\n", (unsigned long long)q.compared,
+		      (unsigned long long)puts);
+	if (q.compared > 4 * puts)
+		fail_msg("%llu key comparisons for %llu puts", (unsigned long long)q.compared,
+			 (unsigned long long)puts);
+	assert_int_equal(q.len, (size_t)n);
+	devices_pg_queue_free(&q);
+}
+
 int
 main(void)
 {
@@ -277,6 +408,9 @@ main(void)
 		cmocka_unit_test(test_tombstone),
 		cmocka_unit_test(test_initial),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_queue_coalesces),
+		cmocka_unit_test(test_queue_bounds),
+		cmocka_unit_test(test_queue_constant_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
