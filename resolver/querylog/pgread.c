@@ -710,12 +710,13 @@ pgread_events(struct pgread *p, const struct logdb_filter *f, logdb_event_cb cb,
 			pgsql_param(q, eq[i].v);
 		}
 	}
-	pgsql_add(q, " ORDER BY id DESC");
+	/* by time, not id: a spooled batch's events are inserted after newer ones */
+	pgsql_add(q, " ORDER BY ts DESC, id DESC");
 	if (f->limit > 0) {
 		pgsql_add(q, " LIMIT ");
 		pgsql_num(q, f->limit);
 	}
-	pgsql_add(q, ") e ORDER BY id");
+	pgsql_add(q, ") e ORDER BY e.ts, e.id");
 	if (rc == 0)
 		rc = pgread_exec(p, q, &r);
 	free(q);

@@ -122,7 +122,7 @@ vendor_evidence(struct pgread *p, struct pattempt *v, size_t n)
 		return -ENOMEM;
 	pgsql_add(q, "SELECT mac, client, evidence FROM device_events WHERE kind = 'vendor'"
 	             " AND evidence IS NOT NULL GROUP BY mac, client, evidence"
-	             " ORDER BY max(id) DESC");
+	             " ORDER BY max(ts) DESC, max(id) DESC");
 	rc = pgread_exec(p, q, &r);
 	free(q);
 	if (rc != 0)

@@ -119,9 +119,11 @@ def fill_pg(pg, rows, events):
 		values = ",".join("(" + pg_ts(r["ts"]) + "," + ",".join(sql_lit(r[c]) for c in keys) + ")"
 				  for r in rows[k:k + 100])
 		pg.psql(f"INSERT INTO queries (ts, {', '.join(cols)}) VALUES {values}")
+	# newest first: a spooled batch's events reach the table after newer ones, so ids are not
+	# in time order and the readers must order events by their time
 	ev = ",".join("(" + pg_ts(e["ts"]) + ", 'dns1', " + ", ".join(
 		sql_lit(e[c]) for c in ("device", "mac", "client", "kind", "old_group", "new_group",
-					"evidence", "vendor")) + ")" for e in events)
+					"evidence", "vendor")) + ")" for e in reversed(events))
 	pg.psql("INSERT INTO device_events (ts, instance, device, mac, client, kind, old_group,"
 		f" new_group, evidence, vendor) VALUES {ev}")
 	rebuild_rollups(pg)
