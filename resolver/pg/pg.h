@@ -13,7 +13,7 @@
 struct config;
 
 /* The schema version this build creates and reads (the number of migration steps). */
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 4
 
 /*
  * Connects to cfg->store.postgresql as "veto/<instance>/<role>" (application_name; role says
@@ -46,11 +46,12 @@ const char *pg_error(PGconn *c, const PGresult *r, char *buf, size_t size);
 /* Runs sql (no parameters) and says whether it succeeded; why gets the error. */
 int pg_exec(PGconn *c, const char *sql, char *why, size_t whysz);
 
-/* The migration steps (pg_schema_log.c, pg_schema_devices.c, pg_schema_attempts.c): step i
- * takes the schema from version i to i + 1. */
+/* The migration steps (pg_schema_log.c, pg_schema_devices.c, pg_schema_attempts.c,
+ * pg_schema_name_days.c): step i takes the schema from version i to i + 1. */
 extern const char pg_schema_log_sql[];
 extern const char pg_schema_devices_sql[];
 extern const char pg_schema_attempts_sql[];
+extern const char pg_schema_name_days_sql[];
 
 /* The channel a device-table change is announced on (payload "SEQ KEY"). */
 #define PG_DEVICES_CHANNEL "veto_devices"

@@ -107,6 +107,8 @@ def test_rows_match_json_lines_and_rollups(pg_server, veto_factory):
 			    "coalesce(vendor,''), coalesce(list,''), coalesce(action,''), blocked"),
 			   ("rollup_names", "coalesce(qname,''), date_trunc('hour', ts), instance, "
 			    "coalesce(list,''), coalesce(action,''), blocked"),
+			   ("rollup_name_days", "coalesce(qname,''), (ts AT TIME ZONE 'UTC')::date, "
+			    "instance, coalesce(list,''), coalesce(action,''), blocked"),
 			   ("rollup_hours", "date_trunc('hour', ts), instance, "
 			    "count(*) FILTER (WHERE blocked)")):
 		cols = "hour, instance, client, mac, device, group_name, vendor, list, action, blocked"
@@ -114,6 +116,8 @@ def test_rows_match_json_lines_and_rollups(pg_server, veto_factory):
 			cols = cols.replace("hour", "day")
 		if table == "rollup_names":
 			cols = "qname, hour, instance, list, action, blocked"
+		if table == "rollup_name_days":
+			cols = "qname, day, instance, list, action, blocked"
 		group, n = f" GROUP BY {key}", "n"
 		if table == "rollup_hours":	# (hour, instance, blocked, total)
 			cols, group, n = "hour, instance, blocked", " GROUP BY 1, 2", "total"
@@ -232,7 +236,7 @@ def test_two_instances_one_database(pg_server, veto_factory):
 		assert wait_count(pg_server, res[k], f"instance = '{k}' AND qname LIKE '{k}%'") == res[k]
 		assert count(pg_server, f"instance <> '{k}' AND qname LIKE '{k}%'") == 0
 	assert pg_server.psql("SELECT string_agg(version::text, ',' ORDER BY version)"
-			      " FROM veto_schema").strip() == "1,2,3"
+			      " FROM veto_schema").strip() == "1,2,3,4"
 	# both attempt the same names from the same address: the writers upsert the same rows of
 	# rollup_attempt_names (one per device and name, whatever the instance) at once
 	blast_both(lambda k: [f"same{i}.ads.test" for i in range(3000)])
@@ -259,6 +263,8 @@ def test_retention_drops_old_partitions(pg_server, veto_factory):
 		" VALUES (now() - interval '40 days', 'dns1', '10.0.0.1', false, 1);"
 		"INSERT INTO rollup_names VALUES ('old.test', date_trunc('hour', now() -"
 		" interval '40 days'), 'dns1', '', 'forward', false, 1);"
+		"INSERT INTO rollup_name_days VALUES ('old.test', (now() - interval '40 days')::date,"
+		" 'dns1', '', 'forward', false, 1);"
 		"INSERT INTO rollup_hours VALUES (date_trunc('hour', now() - interval '40 days'),"
 		" 'dns1', 1, 0);"
 		"INSERT INTO rollup_attempts VALUES ((now() - interval '40 days')::date, 'dns1',"
@@ -276,6 +282,8 @@ def test_retention_drops_old_partitions(pg_server, veto_factory):
 		time.sleep(0.2)
 	assert left.strip() == "0"
 	assert pg_server.psql("SELECT count(*) FROM rollup_names WHERE qname = 'old.test'").strip() == "0"
+	assert pg_server.psql("SELECT count(*) FROM rollup_name_days"
+			      " WHERE qname = 'old.test'").strip() == "0"
 	assert pg_server.psql("SELECT count(*) FROM rollup_hours"
 			      " WHERE hour < now() - interval '30 days'").strip() == "0"
 	assert pg_server.psql("SELECT count(*) FROM rollup_attempts"
