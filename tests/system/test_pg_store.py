@@ -146,6 +146,32 @@ def test_rows_match_json_lines_and_rollups(pg_server, veto_factory):
 			      " WHERE qname IN ('ads.test', 'x.tracker.test')").strip() == "2"
 
 
+def test_schema_step_fills_name_days(pg_server, veto_factory):
+	"""A database of schema 3 (no daily names) with rows: the step that adds rollup_name_days
+	counts the rows already stored, and the writer the new ones."""
+	v = veto_factory(edit=store_edit(pg_server, "dns1"))
+	for name, src in (("ads.test", GROUP_CLIENT["sink"]), ("ads.test", NOGROUP_CLIENT),
+			  ("fwd1.example.test", NOGROUP_CLIENT), ("x.tracker.test", GROUP_CLIENT["nx"])):
+		v.query(name, src=src)
+	assert wait_count(pg_server, 4, "qname <> 'probe.veto-test'") == 4
+	assert v.stop() == 0
+	pg_server.psql("DROP TABLE rollup_name_days; DELETE FROM veto_schema WHERE version = 4")
+	v.start()
+	v.query("ads.test", src=GROUP_CLIENT["sink"])
+	assert wait_count(pg_server, 5, "qname <> 'probe.veto-test'") == 5
+	assert v.stop() == 0
+	assert pg_server.psql("SELECT max(version) FROM veto_schema").strip() == "4"
+	key = ("coalesce(qname,''), (ts AT TIME ZONE 'UTC')::date, instance, coalesce(list,''),"
+	       " coalesce(action,''), blocked")
+	rollup = "SELECT qname, day, instance, list, action, blocked, n FROM rollup_name_days"
+	rows = f"SELECT {key}, count(*) FROM queries GROUP BY {key}"
+	assert pg_server.psql(f"SELECT count(*) FROM (({rollup} EXCEPT {rows}) UNION ALL"
+			      f" ({rows} EXCEPT {rollup})) d").strip() == "0"
+	# two rows before the step, one after
+	assert pg_server.psql("SELECT sum(n) FROM rollup_name_days"
+			      " WHERE qname = 'ads.test'").strip() == "3"
+
+
 def test_database_stopped_during_traffic(pg_server, veto_factory):
 	"""Every answered query is stored: spooled while the database is away, sent when back."""
 	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False))
