@@ -173,7 +173,8 @@ name_parts(struct pgsql *q, const struct logdb_filter *f, const struct window *w
 		pgsql_add(q, part[i].day ? " UNION ALL SELECT qname, n FROM rollup_name_days WHERE "
 		                         : " UNION ALL SELECT qname, n FROM rollup_names WHERE ");
 		pgsql_add(q, cond);
-		rollup_range(q, part[i].day ? "day" : "hour", part[i].from, part[i].to, part[i].day);
+		rollup_range(q, part[i].day ? "day" : "hour", part[i].from, part[i].to,
+		             part[i].day);
 		rc = pgread_where(q, f, PGW_ROLLUP | PGW_NO_SOURCE);
 	}
 	return rc;
