@@ -14,7 +14,7 @@
 struct config;
 
 /* The schema version this build creates and reads (the number of migration steps). */
-#define PG_SCHEMA_VERSION 4
+#define PG_SCHEMA_VERSION 5
 
 /*
  * Connects to cfg->store.postgresql as "veto/<instance>/<role>" (application_name; role says
@@ -60,11 +60,13 @@ const char *pg_error(PGconn *c, const PGresult *r, char *buf, size_t size);
 int pg_exec(PGconn *c, const char *sql, char *why, size_t whysz);
 
 /* The migration steps (pg_schema_log.c, pg_schema_devices.c, pg_schema_attempts.c,
- * pg_schema_batches.c): step i takes the schema from version i to i + 1. */
+ * pg_schema_batches.c, pg_schema_name_days.c): step i takes the schema from version i to
+ * i + 1. */
 extern const char pg_schema_log_sql[];
 extern const char pg_schema_devices_sql[];
 extern const char pg_schema_attempts_sql[];
 extern const char pg_schema_batches_sql[];
+extern const char pg_schema_name_days_sql[];
 
 /* The channel a device-table change is announced on (payload "SEQ KEY"). */
 #define PG_DEVICES_CHANNEL "veto_devices"

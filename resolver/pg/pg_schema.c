@@ -13,8 +13,9 @@
 /* pg_advisory_xact_lock's key: "veto" in ASCII, the same in every build. */
 #define PG_SCHEMA_LOCK "1986359407"
 
-static const char *const steps[PG_SCHEMA_VERSION] = {pg_schema_log_sql, pg_schema_devices_sql,
-                                                     pg_schema_attempts_sql, pg_schema_batches_sql};
+static const char *const steps[PG_SCHEMA_VERSION] = {
+        pg_schema_log_sql,      pg_schema_devices_sql,  pg_schema_attempts_sql,
+        pg_schema_batches_sql, pg_schema_name_days_sql};
 
 int
 pg_schema_version(PGconn *c)

@@ -6,8 +6,9 @@
  * The whole UTC days of the window from rollup_days, its whole hours around them from
  * rollup_sources, its partial hours at either end from the rows (a domain filter: all from the
  * rows); the per-hour counts from rollup_hours (from rollup_sources under a source, group,
- * list, action or blocked filter); the top blocked names from rollup_names
- * (from the blocked rows when a device filter needs them: rollup_names has no device).
+ * list, action or blocked filter); the top blocked names from rollup_name_days for the whole
+ * days and rollup_names for the whole hours around them (from the blocked rows when a device
+ * filter needs them: the name rollups have no device).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -145,6 +146,40 @@ hour_parts(struct pgsql *q, const struct logdb_filter *f, const struct window *w
 	return rc;
 }
 
+/* " UNION ALL SELECT qname, n" of the name rollups over the whole hours of the window: its
+ * whole days from rollup_name_days, the hours around them from rollup_names; cond is the
+ * rollups' own condition ("true" or the blocked names') */
+static int
+name_parts(struct pgsql *q, const struct logdb_filter *f, const struct window *w, const char *cond)
+{
+	/* [from, to) of rollup_names (hours) or of rollup_name_days (days) */
+	struct part {
+		uint64_t from, to;
+		bool day;
+	} part[3];
+	size_t np = 0;
+	int rc = 0;
+
+	if (w->d0 >= w->d1) {
+		part[np++] = (struct part){w->h0, w->h1, false};
+	} else {
+		if (w->h0 < w->d0)
+			part[np++] = (struct part){w->h0, w->d0, false};
+		part[np++] = (struct part){w->d0, w->d1, true};
+		if (w->d1 != UINT64_MAX && w->d1 < w->h1)
+			part[np++] = (struct part){w->d1, w->h1, false};
+	}
+	for (size_t i = 0; i < np && rc == 0; i++) {
+		pgsql_add(q, part[i].day ? " UNION ALL SELECT qname, n FROM rollup_name_days WHERE "
+		                         : " UNION ALL SELECT qname, n FROM rollup_names WHERE ");
+		pgsql_add(q, cond);
+		rollup_range(q, part[i].day ? "day" : "hour", part[i].from, part[i].to,
+		             part[i].day);
+		rc = pgread_where(q, f, PGW_ROLLUP | PGW_NO_SOURCE);
+	}
+	return rc;
+}
+
 /* The top blocked names (by a list) with their count of all queries of the window. */
 static int
 top_names(struct pgread *p, const struct logdb_filter *f, const struct window *w, uint32_t top,
@@ -166,11 +201,8 @@ top_names(struct pgread *p, const struct logdb_filter *f, const struct window *w
 	if (rollup) {
 		rc = rows_part(q, f, w, "SELECT qname, 1::int8 AS n",
 		               " AND blocked AND list IS NOT NULL");
-		pgsql_add(q, " UNION ALL SELECT qname, n FROM rollup_names WHERE blocked AND list "
-		             "<> ''");
-		rollup_range(q, "hour", w->h0, w->h1, false);
 		if (rc == 0)
-			rc = pgread_where(q, f, PGW_ROLLUP | PGW_NO_SOURCE);
+			rc = name_parts(q, f, w, "blocked AND list <> ''");
 	} else {
 		struct window all = {.split = false};
 		rc = rows_part(q, f, &all, "SELECT qname, 1::int8 AS n",
@@ -189,10 +221,8 @@ top_names(struct pgread *p, const struct logdb_filter *f, const struct window *w
 		pgsql_add(q, "SELECT qname, sum(n) FROM (");
 		if (rollup) {
 			rc = rows_part(q, f, w, "SELECT qname, 1::int8 AS n", NULL);
-			pgsql_add(q, " UNION ALL SELECT qname, n FROM rollup_names WHERE true");
-			rollup_range(q, "hour", w->h0, w->h1, false);
 			if (rc == 0)
-				rc = pgread_where(q, f, PGW_ROLLUP | PGW_NO_SOURCE);
+				rc = name_parts(q, f, w, "true");
 		} else {
 			struct window all = {.split = false};
 			rc = rows_part(q, f, &all, "SELECT qname, 1::int8 AS n", NULL);

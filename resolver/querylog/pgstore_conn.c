@@ -104,6 +104,8 @@ pgstore_retention(PGconn *c, uint32_t days, uint64_t wall_ms, char *why, size_t 
 	         "DELETE FROM rollup_hours WHERE hour < to_timestamp(%llu / 1000.0);"
 	         "DELETE FROM rollup_days WHERE day < (to_timestamp(%llu / 1000.0)"
 	         " AT TIME ZONE 'UTC')::date;"
+	         "DELETE FROM rollup_name_days WHERE day < (to_timestamp(%llu / 1000.0)"
+	         " AT TIME ZONE 'UTC')::date;"
 	         "DELETE FROM rollup_attempts WHERE day < (to_timestamp(%llu / 1000.0)"
 	         " AT TIME ZONE 'UTC')::date;"
 	         "DELETE FROM rollup_attempt_names WHERE last_ts < ((to_timestamp(%llu / 1000.0)"
@@ -112,7 +114,7 @@ pgstore_retention(PGconn *c, uint32_t days, uint64_t wall_ms, char *why, size_t 
 	         "COMMIT",
 	         (unsigned long long)cut_ms, (unsigned long long)cut_ms, (unsigned long long)cut_ms,
 	         (unsigned long long)cut_ms, (unsigned long long)cut_ms, (unsigned long long)cut_ms,
-	         (unsigned long long)cut_ms);
+	         (unsigned long long)cut_ms, (unsigned long long)cut_ms);
 	rc = pgstore_exec(c, sql, FOREVER, why, whysz);
 	if (rc != 0) {
 		char ignored[64];

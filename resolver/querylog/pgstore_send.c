@@ -259,6 +259,13 @@ static const char insert_sql[] =
         " FROM veto_batch GROUP BY 1, 2, 3, 4, 5, 6"
         " ON CONFLICT (qname, hour, instance, list, action, blocked)"
         " DO UPDATE SET n = r.n + EXCLUDED.n;"
+        /* the names per day (pg_schema_name_days.c), upserted in key order */
+        "INSERT INTO rollup_name_days AS r (qname, day, instance, list, action, blocked, n)"
+        " SELECT coalesce(qname, ''), (ts AT TIME ZONE 'UTC')::date, instance,"
+        " coalesce(list, ''), coalesce(action, ''), blocked, count(*)"
+        " FROM veto_batch GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"
+        " ON CONFLICT (qname, day, instance, list, action, blocked)"
+        " DO UPDATE SET n = r.n + EXCLUDED.n;"
         "INSERT INTO rollup_hours AS r (hour, instance, total, blocked)"
         " SELECT date_trunc('hour', ts), instance, count(*), count(*) FILTER (WHERE blocked)"
         " FROM veto_batch GROUP BY 1, 2"

@@ -74,6 +74,9 @@ INSERT INTO rollup_days SELECT (ts AT TIME ZONE 'UTC')::date, instance, client, 
 INSERT INTO rollup_names SELECT coalesce(qname, ''), date_trunc('hour', ts), instance,
   coalesce(list, ''), coalesce(action, ''), blocked, count(*) FROM queries
   GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 2;
+INSERT INTO rollup_name_days SELECT coalesce(qname, ''), (ts AT TIME ZONE 'UTC')::date, instance,
+  coalesce(list, ''), coalesce(action, ''), blocked, count(*) FROM queries
+  GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 2;
 INSERT INTO rollup_hours SELECT date_trunc('hour', ts), instance, count(*),
   count(*) FILTER (WHERE blocked) FROM queries GROUP BY 1, 2 ORDER BY 1;
 INSERT INTO rollup_attempts SELECT (ts AT TIME ZONE 'UTC')::date, instance, coalesce(mac, client),

@@ -135,13 +135,16 @@ def rebuild_rollups(pg):
 		    " coalesce(group_name, ''), coalesce(vendor, ''), coalesce(list, ''),"
 		    " coalesce(action, ''), blocked")
 	pg.psql("SET TIME ZONE 'UTC';"
-		" TRUNCATE rollup_sources, rollup_days, rollup_names, rollup_hours;"
+		" TRUNCATE rollup_sources, rollup_days, rollup_names, rollup_name_days, rollup_hours;"
 		f"INSERT INTO rollup_sources SELECT date_trunc('hour', ts), {keys_sql}, count(*)"
 		" FROM queries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;"
 		f"INSERT INTO rollup_days SELECT (ts AT TIME ZONE 'UTC')::date, {keys_sql}, count(*)"
 		" FROM queries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;"
 		"INSERT INTO rollup_names SELECT coalesce(qname, ''), date_trunc('hour', ts), instance,"
 		" coalesce(list, ''), coalesce(action, ''), blocked, count(*) FROM queries"
+		" GROUP BY 1, 2, 3, 4, 5, 6;"
+		"INSERT INTO rollup_name_days SELECT coalesce(qname, ''), (ts AT TIME ZONE 'UTC')::date,"
+		" instance, coalesce(list, ''), coalesce(action, ''), blocked, count(*) FROM queries"
 		" GROUP BY 1, 2, 3, 4, 5, 6;"
 		"INSERT INTO rollup_hours SELECT date_trunc('hour', ts), instance, count(*),"
 		" count(*) FILTER (WHERE blocked) FROM queries GROUP BY 1, 2;"
@@ -312,6 +315,8 @@ def test_reports_same(stores):
 	rows = stores[2]
 	t = sorted(r["ts"] for r in rows)
 	mid1, mid2 = iso(t[len(t) // 5] + 1), iso(t[4 * len(t) // 5])
+	first, last = iso(t[0] + 1), iso(t[-1])	# 60 hours: one or two whole UTC days
+	assert t[-1] - t[0] > 48 * 3600000
 	cases = [
 		["attempts", "--since", "all"], ["attempts", "--since", "24h"], ["attempts"],
 		["attempts", "--since", mid1], ["attempts", "--since", mid2, "--limit", "2"],
@@ -323,6 +328,11 @@ def test_reports_same(stores):
 								 "phone-a"],
 		["summary", "--since", "all", "--domain", "example.com"],
 		["summary", "--since", "all", "--list", "ads", "--top", "2"],
+		# whole days in the middle, whole hours and partial hours at both ends
+		["summary", "--since", first, "--until", last],
+		["summary", "--since", first, "--until", last, "--list", "ads", "--top", "1"],
+		["summary", "--since", first, "--until", last, "--action", "sinkhole,forward"],
+		["summary", "--since", first, "--until", last, "--blocked"],
 		["device", "phone-a", "--since", "all"], ["device", "3c:00:00:00:00:04", "--since", "all"],
 	]
 	for c in cases:

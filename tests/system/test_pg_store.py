@@ -109,6 +109,8 @@ def test_rows_match_json_lines_and_rollups(pg_server, veto_factory):
 			    "coalesce(vendor,''), coalesce(list,''), coalesce(action,''), blocked"),
 			   ("rollup_names", "coalesce(qname,''), date_trunc('hour', ts), instance, "
 			    "coalesce(list,''), coalesce(action,''), blocked"),
+			   ("rollup_name_days", "coalesce(qname,''), (ts AT TIME ZONE 'UTC')::date, "
+			    "instance, coalesce(list,''), coalesce(action,''), blocked"),
 			   ("rollup_hours", "date_trunc('hour', ts), instance, "
 			    "count(*) FILTER (WHERE blocked)")):
 		cols = "hour, instance, client, mac, device, group_name, vendor, list, action, blocked"
@@ -116,6 +118,8 @@ def test_rows_match_json_lines_and_rollups(pg_server, veto_factory):
 			cols = cols.replace("hour", "day")
 		if table == "rollup_names":
 			cols = "qname, hour, instance, list, action, blocked"
+		if table == "rollup_name_days":
+			cols = "qname, day, instance, list, action, blocked"
 		group, n = f" GROUP BY {key}", "n"
 		if table == "rollup_hours":	# (hour, instance, blocked, total)
 			cols, group, n = "hour, instance, blocked", " GROUP BY 1, 2", "total"
@@ -142,6 +146,32 @@ def test_rows_match_json_lines_and_rollups(pg_server, veto_factory):
 		assert diff.strip() == "0", rollup
 	assert pg_server.psql("SELECT count(*) FROM rollup_attempt_names"
 			      " WHERE qname IN ('ads.test', 'x.tracker.test')").strip() == "2"
+
+
+def test_schema_step_fills_name_days(pg_server, veto_factory):
+	"""A database of schema 4 (no daily names) with rows: the step that adds rollup_name_days
+	counts the rows already stored, and the writer the new ones."""
+	v = veto_factory(edit=store_edit(pg_server, "dns1"))
+	for name, src in (("ads.test", GROUP_CLIENT["sink"]), ("ads.test", NOGROUP_CLIENT),
+			  ("fwd1.example.test", NOGROUP_CLIENT), ("x.tracker.test", GROUP_CLIENT["nx"])):
+		v.query(name, src=src)
+	assert wait_count(pg_server, 4, "qname <> 'probe.veto-test'") == 4
+	assert v.stop() == 0
+	pg_server.psql("DROP TABLE rollup_name_days; DELETE FROM veto_schema WHERE version = 5")
+	v.start()
+	v.query("ads.test", src=GROUP_CLIENT["sink"])
+	assert wait_count(pg_server, 5, "qname <> 'probe.veto-test'") == 5
+	assert v.stop() == 0
+	assert pg_server.psql("SELECT max(version) FROM veto_schema").strip() == "5"
+	key = ("coalesce(qname,''), (ts AT TIME ZONE 'UTC')::date, instance, coalesce(list,''),"
+	       " coalesce(action,''), blocked")
+	rollup = "SELECT qname, day, instance, list, action, blocked, n FROM rollup_name_days"
+	rows = f"SELECT {key}, count(*) FROM queries GROUP BY {key}"
+	assert pg_server.psql(f"SELECT count(*) FROM (({rollup} EXCEPT {rows}) UNION ALL"
+			      f" ({rows} EXCEPT {rollup})) d").strip() == "0"
+	# two rows before the step, one after
+	assert pg_server.psql("SELECT sum(n) FROM rollup_name_days"
+			      " WHERE qname = 'ads.test'").strip() == "3"
 
 
 def test_database_stopped_during_traffic(pg_server, veto_factory):
@@ -236,7 +266,7 @@ def test_two_instances_one_database(pg_server, veto_factory):
 	# every step once, in order (whatever the number of steps this build has)
 	versions = pg_server.psql("SELECT string_agg(version::text, ',' ORDER BY version)"
 				  " FROM veto_schema").strip().split(",")
-	assert versions == [str(i) for i in range(1, len(versions) + 1)] and len(versions) >= 3
+	assert versions == [str(i) for i in range(1, len(versions) + 1)] and len(versions) >= 5
 	# both attempt the same names from the same address: the writers upsert the same rows of
 	# rollup_attempt_names (one per device and name, whatever the instance) at once
 	blast_both(lambda k: [f"same{i}.ads.test" for i in range(3000)])
@@ -263,6 +293,8 @@ def test_retention_drops_old_partitions(pg_server, veto_factory):
 		" VALUES (now() - interval '40 days', 'dns1', '10.0.0.1', false, 1);"
 		"INSERT INTO rollup_names VALUES ('old.test', date_trunc('hour', now() -"
 		" interval '40 days'), 'dns1', '', 'forward', false, 1);"
+		"INSERT INTO rollup_name_days VALUES ('old.test', (now() - interval '40 days')::date,"
+		" 'dns1', '', 'forward', false, 1);"
 		"INSERT INTO rollup_hours VALUES (date_trunc('hour', now() - interval '40 days'),"
 		" 'dns1', 1, 0);"
 		"INSERT INTO rollup_attempts VALUES ((now() - interval '40 days')::date, 'dns1',"
@@ -280,6 +312,8 @@ def test_retention_drops_old_partitions(pg_server, veto_factory):
 		time.sleep(0.2)
 	assert left.strip() == "0"
 	assert pg_server.psql("SELECT count(*) FROM rollup_names WHERE qname = 'old.test'").strip() == "0"
+	assert pg_server.psql("SELECT count(*) FROM rollup_name_days"
+			      " WHERE qname = 'old.test'").strip() == "0"
 	assert pg_server.psql("SELECT count(*) FROM rollup_hours"
 			      " WHERE hour < now() - interval '30 days'").strip() == "0"
 	assert pg_server.psql("SELECT count(*) FROM rollup_attempts"
