@@ -128,6 +128,7 @@ run(void *arg)
 	uint64_t seen = 0;
 	bool retry = false;
 
+	pthread_setname_np(pthread_self(), "veto-ckpt"); /* for top -H, ps -L */
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
 		if (c->commits != seen) {
