@@ -75,6 +75,7 @@ static bool
 checkpoint(struct logdb_ckpt *c)
 {
 	int log = 0, done = 0, rc;
+	bool complete;
 
 	if (c->db == NULL) {
 		rc = sqlite3_open_v2(c->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
@@ -97,16 +98,18 @@ checkpoint(struct logdb_ckpt *c)
 	}
 	sqlite3_busy_timeout(c->db, 0);
 	rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-	if (rc == SQLITE_OK && done < log && (uint32_t)log >= c->hard) {
+	if ((rc & 0xff) == SQLITE_BUSY)
+		return false; /* another checkpoint (the writer's, a closing reader's) */
+	/* log -1: not a WAL (cannot be: the writer made it one) */
+	complete = rc == SQLITE_OK && done >= log;
+	if (rc == SQLITE_OK && !complete && (uint32_t)log >= c->hard) {
 		sqlite3_busy_timeout(c->db, CKPT_BUSY_MS);
-		rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log,
-		                               &done);
 		atomic_fetch_add(&c->stats.truncates, 1);
+		rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		complete = rc == SQLITE_OK;
 		if ((rc & 0xff) == SQLITE_BUSY)
 			rc = SQLITE_OK; /* a reader or the writer: again later */
 	}
-	if ((rc & 0xff) == SQLITE_BUSY)
-		return false; /* another checkpoint (the writer's, a closing reader's) */
 	if (rc != SQLITE_OK) {
 		report(c, rc, c->db);
 		return false;
@@ -116,7 +119,7 @@ checkpoint(struct logdb_ckpt *c)
 		c->failing = false;
 		log_warning("query database: '%s': checkpoints work again", c->path);
 	}
-	return done >= log; /* log -1: not a WAL (cannot be: the writer made it one) */
+	return complete;
 }
 
 /* The thread: a pass after each commit that finds soft pages or more in the WAL; after a pass
