@@ -6,8 +6,12 @@
  * the checkpoint thread ("veto-ckpt") once the WAL holds soft pages or more; the thread, with its
  * own connection to the same file, copies the WAL into the database with a PASSIVE checkpoint,
  * which takes no lock the writer waits for: its fdatasync and its copying cost the writer
- * nothing. Once a PASSIVE checkpoint has copied every frame, the writer's next transaction
- * starts the WAL again from its beginning, so the file stays near soft pages.
+ * nothing. Once a PASSIVE checkpoint has copied every frame before the writer's next
+ * transaction begins, that transaction starts the WAL again from its beginning. A writer that
+ * never pauses always has a transaction open, whose snapshot began before the pass ended: the
+ * WAL then starts again only through a TRUNCATE that finds the writer between transactions or
+ * the writer's own pass past last pages, which copies only the frames the thread has not (those
+ * of its last commit or two) and syncs.
  *
  * A reader with an old snapshot (a long `veto report`) keeps a PASSIVE checkpoint from copying
  * past it. Past hard pages the thread tries TRUNCATE with a busy timeout of CKPT_BUSY_MS: it
