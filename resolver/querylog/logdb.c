@@ -26,9 +26,8 @@
 
 #define PRUNE_IDLE_MS 60000 /* between retention passes when nothing was left to delete */
 #define CACHE_KIB                                                                                  \
-	65536          /* page cache of the writer's connection: holds the hot index               \
-	                  leaves (one per device, client, MAC and name) */
-#define WAL_PAGES 8192 /* checkpoint after this many WAL pages (32 MB) */
+	65536 /* page cache of the writer's connection: holds the hot index                        \
+	         leaves (one per device, client, MAC and name) */
 /* the writer's memory of dictionary ids: entries and key bytes (about 9 MB in all) */
 #define SOURCES_MAX   16384
 #define SOURCES_ARENA (1u << 20)
@@ -98,6 +97,9 @@ close_db(struct logdb *db)
 		sqlite3_finalize(db->prune_ru[k]);
 		db->prune_ru[k] = NULL;
 	}
+	if (db->ckpt_started) /* first: the writer's close is then the last (logdb.h) */
+		logdb_ckpt_stop(&db->ckpt, db->db);
+	db->ckpt_started = false;
 	if (db->db != NULL)
 		sqlite3_close_v2(db->db);
 	db->db = NULL;
@@ -236,8 +238,6 @@ open_db(struct logdb *db, bool may_set_aside)
 	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d", CACHE_KIB);
 	logdb_exec(db->db, pragma);
 	logdb_exec(db->db, "PRAGMA journal_size_limit = 67108864");
-	snprintf(pragma, sizeof(pragma), "PRAGMA wal_autocheckpoint = %d", WAL_PAGES);
-	logdb_exec(db->db, pragma);
 	logdb_exec(db->db, "PRAGMA mmap_size = 268435456");
 	if (db->max_pages > 0) {
 		snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count = %u",
@@ -286,6 +286,9 @@ open_db(struct logdb *db, bool may_set_aside)
 		rc = logdb_migrate_prepare(db);
 	if (rc != SQLITE_OK)
 		goto failed;
+	/* wal_autocheckpoint 0: the checkpoint thread copies the WAL (logdb_ckpt.c) */
+	logdb_ckpt_start(&db->ckpt, db->db, db->path, db->wal_pages, db->ckpt_thread);
+	db->ckpt_started = true;
 	/* after a failure, opening proves little (a full disk opens fine): the backoff and the
 	 * burst end with the first commit that works (logdb_commit) */
 	if (!db->failing)
@@ -324,6 +327,8 @@ logdb_new(const struct logdb_options *opt, struct logdb **out)
 	}
 	db->retention_days = opt->retention_days;
 	db->max_pages = opt->max_pages;
+	db->wal_pages = opt->wal_pages > 0 ? opt->wal_pages : LOGDB_WAL_PAGES;
+	db->ckpt_thread = !opt->no_ckpt_thread;
 	static const size_t dict_size[LOGDB_NDICTS][2] = {
 	        [LOGDB_SOURCES] = {SOURCES_MAX, SOURCES_ARENA},
 	        [LOGDB_NAMES] = {NAMES_MAX, NAMES_ARENA},

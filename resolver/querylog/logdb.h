@@ -1,7 +1,8 @@
 /*
  * logdb: the writer of the SQLite query-log store (log.database), used by the querylog writer
  * thread (logdb.c; logdb_dict.c its memory of dictionary ids; logdb_batch.c the rows waiting
- * for their multi-row INSERT; logdb_migrate.c the conversion of older schemas). The schema and what writer and reader share: logdb_schema.h; the read side
+ * for their multi-row INSERT; logdb_migrate.c the conversion of older schemas). The schema and what
+ * writer and reader share: logdb_schema.h; the read side
  * (`veto log`, `veto report`): logdb_reader.h.
  *
  * Writer: rows are inserted 256 per prepared statement inside an open transaction that
@@ -21,7 +22,13 @@
  * started. Retention deletes rows older than retention_days in batches of LOGDB_PRUNE_ROWS
  * from logdb_tick(), so one call never holds the writer long.
  *
- * Threads: a struct logdb belongs to one thread at a time (the querylog writer).
+ * Checkpoints: a thread of the logdb's own (logdb_ckpt.c) copies the WAL into the database once
+ * it holds LOGDB_WAL_PAGES pages, so the writer never waits for a checkpoint's fdatasync; past
+ * 2x that it tries TRUNCATE (waiting at most 10 ms), past 4x (64 MB) the writer checkpoints
+ * itself. Closing the last connection checkpoints and removes the WAL, as SQLite does.
+ *
+ * Threads: a struct logdb belongs to one thread at a time (the querylog writer); the checkpoint
+ * thread has its own connection and touches nothing else.
  */
 #ifndef VETO_LOGDB_H
 #define VETO_LOGDB_H
@@ -32,18 +39,21 @@
 
 #include "record.h"
 
-#define LOGDB_BATCH_ROWS     100000 /* rows per transaction at most */
-#define LOGDB_COMMIT_MS      1000   /* a transaction is committed when this old */
-#define LOGDB_PRUNE_ROWS     5000   /* rows deleted per retention step */
-#define LOGDB_MIGRATE_ROWS   20000  /* schema 1/2 rows converted per step */
-#define LOGDB_RETRY_MIN_MS   500
-#define LOGDB_RETRY_MAX_MS   30000
-#define LOGDB_BUSY_MS        200 /* busy timeout of the writer's connection */
+#define LOGDB_BATCH_ROWS   100000 /* rows per transaction at most */
+#define LOGDB_COMMIT_MS    1000   /* a transaction is committed when this old */
+#define LOGDB_PRUNE_ROWS   5000   /* rows deleted per retention step */
+#define LOGDB_MIGRATE_ROWS 20000  /* schema 1/2 rows converted per step */
+#define LOGDB_RETRY_MIN_MS 500
+#define LOGDB_RETRY_MAX_MS 30000
+#define LOGDB_BUSY_MS      200  /* busy timeout of the writer's connection */
+#define LOGDB_WAL_PAGES    4000 /* WAL pages (16 MB) that wake the checkpoint thread */
 
 struct logdb_options {
 	const char *path;        /* copied */
 	uint32_t retention_days; /* 0 = keep forever */
 	uint32_t max_pages;      /* PRAGMA max_page_count; 0 = SQLite's default (tests) */
+	uint32_t wal_pages;      /* checkpoint past this many WAL pages; 0 = LOGDB_WAL_PAGES */
+	bool no_ckpt_thread;     /* tests: the writer checkpoints, as SQLite would */
 };
 
 /* A device event (querylog_submit_event). NULL strings are stored as NULL. */

@@ -7,6 +7,7 @@
 #define VETO_LOGDB_INT_H
 
 #include <sqlite3.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,6 +75,40 @@ struct logdb_rollup {
 	struct logdb_rollup_map map[LOGDB_ROLLUP_NMAPS];
 };
 
+/* ---- logdb_ckpt.c: WAL checkpoints on their own thread ---- */
+
+struct logdb_ckpt_stats {
+	atomic_uint_fast64_t passes;       /* checkpoints of the thread that worked */
+	atomic_uint_fast64_t truncates;    /* TRUNCATE tries (past hard) */
+	atomic_uint_fast64_t writer_ckpts; /* by the writer itself (past last) */
+	atomic_uint_fast64_t errors;       /* episodes of failure */
+};
+
+struct logdb_ckpt {
+	const char *path;               /* borrowed: the logdb's */
+	uint32_t soft, hard, last;      /* WAL pages: wake the thread, TRUNCATE, the writer's own */
+	atomic_uint_fast32_t wal_pages; /* after the writer's last commit */
+	bool running;                   /* the thread exists (written by the writer only) */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;        /* under mu */
+	uint64_t commits; /* under mu: commits that left soft pages or more */
+	sqlite3 *db;      /* the thread's connection */
+	bool failing;     /* the thread's: inside an episode of failures */
+	struct logdb_ckpt_stats stats;
+};
+
+/* Sets wal_autocheckpoint 0 and the WAL hook on the writer's connection, and starts the thread
+ * (thread false: tests; the writer checkpoints past soft, as SQLite would). Once per open
+ * connection; a thread that cannot start is reported and the writer checkpoints. */
+void logdb_ckpt_start(struct logdb_ckpt *c, sqlite3 *writer, const char *path, uint32_t soft,
+                      bool thread);
+/* Removes the hook (writer may be NULL), stops and joins the thread, closes its connection.
+ * Before the writer's connection closes, so that the writer's close is the last one (which
+ * checkpoints and removes the WAL). Does nothing when nothing was started. */
+void logdb_ckpt_stop(struct logdb_ckpt *c, sqlite3 *writer);
+
 /* ---- logdb.c ---- */
 
 enum logdb_dict_kind { LOGDB_SOURCES = 0, LOGDB_NAMES, LOGDB_TEXTS, LOGDB_NDICTS };
@@ -89,6 +124,10 @@ struct logdb {
 	char *path;
 	uint32_t retention_days;
 	uint32_t max_pages;
+	uint32_t wal_pages; /* the checkpoint thread's soft limit */
+	bool ckpt_thread;   /* false: tests */
+	bool ckpt_started;  /* logdb_ckpt_start ran for the open connection */
+	struct logdb_ckpt ckpt;
 
 	sqlite3 *db; /* NULL while broken */
 	sqlite3_stmt *ins, *ins_ev, *ins_unl, *prune_q, *prune_ev;
