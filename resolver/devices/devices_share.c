@@ -120,6 +120,7 @@ struct devices_share {
 	bool open;
 	unsigned nopen;
 	bool closing, urgent;
+	bool draining;			/* replaying: devices_share_sync does nothing */
 	struct dkey *pending;		/* devices changed urgently since the base was built */
 	size_t npending;
 	bool overflow;			/* more than DEVICES_SHARE_PENDING: a full one next */
@@ -595,6 +596,7 @@ replay(struct devices_share *sh, const struct obs_msg *m)
 static void
 drain(struct devices_share *sh)
 {
+	sh->draining = true; /* replay's devices_identify does not drain again */
 	for (unsigned i = 0; i < sh->nreaders; i++) {
 		struct devices_reader *r = &sh->readers[i];
 		/* an exchange (acquire): a reader that saw it set has published its entries */
@@ -605,6 +607,22 @@ drain(struct devices_share *sh)
 			if (sh->d != NULL && !sh->closing)
 				replay(sh, &r->ring[t % DEVICES_SHARE_QUEUE]);
 			atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+		}
+	}
+	sh->draining = false;
+}
+
+void
+devices_share_sync(struct devices_share *sh)
+{
+	if (sh == NULL || sh->draining)
+		return;
+	for (unsigned i = 0; i < sh->nreaders; i++) {
+		struct devices_reader *r = &sh->readers[i];
+		if (atomic_load_explicit(&r->head, memory_order_acquire) !=
+		    atomic_load_explicit(&r->tail, memory_order_relaxed)) {
+			drain(sh);
+			return;
 		}
 	}
 }

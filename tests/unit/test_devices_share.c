@@ -298,6 +298,38 @@ test_queue_full(void **state)
 	teardown(&fx);
 }
 
+/* A client's query answered by a worker, then its next one on the owner's loop before the
+ * owner's async callback has run (the owner read both off its socket in one go): the earlier
+ * query counts first, as with one worker. Here an OS check that rules out the vendor of the
+ * ROM name that follows: replayed after it, the ROM name would attribute the device for a
+ * while (its queries banned until the check arrives). */
+static void
+test_owner_replays_first(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	struct devices_share_stats st;
+
+	setup(&fx);
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.60", "captive.apple.com"), "rest");
+	/* the owner's loop has not run: the check is still in the worker's queue */
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.60", SIGNATURE), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.60", "b.test"), "rest");
+	const struct devices_record *rec = devices_find(fx.d, "ip:127.0.0.60");
+	assert_non_null(rec);
+	assert_string_equal(rec->vendor, "");
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.observations, 1);
+	/* nothing left for the async callback */
+	run_for(&fx.loop, 30);
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.observations, 1);
+	/* a device without the check is attributed by the owner as before */
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.61", SIGNATURE), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.61", "c.test"), "banned");
+	teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -305,6 +337,7 @@ main(void)
 		cmocka_unit_test(test_attribution_round_trip),
 		cmocka_unit_test(test_held_snapshot_kept),
 		cmocka_unit_test(test_queue_full),
+		cmocka_unit_test(test_owner_replays_first),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
