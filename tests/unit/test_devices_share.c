@@ -130,7 +130,7 @@ struct fixture {
 	struct policy *p;
 	struct devices *d;
 	struct devices_share *sh;
-	struct devices_reader *r;
+	struct devices_reader *r, *r2;	/* r2: a second worker's (setup_n with 2) */
 	int closed;
 };
 
@@ -141,7 +141,7 @@ on_closed(void *arg)
 }
 
 static void
-setup(struct fixture *fx)
+setup_n(struct fixture *fx, unsigned nreaders)
 {
 	char yaml[512];
 	memset(fx, 0, sizeof(*fx));
@@ -160,9 +160,16 @@ setup(struct fixture *fx)
 	fx->p = compile(yaml);
 	assert_int_equal(uv_loop_init(&fx->loop), 0);
 	assert_int_equal(devices_new(&fx->loop, fx->p, &fx->d), 0);
-	assert_int_equal(devices_share_new(&fx->loop, 1, &fx->sh), 0);
+	assert_int_equal(devices_share_new(&fx->loop, nreaders, &fx->sh), 0);
 	devices_share_attach(fx->sh, fx->d);
 	fx->r = devices_share_reader(fx->sh, 0);
+	fx->r2 = nreaders > 1 ? devices_share_reader(fx->sh, 1) : NULL;
+}
+
+static void
+setup(struct fixture *fx)
+{
+	setup_n(fx, 1);
 }
 
 static void
@@ -330,6 +337,40 @@ test_owner_replays_first(void **state)
 	teardown(&fx);
 }
 
+static void
+on_event(void *arg, const struct identity_event *ev)
+{
+	if (strcmp(ev->kind, "vendor") == 0)
+		(*(int *)arg)++;
+}
+
+/* Two workers: a client's OS check answered by the second, then its ROM name by the first;
+ * the owner replays them in that order (not worker by worker): no attribution, not even one
+ * ended at once by the check (two vendor events). */
+static void
+test_replay_order_across_workers(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	int vendor_events = 0;
+
+	setup_n(&fx, 2);
+	devices_set_event_cb(fx.d, on_event, &vendor_events);
+	assert_string_equal(reader_query(fx.r2, fx.p, "127.0.0.70", "captive.apple.com"), "rest");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.70", SIGNATURE), "rest");
+	run_for(&fx.loop, 30);
+	const struct devices_record *rec = devices_find(fx.d, "ip:127.0.0.70");
+	assert_non_null(rec);
+	assert_string_equal(rec->vendor, "");
+	assert_int_equal(vendor_events, 0);
+	/* the other way round the ROM name attributes the device and the check then ends it */
+	assert_string_equal(reader_query(fx.r2, fx.p, "127.0.0.71", SIGNATURE), "rest");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.71", "captive.apple.com"), "rest");
+	run_for(&fx.loop, 30);
+	assert_int_equal(vendor_events, 2);
+	teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -338,6 +379,7 @@ main(void)
 		cmocka_unit_test(test_held_snapshot_kept),
 		cmocka_unit_test(test_queue_full),
 		cmocka_unit_test(test_owner_replays_first),
+		cmocka_unit_test(test_replay_order_across_workers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
