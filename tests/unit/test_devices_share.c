@@ -22,6 +22,7 @@
 #include "config.h"
 #include "config_harness.h"
 #include "devices.h"
+#include "devices_admin.h"
 #include "devices_int.h"
 #include "devices_share.h"
 #include "diag.h"
@@ -371,6 +372,31 @@ test_replay_order_across_workers(void **state)
 	teardown(&fx);
 }
 
+/* An administrator's forget on the owner while a worker's earlier signature query of the
+ * device is still queued: the query counts before the forget (as with one worker), not after
+ * it, where it would attribute the device again behind the administrator's back. */
+static void
+test_admin_after_queued(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	char msg[256];
+
+	setup(&fx);
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.80", SIGNATURE), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.80", "a.test"), "banned");
+	run_for(&fx.loop, 30); /* published: the worker knows the device */
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.80", SIGNATURE), "banned");
+	struct devices_admin_req req = {.op = DEVICES_ADMIN_FORGET};
+	strcpy(req.target, "127.0.0.80");
+	assert_int_equal(devices_admin_run(fx.d, &req, msg, sizeof(msg)), 0);
+	run_for(&fx.loop, 30);
+	assert_null(devices_find(fx.d, "ip:127.0.0.80"));
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.80", "b.test"), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.80", "c.test"), "rest");
+	teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -380,6 +406,7 @@ main(void)
 		cmocka_unit_test(test_queue_full),
 		cmocka_unit_test(test_owner_replays_first),
 		cmocka_unit_test(test_replay_order_across_workers),
+		cmocka_unit_test(test_admin_after_queued),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
