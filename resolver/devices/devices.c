@@ -288,6 +288,7 @@ devices_identify(struct devices *d, const struct policy *pol, const struct socka
 	struct dkey k;
 	int64_t now = (int64_t)time(NULL);
 
+	devices_share_sync(d->share); /* what workers saw before this query counts first */
 	bool anonymous;
 	const struct sockaddr *sa = devices_forwarded_client(d->trusted, client, h, &ecs, &hint,
 							     &has_hint, &anonymous);

@@ -289,6 +289,8 @@ devices_admin_run(struct devices *d, const struct devices_admin_req *req, char *
 
 	if ((rc = devices_admin_check(cfg, req, msg, size)) != 0)
 		return rc;
+	/* the queries workers answered before this request count before it (devices_share.h) */
+	devices_share_sync(d->share);
 	text_safe(safe, sizeof(safe), req->target);
 	if (devices_admin_key(cfg, devices_int_sources(d), req->target, key, &addr) != 0) {
 		snprintf(msg, size,

@@ -158,6 +158,10 @@ struct devices_share;
 void devices_share_touch(struct devices_share *sh, const char *key);
 bool devices_share_suspect(struct devices_share *sh, const char *key, const struct sockaddr *sa);
 void devices_share_retire(struct devices_share *sh, struct devices_sources **src);
+/* The owner's own query is about to be identified: replays first what the workers have
+ * queued, so that a client's earlier query answered by another worker counts before this one
+ * (as with one worker). A few atomic loads when the queues are empty. */
+void devices_share_sync(struct devices_share *sh);
 /* A full snapshot now (benchmarks). */
 void devices_share_rebuild(struct devices_share *sh);
 void devices_on_handle_closed(uv_handle_t *h);

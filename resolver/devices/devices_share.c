@@ -75,6 +75,7 @@ struct obs_msg {
 	} client;
 	struct devices_hints h;
 	uint64_t ts_ms;			/* when the worker had it (Unix ms): its events' time */
+	uint64_t seq;			/* devices_share.seq: the order the workers had them */
 	bool evidence;			/* a signature name: qname is set */
 	struct names_name qname;
 	char group[IDENTITY_NAME_MAX];
@@ -93,6 +94,7 @@ struct devices_reader {
 	_Atomic size_t head;
 	_Atomic size_t tail;
 	_Atomic bool signalled;		/* the owner was woken and has not drained yet */
+	size_t stop;			/* the owner's: head when this drain began */
 	_Atomic uint64_t dropped, evidence_dropped;
 	/* the reader's thread only */
 	struct snap *cur;		/* held between identify and record */
@@ -113,6 +115,7 @@ struct devices_share {
 	unsigned nreaders;
 	uint64_t seed;
 	_Atomic uint64_t suspect[SUSPECT_BITS / 64];
+	_Atomic uint64_t seq;		/* numbers the observations across the workers */
 
 	uv_async_t async;
 	uv_timer_t timer;
@@ -120,6 +123,7 @@ struct devices_share {
 	bool open;
 	unsigned nopen;
 	bool closing, urgent;
+	bool draining;			/* replaying: devices_share_sync does nothing */
 	struct dkey *pending;		/* devices changed urgently since the base was built */
 	size_t npending;
 	bool overflow;			/* more than DEVICES_SHARE_PENDING: a full one next */
@@ -592,19 +596,53 @@ replay(struct devices_share *sh, const struct obs_msg *m)
 	sh->observations++;
 }
 
+/* The queued observations of every worker, in the order the workers had them (smallest seq
+ * first): a client's queries answered by two workers count in the order it sent them. */
 static void
 drain(struct devices_share *sh)
 {
+	sh->draining = true; /* replay's devices_identify does not drain again */
 	for (unsigned i = 0; i < sh->nreaders; i++) {
 		struct devices_reader *r = &sh->readers[i];
 		/* an exchange (acquire): a reader that saw it set has published its entries */
 		(void)atomic_exchange(&r->signalled, false);
-		size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-		size_t h = atomic_load_explicit(&r->head, memory_order_acquire);
-		for (; t != h; t++) {
-			if (sh->d != NULL && !sh->closing)
-				replay(sh, &r->ring[t % DEVICES_SHARE_QUEUE]);
-			atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+		r->stop = atomic_load_explicit(&r->head, memory_order_acquire);
+	}
+	for (;;) {
+		struct devices_reader *next = NULL;
+		uint64_t first = 0;
+		for (unsigned i = 0; i < sh->nreaders; i++) {
+			struct devices_reader *r = &sh->readers[i];
+			size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+			if (t == r->stop)
+				continue;
+			uint64_t seq = r->ring[t % DEVICES_SHARE_QUEUE].seq;
+			if (next == NULL || seq < first) {
+				next = r;
+				first = seq;
+			}
+		}
+		if (next == NULL)
+			break;
+		size_t t = atomic_load_explicit(&next->tail, memory_order_relaxed);
+		if (sh->d != NULL && !sh->closing)
+			replay(sh, &next->ring[t % DEVICES_SHARE_QUEUE]);
+		atomic_store_explicit(&next->tail, t + 1, memory_order_release);
+	}
+	sh->draining = false;
+}
+
+void
+devices_share_sync(struct devices_share *sh)
+{
+	if (sh == NULL || sh->draining)
+		return;
+	for (unsigned i = 0; i < sh->nreaders; i++) {
+		struct devices_reader *r = &sh->readers[i];
+		if (atomic_load_explicit(&r->head, memory_order_acquire) !=
+		    atomic_load_explicit(&r->tail, memory_order_relaxed)) {
+			drain(sh);
+			return;
 		}
 	}
 }
@@ -898,6 +936,7 @@ devices_reader_record(struct devices_reader *r, const struct policy *pol, int gr
 	m->client = r->msg.client;
 	m->h = r->msg.h;
 	m->evidence = evidence;
+	m->seq = atomic_fetch_add_explicit(&sh->seq, 1, memory_order_relaxed);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	m->ts_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;

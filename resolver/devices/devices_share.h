@@ -29,7 +29,12 @@
  * observation on its table (devices_identify, devices_record_query), as if the query had come to
  * it. A query for a signature name is always sent; another query at most once a second per
  * device and worker (first sight, last seen, group), and only while the ring is less than half
- * full, so that evidence finds room. A full ring drops the observation and counts it. A
+ * full, so that evidence finds room. Observations are numbered across workers and replayed in
+ * that order (not worker by worker), and the owner replays what is queued before its own
+ * query's identification and before an administrator's request (devices_share_sync in
+ * devices_int.h): a client's queries count in the order it sent them, whichever worker
+ * answered them, so that evidence against an attribution (an OS check) cannot arrive after
+ * the ROM name it rules out, and a query answered before a forget cannot undo it. A full ring drops the observation and counts it. A
  * dropped signature observation marks its device suspect: from then on until a restart, no
  * signature query of that device changes anything (on any worker), because the evidence lost
  * could have been against an attribution (an OS family's check, a second vendor behind one

@@ -20,7 +20,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from conftest import BLOCK_IPV4, run_veto, udp_exchange
+from conftest import BLOCK_IPV4, TEST_WORKERS, run_veto, udp_exchange
 
 SIGNATURE = "connect.rom.miui.com"
 LONG_NAME = "a-very-long-inventory-device-name-for-the-table"
@@ -106,9 +106,21 @@ def banned_by_signature(v, src, tag):
 	assert r.rcode() == dns.rcode.NOERROR and group_of(v, f"{tag}-before.test") == "home"
 	r = ask(v, SIGNATURE, src)
 	assert r.rcode() == dns.rcode.NOERROR
-	r = ask(v, f"{tag}-after.test", src)
+	# With one worker the next query is banned. With several, a signature query answered by
+	# another worker reaches the device table through the main loop, and that worker sees the
+	# attribution once the table is published again (milliseconds: README, Device identity on
+	# every core): a query sent meanwhile to it still gets the device's previous group. Such
+	# queries are allowed (answered, group home: never another group), then the ban must come.
+	deadline = time.monotonic() + (5 if TEST_WORKERS["workers"] != 1 else 0)
+	for k in range(1000):
+		name = f"{tag}-after.test" if k == 0 else f"{tag}-after{k}.test"
+		r = ask(v, name, src)
+		if r.rcode() == dns.rcode.REFUSED or time.monotonic() >= deadline:
+			break
+		assert r.rcode() == dns.rcode.NOERROR and group_of(v, name) == "home"
+		time.sleep(0.001)
 	assert r.rcode() == dns.rcode.REFUSED
-	assert group_of(v, f"{tag}-after.test") == "banned"
+	assert group_of(v, name) == "banned"
 
 
 def test_forget_on_running_daemon(aveto):

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "config_harness.h"
 #include "devices.h"
+#include "devices_admin.h"
 #include "devices_int.h"
 #include "devices_share.h"
 #include "diag.h"
@@ -130,7 +131,7 @@ struct fixture {
 	struct policy *p;
 	struct devices *d;
 	struct devices_share *sh;
-	struct devices_reader *r;
+	struct devices_reader *r, *r2;	/* r2: a second worker's (setup_n with 2) */
 	int closed;
 };
 
@@ -141,7 +142,7 @@ on_closed(void *arg)
 }
 
 static void
-setup(struct fixture *fx)
+setup_n(struct fixture *fx, unsigned nreaders)
 {
 	char yaml[512];
 	memset(fx, 0, sizeof(*fx));
@@ -160,9 +161,16 @@ setup(struct fixture *fx)
 	fx->p = compile(yaml);
 	assert_int_equal(uv_loop_init(&fx->loop), 0);
 	assert_int_equal(devices_new(&fx->loop, fx->p, &fx->d), 0);
-	assert_int_equal(devices_share_new(&fx->loop, 1, &fx->sh), 0);
+	assert_int_equal(devices_share_new(&fx->loop, nreaders, &fx->sh), 0);
 	devices_share_attach(fx->sh, fx->d);
 	fx->r = devices_share_reader(fx->sh, 0);
+	fx->r2 = nreaders > 1 ? devices_share_reader(fx->sh, 1) : NULL;
+}
+
+static void
+setup(struct fixture *fx)
+{
+	setup_n(fx, 1);
 }
 
 static void
@@ -298,6 +306,97 @@ test_queue_full(void **state)
 	teardown(&fx);
 }
 
+/* A client's query answered by a worker, then its next one on the owner's loop before the
+ * owner's async callback has run (the owner read both off its socket in one go): the earlier
+ * query counts first, as with one worker. Here an OS check that rules out the vendor of the
+ * ROM name that follows: replayed after it, the ROM name would attribute the device for a
+ * while (its queries banned until the check arrives). */
+static void
+test_owner_replays_first(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	struct devices_share_stats st;
+
+	setup(&fx);
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.60", "captive.apple.com"), "rest");
+	/* the owner's loop has not run: the check is still in the worker's queue */
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.60", SIGNATURE), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.60", "b.test"), "rest");
+	const struct devices_record *rec = devices_find(fx.d, "ip:127.0.0.60");
+	assert_non_null(rec);
+	assert_string_equal(rec->vendor, "");
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.observations, 1);
+	/* nothing left for the async callback */
+	run_for(&fx.loop, 30);
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.observations, 1);
+	/* a device without the check is attributed by the owner as before */
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.61", SIGNATURE), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.61", "c.test"), "banned");
+	teardown(&fx);
+}
+
+static void
+on_event(void *arg, const struct identity_event *ev)
+{
+	if (strcmp(ev->kind, "vendor") == 0)
+		(*(int *)arg)++;
+}
+
+/* Two workers: a client's OS check answered by the second, then its ROM name by the first;
+ * the owner replays them in that order (not worker by worker): no attribution, not even one
+ * ended at once by the check (two vendor events). */
+static void
+test_replay_order_across_workers(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	int vendor_events = 0;
+
+	setup_n(&fx, 2);
+	devices_set_event_cb(fx.d, on_event, &vendor_events);
+	assert_string_equal(reader_query(fx.r2, fx.p, "127.0.0.70", "captive.apple.com"), "rest");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.70", SIGNATURE), "rest");
+	run_for(&fx.loop, 30);
+	const struct devices_record *rec = devices_find(fx.d, "ip:127.0.0.70");
+	assert_non_null(rec);
+	assert_string_equal(rec->vendor, "");
+	assert_int_equal(vendor_events, 0);
+	/* the other way round the ROM name attributes the device and the check then ends it */
+	assert_string_equal(reader_query(fx.r2, fx.p, "127.0.0.71", SIGNATURE), "rest");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.71", "captive.apple.com"), "rest");
+	run_for(&fx.loop, 30);
+	assert_int_equal(vendor_events, 2);
+	teardown(&fx);
+}
+
+/* An administrator's forget on the owner while a worker's earlier signature query of the
+ * device is still queued: the query counts before the forget (as with one worker), not after
+ * it, where it would attribute the device again behind the administrator's back. */
+static void
+test_admin_after_queued(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	char msg[256];
+
+	setup(&fx);
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.80", SIGNATURE), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.80", "a.test"), "banned");
+	run_for(&fx.loop, 30); /* published: the worker knows the device */
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.80", SIGNATURE), "banned");
+	struct devices_admin_req req = {.op = DEVICES_ADMIN_FORGET};
+	strcpy(req.target, "127.0.0.80");
+	assert_int_equal(devices_admin_run(fx.d, &req, msg, sizeof(msg)), 0);
+	run_for(&fx.loop, 30);
+	assert_null(devices_find(fx.d, "ip:127.0.0.80"));
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.80", "b.test"), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.80", "c.test"), "rest");
+	teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -305,6 +404,9 @@ main(void)
 		cmocka_unit_test(test_attribution_round_trip),
 		cmocka_unit_test(test_held_snapshot_kept),
 		cmocka_unit_test(test_queue_full),
+		cmocka_unit_test(test_owner_replays_first),
+		cmocka_unit_test(test_replay_order_across_workers),
+		cmocka_unit_test(test_admin_after_queued),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
