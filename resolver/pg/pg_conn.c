@@ -164,7 +164,7 @@ pg_connect_until(const struct config *cfg, const char *role, int wake_fd, pg_sto
                  void *arg, PGconn **out, char *why, size_t whysz)
 {
 	char app[128], inst[64], password[1024];
-	const char *keys[8], *vals[8];
+	const char *keys[12], *vals[12];
 	int n = 0;
 
 	if (cfg->store.postgresql == NULL) {
@@ -173,6 +173,12 @@ pg_connect_until(const struct config *cfg, const char *role, int wake_fd, pg_sto
 	}
 	snprintf(app, sizeof(app), "veto/%s/%s", pg_instance(cfg, inst, sizeof(inst)), role);
 	keys[n] = "connect_timeout", vals[n++] = "5";
+	/* a server gone without a word (power, a cut cable) is noticed in about a minute, not
+	   after the kernel's two hours; before dbname: the connection string may set its own */
+	keys[n] = "keepalives", vals[n++] = "1";
+	keys[n] = "keepalives_idle", vals[n++] = "30";
+	keys[n] = "keepalives_interval", vals[n++] = "10";
+	keys[n] = "keepalives_count", vals[n++] = "3";
 	keys[n] = "dbname", vals[n++] = cfg->store.postgresql;
 	keys[n] = "application_name", vals[n++] = app;
 	if (cfg->store.password_file != NULL) {

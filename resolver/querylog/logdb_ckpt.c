@@ -9,17 +9,17 @@
  * nothing. Once a PASSIVE checkpoint has copied every frame before the writer's next
  * transaction begins, that transaction starts the WAL again from its beginning. A writer that
  * never pauses always has a transaction open, whose snapshot began before the pass ended: the
- * WAL then starts again only through a TRUNCATE that finds the writer between transactions or
- * the writer's own pass past last pages, which copies only the frames the thread has not (those
- * of its last commit or two) and syncs.
+ * WAL then starts again only through the writer's own pass past last pages, which copies only
+ * the frames the thread has not (those of its last commit or two) and syncs.
  *
- * A reader with an old snapshot (a long `veto report`) keeps a PASSIVE checkpoint from copying
- * past it. Past hard pages the thread tries TRUNCATE with a busy timeout of CKPT_BUSY_MS: it
- * waits at most that long for the write lock and for the readers, and holds the writer back
- * only while it copies the frames committed since its last PASSIVE pass. Past last pages (the
- * thread is not keeping up, or could not start) the writer checkpoints in its hook itself, a
- * PASSIVE one as before this thread existed. While a reader keeps its snapshot, no checkpoint
- * can shorten the WAL: it grows until that reader ends, as it always did.
+ * The thread never runs a RESTART or TRUNCATE checkpoint: those hold the WAL's write lock while
+ * they wait and sync, and the writer, whose transaction may begin with a read (a dictionary
+ * lookup) and then upgrade to a write, gets SQLITE_BUSY at once on that upgrade (SQLite calls
+ * no busy handler there), which would fail its batch. A PASSIVE pass takes no lock the writer
+ * needs. A reader with an old snapshot (a long `veto report`) keeps any checkpoint from
+ * copying past it: past last pages the writer checkpoints in its hook itself, a PASSIVE one as
+ * before this thread existed, and while a reader keeps its snapshot the WAL grows until that
+ * reader ends, as it always did.
  *
  * Errors (a full disk, I/O) are logged once per episode and the end of the episode once; the
  * writer is not affected (its commits are in the WAL, which stays until a checkpoint works).
@@ -37,7 +37,6 @@
 
 #include "log.h"
 
-#define CKPT_BUSY_MS  10   /* TRUNCATE: waits this long for the write lock, the readers */
 #define CKPT_RETRY_MS 1000 /* after an incomplete or failed checkpoint */
 
 static int
@@ -73,7 +72,7 @@ report(struct logdb_ckpt *c, int rc, sqlite3 *s)
 	          c->path, s != NULL ? sqlite3_errmsg(s) : sqlite3_errstr(rc));
 }
 
-/* One pass: opens the connection when needed, PASSIVE, then TRUNCATE past hard. Returns true
+/* One pass: opens the connection when needed, PASSIVE (never a lock the writer needs). Returns true
  * when every frame is in the database. */
 static bool
 checkpoint(struct logdb_ckpt *c)
@@ -106,14 +105,6 @@ checkpoint(struct logdb_ckpt *c)
 		return false; /* another checkpoint (the writer's, a closing reader's) */
 	/* log -1: not a WAL (cannot be: the writer made it one) */
 	complete = rc == SQLITE_OK && done >= log;
-	if (rc == SQLITE_OK && !complete && (uint32_t)log >= c->hard) {
-		sqlite3_busy_timeout(c->db, CKPT_BUSY_MS);
-		atomic_fetch_add(&c->stats.truncates, 1);
-		rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-		complete = rc == SQLITE_OK;
-		if ((rc & 0xff) == SQLITE_BUSY)
-			rc = SQLITE_OK; /* a reader or the writer: again later */
-	}
 	if (rc != SQLITE_OK) {
 		report(c, rc, c->db);
 		return false;
@@ -178,7 +169,6 @@ logdb_ckpt_start(struct logdb_ckpt *c, sqlite3 *writer, const char *path, uint32
 	atomic_store(&c->wal_pages, 0);
 	c->path = path;
 	c->soft = soft;
-	c->hard = soft * 2;
 	c->last = soft * 4;
 	logdb_exec(writer, "PRAGMA wal_autocheckpoint = 0");
 	if (thread && pthread_condattr_init(&ca) == 0) {

@@ -79,14 +79,13 @@ struct logdb_rollup {
 
 struct logdb_ckpt_stats {
 	atomic_uint_fast64_t passes;       /* checkpoints of the thread that worked */
-	atomic_uint_fast64_t truncates;    /* TRUNCATE tries (past hard) */
 	atomic_uint_fast64_t writer_ckpts; /* by the writer itself (past last) */
 	atomic_uint_fast64_t errors;       /* episodes of failure */
 };
 
 struct logdb_ckpt {
 	const char *path;               /* borrowed: the logdb's */
-	uint32_t soft, hard, last;      /* WAL pages: wake the thread, TRUNCATE, the writer's own */
+	uint32_t soft, last;            /* WAL pages: wake the thread, the writer's own pass */
 	atomic_uint_fast32_t wal_pages; /* after the writer's last commit */
 	bool running;                   /* the thread exists (written by the writer only) */
 	pthread_t thread;

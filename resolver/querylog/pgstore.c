@@ -327,7 +327,7 @@ housekeeping(struct pgstore *ps, uint64_t mono, uint64_t wall)
 	}
 	/* this instance's batch keys, once none of its batches can be sent again */
 	if (ps->conn != NULL && mono >= ps->prune_at && pgstore_spool_empty(ps)) {
-		int rc = pgstore_prune_keys(ps->conn, ps->instance,
+		int rc = pgstore_prune_keys(ps->conn, ps->instance, ps->run,
 		                            pgstore_mono_ms() + PGSTORE_SEND_MS, why, sizeof(why));
 		if (rc == -EPIPE || rc == -ETIMEDOUT)
 			pgstore_conn_failed(ps, "connection lost", why);

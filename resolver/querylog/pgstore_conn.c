@@ -156,7 +156,13 @@ pgstore_connect(struct pgstore *ps, uint64_t wall_ms, PGconn **out, char *why, s
 
 	if (rc != 0)
 		return rc;
-	rc = pg_schema_ensure(c, ps->instance, why, whysz);
+	/* a transaction of this writer's that the network cut off (its FIN lost) ends on the
+	   server after this, so that its batch key, held uncommitted, does not block the replay of
+	   that batch until TCP gives up (hours) */
+	rc = pgstore_exec(c, "SET idle_in_transaction_session_timeout = '30s'", FOREVER, why,
+	                  whysz);
+	if (rc == 0)
+		rc = pg_schema_ensure(c, ps->instance, why, whysz);
 	if (rc == 0)
 		rc = pgstore_partitions(c, today, today + 1, FOREVER, why, whysz);
 	if (rc == 0)

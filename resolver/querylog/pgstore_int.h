@@ -110,10 +110,11 @@ uint64_t pgstore_mono_ms(void);
  * before deadline (UINT64_MAX: none). 0 or as pgstore_exec. */
 int pgstore_partitions(PGconn *c, int32_t lo, int32_t hi, uint64_t deadline, char *why,
                        size_t whysz);
-/* Deletes this instance's batch keys stored more than an hour ago (the caller knows that none
- * of its batches can be sent again). 0 or as pgstore_exec. */
-int pgstore_prune_keys(PGconn *c, const char *instance, uint64_t deadline, char *why,
-                       size_t whysz);
+/* Deletes the keys of this instance's run stored more than an hour ago (the caller knows that
+ * none of its batches can be sent again) and the instance's keys of any run older than a week.
+ * 0 or as pgstore_exec. */
+int pgstore_prune_keys(PGconn *c, const char *instance, uint64_t run, uint64_t deadline,
+                       char *why, size_t whysz);
 /* Connects, creates or migrates the schema, today's and tomorrow's partitions, the staging
  * table; the connection is then non-blocking. 0 or -errno (why). */
 int pgstore_connect(struct pgstore *ps, uint64_t wall_ms, PGconn **out, char *why, size_t whysz);

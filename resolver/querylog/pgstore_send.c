@@ -310,14 +310,21 @@ claim(PGconn *c, const struct pgstore_key *k, uint64_t deadline, bool *already, 
 }
 
 int
-pgstore_prune_keys(PGconn *c, const char *instance, uint64_t deadline, char *why, size_t whysz)
+pgstore_prune_keys(PGconn *c, const char *instance, uint64_t run, uint64_t deadline, char *why,
+                   size_t whysz)
 {
-	const char *const v[] = {instance};
+	char runs[24];
 
+	snprintf(runs, sizeof(runs), "%lld", (long long)run);
+	const char *const v[] = {instance, runs};
+
+	/* another run's keys (an earlier run whose spool another start replays, or a second
+	 * process misconfigured with the same instance name) only after a week */
 	return pgstore_exec_params(c,
 	                           "DELETE FROM stored_batches WHERE instance = $1"
-	                           " AND stored_at < now() - interval '1 hour'",
-	                           1, v, deadline, NULL, why, whysz);
+	                           " AND ((run = $2 AND stored_at < now() - interval '1 hour')"
+	                           " OR stored_at < now() - interval '7 days')",
+	                           2, v, deadline, NULL, why, whysz);
 }
 
 int

@@ -510,15 +510,16 @@ def test_sigterm_with_database_black_holed(pg_server, veto_factory):
 
 
 def test_batch_keys_pruned_by_age_per_instance(pg_server, veto_factory):
-	"""A writer deletes its own batch keys older than an hour (at connect, its spool empty),
-	never another instance's, and keeps its recent ones."""
+	"""A writer deletes its instance's batch keys of other runs only after a week (an earlier
+	run's spool may still hold a batch whose commit was in doubt; pruning its key after an hour
+	would let that batch be stored twice), never another instance's."""
 	v = veto_factory(edit=store_edit(pg_server, "dns1", log_file=False))
 	assert wait_count(pg_server, 1) >= 1
 	v.stop()
 	pg_server.psql("INSERT INTO stored_batches (instance, run, seq, rows, events, stored_at)"
-		       " VALUES ('dns1', 7, 1, 1, 0, now() - interval '2 hours'),"
-		       " ('dns2', 7, 1, 1, 0, now() - interval '2 hours'),"
-		       " ('dns1', 7, 2, 1, 0, now() - interval '10 minutes')")
+		       " VALUES ('dns1', 7, 1, 1, 0, now() - interval '8 days'),"
+		       " ('dns2', 7, 1, 1, 0, now() - interval '8 days'),"
+		       " ('dns1', 7, 2, 1, 0, now() - interval '2 hours')")
 	v.start()
 	deadline = time.monotonic() + 20
 	left = ""
@@ -529,6 +530,9 @@ def test_batch_keys_pruned_by_age_per_instance(pg_server, veto_factory):
 			break
 		time.sleep(0.2)
 	assert left == "dns1/2,dns2/1"
+	time.sleep(1)	# and the two-hour-old key of the other run stays
+	assert pg_server.psql("SELECT string_agg(instance || '/' || seq, ',' ORDER BY instance, seq)"
+			      " FROM stored_batches WHERE run = 7").strip() == "dns1/2,dns2/1"
 
 
 def test_damaged_spool_file_set_aside(pg_server, veto_factory):

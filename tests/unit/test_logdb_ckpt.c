@@ -22,7 +22,7 @@
 #define LOGDB_HARNESS_TMP "/tmp/test_logdb_ckpt.XXXXXX"
 #include "logdb_harness.h"
 
-#define SOFT    200 /* WAL pages that wake the thread (hard 400, last 800) */
+#define SOFT    200 /* WAL pages that wake the thread (last 800) */
 #define COMMITS 60
 #define ROWS    400 /* per commit: new names, so every commit writes fresh pages */
 
@@ -135,7 +135,7 @@ test_writer_without_thread(void **state)
 	assert_int_equal(sql_int(path, "SELECT count(*) FROM queries"), COMMITS * ROWS);
 }
 
-/* A reader's snapshot pins the WAL: it grows past hard (TRUNCATE is tried and gives up, no
+/* A reader's snapshot pins the WAL: it grows past twice soft (no checkpoint can pass it, no
  * write fails); once the reader ends, a pass copies everything. */
 static void
 test_reader_pins_wal(void **state)
@@ -165,7 +165,6 @@ test_reader_pins_wal(void **state)
 	}
 	int64_t frame = frame_bytes(path);
 	assert_true(wal_size(path) > 2 * SOFT * frame);
-	assert_true(atomic_load(&db->ckpt.stats.truncates) > 0);
 	assert_int_equal(atomic_load(&db->ckpt.stats.writer_ckpts), 0);
 	assert_int_equal(logdb_dropped(db), 0);
 	sqlite3_finalize(st);
