@@ -388,7 +388,8 @@ observe(struct devices_record *r, const struct config_signature *sg, const char 
 }
 
 /* The device's vendor changed (attributed, or an attribution ended): log, move its group from
- * its next query on, report the events. */
+ * its next query on, report the events. name: the query (of signature sg), or with sg NULL
+ * why the vendor changed without one. */
 static void
 vendor_changed(struct devices *d, const struct policy *pol, struct devices_record *r,
 	       const struct sockaddr *sa, int group, const char *old_vendor, const char *name,
@@ -404,9 +405,12 @@ vendor_changed(struct devices *d, const struct policy *pol, struct devices_recor
 	const char *og = policy_group_name(pol, group);
 	const char *nn = policy_group_name(pol, next.group);
 	const char *shown = identify_display_name(r);
-	snprintf(evidence, sizeof(evidence), "'%s' (%s)", name,
-		 identity_strength_name(sg->strength));
-	log_info("devices: %s%s%s: vendor '%s' (was '%s') from query %s: group '%s' -> '%s'%s",
+	if (sg != NULL)
+		snprintf(evidence, sizeof(evidence), "query '%s' (%s)", name,
+			 identity_strength_name(sg->strength));
+	else	/* no query: name says why (a worker lost one) */
+		snprintf(evidence, sizeof(evidence), "%s", name);
+	log_info("devices: %s%s%s: vendor '%s' (was '%s') from %s: group '%s' -> '%s'%s",
 		 r->key, shown ? " " : "", shown ? shown : "", r->vendor, old_vendor, evidence,
 		 og ? og : "(none)", nn ? nn : "(none)",
 		 kept ? "" : " for this query only: the device table is full and this device is "
@@ -437,8 +441,28 @@ devices_record_query(struct devices *d, const struct policy *pol, int group,
 		emit_event(d, "first_seen", r, sa, NULL, r->group, r->has_mac ? "mac" : "address");
 
 	int sig = qname != NULL ? policy_signature(pol, qname) : -1;
-	if (sig >= 0 && devices_share_suspect(d->share, r->key, sa))
+	if (sig >= 0 && devices_share_suspect(d->share, r->key, sa, true))
 		sig = -1; /* a worker lost some of its evidence (devices_share.h) */
+	if (!r->suspect && r->vendor_source == IDENTITY_SRC_SIGNATURE &&
+	    devices_share_suspect(d->share, r->key, sa, false)) {
+		/* the query lost may have been evidence against this attribution: it ends, the
+		 * other sources (pin, inventory, OUI, hostname) say who the device is */
+		char old_vendor[IDENTITY_VENDOR_MAX];
+		struct policy_identity id;
+		struct policy_decision was; /* the group the attribution gave (a worker may have
+					     * answered this query without it already) */
+		identify_policy(cfg, r, sa, &id);
+		policy_decide(pol, &id, NULL, &was);
+		text_copy(old_vendor, sizeof(old_vendor), r->vendor);
+		r->suspect = true;
+		identify_vendor(cfg, r);
+		if (strcmp(old_vendor, r->vendor) != 0)
+			vendor_changed(d, pol, r, sa, was.group, old_vendor,
+				       "a query lost in a worker's full queue", NULL,
+				       kept);
+		if (kept)
+			devices_pg_push(d->pg, r, false);
+	}
 	if (sig >= 0 && (size_t)sig < cfg->devices.nsignatures) {
 		const struct config_signature *sg = &cfg->devices.signatures[sig];
 		char name[NAMES_MAX_TEXT], old_vendor[IDENTITY_VENDOR_MAX];

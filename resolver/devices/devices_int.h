@@ -151,12 +151,15 @@ void devices_fill_ident(const struct devices_record *r, struct devices_ident *id
 
 /* devices_share.c, for the table (each NULL-safe on sh). touch: the device with key (NULL: the
  * sources or the configuration) changed in a way every worker must see soon (an attribution,
- * a pin, a forget, a group change, new sources); other changes move d->gen. suspect: whether signature queries of the device with key, or at
- * address sa, are to be ignored (a worker dropped one). retire: source tables the table no
- * longer uses (a shell of them, taken): freed once no worker can read them. */
+ * a pin, a forget, a group change, new sources); other changes move d->gen. suspect: whether a
+ * worker dropped a signature query of the device with key, or at address sa: its signature
+ * queries are ignored (count: one more in the stats) and its behaviour attribution ends
+ * (devices_record_query). retire: source tables the table no longer uses (a shell of them,
+ * taken): freed once no worker can read them. */
 struct devices_share;
 void devices_share_touch(struct devices_share *sh, const char *key);
-bool devices_share_suspect(struct devices_share *sh, const char *key, const struct sockaddr *sa);
+bool devices_share_suspect(struct devices_share *sh, const char *key, const struct sockaddr *sa,
+			   bool count);
 void devices_share_retire(struct devices_share *sh, struct devices_sources **src);
 /* The owner's own query is about to be identified: replays first what the workers have
  * queued, so that a client's earlier query answered by another worker counts before this one
@@ -164,6 +167,10 @@ void devices_share_retire(struct devices_share *sh, struct devices_sources **src
 void devices_share_sync(struct devices_share *sh);
 /* A full snapshot now (benchmarks). */
 void devices_share_rebuild(struct devices_share *sh);
+/* What the current snapshot says behaviour attributes to the device with key (tests, owner
+ * thread): its vendor, "" for none or no entry. */
+void devices_share_snap_romv(struct devices_share *sh, const char *key, char *buf,
+			     size_t size);
 void devices_on_handle_closed(uv_handle_t *h);
 
 /* devices.c, for devices_admin.c (the administrator's forget, pin and unpin on the running

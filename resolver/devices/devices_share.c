@@ -504,6 +504,19 @@ devices_share_publish(struct devices_share *sh)
 }
 
 void
+devices_share_snap_romv(struct devices_share *sh, const char *key, char *buf, size_t size)
+{
+	const struct snap *cur = atomic_load(&sh->cur);
+	const char *strs = NULL;
+	const struct snap_entry *e = NULL;
+	struct dkey k;
+
+	if (cur != NULL && devices_text_dkey(key, &k) == 0)
+		e = snap_find(cur, &k, sh->seed, &strs);
+	text_copy(buf, size, e != NULL && e->s[S_ROMV] != 0 ? strs + e->s[S_ROMV] : NULL);
+}
+
+void
 devices_share_retire(struct devices_share *sh, struct devices_sources **src)
 {
 	struct snap *cur = sh != NULL ? atomic_load(&sh->cur) : NULL;
@@ -550,7 +563,8 @@ suspect_has(struct devices_share *sh, const struct dkey *k)
 }
 
 bool
-devices_share_suspect(struct devices_share *sh, const char *key, const struct sockaddr *sa)
+devices_share_suspect(struct devices_share *sh, const char *key, const struct sockaddr *sa,
+		      bool count)
 {
 	struct dkey k;
 	struct devices_ip ip;
@@ -563,7 +577,7 @@ devices_share_suspect(struct devices_share *sh, const char *key, const struct so
 		k = kmap_ip_key(ip.family, ip.addr);
 		s = suspect_has(sh, &k);
 	}
-	if (s)
+	if (s && count)
 		sh->ignored++;
 	return s;
 }
@@ -845,7 +859,10 @@ devices_reader_identify(struct devices_reader *r, const struct sockaddr *client,
 		text_copy(rec->oui_vendor, sizeof(rec->oui_vendor), strs + e->s[S_OUIV]);
 		text_copy(rec->pin_vendor, sizeof(rec->pin_vendor), strs + e->s[S_PINV]);
 		text_copy(rec->pin_group, sizeof(rec->pin_group), strs + e->s[S_PING]);
-		if (e->s[S_ROMV] != 0) { /* the vendor behaviour gave it, as one rom observation */
+		/* the vendor behaviour gave it, as one rom observation; not when a query of the
+		 * device was dropped since (the owner ends the attribution at its next query) */
+		if (e->s[S_ROMV] != 0 && !suspect_has(r->sh, &r->key) &&
+		    !suspect_has(r->sh, &r->ipkey)) {
 			rec->nobs = 1;
 			text_copy(rec->obs[0].vendor, sizeof(rec->obs[0].vendor),
 				  strs + e->s[S_ROMV]);

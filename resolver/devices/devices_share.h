@@ -35,10 +35,14 @@
  * devices_int.h): a client's queries count in the order it sent them, whichever worker
  * answered them, so that evidence against an attribution (an OS check) cannot arrive after
  * the ROM name it rules out, and a query answered before a forget cannot undo it. A full ring drops the observation and counts it. A
- * dropped signature observation marks its device suspect: from then on until a restart, no
- * signature query of that device changes anything (on any worker), because the evidence lost
- * could have been against an attribution (an OS family's check, a second vendor behind one
- * address). So a drop may delay an attribution, never cause one.
+ * dropped signature observation marks its device suspect (a bit per key hash: another device
+ * sharing the bit is taken for suspect too), because the evidence lost could have been against
+ * an attribution (an OS family's check, a second vendor behind one address). From then on until
+ * a restart no signature query of that device changes anything, and an attribution from
+ * behaviour it has ends: the workers stop applying it at once, the owner ends it in its table
+ * at the device's next query it sees (a vendor event; the next snapshot no longer carries it),
+ * and the other sources (pin, inventory, OUI, hostname) say who the device is. So a drop may
+ * delay or end an attribution, never cause or keep one.
  *
  * Threads: devices_share_new/attach/publish/close/free and the stats on the owner's loop;
  * devices_reader_* on one worker's thread each.

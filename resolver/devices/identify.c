@@ -226,7 +226,7 @@ identify_observe(struct devices_record *r, const char *vendor, enum identity_str
 bool
 identify_behaviour_usable(const struct devices_record *r)
 {
-	return !r->shared && (r->os_families & ~IDENTITY_OS_ANDROID) == 0;
+	return !r->shared && !r->suspect && (r->os_families & ~IDENTITY_OS_ANDROID) == 0;
 }
 
 const char *

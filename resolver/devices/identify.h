@@ -66,6 +66,10 @@ struct devices_record {
 	uint16_t os_families;			/* IDENTITY_OS_* bits: OS connectivity checks seen */
 	bool shared;				/* the address carries several devices: never
 						   attributed as a whole */
+	bool suspect;				/* at run time only: a worker dropped a query
+						   of it that may have been evidence against
+						   its attribution: behaviour no longer
+						   attributes it (devices_share.h) */
 	uint8_t noted;				/* at run time only: the reasons for not acting
 						   on evidence already logged (DEVICES_NOTED_*) */
 	char pin_vendor[IDENTITY_VENDOR_MAX];	/* pinned by an administrator, "" = none */
@@ -115,8 +119,9 @@ void identify_observe(struct devices_record *rec, const char *vendor,
 
 /*
  * Whether behaviour may attribute a handset vendor to rec: not when its address carries several
- * devices (rec->shared), nor when it showed the connectivity check of an OS family other than
- * Android's (an iPhone, a laptop: evidence against every handset vendor).
+ * devices (rec->shared), nor when some of its queries were lost (rec->suspect), nor when it
+ * showed the connectivity check of an OS family other than Android's (an iPhone, a laptop:
+ * evidence against every handset vendor).
  */
 bool identify_behaviour_usable(const struct devices_record *rec);
 

@@ -864,6 +864,22 @@ on_devices_closed(void *arg)
 	server_object_closed(arg);
 }
 
+/* The device table closes (and is saved) once no worker can queue an observation any more:
+ * the other workers answer queries until their own drain ends, after the main server's. Their
+ * last observations are replayed by devices_share_close; the share's async keeps replaying
+ * meanwhile. Each close is counted in nobjects since the start. */
+static void
+close_devices(struct server *s)
+{
+	if (s->devices_closing || !workers_ended(s))
+		return;
+	s->devices_closing = true;
+	if (s->devshare != NULL)
+		devices_share_close(s->devshare, on_devices_closed, s);
+	if (s->devices != NULL)
+		devices_close(s->devices, on_devices_closed, s);
+}
+
 static void
 begin_close(struct server *s)
 {
@@ -889,12 +905,15 @@ begin_close(struct server *s)
 		control_close(s->control, on_devices_closed, s);
 	if (s->lists != NULL)
 		updater_close(s->lists, on_devices_closed, s);
-	/* what the other workers saw reaches the table before it is saved */
-	if (s->devshare != NULL)
-		devices_share_close(s->devshare, on_devices_closed, s);
-	if (s->devices != NULL)
-		devices_close(s->devices, on_devices_closed, s);
+	close_devices(s);
 	server_object_closed(s);
+}
+
+void
+server_worker_ended(struct server *s)
+{
+	if (s->state == SERVER_CLOSING)
+		close_devices(s);
 }
 
 void

@@ -213,6 +213,7 @@ struct server {
 	bool drain_timer_init;
 	uint64_t drain_ms;
 	bool drain_expired;
+	bool devices_closing;		/* the device table (and its share) asked to close */
 	void (*stop_cb)(void *arg);
 	void *stop_arg;
 
@@ -254,6 +255,9 @@ server_reply_buf(struct server *s)
 /* "127.0.0.1:53" or "[::1]:53", allocated (NULL on ENOMEM). */
 char *server_addr_text(const struct sockaddr *sa);
 void server_object_closed(struct server *s);	/* a counted object finished closing */
+/* A worker's thread ended (worker.c): while the main server closes, its device table closes
+ * once every worker's has, after a last replay of their observations. */
+void server_worker_ended(struct server *s);
 void server_query_released(struct server *s);	/* a query slot went back to the pool */
 void server_conn_closed(struct server *s);	/* a TCP connection is about to be freed */
 /* Listeners (udp.c, tcp.c). server_listener_new allocates a zeroed listener of size octets (a

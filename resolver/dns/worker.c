@@ -267,6 +267,17 @@ on_worker_done(uv_async_t *a)
 		uv_close((uv_handle_t *)&w->done, on_done_closed);
 	}
 	check_waits(w->main);
+	if (ended)
+		server_worker_ended(w->main);
+}
+
+bool
+workers_ended(const struct server *s)
+{
+	for (unsigned i = 0; i < s->nstarted; i++)
+		if (s->workers[i].done_open)
+			return false;
+	return true;
 }
 
 int

@@ -63,6 +63,10 @@ void workers_add_metrics(const struct server *s, struct metrics *m);
  * and closes the timers. */
 void workers_close(struct server *s);
 
+/* Whether every started worker's thread has ended and been joined (none can queue a device
+ * observation any more); true without other workers. */
+bool workers_ended(const struct server *s);
+
 /* server_free of the main server (every worker joined). */
 void workers_free(struct server *s);
 

@@ -4,7 +4,8 @@
  * owner's table and the attribution comes back in the next snapshot; a pin is seen at once
  * after devices_share_publish; a snapshot a reader holds is not freed (nor any newer one); a
  * full queue drops sightings first, then evidence, counted, and a device whose evidence was
- * dropped is not attributed from behaviour afterwards, on any path.
+ * dropped is not attributed from behaviour afterwards, on any path, and an attribution it had
+ * ends.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -397,6 +398,89 @@ test_admin_after_queued(void **state)
 	teardown(&fx);
 }
 
+static int vendor_changes, group_changes;
+
+static void
+on_change_event(void *arg, const struct identity_event *ev)
+{
+	(void)arg;
+	if (strcmp(ev->kind, "vendor") == 0)
+		vendor_changes++;
+	else if (strcmp(ev->kind, "group_change") == 0)
+		group_changes++;
+}
+
+/* A device attributed from its ROM name (its group bans it); then a query of it is dropped
+ * by a full queue, one that may have been evidence against the attribution (an OS check): the
+ * attribution ends, as if that query had arrived. At once on the workers (they no longer apply
+ * it), and on the owner at the device's next query (a vendor and a group change event); the
+ * published snapshot then no longer carries it. A pin still applies. */
+static void
+test_drop_ends_attribution(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	struct devices_share_stats st;
+	char ip[32], romv[64];
+
+	setup(&fx);
+	devices_set_event_cb(fx.d, on_change_event, NULL);
+	vendor_changes = group_changes = 0;
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.90", SIGNATURE), "rest");
+	run_for(&fx.loop, 30);
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.90", "a.test"), "banned");
+	run_for(&fx.loop, 30);
+	devices_share_snap_romv(fx.sh, "ip:127.0.0.90", romv, sizeof(romv));
+	assert_string_equal(romv, "Xiaomi");
+	assert_int_equal(vendor_changes, 1);
+	assert_int_equal(group_changes, 1);
+
+	/* the queue fills (sightings to half, then evidence of other devices) */
+	for (unsigned i = 0; i < DEVICES_SHARE_QUEUE / 2; i++) {
+		snprintf(ip, sizeof(ip), "10.3.%u.%u", i / 250, i % 250 + 1);
+		reader_query(fx.r, fx.p, ip, "x.test");
+	}
+	for (unsigned i = 0; i < DEVICES_SHARE_QUEUE / 2; i++) {
+		snprintf(ip, sizeof(ip), "10.4.%u.%u", i / 250, i % 250 + 1);
+		reader_query(fx.r, fx.p, ip, "captive.apple.com");
+	}
+	/* the device's OS check is lost */
+	reader_query(fx.r, fx.p, "127.0.0.90", "captive.apple.com");
+	devices_share_get_stats(fx.sh, &st);
+	assert_int_equal(st.evidence_dropped, 1);
+	/* the worker no longer applies the attribution, before the owner has run */
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.90", "b.test"), "rest");
+	run_for(&fx.loop, 30);
+	/* the device's next query reaches the owner (a ROM name: always sent, never acted on
+	 * now): the attribution ends there too */
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.90", SIGNATURE), "rest");
+	run_for(&fx.loop, 30);
+	const struct devices_record *rec = devices_find(fx.d, "ip:127.0.0.90");
+	assert_non_null(rec);
+	assert_string_equal(rec->vendor, "");
+	assert_int_equal(rec->vendor_source, IDENTITY_SRC_NONE);
+	assert_int_equal(vendor_changes, 2);
+	assert_int_equal(group_changes, 2);
+	devices_share_snap_romv(fx.sh, "ip:127.0.0.90", romv, sizeof(romv));
+	assert_string_equal(romv, "");
+	/* nor does a later ROM name bring it back, on a worker or on the owner */
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.90", SIGNATURE), "rest");
+	run_for(&fx.loop, 30);
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.90", SIGNATURE), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.90", "d.test"), "rest");
+	assert_string_equal(rec->vendor, "");
+	/* a pin still applies */
+	struct devices_record *r = devices_int_lookup(fx.d, "ip:127.0.0.90");
+	assert_non_null(r);
+	strcpy(r->pin_vendor, "Xiaomi");
+	identify_vendor(policy_config(fx.p), r);
+	devices_share_touch(fx.sh, r->key);
+	devices_share_publish(fx.sh);
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.90", "e.test"), "banned");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.90", "f.test"), "banned");
+	teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -407,6 +491,7 @@ main(void)
 		cmocka_unit_test(test_owner_replays_first),
 		cmocka_unit_test(test_replay_order_across_workers),
 		cmocka_unit_test(test_admin_after_queued),
+		cmocka_unit_test(test_drop_ends_attribution),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
