@@ -93,6 +93,15 @@ def wait_until(pred, timeout=10.0, step=0.2):
 		time.sleep(step)
 
 
+def cell_texts(d, css):
+	"""The texts of the elements css selects; None when the page changed while reading."""
+	from selenium.common.exceptions import StaleElementReferenceException
+	try:
+		return [e.text for e in d.find_elements(By.CSS_SELECTOR, css)]
+	except StaleElementReferenceException:
+		return None
+
+
 def db_count(path, sql):
 	if not path.exists():
 		return 0
@@ -224,9 +233,12 @@ def test_pages_filters_and_live_tail(console, browser):
 	d.find_element(By.NAME, "domain").send_keys("ads.test")
 	d.find_element(By.NAME, "blocked").click()
 	d.find_element(By.CSS_SELECTOR, "form.filters button").click()
-	names = [td.text for td in d.find_elements(By.CSS_SELECTOR, "#log td.name")]
+	# the submit loads a new page: read its rows only once it is there (the old page's cells
+	# are gone, or stale, while it loads)
+	assert wait_until(lambda: "domain=ads.test" in d.current_url and
+			  d.execute_script("return document.readyState") == "complete"), d.current_url
+	names = wait_until(lambda: cell_texts(d, "#log td.name"))
 	assert len(names) == 10 and set(names) == {"ads.test"}, names
-	assert "domain=ads.test" in d.current_url
 	# the live tail (veto.js polls /log.json every 2 s): a new blocked query appears
 	assert ask(v, "tracker.test", "127.0.0.40").answer
 	d.get(url(v, "/log"))
