@@ -16,6 +16,7 @@
 #include "config.h"
 #include "config_int.h"
 #include "diag.h"
+#include "policy.h"
 
 /* Prints every message of d to stderr (when a test is about to fail). */
 static inline void
@@ -39,6 +40,25 @@ static inline int
 load(const char *yaml, struct diag *d, struct config **cfg)
 {
 	return config_load_text("t.yaml", "/etc/veto", yaml, strlen(yaml), d, cfg);
+}
+
+/* The policy of a configuration text that must load (the test fails, with the messages,
+ * when it does not). Include cmocka.h before this header. */
+static inline struct policy *
+compile_policy(const char *yaml)
+{
+	struct diag d;
+	struct config *cfg = NULL;
+	struct policy *p = NULL;
+	diag_init(&d);
+	int rc = load(yaml, &d, &cfg);
+	if (rc == 0 && (rc = policy_new(cfg, &d, &p)) != 0)
+		config_free(&cfg);
+	if (rc != 0)
+		dump(&d);
+	assert_int_equal(rc, 0);
+	diag_clear(&d);
+	return p;
 }
 
 struct error_case {

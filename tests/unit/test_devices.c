@@ -328,23 +328,6 @@ static const struct sel_case sel_cases[] = {
 	 POLICY_SEL_ALL, -1},
 };
 
-static struct policy *
-compile(const char *yaml)
-{
-	struct diag d;
-	struct config *cfg = NULL;
-	struct policy *p = NULL;
-	diag_init(&d);
-	int rc = load(yaml, &d, &cfg);
-	if (rc == 0 && (rc = policy_new(cfg, &d, &p)) != 0)
-		config_free(&cfg);
-	if (rc != 0)
-		dump(&d);
-	assert_int_equal(rc, 0);
-	diag_clear(&d);
-	return p;
-}
-
 static void
 sockaddr_of(const char *ip, struct sockaddr_storage *ss)
 {
@@ -364,7 +347,7 @@ static void
 test_selectors(void **state)
 {
 	(void)state;
-	struct policy *p = compile(selectors_yaml);
+	struct policy *p = compile_policy(selectors_yaml);
 	size_t failed = 0;
 	for (size_t i = 0; i < sizeof(sel_cases) / sizeof(sel_cases[0]); i++) {
 		const struct sel_case *tc = &sel_cases[i];
@@ -414,7 +397,7 @@ static void
 test_selectors_not_catch_all(void **state)
 {
 	(void)state;
-	struct policy *p = compile("devices: {}\ngroups:\n  - {name: v, vendors: [Xiaomi]}\n");
+	struct policy *p = compile_policy("devices: {}\ngroups:\n  - {name: v, vendors: [Xiaomi]}\n");
 	struct sockaddr_storage ss;
 	struct policy_identity id = {0};
 	sockaddr_of("192.0.2.1", &ss);
@@ -457,7 +440,7 @@ test_signatures(void **state)
 		{"example.com", NULL},
 		{"com", NULL},
 	};
-	struct policy *p = compile(yaml);
+	struct policy *p = compile_policy(yaml);
 	const struct config *cfg = policy_config(p);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct names_name n;
@@ -518,7 +501,7 @@ test_fill(void **state)
 		{"192.0.2.21", "0a:00:00:00:00:01", "mac:0a:00:00:00:00:01", "", "", "",
 		 IDENTITY_SRC_NONE, true},
 	};
-	struct policy *p = compile(yaml);
+	struct policy *p = compile_policy(yaml);
 	const struct config *cfg = policy_config(p);
 	struct devices_sources src = {0};
 	struct leases *tab[1] = {NULL};
@@ -823,7 +806,7 @@ test_table_on_loop(void **state)
 		 dir);
 	struct events events = {.n = 0};
 	for (int round = 0; round < 2; round++) {
-		struct policy *p = compile(yaml);
+		struct policy *p = compile_policy(yaml);
 		struct sockaddr_storage trusted, other;
 		struct test_query dq;
 		struct devices_ident id;
@@ -916,7 +899,7 @@ test_failed_save_requeued(void **state)
 		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
 		 "  - {name: rest}\n",
 		 dir);
-	struct policy *p = compile(yaml);
+	struct policy *p = compile_policy(yaml);
 	assert_int_equal(uv_loop_init(&loop), 0);
 	assert_int_equal(devices_new(&loop, p, &d), 0);
 	sockaddr_of("127.0.0.30", &trusted);
@@ -1006,7 +989,7 @@ test_reload_keeps_sources(void **state)
 		 "  - {name: staff, macs: ['00:00:5e:00:53:41']}\n"
 		 "  - {name: rest, default: deny}\n",
 		 dir, leases);
-	struct policy *p = compile(yaml);
+	struct policy *p = compile_policy(yaml);
 	assert_int_equal(uv_loop_init(&loop), 0);
 	assert_int_equal(devices_new(&loop, p, &d), 0);
 	devices_set_event_cb(d, on_event, &events);
@@ -1023,7 +1006,7 @@ test_reload_keeps_sources(void **state)
 	size_t known = devices_count(d), nev = events.n;
 
 	for (int round = 0; round < 5; round++) {
-		struct policy *np = compile(yaml);
+		struct policy *np = compile_policy(yaml);
 		devices_reconfigure(d, np);
 		assert_string_equal(policy_group_name(np, run_query(d, np, (struct sockaddr *)&client,
 								    &tq, &ident)),
@@ -1076,7 +1059,7 @@ test_table_bounded(void **state)
 		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
 		 "  - {name: rest}\n",
 		 dir);
-	struct policy *p = compile(yaml);
+	struct policy *p = compile_policy(yaml);
 	assert_int_equal(uv_loop_init(&loop), 0);
 	assert_int_equal(devices_new(&loop, p, &d), 0);
 	/* the inventory device and an address-only handset caught by its ROM's query */
@@ -1160,7 +1143,7 @@ test_address_expiry(void **state)
 		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
 		 "  - {name: rest}\n",
 		 dir);
-	struct policy *p = compile(yaml);
+	struct policy *p = compile_policy(yaml);
 	assert_int_equal(uv_loop_init(&loop), 0);
 	assert_int_equal(devices_new(&loop, p, &d), 0);
 	sockaddr_of("127.0.5.2", &sa);

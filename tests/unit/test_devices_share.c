@@ -32,23 +32,6 @@
 
 #define SIGNATURE "connect.rom.miui.com"
 
-static struct policy *
-compile(const char *yaml)
-{
-	struct diag d;
-	struct config *cfg = NULL;
-	struct policy *p = NULL;
-	diag_init(&d);
-	int rc = load(yaml, &d, &cfg);
-	if (rc == 0 && (rc = policy_new(cfg, &d, &p)) != 0)
-		config_free(&cfg);
-	if (rc != 0)
-		dump(&d);
-	assert_int_equal(rc, 0);
-	diag_clear(&d);
-	return p;
-}
-
 static void
 sockaddr_of(const char *ip, struct sockaddr_storage *ss)
 {
@@ -159,7 +142,7 @@ setup_n(struct fixture *fx, unsigned nreaders)
 		 "  - {name: staff, clients: [10.9.9.0/24]}\n"
 		 "  - {name: rest}\n",
 		 fx->dir);
-	fx->p = compile(yaml);
+	fx->p = compile_policy(yaml);
 	assert_int_equal(uv_loop_init(&fx->loop), 0);
 	assert_int_equal(devices_new(&fx->loop, fx->p, &fx->d), 0);
 	assert_int_equal(devices_share_new(&fx->loop, nreaders, &fx->sh), 0);
