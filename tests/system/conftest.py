@@ -56,6 +56,20 @@ GROUP_CLIENT = {
 	"deny": "127.0.0.7",
 }
 BLOCK_IPV4 = "10.11.12.13"
+# the device-attribution tests' handset signature and the groups it is judged by
+SIGNATURE = "connect.rom.miui.com"
+
+
+def attribution_groups():
+	"""banned (Xiaomi handsets, refused), staff (10.99/16) and home (127.0.0.40/29): a new
+	list each call, for a test to put before its configuration's groups."""
+	return [
+		{"name": "banned", "vendors": ["Xiaomi"], "default": "deny", "action": "refused"},
+		{"name": "staff", "clients": ["10.99.0.0/16"], "block": ["ads"], "action": "nxdomain"},
+		{"name": "home", "clients": ["127.0.0.40/29"], "block": ["ads"]},
+	]
+
+
 BLOCK_IPV6 = "fd00::13"
 BLOCK_TTL = 42
 TIMEOUT_MS = 300

@@ -17,9 +17,8 @@ import dns.message
 import dns.rcode
 import pytest
 
-from conftest import run_veto, udp_exchange
+from conftest import SIGNATURE, attribution_groups, run_veto, udp_exchange
 
-SIGNATURE = "connect.rom.miui.com"
 WITHIN_S = 2.0
 
 
@@ -27,12 +26,7 @@ def shared_edit(pg, instance, resync_s=60):
 	def edit(cfg):
 		cfg["store"] = {"postgresql": pg.conninfo, "instance": instance, "resync_s": resync_s}
 		cfg["devices"] = {"signatures": {"Xiaomi": [SIGNATURE]}, "arp": False}
-		cfg["groups"] = [
-			{"name": "banned", "vendors": ["Xiaomi"], "default": "deny", "action": "refused"},
-			{"name": "staff", "clients": ["10.99.0.0/16"], "block": ["ads"],
-			 "action": "nxdomain"},
-			{"name": "home", "clients": ["127.0.0.40/29"], "block": ["ads"]},
-		] + cfg["groups"]
+		cfg["groups"] = attribution_groups() + cfg["groups"]
 	return edit
 
 

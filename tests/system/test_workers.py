@@ -16,8 +16,9 @@ import dns.message
 import dns.rcode
 import pytest
 
-from conftest import (BLOCK_IPV4, GROUP_CLIENT, NOGROUP_CLIENT, answer_values, frame, make_query,
-		      run_veto, tcp_connect, tcp_read_message, udp_exchange)
+from conftest import (BLOCK_IPV4, GROUP_CLIENT, NOGROUP_CLIENT, SIGNATURE, answer_values,
+		      attribution_groups, frame, make_query, run_veto, tcp_connect,
+		      tcp_read_message, udp_exchange)
 from fakeupstream import DEFAULT_A
 
 SINK = GROUP_CLIENT["sink"]
@@ -191,8 +192,6 @@ def test_sigterm_under_load_logs_every_answer(veto_factory, upstream):
 # --- device identity with several workers (the table on the main loop, a snapshot on the
 # others, observations sent back: resolver/devices/devices_share.h) --------------------------
 
-SIGNATURE = "connect.rom.miui.com"
-
 
 def devices_workers(work):
 	"""workers: 2 with a device table: 127.0.0.40/29 is 'home' (ads sinkholed) by address,
@@ -202,12 +201,7 @@ def devices_workers(work):
 		cfg["server"]["workers"] = 2
 		cfg["state_dir"] = str(work / "state")
 		cfg["devices"] = {"signatures": {"Xiaomi": [SIGNATURE]}, "arp": False, "oui": False}
-		cfg["groups"] = [
-			{"name": "banned", "vendors": ["Xiaomi"], "default": "deny", "action": "refused"},
-			{"name": "staff", "clients": ["10.99.0.0/16"], "block": ["ads"],
-			 "action": "nxdomain"},
-			{"name": "home", "clients": ["127.0.0.40/29"], "block": ["ads"]},
-		] + cfg["groups"]
+		cfg["groups"] = attribution_groups() + cfg["groups"]
 	return edit
 
 
