@@ -205,18 +205,31 @@ querylog_wants(const struct querylog *ql, bool blocked)
 	}
 }
 
-/* A blocked record when the ring is full (or the overflow already holds records: they keep
- * their order). 0, or -ENOBUFS when the overflow has reached its bound (ovf_max_chunks) and
- * its last chunk is full (lost, counted and reported as an error). Allocates only while the
- * overflow grows past the chunk it has (and the spare the writer keeps). */
+/* A forwarded record that finds no room: counted exactly, reported per interval. */
+static int
+unlogged(struct querylog *ql)
+{
+	atomic_fetch_add_explicit(&ql->unlogged, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ql->dropped, 1, memory_order_relaxed);
+	return -ENOBUFS;
+}
+
+/* A record when its part of the ring is full (or the overflow already holds records: they
+ * keep their order). A blocked record may take every chunk up to the bound (ovf_max_chunks); a
+ * forwarded one only the first half of them (querylog_ovf_fwd_room), so that a writer held up
+ * for a moment (a CPU shared with the loop, a slow write) loses nothing, and a writer that
+ * stays behind still leaves half the buffer to the evidence. 0, or -ENOBUFS: a blocked record
+ * lost (counted, reported as an error) or a forwarded one counted as unlogged. Allocates only
+ * while the overflow grows past the chunk it has (and the spare the writer keeps). */
 static int
 ovf_push(struct querylog *ql, const struct querylog_record *r)
 {
 	uint64_t in = atomic_load_explicit(&ql->ovf_in, memory_order_relaxed);
+	size_t max = atomic_load_explicit(&ql->ovf_max_chunks, memory_order_relaxed);
+	size_t room = r->blocked ? max : querylog_ovf_fwd_room(max);
 
 	if (ql->ovf_woff + SLOT_SIZE > OVF_CHUNK_BYTES) {
-		if (atomic_load(&ql->ovf_chunks) + 1 >=
-		    atomic_load_explicit(&ql->ovf_max_chunks, memory_order_relaxed))
+		if (atomic_load(&ql->ovf_chunks) + 1 >= room)
 			goto lost;
 		struct ovf_chunk *c = atomic_exchange(&ql->ovf_spare, NULL);
 		if (c == NULL)
@@ -228,6 +241,8 @@ ovf_push(struct querylog *ql, const struct querylog_record *r)
 		atomic_store_explicit(&ql->ovf_w->next, c, memory_order_release);
 		ql->ovf_w = c;
 		ql->ovf_woff = 0;
+	} else if (!r->blocked && atomic_load(&ql->ovf_chunks) + 1 > room) {
+		goto lost; /* past the forwarded half: the rest of this chunk is the evidence's */
 	}
 	struct slot *s = (struct slot *)((unsigned char *)ql->ovf_w->words + ql->ovf_woff);
 	querylog_slot_pack(s, r);
@@ -240,16 +255,9 @@ ovf_push(struct querylog *ql, const struct querylog_record *r)
 		querylog_wake_writer(ql);
 	return 0;
 lost:
+	if (!r->blocked)
+		return unlogged(ql);
 	atomic_fetch_add(&ql->evidence_lost, 1);
-	atomic_fetch_add_explicit(&ql->dropped, 1, memory_order_relaxed);
-	return -ENOBUFS;
-}
-
-/* A forwarded record that finds no room: counted exactly, reported per interval. */
-static int
-unlogged(struct querylog *ql)
-{
-	atomic_fetch_add_explicit(&ql->unlogged, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&ql->dropped, 1, memory_order_relaxed);
 	return -ENOBUFS;
 }
@@ -280,20 +288,21 @@ querylog_submit(struct querylog *ql, const struct querylog_record *r)
 static int
 submit(struct querylog *ql, const struct querylog_record *r)
 {
-	/* forwarded (allowed) records use at most fwd_cap slots; blocked ones the whole ring,
-	 * then the overflow. While the overflow holds records nothing goes to the ring. */
+	/* forwarded (allowed) records use at most fwd_cap slots, then the overflow's first half;
+	 * blocked ones the whole ring, then the whole overflow. While the overflow holds records
+	 * nothing goes to the ring. */
 	size_t limit = r->blocked ? ql->cap : ql->fwd_cap;
 	uint64_t in = atomic_load_explicit(&ql->ovf_in, memory_order_relaxed);
 	if (in != ql->ovf_out_cache) { /* the writer's line only while the overflow is in use */
 		ql->ovf_out_cache = atomic_load_explicit(&ql->ovf_out, memory_order_acquire);
 		if (in != ql->ovf_out_cache)
-			return r->blocked ? ovf_push(ql, r) : unlogged(ql);
+			return ovf_push(ql, r);
 	}
 	size_t h = atomic_load_explicit(&ql->head, memory_order_relaxed);
 	if (h - ql->tail_cache >= limit) {
 		ql->tail_cache = atomic_load_explicit(&ql->tail, memory_order_acquire);
 		if (h - ql->tail_cache >= limit)
-			return r->blocked ? ovf_push(ql, r) : unlogged(ql);
+			return ovf_push(ql, r);
 	}
 	querylog_slot_pack(&ql->ring[h & ql->mask], r);
 	/* seq_cst store, then seq_cst load of 'sleeping': pairs with querylog_writer_sleep() so that either
@@ -406,7 +415,7 @@ querylog_free(struct querylog **qlp)
 		pthread_join(ql->thread, NULL);
 		uint64_t peak = atomic_load(&ql->ovf_peak);
 		if (peak > 0)
-			log_info("query log: evidence buffer: at most %llu blocked records waited in it "
+			log_info("query log: evidence buffer: at most %llu records waited in it "
 				 "at once (log.evidence_buffer_mb: %zu MiB)",
 				 (unsigned long long)peak,
 				 atomic_load(&ql->ovf_max_chunks) * OVF_CHUNK_BYTES >> 20);

@@ -7,14 +7,16 @@
  * SQLite database log.database (see logdb.h). log.file unset means standard output, unless
  * log.database is set: then only the database is written.
  * Evidence first: when the writer falls behind (slow disk, a CPU shared with the loop), a
- * forwarded (not blocked) record that finds the ring's first 3/4 (1 - 1/QUERYLOG_EVIDENCE_SHARE)
- * in use is not stored one by one but counted exactly: the writer writes, at most once a second,
- * one counter line {"ts":...,"type":"unlogged","since":...,"forwarded":N} to the file and one row
- * to the database's unlogged table, and warns once per burst. A blocked record uses the whole
- * ring, and when that is full goes to an overflow list of packed records (only the octets a
- * record uses, ~150 for a blocked query) that grows in chunks of 256 KiB (allocating, only then)
- * up to log.evidence_buffer_mb (default QUERYLOG_EVIDENCE_MB MiB: 300,000-600,000 blocked
- * records); records keep their order. Only past that bound is a blocked record lost: counted
+ * forwarded (not blocked) record may use the ring's first 3/4 (1 - 1/QUERYLOG_EVIDENCE_SHARE),
+ * a blocked one the whole ring; then both go to an overflow list of packed records (only the
+ * octets a record uses, ~60-200) that grows in chunks of 256 KiB (allocating, only then) up to
+ * log.evidence_buffer_mb (default QUERYLOG_EVIDENCE_MB MiB); records keep their order.
+ * Forwarded records may fill only the overflow's first half: past it they are not stored one
+ * by one but counted exactly (the writer writes, at most once a second, one counter line
+ * {"ts":...,"type":"unlogged","since":...,"forwarded":N} to the file and one row to the
+ * database's unlogged table, and warns once per burst), and while the overflow holds more than
+ * that half the writer counts the forwarded records it drains instead of storing them. Only
+ * past the whole bound is a blocked record lost: counted
  * (querylog_evidence_lost) and reported as an error. Device events wait in
  * a queue that grows from QUERYLOG_EVENTS to QUERYLOG_EVENTS_MAX. querylog_reopen() (SIGHUP) makes the writer reopen the file (logrotate).
  * querylog_free() writes what is buffered, then stops the thread. The database sink reports

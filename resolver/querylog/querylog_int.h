@@ -65,6 +65,14 @@ struct ovf_chunk {
 	uint64_t words[OVF_CHUNK_BYTES / sizeof(uint64_t)];
 };
 
+/* The overflow chunks (first included) forwarded records may fill, of max: half. The other half
+ * is the evidence's alone; the writer sheds forwarded records while more than this is in use. */
+static inline size_t
+querylog_ovf_fwd_room(size_t max)
+{
+	return max / 2;
+}
+
 struct querylog {
 	atomic_int mode;		/* enum config_log_queries; written by the loop */
 	size_t cap, mask, wake_at;

@@ -252,25 +252,30 @@ end_batch(struct querylog *ql, uint64_t unopened)
 		do_reopen(ql);
 }
 
+/* Whether the overflow holds more than forwarded records may fill: the writer is behind by
+ * more than a moment, and sheds forwarded records (counted) to reach the evidence sooner. */
+static bool
+ovf_pressed(struct querylog *ql)
+{
+	return atomic_load(&ql->ovf_chunks) + 1 >
+	       querylog_ovf_fwd_room(atomic_load_explicit(&ql->ovf_max_chunks, memory_order_relaxed));
+}
+
 /* Formats and writes the records before ring index 'end', then (once the ring is empty up to
- * there) the overflow records before 'ovf_end', one buffer at most. While the overflow holds
- * blocked records, the ring's forwarded records are counted as unlogged instead of written. What waits is always the
+ * there) the overflow records before 'ovf_end', one buffer at most. What waits is always the
  * ring's records first, then the overflow's: the producer puts nothing in the ring while the
- * overflow holds records. False when there were none. A record whose file is not open (a
- * reload named one that cannot be opened) is counted as lost. */
+ * overflow holds records. While the overflow is pressed (ovf_pressed), forwarded records are
+ * counted as unlogged instead of written. False when there were none. A record whose file is
+ * not open (a reload named one that cannot be opened) is counted as lost. */
 static bool
 drain_batch(struct querylog *ql, size_t end, uint64_t ovf_end)
 {
 	size_t t = atomic_load_explicit(&ql->tail, memory_order_relaxed);
 	uint64_t o = atomic_load_explicit(&ql->ovf_out, memory_order_relaxed);
-	uint64_t unopened = 0;
-	bool room = true;
+	uint64_t unopened = 0, shed_n = 0;
+	bool room = true, shed = ovf_pressed(ql);
 
 	if (t != end) {
-		/* blocked records wait in the overflow: the forwarded records still in the ring
-		 * are counted, not stored, so that the writer reaches the evidence sooner */
-		bool shed = atomic_load_explicit(&ql->ovf_in, memory_order_acquire) != o;
-		uint64_t shed_n = 0;
 		while (t != end && room) {
 			const struct slot *sl = &ql->ring[t++ & ql->mask];
 			if (shed && !(sl->flags & SLOT_BLOCKED))
@@ -279,12 +284,13 @@ drain_batch(struct querylog *ql, size_t end, uint64_t ovf_end)
 				room = emit(ql, sl, &unopened);
 		}
 		atomic_store_explicit(&ql->tail, t, memory_order_release);
-		if (shed_n > 0)
-			atomic_fetch_add_explicit(&ql->unlogged, shed_n, memory_order_relaxed);
 	} else if (o != ovf_end) {
 		while (o != ovf_end && room) {
 			const struct slot *sl = ovf_peek(ql);
-			room = emit(ql, sl, &unopened);
+			if (shed && !(sl->flags & SLOT_BLOCKED))
+				shed_n++;
+			else
+				room = emit(ql, sl, &unopened);
 			ql->ovf_roff += querylog_slot_bytes(sl);
 			o++;
 		}
@@ -292,6 +298,8 @@ drain_batch(struct querylog *ql, size_t end, uint64_t ovf_end)
 	} else {
 		return false;
 	}
+	if (shed_n > 0)
+		atomic_fetch_add_explicit(&ql->unlogged, shed_n, memory_order_relaxed);
 	end_batch(ql, unopened);
 	return true;
 }

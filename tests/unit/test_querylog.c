@@ -732,27 +732,39 @@ test_overflow_drops_and_counts(void **state)
 	(void)state;
 	tmp_path(path, sizeof(path), "overflow.jsonl");
 	cfg_init(&cfg, CONFIG_LOG_ALL, path);
+	cfg.log.evidence_buffer_mb = 1; /* 4 chunks of 256 KiB: forwarded records may fill 2 */
 	capture_start(&cap, "overflow.stderr");
 	assert_int_equal(querylog_new_capacity(&cfg, 64, &ql), 0);
 	querylog_test_pause(ql, true);
-	/* forwarded records: 48 of 64 slots, the rest is kept for blocked ones */
-	for (uint32_t i = 0; i < 100; i++) {
-		numbered(&r, i);
-		assert_int_equal(querylog_submit(ql, &r), i < 48 ? 0 : -ENOBUFS);
+	/* forwarded records: 48 of 64 slots (the rest is kept for blocked ones), then the evidence
+	 * buffer's first half, packed; then none */
+	uint32_t taken = 0;
+	for (;;) { /* until the first one refused: it is the first of the 52 */
+		numbered(&r, taken);
+		if (taken == 100000 || querylog_submit(ql, &r) != 0)
+			break;
+		taken++;
+	}
+	assert_true(taken > 48 + 2 * (256u << 10) / 128); /* packed records, at most 128 octets */
+	assert_true(taken < 48 + 2 * (256u << 10) / 32);
+	assert_int_equal(querylog_test_overflow_chunks(ql), 1); /* one chunk beyond the first */
+	for (uint32_t i = 1; i < 52; i++) {
+		numbered(&r, taken + i);
+		assert_int_equal(querylog_submit(ql, &r), -ENOBUFS);
 	}
 	assert_int_equal(querylog_dropped(ql), 52);
 	assert_int_equal(querylog_unlogged(ql), 52);
-	assert_int_equal(querylog_pending(ql), 48);
+	assert_int_equal(querylog_pending(ql), taken);
 	sleep_ms(120); /* longer than the writer's sleep: it stays parked */
-	assert_int_equal(querylog_pending(ql), 48);
+	assert_int_equal(querylog_pending(ql), taken);
 
 	/* the writer resumes, frees space, submits succeed again */
 	querylog_test_pause(ql, false);
 	for (int i = 0; i < 500 && querylog_pending(ql) > 0; i++)
 		sleep_ms(10);
 	assert_int_equal(querylog_pending(ql), 0);
-	wait_lines(path, 49); /* the 48 records and the counter line */
-	numbered(&r, 48);
+	wait_lines(path, taken + 1); /* the records and the counter line */
+	numbered(&r, taken);
 	assert_int_equal(querylog_submit(ql, &r), 0);
 	querylog_free(&ql);
 	char *err = capture_end(&cap);
@@ -764,14 +776,14 @@ test_overflow_drops_and_counts(void **state)
 	/* the records, and one counter line with the exact number not stored */
 	char *text = slurp(path, NULL);
 	char *counter = text;
-	for (int i = 0; i < 48; i++)
+	for (uint32_t i = 0; i < taken; i++)
 		counter = strchr(counter, '\n') + 1;
 	char *after = strchr(counter, '\n') + 1;
 	assert_non_null(strstr(counter, "\"type\":\"unlogged\""));
 	assert_ptr_equal(strstr(counter, "\"forwarded\":52}\n") + 16, after);
-	assert_lines(after, 48, 1);
+	assert_lines(after, taken, 1);
 	*counter = '\0';
-	assert_lines(text, 0, 48);
+	assert_lines(text, 0, taken);
 	free(text);
 }
 
