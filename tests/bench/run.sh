@@ -9,7 +9,8 @@
 # 1,000,000 blocked names: seconds from start to its first answer, RSS then and after 100,000
 # answers cached; 0: skip), SCALING (1: instead of the comparison above, Veto with server.workers
 # 1 and 2, dnsdist with 1 and 2 listener threads and unbound with 1 and 2 threads, all on the
-# same two CPUs, on the hit, blocked and miss mixes: tests/bench/scaling.sh).
+# same two CPUs, on the hit, blocked and miss mixes: tests/bench/scaling.sh), KEEP (1: keep the
+# work folder, /tmp/veto-bench.*, with the configurations and the servers' output).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -23,6 +24,7 @@ OUTSTANDING=${OUTSTANDING:-256}
 SCRAPE=${SCRAPE:-0}
 SCALING=${SCALING:-0}
 MILLION=${MILLION:-1}
+KEEP=${KEEP:-0}
 UP_PORT=15300 VETO_PORT=15301 DD_PORT=15302 HTTP_PORT=15303 UB_PORT=15306
 # the dot row: veto forwards over DNS over TLS to a dnsdist DoT terminator (dnsdist 1.7's own
 # outgoing DoT, newServer{tls=...}, answered nothing here, so that row has Veto's figures only)
@@ -35,6 +37,7 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	[ "$KEEP" = 1 ] || rm -rf "$work" # about 100 MB with MILLION=1
 }
 trap cleanup EXIT
 
@@ -186,7 +189,7 @@ ratio() { # a b -> a / b, or - when either is missing
 
 # Warm the three caches with every cacheable name once.
 for port in $VETO_PORT $DD_PORT $UB_PORT; do
-	taskset -c $LOAD_CPU dnsperf -s 127.0.0.1 -p $port -d "$work/hits.txt" -n 1 -c 1 -q 100 \
+	taskset -c $LOAD_CPU dnsperf -s 127.0.0.1 -p "$port" -d "$work/hits.txt" -n 1 -c 1 -q 100 \
 		>/dev/null 2>&1
 done
 
