@@ -4,7 +4,7 @@ PKGS := build-essential cmake pkg-config libuv1-dev libldns-dev libyaml-dev libc
         python3-dnspython python3-yaml logrotate libmicrohttpd-dev libcrypt-dev \
         python3-prometheus-client chromium chromium-driver python3-selenium \
         libpq-dev postgresql libssl-dev openssl dnsdist
-BENCH_PKGS := dnsperf sqlite3
+BENCH_PKGS := dnsperf sqlite3 unbound
 DEB_PKGS := dpkg-dev file   # dpkg-shlibdeps, and the file(1) CPack runs before it
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= conf/veto.yaml
@@ -32,8 +32,20 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# unbound is a peer in tests/bench/run.sh, started there with its own configuration. Installing
+# the package starts and enables a system unbound (port 53) where systemd runs: when this target
+# installed it, that daemon is stopped (systemd stops it by its main PID) and disabled, so none is
+# left running and none takes port 53 at the next boot. An unbound installed before is left alone.
 bench-deps:
-	@$(MAKE) --no-print-directory deps PKGS="$(BENCH_PKGS)"
+	@had_unbound=$$(dpkg-query -W -f='$${Status}' unbound 2>/dev/null | grep -c "ok installed"); \
+	$(MAKE) --no-print-directory deps PKGS="$(BENCH_PKGS)" || exit 1; \
+	if [ "$$had_unbound" = 0 ]; then \
+	  if [ -d /run/systemd/system ]; then \
+	    $(SUDO) systemctl disable --now unbound.service unbound-resolvconf.service 2>/dev/null || true; \
+	  elif [ -s /run/unbound.pid ]; then \
+	    $(SUDO) kill "$$(cat /run/unbound.pid)" 2>/dev/null || true; \
+	  fi; \
+	fi
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVETO_WERROR=ON $(CMAKE_FLAGS) >/dev/null

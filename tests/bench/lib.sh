@@ -1,6 +1,8 @@
+# shellcheck shell=bash disable=SC2154 # sourced: the caller sets work, veto, upstream_bin
 # Sourced by run.sh (scaling.sh through it), pg_writer.sh, logdb.sh and soak.sh: what they set
-# up alike. Uses the caller's variables: upstream_bin (bench_upstream), UP_PORT, VETO_PORT, and
-# the array pids (every process started here is added, for the caller's cleanup to stop by PID).
+# up alike. Uses the caller's variables: upstream_bin (bench_upstream), UP_PORT, VETO_PORT, work
+# (the run's folder), and the array pids (every process started here is added, for the caller's
+# cleanup to stop by PID).
 
 # bench_veto_base FILE LIST LIST_FILE: veto on 127.0.0.1:VETO_PORT forwarding to the bench
 # upstream, with a cache and the list LIST (names in LIST_FILE); the caller appends the rest.
@@ -28,6 +30,49 @@ bench_veto_yaml() {
 	printf 'groups:\n  - name: everyone\n    block: [%s]\n' "$2" >>"$1"
 }
 
+# bench_unbound_conf FILE PORT THREADS LIST_FILE: unbound on 127.0.0.1:PORT with THREADS
+# threads (SO_REUSEPORT), configured as the peers are: forwarding everything to the bench
+# upstream with its cache on (msg and rrset caches large enough for 100,000 answers), no DNSSEC
+# validation (iterator only), every name of LIST_FILE and its subdomains answered 0.0.0.0 / ::
+# (always_null, unbound's sinkhole). Runs as the caller (no chroot, no user change), logs to
+# stderr, its pid file next to FILE, no remote control.
+bench_unbound_conf() {
+	{
+		cat <<CONF
+server:
+  chroot: ""
+  username: ""
+  directory: "$work"
+  pidfile: "$1.pid"
+  logfile: ""
+  use-syslog: no
+  verbosity: 0
+  interface: 127.0.0.1
+  port: $2
+  do-ip6: no
+  num-threads: $3
+  so-reuseport: yes
+  # dnsperf keeps up to -c x -q (8 x 256) queries in flight: above the default 1024 per thread
+  num-queries-per-thread: 4096
+  outgoing-range: 8192
+  do-not-query-localhost: no
+  module-config: "iterator"
+  qname-minimisation: no
+  auto-trust-anchor-file: ""
+  msg-cache-size: 64m
+  rrset-cache-size: 128m
+CONF
+		awk '{ printf "  local-zone: \"%s.\" always_null\n", $1 }' "$4"
+		cat <<CONF
+remote-control:
+  control-enable: no
+forward-zone:
+  name: "."
+  forward-addr: 127.0.0.1@$UP_PORT
+CONF
+	} >"$1"
+}
+
 # bench_upstream_start SECONDS [CPUS]: the fast fake authoritative server on UP_PORT for at most
 # SECONDS (pinned to CPUS when given); its PID in up_pid and in pids.
 bench_upstream_start() {
@@ -40,9 +85,11 @@ bench_upstream_start() {
 	pids+=("$up_pid")
 }
 
-# bench_wait_up PORT: until a DNS server on 127.0.0.1:PORT answers (10 s at most).
+# bench_wait_up PORT [SECONDS]: until a DNS server on 127.0.0.1:PORT answers (SECONDS, default
+# 10, at most).
 bench_wait_up() {
-	for _ in $(seq 1 100); do
+	local end=$((SECONDS + ${2:-10}))
+	while [ $SECONDS -lt $end ]; do
 		if echo "h1.bench.example A" | dnsperf -s 127.0.0.1 -p "$1" -n 1 -t 1 2>/dev/null |
 			grep -q 'Queries completed: *1 '; then return 0; fi
 		sleep 0.1
