@@ -88,7 +88,7 @@ deb-test: deb
 	tests/deb/deb-test.sh $(DEB_BUILD)
 
 bench: build bench-deps
-	tests/bench/run.sh $(BUILD)/veto
+	tests/bench/full.sh $(BUILD)
 
 format:
 	clang-format -i resolver/*/*.[ch] policy/*.[ch] policy/base/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c
