@@ -127,13 +127,13 @@ struct devices_share {
 	struct dkey *pending;		/* devices changed urgently since the base was built */
 	size_t npending;
 	bool overflow;			/* more than DEVICES_SHARE_PENDING: a full one next */
-	uint64_t pub_gen;		/* the table's generation at the last full build */
+	uint64_t pub_gen;		/* d->share_gen at the last full build */
 	uint64_t last_pub_ms, min_ms, last_full_ms, full_min_ms, timer_due;
 	bool timer_armed;
 	void (*close_cb)(void *arg);
 	void *close_arg;
 
-	uint64_t published, entries, observations, ignored;
+	uint64_t published, full, entries, observations, ignored;
 	uint64_t full_us_last, full_us_max, delta_us_last, delta_us_max;
 	bool warned_oom;
 };
@@ -181,6 +181,29 @@ worth(const struct devices_record *r, const char **romv)
 	return r->pin_vendor[0] != '\0' || r->pin_group[0] != '\0' || *romv != NULL ||
 	       r->nobs > 0 || r->os_families != 0 || r->shared ||
 	       r->hostname[0] != '\0' || r->manufacturer[0] != '\0' || r->oui_vendor[0] != '\0';
+}
+
+uint64_t
+devices_share_sig(const struct devices_share *sh, const struct devices_record *r)
+{
+	const char *romv;
+	uint8_t b[3 + MAC_LEN];
+
+	if (!worth(r, &romv))
+		return 0;
+	/* what table_build copies into the entry, in the same order */
+	b[0] = identify_behaviour_usable(r);
+	b[1] = r->has_mac;
+	b[2] = r->randomised;
+	memcpy(b + 3, r->mac.b, MAC_LEN);
+	uint64_t h = hash_bytes(b, sizeof(b), sh->seed);
+	h = hash_str(r->hostname, h);
+	h = hash_str(r->manufacturer, h);
+	h = hash_str(r->oui_vendor, h);
+	h = hash_str(r->pin_vendor, h);
+	h = hash_str(r->pin_group, h);
+	h = hash_str(romv, h);
+	return h != 0 ? h : 1;
 }
 
 static size_t
@@ -427,8 +450,12 @@ publish(struct devices_share *sh, bool full)
 	sh->entries = s->base->n + s->delta.n;
 	/* at most a tenth of the loop's time goes to either kind under constant change */
 	if (full) {
+		/* what the new base holds of each device: a change from this moves share_gen */
+		for (size_t i = 0; i < d->n; i++)
+			d->recs[i].share_sig = devices_share_sig(sh, &d->recs[i]);
+		sh->full++;
 		sh->overflow = false;
-		sh->pub_gen = d->gen;
+		sh->pub_gen = d->share_gen;
 		sh->last_full_ms = now;
 		sh->full_us_last = us;
 		if (us > sh->full_us_max)
@@ -445,7 +472,8 @@ publish(struct devices_share *sh, bool full)
 	reclaim(sh);
 }
 
-/* The idle tick: changes that need no hurry (sh->d->gen moved) get a full snapshot within
+/* The idle tick: changes that need no hurry (sh->d->share_gen moved: what the copy holds of a
+ * device changed, or such a device left; devices_table_mark_dirty) get a full snapshot within
  * DEVICES_SHARE_IDLE_MS, or ten times a full build's time when that is longer. */
 static void
 on_timer(uv_timer_t *t)
@@ -458,7 +486,7 @@ on_timer(uv_timer_t *t)
 		publish(sh, false);
 	uint64_t every = sh->full_min_ms > DEVICES_SHARE_IDLE_MS ? sh->full_min_ms
 								 : DEVICES_SHARE_IDLE_MS;
-	if (sh->d != NULL && sh->d->gen != sh->pub_gen && now - sh->last_full_ms >= every)
+	if (sh->d != NULL && sh->d->share_gen != sh->pub_gen && now - sh->last_full_ms >= every)
 		publish(sh, true);
 	reclaim(sh);
 	uint64_t next = sh->last_full_ms + every > now ? sh->last_full_ms + every - now : every;
@@ -490,6 +518,13 @@ void
 devices_share_rebuild(struct devices_share *sh)
 {
 	if (sh != NULL && sh->d != NULL && !sh->closing)
+		publish(sh, true);
+}
+
+void
+devices_share_idle(struct devices_share *sh)
+{
+	if (sh != NULL && sh->d != NULL && !sh->closing && sh->d->share_gen != sh->pub_gen)
 		publish(sh, true);
 }
 
@@ -777,6 +812,7 @@ devices_share_get_stats(const struct devices_share *sh, struct devices_share_sta
 {
 	memset(st, 0, sizeof(*st));
 	st->published = sh->published;
+	st->full = sh->full;
 	st->entries = sh->entries;
 	st->full_us_last = sh->full_us_last;
 	st->full_us_max = sh->full_us_max;
