@@ -189,8 +189,11 @@ static uint64_t
 sig_str(uint64_t h, const char *s)
 {
 	const uint64_t k = UINT64_C(0x9e3779b97f4a7c15);
-	size_t n = strlen(s);
 	uint64_t w;
+
+	if (s[0] == '\0')
+		return (h + 1) * k;
+	size_t n = strlen(s);
 
 	for (; n >= 8; n -= 8, s += 8) {
 		memcpy(&w, s, 8);
