@@ -183,8 +183,7 @@ worth(const struct devices_record *r, const char **romv)
 	       r->hostname[0] != '\0' || r->manufacturer[0] != '\0' || r->oui_vendor[0] != '\0';
 }
 
-/* Folds string s into h, eight octets at a time, its length in the last word (so that
- * "ab" + "c" and "a" + "bc" differ). */
+/* Folds s into h, eight octets at a time, its length in the last word. */
 static uint64_t
 sig_str(uint64_t h, const char *s)
 {
@@ -214,8 +213,7 @@ devices_share_sig(const struct devices_share *sh, const struct devices_record *r
 
 	if (!worth(r, &romv))
 		return 0;
-	/* what table_build copies into the entry (the hash is for this comparison only: a
-	 * change it missed would keep a worker on an old identity, so it mixes every octet) */
+	/* what table_build copies into the entry, every octet of it */
 	uint64_t w = (uint64_t)identify_behaviour_usable(r) | (uint64_t)r->has_mac << 1 |
 		     (uint64_t)r->randomised << 2;
 	for (size_t i = 0; i < MAC_LEN; i++)
@@ -474,7 +472,7 @@ publish(struct devices_share *sh, bool full)
 	sh->entries = s->base->n + s->delta.n;
 	/* at most a tenth of the loop's time goes to either kind under constant change */
 	if (full) {
-		/* what the new base holds of each device: a change from this moves share_gen */
+		/* what the base holds of each device: a change moves share_gen */
 		for (size_t i = 0; i < d->n; i++)
 			d->recs[i].share_sig = devices_share_sig(sh, &d->recs[i]);
 		sh->full++;
@@ -496,9 +494,9 @@ publish(struct devices_share *sh, bool full)
 	reclaim(sh);
 }
 
-/* The idle tick: changes that need no hurry (sh->d->share_gen moved: what the copy holds of a
- * device changed, or such a device left; devices_table_mark_dirty) get a full snapshot within
- * DEVICES_SHARE_IDLE_MS, or ten times a full build's time when that is longer. */
+/* The idle tick: changes that need no hurry (d->share_gen moved, devices_table_mark_dirty)
+ * get a full snapshot within DEVICES_SHARE_IDLE_MS, or ten times a full build's time when
+ * that is longer. */
 static void
 on_timer(uv_timer_t *t)
 {
@@ -906,8 +904,7 @@ devices_reader_identify(struct devices_reader *r, const struct sockaddr *client,
 	struct devices_record *rec = &r->rec;
 	memset(rec, 0, sizeof(*rec));
 	rec->inv = -1;
-	/* its key is r->key: a placeholder spares identify_fill formatting the text of one
-	 * (inet_ntop and snprintf: about 2,400 instructions a query), which nothing here reads */
+	/* keyed by r->key: spares identify_fill formatting a key text (inet_ntop, snprintf) */
 	rec->key[0] = '-';
 	r->usable = true;
 	const char *strs = NULL;
