@@ -284,7 +284,7 @@ devices_identify(struct devices *d, const struct policy *pol, const struct socka
 	struct sockaddr_storage ecs;
 	struct mac hint, m;
 	bool has_hint;
-	char key[DEVICES_KEY_MAX];
+	struct devices_ip ip;
 	struct dkey k;
 	int64_t now = (int64_t)time(NULL);
 
@@ -292,10 +292,11 @@ devices_identify(struct devices *d, const struct policy *pol, const struct socka
 	bool anonymous;
 	const struct sockaddr *sa = devices_forwarded_client(d->trusted, client, h, &ecs, &hint,
 							     &has_hint, &anonymous);
-	bool has_mac = identify_key(cfg, d->src, sa, has_hint ? &hint : NULL, key, &m);
-	if (devices_text_dkey(key, &k) != 0) { /* cannot happen: identify_key writes a valid key */
-		memset(&k, 0, sizeof(k));
-	}
+	/* the key identify_key would write as text (identify_fill writes it for a new record),
+	 * straight into the index's form: no inet_ntop, snprintf and inet_pton per query */
+	identify_ip_of(sa, &ip);
+	bool has_mac = sources_mac(cfg, d->src, &ip, has_hint ? &hint : NULL, &m);
+	k = has_mac ? kmap_mac_key(&m) : kmap_ip_key(ip.family, ip.addr);
 	if (has_mac)
 		forget_address_record(d, sa);
 	struct devices_record *r = devices_table_lookup(d, &k);

@@ -95,7 +95,9 @@ struct devices {
 	struct devices_store *store;	/* NULL: in memory only */
 	struct devices_pg *pg;		/* the shared store's sync (devices_pg.h), NULL: none */
 	struct devices_share *share;	/* read by other workers (devices_share.h), NULL: none */
-	uint64_t gen;			/* moves with every change of a record (devices_share.c) */
+	uint64_t share_gen;		/* moves when what the other workers' copy holds of a
+					   record changes, or such a record leaves (devices_share.c,
+					   devices_table_mark_dirty) */
 	uint64_t event_ts_ms;		/* replaying a worker's query: its time for the events
 					   (Unix ms), 0 = now */
 	char *db_path;
@@ -124,7 +126,11 @@ void devices_unwatch_leases(struct devices *d);
 /* devices_table.c */
 struct devices_record *devices_table_add(struct devices *d, const char *key, int64_t now);
 struct devices_record *devices_table_lookup(struct devices *d, const struct dkey *k);
-void devices_table_mark_dirty(struct devices *d, const struct devices_record *r);
+/* r changed: saved at the next save; and when what the other workers' copy holds of it
+ * changed (its devices_share_sig), d->share_gen moves (a full copy at the next idle tick).
+ * Every change of a record goes through here (or devices_table_remove_one / eviction /
+ * expiry, which move share_gen for a record in that copy). */
+void devices_table_mark_dirty(struct devices *d, struct devices_record *r);
 void devices_table_remove_one(struct devices *d, size_t i);
 void devices_table_forget_key(struct devices *d, const char *key);
 int devices_text_dkey(const char *key, struct dkey *out);	/* "mac:..."/"ip:..." -> key */
@@ -151,7 +157,8 @@ void devices_fill_ident(const struct devices_record *r, struct devices_ident *id
 
 /* devices_share.c, for the table (each NULL-safe on sh). touch: the device with key (NULL: the
  * sources or the configuration) changed in a way every worker must see soon (an attribution,
- * a pin, a forget, a group change, new sources); other changes move d->gen. suspect: whether a
+ * a pin, a forget, a group change, new sources); other changes move d->share_gen when they
+ * change what the copy holds (devices_table_mark_dirty, devices_share_sig). suspect: whether a
  * worker dropped a signature query of the device with key, or at address sa: its signature
  * queries are ignored (count: one more in the stats) and its behaviour attribution ends
  * (devices_record_query). retire: source tables the table no longer uses (a shell of them,
@@ -167,6 +174,12 @@ void devices_share_retire(struct devices_share *sh, struct devices_sources **src
 void devices_share_sync(struct devices_share *sh);
 /* A full snapshot now (benchmarks). */
 void devices_share_rebuild(struct devices_share *sh);
+/* The idle tick's check now, without its wait (tests, benchmarks): a full snapshot when
+ * d->share_gen moved since the last one. */
+void devices_share_idle(struct devices_share *sh);
+/* What a worker's copy holds of r (key aside), as a seeded hash: 0 when r is not in it (not
+ * worth copying), else never 0. Owner thread. */
+uint64_t devices_share_sig(const struct devices_share *sh, const struct devices_record *r);
 /* What the current snapshot says behaviour attributes to the device with key (tests, owner
  * thread): its vendor, "" for none or no entry. */
 void devices_share_snap_romv(struct devices_share *sh, const char *key, char *buf,

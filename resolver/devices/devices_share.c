@@ -127,13 +127,13 @@ struct devices_share {
 	struct dkey *pending;		/* devices changed urgently since the base was built */
 	size_t npending;
 	bool overflow;			/* more than DEVICES_SHARE_PENDING: a full one next */
-	uint64_t pub_gen;		/* the table's generation at the last full build */
+	uint64_t pub_gen;		/* d->share_gen at the last full build */
 	uint64_t last_pub_ms, min_ms, last_full_ms, full_min_ms, timer_due;
 	bool timer_armed;
 	void (*close_cb)(void *arg);
 	void *close_arg;
 
-	uint64_t published, entries, observations, ignored;
+	uint64_t published, full, entries, observations, ignored;
 	uint64_t full_us_last, full_us_max, delta_us_last, delta_us_max;
 	bool warned_oom;
 };
@@ -181,6 +181,51 @@ worth(const struct devices_record *r, const char **romv)
 	return r->pin_vendor[0] != '\0' || r->pin_group[0] != '\0' || *romv != NULL ||
 	       r->nobs > 0 || r->os_families != 0 || r->shared ||
 	       r->hostname[0] != '\0' || r->manufacturer[0] != '\0' || r->oui_vendor[0] != '\0';
+}
+
+/* Folds s into h, eight octets at a time, its length in the last word. */
+static uint64_t
+sig_str(uint64_t h, const char *s)
+{
+	const uint64_t k = UINT64_C(0x9e3779b97f4a7c15);
+	uint64_t w;
+
+	if (s[0] == '\0')
+		return (h + 1) * k;
+	size_t n = strlen(s);
+
+	for (; n >= 8; n -= 8, s += 8) {
+		memcpy(&w, s, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 32;
+	}
+	w = (uint64_t)n << 56;
+	for (size_t i = 0; i < n; i++)
+		w ^= (uint64_t)(unsigned char)s[i] << (8 * i);
+	h = (h ^ w) * k;
+	return h ^ (h >> 32);
+}
+
+uint64_t
+devices_share_sig(const struct devices_share *sh, const struct devices_record *r)
+{
+	const char *romv;
+
+	if (!worth(r, &romv))
+		return 0;
+	/* what table_build copies into the entry, every octet of it */
+	uint64_t w = (uint64_t)identify_behaviour_usable(r) | (uint64_t)r->has_mac << 1 |
+		     (uint64_t)r->randomised << 2;
+	for (size_t i = 0; i < MAC_LEN; i++)
+		w |= (uint64_t)r->mac.b[i] << (8 * (i + 1));
+	uint64_t h = hash_mix(sh->seed ^ w);
+	h = sig_str(h, r->hostname);
+	h = sig_str(h, r->manufacturer);
+	h = sig_str(h, r->oui_vendor);
+	h = sig_str(h, r->pin_vendor);
+	h = sig_str(h, r->pin_group);
+	h = hash_mix(sig_str(h, romv != NULL ? romv : ""));
+	return h != 0 ? h : 1;
 }
 
 static size_t
@@ -427,8 +472,12 @@ publish(struct devices_share *sh, bool full)
 	sh->entries = s->base->n + s->delta.n;
 	/* at most a tenth of the loop's time goes to either kind under constant change */
 	if (full) {
+		/* what the base holds of each device: a change moves share_gen */
+		for (size_t i = 0; i < d->n; i++)
+			d->recs[i].share_sig = devices_share_sig(sh, &d->recs[i]);
+		sh->full++;
 		sh->overflow = false;
-		sh->pub_gen = d->gen;
+		sh->pub_gen = d->share_gen;
 		sh->last_full_ms = now;
 		sh->full_us_last = us;
 		if (us > sh->full_us_max)
@@ -445,8 +494,9 @@ publish(struct devices_share *sh, bool full)
 	reclaim(sh);
 }
 
-/* The idle tick: changes that need no hurry (sh->d->gen moved) get a full snapshot within
- * DEVICES_SHARE_IDLE_MS, or ten times a full build's time when that is longer. */
+/* The idle tick: changes that need no hurry (d->share_gen moved, devices_table_mark_dirty)
+ * get a full snapshot within DEVICES_SHARE_IDLE_MS, or ten times a full build's time when
+ * that is longer. */
 static void
 on_timer(uv_timer_t *t)
 {
@@ -458,7 +508,7 @@ on_timer(uv_timer_t *t)
 		publish(sh, false);
 	uint64_t every = sh->full_min_ms > DEVICES_SHARE_IDLE_MS ? sh->full_min_ms
 								 : DEVICES_SHARE_IDLE_MS;
-	if (sh->d != NULL && sh->d->gen != sh->pub_gen && now - sh->last_full_ms >= every)
+	if (sh->d != NULL && sh->d->share_gen != sh->pub_gen && now - sh->last_full_ms >= every)
 		publish(sh, true);
 	reclaim(sh);
 	uint64_t next = sh->last_full_ms + every > now ? sh->last_full_ms + every - now : every;
@@ -490,6 +540,13 @@ void
 devices_share_rebuild(struct devices_share *sh)
 {
 	if (sh != NULL && sh->d != NULL && !sh->closing)
+		publish(sh, true);
+}
+
+void
+devices_share_idle(struct devices_share *sh)
+{
+	if (sh != NULL && sh->d != NULL && !sh->closing && sh->d->share_gen != sh->pub_gen)
 		publish(sh, true);
 }
 
@@ -777,6 +834,7 @@ devices_share_get_stats(const struct devices_share *sh, struct devices_share_sta
 {
 	memset(st, 0, sizeof(*st));
 	st->published = sh->published;
+	st->full = sh->full;
 	st->entries = sh->entries;
 	st->full_us_last = sh->full_us_last;
 	st->full_us_max = sh->full_us_max;
@@ -846,6 +904,8 @@ devices_reader_identify(struct devices_reader *r, const struct sockaddr *client,
 	struct devices_record *rec = &r->rec;
 	memset(rec, 0, sizeof(*rec));
 	rec->inv = -1;
+	/* keyed by r->key: spares identify_fill formatting a key text (inet_ntop, snprintf) */
+	rec->key[0] = '-';
 	r->usable = true;
 	const char *strs = NULL;
 	const struct snap_entry *e = snap_find(s, &r->key, r->sh->seed, &strs);

@@ -69,6 +69,7 @@ struct devices_reader;
 
 struct devices_share_stats {
 	uint64_t published;		/* snapshots published since start */
+	uint64_t full;			/* of them: full copies (a new base) */
 	uint64_t entries;		/* devices in the current snapshot */
 	uint64_t full_us_last, full_us_max;   /* building a full snapshot, on the owner's loop */
 	uint64_t delta_us_last, delta_us_max; /* building one with the devices changed since */

@@ -29,10 +29,17 @@ devices_table_lookup(struct devices *d, const struct dkey *k)
 }
 
 void
-devices_table_mark_dirty(struct devices *d, const struct devices_record *r)
+devices_table_mark_dirty(struct devices *d, struct devices_record *r)
 {
 	size_t i = (size_t)(r - d->recs);
-	d->gen++;
+	if (d->share != NULL) {
+		/* a last-seen time or a count alone leaves the workers' copy as it is */
+		uint64_t sig = devices_share_sig(d->share, r);
+		if (sig != r->share_sig) {
+			r->share_sig = sig;
+			d->share_gen++;
+		}
+	}
 	if (!d->dirty[i]) {
 		d->dirty[i] = 1;
 		d->ndirty++;
@@ -62,6 +69,15 @@ devices_table_forget_key(struct devices *d, const char *key)
 	memcpy(d->gone[d->ngone++], key, DEVICES_KEY_MAX);
 }
 
+/* Record r leaves the table: when the workers' copy holds it (as last marked, or as it is
+ * now), the next idle tick rebuilds that copy without it. */
+static void
+leaving(struct devices *d, const struct devices_record *r)
+{
+	if (d->share != NULL && (r->share_sig != 0 || devices_share_sig(d->share, r) != 0))
+		d->share_gen++;
+}
+
 /* Removes the records marked in victim[0..n), keeping the others in order. Returns how many. */
 static size_t
 remove_marked(struct devices *d, const uint8_t *victim)
@@ -72,6 +88,7 @@ remove_marked(struct devices *d, const uint8_t *victim)
 	for (size_t i = 0; i < d->n; i++) {	/* deletions first: the index never grows below */
 		if (!victim[i])
 			continue;
+		leaving(d, &d->recs[i]);
 		if (devices_text_dkey(d->recs[i].key, &k) == 0)
 			kmap_del(d->index, &k);
 		if (d->dirty[i])
@@ -100,7 +117,7 @@ devices_table_remove_one(struct devices *d, size_t i)
 {
 	struct dkey k;
 
-	d->gen++;
+	leaving(d, &d->recs[i]);
 	if (devices_text_dkey(d->recs[i].key, &k) == 0)
 		kmap_del(d->index, &k);
 	if (d->dirty[i])

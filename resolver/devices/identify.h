@@ -72,6 +72,9 @@ struct devices_record {
 						   attributes it (devices_share.h) */
 	uint8_t noted;				/* at run time only: the reasons for not acting
 						   on evidence already logged (DEVICES_NOTED_*) */
+	uint64_t share_sig;			/* at run time only: what the other workers'
+						   copy holds of it, as a hash, when last marked
+						   (devices_share_sig; 0 = not in that copy) */
 	char pin_vendor[IDENTITY_VENDOR_MAX];	/* pinned by an administrator, "" = none */
 	char pin_group[IDENTITY_NAME_MAX];	/* pinned by an administrator, "" = none */
 	int64_t pin_at;				/* Unix ms of the last pin or unpin on the

@@ -367,6 +367,7 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 		if (m->share_on) { /* the other workers' copy and what they send back */
 			const struct field sh[] = {
 				{"snapshots", m->share.published},
+				{"snapshots_full", m->share.full},
 				{"snapshot_devices", m->share.entries},
 				{"full_us", m->share.full_us_last},
 				{"full_us_max", m->share.full_us_max},

@@ -132,6 +132,9 @@ render_devices(const struct metrics *m, struct http_resp *r)
 		one(r, "veto_devices_snapshots_total", "counter",
 		    "Copies of the device table published to the other workers.",
 		    m->share.published);
+		one(r, "veto_devices_snapshots_full_total", "counter",
+		    "Of them, full copies (the others carry the devices changed since the last one).",
+		    m->share.full);
 		one(r, "veto_devices_observations_dropped_total", "counter",
 		    "Queries of other workers not recorded in the device table: queue full.",
 		    m->share.dropped);

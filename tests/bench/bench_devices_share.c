@@ -6,7 +6,11 @@
  *            publication, and the interval the share then keeps between two of them
  *   reader:  a worker's identify + record for a device in the snapshot (ns per query), next to
  *            the owner's direct devices_identify + devices_record_query on the same table
- * Usage: bench_devices_share [devices] [publications] [queries]  (65536, 50, 2000000)
+ *   steady:  the owner's own queries from known devices (nothing a worker reads changes), the
+ *            idle tick's check (devices_share_idle) after every [per_tick] of them, as if the
+ *            main loop answered that many a second: full copies made, and the tick's CPU
+ * Usage: bench_devices_share [devices] [publications] [queries] [per_tick]
+ *        (65536, 50, 2000000, 20000)
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -52,6 +56,7 @@ main(int argc, char **argv)
 	unsigned n = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 65536;
 	unsigned pubs = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 50;
 	unsigned long queries = argc > 3 ? strtoul(argv[3], NULL, 10) : 2000000;
+	unsigned long per_tick = argc > 4 ? strtoul(argv[4], NULL, 10) : 20000;
 	char path[] = "/tmp/veto-bench-share-XXXXXX";
 	struct diag dg;
 	struct policy *pol = NULL;
@@ -62,7 +67,7 @@ main(int argc, char **argv)
 
 	char dir[] = "/tmp/veto-bench-state-XXXXXX";
 	int fd = mkstemp(path);
-	if (fd < 0 || mkdtemp(dir) == NULL || n == 0 || pubs == 0 || queries == 0)
+	if (fd < 0 || mkdtemp(dir) == NULL || n == 0 || pubs == 0 || queries == 0 || per_tick == 0)
 		return 1;
 	dprintf(fd, "state_dir: %s\ndevices:\n  arp: false\n  oui: false\n  max_devices: %u\n"
 		"groups:\n  - {name: banned, vendors: [Xiaomi], default: deny}\n"
@@ -168,6 +173,38 @@ main(int argc, char **argv)
 	printf("reader   identify + decide + record: %" PRIu64 " ns/query CPU (the owner's direct "
 	       "path on the same table: %" PRIu64 " ns/query)\n",
 	       reader_ns, direct_ns);
+
+	/* steady: the changes above copied once, then only queries of known devices */
+	devices_share_idle(sh);
+	devices_share_get_stats(sh, &st);
+	uint64_t full0 = st.full, idle_ns = 0, query_ns = 0;
+	unsigned long ticks = queries / per_tick > 0 ? queries / per_tick : 1;
+	for (unsigned long t = 0; t < ticks; t++) {
+		t0 = cpu_ns();
+		for (unsigned long i = 0; i < per_tick; i++) {
+			struct policy_identity id;
+			struct devices_ident ident;
+			struct policy_decision dec;
+			const struct sockaddr *sa =
+				(const struct sockaddr *)&clients[(t * per_tick + i) % NC];
+			id = (struct policy_identity){.sa = sa};
+			devices_identify(d, pol, sa, NULL, &id, &ident);
+			policy_decide(pol, &id, &qname, &dec);
+			devices_record_query(d, pol, dec.group, &qname, &ident);
+			sink += (unsigned long)dec.group;
+		}
+		uint64_t t1 = cpu_ns();
+		devices_share_idle(sh);
+		idle_ns += cpu_ns() - t1;
+		query_ns += t1 - t0;
+	}
+	devices_share_get_stats(sh, &st);
+	printf("steady   %lu ticks of %lu owner queries of known devices: %" PRIu64 " full copies "
+	       "(%.2f per tick), %.2f ms CPU per tick in the tick's check (the queries: %.1f ms "
+	       "CPU per tick, %" PRIu64 " ns/query)\n",
+	       ticks, per_tick, st.full - full0, (double)(st.full - full0) / (double)ticks,
+	       idle_ns / 1e6 / (double)ticks, query_ns / 1e6 / (double)ticks,
+	       query_ns / (ticks * per_tick));
 	devices_share_close(sh, NULL, NULL);
 	devices_close(d, NULL, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);

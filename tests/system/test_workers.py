@@ -232,6 +232,38 @@ def devices_cli(v, *args):
 	return run_veto(["devices", *args, "-c", str(v.config_file)])
 
 
+def full_copies(v):
+	return stats(v)["devices_shared"]["snapshots_full"]
+
+
+def test_known_devices_queries_make_no_full_copy(dveto, upstream):
+	"""Queries of known devices change nothing the workers' copy of the device table holds
+	(last-seen times, counts): the main loop's idle tick, every second, makes no full copy of
+	it (it did, under any traffic). The device is attributed first, so it is in the copy."""
+	v = dveto
+	src = "127.0.0.43"
+	r = udp_query(v, SIGNATURE, src)
+	assert r is not None and r.rcode() == dns.rcode.NOERROR
+	assert "vendor 'Xiaomi'" in v.wait_stderr("vendor 'Xiaomi'"), v.stderr()[-2000:]
+	# the attribution's own full copy comes within a second or so: wait until none follows
+	deadline = time.monotonic() + 15
+	before = full_copies(v)
+	while True:
+		time.sleep(1.5)
+		now = full_copies(v)
+		if now == before or time.monotonic() > deadline:
+			break
+		before = now
+	assert now == before, "full copies kept coming with no queries"
+	end = time.monotonic() + 3  # three idle ticks of steady queries, bounded
+	n = 0
+	while time.monotonic() < end:
+		assert rcodes_from_many_ports(v, "steady.test", src, 10) == [dns.rcode.REFUSED] * 10
+		n += 10
+	time.sleep(1.2)  # one more tick
+	assert full_copies(v) == before, (n, stats(v)["devices_shared"])
+
+
 def test_attribution_applies_on_every_worker(dveto, upstream):
 	v = dveto
 	src = "127.0.0.41"

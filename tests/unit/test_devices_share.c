@@ -5,7 +5,7 @@
  * after devices_share_publish; a snapshot a reader holds is not freed (nor any newer one); a
  * full queue drops sightings first, then evidence, counted, and a device whose evidence was
  * dropped is not attributed from behaviour afterwards, on any path, and an attribution it had
- * ends.
+ * ends. The idle tick copies the table again only when something the copy holds changed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -125,23 +125,45 @@ on_closed(void *arg)
 	((struct fixture *)arg)->closed++;
 }
 
+#define TV_MAC "a4:45:19:00:00:51"
+
 static void
-setup_n(struct fixture *fx, unsigned nreaders)
+write_leases(const struct fixture *fx, const char *hostname)
 {
-	char yaml[512];
+	char path[128];
+	snprintf(path, sizeof(path), "%s/dnsmasq.leases", fx->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "2000000000 " TV_MAC " 127.0.0.51 %s *\n", hostname);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* leased: NULL, or the hostname of a dnsmasq lease file (state_dir/dnsmasq.leases, one
+ * lease: 127.0.0.51 as TV_MAC) */
+static void
+setup_cfg(struct fixture *fx, unsigned nreaders, const char *leased)
+{
+	char yaml[1024], extra[256] = "";
 	memset(fx, 0, sizeof(*fx));
 	snprintf(fx->dir, sizeof(fx->dir), "/tmp/veto-test-share-XXXXXX");
 	assert_non_null(mkdtemp(fx->dir));
+	if (leased != NULL) {
+		write_leases(fx, leased);
+		snprintf(extra, sizeof(extra),
+			 "  dhcp_leases:\n    - {file: %s/dnsmasq.leases, format: dnsmasq}\n",
+			 fx->dir);
+	}
 	snprintf(yaml, sizeof(yaml),
 		 "state_dir: %s\n"
 		 "devices:\n"
 		 "  arp: false\n"
 		 "  oui: false\n"
+		 "%s"
 		 "groups:\n"
 		 "  - {name: banned, vendors: [Xiaomi], default: deny}\n"
 		 "  - {name: staff, clients: [10.9.9.0/24]}\n"
 		 "  - {name: rest}\n",
-		 fx->dir);
+		 fx->dir, extra);
 	fx->p = compile_policy(yaml);
 	assert_int_equal(uv_loop_init(&fx->loop), 0);
 	assert_int_equal(devices_new(&fx->loop, fx->p, &fx->d), 0);
@@ -149,6 +171,12 @@ setup_n(struct fixture *fx, unsigned nreaders)
 	devices_share_attach(fx->sh, fx->d);
 	fx->r = devices_share_reader(fx->sh, 0);
 	fx->r2 = nreaders > 1 ? devices_share_reader(fx->sh, 1) : NULL;
+}
+
+static void
+setup_n(struct fixture *fx, unsigned nreaders)
+{
+	setup_cfg(fx, nreaders, NULL);
 }
 
 static void
@@ -464,6 +492,141 @@ test_drop_ends_attribution(void **state)
 	teardown(&fx);
 }
 
+/* ---- the idle tick's full copy: only when something it holds changed ---- */
+
+/* Runs the loop until the source refresh in flight (if any) has landed. */
+static void
+wait_refresh(struct fixture *fx)
+{
+	for (int i = 0; i < 500 && (fx->d->refresh != NULL || fx->d->refresh_again); i++)
+		run_for(&fx->loop, 10);
+	assert_null(fx->d->refresh);
+}
+
+/* One reader; 127.0.0.51 leased as TV_MAC with hostname "tv-one". */
+static void
+setup_leases(struct fixture *fx)
+{
+	setup_cfg(fx, 1, "tv-one");
+	wait_refresh(fx);
+}
+
+/* The idle tick now; asserts whether it made a full copy. */
+static void
+expect_full(struct fixture *fx, uint64_t *full, bool rebuilt, const char *what)
+{
+	struct devices_share_stats st;
+	devices_share_idle(fx->sh);
+	devices_share_get_stats(fx->sh, &st);
+	if (st.full != *full + (rebuilt ? 1 : 0))
+		fail_msg("after %s: %s full copy", what, rebuilt ? "no" : "a");
+	*full = st.full;
+}
+
+/* Known devices that keep querying, on the owner and through a worker, change nothing a
+ * worker reads: their last-seen times and counts are marked for saving, but the idle tick
+ * makes no full copy. Nor does a new device the copy would hold nothing of (no hostname, no
+ * behaviour, no pin): a worker reads no entry as an empty one. */
+static void
+test_idle_quiet(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	struct devices_share_stats st;
+	uint64_t full;
+
+	setup_leases(&fx);
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.51", "a.test"), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.52", SIGNATURE), "rest");
+	run_for(&fx.loop, 30);
+	devices_share_idle(fx.sh);
+	devices_share_get_stats(fx.sh, &st);
+	full = st.full;
+	assert_int_equal(st.entries, 2);
+	for (int i = 0; i < 100; i++) {
+		assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.51", "b.test"), "rest");
+		assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.52", "b.test"), "banned");
+		assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.51", "c.test"), "rest");
+		assert_string_equal(last_ident.device, "tv-one");
+		assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.52", "c.test"), "banned");
+		run_for(&fx.loop, 1);
+	}
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.53", "d.test"), "rest");
+	devices_share_get_stats(fx.sh, &st);
+	assert_true(st.observations >= 2);
+	assert_true(fx.d->ndirty >= 3); /* the saved state still follows every query */
+	expect_full(&fx, &full, false, "known devices' queries");
+	teardown(&fx);
+}
+
+/* Each change of what the copy holds makes the next idle tick copy the table again, and a
+ * worker then reads the device's new identity: a hostname from a lease refresh, an OS check
+ * (the device is no longer attributed from behaviour: the worker's log record names no
+ * vendor for its ROM name), an attribution, a pin of a device not seen yet, an expiry. */
+static void
+test_idle_changes(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	uint64_t full = 0;
+	char msg[256];
+
+	setup_leases(&fx);
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.51", "a.test"), "rest");
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.54", "a.test"), "rest");
+	struct devices_share_stats st;
+	devices_share_get_stats(fx.sh, &st);
+	full = st.full;
+	/* the lease-known device: a hostname to copy */
+	expect_full(&fx, &full, true, "the first queries");
+
+	/* a hostname from the lease file */
+	write_leases(&fx, "tv-two");
+	devices_refresh_start(fx.d);
+	wait_refresh(&fx);
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.51", "b.test"), "rest");
+	expect_full(&fx, &full, true, "a lease hostname change");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.51", "c.test"), "rest");
+	assert_string_equal(last_ident.device, "tv-two");
+	expect_full(&fx, &full, false, "a worker's query");
+
+	/* an OS check: nothing urgent (no vendor changes), but behaviour no longer attributes
+	 * the device: a worker's log record of its ROM name names no vendor */
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.54", "captive.apple.com"), "rest");
+	expect_full(&fx, &full, true, "an OS check");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.54", SIGNATURE), "rest");
+	assert_string_equal(last_ident.vendor, "");
+	run_for(&fx.loop, 30);
+	/* its ROM name counted, the copy unchanged */
+	expect_full(&fx, &full, false, "a ROM name not acted on");
+
+	/* an attribution (a new device) */
+	assert_string_equal(owner_query(fx.d, fx.p, "127.0.0.52", SIGNATURE), "rest");
+	expect_full(&fx, &full, true, "an attribution");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.52", "d.test"), "banned");
+
+	/* a pin of a device not seen yet */
+	struct devices_admin_req req = {.op = DEVICES_ADMIN_PIN};
+	strcpy(req.target, "ip:127.0.0.53");
+	strcpy(req.group, "staff");
+	assert_int_equal(devices_admin_run(fx.d, &req, msg, sizeof(msg)), 0);
+	expect_full(&fx, &full, true, "a pin");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.53", "e.test"), "staff");
+	run_for(&fx.loop, 30);
+	expect_full(&fx, &full, false, "the pinned device's query");
+
+	/* an expiry: the attributed address-only device is forgotten (no query for
+	 * address_ttl_s); the copy no longer has its attribution */
+	struct devices_record *r = devices_int_lookup(fx.d, "ip:127.0.0.52");
+	assert_non_null(r);
+	r->last_seen = 1;
+	devices_on_save_timer(&fx.d->save_timer);
+	assert_null(devices_find(fx.d, "ip:127.0.0.52"));
+	expect_full(&fx, &full, true, "an expiry");
+	assert_string_equal(reader_query(fx.r, fx.p, "127.0.0.52", "f.test"), "rest");
+	teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -475,6 +638,8 @@ main(void)
 		cmocka_unit_test(test_replay_order_across_workers),
 		cmocka_unit_test(test_admin_after_queued),
 		cmocka_unit_test(test_drop_ends_attribution),
+		cmocka_unit_test(test_idle_quiet),
+		cmocka_unit_test(test_idle_changes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
