@@ -112,6 +112,7 @@ querylog_new_capacity(const struct config *cfg, size_t capacity, struct querylog
 	ql->ovf_w = ql->ovf_r = calloc(1, sizeof(*ql->ovf_w)); /* the first chunk, kept */
 	ql->ovf_woff = ql->ovf_roff = 0;
 	atomic_init(&ql->ovf_max_chunks, evidence_chunks(cfg->log.evidence_buffer_mb));
+	atomic_init(&ql->ovf_max_next, 0);
 	ql->file.path = path != NULL ? strdup(path) : NULL;
 	ql->db_path = cfg->log.database != NULL ? strdup(cfg->log.database) : NULL;
 	ql->retention_days = cfg->log.retention_days;
@@ -226,6 +227,13 @@ ovf_push(struct querylog *ql, const struct querylog_record *r)
 {
 	uint64_t in = atomic_load_explicit(&ql->ovf_in, memory_order_relaxed);
 	size_t max = atomic_load_explicit(&ql->ovf_max_chunks, memory_order_relaxed);
+	size_t next = atomic_load_explicit(&ql->ovf_max_next, memory_order_relaxed);
+	if (next != 0 && atomic_load(&ql->ovf_chunks) + 1 <= querylog_ovf_fwd_room(next)) {
+		/* a reload's smaller bound, now that what is in use leaves its other half free */
+		atomic_store(&ql->ovf_max_chunks, next);
+		atomic_store_explicit(&ql->ovf_max_next, 0, memory_order_relaxed);
+		max = next;
+	}
 	size_t room = r->blocked ? max : querylog_ovf_fwd_room(max);
 
 	if (ql->ovf_woff + SLOT_SIZE > OVF_CHUNK_BYTES) {
@@ -384,14 +392,22 @@ querylog_reconfigure(struct querylog *ql, const struct config *cfg)
 	ql->next.state_dir = sd;
 	ql->next.retention_days = cfg->log.retention_days;
 	ql->events_on = db != NULL || (on && ql->pg != NULL);
+	/* the producer's own bound: a larger one applies from the next overflow chunk on; a
+	 * smaller one once the records in use fit its forwarded half (ovf_push), so that records
+	 * taken under the old bound never leave blocked ones less than the new bound's half */
+	size_t want = evidence_chunks(cfg->log.evidence_buffer_mb);
+	if (want >= atomic_load(&ql->ovf_max_chunks)) {
+		atomic_store(&ql->ovf_max_next, 0);
+		atomic_store(&ql->ovf_max_chunks, want);
+	} else {
+		atomic_store(&ql->ovf_max_next, want);
+	}
 	atomic_store(&ql->reconf, true);
 	pthread_cond_signal(&ql->cv);
 	pthread_mutex_unlock(&ql->mu);
 	if (ql->multi)
 		pthread_mutex_unlock(&ql->submit_mu);
 	atomic_store_explicit(&ql->mode, (int)cfg->log.queries, memory_order_relaxed);
-	/* the producer's own bound: applies from the next overflow chunk on */
-	atomic_store(&ql->ovf_max_chunks, evidence_chunks(cfg->log.evidence_buffer_mb));
 	return 0;
 
 nomem:

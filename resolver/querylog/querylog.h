@@ -15,7 +15,8 @@
  * by one but counted exactly (the writer writes, at most once a second, one counter line
  * {"ts":...,"type":"unlogged","since":...,"forwarded":N} to the file and one row to the
  * database's unlogged table, and warns once per burst), and while the overflow holds more than
- * that half the writer counts the forwarded records it drains instead of storing them. Only
+ * that half the writer counts the forwarded records it drains instead of storing them (the
+ * price: a blocked record may wait behind up to half the buffer of forwarded ones). Only
  * past the whole bound is a blocked record lost: counted
  * (querylog_evidence_lost) and reported as an error. Device events wait in
  * a queue that grows from QUERYLOG_EVENTS to QUERYLOG_EVENTS_MAX. querylog_reopen() (SIGHUP) makes the writer reopen the file (logrotate).

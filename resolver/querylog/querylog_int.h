@@ -55,8 +55,9 @@ size_t querylog_slot_bytes(const struct slot *s);
 
 /* The evidence overflow: a single-producer single-consumer list of chunks of packed records,
  * each record taking only the octets it uses (querylog_slot_bytes: ~100-200 for a blocked
- * query instead of a slot's 1,088), grown by the loop thread only while the ring is full (never
- * in steady state), up to ovf_max_chunks chunks (log.evidence_buffer_mb); the writer frees a
+ * query instead of a slot's 1,088), grown by the loop thread only while the ring is full (a
+ * writer that keeps up never needs it; one that stays behind makes the loop allocate a chunk
+ * every few thousand records), up to ovf_max_chunks chunks (log.evidence_buffer_mb); the writer frees a
  * chunk once it has read all of it. A record starts at an offset where a whole struct slot
  * still fits in the chunk (so packing never runs past it); both sides apply that rule, so the
  * writer finds the records where the producer put them. */
@@ -99,6 +100,8 @@ struct querylog {
 	atomic_size_t ovf_chunks;	/* allocated beyond the first; the producer adds, the
 					   writer subtracts */
 	atomic_size_t ovf_max_chunks;	/* the bound, first chunk included (set by the loop) */
+	atomic_size_t ovf_max_next;	/* a smaller bound a reload asked for (0: none), applied
+					   once the forwarded records in use fit its half */
 	_Atomic(struct ovf_chunk *) ovf_spare; /* a drained chunk kept for the next one */
 	atomic_uint_fast64_t ovf_peak;	/* most overflow records waiting at once */
 

@@ -273,9 +273,10 @@ drain_batch(struct querylog *ql, size_t end, uint64_t ovf_end)
 	size_t t = atomic_load_explicit(&ql->tail, memory_order_relaxed);
 	uint64_t o = atomic_load_explicit(&ql->ovf_out, memory_order_relaxed);
 	uint64_t unopened = 0, shed_n = 0;
-	bool room = true, shed = ovf_pressed(ql);
+	bool room = true;
 
 	if (t != end) {
+		bool shed = ovf_pressed(ql); /* the overflow does not shrink while the ring drains */
 		while (t != end && room) {
 			const struct slot *sl = &ql->ring[t++ & ql->mask];
 			if (shed && !(sl->flags & SLOT_BLOCKED))
@@ -287,7 +288,8 @@ drain_batch(struct querylog *ql, size_t end, uint64_t ovf_end)
 	} else if (o != ovf_end) {
 		while (o != ovf_end && room) {
 			const struct slot *sl = ovf_peek(ql);
-			if (shed && !(sl->flags & SLOT_BLOCKED))
+			/* asked again for each record: the overflow shrinks as chunks are read */
+			if (!(sl->flags & SLOT_BLOCKED) && ovf_pressed(ql))
 				shed_n++;
 			else
 				room = emit(ql, sl, &unopened);
@@ -298,8 +300,10 @@ drain_batch(struct querylog *ql, size_t end, uint64_t ovf_end)
 	} else {
 		return false;
 	}
-	if (shed_n > 0)
+	if (shed_n > 0) {
 		atomic_fetch_add_explicit(&ql->unlogged, shed_n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&ql->dropped, shed_n, memory_order_relaxed);
+	}
 	end_batch(ql, unopened);
 	return true;
 }

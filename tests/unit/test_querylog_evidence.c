@@ -303,6 +303,85 @@ test_forwarded_leave_half_to_evidence(void **state)
 	                 0);
 }
 
+/* The writer sheds forwarded records only while the overflow holds more than their half, asked
+ * again as it reads: log.evidence_buffer_mb 2 (8 chunks, 4 for forwarded records), forwarded
+ * records fill their 4, blocked ones open a 5th. On resume the writer sheds the ring's forwarded
+ * records and the first chunk's, then (4 chunks in use: not pressed) stores the rest. */
+static void
+test_shedding_stops_at_half(void **state)
+{
+	char file[300], db[300];
+	struct querylog *ql = NULL;
+	struct querylog_record r;
+	uint32_t i = 0, fwd_taken = 0, fwd_refused = 0, blk = 0;
+
+	(void)state;
+	open_log_mb(&ql, 64, 2, file, db, "shed.jsonl", "shed.db");
+	querylog_test_pause(ql, true);
+	for (; fwd_refused == 0; i++) {
+		numbered(&r, i, false);
+		if (querylog_submit(ql, &r) == 0)
+			fwd_taken++;
+		else
+			fwd_refused++;
+	}
+	assert_int_equal(querylog_test_overflow_chunks(ql) + 1, 4);
+	while (querylog_test_overflow_chunks(ql) + 1 < 5) {
+		numbered(&r, i++, true);
+		assert_int_equal(querylog_submit(ql, &r), 0);
+		blk++;
+	}
+	uint32_t per_chunk = (fwd_taken - 48) / 4;
+	querylog_test_pause(ql, false);
+	querylog_free(&ql);
+	int64_t stored = sql_int(db, "SELECT count(*) FROM queries WHERE blocked = 0");
+	int64_t counted = sql_int(db, "SELECT coalesce(sum(forwarded), 0) FROM unlogged");
+	print_message("shed: %u forwarded taken, %lld stored, %lld counted\n", fwd_taken,
+	              (long long)stored, (long long)counted);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM queries WHERE blocked = 1"), (int64_t)blk);
+	assert_int_equal(stored + counted, (int64_t)(fwd_taken + fwd_refused));
+	/* shed: the ring's 48 and about one chunk; the 3 other chunks' records stored */
+	assert_true(stored >= (int64_t)(fwd_taken - 48 - per_chunk - 64));
+	assert_true(counted >= 48 + 1);
+}
+
+/* A reload that shrinks log.evidence_buffer_mb while forwarded records fill their half of the
+ * old bound (4 MiB: 16 chunks, 8 of them forwarded): the smaller bound (1 MiB) waits until what
+ * is in use fits its forwarded half, so the blocked records that come next still find the old
+ * bound's other half instead of being lost at once. */
+static void
+test_shrinking_reload_keeps_evidence_room(void **state)
+{
+	char file[300], db[300];
+	struct querylog *ql = NULL;
+	struct querylog_record r;
+	struct config cfg;
+	uint32_t i = 0, fwd_refused = 0, blk = 0;
+
+	(void)state;
+	open_log_mb(&ql, 64, 4, file, db, "shrink.jsonl", "shrink.db");
+	querylog_test_pause(ql, true);
+	for (; fwd_refused == 0; i++) {
+		numbered(&r, i, false);
+		fwd_refused += querylog_submit(ql, &r) != 0;
+	}
+	assert_int_equal(querylog_test_overflow_chunks(ql) + 1, 8);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.log.queries = CONFIG_LOG_ALL;
+	cfg.log.file = file;
+	cfg.log.database = db;
+	cfg.log.evidence_buffer_mb = 1;
+	assert_int_equal(querylog_reconfigure(ql, &cfg), 0);
+	for (; blk < 10000; i++, blk++) {
+		numbered(&r, i, true);
+		assert_int_equal(querylog_submit(ql, &r), 0); /* room: the old bound's other half */
+	}
+	assert_int_equal(querylog_evidence_lost(ql), 0);
+	querylog_test_pause(ql, false);
+	querylog_free(&ql);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM queries WHERE blocked = 1"), (int64_t)blk);
+}
+
 int
 main(void)
 {
@@ -311,6 +390,8 @@ main(void)
 	        cmocka_unit_test(test_flood_keeps_evidence),
 	        cmocka_unit_test(test_bound_counts_evidence_lost),
 	        cmocka_unit_test(test_forwarded_leave_half_to_evidence),
+	        cmocka_unit_test(test_shedding_stops_at_half),
+	        cmocka_unit_test(test_shrinking_reload_keeps_evidence_room),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
