@@ -175,6 +175,55 @@ names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_
 	return 0;
 }
 
+int
+names_check_wire(const uint8_t *msg, size_t msglen, size_t *pos, size_t *wire_len)
+{
+	size_t p = *pos;
+	size_t end = 0;
+	bool jumped = false;
+	unsigned pointers = 0;
+	size_t w = 0;
+	unsigned nl = 0;
+
+	for (;;) {
+		if (p >= msglen)
+			return -EBADMSG;
+		uint8_t c = msg[p];
+		if ((c & 0xc0) == 0xc0) {
+			if (p + 1 >= msglen)
+				return -EBADMSG;
+			size_t target = ((size_t)(c & 0x3f) << 8) | msg[p + 1];
+			if (target >= p || ++pointers > NAMES_MAX_POINTERS)
+				return -EBADMSG;
+			if (!jumped) {
+				end = p + 2;
+				jumped = true;
+			}
+			p = target;
+			continue;
+		}
+		if ((c & 0xc0) != 0)
+			return -EBADMSG;
+		if (c == 0) {
+			if (w + 1 > NAMES_MAX_WIRE)
+				return -EBADMSG;
+			w++;
+			p++;
+			break;
+		}
+		if (w + 1 + c + 1 > NAMES_MAX_WIRE || nl + 1 >= NAMES_MAX_LABELS)
+			return -EBADMSG;
+		if (p + 1 + c > msglen)
+			return -EBADMSG;
+		nl++;
+		w += 1 + (size_t)c;
+		p += 1 + (size_t)c;
+	}
+	*pos = jumped ? end : p;
+	*wire_len = w;
+	return 0;
+}
+
 static size_t
 wire_to_text(const uint8_t *wire, char *buf)
 {

@@ -42,6 +42,14 @@ int names_from_text(struct names_name *out, const char *text, size_t len, const 
  */
 int names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_t *pos);
 
+/*
+ * Whether names_from_wire would accept the name at *pos, checked label by label without copying
+ * or lowercasing it (the same rules: pointers only backwards, at most 127, at most 255 octets
+ * and 127 labels). On success *pos is what names_from_wire would leave and *wire_len the length
+ * of the decompressed name. Returns 0 or -EBADMSG (nothing written).
+ */
+int names_check_wire(const uint8_t *msg, size_t msglen, size_t *pos, size_t *wire_len);
+
 /* Writes the presentation form, lowercase, without trailing dot ("." for the root), escaping
  * '.', '\\', '"' and octets outside 0x21..0x7e as \DDD. Returns the length (without NUL);
  * buf must have NAMES_MAX_TEXT octets. */

@@ -43,7 +43,7 @@
 
 /* What a scan of a whole reply found. */
 struct scan {
-	struct names_name qname;
+	struct names_name qname;	/* only when asked for */
 	uint16_t flags, qtype, qclass;
 	unsigned count[3];
 	size_t sect[3];			/* offset of the first record of each section */
@@ -96,19 +96,20 @@ rdata_names_ok(const uint8_t *pkt, const struct dnsmsg_rr *rr)
 	if (p > rr->end)
 		return false;
 	for (unsigned k = 0; k < names; k++) {
-		struct names_name n;
-		if (names_from_wire(&n, pkt, rr->end, &p) != 0)
+		size_t wl;
+		if (names_check_wire(pkt, rr->end, &p, &wl) != 0)
 			return false;
 	}
 	return p <= rr->end;
 }
 
 /* Checks the header, the question (uncompressed) and that every record parses (with the names
- * in its RDATA, for the types that may compress them). */
+ * in its RDATA, for the types that may compress them). The names are only checked, not copied
+ * (names_check_wire), except the question's into s->qname when want_qname. */
 static int
-scan_reply(const uint8_t *pkt, size_t len, struct scan *s)
+scan_reply(const uint8_t *pkt, size_t len, struct scan *s, bool want_qname)
 {
-	size_t pos = DNSMSG_HEADER_LEN;
+	size_t pos = DNSMSG_HEADER_LEN, qlen;
 	bool opt_seen = false;
 
 	if (len < DNSMSG_HEADER_LEN || len > DNSMSG_MAX_LEN || dnsmsg_rd16(pkt + 4) != 1)
@@ -116,8 +117,14 @@ scan_reply(const uint8_t *pkt, size_t len, struct scan *s)
 	s->flags = dnsmsg_rd16(pkt + 2);
 	for (unsigned k = 0; k < 3; k++)
 		s->count[k] = dnsmsg_rd16(pkt + 6 + 2 * k);
-	if (names_from_wire(&s->qname, pkt, len, &pos) != 0 ||
-	    pos - DNSMSG_HEADER_LEN != s->qname.len || pos + 4 > len)
+	if (want_qname) {
+		if (names_from_wire(&s->qname, pkt, len, &pos) != 0)
+			return -EBADMSG;
+		qlen = s->qname.len;
+	} else if (names_check_wire(pkt, len, &pos, &qlen) != 0) {
+		return -EBADMSG;
+	}
+	if (pos - DNSMSG_HEADER_LEN != qlen || pos + 4 > len)
 		return -EBADMSG;
 	s->qtype = dnsmsg_rd16(pkt + pos);
 	s->qclass = dnsmsg_rd16(pkt + pos + 2);
@@ -126,10 +133,9 @@ scan_reply(const uint8_t *pkt, size_t len, struct scan *s)
 	for (unsigned k = 0; k < 3; k++) {
 		s->sect[k] = pos;
 		for (unsigned i = 0; i < s->count[k]; i++) {
-			struct names_name owner;
 			struct dnsmsg_rr rr;
-			size_t p = pos;
-			if (names_from_wire(&owner, pkt, len, &p) != 0 ||
+			size_t p = pos, wl;
+			if (names_check_wire(pkt, len, &p, &wl) != 0 ||
 			    dnsmsg_read_rr(pkt, len, &pos, &rr) != 0 || !rdata_names_ok(pkt, &rr))
 				return -EBADMSG;
 			if (k == 1 && rr.type == DNSMSG_TYPE_SOA && soa_minimum(pkt, &rr) < 0)
@@ -152,7 +158,7 @@ dnsmsg_judge_reply(const uint8_t *pkt, size_t len)
 {
 	struct scan s;
 
-	if (scan_reply(pkt, len, &s) != 0)
+	if (scan_reply(pkt, len, &s, false) != 0)
 		return -EBADMSG;
 	unsigned rcode = (s.flags & 0x0f) | (s.ext_rcode << 4);
 	if (rcode != DNSMSG_RCODE_NOERROR && rcode != DNSMSG_RCODE_NXDOMAIN && rcode != RCODE_YXDOMAIN)
@@ -340,7 +346,7 @@ dnsmsg_answer_from_reply(const uint8_t *pkt, size_t len, bool do_bit, uint8_t *w
 	unsigned kept[2] = { 0, 0 };
 	int err;
 
-	if (scan_reply(pkt, len, &s) != 0 || s.count[0] > MAX_RECORDS)
+	if (scan_reply(pkt, len, &s, true) != 0 || s.count[0] > MAX_RECORDS)
 		return -EBADMSG;	/* (every record parsed: the count cannot exceed the bitmap) */
 	memset(keep, 0, sizeof(keep));
 	walk_chain(pkt, len, &s, do_bit, keep, &last, &found);

@@ -256,6 +256,77 @@ test_from_wire_limits(void **state)
 	assert_int_equal(names_from_wire(&n, msg, o, &pos), -EBADMSG);
 }
 
+/* names_check_wire agrees with names_from_wire: on the table above, at the limits, and on
+ * random messages built of short labels, pointers (backwards and forwards) and odd octets. */
+static void
+check_agrees(const uint8_t *msg, size_t len, size_t start)
+{
+	struct names_name n;
+	size_t p1 = start, p2 = start, wl = 999;
+	int rc1 = names_from_wire(&n, msg, len, &p1);
+	int rc2 = names_check_wire(msg, len, &p2, &wl);
+
+	assert_int_equal(rc1, rc2);
+	assert_int_equal(p1, p2);
+	if (rc1 == 0)
+		assert_int_equal(wl, n.len);
+	else
+		assert_int_equal(wl, 999);	/* nothing written on failure */
+}
+
+static void
+test_check_wire(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(wire_cases) / sizeof(wire_cases[0]); i++)
+		check_agrees(wire_cases[i].msg, wire_cases[i].len, wire_cases[i].start);
+
+	uint8_t msg[600];
+	for (unsigned i = 0; i < 128; i++) {
+		msg[2 * i] = 1;
+		msg[2 * i + 1] = 'a';
+	}
+	msg[254] = 0;
+	check_agrees(msg, 255, 0);
+	check_agrees(msg, 254, 0);
+	msg[254] = 1;
+	msg[256] = 0;
+	check_agrees(msg, 257, 0);
+
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	unsigned accepted = 0;
+	for (unsigned round = 0; round < 20000; round++) {
+		size_t len = 0;
+		while (len < 300) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			unsigned r = (unsigned)(x % 100);
+			if (r < 8) {
+				msg[len++] = 0;
+			} else if (r < 16) {
+				size_t t = (size_t)((x >> 20) % (len + 4));
+				msg[len++] = (uint8_t)(0xc0 | (t >> 8));
+				msg[len++] = (uint8_t)t;
+			} else if (r < 18) {
+				msg[len++] = (uint8_t)(x >> 24);	/* any octet */
+			} else {
+				unsigned c = r < 90 ? 1 + (unsigned)((x >> 32) % 5) : 63;
+				msg[len++] = (uint8_t)c;
+				for (unsigned k = 0; k < c && len < sizeof(msg); k++)
+					msg[len++] = (uint8_t)('A' + k);
+			}
+		}
+		for (size_t start = 0; start < 40; start++) {
+			check_agrees(msg, len, start);
+			check_agrees(msg, len / 2, start);
+			size_t p = start, wl;
+			accepted += names_check_wire(msg, len, &p, &wl) == 0;
+		}
+	}
+	assert_true(accepted > 1000);	/* the random messages hold names, not only garbage */
+}
+
 static void
 test_equal(void **state)
 {
@@ -302,6 +373,7 @@ main(void)
 		cmocka_unit_test(test_label_offsets),
 		cmocka_unit_test(test_from_wire_table),
 		cmocka_unit_test(test_from_wire_limits),
+		cmocka_unit_test(test_check_wire),
 		cmocka_unit_test(test_equal),
 		cmocka_unit_test(test_hash_suffixes),
 	};
