@@ -112,6 +112,27 @@ clientcount_add(struct clientcount *t, const struct clientkey *k)
 	return 0;
 }
 
+int
+clientcount_add_below(struct clientcount *t, const struct clientkey *k, uint32_t limit)
+{
+	struct clientcount_slot *s = t->slots != NULL ? find(t, k) : NULL;
+
+	if ((s != NULL ? s->count : 0) >= limit)
+		return -EBUSY;
+	if (s == NULL || (s->count == 0 && (t->used + 1) * 2 > t->mask + 1)) {
+		int err = grow(t);
+		if (err != 0)
+			return err;
+		s = find(t, k);
+	}
+	if (s->count == 0) {
+		s->key = *k;
+		t->used++;
+	}
+	s->count++;
+	return 0;
+}
+
 void
 clientcount_sub(struct clientcount *t, const struct clientkey *k)
 {
