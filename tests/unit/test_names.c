@@ -256,6 +256,48 @@ test_from_wire_limits(void **state)
 	assert_int_equal(names_from_wire(&n, msg, o, &pos), -EBADMSG);
 }
 
+/* names_from_wire lowercases 'A'..'Z' and nothing else: every octet value at every position of
+ * labels of every length (the octets around the capitals, '@' '[' '`' '{' and 0x80 and above,
+ * stay as they are). */
+static void
+test_from_wire_lowercase(void **state)
+{
+	(void)state;
+	uint8_t msg[2 + 63 + 1 + 2 + 8];
+	memset(msg, 'Q', sizeof(msg));
+	/* pad 0: the message ends with the name; pad 8: more octets follow (read 8 at a time) */
+	for (unsigned pad = 0; pad <= 8; pad += 8)
+	for (unsigned len = 1; len <= 63; len++) {
+		for (unsigned v = 0; v < 256; v++) {
+			msg[0] = (uint8_t)len;
+			for (unsigned k = 0; k < len; k++)
+				msg[1 + k] = (uint8_t)(v + 37 * k);
+			msg[1 + len] = 1;	/* a second label, "Z", after it */
+			msg[2 + len] = 'Z';
+			msg[3 + len] = 0;
+			struct names_name n;
+			size_t pos = 0;
+			assert_int_equal(names_from_wire(&n, msg, 4 + len + pad, &pos), 0);
+			assert_int_equal(pos, 4 + len);
+			assert_int_equal(n.len, 4 + len);
+			assert_int_equal(n.nlabels, 2);
+			assert_int_equal(n.wire[0], len);
+			for (unsigned k = 0; k < len; k++) {
+				uint8_t c = msg[1 + k];
+				uint8_t want = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+				if (n.wire[1 + k] != want)
+					fail_msg("pad %u len %u octet %u: 0x%02x -> 0x%02x", pad, len,
+						 k, c, n.wire[1 + k]);
+			}
+			assert_int_equal(n.wire[1 + len], 1);
+			assert_int_equal(n.wire[2 + len], 'z');
+			assert_int_equal(n.wire[3 + len], 0);
+			assert_int_equal(n.label_off[1], 1 + len);
+			assert_int_equal(n.label_off[2], 3 + len);
+		}
+	}
+}
+
 /* names_check_wire agrees with names_from_wire: on the table above, at the limits, and on
  * random messages built of short labels, pointers (backwards and forwards) and odd octets. */
 static void
@@ -374,6 +416,7 @@ main(void)
 		cmocka_unit_test(test_from_wire_table),
 		cmocka_unit_test(test_from_wire_limits),
 		cmocka_unit_test(test_check_wire),
+		cmocka_unit_test(test_from_wire_lowercase),
 		cmocka_unit_test(test_equal),
 		cmocka_unit_test(test_hash_suffixes),
 	};
