@@ -87,12 +87,14 @@ chain_next(const struct dnsmsg_answer *a, size_t start, unsigned an, uint16_t qc
 		struct names_name owner, target;
 		struct dnsmsg_rr rr;
 		size_t p = pos;
-		if (names_from_wire(&owner, a->wire, a->len, &p) != 0 ||
-		    dnsmsg_read_rr(a->wire, a->len, &pos, &rr) != 0)
+		if (dnsmsg_read_rr(a->wire, a->len, &pos, &rr) != 0)
 			return -ENOENT;
+		/* the owner is only read (decompressed) for a link: most answers have none */
 		if (rr.rclass != qclass ||
 		    (rr.type != DNSMSG_TYPE_CNAME && rr.type != DNSMSG_TYPE_DNAME))
 			continue;
+		if (names_from_wire(&owner, a->wire, a->len, &p) != 0)
+			return -ENOENT;
 		bool cname = rr.type == DNSMSG_TYPE_CNAME;
 		if (cname ? !names_equal(&owner, cur) : !dnsmsg_is_ancestor(&owner, cur))
 			continue;
