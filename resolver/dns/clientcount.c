@@ -49,7 +49,7 @@ clientcount_destroy(struct clientcount *t)
 static size_t
 home(const struct clientcount *t, const struct clientkey *k)
 {
-	return (size_t)hash_bytes(k, sizeof(*k), t->seed) & t->mask;
+	return (size_t)hash_bytes(k, clientkey_hash_len(k), t->seed) & t->mask;
 }
 
 /* The slot holding k, or the empty slot where it would go. */

@@ -62,6 +62,13 @@ test_prefix_keys(void **state)
 		key_of(cases[i].a, cases[i].kind, &a);
 		key_of(cases[i].b, cases[i].kind, &b);
 		assert_int_equal(clientkey_equal(&a, &b), cases[i].equal);
+		/* what the hash covers: equal keys agree on it, an IPv4 key is zero past it */
+		size_t hl = clientkey_hash_len(&a);
+		assert_int_equal(hl, a.family == 4 ? 6 : sizeof(a));
+		if (cases[i].equal)
+			assert_int_equal(clientkey_hash_len(&b), hl);
+		for (size_t o = hl; o < sizeof(a); o++)
+			assert_int_equal(((const uint8_t *)&a)[o], 0);
 		clientkey_text(&a, text, sizeof(text));
 		assert_string_equal(text, cases[i].text);
 	}
