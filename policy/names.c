@@ -252,6 +252,27 @@ names_check_wire(const uint8_t *msg, size_t msglen, size_t *pos, size_t *wire_le
 	return 0;
 }
 
+bool
+names_match_wire(const struct names_name *n, const uint8_t *msg, size_t msglen, size_t pos)
+{
+	size_t len = n->len, k = 0;
+
+	if (pos > msglen || msglen - pos < len)
+		return false;
+	/* n's octets are lowercase and its length octets below 0x40: lowering msg's is enough */
+	for (; k + 8 <= len; k += 8) {
+		uint64_t a, b;
+		memcpy(&a, msg + pos + k, 8);
+		memcpy(&b, n->wire + k, 8);
+		if (lower8(a) != b)
+			return false;
+	}
+	for (; k < len; k++)
+		if (lower_tab[msg[pos + k]] != n->wire[k])
+			return false;
+	return true;
+}
+
 static size_t
 wire_to_text(const uint8_t *wire, char *buf)
 {

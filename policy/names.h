@@ -58,6 +58,10 @@ size_t names_to_text(const struct names_name *n, char *buf);
 /* Same as names_to_text for the suffix starting at label i (0 <= i <= nlabels). */
 size_t names_suffix_to_text(const struct names_name *n, unsigned i, char *buf);
 
+/* True when the n->len octets at msg[pos..] (msglen octets in all) are n's wire form, ASCII
+ * case ignored: the uncompressed form of n, which names_from_wire would read as n. */
+bool names_match_wire(const struct names_name *n, const uint8_t *msg, size_t msglen, size_t pos);
+
 /* True when the two names are equal (they are canonical, so this is a byte compare). */
 bool names_equal(const struct names_name *a, const struct names_name *b);
 

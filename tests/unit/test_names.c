@@ -298,6 +298,40 @@ test_from_wire_lowercase(void **state)
 	}
 }
 
+/* names_match_wire: the name in any case matches, in place; a shorter message, another name, a
+ * compressed form or a longer name starting alike does not. */
+static void
+test_match_wire(void **state)
+{
+	(void)state;
+	struct names_name n;
+	assert_int_equal(names_from_text(&n, "u12-345.Miss.Example", 20, NULL), 0);
+	uint8_t msg[64] = { 0 };
+	memcpy(msg + 3, "\x07U12-345\x04MISS\x07" "exAMPLE\x00", 22);
+	assert_true(names_match_wire(&n, msg, 25, 3));
+	assert_true(names_match_wire(&n, msg, sizeof(msg), 3));
+	assert_false(names_match_wire(&n, msg, 24, 3));		/* cut short */
+	assert_false(names_match_wire(&n, msg, 25, 26));	/* past the end */
+	for (size_t k = 3; k < 25; k++) {			/* any octet changed */
+		for (unsigned d = 1; d < 256; d++) {
+			uint8_t keep = msg[k];
+			msg[k] = (uint8_t)(keep + d);
+			bool same_letter = (keep | 0x20) >= 'a' && (keep | 0x20) <= 'z' &&
+					   (msg[k] ^ keep) == 0x20;
+			assert_int_equal(names_match_wire(&n, msg, sizeof(msg), 3), same_letter);
+			msg[k] = keep;
+		}
+	}
+	/* compressed: "u12-345" then a pointer to "miss.example" elsewhere */
+	uint8_t comp[64];
+	memcpy(comp, "\x04miss\x07" "example\x00\x07u12-345\xc0\x00", 24);
+	assert_false(names_match_wire(&n, comp, 24, 14));
+	struct names_name m;
+	size_t pos = 14;
+	assert_int_equal(names_from_wire(&m, comp, 24, &pos), 0);
+	assert_true(names_equal(&m, &n));	/* (the caller's fallback reads it) */
+}
+
 /* names_check_wire agrees with names_from_wire: on the table above, at the limits, and on
  * random messages built of short labels, pointers (backwards and forwards) and odd octets. */
 static void
@@ -416,6 +450,7 @@ main(void)
 		cmocka_unit_test(test_from_wire_table),
 		cmocka_unit_test(test_from_wire_limits),
 		cmocka_unit_test(test_check_wire),
+		cmocka_unit_test(test_match_wire),
 		cmocka_unit_test(test_from_wire_lowercase),
 		cmocka_unit_test(test_equal),
 		cmocka_unit_test(test_hash_suffixes),
