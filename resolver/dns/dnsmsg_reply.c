@@ -197,6 +197,24 @@ rrsig_covered(const uint8_t *pkt, const struct dnsmsg_rr *rr)
 	return rr->rdlen >= 2 ? dnsmsg_rd16(pkt + rr->rdata) : 0;
 }
 
+/* The owner of the record at pos, without a copy when it is the question (s->qname): a pointer
+ * to it, as in nearly every reply, or its octets in any case. Else read into *buf; NULL when it
+ * does not parse. */
+static const struct names_name *
+read_owner(const uint8_t *pkt, size_t len, size_t pos, const struct scan *s,
+	   struct names_name *buf)
+{
+	/* scan_reply checked that the question at DNSMSG_HEADER_LEN is uncompressed: the pointer
+	 * reads as s->qname */
+	if (pos + 1 < len && pkt[pos] == (0xc0 | (DNSMSG_HEADER_LEN >> 8)) &&
+	    pkt[pos + 1] == (DNSMSG_HEADER_LEN & 0xff))
+		return &s->qname;
+	if (names_match_wire(&s->qname, pkt, len, pos))
+		return &s->qname;
+	size_t p = pos;
+	return names_from_wire(buf, pkt, len, &p) == 0 ? buf : NULL;
+}
+
 /* The answer chain: marks in keep[] the answer records that belong to it and returns the final
  * name in *last; *found says whether a record of the question's type was kept. */
 static void
@@ -215,16 +233,16 @@ walk_chain(const uint8_t *pkt, size_t len, const struct scan *s, bool do_bit, ui
 		size_t pos = s->sect[0];
 
 		for (unsigned i = 0; i < s->count[0]; i++) {
-			struct names_name owner, target;
+			struct names_name obuf, target;
 			struct dnsmsg_rr rr;
-			size_t p = pos;
-			if (names_from_wire(&owner, pkt, len, &p) != 0 ||
-			    dnsmsg_read_rr(pkt, len, &pos, &rr) != 0)
+			size_t p;
+			const struct names_name *owner = read_owner(pkt, len, pos, s, &obuf);
+			if (owner == NULL || dnsmsg_read_rr(pkt, len, &pos, &rr) != 0)
 				break;	/* not reached: scan_reply checked every record */
 			if (rr.rclass != s->qclass)
 				continue;
-			bool at = names_equal(&owner, cur);
-			bool above = !at && dnsmsg_is_ancestor(&owner, cur);
+			bool at = names_equal(owner, cur);
+			bool above = !at && dnsmsg_is_ancestor(owner, cur);
 			uint16_t t = rr.type == DNSMSG_TYPE_RRSIG && rr.type != s->qtype
 					     ? rrsig_covered(pkt, &rr)
 					     : 0;
@@ -245,7 +263,7 @@ walk_chain(const uint8_t *pkt, size_t len, const struct scan *s, bool do_bit, ui
 					continue;
 				bit_set(keep, i);
 				if (!have_cname && !have_dname &&
-				    dnsmsg_dname_substitute(cur, &owner, &target, &next) == 0)
+				    dnsmsg_dname_substitute(cur, owner, &target, &next) == 0)
 					have_dname = true;
 			} else if (do_bit && t != 0 &&
 				   ((at && (t == s->qtype || t == DNSMSG_TYPE_CNAME)) ||
@@ -367,17 +385,16 @@ dnsmsg_answer_from_reply(const uint8_t *pkt, size_t len, bool do_bit, uint8_t *w
 	for (unsigned k = 0; k < 2; k++) {
 		size_t pos = s.sect[k];
 		for (unsigned i = 0; i < s.count[k]; i++) {
-			struct names_name owner;
+			struct names_name obuf;
 			struct dnsmsg_rr rr;
-			size_t p = pos;
-			if (names_from_wire(&owner, pkt, len, &p) != 0 ||
-			    dnsmsg_read_rr(pkt, len, &pos, &rr) != 0)
+			const struct names_name *owner = read_owner(pkt, len, pos, &s, &obuf);
+			if (owner == NULL || dnsmsg_read_rr(pkt, len, &pos, &rr) != 0)
 				return -EBADMSG;
 			if (k == 0 ? !bit_get(keep, i)
-				   : !keep_authority(pkt, &rr, &owner, &last, negative_final, do_bit,
+				   : !keep_authority(pkt, &rr, owner, &last, negative_final, do_bit,
 						     s.qclass))
 				continue;
-			err = put_record(&w, pkt, &rr, &owner, &s.qname, &t, &overflow);
+			err = put_record(&w, pkt, &rr, owner, &s.qname, &t, &overflow);
 			if (err != 0)
 				return err;
 			kept[k]++;
