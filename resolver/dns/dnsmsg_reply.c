@@ -103,6 +103,15 @@ rdata_names_ok(const uint8_t *pkt, const struct dnsmsg_rr *rr)
 	return p <= rr->end;
 }
 
+/* Whether the name at pos is a compression pointer to the question (at DNSMSG_HEADER_LEN): once
+ * scan_reply has checked the question, it reads as the question's name. */
+static bool
+to_question(const uint8_t *pkt, size_t len, size_t pos)
+{
+	return pos + 1 < len && pkt[pos] == (0xc0 | (DNSMSG_HEADER_LEN >> 8)) &&
+	       pkt[pos + 1] == (DNSMSG_HEADER_LEN & 0xff);
+}
+
 /* Checks the header, the question (uncompressed) and that every record parses (with the names
  * in its RDATA, for the types that may compress them). The names are only checked, not copied
  * (names_check_wire), except the question's into s->qname when want_qname. */
@@ -135,7 +144,8 @@ scan_reply(const uint8_t *pkt, size_t len, struct scan *s, bool want_qname)
 		for (unsigned i = 0; i < s->count[k]; i++) {
 			struct dnsmsg_rr rr;
 			size_t p = pos, wl;
-			if (names_check_wire(pkt, len, &p, &wl) != 0 ||
+			/* an owner that points at the question (checked above) is a name */
+			if ((!to_question(pkt, len, pos) && names_check_wire(pkt, len, &p, &wl) != 0) ||
 			    dnsmsg_read_rr(pkt, len, &pos, &rr) != 0 || !rdata_names_ok(pkt, &rr))
 				return -EBADMSG;
 			if (k == 1 && rr.type == DNSMSG_TYPE_SOA && soa_minimum(pkt, &rr) < 0)
@@ -204,10 +214,7 @@ static const struct names_name *
 read_owner(const uint8_t *pkt, size_t len, size_t pos, const struct scan *s,
 	   struct names_name *buf)
 {
-	/* scan_reply checked that the question at DNSMSG_HEADER_LEN is uncompressed: the pointer
-	 * reads as s->qname */
-	if (pos + 1 < len && pkt[pos] == (0xc0 | (DNSMSG_HEADER_LEN >> 8)) &&
-	    pkt[pos + 1] == (DNSMSG_HEADER_LEN & 0xff))
+	if (to_question(pkt, len, pos))
 		return &s->qname;
 	if (names_match_wire(&s->qname, pkt, len, pos))
 		return &s->qname;
