@@ -114,10 +114,26 @@ fail:
 	return -EINVAL;
 }
 
+/* The eight octets of x with the ASCII capitals 'A'..'Z' lowercased, every other octet (0x80 and
+ * above included) unchanged: lower_tab[] applied to eight octets at once. */
+static inline uint64_t
+lower8(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
+	uint64_t low7 = x & ~high;	/* at most 0x7f per octet: the sums below carry no further */
+	uint64_t ge_a = low7 + ones * (0x80 - 'A');
+	uint64_t gt_z = low7 + ones * (0x80 - 'Z' - 1);
+	uint64_t upper = ge_a & ~gt_z & ~x & high;
+
+	return x | (upper >> 2);
+}
+
 int
 names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_t *pos)
 {
-	struct names_name n;
+	/* room for lowercasing the last label eight octets at a time (see below) */
+	uint8_t wire[NAMES_MAX_WIRE + 7];
+	uint8_t label_off[NAMES_MAX_LABELS];
 	size_t p = *pos;
 	size_t end = 0;		/* offset past the name in the message, once known */
 	bool jumped = false;
@@ -148,8 +164,8 @@ names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_
 		if (c == 0) {
 			if (w + 1 > NAMES_MAX_WIRE)
 				return -EBADMSG;
-			n.label_off[nl] = (uint8_t)w;
-			n.wire[w++] = 0;
+			label_off[nl] = (uint8_t)w;
+			wire[w++] = 0;
 			p++;
 			break;
 		}
@@ -158,21 +174,103 @@ names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_
 			return -EBADMSG;
 		if (p + 1 + c > msglen)
 			return -EBADMSG;
-		n.label_off[nl++] = (uint8_t)w;
-		n.wire[w] = c;
-		for (size_t k = 0; k < c; k++)
-			n.wire[w + 1 + k] = lower_tab[msg[p + 1 + k]];
+		label_off[nl++] = (uint8_t)w;
+		wire[w] = c;
+		if (p + 1 + c + 7 <= msglen) {
+			/* eight octets at a time when the message goes on for 7 past the label: the
+			 * last word copies up to 7 octets too many (at most to wire[261], as
+			 * w + 1 + c <= 254 here), which the next label overwrites or nothing reads */
+			for (size_t k = 0; k < c; k += 8) {
+				uint64_t v;
+				memcpy(&v, msg + p + 1 + k, 8);
+				v = lower8(v);
+				memcpy(wire + w + 1 + k, &v, 8);
+			}
+		} else {
+			for (size_t k = 0; k < c; k++)
+				wire[w + 1 + k] = lower_tab[msg[p + 1 + k]];
+		}
 		w += 1 + (size_t)c;
 		p += 1 + (size_t)c;
 	}
 	if (!jumped)
 		end = p;
-	memcpy(out->wire, n.wire, w);
+	memcpy(out->wire, wire, w);
 	out->len = (uint8_t)w;
 	out->nlabels = (uint8_t)nl;
-	memcpy(out->label_off, n.label_off, (size_t)nl + 1);
+	memcpy(out->label_off, label_off, (size_t)nl + 1);
 	*pos = end;
 	return 0;
+}
+
+int
+names_check_wire(const uint8_t *msg, size_t msglen, size_t *pos, size_t *wire_len)
+{
+	size_t p = *pos;
+	size_t end = 0;
+	bool jumped = false;
+	unsigned pointers = 0;
+	size_t w = 0;
+	unsigned nl = 0;
+
+	for (;;) {
+		if (p >= msglen)
+			return -EBADMSG;
+		uint8_t c = msg[p];
+		if ((c & 0xc0) == 0xc0) {
+			if (p + 1 >= msglen)
+				return -EBADMSG;
+			size_t target = ((size_t)(c & 0x3f) << 8) | msg[p + 1];
+			if (target >= p || ++pointers > NAMES_MAX_POINTERS)
+				return -EBADMSG;
+			if (!jumped) {
+				end = p + 2;
+				jumped = true;
+			}
+			p = target;
+			continue;
+		}
+		if ((c & 0xc0) != 0)
+			return -EBADMSG;
+		if (c == 0) {
+			if (w + 1 > NAMES_MAX_WIRE)
+				return -EBADMSG;
+			w++;
+			p++;
+			break;
+		}
+		if (w + 1 + c + 1 > NAMES_MAX_WIRE || nl + 1 >= NAMES_MAX_LABELS)
+			return -EBADMSG;
+		if (p + 1 + c > msglen)
+			return -EBADMSG;
+		nl++;
+		w += 1 + (size_t)c;
+		p += 1 + (size_t)c;
+	}
+	*pos = jumped ? end : p;
+	*wire_len = w;
+	return 0;
+}
+
+bool
+names_match_wire(const struct names_name *n, const uint8_t *msg, size_t msglen, size_t pos)
+{
+	size_t len = n->len, k = 0;
+
+	if (pos > msglen || msglen - pos < len)
+		return false;
+	/* n's octets are lowercase and its length octets below 0x40: lowering msg's is enough */
+	for (; k + 8 <= len; k += 8) {
+		uint64_t a, b;
+		memcpy(&a, msg + pos + k, 8);
+		memcpy(&b, n->wire + k, 8);
+		if (lower8(a) != b)
+			return false;
+	}
+	for (; k < len; k++)
+		if (lower_tab[msg[pos + k]] != n->wire[k])
+			return false;
+	return true;
 }
 
 static size_t

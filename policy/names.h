@@ -42,6 +42,14 @@ int names_from_text(struct names_name *out, const char *text, size_t len, const 
  */
 int names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_t *pos);
 
+/*
+ * Whether names_from_wire would accept the name at *pos, checked label by label without copying
+ * or lowercasing it (the same rules: pointers only backwards, at most 127, at most 255 octets
+ * and 127 labels). On success *pos is what names_from_wire would leave and *wire_len the length
+ * of the decompressed name. Returns 0 or -EBADMSG (nothing written).
+ */
+int names_check_wire(const uint8_t *msg, size_t msglen, size_t *pos, size_t *wire_len);
+
 /* Writes the presentation form, lowercase, without trailing dot ("." for the root), escaping
  * '.', '\\', '"' and octets outside 0x21..0x7e as \DDD. Returns the length (without NUL);
  * buf must have NAMES_MAX_TEXT octets. */
@@ -49,6 +57,10 @@ size_t names_to_text(const struct names_name *n, char *buf);
 
 /* Same as names_to_text for the suffix starting at label i (0 <= i <= nlabels). */
 size_t names_suffix_to_text(const struct names_name *n, unsigned i, char *buf);
+
+/* True when the n->len octets at msg[pos..] (msglen octets in all) are n's wire form, ASCII
+ * case ignored: the uncompressed form of n, which names_from_wire would read as n. */
+bool names_match_wire(const struct names_name *n, const uint8_t *msg, size_t msglen, size_t pos);
 
 /* True when the two names are equal (they are canonical, so this is a byte compare). */
 bool names_equal(const struct names_name *a, const struct names_name *b);

@@ -49,7 +49,7 @@ clientcount_destroy(struct clientcount *t)
 static size_t
 home(const struct clientcount *t, const struct clientkey *k)
 {
-	return (size_t)hash_bytes(k, sizeof(*k), t->seed) & t->mask;
+	return (size_t)hash_bytes(k, clientkey_hash_len(k), t->seed) & t->mask;
 }
 
 /* The slot holding k, or the empty slot where it would go. */
@@ -104,6 +104,27 @@ clientcount_add(struct clientcount *t, const struct clientkey *k)
 			return err;
 	}
 	struct clientcount_slot *s = find(t, k);
+	if (s->count == 0) {
+		s->key = *k;
+		t->used++;
+	}
+	s->count++;
+	return 0;
+}
+
+int
+clientcount_add_below(struct clientcount *t, const struct clientkey *k, uint32_t limit)
+{
+	struct clientcount_slot *s = t->slots != NULL ? find(t, k) : NULL;
+
+	if ((s != NULL ? s->count : 0) >= limit)
+		return -EBUSY;
+	if (s == NULL || (s->count == 0 && (t->used + 1) * 2 > t->mask + 1)) {
+		int err = grow(t);
+		if (err != 0)
+			return err;
+		s = find(t, k);
+	}
 	if (s->count == 0) {
 		s->key = *k;
 		t->used++;

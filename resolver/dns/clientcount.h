@@ -31,6 +31,9 @@ void clientcount_destroy(struct clientcount *t);
 uint32_t clientcount_get(const struct clientcount *t, const struct clientkey *k);
 /* Adds one to k's count. 0, or -ENOMEM (nothing changed). */
 int clientcount_add(struct clientcount *t, const struct clientkey *k);
+/* Adds one to k's count if it is below limit: a get and an add with one lookup. 0, -EBUSY (the
+ * count is at or above limit) or -ENOMEM (nothing changed). */
+int clientcount_add_below(struct clientcount *t, const struct clientkey *k, uint32_t limit);
 /* Takes one from k's count (must be above zero); the key goes at zero. */
 void clientcount_sub(struct clientcount *t, const struct clientkey *k);
 

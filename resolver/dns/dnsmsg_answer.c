@@ -36,9 +36,12 @@ dnsmsg_check_reply(const uint8_t *pkt, size_t len, uint16_t id, const struct dns
 	if (dnsmsg_rd16(pkt) != id || !(flags & DNSMSG_FLAG_QR) ||
 	    DNSMSG_OPCODE(flags) != DNSMSG_OPCODE_QUERY || dnsmsg_rd16(pkt + 4) != 1)
 		return -EBADMSG;
-	if (names_from_wire(&n, pkt, len, &pos) != 0 || pos + 4 > len)
+	/* the question as sent (uncompressed), compared in place; else read as any name */
+	if (names_match_wire(&q->qname, pkt, len, pos))
+		pos += q->qname.len;
+	else if (names_from_wire(&n, pkt, len, &pos) != 0 || !names_equal(&n, &q->qname))
 		return -EBADMSG;
-	if (!names_equal(&n, &q->qname) || dnsmsg_rd16(pkt + pos) != q->qtype ||
+	if (pos + 4 > len || dnsmsg_rd16(pkt + pos) != q->qtype ||
 	    dnsmsg_rd16(pkt + pos + 2) != q->qclass)
 		return -EBADMSG;
 	*tc = (flags & DNSMSG_FLAG_TC) != 0;
@@ -87,12 +90,14 @@ chain_next(const struct dnsmsg_answer *a, size_t start, unsigned an, uint16_t qc
 		struct names_name owner, target;
 		struct dnsmsg_rr rr;
 		size_t p = pos;
-		if (names_from_wire(&owner, a->wire, a->len, &p) != 0 ||
-		    dnsmsg_read_rr(a->wire, a->len, &pos, &rr) != 0)
+		if (dnsmsg_read_rr(a->wire, a->len, &pos, &rr) != 0)
 			return -ENOENT;
+		/* the owner is only read (decompressed) for a link: most answers have none */
 		if (rr.rclass != qclass ||
 		    (rr.type != DNSMSG_TYPE_CNAME && rr.type != DNSMSG_TYPE_DNAME))
 			continue;
+		if (names_from_wire(&owner, a->wire, a->len, &p) != 0)
+			return -ENOENT;
 		bool cname = rr.type == DNSMSG_TYPE_CNAME;
 		if (cname ? !names_equal(&owner, cur) : !dnsmsg_is_ancestor(&owner, cur))
 			continue;

@@ -43,7 +43,7 @@
 
 /* What a scan of a whole reply found. */
 struct scan {
-	struct names_name qname;
+	struct names_name qname;	/* only when asked for */
 	uint16_t flags, qtype, qclass;
 	unsigned count[3];
 	size_t sect[3];			/* offset of the first record of each section */
@@ -96,19 +96,29 @@ rdata_names_ok(const uint8_t *pkt, const struct dnsmsg_rr *rr)
 	if (p > rr->end)
 		return false;
 	for (unsigned k = 0; k < names; k++) {
-		struct names_name n;
-		if (names_from_wire(&n, pkt, rr->end, &p) != 0)
+		size_t wl;
+		if (names_check_wire(pkt, rr->end, &p, &wl) != 0)
 			return false;
 	}
 	return p <= rr->end;
 }
 
-/* Checks the header, the question (uncompressed) and that every record parses (with the names
- * in its RDATA, for the types that may compress them). */
-static int
-scan_reply(const uint8_t *pkt, size_t len, struct scan *s)
+/* Whether the name at pos is a compression pointer to the question (at DNSMSG_HEADER_LEN): once
+ * scan_reply has checked the question, it reads as the question's name. */
+static bool
+to_question(const uint8_t *pkt, size_t len, size_t pos)
 {
-	size_t pos = DNSMSG_HEADER_LEN;
+	return pos + 1 < len && pkt[pos] == (0xc0 | (DNSMSG_HEADER_LEN >> 8)) &&
+	       pkt[pos + 1] == (DNSMSG_HEADER_LEN & 0xff);
+}
+
+/* Checks the header, the question (uncompressed) and that every record parses (with the names
+ * in its RDATA, for the types that may compress them). The names are only checked, not copied
+ * (names_check_wire), except the question's into s->qname when want_qname. */
+static int
+scan_reply(const uint8_t *pkt, size_t len, struct scan *s, bool want_qname)
+{
+	size_t pos = DNSMSG_HEADER_LEN, qlen;
 	bool opt_seen = false;
 
 	if (len < DNSMSG_HEADER_LEN || len > DNSMSG_MAX_LEN || dnsmsg_rd16(pkt + 4) != 1)
@@ -116,8 +126,14 @@ scan_reply(const uint8_t *pkt, size_t len, struct scan *s)
 	s->flags = dnsmsg_rd16(pkt + 2);
 	for (unsigned k = 0; k < 3; k++)
 		s->count[k] = dnsmsg_rd16(pkt + 6 + 2 * k);
-	if (names_from_wire(&s->qname, pkt, len, &pos) != 0 ||
-	    pos - DNSMSG_HEADER_LEN != s->qname.len || pos + 4 > len)
+	if (want_qname) {
+		if (names_from_wire(&s->qname, pkt, len, &pos) != 0)
+			return -EBADMSG;
+		qlen = s->qname.len;
+	} else if (names_check_wire(pkt, len, &pos, &qlen) != 0) {
+		return -EBADMSG;
+	}
+	if (pos - DNSMSG_HEADER_LEN != qlen || pos + 4 > len)
 		return -EBADMSG;
 	s->qtype = dnsmsg_rd16(pkt + pos);
 	s->qclass = dnsmsg_rd16(pkt + pos + 2);
@@ -126,10 +142,10 @@ scan_reply(const uint8_t *pkt, size_t len, struct scan *s)
 	for (unsigned k = 0; k < 3; k++) {
 		s->sect[k] = pos;
 		for (unsigned i = 0; i < s->count[k]; i++) {
-			struct names_name owner;
 			struct dnsmsg_rr rr;
-			size_t p = pos;
-			if (names_from_wire(&owner, pkt, len, &p) != 0 ||
+			size_t p = pos, wl;
+			/* an owner that points at the question (checked above) is a name */
+			if ((!to_question(pkt, len, pos) && names_check_wire(pkt, len, &p, &wl) != 0) ||
 			    dnsmsg_read_rr(pkt, len, &pos, &rr) != 0 || !rdata_names_ok(pkt, &rr))
 				return -EBADMSG;
 			if (k == 1 && rr.type == DNSMSG_TYPE_SOA && soa_minimum(pkt, &rr) < 0)
@@ -152,7 +168,7 @@ dnsmsg_judge_reply(const uint8_t *pkt, size_t len)
 {
 	struct scan s;
 
-	if (scan_reply(pkt, len, &s) != 0)
+	if (scan_reply(pkt, len, &s, false) != 0)
 		return -EBADMSG;
 	unsigned rcode = (s.flags & 0x0f) | (s.ext_rcode << 4);
 	if (rcode != DNSMSG_RCODE_NOERROR && rcode != DNSMSG_RCODE_NXDOMAIN && rcode != RCODE_YXDOMAIN)
@@ -191,6 +207,21 @@ rrsig_covered(const uint8_t *pkt, const struct dnsmsg_rr *rr)
 	return rr->rdlen >= 2 ? dnsmsg_rd16(pkt + rr->rdata) : 0;
 }
 
+/* The owner of the record at pos, without a copy when it is the question (s->qname): a pointer
+ * to it, as in nearly every reply, or its octets in any case. Else read into *buf; NULL when it
+ * does not parse. */
+static const struct names_name *
+read_owner(const uint8_t *pkt, size_t len, size_t pos, const struct scan *s,
+	   struct names_name *buf)
+{
+	if (to_question(pkt, len, pos))
+		return &s->qname;
+	if (names_match_wire(&s->qname, pkt, len, pos))
+		return &s->qname;
+	size_t p = pos;
+	return names_from_wire(buf, pkt, len, &p) == 0 ? buf : NULL;
+}
+
 /* The answer chain: marks in keep[] the answer records that belong to it and returns the final
  * name in *last; *found says whether a record of the question's type was kept. */
 static void
@@ -209,16 +240,16 @@ walk_chain(const uint8_t *pkt, size_t len, const struct scan *s, bool do_bit, ui
 		size_t pos = s->sect[0];
 
 		for (unsigned i = 0; i < s->count[0]; i++) {
-			struct names_name owner, target;
+			struct names_name obuf, target;
 			struct dnsmsg_rr rr;
-			size_t p = pos;
-			if (names_from_wire(&owner, pkt, len, &p) != 0 ||
-			    dnsmsg_read_rr(pkt, len, &pos, &rr) != 0)
+			size_t p;
+			const struct names_name *owner = read_owner(pkt, len, pos, s, &obuf);
+			if (owner == NULL || dnsmsg_read_rr(pkt, len, &pos, &rr) != 0)
 				break;	/* not reached: scan_reply checked every record */
 			if (rr.rclass != s->qclass)
 				continue;
-			bool at = names_equal(&owner, cur);
-			bool above = !at && dnsmsg_is_ancestor(&owner, cur);
+			bool at = names_equal(owner, cur);
+			bool above = !at && dnsmsg_is_ancestor(owner, cur);
 			uint16_t t = rr.type == DNSMSG_TYPE_RRSIG && rr.type != s->qtype
 					     ? rrsig_covered(pkt, &rr)
 					     : 0;
@@ -239,7 +270,7 @@ walk_chain(const uint8_t *pkt, size_t len, const struct scan *s, bool do_bit, ui
 					continue;
 				bit_set(keep, i);
 				if (!have_cname && !have_dname &&
-				    dnsmsg_dname_substitute(cur, &owner, &target, &next) == 0)
+				    dnsmsg_dname_substitute(cur, owner, &target, &next) == 0)
 					have_dname = true;
 			} else if (do_bit && t != 0 &&
 				   ((at && (t == s->qtype || t == DNSMSG_TYPE_CNAME)) ||
@@ -340,7 +371,7 @@ dnsmsg_answer_from_reply(const uint8_t *pkt, size_t len, bool do_bit, uint8_t *w
 	unsigned kept[2] = { 0, 0 };
 	int err;
 
-	if (scan_reply(pkt, len, &s) != 0 || s.count[0] > MAX_RECORDS)
+	if (scan_reply(pkt, len, &s, true) != 0 || s.count[0] > MAX_RECORDS)
 		return -EBADMSG;	/* (every record parsed: the count cannot exceed the bitmap) */
 	memset(keep, 0, sizeof(keep));
 	walk_chain(pkt, len, &s, do_bit, keep, &last, &found);
@@ -361,17 +392,16 @@ dnsmsg_answer_from_reply(const uint8_t *pkt, size_t len, bool do_bit, uint8_t *w
 	for (unsigned k = 0; k < 2; k++) {
 		size_t pos = s.sect[k];
 		for (unsigned i = 0; i < s.count[k]; i++) {
-			struct names_name owner;
+			struct names_name obuf;
 			struct dnsmsg_rr rr;
-			size_t p = pos;
-			if (names_from_wire(&owner, pkt, len, &p) != 0 ||
-			    dnsmsg_read_rr(pkt, len, &pos, &rr) != 0)
+			const struct names_name *owner = read_owner(pkt, len, pos, &s, &obuf);
+			if (owner == NULL || dnsmsg_read_rr(pkt, len, &pos, &rr) != 0)
 				return -EBADMSG;
 			if (k == 0 ? !bit_get(keep, i)
-				   : !keep_authority(pkt, &rr, &owner, &last, negative_final, do_bit,
+				   : !keep_authority(pkt, &rr, owner, &last, negative_final, do_bit,
 						     s.qclass))
 				continue;
-			err = put_record(&w, pkt, &rr, &owner, &s.qname, &t, &overflow);
+			err = put_record(&w, pkt, &rr, owner, &s.qname, &t, &overflow);
 			if (err != 0)
 				return err;
 			kept[k]++;

@@ -224,21 +224,20 @@ limits_admit(struct server *s, const struct sockaddr *client)
 		LIMITS_COUNT(s, budget);
 		return -EBUSY;
 	}
+	/* each key checked against its cap and counted in one lookup */
 	clientkey_of(client, CLIENTKEY_QUERIES, &a);
-	if (clientcount_get(&l->counts, &a) >= cfg->server.queries_per_client) {
+	int err = clientcount_add_below(&l->counts, &a, cfg->server.queries_per_client);
+	if (err == -EBUSY)
 		LIMITS_COUNT(s, client_cap);
-		return -EBUSY;
-	}
+	if (err != 0)
+		return err;
 	clientkey_of(client, CLIENTKEY_QUERIES_PREFIX, &p);
-	if (clientcount_get(&l->counts, &p) >= cfg->server.queries_per_prefix) {
-		LIMITS_COUNT(s, prefix_cap);
-		return -EBUSY;
-	}
-	if (clientcount_add(&l->counts, &a) != 0)
-		return -ENOMEM;
-	if (clientcount_add(&l->counts, &p) != 0) {
+	err = clientcount_add_below(&l->counts, &p, cfg->server.queries_per_prefix);
+	if (err != 0) {
 		clientcount_sub(&l->counts, &a);
-		return -ENOMEM;
+		if (err == -EBUSY)
+			LIMITS_COUNT(s, prefix_cap);
+		return err;
 	}
 	l->nupstream++;
 	return 0;

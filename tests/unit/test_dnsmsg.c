@@ -770,6 +770,34 @@ test_answer_extended_rcode(void **state)
 	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, true, wire, sizeof(wire), &a), -EBADMSG);
 }
 
+/* Answer owners in every form: a pointer to the question, the question's octets in another case,
+ * another name, a pointer into the middle of the question (its parent): the first two are the
+ * question's records, kept and written as a pointer to it; the others are dropped. */
+static void
+test_answer_owner_forms(void **state)
+{
+	(void)state;
+	uint8_t pkt[512], wire[512];
+	struct dnsmsg_answer a;
+	size_t n = hex("0001 8180 0001 0004 0000 0000"
+		       " 03777777 076578616d706c65 03636f6d 00 0001 0001"
+		       " c00c 0001 0001 0000003c 0004 c0000201"
+		       " 03575757 074578616d706c65 03434f4d 00 0001 0001 0000003c 0004 c0000202"
+		       " 0178 076578616d706c65 03636f6d 00 0001 0001 0000003c 0004 c0000203"
+		       " c010 0001 0001 0000003c 0004 c0000204",
+		       pkt, sizeof(pkt));
+
+	assert_int_equal(dnsmsg_answer_from_reply(pkt, n, false, wire, sizeof(wire), &a), 0);
+	assert_int_equal(dnsmsg_rd16(a.wire + 6), 2);
+	assert_int_equal(a.len, 12 + 21 + 2 * 16);
+	static const uint8_t rr1[] = { 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1 };
+	assert_memory_equal(a.wire + 33, rr1, sizeof(rr1));
+	assert_memory_equal(a.wire + 49, rr1, sizeof(rr1) - 1);
+	assert_int_equal(a.wire[49 + 15], 2);
+	assert_int_equal(a.ttl, 60);
+	assert_true(a.cacheable);
+}
+
 /* OPT in the middle of the additional section: its extended rcode is read; the additional
  * section is dropped. */
 static void
@@ -1269,6 +1297,7 @@ main(void)
 		cmocka_unit_test(test_check_reply),
 		cmocka_unit_test(test_answer_norm_table),
 		cmocka_unit_test(test_answer_extended_rcode),
+		cmocka_unit_test(test_answer_owner_forms),
 		cmocka_unit_test(test_answer_opt_not_last),
 		cmocka_unit_test(test_answer_malformed),
 		cmocka_unit_test(test_answer_sanitize_table),

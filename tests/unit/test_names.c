@@ -256,6 +256,153 @@ test_from_wire_limits(void **state)
 	assert_int_equal(names_from_wire(&n, msg, o, &pos), -EBADMSG);
 }
 
+/* names_from_wire lowercases 'A'..'Z' and nothing else: every octet value at every position of
+ * labels of every length (the octets around the capitals, '@' '[' '`' '{' and 0x80 and above,
+ * stay as they are). */
+static void
+test_from_wire_lowercase(void **state)
+{
+	(void)state;
+	uint8_t msg[2 + 63 + 1 + 2 + 8];
+	memset(msg, 'Q', sizeof(msg));
+	/* pad 0: the message ends with the name; pad 8: more octets follow (read 8 at a time) */
+	for (unsigned pad = 0; pad <= 8; pad += 8)
+	for (unsigned len = 1; len <= 63; len++) {
+		for (unsigned v = 0; v < 256; v++) {
+			msg[0] = (uint8_t)len;
+			for (unsigned k = 0; k < len; k++)
+				msg[1 + k] = (uint8_t)(v + 37 * k);
+			msg[1 + len] = 1;	/* a second label, "Z", after it */
+			msg[2 + len] = 'Z';
+			msg[3 + len] = 0;
+			struct names_name n;
+			size_t pos = 0;
+			assert_int_equal(names_from_wire(&n, msg, 4 + len + pad, &pos), 0);
+			assert_int_equal(pos, 4 + len);
+			assert_int_equal(n.len, 4 + len);
+			assert_int_equal(n.nlabels, 2);
+			assert_int_equal(n.wire[0], len);
+			for (unsigned k = 0; k < len; k++) {
+				uint8_t c = msg[1 + k];
+				uint8_t want = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+				if (n.wire[1 + k] != want)
+					fail_msg("pad %u len %u octet %u: 0x%02x -> 0x%02x", pad, len,
+						 k, c, n.wire[1 + k]);
+			}
+			assert_int_equal(n.wire[1 + len], 1);
+			assert_int_equal(n.wire[2 + len], 'z');
+			assert_int_equal(n.wire[3 + len], 0);
+			assert_int_equal(n.label_off[1], 1 + len);
+			assert_int_equal(n.label_off[2], 3 + len);
+		}
+	}
+}
+
+/* names_match_wire: the name in any case matches, in place; a shorter message, another name, a
+ * compressed form or a longer name starting alike does not. */
+static void
+test_match_wire(void **state)
+{
+	(void)state;
+	struct names_name n;
+	assert_int_equal(names_from_text(&n, "u12-345.Miss.Example", 20, NULL), 0);
+	uint8_t msg[64] = { 0 };
+	memcpy(msg + 3, "\x07U12-345\x04MISS\x07" "exAMPLE\x00", 22);
+	assert_true(names_match_wire(&n, msg, 25, 3));
+	assert_true(names_match_wire(&n, msg, sizeof(msg), 3));
+	assert_false(names_match_wire(&n, msg, 24, 3));		/* cut short */
+	assert_false(names_match_wire(&n, msg, 25, 26));	/* past the end */
+	for (size_t k = 3; k < 25; k++) {			/* any octet changed */
+		for (unsigned d = 1; d < 256; d++) {
+			uint8_t keep = msg[k];
+			msg[k] = (uint8_t)(keep + d);
+			bool same_letter = (keep | 0x20) >= 'a' && (keep | 0x20) <= 'z' &&
+					   (msg[k] ^ keep) == 0x20;
+			assert_int_equal(names_match_wire(&n, msg, sizeof(msg), 3), same_letter);
+			msg[k] = keep;
+		}
+	}
+	/* compressed: "u12-345" then a pointer to "miss.example" elsewhere */
+	uint8_t comp[64];
+	memcpy(comp, "\x04miss\x07" "example\x00\x07u12-345\xc0\x00", 24);
+	assert_false(names_match_wire(&n, comp, 24, 14));
+	struct names_name m;
+	size_t pos = 14;
+	assert_int_equal(names_from_wire(&m, comp, 24, &pos), 0);
+	assert_true(names_equal(&m, &n));	/* (the caller's fallback reads it) */
+}
+
+/* names_check_wire agrees with names_from_wire: on the table above, at the limits, and on
+ * random messages built of short labels, pointers (backwards and forwards) and odd octets. */
+static void
+check_agrees(const uint8_t *msg, size_t len, size_t start)
+{
+	struct names_name n;
+	size_t p1 = start, p2 = start, wl = 999;
+	int rc1 = names_from_wire(&n, msg, len, &p1);
+	int rc2 = names_check_wire(msg, len, &p2, &wl);
+
+	assert_int_equal(rc1, rc2);
+	assert_int_equal(p1, p2);
+	if (rc1 == 0)
+		assert_int_equal(wl, n.len);
+	else
+		assert_int_equal(wl, 999);	/* nothing written on failure */
+}
+
+static void
+test_check_wire(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(wire_cases) / sizeof(wire_cases[0]); i++)
+		check_agrees(wire_cases[i].msg, wire_cases[i].len, wire_cases[i].start);
+
+	uint8_t msg[600];
+	for (unsigned i = 0; i < 128; i++) {
+		msg[2 * i] = 1;
+		msg[2 * i + 1] = 'a';
+	}
+	msg[254] = 0;
+	check_agrees(msg, 255, 0);
+	check_agrees(msg, 254, 0);
+	msg[254] = 1;
+	msg[256] = 0;
+	check_agrees(msg, 257, 0);
+
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	unsigned accepted = 0;
+	for (unsigned round = 0; round < 20000; round++) {
+		size_t len = 0;
+		while (len < 300) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			unsigned r = (unsigned)(x % 100);
+			if (r < 8) {
+				msg[len++] = 0;
+			} else if (r < 16) {
+				size_t t = (size_t)((x >> 20) % (len + 4));
+				msg[len++] = (uint8_t)(0xc0 | (t >> 8));
+				msg[len++] = (uint8_t)t;
+			} else if (r < 18) {
+				msg[len++] = (uint8_t)(x >> 24);	/* any octet */
+			} else {
+				unsigned c = r < 90 ? 1 + (unsigned)((x >> 32) % 5) : 63;
+				msg[len++] = (uint8_t)c;
+				for (unsigned k = 0; k < c && len < sizeof(msg); k++)
+					msg[len++] = (uint8_t)('A' + k);
+			}
+		}
+		for (size_t start = 0; start < 40; start++) {
+			check_agrees(msg, len, start);
+			check_agrees(msg, len / 2, start);
+			size_t p = start, wl;
+			accepted += names_check_wire(msg, len, &p, &wl) == 0;
+		}
+	}
+	assert_true(accepted > 1000);	/* the random messages hold names, not only garbage */
+}
+
 static void
 test_equal(void **state)
 {
@@ -302,6 +449,9 @@ main(void)
 		cmocka_unit_test(test_label_offsets),
 		cmocka_unit_test(test_from_wire_table),
 		cmocka_unit_test(test_from_wire_limits),
+		cmocka_unit_test(test_check_wire),
+		cmocka_unit_test(test_match_wire),
+		cmocka_unit_test(test_from_wire_lowercase),
 		cmocka_unit_test(test_equal),
 		cmocka_unit_test(test_hash_suffixes),
 	};

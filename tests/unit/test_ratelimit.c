@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,6 +62,13 @@ test_prefix_keys(void **state)
 		key_of(cases[i].a, cases[i].kind, &a);
 		key_of(cases[i].b, cases[i].kind, &b);
 		assert_int_equal(clientkey_equal(&a, &b), cases[i].equal);
+		/* what the hash covers: equal keys agree on it, an IPv4 key is zero past it */
+		size_t hl = clientkey_hash_len(&a);
+		assert_int_equal(hl, a.family == 4 ? 6 : sizeof(a));
+		if (cases[i].equal)
+			assert_int_equal(clientkey_hash_len(&b), hl);
+		for (size_t o = hl; o < sizeof(a); o++)
+			assert_int_equal(((const uint8_t *)&a)[o], 0);
 		clientkey_text(&a, text, sizeof(text));
 		assert_string_equal(text, cases[i].text);
 	}
@@ -106,6 +114,51 @@ test_clientcount(void **state)
 		assert_int_equal(clientcount_get(&t, &k), i % 2 ? i % 3 + 1 : 0);
 	}
 	assert_int_equal(t.used, N / 2);
+	clientcount_destroy(&t);
+}
+
+/* add_below: counts up to the limit and no further, a limit of 0 admits nothing, and the keys
+ * it adds are the same as clientcount_add's (through growth and deletion). */
+static void
+test_clientcount_add_below(void **state)
+{
+	struct clientcount t;
+	struct clientkey k, other;
+	(void)state;
+	clientcount_init(&t);
+	key_of("192.0.2.9", CLIENTKEY_QUERIES, &k);
+	key_of("192.0.2.10", CLIENTKEY_QUERIES, &other);
+	assert_int_equal(clientcount_add_below(&t, &k, 0), -EBUSY);
+	assert_int_equal(t.used, 0);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(clientcount_add_below(&t, &k, 3), 0);
+	assert_int_equal(clientcount_add_below(&t, &k, 3), -EBUSY);
+	assert_int_equal(clientcount_get(&t, &k), 3);
+	assert_int_equal(clientcount_add_below(&t, &k, 4), 0);
+	assert_int_equal(clientcount_get(&t, &k), 4);
+	assert_int_equal(clientcount_get(&t, &other), 0);
+	/* many keys through growth, then out again: the table ends empty */
+	for (unsigned i = 0; i < 2000; i++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "10.0.%u.%u", i / 256, i % 256);
+		key_of(ip, CLIENTKEY_QUERIES, &other);
+		assert_int_equal(clientcount_add_below(&t, &other, 2), 0);
+		assert_int_equal(clientcount_add_below(&t, &other, 2), 0);
+		assert_int_equal(clientcount_add_below(&t, &other, 2), -EBUSY);
+	}
+	assert_int_equal(t.used, 2001);
+	assert_int_equal(clientcount_get(&t, &k), 4);
+	for (unsigned i = 0; i < 2000; i++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "10.0.%u.%u", i / 256, i % 256);
+		key_of(ip, CLIENTKEY_QUERIES, &other);
+		assert_int_equal(clientcount_get(&t, &other), 2);
+		clientcount_sub(&t, &other);
+		clientcount_sub(&t, &other);
+	}
+	for (unsigned i = 0; i < 4; i++)
+		clientcount_sub(&t, &k);
+	assert_int_equal(t.used, 0);
 	clientcount_destroy(&t);
 }
 
@@ -182,6 +235,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_prefix_keys),
 	        cmocka_unit_test(test_clientcount),
+	        cmocka_unit_test(test_clientcount_add_below),
 	        cmocka_unit_test(test_token_bucket),
 	        cmocka_unit_test(test_eviction_and_top),
 	};
