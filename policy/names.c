@@ -178,7 +178,7 @@ names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_
 		wire[w] = c;
 		if (p + 1 + c + 7 <= msglen) {
 			/* eight octets at a time when the message goes on for 7 past the label: the
-			 * last word copies up to 7 octets too many (at most to wire[261], as
+			 * last word copies up to 7 octets too many (the last at most wire[260], as
 			 * w + 1 + c <= 254 here), which the next label overwrites or nothing reads */
 			for (size_t k = 0; k < c; k += 8) {
 				uint64_t v;

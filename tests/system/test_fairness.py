@@ -7,6 +7,7 @@ the daemon log counts what was refused (one line per period and at stop, never p
 Every load is bounded in count and time; assertions are on answers and counters, not on speed.
 """
 
+import re
 import resource
 import select
 import socket
@@ -357,3 +358,37 @@ def test_formerr_flood_is_limited_per_source(veto, upstream):
 	err = stop_and_log(veto)
 	assert "error replies not sent (server.error_replies_per_second)" in err, err[-3000:]
 	assert f"error replies: most limited clients: {ATTACKER} (" in err, err[-3000:]
+
+
+def test_prefix_cap_takes_back_the_client_count(veto_factory, upstream):
+	"""queries_per_client 2, queries_per_prefix 1: while one query waits upstream, two more from
+	the same address are refused at the prefix cap, both of them: the first refusal takes back
+	the address's count (otherwise the second is refused at the client cap, and every such
+	refusal would leave the address one query fewer until a restart). Once the first is
+	answered the address is served again."""
+	upstream.default = Delay(1.0, Answer())
+	veto = veto_factory(edit=lambda c: (c["server"].update(queries_per_client=2, queries_per_prefix=1),
+					    c["upstream"].update(timeout_ms=3000)))
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind((NOGROUP_CLIENT, 0))
+	try:
+		s.sendto(make_query("waiting.test", "A", id=7000).to_wire(), ("127.0.0.1", veto.port))
+		time.sleep(0.2)
+		refused = []
+		for i in (1, 2):
+			r = veto.query(f"over{i}.test", "A", src=NOGROUP_CLIENT, timeout=3.0)
+			refused.append(r.rcode())
+		s.settimeout(5.0)
+		first = dns.message.from_wire(s.recv(65535))
+	finally:
+		s.close()
+	assert refused == [dns.rcode.SERVFAIL, dns.rcode.SERVFAIL]
+	assert answer_values(first, "A") == ["192.0.2.1"]
+	upstream.default = Answer()
+	for i in range(3):
+		r = veto.query(f"after{i}.test", "A", src=NOGROUP_CLIENT, timeout=3.0)
+		assert answer_values(r, "A") == ["192.0.2.1"], f"query {i} after the refusals: {r}"
+	err = stop_and_log(veto)
+	m = re.search(r"since start: SERVFAIL at server.queries_per_prefix (\d+)", err)
+	assert m and int(m.group(1)) >= 2, err[-3000:]
+	assert "SERVFAIL at server.queries_per_client" not in err, err[-3000:]
