@@ -3,9 +3,11 @@
  *
  * Answers every query on 127.0.0.1:PORT (UDP) at once: A -> 192.0.2.1, AAAA -> 2001:db8::1,
  * other types NODATA, all with TTL 86400, so that a forwarder's cache stays warm for the whole
- * run. Uses recvmmsg/sendmmsg. Also TCP on the same port (RFC 7766 framing, up to MAXCONN
- * connections, pipelined), which a DoT terminator in front of it forwards over. Stops after the
- * given number of seconds (bounded by design).
+ * run. Uses recvmmsg/sendmmsg. Also TCP on the same port (RFC 7766 framing, pipelined), which
+ * a DoT terminator in front of it forwards over: up to MAXCONN connections, all accepted at once
+ * (dnsdist 1.7 opens up to one per query it has in flight; with 32 and a backlog of 64 its
+ * extra connects overflowed the listen queue and waited for SYN retransmits, 1 s and more).
+ * Stops after the given number of seconds (bounded by design).
  * Usage: bench_upstream PORT SECONDS
  */
 #include <arpa/inet.h>
@@ -23,7 +25,7 @@
 
 #define BATCH 64
 #define BUFSZ 1500
-#define MAXCONN 32
+#define MAXCONN 1024
 #define TCPBUF 65536
 
 struct conn {
@@ -91,6 +93,19 @@ answer(uint8_t *p, size_t len)
 	return pos + rl;
 }
 
+/* Writes len octets to a blocking socket (small replies, a local reader); -1 on error. */
+static int
+write_all(int fd, const uint8_t *p, size_t len)
+{
+	for (size_t w = 0; w < len;) {
+		ssize_t k = write(fd, p + w, len - w);
+		if (k <= 0)
+			return -1;
+		w += (size_t)k;
+	}
+	return 0;
+}
+
 /* Reads what conn c has and answers every complete query; -1 when the connection is done. */
 static int
 serve_tcp(struct conn *c)
@@ -109,7 +124,13 @@ serve_tcp(struct conn *c)
 		if (ml <= sizeof(m) - 64) {
 			memcpy(m, c->buf + off + 2, ml);
 			size_t al = answer(m, ml);
-			if (al > 0 && olen + al + 2 <= sizeof(out)) {
+			/* replies are longer than queries: a full read's worth may not fit at once */
+			if (al > 0 && olen + al + 2 > sizeof(out)) {
+				if (write_all(c->fd, out, olen) != 0)
+					return -1;
+				olen = 0;
+			}
+			if (al > 0) {
 				out[olen] = (uint8_t)(al >> 8);
 				out[olen + 1] = (uint8_t)al;
 				memcpy(out + olen + 2, m, al);
@@ -120,13 +141,7 @@ serve_tcp(struct conn *c)
 	}
 	memmove(c->buf, c->buf + off, c->len - off);
 	c->len -= off;
-	for (size_t w = 0; w < olen;) {	/* blocking socket: small replies, a local reader */
-		ssize_t k = write(c->fd, out + w, olen - w);
-		if (k <= 0)
-			return -1;
-		w += (size_t)k;
-	}
-	return 0;
+	return write_all(c->fd, out, olen);
 }
 
 int
@@ -152,9 +167,10 @@ main(int argc, char **argv)
 		perror("bind");
 		return 1;
 	}
-	int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(lfd, 64) != 0) {
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    listen(lfd, MAXCONN) != 0) {
 		perror("tcp");
 		return 1;
 	}
@@ -180,14 +196,14 @@ main(int argc, char **argv)
 			memcpy(conns[i].buf, conns[nconns].buf, conns[nconns].len);
 			conns[i].len = conns[nconns].len;
 		}
-		if ((pfd[1].revents & POLLIN) && nconns < MAXCONN) {
-			int cfd = accept(lfd, NULL, NULL);
-			if (cfd >= 0) {
-				setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-				conns[nconns].fd = cfd;
-				conns[nconns].len = 0;
-				nconns++;
-			}
+		while ((pfd[1].revents & POLLIN) && nconns < MAXCONN) {
+			int cfd = accept(lfd, NULL, NULL);	/* blocking, as serve_tcp expects */
+			if (cfd < 0)
+				break;
+			setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			conns[nconns].fd = cfd;
+			conns[nconns].len = 0;
+			nconns++;
 		}
 		if (!(pfd[0].revents & POLLIN))
 			continue;
