@@ -536,6 +536,126 @@ def test_dot_silent_connection_replaced(veto_factory, upstream, pki):
 		silent.stop()
 
 
+class LossyTls:
+	"""A DoT server (the test CA's certificate) that answers the queries of each read it gets
+	in reverse order (A 192.0.2.7) and never answers names starting with "d" (a terminator or
+	upstream that loses them); records every question it reads, per connection."""
+
+	def __init__(self, pki):
+		import ssl
+		self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+		self.ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
+		self.lsock = socket.socket()
+		self.lsock.bind(("127.0.0.1", 0))
+		self.lsock.listen(16)
+		self.lsock.settimeout(0.2)
+		self.port = self.lsock.getsockname()[1]
+		self.accepts = 0
+		self.seen = []
+		self.conns = []
+		self.stopping = False
+		self.thread = threading.Thread(target=self.run, daemon=True)
+		self.thread.start()
+
+	def run(self):
+		while not self.stopping:
+			try:
+				c, _ = self.lsock.accept()
+			except OSError:
+				continue
+			self.accepts += 1
+			threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+	def serve(self, c):
+		import dns.message
+		import dns.rrset
+		try:
+			c.settimeout(0.2)
+			t = self.ctx.wrap_socket(c, server_side=True)
+		except OSError:
+			c.close()
+			return
+		self.conns.append(t)
+		buf = b""
+		while not self.stopping:
+			try:
+				data = t.recv(65536)
+			except TimeoutError:
+				continue
+			except OSError:
+				return
+			if not data:
+				return
+			buf += data
+			batch = []
+			while len(buf) >= 2 and len(buf) >= 2 + (buf[0] << 8 | buf[1]):
+				n = buf[0] << 8 | buf[1]
+				batch.append(dns.message.from_wire(buf[2:2 + n]))
+				buf = buf[2 + n:]
+			out = b""
+			for q in reversed(batch):
+				name = q.question[0].name.to_text()
+				self.seen.append(name)
+				if name.startswith("d"):
+					continue
+				r = dns.message.make_response(q)
+				r.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "192.0.2.7"))
+				w = r.to_wire()
+				out += len(w).to_bytes(2, "big") + w
+			try:
+				t.sendall(out)
+			except OSError:
+				return
+
+	def stop(self):
+		self.stopping = True
+		self.thread.join(timeout=5)
+		for s in [self.lsock, *self.conns]:
+			s.close()
+
+
+def test_dot_pipelined_every_query_answered(veto_factory, upstream, pki):
+	"""Hundreds of queries in flight on one connection at once, answered out of order, some
+	never: every client query gets an answer, the upstream's for the answered names and
+	SERVFAIL (within the request's 3 x timeout_ms) for the lost ones; none goes unanswered."""
+	lossy = LossyTls(pki)
+	try:
+		def edit(cfg):
+			tls_edit(pki, [f"tls://127.0.0.1:{lossy.port}#{TLS_NAME}"])(cfg)
+			cfg["upstream"]["timeout_ms"] = 500
+			# all 600 from one address: above the default caps (256, 1024), which would
+			# answer SERVFAIL on purpose
+			cfg["server"]["queries_per_client"] = 2000
+			cfg["server"]["queries_per_prefix"] = 2000
+		v = veto_factory(edit=edit)
+		names = [f"{'d' if i % 10 == 3 else 'a'}{i}.lossy.test" for i in range(600)]
+		# six clients with 100 each in flight: a socket's burst of replies stays well inside
+		# the default receive buffer (one socket with all 600 would overflow it)
+		replies = {}
+
+		def client(chunk):
+			replies.update(pipelined(v.port, chunk, window=len(chunk), timeout=30))
+		threads = [threading.Thread(target=client, args=(names[k::6],)) for k in range(6)]
+		for t in threads:
+			t.start()
+		for t in threads:
+			t.join(timeout=40)
+		missing = [n for n in names if n not in replies]
+		assert missing == [], f"{len(missing)} queries unanswered, e.g. {missing[:5]}"
+		for n in names:
+			r = replies[n]
+			if n.startswith("d"):
+				assert r.rcode() == 2, (n, r)
+			else:
+				assert r.rcode() == 0 and answer_values(r, "A") == ["192.0.2.7"], (n, r)
+		seen = set(lossy.seen)
+		assert all(f"{n}." in seen for n in names)
+		st = stats(v)
+		assert st["sent_tls"] >= len(names)
+	finally:
+		lossy.stop()
+
+
 def test_metrics_name_servers_as_written(veto_factory, upstream, dot, pki, tmp_path):
 	"""/metrics labels each server as written in upstream.servers: errors for a DoT server with
 	a certificate from another CA, answers (latency) for a good DoT and a DoH server."""
