@@ -105,8 +105,10 @@ LUA
 
 # the dot row: a throwaway CA and a certificate for 127.0.0.1 / bench.test; the DoT terminator
 # (dnsdist, on the load generator's CPU: its cost is not counted) forwards to the bench upstream
-# over TCP. On two cores it shares CPU 0 with dnsperf and is the bottleneck (a few thousand
-# queries a second), so Veto's CPU per query there includes less batching than the miss row
+# over TCP (up to one connection per query in flight: bench_upstream accepts 1,024). On two cores
+# it shares CPU 0 with dnsperf and is the bottleneck (a few thousand queries a second), so Veto's
+# CPU per query there includes less batching than the miss row (tests/bench/dot_loss.sh: the row
+# alone, with every count)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
 	-out "$work/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/dot.key" \

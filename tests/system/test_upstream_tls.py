@@ -2,7 +2,8 @@
 (https://host[:port]/path[#bootstrap address]), verified against upstream.tls_ca. dnsdist on
 loopback serves DoT and DoH with a certificate from a throwaway CA made with `openssl`, in front
 of the fake upstream. Answers and caching, one connection carrying many queries in flight
-(counted by a relay that counts TCP accepts), a certificate from another CA and a wrong name
+(counted by a relay that counts TCP accepts), hundreds pipelined with some never answered
+(every client query answered, SERVFAIL for those), a certificate from another CA and a wrong name
 (logged, failed over to the next server), the DoT server dying and coming back (reconnect),
 `veto check`."""
 
