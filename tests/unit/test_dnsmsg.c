@@ -658,6 +658,22 @@ test_check_reply(void **state)
 	s.qtype = LDNS_RR_TYPE_AAAA;
 	n = make_reply(&s, 77, buf, sizeof(buf));
 	assert_int_equal(dnsmsg_check_reply(buf, n, 77, &q, &tc), -EBADMSG);
+
+	/* a question not written as sent: "example" "com" and a pointer to offset 10, ARCOUNT's
+	 * high octet (0: the root), reads as example.com: compared through the parser, accepted */
+	static const uint8_t ptr_q[] = {
+		0, 77, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0,
+		7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0xc0, 10, 0, 1, 0, 1,
+	};
+	tc = true;
+	assert_int_equal(dnsmsg_check_reply(ptr_q, sizeof(ptr_q), 77, &q, &tc), 0);
+	assert_false(tc);
+	uint8_t other[sizeof(ptr_q)];
+	memcpy(other, ptr_q, sizeof(other));
+	other[13] = 'E';	/* case ignored there too */
+	assert_int_equal(dnsmsg_check_reply(other, sizeof(other), 77, &q, &tc), 0);
+	other[14] = 'y';	/* eyample.com: another name */
+	assert_int_equal(dnsmsg_check_reply(other, sizeof(other), 77, &q, &tc), -EBADMSG);
 }
 
 /* ---------- answer normalisation ---------- */
