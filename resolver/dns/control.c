@@ -538,8 +538,10 @@ on_connection(uv_stream_t *server, int status)
 		client_close(cl);
 }
 
-/* A socket at path nobody listens on (a crash's leftover) is removed; one somebody answers on
- * is -EADDRINUSE; anything that is not a socket is left alone (-EEXIST). */
+/* A socket at path nobody listens on (a crash's leftover) is removed; one somebody listens on
+ * is -EADDRINUSE; anything that is not a socket is left alone (-EEXIST). The probe never
+ * blocks: a listener that does not accept (a hung veto, whose queue of connections is full)
+ * makes a blocking connect() wait for ever, so that counts as in use (EAGAIN). */
 static int
 clear_stale(const char *path)
 {
@@ -548,14 +550,15 @@ clear_stale(const char *path)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISSOCK(st.st_mode))
 		return -EEXIST;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	text_copy(sun.sun_path, sizeof(sun.sun_path), path);
 	int rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	int err = rc == 0 ? 0 : errno;
 	close(fd);
-	if (rc == 0)
+	if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
 		return -EADDRINUSE;
 	if (unlink(path) != 0 && errno != ENOENT)
 		return -errno;

@@ -67,3 +67,35 @@ def test_wildcard_v4_and_v6_on_one_port(veto_factory):
 	err = v.stderr()
 	for want in ("0.0.0.0:", "[::]:"):
 		assert want in err, err
+
+
+def test_start_beside_a_control_socket_that_never_accepts(veto_factory, tmp_path):
+	"""A hung veto (or any listener that never accepts) holds the state folder's control.sock
+	with its queue of connections full: a new daemon started there must not wait for ever in
+	its check of the socket; it serves DNS without a control channel and says why."""
+	state = tmp_path / "state"
+	state.mkdir(mode=0o750)
+	path = str(state / "control.sock")
+	hung = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+	hung.bind(path)
+	hung.listen(0)
+	queued = []
+	try:
+		while len(queued) < 64:	# fill the queue: a further blocking connect would wait
+			c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+			c.setblocking(False)
+			try:
+				c.connect(path)
+			except BlockingIOError:
+				c.close()
+				break
+			queued.append(c)
+		v = veto_factory(edit=with_state(tmp_path))
+		r = v.query("after-start.test", "A", src=NOGROUP_CLIENT)
+		assert answer_values(r, "A") == ["192.0.2.1"]
+		assert "another veto serves it" in v.stderr(), v.stderr()[-2000:]
+		assert v.stop() == 0
+	finally:
+		for c in queued:
+			c.close()
+		hung.close()
