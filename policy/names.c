@@ -128,12 +128,15 @@ lower8(uint64_t x)
 	return x | (upper >> 2);
 }
 
-int
-names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_t *pos)
+/* The one walk of a wire name at msg + *pos (pointers followed strictly backwards, at most
+ * NAMES_MAX_POINTERS of them, NAMES_MAX_WIRE octets and NAMES_MAX_LABELS labels, label types
+ * 0x40 and 0x80 refused). With wire non-NULL (NAMES_MAX_WIRE + 7 octets) and label_off, the
+ * name is copied there lowercased; without, it is only checked. 0 with *pos past the name in
+ * the message, *wire_len and *nlabels; -EBADMSG, nothing set. */
+static inline int
+walk_wire(const uint8_t *msg, size_t msglen, size_t *pos, uint8_t *wire, uint8_t *label_off,
+	  size_t *wire_len, unsigned *nlabels)
 {
-	/* room for lowercasing the last label eight octets at a time (see below) */
-	uint8_t wire[NAMES_MAX_WIRE + 7];
-	uint8_t label_off[NAMES_MAX_LABELS];
 	size_t p = *pos;
 	size_t end = 0;		/* offset past the name in the message, once known */
 	bool jumped = false;
@@ -164,8 +167,11 @@ names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_
 		if (c == 0) {
 			if (w + 1 > NAMES_MAX_WIRE)
 				return -EBADMSG;
-			label_off[nl] = (uint8_t)w;
-			wire[w++] = 0;
+			if (wire != NULL) {
+				label_off[nl] = (uint8_t)w;
+				wire[w] = 0;
+			}
+			w++;
 			p++;
 			break;
 		}
@@ -174,82 +180,60 @@ names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_
 			return -EBADMSG;
 		if (p + 1 + c > msglen)
 			return -EBADMSG;
-		label_off[nl++] = (uint8_t)w;
-		wire[w] = c;
-		if (p + 1 + c + 7 <= msglen) {
-			/* eight octets at a time when the message goes on for 7 past the label: the
-			 * last word copies up to 7 octets too many (the last at most wire[260], as
-			 * w + 1 + c <= 254 here), which the next label overwrites or nothing reads */
-			for (size_t k = 0; k < c; k += 8) {
-				uint64_t v;
-				memcpy(&v, msg + p + 1 + k, 8);
-				v = lower8(v);
-				memcpy(wire + w + 1 + k, &v, 8);
+		if (wire != NULL) {
+			label_off[nl] = (uint8_t)w;
+			wire[w] = c;
+			if (p + 1 + c + 7 <= msglen) {
+				/* eight octets at a time when the message goes on for 7 past the
+				 * label: the last word copies up to 7 octets too many (the last at
+				 * most wire[260], as w + 1 + c <= 254 here), which the next label
+				 * overwrites or nothing reads */
+				for (size_t k = 0; k < c; k += 8) {
+					uint64_t v;
+					memcpy(&v, msg + p + 1 + k, 8);
+					v = lower8(v);
+					memcpy(wire + w + 1 + k, &v, 8);
+				}
+			} else {
+				for (size_t k = 0; k < c; k++)
+					wire[w + 1 + k] = lower_tab[msg[p + 1 + k]];
 			}
-		} else {
-			for (size_t k = 0; k < c; k++)
-				wire[w + 1 + k] = lower_tab[msg[p + 1 + k]];
 		}
-		w += 1 + (size_t)c;
-		p += 1 + (size_t)c;
-	}
-	if (!jumped)
-		end = p;
-	memcpy(out->wire, wire, w);
-	out->len = (uint8_t)w;
-	out->nlabels = (uint8_t)nl;
-	memcpy(out->label_off, label_off, (size_t)nl + 1);
-	*pos = end;
-	return 0;
-}
-
-int
-names_check_wire(const uint8_t *msg, size_t msglen, size_t *pos, size_t *wire_len)
-{
-	size_t p = *pos;
-	size_t end = 0;
-	bool jumped = false;
-	unsigned pointers = 0;
-	size_t w = 0;
-	unsigned nl = 0;
-
-	for (;;) {
-		if (p >= msglen)
-			return -EBADMSG;
-		uint8_t c = msg[p];
-		if ((c & 0xc0) == 0xc0) {
-			if (p + 1 >= msglen)
-				return -EBADMSG;
-			size_t target = ((size_t)(c & 0x3f) << 8) | msg[p + 1];
-			if (target >= p || ++pointers > NAMES_MAX_POINTERS)
-				return -EBADMSG;
-			if (!jumped) {
-				end = p + 2;
-				jumped = true;
-			}
-			p = target;
-			continue;
-		}
-		if ((c & 0xc0) != 0)
-			return -EBADMSG;
-		if (c == 0) {
-			if (w + 1 > NAMES_MAX_WIRE)
-				return -EBADMSG;
-			w++;
-			p++;
-			break;
-		}
-		if (w + 1 + c + 1 > NAMES_MAX_WIRE || nl + 1 >= NAMES_MAX_LABELS)
-			return -EBADMSG;
-		if (p + 1 + c > msglen)
-			return -EBADMSG;
 		nl++;
 		w += 1 + (size_t)c;
 		p += 1 + (size_t)c;
 	}
 	*pos = jumped ? end : p;
 	*wire_len = w;
+	*nlabels = nl;
 	return 0;
+}
+
+int
+names_from_wire(struct names_name *out, const uint8_t *msg, size_t msglen, size_t *pos)
+{
+	/* room for lowercasing the last label eight octets at a time (see walk_wire) */
+	uint8_t wire[NAMES_MAX_WIRE + 7];
+	uint8_t label_off[NAMES_MAX_LABELS];
+	size_t w;
+	unsigned nl;
+
+	int rc = walk_wire(msg, msglen, pos, wire, label_off, &w, &nl);
+	if (rc != 0)
+		return rc;
+	memcpy(out->wire, wire, w);
+	out->len = (uint8_t)w;
+	out->nlabels = (uint8_t)nl;
+	memcpy(out->label_off, label_off, (size_t)nl + 1);
+	return 0;
+}
+
+int
+names_check_wire(const uint8_t *msg, size_t msglen, size_t *pos, size_t *wire_len)
+{
+	unsigned nl;
+
+	return walk_wire(msg, msglen, pos, NULL, NULL, wire_len, &nl);
 }
 
 bool
