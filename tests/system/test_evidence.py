@@ -111,7 +111,10 @@ def stop_counts(v):
 	return int(m.group(1)), int(m.group(2))
 
 
-def run_stalled(veto_factory, upstream, tmp_path, n, evidence_mb=None):
+def stalled_burst(veto_factory, tmp_path, n, evidence_mb=None, make=blocked_wire):
+	"""A daemon whose JSON-lines sink is a FIFO nobody reads until n queries (make(i)) have
+	been sent; then the FIFO is read and the daemon stopped. (daemon, replies, the FIFO's
+	lines, the database's path)."""
 	fifo = tmp_path / "stall.fifo"
 	reader = FifoReader(fifo)
 
@@ -126,15 +129,20 @@ def run_stalled(veto_factory, upstream, tmp_path, n, evidence_mb=None):
 		# nobody reads the FIFO: its 64 KiB fill with the probe's lines and the first queries,
 		# then the writer blocks in write(2) and everything else waits in the ring and the
 		# evidence overflow
-		answered = burst(v.port, n)
+		answered = burst(v.port, n, make=make)
 		assert v.running()
 	finally:
 		reader.start()
 	assert v.stop() == 0
 	reader.close()
+	return v, answered, reader.lines, f"file:{tmp_path / 'state' / 'queries.db'}?mode=ro"
+
+
+def run_stalled(veto_factory, upstream, tmp_path, n, evidence_mb=None):
+	v, answered, lines_all, db = stalled_burst(veto_factory, tmp_path, n, evidence_mb)
 	blocked, dropped = stop_counts(v)
-	lines = [l for l in reader.lines if b'"blocked":true' in l]	# the probe's too
-	con = sqlite3.connect(f"file:{tmp_path / 'state' / 'queries.db'}?mode=ro", uri=True)
+	lines = [l for l in lines_all if b'"blocked":true' in l]	# the probe's too
+	con = sqlite3.connect(db, uri=True)
 	try:
 		rows = con.execute("SELECT count(*) FROM queries WHERE blocked = 1").fetchone()[0]
 	finally:
@@ -176,27 +184,13 @@ def test_stalled_writer_keeps_forwarded_queries(veto_factory, upstream, tmp_path
 	"""30,000 forwarded (cached) queries while the writer is stuck: more than the ring's share
 	for them (3/4 of 16,384); the evidence buffer's first half (32 MiB by default) holds the
 	rest, so every one is stored and none is counted unlogged."""
-	fifo = tmp_path / "stall.fifo"
-	reader = FifoReader(fifo)
-
-	def edit(cfg):
-		cfg["state_dir"] = str(tmp_path / "state")
-		cfg["log"]["file"] = str(fifo)
-		cfg["log"]["database"] = "queries.db"
-	v = veto_factory(edit=edit)
 	n = 30000
-	try:
-		answered = burst(v.port, n, make=cached_wire)
-		assert v.running()
-	finally:
-		reader.start()
-	assert v.stop() == 0
-	reader.close()
+	v, answered, lines_all, db = stalled_burst(veto_factory, tmp_path, n, make=cached_wire)
 	assert answered > 25000, f"only {answered} of {n} queries answered"
 	_, dropped = stop_counts(v)
-	lines = [l for l in reader.lines if b'"qname":"cached.example"' in l]
-	assert not [l for l in reader.lines if b'"type":"unlogged"' in l]
-	con = sqlite3.connect(f"file:{tmp_path / 'state' / 'queries.db'}?mode=ro", uri=True)
+	lines = [l for l in lines_all if b'"qname":"cached.example"' in l]
+	assert not [l for l in lines_all if b'"type":"unlogged"' in l]
+	con = sqlite3.connect(db, uri=True)
 	try:
 		rows = con.execute("SELECT count(*) FROM queries q JOIN names n ON n.id = q.name"
 				   " WHERE n.qname = 'cached.example'").fetchone()[0]
