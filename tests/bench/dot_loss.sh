@@ -28,13 +28,7 @@ awk -v n=$((DURATION * 100000)) 'BEGIN { for (i = 1; i <= n; i++) printf "u%d.mi
 	>"$work/miss.txt"
 echo example.org >"$work/blocked.list"
 bench_upstream_start $((DURATION + 30)) $LOAD_CPU
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
-	-out "$work/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/dot.key" \
-	-out "$work/dot.csr" -subj /CN=bench.test 2>/dev/null
-echo "subjectAltName=IP:127.0.0.1,DNS:bench.test" >"$work/dot.ext"
-openssl x509 -req -in "$work/dot.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
-	-out "$work/dot.pem" -days 2 -extfile "$work/dot.ext" 2>/dev/null
+bench_dot_cert "$work"
 cat >"$work/dot-terminator.lua" <<LUA
 setSecurityPollSuffix("")
 controlSocket("127.0.0.1:$CONSOLE_PORT")

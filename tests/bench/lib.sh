@@ -97,3 +97,15 @@ bench_wait_up() {
 	echo "server on port $1 did not answer" >&2
 	return 1
 }
+
+# A throwaway CA (DIR/ca.pem) and a certificate for 127.0.0.1 and bench.test signed by it
+# (DIR/dot.pem, key DIR/dot.key), for a DoT terminator in front of the bench upstream.
+bench_dot_cert() { # dir
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/ca.key" \
+		-out "$1/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/dot.key" \
+		-out "$1/dot.csr" -subj /CN=bench.test 2>/dev/null
+	echo "subjectAltName=IP:127.0.0.1,DNS:bench.test" >"$1/dot.ext"
+	openssl x509 -req -in "$1/dot.csr" -CA "$1/ca.pem" -CAkey "$1/ca.key" -CAcreateserial \
+		-out "$1/dot.pem" -days 2 -extfile "$1/dot.ext" 2>/dev/null
+}

@@ -109,13 +109,7 @@ LUA
 # it shares CPU 0 with dnsperf and is the bottleneck (a few thousand queries a second), so Veto's
 # CPU per query there includes less batching than the miss row (tests/bench/dot_loss.sh: the row
 # alone, with every count)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
-	-out "$work/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/dot.key" \
-	-out "$work/dot.csr" -subj /CN=bench.test 2>/dev/null
-echo "subjectAltName=IP:127.0.0.1,DNS:bench.test" >"$work/dot.ext"
-openssl x509 -req -in "$work/dot.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
-	-out "$work/dot.pem" -days 2 -extfile "$work/dot.ext" 2>/dev/null
+bench_dot_cert "$work"
 cat >"$work/dot-terminator.lua" <<LUA
 setSecurityPollSuffix("")
 newServer({address="127.0.0.1:$UP_PORT", checkInterval=3600})
