@@ -474,9 +474,10 @@ def test_check_syntax(tmp_path, server, error):
 		assert error in p.stderr, p.stderr
 
 
-class SilentTls:
-	"""A TLS server (the test CA's certificate) that completes handshakes, reads queries and
-	never answers; counts the connections it accepts."""
+class TlsListener:
+	"""A TLS server on loopback with the test CA's certificate: accepts in a thread, counts
+	the connections (accepts) and hands each to accepted(); stop() closes the listener and every
+	connection kept in conns."""
 
 	def __init__(self, pki):
 		import ssl
@@ -500,17 +501,24 @@ class SilentTls:
 			except OSError:
 				continue
 			self.accepts += 1
-			try:
-				c.settimeout(2)
-				self.conns.append(self.ctx.wrap_socket(c, server_side=True))
-			except OSError:
-				c.close()
+			self.accepted(c)
 
 	def stop(self):
 		self.stopping = True
 		self.thread.join(timeout=5)
 		for s in [self.lsock, *self.conns]:
 			s.close()
+
+
+class SilentTls(TlsListener):
+	"""Completes handshakes, reads queries and never answers."""
+
+	def accepted(self, c):
+		try:
+			c.settimeout(2)
+			self.conns.append(self.ctx.wrap_socket(c, server_side=True))
+		except OSError:
+			c.close()
 
 
 def test_dot_silent_connection_replaced(veto_factory, upstream, pki):
@@ -537,35 +545,17 @@ def test_dot_silent_connection_replaced(veto_factory, upstream, pki):
 		silent.stop()
 
 
-class LossyTls:
-	"""A DoT server (the test CA's certificate) that answers the queries of each read it gets
-	in reverse order (A 192.0.2.7) and never answers names starting with "d" (a terminator or
-	upstream that loses them); records every question it reads, per connection."""
+class LossyTls(TlsListener):
+	"""A DoT server that answers the queries of each read it gets in reverse order (A
+	192.0.2.7) and never answers names starting with "d" (a terminator or upstream that loses
+	them); records every question it reads."""
 
 	def __init__(self, pki):
-		import ssl
-		self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-		self.ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
-		self.lsock = socket.socket()
-		self.lsock.bind(("127.0.0.1", 0))
-		self.lsock.listen(16)
-		self.lsock.settimeout(0.2)
-		self.port = self.lsock.getsockname()[1]
-		self.accepts = 0
 		self.seen = []
-		self.conns = []
-		self.stopping = False
-		self.thread = threading.Thread(target=self.run, daemon=True)
-		self.thread.start()
+		super().__init__(pki)
 
-	def run(self):
-		while not self.stopping:
-			try:
-				c, _ = self.lsock.accept()
-			except OSError:
-				continue
-			self.accepts += 1
-			threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+	def accepted(self, c):
+		threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
 	def serve(self, c):
 		import dns.message
@@ -607,13 +597,6 @@ class LossyTls:
 				t.sendall(out)
 			except OSError:
 				return
-
-	def stop(self):
-		self.stopping = True
-		self.thread.join(timeout=5)
-		for s in [self.lsock, *self.conns]:
-			s.close()
-
 
 def test_dot_pipelined_every_query_answered(veto_factory, upstream, pki):
 	"""Hundreds of queries in flight on one connection at once, answered out of order, some
