@@ -211,6 +211,11 @@ struct config_http_token {
 	struct config_loc loc;
 };
 
+enum config_udp_sockets {
+	CONFIG_UDP_SHARED = 0,
+	CONFIG_UDP_PER_WORKER,
+};
+
 struct config {
 	char *path;		/* owned, the file as given */
 	char *dir;		/* owned, its folder: the base of relative paths */
@@ -226,10 +231,14 @@ struct config {
 						   listeners) */
 		uint32_t tcp_pipeline;		/* default 32, 1..16384: queries in flight per
 						   connection */
-		/* event loops serving DNS, each on its own thread with its own SO_REUSEPORT
-		 * sockets, cache and upstream sockets; 0 = one per CPU. Default 1, 0..64.
-		 * Read at start only */
+		/* event loops serving DNS, each on its own thread with its own TCP sockets,
+		 * cache and upstream sockets; 0 = one per CPU. Default 0, 0..64. Read at start
+		 * only */
 		uint32_t workers;
+		/* their UDP sockets (read at start only): one per address, read by the main loop
+		 * and by others while it falls behind (default), or one per worker and address
+		 * (SO_REUSEPORT: the kernel spreads clients over them) */
+		enum config_udp_sockets udp_sockets;
 		uint32_t tcp_connections_per_client; /* default 64, 1..65536: open at once from
 							one address */
 		/* queries waiting for upstream at once, per client address and per /24 (IPv4)

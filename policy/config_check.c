@@ -138,6 +138,19 @@ on_server_workers(struct config_check_ctx *c, const struct config_node *key,
 	config_schema_get_uint(c, key, val, path, 0, WORKERS_MAX, &cfg->server.workers);
 }
 
+static const char *const udp_sockets_values[] = {"shared", "per_worker"};
+
+static void
+on_server_udp_sockets(struct config_check_ctx *c, const struct config_node *key,
+                      const struct config_node *val, const char *path, void *obj)
+{
+	struct config *cfg = obj;
+	int i = config_schema_get_enum(c, key, val, path, udp_sockets_values,
+	                               sizeof(udp_sockets_values) / sizeof(udp_sockets_values[0]));
+	if (i >= 0)
+		cfg->server.udp_sockets = (enum config_udp_sockets)i;
+}
+
 static const struct config_schema_key server_keys[] = {
         CONFIG_SCHEMA_CALL_KEY("listen", on_server_listen),
         CONFIG_SCHEMA_CALL_KEY("allow", on_server_allow),
@@ -159,6 +172,7 @@ static const struct config_schema_key server_keys[] = {
         CONFIG_SCHEMA_STR_KEY("user", struct config, server.user),
         CONFIG_SCHEMA_STR_KEY("group", struct config, server.group),
         CONFIG_SCHEMA_CALL_KEY("workers", on_server_workers),
+        CONFIG_SCHEMA_CALL_KEY("udp_sockets", on_server_udp_sockets),
 };
 
 /* ---- upstream ---- */

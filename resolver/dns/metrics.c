@@ -383,7 +383,8 @@ metrics_json(const struct metrics *m, char *buf, size_t size)
 		section(&o, "device_events", events, sizeof(events) / sizeof(events[0]));
 	}
 	section(&o, "reloads", reloads, sizeof(reloads) / sizeof(reloads[0]));
-	put(&o, ",\"workers\":{\"count\":%u", m->nworkers);
+	put(&o, ",\"workers\":{\"count\":%u,\"udp_sockets\":\"%s\",\"help_requests\":%" PRIu64,
+	    m->nworkers, m->udp_shared ? "shared" : "per_worker", st->udp_help_requests);
 	for (unsigned i = 0; i < m->nworkers && i < METRICS_WORKERS; i++)
 		put(&o, ",\"queries_%u\":%" PRIu64 ",\"reloads_%u\":%" PRIu64, i,
 		    m->worker_queries[i], i, m->worker_reloads[i]);

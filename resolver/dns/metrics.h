@@ -107,6 +107,7 @@ struct metrics {
 	/* server.workers: how many, and per worker (0: the main loop; the others as last
 	 * published) the queries received and the policies put in use since start */
 	unsigned nworkers;
+	bool udp_shared;	  /* server.udp_sockets shared (with nworkers > 1) */
 	uint64_t worker_queries[METRICS_WORKERS];
 	uint64_t worker_reloads[METRICS_WORKERS];
 	struct metrics_devices dev; /* filled by metrics_snapshot_devices only */

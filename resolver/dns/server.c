@@ -270,7 +270,8 @@ server_alloc(uv_loop_t *loop, const struct config *cfg, struct server **out)
 		       cfg->server.nlisten * sizeof(*s->applied.listen));
 	}
 	if (s->udp_rbuf == NULL || s->tcp_rbuf == NULL || s->reply == NULL ||
-	    s->answer_wire == NULL || udp_batch_new(&s->batch) != 0 || limits_init(s) != 0)
+	    s->answer_wire == NULL || udp_batch_new(s->udp_rbuf, &s->batch) != 0 ||
+	    limits_init(s) != 0)
 		goto cleanup;
 	if (cfg->cache.entries > 0) {
 		err = cache_new(cfg->cache.entries, cfg->cache.min_ttl, cfg->cache.max_ttl,
@@ -284,6 +285,7 @@ server_alloc(uv_loop_t *loop, const struct config *cfg, struct server **out)
 	}
 	s->nworkers = worker_count(cfg);
 	s->reuseport = s->nworkers > 1;
+	s->udp_shared = s->nworkers > 1 && cfg->server.udp_sockets == CONFIG_UDP_SHARED;
 	*out = s;
 	return 0;
 
@@ -348,6 +350,8 @@ server_new_worker(uv_loop_t *loop, struct policy *policy, struct server *main_sr
 		return err;
 	s->nworkers = main_srv->nworkers; /* as read at start, whatever cfg says now */
 	s->reuseport = s->nworkers > 1;
+	s->udp_shared = main_srv->udp_shared;
+	s->main_srv = main_srv;
 	s->qlog = main_srv->qlog; /* shared: the main server frees it, after this one stopped */
 	err = upstream_new(loop, cfg, &s->upstream);
 	if (err != 0) {
@@ -512,6 +516,11 @@ warn_restart_needed(const struct server *s, const struct config *cur)
 		log_warning("reload: %s: server.workers differs from the running one (%u): restart "
 			    "needed to apply it",
 			    cur->path, s->nworkers);
+	else if (s->nworkers > 1 &&
+		 (cur->server.udp_sockets == CONFIG_UDP_SHARED) != s->udp_shared)
+		log_warning("reload: %s: server.udp_sockets differs from the running one (%s): "
+			    "restart needed to apply it",
+			    cur->path, s->udp_shared ? "shared" : "per_worker");
 	if (!addr_lists_equal(s->applied.listen, s->applied.nlisten, cur->server.listen,
 			      cur->server.nlisten))
 		log_warning("reload: %s: server.listen differs from the running one: restart "

@@ -44,6 +44,8 @@ struct server_stats {
 	uint64_t tcp_rejected;		/* over the connection limit */
 	uint64_t tcp_timeouts;		/* closed for being idle */
 	uint64_t reloads, reload_failures;
+	uint64_t udp_help_requests;	/* server.udp_sockets shared: the main loop, behind,
+					   asked another worker to read beside it */
 };
 
 /* Called on the loop when a reload finished: status 0 (new policy in use), -EINVAL (the file

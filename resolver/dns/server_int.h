@@ -49,6 +49,13 @@
  * at the end of the batch; replies larger than a slot are sent on their own. */
 #define UDP_BATCH		 UDP_MMSG_CHUNKS
 #define UDP_BATCH_SLOT		 4096
+/* server.udp_sockets shared: the main loop asks another worker to read beside it once its
+ * recvmmsg batches have come back full for this long (5 ms: longer than it takes to catch up
+ * after being descheduled for a time slice, so only a loop that is behind asks), and a helper
+ * reads at most UDP_HELP_ROUNDS batches per request while they come back full, then asks
+ * itself again after its own loop's events. */
+#define UDP_HELP_AFTER_NS	 (5 * 1000 * 1000)
+#define UDP_HELP_ROUNDS		 16
 /* UDP replies waiting in libuv's send queue (socket buffer full); beyond: dropped. */
 #define UDP_MAX_QUEUED_SENDS	 4096
 /* TCP (RFC 7766): bytes of replies waiting for a slow reader (beyond: the connection is
@@ -120,8 +127,11 @@ struct udp_listener {
 	struct server_listener base;	/* first */
 	uv_udp_t handle;
 	size_t queued;		/* uv_udp_send requests in flight */
+	unsigned nbatch;	/* datagrams of the recvmmsg batch being handled */
+	uint64_t full_since;	/* uv_hrtime() of the first of full recvmmsg batches in a row */
 	bool receiving;
 	bool in_batch;		/* handling a datagram of a recvmmsg batch */
+	bool helper;		/* another worker's view of the main server's socket (udp.c) */
 	bool closing;
 };
 
@@ -229,9 +239,14 @@ struct server {
 	struct worker *workers;		/* main: nworkers - 1 of them (NULL when 1) */
 	unsigned nworkers;		/* loops serving DNS in all (both kinds of server) */
 	unsigned nstarted;		/* main: worker threads started */
+	unsigned help_next;		/* main: the worker workers_assist asks first */
 	struct worker *self;		/* a worker's server: its worker; NULL on the main one */
 	struct workers_ctl *wctl;	/* main: what its loop waits for from the workers */
-	bool reuseport;			/* listeners with SO_REUSEPORT (nworkers > 1) */
+	bool reuseport;			/* TCP listeners with SO_REUSEPORT (nworkers > 1) */
+	/* server.udp_sockets shared with nworkers > 1: the main server's UDP sockets, read by
+	 * the others when it asks (udp.c); else per worker, with SO_REUSEPORT when reuseport */
+	bool udp_shared;
+	struct server *main_srv;	/* a worker's server: the main one; NULL on the main one */
 
 	/* Loop-owned scratch, used only inside one callback. */
 	uint8_t *udp_rbuf;		/* UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE */
@@ -271,13 +286,18 @@ void server_listener_discard(struct server_listener *l);
 void server_listener_closed(struct server_listener **head, struct server_listener *l);
 
 /* udp.c */
-int udp_batch_new(struct udp_batch **out);
+/* rbuf: the loop's receive buffer (UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE), for udp_help */
+int udp_batch_new(uint8_t *rbuf, struct udp_batch **out);
 void udp_batch_free(struct udp_batch **b);
 int udp_listener_open(struct server *s, const struct config_addr *addr);
 void udp_listener_stop(struct udp_listener *l);	/* stop receiving, keep sending */
 void udp_listener_close(struct udp_listener *l);
 /* Sends the reply to q's client (buf/len: valid only during the call). */
 void udp_reply(struct query *q, const uint8_t *buf, size_t len);
+/* A worker asked to help (workers_assist): reads what waits on the main server's UDP sockets,
+ * recvmmsg batch after batch while they come back full (at most UDP_HELP_ROUNDS), and answers
+ * it. True when the last batch was full (more may be waiting). */
+bool udp_help(struct server *s);
 
 /* limits.c */
 int limits_init(struct server *s);	/* server_new: 0 or -ENOMEM */

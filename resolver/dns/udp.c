@@ -8,17 +8,30 @@
  * Others (upstream answers, large replies) go out with uv_udp_try_send(). Only when the socket
  * buffer is full is a reply copied into a queued uv_udp_send request. Writing to the socket
  * directly is safe because it is done only while libuv's own send queue is empty.
+ *
+ * Several workers (server.udp_sockets): per_worker, each worker binds its own SO_REUSEPORT
+ * socket per address. shared (the default): the main server binds one socket per address and
+ * reads it as above; each other worker holds a duplicate of its descriptor (a "helper"
+ * listener) that it does not poll. When the main loop's batches have come back full for
+ * UDP_HELP_AFTER_NS, it asks a worker to help (workers_assist); that worker reads with its own
+ * recvmmsg(2) calls (udp_help) while they come back full, and answers from its own query slots
+ * and cache on its own descriptor. So one loop answers while it keeps up, with full batches
+ * (the cheapest per query: a second loop woken for half the datagrams makes both batches
+ * thinner), and every worker reads once it does not.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "query.h"
 #include "server_int.h"
 #include "sockaddr.h"
+#include "worker.h"
 
 struct udp_send {
 	uv_udp_send_t req;
@@ -33,15 +46,26 @@ struct udp_batch {
 	struct iovec iov[UDP_BATCH];
 	struct sockaddr_storage to[UDP_BATCH];
 	uint8_t data[UDP_BATCH][UDP_BATCH_SLOT];
+	/* what udp_help reads into (into the loop's receive buffer, a chunk each) */
+	struct mmsghdr rmsgs[UDP_MMSG_CHUNKS];
+	struct iovec riov[UDP_MMSG_CHUNKS];
+	struct sockaddr_storage rfrom[UDP_MMSG_CHUNKS];
 };
 
 int
-udp_batch_new(struct udp_batch **out)
+udp_batch_new(uint8_t *rbuf, struct udp_batch **out)
 {
 	struct udp_batch *b = calloc(1, sizeof(*b));
 
 	if (b == NULL)
 		return -ENOMEM;
+	for (unsigned i = 0; i < UDP_MMSG_CHUNKS; i++) {
+		b->riov[i].iov_base = rbuf + (size_t)i * UDP_CHUNK_SIZE;
+		b->riov[i].iov_len = UDP_CHUNK_SIZE;
+		b->rmsgs[i].msg_hdr.msg_iov = &b->riov[i];
+		b->rmsgs[i].msg_hdr.msg_iovlen = 1;
+		b->rmsgs[i].msg_hdr.msg_name = &b->rfrom[i];
+	}
 	for (unsigned i = 0; i < UDP_BATCH; i++) {
 		b->iov[i].iov_base = b->data[i];
 		b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
@@ -114,6 +138,31 @@ on_udp_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)l->base.srv->udp_rbuf, UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE);
 }
 
+/* One datagram read from l: counted, then answered from a query slot. in_batch: replies made
+ * before this returns may join the batch (the caller flushes it after the batch). */
+static void
+udp_datagram(struct udp_listener *l, const uint8_t *data, size_t len, const struct sockaddr *addr,
+	     bool partial, bool in_batch)
+{
+	struct server *s = l->base.srv;
+
+	s->stats.udp_queries++;
+	if (partial || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
+		s->stats.dropped++;
+		return;
+	}
+	struct query *q = query_get(s, addr, false);
+	if (q == NULL) {
+		s->stats.dropped++;
+		LIMITS_COUNT(s, slots);
+		return;
+	}
+	q->via.udp = l;
+	l->in_batch = in_batch;
+	query_process(q, data, len);
+	l->in_batch = false;
+}
+
 static void
 on_udp_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
 	    unsigned flags)
@@ -127,28 +176,75 @@ on_udp_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct s
 			batch_flush(s);
 		if (nread < 0)
 			log_debug("%s: udp receive: %s", l->base.name, uv_strerror((int)nread));
+		/* full batches in a row for UDP_HELP_AFTER_NS: this loop is behind, not just
+		 * catching up after a pause; another worker reads beside it while that lasts */
+		if (l->nbatch == UDP_MMSG_CHUNKS && s->udp_shared && l->receiving) {
+			uint64_t now = uv_hrtime();
+			if (l->full_since == 0)
+				l->full_since = now;
+			else if (now - l->full_since >= UDP_HELP_AFTER_NS) {
+				l->full_since = now;
+				workers_assist(s);
+			}
+		} else if (nread == 0) /* the end of a batch that was not full, or nothing read */
+			l->full_since = 0;
+		l->nbatch = 0;
 		return;
 	}
 	if (l->closing || !l->receiving || nread < 0)
 		return;
-	s->stats.udp_queries++;
-	if ((flags & UV_UDP_PARTIAL) != 0 ||
-	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
-		s->stats.dropped++;
-		return;
-	}
-	struct query *q = query_get(s, addr, false);
-	if (q == NULL) {
-		s->stats.dropped++;
-		LIMITS_COUNT(s, slots);
-		return;
-	}
-	q->via.udp = l;
+	l->nbatch++;
 	/* replies made before this call returns join the batch (only with recvmmsg: it is what
 	 * guarantees a final call that flushes) */
-	l->in_batch = (flags & UV_UDP_MMSG_CHUNK) != 0;
-	query_process(q, (const uint8_t *)buf->base, (size_t)nread);
-	l->in_batch = false;
+	udp_datagram(l, (const uint8_t *)buf->base, (size_t)nread, addr,
+		     (flags & UV_UDP_PARTIAL) != 0, (flags & UV_UDP_MMSG_CHUNK) != 0);
+}
+
+/* Reads l's socket (the main server's, shared) until a recvmmsg comes back short; true if the
+ * last came back full. */
+static bool
+help_listener(struct udp_listener *l)
+{
+	struct server *s = l->base.srv;
+	struct udp_batch *b = s->batch;
+	uv_os_fd_t fd;
+
+	bool full = false;
+
+	if (uv_fileno((uv_handle_t *)&l->handle, &fd) != 0)
+		return false;
+	for (unsigned round = 0; round < UDP_HELP_ROUNDS && l->receiving && !l->closing; round++) {
+		for (unsigned i = 0; i < UDP_MMSG_CHUNKS; i++) {
+			b->rmsgs[i].msg_hdr.msg_namelen = sizeof(b->rfrom[i]);
+			b->rmsgs[i].msg_hdr.msg_flags = 0;
+		}
+		int n = recvmmsg(fd, b->rmsgs, UDP_MMSG_CHUNKS, MSG_DONTWAIT, NULL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n && l->receiving; i++)
+			udp_datagram(l, b->riov[i].iov_base, b->rmsgs[i].msg_len,
+				     (const struct sockaddr *)&b->rfrom[i],
+				     (b->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, true);
+		if (b->l == l)
+			batch_flush(s);
+		full = n == UDP_MMSG_CHUNKS;
+		if (!full)
+			break;
+	}
+	return full;
+}
+
+bool
+udp_help(struct server *s)
+{
+	bool more = false;
+
+	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
+		if (((struct udp_listener *)l)->helper && help_listener((struct udp_listener *)l))
+			more = true;
+	return more;
 }
 
 static void
@@ -238,6 +334,46 @@ on_udp_close(uv_handle_t *handle)
 	server_listener_closed(&l->base.srv->udp, &l->base);
 }
 
+/* A worker's view of the main server's socket for the same address: a duplicate of its
+ * descriptor, read only when the main loop asks for help (udp_help). The main loop is waiting
+ * for this worker's start meanwhile, so its list of listeners holds still. */
+static int
+open_helper(struct udp_listener *l)
+{
+	struct server *s = l->base.srv;
+	uv_os_fd_t fd = -1;
+	int dupfd, err = -ENOENT;
+
+	for (struct server_listener *m = s->main_srv->udp; m != NULL; m = m->next)
+		if (strcmp(m->name, l->base.name) == 0) {
+			err = uv_fileno((uv_handle_t *)&((struct udp_listener *)m)->handle, &fd);
+			break;
+		}
+	if (err != 0)
+		return err;
+	dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dupfd < 0)
+		return -errno;
+	err = uv_udp_open(&l->handle, dupfd);
+	if (err != 0)
+		close(dupfd);
+	return err;
+}
+
+/* UDP_SOCKET_RCVBUF for bursts: beyond net.core.rmem_max where allowed (SO_RCVBUFFORCE, as
+ * root before privileges are dropped), else up to it. Best effort. */
+static void
+set_rcvbuf(struct udp_listener *l)
+{
+	int size = UDP_SOCKET_RCVBUF;
+	uv_os_fd_t fd;
+
+	if (uv_fileno((uv_handle_t *)&l->handle, &fd) == 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) == 0)
+		return;
+	(void)uv_recv_buffer_size((uv_handle_t *)&l->handle, &size);
+}
+
 int
 udp_listener_open(struct server *s, const struct config_addr *addr)
 {
@@ -248,7 +384,10 @@ udp_listener_open(struct server *s, const struct config_addr *addr)
 
 	if (l == NULL)
 		return -ENOMEM;
-	err = uv_udp_init_ex(s->loop, &l->handle, sa->sa_family | UV_UDP_RECVMMSG);
+	/* a helper's handle gets its socket from open_helper; the main server's reads batches */
+	err = uv_udp_init_ex(s->loop, &l->handle,
+			     s->udp_shared && s->main_srv != NULL ? AF_UNSPEC
+								  : sa->sa_family | UV_UDP_RECVMMSG);
 	if (err != 0) {
 		log_error("%s: cannot open udp socket: %s", l->base.name, uv_strerror(err));
 		server_listener_discard(&l->base);
@@ -258,15 +397,26 @@ udp_listener_open(struct server *s, const struct config_addr *addr)
 	l->handle.data = l;
 	server_listener_add(&s->udp, &l->base);
 
-	err = server_reuseport(s, (uv_handle_t *)&l->handle, l->base.name);
+	if (s->udp_shared && s->main_srv != NULL) {
+		/* one socket per address, the main server's: the others help it read */
+		err = open_helper(l);
+		if (err != 0) {
+			log_error("%s: cannot share the udp socket: %s", l->base.name,
+				  uv_strerror(err));
+			return err;
+		}
+		l->helper = true;
+		l->receiving = true;
+		return 0;
+	}
+	err = s->udp_shared ? 0 : server_reuseport(s, (uv_handle_t *)&l->handle, l->base.name);
 	if (err == 0)
 		err = uv_udp_bind(&l->handle, sa, flags);
 	if (err != 0) {
 		log_error("%s: cannot listen (udp): %s", l->base.name, uv_strerror(err));
 		return err;
 	}
-	int size = UDP_SOCKET_RCVBUF;
-	(void)uv_recv_buffer_size((uv_handle_t *)&l->handle, &size); /* best effort */
+	set_rcvbuf(l);
 	err = uv_udp_recv_start(&l->handle, on_udp_alloc, on_udp_recv);
 	if (err != 0) {
 		log_error("%s: cannot listen (udp): %s", l->base.name, uv_strerror(err));
@@ -284,7 +434,8 @@ udp_listener_stop(struct udp_listener *l)
 	if (l->base.srv->batch->l == l)
 		batch_flush(l->base.srv);
 	if (l->receiving) {
-		uv_udp_recv_stop(&l->handle);
+		if (!l->helper)
+			uv_udp_recv_stop(&l->handle);
 		l->receiving = false;
 	}
 }

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,10 @@ struct worker {
 	struct worker_pub pub;
 	uint64_t pub_asked, pub_done;	/* snapshots asked for by the main loop, and made */
 	uint64_t swap_asked, swap_done;	/* policies handed over, and taken (or dropped) */
+	bool help_asked;		/* read the main server's UDP sockets (workers_assist) */
+	/* set by the main loop when it asks for help, cleared by the worker when it has read
+	 * what waited: a worker is asked once at a time */
+	atomic_bool helping;
 };
 
 /* What the main loop waits for (main loop only): a policy swap, rounds of counter snapshots.
@@ -155,7 +160,19 @@ on_worker_wake(uv_async_t *a)
 	w->next_policy = NULL;
 	unsigned stops = w->stops;
 	bool asked = w->pub_asked != w->pub_done;
+	bool help = w->help_asked;
+	w->help_asked = false;
 	uv_mutex_unlock(&w->mu);
+	if (help) {
+		if (w->srv->state == SERVER_RUNNING && udp_help(w->srv)) {
+			/* still more waiting: again after this loop's own events */
+			uv_mutex_lock(&w->mu);
+			w->help_asked = true;
+			uv_mutex_unlock(&w->mu);
+			uv_async_send(&w->wake);
+		} else
+			atomic_store_explicit(&w->helping, false, memory_order_release);
+	}
 	if (asked)
 		publish(w);
 	if (pol != NULL) {
@@ -343,6 +360,31 @@ workers_stop(struct server *s)
 		if (!w->wake_closed)
 			uv_async_send(&w->wake);
 		uv_mutex_unlock(&w->mu);
+	}
+}
+
+void
+workers_assist(struct server *s)
+{
+	unsigned n = s->nstarted;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct worker *w = &s->workers[(s->help_next + i) % n];
+		if (atomic_load_explicit(&w->helping, memory_order_acquire))
+			continue;
+		uv_mutex_lock(&w->mu);
+		bool open = !w->wake_closed;
+		if (open) {
+			w->help_asked = true;
+			atomic_store_explicit(&w->helping, true, memory_order_relaxed);
+			uv_async_send(&w->wake);
+		}
+		uv_mutex_unlock(&w->mu);
+		if (open) {
+			s->help_next = (s->help_next + i + 1) % n;
+			s->stats.udp_help_requests++;
+			return;
+		}
 	}
 }
 
@@ -552,6 +594,7 @@ workers_add_metrics(const struct server *s, struct metrics *m)
 {
 	_Static_assert(sizeof(size_t) == sizeof(uint64_t), "cache_stats sizes as counters");
 	m->nworkers = s->nworkers;
+	m->udp_shared = s->udp_shared;
 	m->worker_queries[0] = s->stats.udp_queries + s->stats.tcp_queries;
 	m->worker_reloads[0] = s->stats.reloads;
 	for (unsigned i = 0; i < s->nstarted; i++) {

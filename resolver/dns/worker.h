@@ -3,8 +3,10 @@
  *
  * The main server (server_new) is worker 0 and keeps what is global: signals, reload, the
  * control channel, the list updater, the device table, the query log. Each other worker is a
- * thread with its own libuv loop and its own server (server_new_worker): SO_REUSEPORT UDP and
- * TCP listeners on every server.listen address, query pool, cache, upstream client and socket
+ * thread with its own libuv loop and its own server (server_new_worker): SO_REUSEPORT TCP
+ * listeners on every server.listen address, UDP ones too with server.udp_sockets per_worker
+ * (with shared, the default, a duplicate of the main server's UDP socket that it reads when
+ * the main loop asks: workers_assist, udp.c), query pool, cache, upstream client and socket
  * pool, stale and prefetch state, limits, counters. It shares the main server's query log
  * (querylog_submit is safe from several threads) and the immutable, refcounted policy.
  *
@@ -40,6 +42,11 @@ int workers_start(struct server *s);
 
 /* server_stop of the main server: asks every worker to stop (again: to stop waiting). */
 void workers_stop(struct server *s);
+
+/* The main server's UDP socket had more waiting than one recvmmsg reads: asks one worker that
+ * is not already at it to read beside the main loop (udp_help), in turn. Cheap when every
+ * worker is busy: an atomic load each. */
+void workers_assist(struct server *s);
 
 typedef void (*workers_done_cb)(void *arg);
 

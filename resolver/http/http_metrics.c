@@ -313,6 +313,9 @@ http_metrics_render(const struct metrics *m, struct http_resp *r)
 	    "TCP connections refused for being over a limit.", st->tcp_rejected);
 	one(r, "veto_tcp_idle_timeouts_total", "counter", "TCP connections closed for being idle.",
 	    st->tcp_timeouts);
+	one(r, "veto_udp_help_requests_total", "counter",
+	    "Times the main loop, behind on UDP, asked another worker to read its sockets.",
+	    st->udp_help_requests);
 
 	if (m->cache_on) {
 		one(r, "veto_cache_hits_total", "counter", "Cache lookups that found an answer.",
