@@ -9,7 +9,7 @@
 # 1,000,000 blocked names: seconds from start to its first answer, RSS then and after 100,000
 # answers cached; 0: skip), SCALING (1: instead of the comparison above, Veto with server.workers
 # 1 and 2, dnsdist with 1 and 2 listener threads and unbound with 1 and 2 threads, all on the
-# same two CPUs, on the hit, blocked and miss mixes: tests/bench/scaling.sh), KEEP (1: keep the
+# same two CPUs, on the hit, blocked and miss mixes, REPS rounds: tests/bench/scaling.sh), KEEP (1: keep the
 # work folder, /tmp/veto-bench.*, with the configurations and the servers' output).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,8 +1,12 @@
-"""server.workers: several event loops on SO_REUSEPORT sockets. Queries from many source ports
-(the kernel spreads them over the workers by 4-tuple hash) are all answered; a reload swaps the
-policy of every worker; SIGTERM under load answers or logs every query. With a devices:
-section, an attribution, a pin, an unpin and a forget apply on every worker, a reload and a
-stop under load lose nothing, and the saved table has the attribution."""
+"""server.workers: several event loops. With server.udp_sockets: shared (the default) the main
+loop reads the one UDP socket and another worker reads beside it only while the main loop is
+behind: a burst it cannot keep up with is answered by both, every query once, and logged, and
+a stop in the middle of one loses no answered query. With per_worker, SO_REUSEPORT sockets:
+queries from many source ports (the kernel spreads them over the workers by 4-tuple hash) are
+all answered; a reload swaps the policy of every worker; SIGTERM under load answers or logs
+every query. With a devices: section, an attribution, a pin, an unpin and a forget apply on
+every worker, a reload and a stop under load lose nothing, and the saved table has the
+attribution."""
 
 import json
 import os
@@ -25,6 +29,13 @@ SINK = GROUP_CLIENT["sink"]
 
 
 def two_workers(cfg):
+	"""Two workers, each with its own UDP sockets: the kernel spreads clients over them."""
+	cfg["server"]["workers"] = 2
+	cfg["server"]["udp_sockets"] = "per_worker"
+
+
+def shared_workers(cfg):
+	"""Two workers and the default server.udp_sockets: shared."""
 	cfg["server"]["workers"] = 2
 
 
@@ -105,6 +116,114 @@ def test_workers_answer_from_many_ports(veto_factory, upstream):
 	assert s["queries"]["tcp"] >= 80
 	names = {r["qname"] for r in v.wait_log(count=sent)}
 	assert all(f"fwd{i}.many.test" in names for i in range(200))
+
+
+# --- server.udp_sockets: shared (the default) -------------------------------------------------
+
+BURST = 4000
+
+
+def burst_while_stopped(v, names, src=SINK):
+	"""Stops the daemon (SIGSTOP), sends one query per name from one socket, so that they wait in
+	the socket's buffer, and lets it go on (SIGCONT): the main loop then has more waiting than
+	it reads in 5 ms. Returns the socket and the query IDs by name."""
+	sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+	sock.bind((src, 0))
+	ids = {}
+	v.send_signal(signal.SIGSTOP)
+	try:
+		for i, name in enumerate(names):
+			q = make_query(name, "A")
+			q.id = i % 65536
+			ids[q.id] = name
+			sock.sendto(q.to_wire(), ("127.0.0.1", v.port))
+	finally:
+		v.send_signal(signal.SIGCONT)
+	return sock, ids
+
+
+def read_replies(sock, ids, timeout):
+	"""Replies to the burst until each ID has one or timeout seconds pass: {name: A values}."""
+	got = {}
+	deadline = time.monotonic() + timeout
+	while len(got) < len(ids):
+		left = deadline - time.monotonic()
+		if left <= 0:
+			break
+		sock.settimeout(left)
+		try:
+			wire, _ = sock.recvfrom(65535)
+		except socket.timeout:
+			break
+		r = dns.message.from_wire(wire)
+		name = ids.get(r.id)
+		assert name is not None and name not in got, f"unexpected or second reply {r.id}"
+		got[name] = answer_values(r, "A")
+	return got
+
+
+def test_shared_socket_one_loop_until_behind(veto_factory, upstream):
+	"""Queries one at a time never fill a batch: the main loop answers them all and asks for
+	no help. A burst it cannot read in 5 ms is answered by both workers, every query once,
+	and logged once; the counters add up."""
+	v = veto_factory(edit=shared_workers)
+	s = stats(v)
+	base, base_blocked = s["queries"]["total"], s["queries"]["blocked"]  # the start's probes
+	for i in range(100):
+		r = udp_query(v, f"one{i}.ads.test", SINK)
+		assert r is not None and answer_values(r, "A") == [BLOCK_IPV4], (i, r)
+	s = stats(v)
+	w = s["workers"]
+	assert w["udp_sockets"] == "shared", w
+	assert w["queries_0"] == base + 100 and w["queries_1"] == 0, w
+	assert w["help_requests"] == 0, w
+
+	names = [f"burst{i}.ads.test" for i in range(BURST)]
+	sock, ids = burst_while_stopped(v, names)
+	try:
+		got = read_replies(sock, ids, timeout=30)
+	finally:
+		sock.close()
+	assert len(got) == BURST, f"{BURST - len(got)} of {BURST} unanswered"
+	assert all(a == [BLOCK_IPV4] for a in got.values())
+
+	def settled():
+		s = stats(v)
+		w = s["workers"]
+		return s if w["queries_0"] + w["queries_1"] >= base + 100 + BURST else None
+	s = wait_until(settled)
+	assert s, stats(v)
+	w = s["workers"]
+	assert w["help_requests"] >= 1, w
+	assert w["queries_1"] > 0, w  # the other worker read part of the burst
+	assert w["queries_0"] + w["queries_1"] == base + 100 + BURST == s["queries"]["total"], s
+	assert s["queries"]["blocked"] == base_blocked + 100 + BURST
+	logged = [r["qname"] for r in v.wait_log(lambda r: r["qname"].startswith("burst"),
+						  count=BURST, timeout=15)]
+	assert sorted(logged) == sorted(names)
+
+
+def test_shared_socket_stop_during_burst(veto_factory, upstream):
+	"""SIGTERM while both workers read a burst: exit 0, every answered query is logged, and
+	the log drops nothing."""
+	v = veto_factory(edit=shared_workers)
+	names = [f"stop{i}.ads.test" for i in range(BURST)]
+	sock, ids = burst_while_stopped(v, names)
+	try:
+		time.sleep(0.02)
+		v.send_signal(signal.SIGTERM)
+		got = read_replies(sock, ids, timeout=5)
+	finally:
+		sock.close()
+	assert v.wait_exit() == 0, v.stderr()[-2000:]
+	assert got, "nothing answered before the stop"
+	assert all(a == [BLOCK_IPV4] for a in got.values())
+	assert not v.sanitizer_reports(), v.stderr()[-4000:]
+	logged = {r["qname"] for r in v.log_records()}
+	missing = [n for n in got if n not in logged]
+	assert not missing, f"{len(missing)} of {len(got)} answered not logged: {missing[:5]}"
+	assert "query log records dropped 0" in v.stderr(), v.stderr()[-2000:]
 
 
 class Load:
@@ -198,7 +317,7 @@ def devices_workers(work):
 	unless the vendor Xiaomi ('banned': refused) or a pin ('staff': ads NXDOMAIN) says
 	otherwise. No lease, ARP or OUI source: every device is keyed by its address."""
 	def edit(cfg):
-		cfg["server"]["workers"] = 2
+		two_workers(cfg)
 		cfg["state_dir"] = str(work / "state")
 		cfg["devices"] = {"signatures": {"Xiaomi": [SIGNATURE]}, "arp": False, "oui": False}
 		cfg["groups"] = attribution_groups() + cfg["groups"]

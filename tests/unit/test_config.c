@@ -228,7 +228,10 @@ static const struct error_case error_cases[] = {
 	 "t.yaml:2:3: server.zzz: unknown key 'zzz' (expected one of listen, allow, "
 	 "tcp_idle_timeout_ms, tcp_connections, tcp_pipeline, tcp_connections_per_client, "
 	 "queries_per_client, queries_per_prefix, error_replies_per_second, rate_limit, user, "
-	 "group, workers)"},
+	 "group, workers, udp_sockets)"},
+	{"udp_sockets unknown", "server:\n  udp_sockets: reuseport\n",
+	 "t.yaml:2:3: server.udp_sockets: unknown value 'reuseport' (expected shared, "
+	 "per_worker)"},
 	{"workers too many", "server:\n  workers: 65\n",
 	 "t.yaml:2:3: server.workers: expected an integer from 0 to 64, got '65'"},
 	{"user empty", "server:\n  user: \"\"\n", "t.yaml:2:3: server.user: must not be empty"},
@@ -687,8 +690,37 @@ test_defaults(void **state)
 	assert_int_equal(cfg->server.rate_limit.prefix_queries_per_second, 0);
 	assert_int_equal(cfg->server.rate_limit.prefix_burst, 0);
 	assert_int_equal(cfg->server.rate_limit.action, CONFIG_RATE_TRUNCATE);
+	assert_int_equal(cfg->server.udp_sockets, CONFIG_UDP_SHARED);
 	config_free(&cfg);
 	diag_clear(&d);
+}
+
+/* server.udp_sockets: both values. */
+static void
+test_server_udp_sockets(void **state)
+{
+	static const struct {
+		const char *yaml;
+		enum config_udp_sockets want;
+	} cases[] = {
+		{"server:\n  udp_sockets: per_worker\n", CONFIG_UDP_PER_WORKER},
+		{"server:\n  workers: 4\n  udp_sockets: shared\n", CONFIG_UDP_SHARED},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct diag d;
+		struct config *cfg = NULL;
+		diag_init(&d);
+		int rc = load(cases[i].yaml, &d, &cfg);
+		if (rc != 0 || d.n != 0) {
+			dump(&d);
+			fail_msg("case %zu: rc %d, %zu messages", i, rc, d.n);
+		}
+		assert_int_equal(cfg->server.udp_sockets, cases[i].want);
+		config_free(&cfg);
+		diag_clear(&d);
+	}
 }
 
 /* server.rate_limit and the per-client limits: values, bounds, a burst of 0 (or none) is twice
@@ -1404,6 +1436,7 @@ main(void)
 		cmocka_unit_test(test_server_tcp_values),
 		cmocka_unit_test(test_server_user_group),
 		cmocka_unit_test(test_server_rate_limit_values),
+		cmocka_unit_test(test_server_udp_sockets),
 		cmocka_unit_test(test_store_settings),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_schema_fields),

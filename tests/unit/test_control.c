@@ -521,6 +521,7 @@ test_metrics_json(void **state)
 	        .devices_on = true,
 	        .devices = 4,
 	        .nworkers = 2,
+	        .udp_shared = true,
 	        .worker_queries = {9, 3},
 	        .worker_reloads = {1, 1},
 	};
@@ -534,7 +535,8 @@ test_metrics_json(void **state)
 	assert_non_null(strstr(buf, "\"hits\":3,"));
 	assert_non_null(strstr(buf, "\"devices\":{\"known\":4}"));
 	assert_non_null(strstr(buf, "\"reloads\":{\"ok\":1,\"failed\":0},"));
-	assert_non_null(strstr(buf, "\"workers\":{\"count\":2,\"queries_0\":9,\"reloads_0\":1,"
+	assert_non_null(strstr(buf, "\"workers\":{\"count\":2,\"udp_sockets\":\"shared\","
+	                            "\"help_requests\":0,\"queries_0\":9,\"reloads_0\":1,"
 	                            "\"queries_1\":3,\"reloads_1\":1}}"));
 	assert_null(strstr(buf, "querylog")); /* no query log: no section */
 	assert_null(strchr(buf, '\n'));
