@@ -38,7 +38,8 @@ usage(FILE *out)
 
 /* Prints {"uptime_s":N,"queries":{"total":N,...},...} as lines "section  key N  key N", wrapped
  * before width. The object is the daemon's (metrics_json): names are plain words, values
- * numbers; anything else ends the output with -EINVAL. */
+ * numbers or plain words in quotes (printed without them); anything else ends the output with
+ * -EINVAL. */
 static int
 print_compact(const char *j, size_t width)
 {
@@ -77,14 +78,25 @@ print_compact(const char *j, size_t width)
 			col = 10;
 			continue;
 		}
-		size_t d = 0;
-		while (isdigit((unsigned char)p[d]))
-			d++;
+		/* a number, or a word in quotes (printed without them) */
+		const char *v = p;
+		size_t d = 0, skip;
+		if (*p == '"') {
+			v = p + 1;
+			d = strcspn(v, "\"\\");
+			if (v[d] != '"')
+				return -EINVAL;
+			skip = d + 2;
+		} else {
+			while (isdigit((unsigned char)p[d]))
+				d++;
+			skip = d;
+		}
 		if (d == 0)
 			return -EINVAL;
 		if (!in_section) { /* a top-level number: uptime_s */
 			fprintf(stdout, "%s%-10s%.*s", col > 0 ? "\n" : "",
-			        strcmp(key, "uptime_s") == 0 ? "uptime" : key, (int)d, p);
+			        strcmp(key, "uptime_s") == 0 ? "uptime" : key, (int)d, v);
 			if (strcmp(key, "uptime_s") == 0)
 				fputs(" s", stdout);
 			col = 1;
@@ -94,10 +106,10 @@ print_compact(const char *j, size_t width)
 				fprintf(stdout, "\n%-10s", "");
 				col = 10;
 			}
-			fprintf(stdout, "  %s %.*s", key, (int)d, p);
+			fprintf(stdout, "  %s %.*s", key, (int)d, v);
 			col += w;
 		}
-		p += d;
+		p += skip;
 	}
 	if (*p != '}' && in_section)
 		return -EINVAL;

@@ -837,6 +837,9 @@ finalize(struct server *s)
 		 st->udp_queries + st->tcp_queries, st->udp_queries, st->tcp_queries, st->forwarded,
 		 st->cache_hits, st->blocked, st->cloaked, st->refused, st->errors, st->servfail,
 		 st->dropped, st->send_errors, qdropped);
+	if (s->udp_shared)
+		log_info("stopped: the main loop asked another worker for help with UDP %" PRIu64
+			 " times", st->udp_help_requests);
 	if (s->signals) {
 		/* last: the log is flushed and the device state saved. Closing the watchers gives
 		 * the signals back their default action (exit at once, with the signal's status):

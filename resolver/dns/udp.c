@@ -354,8 +354,17 @@ open_helper(struct udp_listener *l)
 	dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (dupfd < 0)
 		return -errno;
-	err = uv_udp_open(&l->handle, dupfd);
-	if (err != 0)
+	/* uv_udp_open sets SO_REUSEADDR, on the one socket the main server bound without it:
+	 * another program could then bind the same address and take its queries. Put it back. */
+	int reuse = 0;
+	socklen_t len = sizeof(reuse);
+	if (getsockopt(dupfd, SOL_SOCKET, SO_REUSEADDR, &reuse, &len) != 0)
+		err = -errno;
+	else
+		err = uv_udp_open(&l->handle, dupfd);
+	if (err == 0 && setsockopt(dupfd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse)) != 0)
+		err = -errno; /* the handle owns dupfd now: closed with it */
+	else if (err != 0)
 		close(dupfd);
 	return err;
 }

@@ -31,9 +31,10 @@ us_per_query() { # ticks_before ticks_after queries
 	awk -v a="$1" -v b="$2" -v n="$3" -v t="$TICK" \
 		'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1000000 / t / n; else print "-" }'
 }
-median() { tr ' ' '\n' | grep -v '^-*$' | sort -g | awk '{ v[NR] = $1 } END {
+median() { # FORMAT (printf's, for the mean of the middle two): the median of stdin's numbers
+	tr ' ' '\n' | awk '$1 ~ /^[0-9.]+$/' | sort -g | awk -v f="$1" '{ v[NR] = $1 } END {
 	if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
-	else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+	else printf f "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # the configuration of run.sh's comparison (written there after this file is sourced)
@@ -76,26 +77,29 @@ measure() { # label port pid workers
 
 # Veto: workers, device identity (0/1), udp_sockets; one start, the three mixes, one stop
 veto_run() { # workers dev udp_sockets
-	local w=$1 dev=$2 udp=$3 port cfg label vp
+	local w=$1 dev=$2 udp=$3 port name cfg label vp
 	port=$((VETO_PORT + 20 + w + 2 * dev))
-	cfg="$work/veto-w$w-d$dev-$udp.yaml"
+	name="w$w-d$dev-$udp"
+	cfg="$work/veto-$name.yaml"
 	sed -e "s#127.0.0.1:$VETO_PORT#127.0.0.1:$port#" "$work/veto.yaml" >"$cfg"
 	sed -i -e "s#^  workers: 1 .*#  workers: $w\n  udp_sockets: $udp#" "$cfg"
+	# its own folder: the control socket for `veto stats` (and the device table)
+	mkdir -p "$work/state-$name"
+	printf 'state_dir: %s\n' "$work/state-$name" >>"$cfg"
 	label="veto, workers $w"
 	[ "$w" = 1 ] || label="$label, $udp"
 	if [ "$dev" = 1 ]; then
-		mkdir -p "$work/state-w$w"
-		printf 'state_dir: %s\ndevices:\n  arp: false\n' "$work/state-w$w" >>"$cfg"
+		printf 'devices:\n  arp: false\n' >>"$cfg"
 		label="$label, devices"
 	fi
-	taskset -c "$SCALE_CPUS" "$veto" serve -c "$cfg" >/dev/null 2>"$work/veto-w$w-d$dev.err" &
+	taskset -c "$SCALE_CPUS" "$veto" serve -c "$cfg" >/dev/null 2>"$work/veto-$name.err" &
 	vp=$!
 	pids+=("$vp")
 	bench_wait_up $port
 	measure "$label" $port $vp "$w"
 	if [ "$w" != 1 ]; then
 		# who answered: the second worker's share, and the main loop's calls for help
-		"$veto" stats -c "$cfg" --json 2>/dev/null | awk -v l="$label" '{
+		{ "$veto" stats -c "$cfg" --json 2>/dev/null || true; } | awk -v l="$label" '{
 			q0 = q1 = h = 0
 			if (match($0, /"queries_0":[0-9]+/)) q0 = substr($0, RSTART + 12, RLENGTH - 12)
 			if (match($0, /"queries_1":[0-9]+/)) q1 = substr($0, RSTART + 12, RLENGTH - 12)
@@ -177,11 +181,11 @@ for label in "${labels[@]}"; do
 	esac
 	row="| $label |" ratios=""
 	for mix in hits blocked miss; do
-		c=$(echo "${cpu_of["$label|$mix"]:-}" | median)
-		q=$(echo "${qps_of["$label|$mix"]:-}" | median)
+		c=$(echo "${cpu_of["$label|$mix"]:-}" | median %.2f)
+		q=$(echo "${qps_of["$label|$mix"]:-}" | median %.0f)
 		row="$row $q ($c) |"
 		if [ -n "$one" ]; then
-			a=$(echo "${cpu_of["$one|$mix"]:-}" | median)
+			a=$(echo "${cpu_of["$one|$mix"]:-}" | median %.2f)
 			ratios="$ratios $(awk -v a="$a" -v b="$c" 'BEGIN {
 				if (a > 0 && b > 0) printf "%.2f", b / a; else print "-" }') |"
 		else
