@@ -395,6 +395,7 @@ server_start(struct server *s)
 	}
 	limits_start(s);
 	stale_start(s);
+	udp_flush_start(s);
 	for (size_t i = 0; i < cfg->server.nlisten; i++) {
 		int err = udp_listener_open(s, &cfg->server.listen[i]);
 		if (err == 0)
@@ -904,6 +905,7 @@ begin_close(struct server *s)
 	}
 	limits_close(s);
 	stale_close(s);
+	udp_flush_close(s);
 	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
 		udp_listener_close((struct udp_listener *)l);
 	for (struct server_listener *l = s->tcp; l != NULL; l = l->next)

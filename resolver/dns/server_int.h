@@ -251,6 +251,8 @@ struct server {
 	/* Loop-owned scratch, used only inside one callback. */
 	uint8_t *udp_rbuf;		/* UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE */
 	struct udp_batch *batch;	/* replies of the current recvmmsg batch (udp.c) */
+	uv_check_t flush;		/* sends the batch after the poll phase (udp.c) */
+	bool flush_init;
 	uint8_t *tcp_rbuf;		/* TCP_READ_SIZE */
 	uint8_t *reply;			/* 2 + DNSMSG_MAX_LEN: TCP length prefix, then the reply */
 	uint8_t *answer_wire;		/* DNSMSG_MAX_LEN: an upstream answer being served */
@@ -298,6 +300,10 @@ void udp_reply(struct query *q, const uint8_t *buf, size_t len);
  * recvmmsg batch after batch while they come back full (at most UDP_HELP_ROUNDS), and answers
  * it. True when the last batch was full (more may be waiting). */
 bool udp_help(struct server *s);
+/* The check handle that sends upstream answers batched during the poll phase: made by
+ * server_start (counted in nobjects), closed by begin_close after a last flush. */
+void udp_flush_start(struct server *s);
+void udp_flush_close(struct server *s);
 
 /* limits.c */
 int limits_init(struct server *s);	/* server_new: 0 or -ENOMEM */

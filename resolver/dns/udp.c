@@ -5,7 +5,10 @@
  * Replies: those produced while a recvmmsg batch is being handled (blocked names, cache hits,
  * errors) are copied into the loop-owned batch and sent with one sendmmsg(2) when libuv reports
  * the end of the batch (the UV_UDP_MMSG_FREE call, or the nread 0 call of an empty read).
- * Others (upstream answers, large replies) go out with uv_udp_try_send(). Only when the socket
+ * Upstream answers read from a pool socket (upstream_reading) join it too, and the check handle
+ * s->flush sends what is left after the poll phase, so the answers of one loop turn share a
+ * sendmmsg. Others (answers from a timer, TLS or TCP upstreams, large replies) go out with
+ * uv_udp_try_send(). Only when the socket
  * buffer is full is a reply copied into a queued uv_udp_send request. Writing to the socket
  * directly is safe because it is done only while libuv's own send queue is empty.
  *
@@ -31,6 +34,7 @@
 #include "query.h"
 #include "server_int.h"
 #include "sockaddr.h"
+#include "upstream.h"
 #include "worker.h"
 
 struct udp_send {
@@ -85,6 +89,7 @@ udp_batch_free(struct udp_batch **b)
 
 static void queue_send(struct udp_listener *l, const uint8_t *buf, size_t len,
 		       const struct sockaddr *to);
+static void on_flush_check(uv_check_t *c);
 
 /* Sends what the batch holds. */
 static void
@@ -301,7 +306,12 @@ udp_reply(struct query *q, const uint8_t *buf, size_t len)
 		s->stats.send_errors++;
 		return;
 	}
-	if (l->in_batch && len <= UDP_BATCH_SLOT && uv_udp_get_send_queue_count(&l->handle) == 0) {
+	/* an upstream's answer read in the poll phase: sent with the others of this turn by the
+	 * check handle, which runs right after that phase */
+	bool defer = !l->in_batch && s->flush_init && s->upstream != NULL &&
+		     upstream_reading(s->upstream);
+	if ((l->in_batch || defer) && len <= UDP_BATCH_SLOT &&
+	    uv_udp_get_send_queue_count(&l->handle) == 0) {
 		struct udp_batch *bt = s->batch;
 		if (bt->l != l || bt->n == UDP_BATCH)
 			batch_flush(s);
@@ -312,6 +322,8 @@ udp_reply(struct query *q, const uint8_t *buf, size_t len)
 		socklen_t alen = sockaddr_len(to);
 		memcpy(&bt->to[i], to, alen);
 		bt->msgs[i].msg_hdr.msg_namelen = alen;
+		if (defer)
+			uv_check_start(&s->flush, on_flush_check);
 		return;
 	}
 	uv_buf_t b = uv_buf_init((char *)buf, (unsigned int)len);
@@ -324,6 +336,40 @@ udp_reply(struct query *q, const uint8_t *buf, size_t len)
 		return;
 	}
 	queue_send(l, buf, len, to);
+}
+
+static void
+on_flush_check(uv_check_t *c)
+{
+	struct server *s = c->data;
+
+	batch_flush(s);
+	uv_check_stop(c);
+}
+
+static void
+on_flush_close(uv_handle_t *h)
+{
+	server_object_closed(h->data);
+}
+
+void
+udp_flush_start(struct server *s)
+{
+	uv_check_init(s->loop, &s->flush);
+	s->flush.data = s;
+	s->flush_init = true;
+	s->nobjects++;
+}
+
+void
+udp_flush_close(struct server *s)
+{
+	if (!s->flush_init)
+		return;
+	batch_flush(s);
+	s->flush_init = false;
+	uv_close((uv_handle_t *)&s->flush, on_flush_close);
 }
 
 static void

@@ -286,6 +286,12 @@ upstream_kick(struct upstream *u)
 	idle_kick(u);
 }
 
+bool
+upstream_reading(const struct upstream *u)
+{
+	return u->reading;
+}
+
 static void
 waiter_call(struct upstream *u, struct upstream_wait *w, int status, const uint8_t *reply,
 	    size_t len, const struct sockaddr *server)

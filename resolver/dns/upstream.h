@@ -88,6 +88,11 @@ int upstream_new(uv_loop_t *loop, const struct config *cfg, struct upstream **ou
 /* Replaces the server list and timeout (reload). Queries in flight finish on the old servers. */
 int upstream_reconfigure(struct upstream *u, const struct config *cfg);
 
+/* Whether a callback runs from the read of a pool socket (a UDP reply being handled, in the
+ * loop's poll phase): a reply to the client made now may wait for the end of that phase and
+ * go out with the others of the same turn (udp.c). */
+bool upstream_reading(const struct upstream *u);
+
 /* Starts (or joins) the upstream resolution of q (q->has_question must be true). q is copied.
  * *wait identifies this waiter for upstream_cancel() until cb runs. 0, -ENOMEM, or -ECANCELED
  * after upstream_close() (e.g. from a callback run by the close); *wait is written only on 0. */

@@ -229,6 +229,7 @@ struct upstream {
 	bool sweep_closing;
 	struct upstream_servers *servers;
 	uv_idle_t idle;			/* starts requests and runs queued completions */
+	bool reading;			/* in a pool socket's read: upstream_reading() */
 	bool closing;
 	bool idle_closing;
 	void (*close_done)(void *arg);

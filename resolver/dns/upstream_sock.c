@@ -140,7 +140,9 @@ on_sock_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct 
 	if (!tc)
 		r = dnsmsg_judge_reply(p, (size_t)nread) == 0 ? UPSTREAM_RESULT_REPLY
 							       : UPSTREAM_RESULT_BAD;
+	u->reading = true;
 	upstream_attempt_done(a, r, p, (size_t)nread);
+	u->reading = false;
 }
 
 static uint16_t

@@ -183,3 +183,41 @@ def test_descriptors_bounded_under_unique_name_flood(veto_factory, upstream):
 	# a few dozen to a couple of hundred. One socket per query would be over 1,000.
 	assert grown <= 250, f"descriptors grew by {grown} ({together} queries waited at once)"
 	veto.assert_alive()
+
+
+def test_answers_arriving_together_reach_each_client(veto, upstream):
+	"""Upstream answers read in one loop turn go out together (one sendmmsg after the poll
+	phase): 300 queries from 300 sockets on three addresses, answered by the upstream all at
+	once, each with an address of its own. Every client gets its own answer, once: right ID,
+	name and address, none for another client."""
+	names = [f"q{i}.together.test" for i in range(300)]
+	for i, name in enumerate(names):
+		upstream.set_rule(name, Delay(0.4, Answer({"A": [f"198.51.{i // 250}.{i % 250 + 1}"]})))
+	socks = []
+	try:
+		for i, name in enumerate(names):
+			s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+			s.bind((f"127.0.0.{20 + i % 3}", 0))
+			s.setblocking(False)
+			socks.append(s)
+			s.sendto(make_query(name, "A", id=i).to_wire(), ("127.0.0.1", veto.port))
+		got = collections.defaultdict(list)
+		deadline = time.monotonic() + 10
+		while time.monotonic() < deadline and sum(map(len, got.values())) < len(names):
+			ready, _, _ = select.select(socks, [], [], 0.2)
+			for s in ready:
+				got[socks.index(s)].append(dns.message.from_wire(s.recv(65535)))
+		time.sleep(0.2)  # nothing more may come: no client gets a second reply
+		for i, s in enumerate(socks):
+			try:
+				got[i].append(dns.message.from_wire(s.recv(65535)))
+			except BlockingIOError:
+				pass
+	finally:
+		for s in socks:
+			s.close()
+	for i, name in enumerate(names):
+		assert len(got[i]) == 1, (name, got[i])
+		r = got[i][0]
+		assert r.id == i and str(r.question[0].name) == name + ".", (name, r)
+		assert answer_values(r, "A") == [f"198.51.{i // 250}.{i % 250 + 1}"], (name, r)
