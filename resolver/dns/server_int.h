@@ -248,9 +248,11 @@ struct server {
 	bool udp_shared;
 	struct server *main_srv;	/* a worker's server: the main one; NULL on the main one */
 
-	/* Loop-owned scratch, used only inside one callback. */
+	/* Loop-owned scratch, used only inside one callback (but the batch: below). */
 	uint8_t *udp_rbuf;		/* UDP_MMSG_CHUNKS * UDP_CHUNK_SIZE */
-	struct udp_batch *batch;	/* replies of the current recvmmsg batch (udp.c) */
+	/* replies waiting for one sendmmsg (udp.c): those of the recvmmsg batch being handled,
+	 * or upstream answers of this loop turn until s->flush runs; never past the turn */
+	struct udp_batch *batch;
 	uv_check_t flush;		/* sends the batch after the poll phase (udp.c) */
 	bool flush_init;
 	uint8_t *tcp_rbuf;		/* TCP_READ_SIZE */

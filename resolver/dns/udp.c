@@ -8,9 +8,9 @@
  * Upstream answers read from a pool socket (upstream_reading) join it too, and the check handle
  * s->flush sends what is left after the poll phase, so the answers of one loop turn share a
  * sendmmsg. Others (answers from a timer, TLS or TCP upstreams, large replies) go out with
- * uv_udp_try_send(). Only when the socket
- * buffer is full is a reply copied into a queued uv_udp_send request. Writing to the socket
- * directly is safe because it is done only while libuv's own send queue is empty.
+ * uv_udp_try_send(). Only when the socket buffer is full is a reply copied into a queued
+ * uv_udp_send request. Writing to the socket directly is safe because it is done only while
+ * libuv's own send queue is empty (a batch finding it no longer empty joins the queue).
  *
  * Several workers (server.udp_sockets): per_worker, each worker binds its own SO_REUSEPORT
  * socket per address. shared (the default): the main server binds one socket per address and
@@ -109,6 +109,12 @@ batch_flush(struct server *s)
 		b->n = 0;
 		b->l = NULL;
 		return;
+	}
+	if (uv_udp_get_send_queue_count(&l->handle) > 0) {
+		/* a reply joined libuv's queue since the batch began: after it, in order */
+		for (; sent < b->n; sent++)
+			queue_send(l, b->data[sent], b->iov[sent].iov_len,
+				   (const struct sockaddr *)&b->to[sent]);
 	}
 	while (sent < b->n) {
 		int r = sendmmsg(fd, b->msgs + sent, b->n - sent, 0);
@@ -343,6 +349,8 @@ on_flush_check(uv_check_t *c)
 {
 	struct server *s = c->data;
 
+	if (!s->flush_init) /* closing: udp_flush_close sent the batch */
+		return;
 	batch_flush(s);
 	uv_check_stop(c);
 }

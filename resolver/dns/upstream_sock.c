@@ -123,7 +123,9 @@ on_sock_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct 
 		/* ICMP port unreachable and the like, reported on the connected socket */
 		log_debug("upstream: socket on port %u: %s", (unsigned)sk->port,
 			  uv_strerror((int)nread));
+		u->reading = true; /* their SERVFAILs share a sendmmsg too */
 		sock_fail(sk);
+		u->reading = false;
 		return;
 	}
 	struct upstream_attempt *a = NULL;

@@ -91,7 +91,8 @@ HAVE_IPV6 = ipv6_loopback_works()
 CURRENT_USER = pwd.getpwuid(os.geteuid()).pw_name
 # VETO_TEST_WORKERS=N runs every daemon with server.workers: N; otherwise 1, not the default
 # (one per CPU): tests that count cache hits or upstream queries from fresh source ports assume
-# one cache, and the kernel spreads such queries over the workers
+# one cache, and with several workers such queries can reach another worker (server.udp_sockets
+# per_worker: the kernel spreads them; shared: while the main loop is behind)
 TEST_WORKERS = {"workers": int(os.environ.get("VETO_TEST_WORKERS") or 1)}
 
 

@@ -14,8 +14,8 @@ import dns.message
 import dns.rcode
 import dns.rrset
 
-from conftest import NOGROUP_CLIENT, answer_values, make_query
-from fakeupstream import SPOOF_ADDRESS, Answer, Delay, Spoof
+from conftest import HAVE_IPV6, NOGROUP_CLIENT, answer_values, make_query
+from fakeupstream import SPOOF_ADDRESS, Answer, Delay, Send, Spoof
 
 SOCK_QUERIES = 64	# UPSTREAM_SOCK_QUERIES
 SOCK_MS = 2000		# UPSTREAM_SOCK_MS
@@ -185,39 +185,63 @@ def test_descriptors_bounded_under_unique_name_flood(veto_factory, upstream):
 	veto.assert_alive()
 
 
-def test_answers_arriving_together_reach_each_client(veto, upstream):
+def test_answers_arriving_together_reach_each_client(veto_factory, upstream):
 	"""Upstream answers read in one loop turn go out together (one sendmmsg after the poll
-	phase): 300 queries from 300 sockets on three addresses, answered by the upstream all at
-	once, each with an address of its own. Every client gets its own answer, once: right ID,
-	name and address, none for another client."""
-	names = [f"q{i}.together.test" for i in range(300)]
+	phase): 300 queries from 300 sockets on three IPv4 addresses and ::1 (both listeners),
+	answered by the upstream all at the same moment, each with an address of its own. Every
+	client gets its own answer, once, from the address it asked: right ID, name and address."""
+	n = 300
+	names = [f"q{i}.together.test" for i in range(n)]
+	release = time.monotonic() + 1.5  # well after the last query has been sent
+
+	class Together(Answer):
+		"""Every answer goes at `release`, whenever its query arrived."""
+		def respond(self, query, transport):
+			wait = max(0.0, release - time.monotonic())
+			return [Send(s.delay + wait, s.wire, s.via) for s in super().respond(query, transport)]
+
+	v = veto_factory(edit=lambda c: c["upstream"].update(timeout_ms=5000))
 	for i, name in enumerate(names):
-		upstream.set_rule(name, Delay(0.4, Answer({"A": [f"198.51.{i // 250}.{i % 250 + 1}"]})))
+		upstream.set_rule(name, Together({"A": [f"198.51.{i // 250}.{i % 250 + 1}"]}))
+	six = HAVE_IPV6
 	socks = []
 	try:
 		for i, name in enumerate(names):
-			s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-			s.bind((f"127.0.0.{20 + i % 3}", 0))
+			if six and i % 4 == 3:
+				s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+				s.bind(("::1", 0))
+				dst = ("::1", v.port)
+			else:
+				s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+				s.bind((f"127.0.0.{20 + i % 3}", 0))
+				dst = ("127.0.0.1", v.port)
 			s.setblocking(False)
-			socks.append(s)
-			s.sendto(make_query(name, "A", id=i).to_wire(), ("127.0.0.1", veto.port))
+			socks.append((s, dst))
+			s.sendto(make_query(name, "A", id=i).to_wire(), dst)
 		got = collections.defaultdict(list)
-		deadline = time.monotonic() + 10
-		while time.monotonic() < deadline and sum(map(len, got.values())) < len(names):
-			ready, _, _ = select.select(socks, [], [], 0.2)
+		deadline = time.monotonic() + 20
+		while time.monotonic() < deadline and sum(map(len, got.values())) < n:
+			ready, _, _ = select.select([s for s, _ in socks], [], [], 0.2)
 			for s in ready:
-				got[socks.index(s)].append(dns.message.from_wire(s.recv(65535)))
+				i = next(k for k, (t, _) in enumerate(socks) if t is s)
+				wire, src = s.recvfrom(65535)
+				got[i].append((dns.message.from_wire(wire), src[:2]))
 		time.sleep(0.2)  # nothing more may come: no client gets a second reply
-		for i, s in enumerate(socks):
+		for i, (s, _) in enumerate(socks):
 			try:
-				got[i].append(dns.message.from_wire(s.recv(65535)))
+				wire, src = s.recvfrom(65535)
+				got[i].append((dns.message.from_wire(wire), src[:2]))
 			except BlockingIOError:
 				pass
 	finally:
-		for s in socks:
+		for s, _ in socks:
 			s.close()
 	for i, name in enumerate(names):
 		assert len(got[i]) == 1, (name, got[i])
-		r = got[i][0]
+		r, src = got[i][0]
+		assert src == socks[i][1], (name, src)
 		assert r.id == i and str(r.question[0].name) == name + ".", (name, r)
 		assert answer_values(r, "A") == [f"198.51.{i // 250}.{i % 250 + 1}"], (name, r)
+	asked = [q for q in upstream.queries(qtype="A") if q.qname.endswith(".together.test")]
+	assert len(asked) == n
+	assert max(q.when for q in asked) < release, "not all asked before the answers went"
