@@ -204,7 +204,8 @@ on_udp_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct s
 	}
 	if (l->closing || !l->receiving || nread < 0)
 		return;
-	l->nbatch++;
+	if (l->nbatch++ == 0 && s->batch->n > 0)
+		batch_flush(s); /* upstream answers of this turn: not behind this batch's queries */
 	/* replies made before this call returns join the batch (only with recvmmsg: it is what
 	 * guarantees a final call that flushes) */
 	udp_datagram(l, (const uint8_t *)buf->base, (size_t)nread, addr,
@@ -219,11 +220,12 @@ help_listener(struct udp_listener *l)
 	struct server *s = l->base.srv;
 	struct udp_batch *b = s->batch;
 	uv_os_fd_t fd;
-
 	bool full = false;
 
 	if (uv_fileno((uv_handle_t *)&l->handle, &fd) != 0)
 		return false;
+	if (b->n > 0)
+		batch_flush(s); /* upstream answers of this turn first */
 	for (unsigned round = 0; round < UDP_HELP_ROUNDS && l->receiving && !l->closing; round++) {
 		for (unsigned i = 0; i < UDP_MMSG_CHUNKS; i++) {
 			b->rmsgs[i].msg_hdr.msg_namelen = sizeof(b->rfrom[i]);
