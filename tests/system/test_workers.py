@@ -173,6 +173,17 @@ def read_replies(sock, ids, timeout):
 	return got
 
 
+def burst_all_answered(v, names):
+	"""burst_while_stopped, then every query's answer (asserted): {name: A values}."""
+	sock, ids = burst_while_stopped(v, names)
+	try:
+		got = read_replies(sock, ids, timeout=30)
+	finally:
+		sock.close()
+	assert len(got) == len(names), f"{len(names) - len(got)} of {len(names)} unanswered"
+	return got
+
+
 def test_shared_socket_one_loop_until_behind(veto_factory, upstream):
 	"""Queries one at a time never fill a batch: the main loop answers them all and asks for
 	no help. A burst it cannot read in 5 ms is answered by both workers, every query once,
@@ -200,12 +211,7 @@ def test_shared_socket_one_loop_until_behind(veto_factory, upstream):
 		other.close()
 
 	names = [f"burst{i}.ads.test" for i in range(BURST)]
-	sock, ids = burst_while_stopped(v, names)
-	try:
-		got = read_replies(sock, ids, timeout=30)
-	finally:
-		sock.close()
-	assert len(got) == BURST, f"{BURST - len(got)} of {BURST} unanswered"
+	got = burst_all_answered(v, names)
 	assert all(a == [BLOCK_IPV4] for a in got.values())
 
 	def settled():
@@ -256,12 +262,7 @@ def test_shared_socket_helper_uses_reloaded_policy(veto_factory, upstream):
 	v.send_signal(signal.SIGHUP)
 	assert wait_until(lambda: "reload: ok" in v.stderr()), v.stderr()
 	names = [f"n{i}.newly.test" for i in range(BURST)]
-	sock, ids = burst_while_stopped(v, names)
-	try:
-		got = read_replies(sock, ids, timeout=30)
-	finally:
-		sock.close()
-	assert len(got) == BURST, f"{BURST - len(got)} of {BURST} unanswered"
+	got = burst_all_answered(v, names)
 	wrong = [n for n, a in got.items() if a != [BLOCK_IPV4]]
 	assert not wrong, f"{len(wrong)} not blocked, e.g. {wrong[:3]}"
 	assert not upstream.queries(name=names[0]) and not upstream.queries(name=names[-1])
