@@ -61,6 +61,23 @@ compile_policy(const char *yaml)
 	return p;
 }
 
+/* The configuration of case i of a table, which must load with no message at all (the test
+ * fails, with the messages, when it does not). Include cmocka.h before this header. */
+static inline struct config *
+load_clean(size_t i, const char *yaml)
+{
+	struct diag d;
+	struct config *cfg = NULL;
+	diag_init(&d);
+	int rc = load(yaml, &d, &cfg);
+	if (rc != 0 || d.n != 0) {
+		dump(&d);
+		fail_msg("case %zu: rc %d, %zu messages", i, rc, d.n);
+	}
+	diag_clear(&d);
+	return cfg;
+}
+
 struct error_case {
 	const char *name;
 	const char *yaml;

@@ -709,17 +709,9 @@ test_server_udp_sockets(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct diag d;
-		struct config *cfg = NULL;
-		diag_init(&d);
-		int rc = load(cases[i].yaml, &d, &cfg);
-		if (rc != 0 || d.n != 0) {
-			dump(&d);
-			fail_msg("case %zu: rc %d, %zu messages", i, rc, d.n);
-		}
+		struct config *cfg = load_clean(i, cases[i].yaml);
 		assert_int_equal(cfg->server.udp_sockets, cases[i].want);
 		config_free(&cfg);
-		diag_clear(&d);
 	}
 }
 
@@ -751,14 +743,7 @@ test_server_rate_limit_values(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct diag d;
-		struct config *cfg = NULL;
-		diag_init(&d);
-		int rc = load(cases[i].yaml, &d, &cfg);
-		if (rc != 0 || d.n != 0) {
-			dump(&d);
-			fail_msg("case %zu: rc %d, %zu messages", i, rc, d.n);
-		}
+		struct config *cfg = load_clean(i, cases[i].yaml);
 		assert_int_equal(cfg->server.rate_limit.queries_per_second, cases[i].qps);
 		assert_int_equal(cfg->server.rate_limit.burst, cases[i].burst);
 		assert_int_equal(cfg->server.rate_limit.prefix_queries_per_second, cases[i].pqps);
@@ -769,7 +754,6 @@ test_server_rate_limit_values(void **state)
 		assert_int_equal(cfg->server.tcp_connections_per_client, cases[i].tcp_per_client);
 		assert_int_equal(cfg->server.error_replies_per_second, cases[i].errors);
 		config_free(&cfg);
-		diag_clear(&d);
 	}
 }
 
@@ -811,21 +795,13 @@ test_server_tcp_values(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct diag d;
-		struct config *cfg = NULL;
-		diag_init(&d);
-		int rc = load(cases[i].yaml, &d, &cfg);
-		if (rc != 0 || d.n != 0) {
-			dump(&d);
-			fail_msg("case %zu: rc %d, %zu messages", i, rc, d.n);
-		}
+		struct config *cfg = load_clean(i, cases[i].yaml);
 		assert_int_equal(cfg->server.tcp_idle_timeout_ms, cases[i].idle_ms);
 		assert_int_equal(cfg->server.tcp_connections, cases[i].conns);
 		assert_int_equal(cfg->server.tcp_pipeline, cases[i].pipeline);
 		assert_null(cfg->server.user); /* unset: "veto" when started as root */
 		assert_null(cfg->server.group);
 		config_free(&cfg);
-		diag_clear(&d);
 	}
 }
 
