@@ -117,12 +117,6 @@ limits_start(struct server *s)
 	uv_timer_start(&l->timer, on_limits_timer, LIMITS_REPORT_MS, LIMITS_REPORT_MS);
 }
 
-static void
-on_limits_timer_close(uv_handle_t *h)
-{
-	server_object_closed(h->data);
-}
-
 void
 limits_close(struct server *s)
 {
@@ -130,7 +124,7 @@ limits_close(struct server *s)
 		return;
 	s->limits.timer_init = false;
 	uv_timer_stop(&s->limits.timer);
-	uv_close((uv_handle_t *)&s->limits.timer, on_limits_timer_close);
+	uv_close((uv_handle_t *)&s->limits.timer, server_handle_closed);
 }
 
 /* Appends ", what N" (or "what N" first) to buf when n > 0. */

@@ -415,8 +415,8 @@ server_start(struct server *s)
 	return 0;
 }
 
-static void
-on_handle_close(uv_handle_t *handle)
+void
+server_handle_closed(uv_handle_t *handle)
 {
 	server_object_closed(handle->data);
 }
@@ -901,7 +901,7 @@ begin_close(struct server *s)
 	workers_close(s);
 	if (s->drain_timer_init) {
 		uv_timer_stop(&s->drain_timer);
-		uv_close((uv_handle_t *)&s->drain_timer, on_handle_close);
+		uv_close((uv_handle_t *)&s->drain_timer, server_handle_closed);
 	}
 	limits_close(s);
 	stale_close(s);

@@ -274,6 +274,8 @@ server_reply_buf(struct server *s)
 /* "127.0.0.1:53" or "[::1]:53", allocated (NULL on ENOMEM). */
 char *server_addr_text(const struct sockaddr *sa);
 void server_object_closed(struct server *s);	/* a counted object finished closing */
+/* The close callback of a counted handle whose data is its server: server_object_closed. */
+void server_handle_closed(uv_handle_t *handle);
 /* A worker's thread ended (worker.c): while the main server closes, its device table closes
  * once every worker's has, after a last replay of their observations. */
 void server_worker_ended(struct server *s);

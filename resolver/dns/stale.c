@@ -58,12 +58,6 @@ stale_start(struct server *s)
 	s->nobjects++;
 }
 
-static void
-on_stale_timer_close(uv_handle_t *h)
-{
-	server_object_closed(h->data);
-}
-
 void
 stale_close(struct server *s)
 {
@@ -71,7 +65,7 @@ stale_close(struct server *s)
 		return;
 	s->stale.init = false;
 	uv_timer_stop(&s->stale.timer);
-	uv_close((uv_handle_t *)&s->stale.timer, on_stale_timer_close);
+	uv_close((uv_handle_t *)&s->stale.timer, server_handle_closed);
 }
 
 void

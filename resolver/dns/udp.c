@@ -357,12 +357,6 @@ on_flush_check(uv_check_t *c)
 	uv_check_stop(c);
 }
 
-static void
-on_flush_close(uv_handle_t *h)
-{
-	server_object_closed(h->data);
-}
-
 void
 udp_flush_start(struct server *s)
 {
@@ -379,7 +373,7 @@ udp_flush_close(struct server *s)
 		return;
 	batch_flush(s);
 	s->flush_init = false;
-	uv_close((uv_handle_t *)&s->flush, on_flush_close);
+	uv_close((uv_handle_t *)&s->flush, server_handle_closed);
 }
 
 static void

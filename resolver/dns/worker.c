@@ -542,12 +542,6 @@ workers_refresh(struct server *s, workers_done_cb cb, void *arg)
 		start_round(s);
 }
 
-static void
-on_ctl_timer_closed(uv_handle_t *h)
-{
-	server_object_closed(h->data);
-}
-
 void
 workers_close(struct server *s)
 {
@@ -559,8 +553,8 @@ workers_close(struct server *s)
 		swap_done(s);
 	while (c->refreshing || c->ncur > 0)
 		round_done(s); /* the waiters, with the counters as last published */
-	uv_close((uv_handle_t *)&c->swap_timer, on_ctl_timer_closed);
-	uv_close((uv_handle_t *)&c->pub_timer, on_ctl_timer_closed);
+	uv_close((uv_handle_t *)&c->swap_timer, server_handle_closed);
+	uv_close((uv_handle_t *)&c->pub_timer, server_handle_closed);
 }
 
 /* Adds n uint64_t counters of src to dst. */
