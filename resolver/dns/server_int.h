@@ -131,7 +131,6 @@ struct udp_listener {
 	uint64_t full_since;	/* uv_hrtime() of the first of full recvmmsg batches in a row */
 	bool receiving;
 	bool in_batch;		/* handling a datagram of a recvmmsg batch */
-	bool helper;		/* another worker's view of the main server's socket (udp.c) */
 	bool closing;
 };
 

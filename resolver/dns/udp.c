@@ -91,6 +91,14 @@ static void queue_send(struct udp_listener *l, const uint8_t *buf, size_t len,
 		       const struct sockaddr *to);
 static void on_flush_check(uv_check_t *c);
 
+/* Another worker's view of the main server's socket (server.udp_sockets shared): never
+ * polled, read by udp_help. */
+static inline bool
+is_helper(const struct udp_listener *l)
+{
+	return l->base.srv->udp_shared && l->base.srv->main_srv != NULL;
+}
+
 /* Sends what the batch holds. */
 static void
 batch_flush(struct server *s)
@@ -255,7 +263,7 @@ udp_help(struct server *s)
 	bool more = false;
 
 	for (struct server_listener *l = s->udp; l != NULL; l = l->next)
-		if (((struct udp_listener *)l)->helper && help_listener((struct udp_listener *)l))
+		if (is_helper((struct udp_listener *)l) && help_listener((struct udp_listener *)l))
 			more = true;
 	return more;
 }
@@ -445,8 +453,7 @@ udp_listener_open(struct server *s, const struct config_addr *addr)
 		return -ENOMEM;
 	/* a helper's handle gets its socket from open_helper; the main server's reads batches */
 	err = uv_udp_init_ex(s->loop, &l->handle,
-			     s->udp_shared && s->main_srv != NULL ? AF_UNSPEC
-								  : sa->sa_family | UV_UDP_RECVMMSG);
+			     is_helper(l) ? AF_UNSPEC : sa->sa_family | UV_UDP_RECVMMSG);
 	if (err != 0) {
 		log_error("%s: cannot open udp socket: %s", l->base.name, uv_strerror(err));
 		server_listener_discard(&l->base);
@@ -456,7 +463,7 @@ udp_listener_open(struct server *s, const struct config_addr *addr)
 	l->handle.data = l;
 	server_listener_add(&s->udp, &l->base);
 
-	if (s->udp_shared && s->main_srv != NULL) {
+	if (is_helper(l)) {
 		/* one socket per address, the main server's: the others help it read */
 		err = open_helper(l);
 		if (err != 0) {
@@ -464,7 +471,6 @@ udp_listener_open(struct server *s, const struct config_addr *addr)
 				  uv_strerror(err));
 			return err;
 		}
-		l->helper = true;
 		l->receiving = true;
 		return 0;
 	}
@@ -493,7 +499,7 @@ udp_listener_stop(struct udp_listener *l)
 	if (l->base.srv->batch->l == l)
 		batch_flush(l->base.srv);
 	if (l->receiving) {
-		if (!l->helper)
+		if (!is_helper(l))
 			uv_udp_recv_stop(&l->handle);
 		l->receiving = false;
 	}
